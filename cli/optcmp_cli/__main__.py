@@ -1,0 +1,3 @@
+from optcmp_cli.app import main
+
+main()

@@ -1,0 +1,121 @@
+"""`optcmp info`: a summary of an archive.
+
+Dependency rule: optcmp_data only (no torch).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_data import ArchiveSummary, open_archive, summarize
+
+__all__ = ["info"]
+
+
+@reports_errors
+def info(
+    path: Annotated[Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+) -> None:
+    """Summarise an archive: workloads, optimizers, trials per cell, statuses, hyperparameters.
+
+    Example: optcmp info runs/demo/study
+    """
+    summary = summarize(open_archive(path), path=str(path))
+    if json_out:
+        print_json({"info": summary.to_json()})
+        return
+    render_summary(summary)
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or value != value:
+        return "-"
+    return f"{value:.4g}"
+
+
+def render_summary(summary: ArchiveSummary) -> None:
+    prov = summary.provenance
+    console.print(f"[bold]{summary.path}[/bold]  schema v{prov.get('schema_version')}")
+    console.print(f"source: {prov.get('source')}  created: {prov.get('created')}", markup=False)
+    console.print(
+        f"optcmp {prov.get('optcmp_version')}  torch {prov.get('torch_version') or '-'}  "
+        f"commit {str(prov.get('git_commit') or '-')[:12]}",
+        markup=False,
+    )
+    console.print(f"command: {prov.get('command')}", markup=False)
+    sizes = ", ".join(f"{k}={v}" for k, v in summary.sizes.items())
+    console.print(f"dims: {sizes}", markup=False)
+    for caveat in summary.caveats:
+        console.print(f"[yellow]caveat:[/yellow] {caveat}")
+
+    wt = Table(title="Workloads")
+    for col in (
+        "workload",
+        "metric",
+        "direction",
+        "valid target",
+        "test target",
+        "step budget",
+        "selection",
+    ):
+        wt.add_column(col)
+    for w in summary.workloads:
+        wt.add_row(
+            w["workload"],
+            w["metric"],
+            w["direction"],
+            _fmt(w["valid_target"]),
+            _fmt(w["test_target"]),
+            str(w["step_budget"]) if w["step_budget"] >= 0 else "-",
+            w["selection_split"],
+        )
+    console.print(wt)
+
+    ct = Table(title="Runs per cell (completed / diverged / incomplete / missing)")
+    ct.add_column("workload")
+    ct.add_column("optimizer")
+    ct.add_column("family")
+    for col in ("completed", "diverged", "incomplete", "missing"):
+        ct.add_column(col, justify="right")
+    for c in summary.cells:
+        ct.add_row(
+            c.workload,
+            c.optimizer,
+            c.family or "-",
+            str(c.completed),
+            str(c.diverged),
+            str(c.incomplete),
+            str(c.missing),
+        )
+    console.print(ct)
+
+    if summary.hparams:
+        ht = Table(title="Hyperparameters (observed range and search space)")
+        for col in (
+            "workload",
+            "optimizer",
+            "hparam",
+            "observed min",
+            "observed max",
+            "space",
+            "scale",
+        ):
+            ht.add_column(col)
+        for h in summary.hparams:
+            space = f"[{_fmt(h.space_low)}, {_fmt(h.space_high)}]" if h.scale != "none" else "-"
+            ht.add_row(
+                h.workload,
+                h.optimizer,
+                h.hparam,
+                _fmt(h.observed_min),
+                _fmt(h.observed_max),
+                space,
+                h.scale,
+            )
+        console.print(ht)

@@ -1,0 +1,56 @@
+"""The optcmp command line: a Typer app, the only layer that prints.
+
+Dependency rule: typer, rich, matplotlib, optcmp_data, optcmp_analysis. The simulation
+package `optcmp` (torch) is imported lazily, only inside commands that train, so every
+other command works without torch installed.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from optcmp_cli._info import info
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="optcmp",
+    help=(
+        "Compare training optimizers honestly: tune each on its own search space with "
+        "quasi-random search, store every trial, and draw conclusions from the stored "
+        "archives with proper statistics (Choi et al. 2019)."
+    ),
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from optcmp_data._provenance import optcmp_version
+
+        typer.echo(f"optcmp {optcmp_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Compare training optimizers honestly (see `optcmp COMMAND --help`)."""
+
+
+app.command("info")(info)
+
+
+def main() -> None:
+    app()

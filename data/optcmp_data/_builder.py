@@ -1,0 +1,330 @@
+"""Building archives from trial records: the one path by which the runner and every
+importer produce the archive format.
+
+Dependency rule: numpy, xarray, attrs; nothing from torch or the analysis layer.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+
+from optcmp_data._errors import SchemaError
+from optcmp_data._provenance import provenance_attrs
+from optcmp_data._schema import (
+    CURVE_VARS,
+    REPEAT_DIMS,
+    SCHEMA_VERSION,
+    Direction,
+    Scale,
+    Split,
+    Status,
+    canonical_order,
+    validate,
+)
+from optcmp_data._taxonomy import Taxonomy, default_taxonomy
+
+__all__ = [
+    "ArchiveBuilder",
+    "Curves",
+    "SpaceDim",
+    "SpaceRecord",
+    "TrialRecord",
+    "WorkloadInfo",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def _int_array(values: npt.ArrayLike) -> IntArray:
+    return np.asarray(values, dtype=np.int64).reshape(-1)
+
+
+def _float_array(values: Sequence[float] | npt.ArrayLike | None) -> FloatArray | None:
+    if values is None:
+        return None
+    return np.asarray(values, dtype=np.float64).reshape(-1)
+
+
+@attrs.frozen
+class WorkloadInfo:
+    """Per-workload facts stored as data: the metric, its direction, targets and budget."""
+
+    name: str
+    metric_name: str
+    direction: Direction = attrs.field(converter=Direction)
+    valid_target: float = math.nan
+    test_target: float = math.nan
+    step_budget: int = -1
+    selection_split: Split = attrs.field(default=Split.VALID, converter=Split)
+
+
+@attrs.frozen
+class SpaceDim:
+    """One searched (or fixed) hyperparameter of a search space."""
+
+    name: str
+    low: float
+    high: float
+    scale: Scale = attrs.field(converter=Scale)
+
+
+@attrs.frozen
+class SpaceRecord:
+    """The named search space one optimizer's trials were drawn from on one workload."""
+
+    name: str
+    dims: tuple[SpaceDim, ...]
+
+
+@attrs.frozen
+class Curves:
+    """Per-evaluation series of one trial; all arrays have the length of `step`."""
+
+    step: IntArray = attrs.field(converter=_int_array)
+    time: FloatArray | None = attrs.field(default=None, converter=_float_array)
+    train_loss: FloatArray | None = attrs.field(default=None, converter=_float_array)
+    train_metric: FloatArray | None = attrs.field(default=None, converter=_float_array)
+    valid_loss: FloatArray | None = attrs.field(default=None, converter=_float_array)
+    valid_metric: FloatArray | None = attrs.field(default=None, converter=_float_array)
+    test_loss: FloatArray | None = attrs.field(default=None, converter=_float_array)
+    test_metric: FloatArray | None = attrs.field(default=None, converter=_float_array)
+
+    def __attrs_post_init__(self) -> None:
+        n = len(self.step)
+        for name in ("time", *CURVE_VARS):
+            arr = getattr(self, name)
+            if arr is not None and len(arr) != n:
+                raise SchemaError(f"curves: {name} has {len(arr)} values but step has {n}")
+
+
+@attrs.frozen
+class TrialRecord:
+    """One run: a (workload, optimizer, trial) cell, optionally one repeat of it."""
+
+    workload: str
+    optimizer: str
+    trial: int
+    status: Status = attrs.field(converter=Status)
+    hparams: Mapping[str, float]
+    curves: Curves
+    seed: int = -1
+    repeat: Mapping[str, int] = attrs.field(factory=dict)
+
+
+class ArchiveBuilder:
+    """Accumulates workloads, optimizers, spaces and trials, then builds a valid archive.
+
+    Coordinates are sorted on build, so the same records in any order give the same
+    dataset. Repeat axes are declared up front (`repeat_dims`), and every trial then gives
+    a value for each of them.
+    """
+
+    def __init__(
+        self,
+        *,
+        source: str,
+        command: str | None = None,
+        torch_version: str = "",
+        caveats: Iterable[str] = (),
+        taxonomy: Taxonomy | None = None,
+        repeat_dims: Sequence[str] = (),
+    ) -> None:
+        for dim in repeat_dims:
+            if dim not in REPEAT_DIMS:
+                raise SchemaError(f"builder: repeat axis {dim!r} is not one of {REPEAT_DIMS}")
+        self._repeat_dims = tuple(d for d in REPEAT_DIMS if d in repeat_dims)
+        self._attrs: dict[str, Any] = provenance_attrs(
+            source=source, command=command, torch_version=torch_version
+        )
+        self._caveats: list[str] = list(caveats)
+        self._taxonomy = taxonomy if taxonomy is not None else default_taxonomy()
+        self._workloads: dict[str, WorkloadInfo] = {}
+        self._families: dict[str, str] = {}
+        self._spaces: dict[tuple[str, str], SpaceRecord] = {}
+        self._trials: dict[tuple[Any, ...], TrialRecord] = {}
+
+    def add_caveat(self, text: str) -> None:
+        if text not in self._caveats:
+            self._caveats.append(text)
+
+    def add_workload(self, info: WorkloadInfo) -> None:
+        old = self._workloads.get(info.name)
+        if old is not None and not _same_workload(old, info):
+            raise SchemaError(
+                f"builder: workload {info.name!r} declared twice with different facts"
+            )
+        self._workloads[info.name] = info
+
+    def add_optimizer(self, name: str, family: str = "") -> None:
+        old = self._families.get(name)
+        if old is not None and old != family:
+            raise SchemaError(
+                f"builder: optimizer {name!r} declared with families {old!r} and {family!r}"
+            )
+        self._families[name] = family
+
+    def add_space(self, workload: str, optimizer: str, space: SpaceRecord) -> None:
+        self._spaces[(workload, optimizer)] = space
+
+    def add_trial(self, record: TrialRecord) -> None:
+        if set(record.repeat) != set(self._repeat_dims):
+            raise SchemaError(
+                f"builder: trial {record.workload}/{record.optimizer}/{record.trial} gives repeat "
+                f"values for {sorted(record.repeat)}, the archive has {list(self._repeat_dims)}"
+            )
+        if record.workload not in self._workloads:
+            raise SchemaError(f"builder: trial names undeclared workload {record.workload!r}")
+        if record.optimizer not in self._families:
+            raise SchemaError(f"builder: trial names undeclared optimizer {record.optimizer!r}")
+        key = (
+            record.workload,
+            record.optimizer,
+            record.trial,
+            *(record.repeat[d] for d in self._repeat_dims),
+        )
+        if key in self._trials:
+            raise SchemaError(f"builder: trial {key} added twice")
+        self._trials[key] = record
+
+    def __len__(self) -> int:
+        return len(self._trials)
+
+    def build(self) -> xr.Dataset:
+        """The archive as a validated dataset."""
+        workloads = sorted(self._workloads)
+        optimizers = sorted(self._families)
+        trials = sorted({k[2] for k in self._trials})
+        repeats = {
+            d: sorted({k[3 + i] for k in self._trials}) for i, d in enumerate(self._repeat_dims)
+        }
+        n_eval = max((len(r.curves.step) for r in self._trials.values()), default=0)
+        hparam_names = sorted(
+            {name for r in self._trials.values() for name in r.hparams}
+            | {d.name for s in self._spaces.values() for d in s.dims}
+        )
+        w_ix = {n: i for i, n in enumerate(workloads)}
+        o_ix = {n: i for i, n in enumerate(optimizers)}
+        t_ix = {n: i for i, n in enumerate(trials)}
+        r_ix = [{v: i for i, v in enumerate(repeats[d])} for d in self._repeat_dims]
+        h_ix = {n: i for i, n in enumerate(hparam_names)}
+
+        cell_shape = (
+            len(workloads),
+            len(optimizers),
+            len(trials),
+            *(len(repeats[d]) for d in self._repeat_dims),
+        )
+        curve_shape = (*cell_shape, n_eval)
+        curves = {name: np.full(curve_shape, np.nan) for name in ("time", *CURVE_VARS)}
+        step = np.full(curve_shape, -1, dtype=np.int64)
+        status = np.full(cell_shape, Status.MISSING.value, dtype=object)
+        seed = np.full(cell_shape, -1, dtype=np.int64)
+        hp_shape = (len(workloads), len(optimizers), len(trials), len(hparam_names))
+        hparams = np.full(hp_shape, np.nan)
+        hp_set = np.zeros(hp_shape[:3], dtype=bool)
+
+        for key, rec in self._trials.items():
+            w, o, t = w_ix[rec.workload], o_ix[rec.optimizer], t_ix[rec.trial]
+            cell = (w, o, t, *(r_ix[i][key[3 + i]] for i in range(len(self._repeat_dims))))
+            n = len(rec.curves.step)
+            step[cell][:n] = rec.curves.step
+            for name in ("time", *CURVE_VARS):
+                arr = getattr(rec.curves, name)
+                if arr is not None:
+                    curves[name][cell][:n] = arr
+            status[cell] = rec.status.value
+            seed[cell] = rec.seed
+            row = np.full(len(hparam_names), np.nan)
+            for name, value in rec.hparams.items():
+                row[h_ix[name]] = value
+            if hp_set[w, o, t] and not _nan_equal(hparams[w, o, t], row):
+                raise SchemaError(
+                    f"builder: trial {rec.workload}/{rec.optimizer}/{rec.trial} has different "
+                    "hyperparameters in different repeats"
+                )
+            hparams[w, o, t] = row
+            hp_set[w, o, t] = True
+
+        space_shape = (len(workloads), len(optimizers), len(hparam_names))
+        space_low = np.full(space_shape, np.nan)
+        space_high = np.full(space_shape, np.nan)
+        space_scale = np.full(space_shape, Scale.NONE.value, dtype=object)
+        space_name = np.full(space_shape[:2], "", dtype=object)
+        for (wname, oname), space in self._spaces.items():
+            if wname not in w_ix or oname not in o_ix:
+                continue
+            w, o = w_ix[wname], o_ix[oname]
+            space_name[w, o] = space.name
+            for dim in space.dims:
+                h = h_ix[dim.name]
+                space_low[w, o, h] = dim.low
+                space_high[w, o, h] = dim.high
+                space_scale[w, o, h] = dim.scale.value
+
+        info = [self._workloads[n] for n in workloads]
+        cell_dims = ("workload", "optimizer", "trial", *self._repeat_dims)
+        curve_dims = (*cell_dims, "eval")
+        data_vars: dict[str, Any] = {name: (curve_dims, arr) for name, arr in curves.items()}
+        data_vars.update(
+            step=(curve_dims, step),
+            status=(cell_dims, status.astype(str)),
+            trial_seed=(cell_dims, seed),
+            metric_name=("workload", np.array([i.metric_name for i in info], dtype=str)),
+            metric_direction=("workload", np.array([i.direction.value for i in info], dtype=str)),
+            valid_target=("workload", np.array([i.valid_target for i in info], dtype=np.float64)),
+            test_target=("workload", np.array([i.test_target for i in info], dtype=np.float64)),
+            step_budget=("workload", np.array([i.step_budget for i in info], dtype=np.int64)),
+            selection_split=(
+                "workload",
+                np.array([i.selection_split.value for i in info], dtype=str),
+            ),
+            space_name=(("workload", "optimizer"), space_name.astype(str)),
+            space_low=(("workload", "optimizer", "hparam"), space_low),
+            space_high=(("workload", "optimizer", "hparam"), space_high),
+            space_scale=(("workload", "optimizer", "hparam"), space_scale.astype(str)),
+        )
+        coords: dict[str, Any] = {
+            "workload": np.array(workloads, dtype=str),
+            "optimizer": np.array(optimizers, dtype=str),
+            "trial": np.array(trials, dtype=np.int64),
+            "eval": np.arange(n_eval, dtype=np.int64),
+            "hparam": np.array(hparam_names, dtype=str),
+            "optimizer_family": (
+                "optimizer",
+                np.array([self._families[o] for o in optimizers], dtype=str),
+            ),
+            "hparams": (("workload", "optimizer", "trial", "hparam"), hparams),
+        }
+        for d in self._repeat_dims:
+            coords[d] = np.array(repeats[d], dtype=np.int64)
+        ds = xr.Dataset(data_vars, coords=coords)
+        ds = ds.assign(self._taxonomy.to_variables())
+        ds.attrs = {
+            "schema_version": SCHEMA_VERSION,
+            **self._attrs,
+            "caveats": "\n".join(self._caveats),
+        }
+        ds = canonical_order(ds)
+        validate(ds, source=f"archive built from {self._attrs['source']}")
+        return ds
+
+
+def _same_workload(a: WorkloadInfo, b: WorkloadInfo) -> bool:
+    return attrs.evolve(a, valid_target=0.0, test_target=0.0) == attrs.evolve(
+        b, valid_target=0.0, test_target=0.0
+    ) and all(
+        _nan_equal(np.array([getattr(a, f)]), np.array([getattr(b, f)]))
+        for f in ("valid_target", "test_target")
+    )
+
+
+def _nan_equal(a: FloatArray, b: FloatArray) -> bool:
+    return bool(np.array_equal(a, b, equal_nan=True))

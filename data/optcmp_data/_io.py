@@ -1,0 +1,406 @@
+"""Reading, writing and merging archives: single files and study directories of shards.
+
+Dependency rule: numpy, xarray, netCDF4 (as xarray's engine). Writing is atomic: a temp
+file in the target's directory, fsync, then rename, so a crash never leaves a partial file
+under a final name; readers ignore temp files.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from optcmp_data._errors import ArchiveIOError, MergeError
+from optcmp_data._schema import (
+    CURVE_VARS,
+    Scale,
+    Status,
+    canonical_order,
+    repeat_dims,
+    validate,
+)
+
+__all__ = [
+    "SHARD_SUFFIX",
+    "list_shards",
+    "merge_archives",
+    "open_archive",
+    "stored_cells",
+    "write_archive",
+    "write_shard",
+]
+
+SHARD_SUFFIX = ".nc"
+_STRING_VARS = (
+    "workload",
+    "optimizer",
+    "hparam",
+    "optimizer_family",
+    "status",
+    "metric_name",
+    "metric_direction",
+    "selection_split",
+    "space_name",
+    "space_scale",
+    "inclusion_special",
+    "inclusion_general",
+)
+
+
+def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
+    enc: dict[str, dict[str, Any]] = {}
+    for name, var in ds.variables.items():
+        kind = var.dtype.kind
+        if kind == "f":
+            enc[str(name)] = {"zlib": True, "complevel": 1, "_FillValue": np.nan}
+        elif kind in "iu":
+            enc[str(name)] = {"_FillValue": None}
+        elif kind in "UO":
+            enc[str(name)] = {"dtype": str}
+    return enc
+
+
+def write_archive(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
+    """Validate `ds` and write it to `path` atomically (temp file + fsync + rename)."""
+    path = Path(path)
+    validate(ds, source=str(path))
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise ArchiveIOError(f"{path}: directory {parent} does not exist")
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_shard(ds: xr.Dataset, study_dir: str | os.PathLike[str], name: str) -> Path:
+    """Write one shard (`name` + .nc) into a study directory, atomically."""
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    if "/" in name or name.startswith("."):
+        raise ArchiveIOError(f"{study_dir}: invalid shard name {name!r}")
+    return write_archive(ds, study_dir / f"{name}{SHARD_SUFFIX}")
+
+
+def list_shards(study_dir: str | os.PathLike[str]) -> list[Path]:
+    """Finished shards of a study directory, sorted; temp files and dotfiles are skipped."""
+    study_dir = Path(study_dir)
+    return sorted(
+        p
+        for p in study_dir.iterdir()
+        if p.is_file() and p.suffix == SHARD_SUFFIX and not p.name.startswith(".")
+    )
+
+
+def _read_file(path: Path) -> xr.Dataset:
+    if not path.exists():
+        raise ArchiveIOError(f"{path}: no such file or directory")
+    try:
+        with xr.open_dataset(
+            path, engine="netcdf4", decode_times=False, decode_timedelta=False
+        ) as handle:
+            ds = handle.load()
+    except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
+        detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+        raise ArchiveIOError(f"{path}: not a readable netCDF4 archive ({detail})") from None
+    ds = _canonical_strings(ds)
+    ds.attrs = {k: v.item() if isinstance(v, np.generic) else v for k, v in ds.attrs.items()}
+    validate(ds, source=str(path))
+    return canonical_order(ds)
+
+
+def _canonical_strings(ds: xr.Dataset) -> xr.Dataset:
+    updates: dict[str, Any] = {}
+    for name in _STRING_VARS:
+        if name in ds.variables and ds[name].dtype.kind == "O":
+            values = ds[name].values
+            if all(isinstance(v, str) for v in values.ravel()):
+                updates[name] = ds[name].copy(data=values.astype(str))
+    if not updates:
+        return ds
+    coords = {k: v for k, v in updates.items() if k in ds.coords}
+    data = {k: v for k, v in updates.items() if k not in ds.coords}
+    out = ds.assign_coords(coords) if coords else ds
+    return out.assign(data) if data else out
+
+
+def open_archive(path: str | os.PathLike[str]) -> xr.Dataset:
+    """Open and validate an archive file or a study directory of shards, fully in memory."""
+    path = Path(path)
+    if path.is_dir():
+        shards = list_shards(path)
+        if not shards:
+            raise ArchiveIOError(f"{path}: study directory holds no shards (*{SHARD_SUFFIX})")
+        datasets = [_read_file(p) for p in shards]
+        merged = merge_archives(datasets, sources=[str(p) for p in shards])
+        validate(merged, source=str(path))
+        return merged
+    return _read_file(path)
+
+
+def stored_cells(study_dir: str | os.PathLike[str]) -> set[tuple[Any, ...]]:
+    """(workload, optimizer, trial, *repeat values) of every trial stored in a study directory."""
+    study_dir = Path(study_dir)
+    if not study_dir.is_dir():
+        return set()
+    cells: set[tuple[Any, ...]] = set()
+    for shard in list_shards(study_dir):
+        ds = _read_file(shard)
+        status = ds["status"]
+        stacked = status.stack(cell=status.dims)
+        present = stacked.values != Status.MISSING.value
+        for index in stacked["cell"].values[present]:
+            cells.add(tuple(index))
+    return cells
+
+
+# --- merging --------------------------------------------------------------------------
+
+
+def _union(datasets: Sequence[xr.Dataset], dim: str) -> np.ndarray:
+    values = np.concatenate([ds[dim].values for ds in datasets if dim in ds.dims])
+    return np.unique(values)
+
+
+def _check_agree(
+    datasets: Sequence[xr.Dataset], sources: Sequence[str], dim: str, names: Iterable[str]
+) -> None:
+    """Per-`dim` variables must agree between every pair of shards sharing a label."""
+    seen: dict[tuple[str, Any], tuple[Any, str]] = {}
+    for ds, src in zip(datasets, sources, strict=True):
+        for label in ds[dim].values:
+            for name in names:
+                value = ds[name].sel({dim: label}).values
+                key = (name, label)
+                if key in seen:
+                    other, other_src = seen[key]
+                    same = (
+                        np.array_equal(other, value, equal_nan=True)
+                        if np.asarray(value).dtype.kind == "f"
+                        else np.array_equal(other, value)
+                    )
+                    if not same:
+                        raise MergeError(
+                            f"{src}: variable {name} for {dim} {label!r} is {value!r}, "
+                            f"but {other_src} has {other!r}"
+                        )
+                else:
+                    seen[key] = (value, src)
+
+
+def _space_defined(ds: xr.Dataset, w: str, o: str) -> bool:
+    cell = ds.sel(workload=w, optimizer=o)
+    return bool(cell["space_name"].item() != "" or (cell["space_scale"].values != Scale.NONE).any())
+
+
+def merge_archives(
+    datasets: Sequence[xr.Dataset], *, sources: Sequence[str] | None = None
+) -> xr.Dataset:
+    """Merge shards into one archive; the result does not depend on their order.
+
+    Rejects (MergeError) a trial stored in two shards, per-workload facts that disagree,
+    different search spaces for the same (workload, optimizer), different repeat axes,
+    and different taxonomies.
+    """
+    if not datasets:
+        raise MergeError("merge: no archives given")
+    sources = list(sources) if sources is not None else [f"shard {i}" for i in range(len(datasets))]
+    # Sort inputs by content-derived keys so attribute merging is order independent.
+    rep0 = repeat_dims(datasets[0])
+    for ds, src in zip(datasets, sources, strict=True):
+        if repeat_dims(ds) != rep0:
+            mine = list(repeat_dims(ds))
+            raise MergeError(f"{src}: repeat axes {mine} differ from {sources[0]}'s {list(rep0)}")
+        tax = {
+            (s, g)
+            for s, g in zip(
+                ds["inclusion_special"].values.astype(str),
+                ds["inclusion_general"].values.astype(str),
+                strict=True,
+            )
+        }
+        tax0 = {
+            (s, g)
+            for s, g in zip(
+                datasets[0]["inclusion_special"].values.astype(str),
+                datasets[0]["inclusion_general"].values.astype(str),
+                strict=True,
+            )
+        }
+        if tax != tax0:
+            raise MergeError(f"{src}: its inclusion taxonomy differs from {sources[0]}'s")
+    _check_agree(
+        datasets,
+        sources,
+        "workload",
+        (
+            "metric_name",
+            "metric_direction",
+            "valid_target",
+            "test_target",
+            "step_budget",
+            "selection_split",
+        ),
+    )
+    _check_agree(datasets, sources, "optimizer", ("optimizer_family",))
+
+    workloads = _union(datasets, "workload")
+    optimizers = _union(datasets, "optimizer")
+    trials = _union(datasets, "trial")
+    hparams = _union(datasets, "hparam")
+    n_eval = max(ds.sizes["eval"] for ds in datasets)
+    reps = {d: _union(datasets, d) for d in rep0}
+    index = {
+        "workload": workloads,
+        "optimizer": optimizers,
+        "trial": trials,
+        "hparam": hparams,
+        "eval": np.arange(n_eval, dtype=np.int64),
+        **reps,
+    }
+    fills: dict[str, Any] = {name: np.nan for name in ("time", *CURVE_VARS)}
+    fills.update(
+        step=-1,
+        status=Status.MISSING.value,
+        trial_seed=-1,
+        hparams=np.nan,
+        space_low=np.nan,
+        space_high=np.nan,
+        space_scale=Scale.NONE.value,
+        space_name="",
+    )
+    first = datasets[0].reindex(index, fill_value=fills)
+    out = {name: first[name].values.copy() for name in fills}
+    owner = np.where(out["status"] != Status.MISSING.value, 0, -1)
+    hp_owner = np.where(np.isnan(out["hparams"]).all(axis=-1), -1, 0)
+    space_owner = np.full((len(workloads), len(optimizers)), -1)
+    for w in range(len(workloads)):
+        for o in range(len(optimizers)):
+            if (
+                workloads[w] in datasets[0]["workload"].values
+                and optimizers[o] in datasets[0]["optimizer"].values
+                and _space_defined(datasets[0], workloads[w], optimizers[o])
+            ):
+                space_owner[w, o] = 0
+
+    for k in range(1, len(datasets)):
+        ds = datasets[k].reindex(index, fill_value=fills)
+        present = ds["status"].values != Status.MISSING.value
+        clash = present & (owner >= 0)
+        if clash.any():
+            where = tuple(int(i[0]) for i in np.nonzero(clash))
+            labels = [str(index[str(d)][i]) for d, i in zip(ds["status"].dims, where, strict=True)]
+            other = sources[owner[where]]
+            raise MergeError(f"{sources[k]}: trial ({', '.join(labels)}) is also stored in {other}")
+        for name in ("time", "step", "trial_seed", "status", *CURVE_VARS):
+            arr = ds[name].values
+            mask = present if arr.ndim == present.ndim else present[..., None]
+            out[name] = np.where(mask, arr, out[name])
+        owner = np.where(present, k, owner)
+        hp = ds["hparams"].values
+        hp_present = ~np.isnan(hp).all(axis=-1)
+        both = hp_present & (hp_owner >= 0)
+        if both.any() and not np.array_equal(hp[both], out["hparams"][both], equal_nan=True):
+            raise MergeError(
+                f"{sources[k]}: a trial's hyperparameters differ from another shard's for that trial"
+            )
+        out["hparams"] = np.where(hp_present[..., None], hp, out["hparams"])
+        hp_owner = np.where(hp_present, k, hp_owner)
+        for w_label in datasets[k]["workload"].values:
+            for o_label in datasets[k]["optimizer"].values:
+                if not _space_defined(datasets[k], w_label, o_label):
+                    continue
+                w = int(np.searchsorted(workloads, w_label))
+                o = int(np.searchsorted(optimizers, o_label))
+                mine = {
+                    n: ds[n].values[w, o]
+                    for n in ("space_low", "space_high", "space_scale", "space_name")
+                }
+                if space_owner[w, o] >= 0:
+                    same = all(
+                        np.array_equal(
+                            mine[n], out[n][w, o], equal_nan=(n in ("space_low", "space_high"))
+                        )
+                        for n in mine
+                    )
+                    if not same:
+                        raise MergeError(
+                            f"{sources[k]}: search space of {o_label} on {w_label} differs from "
+                            f"{sources[space_owner[w, o]]}'s"
+                        )
+                for n, v in mine.items():
+                    out[n][w, o] = v
+                space_owner[w, o] = k
+
+    merged = first.copy()
+    for name, arr in out.items():
+        merged[name] = (first[name].dims, arr)
+    # Per-workload / per-optimizer facts from whichever shard holds each label.
+    for dim, names in (
+        (
+            "workload",
+            (
+                "metric_name",
+                "metric_direction",
+                "valid_target",
+                "test_target",
+                "step_budget",
+                "selection_split",
+            ),
+        ),
+        ("optimizer", ("optimizer_family",)),
+    ):
+        for name in names:
+            values = []
+            for label in index[dim]:
+                src_ds = next(ds for ds in datasets if label in ds[dim].values)
+                values.append(src_ds[name].sel({dim: label}).values[()])
+            arr = np.array(
+                values,
+                dtype=datasets[0][name].dtype if datasets[0][name].dtype.kind != "U" else str,
+            )
+            if name in merged.coords:
+                merged = merged.assign_coords({name: (dim, arr)})
+            else:
+                merged[name] = (dim, arr)
+    merged.attrs = _merge_attrs([ds.attrs for ds in datasets])
+    merged = _canonical_strings(merged)
+    for name in _STRING_VARS:
+        if name in merged.variables and merged[name].dtype.kind == "O":
+            merged[name] = merged[name].astype(str)
+    return canonical_order(merged)
+
+
+def _merge_attrs(all_attrs: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    keys = sorted({k for a in all_attrs for k in a})
+    merged: dict[str, Any] = {}
+    for key in keys:
+        values = [a[key] for a in all_attrs if key in a]
+        if key == "created":
+            merged[key] = min(str(v) for v in values)
+            continue
+        if key == "caveats":
+            lines = sorted({line for v in values for line in str(v).splitlines() if line})
+            merged[key] = "\n".join(lines)
+            continue
+        unique = (
+            sorted({str(v) for v in values})
+            if any(isinstance(v, str) for v in values)
+            else sorted(set(values))
+        )
+        merged[key] = unique[0] if len(unique) == 1 else " | ".join(str(u) for u in unique)
+    return merged

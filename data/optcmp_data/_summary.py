@@ -1,0 +1,146 @@
+"""A summary record of an archive (what `optcmp info` shows).
+
+Dependency rule: numpy, xarray, attrs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+import numpy as np
+import xarray as xr
+
+from optcmp_data._schema import Scale, Status, repeat_dims
+
+__all__ = ["ArchiveSummary", "CellCount", "HparamRange", "summarize"]
+
+
+@attrs.frozen
+class CellCount:
+    workload: str
+    optimizer: str
+    family: str
+    completed: int
+    diverged: int
+    incomplete: int
+    missing: int
+
+
+@attrs.frozen
+class HparamRange:
+    workload: str
+    optimizer: str
+    hparam: str
+    observed_min: float
+    observed_max: float
+    space_low: float
+    space_high: float
+    scale: str
+
+
+@attrs.frozen
+class ArchiveSummary:
+    path: str
+    sizes: dict[str, int]
+    repeat_dims: tuple[str, ...]
+    workloads: tuple[dict[str, Any], ...]
+    cells: tuple[CellCount, ...]
+    hparams: tuple[HparamRange, ...]
+    provenance: dict[str, Any]
+    caveats: tuple[str, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "sizes": self.sizes,
+            "repeat_dims": list(self.repeat_dims),
+            "workloads": list(self.workloads),
+            "cells": [attrs.asdict(c) for c in self.cells],
+            "hparams": [_json_floats(attrs.asdict(h)) for h in self.hparams],
+            "provenance": self.provenance,
+            "caveats": list(self.caveats),
+        }
+
+
+def _json_floats(record: dict[str, Any]) -> dict[str, Any]:
+    return {
+        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in record.items()
+    }
+
+
+def summarize(ds: xr.Dataset, *, path: str = "") -> ArchiveSummary:
+    """Counts of statuses per cell, hyperparameter ranges, per-workload facts, provenance."""
+    status = ds["status"].values.astype(str)
+    cells = []
+    for w_i, w in enumerate(ds["workload"].values):
+        for o_i, o in enumerate(ds["optimizer"].values):
+            # Counts are over runs: with repeat axes, every repeat of a trial counts.
+            block = status[w_i, o_i]
+            counts = {s: int((block == s.value).sum()) for s in Status}
+            cells.append(
+                CellCount(
+                    workload=str(w),
+                    optimizer=str(o),
+                    family=str(ds["optimizer_family"].values[o_i]),
+                    completed=counts[Status.COMPLETED],
+                    diverged=counts[Status.DIVERGED],
+                    incomplete=counts[Status.INCOMPLETE],
+                    missing=counts[Status.MISSING],
+                )
+            )
+    hp = ds["hparams"].values
+    ranges = []
+    for w_i, w in enumerate(ds["workload"].values):
+        for o_i, o in enumerate(ds["optimizer"].values):
+            for h_i, h in enumerate(ds["hparam"].values):
+                values = hp[w_i, o_i, :, h_i]
+                scale = str(ds["space_scale"].values[w_i, o_i, h_i])
+                finite = values[np.isfinite(values)]
+                if finite.size == 0 and scale == Scale.NONE:
+                    continue
+                ranges.append(
+                    HparamRange(
+                        workload=str(w),
+                        optimizer=str(o),
+                        hparam=str(h),
+                        observed_min=float(finite.min()) if finite.size else float("nan"),
+                        observed_max=float(finite.max()) if finite.size else float("nan"),
+                        space_low=float(ds["space_low"].values[w_i, o_i, h_i]),
+                        space_high=float(ds["space_high"].values[w_i, o_i, h_i]),
+                        scale=scale,
+                    )
+                )
+    workloads = tuple(
+        {
+            "workload": str(w),
+            "metric": str(ds["metric_name"].values[i]),
+            "direction": str(ds["metric_direction"].values[i]),
+            "valid_target": _finite_or_none(ds["valid_target"].values[i]),
+            "test_target": _finite_or_none(ds["test_target"].values[i]),
+            "step_budget": int(ds["step_budget"].values[i]),
+            "selection_split": str(ds["selection_split"].values[i]),
+        }
+        for i, w in enumerate(ds["workload"].values)
+    )
+    provenance = {
+        k: (v.item() if isinstance(v, np.generic) else v)
+        for k, v in ds.attrs.items()
+        if k != "caveats"
+    }
+    caveats = tuple(line for line in str(ds.attrs.get("caveats", "")).splitlines() if line)
+    return ArchiveSummary(
+        path=path,
+        sizes={str(k): int(v) for k, v in ds.sizes.items()},
+        repeat_dims=repeat_dims(ds),
+        workloads=workloads,
+        cells=tuple(cells),
+        hparams=tuple(ranges),
+        provenance=provenance,
+        caveats=caveats,
+    )
+
+
+def _finite_or_none(value: Any) -> float | None:
+    value = float(value)
+    return value if np.isfinite(value) else None

@@ -1,0 +1,213 @@
+"""Synthetic archives with controllable properties, for the other layers' tests.
+
+Dependency rule: numpy and this package only. Every archive is built through
+`ArchiveBuilder`, so it is valid by construction and exercises the same path as the
+runner and the importers.
+
+Generative model (per workload w, optimizer o, trial t): a latent true final error
+`mu + planted[o] + spread * |z|`, z ~ N(0, 1), so the best trials of an optimizer
+approach `mu + planted[o]`; validation and test metrics add independent noise of size
+`noise`. Curves decay exponentially from 1 to that final value. Larger is worse for
+direction "min"; for direction "max" the metric reported is 1 - error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import xarray as xr
+
+from optcmp_data._builder import (
+    ArchiveBuilder,
+    Curves,
+    SpaceDim,
+    SpaceRecord,
+    TrialRecord,
+    WorkloadInfo,
+)
+from optcmp_data._schema import Direction, Scale, Split, Status
+from optcmp_data._taxonomy import FAMILIES, Taxonomy
+
+__all__ = ["synthetic_archive"]
+
+_EPS_FAMILIES = frozenset({"rmsprop", "adam", "nadam"})
+_MOMENTUM_FAMILIES = frozenset({"momentum", "nesterov", "rmsprop", "adam", "nadam"})
+
+
+def synthetic_archive(
+    *,
+    workloads: int | Sequence[str] = 1,
+    optimizers: Sequence[str] = FAMILIES,
+    families: Mapping[str, str] | None = None,
+    n_trials: int = 16,
+    n_evals: int = 8,
+    ragged: bool = False,
+    diverged_fraction: float = 0.0,
+    incomplete_fraction: float = 0.0,
+    planted: Mapping[str, float] | None = None,
+    mu: float = 0.1,
+    spread: float = 0.05,
+    noise: float = 0.01,
+    direction: Direction | str = Direction.MIN,
+    selection_split: Split | str = Split.VALID,
+    repeats: Mapping[str, int] | None = None,
+    step_budget: int = 1000,
+    taxonomy: Taxonomy | None = None,
+    seed: int = 0,
+) -> xr.Dataset:
+    """A valid archive drawn from the model in the module docstring.
+
+    `planted[o]` shifts optimizer o's true errors (positive: worse). `ragged` gives each
+    trial its own number of evaluations and its own steps. `repeats` maps repeat axes
+    ("seed", "study") to their sizes.
+    """
+    rng = np.random.default_rng(seed)
+    names = [f"w{i}" for i in range(workloads)] if isinstance(workloads, int) else list(workloads)
+    direction = Direction(direction)
+    planted = dict(planted or {})
+    families = (
+        dict(families)
+        if families is not None
+        else {o: o if o in FAMILIES else "" for o in optimizers}
+    )
+    repeats = dict(repeats or {})
+    builder = ArchiveBuilder(
+        source="optcmp_data.testing.synthetic_archive",
+        command="synthetic_archive",
+        taxonomy=taxonomy,
+        repeat_dims=tuple(repeats),
+    )
+    if Split(selection_split) is Split.TEST:
+        builder.add_caveat("selection uses the test split: the archive has no validation split")
+    for w in names:
+        builder.add_workload(
+            WorkloadInfo(
+                name=w,
+                metric_name="error_rate" if direction is Direction.MIN else "accuracy",
+                direction=direction,
+                valid_target=mu + spread if direction is Direction.MIN else 1 - mu - spread,
+                test_target=np.nan,
+                step_budget=step_budget,
+                selection_split=Split(selection_split),
+            )
+        )
+    for o in optimizers:
+        builder.add_optimizer(o, families.get(o, ""))
+        for w in names:
+            dims = [SpaceDim("learning_rate", 1e-4, 1.0, Scale.LOG)]
+            if families.get(o) in _MOMENTUM_FAMILIES:
+                dims.append(SpaceDim("one_minus_momentum", 1e-3, 1.0, Scale.LOG))
+            if families.get(o) in _EPS_FAMILIES:
+                dims.append(SpaceDim("epsilon", 1e-10, 1e2, Scale.LOG))
+            builder.add_space(w, o, SpaceRecord("synthetic", tuple(dims)))
+
+    repeat_grid = [
+        dict(zip(repeats, combo, strict=True)) for combo in _product(list(repeats.values()))
+    ]
+    for w in names:
+        for o in optimizers:
+            dims_names = ["learning_rate"]
+            if families.get(o) in _MOMENTUM_FAMILIES:
+                dims_names.append("one_minus_momentum")
+            if families.get(o) in _EPS_FAMILIES:
+                dims_names.append("epsilon")
+            for t in range(n_trials):
+                hp = {"learning_rate": float(10 ** rng.uniform(-4, 0))}
+                if "one_minus_momentum" in dims_names:
+                    hp["one_minus_momentum"] = float(10 ** rng.uniform(-3, 0))
+                if "epsilon" in dims_names:
+                    hp["epsilon"] = float(10 ** rng.uniform(-10, 2))
+                true_err = mu + planted.get(o, 0.0) + spread * abs(rng.normal())
+                for rep in repeat_grid:
+                    builder.add_trial(
+                        _trial(
+                            rng,
+                            w,
+                            o,
+                            t,
+                            rep,
+                            hp,
+                            true_err,
+                            n_evals=n_evals,
+                            ragged=ragged,
+                            diverged_fraction=diverged_fraction,
+                            incomplete_fraction=incomplete_fraction,
+                            noise=noise,
+                            direction=direction,
+                            step_budget=step_budget,
+                        )
+                    )
+    return builder.build()
+
+
+def _product(sizes: list[int]) -> list[tuple[int, ...]]:
+    combos: list[tuple[int, ...]] = [()]
+    for size in sizes:
+        combos = [(*c, i) for c in combos for i in range(size)]
+    return combos
+
+
+def _trial(
+    rng: np.random.Generator,
+    w: str,
+    o: str,
+    t: int,
+    rep: dict[str, int],
+    hp: dict[str, float],
+    true_err: float,
+    *,
+    n_evals: int,
+    ragged: bool,
+    diverged_fraction: float,
+    incomplete_fraction: float,
+    noise: float,
+    direction: Direction,
+    step_budget: int,
+) -> TrialRecord:
+    n = int(rng.integers(max(2, n_evals // 2), n_evals + 1)) if ragged else n_evals
+    if ragged:
+        steps = np.sort(rng.choice(np.arange(1, step_budget + 1), size=n - 1, replace=False))
+        steps = (
+            np.concatenate([[0], steps[:-1], [step_budget]]) if n > 1 else np.array([step_budget])
+        )
+    else:
+        steps = np.linspace(0, step_budget, n).round().astype(np.int64)
+    progress = steps / step_budget
+    shape = np.exp(-4.0 * progress)
+    final_valid = true_err + noise * rng.normal()
+    final_test = true_err + noise * rng.normal()
+    valid = final_valid + (0.9 - final_valid) * shape
+    test = final_test + (0.9 - final_test) * shape
+    train_loss = (true_err * 2 + 1.5 * shape) * (1 + 0.01 * rng.normal(size=n))
+    status = Status.COMPLETED
+    u = rng.uniform()
+    if u < diverged_fraction:
+        status = Status.DIVERGED
+        cut = int(rng.integers(1, n)) if n > 1 else 0
+        for arr in (valid, test, train_loss):
+            arr[cut:] = np.nan
+    elif u < diverged_fraction + incomplete_fraction and n > 2:
+        status = Status.INCOMPLETE
+        keep = int(rng.integers(1, n - 1))
+        steps, valid, test, train_loss = steps[:keep], valid[:keep], test[:keep], train_loss[:keep]
+    if direction is Direction.MAX:
+        valid, test = 1 - valid, 1 - test
+    return TrialRecord(
+        workload=w,
+        optimizer=o,
+        trial=t,
+        status=status,
+        hparams=hp,
+        seed=int(rng.integers(0, 2**31 - 1)),
+        repeat=rep,
+        curves=Curves(
+            step=steps,
+            time=steps * 0.01,
+            train_loss=train_loss,
+            valid_loss=valid * 2,
+            valid_metric=valid,
+            test_loss=test * 2,
+            test_metric=test,
+        ),
+    )
