@@ -64,7 +64,7 @@ def render_summary(summary: ArchiveSummary) -> None:
         "step budget",
         "selection",
     ):
-        wt.add_column(col)
+        wt.add_column(col, overflow="fold")
     for w in summary.workloads:
         wt.add_row(
             w["workload"],
@@ -78,11 +78,11 @@ def render_summary(summary: ArchiveSummary) -> None:
     console.print(wt)
 
     ct = Table(title="Runs per cell (completed / diverged / incomplete / missing)")
-    ct.add_column("workload")
-    ct.add_column("optimizer")
-    ct.add_column("family")
+    ct.add_column("workload", overflow="fold")
+    ct.add_column("optimizer", overflow="fold")
+    ct.add_column("family", overflow="fold")
     for col in ("completed", "diverged", "incomplete", "missing"):
-        ct.add_column(col, justify="right")
+        ct.add_column(col, justify="right", overflow="fold")
     for c in summary.cells:
         ct.add_row(
             c.workload,
@@ -106,7 +106,7 @@ def render_summary(summary: ArchiveSummary) -> None:
             "space",
             "scale",
         ):
-            ht.add_column(col)
+            ht.add_column(col, overflow="fold")
         for h in summary.hparams:
             space = f"[{_fmt(h.space_low)}, {_fmt(h.space_high)}]" if h.scale != "none" else "-"
             ht.add_row(

@@ -316,7 +316,8 @@ def merge_archives(
         both = hp_present & (hp_owner >= 0)
         if both.any() and not np.array_equal(hp[both], out["hparams"][both], equal_nan=True):
             raise MergeError(
-                f"{sources[k]}: a trial's hyperparameters differ from another shard's for that trial"
+                f"{sources[k]}: a trial's hyperparameters differ from another shard's "
+                "for the same trial"
             )
         out["hparams"] = np.where(hp_present[..., None], hp, out["hparams"])
         hp_owner = np.where(hp_present, k, hp_owner)
@@ -326,23 +327,25 @@ def merge_archives(
                     continue
                 w = int(np.searchsorted(workloads, w_label))
                 o = int(np.searchsorted(optimizers, o_label))
-                mine = {
+                space_here: dict[str, Any] = {
                     n: ds[n].values[w, o]
                     for n in ("space_low", "space_high", "space_scale", "space_name")
                 }
                 if space_owner[w, o] >= 0:
                     same = all(
                         np.array_equal(
-                            mine[n], out[n][w, o], equal_nan=(n in ("space_low", "space_high"))
+                            space_here[n],
+                            out[n][w, o],
+                            equal_nan=(n in ("space_low", "space_high")),
                         )
-                        for n in mine
+                        for n in space_here
                     )
                     if not same:
                         raise MergeError(
                             f"{sources[k]}: search space of {o_label} on {w_label} differs from "
                             f"{sources[space_owner[w, o]]}'s"
                         )
-                for n, v in mine.items():
+                for n, v in space_here.items():
                     out[n][w, o] = v
                 space_owner[w, o] = k
 

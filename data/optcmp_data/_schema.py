@@ -24,6 +24,7 @@ __all__ = [
     "Split",
     "Status",
     "canonical_order",
+    "parse_selection_repeats",
     "repeat_dims",
     "validate",
 ]
@@ -151,6 +152,10 @@ REQUIRED_ATTRS: Final = (
     "source",
     "caveats",
 )
+# Optional attributes with a meaning analysis honours.
+# selection_repeats: "seed=42" or "study=0,1": selection may use only these repeats
+# (e.g. DeepOBS tuned on seed 42 before re-running the chosen setting with more seeds).
+OPTIONAL_ATTRS: Final = ("selection_repeats",)
 _ALLOWED_DIMS: Final = frozenset({*_CORE, "eval", "hparam", "relation", *REPEAT_DIMS})
 
 
@@ -229,6 +234,8 @@ def validate(ds: xr.Dataset, *, source: str = "<dataset>") -> None:
             raise fail(
                 f"attribute {key}", f"holds a {type(value).__name__}; only strings and numbers"
             )
+    if "selection_repeats" in ds.attrs:
+        parse_selection_repeats(ds, source=source)
     status = ds["status"].values.astype(str)
     step = ds["step"].values
     has_eval = (step >= 0).any(axis=-1)
@@ -244,3 +251,39 @@ def validate(ds: xr.Dataset, *, source: str = "<dataset>") -> None:
     logged = np.isin(ds["space_scale"].values.astype(str), [Scale.LOG])
     if (logged & ~(low > 0)).any():
         raise fail("space_low", "a log-scale hyperparameter has a bound <= 0")
+    one_minus = ds["space_scale"].values.astype(str) == Scale.ONE_MINUS_LOG
+    if (one_minus & ~(high < 1)).any():
+        raise fail("space_high", "a one_minus_log hyperparameter has high >= 1 (1 - x must be > 0)")
+
+
+def parse_selection_repeats(ds: xr.Dataset, *, source: str = "<dataset>") -> dict[str, list[int]]:
+    """The repeats selection may use, from the optional `selection_repeats` attribute.
+
+    Format: `DIM=V1,V2;DIM2=V3` over the archive's repeat axes; {} when absent (all repeats).
+    """
+    text = ds.attrs.get("selection_repeats")
+    if text is None or text == "":
+        return {}
+    out: dict[str, list[int]] = {}
+    for part in str(text).split(";"):
+        dim, sep, values = part.partition("=")
+        dim = dim.strip()
+        if not sep or dim not in repeat_dims(ds):
+            raise SchemaError(
+                f"{source}: attribute selection_repeats: {part!r} does not name a repeat axis "
+                f"of the archive ({list(repeat_dims(ds))})"
+            )
+        try:
+            chosen = [int(v) for v in values.split(",") if v.strip()]
+        except ValueError:
+            raise SchemaError(
+                f"{source}: attribute selection_repeats: {values!r} is not a list of integers"
+            ) from None
+        missing = sorted(set(chosen) - set(ds[dim].values.tolist()))
+        if not chosen or missing:
+            raise SchemaError(
+                f"{source}: attribute selection_repeats: {dim} values {missing or chosen} "
+                "are not in the archive"
+            )
+        out[dim] = chosen
+    return out

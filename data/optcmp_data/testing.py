@@ -97,7 +97,7 @@ def synthetic_archive(
         for w in names:
             dims = [SpaceDim("learning_rate", 1e-4, 1.0, Scale.LOG)]
             if families.get(o) in _MOMENTUM_FAMILIES:
-                dims.append(SpaceDim("one_minus_momentum", 1e-3, 1.0, Scale.LOG))
+                dims.append(SpaceDim("momentum", 0.0, 0.999, Scale.ONE_MINUS_LOG))
             if families.get(o) in _EPS_FAMILIES:
                 dims.append(SpaceDim("epsilon", 1e-10, 1e2, Scale.LOG))
             builder.add_space(w, o, SpaceRecord("synthetic", tuple(dims)))
@@ -109,13 +109,13 @@ def synthetic_archive(
         for o in optimizers:
             dims_names = ["learning_rate"]
             if families.get(o) in _MOMENTUM_FAMILIES:
-                dims_names.append("one_minus_momentum")
+                dims_names.append("momentum")
             if families.get(o) in _EPS_FAMILIES:
                 dims_names.append("epsilon")
             for t in range(n_trials):
                 hp = {"learning_rate": float(10 ** rng.uniform(-4, 0))}
-                if "one_minus_momentum" in dims_names:
-                    hp["one_minus_momentum"] = float(10 ** rng.uniform(-3, 0))
+                if "momentum" in dims_names:
+                    hp["momentum"] = float(1 - 10 ** rng.uniform(-3, 0))
                 if "epsilon" in dims_names:
                     hp["epsilon"] = float(10 ** rng.uniform(-10, 2))
                 true_err = mu + planted.get(o, 0.0) + spread * abs(rng.normal())
@@ -165,7 +165,8 @@ def _trial(
     direction: Direction,
     step_budget: int,
 ) -> TrialRecord:
-    n = int(rng.integers(max(2, n_evals // 2), n_evals + 1)) if ragged else n_evals
+    low = min(n_evals, max(2, n_evals // 2))
+    n = int(rng.integers(low, n_evals + 1)) if ragged else n_evals
     if ragged:
         steps = np.sort(rng.choice(np.arange(1, step_budget + 1), size=n - 1, replace=False))
         steps = (

@@ -1,0 +1,106 @@
+"""`optcmp info`: a summary for valid archives; one line and exit 2 for anything invalid."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import netCDF4
+import pytest
+from typer.testing import CliRunner
+
+from optcmp_cli.app import app
+from optcmp_data import write_archive, write_shard
+from optcmp_data.testing import synthetic_archive
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def archive_path(tmp_path: Path) -> Path:
+    path = tmp_path / "a.nc"
+    write_archive(synthetic_archive(workloads=2, n_trials=3, diverged_fraction=0.3, seed=4), path)
+    return path
+
+
+def test_help_has_example() -> None:
+    result = runner.invoke(app, ["info", "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+def test_summary_table(archive_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(archive_path)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for word in ("Workloads", "w0", "w1", "adam", "nesterov", "learning_rate", "schema v1"):
+        assert word in result.output
+
+
+def test_json(archive_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(archive_path), "--json"])
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)["info"]
+    assert set(payload) >= {"sizes", "workloads", "cells", "hparams", "provenance", "caveats"}
+    assert payload["sizes"]["trial"] == 3
+    total = sum(c["completed"] + c["diverged"] + c["incomplete"] for c in payload["cells"])
+    assert total == 2 * 6 * 3
+
+
+def test_study_directory(tmp_path: Path) -> None:
+    ds = synthetic_archive(n_trials=2)
+    write_shard(ds.isel(trial=[0]), tmp_path, "a")
+    write_shard(ds.isel(trial=[1]), tmp_path, "b")
+    result = runner.invoke(app, ["info", str(tmp_path), "--json"])
+    assert result.exit_code == 0
+    assert json.loads(result.stdout)["info"]["sizes"]["trial"] == 2
+
+
+def _schema_v2(path: Path) -> None:
+    with netCDF4.Dataset(path, "a") as nc:
+        nc.setncattr("schema_version", 2)
+
+
+def _drop_variable(path: Path) -> None:
+    ds = synthetic_archive()
+    ds.drop_vars("valid_metric").to_netcdf(path)
+
+
+def _wrong_dims(path: Path) -> None:
+    ds = synthetic_archive()
+    ds.assign(test_loss=ds["test_loss"].isel(eval=0)).to_netcdf(path)
+
+
+@pytest.mark.parametrize(
+    ("case", "fragment"),
+    [
+        ("missing", "no such file"),
+        ("not netcdf", "not a readable netCDF4 archive"),
+        ("truncated", "not a readable netCDF4 archive"),
+        ("schema v2", "version 2 is not supported"),
+        ("missing variable", "valid_metric: missing variable"),
+        ("wrong dims", "test_loss: has dims"),
+    ],
+)
+def test_invalid_inputs_one_line_exit_2(
+    archive_path: Path, tmp_path: Path, case: str, fragment: str
+) -> None:
+    target = tmp_path / "bad.nc"
+    if case == "not netcdf":
+        target.write_text("hello")
+    elif case == "truncated":
+        target.write_bytes(archive_path.read_bytes()[:1500])
+    elif case == "schema v2":
+        target.write_bytes(archive_path.read_bytes())
+        _schema_v2(target)
+    elif case == "missing variable":
+        _drop_variable(target)
+    elif case == "wrong dims":
+        _wrong_dims(target)
+    result = runner.invoke(app, ["info", str(target)])
+    assert result.exit_code == 2
+    assert result.stdout == ""
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    assert fragment in lines[0]
+    assert "Traceback" not in result.output

@@ -1,0 +1,86 @@
+"""The inclusion taxonomy as data: defaults, closure, user files, archive round trip."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from optcmp_data import ConfigError, Inclusion, Taxonomy, default_taxonomy
+from optcmp_data.testing import synthetic_archive
+
+
+def test_default_relations_are_the_papers() -> None:
+    direct = set(default_taxonomy().pairs(transitive=False))
+    assert direct == {
+        ("sgd", "momentum"),
+        ("sgd", "nesterov"),
+        ("momentum", "rmsprop"),
+        ("momentum", "adam"),
+        ("nesterov", "nadam"),
+    }
+
+
+def test_closure_and_non_inclusions() -> None:
+    tax = default_taxonomy()
+    assert tax.includes("adam", "sgd")
+    assert tax.includes("nadam", "sgd")
+    assert not tax.includes("momentum", "nesterov")
+    assert not tax.includes("nesterov", "momentum")
+    assert not tax.includes("sgd", "adam")
+    assert len(tax.pairs()) == 8
+
+
+def test_restriction_keeps_chains() -> None:
+    sub = default_taxonomy().restricted_to(["sgd", "adam"])
+    assert sub.pairs() == (("sgd", "adam"),)
+
+
+@pytest.mark.parametrize(
+    ("relations", "fragment"),
+    [
+        ((Inclusion("a", "a"),), "reflexive"),
+        ((Inclusion("a", "b"), Inclusion("a", "b")), "twice"),
+        ((Inclusion("a", "b"), Inclusion("b", "c"), Inclusion("c", "a")), "cycle"),
+    ],
+)
+def test_invalid_taxonomies(relations: tuple[Inclusion, ...], fragment: str) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        Taxonomy(relations)
+
+
+def test_user_file_toml_and_json(tmp_path: Path) -> None:
+    toml = tmp_path / "tax.toml"
+    toml.write_text('[[inclusion]]\nspecial = "sgd"\ngeneral = "lion"\nlimit = "made up"\n')
+    assert Taxonomy.from_file(toml).pairs() == (("sgd", "lion"),)
+    js = tmp_path / "tax.json"
+    js.write_text('{"inclusion": [{"special": "adam", "general": "adamw"}]}')
+    assert Taxonomy.from_file(js).includes("adamw", "adam")
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("inclusion = 3", "expected a list"),
+        ('[[inclusion]]\nspecial = "sgd"\n', "non-empty strings"),
+        ("[[inclusion", "not valid"),
+    ],
+)
+def test_bad_user_files(tmp_path: Path, text: str, fragment: str) -> None:
+    path = tmp_path / "tax.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=fragment) as info:
+        Taxonomy.from_file(path)
+    assert str(path) in str(info.value)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        Taxonomy.from_file(tmp_path / "absent.toml")
+
+
+def test_archive_round_trip() -> None:
+    custom = Taxonomy((Inclusion("sgd", "adam"),))
+    ds = synthetic_archive(taxonomy=custom)
+    assert Taxonomy.from_archive(ds).pairs() == (("sgd", "adam"),)
+    assert Taxonomy.from_archive(synthetic_archive()).pairs() == default_taxonomy().pairs()
