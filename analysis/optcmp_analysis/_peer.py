@@ -1,0 +1,491 @@
+"""Peer scoring rules reproduced from stored archives: the DeepOBS analyser and the
+AlgoPerf leaderboard score (method.md section 6).
+
+Dependency rule: numpy, xarray, attrs and optcmp_data only (no torch, no CLI libraries).
+
+DeepOBS analyser (`deepobs_report`): a setting is one trial; mode "final" ranks settings
+by the mean over seeds of the final value of the selection-split metric, mode "best" by
+the best value over evaluations of the seed-mean curve (NaN evaluations ignored); NaN
+never wins and ties go to the lowest trial (DeepOBS itself takes the first folder
+`os.listdir` returns). The selection
+uses only the repeats named by the archive attribute `selection_repeats` (unless
+`all_repeats=True`, which is what the DeepOBS analyser does on the final tree); the reported
+performance is the mean over all the chosen setting's seeds of the final test metric, and
+"speed" the mean over those seeds of the first evaluation index at which the test metric
+reaches the workload's `test_target` (the number of evaluations, num_epochs + 1, if
+never). Unlike `select_best`, run statuses are not consulted: DeepOBS looks at values only.
+
+AlgoPerf (`algoperf_score`): per study, each trial's first evaluation whose validation
+metric reaches `valid_target`; the study's time is the `time` (AlgoPerf's score column) of
+the trial reaching it at the earliest evaluation index (ties: lowest trial), inf if none;
+a submission's time on a workload is the median over the studies that hold any
+evaluation (inf if none: a missing workload). Held-out rules, in order: a held-out
+variant is inf where its base is inf; a time above 4x the fastest submission's on that
+workload becomes inf; a base workload is inf where its held-out variant is inf. Only the
+base workloads are scored: r = time / fastest, rho(tau) = share of base workloads with
+r <= tau over tau = linspace(1, 4, 100), score = trapezoid integral of rho / 3.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+
+from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._records import json_value
+from optcmp_data import Direction, Split, Status, parse_selection_repeats, repeat_dims
+
+__all__ = [
+    "AlgoperfScore",
+    "DeepobsMode",
+    "DeepobsReport",
+    "algoperf_score",
+    "algoperf_study_times",
+    "base_of",
+    "deepobs_report",
+    "profile_score",
+]
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+BoolArray = npt.NDArray[np.bool_]
+
+_RUN = "_run"
+
+
+class DeepobsMode(enum.StrEnum):
+    """How the DeepOBS analyser ranks settings."""
+
+    FINAL = "final"
+    BEST = "best"
+
+
+def _caveats(archive: xr.Dataset) -> tuple[str, ...]:
+    return tuple(line for line in str(archive.attrs.get("caveats", "")).splitlines() if line)
+
+
+def _runs(archive: xr.Dataset, var: str) -> FloatArray:
+    """`var` as (workload, optimizer, trial, run[, eval]) with repeat dims stacked as runs."""
+    da = archive[var]
+    reps = repeat_dims(archive)
+    da = da.stack({_RUN: reps}) if reps else da.expand_dims(_RUN)
+    order = ["workload", "optimizer", "trial", _RUN] + (["eval"] if "eval" in da.dims else [])
+    return np.asarray(da.transpose(*order).values)
+
+
+def _run_mask(archive: xr.Dataset, chosen: dict[str, list[int]]) -> BoolArray:
+    """(run,) mask of the repeats named in `chosen` (all if empty)."""
+    reps = repeat_dims(archive)
+    if not reps:
+        return np.ones(1, dtype=bool)
+    stacked = xr.Dataset(coords={d: archive[d] for d in reps}).stack({_RUN: reps})
+    mask = np.ones(stacked.sizes[_RUN], dtype=bool)
+    for dim, values in chosen.items():
+        mask &= np.isin(stacked[dim].values, values)
+    return mask
+
+
+def _mean_where(values: FloatArray, mask: BoolArray, axis: int) -> FloatArray:
+    """Mean over `axis` of the entries where `mask` holds (NaN propagates, as np.mean
+    does in DeepOBS); NaN where no entry is masked in."""
+    mask = np.broadcast_to(mask, np.broadcast_shapes(mask.shape, values.shape))
+    count = mask.sum(axis=axis)
+    total = np.where(mask, values, 0.0).sum(axis=axis)
+    out = np.full(count.shape, np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+@attrs.frozen
+class DeepobsReport:
+    """The DeepOBS analyser's choice per (workload, optimizer).
+
+    `data` (dims workload, optimizer) holds `trial` (-1 if none), `selection_value`,
+    `performance` (final test metric, mean over the chosen setting's seeds), `speed`
+    (NaN without a test target), `n_seeds`, `metric_name`, `direction`,
+    `selection_split`, `test_target` and the chosen `hparams` (dim hparam).
+    """
+
+    data: xr.Dataset
+    mode: DeepobsMode
+    caveats: tuple[str, ...]
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {"mode": str(self.mode), "caveats": "\n".join(self.caveats)}
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Records: workload, optimizer, trial, hyperparameters, metric, split ("test"),
+        value (= performance), selection_value, selection_split, performance, speed,
+        n_seeds, mode."""
+        d = self.data
+        names = [str(h) for h in d["hparam"].values]
+        out: list[dict[str, Any]] = []
+        for w, wname in enumerate(d["workload"].values):
+            for o, oname in enumerate(d["optimizer"].values):
+                trial = int(d["trial"].values[w, o])
+                hp = d["hparams"].values[w, o]
+                perf = json_value(float(d["performance"].values[w, o]))
+                out.append(
+                    {
+                        "workload": str(wname),
+                        "optimizer": str(oname),
+                        "trial": trial if trial >= 0 else None,
+                        "hyperparameters": {
+                            n: float(v) for n, v in zip(names, hp, strict=True) if np.isfinite(v)
+                        },
+                        "metric": str(d["metric_name"].values[w]),
+                        "split": "test",
+                        "value": perf,
+                        "selection_value": json_value(float(d["selection_value"].values[w, o])),
+                        "selection_split": str(d["selection_split"].values[w]),
+                        "performance": perf,
+                        "speed": json_value(float(d["speed"].values[w, o])),
+                        "n_seeds": int(d["n_seeds"].values[w, o]),
+                        "mode": str(self.mode),
+                    }
+                )
+        return out
+
+
+def deepobs_report(
+    archive: xr.Dataset,
+    /,
+    *,
+    mode: DeepobsMode | str = DeepobsMode.FINAL,
+    all_repeats: bool = False,
+) -> DeepobsReport:
+    """The DeepOBS analyser's setting choice, reported performance and speed (module
+    docstring). `all_repeats` ignores `selection_repeats` and ranks by every seed."""
+    mode = DeepobsMode(mode)
+    chosen = {} if all_repeats else parse_selection_repeats(archive, source="archive")
+    step = _runs(archive, "step")
+    has_eval = step >= 0
+    present = _runs(archive, "status").astype(str) != Status.MISSING.value
+    maximise = archive["metric_direction"].values.astype(str) == Direction.MAX.value
+    sign = np.where(maximise, -1.0, 1.0)
+    s3, s4 = sign[:, None, None], sign[:, None, None, None]
+    split_test = archive["selection_split"].values.astype(str) == Split.TEST.value
+    test = np.where(has_eval, _runs(archive, "test_metric"), np.nan)
+    valid = np.where(has_eval, _runs(archive, "valid_metric"), np.nan)
+    sel = np.where(split_test[:, None, None, None, None], test, valid)
+    n_evals = has_eval.sum(axis=-1)
+    last = np.maximum(n_evals - 1, 0)
+
+    def final(curve: FloatArray) -> FloatArray:
+        value = np.take_along_axis(curve, last[..., None], axis=-1)[..., 0]
+        return np.where(n_evals > 0, value, np.nan)
+
+    scored = present & _run_mask(archive, chosen)
+    if mode is DeepobsMode.FINAL:
+        oriented = s3 * _mean_where(final(sel), scored, axis=-1)
+    else:
+        mean_curve = _mean_where(
+            np.moveaxis(sel, -1, -2), scored[..., None, :], axis=-1
+        )  # (w, o, t, eval)
+        oriented_curve = s4 * mean_curve
+        finite = np.isfinite(oriented_curve)
+        oriented = np.where(
+            finite.any(axis=-1), np.where(finite, oriented_curve, np.inf).min(axis=-1), np.nan
+        )
+    position = _argmin_nan(oriented)
+    has = position >= 0
+    safe = np.maximum(position, 0)
+
+    def pick(values: FloatArray) -> FloatArray:
+        return np.where(has, np.take_along_axis(values, safe[..., None], axis=2)[..., 0], np.nan)
+
+    perf = _mean_where(final(test), present & (n_evals > 0), axis=-1)
+    target = archive["test_target"].values.astype(np.float64)
+    oriented_test = s4[..., None] * test
+    reached = oriented_test <= (np.where(maximise, -1.0, 1.0) * target)[:, None, None, None, None]
+    first = np.where(reached.any(axis=-1), reached.argmax(axis=-1), n_evals).astype(np.float64)
+    speed = _mean_where(first, present & (n_evals > 0), axis=-1)
+    speed = np.where(np.isfinite(target)[:, None, None], speed, np.nan)
+    n_seeds = (present & (n_evals > 0)).sum(axis=-1)
+
+    trial_labels = archive["trial"].values
+    hp = archive["hparams"].transpose("workload", "optimizer", "trial", "hparam").values
+    chosen_hp = np.where(
+        has[..., None], np.take_along_axis(hp, safe[..., None, None], axis=2)[:, :, 0], np.nan
+    )
+    cell = ("workload", "optimizer")
+    data = xr.Dataset(
+        {
+            "trial": (cell, np.where(has, trial_labels[safe], -1).astype(np.int64)),
+            "selection_value": (cell, pick(s3 * oriented)),
+            "performance": (cell, pick(perf)),
+            "speed": (cell, pick(speed)),
+            "n_seeds": (cell, np.where(has, pick(n_seeds.astype(np.float64)), 0).astype(np.int64)),
+            "hparams": ((*cell, "hparam"), chosen_hp),
+            "metric_name": ("workload", archive["metric_name"].values.astype(str)),
+            "direction": ("workload", archive["metric_direction"].values.astype(str)),
+            "selection_split": ("workload", archive["selection_split"].values.astype(str)),
+            "test_target": ("workload", target),
+        },
+        coords={
+            "workload": archive["workload"].values,
+            "optimizer": archive["optimizer"].values,
+            "hparam": archive["hparam"].values,
+        },
+    )
+    caveats = list(_caveats(archive))
+    if chosen:
+        caveats.append(
+            f"settings ranked on repeats {archive.attrs['selection_repeats']} only; "
+            "performance and speed average all seeds of the chosen setting"
+        )
+    return DeepobsReport(data=data, mode=mode, caveats=tuple(dict.fromkeys(caveats)))
+
+
+def _argmin_nan(values: FloatArray) -> IntArray:
+    """Position of the smallest finite value along the trial axis (axis 2); -1 if none.
+    np.argmin returns the first minimum, so ties go to the lowest trial."""
+    finite = np.isfinite(values)
+    pos = np.where(finite, values, np.inf).argmin(axis=2)
+    return np.where(finite.any(axis=2), pos, -1).astype(np.int64)
+
+
+# --- AlgoPerf ---------------------------------------------------------------------------
+
+
+def _split_list(text: Any) -> list[str]:
+    return [w.strip() for w in str(text).split(",") if w.strip()]
+
+
+def base_of(held_out: str, base: Sequence[str]) -> str:
+    """The base workload a held-out variant modifies: the longest base name that is a
+    prefix of it followed by '_' (criteo1tb_embed_init -> criteo1tb)."""
+    matches = [b for b in base if held_out.startswith(b + "_")]
+    if not matches:
+        raise AnalysisError(f"held-out workload {held_out!r} is a variant of no base {list(base)}")
+    return max(matches, key=len)
+
+
+def algoperf_study_times(archive: xr.Dataset, /) -> xr.DataArray:
+    """Time to target per (workload, optimizer, study): the `time` of the trial that reaches
+    `valid_target` at the earliest evaluation index; inf if no trial reaches it, NaN for a
+    study without any evaluation (absent from the logs)."""
+    if "study" in archive.dims:
+        ds = archive
+    else:
+        ds = archive.expand_dims(study=[0])
+        for var in ("step", "time", "valid_metric"):
+            ds[var] = ds[var].transpose("workload", "optimizer", "trial", "study", "eval")
+    order = ("workload", "optimizer", "study", "trial", "eval")
+    extra = [d for d in repeat_dims(ds) if d != "study"]
+    if extra:
+        raise AnalysisError(f"AlgoPerf scoring expects only the repeat axis 'study', not {extra}")
+    step = ds["step"].transpose(*order).values
+    time = ds["time"].transpose(*order).values
+    valid = ds["valid_metric"].transpose(*order).values
+    maximise = ds["metric_direction"].values.astype(str) == Direction.MAX.value
+    target = ds["valid_target"].values.astype(np.float64)
+    if np.isnan(target).any():
+        missing = [str(w) for w, t in zip(ds["workload"].values, target, strict=True) if t != t]
+        raise AnalysisError(f"workloads {missing} have no valid_target; cannot score")
+    sign = np.where(maximise, -1.0, 1.0)
+    has_eval = step >= 0
+    # Oriented so that smaller is better; NaN compares False, so it never reaches.
+    reached = has_eval & (
+        sign[:, None, None, None, None] * valid <= (sign * target)[:, None, None, None, None]
+    )
+    n_eval = step.shape[-1]
+    first = np.where(reached.any(axis=-1), reached.argmax(axis=-1), n_eval)  # (w, o, s, t)
+    best_trial = first.argmin(axis=-1)  # first minimum: lowest trial on ties
+    best_index = np.take_along_axis(first, best_trial[..., None], axis=-1)[..., 0]
+    trial_time = np.take_along_axis(time, best_trial[..., None, None], axis=3)[:, :, :, 0]
+    at = np.take_along_axis(trial_time, np.minimum(best_index, n_eval - 1)[..., None], axis=-1)
+    times = np.where(best_index < n_eval, at[..., 0], np.inf)
+    present = has_eval.any(axis=(-1, -2))
+    times = np.where(present, times, np.nan)
+    return xr.DataArray(
+        times,
+        dims=("workload", "optimizer", "study"),
+        coords={
+            "workload": ds["workload"].values,
+            "optimizer": ds["optimizer"].values,
+            "study": ds["study"].values,
+        },
+        name="study_time",
+    )
+
+
+def _median_present(values: FloatArray) -> FloatArray:
+    """Median over the last axis ignoring NaN (absent studies); inf where all are absent."""
+    out = np.full(values.shape[:-1], np.inf)
+    for index in np.ndindex(*values.shape[:-1]):
+        row = values[index]
+        row = row[~np.isnan(row)]
+        if len(row):
+            out[index] = float(np.median(row))
+    return out
+
+
+def profile_score(
+    times: FloatArray, /, *, max_tau: float = 4.0, n_tau: int = 100
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    """Performance profile and score from times (submission, base workload): returns
+    (ratio, tau, rho) and the score is `rho` integrated by the trapezoid rule over
+    [1, max_tau] divided by max_tau - 1 (see `algoperf_score`)."""
+    best = np.where(np.isfinite(times), times, np.inf).min(axis=0, initial=np.inf)
+    ok = np.isfinite(times) & np.isfinite(best) & (best > 0)
+    ratio = np.full(times.shape, np.inf)
+    np.divide(times, best, out=ratio, where=ok)
+    tau = np.linspace(1.0, max_tau, n_tau)
+    n_workloads = times.shape[1]
+    rho = (ratio[:, :, None] <= tau[None, None, :]).sum(axis=1) / max(n_workloads, 1)
+    return ratio, tau, rho
+
+
+def _trapezoid(y: FloatArray, x: FloatArray) -> FloatArray:
+    return np.asarray(((y[..., 1:] + y[..., :-1]) / 2.0 * np.diff(x)).sum(axis=-1))
+
+
+@attrs.frozen
+class AlgoperfScore:
+    """AlgoPerf leaderboard scores of the submissions (optimizers) of one archive.
+
+    `data` holds `study_time` (workload, optimizer, study), `time` (median over studies,
+    workload x optimizer, for every base and held-out workload; inf when missing),
+    `time_scored` (after the held-out and 4x rules), `ratio` (base workloads), `rho`
+    (optimizer, tau) and `score` (optimizer); `role` (workload) is "base" or "held_out".
+    """
+
+    data: xr.Dataset
+    caveats: tuple[str, ...]
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {"caveats": "\n".join(self.caveats)}
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """[{"optimizer", "score"}], best score first (ties by name)."""
+        scores = self.data["score"]
+        rows = [
+            (str(o), float(s))
+            for o, s in zip(scores["optimizer"].values, scores.values, strict=True)
+        ]
+        rows.sort(key=lambda r: (-r[1], r[0]))
+        return [{"optimizer": o, "score": json_value(s)} for o, s in rows]
+
+    def details_json(self) -> list[dict[str, Any]]:
+        """Per (optimizer, workload): role, time (median over studies), time_scored (after
+        the held-out rules), ratio (base workloads only), study_times."""
+        d = self.data
+        out: list[dict[str, Any]] = []
+        for o, oname in enumerate(d["optimizer"].values):
+            for w, wname in enumerate(d["workload"].values):
+                role = str(d["role"].values[w])
+                ratio = (
+                    float(d["ratio"].sel(optimizer=oname, base=wname).values)
+                    if role == "base"
+                    else None
+                )
+                study = d["study_time"].values[w, o]
+                out.append(
+                    {
+                        "optimizer": str(oname),
+                        "workload": str(wname),
+                        "role": role,
+                        "time": json_value(float(d["time"].values[w, o])),
+                        "time_scored": json_value(float(d["time_scored"].values[w, o])),
+                        "ratio": json_value(ratio),
+                        "study_times": [
+                            json_value(float(v)) if not np.isnan(v) else "absent" for v in study
+                        ],
+                    }
+                )
+        return out
+
+
+def algoperf_score(
+    archive: xr.Dataset,
+    /,
+    *,
+    base_workloads: Sequence[str] | None = None,
+    held_out_workloads: Sequence[str] | None = None,
+    max_tau: float = 4.0,
+    n_tau: int = 100,
+) -> AlgoperfScore:
+    """AlgoPerf scores of every optimizer (submission) in `archive` (module docstring).
+
+    The base and held-out workload lists default to the archive attributes
+    `base_workloads` / `held_out_workloads` (comma-separated) that the AlgoPerf importer
+    writes. Raises AnalysisError when they are absent or inconsistent.
+    """
+    base = (
+        list(base_workloads)
+        if base_workloads is not None
+        else _split_list(archive.attrs.get("base_workloads", ""))
+    )
+    held = (
+        list(held_out_workloads)
+        if held_out_workloads is not None
+        else _split_list(archive.attrs.get("held_out_workloads", ""))
+    )
+    if not base:
+        raise AnalysisError(
+            "archive has no base_workloads attribute (is it an AlgoPerf import?); "
+            "pass the base workloads explicitly"
+        )
+    if max_tau <= 1.0 or n_tau < 2:
+        raise AnalysisError(f"max_tau {max_tau} must exceed 1 and n_tau {n_tau} be >= 2")
+    study = algoperf_study_times(archive)
+    medians = _median_present(study.values)  # (w, o)
+    names = [str(w) for w in archive["workload"].values]
+    optimizers = [str(o) for o in archive["optimizer"].values]
+    scored = [*base, *held]
+    # Workloads the archive lacks are missing for every submission: inf.
+    table = np.full((len(optimizers), len(scored)), np.inf)
+    for j, w in enumerate(scored):
+        if w in names:
+            table[:, j] = medians[names.index(w), :]
+    raw = table.copy()
+    col = {w: j for j, w in enumerate(scored)}
+    pairs = [(col[h], col[base_of(h, base)]) for h in held]
+    for h, b in pairs:
+        table[~np.isfinite(table[:, b]), h] = np.inf
+    fastest = table.min(axis=0)
+    table[table > 4.0 * fastest[None, :]] = np.inf
+    for h, b in pairs:
+        table[~np.isfinite(table[:, h]), b] = np.inf
+    base_times = table[:, : len(base)]
+    ratio, tau, rho = profile_score(base_times, max_tau=max_tau, n_tau=n_tau)
+    score = _trapezoid(rho, tau) / (max_tau - 1.0)
+
+    study_sel = np.full((len(scored), len(optimizers), study.sizes["study"]), np.nan)
+    for j, w in enumerate(scored):
+        if w in names:
+            study_sel[j] = study.values[names.index(w)]
+    data = xr.Dataset(
+        {
+            "study_time": (("workload", "optimizer", "study"), study_sel),
+            "time": (("workload", "optimizer"), raw.T),
+            "time_scored": (("workload", "optimizer"), table.T),
+            "ratio": (("optimizer", "base"), ratio),
+            "rho": (("optimizer", "tau"), rho),
+            "score": ("optimizer", score),
+            "role": ("workload", np.array(["base"] * len(base) + ["held_out"] * len(held))),
+        },
+        coords={
+            "workload": np.array(scored, dtype=str),
+            "optimizer": np.array(optimizers, dtype=str),
+            "study": study["study"].values,
+            "base": np.array(base, dtype=str),
+            "tau": tau,
+        },
+    )
+    caveats = list(_caveats(archive))
+    absent = [w for w in scored if w not in names]
+    if absent:
+        caveats.append(f"workloads {absent} are absent from the archive: scored as inf")
+    return AlgoperfScore(data=data, caveats=tuple(caveats))

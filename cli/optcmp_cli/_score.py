@@ -1,0 +1,140 @@
+"""`optcmp score`: an archive scored by its source benchmark's own rules.
+
+Dependency rule: typer, rich, optcmp_data and optcmp_analysis (no torch).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from optcmp_analysis import (
+    AlgoperfScore,
+    DeepobsMode,
+    DeepobsReport,
+    algoperf_score,
+    deepobs_report,
+)
+from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_data import open_archive
+
+__all__ = ["score"]
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "inf" if value == math.inf else "-"
+    return f"{value:.{digits}g}"
+
+
+@reports_errors
+def score(
+    path: Annotated[Path, typer.Argument(help="Imported archive (.nc) or study directory.")],
+    json_out: Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")] = False,
+    details: Annotated[
+        bool,
+        typer.Option(
+            "--details",
+            help="AlgoPerf: also give per-workload times (per study, median, after the "
+            "held-out rules) and ratios.",
+        ),
+    ] = False,
+    mode: Annotated[
+        DeepobsMode,
+        typer.Option("--mode", help="DeepOBS archives: rank settings by final or best value."),
+    ] = DeepobsMode.FINAL,
+    all_repeats: Annotated[
+        bool,
+        typer.Option(
+            "--all-repeats",
+            help="DeepOBS archives: rank settings on every seed, ignoring the archive's "
+            "selection_repeats (what the DeepOBS analyser does on the final tree).",
+        ),
+    ] = False,
+) -> None:
+    """Score an archive by its source's rules: the AlgoPerf leaderboard score
+    (time to target, held-out rules, performance profile) for archives that name base
+    workloads; otherwise the DeepOBS analyser's chosen setting, performance and speed.
+
+    JSON: {"score": [{"optimizer": NAME, "score": X}, ...]} (AlgoPerf; with --details a
+    second key "details"), or {"deepobs": [...]}.
+
+    Example: optcmp score algoperf-external.nc --json
+    """
+    archive = open_archive(path)
+    if archive.attrs.get("base_workloads"):
+        result = algoperf_score(archive)
+        if json_out:
+            payload: dict[str, object] = {"score": result.to_json()}
+            if details:
+                payload["details"] = result.details_json()
+            print_json(payload)
+            return
+        _render_algoperf(result, details)
+        return
+    report = deepobs_report(archive, mode=mode, all_repeats=all_repeats)
+    if json_out:
+        print_json({"deepobs": report.to_json()})
+        return
+    _render_deepobs(report)
+
+
+def _caveats(caveats: tuple[str, ...]) -> None:
+    for caveat in caveats:
+        console.print(f"caveat: {caveat}", markup=False, soft_wrap=True)
+
+
+def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
+    table = Table(title="AlgoPerf score (performance-profile integral over tau in [1, 4] / 3)")
+    table.add_column("optimizer")
+    table.add_column("score", justify="right")
+    for rec in result.to_json():
+        table.add_row(rec["optimizer"], _fmt(rec["score"]))
+    console.print(table)
+    if details:
+        dt = Table(title="Time to target (s): median over studies -> after held-out rules")
+        for col in ("optimizer", "workload", "role", "median", "scored", "ratio"):
+            dt.add_column(col)
+        for rec in result.details_json():
+            dt.add_row(
+                rec["optimizer"],
+                rec["workload"],
+                rec["role"],
+                _fmt(rec["time"] if rec["time"] is not None else math.inf, 6),
+                _fmt(rec["time_scored"] if rec["time_scored"] is not None else math.inf, 6),
+                _fmt(rec["ratio"]) if rec["role"] == "base" else "",
+            )
+        console.print(dt)
+    _caveats(result.caveats)
+
+
+def _render_deepobs(report: DeepobsReport) -> None:
+    table = Table(title=f"DeepOBS analyser (mode {report.mode})")
+    for col in (
+        "workload",
+        "optimizer",
+        "trial",
+        "learning_rate",
+        "selection",
+        "performance",
+        "speed",
+        "seeds",
+    ):
+        table.add_column(col)
+    for rec in report.to_json():
+        table.add_row(
+            rec["workload"],
+            rec["optimizer"],
+            str(rec["trial"]),
+            _fmt(rec["hyperparameters"].get("learning_rate")),
+            f"{_fmt(rec['selection_value'])} ({rec['selection_split']})",
+            f"{_fmt(rec['performance'])} ({rec['metric']})",
+            _fmt(rec["speed"]),
+            str(rec["n_seeds"]),
+        )
+    console.print(table)
+    _caveats(report.caveats)

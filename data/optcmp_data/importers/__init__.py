@@ -1,0 +1,19 @@
+"""Importers of published trial archives (DeepOBS 1.1/1.2 output trees, AlgoPerf logs).
+
+Dependency rule: numpy, xarray, attrs and optcmp_data only. Each importer reads a source
+tree, builds the archive through `ArchiveBuilder` and returns it in memory with the
+warnings of any skipped input; writing is the caller's (atomic `write_archive`).
+"""
+
+from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, Ruleset, import_algoperf
+from optcmp_data.importers._common import ImportResult
+from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
+
+__all__ = [
+    "ALGOPERF_DIRECTIONS",
+    "DEEPOBS_FAMILIES",
+    "ImportResult",
+    "Ruleset",
+    "import_algoperf",
+    "import_deepobs",
+]

@@ -1,0 +1,394 @@
+"""Importer of AlgoPerf training-algorithm competition logs into the archive format.
+
+Dependency rule: numpy, xarray, attrs and this package only; archives are produced through
+`ArchiveBuilder`, like every other archive.
+
+Mapping (docs/importers.md):
+- optimizer = submission; workload = workload folder with its framework suffix
+  (_jax, _pytorch) stripped; the framework is kept in the non-dim coordinate `framework`
+  (workload, optimizer); trial = n of trial_<n>; repeat axis `study` = k of study_<k>.
+- step = global_step, time = score (accumulated submission time, seconds); valid/test/
+  train metric = validation/<m>, test/<m>, train/<m> for the workload's target metric m;
+  losses from the loss column (loss, ce_loss, ctc_loss or l1_loss).
+- metric name, direction, validation target (valid_target) and step hint (step_budget)
+  per workload from the targets file; the base and held-out workload lists go to the
+  archive attributes `base_workloads` and `held_out_workloads` (comma-separated), the
+  ruleset to `ruleset`.
+- Folders that are not `<workload>_<jax|pytorch>/trial_<n>` (e.g. stray trial_* folders
+  directly under study_*) are ignored, as the official scorer ignores them. A trial
+  folder without eval_measurements.csv is imported as "incomplete" with no evaluations.
+- Status "diverged" where a loss or metric cell is written as nan/inf (an empty cell is
+  only a missing value).
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+
+from optcmp_data._builder import ArchiveBuilder, Curves, TrialRecord, WorkloadInfo
+from optcmp_data._errors import DataFormatError
+from optcmp_data._schema import Direction, Split, Status
+from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object
+
+__all__ = ["ALGOPERF_DIRECTIONS", "Ruleset", "import_algoperf"]
+
+
+class Ruleset(enum.StrEnum):
+    """The two AlgoPerf rulesets."""
+
+    EXTERNAL_TUNING = "external_tuning"
+    SELF_TUNING = "self_tuning"
+
+
+# Target metric names and whether smaller is better (the official scorer's registry).
+ALGOPERF_DIRECTIONS = {
+    **dict.fromkeys(
+        ("loss", "ce_loss", "ctc_loss", "l1_loss", "error_rate", "wer", "ppl"), Direction.MIN
+    ),
+    **dict.fromkeys(("accuracy", "bleu", "ssim", "mean_average_precision"), Direction.MAX),
+}
+_LOSS_NAMES = ("loss", "ce_loss", "ctc_loss", "l1_loss")
+_STUDY = re.compile(r"^study_(\d+)$")
+_WORKLOAD = re.compile(r"^(.+)_(jax|pytorch)$")
+_TRIAL = re.compile(r"^trial_(\d+)$")
+_CSV = "eval_measurements.csv"
+_HPARAMS = "hparams.json"
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class _Targets:
+    def __init__(self, path: Path) -> None:
+        obj = read_json_object(path)
+        self.path = path
+        try:
+            self.base = [str(w) for w in obj["base_workloads"]]
+            self.held_out = [str(w) for w in obj["held_out_workloads"]]
+            workloads = obj["workloads"]
+            self.version = str(obj.get("benchmark_version", ""))
+            self.info: dict[str, tuple[str, float, int]] = {
+                str(name): (
+                    str(v["target_metric_name"]),
+                    float(v["validation_target_value"]),
+                    int(v["step_hint"]),
+                )
+                for name, v in workloads.items()
+            }
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise DataFormatError(
+                f"{path}: not an AlgoPerf targets file (needs base_workloads, "
+                "held_out_workloads and workloads{name: {target_metric_name, "
+                f"validation_target_value, step_hint}}; problem: {err!r})"
+            ) from None
+        for name, (metric, _, _) in self.info.items():
+            if metric not in ALGOPERF_DIRECTIONS:
+                raise DataFormatError(
+                    f"{path}: workload {name!r} has target metric {metric!r}, not one of "
+                    f"{sorted(ALGOPERF_DIRECTIONS)}"
+                )
+        for name in (*self.base, *self.held_out):
+            if name not in self.info:
+                raise DataFormatError(f"{path}: listed workload {name!r} has no targets entry")
+
+
+def _ruleset_root(src: Path, ruleset: Ruleset) -> Path:
+    for candidate in (src / "logs" / ruleset.value, src / ruleset.value):
+        if candidate.is_dir():
+            return candidate
+    # `src` itself may be a ruleset folder: submissions holding study_<k> folders.
+    other = {r.value for r in Ruleset} - {ruleset.value}
+    if src.name in other:
+        raise DataFormatError(f"{src}: this is the {src.name} folder, not {ruleset.value}")
+    for sub in src.iterdir():
+        if sub.is_dir() and any(_STUDY.match(p.name) for p in sub.iterdir() if p.is_dir()):
+            return src
+    raise DataFormatError(
+        f"{src}: not an AlgoPerf log tree (expected logs/{ruleset.value}/<submission>/"
+        f"study_<k>/<workload>_<jax|pytorch>/trial_<n>/{_CSV})"
+    )
+
+
+def _find_targets(src: Path, root: Path) -> Path:
+    """The targets file next to the logs: in SRC, or beside the `logs` folder holding the
+    ruleset folder."""
+    dirs = [src, root.parent]
+    if root.parent.name == "logs":
+        dirs.append(root.parent.parent)
+    for d in dict.fromkeys(dirs):
+        found = sorted(d.glob("workload_targets*.json"))
+        if len(found) == 1:
+            return found[0]
+        if len(found) > 1:
+            raise DataFormatError(
+                f"{d}: several targets files ({', '.join(p.name for p in found)}); "
+                "choose one with --targets"
+            )
+    raise DataFormatError(
+        f"{src}: no workload_targets*.json next to the logs; give one with --targets"
+    )
+
+
+def _dirs(path: Path, pattern: re.Pattern[str]) -> Iterator[tuple[re.Match[str], Path]]:
+    with os.scandir(path) as entries:
+        found = sorted((e.name, Path(e.path)) for e in entries if e.is_dir())
+    for name, p in found:
+        m = pattern.match(name)
+        if m:
+            yield m, p
+
+
+def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bool]:
+    """Columns of one eval_measurements.csv needed by the archive, and whether a loss or
+    metric cell is written as a non-finite number (divergence)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{path}: cannot be read ({err})") from None
+    lines = text.splitlines()
+    if not lines or not lines[0].strip():
+        raise DataFormatError(f"{path}: empty file, expected a CSV header")
+    header = lines[0].split(",")
+    col = {name.strip(): i for i, name in enumerate(header)}
+    required = ("global_step", "score", f"validation/{metric}")
+    for name in required:
+        if name not in col:
+            raise DataFormatError(
+                f"{path}: missing column {name!r} (the target metric is {metric!r})"
+            )
+    rows = [line.split(",") for line in lines[1:] if line]
+    if not rows:
+        raise DataFormatError(f"{path}: no evaluation rows")
+    if any(len(r) != len(header) for r in rows):
+        bad_row = next(i for i, r in enumerate(rows) if len(r) != len(header))
+        raise DataFormatError(
+            f"{path}: row {bad_row + 2} has {len(rows[bad_row])} fields, the header "
+            f"{len(header)} (the file may be cut short)"
+        )
+    table = np.array(rows)
+    wanted: dict[str, str | None] = {
+        "step": "global_step",
+        "time": "score",
+        "train_metric": f"train/{metric}",
+        "valid_metric": f"validation/{metric}",
+        "test_metric": f"test/{metric}",
+    }
+    for split, prefix in (("train", "train/"), ("valid", "validation/"), ("test", "test/")):
+        wanted[f"{split}_loss"] = next((prefix + n for n in _LOSS_NAMES if prefix + n in col), None)
+    out: dict[str, FloatArray | None] = {}
+    diverged = False
+    for key, column in wanted.items():
+        if column is None or column not in col:
+            out[key] = None
+            continue
+        cells = table[:, col[column]]
+        empty = np.char.str_len(cells) == 0
+        try:
+            values = np.where(empty, "nan", cells).astype(np.float64)
+        except ValueError:
+            raise DataFormatError(
+                f"{path}: column {column!r} holds values that are not numbers"
+            ) from None
+        if key not in ("step", "time") and (~np.isfinite(values) & ~empty).any():
+            diverged = True
+        out[key] = values
+    step = out["step"]
+    if step is None or np.isnan(step).any():
+        raise DataFormatError(f"{path}: column 'global_step' has empty cells")
+    return out, diverged
+
+
+def _read_hparams(path: Path) -> dict[str, float]:
+    obj = read_json_object(path)
+    out: dict[str, float] = {}
+    for key, value in obj.items():
+        # bools are 0/1 switches of the submission; strings carry no number
+        if isinstance(value, int | float):
+            out[str(key)] = float(value)
+    return out
+
+
+def import_algoperf(
+    src: str | os.PathLike[str],
+    /,
+    *,
+    ruleset: Ruleset | str = Ruleset.EXTERNAL_TUNING,
+    targets: str | os.PathLike[str] | None = None,
+    skip_bad: bool = False,
+    command: str | None = None,
+) -> ImportResult:
+    """Import one ruleset of an AlgoPerf log tree as an archive.
+
+    `src` is the folder holding logs/<ruleset>/, the logs folder, or a ruleset folder;
+    `targets` the workload targets JSON (default: a workload_targets*.json next to the
+    logs). Malformed files raise DataFormatError naming the file, or with `skip_bad` are
+    skipped with one warning each.
+    """
+    src = Path(src)
+    ruleset = Ruleset(ruleset)
+    if not src.is_dir():
+        raise DataFormatError(f"{src}: not a directory (expected an AlgoPerf log tree)")
+    if not any(src.iterdir()):
+        raise DataFormatError(f"{src}: empty folder; no AlgoPerf logs to import")
+    root = _ruleset_root(src, ruleset)
+    target_path = Path(targets) if targets is not None else _find_targets(src, root)
+    if not target_path.is_file():
+        raise DataFormatError(f"{target_path}: targets file not found")
+    spec = _Targets(target_path)
+    bad = BadInputs(skip_bad=skip_bad)
+
+    builder = ArchiveBuilder(
+        source=f"AlgoPerf {ruleset.value} logs {root} with targets {target_path}",
+        command=command,
+        caveats=[
+            "time is AlgoPerf's 'score' column (accumulated submission time, seconds); "
+            "steps and times of evaluations differ between trials",
+            "the framework (jax/pytorch) of each run is in the coordinate 'framework' "
+            "(workload, optimizer)",
+        ],
+        repeat_dims=("study",),
+    )
+    frameworks: dict[tuple[str, str], str] = {}
+    declared: set[str] = set()
+    ignored = 0
+    no_csv = 0
+    n_files = 0
+    pending: list[tuple[str, str, int, int, Path]] = []
+    for submission in sorted(p for p in root.iterdir() if p.is_dir()):
+        for sm, study_dir in _dirs(submission, _STUDY):
+            with os.scandir(study_dir) as entries:
+                for entry in sorted(entries, key=lambda e: e.name):
+                    if not entry.is_dir():
+                        continue
+                    wm = _WORKLOAD.match(entry.name)
+                    if not wm:
+                        ignored += 1
+                        continue
+                    workload, framework = wm.group(1), wm.group(2)
+                    if workload not in spec.info:
+                        bad.bad(f"{entry.path}: workload {workload!r} is not in {target_path}")
+                        continue
+                    key = (workload, submission.name)
+                    old = frameworks.setdefault(key, framework)
+                    if old != framework:
+                        bad.bad(
+                            f"{entry.path}: {submission.name} ran {workload} in both "
+                            f"{old} and {framework}"
+                        )
+                        continue
+                    for tm, trial_dir in _dirs(Path(entry.path), _TRIAL):
+                        pending.append(
+                            (
+                                workload,
+                                submission.name,
+                                int(tm.group(1)),
+                                int(sm.group(1)),
+                                trial_dir,
+                            )
+                        )
+    if not pending:
+        raise DataFormatError(
+            f"{root}: no AlgoPerf trial folders found (expected <submission>/study_<k>/"
+            f"<workload>_<jax|pytorch>/trial_<n>/{_CSV})"
+        )
+
+    # Hyperparameters belong to a trial, not to one study; read them all first.
+    hparams: dict[tuple[str, str, int], dict[str, float]] = {}
+    for workload, sub, trial, _, trial_dir in pending:
+        hp_path = trial_dir / _HPARAMS
+        if not hp_path.is_file():
+            continue
+        try:
+            values = _read_hparams(hp_path)
+        except DataFormatError as err:
+            bad.bad(str(err))
+            continue
+        old_hp = hparams.setdefault((workload, sub, trial), values)
+        if old_hp != values:
+            bad.bad(f"{hp_path}: differs from the same trial's hparams.json in another study")
+
+    for workload, sub, trial, study, trial_dir in pending:
+        metric = spec.info[workload][0]
+        csv_path = trial_dir / _CSV
+        hp = hparams.get((workload, sub, trial), {})
+        if not csv_path.is_file():
+            no_csv += 1
+            record = TrialRecord(
+                workload=workload,
+                optimizer=sub,
+                trial=trial,
+                status=Status.INCOMPLETE,
+                hparams=hp,
+                curves=Curves(step=np.zeros(0, dtype=np.int64)),
+                repeat={"study": study},
+            )
+        else:
+            try:
+                cols, diverged = _read_csv(csv_path, metric)
+            except DataFormatError as err:
+                bad.bad(str(err))
+                continue
+            n_files += 1
+            step = cols.pop("step")
+            assert step is not None
+            record = TrialRecord(
+                workload=workload,
+                optimizer=sub,
+                trial=trial,
+                status=Status.DIVERGED if diverged else Status.COMPLETED,
+                hparams=hp,
+                curves=Curves(step=step.astype(np.int64), **cols),
+                repeat={"study": study},
+            )
+        if workload not in declared:
+            metric_name, target, step_hint = spec.info[workload]
+            builder.add_workload(
+                WorkloadInfo(
+                    name=workload,
+                    metric_name=metric_name,
+                    direction=ALGOPERF_DIRECTIONS[metric_name],
+                    valid_target=target,
+                    step_budget=step_hint,
+                    selection_split=Split.VALID,
+                )
+            )
+            declared.add(workload)
+        builder.add_optimizer(sub, "")
+        builder.add_trial(record)
+    if n_files == 0:
+        raise DataFormatError(f"{root}: no readable {_CSV} files")
+    if ignored:
+        builder.add_caveat(
+            f"ignored {ignored} folders under study_* that are not <workload>_<framework> "
+            "folders (e.g. stray trial_* folders), as the official scorer does"
+        )
+    if no_csv:
+        builder.add_caveat(
+            f"{no_csv} trial folders have no {_CSV}; imported as incomplete with no evaluations"
+        )
+    ds = builder.build()
+    ds = _with_framework(ds, frameworks)
+    ds.attrs.update(
+        importer="algoperf",
+        ruleset=ruleset.value,
+        base_workloads=",".join(spec.base),
+        held_out_workloads=",".join(spec.held_out),
+        benchmark_version=spec.version,
+    )
+    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
+
+
+def _with_framework(ds: xr.Dataset, frameworks: dict[tuple[str, str], str]) -> xr.Dataset:
+    workloads = [str(w) for w in ds["workload"].values]
+    optimizers = [str(o) for o in ds["optimizer"].values]
+    table = np.array(
+        [[frameworks.get((w, o), "") for o in optimizers] for w in workloads], dtype=str
+    ).reshape(len(workloads), len(optimizers))
+    return ds.assign_coords(framework=(("workload", "optimizer"), table))

@@ -1,0 +1,204 @@
+"""The DeepOBS importer on small trees in both formats (every quirk of the published
+archives), its errors, and on the real deepobs-baselines archive when it is present."""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from optcmp_data import DataFormatError, validate, write_archive
+from optcmp_data.importers import import_deepobs
+from tests.data.archive_trees import write_deepobs
+
+LEVELS_12 = (("results", "oneshot", "constant"), ("results", "large_budget", "constant"))
+
+
+def test_deepobs_11_mapping(tmp_path: Path) -> None:
+    facts = write_deepobs(tmp_path, fmt="1.1")
+    result = import_deepobs(tmp_path)
+    ds = result.dataset
+    validate(ds)
+    assert result.warnings == ()
+    assert result.files_read == 2 * 3 * (4 + 3)
+    assert sorted(ds["workload"].values.tolist()) == sorted(facts.problems)
+    assert sorted(ds["optimizer"].values.tolist()) == sorted(facts.optimizers)
+    family = dict(
+        zip(ds["optimizer"].values.tolist(), ds["optimizer_family"].values.tolist(), strict=True)
+    )
+    assert family == {
+        "GradientDescentOptimizer": "sgd",
+        "MomentumOptimizer": "momentum",
+        "MyOptimizer": "",
+    }
+    assert ds["seed"].values.tolist() == [42, *facts.rerun_seeds]
+    assert ds.attrs["selection_repeats"] == "seed=42"
+    assert set(ds["selection_split"].values.tolist()) == {"test"}
+    assert "test split" in ds.attrs["caveats"]
+    for problem, metric in facts.problems.items():
+        w = ds.sel(workload=problem)
+        assert str(w["metric_name"].values) == metric
+        assert str(w["metric_direction"].values) == ("max" if metric == "accuracy" else "min")
+        assert float(w["test_target"].values) == facts.targets[problem]
+        assert int(w["step_budget"].values) == facts.num_epochs
+    # trials in order of learning rate; the stored value is the exact seed-42 float
+    lr = ds["hparams"].sel(hparam="learning_rate", workload="toy_mlp", optimizer="MyOptimizer")
+    assert lr.values.tolist() == list(facts.lrs)
+    mom = ds["hparams"].sel(hparam="momentum", optimizer="MomentumOptimizer")
+    assert (mom.values == 0.99).all()
+    assert np.isnan(ds["hparams"].sel(hparam="momentum", optimizer="MyOptimizer").values).all()
+    assert "use_nesterov" not in ds["hparam"].values  # bools are not numeric hparams
+    assert "mode" not in ds["hparam"].values  # strings neither
+    # the chosen setting holds 4 seeds, the others only seed 42 (the rest "missing")
+    status = ds["status"].sel(workload="toy_mlp", optimizer="GradientDescentOptimizer")
+    chosen = facts.lrs.index(facts.chosen[("toy_mlp", "GradientDescentOptimizer")])
+    present = (status != "missing").sum("seed").values
+    assert present.tolist() == [4 if t == chosen else 1 for t in range(len(facts.lrs))]
+    # bare NaN losses mark the largest learning rate as diverged
+    diverged = ds["status"].sel(seed=42).values == "diverged"
+    last = len(facts.lrs) - 1
+    assert diverged[:, :, last].all()
+    assert not diverged[:, :, :last].any()
+    # steps are epoch indices; no times
+    run = ds.sel(workload="toy_quadratic", optimizer="MyOptimizer", trial=0, seed=42)
+    assert run["step"].values[: facts.num_epochs + 1].tolist() == list(range(facts.num_epochs + 1))
+    assert np.isnan(ds["time"].values).all()
+    # loss-only problems use the test loss as their metric
+    np.testing.assert_array_equal(run["test_metric"].values, run["test_loss"].values)
+
+
+def test_deepobs_11_matches_the_files(tmp_path: Path) -> None:
+    facts = write_deepobs(tmp_path, fmt="1.1")
+    obj = json.loads(facts.first_file.read_text())
+    ds = import_deepobs(tmp_path).dataset
+    problem = obj["testproblem"]
+    trial = facts.lrs.index(obj["learning_rate"])
+    run = ds.sel(workload=problem, optimizer=obj["optimizer"], trial=trial, seed=42)
+    n = len(obj["train_losses"])
+    np.testing.assert_array_equal(run["train_loss"].values[:n], obj["train_losses"])
+    np.testing.assert_array_equal(run["test_loss"].values[:n], obj["test_losses"])
+    np.testing.assert_array_equal(run["train_metric"].values[:n], obj["train_accuracies"])
+    np.testing.assert_array_equal(run["test_metric"].values[:n], obj["test_accuracies"])
+    assert np.isnan(run["valid_metric"].values).all()
+
+
+def test_deepobs_12_mapping(tmp_path: Path) -> None:
+    facts = write_deepobs(tmp_path, fmt="1.2", levels=LEVELS_12)
+    ds = import_deepobs(tmp_path).dataset
+    assert set(ds["selection_split"].values.tolist()) == {"valid"}
+    # the budget level differs between runs and joins the optimizer label; the constant
+    # levels ("results", the schedule) do not
+    labels = {f"{o}-{b}" for o in facts.optimizers for b in ("oneshot", "large_budget")}
+    assert set(ds["optimizer"].values.tolist()) == labels
+    assert set(facts.chosen) == {(p, o) for p in facts.problems for o in labels}
+    assert np.isfinite(ds["valid_metric"].sel(eval=0).where(ds["status"] != "missing")).any()
+    # the epoch-0 fill of diverged runs is detected and restored to NaN
+    last = len(facts.lrs) - 1
+    status = ds["status"].sel(seed=42)
+    assert (status.isel(trial=last) == "diverged").all()
+    assert (status.isel(trial=slice(0, last)) == "completed").all()
+    run = ds.sel(trial=last, seed=42).isel(workload=0, optimizer=0)
+    for var in ("train_loss", "valid_loss", "test_loss", "valid_metric"):
+        values = run[var].values[: facts.num_epochs + 1]
+        assert np.isfinite(values[:2]).all()
+        assert np.isnan(values[2:]).all()
+    assert "filled with epoch-0 values" in ds.attrs["caveats"]
+    assert ds.attrs["selection_repeats"] == "seed=42"
+    lr = ds["hparams"].sel(hparam="learning_rate").isel(workload=0, optimizer=0)
+    assert lr.values.tolist() == list(facts.lrs)
+
+
+def test_targets_file_optional_and_explicit(tmp_path: Path) -> None:
+    write_deepobs(tmp_path)
+    (tmp_path / "convergence_performance.json").unlink()
+    ds = import_deepobs(tmp_path).dataset
+    assert np.isnan(ds["test_target"].values).all()
+    other = tmp_path.parent / f"{tmp_path.name}-targets.json"
+    other.write_text(json.dumps({"toy_mlp": 0.25}))
+    ds = import_deepobs(tmp_path, targets=other).dataset
+    assert float(ds["test_target"].sel(workload="toy_mlp")) == 0.25
+    assert math.isnan(float(ds["test_target"].sel(workload="toy_quadratic")))
+
+
+def test_a_json_file_cut_short_is_named(tmp_path: Path) -> None:
+    facts = write_deepobs(tmp_path)
+    text = facts.first_file.read_text()
+    facts.first_file.write_text(text[: len(text) // 2])
+    with pytest.raises(DataFormatError, match=facts.first_file.name) as err:
+        import_deepobs(tmp_path)
+    assert "\n" not in str(err.value)
+    result = import_deepobs(tmp_path, skip_bad=True)
+    assert result.skipped == 1
+    assert facts.first_file.name in result.warnings[0]
+    assert result.files_read == 2 * 3 * (4 + 3) - 1
+
+
+def test_empty_folder_and_foreign_folders(tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(DataFormatError, match="empty folder"):
+        import_deepobs(empty)
+    other = tmp_path / "other" / "a" / "b" / "c"
+    other.mkdir(parents=True)
+    (other / "eval_measurements.csv").write_text("global_step,score\n1,2\n")
+    with pytest.raises(DataFormatError, match="no DeepOBS run files"):
+        import_deepobs(tmp_path / "other")
+    with pytest.raises(DataFormatError, match="not a directory"):
+        import_deepobs(tmp_path / "missing")
+
+
+def test_a_run_that_is_not_deepobs_is_named(tmp_path: Path) -> None:
+    folder = tmp_path / "p" / "o" / "s"
+    folder.mkdir(parents=True)
+    bad = folder / "random_seed__42__x.json"
+    bad.write_text(json.dumps({"hello": 1}))
+    with pytest.raises(
+        DataFormatError, match=re.escape("random_seed__42__x.json: not a DeepOBS run")
+    ):
+        import_deepobs(tmp_path)
+    with pytest.raises(DataFormatError, match="none of its 1 run files"):
+        import_deepobs(tmp_path, skip_bad=True)
+
+
+def test_mixed_formats_are_rejected(tmp_path: Path) -> None:
+    write_deepobs(tmp_path / "a", fmt="1.1")
+    write_deepobs(tmp_path / "b", fmt="1.2")
+    with pytest.raises(DataFormatError, match=re.escape("mixes DeepOBS 1.1 and 1.2")):
+        import_deepobs(tmp_path)
+
+
+def test_import_is_deterministic(tmp_path: Path) -> None:
+    write_deepobs(tmp_path)
+    a = import_deepobs(tmp_path).dataset
+    b = import_deepobs(tmp_path).dataset
+    for name in ("status", "hparams", "test_metric", "step"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_written_archive_round_trips(tmp_path: Path) -> None:
+    from optcmp_data import open_archive
+
+    write_deepobs(tmp_path / "tree")
+    ds = import_deepobs(tmp_path / "tree").dataset
+    out = write_archive(ds, tmp_path / "deepobs.nc")
+    back = open_archive(out)
+    assert back.attrs["selection_repeats"] == "seed=42"
+    assert back.attrs["importer"] == "deepobs"
+    np.testing.assert_array_equal(back["test_metric"].values, ds["test_metric"].values)
+
+
+def test_deepobs_12_accepts_torch_lr_name(tmp_path: Path) -> None:
+    facts = write_deepobs(tmp_path, fmt="1.2")
+    for path in tmp_path.rglob("random_seed__*.json"):
+        obj = json.loads(path.read_text())
+        hp = obj["optimizer_hyperparams"]
+        obj["optimizer_hyperparams"] = {"lr": hp.pop("learning_rate"), **hp}
+        path.write_text(json.dumps(obj))
+    ds = import_deepobs(tmp_path).dataset
+    lr = ds["hparams"].sel(hparam="learning_rate").isel(workload=0, optimizer=0)
+    assert lr.values.tolist() == list(facts.lrs)
+    assert "lr" not in ds["hparam"].values
