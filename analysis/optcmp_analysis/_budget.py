@@ -1,0 +1,324 @@
+"""Budget sensitivity (the paper's Figures 6-8): the outcome of a study with k trials,
+estimated from one with N trials, by bootstrap, by closed form and exactly.
+
+Dependency rule: numpy, xarray, attrs, optcmp_data and this package's kernels. Public
+functions use named dims; the kernels in _kernels are reached through `xr.apply_ufunc`
+with `trial` as the core dim, so workload, optimizer and (per-repeat) repeat dims
+broadcast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import xarray as xr
+
+from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._kernels import (
+    LEVELS,
+    bootstrap_positions,
+    exact_probabilities,
+    position_probabilities,
+    sort_trials,
+    weighted_summary,
+)
+from optcmp_analysis._records import cell_keys, finite, json_value, root_seed, where
+from optcmp_analysis._selection import (
+    RepeatMode,
+    SelectionRule,
+    TrialScores,
+    require_usable,
+    trial_scores,
+)
+
+__all__ = [
+    "DEFAULT_N_BOOT",
+    "BudgetCurve",
+    "best_of_k_draws",
+    "budget_curve",
+    "default_budgets",
+    "n_trials",
+]
+
+DEFAULT_N_BOOT = 10_000
+_STATS = (
+    "mean",
+    "sd",
+    "median",
+    "lo",
+    "hi",
+    "expected",
+    "expected_without_replacement",
+    "exact_sd",
+    "exact_median",
+    "exact_lo",
+    "exact_hi",
+    "no_result",
+    "no_result_exact",
+)
+_TARGETS = ("test", "selection")
+
+
+def n_trials(scores: TrialScores) -> int:
+    """The largest number of present trials of any cell: the largest budget allowed."""
+    return int(scores.data["present"].sum("trial").max())
+
+
+def default_budgets(n: int) -> tuple[int, ...]:
+    """1, 2, 4, ... below n, and n itself."""
+    if n < 1:
+        return ()
+    out = [1 << i for i in range(n.bit_length()) if (1 << i) < n]
+    return (*out, n)
+
+
+def check_budgets(budgets: Sequence[int], n: int) -> tuple[int, ...]:
+    """Sorted distinct budgets; AnalysisError for a budget < 1 or above the trial count."""
+    out = sorted({int(k) for k in budgets})
+    if not out:
+        raise AnalysisError("no budget given")
+    if out[0] < 1:
+        raise AnalysisError(f"budget {out[0]} is not a positive number of trials")
+    if out[-1] > n:
+        raise AnalysisError(f"budget {out[-1]} is larger than the trial count {n}")
+    return tuple(out)
+
+
+def _sorted_inputs(scores: TrialScores) -> tuple[xr.DataArray, ...]:
+    d = scores.data
+    return d["score"], d["usable"], d["present"]
+
+
+def best_of_k_draws(
+    scores: TrialScores,
+    k: int,
+    /,
+    *,
+    n_boot: int,
+    root: int,
+    value: str = "test_value",
+) -> xr.DataArray:
+    """`value` of the trial selected in each of `n_boot` best-of-k bootstrap draws per cell.
+
+    Dims: the cell dims of `scores` plus `draw`; NaN where a draw holds no usable trial.
+    Draws depend only on (`root`, the cell's labels, k), so subsets and reorderings of
+    optimizers see the same draws.
+    """
+    score, usable, present = _sorted_inputs(scores)
+    keys = cell_keys(score, scores.cell_dims)
+
+    def kernel(
+        s: np.ndarray, u: np.ndarray, p: np.ndarray, v: np.ndarray, key: np.ndarray
+    ) -> np.ndarray:
+        order, n_present, n_usable = sort_trials(s, u, p)
+        v_sorted = np.take_along_axis(v, order, axis=-1)
+        pos = bootstrap_positions(n_present, key, k, n_boot, root)
+        ok = (pos >= 0) & (pos < n_usable[..., None])
+        picked = np.take_along_axis(v_sorted, np.clip(pos, 0, None), axis=-1)
+        return np.where(ok, picked, np.nan)
+
+    out: xr.DataArray = xr.apply_ufunc(
+        kernel,
+        score,
+        usable,
+        present,
+        scores.data[value],
+        keys,
+        input_core_dims=[["trial"]] * 4 + [["key"]],
+        output_core_dims=[["draw"]],
+    )
+    return out.transpose(*scores.cell_dims, "draw")
+
+
+def _budget_kernel(
+    s: np.ndarray,
+    u: np.ndarray,
+    p: np.ndarray,
+    test: np.ndarray,
+    sel: np.ndarray,
+    key: np.ndarray,
+    *,
+    budgets: tuple[int, ...],
+    n_boot: int,
+    root: int,
+) -> np.ndarray:
+    """(*cells, N) inputs -> (*cells, K, target, stat) with the stats of `_STATS`."""
+    order, n_present, n_usable = sort_trials(s, u, p)
+    n = s.shape[-1]
+    sorted_values = [np.take_along_axis(x, order, axis=-1) for x in (test, sel)]
+    boot = np.stack(
+        [
+            position_probabilities(bootstrap_positions(n_present, key, k, n_boot, root), n)
+            for k in budgets
+        ],
+        axis=-2,
+    )
+    exact = np.stack([exact_probabilities(n_present, k, n) for k in budgets], axis=-2)
+    exact_norepl = np.stack(
+        [exact_probabilities(n_present, k, n, replace=False) for k in budgets], axis=-2
+    )
+    out = np.full((*s.shape[:-1], len(budgets), len(_TARGETS), len(_STATS)), np.nan)
+    for t, values in enumerate(sorted_values):
+        b_mean, b_sd, b_q, b_none = weighted_summary(boot, values, n_usable, LEVELS)
+        e_mean, e_sd, e_q, e_none = weighted_summary(exact, values, n_usable, LEVELS)
+        with np.errstate(invalid="ignore"):
+            nr_mean, _, _, _ = weighted_summary(
+                np.nan_to_num(exact_norepl, nan=0.0), values, n_usable, LEVELS
+            )
+        impossible = np.isnan(exact_norepl).any(axis=-1)
+        nr_mean = np.where(impossible, np.nan, nr_mean)
+        columns = {
+            "mean": b_mean,
+            "sd": b_sd,
+            "median": b_q[..., 1],
+            "lo": b_q[..., 0],
+            "hi": b_q[..., 2],
+            "expected": e_mean,
+            "expected_without_replacement": nr_mean,
+            "exact_sd": e_sd,
+            "exact_median": e_q[..., 1],
+            "exact_lo": e_q[..., 0],
+            "exact_hi": e_q[..., 2],
+            "no_result": b_none,
+            "no_result_exact": e_none,
+        }
+        for i, name in enumerate(_STATS):
+            out[..., t, i] = columns[name]
+    return out
+
+
+@attrs.frozen
+class BudgetCurve:
+    """Best-of-k outcomes per cell and budget.
+
+    `data` has dims (workload, optimizer, [repeat dims], k, target) with target "test"
+    (the selected trial's test metric) and "selection" (its selection value), and variables
+    mean, sd, median, lo, hi (bootstrap: 5%, 50%, 95% quantiles of draws with a result),
+    expected and expected_without_replacement (Dodge et al. closed forms), exact_sd,
+    exact_median, exact_lo, exact_hi (exact, from order statistics), no_result and
+    no_result_exact (share of draws without a usable trial), n_boot_results (draws with a
+    result), and `settled_k` (workload, optimizer, [repeats]): the smallest budget from
+    which the exact test median stays within `tolerance` of its value at the largest budget.
+    """
+
+    data: xr.Dataset
+    rule: SelectionRule
+    repeats: RepeatMode
+    n_boot: int
+    tolerance: float
+    caveats: tuple[str, ...]
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {
+            "rule": str(self.rule),
+            "repeats": str(self.repeats),
+            "n_boot": self.n_boot,
+            "tolerance": self.tolerance,
+            "caveats": "\n".join(self.caveats),
+        }
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """One record per (workload, optimizer, [repeats], k): the test-metric statistics
+        under their plain names (mean, median, lo, hi, expected, ...), the selection-value
+        statistics prefixed `selection_`, plus metric, split ("test"), settled_k, rule."""
+        d = self.data
+        cell_dims = [str(x) for x in d["mean"].dims if x not in ("k", "target")]
+        stats = [str(v) for v in d.data_vars if "target" in d[v].dims]
+        arrays = {s: d[s].transpose(*cell_dims, "k", "target").values for s in stats}
+        settled = d["settled_k"].transpose(*cell_dims).values
+        out = []
+        for index in np.ndindex(*(d.sizes[x] for x in cell_dims)):
+            where = dict(zip(cell_dims, index, strict=True))
+            w = where["workload"]
+            base: dict[str, Any] = {x: json_value(d[x].values[where[x]]) for x in cell_dims}
+            for ki, k in enumerate(d["k"].values):
+                record = dict(base)
+                record.update(k=int(k), metric=str(d["metric_name"].values[w]), split="test")
+                for s in stats:
+                    record[s] = json_value(float(arrays[s][(*index, ki, 0)]))
+                for s in stats:
+                    record[f"selection_{s}"] = json_value(float(arrays[s][(*index, ki, 1)]))
+                record.update(settled_k=json_value(int(settled[index])), rule=str(self.rule))
+                out.append(record)
+        return out
+
+
+def budget_curve(
+    archive: xr.Dataset | TrialScores,
+    /,
+    *,
+    budgets: Sequence[int] | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    rng: np.random.Generator,
+    rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    repeats: RepeatMode | str = RepeatMode.MEAN,
+    tolerance: float = 0.005,
+) -> BudgetCurve:
+    """Best-of-k outcome for every cell and budget k (default 1, 2, 4, ..., N).
+
+    Bootstrap: n_boot draws of k trials with replacement per cell, all vectorised. Closed
+    forms: Dodge et al. with and without replacement. Exact: the distribution of the
+    selected trial from order statistics, hence exact percentiles. Draws without a usable
+    trial have no result and are reported as the share `no_result`. Raises AnalysisError
+    for a budget above the trial count or an archive without usable trials.
+    """
+    scores = (
+        archive
+        if isinstance(archive, TrialScores)
+        else trial_scores(archive, rule=rule, repeats=repeats)
+    )
+    require_usable(scores)
+    if n_boot < 1:
+        raise AnalysisError(f"n_boot {n_boot} must be at least 1")
+    if not tolerance >= 0:
+        raise AnalysisError(f"tolerance {tolerance} must be a non-negative number")
+    n = n_trials(scores)
+    ks = check_budgets(default_budgets(n) if budgets is None else budgets, n)
+    root = root_seed(rng)
+    score, usable, present = _sorted_inputs(scores)
+    keys = cell_keys(score, scores.cell_dims)
+    stacked = xr.apply_ufunc(
+        _budget_kernel,
+        score,
+        usable,
+        present,
+        scores.data["test_value"],
+        scores.data["selection_value"],
+        keys,
+        input_core_dims=[["trial"]] * 5 + [["key"]],
+        output_core_dims=[["k", "target", "stat"]],
+        kwargs={"budgets": ks, "n_boot": n_boot, "root": root},
+    )
+    stacked = stacked.assign_coords(k=np.array(ks, dtype=np.int64), target=list(_TARGETS))
+    data = xr.Dataset(
+        {name: stacked.isel(stat=i, drop=True) for i, name in enumerate(_STATS)}
+    ).transpose(*scores.cell_dims, "k", "target")
+    data["n_boot_results"] = np.round((1.0 - data["no_result"]) * n_boot)
+    data["settled_k"] = _settled(data["exact_median"].sel(target="test", drop=True), tolerance)
+    data["metric_name"] = scores.data["metric_name"]
+    data["direction"] = scores.data["direction"]
+    return BudgetCurve(
+        data=data,
+        rule=scores.rule,
+        repeats=scores.repeats,
+        n_boot=n_boot,
+        tolerance=tolerance,
+        caveats=scores.caveats,
+    )
+
+
+def _settled(median: xr.DataArray, tolerance: float) -> xr.DataArray:
+    """Smallest k from which every later median is within `tolerance` of the last one."""
+    final = median.isel(k=-1)
+    within = abs(median - final) <= tolerance
+    # Reverse cumulative "all within from here on".
+    stays = within.isel(k=slice(None, None, -1)).cumprod("k").isel(k=slice(None, None, -1))
+    stays = stays.astype(bool)
+    ks = median["k"]
+    first = where(stays, ks, np.iinfo(np.int64).max).min("k")
+    return where(finite(final), first, -1).astype(np.int64)

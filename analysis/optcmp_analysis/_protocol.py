@@ -1,0 +1,311 @@
+"""Protocol sensitivity: the same optimizers under two tuning protocols, and where their
+rankings flip (the paper's Section 4.3: learning-rate-only tuning versus the full spaces).
+
+Dependency rule: numpy, scipy, xarray, attrs and optcmp_data (through this package's
+selection).
+
+The two protocols are either two archives, or two groups of (workload, optimizer) cells
+of one archive told apart by their search-space name (`space_name`, e.g. "lr-only" and
+"choi2019"). Within one archive the same optimizer appears under two names (one per
+protocol), so cells are matched by optimizer family; between archives by optimizer name
+(or by family, on request). Each protocol's optimizers are ranked per workload by the test
+metric of their selected trial, on the optimizers present (with a usable trial) in both.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import scipy.stats
+import xarray as xr
+
+from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._kernels import competition_ranks
+from optcmp_analysis._records import json_value, restrict
+from optcmp_analysis._selection import RepeatMode, SelectionRule, select_best
+from optcmp_data import Direction
+
+__all__ = ["Match", "ProtocolComparison", "protocol_sensitivity"]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Match(enum.StrEnum):
+    """How optimizers of the two protocols are paired."""
+
+    NAME = "name"  # the same optimizer label (two archives only)
+    FAMILY = "family"  # the same optimizer family (each family once per protocol)
+
+
+@attrs.frozen
+class ProtocolComparison:
+    """Tuned test metrics and ranks of matched optimizers under two protocols.
+
+    `data` dims (protocol, workload, optimizer): `optimizer` holds the matched key (a name
+    or a family); variables `label` (the optimizer's label in that protocol's archive),
+    `trial`, `test_value`, `selection_value`, `rank` (1 = best, ties share the best rank,
+    NaN where the key is not in both protocols); per workload `kendall_tau` between the
+    two rankings, `metric_name`, `direction`. Coordinate `protocol` holds the two labels.
+    """
+
+    data: xr.Dataset
+    match: Match
+    rule: SelectionRule
+
+    @property
+    def protocols(self) -> tuple[str, str]:
+        a, b = (str(p) for p in self.data["protocol"].values)
+        return a, b
+
+    def flips(self) -> list[dict[str, Any]]:
+        """Pairs ranked one way under the first protocol and strictly the other way under
+        the second, with the test-metric gap under each (positive: by how much the better
+        one of that protocol was better)."""
+        d = self.data
+        first, second = self.protocols
+        out: list[dict[str, Any]] = []
+        for w in d["workload"].values:
+            r = d["rank"].sel(workload=w).values  # (protocol, optimizer)
+            v = d["test_value"].sel(workload=w).values
+            sign = 1.0 if str(d["direction"].sel(workload=w).item()) == Direction.MIN else -1.0
+            keys = [str(k) for k in d["optimizer"].values]
+            for i, a in enumerate(keys):
+                for j, b in enumerate(keys):
+                    if r[0, i] < r[0, j] and r[1, i] > r[1, j]:
+                        out.append(
+                            {
+                                "record": "flip",
+                                "workload": str(w),
+                                "optimizer": a,
+                                "other": b,
+                                "first": first,
+                                "second": second,
+                                "metric": str(d["metric_name"].sel(workload=w).item()),
+                                "split": "test",
+                                "value_first": float(v[0, i]),
+                                "other_value_first": float(v[0, j]),
+                                "value_second": float(v[1, i]),
+                                "other_value_second": float(v[1, j]),
+                                "gap_first": float(sign * (v[0, j] - v[0, i])),
+                                "gap_second": float(sign * (v[1, i] - v[1, j])),
+                                "rank_change": float(r[1, i] - r[0, i]),
+                            }
+                        )
+        return out
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {"match": str(self.match), "rule": str(self.rule)}
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Records "cell" (one per workload and matched optimizer in both protocols) and
+        "flip" (see `flips`). Cell keys: workload, optimizer, first, second, label_first,
+        label_second, trial_first, trial_second, metric, split ("test"), value_first,
+        value_second, value (second minus first), rank_first, rank_second, rank_change
+        (second minus first), kendall_tau."""
+        d = self.data
+        first, second = self.protocols
+        out: list[dict[str, Any]] = []
+        for w in d["workload"].values:
+            tau = float(d["kendall_tau"].sel(workload=w))
+            for k in d["optimizer"].values:
+                c = d.sel(workload=w, optimizer=k)
+                rank = c["rank"].values
+                if not np.isfinite(rank).all():
+                    continue
+                v = c["test_value"].values
+                t = c["trial"].values
+                out.append(
+                    {
+                        "record": "cell",
+                        "workload": str(w),
+                        "optimizer": str(k),
+                        "first": first,
+                        "second": second,
+                        "label_first": str(c["label"].values[0]),
+                        "label_second": str(c["label"].values[1]),
+                        "trial_first": int(t[0]),
+                        "trial_second": int(t[1]),
+                        "metric": str(d["metric_name"].sel(workload=w).item()),
+                        "split": "test",
+                        "value_first": float(v[0]),
+                        "value_second": float(v[1]),
+                        "value": float(v[1] - v[0]),
+                        "rank_first": float(rank[0]),
+                        "rank_second": float(rank[1]),
+                        "rank_change": float(rank[1] - rank[0]),
+                        "kendall_tau": tau,
+                    }
+                )
+        out.extend(self.flips())
+        return [json_value(r) for r in out]
+
+
+def _tau(a: FloatArray, b: FloatArray) -> float:
+    ok = np.isfinite(a) & np.isfinite(b)
+    x, y = a[ok], b[ok]
+    # kendalltau warns on constant input and returns NaN; NaN is the honest answer here.
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan
+    return float(scipy.stats.kendalltau(x, y).statistic)
+
+
+def _keyed(
+    sel: xr.Dataset,
+    archive: xr.Dataset,
+    cells: npt.NDArray[np.bool_],
+    match: Match,
+    protocol: str,
+) -> dict[tuple[str, str], tuple[str, int, float, float]]:
+    """(workload, key) -> (optimizer label, trial, test value, selection value) over `cells`."""
+    families = dict(
+        zip(
+            archive["optimizer"].values.astype(str),
+            archive["optimizer_family"].values.astype(str),
+            strict=True,
+        )
+    )
+    out: dict[tuple[str, str], tuple[str, int, float, float]] = {}
+    for wi, w in enumerate(archive["workload"].values.astype(str)):
+        for oi, o in enumerate(archive["optimizer"].values.astype(str)):
+            if not cells[wi, oi]:
+                continue
+            key = (families[o] or o) if match is Match.FAMILY else o
+            if (w, key) in out:
+                raise AnalysisError(
+                    f"protocol {protocol!r}: optimizers {out[(w, key)][0]!r} and {o!r} on "
+                    f"workload {w!r} share the family {key!r}; match by name or restrict "
+                    "the optimizers"
+                )
+            c = sel.sel(workload=w, optimizer=o)
+            out[(w, key)] = (
+                o,
+                int(c["trial"]),
+                float(c["test_value"]),
+                float(c["selection_value"]),
+            )
+    return out
+
+
+def protocol_sensitivity(
+    first: xr.Dataset,
+    second: xr.Dataset | None = None,
+    /,
+    *,
+    protocols: Sequence[str] | None = None,
+    match: Match | str | None = None,
+    rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    repeats: RepeatMode | str = RepeatMode.MEAN,
+    workloads: Sequence[str] | None = None,
+) -> ProtocolComparison:
+    """Compare rankings under two protocols: two archives (`second` given; `protocols`
+    are then just their labels, default ("first", "second")), or the two search-space
+    names `protocols` of one archive. `match` defaults to "name" for two archives and
+    "family" within one. Rankings use the test metric of the trial selected by `rule`.
+    """
+    if second is None:
+        if protocols is None or len(protocols) != 2 or protocols[0] == protocols[1]:
+            raise AnalysisError(
+                "protocols: name two different search spaces (space_name) of the archive, "
+                "e.g. lr-only and choi2019"
+            )
+        spaces = set(np.unique(first["space_name"].values.astype(str)))
+        for p in protocols:
+            if p not in spaces:
+                raise AnalysisError(
+                    f"protocol {p!r} is not a search-space name of the archive; it has "
+                    f"{sorted(n for n in spaces if n)}"
+                )
+        match = Match(match or Match.FAMILY)
+        if match is Match.NAME:
+            raise AnalysisError(
+                "match 'name' needs two archives: within one archive the same optimizer has "
+                "a different name under each protocol; match by family"
+            )
+        archives = (first, first)
+        labels = (str(protocols[0]), str(protocols[1]))
+    else:
+        archives = (first, second)
+        labels = (
+            (str(protocols[0]), str(protocols[1])) if protocols is not None else ("first", "second")
+        )
+        if len(set(labels)) != 2:
+            raise AnalysisError(f"protocols: labels {list(labels)} must be two different names")
+        match = Match(match or Match.NAME)
+    restricted = [restrict(a, workloads=workloads) for a in archives]
+
+    per: list[dict[tuple[str, str], tuple[str, int, float, float]]] = []
+    facts: dict[str, tuple[str, str]] = {}
+    for ds, label in zip(restricted, labels, strict=True):
+        sel = select_best(ds, rule=rule, repeats=repeats)
+        if set(sel.data["trial"].dims) != {"workload", "optimizer"}:
+            raise AnalysisError("protocol comparison needs one selection per cell (repeats 'mean')")
+        if second is None:
+            cells = ds["space_name"].transpose("workload", "optimizer").values.astype(str) == label
+        else:
+            cells = np.ones((ds.sizes["workload"], ds.sizes["optimizer"]), dtype=bool)
+        per.append(_keyed(sel.data, ds, cells, match, label))
+        for w, m, d in zip(
+            ds["workload"].values.astype(str),
+            ds["metric_name"].values.astype(str),
+            ds["metric_direction"].values.astype(str),
+            strict=True,
+        ):
+            if w in facts and facts[w] != (m, d):
+                raise AnalysisError(
+                    f"workload {w!r}: protocol {label!r} measures {m} ({d}) but the other "
+                    f"measures {facts[w][0]} ({facts[w][1]}); they cannot be compared"
+                )
+            facts[w] = (m, d)
+
+    common_w = sorted({w for w, _ in per[0]} & {w for w, _ in per[1]})
+    if not common_w:
+        raise AnalysisError(f"protocols {labels[0]!r} and {labels[1]!r} share no workload")
+    keys = sorted({k for w, k in per[0] if w in common_w} | {k for w, k in per[1] if w in common_w})
+    n_w, n_k = len(common_w), len(keys)
+    test = np.full((2, n_w, n_k), np.nan)
+    selv = np.full((2, n_w, n_k), np.nan)
+    trial = np.full((2, n_w, n_k), -1, dtype=np.int64)
+    names = np.full((2, n_w, n_k), "", dtype=object)
+    for pi in range(2):
+        for wi, w in enumerate(common_w):
+            for ki, k in enumerate(keys):
+                entry = per[pi].get((w, k))
+                if entry is not None:
+                    names[pi, wi, ki], trial[pi, wi, ki] = entry[0], entry[1]
+                    test[pi, wi, ki], selv[pi, wi, ki] = entry[2], entry[3]
+    sign = np.array([1.0 if facts[w][1] == Direction.MIN else -1.0 for w in common_w])
+    both = np.isfinite(test).all(axis=0) & (trial >= 0).all(axis=0)  # (workload, key)
+    if not both.any():
+        raise AnalysisError(
+            f"protocols {labels[0]!r} and {labels[1]!r} have no optimizer with a usable trial "
+            "in both"
+        )
+    scored = np.where(both[None], sign[None, :, None] * test, np.nan)
+    rank = np.where(both[None], competition_ranks(scored, axis=-1), np.nan)
+    tau = np.array([_tau(rank[0, wi], rank[1, wi]) for wi in range(n_w)])
+    data = xr.Dataset(
+        {
+            "label": (("protocol", "workload", "optimizer"), names.astype(str)),
+            "trial": (("protocol", "workload", "optimizer"), trial),
+            "test_value": (("protocol", "workload", "optimizer"), test),
+            "selection_value": (("protocol", "workload", "optimizer"), selv),
+            "rank": (("protocol", "workload", "optimizer"), rank),
+            "kendall_tau": ("workload", tau),
+            "metric_name": ("workload", np.array([facts[w][0] for w in common_w], dtype=str)),
+            "direction": ("workload", np.array([facts[w][1] for w in common_w], dtype=str)),
+        },
+        coords={
+            "protocol": np.array(labels, dtype=str),
+            "workload": np.array(common_w, dtype=str),
+            "optimizer": np.array(keys, dtype=str),
+        },
+    )
+    return ProtocolComparison(data=data, match=match, rule=SelectionRule(rule))

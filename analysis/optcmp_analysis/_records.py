@@ -1,0 +1,122 @@
+"""Conventions shared by the result records: JSON-ready values, name filters, RNG streams.
+
+Dependency rule: numpy, xarray, the standard library and optcmp_data. Every result record
+of this package is an `attrs.frozen` class holding an `xr.Dataset` (`.to_dataset()`) whose
+`.to_json()` is a list of flat records: plain str/int/float/bool/None/dict values, NaN and
+inf written as None, keys `workload`, `optimizer`, `trial`, `k`, `metric`, `split`,
+`value` wherever they apply.
+"""
+
+from __future__ import annotations
+
+import difflib
+import zlib
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from optcmp_analysis._errors import AnalysisError
+
+__all__ = [
+    "cell_keys",
+    "json_value",
+    "restrict",
+    "root_seed",
+    "stream",
+]
+
+
+def json_value(value: Any) -> Any:
+    """A plain Python value for JSON: numpy scalars unwrapped, NaN/inf as None."""
+    if isinstance(value, dict):
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_value(v) for v in value]
+    if isinstance(value, np.ndarray) and value.ndim == 0:
+        value = value.item()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def _closest(name: str, choices: Sequence[str]) -> str:
+    match = difflib.get_close_matches(name, choices, n=1, cutoff=0.0)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+def restrict(
+    archive: xr.Dataset,
+    /,
+    *,
+    workloads: Iterable[str] | None = None,
+    optimizers: Iterable[str] | None = None,
+) -> xr.Dataset:
+    """The archive limited to the named workloads / optimizers (archive order kept).
+
+    Raises AnalysisError naming an unknown name and the closest existing one.
+    """
+    out = archive
+    for dim, names in (("workload", workloads), ("optimizer", optimizers)):
+        if names is None:
+            continue
+        wanted = list(dict.fromkeys(names))
+        present = [str(v) for v in archive[dim].values]
+        for name in wanted:
+            if name not in present:
+                raise AnalysisError(
+                    f"unknown {dim} {name!r} (the archive has {present}){_closest(name, present)}"
+                )
+        out = out.sel({dim: [n for n in present if n in wanted]})
+    return out
+
+
+def _label_key(label: Any) -> int:
+    return zlib.crc32(str(label).encode("utf-8"))
+
+
+def cell_keys(like: xr.DataArray, dims: Sequence[str]) -> xr.DataArray:
+    """Per-cell integer keys (dim `key`) from the labels of `dims`, broadcast like `like`.
+
+    Random streams are keyed by labels, not positions, so reordering or subsetting the
+    optimizers (or workloads, or repeats) leaves every cell's draws unchanged.
+    """
+    parts = []
+    for dim in dims:
+        labels = like[dim].values
+        parts.append(
+            xr.DataArray(
+                np.array([_label_key(v) for v in labels], dtype=np.int64),
+                dims=dim,
+                coords={dim: labels},
+            )
+        )
+    if not parts:
+        return xr.DataArray(np.zeros((0,), dtype=np.int64), dims="key")
+    stacked = xr.concat(xr.broadcast(*parts), dim="key")
+    return stacked.transpose(*dims, "key")
+
+
+def stream(root: int, key: np.ndarray, *extra: int) -> np.random.Generator:
+    """An independent generator for one cell: seeded by the call's root and the cell's key."""
+    return np.random.default_rng([root, *(int(v) for v in key), *extra])
+
+
+def root_seed(rng: np.random.Generator) -> int:
+    """One draw from the caller's generator that seeds every stream of one analysis call."""
+    return int(rng.integers(0, 2**63 - 1))
+
+
+def where(cond: Any, x: Any, y: Any) -> xr.DataArray:
+    """`xr.where`, typed (xarray leaves it unannotated)."""
+    out = xr.where(cond, x, y)  # type: ignore[no-untyped-call]
+    assert isinstance(out, xr.DataArray)
+    return out
+
+
+def finite(x: xr.DataArray) -> xr.DataArray:
+    """Elementwise `np.isfinite` that keeps the DataArray's dims and coords."""
+    return x.copy(data=np.isfinite(x.values))

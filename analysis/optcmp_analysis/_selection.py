@@ -1,0 +1,436 @@
+"""Best-trial selection: per-trial scores under a selection rule, and the best trial per cell.
+
+Dependency rule: numpy, xarray, attrs, optcmp_data. Everything here works on named dims;
+the per-cell kernels (`argbest`) take an axis.
+
+Conventions fixed here and used by every other analysis of this package:
+
+- A trial's `score` is oriented so that smaller is better (the metric times -1 for
+  direction "max"); NaN marks a trial that may not be selected.
+- A trial is *present* if at least one of its runs exists (status not "missing"); present
+  trials count towards the budget (diverged and incomplete ones included). A trial is
+  *usable* if every present run that selection may use completed and has a finite score.
+  Diverged, incomplete and missing trials are never selected.
+- Ties are broken by the lowest position along the `trial` dim.
+- Repeats (seed, study axes) are averaged (`RepeatMode.MEAN`: a trial's score is the mean
+  of its runs' scores) or kept as broadcast dims (`RepeatMode.PER_REPEAT`: every repeat is
+  its own selection problem).
+- The archive attribute `selection_repeats` (e.g. "seed=42") limits the runs the score
+  may use. The reported test and validation values of a trial are still the mean over
+  *all* its completed runs: DeepOBS chose a setting on seed 42 and then reported the mean
+  of the chosen setting's re-runs over ten seeds, and this reproduces that. Per-repeat
+  selection is refused for such archives (selection cannot be per repeat when it may only
+  look at some repeats).
+- The reported value of a "best over the run" rule is read at the evaluation where the
+  selection curve is best (the run is treated as stopped there).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+
+from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._records import finite, json_value, where
+from optcmp_data import Direction, Split, Status, parse_selection_repeats, repeat_dims
+
+__all__ = [
+    "RepeatMode",
+    "Selection",
+    "SelectionRule",
+    "TrialScores",
+    "argbest",
+    "select_best",
+    "trial_scores",
+]
+
+
+class SelectionRule(enum.StrEnum):
+    """How the best trial of a (workload, optimizer) cell is chosen."""
+
+    FINAL_VALID = "final-valid"  # final metric on the archive's selection split (the paper)
+    BEST_VALID = "best-valid"  # best metric on the selection split over the run
+    FINAL_TRAIN_LOSS = "final-train-loss"  # lowest final training loss (the paper's Fig. 9)
+    DEEPOBS_FINAL = "deepobs-final"  # DeepOBS: mean over seeds of the final value
+    DEEPOBS_BEST = "deepobs-best"  # DeepOBS: best over evaluations of the seed-mean curve
+
+
+class RepeatMode(enum.StrEnum):
+    """What to do with repeat axes (seed, study)."""
+
+    MEAN = "mean"  # a trial's score is the mean over its runs
+    PER_REPEAT = "per-repeat"  # select separately in every repeat (repeat dims broadcast)
+
+
+_DEEPOBS = frozenset({SelectionRule.DEEPOBS_FINAL, SelectionRule.DEEPOBS_BEST})
+_BEST_OVER_RUN = frozenset({SelectionRule.BEST_VALID, SelectionRule.DEEPOBS_BEST})
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+def argbest(score: FloatArray, *, axis: int = -1) -> IntArray:
+    """Position of the smallest finite score along `axis` (first one on ties); -1 if none."""
+    moved = np.moveaxis(np.asarray(score, dtype=np.float64), axis, -1)
+    ok = np.isfinite(moved)
+    filled = np.where(ok, moved, np.inf)
+    pos = np.argmin(filled, axis=-1) if moved.shape[-1] else np.zeros(moved.shape[:-1], int)
+    return np.where(ok.any(axis=-1), pos, -1).astype(np.int64)
+
+
+@attrs.frozen
+class TrialScores:
+    """Per-trial selection scores of an archive under one rule.
+
+    `data` has dims (workload, optimizer, trial) plus the repeat dims under
+    `RepeatMode.PER_REPEAT`, and variables `score` (smaller is better, NaN if unusable),
+    `selection_value` (the score in the metric's own units), `test_value`, `valid_value`,
+    `usable`, `present`, the per-workload `direction`, `metric_name`, `selection_split`,
+    and the `hparams` coordinate.
+    """
+
+    data: xr.Dataset
+    rule: SelectionRule
+    repeats: RepeatMode
+    caveats: tuple[str, ...]
+
+    @property
+    def repeat_dims(self) -> tuple[str, ...]:
+        """The repeat dims that broadcast through the analyses (empty in mean mode)."""
+        return tuple(d for d in ("seed", "study") if d in self.data["score"].dims)
+
+    @property
+    def cell_dims(self) -> tuple[str, ...]:
+        return ("workload", "optimizer", *self.repeat_dims)
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {
+            "rule": str(self.rule),
+            "repeats": str(self.repeats),
+            "caveats": "\n".join(self.caveats),
+        }
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return _cell_records(
+            self.data,
+            dims=(*self.cell_dims, "trial"),
+            fields={
+                "score": "score",
+                "selection_value": "selection_value",
+                "test_value": "test_value",
+                "valid_value": "valid_value",
+                "usable": "usable",
+            },
+        )
+
+
+def _cell_records(
+    data: xr.Dataset, *, dims: tuple[str, ...], fields: dict[str, str]
+) -> list[dict[str, Any]]:
+    """Flat records over the product of `dims`, one key per entry of `fields`."""
+    arrays = {key: data[var].transpose(*dims).values for key, var in fields.items()}
+    labels = [data[d].values for d in dims]
+    shape = tuple(len(lab) for lab in labels)
+    out = []
+    for index in np.ndindex(*shape):
+        record: dict[str, Any] = {
+            d: json_value(labels[i][j]) for i, (d, j) in enumerate(zip(dims, index, strict=True))
+        }
+        for key, arr in arrays.items():
+            record[key] = json_value(arr[index])
+        out.append(record)
+    return out
+
+
+def _final(var: xr.DataArray, last: xr.DataArray) -> xr.DataArray:
+    """The value at each run's last evaluation (NaN for a run without evaluations)."""
+    picked = var.isel(eval=last.clip(min=0))
+    return picked.where(last >= 0)
+
+
+def _at(var: xr.DataArray, index: xr.DataArray) -> xr.DataArray:
+    return var.isel(eval=index.clip(min=0)).where(index >= 0)
+
+
+def _best_index(oriented: xr.DataArray) -> xr.DataArray:
+    """Eval position of the smallest finite value of each curve; -1 if none."""
+    filled = oriented.where(finite(oriented), np.inf)
+    pos = filled.argmin("eval")
+    return where(finite(oriented).any("eval"), pos, -1)
+
+
+def _selection_mask(archive: xr.Dataset, chosen: dict[str, list[int]]) -> xr.DataArray:
+    mask = xr.DataArray(True)
+    for dim, values in chosen.items():
+        mask = mask & archive[dim].isin(values)
+    return mask
+
+
+def _mean_over(values: xr.DataArray, weight: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
+    """Mean of `values` over `dims` where `weight` is true; NaN in a weighted run propagates."""
+    if not dims:
+        return values.where(weight)
+    count = weight.sum(dims)
+    total = values.where(weight, 0.0).sum(dims, skipna=False)
+    return (total / count).where(count > 0)
+
+
+def trial_scores(
+    archive: xr.Dataset,
+    /,
+    *,
+    rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    repeats: RepeatMode | str = RepeatMode.MEAN,
+) -> TrialScores:
+    """Score every trial of `archive` under `rule` (see the module docstring for conventions).
+
+    Raises AnalysisError for per-repeat selection with a DeepOBS rule or with an archive
+    whose `selection_repeats` attribute restricts selection.
+    """
+    rule = SelectionRule(rule)
+    repeats = RepeatMode(repeats)
+    reps = repeat_dims(archive)
+    chosen = parse_selection_repeats(archive, source="archive")
+    if repeats is RepeatMode.PER_REPEAT and reps:
+        if rule in _DEEPOBS:
+            raise AnalysisError(
+                f"rule {rule}: the DeepOBS rules average over seeds; use repeats 'mean'"
+            )
+        if chosen:
+            raise AnalysisError(
+                "archive attribute selection_repeats "
+                f"{archive.attrs['selection_repeats']!r} restricts selection to some repeats; "
+                "per-repeat selection is not available, use repeats 'mean'"
+            )
+
+    direction = archive["metric_direction"].astype(str)
+    split = archive["selection_split"].astype(str)
+    sign = where(direction == Direction.MAX.value, -1.0, 1.0)
+    has_eval = archive["step"] >= 0
+    last = where(has_eval, archive["eval"], -1).max("eval")
+    selection_metric = where(
+        split == Split.TEST.value, archive["test_metric"], archive["valid_metric"]
+    ).where(has_eval)
+    test_curve = archive["test_metric"].where(has_eval)
+    valid_curve = archive["valid_metric"].where(has_eval)
+    status = archive["status"].astype(str)
+    present_run = status != Status.MISSING.value
+    completed_run = status == Status.COMPLETED.value
+    sel_mask = _selection_mask(archive, chosen)
+    scored_run = present_run & sel_mask
+
+    if rule is SelectionRule.FINAL_TRAIN_LOSS:
+        run_sel = _final(archive["train_loss"].where(has_eval), last)
+        run_score = run_sel
+        run_test, run_valid = _final(test_curve, last), _final(valid_curve, last)
+    elif rule in (SelectionRule.FINAL_VALID, SelectionRule.DEEPOBS_FINAL):
+        run_sel = _final(selection_metric, last)
+        run_score = sign * run_sel
+        run_test, run_valid = _final(test_curve, last), _final(valid_curve, last)
+    elif rule is SelectionRule.BEST_VALID:
+        oriented = sign * selection_metric
+        best = _best_index(oriented)
+        run_score = _at(oriented, best)
+        run_sel = sign * run_score
+        run_test, run_valid = _at(test_curve, best), _at(valid_curve, best)
+    else:  # DEEPOBS_BEST: best over evaluations of the seed-mean curve
+        mean_curve = _mean_over(sign * selection_metric, scored_run, reps)
+        best = _best_index(mean_curve)
+        trial_score = _at(mean_curve, best)
+        run_score = trial_score.broadcast_like(status)
+        run_sel = sign * run_score
+        run_test, run_valid = _at(test_curve, best), _at(valid_curve, best)
+
+    run_ok = completed_run & finite(run_score)
+    if repeats is RepeatMode.PER_REPEAT or not reps:
+        usable = run_ok
+        present = present_run
+        score = run_score.where(usable)
+        selection_value = run_sel.where(usable)
+        test_value = run_test.where(present_run)
+        valid_value = run_valid.where(present_run)
+    else:
+        usable = scored_run.any(reps) & (~scored_run | run_ok).all(reps)
+        present = present_run.any(reps)
+        score = _mean_over(run_score, scored_run, reps).where(usable)
+        selection_value = _mean_over(run_sel, scored_run, reps).where(usable)
+        report = completed_run & finite(run_test)
+        test_value = _mean_over(run_test, report, reps)
+        report_v = completed_run & finite(run_valid)
+        valid_value = _mean_over(run_valid, report_v, reps)
+
+    order = ("workload", "optimizer", "trial", *(reps if repeats is RepeatMode.PER_REPEAT else ()))
+    data = xr.Dataset(
+        {
+            "score": score.transpose(*order),
+            "selection_value": selection_value.transpose(*order),
+            "test_value": test_value.transpose(*order),
+            "valid_value": valid_value.transpose(*order),
+            "usable": usable.transpose(*order),
+            "present": present.transpose(*order),
+            "direction": direction,
+            "metric_name": archive["metric_name"].astype(str),
+            "selection_split": split,
+        },
+        coords={"hparams": archive["hparams"], "optimizer_family": archive["optimizer_family"]},
+    )
+    for var in ("score", "selection_value", "test_value", "valid_value"):
+        data[var] = data[var].astype(np.float64)
+    return TrialScores(data=data, rule=rule, repeats=repeats, caveats=_caveats(archive, rule))
+
+
+def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
+    notes = [line for line in str(archive.attrs.get("caveats", "")).splitlines() if line]
+    if rule is not SelectionRule.FINAL_TRAIN_LOSS:
+        for w, s in zip(
+            archive["workload"].values, archive["selection_split"].values.astype(str), strict=True
+        ):
+            if s == Split.TEST.value:
+                notes.append(
+                    f"workload {w}: selection uses the test split (no validation split), "
+                    "so its reported test values are optimistically biased"
+                )
+    if archive.attrs.get("selection_repeats"):
+        notes.append(
+            f"selection uses only repeats {archive.attrs['selection_repeats']} (archive "
+            "attribute selection_repeats); reported values average all completed repeats"
+        )
+    return tuple(dict.fromkeys(notes))
+
+
+@attrs.frozen
+class Selection:
+    """The best trial of every (workload, optimizer) cell (and repeat, per-repeat mode).
+
+    `data` has dims (workload, optimizer) plus broadcast repeat dims, and variables
+    `trial` (the chosen trial's label, -1 if the cell has no usable trial), `position`
+    (along the archive's trial dim, -1 if none), `selection_value`, `test_value`,
+    `valid_value`, `n_trials` (present trials), `n_usable`, `hparams` (dim `hparam`),
+    plus per-workload `metric_name`, `direction`, `selection_split`.
+    """
+
+    data: xr.Dataset
+    rule: SelectionRule
+    repeats: RepeatMode
+    caveats: tuple[str, ...]
+
+    @property
+    def cell_dims(self) -> tuple[str, ...]:
+        return tuple(str(d) for d in self.data["trial"].dims)
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {
+            "rule": str(self.rule),
+            "repeats": str(self.repeats),
+            "caveats": "\n".join(self.caveats),
+        }
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Records: workload, optimizer, [repeat labels], trial, hyperparameters,
+        selection_value, selection_split, test_value, valid_value, metric, split ("test"),
+        value (= test_value), rule, n_trials, n_usable."""
+        dims = self.cell_dims
+        d = self.data.transpose(*dims, "hparam")
+        names = [str(h) for h in d["hparam"].values]
+        out = []
+        for index in np.ndindex(*(d.sizes[x] for x in dims)):
+            where = dict(zip(dims, index, strict=True))
+            cell = d.isel(where)
+            w = int(where["workload"])
+            trial = int(cell["trial"].values)
+            hp = cell["hparams"].values
+            record: dict[str, Any] = {x: json_value(d[x].values[where[x]]) for x in dims}
+            split = (
+                "train"
+                if self.rule is SelectionRule.FINAL_TRAIN_LOSS
+                else str(d["selection_split"].values[w])
+            )
+            record.update(
+                trial=trial if trial >= 0 else None,
+                hyperparameters={
+                    n: float(v) for n, v in zip(names, hp, strict=True) if np.isfinite(v)
+                },
+                selection_value=json_value(float(cell["selection_value"].values)),
+                selection_split=split,
+                test_value=json_value(float(cell["test_value"].values)),
+                valid_value=json_value(float(cell["valid_value"].values)),
+                metric=str(d["metric_name"].values[w]),
+                split="test",
+                value=json_value(float(cell["test_value"].values)),
+                rule=str(self.rule),
+                n_trials=int(cell["n_trials"].values),
+                n_usable=int(cell["n_usable"].values),
+            )
+            out.append(record)
+        return out
+
+
+def require_usable(scores: TrialScores) -> None:
+    """Raise AnalysisError if no trial of the (restricted) archive is usable."""
+    if not bool(scores.data["usable"].any()):
+        raise AnalysisError(
+            f"no usable trial under rule {scores.rule}: every trial diverged, is incomplete "
+            "or missing, or lacks the value the rule selects on"
+        )
+
+
+def select_best(
+    archive: xr.Dataset | TrialScores,
+    /,
+    *,
+    rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    repeats: RepeatMode | str = RepeatMode.MEAN,
+) -> Selection:
+    """The best trial per (workload, optimizer) under `rule`.
+
+    `archive` may be an archive dataset or precomputed `TrialScores` (then `rule` and
+    `repeats` are taken from it). Diverged, incomplete and missing trials are never
+    selected; ties go to the lowest trial position. Raises AnalysisError if no trial at
+    all is usable.
+    """
+    scores = (
+        archive
+        if isinstance(archive, TrialScores)
+        else trial_scores(archive, rule=rule, repeats=repeats)
+    )
+    require_usable(scores)
+    data = scores.data
+    position = xr.apply_ufunc(
+        argbest, data["score"], input_core_dims=[["trial"]], kwargs={"axis": -1}
+    )
+    safe = position.clip(min=0)
+    has = position >= 0
+
+    def pick(var: xr.DataArray) -> xr.DataArray:
+        return var.isel(trial=safe).where(has).reset_coords(drop=True)
+
+    labels = data["trial"].values
+    trial = xr.DataArray(
+        np.where(position.values >= 0, labels[safe.values], -1), dims=position.dims
+    )
+    out = xr.Dataset(
+        {
+            "trial": trial.astype(np.int64),
+            "position": position.astype(np.int64),
+            "selection_value": pick(data["selection_value"]),
+            "test_value": pick(data["test_value"]),
+            "valid_value": pick(data["valid_value"]),
+            "n_trials": data["present"].sum("trial").astype(np.int64),
+            "n_usable": data["usable"].sum("trial").astype(np.int64),
+            "hparams": data["hparams"].isel(trial=safe).where(has).reset_coords(drop=True),
+            "metric_name": data["metric_name"],
+            "direction": data["direction"],
+            "selection_split": data["selection_split"],
+        }
+    )
+    out = out.assign_coords(optimizer_family=data["optimizer_family"])
+    return Selection(data=out, rule=scores.rule, repeats=scores.repeats, caveats=scores.caveats)

@@ -1,0 +1,366 @@
+"""`optcmp analyze best|budget|rank|inclusion`: statistics of a stored archive.
+
+Dependency rule: typer, rich, optcmp_data and optcmp_analysis (no torch). Each command
+parses its options, calls one library function, and hands the record to a renderer: a
+rich table, or with `--json` only JSON on stdout, `{"<command>": [flat records]}`. Other
+analyze commands are added to `analyze_app` from their own modules.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+import xarray as xr
+from rich.table import Table
+
+from optcmp_analysis import (
+    DEFAULT_N_BOOT,
+    AnalysisError,
+    RepeatMode,
+    SelectionRule,
+    budget_curve,
+    inclusion_consistency,
+    rank_optimizers,
+    restrict,
+    select_best,
+)
+from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_data import Taxonomy, open_archive
+
+__all__ = ["analyze_app"]
+
+analyze_app = typer.Typer(
+    help="Statistics of a stored archive: best trials, budget curves, rankings, inclusion "
+    "checks (and more). Torch is not needed.",
+    no_args_is_help=True,
+)
+
+ArchiveArg = Annotated[
+    Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
+WorkloadOpt = Annotated[
+    list[str] | None,
+    typer.Option("--workload", "-w", help="Only this workload (repeat the option for more)."),
+]
+OptimizerOpt = Annotated[
+    list[str] | None,
+    typer.Option("--optimizer", "-o", help="Only this optimizer (repeat the option for more)."),
+]
+RuleOpt = Annotated[
+    SelectionRule,
+    typer.Option(
+        "--rule",
+        help="Selection rule: final-valid (final metric on the archive's selection split), "
+        "best-valid, final-train-loss, deepobs-final, deepobs-best.",
+    ),
+]
+RepeatsOpt = Annotated[
+    RepeatMode,
+    typer.Option("--repeats", help="Repeat axes (seeds, studies): average them, or per-repeat."),
+]
+SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (reproducible).")]
+NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
+
+
+@contextlib.contextmanager
+def _about(path: Path) -> Iterator[None]:
+    """Analysis errors name the archive they concern."""
+    try:
+        yield
+    except AnalysisError as err:
+        raise AnalysisError(f"{path}: {err}") from None
+
+
+def _load(path: Path, workloads: list[str] | None, optimizers: list[str] | None) -> xr.Dataset:
+    archive = open_archive(path)
+    with _about(path):
+        return restrict(archive, workloads=workloads or None, optimizers=optimizers or None)
+
+
+def _fmt(value: Any, digits: int = 4) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.{digits}g}"
+    return str(value)
+
+
+def _caveats(caveats: tuple[str, ...]) -> None:
+    for caveat in caveats:
+        console.print(f"[yellow]caveat:[/yellow] {caveat}", highlight=False)
+
+
+def _repeat_keys(record: dict[str, Any]) -> str:
+    return " ".join(f"{d}={record[d]}" for d in ("seed", "study") if d in record)
+
+
+@analyze_app.command("best")
+@reports_errors
+def best(
+    archive: ArchiveArg,
+    json_out: JsonOpt = False,
+    workload: WorkloadOpt = None,
+    optimizer: OptimizerOpt = None,
+    rule: RuleOpt = SelectionRule.FINAL_VALID,
+    repeats: RepeatsOpt = RepeatMode.MEAN,
+) -> None:
+    """The best trial of every workload and optimizer under a selection rule, with its
+    hyperparameters, selection value and test value.
+
+    Example: optcmp analyze best runs/demo/study --rule final-valid --json
+    """
+    ds = _load(archive, workload, optimizer)
+    with _about(archive):
+        result = select_best(ds, rule=rule, repeats=repeats)
+    records = result.to_json()
+    if json_out:
+        print_json({"best": records})
+        return
+    table = Table(title=f"Best trials ({rule})")
+    for col in ("workload", "optimizer", "trial", "hyperparameters", "selection", "test"):
+        table.add_column(col)
+    for r in records:
+        hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hyperparameters"].items())
+        table.add_row(
+            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            r["optimizer"],
+            _fmt(r["trial"]),
+            hp or "-",
+            f"{_fmt(r['selection_value'])} ({r['selection_split']})",
+            f"{_fmt(r['test_value'])} {r['metric']}",
+        )
+    console.print(table)
+    _caveats(result.caveats)
+
+
+@analyze_app.command("budget")
+@reports_errors
+def budget(
+    archive: ArchiveArg,
+    json_out: JsonOpt = False,
+    workload: WorkloadOpt = None,
+    optimizer: OptimizerOpt = None,
+    budget: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--budget",
+            help="Budget k (repeat for several); default 1, 2, 4, ... up to the trial count.",
+        ),
+    ] = None,
+    n_boot: NBootOpt = DEFAULT_N_BOOT,
+    seed: SeedOpt = 0,
+    tolerance: Annotated[
+        float,
+        typer.Option(
+            "--tolerance",
+            help="Report the budget from which the median test value stays within this "
+            "absolute tolerance of its value at the largest budget.",
+        ),
+    ] = 0.005,
+    rule: RuleOpt = SelectionRule.FINAL_VALID,
+    repeats: RepeatsOpt = RepeatMode.MEAN,
+) -> None:
+    """Best-of-k outcome against the budget k (the paper's Figures 6-8): bootstrap mean,
+    median and 5-95% band of the selected trial's test metric, the closed-form expectation
+    (Dodge et al.) and exact percentiles from order statistics.
+
+    Example: optcmp analyze budget runs/demo/study --budget 4 --budget 16 --seed 1 --json
+    """
+    ds = _load(archive, workload, optimizer)
+    with _about(archive):
+        result = budget_curve(
+            ds,
+            budgets=budget or None,
+            n_boot=n_boot,
+            rng=np.random.default_rng(seed),
+            rule=rule,
+            repeats=repeats,
+            tolerance=tolerance,
+        )
+    records = result.to_json()
+    if json_out:
+        print_json({"budget": records})
+        return
+    table = Table(title=f"Best-of-k test metric ({rule}, {n_boot} bootstrap draws)")
+    for col in (
+        "workload",
+        "optimizer",
+        "k",
+        "mean",
+        "median",
+        "5-95% (bootstrap)",
+        "expected",
+        "5-50-95% (exact)",
+        "no result",
+        "settled at k",
+    ):
+        table.add_column(col)
+    for r in records:
+        table.add_row(
+            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            r["optimizer"],
+            str(r["k"]),
+            _fmt(r["mean"]),
+            _fmt(r["median"]),
+            f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
+            _fmt(r["expected"]),
+            f"{_fmt(r['exact_lo'])} / {_fmt(r['exact_median'])} / {_fmt(r['exact_hi'])}",
+            f"{100 * r['no_result']:.1f}%" if r["no_result"] is not None else "-",
+            _fmt(r["settled_k"]),
+        )
+    console.print(table)
+    _caveats(result.caveats)
+
+
+@analyze_app.command("rank")
+@reports_errors
+def rank(
+    archive: ArchiveArg,
+    json_out: JsonOpt = False,
+    workload: WorkloadOpt = None,
+    optimizer: OptimizerOpt = None,
+    budget: Annotated[
+        int | None,
+        typer.Option("--budget", help="Budget k of the rank distribution; default all trials."),
+    ] = None,
+    n_boot: NBootOpt = DEFAULT_N_BOOT,
+    seed: SeedOpt = 0,
+    rule: RuleOpt = SelectionRule.FINAL_VALID,
+    repeats: RepeatsOpt = RepeatMode.MEAN,
+) -> None:
+    """Rank the optimizers of every workload by their selected trial's test metric, with
+    bootstrap rank probabilities at budget k and P(best) against the budget.
+
+    Example: optcmp analyze rank runs/demo/study --budget 16 --seed 3
+    """
+    ds = _load(archive, workload, optimizer)
+    with _about(archive):
+        result = rank_optimizers(
+            ds,
+            budget=budget,
+            n_boot=n_boot,
+            rng=np.random.default_rng(seed),
+            rule=rule,
+            repeats=repeats,
+        )
+    records = result.to_json()
+    if json_out:
+        print_json({"rank": records})
+        return
+    table = Table(title=f"Rankings at budget k={result.budget} ({rule}; 1 = best)")
+    for col in ("workload", "optimizer", "rank", "test", "mean rank", "P(best)", "P(best) by k"):
+        table.add_column(col)
+    for r in sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9)):
+        by_k = " ".join(f"{k}:{_fmt(p, 2)}" for k, p in r["p_best_by_k"].items())
+        table.add_row(
+            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            r["optimizer"],
+            _fmt(r["rank"]),
+            _fmt(r["value"]),
+            _fmt(r["mean_rank"], 3),
+            _fmt(r["p_best"], 3),
+            by_k,
+        )
+    console.print(table)
+    _caveats(result.caveats)
+
+
+@analyze_app.command("inclusion")
+@reports_errors
+def inclusion(
+    archive: ArchiveArg,
+    json_out: JsonOpt = False,
+    workload: WorkloadOpt = None,
+    optimizer: OptimizerOpt = None,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            "--budget", help="Budget k of the bootstrap studies; default half the trials."
+        ),
+    ] = None,
+    n_boot: NBootOpt = DEFAULT_N_BOOT,
+    seed: SeedOpt = 0,
+    rule: RuleOpt = SelectionRule.FINAL_VALID,
+    train_loss: Annotated[
+        bool,
+        typer.Option(
+            "--train-loss/--no-train-loss",
+            help="Also check with selection by final training loss (the paper's Figure 9).",
+        ),
+    ] = True,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(
+            "--taxonomy",
+            help="TOML or JSON file of inclusion relations; default the archive's own.",
+        ),
+    ] = None,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="Level of the Holm-corrected one-sided tests.")
+    ] = 0.05,
+    repeats: RepeatsOpt = RepeatMode.MEAN,
+) -> None:
+    """Inclusion consistency: for every special ⊆ general pair and workload, is the tuned
+    general optimizer worse than the one it includes? Paired bootstrap at budget k,
+    one-sided p-values, Holm over pairs x workloads; verdict consistent / violated /
+    inconclusive.
+
+    Example: optcmp analyze inclusion runs/demo/study --taxonomy my_taxonomy.toml --json
+    """
+    ds = _load(archive, workload, optimizer)
+    relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
+    rules = [rule]
+    if train_loss and rule is not SelectionRule.FINAL_TRAIN_LOSS:
+        rules.append(SelectionRule.FINAL_TRAIN_LOSS)
+    with _about(archive):
+        result = inclusion_consistency(
+            ds,
+            budget=budget,
+            n_boot=n_boot,
+            rng=np.random.default_rng(seed),
+            rules=rules,
+            repeats=repeats,
+            taxonomy=relations,
+            alpha=alpha,
+        )
+    records = result.to_json()
+    if json_out:
+        print_json({"inclusion": records})
+        return
+    table = Table(
+        title=f"Inclusion checks at budget k={result.budget} "
+        f"(general - special; positive: general worse; Holm alpha {alpha})"
+    )
+    for col in (
+        "rule",
+        "workload",
+        "special ⊆ general",
+        "difference",
+        "5-95%",
+        "p",
+        "p (Holm)",
+        "verdict",
+    ):
+        table.add_column(col)
+    colours = {"violated": "red", "consistent": "green", "inconclusive": "yellow"}
+    for r in records:
+        verdict = r["verdict"]
+        table.add_row(
+            r["rule"],
+            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            f"{r['special']} ⊆ {r['general']}",
+            _fmt(r["difference"]),
+            f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
+            _fmt(r["p_value"], 3),
+            _fmt(r["p_adjusted"], 3),
+            f"[{colours[verdict]}]{verdict}[/{colours[verdict]}]",
+        )
+    console.print(table)
+    _caveats(result.caveats)

@@ -1,0 +1,140 @@
+"""Rankings: competition ranks, rank distributions, equivariance, subsets."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import xarray as xr
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from optcmp_analysis import (
+    AnalysisError,
+    best_of_k_draws,
+    rank_optimizers,
+    rank_values,
+    restrict,
+    select_best,
+    trial_scores,
+)
+from optcmp_analysis._kernels import competition_ranks
+from optcmp_data.testing import synthetic_archive
+
+
+def test_competition_ranks() -> None:
+    values = np.array([[0.3, 0.1, np.nan, 0.3], [1.0, 2.0, 3.0, 4.0]])
+    np.testing.assert_array_equal(competition_ranks(values), [[2, 1, 4, 2], [1, 2, 3, 4]])
+    np.testing.assert_array_equal(
+        competition_ranks(values.T, axis=0), [[2, 1], [1, 2], [4, 3], [2, 4]]
+    )
+
+
+def test_rank_values_is_direction_aware() -> None:
+    values = xr.DataArray([0.2, 0.5, 0.1], dims="optimizer")
+    assert list(rank_values(values, "min").values) == [2, 3, 1]
+    assert list(rank_values(values, "max").values) == [2, 1, 3]
+
+
+def test_planted_best_optimizer_wins() -> None:
+    ds = synthetic_archive(
+        workloads=2, n_trials=20, planted={"adam": -0.05, "sgd": 0.05}, noise=0.002, seed=3
+    )
+    r = rank_optimizers(ds, n_boot=1000, rng=np.random.default_rng(0))
+    d = r.data
+    assert (d["rank"].sel(optimizer="adam") == 1).all()
+    assert (d["rank"].sel(optimizer="sgd") == 6).all()
+    assert float(d["p_best"].sel(optimizer="adam").min()) > 0.95
+    np.testing.assert_allclose(d["rank_probability"].sum("place"), 1.0)
+    assert float(d["mean_rank"].min()) >= 1.0
+    assert float(d["mean_rank"].max()) <= 6.0
+    # P(best) rises with the budget for the planted winner.
+    by_k = d["p_best_by_k"].sel(optimizer="adam").values
+    assert (by_k[:, -1] >= by_k[:, 0]).all()
+
+
+def test_direction_max() -> None:
+    ds = synthetic_archive(
+        n_trials=12, planted={"adam": -0.05}, noise=0.002, direction="max", seed=4
+    )
+    r = rank_optimizers(ds, n_boot=200, rng=np.random.default_rng(0))
+    assert int(r.data["rank"].sel(optimizer="adam").item()) == 1
+
+
+@settings(max_examples=20)  # each example builds an archive and bootstraps it
+@given(seed=st.integers(0, 10_000), perm_seed=st.integers(0, 100))
+def test_equivariant_under_relabelling_and_trial_permutation(seed: int, perm_seed: int) -> None:
+    ds = synthetic_archive(n_trials=8, diverged_fraction=0.2, workloads=2, seed=seed)
+    rng = np.random.default_rng(perm_seed)
+    shuffled = ds.isel(
+        trial=rng.permutation(ds.sizes["trial"]), optimizer=rng.permutation(ds.sizes["optimizer"])
+    )
+    a = rank_optimizers(ds, n_boot=200, rng=np.random.default_rng(1)).data
+    b = rank_optimizers(shuffled, n_boot=200, rng=np.random.default_rng(1)).data
+    b = b.sel(optimizer=a["optimizer"])
+    for name in ("rank", "mean_rank", "p_best", "rank_probability", "p_best_by_k"):
+        np.testing.assert_array_equal(a[name].values, b[name].values)
+
+
+def test_renaming_optimizers_permutes_point_ranks() -> None:
+    ds = synthetic_archive(n_trials=8, seed=21)
+    names = [str(o) for o in ds["optimizer"].values]
+    renamed = ds.assign_coords(optimizer=[f"z{n}" for n in names])
+    a = rank_optimizers(ds, n_boot=50, rng=np.random.default_rng(0)).data["rank"].values
+    b = rank_optimizers(renamed, n_boot=50, rng=np.random.default_rng(0)).data["rank"].values
+    np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=20)  # each example builds an archive and bootstraps it
+@given(
+    seed=st.integers(0, 10_000),
+    subset=st.sets(
+        st.sampled_from(["adam", "momentum", "nadam", "nesterov", "rmsprop", "sgd"]), min_size=2
+    ),
+)
+def test_subset_ranking_is_the_restricted_full_ranking(seed: int, subset: set[str]) -> None:
+    ds = synthetic_archive(n_trials=8, diverged_fraction=0.2, seed=seed)
+    full = rank_optimizers(ds, n_boot=100, rng=np.random.default_rng(3))
+    part = rank_optimizers(
+        restrict(ds, optimizers=sorted(subset)), n_boot=100, rng=np.random.default_rng(3)
+    )
+    names = list(part.data["optimizer"].values)
+    expected = rank_values(full.data["value"].sel(optimizer=names), "min")
+    np.testing.assert_array_equal(part.data["rank"].values, expected.values)
+    # The order of the full ranking, restricted to the subset, is the subset's order.
+    full_rank = full.data["rank"].sel(optimizer=names).values[0]
+    part_rank = part.data["rank"].values[0]
+    for i in range(len(names)):
+        for j in range(len(names)):
+            assert (full_rank[i] < full_rank[j]) == (part_rank[i] < part_rank[j])
+    # Every bootstrap replicate is the same study for an optimizer in both analyses.
+    draws_full = best_of_k_draws(trial_scores(ds), 4, n_boot=50, root=9)
+    draws_part = best_of_k_draws(trial_scores(restrict(ds, optimizers=names)), 4, n_boot=50, root=9)
+    np.testing.assert_array_equal(draws_full.sel(optimizer=names).values, draws_part.values)
+
+
+def test_two_optimizer_p_best_is_the_pairwise_win_rate() -> None:
+    ds = synthetic_archive(optimizers=("adam", "sgd"), n_trials=10, seed=2)
+    scores = trial_scores(ds)
+    r = rank_optimizers(ds, n_boot=500, rng=np.random.default_rng(11))
+    root = int(np.random.default_rng(11).integers(0, 2**63 - 1))
+    draws = best_of_k_draws(scores, 10, n_boot=500, root=root)
+    a, s = draws.sel(optimizer="adam").values[0], draws.sel(optimizer="sgd").values[0]
+    assert float(r.data["p_best"].sel(optimizer="adam").item()) == pytest.approx(np.mean(a <= s))
+
+
+def test_point_rank_uses_selected_test_values() -> None:
+    ds = synthetic_archive(workloads=2, n_trials=6, seed=5)
+    r = rank_optimizers(ds, n_boot=20, rng=np.random.default_rng(0))
+    np.testing.assert_array_equal(r.data["value"].values, select_best(ds).data["test_value"].values)
+
+
+def test_errors_and_json() -> None:
+    ds = synthetic_archive(n_trials=4, seed=1)
+    with pytest.raises(AnalysisError, match="larger than the trial count"):
+        rank_optimizers(ds, budget=5, rng=np.random.default_rng(0))
+    r = rank_optimizers(ds, budget=2, n_boot=30, rng=np.random.default_rng(0))
+    rec = r.to_json()[0]
+    assert {"workload", "optimizer", "k", "rank", "mean_rank", "p_best", "p_rank_1"} <= set(rec)
+    assert rec["k"] == 2
+    assert set(rec["p_best_by_k"]) == {"1", "2", "4"}
+    assert r.to_dataset().attrs["budget"] == 2

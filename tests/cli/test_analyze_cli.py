@@ -1,0 +1,195 @@
+"""`optcmp analyze best|budget|rank|inclusion`: tables, the JSON contract, seeds, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from optcmp_cli.app import app
+from optcmp_data import write_archive
+from optcmp_data.testing import synthetic_archive
+
+runner = CliRunner()
+COMMANDS = ("best", "budget", "rank", "inclusion")
+FAST = {
+    "best": [],
+    "budget": ["--n-boot", "200"],
+    "rank": ["--n-boot", "200"],
+    "inclusion": ["--n-boot", "200"],
+}
+
+
+@pytest.fixture(scope="module")
+def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("analyze") / "a.nc"
+    ds = synthetic_archive(
+        workloads=2, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
+    )
+    write_archive(ds, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dead_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dead") / "dead.nc"
+    write_archive(synthetic_archive(n_trials=3, diverged_fraction=1.0, seed=1), path)
+    return path
+
+
+def _json(args: list[str]) -> dict[str, list[dict[str, object]]]:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert isinstance(payload, dict)
+    return payload
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_an_example(command: str) -> None:
+    result = runner.invoke(app, ["analyze", command, "--help"])
+    assert result.exit_code == 0
+    assert "Example" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_json_contract(archive_path: Path, command: str) -> None:
+    payload = _json(["analyze", command, str(archive_path), "--json", *FAST[command]])
+    assert list(payload) == [command]
+    records = payload[command]
+    assert isinstance(records, list)
+    assert records
+    for record in records:
+        assert isinstance(record, dict)
+        assert {"workload", "metric", "split"} <= set(record)
+        for key, value in record.items():
+            # Flat records: only the documented object-valued keys hold objects.
+            if isinstance(value, dict):
+                assert key in {"hyperparameters", "p_best_by_k"}
+            assert not isinstance(value, list)
+
+
+def test_best_and_budget_keys(archive_path: Path) -> None:
+    best = _json(["analyze", "best", str(archive_path), "--json"])["best"]
+    assert len(best) == 2 * 6
+    for r in best:
+        assert {
+            "workload",
+            "optimizer",
+            "trial",
+            "hyperparameters",
+            "selection_value",
+            "test_value",
+        } <= set(r)
+    budget = _json(["analyze", "budget", str(archive_path), "--json", "--n-boot", "100"])["budget"]
+    assert {r["k"] for r in budget} == {1, 2, 4, 8}
+    for r in budget:
+        assert {"workload", "optimizer", "k", "mean", "median", "lo", "hi", "expected"} <= set(r)
+
+
+def test_seed_makes_results_reproducible(archive_path: Path) -> None:
+    args = ["analyze", "budget", str(archive_path), "--json", "--n-boot", "300", "--budget", "2"]
+    a = _json([*args, "--seed", "5"])
+    b = _json([*args, "--seed", "5"])
+    c = _json([*args, "--seed", "6"])
+    assert a == b
+    assert a != c
+
+
+def test_filters_budget_and_rule(archive_path: Path) -> None:
+    payload = _json(
+        [
+            "analyze",
+            "rank",
+            str(archive_path),
+            "--json",
+            "--n-boot",
+            "100",
+            "-w",
+            "w1",
+            "-o",
+            "adam",
+            "-o",
+            "sgd",
+            "--budget",
+            "4",
+            "--rule",
+            "final-train-loss",
+        ]
+    )
+    records = payload["rank"]
+    assert {(r["workload"], r["optimizer"]) for r in records} == {("w1", "adam"), ("w1", "sgd")}
+    assert all(r["k"] == 4 and r["rule"] == "final-train-loss" for r in records)
+
+
+def test_inclusion_with_a_taxonomy_file(archive_path: Path, tmp_path: Path) -> None:
+    tax = tmp_path / "tax.toml"
+    tax.write_text('[[inclusion]]\nspecial = "sgd"\ngeneral = "adam"\n', encoding="utf-8")
+    records = _json(
+        [
+            "analyze",
+            "inclusion",
+            str(archive_path),
+            "--json",
+            "--n-boot",
+            "300",
+            "--taxonomy",
+            str(tax),
+        ]
+    )["inclusion"]
+    assert {(r["special"], r["general"]) for r in records} == {("sgd", "adam")}
+    assert {r["rule"] for r in records} == {"final-valid", "final-train-loss"}
+    only = _json(
+        [
+            "analyze",
+            "inclusion",
+            str(archive_path),
+            "--json",
+            "--n-boot",
+            "100",
+            "--taxonomy",
+            str(tax),
+            "--no-train-loss",
+        ]
+    )["inclusion"]
+    assert {r["rule"] for r in only} == {"final-valid"}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_tables(archive_path: Path, command: str) -> None:
+    result = runner.invoke(
+        app, ["analyze", command, str(archive_path), *FAST[command]], env={"COLUMNS": "250"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "adam" in result.output
+    assert "w1" in result.output
+
+
+def _error(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_errors_are_one_line_and_exit_two(
+    archive_path: Path, dead_path: Path, tmp_path: Path, command: str
+) -> None:
+    assert "no such file" in _error(["analyze", command, str(tmp_path / "nope.nc")])
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf", encoding="utf-8")
+    assert "junk.nc" in _error(["analyze", command, str(junk)])
+    message = _error(["analyze", command, str(archive_path), "--optimizer", "adma"])
+    assert "unknown optimizer 'adma'" in message
+    assert "did you mean 'adam'" in message
+    assert "unknown workload" in _error(["analyze", command, str(archive_path), "-w", "w9"])
+    assert "no usable trial" in _error(["analyze", command, str(dead_path), *FAST[command]])
+    if command != "best":
+        message = _error(["analyze", command, str(archive_path), "--budget", "9"])
+        assert "larger than the trial count 8" in message

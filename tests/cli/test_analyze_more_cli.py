@@ -1,0 +1,184 @@
+"""`optcmp analyze targets|boundary|protocol`: tables, the JSON contract, seeds, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from optcmp_cli.app import app
+from optcmp_data import write_archive
+from optcmp_data.testing import synthetic_archive
+
+runner = CliRunner()
+COMMANDS = ("targets", "boundary", "protocol")
+FAST: dict[str, list[str]] = {"targets": ["--n-boot", "100"], "boundary": [], "protocol": []}
+
+
+@pytest.fixture(scope="module")
+def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("analyze_more") / "a.nc"
+    ds = synthetic_archive(
+        workloads=2, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
+    )
+    write_archive(ds, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grouped_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One archive holding two protocols: optimizers "*_lr" searched on the space "lr-only"."""
+    names = ["adam", "sgd", "adam_lr", "sgd_lr"]
+    ds = synthetic_archive(
+        optimizers=names,
+        families={n: n.removesuffix("_lr") for n in names},
+        n_trials=8,
+        planted={"adam_lr": 0.1},
+        noise=0.001,
+        seed=2,
+    )
+    space = np.where(
+        np.char.endswith(ds["optimizer"].values.astype(str), "_lr"), "lr-only", "choi2019"
+    )
+    ds = ds.assign(space_name=ds["space_name"].copy(data=space[None, :].copy()))
+    path = tmp_path_factory.mktemp("grouped") / "g.nc"
+    write_archive(ds, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dead_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dead") / "dead.nc"
+    write_archive(synthetic_archive(n_trials=3, diverged_fraction=1.0, seed=1), path)
+    return path
+
+
+def _args(command: str, path: Path) -> list[str]:
+    """The command on one archive (protocol: the archive against itself)."""
+    extra = [str(path)] if command == "protocol" else []
+    return ["analyze", command, str(path), *extra, *FAST[command]]
+
+
+def _json(args: list[str]) -> list[dict[str, object]]:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert isinstance(payload, dict)
+    assert list(payload) == [args[1]]
+    records = payload[args[1]]
+    assert isinstance(records, list)
+    return records
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_an_example_and_documents_keys(command: str) -> None:
+    result = runner.invoke(app, ["analyze", command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert "workload" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_json_contract(archive_path: Path, command: str) -> None:
+    records = _json(_args(command, archive_path))
+    assert records
+    for record in records:
+        assert {"record", "workload", "metric", "split"} <= set(record)
+        for value in record.values():
+            assert not isinstance(value, dict | list)
+
+
+def test_targets_keys_seed_and_options(archive_path: Path) -> None:
+    base = ["analyze", "targets", str(archive_path), "--n-boot", "150"]
+    args = [*base, "--step-fraction", "0.5", "--step-fraction", "1", "--n-targets", "2"]
+    a = _json([*args, "--seed", "3"])
+    assert a == _json([*args, "--seed", "3"])
+    assert a != _json([*args, "--seed", "4"])
+    tuned = [r for r in a if r["record"] == "tuned"]
+    # 2 workloads x 6 optimizers x (2 targets x 2 fractions + 2 finals)
+    assert len(tuned) == 2 * 6 * 6
+    assert {r["fraction"] for r in tuned} == {0.5, 1.0}
+    for r in tuned:
+        assert {"optimizer", "kind", "target", "value", "rank", "kendall_tau"} <= set(r)
+    explicit = _json([*base, "--target", "0.3", "-w", "w1", "-o", "sgd", "-o", "momentum"])
+    assert {r["target_value"] for r in explicit if r["kind"] == "steps"} == {0.3}
+    assert {r["workload"] for r in explicit} == {"w1"}
+    assert {(r["special"], r["general"]) for r in explicit if r["record"] == "inclusion"} == {
+        ("sgd", "momentum")
+    }
+
+
+def test_boundary_points_and_fraction(archive_path: Path) -> None:
+    edges = _json(["analyze", "boundary", str(archive_path), "--fraction", "0.2", "--top", "5"])
+    assert {r["record"] for r in edges} == {"edge"}
+    assert all(r["top"] == 5 for r in edges)
+    with_points = _json(["analyze", "boundary", str(archive_path), "--points"])
+    points = [r for r in with_points if r["record"] == "point"]
+    assert points
+    assert {"trial", "hparam", "hparam_value", "position", "value"} <= set(points[0])
+
+
+def test_protocol_within_one_archive(grouped_path: Path) -> None:
+    records = _json(
+        [
+            "analyze",
+            "protocol",
+            str(grouped_path),
+            "--protocol",
+            "lr-only",
+            "--protocol",
+            "choi2019",
+        ]
+    )
+    cells = [r for r in records if r["record"] == "cell"]
+    assert {(r["optimizer"], r["label_first"], r["label_second"]) for r in cells} == {
+        ("adam", "adam_lr", "adam"),
+        ("sgd", "sgd_lr", "sgd"),
+    }
+    flips = [r for r in records if r["record"] == "flip"]
+    assert [(f["optimizer"], f["other"]) for f in flips] == [("sgd", "adam")]
+    assert isinstance(flips[0]["gap_first"], float)
+    assert flips[0]["gap_first"] > 0.05
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_tables(archive_path: Path, command: str) -> None:
+    result = runner.invoke(app, _args(command, archive_path), env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "adam" in result.output
+    assert "w1" in result.output
+
+
+def _error(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_errors_are_one_line_and_exit_two(
+    archive_path: Path, dead_path: Path, tmp_path: Path, command: str
+) -> None:
+    assert "no such file" in _error(_args(command, tmp_path / "nope.nc"))
+    junk = tmp_path / "junk.nc"
+    junk.write_text("not netcdf", encoding="utf-8")
+    assert "junk.nc" in _error(_args(command, junk))
+    assert "unknown workload" in _error([*_args(command, archive_path), "-w", "w9"])
+    if command != "protocol":
+        message = _error([*_args(command, archive_path), "--optimizer", "adma"])
+        assert "unknown optimizer 'adma'" in message
+    assert "no usable trial" in _error(_args(command, dead_path))
+
+
+def test_protocol_errors(archive_path: Path, grouped_path: Path) -> None:
+    assert "name two different search spaces" in _error(["analyze", "protocol", str(archive_path)])
+    assert "not a search-space name" in _error(
+        ["analyze", "protocol", str(grouped_path), "--protocol", "x", "--protocol", "choi2019"]
+    )
