@@ -1,0 +1,868 @@
+"""Figures in the style of Choi et al. 2019, and `optcmp plot KIND ARCHIVE --out FILE`.
+
+Dependency rule: matplotlib, numpy, xarray, typer, rich, optcmp_data and optcmp_analysis.
+Figures are built with matplotlib's object API (`Figure`, saved through the Agg and SVG
+canvases), never pyplot, so nothing global is touched and nothing opens a window. Each
+figure function takes analysis result records and returns a `Figure`; `save_figure`
+writes PNG or SVG by the file's suffix, reproducibly (no date in SVG, fixed SVG ids).
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import os
+import textwrap
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import attrs
+import matplotlib as mpl
+import numpy as np
+import numpy.typing as npt
+import typer
+import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.colors import ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.typing import RcKeyType
+
+from optcmp_analysis import (
+    DEFAULT_N_BOOT,
+    AnalysisError,
+    BoundaryCheck,
+    BudgetCurve,
+    ConditionKind,
+    InclusionResult,
+    ProtocolComparison,
+    Rankings,
+    Selection,
+    SelectionRule,
+    TargetStudy,
+    Verdict,
+    boundary_check,
+    budget_curve,
+    default_budgets,
+    inclusion_consistency,
+    rank_optimizers,
+    restrict,
+    select_best,
+    target_study,
+)
+from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_data import FAMILIES, ConfigError, Scale, open_archive
+
+__all__ = [
+    "OptimizerStyle",
+    "PlotKind",
+    "boundary_figure",
+    "budget_figure",
+    "curves_figure",
+    "figure_for",
+    "inclusion_figure",
+    "optimizer_styles",
+    "plot",
+    "protocol_figure",
+    "rank_figure",
+    "save_figure",
+    "targets_figure",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class PlotKind(enum.StrEnum):
+    """The figures `optcmp plot` draws."""
+
+    BUDGET = "budget"
+    RANK = "rank"
+    INCLUSION = "inclusion"
+    TARGETS = "targets"
+    BOUNDARY = "boundary"
+    CURVES = "curves"
+
+
+_STYLE: dict[RcKeyType, Any] = {
+    "font.size": 9,
+    "axes.titlesize": 10,
+    "axes.labelsize": 9,
+    "legend.fontsize": 8,
+    "xtick.labelsize": 8,
+    "ytick.labelsize": 8,
+    "axes.grid": True,
+    "grid.alpha": 0.3,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    # Fixed ids make the SVG of the same figure byte-identical between runs.
+    "svg.hashsalt": "optcmp",
+    "figure.titlesize": 10,
+}
+_FORMATS = {".png": "png", ".svg": "svg"}
+_PALETTE: tuple[tuple[float, float, float], ...] = tuple(
+    mpl.colormaps["tab10"](i)[:3] for i in range(10)
+)
+_MARKERS = ("s", "o", "^", "D", "v", "P", "X", "<", ">", "h")
+_VERDICT_COLOURS = {
+    Verdict.CONSISTENT.value: "#9fd39a",
+    Verdict.INCONCLUSIVE.value: "#d9d9d9",
+    Verdict.VIOLATED.value: "#ef8a80",
+}
+_TOL = 1e-12
+
+
+@contextmanager
+def _style() -> Iterator[None]:
+    # rc parameters are read when artists are created and when files are written, so
+    # both happen inside the context.
+    with mpl.rc_context(_STYLE):
+        yield
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write `fig` as PNG or SVG (by `path`'s suffix) atomically; returns `path`.
+
+    Raises ConfigError for another suffix.
+    """
+    fmt = _FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise ConfigError(
+            f"--out {path}: unknown image format {path.suffix or '(no suffix)'!r}; use .png or .svg"
+        )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    # SVG records a creation date by default; leaving it out keeps the file reproducible.
+    metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
+    with _style(), tmp.open("wb") as handle:
+        fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
+    os.replace(tmp, path)
+    return path
+
+
+@attrs.frozen
+class OptimizerStyle:
+    """How one optimizer is drawn in every figure."""
+
+    colour: tuple[float, float, float]
+    marker: str
+
+
+def optimizer_styles(
+    optimizers: Sequence[str], families: Sequence[str]
+) -> dict[str, OptimizerStyle]:
+    """A stable colour and marker per optimizer: the paper's six families keep theirs in
+    every figure; other optimizers (or a second optimizer of a family) take the next free
+    one. Markers tell apart lines that lie on top of each other."""
+    slot: dict[str, int] = {}
+    taken: set[int] = set()
+    for o, f in zip(optimizers, families, strict=True):
+        if f in FAMILIES and FAMILIES.index(f) not in taken:
+            slot[o] = FAMILIES.index(f)
+            taken.add(slot[o])
+    for o in optimizers:
+        if o not in slot:
+            free = [i for i in range(len(_PALETTE)) if i not in taken] or [len(slot)]
+            slot[o] = free[0]
+            taken.add(free[0])
+    return {
+        o: OptimizerStyle(_PALETTE[i % len(_PALETTE)], _MARKERS[i % len(_MARKERS)])
+        for o, i in slot.items()
+    }
+
+
+def _styles_of(data: xr.Dataset) -> dict[str, OptimizerStyle]:
+    names = [str(o) for o in data["optimizer"].values]
+    if "optimizer_family" in data.variables:
+        families = [str(f) for f in data["optimizer_family"].values]
+    else:
+        families = names
+    return optimizer_styles(names, families)
+
+
+def _title(fig: Figure, main: str, detail: str = "", *, y: float | None = None) -> None:
+    """A figure title and a line of detail, both wrapped to the figure's width."""
+    width = int(fig.get_figwidth() * 12)
+    text = "\n".join([*textwrap.wrap(main, width), *textwrap.wrap(detail, width)])
+    if y is None:
+        fig.suptitle(text)
+    else:
+        fig.suptitle(text, y=y, va="top")
+
+
+def _grid(
+    n: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.2), extra: float = 0.9
+) -> tuple[Figure, list[Axes]]:
+    """A figure with `n` panels in rows of `ncols`; `extra` inches for title and legend."""
+    ncols = max(1, min(ncols, n))
+    nrows = max(1, math.ceil(n / ncols))
+    # At least 7 inches wide, so one panel still has room for its title and legend.
+    width = max(panel[0] * ncols, 7.0)
+    fig = Figure(figsize=(width, panel[1] * nrows + extra), layout="constrained")
+    grid = fig.subplots(nrows, ncols, squeeze=False)
+    axes = [ax for row in grid for ax in row]
+    for ax in axes[n:]:
+        ax.set_visible(False)
+    return fig, axes[:n]
+
+
+def _spans_decades(values: npt.ArrayLike) -> bool:
+    """Whether positive data spans at least a factor of ten (then a log axis reads better)."""
+    v = np.asarray(values, dtype=np.float64).ravel()
+    v = v[np.isfinite(v)]
+    return bool(v.size >= 2 and (v > 0).all() and v.max() / v.min() >= 10.0)
+
+
+def _require_mean(data: xr.Dataset, var: str, cells: tuple[str, ...]) -> None:
+    extra = [str(d) for d in data[var].dims if d not in cells]
+    if extra:
+        raise ConfigError(
+            f"figure: {var} has repeat dims {extra}; figures need one result per "
+            "(workload, optimizer): use repeats 'mean'"
+        )
+
+
+def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> None:
+    per_row = max(1, min(len(handles), int(fig.get_figwidth() / 1.5)))
+    fig.legend(handles, labels, loc="outside lower center", ncols=per_row, frameon=False)
+
+
+def _fmt(value: float) -> str:
+    return "-" if not np.isfinite(value) else f"{value:.3g}"
+
+
+# --- budget (Figures 6-8) ---------------------------------------------------------------
+
+
+def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
+    """Best-of-k metric versus the number of trials k, one panel per workload: bootstrap
+    median with its 5-95% band and the closed-form expectation (dashed), per optimizer."""
+    d = curve.data
+    _require_mean(d, "median", ("workload", "optimizer", "k", "target"))
+    styles = _styles_of(d)
+    names = [str(o) for o in d["optimizer"].values]
+    ks = d["k"].values.astype(np.int64)
+    workloads = [str(w) for w in d["workload"].values]
+    with _style():
+        fig, axes = _grid(len(workloads))
+        for ax, w in zip(axes, workloads, strict=True):
+            cell = d.sel(workload=w, target=target)
+            metric = str(d["metric_name"].sel(workload=w).item())
+            shown: list[FloatArray] = []
+            for o in names:
+                c = cell.sel(optimizer=o)
+                med, lo, hi, exp = (
+                    c[v].values.astype(np.float64) for v in ("median", "lo", "hi", "expected")
+                )
+                if not np.isfinite(med).any():
+                    continue
+                st = styles[o]
+                # A light band with drawn edges stays readable when six bands overlap.
+                ax.fill_between(ks, lo, hi, color=st.colour, alpha=0.08, linewidth=0)
+                for edge in (lo, hi):
+                    ax.plot(ks, edge, color=st.colour, linewidth=0.6, alpha=0.6)
+                ax.plot(ks, med, color=st.colour, marker=st.marker, markersize=4, linewidth=1.6)
+                ax.plot(ks, exp, color=st.colour, linestyle="--", linewidth=1.0)
+                shown.extend([lo, hi, med])
+            ax.set_xscale("log", base=2)
+            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.minorticks_off()
+            if shown and _spans_decades(np.concatenate(shown)):
+                ax.set_yscale("log")
+            ax.set_xlabel("number of trials k (log2 scale)")
+            ax.set_ylabel(f"{metric} ({target}) of the best trial")
+            ax.set_title(f"{w}")
+        handles: list[Any] = [
+            Line2D([], [], color=styles[o].colour, marker=styles[o].marker, linewidth=1.6)
+            for o in names
+        ]
+        labels = list(names)
+        handles += [
+            Line2D([], [], color="0.2", linewidth=1.6),
+            Patch(facecolor=(0.2, 0.2, 0.2, 0.08), edgecolor=(0.2, 0.2, 0.2, 0.6)),
+            Line2D([], [], color="0.2", linestyle="--"),
+        ]
+        labels += ["bootstrap median", "5-95% band", "closed form (expected)"]
+        _legend_below(fig, handles, labels)
+        _title(
+            fig,
+            "Budget sensitivity: best-of-k test metric against the number of trials",
+            f"selection {curve.rule}; {curve.n_boot} bootstrap studies of k trials drawn "
+            "with replacement; dashed: expected best of k (Dodge et al. 2019)",
+        )
+    return fig
+
+
+# --- rank probabilities -----------------------------------------------------------------
+
+
+def rank_figure(rankings: Rankings) -> Figure:
+    """Probability of each rank per optimizer (stacked bars), one panel per workload;
+    optimizers ordered by mean rank."""
+    d = rankings.data
+    _require_mean(d, "mean_rank", ("workload", "optimizer"))
+    places = [int(p) for p in d["place"].values]
+    cmap = mpl.colormaps["RdYlGn_r"]
+    place_colours = [cmap(i / max(1, len(places) - 1)) for i in range(len(places))]
+    workloads = [str(w) for w in d["workload"].values]
+    with _style():
+        fig, axes = _grid(len(workloads))
+        for ax, w in zip(axes, workloads, strict=True):
+            cell = d.sel(workload=w)
+            mean_rank = cell["mean_rank"].values.astype(np.float64)
+            order = np.argsort(np.where(np.isfinite(mean_rank), mean_rank, np.inf), kind="stable")
+            names = [str(cell["optimizer"].values[i]) for i in order]
+            probs = cell["rank_probability"].transpose("optimizer", "place").values[order]
+            bottom = np.zeros(len(names))
+            x = np.arange(len(names))
+            for j, colour in enumerate(place_colours):
+                ax.bar(x, probs[:, j], bottom=bottom, color=colour, width=0.7, edgecolor="white")
+                bottom += probs[:, j]
+            ranks = cell["rank"].values[order]
+            for xi, r, m in zip(x, ranks, mean_rank[order], strict=True):
+                label = f"#{int(r)}" if np.isfinite(r) else "#-"
+                ax.annotate(
+                    f"{label}\n{_fmt(float(m))}",
+                    (float(xi), 1.0),
+                    xytext=(0, 2),
+                    textcoords="offset points",
+                    ha="center",
+                    va="bottom",
+                    fontsize=7,
+                )
+            ax.set_xticks(x, names, rotation=30 if len(names) > 4 else 0, ha="right")
+            if len(names) <= 4:
+                ax.set_xticks(x, names)
+            ax.set_ylim(0, 1.18)
+            ax.set_yticks(np.linspace(0, 1, 6))
+            ax.set_ylabel("probability of each rank")
+            metric = str(d["metric_name"].sel(workload=w).item())
+            ax.set_title(f"{w}: ranked by test {metric}")
+            ax.grid(axis="x", visible=False)
+        handles: list[Any] = [Patch(color=c) for c in place_colours]
+        _legend_below(fig, handles, [f"rank {p}" for p in places])
+        _title(
+            fig,
+            f"Rank probabilities at k={rankings.budget} trials per optimizer",
+            f"{rankings.n_boot} bootstrap studies, selection {rankings.rule}; above each bar: "
+            "#rank of the tuned optimizer on the whole archive and its mean bootstrap rank",
+        )
+    return fig
+
+
+# --- inclusion consistency --------------------------------------------------------------
+
+
+def inclusion_figure(result: InclusionResult) -> Figure:
+    """Inclusion pairs x workloads coloured by verdict, with the Holm-adjusted p-value and
+    the mean difference (general - special, positive: the general optimizer is worse)
+    annotated; one panel per selection rule."""
+    d = result.data
+    _require_mean(d, "verdict", ("rule", "pair", "workload"))
+    rules = [str(r) for r in d["rule"].values]
+    workloads = [str(w) for w in d["workload"].values]
+    pairs = [f"{s} ⊆ {g}" for s, g in zip(d["special"].values, d["general"].values, strict=True)]
+    order = list(_VERDICT_COLOURS)
+    cmap = ListedColormap([_VERDICT_COLOURS[v] for v in order])
+    with _style():
+        fig, axes = _grid(
+            len(rules),
+            ncols=2,
+            panel=(max(5.0, 2.2 + 1.3 * len(workloads)), 0.9 + 0.42 * len(pairs)),
+            extra=1.2,
+        )
+        for ax, rule in zip(axes, rules, strict=True):
+            cell = d.sel(rule=rule).transpose("pair", "workload")
+            verdict = cell["verdict"].values.astype(str)
+            index = np.array([[order.index(v) for v in row] for row in verdict], dtype=float)
+            ax.imshow(index, cmap=cmap, vmin=-0.5, vmax=len(order) - 0.5, aspect="auto")
+            p_adj = cell["p_adjusted"].values
+            diff = cell["difference"].values
+            for i in range(len(pairs)):
+                for j in range(len(workloads)):
+                    ax.text(
+                        j,
+                        i,
+                        f"p={_fmt(float(p_adj[i, j]))}\nΔ={_fmt_signed(float(diff[i, j]))}",
+                        ha="center",
+                        va="center",
+                        fontsize=7,
+                    )
+            ax.set_xticks(range(len(workloads)), workloads)
+            ax.set_yticks(range(len(pairs)), pairs)
+            ax.set_xticks(np.arange(-0.5, len(workloads)), minor=True)
+            ax.set_yticks(np.arange(-0.5, len(pairs)), minor=True)
+            ax.grid(which="major", visible=False)
+            ax.grid(which="minor", color="white", linewidth=2, alpha=1.0)
+            ax.tick_params(which="minor", length=0)
+            for side in ("left", "bottom"):
+                ax.spines[side].set_visible(False)
+            ax.set_xlabel("workload")
+            ax.set_title(f"selection by {rule}")
+        handles: list[Any] = [Patch(color=_VERDICT_COLOURS[v]) for v in order]
+        _legend_below(fig, handles, order)
+        _title(
+            fig,
+            f"Inclusion consistency at k={result.budget} trials",
+            f"is the tuned general optimizer worse? p: Holm-adjusted one-sided bootstrap "
+            f"p-value (alpha {result.alpha:g}); Δ: mean test-metric difference general - "
+            "special, oriented so that positive means worse",
+        )
+    return fig
+
+
+def _fmt_signed(value: float) -> str:
+    return "-" if not np.isfinite(value) else f"{value:+.2g}"
+
+
+# --- targets (Figure 10) ----------------------------------------------------------------
+
+
+def targets_figure(study: TargetStudy) -> Figure:
+    """Steps to reach each target validation value at the full step budget, per optimizer
+    (one panel per workload); targets never reached are marked x on the budget line."""
+    full = max(study.fractions)
+    conditions = [
+        c
+        for c in range(len(study.condition_kind))
+        if study.condition_kind[c] == ConditionKind.STEPS.value
+        and math.isclose(study.condition_fraction[c], full)
+    ]
+    conditions.sort(key=lambda c: study.condition_target[c])
+    styles = _styles_of(xr.Dataset(coords={"optimizer": list(study.optimizers)}))
+    with _style():
+        fig, axes = _grid(len(study.workloads))
+        for ax, w in zip(axes, study.workloads, strict=True):
+            targets = study.target_value.sel(workload=w).values[
+                [study.condition_target[c] for c in conditions]
+            ]
+            limit = float(study.step_limit.sel(workload=w, fraction=full))
+            finite_steps: list[float] = []
+            # Steps come from a few evaluation points, so optimizers often tie: a small
+            # horizontal dodge per optimizer keeps tied points and lines visible.
+            gaps = np.abs(np.diff(targets))
+            step = float(gaps[gaps > 0].min()) if (gaps > 0).any() else 1.0
+            n_o = len(study.optimizers)
+            for i, o in enumerate(study.optimizers):
+                st = styles[o]
+                y = study.tuned.sel(workload=w, optimizer=o).values[conditions].astype(np.float64)
+                reached = np.isfinite(y)
+                x = targets + (i - (n_o - 1) / 2) * 0.35 * step / max(1, n_o - 1)
+                ax.plot(
+                    x[reached],
+                    y[reached],
+                    color=st.colour,
+                    marker=st.marker,
+                    markersize=4,
+                    linewidth=1.5,
+                )
+                missed = np.isinf(y)
+                if missed.any():
+                    ax.plot(
+                        x[missed],
+                        np.full(int(missed.sum()), limit),
+                        color=st.colour,
+                        marker="x",
+                        markersize=7,
+                        linestyle="none",
+                    )
+                finite_steps.extend(y[reached].tolist())
+            ax.axhline(limit, color="0.4", linestyle=":", linewidth=1)
+            if _spans_decades([*finite_steps, limit]):
+                ax.set_yscale("log")
+            if len(targets) > 1 and targets[0] > targets[-1]:
+                ax.invert_xaxis()  # easiest target on the left, hardest on the right
+            metric = study.metric_names[w]
+            ax.set_xlabel(f"target {metric} ({study.splits[w]}); harder to the right")
+            ax.set_ylabel("steps to reach the target")
+            ax.set_title(f"{w}")
+        handles: list[Any] = [
+            Line2D([], [], color=styles[o].colour, marker=styles[o].marker, markersize=4)
+            for o in study.optimizers
+        ]
+        labels = list(study.optimizers)
+        handles += [
+            Line2D([], [], color="0.4", linestyle=":"),
+            Line2D([], [], color="0.2", marker="x", linestyle="none"),
+        ]
+        labels += ["step budget", "not reached (drawn on the budget line)"]
+        _legend_below(fig, handles, labels)
+        _title(
+            fig,
+            "Steps to target per optimizer (Choi et al. 2019, Figure 10)",
+            "fewest steps any tuned trial needs to first reach each target on the "
+            "selection split, at the full step budget; optimizers dodged sideways so that "
+            "ties stay visible",
+        )
+    return fig
+
+
+# --- boundary check (Appendix E) --------------------------------------------------------
+
+
+def _to_axis(x: FloatArray, scale: str) -> FloatArray:
+    """Natural values to the plotted x (1 - x for one_minus_log, plotted on a log axis)."""
+    return 1.0 - x if scale == Scale.ONE_MINUS_LOG.value else x
+
+
+def _from_scaled(t: float, low: float, high: float, scale: str) -> float:
+    """The natural value at position t in [0, 1] of the space, measured in its search scale."""
+    if scale == Scale.LOG.value:
+        return float(10 ** (math.log10(low) + t * (math.log10(high) - math.log10(low))))
+    if scale == Scale.ONE_MINUS_LOG.value:
+        a, b = math.log10(1 - low), math.log10(1 - high)
+        return float(1 - 10 ** (a + t * (b - a)))
+    return low + t * (high - low)
+
+
+def boundary_figure(
+    check: BoundaryCheck, *, styles: dict[str, OptimizerStyle] | None = None
+) -> Figure:
+    """Final selection metric of every trial against each searched hyperparameter, one row
+    per (workload, optimizer): search-space edges dashed, the zone within `fraction` of an
+    edge shaded, the top trials coloured, the best one a star, unusable trials x at the top."""
+    d = check.data
+    styles = styles or _styles_of(d)
+    rows: list[tuple[str, str, list[str]]] = []
+    for w in (str(x) for x in d["workload"].values):
+        for o in (str(x) for x in d["optimizer"].values):
+            searched = d["searched"].sel(workload=w, optimizer=o)
+            hs = [str(h) for h, s in zip(d["hparam"].values, searched.values, strict=True) if s]
+            if hs:
+                rows.append((w, o, hs))
+    if not rows:
+        raise ConfigError("boundary figure: no searched hyperparameter in the archive")
+    ncols = max(len(hs) for _, _, hs in rows)
+    train = check.rule is SelectionRule.FINAL_TRAIN_LOSS
+    with _style():
+        # A fixed grid instead of constrained layout: with dozens of panels the layout
+        # solver dominates the run time.
+        width, height = 3.4 * ncols, 2.7 * len(rows) + 1.6
+        fig = Figure(figsize=(width, height))
+        # Margins in inches: 0.9 on top for the title, 0.7 below for the legend.
+        fig.subplots_adjust(
+            left=0.75 / width,
+            right=1 - 0.15 / width,
+            top=1 - 1.0 / height,
+            bottom=1.05 / height,
+            hspace=0.8,
+            wspace=0.35,
+        )
+        grid = fig.subplots(len(rows), ncols, squeeze=False)
+        for r, (w, o, hs) in enumerate(rows):
+            metric = "train_loss" if train else str(d["metric_name"].sel(workload=w).item())
+            split = "train" if train else str(d["selection_split"].sel(workload=w).item())
+            cell = d.sel(workload=w, optimizer=o)
+            y = cell["selection_value"].values.astype(np.float64)
+            top_rank = cell["top_rank"].values
+            unusable = ~cell["usable"].values.astype(bool)
+            st = styles[o]
+            for c in range(ncols):
+                ax = grid[r][c]
+                if c >= len(hs):
+                    ax.set_visible(False)
+                    continue
+                h = hs[c]
+                hc = cell.sel(hparam=h)
+                scale = str(hc["scale"].item())
+                low, high = float(hc["space_low"]), float(hc["space_high"])
+                x = _to_axis(hc["value"].values.astype(np.float64), scale)
+                ok = np.isfinite(x) & np.isfinite(y)
+                top = ok & (top_rank >= 1) & (top_rank <= check.top)
+                best = ok & (top_rank == 1)
+                ax.scatter(x[ok & ~top], y[ok & ~top], s=12, color="0.6", zorder=2)
+                ax.scatter(
+                    x[top & ~best],
+                    y[top & ~best],
+                    s=24,
+                    color=st.colour,
+                    marker=st.marker,
+                    zorder=3,
+                )
+                ax.scatter(
+                    x[best], y[best], s=110, marker="*", color=st.colour, edgecolor="k", zorder=4
+                )
+                bad = unusable & np.isfinite(x)
+                if bad.any():
+                    ax.scatter(
+                        x[bad],
+                        np.full(int(bad.sum()), 0.96),
+                        marker="x",
+                        s=14,
+                        color="#c0392b",
+                        transform=ax.get_xaxis_transform(),
+                        zorder=3,
+                    )
+                edges = [float(_to_axis(np.array([v]), scale)[0]) for v in (low, high)]
+                for e in edges:
+                    ax.axvline(e, color="k", linestyle="--", linewidth=1)
+                inner = [
+                    float(_to_axis(np.array([_from_scaled(t, low, high, scale)]), scale)[0])
+                    for t in (check.fraction, 1 - check.fraction)
+                ]
+                ax.axvspan(edges[0], inner[0], color="#f4b183", alpha=0.35, linewidth=0)
+                ax.axvspan(inner[1], edges[1], color="#f4b183", alpha=0.35, linewidth=0)
+                if scale in (Scale.LOG.value, Scale.ONE_MINUS_LOG.value):
+                    ax.set_xscale("log")
+                if scale == Scale.ONE_MINUS_LOG.value:
+                    # Reversed, so the natural value grows to the right like on every other
+                    # panel: the low edge is always on the left.
+                    ax.invert_xaxis()
+                ax.margins(y=0.12)  # keeps the best trial's star inside the panel
+                if _spans_decades(y[ok]):
+                    ax.set_yscale("log")
+                ax.set_xlabel(
+                    f"1 - {h} (log scale, reversed)"
+                    if scale == Scale.ONE_MINUS_LOG.value
+                    else f"{h}{' (log scale)' if scale == Scale.LOG.value else ''}"
+                )
+                if c == 0:
+                    ax.set_ylabel(f"final {metric} ({split})")
+                edge = str(hc["edge"].item())
+                if edge != "none":
+                    ax.set_title(f"{w} / {o}\nbest trials at the {edge} edge", color="#c0392b")
+                else:
+                    ax.set_title(f"{w} / {o}")
+        handles: list[Any] = [
+            Line2D([], [], color="0.6", marker="o", linestyle="none", markersize=4),
+            Line2D([], [], color="0.2", marker="o", linestyle="none", markersize=5),
+            Line2D([], [], color="0.2", marker="*", linestyle="none", markersize=10),
+            Line2D([], [], color="#c0392b", marker="x", linestyle="none"),
+            Line2D([], [], color="k", linestyle="--"),
+            Patch(color="#f4b183", alpha=0.35),
+        ]
+        labels = [
+            "trial",
+            f"top {check.top} trials",
+            "best trial",
+            "diverged / unusable trial",
+            "search-space edge",
+            f"within {check.fraction:.0%} of an edge",
+        ]
+        fig.legend(handles, labels, loc="lower center", ncols=3, frameon=False)
+        _title(
+            fig,
+            "Boundary check: final metric against each searched hyperparameter",
+            "x in the search scale (log, or log of 1 - x); Choi et al. 2019, Appendix E",
+            y=1 - 0.12 / height,
+        )
+    return fig
+
+
+# --- learning curves --------------------------------------------------------------------
+
+
+def curves_figure(archive: xr.Dataset, selection: Selection) -> Figure:
+    """Selection-split metric against step for the selected trial of every optimizer, one
+    panel per workload (each repeat of the trial drawn; the first one thicker)."""
+    sel = selection.data
+    _require_mean(sel, "trial", ("workload", "optimizer"))
+    styles = _styles_of(archive)
+    workloads = [str(w) for w in sel["workload"].values]
+    names = [str(o) for o in sel["optimizer"].values]
+    reps = [d for d in ("seed", "study") if d in archive.dims]
+    with _style():
+        fig, axes = _grid(len(workloads))
+        for ax, w in zip(axes, workloads, strict=True):
+            split = str(archive["selection_split"].sel(workload=w).item())
+            metric = str(archive["metric_name"].sel(workload=w).item())
+            shown: list[FloatArray] = []
+            for o in names:
+                pos = int(sel["position"].sel(workload=w, optimizer=o))
+                if pos < 0:
+                    continue
+                st = styles[o]
+                run = archive.sel(workload=w, optimizer=o).isel(trial=pos)
+                n_eval = run.sizes["eval"]
+                steps = run["step"].transpose(*reps, "eval").values.reshape(-1, n_eval)
+                vals = run[f"{split}_metric"].transpose(*reps, "eval").values.reshape(-1, n_eval)
+                for i, (s, v) in enumerate(zip(steps, vals, strict=True)):
+                    ok = (s >= 0) & np.isfinite(v)
+                    if not ok.any():
+                        continue
+                    order = np.argsort(s[ok], kind="stable")
+                    ax.plot(
+                        s[ok][order],
+                        v[ok][order],
+                        color=st.colour,
+                        marker=st.marker if i == 0 else None,
+                        markevery=max(1, int(ok.sum()) // 6),
+                        markersize=4,
+                        linewidth=1.5 if i == 0 else 0.8,
+                        alpha=1.0 if i == 0 else 0.5,
+                    )
+                    shown.append(v[ok])
+            if shown and _spans_decades(np.concatenate(shown)):
+                ax.set_yscale("log")
+            ax.set_xlabel("step")
+            ax.set_ylabel(f"{metric} ({split})")
+            ax.set_title(f"{w}")
+        handles: list[Any] = [
+            Line2D([], [], color=styles[o].colour, marker=styles[o].marker, linewidth=1.5)
+            for o in names
+        ]
+        _legend_below(fig, handles, names)
+        _title(
+            fig,
+            "Learning curves of the selected trials",
+            f"the best trial of each optimizer by {selection.rule}"
+            + ("; every repeat drawn, the first one thicker" if reps else ""),
+        )
+    return fig
+
+
+# --- protocol comparison ----------------------------------------------------------------
+
+
+def protocol_figure(comparison: ProtocolComparison) -> Figure:
+    """Ranks of the matched optimizers under two tuning protocols, one panel per workload
+    (a slope chart: crossing lines are rankings that flip), test values annotated."""
+    d = comparison.data
+    first, second = comparison.protocols
+    keys = [str(k) for k in d["optimizer"].values]
+    styles = optimizer_styles(keys, keys)
+    workloads = [str(w) for w in d["workload"].values]
+    with _style():
+        fig, axes = _grid(len(workloads), panel=(4.6, 3.6))
+        for ax, w in zip(axes, workloads, strict=True):
+            rank = d["rank"].sel(workload=w).transpose("protocol", "optimizer").values
+            value = d["test_value"].sel(workload=w).transpose("protocol", "optimizer").values
+            # Tied optimizers are spread a little around their shared rank so that each
+            # line and label stays readable.
+            y = np.full(rank.shape, np.nan)
+            for side in (0, 1):
+                for r in np.unique(rank[side][np.isfinite(rank[side])]):
+                    tied = np.flatnonzero(rank[side] == r)
+                    y[side, tied] = r + (np.arange(len(tied)) - (len(tied) - 1) / 2) * 0.28
+            for i, k in enumerate(keys):
+                if not np.isfinite(rank[:, i]).all():
+                    continue
+                st = styles[k]
+                ax.plot(
+                    [0, 1], y[:, i], color=st.colour, marker=st.marker, markersize=6, linewidth=2
+                )
+                for side, ha, dx in ((0, "right", -8), (1, "left", 8)):
+                    ax.annotate(
+                        f"{k} {_fmt(float(value[side, i]))}",
+                        (side, float(y[side, i])),
+                        xytext=(dx, 0),
+                        textcoords="offset points",
+                        ha=ha,
+                        va="center",
+                        fontsize=7,
+                        color=st.colour,
+                    )
+            n = max(1, int(np.nanmax(rank)) if np.isfinite(rank).any() else 1)
+            ax.set_ylim(n + 0.5, 0.5)  # rank 1 on top
+            ax.set_yticks(range(1, n + 1))
+            ax.set_xlim(-0.9, 1.9)
+            ax.set_xticks([0, 1], [first, second])
+            ax.grid(axis="x", visible=False)
+            metric = str(d["metric_name"].sel(workload=w).item())
+            ax.set_ylabel(f"rank by test {metric} (1 = best)")
+            ax.set_title(w)
+        _title(
+            fig,
+            f"Protocol comparison: {first} against {second}",
+            f"rank of each optimizer (matched by {comparison.match}) by the test metric of its "
+            "selected trial; crossing lines are rankings that flip; labels give the test value",
+        )
+    return fig
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+def figure_for(
+    kind: PlotKind,
+    archive: xr.Dataset,
+    *,
+    seed: int,
+    budget: int | None,
+    rule: SelectionRule,
+    n_boot: int,
+) -> Figure:
+    """Run the analysis behind `kind` on `archive` and draw its figure."""
+    rng = np.random.default_rng(seed)
+    if kind is PlotKind.BUDGET:
+        budgets = None if budget is None else default_budgets(budget)
+        return budget_figure(
+            budget_curve(archive, budgets=budgets, n_boot=n_boot, rng=rng, rule=rule)
+        )
+    if kind is PlotKind.RANK:
+        return rank_figure(
+            rank_optimizers(archive, budget=budget, n_boot=n_boot, rng=rng, rule=rule)
+        )
+    if kind is PlotKind.INCLUSION:
+        return inclusion_figure(
+            inclusion_consistency(archive, budget=budget, n_boot=n_boot, rng=rng, rules=(rule,))
+        )
+    if budget is not None:
+        raise ConfigError(f"--budget does not apply to plot {kind}")
+    if kind is PlotKind.TARGETS:
+        return targets_figure(target_study(archive, n_boot=min(n_boot, 1000), rng=rng))
+    if kind is PlotKind.BOUNDARY:
+        return boundary_figure(boundary_check(archive, rule=rule), styles=_styles_of(archive))
+    return curves_figure(archive, select_best(archive, rule=rule))
+
+
+@reports_errors
+def plot(
+    kind: Annotated[PlotKind, typer.Argument(help="Which figure to draw.")],
+    archive_path: Annotated[
+        Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png or .svg.")],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            "--budget",
+            help="Trials per study k (budget: the largest k drawn; rank, inclusion: the k "
+            "compared). Default: all trials (inclusion: half of them).",
+        ),
+    ] = None,
+    rule: Annotated[
+        SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
+    ] = SelectionRule.FINAL_VALID,
+    n_boot: Annotated[
+        int,
+        typer.Option("--n-boot", min=1, help="Bootstrap draws (targets uses at most 1000)."),
+    ] = DEFAULT_N_BOOT,
+    workload: Annotated[
+        list[str] | None,
+        typer.Option("--workload", "-w", help="Only this workload (repeat the option for more)."),
+    ] = None,
+    optimizer: Annotated[
+        list[str] | None,
+        typer.Option("--optimizer", "-o", help="Only this optimizer (repeat the option for more)."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print {kind, archive, out} as JSON.")
+    ] = False,
+) -> None:
+    """Draw one figure of an archive's analysis as PNG or SVG (by the --out suffix).
+
+    KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
+    probabilities), inclusion (verdict per pair and workload), targets (steps to target),
+    boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
+    of the selected trials).
+
+    Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
+    """
+    if out.suffix.lower() not in _FORMATS:
+        raise ConfigError(
+            f"--out {out}: unknown image format {out.suffix or '(no suffix)'!r}; use .png or .svg"
+        )
+    try:
+        archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
+        fig = figure_for(kind, archive, seed=seed, budget=budget, rule=rule, n_boot=n_boot)
+    except AnalysisError as err:
+        raise AnalysisError(f"{archive_path}: {err}") from None  # name the archive
+    save_figure(fig, out)
+    if json_out:
+        print_json({"kind": str(kind), "archive": str(archive_path), "out": str(out)})
+    else:
+        console.print(f"wrote {out}", markup=False, soft_wrap=True)

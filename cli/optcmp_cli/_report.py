@@ -1,0 +1,812 @@
+"""`optcmp report ARCHIVE --out DIR`: every analysis of an archive as a Markdown report.
+
+Dependency rule: typer, rich, matplotlib (through _plots), optcmp_data and
+optcmp_analysis. The report is assembled here, in the CLI package: the statistics live
+in optcmp_analysis, this module only runs them, renders tables and figures, and writes
+DIR/report.md, DIR/results.json and DIR/figures/*.png.
+
+Reproducibility: every analysis draws from its own `np.random.default_rng(seed)` (as
+`optcmp plot` and `optcmp analyze` do), and nothing in report.md or results.json depends
+on the clock or on where the report is written: the same archive and seed give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import attrs
+import numpy as np
+import typer
+import xarray as xr
+from matplotlib.figure import Figure
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from optcmp_analysis import (
+    DEFAULT_N_BOOT,
+    AnalysisError,
+    BoundaryCheck,
+    BudgetCurve,
+    ConditionKind,
+    InclusionResult,
+    Match,
+    ProtocolComparison,
+    Rankings,
+    Selection,
+    SelectionRule,
+    TargetStudy,
+    boundary_check,
+    budget_curve,
+    inclusion_consistency,
+    protocol_sensitivity,
+    rank_optimizers,
+    restrict,
+    select_best,
+    target_study,
+)
+from optcmp_cli._common import _jsonable, console, err_console, print_json, reports_errors
+from optcmp_cli._plots import (
+    boundary_figure,
+    budget_figure,
+    curves_figure,
+    inclusion_figure,
+    optimizer_styles,
+    protocol_figure,
+    rank_figure,
+    save_figure,
+    targets_figure,
+)
+from optcmp_data import (
+    ArchiveSummary,
+    ConfigError,
+    OptcmpError,
+    Scale,
+    open_archive,
+    summarize,
+)
+
+__all__ = ["ReportFiles", "report", "write_report"]
+
+T = TypeVar("T")
+
+_SEARCHED = (Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value)
+# Steps of one protocol group, for the progress bar.
+_GROUP_STEPS = ("selection", "budget", "rank", "inclusion", "targets", "boundary", "curves")
+
+
+@attrs.frozen
+class ReportFiles:
+    """Where a report was written."""
+
+    report: Path
+    results: Path
+    figures: tuple[Path, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": str(self.report),
+            "results": str(self.results),
+            "figures": [str(f) for f in self.figures],
+        }
+
+
+# --- formatting -------------------------------------------------------------------------
+
+
+def _num(value: Any, digits: int = 4) -> str:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return str(value)
+    if np.isnan(x):
+        return "-"
+    if np.isinf(x):
+        return "never" if x > 0 else "-inf"
+    return f"{x:.{digits}g}"
+
+
+def _cell(text: Any) -> str:
+    return str(text).replace("|", "\\|").replace("\n", " ")
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    out = ["| " + " | ".join(_cell(h) for h in headers) + " |"]
+    out.append("|" + "|".join("---" for _ in headers) + "|")
+    out.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
+    return [*out, ""]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
+
+
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+# --- protocol groups --------------------------------------------------------------------
+
+
+def _protocol_groups(ds: xr.Dataset) -> list[tuple[str | None, list[str]]]:
+    """Optimizers grouped into tuning protocols, restricted protocols (fewer searched
+    hyperparameters) first; one unnamed group when the archive holds one protocol.
+
+    A protocol is a set of search spaces under which each optimizer family is tuned once.
+    Optimizers are grouped by search-space name, and groups without a family in common
+    are merged (largest first): a study where Adam alone has its own space is one
+    protocol, while one that tunes every family twice, under `lr-only` and under
+    `choi2019`, is two. A merged group takes the name of its largest space.
+    """
+    optimizers = [str(o) for o in ds["optimizer"].values]
+    families = [str(f) or o for f, o in zip(ds["optimizer_family"].values, optimizers, strict=True)]
+    names = ds["space_name"].transpose("workload", "optimizer").values.astype(str)
+    by_space: dict[str, list[int]] = {}
+    for i in range(len(optimizers)):
+        spaces = set(names[:, i])
+        if len(spaces) != 1:
+            return [(None, optimizers)]  # spaces differ per workload: no protocol split
+        by_space.setdefault(spaces.pop(), []).append(i)
+    if len(by_space) < 2:
+        return [(None, optimizers)]
+    merged: list[tuple[str, list[int]]] = []
+    for space, members in sorted(by_space.items(), key=lambda kv: (-len(kv[1]), kv[0])):
+        fams = {families[i] for i in members}
+        for j, (label, group) in enumerate(merged):
+            if fams.isdisjoint(families[i] for i in group):
+                merged[j] = (label, group + members)
+                break
+        else:
+            merged.append((space, list(members)))
+    if len(merged) < 2:
+        return [(None, optimizers)]
+    scale = ds["space_scale"].transpose("workload", "optimizer", "hparam").values.astype(str)
+    searched = np.isin(scale, _SEARCHED).sum(axis=(0, 2))
+
+    def width(group: list[int]) -> float:
+        return float(np.mean(searched[group]))
+
+    merged.sort(key=lambda g: (width(g[1]), g[0]))
+    return [(label, [optimizers[i] for i in sorted(group)]) for label, group in merged]
+
+
+# --- the report -------------------------------------------------------------------------
+
+
+@attrs.define
+class _Builder:
+    """Accumulates the Markdown, the JSON results and the figures of one report."""
+
+    out: Path
+    name: str
+    seed: int
+    n_boot: int
+    rule: SelectionRule
+    advance: Callable[[str], None]
+    lines: list[str] = attrs.field(factory=list)
+    results: dict[str, Any] = attrs.field(factory=dict)
+    figures: list[Path] = attrs.field(factory=list)
+    caveats: list[str] = attrs.field(factory=list)
+    skipped: dict[str, str] = attrs.field(factory=dict)
+
+    def rng(self) -> np.random.Generator:
+        return np.random.default_rng(self.seed)
+
+    def add_records(self, key: str, records: list[dict[str, Any]], group: str | None) -> None:
+        if group is not None:
+            records = [{"protocol": group, **r} for r in records]
+        self.results.setdefault(key, []).extend(records)
+
+    def figure(self, fig: Figure, stem: str, alt: str) -> None:
+        path = save_figure(fig, self.out / "figures" / f"{_slug(stem)}.png")
+        self.figures.append(path)
+        self.lines += [f"![{alt}](figures/{path.name})", ""]
+
+    def attempt(self, key: str, fn: Callable[[], T]) -> T | None:
+        """Run one analysis; an error of our own type is recorded and shown, never hidden."""
+        try:
+            return fn()
+        except OptcmpError as err:
+            reason = " ".join(str(err).split())
+            self.skipped[key] = reason
+            self.lines += [f"_Not available: {reason}_", ""]
+            err_console.print(f"warning: {key}: {reason}", markup=False)
+            return None
+
+
+def _suffix(group: str | None) -> str:
+    return "" if group is None else f"-{group}"
+
+
+def _heading(text: str, group: str | None) -> str:
+    return text if group is None else f"{text} (protocol {group})"
+
+
+def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
+    b.lines += [f"## {_heading('Selected trials', group)}", ""]
+    b.lines += [
+        f"The best trial of every (workload, optimizer) by rule `{sel.rule}`; the test "
+        "metric of that trial is the optimizer's result. Diverged and incomplete trials "
+        "count towards the budget but are never selected.",
+        "",
+    ]
+    rows = []
+    for r in sel.to_json():
+        hps = ", ".join(f"{k}={_num(v, 3)}" for k, v in sorted(r["hyperparameters"].items()))
+        rows.append(
+            [
+                r["workload"],
+                r["optimizer"],
+                "-" if r["trial"] is None else r["trial"],
+                f"{r['n_usable']}/{r['n_trials']}",
+                _num(r["selection_value"]),
+                _num(r["test_value"]),
+                hps or "-",
+            ]
+        )
+    headers = ["workload", "optimizer", "trial", "usable/trials", "selection value", "test"]
+    b.lines += _table([*headers, "hyperparameters"], rows)
+    b.add_records("selection", sel.to_json(), group)
+
+
+def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
+    d = curve.data.sel(target="test")
+    ks = [int(k) for k in d["k"].values]
+    for w in (str(x) for x in d["workload"].values):
+        metric = str(d["metric_name"].sel(workload=w).item())
+        b.lines += [
+            f"**{w}**: test {metric} of the best of k trials; each cell is the bootstrap "
+            "median [5%, 95%] (closed-form expectation). `settled` is the smallest k from "
+            f"which the exact median stays within {curve.tolerance:g} of its value at "
+            f"k={ks[-1]}.",
+            "",
+        ]
+        rows = []
+        for o in (str(x) for x in d["optimizer"].values):
+            c = d.sel(workload=w, optimizer=o)
+            cells = [
+                f"{_num(c['median'].values[i])} [{_num(c['lo'].values[i])}, "
+                f"{_num(c['hi'].values[i])}] ({_num(c['expected'].values[i])})"
+                for i in range(len(ks))
+            ]
+            settled = int(c["settled_k"].values)
+            rows.append([o, *cells, settled if settled > 0 else "-"])
+        b.lines += _table(["optimizer", *[f"k={k}" for k in ks], "settled"], rows)
+    b.add_records("budget", curve.to_json(), group)
+
+
+def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
+    d = ranks.data
+    places = [int(p) for p in d["place"].values]
+    rows = []
+    for w in (str(x) for x in d["workload"].values):
+        cell = d.sel(workload=w)
+        order = np.argsort(cell["rank"].values, kind="stable")
+        for i in order:
+            c = cell.isel(optimizer=int(i))
+            probs = c["rank_probability"].values
+            rows.append(
+                [
+                    w,
+                    _num(c["rank"].values),
+                    str(c["optimizer"].values),
+                    _num(c["value"].values),
+                    _num(c["mean_rank"].values, 3),
+                    _num(c["p_best"].values, 3),
+                    " / ".join(_num(p, 2) for p in probs),
+                ]
+            )
+    b.lines += [
+        f"Optimizers ranked by the test metric of their selected trial (1 = best), with "
+        f"the rank distribution over {ranks.n_boot} bootstrap studies of "
+        f"k={ranks.budget} trials each.",
+        "",
+    ]
+    header_p = "P(rank " + "/".join(str(p) for p in places) + ")"
+    b.lines += _table(
+        ["workload", "rank", "optimizer", "test", "mean rank", "P(best)", header_p], rows
+    )
+    b.add_records("rank", ranks.to_json(), group)
+
+
+def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) -> None:
+    records = result.to_json()
+    b.lines += [
+        f"For every inclusion M ⊆ N the tuned N should not be worse than the tuned M. "
+        f"Δ is the bootstrap mean of (N - M) in the test metric at k={result.budget} "
+        "trials, oriented so that positive means N is worse; p is one-sided, Holm-adjusted "
+        f"over all pairs and workloads of a rule; violated when below {result.alpha:g}.",
+        "",
+    ]
+    rows = [
+        [
+            r["rule"],
+            r["workload"],
+            f"{r['special']} ⊆ {r['general']}",
+            _num(r["difference"], 3),
+            f"[{_num(r['lo'], 3)}, {_num(r['hi'], 3)}]",
+            _num(r["p_adjusted"], 3),
+            r["verdict"],
+        ]
+        for r in records
+    ]
+    b.lines += _table(["rule", "workload", "pair", "Δ", "5-95%", "p (Holm)", "verdict"], rows)
+    violated = sorted(
+        {(r["rule"], r["special"], r["general"]) for r in records if r["verdict"] == "violated"}
+    )
+    if violated:
+        b.lines += ["Violated inclusions (statistically clear):", ""]
+        b.lines += [f"- `{rule}`: {s} ⊆ {g}" for rule, s, g in violated]
+        b.lines.append("")
+    else:
+        b.lines += ["No inclusion is violated with statistical confidence.", ""]
+    b.caveats.extend(c for c in result.caveats if c not in b.caveats)
+    b.add_records("inclusion", records, group)
+
+
+def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None:
+    full = max(study.fractions)
+    conds = sorted(
+        (
+            c
+            for c in range(len(study.condition_kind))
+            if study.condition_kind[c] == ConditionKind.STEPS.value
+            and float(study.condition_fraction[c]) == full
+        ),
+        key=lambda c: study.condition_target[c],
+    )
+    b.lines += [
+        "Steps the fastest tuned trial of each optimizer needs to first reach each target "
+        "value on the selection split, at the full step budget (`never`: not reached).",
+        "",
+    ]
+    for w in study.workloads:
+        targets = study.target_value.sel(workload=w).values
+        headers = ["optimizer"] + [
+            f"{study.metric_names[w]} {_num(targets[study.condition_target[c]])}" for c in conds
+        ]
+        rows = [
+            [o, *[_num(study.tuned.sel(workload=w, optimizer=o).values[c]) for c in conds]]
+            for o in study.optimizers
+        ]
+        b.lines += [f"**{w}**", "", *_table(headers, rows)]
+    flips = study.flips()
+    changes = study.verdict_changes()
+    b.lines += [
+        f"Ranking flips against the reference (final test metric at the full budget) over "
+        f"all targets and truncated budgets: {len(flips)}; inclusion verdicts that depend "
+        f"on the target or budget: {len(changes)}.",
+        "",
+    ]
+    for w, s, g in changes:
+        b.lines.append(f"- {w}: the verdict of {s} ⊆ {g} changes with the target or budget")
+    if changes:
+        b.lines.append("")
+    b.add_records("targets", study.to_json(), group)
+
+
+def _boundary_section(b: _Builder, check: BoundaryCheck, group: str | None) -> list[str]:
+    warnings = check.warnings()
+    if warnings:
+        b.lines += [
+            f"Best trials near an edge of the search space (top {check.top} trials, within "
+            f"{check.fraction:.0%} of the range in the search scale):",
+            "",
+            *[f"- {text}" for text in warnings],
+            "",
+        ]
+    else:
+        b.lines += [
+            f"No hyperparameter has one of its top {check.top} trials within "
+            f"{check.fraction:.0%} of a search-space edge.",
+            "",
+        ]
+    b.add_records("boundary", check.to_json(), group)
+    return warnings
+
+
+def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
+    first, second = comp.protocols
+    records = comp.to_json()
+    cells = [r for r in records if r["record"] == "cell"]
+    b.lines += [
+        f"Rankings by test metric under `{first}` and under `{second}` (optimizers matched "
+        f"by {comp.match}); Kendall tau compares the two rankings per workload.",
+        "",
+    ]
+    rows = [
+        [
+            r["workload"],
+            r["optimizer"],
+            _num(r["value_first"]),
+            _num(r["rank_first"]),
+            _num(r["value_second"]),
+            _num(r["rank_second"]),
+            _num(r["kendall_tau"], 3),
+        ]
+        for r in cells
+    ]
+    b.lines += _table(
+        [
+            "workload",
+            "optimizer",
+            f"test ({first})",
+            f"rank ({first})",
+            f"test ({second})",
+            f"rank ({second})",
+            "Kendall tau",
+        ],
+        rows,
+    )
+    flips = comp.flips()
+    if flips:
+        b.lines += [f"Rankings that flip between `{first}` and `{second}`:", ""]
+        for f in flips:
+            b.lines.append(
+                f"- {f['workload']}: {f['optimizer']} beats {f['other']} under {first} "
+                f"({_num(f['value_first'])} vs {_num(f['other_value_first'])}) but loses "
+                f"under {second} ({_num(f['value_second'])} vs "
+                f"{_num(f['other_value_second'])})"
+            )
+        b.lines.append("")
+    else:
+        b.lines += ["No pair of optimizers changes order between the protocols.", ""]
+    b.results.setdefault("protocol", []).extend(records)
+
+
+def _boundary_one(ds: xr.Dataset, workload: str, rule: SelectionRule) -> Figure:
+    styles = optimizer_styles(
+        [str(o) for o in ds["optimizer"].values], [str(f) for f in ds["optimizer_family"].values]
+    )
+    return boundary_figure(boundary_check(ds, rule=rule, workloads=[workload]), styles=styles)
+
+
+def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
+    sfx = _suffix(group)
+    # Without a selection nothing else can run: fatal for the whole archive, a recorded
+    # gap for one protocol of several.
+    if group is None:
+        sel: Selection | None = select_best(ds, rule=b.rule)
+    else:
+        sel = b.attempt(f"selection{sfx}", lambda: select_best(ds, rule=b.rule))
+    b.advance("selection")
+    if sel is None:
+        for step in _GROUP_STEPS[1:]:
+            b.advance(step)
+        return
+    b.caveats.extend(c for c in sel.caveats if c not in b.caveats)
+    _selection_section(b, sel, group)
+
+    b.lines += [f"## {_heading('Budget sensitivity', group)}", ""]
+    curve = b.attempt(
+        f"budget{sfx}", lambda: budget_curve(ds, n_boot=b.n_boot, rng=b.rng(), rule=b.rule)
+    )
+    if curve is not None:
+        b.figure(budget_figure(curve), f"budget{sfx}", "best-of-k test metric against k")
+        _budget_section(b, curve, group)
+    b.advance("budget")
+
+    b.lines += [f"## {_heading('Rankings', group)}", ""]
+    ranks = b.attempt(
+        f"rank{sfx}", lambda: rank_optimizers(ds, n_boot=b.n_boot, rng=b.rng(), rule=b.rule)
+    )
+    if ranks is not None:
+        b.figure(rank_figure(ranks), f"rank{sfx}", "rank probabilities per optimizer")
+        _rank_section(b, ranks, group)
+    b.advance("rank")
+
+    b.lines += [f"## {_heading('Inclusion consistency', group)}", ""]
+    rules = list(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))
+    incl = b.attempt(
+        f"inclusion{sfx}",
+        lambda: inclusion_consistency(ds, n_boot=b.n_boot, rng=b.rng(), rules=rules),
+    )
+    if incl is not None:
+        b.figure(inclusion_figure(incl), f"inclusion{sfx}", "inclusion verdicts")
+        _inclusion_section(b, incl, group)
+    b.advance("inclusion")
+
+    b.lines += [f"## {_heading('Steps to target', group)}", ""]
+    study = b.attempt(
+        f"targets{sfx}", lambda: target_study(ds, n_boot=min(b.n_boot, 1000), rng=b.rng())
+    )
+    if study is not None:
+        b.figure(targets_figure(study), f"targets{sfx}", "steps to target per optimizer")
+        _targets_section(b, study, group)
+    b.advance("targets")
+
+    b.lines += [f"## {_heading('Boundary check', group)}", ""]
+    check = b.attempt(f"boundary{sfx}", lambda: boundary_check(ds, rule=b.rule))
+    if check is not None:
+        warnings = _boundary_section(b, check, group)
+        if warnings:
+            b.caveats.append(
+                f"{len(warnings)} hyperparameter(s) have best trials at a search-space edge"
+                + (f" under protocol {group}" if group else "")
+                + ": those optimizers may be under-tuned (see Boundary check)"
+            )
+        for w in (str(x) for x in ds["workload"].values):
+            one = b.attempt(
+                f"boundary-figure{sfx}-{w}",
+                functools.partial(_boundary_one, ds, w, b.rule),
+            )
+            if one is not None:
+                b.figure(one, f"boundary{sfx}-{w}", f"boundary check on {w}")
+    b.advance("boundary")
+
+    b.lines += [f"## {_heading('Learning curves', group)}", ""]
+    b.figure(curves_figure(ds, sel), f"curves{sfx}", "learning curves of the selected trials")
+    b.advance("curves")
+
+
+def write_report(
+    archive: xr.Dataset,
+    out: Path,
+    /,
+    *,
+    name: str,
+    seed: int,
+    n_boot: int = DEFAULT_N_BOOT,
+    rule: SelectionRule = SelectionRule.FINAL_VALID,
+    compare: tuple[str, xr.Dataset] | None = None,
+    advance: Callable[[str], None] = lambda step: None,
+) -> ReportFiles:
+    """Run every analysis on `archive` and write out/report.md, out/results.json and
+    out/figures/*.png (PNG files already in out/figures are removed first).
+
+    `name` labels the archive in the report (no absolute paths, so the files do not
+    depend on where the archive lives); `compare` adds a protocol comparison with a
+    second archive. `advance` is called after each step (for progress)."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "figures").mkdir(exist_ok=True)
+    # Figures of an earlier report in the same place would be mistaken for this one's.
+    for stale in sorted((out / "figures").glob("*.png")):
+        stale.unlink()
+    b = _Builder(out=out, name=name, seed=seed, n_boot=n_boot, rule=rule, advance=advance)
+    groups = _protocol_groups(archive)
+    summary = summarize(archive, path=name)
+    b.caveats.extend(summary.caveats)
+
+    body_start = len(b.lines)
+    # Protocol comparisons (the point of a study with a restricted protocol) come first.
+    comparisons: list[tuple[str, Callable[[], ProtocolComparison]]] = []
+    if len(groups) > 1:
+        widest, wide_opts = groups[-1]
+        assert widest is not None
+        for label, opts in groups[:-1]:
+            assert label is not None
+            comparisons.append(
+                (
+                    f"{label} vs {widest}",
+                    functools.partial(
+                        protocol_sensitivity,
+                        restrict(archive, optimizers=opts),
+                        restrict(archive, optimizers=wide_opts),
+                        protocols=(label, widest),
+                        match=Match.FAMILY,
+                        rule=rule,
+                    ),
+                )
+            )
+    if compare is not None:
+        other_name, other = compare
+        labels = (name, other_name) if name != other_name else (f"{name} (1)", f"{name} (2)")
+        comparisons.append(
+            (
+                f"{labels[0]} vs {labels[1]}",
+                lambda: protocol_sensitivity(archive, other, protocols=labels, rule=rule),
+            )
+        )
+    for title, run in comparisons:
+        b.lines += [f"## Protocol comparison: {title}", ""]
+        comp = b.attempt(f"protocol {title}", run)
+        if comp is not None:
+            b.figure(protocol_figure(comp), f"protocol-{title}", f"ranks under {title}")
+            _protocol_section(b, comp)
+        advance("protocol")
+
+    for label, optimizers in groups:
+        ds = archive if label is None else restrict(archive, optimizers=optimizers)
+        _group(b, ds, label)
+
+    body = b.lines[body_start:]
+    head = _header(b, summary, groups, compare)
+    md = "\n".join([*head, *body]).rstrip("\n") + "\n"
+    report_path = out / "report.md"
+    results_path = out / "results.json"
+    _write_text(report_path, md)
+    results = {
+        "report": {
+            "archive": name,
+            "compare": None if compare is None else compare[0],
+            "seed": seed,
+            "n_boot": n_boot,
+            "rule": str(rule),
+            "protocols": [label for label, _ in groups if label is not None],
+            "figures": [f"figures/{p.name}" for p in b.figures],
+        },
+        "archive": summary.to_json(),
+        "caveats": b.caveats,
+        "skipped": b.skipped,
+        **b.results,
+    }
+    text = json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n"
+    _write_text(results_path, text)
+    return ReportFiles(report=report_path, results=results_path, figures=tuple(b.figures))
+
+
+def _header(
+    b: _Builder,
+    summary: ArchiveSummary,
+    groups: list[tuple[str | None, list[str]]],
+    compare: tuple[str, xr.Dataset] | None,
+) -> list[str]:
+    prov = summary.provenance
+    lines = [
+        f"# optcmp report: {b.name}",
+        "",
+        f"Every analysis of `{b.name}` (Choi et al. 2019, *On Empirical Comparisons of "
+        f"Optimizers for Deep Learning*): selection rule `{b.rule}`, seed {b.seed}, "
+        f"{b.n_boot} bootstrap draws. The same archive and seed reproduce this report.",
+        "",
+        "## Archive",
+        "",
+    ]
+    lines += _table(
+        ["source", "created", "command", "optcmp", "torch", "git commit"],
+        [
+            [
+                prov.get("source") or "-",
+                prov.get("created") or "-",
+                f"`{prov.get('command')}`" if prov.get("command") else "-",
+                prov.get("optcmp_version") or "-",
+                prov.get("torch_version") or "-",
+                str(prov.get("git_commit") or "-")[:12],
+            ]
+        ],
+    )
+    lines += _table(
+        ["workload", "metric", "direction", "selection split", "step budget", "valid target"],
+        [
+            [
+                w["workload"],
+                w["metric"],
+                w["direction"],
+                w["selection_split"],
+                w["step_budget"] if w["step_budget"] >= 0 else "-",
+                _num(w["valid_target"]) if w["valid_target"] is not None else "-",
+            ]
+            for w in summary.workloads
+        ],
+    )
+    lines += _table(
+        ["workload", "optimizer", "family", "completed", "diverged", "incomplete", "missing"],
+        [
+            [
+                c.workload,
+                c.optimizer,
+                c.family or "-",
+                c.completed,
+                c.diverged,
+                c.incomplete,
+                c.missing,
+            ]
+            for c in summary.cells
+        ],
+    )
+    if len(groups) > 1:
+        lines += [
+            "Tuning protocols (search spaces) in this archive, each analysed on its own: "
+            + "; ".join(f"`{label}`: {', '.join(opts)}" for label, opts in groups),
+            "",
+        ]
+    if compare is not None:
+        lines += [f"Compared with the archive `{compare[0]}` (protocol comparison below).", ""]
+    lines += ["## Caveats", ""]
+    if b.caveats:
+        lines += [f"- {c}" for c in b.caveats]
+    else:
+        lines.append("- none recorded in the archive or found by the analyses")
+    lines.append("")
+    if b.skipped:
+        lines += ["Analyses not available for this archive:", ""]
+        lines += [f"- {k}: {v}" for k, v in b.skipped.items()]
+        lines.append("")
+    return lines
+
+
+# --- the command ------------------------------------------------------------------------
+
+
+@contextmanager
+def _progress(total: int) -> Iterator[Callable[[str], None]]:
+    with Progress(
+        TextColumn("[bold]report[/bold] {task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("starting", total=total)
+
+        def advance(step: str) -> None:
+            progress.update(task, advance=1, description=f"{step} done")
+
+        yield advance
+
+
+@reports_errors
+def report(
+    archive_path: Annotated[
+        Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
+    ],
+    out: Annotated[
+        Path,
+        typer.Option("--out", help="Directory for report.md, results.json and figures/."),
+    ],
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every bootstrap.")] = 0,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            help="A second archive (another tuning protocol) to compare rankings with.",
+        ),
+    ] = None,
+    rule: Annotated[
+        SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
+    ] = SelectionRule.FINAL_VALID,
+    n_boot: Annotated[
+        int, typer.Option("--n-boot", min=1, help="Bootstrap draws per analysis.")
+    ] = DEFAULT_N_BOOT,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print {report, results, figures} as JSON.")
+    ] = False,
+) -> None:
+    """Run every analysis of an archive and write a Markdown report with figures.
+
+    Writes OUT/report.md (tables, embedded figures, the caveats the archive records),
+    OUT/results.json (every result record) and OUT/figures/*.png (replacing the PNGs
+    there). The same archive and --seed give byte-identical report.md and results.json.
+
+    Example: optcmp report runs/demo/study --out runs/demo/report --seed 0
+    """
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    archive = open_archive(archive_path)
+    other = None if compare is None else (compare.name, open_archive(compare))
+    groups = _protocol_groups(archive)
+    n_comparisons = (len(groups) - 1) + (compare is not None)
+    total = len(groups) * len(_GROUP_STEPS) + n_comparisons
+    with _progress(total) as advance:
+        try:
+            files = write_report(
+                archive,
+                out,
+                name=archive_path.name,
+                seed=seed,
+                n_boot=n_boot,
+                rule=rule,
+                compare=other,
+                advance=advance,
+            )
+        except AnalysisError as err:
+            raise AnalysisError(f"{archive_path}: {err}") from None  # name the archive
+    if json_out:
+        print_json(files.to_json())
+    else:
+        # soft_wrap: a path must stay on one line to be copied.
+        console.print(f"report: {files.report}", markup=False, soft_wrap=True)
+        console.print(
+            f"results: {files.results}  figures: {len(files.figures)}",
+            markup=False,
+            soft_wrap=True,
+        )

@@ -1,0 +1,304 @@
+"""`optcmp plot`: every figure kind renders to PNG and SVG; figures carry labelled axes,
+log scales where the data span decades, one panel per workload; errors are one line and
+exit code 2."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+from typer.testing import CliRunner
+
+from optcmp_analysis import (
+    SelectionRule,
+    boundary_check,
+    budget_curve,
+    inclusion_consistency,
+    protocol_sensitivity,
+    rank_optimizers,
+    select_best,
+    target_study,
+)
+from optcmp_cli._plots import (
+    PlotKind,
+    boundary_figure,
+    budget_figure,
+    curves_figure,
+    figure_for,
+    inclusion_figure,
+    optimizer_styles,
+    protocol_figure,
+    rank_figure,
+    save_figure,
+    targets_figure,
+)
+from optcmp_cli.app import app
+from optcmp_data import write_archive
+from optcmp_data.testing import synthetic_archive
+
+runner = CliRunner()
+OPTIMIZERS = ("sgd", "momentum", "adam")
+
+
+def small_archive(**kwargs: object) -> xr.Dataset:
+    options: dict[str, object] = dict(
+        workloads=2, optimizers=OPTIMIZERS, n_trials=8, n_evals=6, diverged_fraction=0.1, seed=5
+    )
+    options.update(kwargs)
+    return synthetic_archive(**options)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="module")
+def archive() -> xr.Dataset:
+    return small_archive()
+
+
+@pytest.fixture(scope="module")
+def archive_path(tmp_path_factory: pytest.TempPathFactory, archive: xr.Dataset) -> Path:
+    path = tmp_path_factory.mktemp("plots") / "a.nc"
+    write_archive(archive, path)
+    return path
+
+
+def rng() -> np.random.Generator:
+    return np.random.default_rng(0)
+
+
+def test_help_names_every_kind_and_has_example() -> None:
+    result = runner.invoke(app, ["plot", "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    for kind in PlotKind:
+        assert kind.value in result.output
+
+
+@pytest.mark.parametrize("kind", list(PlotKind))
+@pytest.mark.parametrize("suffix", [".png", ".svg"])
+def test_every_kind_renders(
+    archive_path: Path, tmp_path: Path, kind: PlotKind, suffix: str
+) -> None:
+    out = tmp_path / f"{kind}{suffix}"
+    result = runner.invoke(
+        app, ["plot", kind.value, str(archive_path), "--out", str(out), "--n-boot", "100"]
+    )
+    assert result.exit_code == 0, result.output
+    head = out.read_bytes()[:200]
+    if suffix == ".png":
+        assert head.startswith(b"\x89PNG\r\n\x1a\n")
+    else:
+        assert b"<svg" in head
+    assert str(out) in result.stdout
+
+
+def test_json_output(archive_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "rank.png"
+    result = runner.invoke(
+        app,
+        ["plot", "rank", str(archive_path), "--out", str(out), "--n-boot", "50", "--json"],
+    )
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert payload == {"kind": "rank", "archive": str(archive_path), "out": str(out)}
+
+
+def test_workload_and_optimizer_options_restrict(archive_path: Path, tmp_path: Path) -> None:
+    out = tmp_path / "curves.svg"
+    result = runner.invoke(
+        app,
+        [
+            *("plot", "curves", str(archive_path), "--out", str(out)),
+            *("--workload", "w1", "-o", "sgd", "--optimizer", "adam"),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    assert out.exists()
+
+
+def test_analysis_errors_name_the_archive(archive_path: Path, tmp_path: Path) -> None:
+    line = _one_line_error(
+        ["plot", "budget", str(archive_path), "--out", str(tmp_path / "x.png"), "-o", "lion"]
+    )
+    assert str(archive_path) in line
+    assert "unknown optimizer 'lion'" in line
+
+
+def _one_line_error(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (["budget", "{archive}", "--out", "{tmp}/x.pdf"], "use .png or .svg"),
+        (["budget", "{archive}", "--out", "{tmp}/x"], "use .png or .svg"),
+        (["budget", "{tmp}/missing.nc", "--out", "{tmp}/x.png"], "no such file"),
+        (["rank", "{archive}", "--out", "{tmp}/x.png", "--budget", "99"], "larger than"),
+        (["boundary", "{archive}", "--out", "{tmp}/x.png", "--budget", "2"], "--budget"),
+        (["curves", "{archive}", "--out", "{tmp}/x.png", "--workload", "w9"], "'w9'"),
+    ],
+)
+def test_errors_are_one_line(
+    archive_path: Path, tmp_path: Path, extra: list[str], fragment: str
+) -> None:
+    args = [a.format(archive=archive_path, tmp=tmp_path) for a in extra]
+    line = _one_line_error(["plot", *args])
+    assert line.startswith("error: ")
+    assert fragment in line
+    assert not list(tmp_path.glob("x*"))
+
+
+def test_unknown_kind_is_a_usage_error(archive_path: Path, tmp_path: Path) -> None:
+    result = runner.invoke(app, ["plot", "pie", str(archive_path), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 2
+
+
+def test_colours_stable_across_subsets() -> None:
+    everything = optimizer_styles(["sgd", "adam", "nadam"], ["sgd", "adam", "nadam"])
+    subset = optimizer_styles(["adam"], ["adam"])
+    assert subset["adam"] == everything["adam"]
+    # A second optimizer of one family, or an unknown family, still gets its own style.
+    twins = optimizer_styles(["adam", "adam_lr", "mine"], ["adam", "adam", "custom"])
+    assert len({(s.colour, s.marker) for s in twins.values()}) == 3
+
+
+def test_budget_figure_axes(archive: xr.Dataset) -> None:
+    curve = budget_curve(archive, n_boot=100, rng=rng())
+    fig = budget_figure(curve)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["w0", "w1"]
+    for ax in axes:
+        assert ax.get_xscale() == "log"
+        assert "error_rate" in ax.get_ylabel()
+        assert "test" in ax.get_ylabel()
+        assert "trials" in ax.get_xlabel()
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert set(OPTIMIZERS) <= set(labels)
+    assert "closed form (expected)" in labels
+
+
+def test_budget_option_caps_the_budgets(archive: xr.Dataset) -> None:
+    fig = figure_for(
+        PlotKind.BUDGET, archive, seed=0, budget=4, rule=SelectionRule.FINAL_VALID, n_boot=50
+    )
+    assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "4"]
+
+
+def test_budget_figure_log_y_when_data_span_decades() -> None:
+    ds = small_archive(workloads=1, mu=0.001, spread=0.5, noise=0.0001)
+    fig = budget_figure(budget_curve(ds, n_boot=100, rng=rng()))
+    assert fig.axes[0].get_yscale() == "log"
+    plain = budget_figure(budget_curve(small_archive(workloads=1), n_boot=100, rng=rng()))
+    assert plain.axes[0].get_yscale() == "linear"
+
+
+def test_rank_bars_stack_to_one(archive: xr.Dataset) -> None:
+    ranks = rank_optimizers(archive, n_boot=100, rng=rng())
+    fig = rank_figure(ranks)
+    ax = fig.axes[0]
+    heights: dict[float, float] = {}
+    for patch in ax.patches:
+        x = round(patch.get_x(), 6)  # type: ignore[attr-defined]
+        heights[x] = heights.get(x, 0.0) + patch.get_height()  # type: ignore[attr-defined]
+    assert len(heights) == len(OPTIMIZERS)
+    assert np.allclose(list(heights.values()), 1.0)
+    assert "w0" in ax.get_title()
+
+
+def test_inclusion_figure_one_panel_per_rule(archive: xr.Dataset) -> None:
+    result = inclusion_consistency(archive, n_boot=100, rng=rng())
+    fig = inclusion_figure(result)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(visible) == result.data.sizes["rule"]
+    ticks = [t.get_text() for t in visible[0].get_yticklabels()]
+    assert "sgd ⊆ momentum" in ticks
+    texts = [t.get_text() for t in visible[0].texts]
+    assert len(texts) == result.data.sizes["pair"] * result.data.sizes["workload"]
+    assert all(t.startswith("p=") for t in texts)
+
+
+def test_targets_figure(archive: xr.Dataset) -> None:
+    fig = targets_figure(target_study(archive, n_boot=50, rng=rng()))
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == 2
+    assert axes[0].get_ylabel() == "steps to reach the target"
+    assert "error_rate" in axes[0].get_xlabel()
+
+
+def test_targets_figure_log_y_when_steps_span_decades() -> None:
+    ds = small_archive(workloads=1, step_budget=100_000, n_evals=40)
+    study = target_study(ds, n_boot=20, rng=rng(), targets=[0.8, 0.5, 0.2])
+    fig = targets_figure(study)
+    assert fig.axes[0].get_yscale() == "log"
+
+
+def test_boundary_figure_scales_and_edges(archive: xr.Dataset) -> None:
+    check = boundary_check(archive, workloads=["w0"])
+    fig = boundary_figure(check)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    # sgd: learning_rate; momentum: learning_rate, momentum; adam: + epsilon.
+    assert len(axes) == 1 + 2 + 3
+    by_label = {ax.get_xlabel(): ax for ax in axes}
+    assert "1 - momentum (log scale, reversed)" in by_label
+    assert by_label["learning_rate (log scale)"].get_xscale() == "log"
+    lr = by_label["learning_rate (log scale)"]
+    edges = sorted(
+        float(np.asarray(line.get_xdata())[0])
+        for line in lr.get_lines()
+        if line.get_linestyle() == "--"
+    )
+    assert np.allclose(edges, [1e-4, 1.0])
+    one_minus = by_label["1 - momentum (log scale, reversed)"]
+    edges = sorted(
+        float(np.asarray(line.get_xdata())[0])
+        for line in one_minus.get_lines()
+        if line.get_linestyle() == "--"
+    )
+    assert np.allclose(edges, [1 - 0.999, 1.0])
+    assert one_minus.xaxis_inverted()  # the low edge of momentum (1 - x = 1) on the left
+    assert all(ax.get_title().startswith("w0 / ") for ax in axes)
+
+
+def test_curves_figure(archive: xr.Dataset) -> None:
+    fig = curves_figure(archive, select_best(archive))
+    ax = fig.axes[0]
+    assert ax.get_xlabel() == "step"
+    assert ax.get_ylabel() == "error_rate (valid)"
+    assert len(ax.get_lines()) == len(OPTIMIZERS)
+
+
+def test_curves_with_repeats_draw_every_run() -> None:
+    ds = small_archive(workloads=1, repeats={"seed": 2}, diverged_fraction=0.0)
+    fig = curves_figure(ds, select_best(ds))
+    assert len(fig.axes[0].get_lines()) == 2 * len(OPTIMIZERS)
+
+
+def test_protocol_figure_one_line_per_matched_optimizer(archive: xr.Dataset) -> None:
+    other = small_archive(seed=6, planted={"sgd": 0.1})
+    comparison = protocol_sensitivity(archive, other, protocols=("narrow", "wide"))
+    fig = protocol_figure(comparison)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in axes] == ["w0", "w1"]
+    ax = axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["narrow", "wide"]
+    assert len(ax.get_lines()) == len(OPTIMIZERS)
+    assert ax.yaxis_inverted()  # rank 1 on top
+    # Planted: sgd is much worse in the second archive, so it ranks last there.
+    ranks = comparison.data["rank"].sel(workload="w0", protocol="wide")
+    assert float(ranks.sel(optimizer="sgd")) == len(OPTIMIZERS)
+
+
+@pytest.mark.parametrize("suffix", [".svg", ".png"])
+def test_files_are_reproducible(archive: xr.Dataset, tmp_path: Path, suffix: str) -> None:
+    selection = select_best(archive)
+    a = save_figure(curves_figure(archive, selection), tmp_path / f"a{suffix}").read_bytes()
+    b = save_figure(curves_figure(archive, selection), tmp_path / f"b{suffix}").read_bytes()
+    assert a == b
+    assert b"<dc:date>" not in a
