@@ -22,6 +22,17 @@ from optcmp_data._errors import (
     OptcmpError,
     SchemaError,
 )
+from optcmp_data._families import (
+    FAMILY_SPECS,
+    SCHEDULE_SPECS,
+    Family,
+    HyperparamSpec,
+    ScheduleKind,
+    ScheduleSpec,
+    closest_name,
+    get_family,
+    get_schedule,
+)
 from optcmp_data._io import (
     list_shards,
     merge_archives,
@@ -38,16 +49,26 @@ from optcmp_data._schema import (
     Scale,
     Split,
     Status,
+    parse_selection_repeats,
     repeat_dims,
     validate,
 )
 from optcmp_data._summary import ArchiveSummary, summarize
-from optcmp_data._taxonomy import FAMILIES, Inclusion, Taxonomy, default_taxonomy
+from optcmp_data._taxonomy import (
+    FAMILIES,
+    HparamMap,
+    Inclusion,
+    LrScaling,
+    Taxonomy,
+    default_taxonomy,
+)
 
 __all__ = [
     "CURVE_VARS",
     "FAMILIES",
+    "FAMILY_SPECS",
     "REPEAT_DIMS",
+    "SCHEDULE_SPECS",
     "SCHEMA_VERSION",
     "ArchiveBuilder",
     "ArchiveIOError",
@@ -56,10 +77,16 @@ __all__ = [
     "Curves",
     "DataFormatError",
     "Direction",
+    "Family",
+    "HparamMap",
+    "HyperparamSpec",
     "Inclusion",
+    "LrScaling",
     "MergeError",
     "OptcmpError",
     "Scale",
+    "ScheduleKind",
+    "ScheduleSpec",
     "SchemaError",
     "SpaceDim",
     "SpaceRecord",
@@ -68,10 +95,14 @@ __all__ = [
     "Taxonomy",
     "TrialRecord",
     "WorkloadInfo",
+    "closest_name",
     "default_taxonomy",
+    "get_family",
+    "get_schedule",
     "list_shards",
     "merge_archives",
     "open_archive",
+    "parse_selection_repeats",
     "repeat_dims",
     "stored_cells",
     "summarize",

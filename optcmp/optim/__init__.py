@@ -1,0 +1,72 @@
+"""optcmp.optim: the paper's six update rules, batched over trials, with schedules.
+
+Dependency rule: torch and optcmp_data only; never optcmp_analysis or optcmp_cli.
+
+The rules follow method.md Table 1 exactly (not torch.optim's variants). Each rule works on
+parameter tensors with a leading trial axis K and per-trial hyperparameter tensors [K]:
+
+    rule = get_rule("adam")
+    hp = batch_hparams("adam", trials)                  # [K] tensors, defaults filled
+    state = rule.init(params)                           # params: list of [K, *shape]
+    lr = scheduled_lr(Schedule.LINEAR_DECAY, hp["learning_rate"], step, budget, hp_sched)
+    rule.apply_(params, grads, state, hp, lr, step)     # in place; or rule.update (pure)
+
+For ordinary single-model training use the torch.optim wrappers (PaperAdam, ...). The
+inclusion maps of the taxonomy (`optcmp_data.default_taxonomy()`) are evaluated on tensors
+by `general_hparams` / `general_lr`.
+"""
+
+from optcmp.optim._inclusion import general_hparams, general_lr
+from optcmp.optim._rules import (
+    CHUNK_ELEMENTS,
+    RULES,
+    SGD,
+    Adam,
+    Momentum,
+    NAdam,
+    Nesterov,
+    RMSProp,
+    Rule,
+    State,
+    get_rule,
+)
+from optcmp.optim._schedules import Schedule, schedule_factor, scheduled_lr, validate_schedule
+from optcmp.optim._torch_optim import (
+    PaperAdam,
+    PaperMomentum,
+    PaperNAdam,
+    PaperNesterov,
+    PaperOptimizer,
+    PaperRMSProp,
+    PaperSGD,
+)
+from optcmp.optim._validation import batch_hparams, validate_hparams
+
+__all__ = [
+    "CHUNK_ELEMENTS",
+    "RULES",
+    "SGD",
+    "Adam",
+    "Momentum",
+    "NAdam",
+    "Nesterov",
+    "PaperAdam",
+    "PaperMomentum",
+    "PaperNAdam",
+    "PaperNesterov",
+    "PaperOptimizer",
+    "PaperRMSProp",
+    "PaperSGD",
+    "RMSProp",
+    "Rule",
+    "Schedule",
+    "State",
+    "batch_hparams",
+    "general_hparams",
+    "general_lr",
+    "get_rule",
+    "schedule_factor",
+    "scheduled_lr",
+    "validate_hparams",
+    "validate_schedule",
+]

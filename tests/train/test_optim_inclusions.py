@@ -1,0 +1,129 @@
+"""Inclusions, numerically, driven by the taxonomy data: one test per declared relation.
+
+For each relation special ⊆ general with a hyperparameter map, the special optimizer
+trains a small MLP for 200 steps with a fixed data order; the general optimizer, with the
+hyperparameters and step-dependent learning rate the map prescribes, must reproduce the
+trajectory: bit for bit where the map is exact with an unchanged learning rate, to 1e-10
+where exact up to rounding, and to 1e-4 relative where the relation is a limit. Adding a
+relation to the taxonomy adds a test here.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from optcmp.optim import Schedule, general_hparams, general_lr, get_rule, scheduled_lr
+from optcmp_data import FAMILY_SPECS, Inclusion, LrScaling, default_taxonomy
+
+STEPS = 200
+RELATIONS = [r for r in default_taxonomy().relations if r.hparam_map is not None]
+
+
+def mlp_params(seed: int) -> list[torch.Tensor]:
+    torch.manual_seed(seed)
+    net = nn.Sequential(nn.Linear(6, 12), nn.Tanh(), nn.Linear(12, 3)).double()
+    return [p.detach().clone().unsqueeze(0) for p in net.parameters()]
+
+
+def loss_grads(params: list[torch.Tensor], x: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor]:
+    w1, b1, w2, b2 = (p[0].detach().requires_grad_(True) for p in params)
+    out = torch.tanh(x @ w1.T + b1) @ w2.T + b2
+    loss = nn.functional.cross_entropy(out, y)
+    return [g.unsqueeze(0) for g in torch.autograd.grad(loss, [w1, b1, w2, b2])]
+
+
+def trajectory(
+    name: str,
+    hparams: dict[str, torch.Tensor],
+    lr_at: list[torch.Tensor],
+) -> list[list[torch.Tensor]]:
+    gen = torch.Generator().manual_seed(11)
+    x = torch.randn(96, 6, generator=gen, dtype=torch.float64)
+    y = torch.randint(0, 3, (96,), generator=gen)
+    order = torch.randperm(96, generator=gen)  # one fixed data order for both optimizers
+    rule = get_rule(name)
+    params = mlp_params(5)
+    state = rule.init(params)
+    out = []
+    for t in range(STEPS):
+        idx = order[(t * 16) % 96 : (t * 16) % 96 + 16]
+        rule.apply_(params, loss_grads(params, x[idx], y[idx]), state, hparams, lr_at[t], t)
+        out.append([p.clone() for p in params])
+    return out
+
+
+def special_hparams(name: str) -> dict[str, torch.Tensor]:
+    values = FAMILY_SPECS[name].defaults()
+    values["learning_rate"] = 0.05
+    return {k: torch.tensor([v], dtype=torch.float64) for k, v in values.items()}
+
+
+@pytest.mark.parametrize(
+    "relation", RELATIONS, ids=[f"{r.special}-in-{r.general}" for r in RELATIONS]
+)
+def test_general_reproduces_special(relation: Inclusion) -> None:
+    hmap = relation.hparam_map
+    assert hmap is not None
+    special = special_hparams(relation.special)
+    # A decaying schedule checks the step-dependent learning-rate map, unless the relation
+    # only holds for a constant one.
+    kind = Schedule.CONSTANT if hmap.constant_schedule_only else Schedule.LINEAR_DECAY
+    sched = {
+        "decay_factor": torch.tensor([0.1], dtype=torch.float64),
+        "decay_steps_fraction": torch.tensor([0.8], dtype=torch.float64),
+    }
+    lr_special = [
+        scheduled_lr(kind, special["learning_rate"], t, STEPS, sched) for t in range(STEPS)
+    ]
+    general = general_hparams(relation, special)
+    assert set(general) == set(FAMILY_SPECS[relation.general].hparam_names) - {"learning_rate"}
+    lr_general = [general_lr(relation, general, lr_special[t], t) for t in range(STEPS)]
+
+    a = trajectory(relation.special, special, lr_special)
+    b = trajectory(relation.general, general, lr_general)
+
+    moved = max((a[-1][i] - a[0][i]).norm().item() for i in range(len(a[0])))
+    assert moved > 1e-2
+    for t in range(STEPS):
+        for pa, pb in zip(a[t], b[t], strict=True):
+            if hmap.exact and hmap.lr_scaling is LrScaling.IDENTITY:
+                assert torch.equal(pa, pb), f"step {t}"
+            else:
+                tol = 1e-10 if hmap.exact else 1e-4
+                rel = ((pa - pb).norm() / pa.norm()).item()
+                assert rel <= tol, f"step {t}: relative difference {rel:.3g} > {tol:g}"
+
+
+def test_rmsprop_inclusion_is_only_approximate_under_decay() -> None:
+    """The map's constant_schedule_only flag is needed: with decay the paths separate."""
+    (relation,) = [r for r in RELATIONS if (r.special, r.general) == ("momentum", "rmsprop")]
+    special = special_hparams("momentum")
+    sched = {
+        "decay_factor": torch.tensor([0.01], dtype=torch.float64),
+        "decay_steps_fraction": torch.tensor([0.5], dtype=torch.float64),
+    }
+    lr_special = [
+        scheduled_lr(Schedule.LINEAR_DECAY, special["learning_rate"], t, STEPS, sched)
+        for t in range(STEPS)
+    ]
+    general = general_hparams(relation, special)
+    lr_general = [general_lr(relation, general, lr_special[t], t) for t in range(STEPS)]
+    a = trajectory("momentum", special, lr_special)[-1]
+    b = trajectory("rmsprop", general, lr_general)[-1]
+    rel = max(((pa - pb).norm() / pa.norm()).item() for pa, pb in zip(a, b, strict=True))
+    assert rel > 1e-4
+
+
+def test_tensor_maps_agree_with_the_data_layer_floats() -> None:
+    for relation in RELATIONS:
+        hmap = relation.hparam_map
+        assert hmap is not None
+        special = special_hparams(relation.special)
+        general = general_hparams(relation, special)
+        floats = hmap.general_hparams({k: v.item() for k, v in special.items()})
+        assert {k: v.item() for k, v in general.items()} == pytest.approx(floats)
+        for t in (0, 1, 7, 150):
+            lr = general_lr(relation, general, torch.tensor([2.0], dtype=torch.float64), t)
+            assert lr.item() == pytest.approx(2.0 * hmap.lr_factor(floats, t), rel=1e-12)
