@@ -5,4 +5,21 @@ Dependency rule: torch, numpy, scipy, attrs and optcmp_data; never optcmp_analys
 optcmp_cli. Everything it produces leaves through the archive format of optcmp_data.
 """
 
-__all__: list[str] = []
+from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
+from optcmp.study import StudySpec, derive_seed
+from optcmp.workloads import WORKLOADS, Splits, TensorSplit, Workload, WorkloadSpec, get_workload
+
+__all__: list[str] = [
+    "PRESETS",
+    "WORKLOADS",
+    "HParamRange",
+    "SearchSpace",
+    "Splits",
+    "StudySpec",
+    "TensorSplit",
+    "Workload",
+    "WorkloadSpec",
+    "derive_seed",
+    "get_workload",
+    "preset",
+]

@@ -1,0 +1,364 @@
+"""Study files: which workloads, optimizers, search spaces and trials a study runs.
+
+Dependency rule: standard library (tomllib), attrs, optcmp_data, and optcmp's spaces and
+workload registry. The format is documented in docs/study-file.md.
+
+`StudySpec.from_toml(path)` validates everything up front; every mistake is a ConfigError
+naming the file, the key and the problem. Seeds are derived from the study seed with a
+stable hash (`derive_seed`), never Python's salted `hash`, so every process and machine
+draws the same trials.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Final
+
+import attrs
+
+from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
+from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload
+from optcmp_data import FAMILIES, ConfigError, get_schedule
+from optcmp_data._families import closest_name
+
+__all__ = ["DEVICES", "StudySpec", "derive_seed"]
+
+#: Accepted device spellings (`cuda:N` selects one GPU).
+DEVICES: Final = ("cpu", "cuda")
+
+_TOP_KEYS: Final = (
+    "name",
+    "workloads",
+    "optimizers",
+    "trials",
+    "seed",
+    "space",
+    "spaces",
+    "step_budget",
+    "eval_interval",
+    "batch_size",
+    "group_size",
+    "device",
+    "data_dir",
+)
+_SPACE_KEYS: Final = ("preset", "name", "schedule")
+_RANGE_KEYS: Final = ("low", "high", "scale")
+
+
+def derive_seed(seed: int, *parts: str | int) -> int:
+    """A seed in [0, 2**31) derived from `seed` and labels by SHA-256 (stable everywhere)."""
+    text = "\x1f".join(str(p) for p in (seed, *parts))
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:4], "little") >> 1
+
+
+class _Where:
+    """Formats ConfigError messages as 'FILE: key 'KEY': PROBLEM'."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+
+    def __call__(self, key: str, problem: str) -> ConfigError:
+        return ConfigError(f"{self.source}: key {key!r}: {problem}")
+
+
+def _check_keys(data: Mapping[str, Any], valid: tuple[str, ...], prefix: str, err: _Where) -> None:
+    for key in data:
+        if key not in valid:
+            raise err(
+                f"{prefix}{key}",
+                f"unknown key{closest_name(key, valid)}; valid: {', '.join(valid)}",
+            )
+
+
+def _int(data: Mapping[str, Any], key: str, err: _Where, *, minimum: int) -> int | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise err(key, f"expected an integer, got {value!r}")
+    if value < minimum:
+        raise err(key, f"must be >= {minimum}, got {value}")
+    return value
+
+
+def _names(
+    data: Mapping[str, Any], key: str, valid: tuple[str, ...], kind: str, err: _Where
+) -> tuple[str, ...]:
+    value = data.get(key)
+    if value is None:
+        raise err(key, f"missing; list the {kind}s to run (valid: {', '.join(valid)})")
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
+        raise err(key, f"expected a non-empty list of {kind} names")
+    for v in value:
+        if v not in valid:
+            raise err(
+                key, f"unknown {kind} {v!r}{closest_name(v, valid)}; valid: {', '.join(valid)}"
+            )
+    if len(set(value)) != len(value):
+        raise err(key, f"lists a {kind} twice")
+    return tuple(value)
+
+
+def _parse_space(family: str, table: Mapping[str, Any], err: _Where) -> SearchSpace:
+    """A user-declared space: an optional preset, then searched ranges and fixed values."""
+    prefix = f"spaces.{family}."
+    base_name = table.get("preset")
+    if base_name is not None and (not isinstance(base_name, str) or base_name not in PRESETS):
+        raise err(
+            f"{prefix}preset",
+            f"unknown preset {base_name!r}{closest_name(str(base_name), PRESETS)}; "
+            f"valid: {', '.join(PRESETS)}",
+        )
+    base = preset(base_name, family) if base_name is not None else None
+    schedule_raw = table.get("schedule", base.schedule.value if base else "constant")
+    if not isinstance(schedule_raw, str):
+        raise err(f"{prefix}schedule", f"expected a schedule name, got {schedule_raw!r}")
+    try:
+        schedule = get_schedule(schedule_raw).kind
+    except ConfigError as e:
+        raise err(f"{prefix}schedule", str(e)) from None
+    searched: dict[str, HParamRange] = {}
+    fixed: dict[str, float] = {}
+    if base is not None:
+        valid_now = set(SearchSpace("probe", family, schedule).names)
+        searched = {r.name: r for r in base.searched if r.name in valid_now}
+        fixed = {k: v for k, v in base.fixed if k in valid_now}
+    overridden = False
+    for key, value in table.items():
+        if key in _SPACE_KEYS:
+            continue
+        overridden = True
+        searched.pop(key, None)
+        fixed.pop(key, None)
+        if isinstance(value, Mapping):
+            _check_keys(value, _RANGE_KEYS, f"{prefix}{key}.", err)
+            missing = [k for k in _RANGE_KEYS if k not in value]
+            if missing:
+                raise err(f"{prefix}{key}", f"a searched range needs {', '.join(missing)}")
+            low, high = value["low"], value["high"]
+            for bound_key, bound in (("low", low), ("high", high)):
+                if isinstance(bound, bool) or not isinstance(bound, int | float):
+                    raise err(f"{prefix}{key}.{bound_key}", f"expected a number, got {bound!r}")
+            if not isinstance(value["scale"], str):
+                raise err(f"{prefix}{key}.scale", f"expected a scale name, got {value['scale']!r}")
+            try:
+                searched[key] = HParamRange(key, low, high, value["scale"])
+                SearchSpace("probe", family, schedule, (searched[key],))
+            except ConfigError as e:
+                raise err(f"{prefix}{key}", str(e)) from None
+        elif isinstance(value, int | float) and not isinstance(value, bool):
+            fixed[key] = float(value)
+            try:
+                SearchSpace("probe", family, schedule, (), {key: fixed[key]})
+            except ConfigError as e:
+                raise err(f"{prefix}{key}", str(e)) from None
+        else:
+            raise err(
+                f"{prefix}{key}",
+                "expected a fixed number or a table {low = ..., high = ..., scale = ...}",
+            )
+    name = table.get("name")
+    if name is None:
+        name = (
+            base_name
+            if base_name is not None and not overridden
+            else (f"{base_name}+custom" if base_name else "custom")
+        )
+    if not isinstance(name, str) or not name:
+        raise err(f"{prefix}name", "expected a non-empty string")
+    # Keep the family's order of hyperparameters so spaces compare equal however written.
+    order = {n: i for i, n in enumerate(SearchSpace("probe", family, schedule).names)}
+    ranges = tuple(sorted(searched.values(), key=lambda r: order.get(r.name, len(order))))
+    try:
+        return SearchSpace(name, family, schedule, ranges, fixed)
+    except ConfigError as e:
+        raise err(f"spaces.{family}", str(e)) from None
+
+
+@attrs.frozen
+class StudySpec:
+    """A validated study: workloads x optimizers x `trials` quasi-random trials."""
+
+    workloads: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    spaces: Mapping[str, SearchSpace]
+    trials: int
+    seed: int = 0
+    name: str = "study"
+    step_budget: int | None = None
+    eval_interval: int | None = None
+    batch_size: int | None = None
+    group_size: int | None = None
+    device: str = "cpu"
+    data_dir: Path | None = None
+    source: str = attrs.field(default="<study>", eq=False)
+
+    # --- construction --------------------------------------------------------------------
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> StudySpec:
+        """Read and validate a study file (format: docs/study-file.md)."""
+        path = Path(path)
+        try:
+            text = path.read_text(encoding="utf-8")
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read study file ({e.strerror})") from None
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as e:
+            raise ConfigError(f"{path}: not valid TOML: {e}") from None
+        return cls.from_mapping(
+            data, source=str(path), base_dir=path.parent, default_name=path.stem
+        )
+
+    @classmethod
+    def from_mapping(
+        cls,
+        data: Mapping[str, Any],
+        *,
+        source: str = "<study>",
+        base_dir: Path | None = None,
+        default_name: str = "study",
+    ) -> StudySpec:
+        """Validate a parsed study table; `base_dir` resolves a relative data_dir."""
+        err = _Where(source)
+        _check_keys(data, _TOP_KEYS, "", err)
+        workloads = _names(data, "workloads", tuple(WORKLOADS), "workload", err)
+        optimizers = _names(data, "optimizers", FAMILIES, "optimizer", err)
+        trials = _int(data, "trials", err, minimum=1)
+        if trials is None:
+            raise err("trials", "missing; how many trials per workload and optimizer")
+        seed = _int(data, "seed", err, minimum=0)
+        name = data.get("name", default_name)
+        if not isinstance(name, str) or not name:
+            raise err("name", "expected a non-empty string")
+
+        default_space = data.get("space", "choi2019")
+        if not isinstance(default_space, str) or default_space not in PRESETS:
+            raise err(
+                "space",
+                f"unknown preset {default_space!r}{closest_name(str(default_space), PRESETS)}; "
+                f"valid: {', '.join(PRESETS)}",
+            )
+        tables = data.get("spaces", {})
+        if not isinstance(tables, Mapping):
+            raise err("spaces", "expected tables [spaces.OPTIMIZER]")
+        for opt, table in tables.items():
+            if opt not in optimizers:
+                raise err(
+                    f"spaces.{opt}",
+                    f"{opt!r} is not among optimizers {list(optimizers)}"
+                    f"{closest_name(opt, optimizers)}",
+                )
+            if not isinstance(table, Mapping):
+                raise err(f"spaces.{opt}", "expected a table")
+        spaces = {
+            opt: _parse_space(opt, tables[opt], err)
+            if opt in tables
+            else preset(default_space, opt)
+            for opt in optimizers
+        }
+
+        device = data.get("device", "cpu")
+        if not isinstance(device, str) or not _valid_device(device):
+            raise err("device", f"expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        data_dir_raw = data.get("data_dir")
+        data_dir: Path | None = None
+        if data_dir_raw is not None:
+            if not isinstance(data_dir_raw, str) or not data_dir_raw:
+                raise err("data_dir", "expected a directory path string")
+            data_dir = Path(data_dir_raw).expanduser()
+            if not data_dir.is_absolute() and base_dir is not None:
+                data_dir = (base_dir / data_dir).resolve()
+        needing = [w for w in workloads if WORKLOADS[w]().spec.needs_data_dir]
+        if needing and data_dir is None:
+            raise err("data_dir", f"missing; workloads {', '.join(needing)} read files from it")
+
+        spec = cls(
+            workloads=workloads,
+            optimizers=optimizers,
+            spaces=spaces,
+            trials=trials,
+            seed=seed if seed is not None else 0,
+            name=name,
+            step_budget=_int(data, "step_budget", err, minimum=1),
+            eval_interval=_int(data, "eval_interval", err, minimum=1),
+            batch_size=_int(data, "batch_size", err, minimum=1),
+            group_size=_int(data, "group_size", err, minimum=1),
+            device=device,
+            data_dir=data_dir,
+            source=source,
+        )
+        for w in workloads:
+            ws = spec.workload_spec(w)
+            if ws.eval_interval > ws.step_budget:
+                raise err(
+                    "eval_interval",
+                    f"{ws.eval_interval} exceeds the step budget {ws.step_budget} of {w}",
+                )
+        return spec
+
+    # --- queries ------------------------------------------------------------------------
+
+    def workload_spec(self, workload: str) -> WorkloadSpec:
+        """The workload's spec with this study's overrides of budget, interval and batch."""
+        spec = get_workload(workload).spec
+        return attrs.evolve(
+            spec,
+            step_budget=self.step_budget or spec.step_budget,
+            eval_interval=self.eval_interval or spec.eval_interval,
+            batch_size=self.batch_size or spec.batch_size,
+        )
+
+    def space(self, optimizer: str) -> SearchSpace:
+        try:
+            return self.spaces[optimizer]
+        except KeyError:
+            raise ConfigError(
+                f"{self.source}: optimizer {optimizer!r} is not in this study"
+                f"{closest_name(optimizer, self.optimizers)}"
+            ) from None
+
+    def space_seed(self, workload: str, optimizer: str) -> int:
+        """Seed of the Halton sequence of one (workload, optimizer) cell."""
+        return derive_seed(self.seed, "space", workload, optimizer)
+
+    def trial_seed(self, workload: str, optimizer: str, trial: int) -> int:
+        """Seed of one trial (model initialisation and data order)."""
+        return derive_seed(self.seed, "trial", workload, optimizer, trial)
+
+    def trial_hparams(
+        self, workload: str, optimizer: str, *, start: int = 0, count: int | None = None
+    ) -> list[dict[str, float]]:
+        """Hyperparameters of trials start .. start+count-1 (default: up to `trials`)."""
+        n = self.trials - start if count is None else count
+        return self.space(optimizer).sample(
+            n, seed=self.space_seed(workload, optimizer), start=start
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        """A canonical JSON form (equal for equal studies; used to detect changed specs)."""
+        return {
+            "name": self.name,
+            "workloads": list(self.workloads),
+            "optimizers": list(self.optimizers),
+            "trials": self.trials,
+            "seed": self.seed,
+            "spaces": {k: self.spaces[k].to_json() for k in self.optimizers},
+            "step_budget": self.step_budget,
+            "eval_interval": self.eval_interval,
+            "batch_size": self.batch_size,
+            "group_size": self.group_size,
+            "device": self.device,
+            "data_dir": None if self.data_dir is None else str(self.data_dir),
+        }
+
+
+def _valid_device(device: str) -> bool:
+    kind, _, index = device.partition(":")
+    return kind in DEVICES and (not index or (kind == "cuda" and index.isdigit()))

@@ -1,0 +1,24 @@
+"""Workloads: model/dataset pairs behind one small interface (see `_base` for the contract).
+
+Dependency rule: torch, numpy, attrs, optcmp_data (scikit-learn for the digits data).
+Built in: digits_mlp, digits_cnn, noisy_quadratic (no files needed); with --data-dir:
+mnist_cnn, fashion_mnist_cnn, cifar10_resnet32, cifar10_vgg11, cifar100_cnn, char_lstm,
+char_transformer (file layout in `_files`).
+"""
+
+from optcmp.workloads._base import Splits, TensorSplit, Workload, WorkloadSpec, seeded
+from optcmp.workloads._loaders import read_cifar_batch, read_idx, read_text
+from optcmp.workloads._registry import WORKLOADS, get_workload
+
+__all__ = [
+    "WORKLOADS",
+    "Splits",
+    "TensorSplit",
+    "Workload",
+    "WorkloadSpec",
+    "get_workload",
+    "read_cifar_batch",
+    "read_idx",
+    "read_text",
+    "seeded",
+]

@@ -1,0 +1,139 @@
+"""Workloads whose data ships with a package or is generated: no `--data-dir` needed.
+
+Dependency rule: torch, numpy, scikit-learn (digits data only) and this subpackage.
+
+- digits_mlp / digits_cnn: scikit-learn's 1,797 8x8 handwritten digits. A fixed-seed
+  split keeps 360 test examples, then carves 300 validation examples from the rest
+  (1,137 training examples). Pixels are standardised with the training split's mean/std.
+- noisy_quadratic: a diagonal quadratic 0.5 * sum_i h_i (theta_i - c_i)^2 with curvature
+  h log-spaced from 1 to 1e-3 in 100 dimensions, where each example is a centre
+  c ~ N(0, sigma^2 / h) (so the stochastic gradient's noise covariance is sigma^2 H, the
+  noisy quadratic model of Zhang et al. 2019). The minimum of the expected loss is at
+  theta = 0 with value 0.5 * d * sigma^2 = 0.5 (the noise floor); theta starts at N(0, I).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from optcmp.workloads._base import Splits, Workload, WorkloadSpec
+from optcmp.workloads._common import SPLIT_SEED, Classification, carve_valid, make_splits
+from optcmp.workloads._models import MLP, ConvNet, noisy_quadratic_model
+
+__all__ = ["DigitsCNN", "DigitsMLP", "NoisyQuadratic"]
+
+_DIGITS_TEST = 360
+_DIGITS_VALID = 300
+
+
+def _digits(data_dir: Path | None, device: torch.device | str, image: bool) -> Splits:
+    del data_dir  # shipped with scikit-learn
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    x = np.asarray(bunch.images, dtype=np.float64)  # [N, 8, 8], values 0..16
+    y = np.asarray(bunch.target, dtype=np.int64)
+    perm = np.random.default_rng(SPLIT_SEED).permutation(len(y))
+    test_ix, rest_ix = np.sort(perm[:_DIGITS_TEST]), np.sort(perm[_DIGITS_TEST:])
+    tr, va = carve_valid(len(rest_ix), _DIGITS_VALID)
+    train_ix, valid_ix = rest_ix[tr], rest_ix[va]
+    mean, std = x[train_ix].mean(), x[train_ix].std()
+    x = ((x - mean) / std).astype(np.float32)
+    x = x[:, None] if image else x.reshape(len(x), -1)
+    return make_splits(
+        (x[train_ix], y[train_ix]),
+        (x[valid_ix], y[valid_ix]),
+        (x[test_ix], y[test_ix]),
+        device=device,
+    )
+
+
+class DigitsMLP(Classification):
+    spec = WorkloadSpec(
+        name="digits_mlp",
+        description="MLP 64-128-10 (9,610 parameters) on scikit-learn's 8x8 digits",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=64,
+        step_budget=400,
+        eval_interval=50,
+        valid_target=0.04,
+        test_target=0.04,
+    )
+
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        return _digits(data_dir, device, image=False)
+
+    def _make_model(self) -> nn.Module:
+        return MLP((64, 128, 10))
+
+
+class DigitsCNN(Classification):
+    spec = WorkloadSpec(
+        name="digits_cnn",
+        description="2-conv CNN (9,930 parameters) on scikit-learn's 8x8 digits",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=64,
+        step_budget=400,
+        eval_interval=50,
+        valid_target=0.02,
+        test_target=0.02,
+    )
+
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        return _digits(data_dir, device, image=True)
+
+    def _make_model(self) -> nn.Module:
+        return ConvNet(
+            1, 8, convs=((16, 3, 1), (32, 3, 1)), pools=((1, 1), (2, 2)), hidden=(), n_classes=10
+        )
+
+
+class NoisyQuadratic(Workload):
+    dim = 100
+    sigma = 0.1
+    sizes = (8192, 4096, 4096)  # train, valid, test centres
+
+    spec = WorkloadSpec(
+        name="noisy_quadratic",
+        description="100-d diagonal quadratic, curvature 1..1e-3, gradient noise covariance "
+        "0.01 H (noise floor 0.5)",
+        metric_name="loss",
+        direction="min",
+        batch_size=32,
+        step_budget=500,
+        eval_interval=50,
+        valid_target=0.52,
+        test_target=0.52,
+    )
+
+    def curvature(self) -> torch.Tensor:
+        return torch.logspace(0.0, -3.0, self.dim, dtype=torch.float64).float()
+
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        del data_dir  # generated
+        rng = np.random.default_rng(SPLIT_SEED)
+        scale = self.sigma / np.sqrt(self.curvature().double().numpy())
+        parts = [
+            (
+                (rng.standard_normal((n, self.dim)) * scale).astype(np.float32),
+                np.zeros(n, dtype=np.float32),
+            )
+            for n in self.sizes
+        ]
+        return make_splits(parts[0], parts[1], parts[2], device=device)
+
+    def _make_model(self) -> nn.Module:
+        return noisy_quadratic_model(self.curvature())
+
+    def loss(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        del targets  # the centres are the inputs; targets are placeholders
+        return 0.5 * outputs.square().sum(dim=-1).mean()
+
+    def metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        return self.loss(outputs, targets)

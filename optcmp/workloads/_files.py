@@ -1,0 +1,348 @@
+"""Workloads on datasets the user provides with `--data-dir` (layout in docs/study-file.md).
+
+Dependency rule: torch, numpy and this subpackage (the readers are in `_loaders`).
+
+Expected layout under DATA_DIR (each file may also be gzipped, `NAME.gz`):
+
+- mnist_cnn:          DATA_DIR/mnist/{train-images-idx3-ubyte, train-labels-idx1-ubyte,
+                      t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte}
+- fashion_mnist_cnn:  DATA_DIR/fashion_mnist/ with the same four file names
+- cifar10_resnet32, cifar10_vgg11:
+                      DATA_DIR/cifar-10-batches-py/{data_batch_1..data_batch_5, test_batch}
+- cifar100_cnn:       DATA_DIR/cifar-100-python/{train, test} (fine labels)
+- char_lstm, char_transformer:
+                      DATA_DIR/text/*.txt, UTF-8, concatenated in name order
+
+Validation splits are carved from the training files with a fixed seed (1/12 of MNIST's
+training images = 5,000 of 60,000; 1/10 of CIFAR's = 5,000 of 50,000; 1/10 of the text's
+training windows); the test split is the dataset's own test set (the last 10% of the text
+for the character models). Pixels are standardised per channel with the training split's
+mean and std. No data augmentation.
+
+Character models: the text is read as Unicode characters; characters U+0000..U+00FE are
+their own token, every other character shares token 255, so the vocabulary (and the model)
+does not depend on the file. Examples are non-overlapping windows of 65 characters (64
+inputs, 64 next-character targets).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import nn
+
+from optcmp.workloads._base import Splits, WorkloadSpec
+from optcmp.workloads._common import (
+    Classification,
+    LanguageModel,
+    carve_valid,
+    make_splits,
+    standardize,
+)
+from optcmp.workloads._loaders import find_file, read_cifar_batch, read_idx, read_text
+from optcmp.workloads._models import CharLSTM, CharTransformer, ConvNet, ResNet, vgg11
+from optcmp_data import ConfigError, DataFormatError
+
+__all__ = [
+    "CONTEXT",
+    "VOCAB",
+    "CharLSTMWorkload",
+    "CharTransformerWorkload",
+    "Cifar10ResNet32",
+    "Cifar10VGG11",
+    "Cifar100CNN",
+    "FashionMnistCNN",
+    "MnistCNN",
+]
+
+VOCAB = 256
+CONTEXT = 64
+
+Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any]]
+
+
+def _require_dir(data_dir: Path | None, sub: str, workload: str) -> Path:
+    if data_dir is None:
+        raise ConfigError(
+            f"workload {workload}: needs --data-dir (data_dir in the study file) holding {sub}/"
+        )
+    directory = Path(data_dir) / sub
+    if not directory.is_dir():
+        raise DataFormatError(f"{directory}: missing directory; workload {workload} reads it")
+    return directory
+
+
+def _split_train(x: npt.NDArray[Any], y: npt.NDArray[Any], n_valid: int) -> tuple[Arrays, Arrays]:
+    if n_valid < 1 or n_valid >= len(y):
+        raise DataFormatError(f"training set of {len(y)} examples is too small to carve a split")
+    tr, va = carve_valid(len(y), n_valid)
+    return (x[tr], y[tr]), (x[va], y[va])
+
+
+def _image_splits(train: Arrays, test: Arrays, n_valid: int, device: torch.device | str) -> Splits:
+    (xtr, ytr), (xva, yva) = _split_train(train[0], train[1], n_valid)
+    xtr_s, xva_s, xte_s = standardize(xtr, xva, test[0], axis=(0, 2, 3))
+    return make_splits((xtr_s, ytr), (xva_s, yva), (xte_s, test[1]), device=device)
+
+
+# --- MNIST / Fashion-MNIST (IDX) -------------------------------------------------------
+
+
+def _read_idx_pair(directory: Path, prefix: str) -> Arrays:
+    images_path = find_file(directory, f"{prefix}-images-idx3-ubyte", what="IDX images [N, 28, 28]")
+    labels_path = find_file(directory, f"{prefix}-labels-idx1-ubyte", what="IDX labels [N]")
+    images = read_idx(images_path, ndim=3)
+    labels = read_idx(labels_path, ndim=1)
+    if images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+        raise DataFormatError(
+            f"{images_path}: images have shape {images.shape} dtype {images.dtype}, "
+            "expected [N, 28, 28] uint8"
+        )
+    if labels.shape[0] != images.shape[0]:
+        raise DataFormatError(
+            f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in "
+            f"{images_path.name}"
+        )
+    if labels.size and (labels.min() < 0 or labels.max() > 9):
+        raise DataFormatError(f"{labels_path}: labels outside 0..9")
+    return images[:, None].astype(np.float32), labels.astype(np.int64)
+
+
+class _MnistLike(Classification):
+    subdir = "mnist"
+
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        directory = _require_dir(data_dir, self.subdir, self.spec.name)
+        train = _read_idx_pair(directory, "train")
+        test = _read_idx_pair(directory, "t10k")
+        return _image_splits(train, test, max(1, round(len(train[1]) / 12)), device)
+
+    def _make_model(self) -> nn.Module:
+        # DeepOBS's 2c2d: conv 32 5x5, pool, conv 64 5x5, pool, fc 1024, fc 10.
+        return ConvNet(
+            1,
+            28,
+            convs=((32, 5, 2), (64, 5, 2)),
+            pools=((2, 2), (2, 2)),
+            hidden=(1024,),
+            n_classes=10,
+        )
+
+
+class MnistCNN(_MnistLike):
+    subdir = "mnist"
+    spec = WorkloadSpec(
+        name="mnist_cnn",
+        description="2-conv 2-dense CNN on MNIST (IDX files)",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=128,
+        step_budget=4000,
+        eval_interval=200,
+        valid_target=0.01,
+        test_target=0.01,
+        needs_data_dir=True,
+        eval_batch_size=1000,
+    )
+
+
+class FashionMnistCNN(_MnistLike):
+    subdir = "fashion_mnist"
+    spec = WorkloadSpec(
+        name="fashion_mnist_cnn",
+        description="2-conv 2-dense CNN on Fashion-MNIST (IDX files)",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=128,
+        step_budget=4000,
+        eval_interval=200,
+        valid_target=0.08,
+        test_target=0.08,
+        needs_data_dir=True,
+        eval_batch_size=1000,
+    )
+
+
+# --- CIFAR (python pickle batches) -------------------------------------------------------
+
+
+def _concat(parts: list[Arrays]) -> Arrays:
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def _check_labels(path: Path, labels: npt.NDArray[np.int64], n_classes: int) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise DataFormatError(f"{path}: labels outside 0..{n_classes - 1}")
+
+
+def _cifar10(directory: Path) -> tuple[Arrays, Arrays]:
+    parts = []
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        path = find_file(directory, name, what="a CIFAR-10 python pickle batch")
+        x, y = read_cifar_batch(path, label_key="labels")
+        _check_labels(path, y, 10)
+        parts.append((x, y))
+    return _concat(parts[:5]), parts[5]
+
+
+class _Cifar10(Classification):
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        directory = _require_dir(data_dir, "cifar-10-batches-py", self.spec.name)
+        train, test = _cifar10(directory)
+        return _image_splits(train, test, max(1, len(train[1]) // 10), device)
+
+
+class Cifar10ResNet32(_Cifar10):
+    spec = WorkloadSpec(
+        name="cifar10_resnet32",
+        description="ResNet-32 (GroupNorm) on CIFAR-10 (python pickle batches)",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=128,
+        step_budget=20000,
+        eval_interval=500,
+        valid_target=0.12,
+        test_target=0.12,
+        needs_data_dir=True,
+        eval_batch_size=500,
+    )
+
+    def _make_model(self) -> nn.Module:
+        return ResNet(blocks=5, n_classes=10)
+
+
+class Cifar10VGG11(_Cifar10):
+    spec = WorkloadSpec(
+        name="cifar10_vgg11",
+        description="VGG-11 (GroupNorm) on CIFAR-10 (python pickle batches)",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=128,
+        step_budget=20000,
+        eval_interval=500,
+        valid_target=0.15,
+        test_target=0.15,
+        needs_data_dir=True,
+        eval_batch_size=500,
+    )
+
+    def _make_model(self) -> nn.Module:
+        return vgg11(10)
+
+
+class Cifar100CNN(Classification):
+    spec = WorkloadSpec(
+        name="cifar100_cnn",
+        description="3-conv 3-dense CNN (DeepOBS 3c3d) on CIFAR-100 (python pickle files)",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=128,
+        step_budget=15000,
+        eval_interval=500,
+        valid_target=0.5,
+        test_target=0.5,
+        needs_data_dir=True,
+        eval_batch_size=500,
+    )
+
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        directory = _require_dir(data_dir, "cifar-100-python", self.spec.name)
+        pairs = []
+        for name in ("train", "test"):
+            path = find_file(directory, name, what="a CIFAR-100 python pickle file")
+            x, y = read_cifar_batch(path, label_key="fine_labels")
+            _check_labels(path, y, 100)
+            pairs.append((x, y))
+        return _image_splits(pairs[0], pairs[1], max(1, len(pairs[0][1]) // 10), device)
+
+    def _make_model(self) -> nn.Module:
+        return ConvNet(
+            3,
+            32,
+            convs=((64, 5, 0), (96, 3, 0), (128, 3, 1)),
+            pools=((3, 2), (3, 2), (3, 2)),
+            hidden=(512, 256),
+            n_classes=100,
+        )
+
+
+# --- character language models (UTF-8 text) ------------------------------------------
+
+
+def encode_text(text: str) -> npt.NDArray[np.int64]:
+    """Characters as tokens 0..255: U+0000..U+00FE themselves, everything else 255."""
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+    return np.minimum(codes, VOCAB - 1)
+
+
+def _windows(tokens: npt.NDArray[np.int64]) -> Arrays:
+    n = len(tokens) // (CONTEXT + 1)
+    w = tokens[: n * (CONTEXT + 1)].reshape(n, CONTEXT + 1)
+    return w[:, :-1], w[:, 1:]
+
+
+def _text_splits(data_dir: Path | None, workload: str, device: torch.device | str) -> Splits:
+    directory = _require_dir(data_dir, "text", workload)
+    files = sorted(directory.glob("*.txt"))
+    if not files:
+        raise DataFormatError(f"{directory}: no *.txt file; expected UTF-8 text for {workload}")
+    text = "".join(read_text(f) for f in files)
+    tokens = encode_text(text)
+    need = 10 * (CONTEXT + 1)  # one test window in the last 10%, two training windows
+    if len(tokens) < need:
+        raise DataFormatError(
+            f"{directory}: {len(tokens)} characters of text; {workload} needs at least {need}"
+        )
+    cut = int(len(tokens) * 0.9)
+    train_x, train_y = _windows(tokens[:cut])
+    test = _windows(tokens[cut:])
+    train, valid = _split_train(train_x, train_y, max(1, len(train_x) // 10))
+    return make_splits(train, valid, test, device=device, input_dtype=torch.int64)
+
+
+class CharLSTMWorkload(LanguageModel):
+    spec = WorkloadSpec(
+        name="char_lstm",
+        description="2-layer LSTM (256 units) character language model on UTF-8 text",
+        metric_name="char_error_rate",
+        direction="min",
+        batch_size=32,
+        step_budget=10000,
+        eval_interval=500,
+        valid_target=0.45,
+        test_target=0.45,
+        needs_data_dir=True,
+        eval_batch_size=256,
+    )
+
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        return _text_splits(data_dir, self.spec.name, device)
+
+    def _make_model(self) -> nn.Module:
+        return CharLSTM(VOCAB, embed=64, hidden=256, layers=2)
+
+
+class CharTransformerWorkload(LanguageModel):
+    spec = WorkloadSpec(
+        name="char_transformer",
+        description="4-layer causal Transformer (width 128) character language model on UTF-8 text",
+        metric_name="char_error_rate",
+        direction="min",
+        batch_size=32,
+        step_budget=10000,
+        eval_interval=500,
+        valid_target=0.45,
+        test_target=0.45,
+        needs_data_dir=True,
+        eval_batch_size=256,
+    )
+
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        return _text_splits(data_dir, self.spec.name, device)
+
+    def _make_model(self) -> nn.Module:
+        return CharTransformer(VOCAB, width=128, heads=4, layers=4, context=CONTEXT)
