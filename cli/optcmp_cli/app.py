@@ -11,7 +11,17 @@ from typing import Annotated
 
 import typer
 
+from optcmp_cli import _analyze_more  # noqa: F401  (registers analyze targets|boundary|protocol)
+from optcmp_cli._analyze import analyze_app
+from optcmp_cli._demo import demo
+from optcmp_cli._import import import_app
 from optcmp_cli._info import info
+from optcmp_cli._listings import spaces, workloads
+from optcmp_cli._optimizers import optimizers
+from optcmp_cli._plots import plot
+from optcmp_cli._report import report
+from optcmp_cli._run import run
+from optcmp_cli._score import score
 
 __all__ = ["app", "main"]
 
@@ -50,6 +60,20 @@ def _root(
 
 
 app.command("info")(info)
+app.command("workloads")(workloads)
+app.command("spaces")(spaces)
+app.command("optimizers")(optimizers)
+app.command("run")(run)
+app.command("demo")(demo)
+app.command("score")(score)
+app.command("plot")(plot)
+app.command("report")(report)
+app.add_typer(import_app, name="import")
+app.add_typer(
+    analyze_app,
+    name="analyze",
+    help="Statistics of a stored archive (best, budget, rank, inclusion, ...); no torch needed.",
+)
 
 
 def main() -> None:

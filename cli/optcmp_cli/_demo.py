@@ -1,0 +1,138 @@
+"""`optcmp demo`: the main job on a fresh machine. A real study of the paper's six
+optimizers on the built-in digits_mlp workload, then the full report.
+
+Dependency rule: typer, rich, optcmp_data, optcmp_analysis (through the report); the
+torch-based `optcmp` package is imported only inside the command.
+"""
+
+from __future__ import annotations
+
+import enum
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from optcmp_cli._common import console, err_console, reports_errors
+from optcmp_cli._report import write_report
+from optcmp_cli._run import _Bar
+from optcmp_data import FAMILIES, ConfigError, open_archive
+
+__all__ = ["Protocol", "demo", "study_toml"]
+
+
+class Protocol(enum.StrEnum):
+    """A restricted tuning protocol to run beside the full choi2019 one."""
+
+    NONE = "none"
+    LR_ONLY = "lr-only"
+
+
+def study_toml(*, space: str, trials: int, seed: int) -> str:
+    """The demo's study file: every family, `trials` quasi-random trials, digits_mlp."""
+    optimizers = ", ".join(f'"{name}"' for name in FAMILIES)
+    return (
+        f"# Written by `optcmp demo`; rerun with: optcmp run THIS_FILE --out DIR\n"
+        f'name = "demo-{space}"\n'
+        f'workloads = ["digits_mlp"]\n'
+        f"optimizers = [{optimizers}]\n"
+        f"trials = {trials}\n"
+        f"seed = {seed}\n"
+        f'space = "{space}"\n'
+        f'device = "cpu"\n'
+    )
+
+
+@reports_errors
+def demo(
+    out: Annotated[
+        Path, typer.Option("--out", help="Directory for the study files, shards and report.")
+    ] = Path("optcmp-demo"),
+    protocol: Annotated[
+        Protocol,
+        typer.Option(
+            "--protocol",
+            help="Also run this restricted protocol and compare rankings with choi2019.",
+        ),
+    ] = Protocol.NONE,
+    trials: Annotated[
+        int, typer.Option("--trials", min=1, help="Quasi-random trials per optimizer.")
+    ] = 16,
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", min=1, help="Worker processes (default: CPU cores, at most 4)."),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the study and the report.")] = 0,
+) -> None:
+    """Run a real study (six optimizers x --trials quasi-random trials on digits_mlp, the
+    choi2019 search space) and write its full report. Rerunning continues where a killed
+    run stopped.
+
+    Example: optcmp demo --out optcmp-demo --protocol lr-only
+    """
+    from optcmp.runner import LocalExecutor, run_study
+    from optcmp.study import StudySpec
+
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out {out}: exists and is not a directory")
+    out.mkdir(parents=True, exist_ok=True)
+    n_workers = workers or max(1, min(4, os.cpu_count() or 1))
+    spaces = ["choi2019"] + ([protocol.value] if protocol is not Protocol.NONE else [])
+    started = time.perf_counter()
+    study_dirs: dict[str, Path] = {}
+    for space in spaces:
+        study_file = out / f"study-{space}.toml"
+        study_file.write_text(study_toml(space=space, trials=trials, seed=seed), encoding="utf-8")
+        spec = StudySpec.from_toml(study_file)
+        study_dirs[space] = out / f"study-{space}"
+        columns = (
+            TextColumn(f"[bold]{space}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("diverged {task.fields[diverged]}"),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+        )
+        with Progress(*columns, console=err_console) as progress:
+            result = run_study(
+                spec,
+                study_dirs[space],
+                executor=LocalExecutor(n_workers),
+                study_file=study_file,
+                progress=_Bar(progress),
+            )
+        console.print(
+            f"{space}: {result.trials_run} trials run ({result.diverged} diverged) in "
+            f"{result.seconds:.1f} s; study in {result.study_dir}",
+            markup=False,
+        )
+    archive = open_archive(study_dirs["choi2019"])
+    compare = None
+    if protocol is not Protocol.NONE:
+        compare = (protocol.value, open_archive(study_dirs[protocol.value]))
+    with Progress(
+        TextColumn("report"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True
+    ) as progress:
+        task = progress.add_task("report", total=None)
+        files = write_report(
+            archive,
+            out / "report",
+            name="choi2019",
+            seed=seed,
+            compare=compare,
+            advance=lambda step: progress.update(task, advance=1),
+        )
+    console.print(
+        f"done in {time.perf_counter() - started:.0f} s. report: {files.report}", markup=False
+    )

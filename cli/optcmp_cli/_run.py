@@ -1,0 +1,138 @@
+"""`optcmp run`: run (or continue) a tuning study into a study directory.
+
+Dependency rule: typer, rich, optcmp_data; the torch-based `optcmp` package is imported
+only inside the command, so the rest of the CLI works without torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Protocol
+
+import typer
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+
+from optcmp_cli._common import console, err_console, print_json, reports_errors
+from optcmp_data import ConfigError
+
+__all__ = ["run"]
+
+
+class _GroupSummary(Protocol):
+    """What the bar reads from optcmp.runner.GroupSummary (not imported: it needs torch)."""
+
+    @property
+    def trials(self) -> int: ...
+
+    @property
+    def diverged(self) -> int: ...
+
+
+class _Bar:
+    """Adapts a rich progress bar to the runner's progress hooks (drawn on stderr)."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._progress = progress
+        self._task = progress.add_task("trials", total=None, diverged=0)
+        self._diverged = 0
+
+    def start(self, *, total: int, done: int, groups: int) -> None:
+        # ETA counts only this run's trials: `done` ones were stored by an earlier run.
+        self._progress.update(self._task, total=total - done, completed=0)
+        if done:
+            self._progress.console.print(
+                f"resuming: {done} of {total} trials already stored; {groups} groups to run",
+                markup=False,
+            )
+
+    def group_done(self, summary: _GroupSummary) -> None:
+        self._diverged += summary.diverged
+        self._progress.update(self._task, advance=summary.trials, diverged=self._diverged)
+
+
+@reports_errors
+def run(
+    study: Annotated[Path, typer.Argument(help="Study file (TOML); see docs/study-file.md.")],
+    out: Annotated[
+        Path,
+        typer.Option(
+            "--out", help="Study directory for shards; running again into it resumes the study."
+        ),
+    ],
+    workers: Annotated[
+        int | None,
+        typer.Option("--workers", help="Local worker processes, each running groups [default: 1]."),
+    ] = None,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(
+            "--scheduler",
+            help="Address of a Dask distributed scheduler (e.g. tcp://host:8786); its workers "
+            "must see the --out directory.",
+        ),
+    ] = None,
+    group_size: Annotated[
+        int | None,
+        typer.Option(
+            "--group-size",
+            help="Trials trained together as one batched group (K) [default: the study's, or 16].",
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print what the run did as JSON (no progress bar).")
+    ] = False,
+) -> None:
+    """Run a study: every (workload, optimizer) trains its quasi-random trials in batched
+    groups; each finished group is stored as one shard in the --out directory.
+
+    A killed run continues where it stopped when started again with the same study file
+    and --out; a changed study is refused.
+
+    Example: optcmp run study.toml --out runs/digits --workers 2
+    """
+    if workers is not None and scheduler is not None:
+        raise ConfigError("--workers and --scheduler exclude each other: pick one executor")
+    from optcmp.runner import DaskExecutor, Executor, LocalExecutor, run_study
+    from optcmp.study import StudySpec
+
+    spec = StudySpec.from_toml(study)
+    executor: Executor = (
+        DaskExecutor(scheduler) if scheduler is not None else LocalExecutor(workers or 1)
+    )
+    if json_out:
+        result = run_study(spec, out, executor=executor, group_size=group_size, study_file=study)
+        print_json({"run": result.to_json()})
+        return
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("diverged {task.fields[diverged]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err_console, transient=False) as progress:
+        result = run_study(
+            spec,
+            out,
+            executor=executor,
+            group_size=group_size,
+            study_file=study,
+            progress=_Bar(progress),
+        )
+    console.print(
+        f"{result.trials_run} trials run ({result.diverged} diverged) in "
+        f"{result.seconds:.1f} s on {result.executor}, groups of {result.group_size}; "
+        f"{result.stored_before + result.trials_run} of {result.total_trials} trials stored "
+        f"in {result.study_dir}",
+        markup=False,
+    )
+    console.print(f"next: optcmp info {result.study_dir}", markup=False)

@@ -1,0 +1,72 @@
+"""optcmp.runner: run tuning studies as batched groups of trials, resumably, on local
+worker processes or a Dask cluster, and store them as archive shards.
+
+Dependency rule: torch, attrs, optcmp_data and optcmp's optim, workloads and study
+modules (`distributed` only inside `DaskExecutor.run`); never optcmp_analysis or
+optcmp_cli.
+
+    spec = StudySpec.from_toml("study.toml")
+    run = run_study(spec, "runs/demo", executor=LocalExecutor(2), study_file="study.toml")
+    archive = optcmp_data.open_archive("runs/demo")
+
+Reproducibility: per-trial seeds (model initialisation) and the per-workload minibatch
+order derive from the study seed; on the CPU each group trains with one intra-op thread,
+so the same study file and seed give the same archive bit for bit, whichever executor
+and however often the run was interrupted and resumed, except for wall time and two
+provenance attributes: compare `comparable(a).identical(comparable(b))`.
+"""
+
+from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor
+from optcmp.runner._group import (
+    TIME_CAVEAT,
+    GroupSummary,
+    GroupTask,
+    build_shard,
+    data_seed,
+    run_group,
+)
+from optcmp.runner._study import (
+    DEFAULT_GROUP_SIZE,
+    NONDETERMINISTIC_ATTRS,
+    NONDETERMINISTIC_VARS,
+    Progress,
+    StudyRun,
+    comparable,
+    plan_groups,
+    run_study,
+)
+from optcmp.runner._train import (
+    EvalCallback,
+    GroupResult,
+    data_order,
+    deterministic_threads,
+    resolve_device,
+    train_group,
+)
+
+__all__ = [
+    "DEFAULT_GROUP_SIZE",
+    "NONDETERMINISTIC_ATTRS",
+    "NONDETERMINISTIC_VARS",
+    "TIME_CAVEAT",
+    "DaskExecutor",
+    "EvalCallback",
+    "Executor",
+    "GroupResult",
+    "GroupSummary",
+    "GroupTask",
+    "Job",
+    "LocalExecutor",
+    "Progress",
+    "StudyRun",
+    "build_shard",
+    "comparable",
+    "data_order",
+    "data_seed",
+    "deterministic_threads",
+    "plan_groups",
+    "resolve_device",
+    "run_group",
+    "run_study",
+    "train_group",
+]

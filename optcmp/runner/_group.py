@@ -1,0 +1,180 @@
+"""One unit of work: train one group of trials and store it as one atomic shard.
+
+Dependency rule: torch, attrs, optcmp_data and optcmp's study/workloads/optim modules.
+
+`run_group` is what every executor runs, in-process, in a worker process or on a Dask
+worker: it needs only the (picklable) `StudySpec`, the `GroupTask` and the study
+directory, loads the workload's data once per process, trains the group with
+`train_group`, converts the curves to `TrialRecord`s and writes them with
+`optcmp_data.write_shard`. A shard is written only when the whole group has finished, so
+a killed run leaves finished groups complete and unfinished ones absent.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Final
+
+import attrs
+import torch
+
+from optcmp.runner._train import GroupResult, deterministic_threads, resolve_device, train_group
+from optcmp.study import StudySpec, derive_seed
+from optcmp.workloads import Splits, get_workload
+from optcmp_data import (
+    CURVE_VARS,
+    ArchiveBuilder,
+    ArchiveIOError,
+    Curves,
+    Status,
+    TrialRecord,
+    write_shard,
+)
+from optcmp_data._io import SHARD_SUFFIX
+
+__all__ = ["TIME_CAVEAT", "GroupSummary", "GroupTask", "build_shard", "data_seed", "run_group"]
+
+#: Caveat stored in every archive the runner writes.
+TIME_CAVEAT: Final = (
+    "time is the wall-clock seconds the batched group of trials (trained together) spent "
+    "training when each evaluation was taken, evaluation excluded; it is shared by the "
+    "trials of a group and is not reproducible (compare archives without it)"
+)
+
+
+@attrs.frozen
+class GroupTask:
+    """Trials of one (workload, optimizer) that train together as one batched group.
+
+    The study partitions trial indices into fixed slots of K (0..K-1, K..2K-1, ...); a
+    task holds the trials of one slot that are not stored yet. Its shard is named after
+    its first and last trial, which no stored shard can share (those trials would be
+    stored).
+    """
+
+    workload: str
+    optimizer: str
+    trials: tuple[int, ...]
+
+    @property
+    def shard_name(self) -> str:
+        return f"{self.workload}--{self.optimizer}--{self.trials[0]:05d}-{self.trials[-1]:05d}"
+
+
+@attrs.frozen
+class GroupSummary:
+    """What a finished group reports back to the driver (for progress and totals)."""
+
+    task: GroupTask
+    trials: int
+    diverged: int
+    seconds: float
+    shard: str
+
+
+def data_seed(spec: StudySpec, workload: str) -> int:
+    """Seed of the minibatch order of a workload: one order for every group and optimizer,
+    so a group's results do not depend on which trials share it."""
+    return derive_seed(spec.seed, "data", workload)
+
+
+# Loaded splits of this process, so a worker running many groups loads each dataset once.
+_SPLITS: dict[tuple[str, str, str], Splits] = {}
+
+
+def _splits(spec: StudySpec, workload: str, device: torch.device) -> Splits:
+    key = (workload, str(spec.data_dir), str(device))
+    if key not in _SPLITS:
+        _SPLITS[key] = get_workload(workload).load(spec.data_dir, device=device)
+    return _SPLITS[key]
+
+
+def build_shard(
+    spec: StudySpec,
+    task: GroupTask,
+    result: GroupResult,
+    *,
+    command: str,
+    hparams: list[dict[str, float]],
+    seeds: list[int],
+) -> ArchiveBuilder:
+    """The archive records of one finished group (workload facts, space, trials)."""
+    builder = ArchiveBuilder(
+        source="optcmp run",
+        command=command,
+        torch_version=torch.__version__,
+        caveats=(TIME_CAVEAT,),
+    )
+    builder.add_workload(spec.workload_spec(task.workload).info())
+    builder.add_optimizer(task.optimizer, family=spec.space(task.optimizer).family)
+    builder.add_space(task.workload, task.optimizer, spec.space(task.optimizer).to_record())
+    for i, trial in enumerate(task.trials):
+        curves = Curves(
+            step=result.step,
+            time=result.time,
+            **{name: result.curves[name][i] for name in CURVE_VARS},
+        )
+        builder.add_trial(
+            TrialRecord(
+                workload=task.workload,
+                optimizer=task.optimizer,
+                trial=trial,
+                status=result.status[i],
+                hparams=hparams[i],
+                curves=curves,
+                seed=seeds[i],
+            )
+        )
+    return builder
+
+
+def run_group(
+    spec: StudySpec, task: GroupTask, study_dir: str, command: str, git_commit: str | None = None
+) -> GroupSummary:
+    """Train `task`'s trials and write their shard into `study_dir` (see module docstring).
+
+    `command` and `git_commit` are the driver's, so every shard of one run carries the same
+    provenance wherever it ran (`git_commit` None: the commit this process sees).
+    """
+    started = time.perf_counter()
+    device = resolve_device(spec.device)
+    wspec = spec.workload_spec(task.workload)
+    space = spec.space(task.optimizer)
+    lo = min(task.trials)
+    drawn = spec.trial_hparams(
+        task.workload, task.optimizer, start=lo, count=max(task.trials) - lo + 1
+    )
+    hparams = [drawn[t - lo] for t in task.trials]
+    seeds = [spec.trial_seed(task.workload, task.optimizer, t) for t in task.trials]
+    with deterministic_threads(device):
+        splits = _splits(spec, task.workload, device)
+        result = train_group(
+            get_workload(task.workload),
+            splits,
+            optimizer=space.family,
+            schedule=space.schedule,
+            hparams=hparams,
+            seeds=seeds,
+            data_seed=data_seed(spec, task.workload),
+            step_budget=wspec.step_budget,
+            eval_interval=wspec.eval_interval,
+            batch_size=wspec.batch_size,
+            device=device,
+        )
+    builder = build_shard(spec, task, result, command=command, hparams=hparams, seeds=seeds)
+    target = Path(study_dir) / f"{task.shard_name}{SHARD_SUFFIX}"
+    if target.exists():
+        raise ArchiveIOError(f"{target}: shard exists already; refusing to store trials twice")
+    shard = builder.build()
+    if git_commit is not None:
+        shard.attrs["git_commit"] = git_commit
+    path = write_shard(shard, Path(study_dir), task.shard_name)
+    return GroupSummary(
+        task=task,
+        trials=len(task.trials),
+        diverged=sum(s is Status.DIVERGED for s in result.status),
+        seconds=time.perf_counter() - started,
+        shard=os.fspath(path),
+    )

@@ -1,0 +1,270 @@
+"""Running a study into a study directory, resumably.
+
+Dependency rule: the standard library, attrs, optcmp_data and the runner's own modules;
+torch only through them.
+
+A study directory holds the shards (one per finished group), a copy of the study file
+(`study.toml`, when the study came from a file) and `study.json`, the canonical form of
+the spec (`StudySpec.to_json`) with the effective group size. Running again into the
+same directory:
+
+- with the same spec, runs only the trials no shard holds (`optcmp_data.stored_cells`),
+  in the same groups an uninterrupted run would have used, so the archive equals an
+  uninterrupted run's (see `comparable`);
+- with `trials` raised and nothing else changed, extends the study (trial i is always the
+  i-th quasi-random point, so the first trials keep their hyperparameters); if the old
+  count did not fill its last group, the new trials of that group train without the old
+  ones, so they equal an uninterrupted study's only up to floating-point rounding;
+- with anything else changed (its name aside), raises ConfigError naming the first
+  differing key.
+
+A lock file (`.optcmp.lock`, flock-ed, released by the OS when the process dies) keeps two
+drivers out of one directory; stale temp files of a killed run are removed under it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import functools
+import json
+import os
+import shlex
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, Final, Protocol
+
+import attrs
+import xarray as xr
+
+from optcmp.runner._executors import Executor, LocalExecutor
+from optcmp.runner._group import GroupSummary, GroupTask, run_group
+from optcmp.runner._train import resolve_device
+from optcmp.study import StudySpec
+from optcmp_data import ArchiveIOError, ConfigError, stored_cells
+from optcmp_data._provenance import git_commit
+
+__all__ = [
+    "DEFAULT_GROUP_SIZE",
+    "NONDETERMINISTIC_ATTRS",
+    "NONDETERMINISTIC_VARS",
+    "Progress",
+    "StudyRun",
+    "comparable",
+    "plan_groups",
+    "run_study",
+]
+
+#: Group size K when neither the study file nor the caller sets one.
+DEFAULT_GROUP_SIZE: Final = 16
+#: What differs between two runs of one study and seed: wall time, creation time and the
+#: command line (which names the output directory). Everything else is bit-identical on CPU.
+NONDETERMINISTIC_VARS: Final = ("time",)
+NONDETERMINISTIC_ATTRS: Final = ("created", "command")
+
+SPEC_JSON: Final = "study.json"
+SPEC_COPY: Final = "study.toml"
+LOCK_FILE: Final = ".optcmp.lock"
+# Spec keys that label a study without changing a trial (e.g. the name from the file stem).
+_LABELS: Final = frozenset({"name"})
+
+
+class Progress(Protocol):
+    """Receives progress of a run (the CLI draws a bar from it)."""
+
+    def start(self, *, total: int, done: int, groups: int) -> None:
+        """`total` trials in the study, `done` of them stored before this run."""
+
+    def group_done(self, summary: GroupSummary) -> None:
+        """One group finished and its shard is written."""
+
+
+@attrs.frozen
+class StudyRun:
+    """What one `run_study` call did."""
+
+    study_dir: Path
+    total_trials: int
+    stored_before: int
+    trials_run: int
+    diverged: int
+    groups_run: int
+    group_size: int
+    executor: str
+    seconds: float
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "study_dir": str(self.study_dir),
+            "total_trials": self.total_trials,
+            "stored_before": self.stored_before,
+            "trials_run": self.trials_run,
+            "diverged": self.diverged,
+            "groups_run": self.groups_run,
+            "group_size": self.group_size,
+            "executor": self.executor,
+            "seconds": self.seconds,
+        }
+
+
+def comparable(archive: xr.Dataset) -> xr.Dataset:
+    """`archive` without the data that legitimately differs between two runs of one study
+    (`NONDETERMINISTIC_VARS`, `NONDETERMINISTIC_ATTRS`); equal studies give identical
+    results (`xr.Dataset.identical`)."""
+    out = archive.drop_vars([v for v in NONDETERMINISTIC_VARS if v in archive.variables])
+    out.attrs = {k: v for k, v in archive.attrs.items() if k not in NONDETERMINISTIC_ATTRS}
+    return out
+
+
+def plan_groups(
+    spec: StudySpec, group_size: int, stored: set[tuple[Any, ...]] | frozenset[Any] = frozenset()
+) -> list[GroupTask]:
+    """Tasks for every trial not in `stored`: per (workload, optimizer), trial indices are
+    cut into fixed slots of `group_size`, and each slot's missing trials form one task."""
+    if group_size < 1:
+        raise ConfigError(f"group size {group_size} must be >= 1")
+    tasks = []
+    for w in spec.workloads:
+        for o in spec.optimizers:
+            for first in range(0, spec.trials, group_size):
+                slot = range(first, min(first + group_size, spec.trials))
+                todo = tuple(t for t in slot if (w, o, t) not in stored)
+                if todo:
+                    tasks.append(GroupTask(w, o, todo))
+    return tasks
+
+
+def _spec_record(spec: StudySpec, group_size: int) -> dict[str, Any]:
+    record = spec.to_json()
+    record["group_size"] = group_size
+    return record
+
+
+def _check_resume(old: dict[str, Any], new: dict[str, Any], where: Path) -> None:
+    for key in sorted(set(old) | set(new)):
+        if key in _LABELS:
+            continue
+        if key == "trials":
+            if int(new[key]) < int(old[key]):
+                raise ConfigError(
+                    f"{where}: key 'trials': the study directory has {old[key]} trials per "
+                    f"cell; a study cannot shrink (asked for {new[key]})"
+                )
+            continue
+        if old.get(key) != new.get(key):
+            raise ConfigError(
+                f"{where}: key {key!r}: the study directory was started with "
+                f"{json.dumps(old.get(key))}, this study has {json.dumps(new.get(key))}; "
+                "use a new --out directory for a different study"
+            )
+
+
+@contextlib.contextmanager
+def _locked(study_dir: Path) -> Iterator[None]:
+    handle = open(study_dir / LOCK_FILE, "a")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ArchiveIOError(
+                f"{study_dir}: another optcmp run is using this study directory"
+            ) from None
+        yield
+    finally:
+        handle.close()
+
+
+def _prepare(spec: StudySpec, study_dir: Path, group_size: int, study_file: Path | None) -> None:
+    """Create or check the directory's copy of the spec (under the lock)."""
+    record = _spec_record(spec, group_size)
+    json_path = study_dir / SPEC_JSON
+    if json_path.exists():
+        try:
+            old = json.loads(json_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError) as err:
+            raise ArchiveIOError(f"{json_path}: unreadable study record ({err})") from None
+        _check_resume(old, record, json_path)
+        if old == record:
+            return
+    elif any(study_dir.glob("*.nc")):
+        raise ConfigError(
+            f"{study_dir}: holds shards but no {SPEC_JSON}; not a study directory of optcmp run"
+        )
+    _write_atomic(json_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    if study_file is not None:
+        _write_atomic(study_dir / SPEC_COPY, study_file.read_text(encoding="utf-8"))
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def run_study(
+    spec: StudySpec,
+    study_dir: str | os.PathLike[str],
+    *,
+    executor: Executor | None = None,
+    group_size: int | None = None,
+    study_file: str | os.PathLike[str] | None = None,
+    command: str | None = None,
+    progress: Progress | None = None,
+) -> StudyRun:
+    """Run (or continue) `spec` into `study_dir`; see the module docstring.
+
+    `group_size` overrides the study's (default `DEFAULT_GROUP_SIZE`); `study_file` is
+    copied into the directory; `command` is stored as provenance (default: this
+    process's command line).
+    """
+    started = time.perf_counter()
+    resolve_device(spec.device)  # fail before any work if CUDA is asked for but absent
+    k = group_size or spec.group_size or DEFAULT_GROUP_SIZE
+    if k < 1:
+        raise ConfigError(f"--group-size {k}: must be >= 1")
+    executor = executor if executor is not None else LocalExecutor(1)
+    command = command if command is not None else shlex.join(sys.argv)
+    directory = Path(study_dir)
+    if directory.exists() and not directory.is_dir():
+        raise ArchiveIOError(f"{directory}: exists and is not a directory")
+    directory.mkdir(parents=True, exist_ok=True)
+    with _locked(directory):
+        for stale in directory.glob(".*.tmp"):
+            stale.unlink(missing_ok=True)
+        _prepare(spec, directory, k, Path(study_file) if study_file is not None else None)
+        stored = {
+            c[:3]
+            for c in stored_cells(directory)
+            if c[0] in spec.workloads and c[1] in spec.optimizers
+        }
+        total = len(spec.workloads) * len(spec.optimizers) * spec.trials
+        tasks = plan_groups(spec, k, stored)
+        if progress is not None:
+            progress.start(total=total, done=len(stored), groups=len(tasks))
+        job = functools.partial(
+            run_group,
+            spec,
+            study_dir=str(directory),
+            command=command,
+            git_commit=git_commit(),
+        )
+        trials_run = diverged = groups = 0
+        for summary in executor.run(job, tasks):
+            trials_run += summary.trials
+            diverged += summary.diverged
+            groups += 1
+            if progress is not None:
+                progress.group_done(summary)
+    return StudyRun(
+        study_dir=directory,
+        total_trials=total,
+        stored_before=len(stored),
+        trials_run=trials_run,
+        diverged=diverged,
+        groups_run=groups,
+        group_size=k,
+        executor=executor.describe(),
+        seconds=time.perf_counter() - started,
+    )

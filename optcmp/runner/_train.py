@@ -1,0 +1,345 @@
+"""Batched training of one group of K trials of one (workload, optimizer) on one device.
+
+Dependency rule: torch, numpy, attrs, optcmp_data and optcmp's optim/workloads packages.
+
+How a group trains: the K models (each built from its own trial seed) are stacked
+parameter by parameter into contiguous [K, *shape] tensors. The forward pass is
+`torch.func.functional_call` under `torch.func.vmap` over the trial axis (or a plain loop
+over trials for workloads that do not support vmap), all K trials see the same minibatches
+in the same order, and the loss that is differentiated is the sum of the K per-trial
+losses, whose gradient with respect to row k of a stacked parameter is the gradient of
+trial k's own loss. The batched optimizer rule then updates the stacked tensors in place,
+so per-step Python overhead is paid once per group, not once per trial.
+
+Divergence: a trial whose training loss at a step, or whose loss on an evaluation split,
+is NaN or inf is marked diverged. From then on its rows are frozen (its gradient is zeroed
+and its parameters and optimizer state are restored after each step) and every later
+evaluation of it is NaN; the other trials continue unaffected.
+
+Determinism: on the CPU the group runs with one intra-op thread and denormals flushed to
+zero (`deterministic_threads`), so reductions happen in one order whatever the machine;
+with the same seeds, data order and hyperparameters the results are bit-identical. Wall
+time is recorded but is not deterministic (see `optcmp.runner` for how archives are compared).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Final
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import torch
+from torch import Tensor, nn
+from torch.func import functional_call, vmap
+
+from optcmp.optim import Schedule, batch_hparams, get_rule, scheduled_lr, validate_schedule
+from optcmp.workloads import Splits, TensorSplit, Workload
+from optcmp_data import CURVE_VARS, ConfigError, Status, get_schedule
+
+__all__ = [
+    "EvalCallback",
+    "GroupResult",
+    "data_order",
+    "deterministic_threads",
+    "resolve_device",
+    "train_group",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+# Examples x trials evaluated per chunk. Larger chunks of a K-trial group make activations
+# outgrow the CPU caches; on digits_mlp with K = 32, chunks of 256 evaluated twice as fast
+# as chunks of 1024. Chunking changes results only by rounding (means are size-weighted).
+_EVAL_ROWS: Final = 8192
+
+#: Called after every evaluation with (step, number of trials diverged so far).
+EvalCallback = Callable[[int, int], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device for a study's `device` setting; ConfigError if it is unusable."""
+    if name == "cpu":
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} was asked for but CUDA is not available here")
+        return torch.device(name)
+    raise ConfigError(f"device {name!r} is not supported; use 'cpu' or 'cuda'")
+
+
+@contextlib.contextmanager
+def deterministic_threads(device: torch.device) -> Iterator[None]:
+    """CPU settings of a group while the block runs (restored after): one intra-op thread,
+    so every reduction happens in one order on any machine, and denormal floats flushed
+    to zero, which keeps decaying activations and gradients of some trials (below 1e-38)
+    from slowing the whole group down many times over. No effect on other devices."""
+    if device.type != "cpu":
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    flushing = torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+        if flushing:
+            torch.set_flush_denormal(False)
+
+
+def data_order(n_examples: int, batch_size: int, seed: int) -> Iterator[Tensor]:
+    """Minibatch indices forever: a fresh seeded permutation per epoch, last partial batch
+    dropped (the whole permutation when the split is smaller than one batch)."""
+    gen = torch.Generator().manual_seed(seed)
+    size = min(batch_size, n_examples)
+    while True:
+        perm = torch.randperm(n_examples, generator=gen)
+        for start in range(0, n_examples - size + 1, size):
+            yield perm[start : start + size]
+
+
+@attrs.frozen
+class GroupResult:
+    """Curves of the K trials of one group: arrays are [K, n_eval] (step and time [n_eval]).
+
+    `time` is the wall time in seconds the group spent training (evaluation excluded)
+    when each evaluation was taken; the K trials share it because they train together.
+    """
+
+    step: npt.NDArray[np.int64]
+    time: FloatArray
+    curves: Mapping[str, FloatArray]
+    status: tuple[Status, ...]
+
+
+def _stack_params(
+    models: Sequence[nn.Module], device: torch.device
+) -> tuple[list[str], list[Tensor]]:
+    """Parameter names and one contiguous [K, *shape] tensor per parameter."""
+    names = [n for n, _ in models[0].named_parameters()]
+    per_model = [dict(m.named_parameters()) for m in models]
+    return names, [
+        torch.stack([p[n].detach() for p in per_model]).to(device).contiguous() for n in names
+    ]
+
+
+def _stack_buffers(models: Sequence[nn.Module], device: torch.device) -> dict[str, Tensor]:
+    names = [n for n, _ in models[0].named_buffers()]
+    return {n: torch.stack([dict(m.named_buffers())[n] for m in models]).to(device) for n in names}
+
+
+class _Batched:
+    """Per-trial loss/metric of K stacked models on one batch, by vmap or by a loop."""
+
+    def __init__(self, workload: Workload, base: nn.Module, names: list[str]) -> None:
+        self._workload = workload
+        self._base = base
+        self._names = names
+        self._vmap = workload.spec.supports_vmap
+
+        def loss_one(
+            params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
+        ) -> Tensor:
+            out = functional_call(base, (params, buffers), (x,))
+            return workload.loss(out, y)
+
+        def both_one(
+            params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
+        ) -> tuple[Tensor, Tensor]:
+            out = functional_call(base, (params, buffers), (x,))
+            return workload.loss(out, y), workload.metric(out, y)
+
+        self._loss_one = loss_one
+        self._both_one = both_one
+        self._loss_v = vmap(loss_one, in_dims=(0, 0, None, None))
+        self._both_v = vmap(both_one, in_dims=(0, 0, None, None))
+
+    def _rows(self, tree: dict[str, Tensor], k: int) -> dict[str, Tensor]:
+        return {n: t[k] for n, t in tree.items()}
+
+    def losses(
+        self, stacked: list[Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
+    ) -> Tensor:
+        params = dict(zip(self._names, stacked, strict=True))
+        if self._vmap:
+            out: Tensor = self._loss_v(params, buffers, x, y)
+            return out
+        k = stacked[0].shape[0]
+        return torch.stack(
+            [self._loss_one(self._rows(params, i), self._rows(buffers, i), x, y) for i in range(k)]
+        )
+
+    def evaluate(
+        self, stacked: list[Tensor], buffers: dict[str, Tensor], split: TensorSplit, chunk: int
+    ) -> tuple[Tensor, Tensor]:
+        """Size-weighted means of loss and metric over `split`, per trial ([K] each)."""
+        params = dict(zip(self._names, stacked, strict=True))
+        k = stacked[0].shape[0]
+        loss_sum = torch.zeros(k, dtype=torch.float64, device=stacked[0].device)
+        metric_sum = torch.zeros(k, dtype=torch.float64, device=stacked[0].device)
+        n = len(split)
+        for start in range(0, n, chunk):
+            part = split.take(slice(start, start + chunk))
+            if self._vmap:
+                loss, metric = self._both_v(params, buffers, part.inputs, part.targets)
+            else:
+                pairs = [
+                    self._both_one(
+                        self._rows(params, i), self._rows(buffers, i), part.inputs, part.targets
+                    )
+                    for i in range(k)
+                ]
+                loss = torch.stack([p[0] for p in pairs])
+                metric = torch.stack([p[1] for p in pairs])
+            loss_sum += loss.double() * len(part)
+            metric_sum += metric.double() * len(part)
+        return loss_sum / n, metric_sum / n
+
+
+def _eval_steps(step_budget: int, eval_interval: int) -> list[int]:
+    steps = list(range(0, step_budget + 1, eval_interval))
+    if steps[-1] != step_budget:
+        steps.append(step_budget)
+    return steps
+
+
+def train_group(
+    workload: Workload,
+    splits: Splits,
+    *,
+    optimizer: str,
+    schedule: Schedule | str,
+    hparams: Sequence[Mapping[str, float]],
+    seeds: Sequence[int],
+    data_seed: int,
+    step_budget: int,
+    eval_interval: int,
+    batch_size: int,
+    device: torch.device,
+    on_eval: EvalCallback | None = None,
+) -> GroupResult:
+    """Train K = len(seeds) trials of `optimizer` on `workload` as one batched group.
+
+    `hparams[k]` holds trial k's optimizer and schedule hyperparameters (learning_rate
+    and, for the schedule, e.g. decay_factor / decay_steps_fraction); optimizer values it
+    omits take the family defaults. `splits` must already be on `device`. Evaluations are
+    taken at steps 0, eval_interval, 2 eval_interval, ... and at step_budget.
+    """
+    k = len(seeds)
+    if k < 1 or len(hparams) != k:
+        raise ConfigError(
+            f"train_group: {k} seeds and {len(hparams)} hyperparameter sets; need K >= 1 of each"
+        )
+    if step_budget < 1 or eval_interval < 1 or batch_size < 1:
+        raise ConfigError(
+            f"train_group: step_budget={step_budget}, eval_interval={eval_interval}, "
+            f"batch_size={batch_size} must all be >= 1"
+        )
+    rule = get_rule(optimizer)
+    sched_spec = get_schedule(schedule)
+    sched = sched_spec.kind
+    sched_names = sched_spec.hparam_names
+    opt_hp = batch_hparams(
+        optimizer,
+        [{n: v for n, v in h.items() if n not in sched_names} for h in hparams],
+        device=device,
+    )
+    sched_rows = [sched_spec.complete({n: h[n] for n in sched_names if n in h}) for h in hparams]
+    sched_hp = {
+        n: torch.tensor([row[n] for row in sched_rows], dtype=torch.float32, device=device)
+        for n in sched_names
+    }
+    validate_schedule(sched, sched_hp)
+
+    models = [workload.build_model(int(s)) for s in seeds]
+    names, params = _stack_params(models, device)
+    buffers = _stack_buffers(models, device)
+    base = copy.deepcopy(models[0]).to("meta")
+    batched = _Batched(workload, base, names)
+    state = rule.init(params)
+    base_lr = opt_hp["learning_rate"]
+
+    eval_steps = _eval_steps(step_budget, eval_interval)
+    n_eval = len(eval_steps)
+    curves = {name: np.full((k, n_eval), np.nan) for name in CURVE_VARS}
+    times = np.zeros(n_eval)
+    active = torch.ones(k, dtype=torch.bool, device=device)
+    diverged = np.zeros(k, dtype=bool)
+    order = data_order(len(splits.train), batch_size, data_seed)
+    chunk = max(1, min(workload.spec.eval_batch_size, _EVAL_ROWS // k))
+    eval_splits = (("train", splits.train_eval), ("valid", splits.valid), ("test", splits.test))
+    trained = 0.0
+
+    def evaluate(index: int) -> None:
+        with torch.no_grad():
+            values: dict[str, Any] = {}
+            for prefix, split in eval_splits:
+                loss, metric = batched.evaluate(params, buffers, split, chunk)
+                values[f"{prefix}_loss"] = loss.cpu().numpy()
+                values[f"{prefix}_metric"] = metric.cpu().numpy()
+        bad = ~np.isfinite(np.stack([values[f"{p}_loss"] for p, _ in eval_splits])).all(axis=0)
+        newly = bad & ~diverged
+        if newly.any():
+            diverged[newly] = True
+            active[torch.as_tensor(newly, device=device)] = False
+        for name in CURVE_VARS:
+            row = np.where(diverged, np.nan, values[name])
+            curves[name][:, index] = row
+        times[index] = trained
+        if on_eval is not None:
+            on_eval(eval_steps[index], int(diverged.sum()))
+
+    evaluate(0)
+    next_eval = 1
+    for step in range(step_budget):
+        if not bool(active.any()):
+            break
+        started = time.perf_counter()
+        idx = next(order).to(device)
+        x, y = splits.train.inputs[idx], splits.train.targets[idx]
+        for p in params:
+            p.requires_grad_(True)
+        losses = batched.losses(params, buffers, x, y)
+        finite = torch.isfinite(losses.detach())
+        newly = active & ~finite
+        if bool(newly.any()):
+            active &= finite
+            diverged[newly.cpu().numpy()] = True
+        grads = list(torch.autograd.grad(torch.where(active, losses, 0.0).sum(), params))
+        for p in params:
+            p.requires_grad_(False)
+        frozen = None if bool(active.all()) else ~active
+        if frozen is not None:
+            for g in grads:
+                g[frozen] = 0.0
+            kept = [p[frozen].clone() for p in params]
+            kept_state = {n: [b[frozen].clone() for b in bs] for n, bs in state.items()}
+        lr = scheduled_lr(sched, base_lr, step, step_budget, sched_hp)
+        rule.apply_(params, grads, state, opt_hp, lr, step)
+        if frozen is not None:
+            for p, saved in zip(params, kept, strict=True):
+                p[frozen] = saved
+            for n, bs in state.items():
+                for b, saved in zip(bs, kept_state[n], strict=True):
+                    b[frozen] = saved
+        trained += time.perf_counter() - started
+        if next_eval < n_eval and step + 1 == eval_steps[next_eval]:
+            evaluate(next_eval)
+            next_eval += 1
+    while next_eval < n_eval:  # every trial diverged early: later evaluations stay NaN
+        times[next_eval] = trained
+        next_eval += 1
+        if on_eval is not None:
+            on_eval(eval_steps[next_eval - 1], int(diverged.sum()))
+    status = tuple(Status.DIVERGED if d else Status.COMPLETED for d in diverged)
+    return GroupResult(
+        step=np.asarray(eval_steps, dtype=np.int64),
+        time=times,
+        curves=curves,
+        status=status,
+    )
