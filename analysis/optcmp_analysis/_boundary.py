@@ -96,10 +96,14 @@ class BoundaryCheck:
         """One plain-words sentence per (workload, optimizer, hparam) with a top trial at an
         edge."""
         d = self.data
+        # Label lookups per cell cost ~0.3 ms each; visit only the cells with an edge.
+        edge = d["edge"].transpose("workload", "optimizer", "hparam").values.astype(str)
         out: list[str] = []
-        for w in d["workload"].values:
-            for o in d["optimizer"].values:
-                for h in d["hparam"].values:
+        for wi, w in enumerate(d["workload"].values):
+            for oi, o in enumerate(d["optimizer"].values):
+                for hi, h in enumerate(d["hparam"].values):
+                    if edge[wi, oi, hi] == Edge.NONE:
+                        continue
                     cell = d.sel(workload=w, optimizer=o, hparam=h)
                     text = _warning(
                         str(w), str(o), str(h), cell, top=self.top, fraction=self.fraction
@@ -114,16 +118,24 @@ class BoundaryCheck:
         (0 = low edge, 1 = high edge), top_rank (1 = best; 0 = not usable), metric, split,
         value (the selection value), test_value."""
         d = self.data
+        # Plain arrays: label lookups per point cost seconds on a paper-sized archive.
+        wot, woh = ("workload", "optimizer", "trial"), ("workload", "optimizer", "hparam")
+        present = d["present"].transpose(*wot).values
+        searched = d["searched"].transpose(*woh).values
+        value = d["value"].transpose(*wot, "hparam").values
+        position = d["position"].transpose(*wot, "hparam").values
+        top_rank = d["top_rank"].transpose(*wot).values
+        selection = d["selection_value"].transpose(*wot).values
+        test = d["test_value"].transpose(*wot).values
         out: list[dict[str, Any]] = []
-        for w in d["workload"].values:
+        for wi, w in enumerate(d["workload"].values):
             metric, split = self._metric(str(w))
-            for o in d["optimizer"].values:
-                cell = d.sel(workload=w, optimizer=o)
+            for oi, o in enumerate(d["optimizer"].values):
                 for ti, t in enumerate(d["trial"].values):
-                    if not bool(cell["present"].values[ti]):
+                    if not bool(present[wi, oi, ti]):
                         continue
-                    for h in d["hparam"].values:
-                        if not bool(cell["searched"].sel(hparam=h)):
+                    for hi, h in enumerate(d["hparam"].values):
+                        if not bool(searched[wi, oi, hi]):
                             continue
                         out.append(
                             {
@@ -132,13 +144,13 @@ class BoundaryCheck:
                                 "optimizer": str(o),
                                 "trial": int(t),
                                 "hparam": str(h),
-                                "hparam_value": float(cell["value"].sel(hparam=h).values[ti]),
-                                "position": float(cell["position"].sel(hparam=h).values[ti]),
-                                "top_rank": int(cell["top_rank"].values[ti]),
+                                "hparam_value": float(value[wi, oi, ti, hi]),
+                                "position": float(position[wi, oi, ti, hi]),
+                                "top_rank": int(top_rank[wi, oi, ti]),
                                 "metric": metric,
                                 "split": split,
-                                "value": float(cell["selection_value"].values[ti]),
-                                "test_value": float(cell["test_value"].values[ti]),
+                                "value": float(selection[wi, oi, ti]),
+                                "test_value": float(test[wi, oi, ti]),
                             }
                         )
         return [json_value(r) for r in out]
@@ -164,10 +176,11 @@ class BoundaryCheck:
         (0 = low edge, 1 = high edge, in the search scale), metric, split, value (its
         selection value), warning."""
         d = self.data
+        searched = d["searched"].transpose("workload", "optimizer", "hparam").values
         out: list[dict[str, Any]] = []
-        for w in d["workload"].values:
+        for wi, w in enumerate(d["workload"].values):
             metric, split = self._metric(str(w))
-            for o in d["optimizer"].values:
+            for oi, o in enumerate(d["optimizer"].values):
                 ranks = d["top_rank"].sel(workload=w, optimizer=o).values
                 best = np.flatnonzero(ranks == 1)
                 best_trial = int(d["trial"].values[best[0]]) if best.size else None
@@ -176,10 +189,10 @@ class BoundaryCheck:
                     if best.size
                     else None
                 )
-                for h in d["hparam"].values:
-                    cell = d.sel(workload=w, optimizer=o, hparam=h)
-                    if not bool(cell["searched"]):
+                for hi, h in enumerate(d["hparam"].values):
+                    if not bool(searched[wi, oi, hi]):
                         continue
+                    cell = d.sel(workload=w, optimizer=o, hparam=h)
                     out.append(
                         {
                             "record": "edge",

@@ -27,7 +27,7 @@ import scipy.stats
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._inclusion import Verdict
+from optcmp_analysis._inclusion import Verdict, default_inclusion_budget
 from optcmp_analysis._kernels import competition_ranks
 from optcmp_analysis._records import cell_keys, json_value, restrict, stream
 from optcmp_data import (
@@ -405,14 +405,16 @@ def target_study(
     workload name; default `n_targets` values evenly spaced from the median to the best
     final validation value of the workload's usable trials (all optimizers pooled,
     direction-aware), easiest first. `fractions`: truncated step budgets as fractions of
-    each workload's step budget (of its largest evaluated step when the archive has none).
+    each workload's step budget (of its largest evaluated step when the archive has none or
+    its runs evaluate beyond it).
     Only usable trials (completed, with a final selection value) count; with repeat axes a
     trial's steps (and final values) are the mean over its repeats (DeepOBS "speed"), and
     only the repeats named by the archive's `selection_repeats` attribute are used for
     selection and steps. Inclusion verdicts (relations from `taxonomy`, default the
-    archive's own) use a paired bootstrap over present trials (`n_boot` draws, the same
-    trial positions for every optimizer of a workload; diverged trials count towards the
-    budget and are never selected) and Holm's correction over workloads and relations
+    archive's own) use a paired bootstrap over present trials (`n_boot` draws of half an
+    optimizer's present trials, as `inclusion_consistency`; the same trial positions for
+    every optimizer of a workload; diverged trials count towards the budget and are never
+    selected) and Holm's correction over workloads and relations
     within each condition: "violated" when the adjusted p-value for "general is worse" is
     below `alpha`, "consistent" when the tuned general is not worse, else "inconclusive".
     """
@@ -471,9 +473,10 @@ def target_study(
         sel_vals = sign * _flat_runs(cell[f"{split}_metric"], rep, ("eval",))
         test_vals = _flat_runs(cell["test_metric"], rep, ("eval",))
 
-        budget = int(cell["step_budget"].item())
-        if budget < 0:
-            budget = int(steps.max()) if steps.size else 0
+        # A recorded budget may be a hint that runs go past (AlgoPerf's step_hint: its runs
+        # stop on time); fraction 1 must keep every evaluation, as selection does.
+        largest = int(steps.max()) if steps.size else 0
+        budget = max(int(cell["step_budget"].item()), largest)
         limits = np.array(fracs) * budget
         step_limit[wi] = limits
         # Truncated finals, (o, trial, run, fraction); the last fraction may not be 1.
@@ -701,7 +704,10 @@ def _inclusion(
             n = len(idx_p)
             if n == 0 or not usable[wi, o].any():
                 continue
-            draw = idx_p[np.minimum((u[:, :n] * n).astype(np.int64), n - 1)]  # (B, n)
+            # Budget n // 2, as inclusion_consistency: at k = n the best trial and its test
+            # noise recur in most draws and about 7% of null cases came out "violated".
+            k = default_inclusion_budget(n)
+            draw = idx_p[np.minimum((u[:, :k] * n).astype(np.int64), n - 1)]  # (B, k)
             steps_all = trial_steps[wi, o][draw]  # (B, n, target, fraction)
             any_usable = usable[wi, o][draw].any(axis=1)  # (B,)
             steps_d = np.where(np.isnan(steps_all), np.inf, steps_all).min(axis=1)

@@ -107,6 +107,29 @@ def test_interior_best_is_clean_and_points_carry_the_projection() -> None:
     assert points[0]["top_rank"] == 1
 
 
+def test_points_match_label_lookups_on_every_cell() -> None:
+    # points() reads plain arrays by position (label lookups per point were seconds on a
+    # paper-sized archive); every point must still be the value at its labels.
+    ds = synthetic_archive(workloads=2, n_trials=5, diverged_fraction=0.3, ragged=True, seed=2)
+    r = boundary_check(ds.transpose(*reversed(list(ds.dims))), top=2)
+    d = r.data
+    points = r.points()
+    assert len(points) == int((d["present"] * d["searched"]).sum())
+    for p in points:
+        at = d.sel(workload=p["workload"], optimizer=p["optimizer"], trial=p["trial"])
+        cell = at.sel(hparam=p["hparam"])
+        assert bool(at["present"])
+        assert bool(cell["searched"])
+        assert p["hparam_value"] == float(cell["value"])
+        assert p["position"] == pytest.approx(float(cell["position"]))
+        assert p["top_rank"] == int(at["top_rank"])
+        for key, var in (("value", "selection_value"), ("test_value", "test_value")):
+            expected = float(at[var])
+            assert p[key] == (None if not np.isfinite(expected) else expected)
+    edges = int((d["edge"] != "none").sum())
+    assert len(r.warnings()) == edges
+
+
 @given(st.permutations(range(12)), st.integers(1, 5))
 def test_counts_do_not_depend_on_trial_order(perm: list[int], top: int) -> None:
     ds = synthetic_archive(workloads=1, n_trials=12, diverged_fraction=0.2, seed=4)
