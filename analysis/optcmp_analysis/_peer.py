@@ -202,7 +202,19 @@ def deepobs_report(
     def pick(values: FloatArray) -> FloatArray:
         return np.where(has, np.take_along_axis(values, safe[..., None], axis=2)[..., 0], np.nan)
 
-    perf = _mean_where(final(test), present & (n_evals > 0), axis=-1)
+    run_ok = present & (n_evals > 0)
+    if mode is DeepobsMode.FINAL:
+        perf = _mean_where(final(test), run_ok, axis=-1)
+    else:
+        # As the DeepOBS analyser in mode "best": the best value of the seed-mean test curve.
+        test_curve = _mean_where(np.moveaxis(test, -1, -2), run_ok[..., None, :], axis=-1)
+        oriented_test_curve = s4 * test_curve
+        finite_test = np.isfinite(oriented_test_curve)
+        perf = s4[..., 0] * np.where(
+            finite_test.any(axis=-1),
+            np.where(finite_test, oriented_test_curve, np.inf).min(axis=-1),
+            np.nan,
+        )
     target = archive["test_target"].values.astype(np.float64)
     oriented_test = s4[..., None] * test
     reached = oriented_test <= (np.where(maximise, -1.0, 1.0) * target)[:, None, None, None, None]

@@ -21,7 +21,10 @@ __all__ = ["import_app"]
 
 import_app = typer.Typer(
     name="import",
-    help="Import published trial archives (DeepOBS, AlgoPerf) as optcmp archives.",
+    help=(
+        "Import published trial archives (DeepOBS, AlgoPerf) as optcmp archives.\n\n"
+        "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
+    ),
     no_args_is_help=True,
 )
 

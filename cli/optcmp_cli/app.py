@@ -30,7 +30,8 @@ app = typer.Typer(
     help=(
         "Compare training optimizers honestly: tune each on its own search space with "
         "quasi-random search, store every trial, and draw conclusions from the stored "
-        "archives with proper statistics (Choi et al. 2019)."
+        "archives with proper statistics (Choi et al. 2019).\n\n"
+        "Example: optcmp demo --out optcmp-demo  (a real study and its report)"
     ),
     no_args_is_help=True,
     add_completion=False,
@@ -72,7 +73,10 @@ app.add_typer(import_app, name="import")
 app.add_typer(
     analyze_app,
     name="analyze",
-    help="Statistics of a stored archive (best, budget, rank, inclusion, ...); no torch needed.",
+    help=(
+        "Statistics of a stored archive (best, budget, rank, inclusion, targets, boundary, "
+        "protocol); no torch needed.\n\nExample: optcmp analyze budget runs/study --json"
+    ),
 )
 
 

@@ -121,6 +121,19 @@ def test_deepobs_mean_over_seeds_and_nan_propagates() -> None:
     assert float(cell["speed"]) == pytest.approx(1.5)
 
 
+def test_deepobs_best_mode_reports_the_best_of_the_seed_mean_curve() -> None:
+    # Curves are [0.0, v] per seed: for a minimised metric the seed-mean curve is best at
+    # epoch 0 (0.0), while its final value is the mean of v.
+    ds = _deepobs_archive({0: [0.3, 0.5]}, direction="min")
+    final = deepobs_report(ds, mode="final").data.sel(workload="w", optimizer="o")
+    best = deepobs_report(ds, mode="best").data.sel(workload="w", optimizer="o")
+    assert float(final["performance"]) == pytest.approx(0.4)
+    assert float(best["performance"]) == pytest.approx(0.0)
+    ds = _deepobs_archive({0: [0.3, 0.5]})  # maximised: the best is the final mean
+    best = deepobs_report(ds, mode="best").data.sel(workload="w", optimizer="o")
+    assert float(best["performance"]) == pytest.approx(0.4)
+
+
 # --- AlgoPerf ----------------------------------------------------------------------------
 
 
