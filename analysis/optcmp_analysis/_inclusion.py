@@ -32,7 +32,7 @@ from optcmp_analysis._selection import (
     select_best,
     trial_scores,
 )
-from optcmp_data import Direction, Taxonomy
+from optcmp_data import Direction, Taxonomy, taxonomy_labels
 
 __all__ = [
     "InclusionResult",
@@ -143,18 +143,9 @@ def default_inclusion_budget(n: int) -> int:
 
 def _pairs(archive: xr.Dataset, taxonomy: Taxonomy) -> list[tuple[str, str, str, str]]:
     """(special optimizer, general optimizer, special family, general family) for every
-    inclusion pair of the taxonomy's closure, mapped through `optimizer_family`."""
-    names = [str(o) for o in archive["optimizer"].values]
-    families = [str(f) for f in archive["optimizer_family"].values]
-    out = []
-    for special_f, general_f in taxonomy.pairs(transitive=True):
-        for s, fs in zip(names, families, strict=True):
-            if fs != special_f:
-                continue
-            for g, fg in zip(names, families, strict=True):
-                if fg == general_f:
-                    out.append((s, g, fs, fg))
-    return out
+    inclusion pair of the taxonomy's closure (an optimizer without a family takes part
+    under its own name)."""
+    return list(taxonomy.optimizer_pairs(archive))
 
 
 def _combine(verdicts: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
@@ -204,8 +195,8 @@ def inclusion_consistency(
     if not pairs:
         raise AnalysisError(
             "no inclusion pair of the taxonomy matches two optimizers of the archive "
-            f"(families {sorted({str(f) for f in archive['optimizer_family'].values})}, "
-            f"taxonomy families {list(taxonomy.families)})"
+            f"(their families, or names where they have none: {sorted(taxonomy_labels(archive))}; "
+            f"taxonomy: {list(taxonomy.families)}); declare relations with --taxonomy FILE"
         )
     root = root_seed(rng)
     rule_list = [SelectionRule(r) for r in dict.fromkeys(rules)]

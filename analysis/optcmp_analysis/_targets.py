@@ -649,17 +649,13 @@ def _relations(
     ds: xr.Dataset, o_names: tuple[str, ...], taxonomy: Taxonomy
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
     """Optimizer pairs (special, general) whose families are an inclusion pair."""
-    families = dict(zip(o_names, ds["optimizer_family"].values.astype(str), strict=True))
-    pairs = taxonomy.pairs(transitive=True)
-    specials: list[str] = []
-    generals: list[str] = []
-    for fs, fg in pairs:
-        for s in o_names:
-            for g in o_names:
-                if families[s] == fs and families[g] == fg:
-                    specials.append(s)
-                    generals.append(g)
-    return tuple(specials), tuple(generals)
+    order = {name: i for i, name in enumerate(o_names)}
+    relation = {pair: i for i, pair in enumerate(taxonomy.pairs(transitive=True))}
+    pairs = sorted(
+        (p for p in taxonomy.optimizer_pairs(ds) if p[0] in order and p[1] in order),
+        key=lambda p: (relation[(p[2], p[3])], order[p[0]], order[p[1]]),
+    )
+    return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
 
 
 def _inclusion(

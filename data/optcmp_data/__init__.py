@@ -61,6 +61,7 @@ from optcmp_data._taxonomy import (
     LrScaling,
     Taxonomy,
     default_taxonomy,
+    taxonomy_labels,
 )
 
 __all__ = [
@@ -106,6 +107,7 @@ __all__ = [
     "repeat_dims",
     "stored_cells",
     "summarize",
+    "taxonomy_labels",
     "validate",
     "write_archive",
     "write_shard",

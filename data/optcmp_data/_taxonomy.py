@@ -20,7 +20,15 @@ import xarray as xr
 
 from optcmp_data._errors import ConfigError
 
-__all__ = ["FAMILIES", "HparamMap", "Inclusion", "LrScaling", "Taxonomy", "default_taxonomy"]
+__all__ = [
+    "FAMILIES",
+    "HparamMap",
+    "Inclusion",
+    "LrScaling",
+    "Taxonomy",
+    "default_taxonomy",
+    "taxonomy_labels",
+]
 
 # The paper's six update rules (method.md, Table 1), by family name.
 FAMILIES = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam")
@@ -233,6 +241,21 @@ class Taxonomy:
             return tuple(sorted(self._closure_pairs()))
         return tuple(sorted((r.special, r.general) for r in self.relations))
 
+    def optimizer_pairs(self, archive: xr.Dataset) -> tuple[tuple[str, str, str, str], ...]:
+        """(special optimizer, general optimizer, special label, general label) for every
+        pair of an archive's optimizers whose taxonomy labels (`taxonomy_labels`) form an
+        inclusion of the closure; in the taxonomy's order, then the archive's."""
+        names = [str(o) for o in archive["optimizer"].values]
+        labels = taxonomy_labels(archive)
+        return tuple(
+            (s, g, ls, lg)
+            for special, general in self.pairs(transitive=True)
+            for s, ls in zip(names, labels, strict=True)
+            if ls == special
+            for g, lg in zip(names, labels, strict=True)
+            if lg == general
+        )
+
     def includes(self, general: str, special: str) -> bool:
         """Whether `special` ⊆ `general`, directly or through a chain."""
         return (special, general) in self._closure_pairs()
@@ -347,6 +370,18 @@ class Taxonomy:
 # The large epsilon used when checking the Adam/NAdam limits numerically: the relative
 # difference from Momentum/Nesterov is about sqrt(v) / eps, far below 1e-4 for usual gradients.
 _LARGE_EPS = 1e8
+
+
+def taxonomy_labels(archive: xr.Dataset) -> tuple[str, ...]:
+    """The label under which each optimizer of an archive takes part in a taxonomy: its
+    `optimizer_family`, or its own name where the family is empty (e.g. imported AlgoPerf
+    submissions), so a user's taxonomy file can relate such optimizers by name."""
+    return tuple(
+        str(family) or str(name)
+        for name, family in zip(
+            archive["optimizer"].values, archive["optimizer_family"].values, strict=True
+        )
+    )
 
 
 def default_taxonomy() -> Taxonomy:

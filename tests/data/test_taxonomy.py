@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from optcmp_data import ConfigError, Inclusion, Taxonomy, default_taxonomy
+from optcmp_data import ConfigError, Inclusion, Taxonomy, default_taxonomy, taxonomy_labels
 from optcmp_data.testing import synthetic_archive
 
 
@@ -84,3 +84,19 @@ def test_archive_round_trip() -> None:
     ds = synthetic_archive(taxonomy=custom)
     assert Taxonomy.from_archive(ds).pairs() == (("sgd", "adam"),)
     assert Taxonomy.from_archive(synthetic_archive()).pairs() == default_taxonomy().pairs()
+
+
+def test_optimizers_without_family_match_by_name() -> None:
+    ds = synthetic_archive(optimizers=["sgd", "subm_a", "subm_b"], n_trials=2)
+    assert taxonomy_labels(ds) == ("sgd", "subm_a", "subm_b")
+    custom = Taxonomy((Inclusion("subm_a", "subm_b"), Inclusion("sgd", "subm_a")))
+    assert custom.optimizer_pairs(ds) == (
+        ("sgd", "subm_a", "sgd", "subm_a"),
+        ("sgd", "subm_b", "sgd", "subm_b"),
+        ("subm_a", "subm_b", "subm_a", "subm_b"),
+    )
+    # A family, where there is one, wins over the name.
+    renamed = synthetic_archive(
+        optimizers=["my_sgd", "adam"], families={"my_sgd": "sgd", "adam": "adam"}
+    )
+    assert default_taxonomy().optimizer_pairs(renamed) == (("my_sgd", "adam", "sgd", "adam"),)
