@@ -19,6 +19,9 @@ import xarray as xr
 from optcmp_data._errors import ArchiveIOError, MergeError
 from optcmp_data._schema import (
     CURVE_VARS,
+    OPTIMIZER_VARS,
+    STRING_VARS,
+    WORKLOAD_VARS,
     Scale,
     Status,
     canonical_order,
@@ -37,20 +40,6 @@ __all__ = [
 ]
 
 SHARD_SUFFIX = ".nc"
-_STRING_VARS = (
-    "workload",
-    "optimizer",
-    "hparam",
-    "optimizer_family",
-    "status",
-    "metric_name",
-    "metric_direction",
-    "selection_split",
-    "space_name",
-    "space_scale",
-    "inclusion_special",
-    "inclusion_general",
-)
 
 
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
@@ -125,7 +114,7 @@ def _read_file(path: Path) -> xr.Dataset:
 
 def _canonical_strings(ds: xr.Dataset) -> xr.Dataset:
     updates: dict[str, Any] = {}
-    for name in _STRING_VARS:
+    for name in STRING_VARS:
         if name in ds.variables and ds[name].dtype.kind == "O":
             values = ds[name].values
             if all(isinstance(v, str) for v in values.ravel()):
@@ -243,20 +232,8 @@ def merge_archives(
         }
         if tax != tax0:
             raise MergeError(f"{src}: its inclusion taxonomy differs from {sources[0]}'s")
-    _check_agree(
-        datasets,
-        sources,
-        "workload",
-        (
-            "metric_name",
-            "metric_direction",
-            "valid_target",
-            "test_target",
-            "step_budget",
-            "selection_split",
-        ),
-    )
-    _check_agree(datasets, sources, "optimizer", ("optimizer_family",))
+    _check_agree(datasets, sources, "workload", WORKLOAD_VARS)
+    _check_agree(datasets, sources, "optimizer", OPTIMIZER_VARS)
 
     workloads = _union(datasets, "workload")
     optimizers = _union(datasets, "optimizer")
@@ -354,18 +331,8 @@ def merge_archives(
         merged[name] = (first[name].dims, arr)
     # Per-workload / per-optimizer facts from whichever shard holds each label.
     for dim, names in (
-        (
-            "workload",
-            (
-                "metric_name",
-                "metric_direction",
-                "valid_target",
-                "test_target",
-                "step_budget",
-                "selection_split",
-            ),
-        ),
-        ("optimizer", ("optimizer_family",)),
+        ("workload", WORKLOAD_VARS),
+        ("optimizer", OPTIMIZER_VARS),
     ):
         for name in names:
             values = []
@@ -382,7 +349,7 @@ def merge_archives(
                 merged[name] = (dim, arr)
     merged.attrs = _merge_attrs([ds.attrs for ds in datasets])
     merged = _canonical_strings(merged)
-    for name in _STRING_VARS:
+    for name in STRING_VARS:
         if name in merged.variables and merged[name].dtype.kind == "O":
             merged[name] = merged[name].astype(str)
     return canonical_order(merged)

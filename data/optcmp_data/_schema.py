@@ -17,8 +17,11 @@ from optcmp_data._errors import SchemaError
 
 __all__ = [
     "CURVE_VARS",
+    "OPTIMIZER_VARS",
     "REPEAT_DIMS",
     "SCHEMA_VERSION",
+    "STRING_VARS",
+    "WORKLOAD_VARS",
     "Direction",
     "Scale",
     "Split",
@@ -43,6 +46,17 @@ CURVE_VARS: Final = (
     "test_loss",
     "test_metric",
 )
+
+# Facts stored per workload, and per optimizer; shards holding the same label must agree.
+WORKLOAD_VARS: Final = (
+    "metric_name",
+    "metric_direction",
+    "valid_target",
+    "test_target",
+    "step_budget",
+    "selection_split",
+)
+OPTIMIZER_VARS: Final = ("optimizer_family",)
 
 
 class Status(enum.StrEnum):
@@ -100,12 +114,7 @@ def _expected_dims(ds: xr.Dataset) -> dict[str, tuple[str, ...]]:
         trial_seed=cell,
         hparams=(*_CORE, "hparam"),
         optimizer_family=("optimizer",),
-        metric_name=("workload",),
-        metric_direction=("workload",),
-        valid_target=("workload",),
-        test_target=("workload",),
-        step_budget=("workload",),
-        selection_split=("workload",),
+        **{name: ("workload",) for name in WORKLOAD_VARS},
         space_name=("workload", "optimizer"),
         space_low=("workload", "optimizer", "hparam"),
         space_high=("workload", "optimizer", "hparam"),
@@ -120,21 +129,23 @@ _FLOAT_VARS: Final = frozenset(
     {*CURVE_VARS, "time", "hparams", "valid_target", "test_target", "space_low", "space_high"}
 )
 _INT_VARS: Final = frozenset({"step", "trial_seed", "step_budget", "trial", "eval", *REPEAT_DIMS})
-_STR_VARS: Final = frozenset(
-    {
-        "status",
-        "optimizer_family",
-        "metric_name",
-        "metric_direction",
-        "selection_split",
-        "space_name",
-        "space_scale",
-        "inclusion_special",
-        "inclusion_general",
-        "workload",
-        "optimizer",
-        "hparam",
-    }
+STRING_VARS: Final = tuple(
+    sorted(
+        {
+            "status",
+            "optimizer_family",
+            "metric_name",
+            "metric_direction",
+            "selection_split",
+            "space_name",
+            "space_scale",
+            "inclusion_special",
+            "inclusion_general",
+            "workload",
+            "optimizer",
+            "hparam",
+        }
+    )
 )
 _ENUMS: Final[Mapping[str, type[enum.StrEnum]]] = {
     "status": Status,
@@ -218,7 +229,7 @@ def validate(ds: xr.Dataset, *, source: str = "<dataset>") -> None:
     for name in _INT_VARS:
         if name in ds.variables and _kind(ds[name].values) not in "iu":
             raise fail(name, f"dtype {ds[name].dtype} is not integer")
-    for name in _STR_VARS:
+    for name in STRING_VARS:
         values = ds[name].values
         if values.size and _kind(values) not in "UO":
             raise fail(name, f"dtype {ds[name].dtype} is not string")
