@@ -23,6 +23,14 @@ Contract (stable; the runner is written against it):
   mean of the per-chunk values, so the runner may evaluate large splits in chunks.
 - Models take `inputs` of one split (a slice along dim 0) and return `outputs` whose
   dim 0 matches; targets are sliced the same way.
+
+Optional fast path (the runner works without it): a model may define `as_sequential()`,
+returning an `nn.Sequential` of Flatten / Linear / ReLU modules that shares the model's
+parameters and computes the same function; the runner then trains K stacked copies as
+grouped matmuls instead of through vmap. `Workload.trial_losses` / `trial_metrics` give
+`loss` / `metric` of K trials' outputs at once and `trial_loss_grads` also the gradient of
+the losses; the defaults vmap `loss` and `metric` (and differentiate with autograd), and a
+workload may override them with an equal, faster form.
 """
 
 from __future__ import annotations
@@ -146,6 +154,29 @@ class Workload(abc.ABC):
     @abc.abstractmethod
     def metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """Mean of `spec.metric_name` over the batch (scalar)."""
+
+    def trial_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """`loss` of each of K trials: outputs [K, *outputs of one batch], shared targets;
+        returns [K]. Outputs may be any strided view (the runner's grouped layers pass a
+        transposed view of [K, features, batch] memory)."""
+        losses: torch.Tensor = torch.func.vmap(self.loss, in_dims=(0, None))(outputs, targets)
+        return losses
+
+    def trial_loss_grads(
+        self, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """`trial_losses` ([K], detached) and the gradient of their sum with respect to
+        `outputs` (shaped like it); NaN or inf losses give non-finite rows of that trial only."""
+        leaf = outputs.detach().requires_grad_(True)
+        with torch.enable_grad():
+            losses = self.trial_losses(leaf, targets)
+            (grad,) = torch.autograd.grad(losses.sum(), leaf)
+        return losses.detach(), grad
+
+    def trial_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """`metric` of each of K trials, as `trial_losses` is of `loss`; returns [K]."""
+        metrics: torch.Tensor = torch.func.vmap(self.metric, in_dims=(0, None))(outputs, targets)
+        return metrics
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.spec.name!r})"

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as nnf
 from torch import nn
 
 from optcmp.workloads._base import Splits, Workload, WorkloadSpec
@@ -70,6 +71,36 @@ class DigitsMLP(Classification):
 
     def _make_model(self) -> nn.Module:
         return MLP((64, 128, 10))
+
+    def trial_losses(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # Cross-entropy with the class axis second: over the runner's [K, classes, batch]
+        # memory, log-softmax then runs along contiguous rows, over 10x faster than vmap's
+        # per-example softmax over 10 classes. Equal to `loss` per trial up to rounding.
+        k, b = outputs.shape[:2]
+        per_example = nnf.cross_entropy(
+            outputs.transpose(1, 2), targets.expand(k, b), reduction="none"
+        )
+        return per_example.mean(dim=1)
+
+    def trial_loss_grads(
+        self, outputs: torch.Tensor, targets: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        # Cross-entropy's gradient written out, (softmax - one-hot) / batch, the formula of
+        # autograd's log-softmax backward, without the autograd engine's per-call overhead
+        # (a third of the non-matmul time of a training step of a grouped K = 32 MLP).
+        k, b = outputs.shape[:2]
+        logp = nnf.log_softmax(outputs.transpose(1, 2), dim=1)  # [K, classes, batch]
+        index = targets.expand(k, b).unsqueeze(1)
+        losses = logp.gather(1, index).squeeze(1).mean(dim=1).neg()
+        grad = logp.exp_().div_(b)
+        grad.scatter_add_(1, index, torch.full_like(index, -1.0 / b, dtype=grad.dtype))
+        return losses, grad.transpose(1, 2)
+
+    def trial_metrics(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        # argmax along a strided class axis is several times slower than a copy and an
+        # argmax along contiguous rows.
+        wrong = outputs.contiguous().argmax(dim=-1) != targets
+        return wrong.to(outputs.dtype).mean(dim=1)
 
 
 class DigitsCNN(Classification):

@@ -44,6 +44,16 @@ class MLP(nn.Module):
                 x = nnf.relu(x)
         return x
 
+    def as_sequential(self) -> nn.Sequential:
+        """The same function as Flatten / Linear / ReLU modules sharing these parameters
+        (the optional hook of the workload contract for the runner's grouped layers)."""
+        modules: list[nn.Module] = [nn.Flatten()]
+        for i, layer in enumerate(self.layers):
+            modules.append(layer)
+            if i < len(self.layers) - 1:
+                modules.append(nn.ReLU())
+        return nn.Sequential(*modules)
+
 
 class ConvNet(nn.Module):
     """Conv(ReLU) blocks each followed by max pooling, then a ReLU MLP head.
