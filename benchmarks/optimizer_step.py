@@ -40,7 +40,7 @@ K = 32
 CLOCK: list[Callable[[], float]] = [time.perf_counter]
 SIZES = {
     "10k": (64, 128, 10),  # digits_mlp: 9,610 parameters
-    "100k": (256, 320, 64, 10),  # 103,498 parameters
+    "100k": (256, 320, 64, 10),  # 103,434 parameters
     "1m": (784, 1024, 256, 10),  # 1,068,810 parameters
 }
 
@@ -56,6 +56,13 @@ def with_grads(model: nn.Module) -> nn.Module:
     for p in model.parameters():
         p.grad = torch.randn_like(p)
     return model
+
+
+def torch_optimizer(family: str, model: nn.Module, *, lr: float) -> torch.optim.Optimizer:
+    """The torch.optim counterpart of `family` (adam or momentum 0.9), foreach kernels."""
+    if family == "adam":
+        return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, foreach=True)
 
 
 def n_params(sizes: tuple[int, ...]) -> int:
@@ -93,12 +100,12 @@ def single_case(family: str, rounds: int, reps: int) -> float:
     sizes = SIZES["1m"]
     torch.manual_seed(0)
     m1, m2 = with_grads(mlp(sizes)), with_grads(mlp(sizes))
-    if family == "adam":
-        ours: torch.optim.Optimizer = PaperAdam(m1.parameters(), lr=1e-3)
-        theirs: torch.optim.Optimizer = torch.optim.Adam(m2.parameters(), lr=1e-3, foreach=True)
-    else:
-        ours = PaperMomentum(m1.parameters(), lr=1e-3, momentum=0.9)
-        theirs = torch.optim.SGD(m2.parameters(), lr=1e-3, momentum=0.9, foreach=True)
+    ours: torch.optim.Optimizer = (
+        PaperAdam(m1.parameters(), lr=1e-3)
+        if family == "adam"
+        else PaperMomentum(m1.parameters(), lr=1e-3, momentum=0.9)
+    )
+    theirs = torch_optimizer(family, m2, lr=1e-3)
     a, b, med = side_by_side(ours.step, theirs.step, rounds=rounds, reps=reps)
     print(
         f"single {family:8s} {n_params(sizes):>9,d} params: ours {a * 1e3:8.3f} ms  "
@@ -126,16 +133,10 @@ def batched_case(family: str, size: str, rounds: int, reps: int) -> float:
         step[0] += 1
 
     models = [with_grads(mlp(sizes)) for _ in range(K)]
-    if family == "adam":
-        opts: list[torch.optim.Optimizer] = [
-            torch.optim.Adam(m.parameters(), lr=t["learning_rate"], foreach=True)
-            for m, t in zip(models, trials, strict=True)
-        ]
-    else:
-        opts = [
-            torch.optim.SGD(m.parameters(), lr=t["learning_rate"], momentum=0.9, foreach=True)
-            for m, t in zip(models, trials, strict=True)
-        ]
+    opts = [
+        torch_optimizer(family, m, lr=t["learning_rate"])
+        for m, t in zip(models, trials, strict=True)
+    ]
 
     def theirs() -> None:
         for opt in opts:

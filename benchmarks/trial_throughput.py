@@ -140,21 +140,19 @@ def measure(
     spec = workload.spec
     cpu = torch.device("cpu")
     print(f"-- {n_threads} intra-op thread(s) on each side")
+    train = functools.partial(
+        train_group,
+        workload,
+        splits,
+        optimizer="momentum",
+        schedule=space.schedule,
+        data_seed=DATA_SEED,
+        batch_size=spec.batch_size,
+        device=cpu,
+    )
     with threads(n_threads):
         # Warm-up (first-call costs of vmap and the allocator) outside the timings.
-        train_group(
-            workload,
-            splits,
-            optimizer="momentum",
-            schedule=space.schedule,
-            hparams=hparams[:2],
-            seeds=seeds[:2],
-            data_seed=DATA_SEED,
-            step_budget=20,
-            eval_interval=10,
-            batch_size=spec.batch_size,
-            device=cpu,
-        )
+        train(hparams=hparams[:2], seeds=seeds[:2], step_budget=20, eval_interval=10)
         # (wall s, CPU s, training s) of each run; one at a time: (wall s, CPU s).
         batched_runs: list[tuple[float, float, float]] = []
         vmap_runs: list[tuple[float, float, float]] = []
@@ -162,18 +160,11 @@ def measure(
         for _ in range(REPEATS):
             for grouped, runs in ((True, batched_runs), (False, vmap_runs)):
                 started, cpu_started = time.perf_counter(), time.process_time()
-                result = train_group(
-                    workload,
-                    splits,
-                    optimizer="momentum",
-                    schedule=space.schedule,
+                result = train(
                     hparams=hparams,
                     seeds=seeds,
-                    data_seed=DATA_SEED,
                     step_budget=spec.step_budget,
                     eval_interval=spec.eval_interval,
-                    batch_size=spec.batch_size,
-                    device=cpu,
                     grouped_layers=grouped,
                 )
                 runs.append(

@@ -43,10 +43,10 @@ from optcmp_data import (
     ScheduleSpec,
     SpaceDim,
     SpaceRecord,
+    closest_name,
     get_family,
     get_schedule,
 )
-from optcmp_data._families import closest_name
 
 __all__ = [
     "PRESETS",

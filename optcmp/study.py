@@ -21,8 +21,7 @@ import attrs
 
 from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
 from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload
-from optcmp_data import FAMILIES, ConfigError, get_schedule
-from optcmp_data._families import closest_name
+from optcmp_data import FAMILIES, ConfigError, closest_name, get_schedule
 
 __all__ = ["DEVICES", "StudySpec", "derive_seed"]
 
@@ -104,16 +103,22 @@ def _names(
     return tuple(value)
 
 
+def _preset_name(value: Any, key: str, err: _Where) -> str:
+    if not isinstance(value, str) or value not in PRESETS:
+        raise err(
+            key,
+            f"unknown preset {value!r}{closest_name(str(value), PRESETS)}; "
+            f"valid: {', '.join(PRESETS)}",
+        )
+    return value
+
+
 def _parse_space(family: str, table: Mapping[str, Any], err: _Where) -> SearchSpace:
     """A user-declared space: an optional preset, then searched ranges and fixed values."""
     prefix = f"spaces.{family}."
     base_name = table.get("preset")
-    if base_name is not None and (not isinstance(base_name, str) or base_name not in PRESETS):
-        raise err(
-            f"{prefix}preset",
-            f"unknown preset {base_name!r}{closest_name(str(base_name), PRESETS)}; "
-            f"valid: {', '.join(PRESETS)}",
-        )
+    if base_name is not None:
+        base_name = _preset_name(base_name, f"{prefix}preset", err)
     base = preset(base_name, family) if base_name is not None else None
     schedule_raw = table.get("schedule", base.schedule.value if base else "constant")
     if not isinstance(schedule_raw, str):
@@ -122,12 +127,12 @@ def _parse_space(family: str, table: Mapping[str, Any], err: _Where) -> SearchSp
         schedule = get_schedule(schedule_raw).kind
     except ConfigError as e:
         raise err(f"{prefix}schedule", str(e)) from None
+    names = SearchSpace("probe", family, schedule).names
     searched: dict[str, HParamRange] = {}
     fixed: dict[str, float] = {}
     if base is not None:
-        valid_now = set(SearchSpace("probe", family, schedule).names)
-        searched = {r.name: r for r in base.searched if r.name in valid_now}
-        fixed = {k: v for k, v in base.fixed if k in valid_now}
+        searched = {r.name: r for r in base.searched if r.name in names}
+        fixed = {k: v for k, v in base.fixed if k in names}
     overridden = False
     for key, value in table.items():
         if key in _SPACE_KEYS:
@@ -172,7 +177,7 @@ def _parse_space(family: str, table: Mapping[str, Any], err: _Where) -> SearchSp
     if not isinstance(name, str) or not name:
         raise err(f"{prefix}name", "expected a non-empty string")
     # Keep the family's order of hyperparameters so spaces compare equal however written.
-    order = {n: i for i, n in enumerate(SearchSpace("probe", family, schedule).names)}
+    order = {n: i for i, n in enumerate(names)}
     ranges = tuple(sorted(searched.values(), key=lambda r: order.get(r.name, len(order))))
     try:
         return SearchSpace(name, family, schedule, ranges, fixed)
@@ -238,13 +243,7 @@ class StudySpec:
         if not isinstance(name, str) or not name:
             raise err("name", "expected a non-empty string")
 
-        default_space = data.get("space", "choi2019")
-        if not isinstance(default_space, str) or default_space not in PRESETS:
-            raise err(
-                "space",
-                f"unknown preset {default_space!r}{closest_name(str(default_space), PRESETS)}; "
-                f"valid: {', '.join(PRESETS)}",
-            )
+        default_space = _preset_name(data.get("space", "choi2019"), "space", err)
         tables = data.get("spaces", {})
         if not isinstance(tables, Mapping):
             raise err("spaces", "expected tables [spaces.OPTIMIZER]")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from optcmp.optim._rules import adam_bias
 from optcmp_data import ConfigError, HparamMap, Inclusion, LrScaling
 
 __all__ = ["general_hparams", "general_lr"]
@@ -67,6 +68,5 @@ def general_lr(
     eps = general["epsilon"]
     if scaling is LrScaling.SQRT_ONE_PLUS_EPS:
         return special_lr * torch.sqrt(1.0 + eps)
-    beta1, beta2 = general["beta1"], general["beta2"]
-    bias = torch.sqrt(1.0 - beta2 ** (step + 1)) / (1.0 - beta1 ** (step + 1))
-    return special_lr * eps / ((1.0 - beta1) * bias)
+    beta1 = general["beta1"]
+    return special_lr * eps / ((1.0 - beta1) * adam_bias(beta1, general["beta2"], step))

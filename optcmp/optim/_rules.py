@@ -51,6 +51,7 @@ __all__ = [
     "RMSProp",
     "Rule",
     "State",
+    "adam_bias",
     "get_rule",
 ]
 
@@ -399,6 +400,11 @@ class RMSProp(Rule):
         torch._foreach_sub_(p, m)
 
 
+def adam_bias(beta1: Tensor, beta2: Tensor, step: int) -> Tensor:
+    """Adam's bias factor b = sqrt(1 - beta2^(t+1)) / (1 - beta1^(t+1)) at t = `step`."""
+    return torch.sqrt(1.0 - beta2 ** (step + 1)) / (1.0 - beta1 ** (step + 1))
+
+
 class Adam(Rule):
     """m0 = v0 = 0; m = beta1 m + (1-beta1) g; v = beta2 v + (1-beta2) g^2;
     b = sqrt(1-beta2^(t+1)) / (1-beta1^(t+1)); theta -= alpha_t b m / (sqrt(v) + eps)"""
@@ -408,7 +414,7 @@ class Adam(Rule):
 
     def _coefficients(self, h: Mapping[str, Tensor], lr: Tensor, step: int) -> dict[str, Tensor]:
         beta1, beta2 = h["beta1"], h["beta2"]
-        bias = torch.sqrt(1.0 - beta2 ** (step + 1)) / (1.0 - beta1 ** (step + 1))
+        bias = adam_bias(beta1, beta2, step)
         return {
             "one_minus_beta1": 1.0 - beta1,
             "beta2": beta2,

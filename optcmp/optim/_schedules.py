@@ -28,6 +28,7 @@ from collections.abc import Mapping
 import torch
 from torch import Tensor
 
+from optcmp.optim._validation import check_values
 from optcmp_data import ConfigError, ScheduleKind, get_schedule
 
 __all__ = ["Schedule", "schedule_factor", "scheduled_lr", "validate_schedule"]
@@ -91,7 +92,4 @@ def validate_schedule(kind: ScheduleKind | str, params: Mapping[str, Tensor | fl
     for h in spec.hparams:
         if h.name not in params:
             raise ConfigError(f"schedule {spec.kind.value}: parameter {h.name} is missing")
-        value = params[h.name]
-        values = value.reshape(-1).tolist() if isinstance(value, Tensor) else [float(value)]
-        for v in values:
-            h.check(float(v), owner=f"schedule {spec.kind.value}")
+        check_values(h, params[h.name], owner=f"schedule {spec.kind.value}")

@@ -49,7 +49,6 @@ class PaperOptimizer(torch.optim.Optimizer):
         for key in hparams:
             if key != "lr" and key not in defaults:
                 family.spec(key)  # raises ConfigError with the closest valid name
-        defaults["lr"] = hparams["lr"]
         defaults.update(hparams)
         self._check(defaults)
         super().__init__(params, defaults)

@@ -13,9 +13,16 @@ from collections.abc import Mapping, Sequence
 import torch
 from torch import Tensor
 
-from optcmp_data import SCHEDULE_SPECS, ConfigError, closest_name, get_family
+from optcmp_data import SCHEDULE_SPECS, ConfigError, HyperparamSpec, closest_name, get_family
 
-__all__ = ["batch_hparams", "validate_hparams"]
+__all__ = ["batch_hparams", "check_values", "validate_hparams"]
+
+
+def check_values(spec: HyperparamSpec, value: Tensor | float, *, owner: str) -> None:
+    """`spec.check` of a float or of every element of a tensor."""
+    values = value.reshape(-1).tolist() if isinstance(value, Tensor) else [float(value)]
+    for v in values:
+        spec.check(float(v), owner=owner)
 
 
 def validate_hparams(name: str, hparams: Mapping[str, Tensor | float]) -> None:
@@ -26,10 +33,7 @@ def validate_hparams(name: str, hparams: Mapping[str, Tensor | float]) -> None:
     """
     family = get_family(name)
     for key, value in hparams.items():
-        spec = family.spec(key)
-        values = value.reshape(-1).tolist() if isinstance(value, Tensor) else [float(value)]
-        for v in values:
-            spec.check(float(v), owner=f"optimizer {family.name}")
+        check_values(family.spec(key), value, owner=f"optimizer {family.name}")
 
 
 def batch_hparams(

@@ -136,6 +136,26 @@ def _stack_buffers(models: Sequence[nn.Module], device: torch.device) -> dict[st
     return {n: torch.stack([dict(m.named_buffers())[n] for m in models]).to(device) for n in names}
 
 
+def _split_means(
+    split: TensorSplit,
+    chunk: int,
+    like: Tensor,
+    both: Callable[[TensorSplit], tuple[Tensor, Tensor]],
+) -> tuple[Tensor, Tensor]:
+    """Size-weighted float64 means over `split` of the per-trial (loss, metric) that `both`
+    gives for one chunk of at most `chunk` examples; `like` ([K, ...]) sets K and device."""
+    k = like.shape[0]
+    loss_sum = torch.zeros(k, dtype=torch.float64, device=like.device)
+    metric_sum = torch.zeros(k, dtype=torch.float64, device=like.device)
+    n = len(split)
+    for start in range(0, n, chunk):
+        part = split.take(slice(start, start + chunk))
+        loss, metric = both(part)
+        loss_sum += loss.double() * len(part)
+        metric_sum += metric.double() * len(part)
+    return loss_sum / n, metric_sum / n
+
+
 class _Batched:
     """Per-trial loss/metric of K stacked models on one batch, by vmap or by a loop."""
 
@@ -183,25 +203,22 @@ class _Batched:
         """Size-weighted means of loss and metric over `split`, per trial ([K] each)."""
         params = dict(zip(self._names, stacked, strict=True))
         k = stacked[0].shape[0]
-        loss_sum = torch.zeros(k, dtype=torch.float64, device=stacked[0].device)
-        metric_sum = torch.zeros(k, dtype=torch.float64, device=stacked[0].device)
-        n = len(split)
-        for start in range(0, n, chunk):
-            part = split.take(slice(start, start + chunk))
+
+        def both(part: TensorSplit) -> tuple[Tensor, Tensor]:
             if self._vmap:
-                loss, metric = self._both_v(params, buffers, part.inputs, part.targets)
-            else:
-                pairs = [
-                    self._both_one(
-                        self._rows(params, i), self._rows(buffers, i), part.inputs, part.targets
-                    )
-                    for i in range(k)
-                ]
-                loss = torch.stack([p[0] for p in pairs])
-                metric = torch.stack([p[1] for p in pairs])
-            loss_sum += loss.double() * len(part)
-            metric_sum += metric.double() * len(part)
-        return loss_sum / n, metric_sum / n
+                out: tuple[Tensor, Tensor] = self._both_v(
+                    params, buffers, part.inputs, part.targets
+                )
+                return out
+            pairs = [
+                self._both_one(
+                    self._rows(params, i), self._rows(buffers, i), part.inputs, part.targets
+                )
+                for i in range(k)
+            ]
+            return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
+
+        return _split_means(split, chunk, stacked[0], both)
 
 
 class _GroupedLayers:
@@ -345,18 +362,15 @@ class _GroupedLayers:
         self, params: Sequence[Tensor], split: TensorSplit, chunk: int
     ) -> tuple[Tensor, Tensor]:
         """Size-weighted means of loss and metric over `split`, per trial ([K] each)."""
-        k = params[0].shape[0]
-        loss_sum = torch.zeros(k, dtype=torch.float64, device=params[0].device)
-        metric_sum = torch.zeros(k, dtype=torch.float64, device=params[0].device)
-        n = len(split)
-        for start in range(0, n, chunk):
-            part = split.take(slice(start, start + chunk))
+
+        def both(part: TensorSplit) -> tuple[Tensor, Tensor]:
             out = self.forward(params, part.inputs)[0].transpose(1, 2)
-            loss = self._workload.trial_losses(out, part.targets)
-            metric = self._workload.trial_metrics(out, part.targets)
-            loss_sum += loss.double() * len(part)
-            metric_sum += metric.double() * len(part)
-        return loss_sum / n, metric_sum / n
+            return (
+                self._workload.trial_losses(out, part.targets),
+                self._workload.trial_metrics(out, part.targets),
+            )
+
+        return _split_means(split, chunk, params[0], both)
 
 
 def _eval_steps(step_budget: int, eval_interval: int) -> list[int]:

@@ -73,6 +73,11 @@ def standardize(
     return [((a.astype(np.float64) - mean) / std).astype(np.float32) for a in (train, *others)]
 
 
+def _error_rate(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """Fraction of predictions (argmax over the last axis) that differ from the targets."""
+    return (outputs.argmax(dim=-1) != targets).to(outputs.dtype).mean()
+
+
 class Classification(Workload):
     """Cross-entropy loss and error rate on integer class labels."""
 
@@ -80,7 +85,7 @@ class Classification(Workload):
         return nnf.cross_entropy(outputs, targets)
 
     def metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return (outputs.argmax(dim=-1) != targets).to(outputs.dtype).mean()
+        return _error_rate(outputs, targets)
 
 
 class LanguageModel(Workload):
@@ -90,4 +95,4 @@ class LanguageModel(Workload):
         return nnf.cross_entropy(outputs.flatten(0, 1), targets.flatten())
 
     def metric(self, outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        return (outputs.argmax(dim=-1) != targets).to(outputs.dtype).mean()
+        return _error_rate(outputs, targets)

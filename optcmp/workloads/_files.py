@@ -76,6 +76,11 @@ def _require_dir(data_dir: Path | None, sub: str, workload: str) -> Path:
     return directory
 
 
+def _check_labels(path: Path, labels: npt.NDArray[Any], n_classes: int) -> None:
+    if labels.size and (labels.min() < 0 or labels.max() > n_classes - 1):
+        raise DataFormatError(f"{path}: labels outside 0..{n_classes - 1}")
+
+
 def _split_train(x: npt.NDArray[Any], y: npt.NDArray[Any], n_valid: int) -> tuple[Arrays, Arrays]:
     if n_valid < 1 or n_valid >= len(y):
         raise DataFormatError(f"training set of {len(y)} examples is too small to carve a split")
@@ -107,8 +112,7 @@ def _read_idx_pair(directory: Path, prefix: str) -> Arrays:
             f"{labels_path}: {labels.shape[0]} labels for {images.shape[0]} images in "
             f"{images_path.name}"
         )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise DataFormatError(f"{labels_path}: labels outside 0..9")
+    _check_labels(labels_path, labels, 10)
     return images[:, None].astype(np.float32), labels.astype(np.int64)
 
 
@@ -134,7 +138,6 @@ class _MnistLike(Classification):
 
 
 class MnistCNN(_MnistLike):
-    subdir = "mnist"
     spec = WorkloadSpec(
         name="mnist_cnn",
         description="2-conv 2-dense CNN on MNIST (IDX files)",
@@ -174,18 +177,20 @@ def _concat(parts: list[Arrays]) -> Arrays:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
-def _check_labels(path: Path, labels: npt.NDArray[np.int64], n_classes: int) -> None:
-    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
-        raise DataFormatError(f"{path}: labels outside 0..{n_classes - 1}")
+def _read_cifar(directory: Path, name: str, *, what: str, label_key: str, n_classes: int) -> Arrays:
+    path = find_file(directory, name, what=what)
+    x, y = read_cifar_batch(path, label_key=label_key)
+    _check_labels(path, y, n_classes)
+    return x, y
 
 
 def _cifar10(directory: Path) -> tuple[Arrays, Arrays]:
-    parts = []
-    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
-        path = find_file(directory, name, what="a CIFAR-10 python pickle batch")
-        x, y = read_cifar_batch(path, label_key="labels")
-        _check_labels(path, y, 10)
-        parts.append((x, y))
+    parts = [
+        _read_cifar(
+            directory, name, what="a CIFAR-10 python pickle batch", label_key="labels", n_classes=10
+        )
+        for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    ]
     return _concat(parts[:5]), parts[5]
 
 
@@ -251,12 +256,16 @@ class Cifar100CNN(Classification):
 
     def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
         directory = _require_dir(data_dir, "cifar-100-python", self.spec.name)
-        pairs = []
-        for name in ("train", "test"):
-            path = find_file(directory, name, what="a CIFAR-100 python pickle file")
-            x, y = read_cifar_batch(path, label_key="fine_labels")
-            _check_labels(path, y, 100)
-            pairs.append((x, y))
+        pairs = [
+            _read_cifar(
+                directory,
+                name,
+                what="a CIFAR-100 python pickle file",
+                label_key="fine_labels",
+                n_classes=100,
+            )
+            for name in ("train", "test")
+        ]
         return _image_splits(pairs[0], pairs[1], max(1, len(pairs[0][1]) // 10), device)
 
     def _make_model(self) -> nn.Module:
@@ -304,7 +313,12 @@ def _text_splits(data_dir: Path | None, workload: str, device: torch.device | st
     return make_splits(train, valid, test, device=device, input_dtype=torch.int64)
 
 
-class CharLSTMWorkload(LanguageModel):
+class _TextWorkload(LanguageModel):
+    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
+        return _text_splits(data_dir, self.spec.name, device)
+
+
+class CharLSTMWorkload(_TextWorkload):
     spec = WorkloadSpec(
         name="char_lstm",
         description="2-layer LSTM (256 units) character language model on UTF-8 text",
@@ -319,14 +333,11 @@ class CharLSTMWorkload(LanguageModel):
         eval_batch_size=256,
     )
 
-    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
-        return _text_splits(data_dir, self.spec.name, device)
-
     def _make_model(self) -> nn.Module:
         return CharLSTM(VOCAB, embed=64, hidden=256, layers=2)
 
 
-class CharTransformerWorkload(LanguageModel):
+class CharTransformerWorkload(_TextWorkload):
     spec = WorkloadSpec(
         name="char_transformer",
         description="4-layer causal Transformer (width 128) character language model on UTF-8 text",
@@ -340,9 +351,6 @@ class CharTransformerWorkload(LanguageModel):
         needs_data_dir=True,
         eval_batch_size=256,
     )
-
-    def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
-        return _text_splits(data_dir, self.spec.name, device)
 
     def _make_model(self) -> nn.Module:
         return CharTransformer(VOCAB, width=128, heads=4, layers=4, context=CONTEXT)

@@ -19,8 +19,7 @@ from optcmp.workloads._files import (
     FashionMnistCNN,
     MnistCNN,
 )
-from optcmp_data import ConfigError
-from optcmp_data._families import closest_name
+from optcmp_data import ConfigError, closest_name
 
 __all__ = ["WORKLOADS", "get_workload"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import xarray as xr
 
-from optcmp.runner import DaskExecutor, LocalExecutor, comparable, run_study
+from optcmp.runner import DaskExecutor, LocalExecutor, run_study
 from optcmp.study import StudySpec
 from optcmp_data import ConfigError, open_archive
+from tests.train.archives import same_study
 
 distributed = pytest.importorskip("distributed")
 
@@ -22,15 +22,6 @@ step_budget = 20
 eval_interval = 10
 group_size = 2
 """
-
-
-def _same(a: xr.Dataset, b: xr.Dataset) -> bool:
-    """Identical up to `comparable` and the git commit: the repository this test runs in
-    may get a commit between two runs, which changes provenance but not the data."""
-    a, b = comparable(a), comparable(b)
-    a.attrs.pop("git_commit")
-    b.attrs.pop("git_commit")
-    return bool(a.identical(b))
 
 
 # The one warning a LocalCluster was seen to emit here: when its HTTP port is taken (other
@@ -56,7 +47,7 @@ def test_dask_local_cluster_equals_the_local_executor(tmp_path: Path) -> None:
     assert run.executor.startswith("dask")
     local = open_archive(tmp_path / "local")
     dask = open_archive(tmp_path / "dask")
-    assert _same(local, dask)
+    assert same_study(local, dask)
 
 
 def test_an_empty_scheduler_address_is_a_config_error() -> None:

@@ -25,6 +25,7 @@ from optcmp.runner import (
 )
 from optcmp.study import StudySpec
 from optcmp_data import ArchiveIOError, ConfigError, Status, list_shards, open_archive
+from tests.train.archives import same_study
 
 TINY = """
 workloads = ["digits_mlp", "noisy_quadratic"]
@@ -35,15 +36,6 @@ step_budget = {budget}
 eval_interval = 10
 group_size = 2
 """
-
-
-def _same(a: xr.Dataset, b: xr.Dataset) -> bool:
-    """Identical up to `comparable` and the git commit: the repository this test runs in
-    may get a commit between two runs, which changes provenance but not the data."""
-    a, b = comparable(a), comparable(b)
-    a.attrs.pop("git_commit")
-    b.attrs.pop("git_commit")
-    return bool(a.identical(b))
 
 
 def _study(tmp_path: Path, *, trials: int = 3, budget: int = 20, name: str = "tiny") -> Path:
@@ -62,7 +54,7 @@ def test_a_study_run_twice_gives_identical_archives(tmp_path: Path) -> None:
     study = _study(tmp_path)
     a = _run(study, tmp_path / "a")
     b = _run(study, tmp_path / "b")
-    assert _same(a, b)
+    assert same_study(a, b)
     # What `comparable` leaves out is really there, and really not reproducible data.
     assert np.isfinite(a["time"].values[a["step"].values >= 0]).all()
     assert TIME_CAVEAT in a.attrs["caveats"]
@@ -140,7 +132,7 @@ def test_resume_after_sigkill_equals_an_uninterrupted_run(tmp_path: Path) -> Non
     assert again.trials_run == 0  # a finished study runs nothing more
 
     uninterrupted = _run(study, tmp_path / "whole")
-    assert _same(open_archive(out), uninterrupted)
+    assert same_study(open_archive(out), uninterrupted)
 
 
 def test_resuming_with_a_changed_study_is_refused(tmp_path: Path) -> None:
@@ -171,14 +163,14 @@ def test_raising_trials_extends_a_study(tmp_path: Path) -> None:
     # Old trials filled whole groups of 2, so the extension ran in the groups a study of 4
     # from the start would have used, and stores exactly what that study stores.
     whole = _run(_study(tmp_path, trials=4, budget=10, name="four"), tmp_path / "four")
-    assert _same(extended, whole)
+    assert same_study(extended, whole)
 
 
 def test_local_worker_processes_give_the_same_archive(tmp_path: Path) -> None:
     study = _study(tmp_path, trials=2, budget=10)
     one = _run(study, tmp_path / "one", workers=1)
     two = _run(study, tmp_path / "two", workers=2)
-    assert _same(one, two)
+    assert same_study(one, two)
 
 
 def test_a_locked_study_directory_is_refused(tmp_path: Path) -> None:
