@@ -8,20 +8,18 @@ analyze commands are added to `analyze_app` from their own modules.
 
 from __future__ import annotations
 
-import contextlib
 import math
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 import typer
 import xarray as xr
+from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
     DEFAULT_N_BOOT,
-    AnalysisError,
     RepeatMode,
     SelectionRule,
     budget_curve,
@@ -30,7 +28,7 @@ from optcmp_analysis import (
     restrict,
     select_best,
 )
-from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors
 from optcmp_data import Taxonomy, open_archive
 
 __all__ = ["analyze_app"]
@@ -69,18 +67,12 @@ SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (rep
 NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
 
 
-@contextlib.contextmanager
-def _about(path: Path) -> Iterator[None]:
-    """Analysis errors name the archive they concern."""
-    try:
-        yield
-    except AnalysisError as err:
-        raise AnalysisError(f"{path}: {err}") from None
+_VERDICT_COLOURS = {"violated": "red", "consistent": "green", "inconclusive": "yellow"}
 
 
 def _load(path: Path, workloads: list[str] | None, optimizers: list[str] | None) -> xr.Dataset:
     archive = open_archive(path)
-    with _about(path):
+    with about_archive(path):
         return restrict(archive, workloads=workloads or None, optimizers=optimizers or None)
 
 
@@ -94,11 +86,21 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _caveats(caveats: tuple[str, ...]) -> None:
     for caveat in caveats:
-        console.print(f"[yellow]caveat:[/yellow] {caveat}", highlight=False)
+        console.print(f"[yellow]caveat:[/yellow] {escape(caveat)}", highlight=False)
 
 
 def _repeat_keys(record: dict[str, Any]) -> str:
     return " ".join(f"{d}={record[d]}" for d in ("seed", "study") if d in record)
+
+
+def _workload_label(record: dict[str, Any]) -> str:
+    """The record's workload and, where the result is per repeat, which repeat."""
+    return f"{record['workload']} {_repeat_keys(record)}".strip()
+
+
+def _verdict(verdict: str) -> str:
+    colour = _VERDICT_COLOURS[verdict]
+    return f"[{colour}]{verdict}[/{colour}]"
 
 
 @analyze_app.command("best")
@@ -117,7 +119,7 @@ def best(
     Example: optcmp analyze best runs/demo/study --rule final-valid --json
     """
     ds = _load(archive, workload, optimizer)
-    with _about(archive):
+    with about_archive(archive):
         result = select_best(ds, rule=rule, repeats=repeats)
     records = result.to_json()
     if json_out:
@@ -129,7 +131,7 @@ def best(
     for r in records:
         hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hyperparameters"].items())
         table.add_row(
-            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            _workload_label(r),
             r["optimizer"],
             _fmt(r["trial"]),
             hp or "-",
@@ -174,7 +176,7 @@ def budget(
     Example: optcmp analyze budget runs/demo/study --budget 4 --budget 16 --seed 1 --json
     """
     ds = _load(archive, workload, optimizer)
-    with _about(archive):
+    with about_archive(archive):
         result = budget_curve(
             ds,
             budgets=budget or None,
@@ -204,7 +206,7 @@ def budget(
         table.add_column(col)
     for r in records:
         table.add_row(
-            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            _workload_label(r),
             r["optimizer"],
             str(r["k"]),
             _fmt(r["mean"]),
@@ -241,7 +243,7 @@ def rank(
     Example: optcmp analyze rank runs/demo/study --budget 16 --seed 3
     """
     ds = _load(archive, workload, optimizer)
-    with _about(archive):
+    with about_archive(archive):
         result = rank_optimizers(
             ds,
             budget=budget,
@@ -260,7 +262,7 @@ def rank(
     for r in sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9)):
         by_k = " ".join(f"{k}:{_fmt(p, 2)}" for k, p in r["p_best_by_k"].items())
         table.add_row(
-            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            _workload_label(r),
             r["optimizer"],
             _fmt(r["rank"]),
             _fmt(r["value"]),
@@ -319,7 +321,7 @@ def inclusion(
     rules = [rule]
     if train_loss and rule is not SelectionRule.FINAL_TRAIN_LOSS:
         rules.append(SelectionRule.FINAL_TRAIN_LOSS)
-    with _about(archive):
+    with about_archive(archive):
         result = inclusion_consistency(
             ds,
             budget=budget,
@@ -349,18 +351,16 @@ def inclusion(
         "verdict",
     ):
         table.add_column(col)
-    colours = {"violated": "red", "consistent": "green", "inconclusive": "yellow"}
     for r in records:
-        verdict = r["verdict"]
         table.add_row(
             r["rule"],
-            f"{r['workload']} {_repeat_keys(r)}".strip(),
+            _workload_label(r),
             f"{r['special']} ⊆ {r['general']}",
             _fmt(r["difference"]),
             f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
             _fmt(r["p_value"], 3),
             _fmt(r["p_adjusted"], 3),
-            f"[{colours[verdict]}]{verdict}[/{colours[verdict]}]",
+            _verdict(r["verdict"]),
         )
     console.print(table)
     _caveats(result.caveats)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 import numpy as np
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
@@ -30,17 +31,15 @@ from optcmp_cli._analyze import (
     RuleOpt,
     SeedOpt,
     WorkloadOpt,
-    _about,
     _fmt,
     _load,
+    _verdict,
     analyze_app,
 )
-from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors
 from optcmp_data import Taxonomy
 
 __all__ = ["boundary", "protocol", "targets"]
-
-_COLOURS = {"violated": "red", "consistent": "green", "inconclusive": "yellow"}
 
 
 def _condition_label(rec: dict[str, Any]) -> str:
@@ -106,7 +105,7 @@ def targets(
     """
     ds = _load(archive, workload, optimizer)
     relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
-    with _about(archive):
+    with about_archive(archive):
         result = target_study(
             ds,
             targets=target or None,
@@ -160,7 +159,7 @@ def targets(
                 and (r["workload"], r["special"], r["general"]) == (w, s, g)
             }
         )
-        shown = ", ".join(f"[{_COLOURS[v]}]{v}[/{_COLOURS[v]}]" for v in verdicts)
+        shown = ", ".join(_verdict(v) for v in verdicts)
         console.print(f"  {w}: {s} ⊆ {g}: {shown}")
 
 
@@ -204,7 +203,7 @@ def boundary(
     Example: optcmp analyze boundary runs/demo/study --top 3 --fraction 0.05 --json
     """
     ds = _load(archive, workload, optimizer)
-    with _about(archive):
+    with about_archive(archive):
         result = boundary_check(ds, top=top, fraction=fraction, rule=rule)
     records = result.to_json()
     if json_out:
@@ -227,7 +226,7 @@ def boundary(
         )
     console.print(table)
     for warning in result.warnings():
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
 
 
 @analyze_app.command("protocol")
@@ -274,7 +273,7 @@ def protocol(
     """
     first = _load(archive, workload, None)
     second = _load(other, workload, None) if other is not None else None
-    with _about(archive if other is None else Path(f"{archive} vs {other}")):
+    with about_archive(archive if other is None else f"{archive} vs {other}"):
         result = protocol_sensitivity(
             first,
             second,

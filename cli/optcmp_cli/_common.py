@@ -5,20 +5,33 @@ Dependency rule: typer, rich, and the library packages; the only place that prin
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import math
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import typer
 from rich.console import Console
+from rich.progress import Progress, ProgressColumn
 
+from optcmp_analysis import AnalysisError
 from optcmp_data import OptcmpError
 
-__all__ = ["console", "err_console", "fail", "print_json", "reports_errors"]
+__all__ = [
+    "about_archive",
+    "console",
+    "err_console",
+    "fail",
+    "json_text",
+    "print_json",
+    "progress_on_stderr",
+    "reports_errors",
+]
 
 console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
@@ -47,6 +60,37 @@ def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
+@contextlib.contextmanager
+def about_archive(path: Path | str) -> Iterator[None]:
+    """Analysis errors raised inside name the archive they concern."""
+    try:
+        yield
+    except AnalysisError as err:
+        raise AnalysisError(f"{path}: {err}") from None
+
+
+@contextlib.contextmanager
+def progress_on_stderr(
+    *columns: str | ProgressColumn, transient: bool = False
+) -> Iterator[Progress]:
+    """A progress display on stderr that leaves nothing behind when the block raises an
+    error of our own type, so that the error stays the only line there."""
+    progress = Progress(*columns, console=err_console, transient=transient)
+    progress.start()
+    try:
+        yield progress
+    except OptcmpError:
+        # Stopping the live display itself, made transient, erases the bar on a terminal
+        # and skips both the final render and the blank line that `Progress.stop` writes
+        # to a file.
+        progress.live.transient = True
+        progress.live.stop()
+        raise
+    finally:
+        if progress.live.is_started:
+            progress.stop()
+
+
 def _jsonable(value: Any) -> Any:
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
@@ -59,7 +103,13 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+def json_text(payload: Any) -> str:
+    """`payload` as indented JSON text ending in a newline; NaN/inf become null so every
+    parser accepts it."""
+    return json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n"
+
+
 def print_json(payload: Any) -> None:
-    """Only JSON on stdout: NaN/inf become null so every parser accepts it."""
-    sys.stdout.write(json.dumps(_jsonable(payload), indent=2, allow_nan=False) + "\n")
+    """Only JSON on stdout (see `json_text`)."""
+    sys.stdout.write(json_text(payload))
     sys.stdout.flush()

@@ -14,18 +14,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
-from optcmp_cli._common import console, err_console, reports_errors
+from optcmp_cli._common import console, progress_on_stderr, reports_errors
 from optcmp_cli._report import write_report
-from optcmp_cli._run import _Bar
+from optcmp_cli._run import trial_progress
 from optcmp_data import FAMILIES, ConfigError, open_archive
 
 __all__ = ["Protocol", "demo", "study_toml"]
@@ -95,22 +88,13 @@ def demo(
         study_file.write_text(study_toml(space=space, trials=trials, seed=seed), encoding="utf-8")
         spec = StudySpec.from_toml(study_file)
         study_dirs[space] = out / f"study-{space}"
-        columns = (
-            TextColumn(f"[bold]{space}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("diverged {task.fields[diverged]}"),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
-        )
-        with Progress(*columns, console=err_console) as progress:
+        with trial_progress(space) as bar:
             result = run_study(
                 spec,
                 study_dirs[space],
                 executor=LocalExecutor(n_workers),
                 study_file=study_file,
-                progress=_Bar(progress),
+                progress=bar,
             )
         console.print(
             f"{space}: {result.trials_run} trials run ({result.diverged} diverged) in "
@@ -121,8 +105,8 @@ def demo(
     compare = None
     if protocol is not Protocol.NONE:
         compare = (protocol.value, open_archive(study_dirs[protocol.value]))
-    with Progress(
-        TextColumn("report"), BarColumn(), TimeElapsedColumn(), console=err_console, transient=True
+    with progress_on_stderr(
+        TextColumn("report"), BarColumn(), TimeElapsedColumn(), transient=True
     ) as progress:
         task = progress.add_task("report", total=None)
         files = write_report(

@@ -39,6 +39,11 @@ _SKIP = Annotated[
 _JSON = Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")]
 
 
+def _command_line() -> str:
+    """The command as typed, for the archive's provenance."""
+    return shlex.join(["optcmp", *sys.argv[1:]])
+
+
 def _report(result: ImportResult, out: Path, json_out: bool) -> None:
     for warning in result.warnings:
         err_console.print(f"warning: {warning}", markup=False)
@@ -92,9 +97,7 @@ def deepobs(
 
     Example: optcmp import deepobs ../shared/archives/deepobs-baselines --out deepobs.nc
     """
-    result = import_deepobs(
-        src, targets=targets, skip_bad=skip_bad, command=shlex.join(["optcmp", *sys.argv[1:]])
-    )
+    result = import_deepobs(src, targets=targets, skip_bad=skip_bad, command=_command_line())
     write_archive(result.dataset, out)
     _report(result, out, json_out)
 
@@ -131,7 +134,7 @@ def algoperf(
         ruleset=ruleset,
         targets=targets,
         skip_bad=skip_bad,
-        command=shlex.join(["optcmp", *sys.argv[1:]]),
+        command=_command_line(),
     )
     write_archive(result.dataset, out)
     _report(result, out, json_out)

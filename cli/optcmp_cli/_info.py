@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from optcmp_cli._common import console, print_json, reports_errors
@@ -41,7 +42,7 @@ def _fmt(value: float | None) -> str:
 
 def render_summary(summary: ArchiveSummary) -> None:
     prov = summary.provenance
-    console.print(f"[bold]{summary.path}[/bold]  schema v{prov.get('schema_version')}")
+    console.print(f"[bold]{escape(summary.path)}[/bold]  schema v{prov.get('schema_version')}")
     console.print(f"source: {prov.get('source')}  created: {prov.get('created')}", markup=False)
     console.print(
         f"optcmp {prov.get('optcmp_version')}  torch {prov.get('torch_version') or '-'}  "
@@ -52,7 +53,7 @@ def render_summary(summary: ArchiveSummary) -> None:
     sizes = ", ".join(f"{k}={v}" for k, v in summary.sizes.items())
     console.print(f"dims: {sizes}", markup=False)
     for caveat in summary.caveats:
-        console.print(f"[yellow]caveat:[/yellow] {caveat}")
+        console.print(f"[yellow]caveat:[/yellow] {escape(caveat)}")
 
     wt = Table(title="Workloads")
     for col in (

@@ -33,7 +33,6 @@ from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
     DEFAULT_N_BOOT,
-    AnalysisError,
     BoundaryCheck,
     BudgetCurve,
     ConditionKind,
@@ -53,7 +52,7 @@ from optcmp_analysis import (
     select_best,
     target_study,
 )
-from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors
 from optcmp_data import FAMILIES, ConfigError, Scale, open_archive
 
 __all__ = [
@@ -63,6 +62,7 @@ __all__ = [
     "budget_figure",
     "curves_figure",
     "figure_for",
+    "full_budget_steps",
     "inclusion_figure",
     "optimizer_styles",
     "plot",
@@ -122,16 +122,22 @@ def _style() -> Iterator[None]:
         yield
 
 
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Write `fig` as PNG or SVG (by `path`'s suffix) atomically; returns `path`.
-
-    Raises ConfigError for another suffix.
-    """
+def _image_format(path: Path) -> str:
+    """The image format `path`'s suffix names; ConfigError for another suffix."""
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(
             f"--out {path}: unknown image format {path.suffix or '(no suffix)'!r}; use .png or .svg"
         )
+    return fmt
+
+
+def save_figure(fig: Figure, path: Path) -> Path:
+    """Write `fig` as PNG or SVG (by `path`'s suffix) atomically; returns `path`.
+
+    Raises ConfigError for another suffix.
+    """
+    fmt = _image_format(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     # SVG records a creation date by default; leaving it out keeps the file reproducible.
@@ -420,17 +426,25 @@ def _fmt_signed(value: float) -> str:
 # --- targets (Figure 10) ----------------------------------------------------------------
 
 
+def full_budget_steps(study: TargetStudy) -> list[int]:
+    """The steps-to-target conditions at the full step budget, easiest target first."""
+    full = max(study.fractions)
+    return sorted(
+        (
+            c
+            for c in range(len(study.condition_kind))
+            if study.condition_kind[c] == ConditionKind.STEPS.value
+            and study.condition_fraction[c] == full
+        ),
+        key=lambda c: study.condition_target[c],
+    )
+
+
 def targets_figure(study: TargetStudy) -> Figure:
     """Steps to reach each target validation value at the full step budget, per optimizer
     (one panel per workload); targets never reached are marked x on the budget line."""
     full = max(study.fractions)
-    conditions = [
-        c
-        for c in range(len(study.condition_kind))
-        if study.condition_kind[c] == ConditionKind.STEPS.value
-        and math.isclose(study.condition_fraction[c], full)
-    ]
-    conditions.sort(key=lambda c: study.condition_target[c])
+    conditions = full_budget_steps(study)
     styles = _styles_of(xr.Dataset(coords={"optimizer": list(study.optimizers)}))
     with _style():
         fig, axes = _grid(len(study.workloads))
@@ -852,15 +866,10 @@ def plot(
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
-    if out.suffix.lower() not in _FORMATS:
-        raise ConfigError(
-            f"--out {out}: unknown image format {out.suffix or '(no suffix)'!r}; use .png or .svg"
-        )
-    try:
+    _image_format(out)  # a wrong suffix fails before the analysis runs
+    with about_archive(archive_path):
         archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
         fig = figure_for(kind, archive, seed=seed, budget=budget, rule=rule, n_boot=n_boot)
-    except AnalysisError as err:
-        raise AnalysisError(f"{archive_path}: {err}") from None  # name the archive
     save_figure(fig, out)
     if json_out:
         print_json({"kind": str(kind), "archive": str(archive_path), "out": str(out)})

@@ -14,7 +14,6 @@ byte-identical files.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import re
 from collections.abc import Callable, Iterator, Sequence
@@ -27,14 +26,12 @@ import numpy as np
 import typer
 import xarray as xr
 from matplotlib.figure import Figure
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from optcmp_analysis import (
     DEFAULT_N_BOOT,
-    AnalysisError,
     BoundaryCheck,
     BudgetCurve,
-    ConditionKind,
     InclusionResult,
     Match,
     ProtocolComparison,
@@ -51,13 +48,22 @@ from optcmp_analysis import (
     select_best,
     target_study,
 )
-from optcmp_cli._common import _jsonable, console, err_console, print_json, reports_errors
+from optcmp_cli._common import (
+    about_archive,
+    console,
+    err_console,
+    json_text,
+    print_json,
+    progress_on_stderr,
+    reports_errors,
+)
 from optcmp_cli._plots import (
+    _styles_of,
     boundary_figure,
     budget_figure,
     curves_figure,
+    full_budget_steps,
     inclusion_figure,
-    optimizer_styles,
     protocol_figure,
     rank_figure,
     save_figure,
@@ -353,16 +359,7 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
 
 
 def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None:
-    full = max(study.fractions)
-    conds = sorted(
-        (
-            c
-            for c in range(len(study.condition_kind))
-            if study.condition_kind[c] == ConditionKind.STEPS.value
-            and float(study.condition_fraction[c]) == full
-        ),
-        key=lambda c: study.condition_target[c],
-    )
+    conds = full_budget_steps(study)
     b.lines += [
         "Steps the fastest tuned trial of each optimizer needs to first reach each target "
         "value on the selection split, at the full step budget (`never`: not reached).",
@@ -463,10 +460,10 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
 
 
 def _boundary_one(ds: xr.Dataset, workload: str, rule: SelectionRule) -> Figure:
-    styles = optimizer_styles(
-        [str(o) for o in ds["optimizer"].values], [str(f) for f in ds["optimizer_family"].values]
+    # The whole archive's styles, so that every workload's figure draws an optimizer alike.
+    return boundary_figure(
+        boundary_check(ds, rule=rule, workloads=[workload]), styles=_styles_of(ds)
     )
-    return boundary_figure(boundary_check(ds, rule=rule, workloads=[workload]), styles=styles)
 
 
 def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
@@ -638,8 +635,7 @@ def write_report(
         "skipped": b.skipped,
         **b.results,
     }
-    text = json.dumps(_jsonable(results), indent=2, allow_nan=False) + "\n"
-    _write_text(results_path, text)
+    _write_text(results_path, json_text(results))
     return ReportFiles(report=report_path, results=results_path, figures=tuple(b.figures))
 
 
@@ -728,12 +724,11 @@ def _header(
 
 @contextmanager
 def _progress(total: int) -> Iterator[Callable[[str], None]]:
-    with Progress(
+    with progress_on_stderr(
         TextColumn("[bold]report[/bold] {task.description}"),
         BarColumn(),
         TextColumn("{task.completed}/{task.total}"),
         TimeElapsedColumn(),
-        console=err_console,
         transient=True,
     ) as progress:
         task = progress.add_task("starting", total=total)
@@ -786,20 +781,17 @@ def report(
     groups = _protocol_groups(archive)
     n_comparisons = (len(groups) - 1) + (compare is not None)
     total = len(groups) * len(_GROUP_STEPS) + n_comparisons
-    with _progress(total) as advance:
-        try:
-            files = write_report(
-                archive,
-                out,
-                name=archive_path.name,
-                seed=seed,
-                n_boot=n_boot,
-                rule=rule,
-                compare=other,
-                advance=advance,
-            )
-        except AnalysisError as err:
-            raise AnalysisError(f"{archive_path}: {err}") from None  # name the archive
+    with _progress(total) as advance, about_archive(archive_path):
+        files = write_report(
+            archive,
+            out,
+            name=archive_path.name,
+            seed=seed,
+            n_boot=n_boot,
+            rule=rule,
+            compare=other,
+            advance=advance,
+        )
     if json_out:
         print_json(files.to_json())
     else:

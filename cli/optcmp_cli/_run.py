@@ -6,6 +6,8 @@ only inside the command, so the rest of the CLI works without torch.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Protocol
 
@@ -19,10 +21,10 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from optcmp_cli._common import console, err_console, print_json, reports_errors
+from optcmp_cli._common import console, print_json, progress_on_stderr, reports_errors
 from optcmp_data import ConfigError
 
-__all__ = ["run"]
+__all__ = ["run", "trial_progress"]
 
 
 class _GroupSummary(Protocol):
@@ -38,9 +40,9 @@ class _GroupSummary(Protocol):
 class _Bar:
     """Adapts a rich progress bar to the runner's progress hooks (drawn on stderr)."""
 
-    def __init__(self, progress: Progress) -> None:
+    def __init__(self, progress: Progress, label: str) -> None:
         self._progress = progress
-        self._task = progress.add_task("trials", total=None, diverged=0)
+        self._task = progress.add_task(label, total=None, diverged=0)
         self._diverged = 0
 
     def start(self, *, total: int, done: int, groups: int) -> None:
@@ -55,6 +57,22 @@ class _Bar:
     def group_done(self, summary: _GroupSummary) -> None:
         self._diverged += summary.diverged
         self._progress.update(self._task, advance=summary.trials, diverged=self._diverged)
+
+
+@contextmanager
+def trial_progress(label: str) -> Iterator[_Bar]:
+    """A bar over a study's trials on stderr, labelled `label`, for `run_study(progress=)`;
+    it stays after a finished run and leaves nothing when the run fails."""
+    with progress_on_stderr(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("diverged {task.fields[diverged]}"),
+        TimeElapsedColumn(),
+        TextColumn("ETA"),
+        TimeRemainingColumn(),
+    ) as progress:
+        yield _Bar(progress, label)
 
 
 @reports_errors
@@ -110,23 +128,9 @@ def run(
         result = run_study(spec, out, executor=executor, group_size=group_size, study_file=study)
         print_json({"run": result.to_json()})
         return
-    columns = (
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("diverged {task.fields[diverged]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-    )
-    with Progress(*columns, console=err_console, transient=False) as progress:
+    with trial_progress("trials") as bar:
         result = run_study(
-            spec,
-            out,
-            executor=executor,
-            group_size=group_size,
-            study_file=study,
-            progress=_Bar(progress),
+            spec, out, executor=executor, group_size=group_size, study_file=study, progress=bar
         )
     console.print(
         f"{result.trials_run} trials run ({result.diverged} diverged) in "

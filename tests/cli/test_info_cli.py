@@ -105,3 +105,20 @@ def test_invalid_inputs_one_line_exit_2(
     assert lines[0].startswith("error: ")
     assert fragment in lines[0]
     assert "Traceback" not in result.output
+
+
+def test_archive_text_is_shown_verbatim_not_as_markup(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a short relative path: the first line does not wrap
+    caveat = "lr [learning_rate] capped; see [/b] notes"
+    ds = synthetic_archive(n_trials=2)
+    ds.attrs["caveats"] = caveat
+    write_archive(ds, Path("[run].nc"))
+    outputs = []
+    for args in (["info", "[run].nc"], ["analyze", "best", "[run].nc"]):
+        result = runner.invoke(app, args, env={"COLUMNS": "250"})
+        assert result.exit_code == 0, result.output
+        assert f"caveat: {caveat}" in result.stdout
+        outputs.append(result.stdout)
+    assert outputs[0].startswith("[run].nc  schema v1")
