@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import importlib.util
 import json
 import math
 import sys
@@ -20,7 +21,7 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
 from optcmp_analysis import AnalysisError
-from optcmp_data import OptcmpError
+from optcmp_data import ConfigError, OptcmpError
 
 __all__ = [
     "about_archive",
@@ -31,9 +32,11 @@ __all__ = [
     "print_json",
     "progress_on_stderr",
     "reports_errors",
+    "require_torch",
 ]
 
-console = Console(highlight=False)
+# soft_wrap: plain lines (paths, summaries) are never broken at 80 columns in pipes.
+console = Console(highlight=False, soft_wrap=True)
 err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 P = ParamSpec("P")
@@ -113,3 +116,13 @@ def print_json(payload: Any) -> None:
     """Only JSON on stdout (see `json_text`)."""
     sys.stdout.write(json_text(payload))
     sys.stdout.flush()
+
+
+def require_torch(command: str) -> None:
+    """Commands that train import the torch-based `optcmp` package lazily; without torch
+    they fail with one line that says how to install it, not an import traceback."""
+    if importlib.util.find_spec("torch") is None:
+        raise ConfigError(
+            f"optcmp {command} trains models and needs torch, which is not installed: "
+            "pip install 'optcmp[train]'"
+        )

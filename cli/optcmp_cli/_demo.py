@@ -16,7 +16,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
-from optcmp_cli._common import console, progress_on_stderr, reports_errors
+from optcmp_cli._common import console, progress_on_stderr, reports_errors, require_torch
 from optcmp_cli._report import write_report
 from optcmp_cli._run import trial_progress
 from optcmp_data import FAMILIES, ConfigError, open_archive
@@ -73,6 +73,7 @@ def demo(
 
     Example: optcmp demo --out optcmp-demo --protocol lr-only
     """
+    require_torch("demo")
     from optcmp.runner import LocalExecutor, run_study
     from optcmp.study import StudySpec
 

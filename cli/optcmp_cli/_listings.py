@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_cli._common import console, print_json, reports_errors, require_torch
 
 __all__ = ["spaces", "workloads"]
 
@@ -31,6 +31,7 @@ def workloads(
 
     Example: optcmp workloads --json
     """
+    require_torch("workloads")
     from optcmp.workloads import WORKLOADS
 
     specs = [factory().spec for factory in WORKLOADS.values()]
@@ -98,6 +99,7 @@ def spaces(
 
     Example: optcmp spaces --preset choi2019 --optimizer adam
     """
+    require_torch("spaces")
     from optcmp.spaces import PRESETS, preset
     from optcmp.study import StudySpec
     from optcmp_data import FAMILIES, get_family

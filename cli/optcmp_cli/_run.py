@@ -21,7 +21,13 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
-from optcmp_cli._common import console, print_json, progress_on_stderr, reports_errors
+from optcmp_cli._common import (
+    console,
+    print_json,
+    progress_on_stderr,
+    reports_errors,
+    require_torch,
+)
 from optcmp_data import ConfigError
 
 __all__ = ["run", "trial_progress"]
@@ -117,6 +123,7 @@ def run(
     """
     if workers is not None and scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other: pick one executor")
+    require_torch("run")
     from optcmp.runner import DaskExecutor, Executor, LocalExecutor, run_study
     from optcmp.study import StudySpec
 

@@ -3,9 +3,12 @@ it is raised under a progress display; `print_json` prints only JSON, NaN as nul
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import math
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -14,6 +17,7 @@ from rich.progress import BarColumn, TextColumn
 from typer.testing import CliRunner
 
 from optcmp_cli._common import print_json, progress_on_stderr, reports_errors
+from optcmp_cli.app import app
 from optcmp_data import ConfigError
 
 runner = CliRunner()
@@ -66,3 +70,32 @@ def test_print_json_prints_only_json_with_null_for_nan() -> None:
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout) == {"a": [1.5, None, None], "b": [3, None]}
     assert result.stderr == ""
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", "study.toml", "--out", "out"],
+        ["demo", "--out", "out"],
+        ["workloads"],
+        ["spaces"],
+    ],
+)
+def test_training_commands_without_torch_are_one_line(
+    args: list[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Where torch is installed, pretend it is not (tests_notorch runs this for real).
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *rest: Any) -> Any:
+        return None if name == "torch" else real_find_spec(name, *rest)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "needs torch" in lines[0]
+    assert "optcmp[train]" in lines[0]
+    assert not (tmp_path / "out").exists()
