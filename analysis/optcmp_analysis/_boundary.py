@@ -24,7 +24,7 @@ import xarray as xr
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import sort_trials
 from optcmp_analysis._records import json_value, restrict
-from optcmp_analysis._selection import SelectionRule, require_usable, trial_scores
+from optcmp_analysis._selection import RepeatMode, SelectionRule, usable_scores
 from optcmp_data import Scale
 
 __all__ = ["BoundaryCheck", "Edge", "boundary_check", "scaled_position"]
@@ -266,8 +266,7 @@ def boundary_check(
     if not 0.0 < fraction < 0.5:
         raise AnalysisError(f"fraction: {fraction} must lie in (0, 0.5)")
     ds = restrict(archive, workloads=workloads, optimizers=optimizers)
-    scores = trial_scores(ds, rule=rule)
-    require_usable(scores)
+    scores = usable_scores(ds, rule=rule, repeats=RepeatMode.MEAN)
     s = scores.data.transpose("workload", "optimizer", "trial", ...)
     order, _, _ = sort_trials(s["score"].values, s["usable"].values, s["present"].values)
     # top_rank: 1 for the best usable trial, 2 for the next, ...; 0 for unusable trials.

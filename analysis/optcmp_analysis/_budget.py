@@ -26,13 +26,7 @@ from optcmp_analysis._kernels import (
     weighted_summary,
 )
 from optcmp_analysis._records import cell_keys, finite, json_value, root_seed, where
-from optcmp_analysis._selection import (
-    RepeatMode,
-    SelectionRule,
-    TrialScores,
-    require_usable,
-    trial_scores,
-)
+from optcmp_analysis._selection import RepeatMode, SelectionRule, TrialScores, usable_scores
 
 __all__ = [
     "DEFAULT_N_BOOT",
@@ -267,12 +261,7 @@ def budget_curve(
     trial have no result and are reported as the share `no_result`. Raises AnalysisError
     for a budget above the trial count or an archive without usable trials.
     """
-    scores = (
-        archive
-        if isinstance(archive, TrialScores)
-        else trial_scores(archive, rule=rule, repeats=repeats)
-    )
-    require_usable(scores)
+    scores = usable_scores(archive, rule=rule, repeats=repeats)
     if n_boot < 1:
         raise AnalysisError(f"n_boot {n_boot} must be at least 1")
     if not tolerance >= 0:

@@ -23,16 +23,17 @@ from optcmp_analysis._budget import (
     n_trials,
 )
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._records import json_value, root_seed, where
+from optcmp_analysis._records import iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
     RepeatMode,
     SelectionRule,
     TrialScores,
+    orientation,
     require_usable,
     select_best,
     trial_scores,
 )
-from optcmp_data import Direction, Taxonomy, taxonomy_labels
+from optcmp_data import Taxonomy, taxonomy_labels
 
 __all__ = [
     "InclusionResult",
@@ -101,20 +102,15 @@ class InclusionResult:
         special_family, general_family, k, metric, split ("test"), value (= difference),
         difference, lo, hi, observed, p_value, p_adjusted, verdict, pair_verdict, n_valid."""
         d = self.data
-        dims = [str(x) for x in d["difference"].dims]
         out = []
-        for index in np.ndindex(*(d.sizes[x] for x in dims)):
-            where = dict(zip(dims, index, strict=True))
-            cell = d.isel(where)
-            record: dict[str, Any] = {
-                x: json_value(d[x].values[where[x]]) for x in dims if x != "pair"
-            }
+        for at, cell, record in iter_cells(d, [str(x) for x in d["difference"].dims]):
+            del record["pair"]
             for name in ("special", "general", "special_family", "general_family"):
                 record[name] = str(cell[name].values)
             diff = float(cell["difference"].values)
             record.update(
                 k=self.budget,
-                metric=str(d["metric_name"].values[where["workload"]]),
+                metric=str(d["metric_name"].values[at["workload"]]),
                 split="test",
                 value=json_value(diff),
                 difference=json_value(diff),
@@ -148,14 +144,19 @@ def _pairs(archive: xr.Dataset, taxonomy: Taxonomy) -> list[tuple[str, str, str,
     return list(taxonomy.optimizer_pairs(archive))
 
 
-def _combine(verdicts: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
-    violated = (verdicts == Verdict.VIOLATED.value).any(axis=axis)
-    consistent = (verdicts == Verdict.CONSISTENT.value).all(axis=axis)
+def _verdicts(violated: np.ndarray, consistent: np.ndarray) -> np.ndarray:
+    """Violated where `violated`, else consistent where `consistent`, else inconclusive."""
     return np.where(
         violated,
         Verdict.VIOLATED.value,
         np.where(consistent, Verdict.CONSISTENT.value, Verdict.INCONCLUSIVE.value),
     )
+
+
+def _combine(verdicts: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+    violated = (verdicts == Verdict.VIOLATED.value).any(axis=axis)
+    consistent = (verdicts == Verdict.CONSISTENT.value).all(axis=axis)
+    return _verdicts(violated, consistent)
 
 
 def inclusion_consistency(
@@ -241,7 +242,7 @@ def _one_rule(
     root: int,
     alpha: float,
 ) -> xr.Dataset:
-    orient = where(scores.data["direction"].astype(str) == Direction.MAX.value, -1.0, 1.0)
+    orient = orientation(scores.data["direction"])
     draws = best_of_k_draws(scores, k, n_boot=n_boot, root=root)
     point = select_best(scores).data["test_value"]
     special = [p[0] for p in pairs]
@@ -269,12 +270,7 @@ def _one_rule(
         estimate = np.where(finite, values, 0.0).sum(axis=-1) / n_valid
     quant = _safe_quantiles(values)
     violated = np.isfinite(adjusted) & (adjusted < alpha)
-    consistent = ~violated & np.isfinite(estimate) & (estimate <= 0)
-    verdict = np.where(
-        violated,
-        Verdict.VIOLATED.value,
-        np.where(consistent, Verdict.CONSISTENT.value, Verdict.INCONCLUSIVE.value),
-    )
+    verdict = _verdicts(violated, np.isfinite(estimate) & (estimate <= 0))
     coords = {
         "pair": ("pair", [f"{s}⊆{g}" for s, g in zip(special, general, strict=True)]),
         "special": ("pair", special),

@@ -1,8 +1,9 @@
-"""numpy kernels for best-of-k statistics; every kernel takes the trial axis as its last axis
-(leading axes are independent cells) or an explicit `axis`.
+"""numpy kernels for best-of-k statistics and the per-cell reductions every analysis shares;
+every kernel takes the trial axis as its last axis (leading axes are independent cells) or
+an explicit `axis`.
 
-Dependency rule: numpy and scipy.special only; no xarray here (the public functions in
-_budget, _rank and _inclusion reach these through `xr.apply_ufunc` with named core dims).
+Dependency rule: numpy and scipy (special, stats) only; no xarray here (the public functions
+in _budget, _rank and _inclusion reach these through `xr.apply_ufunc` with named core dims).
 
 The key fact used throughout: sort a cell's present trials best first (usable trials by
 score, ties by position; then unusable ones). Drawing k trials uniformly with replacement
@@ -16,17 +17,22 @@ smallest position is >= n_usable contains no usable trial and has no result.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
+import scipy.stats
 from scipy.special import gammaln
 
 __all__ = [
     "LEVELS",
+    "argbest",
     "bootstrap_positions",
     "competition_ranks",
     "exact_probabilities",
+    "kendall_tau",
+    "mean_where",
     "position_probabilities",
     "sort_trials",
     "weighted_summary",
@@ -176,3 +182,34 @@ def competition_ranks(values: FloatArray, *, axis: int = -1) -> FloatArray:
     filled = np.where(np.isnan(moved), np.inf, moved)
     smaller = (filled[..., None, :] < filled[..., :, None]).sum(axis=-1)
     return np.moveaxis((1 + smaller).astype(np.float64), -1, axis)
+
+
+def argbest(score: FloatArray, *, axis: int = -1) -> IntArray:
+    """Position of the smallest finite score along `axis` (first one on ties); -1 if none."""
+    moved = np.moveaxis(np.asarray(score, dtype=np.float64), axis, -1)
+    ok = np.isfinite(moved)
+    filled = np.where(ok, moved, np.inf)
+    pos = np.argmin(filled, axis=-1) if moved.shape[-1] else np.zeros(moved.shape[:-1], int)
+    return np.where(ok.any(axis=-1), pos, -1).astype(np.int64)
+
+
+def mean_where(values: FloatArray, mask: BoolArray, *, axis: int) -> FloatArray:
+    """Mean over `axis` of the entries where `mask` (broadcast against `values`) holds; NaN
+    and inf among them propagate; NaN where no entry is masked in."""
+    mask = np.broadcast_to(mask, np.broadcast_shapes(mask.shape, values.shape))
+    count = mask.sum(axis=axis)
+    total = np.where(mask, values, 0.0).sum(axis=axis)
+    out = np.full(count.shape, np.nan)
+    np.divide(total, count, out=out, where=count > 0)
+    return out
+
+
+def kendall_tau(a: FloatArray, b: FloatArray) -> float:
+    """Kendall's tau-b between two rankings over the entries finite in both; NaN with fewer
+    than two such entries or a constant ranking."""
+    ok = np.isfinite(a) & np.isfinite(b)
+    x, y = a[ok], b[ok]
+    # kendalltau warns (and returns NaN) on constant input; NaN is the honest answer.
+    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
+        return math.nan
+    return float(scipy.stats.kendalltau(x, y).statistic)

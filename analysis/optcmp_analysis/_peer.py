@@ -1,7 +1,7 @@
 """Peer scoring rules reproduced from stored archives: the DeepOBS analyser and the
 AlgoPerf leaderboard score (method.md section 6).
 
-Dependency rule: numpy, xarray, attrs and optcmp_data only (no torch, no CLI libraries).
+Dependency rule: numpy, xarray, attrs, optcmp_data and this package (no torch, no CLI libraries).
 
 DeepOBS analyser (`deepobs_report`): a setting is one trial; mode "final" ranks settings
 by the mean over seeds of the final value of the selection-split metric, mode "best" by
@@ -38,8 +38,17 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._kernels import argbest, mean_where
 from optcmp_analysis._records import json_value
-from optcmp_data import Direction, Split, Status, parse_selection_repeats, repeat_dims
+from optcmp_analysis._selection import selection_repeat_mask
+from optcmp_data import (
+    Direction,
+    Split,
+    Status,
+    archive_caveats,
+    parse_selection_repeats,
+    repeat_dims,
+)
 
 __all__ = [
     "AlgoperfScore",
@@ -53,8 +62,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
-BoolArray = npt.NDArray[np.bool_]
 
 _RUN = "_run"
 
@@ -66,40 +73,20 @@ class DeepobsMode(enum.StrEnum):
     BEST = "best"
 
 
-def _caveats(archive: xr.Dataset) -> tuple[str, ...]:
-    return tuple(line for line in str(archive.attrs.get("caveats", "")).splitlines() if line)
-
-
-def _runs(archive: xr.Dataset, var: str) -> FloatArray:
-    """`var` as (workload, optimizer, trial, run[, eval]) with repeat dims stacked as runs."""
-    da = archive[var]
+def _runs(archive: xr.Dataset, var: str | xr.DataArray) -> FloatArray:
+    """`var` (a variable's name, or an array over the archive's dims) as (workload,
+    optimizer, trial, run[, eval]) with repeat dims stacked as runs."""
+    da = archive[var] if isinstance(var, str) else var
     reps = repeat_dims(archive)
     da = da.stack({_RUN: reps}) if reps else da.expand_dims(_RUN)
     order = ["workload", "optimizer", "trial", _RUN] + (["eval"] if "eval" in da.dims else [])
     return np.asarray(da.transpose(*order).values)
 
 
-def _run_mask(archive: xr.Dataset, chosen: dict[str, list[int]]) -> BoolArray:
-    """(run,) mask of the repeats named in `chosen` (all if empty)."""
-    reps = repeat_dims(archive)
-    if not reps:
-        return np.ones(1, dtype=bool)
-    stacked = xr.Dataset(coords={d: archive[d] for d in reps}).stack({_RUN: reps})
-    mask = np.ones(stacked.sizes[_RUN], dtype=bool)
-    for dim, values in chosen.items():
-        mask &= np.isin(stacked[dim].values, values)
-    return mask
-
-
-def _mean_where(values: FloatArray, mask: BoolArray, axis: int) -> FloatArray:
-    """Mean over `axis` of the entries where `mask` holds (NaN propagates, as np.mean
-    does in DeepOBS); NaN where no entry is masked in."""
-    mask = np.broadcast_to(mask, np.broadcast_shapes(mask.shape, values.shape))
-    count = mask.sum(axis=axis)
-    total = np.where(mask, values, 0.0).sum(axis=axis)
-    out = np.full(count.shape, np.nan)
-    np.divide(total, count, out=out, where=count > 0)
-    return out
+def _min_finite(values: FloatArray) -> FloatArray:
+    """Smallest finite value along the last axis (NaN evaluations ignored); NaN if none."""
+    finite = np.isfinite(values)
+    return np.where(finite.any(axis=-1), np.where(finite, values, np.inf).min(axis=-1), np.nan)
 
 
 @attrs.frozen
@@ -183,19 +170,17 @@ def deepobs_report(
         value = np.take_along_axis(curve, last[..., None], axis=-1)[..., 0]
         return np.where(n_evals > 0, value, np.nan)
 
-    scored = present & _run_mask(archive, chosen)
+    # NaN in a masked-in run propagates into the mean, as np.mean does in DeepOBS.
+    scored = present & _runs(archive, selection_repeat_mask(archive, chosen))
     if mode is DeepobsMode.FINAL:
-        oriented = s3 * _mean_where(final(sel), scored, axis=-1)
+        oriented = s3 * mean_where(final(sel), scored, axis=-1)
     else:
-        mean_curve = _mean_where(
+        mean_curve = mean_where(
             np.moveaxis(sel, -1, -2), scored[..., None, :], axis=-1
         )  # (w, o, t, eval)
-        oriented_curve = s4 * mean_curve
-        finite = np.isfinite(oriented_curve)
-        oriented = np.where(
-            finite.any(axis=-1), np.where(finite, oriented_curve, np.inf).min(axis=-1), np.nan
-        )
-    position = _argmin_nan(oriented)
+        oriented = _min_finite(s4 * mean_curve)
+    # The first minimum: ties go to the lowest trial.
+    position = argbest(oriented, axis=2)
     has = position >= 0
     safe = np.maximum(position, 0)
 
@@ -204,24 +189,18 @@ def deepobs_report(
 
     run_ok = present & (n_evals > 0)
     if mode is DeepobsMode.FINAL:
-        perf = _mean_where(final(test), run_ok, axis=-1)
+        perf = mean_where(final(test), run_ok, axis=-1)
     else:
         # As the DeepOBS analyser in mode "best": the best value of the seed-mean test curve.
-        test_curve = _mean_where(np.moveaxis(test, -1, -2), run_ok[..., None, :], axis=-1)
-        oriented_test_curve = s4 * test_curve
-        finite_test = np.isfinite(oriented_test_curve)
-        perf = s4[..., 0] * np.where(
-            finite_test.any(axis=-1),
-            np.where(finite_test, oriented_test_curve, np.inf).min(axis=-1),
-            np.nan,
-        )
+        test_curve = mean_where(np.moveaxis(test, -1, -2), run_ok[..., None, :], axis=-1)
+        perf = s4[..., 0] * _min_finite(s4 * test_curve)
     target = archive["test_target"].values.astype(np.float64)
     oriented_test = s4[..., None] * test
-    reached = oriented_test <= (np.where(maximise, -1.0, 1.0) * target)[:, None, None, None, None]
+    reached = oriented_test <= (sign * target)[:, None, None, None, None]
     first = np.where(reached.any(axis=-1), reached.argmax(axis=-1), n_evals).astype(np.float64)
-    speed = _mean_where(first, present & (n_evals > 0), axis=-1)
+    speed = mean_where(first, run_ok, axis=-1)
     speed = np.where(np.isfinite(target)[:, None, None], speed, np.nan)
-    n_seeds = (present & (n_evals > 0)).sum(axis=-1)
+    n_seeds = run_ok.sum(axis=-1)
 
     trial_labels = archive["trial"].values
     hp = archive["hparams"].transpose("workload", "optimizer", "trial", "hparam").values
@@ -248,21 +227,13 @@ def deepobs_report(
             "hparam": archive["hparam"].values,
         },
     )
-    caveats = list(_caveats(archive))
+    caveats = archive_caveats(archive)
     if chosen:
         caveats.append(
             f"settings ranked on repeats {archive.attrs['selection_repeats']} only; "
             "performance and speed average all seeds of the chosen setting"
         )
     return DeepobsReport(data=data, mode=mode, caveats=tuple(dict.fromkeys(caveats)))
-
-
-def _argmin_nan(values: FloatArray) -> IntArray:
-    """Position of the smallest finite value along the trial axis (axis 2); -1 if none.
-    np.argmin returns the first minimum, so ties go to the lowest trial."""
-    finite = np.isfinite(values)
-    pos = np.where(finite, values, np.inf).argmin(axis=2)
-    return np.where(finite.any(axis=2), pos, -1).astype(np.int64)
 
 
 # --- AlgoPerf ---------------------------------------------------------------------------
@@ -496,7 +467,7 @@ def algoperf_score(
             "tau": tau,
         },
     )
-    caveats = list(_caveats(archive))
+    caveats = archive_caveats(archive)
     absent = [w for w in scored if w not in names]
     if absent:
         caveats.append(f"workloads {absent} are absent from the archive: scored as inf")

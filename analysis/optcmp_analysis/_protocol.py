@@ -15,18 +15,16 @@ metric of their selected trial, on the optimizers present (with a usable trial) 
 from __future__ import annotations
 
 import enum
-import math
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
-import scipy.stats
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._kernels import competition_ranks
+from optcmp_analysis._kernels import competition_ranks, kendall_tau
 from optcmp_analysis._records import json_value, restrict
 from optcmp_analysis._selection import RepeatMode, SelectionRule, select_best
 from optcmp_data import Direction
@@ -146,15 +144,6 @@ class ProtocolComparison:
                 )
         out.extend(self.flips())
         return [json_value(r) for r in out]
-
-
-def _tau(a: FloatArray, b: FloatArray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    x, y = a[ok], b[ok]
-    # kendalltau warns on constant input and returns NaN; NaN is the honest answer here.
-    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return math.nan
-    return float(scipy.stats.kendalltau(x, y).statistic)
 
 
 def _keyed(
@@ -290,7 +279,7 @@ def protocol_sensitivity(
         )
     scored = np.where(both[None], sign[None, :, None] * test, np.nan)
     rank = np.where(both[None], competition_ranks(scored, axis=-1), np.nan)
-    tau = np.array([_tau(rank[0, wi], rank[1, wi]) for wi in range(n_w)])
+    tau = np.array([kendall_tau(rank[0, wi], rank[1, wi]) for wi in range(n_w)])
     data = xr.Dataset(
         {
             "label": (("protocol", "workload", "optimizer"), names.astype(str)),

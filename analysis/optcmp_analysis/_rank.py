@@ -25,22 +25,18 @@ from optcmp_analysis._budget import (
 )
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import competition_ranks
-from optcmp_analysis._records import json_value, root_seed, where
+from optcmp_analysis._records import iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
     RepeatMode,
     SelectionRule,
     TrialScores,
-    require_usable,
+    orientation,
     select_best,
-    trial_scores,
+    usable_scores,
 )
 from optcmp_data import Direction
 
 __all__ = ["Rankings", "rank_optimizers", "rank_values"]
-
-
-def _orientation(direction: xr.DataArray) -> xr.DataArray:
-    return where(direction.astype(str) == Direction.MAX.value, -1.0, 1.0)
 
 
 def rank_values(
@@ -50,7 +46,7 @@ def rank_values(
     or a per-workload DataArray); NaN ranks below every number. Other dims broadcast."""
     if isinstance(direction, str):
         direction = xr.DataArray(Direction(direction).value)
-    oriented = values * _orientation(direction)
+    oriented = values * orientation(direction)
     ranks: xr.DataArray = xr.apply_ufunc(
         competition_ranks,
         oriented,
@@ -94,12 +90,8 @@ class Rankings:
         p_best, p_rank_1 ... p_rank_n, value (test value of the selected trial), metric,
         split ("test"), rule, and p_best_by_k (an object from budget to probability)."""
         d = self.data
-        cell_dims = [str(x) for x in d["rank"].dims]
         out = []
-        for index in np.ndindex(*(d.sizes[x] for x in cell_dims)):
-            where = dict(zip(cell_dims, index, strict=True))
-            cell = d.isel(where)
-            record: dict[str, Any] = {x: json_value(d[x].values[where[x]]) for x in cell_dims}
+        for at, cell, record in iter_cells(d, [str(x) for x in d["rank"].dims]):
             record.update(
                 k=self.budget,
                 rank=json_value(float(cell["rank"].values)),
@@ -110,7 +102,7 @@ class Rankings:
                 record[f"p_rank_{int(r)}"] = json_value(float(p))
             record.update(
                 value=json_value(float(cell["value"].values)),
-                metric=str(d["metric_name"].values[where["workload"]]),
+                metric=str(d["metric_name"].values[at["workload"]]),
                 split="test",
                 rule=str(self.rule),
                 p_best_by_k={
@@ -141,12 +133,7 @@ def rank_optimizers(
     ..., N) gives P(best) as a function of the budget. Raises AnalysisError for a budget
     above the trial count or an archive without usable trials.
     """
-    scores = (
-        archive
-        if isinstance(archive, TrialScores)
-        else trial_scores(archive, rule=rule, repeats=repeats)
-    )
-    require_usable(scores)
+    scores = usable_scores(archive, rule=rule, repeats=repeats)
     if n_boot < 1:
         raise AnalysisError(f"n_boot {n_boot} must be at least 1")
     n = n_trials(scores)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import difflib
 import zlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -21,6 +21,7 @@ from optcmp_analysis._errors import AnalysisError
 
 __all__ = [
     "cell_keys",
+    "iter_cells",
     "json_value",
     "restrict",
     "root_seed",
@@ -41,6 +42,16 @@ def json_value(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def iter_cells(
+    data: xr.Dataset, dims: Sequence[str]
+) -> Iterator[tuple[dict[str, int], xr.Dataset, dict[str, Any]]]:
+    """For every cell of the product of `dims` (last dim fastest): its positions, its slice
+    of `data`, and a record of its labels ({dim: label}, JSON-ready)."""
+    for index in np.ndindex(*(data.sizes[d] for d in dims)):
+        at = dict(zip(dims, index, strict=True))
+        yield at, data.isel(at), {d: json_value(data[d].values[at[d]]) for d in dims}
 
 
 def _closest(name: str, choices: Sequence[str]) -> str:

@@ -1,7 +1,7 @@
 """Best-trial selection: per-trial scores under a selection rule, and the best trial per cell.
 
 Dependency rule: numpy, xarray, attrs, optcmp_data. Everything here works on named dims;
-the per-cell kernels (`argbest`) take an axis.
+the per-cell kernels (`argbest`, in _kernels) take an axis.
 
 Conventions fixed here and used by every other analysis of this package:
 
@@ -28,16 +28,24 @@ Conventions fixed here and used by every other analysis of this package:
 from __future__ import annotations
 
 import enum
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
 import numpy as np
-import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._records import finite, json_value, where
-from optcmp_data import Direction, Split, Status, parse_selection_repeats, repeat_dims
+from optcmp_analysis._kernels import argbest
+from optcmp_analysis._records import finite, iter_cells, json_value, where
+from optcmp_data import (
+    Direction,
+    Split,
+    Status,
+    archive_caveats,
+    parse_selection_repeats,
+    repeat_dims,
+)
 
 __all__ = [
     "RepeatMode",
@@ -45,8 +53,11 @@ __all__ = [
     "SelectionRule",
     "TrialScores",
     "argbest",
+    "orientation",
     "select_best",
+    "selection_repeat_mask",
     "trial_scores",
+    "usable_scores",
 ]
 
 
@@ -68,19 +79,24 @@ class RepeatMode(enum.StrEnum):
 
 
 _DEEPOBS = frozenset({SelectionRule.DEEPOBS_FINAL, SelectionRule.DEEPOBS_BEST})
-_BEST_OVER_RUN = frozenset({SelectionRule.BEST_VALID, SelectionRule.DEEPOBS_BEST})
-
-FloatArray = npt.NDArray[np.float64]
-IntArray = npt.NDArray[np.int64]
 
 
-def argbest(score: FloatArray, *, axis: int = -1) -> IntArray:
-    """Position of the smallest finite score along `axis` (first one on ties); -1 if none."""
-    moved = np.moveaxis(np.asarray(score, dtype=np.float64), axis, -1)
-    ok = np.isfinite(moved)
-    filled = np.where(ok, moved, np.inf)
-    pos = np.argmin(filled, axis=-1) if moved.shape[-1] else np.zeros(moved.shape[:-1], int)
-    return np.where(ok.any(axis=-1), pos, -1).astype(np.int64)
+def orientation(direction: xr.DataArray) -> xr.DataArray:
+    """-1 where the metric direction is "max", else 1: metric x orientation is smaller-better."""
+    return where(direction.astype(str) == Direction.MAX.value, -1.0, 1.0)
+
+
+def selection_repeat_mask(
+    archive: xr.Dataset, chosen: Mapping[str, Sequence[int]] | None = None
+) -> xr.DataArray:
+    """True on the runs (the dims of `status`) whose repeats selection may use: those in
+    `chosen` (default: the archive's `selection_repeats` attribute; every run if empty)."""
+    if chosen is None:
+        chosen = parse_selection_repeats(archive, source="archive")
+    mask = xr.ones_like(archive["status"], dtype=bool)
+    for dim, values in chosen.items():
+        mask = mask & archive[dim].isin(values)
+    return mask
 
 
 @attrs.frozen
@@ -166,13 +182,6 @@ def _best_index(oriented: xr.DataArray) -> xr.DataArray:
     return where(finite(oriented).any("eval"), pos, -1)
 
 
-def _selection_mask(archive: xr.Dataset, chosen: dict[str, list[int]]) -> xr.DataArray:
-    mask = xr.DataArray(True)
-    for dim, values in chosen.items():
-        mask = mask & archive[dim].isin(values)
-    return mask
-
-
 def _mean_over(values: xr.DataArray, weight: xr.DataArray, dims: tuple[str, ...]) -> xr.DataArray:
     """Mean of `values` over `dims` where `weight` is true; NaN in a weighted run propagates."""
     if not dims:
@@ -212,7 +221,7 @@ def trial_scores(
 
     direction = archive["metric_direction"].astype(str)
     split = archive["selection_split"].astype(str)
-    sign = where(direction == Direction.MAX.value, -1.0, 1.0)
+    sign = orientation(direction)
     has_eval = archive["step"] >= 0
     last = where(has_eval, archive["eval"], -1).max("eval")
     selection_metric = where(
@@ -223,8 +232,7 @@ def trial_scores(
     status = archive["status"].astype(str)
     present_run = status != Status.MISSING.value
     completed_run = status == Status.COMPLETED.value
-    sel_mask = _selection_mask(archive, chosen)
-    scored_run = present_run & sel_mask
+    scored_run = present_run & selection_repeat_mask(archive, chosen)
 
     if rule is SelectionRule.FINAL_TRAIN_LOSS:
         run_sel = _final(archive["train_loss"].where(has_eval), last)
@@ -287,7 +295,7 @@ def trial_scores(
 
 
 def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
-    notes = [line for line in str(archive.attrs.get("caveats", "")).splitlines() if line]
+    notes = archive_caveats(archive)
     if rule is not SelectionRule.FINAL_TRAIN_LOSS:
         for w, s in zip(
             archive["workload"].values, archive["selection_split"].values.astype(str), strict=True
@@ -338,17 +346,13 @@ class Selection:
         """Records: workload, optimizer, [repeat labels], trial, hyperparameters,
         selection_value, selection_split, test_value, valid_value, metric, split ("test"),
         value (= test_value), rule, n_trials, n_usable."""
-        dims = self.cell_dims
-        d = self.data.transpose(*dims, "hparam")
+        d = self.data.transpose(*self.cell_dims, "hparam")
         names = [str(h) for h in d["hparam"].values]
         out = []
-        for index in np.ndindex(*(d.sizes[x] for x in dims)):
-            where = dict(zip(dims, index, strict=True))
-            cell = d.isel(where)
-            w = int(where["workload"])
+        for at, cell, record in iter_cells(d, self.cell_dims):
+            w = at["workload"]
             trial = int(cell["trial"].values)
             hp = cell["hparams"].values
-            record: dict[str, Any] = {x: json_value(d[x].values[where[x]]) for x in dims}
             split = (
                 "train"
                 if self.rule is SelectionRule.FINAL_TRAIN_LOSS
@@ -383,6 +387,24 @@ def require_usable(scores: TrialScores) -> None:
         )
 
 
+def usable_scores(
+    archive: xr.Dataset | TrialScores,
+    /,
+    *,
+    rule: SelectionRule | str,
+    repeats: RepeatMode | str,
+) -> TrialScores:
+    """`archive`'s trial scores under `rule` and `repeats` (precomputed `TrialScores` are
+    taken as they are); AnalysisError if no trial at all is usable."""
+    scores = (
+        archive
+        if isinstance(archive, TrialScores)
+        else trial_scores(archive, rule=rule, repeats=repeats)
+    )
+    require_usable(scores)
+    return scores
+
+
 def select_best(
     archive: xr.Dataset | TrialScores,
     /,
@@ -397,12 +419,7 @@ def select_best(
     selected; ties go to the lowest trial position. Raises AnalysisError if no trial at
     all is usable.
     """
-    scores = (
-        archive
-        if isinstance(archive, TrialScores)
-        else trial_scores(archive, rule=rule, repeats=repeats)
-    )
-    require_usable(scores)
+    scores = usable_scores(archive, rule=rule, repeats=repeats)
     data = scores.data
     position = xr.apply_ufunc(
         argbest, data["score"], input_core_dims=[["trial"]], kwargs={"axis": -1}

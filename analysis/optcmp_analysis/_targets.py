@@ -23,20 +23,14 @@ from typing import Any
 import attrs
 import numpy as np
 import numpy.typing as npt
-import scipy.stats
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._inclusion import Verdict, default_inclusion_budget
-from optcmp_analysis._kernels import competition_ranks
-from optcmp_analysis._records import cell_keys, json_value, restrict, stream
-from optcmp_data import (
-    Direction,
-    Status,
-    Taxonomy,
-    parse_selection_repeats,
-    repeat_dims,
-)
+from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, mean_where
+from optcmp_analysis._records import cell_keys, json_value, restrict, root_seed, stream
+from optcmp_analysis._selection import selection_repeat_mask
+from optcmp_data import Direction, Status, Taxonomy, repeat_dims
 
 __all__ = [
     "ConditionKind",
@@ -334,14 +328,6 @@ class TargetStudy:
 # --- archive access --------------------------------------------------------------------
 
 
-def _selection_repeat_mask(ds: xr.Dataset) -> xr.DataArray:
-    """True on the runs selection may use (the archive's `selection_repeats` attribute)."""
-    mask = xr.ones_like(ds["status"], dtype=bool)
-    for dim, values in parse_selection_repeats(ds, source="archive").items():
-        mask = mask & ds[dim].isin(values)
-    return mask
-
-
 def _run_masks(
     status: npt.NDArray[np.str_], allowed: npt.NDArray[np.bool_]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
@@ -356,30 +342,12 @@ def _run_masks(
     return present, usable
 
 
-def _mean_runs(values: FloatArray, present: npt.NDArray[np.bool_], *, axis: int) -> FloatArray:
-    """Mean over the run `axis` of present runs (NaN if none); inf stays inf (never reached)."""
-    present = np.broadcast_to(present, np.broadcast_shapes(present.shape, values.shape))
-    count = present.sum(axis=axis)
-    total = np.where(present, values, 0.0).sum(axis=axis)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(count > 0, total / np.maximum(count, 1), np.nan)
-
-
 def _flat_runs(da: xr.DataArray, rep: tuple[str, ...], core: tuple[str, ...]) -> Any:
     """Values with dims (optimizer, trial, run, *core): repeat axes stacked into one."""
     order = ("optimizer", "trial", *rep, *core)
     arr = da.transpose(*order).values
     n_o, n_t = arr.shape[:2]
     return arr.reshape(n_o, n_t, -1, *arr.shape[2 + len(rep) :])
-
-
-def _tau(a: FloatArray, b: FloatArray) -> float:
-    ok = np.isfinite(a) & np.isfinite(b)
-    x, y = a[ok], b[ok]
-    # kendalltau warns (and returns NaN) on constant input; NaN is the honest answer.
-    if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
-        return math.nan
-    return float(scipy.stats.kendalltau(x, y).statistic)
 
 
 # --- the analysis ----------------------------------------------------------------------
@@ -446,7 +414,7 @@ def target_study(
     if n_targets < 1:
         raise AnalysisError("targets: at least one target value is needed")
 
-    sel_mask = _selection_repeat_mask(ds)
+    sel_mask = selection_repeat_mask(ds)
     target_value = np.full((n_w, n_targets), np.nan)
     step_limit = np.full((n_w, n_f), np.nan)
     trial_steps = np.full((n_w, n_o, n_tr, n_targets, n_f), np.nan)
@@ -485,21 +453,21 @@ def target_study(
         test_tr = _truncated_final(test_vals[..., None, :], steps[..., None, :], lim)
         full = _truncated_final(sel_vals, steps, np.full(steps.shape[:3], float(budget)))
         # As in selection: usable needs a finite final selection value at the full budget.
-        usable = usable & np.isfinite(_mean_runs(full, present_sel, axis=2))
+        usable = usable & np.isfinite(mean_where(full, present_sel, axis=2))
         usable_all[wi] = usable
         present_all[wi] = (status != Status.MISSING.value).any(axis=-1)
         final_sel[wi] = np.where(
-            usable[..., None], _mean_runs(sel_tr, present_sel[..., None], axis=2), np.nan
+            usable[..., None], mean_where(sel_tr, present_sel[..., None], axis=2), np.nan
         )
         reported = completed[..., None] & np.isfinite(test_tr)
-        final_test[wi] = np.where(usable[..., None], _mean_runs(test_tr, reported, axis=2), np.nan)
+        final_test[wi] = np.where(usable[..., None], mean_where(test_tr, reported, axis=2), np.nan)
 
         if isinstance(targets, Mapping):
             target_value[wi] = np.asarray(targets[w], dtype=np.float64)
         elif targets is not None:
             target_value[wi] = np.asarray(targets, dtype=np.float64)
         else:
-            pool = _mean_runs(full, present_sel, axis=2)[usable]
+            pool = mean_where(full, present_sel, axis=2)[usable]
             if pool.size == 0:
                 raise AnalysisError(
                     f"workload {w!r}: no usable trial (completed, with a final {split} "
@@ -516,7 +484,7 @@ def target_study(
             limits,
         )  # (o, trial, run, fraction, target)
         for arr, out in ((reach_s, trial_steps), (reach_t, trial_time)):
-            mean = _mean_runs(arr, present_sel[..., None, None], axis=2)
+            mean = mean_where(arr, present_sel[..., None, None], axis=2)
             mean = np.where(usable[..., None, None], mean, np.nan)
             out[wi] = np.swapaxes(mean, -1, -2)  # (o, trial, target, fraction)
 
@@ -551,7 +519,7 @@ def target_study(
     usable5 = usable_all[..., None, None]
     steps_min = _best_over_trials(trial_steps, usable5)  # (w, o, target, fraction)
     time_min = _best_over_trials(trial_time, usable5)
-    pick = _select(final_sel)  # (w, o, fraction) trial index or -1
+    pick = argbest(final_sel, axis=2)  # (w, o, fraction) trial index or -1
     test_pick = np.take_along_axis(final_test, np.maximum(pick, 0)[:, :, None, :], axis=2)[:, :, 0]
     test_pick = np.where(pick >= 0, test_pick, np.nan)
     for c in range(n_c):
@@ -565,7 +533,10 @@ def target_study(
             score[..., c] = signs[:, None] * tuned[..., c]
     rank = np.where(np.isnan(score), np.nan, competition_ranks(score, axis=1))
     tau = np.array(
-        [[_tau(rank[wi, :, reference], rank[wi, :, c]) for c in range(n_c)] for wi in range(n_w)]
+        [
+            [kendall_tau(rank[wi, :, reference], rank[wi, :, c]) for c in range(n_c)]
+            for wi in range(n_w)
+        ]
     )
 
     rel_s, rel_g = _relations(ds, o_names, taxonomy or Taxonomy.from_archive(ds))
@@ -638,13 +609,6 @@ def _best_over_trials(values: FloatArray, usable: npt.NDArray[np.bool_]) -> Floa
     return np.where(usable.any(axis=2), best, np.nan)
 
 
-def _select(signed: FloatArray) -> npt.NDArray[np.int64]:
-    """Index along axis 2 of the smallest finite value (first on ties); -1 where none."""
-    ok = np.isfinite(signed)
-    idx = np.where(ok, signed, np.inf).argmin(axis=2)
-    return np.where(ok.any(axis=2), idx, -1)
-
-
 def _relations(
     ds: xr.Dataset, o_names: tuple[str, ...], taxonomy: Taxonomy
 ) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -683,7 +647,7 @@ def _inclusion(
     n_r, n_c = len(rel_s), len(kinds)
     o_ix = {o: i for i, o in enumerate(o_names)}
     p = np.full((n_w, n_r, n_c), np.nan)
-    root = int(rng.integers(0, 2**63 - 1))
+    root = root_seed(rng)
     for wi in range(n_w):
         if n_r == 0:
             continue
@@ -709,7 +673,8 @@ def _inclusion(
             steps_d = np.where(np.isnan(steps_all), np.inf, steps_all).min(axis=1)
             steps_d = np.where(any_usable[:, None, None], steps_d, np.nan)
             sel_d = final_sel[wi, o][draw]  # (B, n, fraction)
-            pick = _pick_rows(sel_d)
+            # A draw without a finite selection value picks position 0; it is NaN below.
+            pick = np.maximum(argbest(sel_d, axis=1), 0)
             test_d = np.take_along_axis(final_test[wi, o][draw], pick[:, None, :], axis=1)[:, 0]
             test_d = np.where(np.isfinite(sel_d).any(axis=1), test_d, np.nan)
             out = np.empty((n_boot, n_c))
@@ -766,9 +731,3 @@ def holm(p: FloatArray, *, axis: int = -1) -> FloatArray:
     out = np.empty_like(moved)
     np.put_along_axis(out, order, adjusted_sorted, axis=-1)
     return np.moveaxis(np.where(tested, out, np.nan), -1, axis)
-
-
-def _pick_rows(sel: FloatArray) -> npt.NDArray[np.int64]:
-    """Per draw and fraction, the position (axis 1) of the best finite selection value."""
-    ok = np.isfinite(sel)
-    return np.asarray(np.where(ok, sel, np.inf).argmin(axis=1), dtype=np.int64)

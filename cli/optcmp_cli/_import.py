@@ -14,7 +14,7 @@ from typing import Annotated
 import typer
 
 from optcmp_cli._common import console, err_console, print_json, reports_errors
-from optcmp_data import write_archive
+from optcmp_data import archive_caveats, write_archive
 from optcmp_data.importers import ImportResult, Ruleset, import_algoperf, import_deepobs
 
 __all__ = ["import_app"]
@@ -50,7 +50,7 @@ def _report(result: ImportResult, out: Path, json_out: bool) -> None:
     ds = result.dataset
     workloads = [str(w) for w in ds["workload"].values]
     optimizers = [str(o) for o in ds["optimizer"].values]
-    caveats = [c for c in str(ds.attrs.get("caveats", "")).splitlines() if c]
+    caveats = archive_caveats(ds)
     summary = {
         "out": str(out),
         "files_read": result.files_read,

@@ -191,6 +191,17 @@ def _check_agree(
                     seen[key] = (value, src)
 
 
+def _relations(ds: xr.Dataset) -> set[tuple[str, str]]:
+    """The (special, general) inclusion relations an archive declares."""
+    return set(
+        zip(
+            ds["inclusion_special"].values.astype(str),
+            ds["inclusion_general"].values.astype(str),
+            strict=True,
+        )
+    )
+
+
 def _space_defined(ds: xr.Dataset, w: str, o: str) -> bool:
     cell = ds.sel(workload=w, optimizer=o)
     return bool(cell["space_name"].item() != "" or (cell["space_scale"].values != Scale.NONE).any())
@@ -208,29 +219,13 @@ def merge_archives(
     if not datasets:
         raise MergeError("merge: no archives given")
     sources = list(sources) if sources is not None else [f"shard {i}" for i in range(len(datasets))]
-    # Sort inputs by content-derived keys so attribute merging is order independent.
     rep0 = repeat_dims(datasets[0])
+    tax0 = _relations(datasets[0])
     for ds, src in zip(datasets, sources, strict=True):
         if repeat_dims(ds) != rep0:
             mine = list(repeat_dims(ds))
             raise MergeError(f"{src}: repeat axes {mine} differ from {sources[0]}'s {list(rep0)}")
-        tax = {
-            (s, g)
-            for s, g in zip(
-                ds["inclusion_special"].values.astype(str),
-                ds["inclusion_general"].values.astype(str),
-                strict=True,
-            )
-        }
-        tax0 = {
-            (s, g)
-            for s, g in zip(
-                datasets[0]["inclusion_special"].values.astype(str),
-                datasets[0]["inclusion_general"].values.astype(str),
-                strict=True,
-            )
-        }
-        if tax != tax0:
+        if _relations(ds) != tax0:
             raise MergeError(f"{src}: its inclusion taxonomy differs from {sources[0]}'s")
     _check_agree(datasets, sources, "workload", WORKLOAD_VARS)
     _check_agree(datasets, sources, "optimizer", OPTIMIZER_VARS)

@@ -26,6 +26,7 @@ __all__ = [
     "Scale",
     "Split",
     "Status",
+    "archive_caveats",
     "canonical_order",
     "parse_selection_repeats",
     "repeat_dims",
@@ -100,6 +101,11 @@ _CURVE: Final = (*_CORE, "eval")  # + repeat dims before eval
 def repeat_dims(ds: xr.Dataset) -> tuple[str, ...]:
     """The repeat axes present in an archive, in canonical order."""
     return tuple(d for d in REPEAT_DIMS if d in ds.dims)
+
+
+def archive_caveats(ds: xr.Dataset) -> list[str]:
+    """The archive's `caveats` attribute, one entry per non-empty line."""
+    return [line for line in str(ds.attrs.get("caveats", "")).splitlines() if line]
 
 
 def _expected_dims(ds: xr.Dataset) -> dict[str, tuple[str, ...]]:

@@ -11,7 +11,7 @@ import attrs
 import numpy as np
 import xarray as xr
 
-from optcmp_data._schema import Scale, Status, repeat_dims
+from optcmp_data._schema import Scale, Status, archive_caveats, repeat_dims
 
 __all__ = ["ArchiveSummary", "CellCount", "HparamRange", "summarize"]
 
@@ -64,9 +64,7 @@ class ArchiveSummary:
 
 
 def _json_floats(record: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: (None if isinstance(v, float) and not np.isfinite(v) else v) for k, v in record.items()
-    }
+    return {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in record.items()}
 
 
 def summarize(ds: xr.Dataset, *, path: str = "") -> ArchiveSummary:
@@ -128,7 +126,7 @@ def summarize(ds: xr.Dataset, *, path: str = "") -> ArchiveSummary:
         for k, v in ds.attrs.items()
         if k != "caveats"
     }
-    caveats = tuple(line for line in str(ds.attrs.get("caveats", "")).splitlines() if line)
+    caveats = tuple(archive_caveats(ds))
     return ArchiveSummary(
         path=path,
         sizes={str(k): int(v) for k, v in ds.sizes.items()},

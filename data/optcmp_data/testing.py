@@ -13,6 +13,7 @@ direction "min"; for direction "max" the metric reported is 1 - error.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -33,6 +34,16 @@ __all__ = ["synthetic_archive"]
 
 _EPS_FAMILIES = frozenset({"rmsprop", "adam", "nadam"})
 _MOMENTUM_FAMILIES = frozenset({"momentum", "nesterov", "rmsprop", "adam", "nadam"})
+
+
+def _space(family: str | None) -> tuple[SpaceDim, ...]:
+    """The searched hyperparameters of an optimizer of `family` (learning rate for all)."""
+    dims = [SpaceDim("learning_rate", 1e-4, 1.0, Scale.LOG)]
+    if family in _MOMENTUM_FAMILIES:
+        dims.append(SpaceDim("momentum", 0.0, 0.999, Scale.ONE_MINUS_LOG))
+    if family in _EPS_FAMILIES:
+        dims.append(SpaceDim("epsilon", 1e-10, 1e2, Scale.LOG))
+    return tuple(dims)
 
 
 def synthetic_archive(
@@ -95,23 +106,15 @@ def synthetic_archive(
     for o in optimizers:
         builder.add_optimizer(o, families.get(o, ""))
         for w in names:
-            dims = [SpaceDim("learning_rate", 1e-4, 1.0, Scale.LOG)]
-            if families.get(o) in _MOMENTUM_FAMILIES:
-                dims.append(SpaceDim("momentum", 0.0, 0.999, Scale.ONE_MINUS_LOG))
-            if families.get(o) in _EPS_FAMILIES:
-                dims.append(SpaceDim("epsilon", 1e-10, 1e2, Scale.LOG))
-            builder.add_space(w, o, SpaceRecord("synthetic", tuple(dims)))
+            builder.add_space(w, o, SpaceRecord("synthetic", _space(families.get(o))))
 
     repeat_grid = [
-        dict(zip(repeats, combo, strict=True)) for combo in _product(list(repeats.values()))
+        dict(zip(repeats, combo, strict=True))
+        for combo in itertools.product(*(range(size) for size in repeats.values()))
     ]
     for w in names:
         for o in optimizers:
-            dims_names = ["learning_rate"]
-            if families.get(o) in _MOMENTUM_FAMILIES:
-                dims_names.append("momentum")
-            if families.get(o) in _EPS_FAMILIES:
-                dims_names.append("epsilon")
+            dims_names = {d.name for d in _space(families.get(o))}
             for t in range(n_trials):
                 hp = {"learning_rate": float(10 ** rng.uniform(-4, 0))}
                 if "momentum" in dims_names:
@@ -139,13 +142,6 @@ def synthetic_archive(
                         )
                     )
     return builder.build()
-
-
-def _product(sizes: list[int]) -> list[tuple[int, ...]]:
-    combos: list[tuple[int, ...]] = [()]
-    for size in sizes:
-        combos = [(*c, i) for c in combos for i in range(size)]
-    return combos
 
 
 def _trial(

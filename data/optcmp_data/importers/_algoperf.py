@@ -36,7 +36,7 @@ import xarray as xr
 from optcmp_data._builder import ArchiveBuilder, Curves, TrialRecord, WorkloadInfo
 from optcmp_data._errors import DataFormatError
 from optcmp_data._schema import Direction, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object
+from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object, read_text
 
 __all__ = ["ALGOPERF_DIRECTIONS", "Ruleset", "import_algoperf"]
 
@@ -148,11 +148,7 @@ def _dirs(path: Path, pattern: re.Pattern[str]) -> Iterator[tuple[re.Match[str],
 def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bool]:
     """Columns of one eval_measurements.csv needed by the archive, and whether a loss or
     metric cell is written as a non-finite number (divergence)."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataFormatError(f"{path}: cannot be read ({err})") from None
-    lines = text.splitlines()
+    lines = read_text(path).splitlines()
     if not lines or not lines[0].strip():
         raise DataFormatError(f"{path}: empty file, expected a CSV header")
     header = lines[0].split(",")
@@ -320,15 +316,8 @@ def import_algoperf(
         hp = hparams.get((workload, sub, trial), {})
         if not csv_path.is_file():
             no_csv += 1
-            record = TrialRecord(
-                workload=workload,
-                optimizer=sub,
-                trial=trial,
-                status=Status.INCOMPLETE,
-                hparams=hp,
-                curves=Curves(step=np.zeros(0, dtype=np.int64)),
-                repeat={"study": study},
-            )
+            status = Status.INCOMPLETE
+            curves = Curves(step=np.zeros(0, dtype=np.int64))
         else:
             try:
                 cols, diverged = _read_csv(csv_path, metric)
@@ -338,15 +327,8 @@ def import_algoperf(
             n_files += 1
             step = cols.pop("step")
             assert step is not None
-            record = TrialRecord(
-                workload=workload,
-                optimizer=sub,
-                trial=trial,
-                status=Status.DIVERGED if diverged else Status.COMPLETED,
-                hparams=hp,
-                curves=Curves(step=step.astype(np.int64), **cols),
-                repeat={"study": study},
-            )
+            status = Status.DIVERGED if diverged else Status.COMPLETED
+            curves = Curves(step=step.astype(np.int64), **cols)
         if workload not in declared:
             metric_name, target, step_hint = spec.info[workload]
             builder.add_workload(
@@ -361,7 +343,17 @@ def import_algoperf(
             )
             declared.add(workload)
         builder.add_optimizer(sub, "")
-        builder.add_trial(record)
+        builder.add_trial(
+            TrialRecord(
+                workload=workload,
+                optimizer=sub,
+                trial=trial,
+                status=status,
+                hparams=hp,
+                curves=curves,
+                repeat={"study": study},
+            )
+        )
     if n_files == 0:
         raise DataFormatError(f"{root}: no readable {_CSV} files")
     if ignored:

@@ -14,7 +14,7 @@ import xarray as xr
 
 from optcmp_data._errors import DataFormatError
 
-__all__ = ["BadInputs", "ImportResult", "read_json_object"]
+__all__ = ["BadInputs", "ImportResult", "read_json_object", "read_text"]
 
 
 @attrs.frozen
@@ -49,14 +49,19 @@ class BadInputs:
         self.warnings.append(f"skipped {one_line}")
 
 
+def read_text(path: Path) -> str:
+    """The UTF-8 text of `path`; DataFormatError naming the file if it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        raise DataFormatError(f"{path}: cannot be read ({err})") from None
+
+
 def read_json_object(path: Path) -> dict[str, Any]:
     """A JSON object from `path`; bare NaN/Infinity tokens are accepted (DeepOBS writes
     them). Raises DataFormatError naming the file for unreadable, truncated or non-object
     content."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as err:
-        raise DataFormatError(f"{path}: cannot be read ({err})") from None
+    text = read_text(path)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as err:
