@@ -16,6 +16,7 @@ from optcmp_analysis._budget import (
     default_budgets,
 )
 from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._estimator import DEFAULT_MARGIN, DEFAULT_N_PERM
 from optcmp_analysis._inclusion import (
     InclusionResult,
     Verdict,
@@ -49,7 +50,9 @@ from optcmp_analysis._targets import (
 )
 
 __all__ = [
+    "DEFAULT_MARGIN",
     "DEFAULT_N_BOOT",
+    "DEFAULT_N_PERM",
     "AlgoperfScore",
     "AnalysisError",
     "BoundaryCheck",

@@ -1,28 +1,31 @@
 """Inclusion consistency: with enough tuning a more general optimizer should not do worse
-than one it includes. Paired bootstrap of (tuned general) - (tuned special) at budget k,
-one-sided p-values, Holm correction over all pairs and workloads, verdicts.
+than one it includes. For every inclusion pair, workload and selection rule: the unbiased
+expected best-of-k test result of each optimizer at a stated budget k, their difference, a
+permutation test and interval, Holm's correction over one family per call, and a verdict
+(docs/method.md, "Inclusion consistency"; the machinery is in _estimator).
 
-Dependency rule: numpy, xarray, attrs, statsmodels, optcmp_data and this package.
+Dependency rule: numpy, xarray, attrs, optcmp_data and this package.
 """
 
 from __future__ import annotations
 
-import enum
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
 import attrs
 import numpy as np
 import xarray as xr
-from statsmodels.stats.multitest import multipletests
 
-from optcmp_analysis._budget import (
-    DEFAULT_N_BOOT,
-    best_of_k_draws,
-    check_budgets,
-    n_trials,
-)
+from optcmp_analysis._budget import check_budgets, n_trials
 from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._estimator import (
+    DEFAULT_MARGIN,
+    DEFAULT_N_PERM,
+    Verdict,
+    pair_tests,
+    verdicts,
+)
 from optcmp_analysis._records import iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
     RepeatMode,
@@ -30,133 +33,287 @@ from optcmp_analysis._selection import (
     TrialScores,
     orientation,
     require_usable,
-    select_best,
     trial_scores,
 )
+from optcmp_analysis._testability import pair_reasons
 from optcmp_data import Taxonomy, taxonomy_labels
 
 __all__ = [
+    "DEFAULT_MARGIN",
+    "DEFAULT_N_PERM",
     "InclusionResult",
     "Verdict",
-    "default_inclusion_budget",
     "inclusion_consistency",
-    "one_sided_p_values",
+    "inclusion_tests",
 ]
 
-
-class Verdict(enum.StrEnum):
-    """What the data say about one inclusion pair on one workload."""
-
-    CONSISTENT = "consistent"  # the tuned general optimizer did at least as well
-    VIOLATED = "violated"  # the general optimizer is worse, significantly after Holm
-    INCONCLUSIVE = "inconclusive"  # it looks worse, but not significantly (or no data)
-
-
-def one_sided_p_values(diff: np.ndarray, *, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
-    """Bootstrap p-value for "the difference is positive" along `axis`: the share of
-    replicates at or below zero, (1 + #{d <= 0}) / (1 + n), over replicates with a result.
-    Returns (p, n); p is NaN where no replicate has a result."""
-    moved = np.moveaxis(diff, axis, -1)
-    valid = np.isfinite(moved)
-    n = valid.sum(axis=-1)
-    at_or_below = (valid & (np.where(valid, moved, 0.0) <= 0)).sum(axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p = np.where(n > 0, (1.0 + at_or_below) / (1.0 + n), np.nan)
-    return p, n
+# Per-cell variables of a result and their JSON keys (same name).
+_FLOAT_VARS = (
+    "difference",
+    "lo",
+    "hi",
+    "p_value",
+    "p_adjusted",
+    "p_noninferior",
+    "special_expected",
+    "general_expected",
+    "p_general_not_worse",
+    "no_result_special",
+    "no_result_general",
+)
+_INT_VARS = ("k", "n_special", "n_general")
 
 
 @attrs.frozen
 class InclusionResult:
-    """Inclusion checks, dims (rule, pair, workload, [repeat dims]).
+    """Inclusion tests, dims (`lead`, pair, workload, [repeat dims]); `lead` is "rule" for
+    `inclusion_consistency` and "condition" for `target_study`.
 
     Each `pair` has coordinates special, general (optimizer names) and special_family,
-    general_family. Variables: `difference` (bootstrap mean of general - special at budget
-    k, signed so that positive means the general optimizer is worse), `lo`, `hi` (its 5%
-    and 95% quantiles), `observed` (the same difference between the selected trials of
-    the whole archive), `p_value` (one-sided, "general is worse"), `p_adjusted` (Holm over
-    all pairs x workloads x repeats of one rule), `verdict`, `n_valid` (replicates where
-    both studies had a usable trial); `pair_verdict` (rule, pair): violated if any
-    workload is, consistent if all are, else inconclusive.
+    general_family. Variables (all oriented so that positive means the general optimizer
+    is worse, whatever the metric's direction):
+
+    - `k`: the budget compared; `special_expected`, `general_expected`: each optimizer's
+      unbiased expected best-of-k value (oriented; a study without a usable trial scores
+      the worst value of the pair's trials); `difference` = general - special.
+    - `lo`, `hi`: one-sided (1 - alpha) bounds from the permutation distribution (together
+      a (1 - 2 alpha) interval); `p_value`: one-sided permutation p-value for "general is
+      worse" (unadjusted); `p_adjusted`: Holm over every tested cell of this result (one
+      family); `p_noninferior`: permutation p-value for "general worse by >= margin".
+    - `verdict`: violated (p_adjusted < alpha), else consistent (hi < margin), else
+      inconclusive; not_included where the stored spaces break the inclusion (`reason`).
+    - `p_general_not_worse`: P(a k-trial study of the general optimizer is not worse than
+      an independent k-trial study of the special one), exact.
+    - `no_result_special`, `no_result_general`: P(a k-trial study has no usable trial).
+    - `pair_verdict` (lead, pair): violated if any cell is, consistent if all are,
+      not_included if all are, else inconclusive.
     """
 
     data: xr.Dataset
-    budget: int
-    n_boot: int
+    budget: int | None
+    n_perm: int
     alpha: float
+    margin: float
     repeats: RepeatMode
     caveats: tuple[str, ...]
+    lead: str = "rule"
+
+    @property
+    def n_tests(self) -> int:
+        """The size of the Holm family: cells with a p-value and an inclusion as stored."""
+        return int(np.isfinite(self.data["p_adjusted"].values).sum())
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
         out.attrs = {
-            "budget": self.budget,
-            "n_boot": self.n_boot,
+            "budget": -1 if self.budget is None else self.budget,
+            "n_perm": self.n_perm,
             "alpha": self.alpha,
+            "margin": self.margin,
+            "holm_family": self.n_tests,
             "repeats": str(self.repeats),
             "caveats": "\n".join(self.caveats),
         }
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
-        """Records per (rule, pair, workload, [repeats]): rule, workload, special, general,
-        special_family, general_family, k, metric, split ("test"), value (= difference),
-        difference, lo, hi, observed, p_value, p_adjusted, verdict, pair_verdict, n_valid."""
+        """Records per (lead, pair, workload, [repeats]): rule (or condition), workload,
+        special, general, special_family, general_family, k, metric, split ("test"), value
+        (= difference), difference, lo, hi, ci_level, margin, p_value, p_adjusted,
+        holm_family, verdict, reason, pair_verdict, p_noninferior, special_expected,
+        general_expected, p_general_not_worse, no_result_special, no_result_general,
+        n_special, n_general."""
         d = self.data
         out = []
+        n_tests = self.n_tests
         for at, cell, record in iter_cells(d, [str(x) for x in d["difference"].dims]):
             del record["pair"]
             for name in ("special", "general", "special_family", "general_family"):
                 record[name] = str(cell[name].values)
-            diff = float(cell["difference"].values)
+            diff = json_value(float(cell["difference"].values))
             record.update(
-                k=self.budget,
+                k=int(cell["k"].values),
                 metric=str(d["metric_name"].values[at["workload"]]),
                 split="test",
-                value=json_value(diff),
-                difference=json_value(diff),
-                lo=json_value(float(cell["lo"].values)),
-                hi=json_value(float(cell["hi"].values)),
-                observed=json_value(float(cell["observed"].values)),
-                p_value=json_value(float(cell["p_value"].values)),
-                p_adjusted=json_value(float(cell["p_adjusted"].values)),
+                value=diff,
+            )
+            for name in _FLOAT_VARS:
+                record[name] = json_value(float(cell[name].values))
+            record.update(
+                ci_level=1 - 2 * self.alpha,
+                margin=self.margin,
+                holm_family=n_tests,
                 verdict=str(cell["verdict"].values),
+                reason=str(cell["reason"].values),
                 pair_verdict=str(cell["pair_verdict"].values),
-                n_valid=int(cell["n_valid"].values),
+                n_special=int(cell["n_special"].values),
+                n_general=int(cell["n_general"].values),
             )
             out.append(record)
         return out
 
 
-def default_inclusion_budget(n: int) -> int:
-    """Half the trial count (at least 1).
-
-    Near k = N the bootstrap is dominated by the single best trial and reuses its test
-    noise in most replicates, which makes the one-sided test liberal (simulated: about 6-7%
-    false violations at alpha 0.05 for k = N = 20); at k = N/2 it stays below 2%.
-    """
-    return max(1, n // 2)
-
-
-def _pairs(archive: xr.Dataset, taxonomy: Taxonomy) -> list[tuple[str, str, str, str]]:
-    """(special optimizer, general optimizer, special family, general family) for every
-    inclusion pair of the taxonomy's closure (an optimizer without a family takes part
-    under its own name)."""
-    return list(taxonomy.optimizer_pairs(archive))
-
-
-def _verdicts(violated: np.ndarray, consistent: np.ndarray) -> np.ndarray:
-    """Violated where `violated`, else consistent where `consistent`, else inconclusive."""
+def _combine(verdict: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
+    v = np.asarray(verdict)
+    violated = (v == Verdict.VIOLATED.value).any(axis=axis)
+    consistent = (v == Verdict.CONSISTENT.value).all(axis=axis)
+    excluded = (v == Verdict.NOT_INCLUDED.value).all(axis=axis)
     return np.where(
         violated,
         Verdict.VIOLATED.value,
-        np.where(consistent, Verdict.CONSISTENT.value, Verdict.INCONCLUSIVE.value),
+        np.where(
+            consistent,
+            Verdict.CONSISTENT.value,
+            np.where(excluded, Verdict.NOT_INCLUDED.value, Verdict.INCONCLUSIVE.value),
+        ),
+    ).astype(str)
+
+
+def _crc(label: Any) -> int:
+    return zlib.crc32(str(label).encode("utf-8"))
+
+
+def inclusion_tests(
+    score: xr.DataArray,
+    value: xr.DataArray,
+    usable: xr.DataArray,
+    present: xr.DataArray,
+    /,
+    *,
+    pairs: Sequence[tuple[str, str, str, str]],
+    reasons: Sequence[Sequence[str]],
+    lead: str,
+    budget: int | None,
+    n_perm: int,
+    alpha: float,
+    margin: float,
+    root: int,
+    worst: xr.DataArray | None = None,
+) -> xr.Dataset:
+    """The tests behind `inclusion_consistency` and `target_study`.
+
+    Trial arrays have dims (`lead`, workload, optimizer, [repeat dims], trial), oriented so
+    that smaller is better. `reasons[pair][workload]`: "" where the stored spaces contain
+    the inclusion. `worst` (dims a subset of lead, workload, repeats): the value a study
+    without a usable trial scores; default the worst usable value of the pair's trials.
+    Holm's correction runs over every tested cell of the returned dataset.
+    """
+    rep = [str(d) for d in score.dims if d not in (lead, "workload", "optimizer", "trial")]
+    order = (lead, "workload", "optimizer", *rep, "trial")
+    arrays = [x.transpose(*order).values for x in (score, value, usable, present)]
+    names = [str(o) for o in score["optimizer"].values]
+    gi = [names.index(p[1]) for p in pairs]
+    si = [names.index(p[0]) for p in pairs]
+    sc, va, us, pr = arrays
+    # (lead, pair, workload, *rep, trial)
+    g = [np.moveaxis(a[:, :, gi], 2, 1) for a in (sc, va, us, pr)]
+    s = [np.moveaxis(a[:, :, si], 2, 1) for a in (sc, va, us, pr)]
+    cell_shape = g[0].shape[:-1]
+    n_tr = g[0].shape[-1]
+    if worst is None:
+        pooled_v = np.concatenate([g[1], s[1]], axis=-1)
+        pooled_u = np.concatenate([g[2], s[2]], axis=-1) & np.isfinite(pooled_v)
+        with np.errstate(invalid="ignore"):
+            w_arr = np.where(pooled_u, pooled_v, -np.inf).max(axis=-1)
+        w_arr = np.where(np.isfinite(w_arr), w_arr, np.nan)
+    else:
+        w = worst.transpose(*[d for d in (lead, "workload", *rep) if d in worst.dims])
+        w = w.expand_dims({"pair": len(pairs)}).broadcast_like(
+            xr.DataArray(np.zeros(cell_shape), dims=(lead, "pair", "workload", *rep))
+        )
+        w_arr = w.transpose(lead, "pair", "workload", *rep).values
+    # Each cell's stream is keyed by its labels (lead, special, general, workload, repeats),
+    # so subsets and reorderings of optimizers or workloads leave its permutations unchanged.
+    rep_labels = [score[d].values for d in rep]
+    lead_labels, w_labels = score[lead].values, score["workload"].values
+    seeds = np.empty((*cell_shape, 5 + len(rep)), dtype=np.int64)
+    for index in np.ndindex(*cell_shape):
+        li, pi, wi, *ri = index
+        seeds[index] = [
+            root,
+            _crc(lead_labels[li]),
+            _crc(pairs[pi][0]),
+            _crc(pairs[pi][1]),
+            _crc(w_labels[wi]),
+            *(_crc(rep_labels[a][r]) for a, r in enumerate(ri)),
+        ]
+    flat = [x.reshape(-1, n_tr) for x in (*g, *s)]
+    tests = pair_tests(
+        *flat,
+        w_arr.reshape(-1),
+        budget=budget,
+        n_perm=n_perm,
+        alpha=alpha,
+        margin=margin,
+        seeds=seeds.reshape(-1, seeds.shape[-1]),
     )
+    dims = (lead, "pair", "workload", *rep)
+    reason = np.array(reasons, dtype=object).reshape(len(pairs), score.sizes["workload"])
+    reason_full = np.broadcast_to(
+        reason.reshape(1, *reason.shape, *([1] * len(rep))), cell_shape
+    ).astype(str)
+    included = reason_full == ""
+    p_adjusted, verdict = verdicts(
+        tests.p_value.reshape(cell_shape),
+        tests.hi.reshape(cell_shape),
+        included,
+        alpha=alpha,
+        margin=margin,
+    )
+    variables: dict[str, Any] = {
+        name: (dims, getattr(tests, name).reshape(cell_shape))
+        for name in _FLOAT_VARS
+        if name != "p_adjusted"
+    }
+    variables.update({name: (dims, getattr(tests, name).reshape(cell_shape)) for name in _INT_VARS})
+    variables["p_adjusted"] = (dims, p_adjusted)
+    variables["verdict"] = (dims, verdict)
+    variables["reason"] = (dims, reason_full)
+    extra = tuple(range(2, len(dims)))
+    variables["pair_verdict"] = ((lead, "pair"), _combine(verdict, extra))
+    coords: dict[str, Any] = {
+        lead: score[lead].values,
+        "workload": score["workload"].values,
+        **{d: score[d].values for d in rep},
+        "pair": ("pair", [f"{p[0]}⊆{p[1]}" for p in pairs]),
+        "special": ("pair", [p[0] for p in pairs]),
+        "general": ("pair", [p[1] for p in pairs]),
+        "special_family": ("pair", [p[2] for p in pairs]),
+        "general_family": ("pair", [p[3] for p in pairs]),
+    }
+    return xr.Dataset(variables, coords=coords)
 
 
-def _combine(verdicts: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
-    violated = (verdicts == Verdict.VIOLATED.value).any(axis=axis)
-    consistent = (verdicts == Verdict.CONSISTENT.value).all(axis=axis)
-    return _verdicts(violated, consistent)
+def archive_pairs(
+    archive: xr.Dataset, taxonomy: Taxonomy | None
+) -> tuple[Taxonomy, list[tuple[str, str, str, str]], list[list[str]], list[str]]:
+    """The taxonomy (default the archive's own), its optimizer pairs, the stored-space
+    reasons per (pair, workload) and the caveats of that check."""
+    taxonomy = Taxonomy.from_archive(archive) if taxonomy is None else taxonomy
+    pairs = list(taxonomy.optimizer_pairs(archive))
+    reasons, caveats = pair_reasons(archive, pairs, taxonomy)
+    return taxonomy, pairs, reasons, caveats
+
+
+def check_options(alpha: float, n_perm: int, margin: float) -> None:
+    """AnalysisError for an alpha outside (0, 1), n_perm < 1 or a negative margin."""
+    if not 0 < alpha < 1:
+        raise AnalysisError(f"alpha {alpha} must lie strictly between 0 and 1")
+    if n_perm < 1:
+        raise AnalysisError(f"n_perm {n_perm} must be at least 1")
+    if not margin >= 0:
+        raise AnalysisError(f"margin {margin} must be a non-negative number")
+
+
+def resolution_caveat(n_tests: int, n_perm: int, alpha: float) -> list[str]:
+    """A caveat when the permutation count cannot reach Holm's smallest threshold."""
+    if n_tests and n_tests / (n_perm + 1) >= alpha:
+        return [
+            f"with {n_perm} permutations the smallest p-value is 1/{n_perm + 1}, too large to "
+            f"fall below alpha/{n_tests} (Holm over {n_tests} tests): no verdict can be "
+            "'violated'; raise n_perm"
+        ]
+    return []
 
 
 def inclusion_consistency(
@@ -164,7 +321,7 @@ def inclusion_consistency(
     /,
     *,
     budget: int | None = None,
-    n_boot: int = DEFAULT_N_BOOT,
+    n_perm: int = DEFAULT_N_PERM,
     rng: np.random.Generator,
     rules: Sequence[SelectionRule | str] = (
         SelectionRule.FINAL_VALID,
@@ -173,26 +330,21 @@ def inclusion_consistency(
     repeats: RepeatMode | str = RepeatMode.MEAN,
     taxonomy: Taxonomy | None = None,
     alpha: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
 ) -> InclusionResult:
     """Check every inclusion pair (special ⊆ general, transitive closure of `taxonomy`,
     default the archive's own) on every workload, under each selection rule.
 
-    In each of `n_boot` replicates both optimizers run an independent best-of-`budget`
-    study (default: half the trial count, see `default_inclusion_budget`); the
-    replicates' differences of the selected test values, signed so that positive means
-    the general optimizer is worse, give a one-sided p-value. Holm's correction runs
-    over all pairs x workloads (x repeats) of a rule. The first rule must have usable
-    trials (AnalysisError otherwise); a later rule without any (e.g. no training loss
-    recorded) is left out with a caveat.
+    Budget k: `budget`, default for each pair the smaller of the two optimizers' numbers of
+    present trials (the study as run). Holm's correction runs over every tested cell of the
+    call (all rules, pairs, workloads and repeats together: one family). The first rule must
+    have usable trials (AnalysisError otherwise); a later rule without any (e.g. no
+    training loss recorded) is left out with a caveat.
     """
     if not rules:
         raise AnalysisError("no selection rule given")
-    if not 0 < alpha < 1:
-        raise AnalysisError(f"alpha {alpha} must lie strictly between 0 and 1")
-    if n_boot < 1:
-        raise AnalysisError(f"n_boot {n_boot} must be at least 1")
-    taxonomy = Taxonomy.from_archive(archive) if taxonomy is None else taxonomy
-    pairs = _pairs(archive, taxonomy)
+    check_options(alpha, n_perm, margin)
+    taxonomy, pairs, reasons, caveats = archive_pairs(archive, taxonomy)
     if not pairs:
         raise AnalysisError(
             "no inclusion pair of the taxonomy matches two optimizers of the archive "
@@ -201,10 +353,7 @@ def inclusion_consistency(
         )
     root = root_seed(rng)
     rule_list = [SelectionRule(r) for r in dict.fromkeys(rules)]
-    caveats: list[str] = []
-    per_rule = []
-    k_main: int | None = None
-    kept_rules = []
+    per_rule: list[TrialScores] = []
     for i, rule in enumerate(rule_list):
         scores = trial_scores(archive, rule=rule, repeats=repeats)
         if not bool(scores.data["usable"].any()):
@@ -212,93 +361,39 @@ def inclusion_consistency(
                 require_usable(scores)
             caveats.append(f"rule {rule} left out: no trial is usable under it")
             continue
-        n = n_trials(scores)
-        (k,) = check_budgets([default_inclusion_budget(n) if budget is None else budget], n)
-        k_main = k if k_main is None else k_main
+        if budget is not None:
+            check_budgets([budget], n_trials(scores))
         caveats.extend(c for c in scores.caveats if c not in caveats)
-        per_rule.append(_one_rule(scores, pairs, k_main, n_boot, root, alpha))
-        kept_rules.append(str(rule))
-    assert k_main is not None
-    data = xr.concat(per_rule, dim="rule").assign_coords(rule=kept_rules)
+        per_rule.append(scores)
+    kept = [str(s.rule) for s in per_rule]
+
+    def stacked(var: str) -> xr.DataArray:
+        return xr.concat([s.data[var] for s in per_rule], dim="rule").assign_coords(rule=kept)
+
+    orient = orientation(per_rule[0].data["direction"])
+    data = inclusion_tests(
+        stacked("score"),
+        orient * stacked("test_value"),
+        stacked("usable"),
+        stacked("present"),
+        pairs=pairs,
+        reasons=reasons,
+        lead="rule",
+        budget=budget,
+        n_perm=n_perm,
+        alpha=alpha,
+        margin=margin,
+        root=root,
+    )
     data["metric_name"] = archive["metric_name"].astype(str)
-    verdicts = data["verdict"].values
-    extra_axes = tuple(i for i, d in enumerate(data["verdict"].dims) if d not in ("rule", "pair"))
-    data["pair_verdict"] = (("rule", "pair"), _combine(verdicts, extra_axes))
+    n_tests = int(np.isfinite(data["p_adjusted"].values).sum())
+    caveats.extend(resolution_caveat(n_tests, n_perm, alpha))
     return InclusionResult(
         data=data,
-        budget=k_main,
-        n_boot=n_boot,
+        budget=budget,
+        n_perm=n_perm,
         alpha=alpha,
+        margin=margin,
         repeats=RepeatMode(repeats),
         caveats=tuple(caveats),
     )
-
-
-def _one_rule(
-    scores: TrialScores,
-    pairs: list[tuple[str, str, str, str]],
-    k: int,
-    n_boot: int,
-    root: int,
-    alpha: float,
-) -> xr.Dataset:
-    orient = orientation(scores.data["direction"])
-    draws = best_of_k_draws(scores, k, n_boot=n_boot, root=root)
-    point = select_best(scores).data["test_value"]
-    special = [p[0] for p in pairs]
-    general = [p[1] for p in pairs]
-
-    def by_pair(values: xr.DataArray, names: list[str]) -> xr.DataArray:
-        picked = values.sel(optimizer=xr.DataArray(names, dims="pair"))
-        return picked.drop_vars("optimizer")
-
-    diff = orient * (by_pair(draws, general) - by_pair(draws, special))
-    observed = orient * (by_pair(point, general) - by_pair(point, special))
-    cell_dims = ("pair", *[d for d in scores.cell_dims if d != "optimizer"])
-    diff = diff.transpose(*cell_dims, "draw")
-    p, n_valid = one_sided_p_values(diff.values, axis=-1)
-    flat = p.reshape(-1)
-    adjusted = np.full_like(flat, np.nan)
-    tested = np.isfinite(flat)
-    if tested.any():
-        _, corrected, _, _ = multipletests(flat[tested], alpha=alpha, method="holm")
-        adjusted[tested] = corrected
-    adjusted = adjusted.reshape(p.shape)
-    values = diff.values
-    finite = np.isfinite(values)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        estimate = np.where(finite, values, 0.0).sum(axis=-1) / n_valid
-    quant = _safe_quantiles(values)
-    violated = np.isfinite(adjusted) & (adjusted < alpha)
-    verdict = _verdicts(violated, np.isfinite(estimate) & (estimate <= 0))
-    coords = {
-        "pair": ("pair", [f"{s}⊆{g}" for s, g in zip(special, general, strict=True)]),
-        "special": ("pair", special),
-        "general": ("pair", general),
-        "special_family": ("pair", [q[2] for q in pairs]),
-        "general_family": ("pair", [q[3] for q in pairs]),
-    }
-    return xr.Dataset(
-        {
-            "difference": (cell_dims, estimate),
-            "lo": (cell_dims, quant[0]),
-            "hi": (cell_dims, quant[1]),
-            "observed": observed.transpose(*cell_dims),
-            "p_value": (cell_dims, p),
-            "p_adjusted": (cell_dims, adjusted),
-            "verdict": (cell_dims, verdict.astype(str)),
-            "n_valid": (cell_dims, n_valid.astype(np.int64)),
-        },
-        coords=coords,
-    )
-
-
-def _safe_quantiles(values: np.ndarray) -> np.ndarray:
-    """5% and 95% quantiles over the last axis, NaN for rows without a finite value."""
-    out = np.full((2, *values.shape[:-1]), np.nan)
-    for index in np.ndindex(*values.shape[:-1]):
-        row = values[index]
-        row = row[np.isfinite(row)]
-        if row.size:
-            out[(slice(None), *index)] = np.quantile(row, [0.05, 0.95])
-    return out

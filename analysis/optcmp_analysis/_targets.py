@@ -26,10 +26,17 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._inclusion import Verdict, default_inclusion_budget
+from optcmp_analysis._estimator import DEFAULT_MARGIN, DEFAULT_N_PERM, holm
+from optcmp_analysis._inclusion import (
+    InclusionResult,
+    archive_pairs,
+    check_options,
+    inclusion_tests,
+    resolution_caveat,
+)
 from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, mean_where
-from optcmp_analysis._records import cell_keys, json_value, restrict, root_seed, stream
-from optcmp_analysis._selection import selection_repeat_mask
+from optcmp_analysis._records import json_value, restrict, root_seed
+from optcmp_analysis._selection import RepeatMode, selection_repeat_mask
 from optcmp_data import Direction, Status, Taxonomy, repeat_dims
 
 __all__ = [
@@ -149,8 +156,9 @@ class TargetStudy:
     - `rank` (workload, optimizer, condition): 1 + the number of strictly better
       optimizers (ties share the best rank; "never reached" ties; NaN: no usable trial).
     - `kendall_tau` (workload, condition): tau-b against the reference condition.
-    - `p_worse`, `p_adjusted`, `verdict` (workload, relation, condition) for every
-      inclusion pair (special ⊆ general) of the archive's taxonomy.
+    - `inclusion`: the inclusion tests of every pair (special ⊆ general) of the taxonomy
+      under every condition, the same record as `inclusion_consistency` with lead dim
+      "condition" (dims condition, pair, workload).
     """
 
     workloads: tuple[str, ...]
@@ -171,13 +179,7 @@ class TargetStudy:
     tuned_time: xr.DataArray
     rank: xr.DataArray
     kendall_tau: xr.DataArray
-    relation_special: tuple[str, ...]
-    relation_general: tuple[str, ...]
-    p_worse: xr.DataArray
-    p_adjusted: xr.DataArray
-    verdict: xr.DataArray
-    alpha: float
-    n_boot: int
+    inclusion: InclusionResult
 
     def flips(self) -> list[dict[str, Any]]:
         """Optimizer pairs ordered one way under the reference and strictly the other way
@@ -212,11 +214,13 @@ class TargetStudy:
     def verdict_changes(self) -> list[tuple[str, str, str]]:
         """(workload, special, general) whose verdict is not the same under every condition."""
         out: list[tuple[str, str, str]] = []
-        for w in self.workloads:
-            verdicts = self.verdict.sel(workload=w).values.astype(str)  # (relation, condition)
-            for r in range(len(self.relation_special)):
-                if len(set(verdicts[r])) > 1:
-                    out.append((w, self.relation_special[r], self.relation_general[r]))
+        d = self.inclusion.data
+        verdict = d["verdict"].transpose("workload", "pair", "condition").values.astype(str)
+        special, general = d["special"].values.astype(str), d["general"].values.astype(str)
+        for wi, w in enumerate(self.workloads):
+            for r in range(len(special)):
+                if len(set(verdict[wi, r])) > 1:
+                    out.append((w, str(special[r]), str(general[r])))
         return out
 
     def _condition(self, wi: int, c: int) -> dict[str, Any]:
@@ -245,23 +249,21 @@ class TargetStudy:
                 "tuned_time": self.tuned_time,
                 "rank": self.rank,
                 "kendall_tau": self.kendall_tau,
-                "p_worse": self.p_worse,
-                "p_adjusted": self.p_adjusted,
-                "verdict": self.verdict,
             }
         )
+        inc = self.inclusion.data.drop_vars("metric_name", errors="ignore")
+        ds = ds.assign(
+            {f"inclusion_{v}": inc[v].reset_coords(drop=True) for v in inc.data_vars}
+        ).assign_coords({c: inc[c] for c in ("special", "general")})
         ds = ds.assign_coords(
             condition_kind=("condition", np.array(self.condition_kind, dtype=str)),
             condition_target=("condition", np.array(self.condition_target, dtype=np.int64)),
             condition_fraction=("condition", np.array(self.condition_fraction)),
-            relation_special=("relation", np.array(self.relation_special, dtype=str)),
-            relation_general=("relation", np.array(self.relation_general, dtype=str)),
             split=("workload", np.array([self.splits[w] for w in self.workloads], dtype=str)),
         )
         ds.attrs = {
             "reference_condition": self.reference,
-            "alpha": self.alpha,
-            "n_boot": self.n_boot,
+            **{f"inclusion_{k}": v for k, v in self.inclusion.to_dataset().attrs.items()},
         }
         return ds
 
@@ -299,28 +301,12 @@ class TargetStudy:
                         }
                     )
         changed = set(self.verdict_changes())
-        rel_dims = ("workload", "relation", "condition")
-        p_worse = self.p_worse.transpose(*rel_dims).values
-        p_adj = self.p_adjusted.transpose(*rel_dims).values
-        verdict = self.verdict.transpose(*rel_dims).values.astype(str)
-        for wi, w in enumerate(self.workloads):
-            for r, (sp, ge) in enumerate(
-                zip(self.relation_special, self.relation_general, strict=True)
-            ):
-                for c in range(len(self.condition_kind)):
-                    out.append(
-                        {
-                            "record": "inclusion",
-                            "workload": w,
-                            "special": sp,
-                            "general": ge,
-                            **self._condition(wi, c),
-                            "p_worse": float(p_worse[wi, r, c]),
-                            "p_adjusted": float(p_adj[wi, r, c]),
-                            "verdict": str(verdict[wi, r, c]),
-                            "verdict_changes": (w, sp, ge) in changed,
-                        }
-                    )
+        for rec in self.inclusion.to_json():
+            c = int(rec.pop("condition"))
+            wi = self.workloads.index(rec["workload"])
+            rec.update(self._condition(wi, c))
+            rec["verdict_changes"] = (rec["workload"], rec["special"], rec["general"]) in changed
+            out.append({"record": "inclusion", **rec})
         out.extend(self.flips())
         return [json_value(r) for r in out]
 
@@ -362,8 +348,10 @@ def target_study(
     fractions: Sequence[float] = DEFAULT_FRACTIONS,
     workloads: Sequence[str] | None = None,
     optimizers: Sequence[str] | None = None,
-    n_boot: int = 1000,
+    budget: int | None = None,
+    n_perm: int = DEFAULT_N_PERM,
     alpha: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
     taxonomy: Taxonomy | None = None,
     rng: np.random.Generator,
 ) -> TargetStudy:
@@ -379,22 +367,21 @@ def target_study(
     trial's steps (and final values) are the mean over its repeats (DeepOBS "speed"), and
     only the repeats named by the archive's `selection_repeats` attribute are used for
     selection and steps. Inclusion verdicts (relations from `taxonomy`, default the
-    archive's own) use a paired bootstrap over present trials (`n_boot` draws of half an
-    optimizer's present trials, as `inclusion_consistency`; the same trial positions for
-    every optimizer of a workload; diverged trials count towards the budget and are never
-    selected) and Holm's correction over workloads and relations
-    within each condition: "violated" when the adjusted p-value for "general is worse" is
-    below `alpha`, "consistent" when the tuned general is not worse, else "inconclusive".
+    archive's own) are `inclusion_consistency`'s tests with the condition as the lead dim:
+    the same estimator (expected best-of-k at `budget`, default each pair's trial count),
+    permutation p-values and intervals (`n_perm`), stored-space check (not_included),
+    verdict rules (`alpha`, `margin`) and one Holm family over every tested (condition,
+    pair, workload) of the call. Under a "steps" condition a trial's value is its steps to
+    the target, censored at the condition's step limit (a trial that never reaches the
+    target or is not usable scores the limit); under a "final" condition a study without a
+    usable trial scores the worst value of the pair's trials, as in inclusion_consistency.
     """
     if n_targets < 1:
         raise AnalysisError(f"n_targets: {n_targets} must be at least 1")
     fracs = tuple(float(f) for f in fractions)
     if not fracs or any(not (0.0 < f <= 1.0) for f in fracs) or len(set(fracs)) != len(fracs):
         raise AnalysisError(f"fractions: {list(fracs)} must be distinct values in (0, 1]")
-    if n_boot < 1:
-        raise AnalysisError(f"n_boot: {n_boot} must be at least 1")
-    if not 0.0 < alpha < 1.0:
-        raise AnalysisError(f"alpha: {alpha} must lie in (0, 1)")
+    check_options(alpha, n_perm, margin)
     ds = restrict(archive, workloads=workloads, optimizers=optimizers)
     rep = repeat_dims(ds)
     w_names = tuple(str(w) for w in ds["workload"].values)
@@ -539,26 +526,24 @@ def target_study(
         ]
     )
 
-    rel_s, rel_g = _relations(ds, o_names, taxonomy or Taxonomy.from_archive(ds))
-    p_worse, p_adj, verdict = _inclusion(
+    inclusion = _inclusion(
+        ds,
         trial_steps,
         final_sel,
         final_test,
         signs,
-        score,
-        rel_s,
-        rel_g,
-        o_names,
-        fracs,
+        step_limit,
         kinds,
         ctarget,
-        cfrac,
-        n_boot=n_boot,
-        alpha=alpha,
+        [fracs.index(f) for f in cfrac],
         present=present_all,
         usable=usable_all,
-        keys=cell_keys(ds["workload"], ["workload"]).values,
-        rng=rng,
+        taxonomy=taxonomy,
+        budget=budget,
+        n_perm=n_perm,
+        alpha=alpha,
+        margin=margin,
+        root=root_seed(rng),
     )
 
     wc = {"workload": list(w_names)}
@@ -592,13 +577,7 @@ def target_study(
         tuned_time=xr.DataArray(tuned_time, dims=cond, coords=woc),
         rank=xr.DataArray(rank, dims=cond, coords=woc),
         kendall_tau=xr.DataArray(tau, dims=("workload", "condition"), coords=wc),
-        relation_special=rel_s,
-        relation_general=rel_g,
-        p_worse=xr.DataArray(p_worse, dims=("workload", "relation", "condition"), coords=wc),
-        p_adjusted=xr.DataArray(p_adj, dims=("workload", "relation", "condition"), coords=wc),
-        verdict=xr.DataArray(verdict, dims=("workload", "relation", "condition"), coords=wc),
-        alpha=alpha,
-        n_boot=n_boot,
+        inclusion=inclusion,
     )
 
 
@@ -609,125 +588,81 @@ def _best_over_trials(values: FloatArray, usable: npt.NDArray[np.bool_]) -> Floa
     return np.where(usable.any(axis=2), best, np.nan)
 
 
-def _relations(
-    ds: xr.Dataset, o_names: tuple[str, ...], taxonomy: Taxonomy
-) -> tuple[tuple[str, ...], tuple[str, ...]]:
-    """Optimizer pairs (special, general) whose families are an inclusion pair."""
-    order = {name: i for i, name in enumerate(o_names)}
-    relation = {pair: i for i, pair in enumerate(taxonomy.pairs(transitive=True))}
-    pairs = sorted(
-        (p for p in taxonomy.optimizer_pairs(ds) if p[0] in order and p[1] in order),
-        key=lambda p: (relation[(p[2], p[3])], order[p[0]], order[p[1]]),
-    )
-    return tuple(p[0] for p in pairs), tuple(p[1] for p in pairs)
-
-
 def _inclusion(
+    ds: xr.Dataset,
     trial_steps: FloatArray,
     final_sel: FloatArray,
     final_test: FloatArray,
     signs: FloatArray,
-    score: FloatArray,
-    rel_s: tuple[str, ...],
-    rel_g: tuple[str, ...],
-    o_names: tuple[str, ...],
-    fracs: tuple[float, ...],
+    step_limit: FloatArray,
     kinds: list[str],
     ctarget: list[int],
-    cfrac: list[float],
+    cfrac: list[int],
     *,
-    n_boot: int,
-    alpha: float,
     present: npt.NDArray[np.bool_],
     usable: npt.NDArray[np.bool_],
-    keys: npt.NDArray[np.int64],
-    rng: np.random.Generator,
-) -> tuple[FloatArray, FloatArray, npt.NDArray[np.str_]]:
-    n_w = trial_steps.shape[0]
-    n_r, n_c = len(rel_s), len(kinds)
-    o_ix = {o: i for i, o in enumerate(o_names)}
-    p = np.full((n_w, n_r, n_c), np.nan)
-    root = root_seed(rng)
-    for wi in range(n_w):
-        if n_r == 0:
-            continue
-        # One uniform matrix per workload (its stream keyed by the workload's label), shared
-        # by every optimizer: the draws depend only on each optimizer's number of present
-        # trials, so relabelling, reordering or subsetting optimizers changes nothing.
-        n_max = trial_steps.shape[2]
-        u = stream(root, keys[wi]).random((n_boot, n_max))
-        boot: dict[int, FloatArray] = {}
-        for o in {o_ix[x] for x in (*rel_s, *rel_g)}:
-            # Present trials count towards the budget (diverged ones too) but only usable
-            # ones can be selected: a draw of unusable trials only has no result (NaN).
-            idx_p = np.flatnonzero(present[wi, o])
-            n = len(idx_p)
-            if n == 0 or not usable[wi, o].any():
-                continue
-            # Budget n // 2, as inclusion_consistency: at k = n the best trial and its test
-            # noise recur in most draws and about 7% of null cases came out "violated".
-            k = default_inclusion_budget(n)
-            draw = idx_p[np.minimum((u[:, :k] * n).astype(np.int64), n - 1)]  # (B, k)
-            steps_all = trial_steps[wi, o][draw]  # (B, n, target, fraction)
-            any_usable = usable[wi, o][draw].any(axis=1)  # (B,)
-            steps_d = np.where(np.isnan(steps_all), np.inf, steps_all).min(axis=1)
-            steps_d = np.where(any_usable[:, None, None], steps_d, np.nan)
-            sel_d = final_sel[wi, o][draw]  # (B, n, fraction)
-            # A draw without a finite selection value picks position 0; it is NaN below.
-            pick = np.maximum(argbest(sel_d, axis=1), 0)
-            test_d = np.take_along_axis(final_test[wi, o][draw], pick[:, None, :], axis=1)[:, 0]
-            test_d = np.where(np.isfinite(sel_d).any(axis=1), test_d, np.nan)
-            out = np.empty((n_boot, n_c))
-            for c in range(n_c):
-                fi = fracs.index(cfrac[c])
-                if kinds[c] == ConditionKind.STEPS:
-                    out[:, c] = steps_d[:, ctarget[c], fi]
-                else:
-                    out[:, c] = signs[wi] * test_d[:, fi]
-            boot[o] = out
-        for r in range(n_r):
-            s, g = o_ix[rel_s[r]], o_ix[rel_g[r]]
-            if s not in boot or g not in boot:
-                continue
-            # Draws where either tuned value is undefined (a missing test metric) say
-            # nothing either way and are left out; inf <= inf counts as "not worse".
-            valid = ~np.isnan(boot[g]) & ~np.isnan(boot[s])
-            not_worse = valid & (boot[g] <= boot[s])
-            n_valid = valid.sum(axis=0)
-            p[wi, r] = np.where(
-                n_valid > 0, (1.0 + not_worse.sum(axis=0)) / (n_valid + 1.0), np.nan
-            )
-    p_adj = holm(p.reshape(n_w * n_r, n_c), axis=0).reshape(p.shape)
-    verdict = np.full(p.shape, Verdict.INCONCLUSIVE.value, dtype=object)
-    for wi in range(n_w):
-        for r in range(n_r):
-            s, g = o_ix[rel_s[r]], o_ix[rel_g[r]]
-            for c in range(n_c):
-                if not np.isfinite(p_adj[wi, r, c]):
-                    continue
-                if p_adj[wi, r, c] < alpha:
-                    verdict[wi, r, c] = Verdict.VIOLATED.value
-                elif not score[wi, g, c] > score[wi, s, c]:
-                    verdict[wi, r, c] = Verdict.CONSISTENT.value
-    return p, p_adj, verdict.astype(str)
+    taxonomy: Taxonomy | None,
+    budget: int | None,
+    n_perm: int,
+    alpha: float,
+    margin: float,
+    root: int,
+) -> InclusionResult:
+    """The inclusion tests under every condition (lead dim "condition")."""
+    _, pairs, reasons, caveats = archive_pairs(ds, taxonomy)
+    n_w, n_o, n_tr = usable.shape
+    n_c = len(kinds)
+    score = np.full((n_c, n_w, n_o, n_tr), np.nan)
+    value = np.full_like(score, np.nan)
+    use = np.zeros(score.shape, dtype=bool)
+    for c in range(n_c):
+        fi = cfrac[c]
+        if kinds[c] == ConditionKind.STEPS:
+            limit = step_limit[:, fi][:, None, None]
+            steps = trial_steps[:, :, :, ctarget[c], fi]
+            reached = usable & np.isfinite(steps)
+            value[c] = np.where(reached, np.minimum(steps, limit), limit)
+            score[c] = value[c]
+            use[c] = present
+        else:
+            score[c] = final_sel[..., fi]
+            value[c] = signs[:, None, None] * final_test[..., fi]
+            use[c] = usable & np.isfinite(score[c])
+    coords = {
+        "condition": np.arange(n_c),
+        "workload": ds["workload"].values,
+        "optimizer": ds["optimizer"].values,
+        "trial": ds["trial"].values,
+    }
+    dims = ("condition", "workload", "optimizer", "trial")
 
+    def wrap(a: Any) -> xr.DataArray:
+        return xr.DataArray(a, dims=dims, coords=coords)
 
-def holm(p: FloatArray, *, axis: int = -1) -> FloatArray:
-    """Holm-adjusted p-values along `axis` (one family per position of the other axes);
-    NaN entries are not tests and stay NaN.
-
-    The same numbers as statsmodels' `multipletests(method="holm")`, vectorised over
-    families; that function also runs a full garbage collection on every call, which costs
-    a fifth of a second per family in a large process.
-    """
-    moved = np.moveaxis(np.asarray(p, dtype=np.float64), axis, -1)
-    tested = np.isfinite(moved)
-    m = tested.sum(axis=-1, keepdims=True)
-    order = np.argsort(np.where(tested, moved, np.inf), axis=-1, kind="stable")
-    sorted_p = np.take_along_axis(moved, order, axis=-1)
-    factor = m - np.arange(moved.shape[-1])
-    scaled = np.where(np.isfinite(sorted_p), np.minimum(1.0, factor * sorted_p), -np.inf)
-    adjusted_sorted = np.maximum.accumulate(scaled, axis=-1)
-    out = np.empty_like(moved)
-    np.put_along_axis(out, order, adjusted_sorted, axis=-1)
-    return np.moveaxis(np.where(tested, out, np.nan), -1, axis)
+    pres = np.broadcast_to(present, score.shape)
+    data = inclusion_tests(
+        wrap(score),
+        wrap(value),
+        wrap(use),
+        wrap(pres),
+        pairs=pairs,
+        reasons=reasons,
+        lead="condition",
+        budget=budget,
+        n_perm=n_perm,
+        alpha=alpha,
+        margin=margin,
+        root=root,
+    )
+    data["metric_name"] = ds["metric_name"].astype(str)
+    n_tests = int(np.isfinite(data["p_adjusted"].values).sum())
+    return InclusionResult(
+        data=data,
+        budget=budget,
+        n_perm=n_perm,
+        alpha=alpha,
+        margin=margin,
+        repeats=RepeatMode.MEAN,
+        caveats=(*caveats, *resolution_caveat(n_tests, n_perm, alpha)),
+        lead="condition",
+    )
