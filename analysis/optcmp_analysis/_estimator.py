@@ -32,6 +32,7 @@ Conventions (docs/method.md, "Inclusion consistency"):
 from __future__ import annotations
 
 import enum
+import math
 from typing import Any
 
 import numpy as np
@@ -113,10 +114,11 @@ def expected_best_of_k(
 
 class PairTests:
     """Arrays over cells (C,): `difference` (T), `lo`, `hi`, `p_value`, `p_noninferior`
-    (permutation p-value for "general worse by at least the margin"), `special_expected`,
+    (p-value for "general worse by at least the margin"), `special_expected`,
     `general_expected`, `p_general_not_worse` (exact P(a k-trial study of the general
     optimizer is not worse than an independent one of the special optimizer)), `no_result_*`
-    (P(a k-trial study has no usable trial)), `n_special`, `n_general`, `k`."""
+    (P(a k-trial study has no usable trial)), `n_special`, `n_general`, `k`, `exact` (the
+    permutation distribution was enumerated exactly rather than sampled)."""
 
     def __init__(self, n_cells: int) -> None:
         nan = np.full(n_cells, np.nan)
@@ -133,6 +135,7 @@ class PairTests:
         self.n_special = np.zeros(n_cells, dtype=np.int64)
         self.n_general = np.zeros(n_cells, dtype=np.int64)
         self.k = np.zeros(n_cells, dtype=np.int64)
+        self.exact = np.zeros(n_cells, dtype=bool)
 
 
 def _no_result(n: int, n_unusable: int, k: int) -> float:
@@ -144,6 +147,76 @@ def _no_result(n: int, n_unusable: int, k: int) -> float:
     return p
 
 
+class _Pooled:
+    """One cell's pooled trials (general first) and its permutation distribution of T under
+    a shift delta of the general optimizer's usable trials (T_delta = T - delta under the
+    shift; the null "the shifted general trials and the special ones are exchangeable")."""
+
+    def __init__(
+        self,
+        sg: FloatArray,
+        vg: FloatArray,
+        ss: FloatArray,
+        vs: FloatArray,
+        k: int,
+        *,
+        shift_score: bool,
+        masks: BoolArray | None,
+    ) -> None:
+        self.ng, self.ns = len(sg), len(ss)
+        self.score = np.concatenate([sg, ss])
+        self.value = np.concatenate([vg, vs])
+        self.is_g = np.arange(self.ng + self.ns) < self.ng
+        # Only usable trials move under a shift (an unusable one stays at `worst`).
+        self.movable = self.is_g & np.isfinite(self.score)
+        self.shift_score = shift_score
+        self.wg, self.ws = dodge_weights(self.ng, k), dodge_weights(self.ns, k)
+        self.masks = masks  # (P + 1, n) with row 0 the observed split; None: exact
+        self.k = k
+
+    def _sorted(self, delta: float) -> tuple[FloatArray, IntArray]:
+        shift = np.where(self.movable, delta, 0.0)
+        score = self.score - shift if self.shift_score else self.score
+        order = np.argsort(score, kind="stable")
+        return (self.value - shift)[order], order
+
+    def tails(self, delta: float) -> tuple[float, float, float]:
+        """(T_delta observed, P(T_perm >= it), P(T_perm <= it)); Monte Carlo tails follow
+        the (1 + count) / (1 + P) convention."""
+        values, order = self._sorted(delta)
+        if self.masks is None:
+            return self._exact_tails(values, order)
+        stats = _group_means(self.masks[:, order], values, self.wg, self.ws)
+        t = float(stats[0])
+        perm = stats[1:]
+        n = len(perm)
+        return (
+            t,
+            (1.0 + float((perm >= t).sum())) / (n + 1.0),
+            (1.0 + float((perm <= t).sum())) / (n + 1.0),
+        )
+
+    def _exact_tails(self, values: FloatArray, order: IntArray) -> tuple[float, float, float]:
+        """k = ng = ns = m: each group's E_k is its best trial's value. The group holding
+        sorted position 0 has value v0; the other group's first position j (1..m) has
+        probability prod_{i<j} (m - i) / (n - i) * m / (n - j) over equal random splits."""
+        m, n = self.ng, self.ng + self.ns
+        member = self.is_g[order]
+        a = int(np.argmax(member))  # first general position
+        b = int(np.argmax(~member))  # first special position
+        t = float(values[a] - values[b])
+        j = np.arange(1, m + 1)
+        head = np.concatenate([[1.0], np.cumprod((m - j[:-1]) / (n - j[:-1]))])
+        q = head * m / (n - j)
+        atoms = np.concatenate([values[0] - values[j], values[j] - values[0]])
+        probs = np.concatenate([q, q]) / 2.0
+        return (
+            t,
+            float(probs[atoms >= t].sum()),
+            float(probs[atoms <= t].sum()),
+        )
+
+
 def _group_means(masks: BoolArray, values: FloatArray, w_a: FloatArray, w_b: FloatArray) -> Any:
     """E_k of group A (masks True) minus group B, for every row of `masks` (P, n); values
     sorted best first."""
@@ -153,6 +226,32 @@ def _group_means(masks: BoolArray, values: FloatArray, w_a: FloatArray, w_b: Flo
     wb = w_b[np.clip(rank_b, 0, len(w_b) - 1)]
     weight = np.where(masks, wa, -wb)
     return weight @ values
+
+
+def _bound(
+    pooled: _Pooled, t: float, span: float, alpha: float, *, upper: bool, steps: int
+) -> float:
+    """Invert the shifted tests: the upper bound is the smallest delta >= T whose test of
+    "difference < delta" rejects at alpha (P(T_perm <= T_delta) < alpha), the lower bound the
+    largest delta <= T whose test of "difference > delta" rejects; found by bisection between
+    T and T -/+ 2 span (+-inf if even that is not rejected)."""
+    side = 2 if upper else 1
+
+    def rejects(delta: float) -> bool:
+        return pooled.tails(delta)[side] < alpha
+
+    inner, outer = t, t + 2 * span if upper else t - 2 * span
+    if not rejects(outer):
+        return math.inf if upper else -math.inf
+    if rejects(inner):
+        return inner
+    for _ in range(steps):
+        mid = 0.5 * (inner + outer)
+        if rejects(mid):
+            outer = mid
+        else:
+            inner = mid
+    return outer
 
 
 def pair_tests(
@@ -171,18 +270,27 @@ def pair_tests(
     alpha: float,
     margin: float,
     seeds: IntArray,
+    shift_score: BoolArray | bool = True,
+    interval: BoolArray | None = None,
 ) -> PairTests:
     """Permutation tests of E_k(general) - E_k(special) for every cell (first axis, C).
 
     Inputs are (C, N) trial arrays (score and value oriented, smaller is better), `worst`
     (C,), and `seeds` (C, key) seeding each cell's own stream (labels, not positions).
-    `budget` None: k = the smaller of the two present-trial counts (the study as run).
-    A cell whose k exceeds a present count, or whose selectable trials lack a value, or
-    whose `worst` is not finite, stays NaN.
+    `budget` None: k = the smaller of the two present-trial counts (the study as run). When
+    k equals both counts the permutation distribution is enumerated exactly; otherwise
+    `n_perm` random splits. `shift_score`: whether a shift of the general optimizer moves its
+    selection scores too (they are in the reported metric's units; one flag or one per
+    cell). `interval` (C,): where
+    False, lo and hi are not computed (pairs that are not tested). A cell whose k exceeds a
+    present count, whose selectable trials lack a value, or whose `worst` is not finite
+    stays NaN.
     """
     n_cells = score_g.shape[0]
     out = PairTests(n_cells)
+    shifts = np.broadcast_to(np.asarray(shift_score, dtype=bool), (n_cells,))
     for c in range(n_cells):
+        shift_c = bool(shifts[c])
         worst_c = float(worst[c])
         sg, vg = _prepare(score_g[c], value_g[c], usable_g[c], present_g[c], worst_c)
         ss, vs = _prepare(score_s[c], value_s[c], usable_s[c], present_s[c], worst_c)
@@ -197,39 +305,36 @@ def pair_tests(
         out.no_result_general[c] = _no_result(ng, int((~np.isfinite(sg)).sum()), k)
         out.no_result_special[c] = _no_result(ns, int((~np.isfinite(ss)).sum()), k)
         wg, ws = dodge_weights(ng, k), dodge_weights(ns, k)
-        og, os_ = np.argsort(sg, kind="stable"), np.argsort(ss, kind="stable")
-        vg_sorted, vs_sorted = vg[og], vs[os_]
+        vg_sorted = vg[np.argsort(sg, kind="stable")]
+        vs_sorted = vs[np.argsort(ss, kind="stable")]
         out.general_expected[c] = float(wg @ vg_sorted)
         out.special_expected[c] = float(ws @ vs_sorted)
         # Exact P(general's k-trial study not worse than special's): ties count as not worse.
         not_worse = vg_sorted[:, None] <= vs_sorted[None, :]
         out.p_general_not_worse[c] = float(wg @ not_worse @ ws)
 
-        pooled_s = np.concatenate([sg, ss])
-        pooled_v = np.concatenate([vg, vs])
-        order = np.argsort(pooled_s, kind="stable")
-        values = pooled_v[order]
-        n = ng + ns
-        observed = np.zeros(n, dtype=bool)
-        observed[:ng] = True
-        gen = np.random.default_rng([int(x) for x in seeds[c]])
-        base = np.broadcast_to(observed, (n_perm + 1, n)).copy()
-        masks = gen.permuted(base, axis=1)
-        masks[0] = observed
-        stats = _group_means(masks[:, order], values, wg, ws)
-        t = float(stats[0])
-        perm = np.sort(stats[1:])
+        exact = k == ng == ns
+        out.exact[c] = exact
+        masks = None
+        if not exact:
+            n = ng + ns
+            observed = np.arange(n) < ng
+            gen = np.random.default_rng([int(x) for x in seeds[c]])
+            masks = gen.permuted(np.broadcast_to(observed, (n_perm + 1, n)).copy(), axis=1)
+            masks[0] = observed
+        pooled = _Pooled(sg, vg, ss, vs, k, shift_score=shift_c, masks=masks)
+        t, p_high, _ = pooled.tails(0.0)
         out.difference[c] = t
-        out.p_value[c] = (1.0 + float((perm >= t).sum())) / (n_perm + 1.0)
-        out.p_noninferior[c] = (1.0 + float((perm <= t - margin).sum())) / (n_perm + 1.0)
-        # j-th largest / smallest permutation value with j = ceil(alpha (P + 1)) - 1, so that
-        # lo > 0 exactly when p_value < alpha and hi < margin exactly when p_noninferior < alpha.
-        j = int(np.ceil(alpha * (n_perm + 1) - 1e-9)) - 1
-        if j >= 1:
-            out.lo[c] = t - perm[n_perm - j]
-            out.hi[c] = t - perm[j - 1]
-        else:
-            out.lo[c], out.hi[c] = -np.inf, np.inf
+        out.p_value[c] = p_high
+        out.p_noninferior[c] = pooled.tails(margin)[2]
+        if interval is not None and not interval[c]:
+            continue
+        finite = np.concatenate([vg, vs, sg[np.isfinite(sg)], ss[np.isfinite(ss)]])
+        span = float(finite.max() - finite.min()) if shift_c else float(np.ptp([*vg, *vs]))
+        span = max(span, abs(t), 1e-12)
+        steps = 40 if exact else 14
+        out.lo[c] = _bound(pooled, t, span, alpha, upper=False, steps=steps)
+        out.hi[c] = _bound(pooled, t, span, alpha, upper=True, steps=steps)
     return out
 
 
@@ -255,16 +360,17 @@ def holm(p: FloatArray, *, axis: int = -1) -> FloatArray:
 
 
 def verdicts(
-    p_value: FloatArray, hi: FloatArray, included: BoolArray, *, alpha: float, margin: float
+    p_value: FloatArray, p_noninferior: FloatArray, included: BoolArray, *, alpha: float
 ) -> tuple[FloatArray, npt.NDArray[np.str_]]:
     """Holm over every included cell with a p-value (one family: the whole array), then the
     verdicts: not_included where not `included`; violated where the adjusted p-value is
-    below alpha; consistent where hi < margin; inconclusive otherwise."""
+    below alpha; consistent where the test of "general worse by at least the margin" rejects
+    at alpha (the interval's upper end is then at most the margin); else inconclusive."""
     tested = np.where(included, p_value, np.nan)
     adjusted = holm(tested.reshape(-1)).reshape(tested.shape)
     violated = np.isfinite(adjusted) & (adjusted < alpha)
     with np.errstate(invalid="ignore"):
-        consistent = included & np.isfinite(hi) & (hi < margin)
+        consistent = included & np.isfinite(p_noninferior) & (p_noninferior < alpha)
     out = np.where(
         ~included,
         Verdict.NOT_INCLUDED.value,

@@ -188,14 +188,15 @@ def inclusion_tests(
     alpha: float,
     margin: float,
     root: int,
-    worst: xr.DataArray | None = None,
+    shift_score: bool | Sequence[bool] = True,
 ) -> xr.Dataset:
     """The tests behind `inclusion_consistency` and `target_study`.
 
     Trial arrays have dims (`lead`, workload, optimizer, [repeat dims], trial), oriented so
     that smaller is better. `reasons[pair][workload]`: "" where the stored spaces contain
-    the inclusion. `worst` (dims a subset of lead, workload, repeats): the value a study
-    without a usable trial scores; default the worst usable value of the pair's trials.
+    the inclusion. A study without a usable trial scores the worst usable value of the
+    pair's trials. `shift_score` (one flag, or one per `lead` label): whether the selection
+    score is in the reported value's units, so that the interval's shift moves it too.
     Holm's correction runs over every tested cell of the returned dataset.
     """
     rep = [str(d) for d in score.dims if d not in (lead, "workload", "optimizer", "trial")]
@@ -210,18 +211,14 @@ def inclusion_tests(
     s = [np.moveaxis(a[:, :, si], 2, 1) for a in (sc, va, us, pr)]
     cell_shape = g[0].shape[:-1]
     n_tr = g[0].shape[-1]
-    if worst is None:
-        pooled_v = np.concatenate([g[1], s[1]], axis=-1)
-        pooled_u = np.concatenate([g[2], s[2]], axis=-1) & np.isfinite(pooled_v)
-        with np.errstate(invalid="ignore"):
-            w_arr = np.where(pooled_u, pooled_v, -np.inf).max(axis=-1)
-        w_arr = np.where(np.isfinite(w_arr), w_arr, np.nan)
-    else:
-        w = worst.transpose(*[d for d in (lead, "workload", *rep) if d in worst.dims])
-        w = w.expand_dims({"pair": len(pairs)}).broadcast_like(
-            xr.DataArray(np.zeros(cell_shape), dims=(lead, "pair", "workload", *rep))
-        )
-        w_arr = w.transpose(lead, "pair", "workload", *rep).values
+    pooled_v = np.concatenate([g[1], s[1]], axis=-1)
+    pooled_u = np.concatenate([g[2], s[2]], axis=-1) & np.isfinite(pooled_v)
+    w_arr = np.where(pooled_u, pooled_v, -np.inf).max(axis=-1)
+    w_arr = np.where(np.isfinite(w_arr), w_arr, np.nan)
+    shifts = np.broadcast_to(
+        np.asarray(shift_score, dtype=bool).reshape(-1, *([1] * (len(cell_shape) - 1))),
+        cell_shape,
+    )
     # Each cell's stream is keyed by its labels (lead, special, general, workload, repeats),
     # so subsets and reorderings of optimizers or workloads leave its permutations unchanged.
     rep_labels = [score[d].values for d in rep]
@@ -237,6 +234,10 @@ def inclusion_tests(
             _crc(w_labels[wi]),
             *(_crc(rep_labels[a][r]) for a, r in enumerate(ri)),
         ]
+    reason = np.array(reasons, dtype=object).reshape(len(pairs), score.sizes["workload"])
+    reason_full = np.broadcast_to(
+        reason.reshape(1, *reason.shape, *([1] * len(rep))), cell_shape
+    ).astype(str)
     flat = [x.reshape(-1, n_tr) for x in (*g, *s)]
     tests = pair_tests(
         *flat,
@@ -246,19 +247,16 @@ def inclusion_tests(
         alpha=alpha,
         margin=margin,
         seeds=seeds.reshape(-1, seeds.shape[-1]),
+        shift_score=shifts.reshape(-1),
+        interval=(reason_full == "").reshape(-1),
     )
     dims = (lead, "pair", "workload", *rep)
-    reason = np.array(reasons, dtype=object).reshape(len(pairs), score.sizes["workload"])
-    reason_full = np.broadcast_to(
-        reason.reshape(1, *reason.shape, *([1] * len(rep))), cell_shape
-    ).astype(str)
     included = reason_full == ""
     p_adjusted, verdict = verdicts(
         tests.p_value.reshape(cell_shape),
-        tests.hi.reshape(cell_shape),
+        tests.p_noninferior.reshape(cell_shape),
         included,
         alpha=alpha,
-        margin=margin,
     )
     variables: dict[str, Any] = {
         name: (dims, getattr(tests, name).reshape(cell_shape))
@@ -379,6 +377,7 @@ def inclusion_consistency(
         pairs=pairs,
         reasons=reasons,
         lead="rule",
+        shift_score=[s.rule is not SelectionRule.FINAL_TRAIN_LOSS for s in per_rule],
         budget=budget,
         n_perm=n_perm,
         alpha=alpha,
