@@ -62,6 +62,7 @@ _FLOAT_VARS = (
     "no_result_general",
 )
 _INT_VARS = ("k", "n_special", "n_general")
+_BOOL_VARS = ("exact",)
 
 
 @attrs.frozen
@@ -122,7 +123,7 @@ class InclusionResult:
         (= difference), difference, lo, hi, ci_level, margin, p_value, p_adjusted,
         holm_family, verdict, reason, pair_verdict, p_noninferior, special_expected,
         general_expected, p_general_not_worse, no_result_special, no_result_general,
-        n_special, n_general."""
+        n_special, n_general, exact (permutation distribution enumerated, not sampled)."""
         d = self.data
         out = []
         n_tests = self.n_tests
@@ -148,6 +149,7 @@ class InclusionResult:
                 pair_verdict=str(cell["pair_verdict"].values),
                 n_special=int(cell["n_special"].values),
                 n_general=int(cell["n_general"].values),
+                exact=bool(cell["exact"].values),
             )
             out.append(record)
         return out
@@ -263,7 +265,12 @@ def inclusion_tests(
         for name in _FLOAT_VARS
         if name != "p_adjusted"
     }
-    variables.update({name: (dims, getattr(tests, name).reshape(cell_shape)) for name in _INT_VARS})
+    variables.update(
+        {
+            name: (dims, getattr(tests, name).reshape(cell_shape))
+            for name in (*_INT_VARS, *_BOOL_VARS)
+        }
+    )
     variables["p_adjusted"] = (dims, p_adjusted)
     variables["verdict"] = (dims, verdict)
     variables["reason"] = (dims, reason_full)

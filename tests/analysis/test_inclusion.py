@@ -1,9 +1,16 @@
-"""Inclusion consistency: pairs from the taxonomy, signs, Holm, verdicts, rules."""
+"""Inclusion consistency: pairs from the taxonomy, the estimator, signs, Holm, verdicts,
+rules, and the stored-space check."""
 
 from __future__ import annotations
 
+import itertools
+import math
+from pathlib import Path
+
 import numpy as np
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
 
 from optcmp_analysis import (
@@ -13,7 +20,7 @@ from optcmp_analysis import (
     inclusion_consistency,
     restrict,
 )
-from optcmp_analysis._inclusion import default_inclusion_budget, one_sided_p_values
+from optcmp_analysis._estimator import dodge_weights, expected_best_of_k
 from optcmp_data import Inclusion, Taxonomy
 from optcmp_data.testing import synthetic_archive
 
@@ -30,17 +37,48 @@ def _verdict(result: InclusionResult, rule: str, special: str, general: str, wor
     raise AssertionError("pair not found")
 
 
-def test_one_sided_p_values() -> None:
-    diff = np.array([[1.0, 2.0, -1.0, np.nan], [np.nan, np.nan, np.nan, np.nan]])
-    p, n = one_sided_p_values(diff)
-    assert p[0] == pytest.approx((1 + 1) / (1 + 3))
-    assert np.isnan(p[1])
-    assert list(n) == [3, 0]
+def _brute_expected_best(score: list[float], value: list[float], k: int) -> float:
+    """Mean over every k-subset of the value of its best-scored trial (ties: lower index)."""
+    subsets = list(itertools.combinations(range(len(score)), k))
+    return sum(value[min(sub, key=lambda i: (score[i], i))] for sub in subsets) / len(subsets)
+
+
+@given(
+    st.lists(st.floats(-5, 5), min_size=1, max_size=7),
+    st.data(),
+)
+def test_dodge_weights_match_the_subset_average(score: list[float], data: st.DataObject) -> None:
+    n = len(score)
+    k = data.draw(st.integers(1, n))
+    value = data.draw(st.lists(st.floats(-5, 5), min_size=n, max_size=n))
+    got = expected_best_of_k(
+        np.array(score),
+        np.array(value),
+        np.ones(n, dtype=bool),
+        np.ones(n, dtype=bool),
+        np.array(np.nan),
+        k,
+    )
+    assert float(got) == pytest.approx(_brute_expected_best(score, value, k), abs=1e-9)
+    w = dodge_weights(n, k)
+    assert w.sum() == pytest.approx(1.0)
+    # Counted from the worst trial (i = n - j), the weight is C(i - 1, k - 1) / C(n, k).
+    i = n - np.arange(n)
+    expected = [math.comb(int(x) - 1, k - 1) / math.comb(n, k) for x in i]
+    np.testing.assert_allclose(w, expected, atol=1e-12)
+
+
+def test_unusable_trials_score_the_worst_value() -> None:
+    score = np.array([0.1, np.nan, 0.3])
+    value = np.array([1.0, np.nan, 3.0])
+    usable = np.array([True, False, True])
+    got = expected_best_of_k(score, value, usable, np.ones(3, dtype=bool), np.array(9.0), 1)
+    assert float(got) == pytest.approx((1.0 + 9.0 + 3.0) / 3)
 
 
 def test_default_pairs_follow_the_transitive_taxonomy() -> None:
     ds = synthetic_archive(n_trials=6, seed=1)
-    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
     pairs = set(zip(result.data["special"].values, result.data["general"].values, strict=True))
     assert pairs == {
         ("sgd", "momentum"),
@@ -53,7 +91,8 @@ def test_default_pairs_follow_the_transitive_taxonomy() -> None:
         ("nesterov", "nadam"),
     }
     assert list(result.data["rule"].values) == ["final-valid", "final-train-loss"]
-    assert result.budget == default_inclusion_budget(6) == 3
+    assert result.budget is None
+    assert (result.data["k"] == 6).all()  # default: the trials actually run
 
 
 @pytest.mark.parametrize("direction", ["min", "max"])
@@ -67,7 +106,7 @@ def test_planted_violation_and_consistency(direction: str) -> None:
         direction=direction,
         seed=7,
     )
-    result = inclusion_consistency(ds, n_boot=2000, rng=np.random.default_rng(1))
+    result = inclusion_consistency(ds, rng=np.random.default_rng(1), margin=0.02)
     for w in ("w0", "w1"):
         assert _verdict(result, "final-valid", "momentum", "adam", w) == Verdict.VIOLATED
         assert _verdict(result, "final-valid", "sgd", "adam", w) == Verdict.VIOLATED
@@ -78,22 +117,33 @@ def test_planted_violation_and_consistency(direction: str) -> None:
     )
     # Positive means the general optimizer is worse, whatever the metric's direction.
     assert (d["difference"].isel(pair=pair) > 0.03).all()
-    assert (d["observed"].isel(pair=pair) > 0.03).all()
+    assert (d["lo"].isel(pair=pair) > 0).all()
+    assert (d["p_general_not_worse"].isel(pair=pair) < 0.5).all()
     assert str(d["pair_verdict"].isel(pair=pair).values) == Verdict.VIOLATED
+    # At k = N the estimate is the selected trial's test value: the best by validation.
+    scores = result.data.sel(rule="final-valid")
+    assert (scores["k"] == 20).all()
 
 
 def test_holm_over_pairs_and_workloads() -> None:
     ds = synthetic_archive(workloads=3, n_trials=10, planted={"adam": 0.02}, seed=3)
-    result = inclusion_consistency(
-        ds, n_boot=500, rng=np.random.default_rng(2), rules=["final-valid"]
-    )
-    d = result.data.sel(rule="final-valid")
+    result = inclusion_consistency(ds, budget=5, n_perm=500, rng=np.random.default_rng(2))
+    d = result.data
+    # One family over both rules, all pairs and workloads.
     p = d["p_value"].values.ravel()
     _, expected, _, _ = multipletests(p, alpha=0.05, method="holm")
     np.testing.assert_allclose(d["p_adjusted"].values.ravel(), expected)
+    assert result.n_tests == p.size == result.to_json()[0]["holm_family"]
     assert (d["p_adjusted"] >= d["p_value"]).all()
     violated = d["verdict"] == Verdict.VIOLATED
     assert bool(((d["p_adjusted"] < 0.05) == violated).all())
+    # The interval agrees with the tests: lo > 0 iff p < alpha; consistent iff the
+    # non-inferiority test rejects, and then hi is at most the margin.
+    assert bool(((d["lo"] > 0) == (d["p_value"] < 0.05)).all())
+    consistent = d["verdict"] == Verdict.CONSISTENT
+    assert bool((~consistent | (d["hi"] <= result.margin + 1e-12)).all())
+    assert bool((~consistent | (d["p_noninferior"] < 0.05)).all())
+    assert not bool(d["exact"].any())  # k = 5 < 10 trials: sampled splits
 
 
 def test_user_taxonomy_and_family_mapping() -> None:
@@ -103,28 +153,28 @@ def test_user_taxonomy_and_family_mapping() -> None:
         n_trials=6,
         seed=2,
     )
-    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
     pairs = set(zip(result.data["special"].values, result.data["general"].values, strict=True))
     assert pairs == {("plain", "adam-wide"), ("plain", "adam-lr")}
     mine = Taxonomy((Inclusion("adam", "sgd", "made up"),))
-    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0), taxonomy=mine)
+    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0), taxonomy=mine)
     pairs = set(zip(result.data["special"].values, result.data["general"].values, strict=True))
     assert pairs == {("adam-wide", "plain"), ("adam-lr", "plain")}
     with pytest.raises(AnalysisError, match="no inclusion pair"):
         inclusion_consistency(
-            restrict(ds, optimizers=["plain"]), n_boot=50, rng=np.random.default_rng(0)
+            restrict(ds, optimizers=["plain"]), n_perm=50, rng=np.random.default_rng(0)
         )
 
 
 def test_rule_without_usable_trials_is_left_out_with_a_caveat() -> None:
     ds = synthetic_archive(optimizers=("sgd", "momentum"), n_trials=6, seed=2).copy(deep=True)
     ds["train_loss"][:] = np.nan
-    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
     assert list(result.data["rule"].values) == ["final-valid"]
     assert any("final-train-loss" in c for c in result.caveats)
     with pytest.raises(AnalysisError, match="no usable trial"):
         inclusion_consistency(
-            ds, n_boot=50, rng=np.random.default_rng(0), rules=["final-train-loss"]
+            ds, n_perm=50, rng=np.random.default_rng(0), rules=["final-train-loss"]
         )
 
 
@@ -134,12 +184,124 @@ def test_budget_errors_and_json() -> None:
         inclusion_consistency(ds, budget=5, rng=np.random.default_rng(0))
     with pytest.raises(AnalysisError, match="alpha"):
         inclusion_consistency(ds, alpha=1.5, rng=np.random.default_rng(0))
-    result = inclusion_consistency(ds, budget=4, n_boot=100, rng=np.random.default_rng(0))
+    with pytest.raises(AnalysisError, match="margin"):
+        inclusion_consistency(ds, margin=-1.0, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, budget=3, n_perm=100, rng=np.random.default_rng(0))
     records = result.to_json()
     assert len(records) == 2  # one pair x one workload x two rules
-    keys = {"rule", "workload", "special", "general", "k", "value", "p_value", "p_adjusted"}
+    keys = {
+        "rule",
+        "workload",
+        "special",
+        "general",
+        "k",
+        "difference",
+        "lo",
+        "hi",
+        "p_value",
+        "p_adjusted",
+        "verdict",
+        "reason",
+        "margin",
+        "p_general_not_worse",
+    }
     assert keys <= set(records[0])
     assert records[0]["verdict"] in {v.value for v in Verdict}
-    assert records[0]["k"] == 4
-    again = inclusion_consistency(ds, budget=4, n_boot=100, rng=np.random.default_rng(0))
+    assert records[0]["k"] == 3
+    again = inclusion_consistency(ds, budget=3, n_perm=100, rng=np.random.default_rng(0))
     assert again.to_json() == records
+
+
+def test_estimate_is_the_unbiased_expected_best_of_k() -> None:
+    ds = synthetic_archive(
+        optimizers=("sgd", "momentum"), n_trials=6, diverged_fraction=0.3, seed=11
+    )
+    result = inclusion_consistency(
+        ds, budget=2, n_perm=50, rng=np.random.default_rng(0), rules=["final-valid"]
+    )
+    rec = result.to_json()[0]
+    pooled = []
+    per_opt = {}
+    for o in ("sgd", "momentum"):
+        cell = ds.sel(workload="w0", optimizer=o)
+        ok = (cell["status"].values == "completed") & np.isfinite(
+            cell["valid_metric"].values[:, -1]
+        )
+        score = np.where(ok, cell["valid_metric"].values[:, -1], np.inf)
+        test = cell["test_metric"].values[:, -1]
+        per_opt[o] = (score, test, ok)
+        pooled += list(test[ok])
+    worst = max(pooled)
+    for o, key in (("sgd", "special_expected"), ("momentum", "general_expected")):
+        score, test, ok = per_opt[o]
+        value = np.where(ok, test, worst)
+        assert rec[key] == pytest.approx(_brute_expected_best(list(score), list(value), 2))
+        n_bad = int((~ok).sum())
+        no_result = math.comb(n_bad, 2) / math.comb(6, 2)
+        side = "special" if o == "sgd" else "general"
+        assert rec[f"no_result_{side}"] == pytest.approx(no_result)
+    assert rec["difference"] == pytest.approx(rec["general_expected"] - rec["special_expected"])
+
+
+def test_stored_spaces_decide_what_is_included() -> None:
+    ds = synthetic_archive(optimizers=("sgd", "momentum", "adam"), n_trials=6, seed=4)
+    ds = ds.copy(deep=True)
+    hp = [str(h) for h in ds["hparam"].values]
+    m, o = hp.index("momentum"), list(ds["optimizer"].values).index("momentum")
+    ds["space_scale"][:, o, m] = "fixed"
+    ds["space_low"][:, o, m] = 0.9
+    ds["space_high"][:, o, m] = 0.9
+    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
+    by_pair = {(r["special"], r["general"]): r for r in result.to_json()}
+    rec = by_pair[("sgd", "momentum")]
+    assert rec["verdict"] == Verdict.NOT_INCLUDED
+    assert rec["reason"] == "momentum fixed at 0.9 in momentum's space; sgd needs momentum = 0"
+    assert rec["p_adjusted"] is None
+    assert rec["lo"] is None
+    assert by_pair[("sgd", "adam")]["reason"] == ""
+    # Adam's epsilon must reach the stated threshold for its Momentum limit.
+    e, a = hp.index("epsilon"), list(ds["optimizer"].values).index("adam")
+    ds["space_high"][:, a, e] = 1.0
+    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
+    by_pair = {(r["special"], r["general"]): r for r in result.to_json()}
+    assert "epsilon in [1e-10, 1] in adam's space" in by_pair[("momentum", "adam")]["reason"]
+    assert "at least 100" in by_pair[("sgd", "adam")]["reason"]
+    # Not-included cells are not tests: the Holm family leaves them out.
+    assert result.n_tests == int((result.data["verdict"] != Verdict.NOT_INCLUDED).sum())
+
+
+# The published archives sit next to the worktrees (tests/data/archive_trees.py).
+_SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "archives"
+DEEPOBS = next(
+    (
+        p / "deepobs-baselines"
+        for p in (_SHARED, Path("/work/shared/archives"))
+        if (p / "deepobs-baselines").is_dir()
+    ),
+    None,
+)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(DEEPOBS is None, reason="DeepOBS baselines archive not present")
+def test_deepobs_sgd_is_not_included_in_its_momentum() -> None:
+    from optcmp_data.importers import import_deepobs
+
+    assert DEEPOBS is not None
+    result = inclusion_consistency(
+        import_deepobs(DEEPOBS).dataset,
+        n_perm=99,
+        rng=np.random.default_rng(0),
+        rules=["final-valid"],
+    )
+    recs = [
+        r
+        for r in result.to_json()
+        if (r["special"], r["general"]) == ("GradientDescentOptimizer", "MomentumOptimizer")
+    ]
+    assert recs
+    assert all(r["verdict"] == Verdict.NOT_INCLUDED for r in recs)
+    assert recs[0]["reason"] == (
+        "momentum fixed at 0.99 in MomentumOptimizer's space; "
+        "GradientDescentOptimizer needs momentum = 0"
+    )
