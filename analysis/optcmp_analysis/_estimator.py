@@ -22,11 +22,13 @@ Conventions (docs/method.md, "Inclusion consistency"):
 - The p-value is a permutation p-value for "no difference" meaning the two optimizers'
   trials are exchangeable: the pooled trials are split at random into groups of the two
   sizes, `n_perm` times, and p = (1 + #{T_perm >= T}) / (1 + n_perm).
-- The interval [lo, hi] is T minus the upper and lower alpha-quantiles of the same
-  permutation distribution: each end is a one-sided (1 - alpha) bound, and lo > 0 exactly
-  when p < alpha. It treats T - Delta as distributed like T under exchangeability (a
-  location-shift assumption); the calibration test (tests/analysis/test_calibration.py)
-  measures how it behaves.
+- The interval [lo, hi] inverts the same test under a location shift: delta is inside when
+  the general optimizer's usable trials, shifted by -delta (test value, and the selection
+  score where it is in the same units), are not distinguishable from the special one's at
+  level alpha in the direction tested. Each end is a one-sided (1 - alpha) bound. "Consistent"
+  is the non-inferiority test at the margin (p_noninferior < alpha), and then hi <= margin;
+  p_value < alpha exactly when lo >= 0. The calibration test
+  (tests/analysis/test_calibration.py) measures size and power by simulation.
 """
 
 from __future__ import annotations
@@ -174,47 +176,50 @@ class _Pooled:
         self.masks = masks  # (P + 1, n) with row 0 the observed split; None: exact
         self.k = k
 
-    def _sorted(self, delta: float) -> tuple[FloatArray, IntArray]:
-        shift = np.where(self.movable, delta, 0.0)
-        score = self.score - shift if self.shift_score else self.score
-        order = np.argsort(score, kind="stable")
-        return (self.value - shift)[order], order
-
-    def tails(self, delta: float) -> tuple[float, float, float]:
-        """(T_delta observed, P(T_perm >= it), P(T_perm <= it)); Monte Carlo tails follow
-        the (1 + count) / (1 + P) convention."""
-        values, order = self._sorted(delta)
+    def tails(self, deltas: FloatArray) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """For every shift in `deltas` (D,): (T_delta observed, P(T_perm >= it),
+        P(T_perm <= it)); Monte Carlo tails follow the (1 + count) / (1 + P) convention."""
+        deltas = np.atleast_1d(np.asarray(deltas, dtype=np.float64))
+        shift = np.where(self.movable[None, :], deltas[:, None], 0.0)  # (D, n)
+        score = self.score[None, :] - shift if self.shift_score else self.score[None, :]
+        order = np.argsort(np.broadcast_to(score, shift.shape), axis=1, kind="stable")
+        values = np.take_along_axis(self.value[None, :] - shift, order, axis=1)
         if self.masks is None:
             return self._exact_tails(values, order)
-        stats = _group_means(self.masks[:, order], values, self.wg, self.ws)
-        t = float(stats[0])
-        perm = stats[1:]
-        n = len(perm)
-        return (
-            t,
-            (1.0 + float((perm >= t).sum())) / (n + 1.0),
-            (1.0 + float((perm <= t).sum())) / (n + 1.0),
-        )
+        out = np.empty((3, len(deltas)))
+        for d in range(len(deltas)):
+            stats = _group_means(self.masks[:, order[d]], values[d], self.wg, self.ws)
+            t = float(stats[0])
+            perm = stats[1:]
+            out[:, d] = (
+                t,
+                (1.0 + float((perm >= t).sum())) / (len(perm) + 1.0),
+                (1.0 + float((perm <= t).sum())) / (len(perm) + 1.0),
+            )
+        return out[0], out[1], out[2]
 
-    def _exact_tails(self, values: FloatArray, order: IntArray) -> tuple[float, float, float]:
+    def _exact_tails(
+        self, values: FloatArray, order: IntArray
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """k = ng = ns = m: each group's E_k is its best trial's value. The group holding
         sorted position 0 has value v0; the other group's first position j (1..m) has
         probability prod_{i<j} (m - i) / (n - i) * m / (n - j) over equal random splits."""
         m, n = self.ng, self.ng + self.ns
-        member = self.is_g[order]
-        a = int(np.argmax(member))  # first general position
-        b = int(np.argmax(~member))  # first special position
-        t = float(values[a] - values[b])
+        member = self.is_g[order]  # (D, n)
+        rows = np.arange(len(values))
+        a = np.argmax(member, axis=1)  # first general position
+        b = np.argmax(~member, axis=1)  # first special position
+        t = values[rows, a] - values[rows, b]
         j = np.arange(1, m + 1)
         head = np.concatenate([[1.0], np.cumprod((m - j[:-1]) / (n - j[:-1]))])
-        q = head * m / (n - j)
-        atoms = np.concatenate([values[0] - values[j], values[j] - values[0]])
-        probs = np.concatenate([q, q]) / 2.0
-        return (
-            t,
-            float(probs[atoms >= t].sum()),
-            float(probs[atoms <= t].sum()),
-        )
+        q = head * m / (n - j) / 2.0
+        first = values[:, :1]
+        up = first - values[:, j]  # general holds position 0
+        down = values[:, j] - first  # special holds position 0
+        tt = t[:, None]
+        p_high = ((up >= tt) * q).sum(axis=1) + ((down >= tt) * q).sum(axis=1)
+        p_low = ((up <= tt) * q).sum(axis=1) + ((down <= tt) * q).sum(axis=1)
+        return t, p_high, p_low
 
 
 def _group_means(masks: BoolArray, values: FloatArray, w_a: FloatArray, w_b: FloatArray) -> Any:
@@ -229,28 +234,42 @@ def _group_means(masks: BoolArray, values: FloatArray, w_a: FloatArray, w_b: Flo
 
 
 def _bound(
-    pooled: _Pooled, t: float, span: float, alpha: float, *, upper: bool, steps: int
+    pooled: _Pooled,
+    t: float,
+    span: float,
+    alpha: float,
+    *,
+    upper: bool,
+    anchor: float,
+    anchor_rejected: bool,
+    grid: int,
+    rounds: int,
 ) -> float:
-    """Invert the shifted tests: the upper bound is the smallest delta >= T whose test of
-    "difference < delta" rejects at alpha (P(T_perm <= T_delta) < alpha), the lower bound the
-    largest delta <= T whose test of "difference > delta" rejects; found by bisection between
-    T and T -/+ 2 span (+-inf if even that is not rejected)."""
+    """Invert the shifted tests. The upper bound is the smallest shift delta >= T whose test
+    of "difference < delta" rejects at alpha (P(T_perm <= T_delta) < alpha); the lower bound
+    the largest delta <= T whose test of "difference > delta" rejects. The permutation
+    distribution is discrete, so rejection need not be monotone in delta: the search is
+    anchored at `anchor` (the margin for the upper bound, 0 for the lower one) so that the
+    bound is on the anchor's side of it exactly when the anchor's own test rejects. Searched
+    on `grid` points, refined `rounds` times around the first rejection (+-inf if the far
+    end, T +/- 2 span beyond the anchor, is not rejected); the returned end is a rejected
+    shift."""
     side = 2 if upper else 1
-
-    def rejects(delta: float) -> bool:
-        return pooled.tails(delta)[side] < alpha
-
-    inner, outer = t, t + 2 * span if upper else t - 2 * span
-    if not rejects(outer):
-        return math.inf if upper else -math.inf
-    if rejects(inner):
-        return inner
-    for _ in range(steps):
-        mid = 0.5 * (inner + outer)
-        if rejects(mid):
-            outer = mid
-        else:
-            inner = mid
+    sign = 1.0 if upper else -1.0
+    if anchor_rejected and sign * (anchor - t) >= 0:
+        inner, outer = t, anchor
+    else:
+        inner = max(t, anchor) if upper else min(t, anchor)
+        outer = inner + sign * 2 * span
+    for r in range(rounds):
+        deltas = np.linspace(inner, outer, grid)
+        rejects = pooled.tails(deltas)[side] < alpha
+        if r == 0 and not rejects[-1]:
+            return sign * math.inf
+        if rejects[0]:
+            return float(deltas[0])
+        first = int(np.argmax(rejects))
+        inner, outer = float(deltas[first - 1]), float(deltas[first])
     return outer
 
 
@@ -323,18 +342,39 @@ def pair_tests(
             masks = gen.permuted(np.broadcast_to(observed, (n_perm + 1, n)).copy(), axis=1)
             masks[0] = observed
         pooled = _Pooled(sg, vg, ss, vs, k, shift_score=shift_c, masks=masks)
-        t, p_high, _ = pooled.tails(0.0)
+        t_both, p_high, p_low = pooled.tails(np.array([0.0, margin]))
+        t = float(t_both[0])
         out.difference[c] = t
-        out.p_value[c] = p_high
-        out.p_noninferior[c] = pooled.tails(margin)[2]
+        out.p_value[c] = float(p_high[0])
+        out.p_noninferior[c] = float(p_low[1])
         if interval is not None and not interval[c]:
             continue
         finite = np.concatenate([vg, vs, sg[np.isfinite(sg)], ss[np.isfinite(ss)]])
         span = float(finite.max() - finite.min()) if shift_c else float(np.ptp([*vg, *vs]))
         span = max(span, abs(t), 1e-12)
-        steps = 40 if exact else 14
-        out.lo[c] = _bound(pooled, t, span, alpha, upper=False, steps=steps)
-        out.hi[c] = _bound(pooled, t, span, alpha, upper=True, steps=steps)
+        grid, rounds = (33, 3) if exact else (9, 4)
+        out.lo[c] = _bound(
+            pooled,
+            t,
+            span,
+            alpha,
+            upper=False,
+            anchor=0.0,
+            anchor_rejected=out.p_value[c] < alpha,
+            grid=grid,
+            rounds=rounds,
+        )
+        out.hi[c] = _bound(
+            pooled,
+            t,
+            span,
+            alpha,
+            upper=True,
+            anchor=margin,
+            anchor_rejected=out.p_noninferior[c] < alpha,
+            grid=grid,
+            rounds=rounds,
+        )
     return out
 
 

@@ -431,14 +431,14 @@ def target_study(
         # A recorded budget may be a hint that runs go past (AlgoPerf's step_hint: its runs
         # stop on time); fraction 1 must keep every evaluation, as selection does.
         largest = int(steps.max()) if steps.size else 0
-        budget = max(int(cell["step_budget"].item()), largest)
-        limits = np.array(fracs) * budget
+        step_budget = max(int(cell["step_budget"].item()), largest)
+        limits = np.array(fracs) * step_budget
         step_limit[wi] = limits
         # Truncated finals, (o, trial, run, fraction); the last fraction may not be 1.
         lim = np.broadcast_to(limits, (*steps.shape[:3], n_f))
         sel_tr = _truncated_final(sel_vals[..., None, :], steps[..., None, :], lim)
         test_tr = _truncated_final(test_vals[..., None, :], steps[..., None, :], lim)
-        full = _truncated_final(sel_vals, steps, np.full(steps.shape[:3], float(budget)))
+        full = _truncated_final(sel_vals, steps, np.full(steps.shape[:3], float(step_budget)))
         # As in selection: usable needs a finite final selection value at the full budget.
         usable = usable & np.isfinite(mean_where(full, present_sel, axis=2))
         usable_all[wi] = usable

@@ -123,7 +123,7 @@ def _archive(**kw: object) -> xr.Dataset:
 def test_study_invariants() -> None:
     ds = _archive()
     r = target_study(
-        ds, n_targets=4, fractions=(0.5, 1.0), n_boot=200, rng=np.random.default_rng(0)
+        ds, n_targets=4, fractions=(0.5, 1.0), n_perm=200, rng=np.random.default_rng(0)
     )
     steps = r.trial_steps
     status = ds["status"]
@@ -153,7 +153,7 @@ def test_study_invariants() -> None:
 def test_archive_without_times_reports_unknown_time_not_never() -> None:
     ds = _archive()
     ds["time"] = ds["time"] * np.nan
-    r = target_study(ds, n_boot=20, rng=np.random.default_rng(0))
+    r = target_study(ds, n_perm=20, rng=np.random.default_rng(0))
     steps = r.tuned.values[..., : r.n_targets * len(r.fractions)]
     times = r.tuned_time.values[..., : r.n_targets * len(r.fractions)]
     assert np.isfinite(steps).any()
@@ -164,7 +164,7 @@ def test_final_condition_matches_selection() -> None:
     from optcmp_analysis import select_best
 
     ds = _archive(ragged=False)
-    r = target_study(ds, fractions=(1.0,), n_boot=50, rng=np.random.default_rng(0))
+    r = target_study(ds, fractions=(1.0,), n_perm=50, rng=np.random.default_rng(0))
     best = select_best(ds)
     np.testing.assert_allclose(
         r.tuned.isel(condition=r.reference).values,
@@ -179,7 +179,7 @@ def test_full_fraction_keeps_evaluations_past_a_step_hint() -> None:
 
     ds = _archive(ragged=True)
     ds["step_budget"] = ds["step_budget"] // 2
-    r = target_study(ds, fractions=(0.5, 1.0), n_boot=50, rng=np.random.default_rng(0))
+    r = target_study(ds, fractions=(0.5, 1.0), n_perm=50, rng=np.random.default_rng(0))
     best = select_best(ds)
     np.testing.assert_allclose(
         r.tuned.isel(condition=r.reference).values,
@@ -189,11 +189,12 @@ def test_full_fraction_keeps_evaluations_past_a_step_hint() -> None:
 
 
 def test_max_direction_gives_the_same_steps() -> None:
-    lo = target_study(_archive(), n_boot=100, rng=np.random.default_rng(5))
-    hi = target_study(_archive(direction="max"), n_boot=100, rng=np.random.default_rng(5))
+    lo = target_study(_archive(), n_perm=100, rng=np.random.default_rng(5))
+    hi = target_study(_archive(direction="max"), n_perm=100, rng=np.random.default_rng(5))
     np.testing.assert_allclose(lo.trial_steps.values, hi.trial_steps.values)
     np.testing.assert_array_equal(lo.rank.values, hi.rank.values)
-    np.testing.assert_allclose(lo.p_worse.values, hi.p_worse.values)
+    for var in ("p_value", "difference", "lo", "hi"):
+        np.testing.assert_allclose(lo.inclusion.data[var].values, hi.inclusion.data[var].values)
     np.testing.assert_allclose(lo.target_value.values, 1 - hi.target_value.values)
 
 
@@ -207,35 +208,36 @@ def test_equivariant_under_relabelling_optimizers_and_permuting_trials(
     new = {names[i]: f"opt{perm_o[i]}" for i in range(6)}
     renamed = ds.assign_coords(optimizer=[new[o] for o in names]).sortby("optimizer")
     shuffled = renamed.isel(trial=perm_t)
-    a = target_study(ds, n_boot=100, rng=np.random.default_rng(7))
-    b = target_study(renamed, n_boot=100, rng=np.random.default_rng(7))
-    c = target_study(shuffled, n_boot=100, rng=np.random.default_rng(7))
+    a = target_study(ds, n_perm=100, rng=np.random.default_rng(7))
+    b = target_study(renamed, n_perm=100, rng=np.random.default_rng(7))
+    c = target_study(shuffled, n_perm=100, rng=np.random.default_rng(7))
     for o in names:
         for var in ("tuned", "rank"):
             x = getattr(a, var).sel(optimizer=o).values
             np.testing.assert_array_equal(x, getattr(b, var).sel(optimizer=new[o]).values)
             np.testing.assert_array_equal(x, getattr(c, var).sel(optimizer=new[o]).values)
-    # The bootstrap draws depend on trial counts only, so relabelling keeps p-values too.
+    # At k = N the permutation distribution is exact: relabelling keeps p-values too.
+    da, db = a.inclusion.data, b.inclusion.data
     key_a = {
-        (s, g): i
-        for i, (s, g) in enumerate(zip(a.relation_special, a.relation_general, strict=True))
+        (str(s), str(g)): i
+        for i, (s, g) in enumerate(zip(da["special"].values, da["general"].values, strict=True))
     }
-    for i, (s, g) in enumerate(zip(b.relation_special, b.relation_general, strict=True)):
-        inv = {v: k for k, v in new.items()}
-        j = key_a[(inv[s], inv[g])]
+    inv = {v: k for k, v in new.items()}
+    for i, (s, g) in enumerate(zip(db["special"].values, db["general"].values, strict=True)):
+        j = key_a[(inv[str(s)], inv[str(g)])]
         np.testing.assert_array_equal(
-            b.p_worse.isel(relation=i).values, a.p_worse.isel(relation=j).values
+            db["p_value"].isel(pair=i).values, da["p_value"].isel(pair=j).values
         )
 
 
 def test_subset_ranking_is_the_full_ranking_restricted() -> None:
     ds = _archive()
-    full = target_study(ds, n_boot=20, rng=np.random.default_rng(0))
+    full = target_study(ds, n_perm=20, rng=np.random.default_rng(0))
     # Default targets pool all optimizers, so the subset gets the full study's targets.
     same_targets = {w: full.target_value.sel(workload=w).values.tolist() for w in ("w0", "w1")}
     keep = ["sgd", "adam", "nesterov"]
     sub = target_study(
-        ds, optimizers=keep, targets=same_targets, n_boot=20, rng=np.random.default_rng(0)
+        ds, optimizers=keep, targets=same_targets, n_perm=20, rng=np.random.default_rng(0)
     )
     f = full.rank.sel(optimizer=list(sub.optimizers)).values
     s = sub.rank.values
@@ -244,52 +246,59 @@ def test_subset_ranking_is_the_full_ranking_restricted() -> None:
             np.testing.assert_array_equal(np.sign(f[:, i] - f[:, j]), np.sign(s[:, i] - s[:, j]))
 
 
-def test_inclusion_p_values_are_not_liberal_without_a_true_difference() -> None:
-    # Best-of-N draws reuse the single best trial's test noise in most replicates, which
-    # flagged about 7% of null cases at alpha 0.05; best-of-N/2 stays below alpha.
-    ds = synthetic_archive(
-        workloads=300, optimizers=("sgd", "momentum"), n_trials=20, n_evals=3, seed=31
-    )
-    r = target_study(ds, n_boot=300, fractions=(1.0,), n_targets=1, rng=np.random.default_rng(7))
-    p = r.p_worse.isel(condition=r.reference).values.ravel()
-    assert p.size == 300
-    assert np.mean(p < 0.05) <= 0.05
+def test_inclusion_is_the_same_machinery_as_inclusion_consistency() -> None:
+    """At the full budget the "final" condition is inclusion_consistency's final-valid test:
+    the same estimate, interval, p-values and record keys (only the Holm family differs)."""
+    from optcmp_analysis import inclusion_consistency
+
+    ds = _archive(ragged=False)
+    r = target_study(ds, fractions=(0.5, 1.0), n_targets=2, rng=np.random.default_rng(0))
+    inc = inclusion_consistency(ds, rng=np.random.default_rng(0), rules=["final-valid"])
+    ref = r.inclusion.data.isel(condition=r.reference)
+    same = inc.data.sel(rule="final-valid")
+    for var in ("difference", "lo", "hi", "p_value", "p_noninferior", "k", "reason"):
+        np.testing.assert_array_equal(ref[var].values, same[var].values)
+    target_keys = next(rec for rec in r.to_json() if rec["record"] == "inclusion").keys()
+    assert set(inc.to_json()[0]) - {"rule"} <= set(target_keys)
+    # One Holm family over every tested (condition, pair, workload) of the call.
+    d = r.inclusion.data
+    assert r.inclusion.n_tests == int(np.isfinite(d["p_value"]).sum())
+    p = d["p_value"].values.ravel()
+    np.testing.assert_allclose(d["p_adjusted"].values.ravel(), holm(p))
 
 
 def test_planted_violation_is_found_and_stable() -> None:
     ds = synthetic_archive(workloads=1, n_trials=30, planted={"adam": 0.15}, noise=0.002, seed=11)
-    r = target_study(ds, fractions=(0.5, 1.0), n_boot=400, rng=np.random.default_rng(2))
-    rel = next(
-        i
-        for i, (s, g) in enumerate(zip(r.relation_special, r.relation_general, strict=True))
-        if (s, g) == ("momentum", "adam")
-    )
-    verdicts = r.verdict.isel(workload=0, relation=rel).values
+    r = target_study(ds, fractions=(0.5, 1.0), n_perm=400, rng=np.random.default_rng(2))
+    d = r.inclusion.data
+    special, general = d["special"].values.astype(str), d["general"].values.astype(str)
+    rel = next(i for i in range(len(special)) if (special[i], general[i]) == ("momentum", "adam"))
+    verdicts = d["verdict"].isel(workload=0, pair=rel).values
     assert verdicts[r.reference] == "violated"
     # Relations not involving adam stay free of violations under every condition.
-    for i, g in enumerate(r.relation_general):
+    for i, g in enumerate(general):
         if g != "adam":
-            assert "violated" not in set(r.verdict.isel(workload=0, relation=i).values)
+            assert "violated" not in set(d["verdict"].isel(workload=0, pair=i).values)
 
 
 def test_selection_repeats_and_repeat_means() -> None:
     ds = _archive(workloads=1, repeats={"seed": 3}, diverged_fraction=0.0, ragged=False)
     only = ds.copy()
     only.attrs["selection_repeats"] = "seed=1"
-    r_all = target_study(ds, n_boot=50, rng=np.random.default_rng(0))
-    r_one = target_study(only, n_boot=50, rng=np.random.default_rng(0))
+    r_all = target_study(ds, n_perm=50, rng=np.random.default_rng(0))
+    r_one = target_study(only, n_perm=50, rng=np.random.default_rng(0))
     one_seed = ds.sel(seed=[1])
-    r_sub = target_study(one_seed, n_boot=50, rng=np.random.default_rng(0))
+    r_sub = target_study(one_seed, n_perm=50, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(r_one.trial_steps.values, r_sub.trial_steps.values)
     assert not np.array_equal(r_all.target_value.values, r_one.target_value.values)
 
 
 def test_explicit_targets_and_errors() -> None:
     ds = _archive()
-    r = target_study(ds, targets=[0.3, 0.2], n_boot=20, rng=np.random.default_rng(0))
+    r = target_study(ds, targets=[0.3, 0.2], n_perm=20, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(r.target_value.values, [[0.3, 0.2], [0.3, 0.2]])
     per = target_study(
-        ds, targets={"w0": [0.3], "w1": [0.25]}, n_boot=20, rng=np.random.default_rng(0)
+        ds, targets={"w0": [0.3], "w1": [0.25]}, n_perm=20, rng=np.random.default_rng(0)
     )
     assert per.target_value.values.tolist() == [[0.3], [0.25]]
     with pytest.raises(AnalysisError, match="unknown workload 'nope'"):
@@ -302,7 +311,7 @@ def test_explicit_targets_and_errors() -> None:
 
 
 def test_json_records_are_flat() -> None:
-    r = target_study(_archive(), n_boot=50, rng=np.random.default_rng(0))
+    r = target_study(_archive(), n_perm=50, rng=np.random.default_rng(0))
     records = r.to_json()
     json.dumps(records, allow_nan=False)
     kinds = {rec["record"] for rec in records}
