@@ -51,6 +51,7 @@ __all__ = [
     "expected_best_of_k",
     "holm",
     "pair_tests",
+    "verdict_text",
     "verdicts",
 ]
 
@@ -72,6 +73,16 @@ class Verdict(enum.StrEnum):
     CONSISTENT = "consistent"  # upper interval end below the non-inferiority margin
     INCONCLUSIVE = "inconclusive"  # neither (or nothing to test)
     NOT_INCLUDED = "not_included"  # the stored search spaces do not contain the inclusion
+
+
+def verdict_text(verdict: str, margin: float, reason: str = "") -> str:
+    """The careful wording of a verdict: "violated", "consistent (within margin m)",
+    "inconclusive", "not included: <reason>"."""
+    if verdict == Verdict.CONSISTENT:
+        return f"consistent (within margin {margin:g})"
+    if verdict == Verdict.NOT_INCLUDED:
+        return f"not included: {reason}" if reason else "not included"
+    return str(verdict)
 
 
 def dodge_weights(n: int, k: int) -> FloatArray:

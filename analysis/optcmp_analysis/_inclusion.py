@@ -24,6 +24,7 @@ from optcmp_analysis._estimator import (
     DEFAULT_N_PERM,
     Verdict,
     pair_tests,
+    verdict_text,
     verdicts,
 )
 from optcmp_analysis._records import iter_cells, json_value, root_seed
@@ -121,9 +122,10 @@ class InclusionResult:
         """Records per (lead, pair, workload, [repeats]): rule (or condition), workload,
         special, general, special_family, general_family, k, metric, split ("test"), value
         (= difference), difference, lo, hi, ci_level, margin, p_value, p_adjusted,
-        holm_family, verdict, reason, pair_verdict, p_noninferior, special_expected,
-        general_expected, p_general_not_worse, no_result_special, no_result_general,
-        n_special, n_general, exact (permutation distribution enumerated, not sampled)."""
+        holm_family, verdict, verdict_text (careful wording), reason, pair_verdict,
+        p_noninferior, special_expected, general_expected, p_general_not_worse,
+        no_result_special, no_result_general, n_special, n_general, exact (permutation
+        distribution enumerated, not sampled)."""
         d = self.data
         out = []
         n_tests = self.n_tests
@@ -145,6 +147,9 @@ class InclusionResult:
                 margin=self.margin,
                 holm_family=n_tests,
                 verdict=str(cell["verdict"].values),
+                verdict_text=verdict_text(
+                    str(cell["verdict"].values), self.margin, str(cell["reason"].values)
+                ),
                 reason=str(cell["reason"].values),
                 pair_verdict=str(cell["pair_verdict"].values),
                 n_special=int(cell["n_special"].values),
@@ -242,7 +247,14 @@ def inclusion_tests(
     ).astype(str)
     flat = [x.reshape(-1, n_tr) for x in (*g, *s)]
     tests = pair_tests(
-        *flat,
+        flat[0],
+        flat[1],
+        flat[2],
+        flat[3],
+        flat[4],
+        flat[5],
+        flat[6],
+        flat[7],
         w_arr.reshape(-1),
         budget=budget,
         n_perm=n_perm,

@@ -19,7 +19,9 @@ from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
+    DEFAULT_MARGIN,
     DEFAULT_N_BOOT,
+    DEFAULT_N_PERM,
     RepeatMode,
     SelectionRule,
     budget_curve,
@@ -65,9 +67,32 @@ RepeatsOpt = Annotated[
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (reproducible).")]
 NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
+NPermOpt = Annotated[
+    int,
+    typer.Option(
+        "--n-perm",
+        min=1,
+        help="Random splits per permutation test where it is not enumerated exactly (the "
+        "smallest p-value is 1/(n+1)).",
+    ),
+]
+MarginOpt = Annotated[
+    float,
+    typer.Option(
+        "--margin",
+        min=0.0,
+        help="Non-inferiority margin in the metric's units: 'consistent' needs evidence "
+        "that the general optimizer is worse by less than this.",
+    ),
+]
 
 
-_VERDICT_COLOURS = {"violated": "red", "consistent": "green", "inconclusive": "yellow"}
+_VERDICT_COLOURS = {
+    "violated": "red",
+    "consistent": "green",
+    "inconclusive": "yellow",
+    "not_included": "blue",
+}
 
 
 def _load(path: Path, workloads: list[str] | None, optimizers: list[str] | None) -> xr.Dataset:
@@ -98,9 +123,11 @@ def _workload_label(record: dict[str, Any]) -> str:
     return f"{record['workload']} {_repeat_keys(record)}".strip()
 
 
-def _verdict(verdict: str) -> str:
+def _verdict(verdict: str, text: str | None = None) -> str:
+    """A verdict in its colour; `text` (escaped) replaces the bare word, e.g. the careful
+    wording "consistent (within margin 0.01)" or "not included: <reason>"."""
     colour = _VERDICT_COLOURS[verdict]
-    return f"[{colour}]{verdict}[/{colour}]"
+    return f"[{colour}]{escape(text if text is not None else verdict)}[/{colour}]"
 
 
 @analyze_app.command("best")
@@ -284,10 +311,12 @@ def inclusion(
     budget: Annotated[
         int | None,
         typer.Option(
-            "--budget", help="Budget k of the bootstrap studies; default half the trials."
+            "--budget",
+            help="Budget k compared; default the number of trials each pair of optimizers "
+            "actually ran (the smaller of the two).",
         ),
     ] = None,
-    n_boot: NBootOpt = DEFAULT_N_BOOT,
+    n_perm: NPermOpt = DEFAULT_N_PERM,
     seed: SeedOpt = 0,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     train_loss: Annotated[
@@ -305,14 +334,20 @@ def inclusion(
         ),
     ] = None,
     alpha: Annotated[
-        float, typer.Option("--alpha", help="Level of the Holm-corrected one-sided tests.")
+        float,
+        typer.Option(
+            "--alpha", help="Level of the one-sided tests (Holm over all rows) and intervals."
+        ),
     ] = 0.05,
+    margin: MarginOpt = DEFAULT_MARGIN,
     repeats: RepeatsOpt = RepeatMode.MEAN,
 ) -> None:
     """Inclusion consistency: for every special ⊆ general pair and workload, is the tuned
-    general optimizer worse than the one it includes? Paired bootstrap at budget k,
-    one-sided p-values, Holm over pairs x workloads; verdict consistent / violated /
-    inconclusive.
+    general optimizer worse than the one it includes? Difference of the unbiased expected
+    best-of-k test metric (general - special, positive: general worse) at a stated budget
+    k, a permutation test and interval, Holm over every row; verdict violated, consistent
+    (within the margin), inconclusive, or not included (the stored search spaces do not
+    contain the inclusion). See docs/method.md.
 
     Example: optcmp analyze inclusion runs/demo/study --taxonomy my_taxonomy.toml --json
     """
@@ -325,27 +360,31 @@ def inclusion(
         result = inclusion_consistency(
             ds,
             budget=budget,
-            n_boot=n_boot,
+            n_perm=n_perm,
             rng=np.random.default_rng(seed),
             rules=rules,
             repeats=repeats,
             taxonomy=relations,
             alpha=alpha,
+            margin=margin,
         )
     records = result.to_json()
     if json_out:
         print_json({"inclusion": records})
         return
+    level = f"{1 - 2 * alpha:.0%}"
     table = Table(
-        title=f"Inclusion checks at budget k={result.budget} "
-        f"(general - special; positive: general worse; Holm alpha {alpha})"
+        title=f"Inclusion checks: general - special of the expected best-of-k test metric "
+        f"(positive: general worse); {level} interval; Holm over {result.n_tests} tests, "
+        f"alpha {alpha:g}; margin {margin:g}"
     )
     for col in (
         "rule",
         "workload",
         "special ⊆ general",
+        "k",
         "difference",
-        "5-95%",
+        level,
         "p",
         "p (Holm)",
         "verdict",
@@ -354,13 +393,14 @@ def inclusion(
     for r in records:
         table.add_row(
             r["rule"],
-            _workload_label(r),
-            f"{r['special']} ⊆ {r['general']}",
+            escape(_workload_label(r)),
+            escape(f"{r['special']} ⊆ {r['general']}"),
+            str(r["k"]),
             _fmt(r["difference"]),
             f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
             _fmt(r["p_value"], 3),
             _fmt(r["p_adjusted"], 3),
-            _verdict(r["verdict"]),
+            _verdict(r["verdict"], r["verdict_text"]),
         )
     console.print(table)
     _caveats(result.caveats)

@@ -17,6 +17,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
+    DEFAULT_MARGIN,
+    DEFAULT_N_PERM,
     Match,
     RepeatMode,
     SelectionRule,
@@ -27,6 +29,8 @@ from optcmp_analysis import (
 from optcmp_cli._analyze import (
     ArchiveArg,
     JsonOpt,
+    MarginOpt,
+    NPermOpt,
     OptimizerOpt,
     RuleOpt,
     SeedOpt,
@@ -75,13 +79,22 @@ def targets(
             "for several); default 0.25, 0.5, 1.",
         ),
     ] = None,
-    n_boot: Annotated[
-        int, typer.Option("--n-boot", min=1, help="Bootstrap replicates of the verdicts.")
-    ] = 1000,
+    budget: Annotated[
+        int | None,
+        typer.Option(
+            "--budget",
+            help="Budget k of the inclusion tests; default the trials each pair of optimizers ran.",
+        ),
+    ] = None,
+    n_perm: NPermOpt = DEFAULT_N_PERM,
     seed: SeedOpt = 0,
     alpha: Annotated[
-        float, typer.Option("--alpha", help="Level of the Holm-corrected one-sided tests.")
+        float,
+        typer.Option(
+            "--alpha", help="Level of the one-sided tests (Holm over all inclusion rows)."
+        ),
     ] = 0.05,
+    margin: MarginOpt = DEFAULT_MARGIN,
     taxonomy: Annotated[
         Path | None,
         typer.Option("--taxonomy", help="TOML or JSON file of inclusion relations."),
@@ -96,8 +109,8 @@ def targets(
     "final"), target (index, -1 for final), target_value, fraction, step_limit, metric
     ("steps_to_target" or the metric name), split, value (tuned steps, or test metric),
     reached (steps only; false: never reached, value null), time, rank, kendall_tau,
-    reference; "inclusion" — workload, special, general, kind, target, target_value,
-    fraction, step_limit, metric, split, p_worse, p_adjusted, verdict, verdict_changes;
+    reference; "inclusion" — the keys of `optcmp analyze inclusion --json` (condition in
+    place of rule) plus kind, target, target_value, fraction, step_limit, verdict_changes;
     "flip" — workload, kind, target, fraction, optimizer (better under the reference),
     other, reference_value, other_reference_value, value, other_value, rank_change.
 
@@ -111,8 +124,10 @@ def targets(
             targets=target or None,
             n_targets=n_targets,
             fractions=tuple(step_fraction) if step_fraction else (0.25, 0.5, 1.0),
-            n_boot=n_boot,
+            budget=budget,
+            n_perm=n_perm,
             alpha=alpha,
+            margin=margin,
             taxonomy=relations,
             rng=np.random.default_rng(seed),
         )
@@ -160,7 +175,7 @@ def targets(
             }
         )
         shown = ", ".join(_verdict(v) for v in verdicts)
-        console.print(f"  {w}: {s} ⊆ {g}: {shown}")
+        console.print(f"  {escape(w)}: {escape(s)} ⊆ {escape(g)}: {shown}")
 
 
 @analyze_app.command("boundary")

@@ -110,6 +110,7 @@ _VERDICT_COLOURS = {
     Verdict.CONSISTENT.value: "#9fd39a",
     Verdict.INCONCLUSIVE.value: "#d9d9d9",
     Verdict.VIOLATED.value: "#ef8a80",
+    Verdict.NOT_INCLUDED.value: "#b9cfe8",
 }
 _TOL = 1e-12
 
@@ -363,14 +364,20 @@ def rank_figure(rankings: Rankings) -> Figure:
 
 def inclusion_figure(result: InclusionResult) -> Figure:
     """Inclusion pairs x workloads coloured by verdict, with the Holm-adjusted p-value and
-    the mean difference (general - special, positive: the general optimizer is worse)
-    annotated; one panel per selection rule."""
+    the difference of expected best-of-k test metrics (general - special, positive: the
+    general optimizer is worse) annotated; one panel per selection rule."""
     d = result.data
     _require_mean(d, "verdict", ("rule", "pair", "workload"))
     rules = [str(r) for r in d["rule"].values]
     workloads = [str(w) for w in d["workload"].values]
     pairs = [f"{s} ⊆ {g}" for s, g in zip(d["special"].values, d["general"].values, strict=True)]
     order = list(_VERDICT_COLOURS)
+    labels = {
+        Verdict.CONSISTENT.value: f"consistent (within margin {result.margin:g})",
+        Verdict.INCONCLUSIVE.value: "inconclusive",
+        Verdict.VIOLATED.value: "violated",
+        Verdict.NOT_INCLUDED.value: "not included (search spaces; not tested)",
+    }
     cmap = ListedColormap([_VERDICT_COLOURS[v] for v in order])
     with _style():
         fig, axes = _grid(
@@ -388,10 +395,13 @@ def inclusion_figure(result: InclusionResult) -> Figure:
             diff = cell["difference"].values
             for i in range(len(pairs)):
                 for j in range(len(workloads)):
+                    excluded = verdict[i, j] == Verdict.NOT_INCLUDED.value
                     ax.text(
                         j,
                         i,
-                        f"p={_fmt(float(p_adj[i, j]))}\nΔ={_fmt_signed(float(diff[i, j]))}",
+                        f"not included\nΔ={_fmt_signed(float(diff[i, j]))}"
+                        if excluded
+                        else f"p={_fmt(float(p_adj[i, j]))}\nΔ={_fmt_signed(float(diff[i, j]))}",
                         ha="center",
                         va="center",
                         fontsize=7,
@@ -408,13 +418,18 @@ def inclusion_figure(result: InclusionResult) -> Figure:
             ax.set_xlabel("workload")
             ax.set_title(f"selection by {rule}")
         handles: list[Any] = [Patch(color=_VERDICT_COLOURS[v]) for v in order]
-        _legend_below(fig, handles, order)
+        _legend_below(fig, handles, [labels[v] for v in order])
+        budget = (
+            f"k={result.budget} trials"
+            if result.budget is not None
+            else "k = the trials each pair ran"
+        )
         _title(
             fig,
-            f"Inclusion consistency at k={result.budget} trials",
-            f"is the tuned general optimizer worse? p: Holm-adjusted one-sided bootstrap "
-            f"p-value (alpha {result.alpha:g}); Δ: mean test-metric difference general - "
-            "special, oriented so that positive means worse",
+            f"Inclusion consistency at {budget}",
+            f"is the tuned general optimizer worse? p: one-sided permutation p-value, "
+            f"Holm-adjusted over {result.n_tests} tests (alpha {result.alpha:g}); Δ: "
+            "expected best-of-k test metric, general - special, positive means worse",
         )
     return fig
 
@@ -811,12 +826,12 @@ def figure_for(
         )
     if kind is PlotKind.INCLUSION:
         return inclusion_figure(
-            inclusion_consistency(archive, budget=budget, n_boot=n_boot, rng=rng, rules=(rule,))
+            inclusion_consistency(archive, budget=budget, rng=rng, rules=(rule,))
         )
     if budget is not None:
         raise ConfigError(f"--budget does not apply to plot {kind}")
     if kind is PlotKind.TARGETS:
-        return targets_figure(target_study(archive, n_boot=min(n_boot, 1000), rng=rng))
+        return targets_figure(target_study(archive, rng=rng))
     if kind is PlotKind.BOUNDARY:
         return boundary_figure(boundary_check(archive, rule=rule), styles=_styles_of(archive))
     return curves_figure(archive, select_best(archive, rule=rule))
@@ -835,7 +850,7 @@ def plot(
         typer.Option(
             "--budget",
             help="Trials per study k (budget: the largest k drawn; rank, inclusion: the k "
-            "compared). Default: all trials (inclusion: half of them).",
+            "compared). Default: all trials (inclusion: those both optimizers of a pair ran).",
         ),
     ] = None,
     rule: Annotated[

@@ -18,7 +18,7 @@ FAST = {
     "best": [],
     "budget": ["--n-boot", "200"],
     "rank": ["--n-boot", "200"],
-    "inclusion": ["--n-boot", "200"],
+    "inclusion": ["--n-perm", "200"],
 }
 
 
@@ -133,7 +133,7 @@ def test_inclusion_with_a_taxonomy_file(archive_path: Path, tmp_path: Path) -> N
             "inclusion",
             str(archive_path),
             "--json",
-            "--n-boot",
+            "--n-perm",
             "300",
             "--taxonomy",
             str(tax),
@@ -147,7 +147,7 @@ def test_inclusion_with_a_taxonomy_file(archive_path: Path, tmp_path: Path) -> N
             "inclusion",
             str(archive_path),
             "--json",
-            "--n-boot",
+            "--n-perm",
             "100",
             "--taxonomy",
             str(tax),

@@ -15,7 +15,7 @@ from optcmp_data.testing import synthetic_archive
 
 runner = CliRunner()
 COMMANDS = ("targets", "boundary", "protocol")
-FAST: dict[str, list[str]] = {"targets": ["--n-boot", "100"], "boundary": [], "protocol": []}
+FAST: dict[str, list[str]] = {"targets": ["--n-perm", "100"], "boundary": [], "protocol": []}
 
 
 @pytest.fixture(scope="module")
@@ -92,11 +92,17 @@ def test_json_contract(archive_path: Path, command: str) -> None:
 
 
 def test_targets_keys_seed_and_options(archive_path: Path) -> None:
-    base = ["analyze", "targets", str(archive_path), "--n-boot", "150"]
+    base = ["analyze", "targets", str(archive_path), "--n-perm", "150"]
     args = [*base, "--step-fraction", "0.5", "--step-fraction", "1", "--n-targets", "2"]
     a = _json([*args, "--seed", "3"])
-    assert a == _json([*args, "--seed", "3"])
-    assert a != _json([*args, "--seed", "4"])
+    # At the default budget (every trial run) the permutation tests are exact: no seed.
+    assert a == _json([*args, "--seed", "4"])
+    assert all(r["exact"] for r in a if r["record"] == "inclusion")
+    # At a smaller budget the splits are sampled, reproducibly per seed.
+    sampled = _json([*args, "--budget", "3", "--seed", "3"])
+    assert sampled == _json([*args, "--budget", "3", "--seed", "3"])
+    assert sampled != _json([*args, "--budget", "3", "--seed", "4"])
+    assert {r["k"] for r in sampled if r["record"] == "inclusion"} == {3}
     tuned = [r for r in a if r["record"] == "tuned"]
     # 2 workloads x 6 optimizers x (2 targets x 2 fractions + 2 finals)
     assert len(tuned) == 2 * 6 * 6

@@ -213,7 +213,7 @@ def test_rank_bars_stack_to_one(archive: xr.Dataset) -> None:
 
 
 def test_inclusion_figure_one_panel_per_rule(archive: xr.Dataset) -> None:
-    result = inclusion_consistency(archive, n_boot=100, rng=rng())
+    result = inclusion_consistency(archive, n_perm=100, rng=rng())
     fig = inclusion_figure(result)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == result.data.sizes["rule"]
@@ -225,7 +225,7 @@ def test_inclusion_figure_one_panel_per_rule(archive: xr.Dataset) -> None:
 
 
 def test_targets_figure(archive: xr.Dataset) -> None:
-    fig = targets_figure(target_study(archive, n_boot=50, rng=rng()))
+    fig = targets_figure(target_study(archive, n_perm=50, rng=rng()))
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2
     assert axes[0].get_ylabel() == "steps to reach the target"
@@ -234,7 +234,7 @@ def test_targets_figure(archive: xr.Dataset) -> None:
 
 def test_targets_figure_log_y_when_steps_span_decades() -> None:
     ds = small_archive(workloads=1, step_budget=100_000, n_evals=40)
-    study = target_study(ds, n_boot=20, rng=rng(), targets=[0.8, 0.5, 0.2])
+    study = target_study(ds, n_perm=20, rng=rng(), targets=[0.8, 0.5, 0.2])
     fig = targets_figure(study)
     assert fig.axes[0].get_yscale() == "log"
 
