@@ -1,4 +1,5 @@
-"""Budget-curve speed: our vectorised bootstrap against a straightforward per-draw loop.
+"""Analysis speed: our vectorised budget curve and inclusion test against straightforward
+per-draw loops.
 
 Dependency rule: numpy, optcmp_data and optcmp_analysis (a benchmark, not a unit test; run
 it directly: `python benchmarks/analysis_speed.py [--loop-cells N]`).
@@ -7,15 +8,24 @@ Data: a synthetic archive of 8 workloads x 6 optimizers x 100 trials (10% diverg
 budgets k = 1, 2, 4, ..., 64, 100 and B = 10,000 bootstrap draws per cell and budget.
 
 - ours: `budget_curve` end to end (per-trial scores, bootstrap, both closed forms, exact
-  percentiles, summaries), median of three runs.
-- loop: the textbook procedure on the same per-trial scores: for every cell, budget and
-  draw, `rng.integers` k trial indices, take the usable one with the best score (lowest
-  index on ties), record its test value; then mean, median and 5-95% band per cell and
-  budget. It is timed on the first `--loop-cells` cells and scaled linearly to all 48
-  (the work per cell is the same), which the output says.
+  percentiles, summaries) plus `inclusion_consistency` under the paper's rule (final-valid)
+  at its default budget k = N = 100: the unbiased expected best-of-k estimator of every
+  optimizer in each of the 8 inclusion pairs x 8 workloads, the permutation p-values (exact
+  at k = N), the non-inferiority tests, the intervals by test inversion and Holm; median of
+  three runs of the two together.
+- loop: the textbook procedures on the same per-trial scores. Budget: for every cell,
+  budget and draw, `rng.integers` k trial indices, take the usable one with the best score
+  (lowest index on ties), record its test value; then mean, median and 5-95% band per cell
+  and budget. Inclusion: for every pair and workload, each optimizer's expected best-of-k
+  from B draws of k trials without replacement (`rng.choice`), and a permutation p-value
+  from 1999 random splits of the pooled trials, each scored by a loop over its trials (no
+  interval: the loop does less than ours). Both are timed on the first `--loop-cells` cells
+  (pair cells for the inclusion loop) and scaled linearly to all cells (the work per cell
+  is the same), which the output says.
 
 Both results are printed side by side for one cell as a check that they estimate the same
-thing. The last line is `RESULT speedup=<x> seconds=<s>`; targets: >= 50x, < 2 s.
+thing. The last line is `RESULT speedup=<x> seconds=<s>` for the two analyses together;
+targets: >= 50x, < 2 s.
 """
 
 from __future__ import annotations
@@ -26,7 +36,7 @@ import time
 
 import numpy as np
 
-from optcmp_analysis import budget_curve, default_budgets, trial_scores
+from optcmp_analysis import budget_curve, default_budgets, inclusion_consistency, trial_scores
 from optcmp_data.testing import synthetic_archive
 
 N_BOOT = 10_000
@@ -63,6 +73,59 @@ def loop_budget_curve(
     return out
 
 
+N_SPLITS = 1999
+
+
+def _best_of(score: np.ndarray, usable: np.ndarray, test: np.ndarray, idx: np.ndarray) -> float:
+    """Test value of the usable trial with the best score among `idx` (lowest index on
+    ties); NaN if none is usable."""
+    best, best_score = -1, np.inf
+    for i in idx:
+        if usable[i] and (score[i] < best_score or (score[i] == best_score and i < best)):
+            best, best_score = int(i), float(score[i])
+    return float(test[best]) if best >= 0 else float("nan")
+
+
+def loop_inclusion(
+    pairs: list[tuple[int, int]],
+    score: np.ndarray,
+    usable: np.ndarray,
+    test: np.ndarray,
+    k: int,
+    seed: int,
+) -> np.ndarray:
+    """Per pair cell (general, special rows): [E_k general, E_k special, p-value]."""
+    rng = np.random.default_rng(seed)
+    out = np.full((len(pairs), 3), np.nan)
+    for c, (g, s) in enumerate(pairs):
+        pooled_u = np.concatenate([usable[g], usable[s]])
+        pooled_t = np.concatenate([test[g], test[s]])
+        worst = float(np.max(pooled_t[pooled_u]))
+        pooled_s = np.concatenate([score[g], score[s]])
+        n_g, n = score.shape[1], 2 * score.shape[1]
+        estimates = []
+        for row in (g, s):
+            values = []
+            for _ in range(N_BOOT):
+                v = _best_of(score[row], usable[row], test[row], rng.choice(n_g, k, replace=False))
+                values.append(worst if np.isnan(v) else v)
+            estimates.append(float(np.mean(values)))
+        # The observed split scored like every other split (a mean of B equal values can
+        # differ from the value in the last bit, which would drop the observed atom).
+        a = _best_of(pooled_s, pooled_u, pooled_t, np.arange(n_g))
+        b = _best_of(pooled_s, pooled_u, pooled_t, np.arange(n_g, n))
+        observed = (worst if np.isnan(a) else a) - (worst if np.isnan(b) else b)
+        count = 0
+        for _ in range(N_SPLITS):
+            perm = rng.permutation(n)
+            a = _best_of(pooled_s, pooled_u, pooled_t, perm[:n_g])
+            b = _best_of(pooled_s, pooled_u, pooled_t, perm[n_g:])
+            a, b = (worst if np.isnan(x) else x for x in (a, b))
+            count += (a - b) >= observed
+        out[c] = [estimates[0], estimates[1], (1 + count) / (1 + N_SPLITS)]
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -78,18 +141,28 @@ def main() -> None:
         f"{ds.sizes['trial']} trials; budgets {budgets}; B = {N_BOOT}"
     )
 
-    times = []
+    times, times_budget, times_incl = [], [], []
     curve = None
+    incl = None
     for seed in range(3):
         start = time.perf_counter()
         curve = budget_curve(ds, budgets=budgets, n_boot=N_BOOT, rng=np.random.default_rng(seed))
-        times.append(time.perf_counter() - start)
+        middle = time.perf_counter()
+        incl = inclusion_consistency(ds, rng=np.random.default_rng(seed), rules=["final-valid"])
+        end = time.perf_counter()
+        times.append(end - start)
+        times_budget.append(middle - start)
+        times_incl.append(end - middle)
     assert curve is not None
+    assert incl is not None
     ours = statistics.median(times)
+    n_pair_cells = incl.n_tests
     print(
-        f"ours: budget_curve, all {n_cells} cells: {ours:.3f} s (median of 3: "
+        f"ours: budget_curve + inclusion_consistency, all {n_cells} cells and "
+        f"{n_pair_cells} pair cells: {ours:.3f} s (median of 3: "
         + ", ".join(f"{t:.3f}" for t in times)
-        + ")"
+        + f"; budget {statistics.median(times_budget):.3f} s, inclusion "
+        f"{statistics.median(times_incl):.3f} s)"
     )
 
     scores = trial_scores(ds).data.transpose("workload", "optimizer", "trial", ...)
@@ -101,11 +174,30 @@ def main() -> None:
     start = time.perf_counter()
     loop = loop_budget_curve(score[:m], usable[:m], test[:m], budgets, seed=1)
     loop_part = time.perf_counter() - start
-    loop_all = loop_part * n_cells / m
+    loop_budget = loop_part * n_cells / m
     print(
-        f"loop: per-draw Python loop timed on {m} of {n_cells} cells: {loop_part:.2f} s, "
-        f"scaled linearly to all cells: {loop_all:.1f} s (estimated, not run in full)"
+        f"loop: budget, per-draw Python loop timed on {m} of {n_cells} cells: {loop_part:.2f} "
+        f"s, scaled linearly to all cells: {loop_budget:.1f} s (estimated, not run in full)"
     )
+    names = [str(o) for o in ds["optimizer"].values]
+    d = incl.data.sel(rule="final-valid")
+    n_o = len(names)
+    pair_rows = [
+        (w * n_o + names.index(str(g)), w * n_o + names.index(str(sp)))
+        for w in range(ds.sizes["workload"])
+        for sp, g in zip(d["special"].values, d["general"].values, strict=True)
+    ]
+    mp = max(1, min(args.loop_cells, len(pair_rows)))
+    start = time.perf_counter()
+    loop_inc = loop_inclusion(pair_rows[:mp], score, usable, test, k=n, seed=2)
+    loop_part = time.perf_counter() - start
+    loop_incl = loop_part * len(pair_rows) / mp
+    print(
+        f"loop: inclusion, per-draw and per-split Python loops timed on {mp} of "
+        f"{len(pair_rows)} pair cells: {loop_part:.2f} s, scaled linearly to all: "
+        f"{loop_incl:.1f} s (estimated, not run in full)"
+    )
+    loop_all = loop_budget + loop_incl
 
     cell = curve.data.isel(workload=0, optimizer=0).sel(target="test")
     print("check, cell 0 (test metric):  k   mean(ours) mean(loop) | median(ours) median(loop)")
@@ -114,6 +206,14 @@ def main() -> None:
             f"  {k:>4} {float(cell['mean'].values[k_i]):10.5f} {loop[0, k_i, 0]:10.5f} | "
             f"{float(cell['median'].values[k_i]):10.5f} {loop[0, k_i, 1]:10.5f}"
         )
+    first = d.isel(workload=0, pair=0)
+    print(
+        "check, pair cell 0 (oriented test metric): E_k general, E_k special, p-value\n"
+        f"  ours {float(first['general_expected']):.5f} {float(first['special_expected']):.5f} "
+        f"{float(first['p_value']):.4f} (exact)\n"
+        f"  loop {loop_inc[0, 0]:.5f} {loop_inc[0, 1]:.5f} {loop_inc[0, 2]:.4f} "
+        f"({N_SPLITS} splits)"
+    )
     speedup = loop_all / ours
     print(f"speedup {speedup:.0f}x (target >= 50x); ours {ours:.3f} s (target < 2 s)")
     print(f"RESULT speedup={speedup:.1f} seconds={ours:.3f}")
