@@ -23,8 +23,8 @@ Conventions (docs/method.md, "Inclusion consistency"):
   trials are exchangeable: the pooled trials are split at random into groups of the two
   sizes, `n_perm` times, and p = (1 + #{T_perm >= T}) / (1 + n_perm).
 - The interval [lo, hi] inverts the same test under a location shift: delta is inside when
-  the general optimizer's usable trials, shifted by -delta (test value, and the selection
-  score where it is in the same units), are not distinguishable from the special one's at
+  the general optimizer's usable trials, shifted by -delta (test value and selection
+  score), are not distinguishable from the special one's at
   level alpha in the direction tested. Each end is a one-sided (1 - alpha) bound. "Consistent"
   is the non-inferiority test at the margin (p_noninferior < alpha), and then hi <= margin;
   p_value < alpha exactly when lo >= 0. The calibration test

@@ -396,7 +396,6 @@ def inclusion_consistency(
         pairs=pairs,
         reasons=reasons,
         lead="rule",
-        shift_score=[s.rule is not SelectionRule.FINAL_TRAIN_LOSS for s in per_rule],
         budget=budget,
         n_perm=n_perm,
         alpha=alpha,

@@ -190,6 +190,31 @@ def test_two_protocols_in_one_archive(tmp_path: Path) -> None:
         by_protocol[r["protocol"]].add(r["optimizer"])
     assert by_protocol == {"lr-only": {"sgd_lr", "momentum_lr"}, "choi2019": {"sgd", "momentum"}}
     assert (out / "figures" / "budget-lr-only.png").exists()
+    # Momentum held at 0.9 cannot express SGD: that pair is not included, with its reason,
+    # and is not tested; the full protocol's pair is tested.
+    inclusion = md[md.index("## Inclusion consistency (protocol lr-only)") :]
+    assert "Not included as stored (not tested):" in inclusion
+    assert (
+        "sgd_lr ⊆ momentum_lr (w0): momentum fixed at 0.9 in momentum_lr's space; "
+        "sgd_lr needs momentum = 0" in inclusion
+    )
+    verdicts = {(r["special"], r["general"]): r["verdict"] for r in results["inclusion"]}
+    assert verdicts[("sgd_lr", "momentum_lr")] == "not_included"
+    assert verdicts[("sgd", "momentum")] != "not_included"
+
+
+def test_inclusion_section_states_its_estimate_family_and_margin(report_dir: Path) -> None:
+    md = (report_dir / "report.md").read_text()
+    section = md[md.index("## Inclusion consistency") : md.index("## Steps to target")]
+    results = json.loads((report_dir / "results.json").read_text())
+    n_tests = results["inclusion"][0]["holm_family"]
+    assert n_tests == len(results["inclusion"]) == 3 * 2 * 2  # pairs x workloads x rules
+    assert f"Holm-adjusted over one family of {n_tests} tests" in section
+    assert "without bias" in section
+    assert "consistent (within margin 0.01)" in section
+    assert "bootstrap" not in section
+    for r in results["inclusion"]:
+        assert r["verdict_text"].startswith(r["verdict"].replace("_", " "))
 
 
 def test_an_analysis_that_cannot_run_is_reported_not_hidden(tmp_path: Path) -> None:
