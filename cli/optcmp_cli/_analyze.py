@@ -391,14 +391,15 @@ def inclusion(
     ):
         table.add_column(col)
     for r in records:
+        tested = r["verdict"] != "not_included"  # not a test: no interval, no p shown
         table.add_row(
             r["rule"],
             escape(_workload_label(r)),
             escape(f"{r['special']} ⊆ {r['general']}"),
             str(r["k"]),
             _fmt(r["difference"]),
-            f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
-            _fmt(r["p_value"], 3),
+            f"{_fmt(r['lo'])} - {_fmt(r['hi'])}" if tested else "-",
+            _fmt(r["p_value"], 3) if tested else "-",
             _fmt(r["p_adjusted"], 3),
             _verdict(r["verdict"], r["verdict_text"]),
         )
