@@ -390,6 +390,8 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
         b.lines += [f"Violated (Holm-adjusted p < {result.alpha:g}):", ""]
         b.lines += [f"- `{rule}`: {_cell(s)} ⊆ {_cell(g)}" for rule, s, g in violated]
         b.lines.append("")
+    elif result.n_tests == 0:
+        b.lines += ["No pair was tested: none is an inclusion as stored (below).", ""]
     else:
         b.lines += [f"No tested inclusion is violated at level {result.alpha:g} (Holm).", ""]
     reasons: dict[tuple[str, str, str], list[str]] = {}
