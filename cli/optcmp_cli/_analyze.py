@@ -66,6 +66,14 @@ RepeatsOpt = Annotated[
     typer.Option("--repeats", help="Repeat axes (seeds, studies): average them, or per-repeat."),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (reproducible).")]
+PermSeedOpt = Annotated[
+    int,
+    typer.Option(
+        "--seed",
+        help="Seed of the random splits, used where the permutation distribution is sampled "
+        "(reproducible).",
+    ),
+]
 NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
 NPermOpt = Annotated[
     int,
@@ -317,7 +325,7 @@ def inclusion(
         ),
     ] = None,
     n_perm: NPermOpt = DEFAULT_N_PERM,
-    seed: SeedOpt = 0,
+    seed: PermSeedOpt = 0,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     train_loss: Annotated[
         bool,

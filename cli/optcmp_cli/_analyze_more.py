@@ -32,8 +32,8 @@ from optcmp_cli._analyze import (
     MarginOpt,
     NPermOpt,
     OptimizerOpt,
+    PermSeedOpt,
     RuleOpt,
-    SeedOpt,
     WorkloadOpt,
     _fmt,
     _load,
@@ -87,7 +87,7 @@ def targets(
         ),
     ] = None,
     n_perm: NPermOpt = DEFAULT_N_PERM,
-    seed: SeedOpt = 0,
+    seed: PermSeedOpt = 0,
     alpha: Annotated[
         float,
         typer.Option(
