@@ -109,25 +109,35 @@ class PerformanceProfiles:
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
-        """Records with a "record" key: "profile" — optimizer, area (score in [0, 1]),
-        n_workloads, measure, tau (list), rho (list, same length); "time" — workload,
+        """Flat records with a "record" key: "area" — optimizer, value (the area score in
+        [0, 1]), n_workloads, measure; "profile" — optimizer, tau, value (rho(tau), the
+        share of workloads within tau of the fastest), measure; "time" — workload,
         optimizer, metric, split (the target's), target, value (time or steps to target,
         null: never reached), ratio (null: never), measure."""
         d = self.data
-        tau = [float(t) for t in d["tau"].values]
         out: list[dict[str, Any]] = []
+        n_w = len(self.workloads)
         for o in d["optimizer"].values:
             out.append(
                 {
-                    "record": "profile",
+                    "record": "area",
                     "optimizer": str(o),
-                    "area": json_value(float(d["area"].sel(optimizer=o))),
-                    "n_workloads": len(self.workloads),
+                    "value": json_value(float(d["area"].sel(optimizer=o))),
+                    "n_workloads": n_w,
                     "measure": str(self.measure),
-                    "tau": tau,
-                    "rho": [float(r) for r in d["rho"].sel(optimizer=o).values],
                 }
             )
+        for o in d["optimizer"].values:
+            for t, r in zip(d["tau"].values, d["rho"].sel(optimizer=o).values, strict=True):
+                out.append(
+                    {
+                        "record": "profile",
+                        "optimizer": str(o),
+                        "tau": float(t),
+                        "value": float(r),
+                        "measure": str(self.measure),
+                    }
+                )
         for w in self.workloads:
             for o in d["optimizer"].values:
                 cell = d.sel(workload=w, optimizer=o)
