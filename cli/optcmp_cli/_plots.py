@@ -43,10 +43,12 @@ from optcmp_analysis import (
     SelectionRule,
     TargetStudy,
     Verdict,
+    aggregate_scores,
     boundary_check,
     budget_curve,
     default_budgets,
     inclusion_consistency,
+    performance_profiles,
     rank_optimizers,
     restrict,
     select_best,
@@ -84,6 +86,8 @@ class PlotKind(enum.StrEnum):
     TARGETS = "targets"
     BOUNDARY = "boundary"
     CURVES = "curves"
+    AGGREGATE = "aggregate"
+    PROFILES = "profiles"
 
 
 _STYLE: dict[RcKeyType, Any] = {
@@ -819,6 +823,15 @@ def figure_for(
         return targets_figure(target_study(archive, n_boot=min(n_boot, 1000), rng=rng))
     if kind is PlotKind.BOUNDARY:
         return boundary_figure(boundary_check(archive, rule=rule), styles=_styles_of(archive))
+    if kind in (PlotKind.AGGREGATE, PlotKind.PROFILES):
+        # Imported here: _plots_across builds on this module's helpers.
+        from optcmp_cli._plots_across import aggregate_figure, profiles_figure
+
+        if kind is PlotKind.AGGREGATE:
+            return aggregate_figure(
+                aggregate_scores(archive, rng=rng, n_boot=min(n_boot, 2000), rule=rule)
+            )
+        return profiles_figure(performance_profiles(archive))
     return curves_figure(archive, select_best(archive, rule=rule))
 
 
@@ -862,7 +875,9 @@ def plot(
     KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
     probabilities), inclusion (verdict per pair and workload), targets (steps to target),
     boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
-    of the selected trials).
+    of the selected trials), aggregate (IQM, optimality gap and probability of
+    improvement across workloads; at most 2000 bootstrap replicates), profiles
+    (time-to-target performance profiles).
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
