@@ -40,7 +40,13 @@ from optcmp_analysis._peer import (
 )
 from optcmp_analysis._profiles import Measure, PerformanceProfiles, performance_profiles
 from optcmp_analysis._protocol import Match, ProtocolComparison, protocol_sensitivity
-from optcmp_analysis._rank import Rankings, rank_optimizers, rank_values
+from optcmp_analysis._rank import (
+    P_BEST_CAVEAT,
+    Rankings,
+    RankMethod,
+    rank_optimizers,
+    rank_values,
+)
 from optcmp_analysis._records import restrict
 from optcmp_analysis._selection import (
     RepeatMode,
@@ -61,6 +67,7 @@ from optcmp_analysis._targets import (
 __all__ = [
     "AGGREGATE_STATISTICS",
     "DEFAULT_N_BOOT",
+    "P_BEST_CAVEAT",
     "AggregateScores",
     "AlgoperfScore",
     "AnalysisError",
@@ -75,6 +82,7 @@ __all__ = [
     "Measure",
     "PerformanceProfiles",
     "ProtocolComparison",
+    "RankMethod",
     "Rankings",
     "RepeatMode",
     "Selection",

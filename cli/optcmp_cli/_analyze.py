@@ -20,6 +20,7 @@ from rich.table import Table
 
 from optcmp_analysis import (
     DEFAULT_N_BOOT,
+    RankMethod,
     RepeatMode,
     SelectionRule,
     budget_curve,
@@ -82,6 +83,13 @@ def _fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return f"{value:.{digits}g}"
     return str(value)
+
+
+def _pct(share: Any) -> str:
+    """A share as a percentage ("-" when missing)."""
+    if share is None:
+        return "-"
+    return "<0.1%" if 0 < share < 0.0005 else f"{100 * share:.1f}%"
 
 
 def _caveats(caveats: tuple[str, ...]) -> None:
@@ -214,7 +222,7 @@ def budget(
             f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
             _fmt(r["expected"]),
             f"{_fmt(r['exact_lo'])} / {_fmt(r['exact_median'])} / {_fmt(r['exact_hi'])}",
-            f"{100 * r['no_result']:.1f}%" if r["no_result"] is not None else "-",
+            _pct(r["no_result"]),
             _fmt(r["settled_k"]),
         )
     console.print(table)
@@ -236,9 +244,19 @@ def rank(
     seed: SeedOpt = 0,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
+    method: Annotated[
+        RankMethod,
+        typer.Option(
+            "--method",
+            help="exact: rank probabilities in closed form (independent optimizers); "
+            "bootstrap: from --n-boot drawn studies.",
+        ),
+    ] = RankMethod.EXACT,
 ) -> None:
     """Rank the optimizers of every workload by their selected trial's test metric, with
-    bootstrap rank probabilities at budget k and P(best) against the budget.
+    rank probabilities at budget k (exact by default), P(best) against the budget, and the
+    share of k-trial studies without a usable result. An optimizer without a usable trial
+    gets no rank.
 
     Example: optcmp analyze rank runs/demo/study --budget 16 --seed 3
     """
@@ -251,16 +269,31 @@ def rank(
             rng=np.random.default_rng(seed),
             rule=rule,
             repeats=repeats,
+            method=method,
         )
     records = result.to_json()
     if json_out:
         print_json({"rank": records})
         return
-    table = Table(title=f"Rankings at budget k={result.budget} ({rule}; 1 = best)")
-    for col in ("workload", "optimizer", "rank", "test", "mean rank", "P(best)", "P(best) by k"):
+    table = Table(
+        title=f"Rankings at budget k={result.budget} ({rule}; 1 = best; {method} rank "
+        "probabilities)"
+    )
+    for col in (
+        "workload",
+        "optimizer",
+        "rank",
+        "test",
+        "mean rank",
+        "P(best)",
+        "no result",
+        "P(best) by k",
+        "no result by k",
+    ):
         table.add_column(col)
     for r in sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9)):
         by_k = " ".join(f"{k}:{_fmt(p, 2)}" for k, p in r["p_best_by_k"].items())
+        none_k = " ".join(f"{k}:{_pct(p)}" for k, p in r["no_result_by_k"].items())
         table.add_row(
             _workload_label(r),
             r["optimizer"],
@@ -268,7 +301,9 @@ def rank(
             _fmt(r["value"]),
             _fmt(r["mean_rank"], 3),
             _fmt(r["p_best"], 3),
+            _pct(r["no_result"]),
             by_k,
+            none_k,
         )
     console.print(table)
     _caveats(result.caveats)

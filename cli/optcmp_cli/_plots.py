@@ -116,6 +116,7 @@ _VERDICT_COLOURS = {
     Verdict.VIOLATED.value: "#ef8a80",
 }
 _TOL = 1e-12
+_NO_RESULT = "#bdbdbd"  # the share of studies without a usable trial
 
 
 @contextmanager
@@ -330,6 +331,9 @@ def rank_figure(rankings: Rankings) -> Figure:
             for j, colour in enumerate(place_colours):
                 ax.bar(x, probs[:, j], bottom=bottom, color=colour, width=0.7, edgecolor="white")
                 bottom += probs[:, j]
+            # A study without a usable trial has no rank: the rest of the bar says so.
+            none = cell["no_result"].values.astype(np.float64)[order]
+            ax.bar(x, none, bottom=bottom, color=_NO_RESULT, width=0.7, edgecolor="white")
             ranks = cell["rank"].values[order]
             for xi, r, m in zip(x, ranks, mean_rank[order], strict=True):
                 label = f"#{int(r)}" if np.isfinite(r) else "#-"
@@ -351,13 +355,14 @@ def rank_figure(rankings: Rankings) -> Figure:
             metric = str(d["metric_name"].sel(workload=w).item())
             ax.set_title(f"{w}: ranked by test {metric}")
             ax.grid(axis="x", visible=False)
-        handles: list[Any] = [Patch(color=c) for c in place_colours]
-        _legend_below(fig, handles, [f"rank {p}" for p in places])
+        handles: list[Any] = [Patch(color=c) for c in place_colours] + [Patch(color=_NO_RESULT)]
+        _legend_below(fig, handles, [*(f"rank {p}" for p in places), "no result"])
         _title(
             fig,
             f"Rank probabilities at k={rankings.budget} trials per optimizer",
-            f"{rankings.n_boot} bootstrap studies, selection {rankings.rule}; above each bar: "
-            "#rank of the tuned optimizer on the whole archive and its mean bootstrap rank",
+            ("exact" if str(rankings.method) == "exact" else f"{rankings.n_boot} bootstrap studies")
+            + f", selection {rankings.rule}; grey: no usable trial; above each bar: "
+            "#rank of the tuned optimizer on the whole archive and its mean rank given a result",
         )
     return fig
 

@@ -31,6 +31,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from optcmp_analysis import (
     AGGREGATE_STATISTICS,
     DEFAULT_N_BOOT,
+    P_BEST_CAVEAT,
     AggregateScores,
     BoundaryCheck,
     BudgetCurve,
@@ -288,7 +289,9 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
         metric = str(d["metric_name"].sel(workload=w).item())
         b.lines += [
             f"**{w}**: test {metric} of the best of k trials; each cell is the bootstrap "
-            "median [5%, 95%] (closed-form expectation). `settled` is the smallest k from "
+            "median [5%, 95%] (closed-form expectation) among studies with a result, and "
+            "after `none:` the share of k-trial studies whose trials all diverged or are "
+            "incomplete (no result; exact). `settled` is the smallest k from "
             f"which the exact median stays within {curve.tolerance:g} of its value at "
             f"k={ks[-1]}.",
             "",
@@ -299,12 +302,20 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
             cells = [
                 f"{_num(c['median'].values[i])} [{_num(c['lo'].values[i])}, "
                 f"{_num(c['hi'].values[i])}] ({_num(c['expected'].values[i])})"
+                + _none_share(float(c["no_result_exact"].values[i]))
                 for i in range(len(ks))
             ]
             settled = int(c["settled_k"].values)
             rows.append([o, *cells, settled if settled > 0 else "-"])
         b.lines += _table(["optimizer", *[f"k={k}" for k in ks], "settled"], rows)
     b.add_records("budget", curve.to_json(), group)
+
+
+def _none_share(share: float) -> str:
+    """ " none: x%" when some k-trial studies have no result, else nothing."""
+    if not share > 0:
+        return ""
+    return " none: <0.1%" if share < 0.0005 else f" none: {100 * share:.1f}%"
 
 
 def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
@@ -325,18 +336,27 @@ def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
                     _num(c["value"].values),
                     _num(c["mean_rank"].values, 3),
                     _num(c["p_best"].values, 3),
+                    _none_share(float(c["no_result"].values)).removeprefix(" none: ") or "0%",
                     " / ".join(_num(p, 2) for p in probs),
                 ]
             )
+    how = (
+        "exact, from the order statistics of independent studies"
+        if str(ranks.method) == "exact"
+        else f"over {ranks.n_boot} bootstrap studies"
+    )
     b.lines += [
-        f"Optimizers ranked by the test metric of their selected trial (1 = best), with "
-        f"the rank distribution over {ranks.n_boot} bootstrap studies of "
-        f"k={ranks.budget} trials each.",
+        f"Optimizers ranked by the test metric of their selected trial (1 = best; `-`: no "
+        f"usable trial, no rank), with the rank distribution ({how}) of studies of "
+        f"k={ranks.budget} trials each. `no result`: the probability that such a study "
+        "has no usable trial (then it has no rank, so its rank probabilities sum to less "
+        f"than 1). Caveat: {P_BEST_CAVEAT}.",
         "",
     ]
     header_p = "P(rank " + "/".join(str(p) for p in places) + ")"
     b.lines += _table(
-        ["workload", "rank", "optimizer", "test", "mean rank", "P(best)", header_p], rows
+        ["workload", "rank", "optimizer", "test", "mean rank", "P(best)", "no result", header_p],
+        rows,
     )
     b.add_records("rank", ranks.to_json(), group)
 

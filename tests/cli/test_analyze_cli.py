@@ -67,7 +67,7 @@ def test_json_contract(archive_path: Path, command: str) -> None:
         for key, value in record.items():
             # Flat records: only the documented object-valued keys hold objects.
             if isinstance(value, dict):
-                assert key in {"hyperparameters", "p_best_by_k"}
+                assert key in {"hyperparameters", "p_best_by_k", "no_result_by_k"}
             assert not isinstance(value, list)
 
 
