@@ -49,6 +49,7 @@ from optcmp_analysis._rank import (
 )
 from optcmp_analysis._records import restrict
 from optcmp_analysis._selection import (
+    DivergedMode,
     RepeatMode,
     Selection,
     SelectionRule,
@@ -76,6 +77,7 @@ __all__ = [
     "ConditionKind",
     "DeepobsMode",
     "DeepobsReport",
+    "DivergedMode",
     "Edge",
     "InclusionResult",
     "Match",

@@ -41,6 +41,7 @@ from optcmp_analysis._kernels import (
 )
 from optcmp_analysis._records import iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
+    DivergedMode,
     RepeatMode,
     SelectionRule,
     TrialScores,
@@ -195,6 +196,7 @@ def rank_optimizers(
     rng: np.random.Generator,
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
     repeats: RepeatMode | str = RepeatMode.MEAN,
+    diverged: DivergedMode | str = DivergedMode.EXCLUDE,
     method: RankMethod | str = RankMethod.EXACT,
 ) -> Rankings:
     """Rank the optimizers of every workload by the test value of their selected trial.
@@ -207,7 +209,7 @@ def rank_optimizers(
     function of the budget. Raises AnalysisError for a budget above the trial count or an
     archive without usable trials.
     """
-    scores = usable_scores(archive, rule=rule, repeats=repeats)
+    scores = usable_scores(archive, rule=rule, repeats=repeats, diverged=diverged)
     method = RankMethod(method)
     if n_boot < 1:
         raise AnalysisError(f"n_boot {n_boot} must be at least 1")

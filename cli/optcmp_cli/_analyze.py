@@ -20,6 +20,7 @@ from rich.table import Table
 
 from optcmp_analysis import (
     DEFAULT_N_BOOT,
+    DivergedMode,
     RankMethod,
     RepeatMode,
     SelectionRule,
@@ -63,6 +64,15 @@ RuleOpt = Annotated[
 RepeatsOpt = Annotated[
     RepeatMode,
     typer.Option("--repeats", help="Repeat axes (seeds, studies): average them, or per-repeat."),
+]
+DivergedOpt = Annotated[
+    DivergedMode,
+    typer.Option(
+        "--diverged",
+        help="A diverged trial: exclude (never selected; a study of only such trials has no "
+        "result, shown as the no-result share) or worst (scored as the worst usable value "
+        "of its workload).",
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (reproducible).")]
 NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
@@ -120,6 +130,7 @@ def best(
     optimizer: OptimizerOpt = None,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
+    diverged: DivergedOpt = DivergedMode.EXCLUDE,
 ) -> None:
     """The best trial of every workload and optimizer under a selection rule, with its
     hyperparameters, selection value and test value.
@@ -128,24 +139,32 @@ def best(
     """
     ds = _load(archive, workload, optimizer)
     with about_archive(archive):
-        result = select_best(ds, rule=rule, repeats=repeats)
+        result = select_best(ds, rule=rule, repeats=repeats, diverged=diverged)
     records = result.to_json()
     if json_out:
         print_json({"best": records})
         return
     table = Table(title=f"Best trials ({rule})")
-    for col in ("workload", "optimizer", "trial", "hyperparameters", "selection", "test"):
+    several = any(r["n_repeats"] > 1 for r in records)
+    columns = ["workload", "optimizer", "trial", "hyperparameters", "selection", "test"]
+    for col in columns + (["test over repeats: min / median / max (n)"] if several else []):
         table.add_column(col)
     for r in records:
         hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hyperparameters"].items())
-        table.add_row(
+        row = [
             _workload_label(r),
             r["optimizer"],
             _fmt(r["trial"]),
             hp or "-",
             f"{_fmt(r['selection_value'])} ({r['selection_split']})",
             f"{_fmt(r['test_value'])} {r['metric']}",
-        )
+        ]
+        if several:
+            row.append(
+                f"{_fmt(r['test_min'])} / {_fmt(r['test_median'])} / {_fmt(r['test_max'])} "
+                f"({r['n_repeats']})"
+            )
+        table.add_row(*row)
     console.print(table)
     _caveats(result.caveats)
 
@@ -176,6 +195,7 @@ def budget(
     ] = 0.005,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
+    diverged: DivergedOpt = DivergedMode.EXCLUDE,
 ) -> None:
     """Best-of-k outcome against the budget k (the paper's Figures 6-8): bootstrap mean,
     median and 5-95% band of the selected trial's test metric, the closed-form expectation
@@ -192,6 +212,7 @@ def budget(
             rng=np.random.default_rng(seed),
             rule=rule,
             repeats=repeats,
+            diverged=diverged,
             tolerance=tolerance,
         )
     records = result.to_json()
@@ -208,7 +229,7 @@ def budget(
         "5-95% (bootstrap)",
         "expected",
         "5-50-95% (exact)",
-        "no result",
+        "no result (exact)",
         "settled at k",
     ):
         table.add_column(col)
@@ -222,7 +243,7 @@ def budget(
             f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
             _fmt(r["expected"]),
             f"{_fmt(r['exact_lo'])} / {_fmt(r['exact_median'])} / {_fmt(r['exact_hi'])}",
-            _pct(r["no_result"]),
+            _pct(r["no_result_exact"]),
             _fmt(r["settled_k"]),
         )
     console.print(table)
@@ -244,6 +265,7 @@ def rank(
     seed: SeedOpt = 0,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
+    diverged: DivergedOpt = DivergedMode.EXCLUDE,
     method: Annotated[
         RankMethod,
         typer.Option(
@@ -269,6 +291,7 @@ def rank(
             rng=np.random.default_rng(seed),
             rule=rule,
             repeats=repeats,
+            diverged=diverged,
             method=method,
         )
     records = result.to_json()
