@@ -263,9 +263,25 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
         "count towards the budget but are never selected.",
         "",
     ]
+    records = sel.to_json()
+    several = any(r["n_repeats"] > 1 for r in records)
+    if several:
+        b.lines += [
+            "`over repeats`: the selected trial's test value over all its completed repeats "
+            "(min / median / max, count); `test` comes from the repeats selection used.",
+            "",
+        ]
     rows = []
-    for r in sel.to_json():
+    for r in records:
         hps = ", ".join(f"{k}={_num(v, 3)}" for k, v in sorted(r["hyperparameters"].items()))
+        spread = (
+            [
+                f"{_num(r['test_min'])} / {_num(r['test_median'])} / {_num(r['test_max'])} "
+                f"({r['n_repeats']})"
+            ]
+            if several
+            else []
+        )
         rows.append(
             [
                 r["workload"],
@@ -274,10 +290,12 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
                 f"{r['n_usable']}/{r['n_trials']}",
                 _num(r["selection_value"]),
                 _num(r["test_value"]),
+                *spread,
                 hps or "-",
             ]
         )
     headers = ["workload", "optimizer", "trial", "usable/trials", "selection value", "test"]
+    headers += ["over repeats"] if several else []
     b.lines += _table([*headers, "hyperparameters"], rows)
     b.add_records("selection", sel.to_json(), group)
 

@@ -258,3 +258,22 @@ def test_compare_missing(archive_path: Path, tmp_path: Path) -> None:
         ]
     )
     assert "no such file" in line
+
+
+def test_one_empty_workload_keeps_every_section_for_the_others(tmp_path: Path) -> None:
+    ds = small_archive(workloads=3)
+    ds["status"].loc[{"workload": "w1"}] = "diverged"
+    path = tmp_path / "empty.nc"
+    write_archive(ds, path)
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["report", str(path), "--out", str(out), "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    for key in ("budget", "rank", "aggregate", "profiles"):
+        assert key not in results["skipped"], results["skipped"]
+        assert results[key], key
+    ranks = [r for r in results["rank"] if r["workload"] == "w1"]
+    assert all(r["rank"] is None and r["p_best"] == 0.0 for r in ranks)
+    assert all(r["no_result"] == 1.0 for r in ranks)
+    md = (out / "report.md").read_text()
+    assert "w1 left out of the aggregate" in md
