@@ -262,12 +262,12 @@ def budget_curve(
 ) -> BudgetCurve:
     """Best-of-k outcome for every cell and budget k (default 1, 2, 4, ..., N).
 
-    Bootstrap: n_boot draws of k trials with replacement per cell, all vectorised. Closed
-    forms: Dodge et al. with and without replacement. Exact: the distribution of the
-    selected trial from order statistics, hence exact percentiles. Draws without a usable
-    trial have no result and are reported as the share `no_result` (with `diverged`
-"worst", a diverged trial is a result: the worst value of its workload). Raises AnalysisError
-    for a budget above the trial count or an archive without usable trials.
+        Bootstrap: n_boot draws of k trials with replacement per cell, all vectorised. Closed
+        forms: Dodge et al. with and without replacement. Exact: the distribution of the
+        selected trial from order statistics, hence exact percentiles. Draws without a usable
+        trial have no result and are reported as the share `no_result` (with `diverged`
+    "worst", a diverged trial is a result: the worst value of its workload). Raises AnalysisError
+        for a budget above the trial count or an archive without usable trials.
     """
     scores = usable_scores(archive, rule=rule, repeats=repeats, diverged=diverged)
     if n_boot < 1:
