@@ -442,7 +442,10 @@ def aggregate_scores(
         )
     units, counts = _pack(score, filled, present)
     n = units.shape[2]
-    k = np.where(counts > 0, counts if budget is None else np.minimum(counts, budget), 1)
+    if unit is Unit.REPEAT:
+        k = np.ones_like(counts)  # every repeat's tuned result weighs 1/n
+    else:
+        k = np.where(counts > 0, counts if budget is None else np.minimum(counts, budget), 1)
     sorted_v, probs = _distribution(units, counts, k)
     expected = (probs * np.where(probs > 0, sorted_v, 0.0)).sum(axis=-1)  # (W, O)
     # no_result: weight on positions whose unit is unusable (sorted last, by sort_trials).

@@ -302,3 +302,11 @@ def test_algoperf_aggregate_per_study() -> None:
     assert result.workloads
     imp = result.data["improvement"].values
     np.testing.assert_allclose(imp + imp.T, 1.0, atol=1e-9)
+
+
+def test_repeat_units_weigh_every_repeat_equally() -> None:
+    ds = _archive(repeats={"study": 3}, n_trials=4, workloads=2)
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20, unit="repeat")
+    per = select_best(ds, repeats="per-repeat").data["test_value"]
+    expected = per.mean("study").transpose("workload", "optimizer")
+    np.testing.assert_allclose(result.data["tuned_value"].transpose(*expected.dims), expected)
