@@ -436,9 +436,11 @@ def aggregate_scores(
     absent = ~present.any(axis=-1)
     present = present.copy()
     present[..., 0] |= absent
-    for wi, oi in zip(*np.nonzero(absent), strict=True):
+    for oi in np.flatnonzero(absent.any(axis=0)):
+        missing = [workloads[wi] for wi in np.flatnonzero(absent[:, oi])]
         caveats.append(
-            f"{optimizers[oi]} has no run on {workloads[wi]}: scored as the worst value seen there"
+            f"{optimizers[oi]} has no run on {', '.join(missing)}: scored as the worst "
+            "value seen there"
         )
     units, counts = _pack(score, filled, present)
     n = units.shape[2]
