@@ -121,10 +121,10 @@ class Rankings:
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records per (workload, optimizer, [repeats]): k (the budget), rank (null: no
-        usable trial), mean_rank (given a result), p_best, no_result (P(a k-trial study
-        has no usable trial)), p_rank_1 ... p_rank_n, value (test value of the selected
-        trial), metric, split ("test"), rule, method, and p_best_by_k, no_result_by_k
-        (objects from budget to probability)."""
+        usable trial), mean_rank (given a result), p_best, p_best_caveat (what P(best) does
+        not mean), no_result (P(a k-trial study has no usable trial)), p_rank_1 ...
+        p_rank_n, value (test value of the selected trial), metric, split ("test"), rule,
+        method, and p_best_by_k, no_result_by_k (objects from budget to probability)."""
         d = self.data
         out = []
         for at, cell, record in iter_cells(d, [str(x) for x in d["rank"].dims]):
@@ -133,6 +133,7 @@ class Rankings:
                 rank=json_value(float(cell["rank"].values)),
                 mean_rank=json_value(float(cell["mean_rank"].values)),
                 p_best=json_value(float(cell["p_best"].values)),
+                p_best_caveat=P_BEST_CAVEAT,
                 no_result=json_value(float(cell["no_result"].values)),
             )
             for r, p in zip(d["place"].values, cell["rank_probability"].values, strict=True):
