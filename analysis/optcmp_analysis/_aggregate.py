@@ -442,6 +442,13 @@ def aggregate_scores(
             f"{optimizers[oi]} has no run on {', '.join(missing)}: scored as the worst "
             "value seen there"
         )
+    if unit is Unit.TRIAL and budget is None:
+        caveats.append(
+            "unit trial with the full budget: each tuned result is a maximum over trials, "
+            "and a resample can never beat the archive's best trial, so the upper end of "
+            "every interval is (nearly) the point estimate; the intervals show downside "
+            "uncertainty only (use unit repeat where studies were repeated, or a budget)"
+        )
     units, counts = _pack(score, filled, present)
     n = units.shape[2]
     if unit is Unit.REPEAT:
