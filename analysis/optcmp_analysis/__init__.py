@@ -7,6 +7,15 @@ positionally and options by keyword, takes randomness as an explicit
 `.to_dataset()` and `.to_json()`.
 """
 
+from optcmp_analysis._aggregate import (
+    AGGREGATE_STATISTICS,
+    AggregateScores,
+    Unit,
+    aggregate_scores,
+    interquartile_mean,
+    probability_of_improvement,
+    stratified_bootstrap,
+)
 from optcmp_analysis._boundary import BoundaryCheck, Edge, boundary_check, scaled_position
 from optcmp_analysis._budget import (
     DEFAULT_N_BOOT,
@@ -30,10 +39,18 @@ from optcmp_analysis._peer import (
     algoperf_study_times,
     deepobs_report,
 )
+from optcmp_analysis._profiles import Measure, PerformanceProfiles, performance_profiles
 from optcmp_analysis._protocol import Match, ProtocolComparison, protocol_sensitivity
-from optcmp_analysis._rank import Rankings, rank_optimizers, rank_values
+from optcmp_analysis._rank import (
+    P_BEST_CAVEAT,
+    Rankings,
+    RankMethod,
+    rank_optimizers,
+    rank_values,
+)
 from optcmp_analysis._records import restrict
 from optcmp_analysis._selection import (
+    DivergedMode,
     RepeatMode,
     Selection,
     SelectionRule,
@@ -50,9 +67,12 @@ from optcmp_analysis._targets import (
 )
 
 __all__ = [
+    "AGGREGATE_STATISTICS",
     "DEFAULT_MARGIN",
     "DEFAULT_N_BOOT",
     "DEFAULT_N_PERM",
+    "P_BEST_CAVEAT",
+    "AggregateScores",
     "AlgoperfScore",
     "AnalysisError",
     "BoundaryCheck",
@@ -60,17 +80,23 @@ __all__ = [
     "ConditionKind",
     "DeepobsMode",
     "DeepobsReport",
+    "DivergedMode",
     "Edge",
     "InclusionResult",
     "Match",
+    "Measure",
+    "PerformanceProfiles",
     "ProtocolComparison",
+    "RankMethod",
     "Rankings",
     "RepeatMode",
     "Selection",
     "SelectionRule",
     "TargetStudy",
     "TrialScores",
+    "Unit",
     "Verdict",
+    "aggregate_scores",
     "algoperf_score",
     "algoperf_study_times",
     "best_of_k_draws",
@@ -80,6 +106,9 @@ __all__ = [
     "default_budgets",
     "first_reach",
     "inclusion_consistency",
+    "interquartile_mean",
+    "performance_profiles",
+    "probability_of_improvement",
     "protocol_sensitivity",
     "rank_optimizers",
     "rank_values",
@@ -87,6 +116,7 @@ __all__ = [
     "scaled_position",
     "select_best",
     "steps_to_target",
+    "stratified_bootstrap",
     "target_study",
     "trial_scores",
 ]

@@ -26,7 +26,13 @@ from optcmp_analysis._kernels import (
     weighted_summary,
 )
 from optcmp_analysis._records import cell_keys, finite, json_value, root_seed, where
-from optcmp_analysis._selection import RepeatMode, SelectionRule, TrialScores, usable_scores
+from optcmp_analysis._selection import (
+    DivergedMode,
+    RepeatMode,
+    SelectionRule,
+    TrialScores,
+    usable_scores,
+)
 
 __all__ = [
     "DEFAULT_N_BOOT",
@@ -251,17 +257,19 @@ def budget_curve(
     rng: np.random.Generator,
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
     repeats: RepeatMode | str = RepeatMode.MEAN,
+    diverged: DivergedMode | str = DivergedMode.EXCLUDE,
     tolerance: float = 0.005,
 ) -> BudgetCurve:
     """Best-of-k outcome for every cell and budget k (default 1, 2, 4, ..., N).
 
-    Bootstrap: n_boot draws of k trials with replacement per cell, all vectorised. Closed
-    forms: Dodge et al. with and without replacement. Exact: the distribution of the
-    selected trial from order statistics, hence exact percentiles. Draws without a usable
-    trial have no result and are reported as the share `no_result`. Raises AnalysisError
-    for a budget above the trial count or an archive without usable trials.
+        Bootstrap: n_boot draws of k trials with replacement per cell, all vectorised. Closed
+        forms: Dodge et al. with and without replacement. Exact: the distribution of the
+        selected trial from order statistics, hence exact percentiles. Draws without a usable
+        trial have no result and are reported as the share `no_result` (with `diverged`
+    "worst", a diverged trial is a result: the worst value of its workload). Raises AnalysisError
+        for a budget above the trial count or an archive without usable trials.
     """
-    scores = usable_scores(archive, rule=rule, repeats=repeats)
+    scores = usable_scores(archive, rule=rule, repeats=repeats, diverged=diverged)
     if n_boot < 1:
         raise AnalysisError(f"n_boot {n_boot} must be at least 1")
     if not tolerance >= 0:

@@ -31,6 +31,7 @@ __all__ = [
     "bootstrap_positions",
     "competition_ranks",
     "exact_probabilities",
+    "exact_rank_probabilities",
     "kendall_tau",
     "mean_where",
     "position_probabilities",
@@ -173,6 +174,39 @@ def weighted_summary(
         )[..., 0]
         quantiles.append(np.where(bad, np.nan, q))
     return mean, sd, np.stack(quantiles, axis=-1), no_result
+
+
+def exact_rank_probabilities(values: FloatArray, probs: FloatArray) -> FloatArray:
+    """Exact rank distribution of independent discrete outcomes (smaller is better).
+
+    values, probs: (*cells, O, N): optimizer o's outcome is values[o, j] with probability
+    probs[o, j]; NaN values (or missing mass, 1 - sum_j probs[o, j]) are "no result". Ranks
+    are competition ranks among the optimizers with a result (1 + the number strictly
+    better; ties share the best rank); an optimizer without a result has no rank and every
+    optimizer with one beats it. Returns (*cells, O, O): [o, r - 1] = P(o has a result and
+    rank r), so a row sums to o's probability of a result. Per atom, the number of strictly
+    better competitors is Poisson-binomial (one independent Bernoulli per competitor),
+    computed by the usual recursion over competitors: no Monte Carlo.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    p = np.asarray(probs, dtype=np.float64)
+    ok = np.isfinite(v) & (p > 0)
+    p = np.where(ok, p, 0.0)
+    filled = np.where(ok, v, np.inf)
+    n_opt = v.shape[-2]
+    # better[..., o, j, q] = P(competitor q's outcome is strictly better than v[o, j]).
+    less = filled[..., None, None, :, :] < filled[..., :, :, None, None]  # (.., O, N, O, N)
+    better = (less * p[..., None, None, :, :]).sum(axis=-1)
+    # Poisson-binomial over the competitors q != o.
+    count = np.zeros((*v.shape, n_opt + 1))
+    count[..., 0] = 1.0
+    eye = np.eye(n_opt, dtype=bool)
+    for q in range(n_opt):
+        b = np.where(eye[:, q][:, None], 0.0, better[..., q])  # o itself never counts
+        shifted = np.concatenate([np.zeros((*v.shape, 1)), count[..., :-1]], axis=-1)
+        count = count * (1.0 - b)[..., None] + shifted * b[..., None]
+    out = (p[..., None] * count[..., :n_opt]).sum(axis=-2)  # (*cells, O, O)
+    return np.asarray(out)
 
 
 def competition_ranks(values: FloatArray, *, axis: int = -1) -> FloatArray:

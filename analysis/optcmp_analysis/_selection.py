@@ -16,11 +16,18 @@ Conventions fixed here and used by every other analysis of this package:
   of its runs' scores) or kept as broadcast dims (`RepeatMode.PER_REPEAT`: every repeat is
   its own selection problem).
 - The archive attribute `selection_repeats` (e.g. "seed=42") limits the runs the score
-  may use. The reported test and validation values of a trial are still the mean over
-  *all* its completed runs: DeepOBS chose a setting on seed 42 and then reported the mean
-  of the chosen setting's re-runs over ten seeds, and this reproduces that. Per-repeat
-  selection is refused for such archives (selection cannot be per repeat when it may only
-  look at some repeats).
+  may use, and the reported test and validation values come from the same runs: a
+  value resampled or compared across trials must not mix a ten-seed mean (DeepOBS re-ran
+  only its chosen settings with more seeds) with single-seed values (every other
+  setting). The spread of a trial over *all* its completed repeats is kept apart, as
+  `test_min`, `test_median`, `test_max` and `n_repeats`. Per-repeat selection is refused
+  for such archives (selection cannot be per repeat when it may only look at some
+  repeats).
+- `DivergedMode.WORST` scores a diverged trial (a run that diverged, or completed with a
+  non-finite selection value) as the worst usable value of its workload (and repeat)
+  instead of leaving it unusable: its score, selection, test and validation values become
+  the worst ones any usable trial of any optimizer has there. Incomplete and missing
+  trials stay unusable.
 - The reported value of a "best over the run" rule is read at the evaluation where the
   selection curve is best (the run is treated as stopped there).
 """
@@ -48,6 +55,7 @@ from optcmp_data import (
 )
 
 __all__ = [
+    "DivergedMode",
     "RepeatMode",
     "Selection",
     "SelectionRule",
@@ -78,6 +86,13 @@ class RepeatMode(enum.StrEnum):
     PER_REPEAT = "per-repeat"  # select separately in every repeat (repeat dims broadcast)
 
 
+class DivergedMode(enum.StrEnum):
+    """What a diverged trial counts as."""
+
+    EXCLUDE = "exclude"  # unusable: never selected; a study of only such trials has no result
+    WORST = "worst"  # usable, with the worst value of its workload
+
+
 _DEEPOBS = frozenset({SelectionRule.DEEPOBS_FINAL, SelectionRule.DEEPOBS_BEST})
 
 
@@ -106,8 +121,10 @@ class TrialScores:
     `data` has dims (workload, optimizer, trial) plus the repeat dims under
     `RepeatMode.PER_REPEAT`, and variables `score` (smaller is better, NaN if unusable),
     `selection_value` (the score in the metric's own units), `test_value`, `valid_value`,
-    `usable`, `present`, the per-workload `direction`, `metric_name`, `selection_split`,
-    and the `hparams` coordinate.
+    `usable`, `present`, `diverged` (scored as the worst value under
+    `DivergedMode.WORST`), `test_min`, `test_median`, `test_max` and `n_repeats` (the
+    test value's spread over all completed repeats of the trial), the per-workload
+    `direction`, `metric_name`, `selection_split`, and the `hparams` coordinate.
     """
 
     data: xr.Dataset
@@ -197,6 +214,7 @@ def trial_scores(
     *,
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
     repeats: RepeatMode | str = RepeatMode.MEAN,
+    diverged: DivergedMode | str = DivergedMode.EXCLUDE,
 ) -> TrialScores:
     """Score every trial of `archive` under `rule` (see the module docstring for conventions).
 
@@ -205,6 +223,7 @@ def trial_scores(
     """
     rule = SelectionRule(rule)
     repeats = RepeatMode(repeats)
+    diverged = DivergedMode(diverged)
     reps = repeat_dims(archive)
     chosen = parse_selection_repeats(archive, source="archive")
     if repeats is RepeatMode.PER_REPEAT and reps:
@@ -257,22 +276,50 @@ def trial_scores(
         run_test, run_valid = _at(test_curve, best), _at(valid_curve, best)
 
     run_ok = completed_run & finite(run_score)
+    run_diverged = scored_run & (
+        (status == Status.DIVERGED.value) | (completed_run & ~finite(run_score))
+    )
+    spread_ok = completed_run & finite(run_test)
     if repeats is RepeatMode.PER_REPEAT or not reps:
         usable = run_ok
         present = present_run
+        is_diverged = run_diverged
         score = run_score.where(usable)
         selection_value = run_sel.where(usable)
         test_value = run_test.where(present_run)
         valid_value = run_valid.where(present_run)
+        test_min = test_median = test_max = run_test.where(spread_ok)
+        n_repeats = spread_ok.astype(np.int64)
     else:
         usable = scored_run.any(reps) & (~scored_run | run_ok).all(reps)
         present = present_run.any(reps)
+        is_diverged = run_diverged.any(reps)
         score = _mean_over(run_score, scored_run, reps).where(usable)
         selection_value = _mean_over(run_sel, scored_run, reps).where(usable)
-        report = completed_run & finite(run_test)
+        # Reported values from the runs selection may use: never a mix of repeat counts.
+        report = scored_run & completed_run & finite(run_test)
         test_value = _mean_over(run_test, report, reps)
-        report_v = completed_run & finite(run_valid)
+        report_v = scored_run & completed_run & finite(run_valid)
         valid_value = _mean_over(run_valid, report_v, reps)
+        spread = run_test.where(spread_ok)
+        test_min = spread.min(reps)
+        test_median = spread.median(reps)
+        test_max = spread.max(reps)
+        n_repeats = spread_ok.sum(reps).astype(np.int64)
+    is_diverged = is_diverged & present & ~usable
+    if diverged is DivergedMode.WORST:
+        cells = ("optimizer", "trial")
+        worst_score = score.where(usable).max(cells)
+        fill = is_diverged & finite(worst_score)
+        sign_w = orientation(direction)
+        worst_test = sign_w * (sign_w * test_value).where(usable).max(cells)
+        worst_valid = sign_w * (sign_w * valid_value).where(usable).max(cells)
+        worst_sel = worst_score if rule is SelectionRule.FINAL_TRAIN_LOSS else sign_w * worst_score
+        score = where(fill, worst_score, score)
+        selection_value = where(fill, worst_sel, selection_value)
+        test_value = where(fill, worst_test, test_value)
+        valid_value = where(fill, worst_valid, valid_value)
+        usable = usable | fill
 
     order = ("workload", "optimizer", "trial", *(reps if repeats is RepeatMode.PER_REPEAT else ()))
     data = xr.Dataset(
@@ -283,6 +330,11 @@ def trial_scores(
             "valid_value": valid_value.transpose(*order),
             "usable": usable.transpose(*order),
             "present": present.transpose(*order),
+            "diverged": is_diverged.transpose(*order),
+            "test_min": test_min.transpose(*order),
+            "test_median": test_median.transpose(*order),
+            "test_max": test_max.transpose(*order),
+            "n_repeats": n_repeats.transpose(*order),
             "direction": direction,
             "metric_name": archive["metric_name"].astype(str),
             "selection_split": split,
@@ -291,7 +343,14 @@ def trial_scores(
     )
     for var in ("score", "selection_value", "test_value", "valid_value"):
         data[var] = data[var].astype(np.float64)
-    return TrialScores(data=data, rule=rule, repeats=repeats, caveats=_caveats(archive, rule))
+    caveats = _caveats(archive, rule)
+    if diverged is DivergedMode.WORST:
+        caveats = (
+            *caveats,
+            "diverged trials are scored as the worst usable value of their workload "
+            "(diverged = worst), so they can be selected and count as results",
+        )
+    return TrialScores(data=data, rule=rule, repeats=repeats, caveats=caveats)
 
 
 def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
@@ -308,7 +367,8 @@ def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
     if archive.attrs.get("selection_repeats"):
         notes.append(
             f"selection uses only repeats {archive.attrs['selection_repeats']} (archive "
-            "attribute selection_repeats); reported values average all completed repeats"
+            "attribute selection_repeats); reported values come from the same repeats, "
+            "and the selected trial's spread over all its repeats is reported apart"
         )
     return tuple(dict.fromkeys(notes))
 
@@ -320,7 +380,9 @@ class Selection:
     `data` has dims (workload, optimizer) plus broadcast repeat dims, and variables
     `trial` (the chosen trial's label, -1 if the cell has no usable trial), `position`
     (along the archive's trial dim, -1 if none), `selection_value`, `test_value`,
-    `valid_value`, `n_trials` (present trials), `n_usable`, `hparams` (dim `hparam`),
+    `valid_value`, `test_min`, `test_median`, `test_max`, `n_repeats` (the chosen trial's
+    test value over all its completed repeats), `n_trials` (present trials), `n_usable`,
+    `hparams` (dim `hparam`),
     plus per-workload `metric_name`, `direction`, `selection_split`.
     """
 
@@ -345,7 +407,8 @@ class Selection:
     def to_json(self) -> list[dict[str, Any]]:
         """Records: workload, optimizer, [repeat labels], trial, hyperparameters,
         selection_value, selection_split, test_value, valid_value, metric, split ("test"),
-        value (= test_value), rule, n_trials, n_usable."""
+        value (= test_value), rule, n_trials, n_usable, and the chosen trial's spread over
+        all its completed repeats: test_min, test_median, test_max, n_repeats."""
         d = self.data.transpose(*self.cell_dims, "hparam")
         names = [str(h) for h in d["hparam"].values]
         out = []
@@ -373,6 +436,10 @@ class Selection:
                 rule=str(self.rule),
                 n_trials=int(cell["n_trials"].values),
                 n_usable=int(cell["n_usable"].values),
+                test_min=json_value(float(cell["test_min"].values)),
+                test_median=json_value(float(cell["test_median"].values)),
+                test_max=json_value(float(cell["test_max"].values)),
+                n_repeats=int(cell["n_repeats"].values),
             )
             out.append(record)
         return out
@@ -393,13 +460,14 @@ def usable_scores(
     *,
     rule: SelectionRule | str,
     repeats: RepeatMode | str,
+    diverged: DivergedMode | str = DivergedMode.EXCLUDE,
 ) -> TrialScores:
-    """`archive`'s trial scores under `rule` and `repeats` (precomputed `TrialScores` are
-    taken as they are); AnalysisError if no trial at all is usable."""
+    """`archive`'s trial scores under `rule`, `repeats` and `diverged` (precomputed
+    `TrialScores` are taken as they are); AnalysisError if no trial at all is usable."""
     scores = (
         archive
         if isinstance(archive, TrialScores)
-        else trial_scores(archive, rule=rule, repeats=repeats)
+        else trial_scores(archive, rule=rule, repeats=repeats, diverged=diverged)
     )
     require_usable(scores)
     return scores
@@ -411,6 +479,7 @@ def select_best(
     *,
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
     repeats: RepeatMode | str = RepeatMode.MEAN,
+    diverged: DivergedMode | str = DivergedMode.EXCLUDE,
 ) -> Selection:
     """The best trial per (workload, optimizer) under `rule`.
 
@@ -419,7 +488,7 @@ def select_best(
     selected; ties go to the lowest trial position. Raises AnalysisError if no trial at
     all is usable.
     """
-    scores = usable_scores(archive, rule=rule, repeats=repeats)
+    scores = usable_scores(archive, rule=rule, repeats=repeats, diverged=diverged)
     data = scores.data
     position = xr.apply_ufunc(
         argbest, data["score"], input_core_dims=[["trial"]], kwargs={"axis": -1}
@@ -441,6 +510,10 @@ def select_best(
             "selection_value": pick(data["selection_value"]),
             "test_value": pick(data["test_value"]),
             "valid_value": pick(data["valid_value"]),
+            "test_min": pick(data["test_min"]),
+            "test_median": pick(data["test_median"]),
+            "test_max": pick(data["test_max"]),
+            "n_repeats": pick(data["n_repeats"]).fillna(0).astype(np.int64),
             "n_trials": data["present"].sum("trial").astype(np.int64),
             "n_usable": data["usable"].sum("trial").astype(np.int64),
             "hparams": data["hparams"].isel(trial=safe).where(has).reset_coords(drop=True),

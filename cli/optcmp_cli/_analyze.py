@@ -22,6 +22,8 @@ from optcmp_analysis import (
     DEFAULT_MARGIN,
     DEFAULT_N_BOOT,
     DEFAULT_N_PERM,
+    DivergedMode,
+    RankMethod,
     RepeatMode,
     SelectionRule,
     budget_curve,
@@ -64,6 +66,15 @@ RuleOpt = Annotated[
 RepeatsOpt = Annotated[
     RepeatMode,
     typer.Option("--repeats", help="Repeat axes (seeds, studies): average them, or per-repeat."),
+]
+DivergedOpt = Annotated[
+    DivergedMode,
+    typer.Option(
+        "--diverged",
+        help="A diverged trial: exclude (never selected; a study of only such trials has no "
+        "result, shown as the no-result share) or worst (scored as the worst usable value "
+        "of its workload).",
+    ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (reproducible).")]
 PermSeedOpt = Annotated[
@@ -117,6 +128,13 @@ def _fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def _pct(share: Any) -> str:
+    """A share as a percentage ("-" when missing)."""
+    if share is None:
+        return "-"
+    return "<0.1%" if 0 < share < 0.0005 else f"{100 * share:.1f}%"
+
+
 def _caveats(caveats: tuple[str, ...]) -> None:
     for caveat in caveats:
         console.print(f"[yellow]caveat:[/yellow] {escape(caveat)}", highlight=False)
@@ -147,6 +165,7 @@ def best(
     optimizer: OptimizerOpt = None,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
+    diverged: DivergedOpt = DivergedMode.EXCLUDE,
 ) -> None:
     """The best trial of every workload and optimizer under a selection rule, with its
     hyperparameters, selection value and test value.
@@ -155,24 +174,32 @@ def best(
     """
     ds = _load(archive, workload, optimizer)
     with about_archive(archive):
-        result = select_best(ds, rule=rule, repeats=repeats)
+        result = select_best(ds, rule=rule, repeats=repeats, diverged=diverged)
     records = result.to_json()
     if json_out:
         print_json({"best": records})
         return
     table = Table(title=f"Best trials ({rule})")
-    for col in ("workload", "optimizer", "trial", "hyperparameters", "selection", "test"):
+    several = any(r["n_repeats"] > 1 for r in records)
+    columns = ["workload", "optimizer", "trial", "hyperparameters", "selection", "test"]
+    for col in columns + (["test over repeats: min / median / max (n)"] if several else []):
         table.add_column(col)
     for r in records:
         hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hyperparameters"].items())
-        table.add_row(
+        row = [
             _workload_label(r),
             r["optimizer"],
             _fmt(r["trial"]),
             hp or "-",
             f"{_fmt(r['selection_value'])} ({r['selection_split']})",
             f"{_fmt(r['test_value'])} {r['metric']}",
-        )
+        ]
+        if several:
+            row.append(
+                f"{_fmt(r['test_min'])} / {_fmt(r['test_median'])} / {_fmt(r['test_max'])} "
+                f"({r['n_repeats']})"
+            )
+        table.add_row(*row)
     console.print(table)
     _caveats(result.caveats)
 
@@ -203,6 +230,7 @@ def budget(
     ] = 0.005,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
+    diverged: DivergedOpt = DivergedMode.EXCLUDE,
 ) -> None:
     """Best-of-k outcome against the budget k (the paper's Figures 6-8): bootstrap mean,
     median and 5-95% band of the selected trial's test metric, the closed-form expectation
@@ -219,6 +247,7 @@ def budget(
             rng=np.random.default_rng(seed),
             rule=rule,
             repeats=repeats,
+            diverged=diverged,
             tolerance=tolerance,
         )
     records = result.to_json()
@@ -235,7 +264,7 @@ def budget(
         "5-95% (bootstrap)",
         "expected",
         "5-50-95% (exact)",
-        "no result",
+        "no result (exact)",
         "settled at k",
     ):
         table.add_column(col)
@@ -249,7 +278,7 @@ def budget(
             f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
             _fmt(r["expected"]),
             f"{_fmt(r['exact_lo'])} / {_fmt(r['exact_median'])} / {_fmt(r['exact_hi'])}",
-            f"{100 * r['no_result']:.1f}%" if r["no_result"] is not None else "-",
+            _pct(r["no_result_exact"]),
             _fmt(r["settled_k"]),
         )
     console.print(table)
@@ -271,9 +300,20 @@ def rank(
     seed: SeedOpt = 0,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
+    diverged: DivergedOpt = DivergedMode.EXCLUDE,
+    method: Annotated[
+        RankMethod,
+        typer.Option(
+            "--method",
+            help="exact: rank probabilities in closed form (independent optimizers); "
+            "bootstrap: from --n-boot drawn studies.",
+        ),
+    ] = RankMethod.EXACT,
 ) -> None:
     """Rank the optimizers of every workload by their selected trial's test metric, with
-    bootstrap rank probabilities at budget k and P(best) against the budget.
+    rank probabilities at budget k (exact by default), P(best) against the budget, and the
+    share of k-trial studies without a usable result. An optimizer without a usable trial
+    gets no rank.
 
     Example: optcmp analyze rank runs/demo/study --budget 16 --seed 3
     """
@@ -286,16 +326,32 @@ def rank(
             rng=np.random.default_rng(seed),
             rule=rule,
             repeats=repeats,
+            diverged=diverged,
+            method=method,
         )
     records = result.to_json()
     if json_out:
         print_json({"rank": records})
         return
-    table = Table(title=f"Rankings at budget k={result.budget} ({rule}; 1 = best)")
-    for col in ("workload", "optimizer", "rank", "test", "mean rank", "P(best)", "P(best) by k"):
+    table = Table(
+        title=f"Rankings at budget k={result.budget} ({rule}; 1 = best; {method} rank "
+        "probabilities)"
+    )
+    for col in (
+        "workload",
+        "optimizer",
+        "rank",
+        "test",
+        "mean rank",
+        "P(best)",
+        "no result",
+        "P(best) by k",
+        "no result by k",
+    ):
         table.add_column(col)
     for r in sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9)):
         by_k = " ".join(f"{k}:{_fmt(p, 2)}" for k, p in r["p_best_by_k"].items())
+        none_k = " ".join(f"{k}:{_pct(p)}" for k, p in r["no_result_by_k"].items())
         table.add_row(
             _workload_label(r),
             r["optimizer"],
@@ -303,7 +359,9 @@ def rank(
             _fmt(r["value"]),
             _fmt(r["mean_rank"], 3),
             _fmt(r["p_best"], 3),
+            _pct(r["no_result"]),
             by_k,
+            none_k,
         )
     console.print(table)
     _caveats(result.caveats)

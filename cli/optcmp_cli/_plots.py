@@ -43,10 +43,12 @@ from optcmp_analysis import (
     SelectionRule,
     TargetStudy,
     Verdict,
+    aggregate_scores,
     boundary_check,
     budget_curve,
     default_budgets,
     inclusion_consistency,
+    performance_profiles,
     rank_optimizers,
     restrict,
     select_best,
@@ -84,6 +86,8 @@ class PlotKind(enum.StrEnum):
     TARGETS = "targets"
     BOUNDARY = "boundary"
     CURVES = "curves"
+    AGGREGATE = "aggregate"
+    PROFILES = "profiles"
 
 
 _STYLE: dict[RcKeyType, Any] = {
@@ -113,6 +117,7 @@ _VERDICT_COLOURS = {
     Verdict.NOT_INCLUDED.value: "#b9cfe8",
 }
 _TOL = 1e-12
+_NO_RESULT = "#bdbdbd"  # the share of studies without a usable trial
 
 
 @contextmanager
@@ -327,6 +332,9 @@ def rank_figure(rankings: Rankings) -> Figure:
             for j, colour in enumerate(place_colours):
                 ax.bar(x, probs[:, j], bottom=bottom, color=colour, width=0.7, edgecolor="white")
                 bottom += probs[:, j]
+            # A study without a usable trial has no rank: the rest of the bar says so.
+            none = cell["no_result"].values.astype(np.float64)[order]
+            ax.bar(x, none, bottom=bottom, color=_NO_RESULT, width=0.7, edgecolor="white")
             ranks = cell["rank"].values[order]
             for xi, r, m in zip(x, ranks, mean_rank[order], strict=True):
                 label = f"#{int(r)}" if np.isfinite(r) else "#-"
@@ -348,13 +356,14 @@ def rank_figure(rankings: Rankings) -> Figure:
             metric = str(d["metric_name"].sel(workload=w).item())
             ax.set_title(f"{w}: ranked by test {metric}")
             ax.grid(axis="x", visible=False)
-        handles: list[Any] = [Patch(color=c) for c in place_colours]
-        _legend_below(fig, handles, [f"rank {p}" for p in places])
+        handles: list[Any] = [Patch(color=c) for c in place_colours] + [Patch(color=_NO_RESULT)]
+        _legend_below(fig, handles, [*(f"rank {p}" for p in places), "no result"])
         _title(
             fig,
             f"Rank probabilities at k={rankings.budget} trials per optimizer",
-            f"{rankings.n_boot} bootstrap studies, selection {rankings.rule}; above each bar: "
-            "#rank of the tuned optimizer on the whole archive and its mean bootstrap rank",
+            ("exact" if str(rankings.method) == "exact" else f"{rankings.n_boot} bootstrap studies")
+            + f", selection {rankings.rule}; grey: no usable trial; above each bar: "
+            "#rank of the tuned optimizer on the whole archive and its mean rank given a result",
         )
     return fig
 
@@ -834,6 +843,15 @@ def figure_for(
         return targets_figure(target_study(archive, rng=rng))
     if kind is PlotKind.BOUNDARY:
         return boundary_figure(boundary_check(archive, rule=rule), styles=_styles_of(archive))
+    if kind in (PlotKind.AGGREGATE, PlotKind.PROFILES):
+        # Imported here: _plots_across builds on this module's helpers.
+        from optcmp_cli._plots_across import aggregate_figure, profiles_figure
+
+        if kind is PlotKind.AGGREGATE:
+            return aggregate_figure(
+                aggregate_scores(archive, rng=rng, n_boot=min(n_boot, 2000), rule=rule)
+            )
+        return profiles_figure(performance_profiles(archive))
     return curves_figure(archive, select_best(archive, rule=rule))
 
 
@@ -877,7 +895,9 @@ def plot(
     KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
     probabilities), inclusion (verdict per pair and workload), targets (steps to target),
     boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
-    of the selected trials).
+    of the selected trials), aggregate (IQM, optimality gap and probability of
+    improvement across workloads; at most 2000 bootstrap replicates), profiles
+    (time-to-target performance profiles).
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """

@@ -29,19 +29,25 @@ from matplotlib.figure import Figure
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from optcmp_analysis import (
+    AGGREGATE_STATISTICS,
     DEFAULT_N_BOOT,
+    P_BEST_CAVEAT,
+    AggregateScores,
     BoundaryCheck,
     BudgetCurve,
     InclusionResult,
     Match,
+    PerformanceProfiles,
     ProtocolComparison,
     Rankings,
     Selection,
     SelectionRule,
     TargetStudy,
+    aggregate_scores,
     boundary_check,
     budget_curve,
     inclusion_consistency,
+    performance_profiles,
     protocol_sensitivity,
     rank_optimizers,
     restrict,
@@ -69,6 +75,7 @@ from optcmp_cli._plots import (
     save_figure,
     targets_figure,
 )
+from optcmp_cli._plots_across import aggregate_figure, profiles_figure
 from optcmp_data import (
     ArchiveSummary,
     ConfigError,
@@ -84,7 +91,19 @@ T = TypeVar("T")
 
 _SEARCHED = (Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value)
 # Steps of one protocol group, for the progress bar.
-_GROUP_STEPS = ("selection", "budget", "rank", "inclusion", "targets", "boundary", "curves")
+_GROUP_STEPS = (
+    "selection",
+    "budget",
+    "rank",
+    "aggregate",
+    "profiles",
+    "inclusion",
+    "targets",
+    "boundary",
+    "curves",
+)
+# Bootstrap replicates of the aggregate section (its statistic is costlier per replicate).
+_AGGREGATE_N_BOOT = 2000
 
 
 @attrs.frozen
@@ -244,9 +263,25 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
         "count towards the budget but are never selected.",
         "",
     ]
+    records = sel.to_json()
+    several = any(r["n_repeats"] > 1 for r in records)
+    if several:
+        b.lines += [
+            "`over repeats`: the selected trial's test value over all its completed repeats "
+            "(min / median / max, count); `test` comes from the repeats selection used.",
+            "",
+        ]
     rows = []
-    for r in sel.to_json():
+    for r in records:
         hps = ", ".join(f"{k}={_num(v, 3)}" for k, v in sorted(r["hyperparameters"].items()))
+        spread = (
+            [
+                f"{_num(r['test_min'])} / {_num(r['test_median'])} / {_num(r['test_max'])} "
+                f"({r['n_repeats']})"
+            ]
+            if several
+            else []
+        )
         rows.append(
             [
                 r["workload"],
@@ -255,10 +290,12 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
                 f"{r['n_usable']}/{r['n_trials']}",
                 _num(r["selection_value"]),
                 _num(r["test_value"]),
+                *spread,
                 hps or "-",
             ]
         )
     headers = ["workload", "optimizer", "trial", "usable/trials", "selection value", "test"]
+    headers += ["over repeats"] if several else []
     b.lines += _table([*headers, "hyperparameters"], rows)
     b.add_records("selection", sel.to_json(), group)
 
@@ -270,7 +307,9 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
         metric = str(d["metric_name"].sel(workload=w).item())
         b.lines += [
             f"**{w}**: test {metric} of the best of k trials; each cell is the bootstrap "
-            "median [5%, 95%] (closed-form expectation). `settled` is the smallest k from "
+            "median [5%, 95%] (closed-form expectation) among studies with a result, and "
+            "after `none:` the share of k-trial studies whose trials all diverged or are "
+            "incomplete (no result; exact). `settled` is the smallest k from "
             f"which the exact median stays within {curve.tolerance:g} of its value at "
             f"k={ks[-1]}.",
             "",
@@ -281,12 +320,20 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
             cells = [
                 f"{_num(c['median'].values[i])} [{_num(c['lo'].values[i])}, "
                 f"{_num(c['hi'].values[i])}] ({_num(c['expected'].values[i])})"
+                + _none_share(float(c["no_result_exact"].values[i]))
                 for i in range(len(ks))
             ]
             settled = int(c["settled_k"].values)
             rows.append([o, *cells, settled if settled > 0 else "-"])
         b.lines += _table(["optimizer", *[f"k={k}" for k in ks], "settled"], rows)
     b.add_records("budget", curve.to_json(), group)
+
+
+def _none_share(share: float) -> str:
+    """ " none: x%" when some k-trial studies have no result, else nothing."""
+    if not share > 0:
+        return ""
+    return " none: <0.1%" if share < 0.0005 else f" none: {100 * share:.1f}%"
 
 
 def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
@@ -307,18 +354,27 @@ def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
                     _num(c["value"].values),
                     _num(c["mean_rank"].values, 3),
                     _num(c["p_best"].values, 3),
+                    _none_share(float(c["no_result"].values)).removeprefix(" none: ") or "0%",
                     " / ".join(_num(p, 2) for p in probs),
                 ]
             )
+    how = (
+        "exact, from the order statistics of independent studies"
+        if str(ranks.method) == "exact"
+        else f"over {ranks.n_boot} bootstrap studies"
+    )
     b.lines += [
-        f"Optimizers ranked by the test metric of their selected trial (1 = best), with "
-        f"the rank distribution over {ranks.n_boot} bootstrap studies of "
-        f"k={ranks.budget} trials each.",
+        f"Optimizers ranked by the test metric of their selected trial (1 = best; `-`: no "
+        f"usable trial, no rank), with the rank distribution ({how}) of studies of "
+        f"k={ranks.budget} trials each. `no result`: the probability that such a study "
+        "has no usable trial (then it has no rank, so its rank probabilities sum to less "
+        f"than 1). Caveat: {P_BEST_CAVEAT}.",
         "",
     ]
     header_p = "P(rank " + "/".join(str(p) for p in places) + ")"
     b.lines += _table(
-        ["workload", "rank", "optimizer", "test", "mean rank", "P(best)", header_p], rows
+        ["workload", "rank", "optimizer", "test", "mean rank", "P(best)", "no result", header_p],
+        rows,
     )
     b.add_records("rank", ranks.to_json(), group)
 
@@ -326,6 +382,73 @@ def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
 def _cell_num(value: Any, digits: int = 3) -> str:
     """A JSON number for a table cell: None (NaN or inf in the record) as "-"."""
     return "-" if value is None else _num(value, digits)
+
+
+def _aggregate_section(b: _Builder, result: AggregateScores, group: str | None) -> None:
+    level = f"{100 * result.confidence:g}%"
+    reference = f"`{result.reference}`" if result.reference else "the worst tuned optimizer"
+    b.lines += [
+        f"Normalised test scores across {len(result.workloads)} workloads: on each workload "
+        f"1 is the best test value any trial reached and 0 the tuned value of {reference}. "
+        "IQM is the mean of the middle half of all (workload, tuned result) scores, the "
+        "optimality gap the mean shortfall below 1 (Agarwal et al. 2021). Intervals: "
+        f"{level} percentile intervals of a stratified bootstrap over workloads "
+        f"({result.n_boot} replicates; unit {result.unit}). Bootstrapping the best of a "
+        "resampled study is biased towards worse values, so point estimates can sit near "
+        "an interval's upper end.",
+        "",
+    ]
+    records = result.to_json()
+    agg = {(r["optimizer"], r["statistic"]): r for r in records if r["record"] == "aggregate"}
+    names = sorted({o for o, _ in agg}, key=lambda o: -(agg[(o, "iqm")]["value"] or -np.inf))
+    rows = [
+        [
+            o,
+            *(
+                f"{_num(agg[(o, st)]['value'], 3)} [{_num(agg[(o, st)]['lo'], 3)}, "
+                f"{_num(agg[(o, st)]['hi'], 3)}]"
+                for st in AGGREGATE_STATISTICS
+            ),
+        ]
+        for o in names
+    ]
+    b.lines += _table(["optimizer", "IQM", "mean", "median", "optimality gap"], rows)
+    imp = {(r["optimizer"], r["other"]): r for r in records if r["record"] == "improvement"}
+    clear = [
+        f"{o} over {x}: {_num(r['value'], 2)} [{_num(r['lo'], 2)}, {_num(r['hi'], 2)}]"
+        for (o, x), r in imp.items()
+        if r["lo"] is not None and r["lo"] > 0.5
+    ]
+    b.lines += [
+        "Probability of improvement (a tuned run of the first beats one of the second on "
+        f"a random workload) whose {level} interval lies above 1/2: "
+        + ("; ".join(clear) if clear else "none")
+        + ".",
+        "",
+    ]
+    b.add_records("aggregate", records, group)
+
+
+def _profiles_section(b: _Builder, result: PerformanceProfiles, group: str | None) -> None:
+    records = result.to_json()
+    b.lines += [
+        f"Time to each workload's target ({result.measure}) of every optimizer's fastest "
+        "trial, as a ratio to the fastest optimizer's; the profile is the share of "
+        f"the {len(result.workloads)} workloads within a ratio tau, and the area under it "
+        f"over [1, {result.max_tau:g}] scaled to [0, 1] (AlgoPerf's score form).",
+        "",
+    ]
+    areas = sorted(
+        (r for r in records if r["record"] == "area"), key=lambda r: -(r["value"] or 0.0)
+    )
+    rows = []
+    tau = result.data["tau"].values
+    for r in areas:
+        rho = result.data["rho"].sel(optimizer=r["optimizer"]).values
+        at = [_num(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in (1.0, 2.0)]
+        rows.append([r["optimizer"], _num(r["value"], 3), *at])
+    b.lines += _table(["optimizer", "area", "within 1x", "within 2x"], rows)
+    b.add_records("profiles", records, group)
 
 
 def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) -> None:
@@ -552,6 +675,27 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         b.figure(rank_figure(ranks), f"rank{sfx}", "rank probabilities per optimizer")
         _rank_section(b, ranks, group)
     b.advance("rank")
+
+    b.lines += [f"## {_heading('Across workloads', group)}", ""]
+    agg = b.attempt(
+        f"aggregate{sfx}",
+        lambda: aggregate_scores(
+            ds, rng=b.rng(), n_boot=min(b.n_boot, _AGGREGATE_N_BOOT), rule=b.rule
+        ),
+    )
+    if agg is not None:
+        b.figure(aggregate_figure(agg), f"aggregate{sfx}", "aggregate scores across workloads")
+        _aggregate_section(b, agg, group)
+        b.caveats.extend(c for c in agg.caveats if c not in b.caveats)
+    b.advance("aggregate")
+
+    b.lines += [f"## {_heading('Time-to-target profiles', group)}", ""]
+    prof = b.attempt(f"profiles{sfx}", lambda: performance_profiles(ds))
+    if prof is not None:
+        b.figure(profiles_figure(prof), f"profiles{sfx}", "time-to-target performance profiles")
+        _profiles_section(b, prof, group)
+        b.caveats.extend(c for c in prof.caveats if c not in b.caveats)
+    b.advance("profiles")
 
     b.lines += [f"## {_heading('Inclusion consistency', group)}", ""]
     rules = list(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))

@@ -11,7 +11,10 @@ from typing import Annotated
 
 import typer
 
-from optcmp_cli import _analyze_more  # noqa: F401  (registers analyze targets|boundary|protocol)
+from optcmp_cli import (
+    _analyze_across,  # noqa: F401  (registers analyze aggregate|profiles)
+    _analyze_more,  # noqa: F401  (registers analyze targets|boundary|protocol)
+)
 from optcmp_cli._analyze import analyze_app
 from optcmp_cli._demo import demo
 from optcmp_cli._import import import_app
@@ -75,7 +78,8 @@ app.add_typer(
     name="analyze",
     help=(
         "Statistics of a stored archive (best, budget, rank, inclusion, targets, boundary, "
-        "protocol); no torch needed.\n\nExample: optcmp analyze budget runs/study --json"
+        "protocol, aggregate, profiles); no torch needed.\n\n"
+        "Example: optcmp analyze budget runs/study --json"
     ),
 )
 

@@ -14,7 +14,9 @@ from hypothesis import strategies as st
 from optcmp_analysis import AnalysisError, budget_curve, default_budgets, trial_scores
 from optcmp_analysis._kernels import exact_probabilities, sort_trials, weighted_summary
 from optcmp_data import Status
+from optcmp_data.importers import import_deepobs
 from optcmp_data.testing import synthetic_archive
+from tests.data.archive_trees import SHARED_ARCHIVES
 
 
 def test_default_budgets() -> None:
@@ -219,3 +221,40 @@ def test_missing_trials_do_not_count_towards_the_budget() -> None:
     assert float(cell["no_result_exact"].max()) == 0.0
     # Without replacement, a budget above the five present trials is impossible.
     assert np.isnan(float(cell["expected_without_replacement"].sel(k=8)))
+
+
+def test_diverged_worst_leaves_no_result_only_for_incomplete_trials() -> None:
+    ds = synthetic_archive(n_trials=8, diverged_fraction=0.4, seed=14)
+    exclude = budget_curve(ds, budgets=[1, 2], n_boot=200, rng=np.random.default_rng(0))
+    worst = budget_curve(
+        ds, budgets=[1, 2], n_boot=200, rng=np.random.default_rng(0), diverged="worst"
+    )
+    assert float(exclude.data["no_result_exact"].max()) > 0
+    assert float(worst.data["no_result_exact"].max()) == 0.0
+    # Counting failures as the worst value can only make the expected result worse.
+    e = exclude.data["expected"].sel(target="test")
+    w = worst.data["expected"].sel(target="test")
+    assert bool((w >= e - 1e-12).all())
+
+
+_DEEPOBS = SHARED_ARCHIVES / "deepobs-baselines"
+
+
+@pytest.mark.skipif(not _DEEPOBS.is_dir(), reason=f"published archive not present at {_DEEPOBS}")
+def test_deepobs_budget_curves_are_honest() -> None:
+    """Selection on seed 42 and reported values from seed 42: the expected best-of-k of
+    mnist_vae SGD no longer gets worse as k grows; fmnist_vae Adam at k = 1 shows that 23
+    of its 36 one-trial studies diverge."""
+    ds = import_deepobs(_DEEPOBS).dataset
+    curve = budget_curve(
+        ds.sel(workload=["mnist_vae", "fmnist_vae"]),
+        budgets=[1, 2, 4, 8, 16, 32, 36],
+        n_boot=100,
+        rng=np.random.default_rng(0),
+        rule="deepobs-final",
+    )
+    d = curve.data.sel(target="test")
+    sgd = d["expected"].sel(workload="mnist_vae", optimizer="GradientDescentOptimizer").values
+    assert np.all(np.diff(sgd) <= 1e-12), sgd
+    adam = d["no_result_exact"].sel(workload="fmnist_vae", optimizer="AdamOptimizer", k=1)
+    assert float(adam) == pytest.approx(23 / 36)

@@ -169,10 +169,19 @@ def test_selection_repeats_attribute() -> None:
     np.testing.assert_allclose(
         scores.data["score"].values, ds["valid_metric"].isel(seed=1, eval=-1).values
     )
-    # Reported values average every completed repeat, not only the selection repeat.
+    # Reported values come from the selection repeat too: never a mix of seed counts.
     np.testing.assert_allclose(
-        scores.data["test_value"].values, ds["test_metric"].isel(eval=-1).mean("seed").values
+        scores.data["test_value"].values, ds["test_metric"].isel(seed=1, eval=-1).values
     )
+    # The spread over every completed repeat is reported apart.
+    final = ds["test_metric"].isel(eval=-1)
+    np.testing.assert_allclose(scores.data["test_min"].values, final.min("seed").values)
+    np.testing.assert_allclose(scores.data["test_median"].values, final.median("seed").values)
+    np.testing.assert_allclose(scores.data["test_max"].values, final.max("seed").values)
+    assert (scores.data["n_repeats"] == 3).all()
+    record = select_best(ds).to_json()[0]
+    assert record["n_repeats"] == 3
+    assert record["test_min"] <= record["test_median"] <= record["test_max"]
     assert any("seed=1" in c for c in scores.caveats)
     with pytest.raises(AnalysisError, match="selection_repeats"):
         trial_scores(ds, repeats=RepeatMode.PER_REPEAT)
@@ -229,3 +238,35 @@ def test_restrict_names_and_suggestions() -> None:
         restrict(ds, optimizers=["nadm"])
     with pytest.raises(AnalysisError, match="unknown workload 'w7'"):
         restrict(ds, workloads=["w7"])
+
+
+def test_diverged_worst_scores_a_diverged_trial_as_the_workload_worst() -> None:
+    ds = synthetic_archive(workloads=2, n_trials=6, diverged_fraction=0.4, seed=21)
+    base = trial_scores(ds)
+    worst = trial_scores(ds, diverged="worst")
+    d, b = worst.data, base.data
+    diverged = (ds["status"] == Status.DIVERGED).transpose(*d["usable"].dims)
+    assert bool(diverged.any())
+    assert bool(d["usable"].where(diverged, True).all())
+    for w in ds["workload"].values:
+        usable = b["usable"].sel(workload=w)
+        top_score = float(b["score"].sel(workload=w).where(usable).max())
+        top_test = float(b["test_value"].sel(workload=w).where(usable).max())
+        div = diverged.sel(workload=w)
+        np.testing.assert_allclose(
+            d["score"].sel(workload=w).where(div).values[div.values], top_score
+        )
+        np.testing.assert_allclose(
+            d["test_value"].sel(workload=w).where(div).values[div.values], top_test
+        )
+    # Usable trials keep their values; the caveat says what happened.
+    np.testing.assert_array_equal(
+        d["score"].where(b["usable"]).values, b["score"].where(b["usable"]).values
+    )
+    assert any("worst" in c for c in worst.caveats)
+    # A cell whose trials all diverged now selects one of them, with the worst value.
+    ds["status"].loc[{"workload": "w0", "optimizer": "adam"}] = Status.DIVERGED.value
+    sel = select_best(ds, diverged="worst").data.sel(workload="w0", optimizer="adam")
+    assert int(sel["trial"]) >= 0
+    assert np.isfinite(float(sel["test_value"]))
+    assert int(select_best(ds).data["trial"].sel(workload="w0", optimizer="adam")) == -1

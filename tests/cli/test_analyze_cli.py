@@ -67,7 +67,7 @@ def test_json_contract(archive_path: Path, command: str) -> None:
         for key, value in record.items():
             # Flat records: only the documented object-valued keys hold objects.
             if isinstance(value, dict):
-                assert key in {"hyperparameters", "p_best_by_k"}
+                assert key in {"hyperparameters", "p_best_by_k", "no_result_by_k"}
             assert not isinstance(value, list)
 
 
@@ -193,3 +193,21 @@ def test_errors_are_one_line_and_exit_two(
     if command != "best":
         message = _error(["analyze", command, str(archive_path), "--budget", "9"])
         assert "larger than the trial count 8" in message
+
+
+def test_diverged_and_method_options(archive_path: Path) -> None:
+    base = ["analyze", "budget", str(archive_path), "--json", "--n-boot", "50", "--budget", "1"]
+    excluded = _json(base)["budget"]
+    worst = _json([*base, "--diverged", "worst"])["budget"]
+    assert max(float(str(r["no_result_exact"])) for r in excluded) > 0
+    assert all(r["no_result_exact"] == 0 for r in worst)
+    rank = ["analyze", "rank", str(archive_path), "--json", "--budget", "2"]
+    exact = _json(rank)["rank"]
+    boot = _json([*rank, "--method", "bootstrap", "--n-boot", "4000"])["rank"]
+    assert {r["method"] for r in exact} == {"exact"}
+    for a, b in zip(exact, boot, strict=True):
+        assert abs(float(str(a["p_best"])) - float(str(b["p_best"]))) < 0.05
+        assert "no_result" in a
+    table = runner.invoke(app, [*rank[:3], "--budget", "2"], env={"COLUMNS": "250"})
+    assert "no result" in table.output
+    assert "P(best) is the chance" in table.output

@@ -25,6 +25,8 @@ SECTIONS = (
     "## Selected trials",
     "## Budget sensitivity",
     "## Rankings",
+    "## Across workloads",
+    "## Time-to-target profiles",
     "## Inclusion consistency",
     "## Steps to target",
     "## Boundary check",
@@ -97,6 +99,7 @@ def test_report_has_every_section_and_embeds_existing_figures(report_dir: Path) 
     assert positions == sorted(positions)
     embedded = re.findall(r"!\[[^\]]*\]\((figures/[^)]+\.png)\)", md)
     assert {"figures/budget.png", "figures/rank.png", "figures/curves.png"} <= set(embedded)
+    assert {"figures/aggregate.png", "figures/profiles.png"} <= set(embedded)
     assert {"figures/boundary-w0.png", "figures/boundary-w1.png"} <= set(embedded)
     for rel in embedded:
         assert (report_dir / rel).read_bytes().startswith(b"\x89PNG")
@@ -116,7 +119,16 @@ def test_report_shows_the_archives_caveats(report_dir: Path) -> None:
 
 def test_results_json_holds_every_record(report_dir: Path) -> None:
     results = json.loads((report_dir / "results.json").read_text())
-    for key in ("selection", "budget", "rank", "inclusion", "targets", "boundary"):
+    for key in (
+        "selection",
+        "budget",
+        "rank",
+        "aggregate",
+        "profiles",
+        "inclusion",
+        "targets",
+        "boundary",
+    ):
         assert results[key], key
     assert results["report"]["seed"] == 3
     assert results["report"]["archive"] == "study.nc"
@@ -271,3 +283,22 @@ def test_compare_missing(archive_path: Path, tmp_path: Path) -> None:
         ]
     )
     assert "no such file" in line
+
+
+def test_one_empty_workload_keeps_every_section_for_the_others(tmp_path: Path) -> None:
+    ds = small_archive(workloads=3)
+    ds["status"].loc[{"workload": "w1"}] = "diverged"
+    path = tmp_path / "empty.nc"
+    write_archive(ds, path)
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["report", str(path), "--out", str(out), "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    for key in ("budget", "rank", "aggregate", "profiles"):
+        assert key not in results["skipped"], results["skipped"]
+        assert results[key], key
+    ranks = [r for r in results["rank"] if r["workload"] == "w1"]
+    assert all(r["rank"] is None and r["p_best"] == 0.0 for r in ranks)
+    assert all(r["no_result"] == 1.0 for r in ranks)
+    md = (out / "report.md").read_text()
+    assert "w1 left out of the aggregate" in md

@@ -1,0 +1,258 @@
+"""Time-to-target performance profiles across workloads (Dolan and Moré 2002, as AlgoPerf
+scores training algorithms; Dahl et al. 2023).
+
+Dependency rule: numpy, xarray, attrs, optcmp_data and this package.
+
+Definitions. A workload's target is its `valid_target` on the validation metric, or where
+that is missing its `test_target` on the test metric (DeepOBS); a workload with neither is
+left out, with a caveat. A run reaches the target at its first evaluation (by step) whose
+metric is at least as good; its time to target is that evaluation's `time` (measure
+"time") or `step` (measure "steps"), inf if it never does. A trial's time is the median
+over its present runs of the seed repeat axis, if any; a study's time is its fastest
+trial's (the tuned optimizer is the one whose search reached the target first); an
+optimizer's time on a workload is the median over the studies (the `study` repeat axis)
+that hold a present run, inf if none. With t[w, o] the optimizer's time and
+t*[w] = min_o t[w, o], the ratio is r = t / t* (inf where t or t* is inf), and the
+profile is rho_o(tau) = |{w : r[w, o] <= tau}| / W over tau in [1, max_tau], W counting
+every workload with a target (also those no optimizer reached). The area score is the
+trapezoid integral of rho over [1, max_tau] divided by max_tau - 1 (1: fastest
+everywhere; 0: never within max_tau). AlgoPerf's own leaderboard rules (the trial reaching
+the target at the earliest evaluation index, the held-out workload rules) are in
+`algoperf_score`; this profile applies to any archive with targets.
+"""
+
+from __future__ import annotations
+
+import enum
+import warnings
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+
+from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._records import json_value, where
+from optcmp_analysis._targets import steps_to_target
+from optcmp_data import Status
+
+__all__ = [
+    "Measure",
+    "PerformanceProfiles",
+    "performance_profiles",
+    "profile_curves",
+]
+
+FloatArray = npt.NDArray[np.float64]
+
+
+class Measure(enum.StrEnum):
+    """What "time to target" counts."""
+
+    AUTO = "auto"  # time where the archive records any, else steps
+    TIME = "time"
+    STEPS = "steps"
+
+
+def profile_curves(times: FloatArray, tau: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Ratios and profiles from times (W, O): returns r (W, O) and rho (O, len(tau)).
+
+    r = t / min over optimizers (inf where t is inf or nobody reached); rho(tau) is the
+    share of the W workloads with r <= tau."""
+    t = np.asarray(times, dtype=np.float64)
+    finite = np.isfinite(t)
+    best = np.where(finite, t, np.inf).min(axis=1, initial=np.inf)
+    ratio = np.full(t.shape, np.inf)
+    ok = finite & np.isfinite(best)[:, None]
+    # A time of 0 (reached at the first evaluation) against a best of 0 is a ratio of 1.
+    with np.errstate(divide="ignore", invalid="ignore"):
+        raw = np.where(best[:, None] > 0, t / best[:, None], np.where(t > 0, np.inf, 1.0))
+    ratio = np.where(ok, raw, np.inf)
+    n_w = max(t.shape[0], 1)
+    rho = (ratio[:, :, None] <= np.asarray(tau)[None, None, :]).sum(axis=0) / n_w
+    return ratio, rho
+
+
+def _trapezoid(y: FloatArray, x: FloatArray) -> FloatArray:
+    return np.asarray(((y[..., 1:] + y[..., :-1]) / 2.0 * np.diff(x)).sum(axis=-1))
+
+
+@attrs.frozen
+class PerformanceProfiles:
+    """Time-to-target profiles.
+
+    `data`: per (workload, optimizer) `time` (the optimizer's time to target; inf: not
+    reached) and `ratio`; per (optimizer, tau) `rho`; per optimizer `area`; per workload
+    `target`, `target_split`, `metric_name`, `included`.
+    """
+
+    data: xr.Dataset
+    measure: Measure
+    max_tau: float
+    caveats: tuple[str, ...]
+
+    @property
+    def workloads(self) -> list[str]:
+        d = self.data
+        return [
+            str(w) for w, ok in zip(d["workload"].values, d["included"].values, strict=True) if ok
+        ]
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {
+            "measure": str(self.measure),
+            "max_tau": self.max_tau,
+            "caveats": "\n".join(self.caveats),
+        }
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Flat records with a "record" key: "area" — optimizer, value (the area score in
+        [0, 1]), n_workloads, measure; "profile" — optimizer, tau, value (rho(tau), the
+        share of workloads within tau of the fastest), measure; "time" — workload,
+        optimizer, metric, split (the target's), target, value (time or steps to target,
+        null: never reached), ratio (null: never), measure."""
+        d = self.data
+        out: list[dict[str, Any]] = []
+        n_w = len(self.workloads)
+        for o in d["optimizer"].values:
+            out.append(
+                {
+                    "record": "area",
+                    "optimizer": str(o),
+                    "value": json_value(float(d["area"].sel(optimizer=o))),
+                    "n_workloads": n_w,
+                    "measure": str(self.measure),
+                }
+            )
+        for o in d["optimizer"].values:
+            for t, r in zip(d["tau"].values, d["rho"].sel(optimizer=o).values, strict=True):
+                out.append(
+                    {
+                        "record": "profile",
+                        "optimizer": str(o),
+                        "tau": float(t),
+                        "value": float(r),
+                        "measure": str(self.measure),
+                    }
+                )
+        for w in self.workloads:
+            for o in d["optimizer"].values:
+                cell = d.sel(workload=w, optimizer=o)
+                out.append(
+                    {
+                        "record": "time",
+                        "workload": w,
+                        "optimizer": str(o),
+                        "metric": str(cell["metric_name"].item()),
+                        "split": str(cell["target_split"].item()),
+                        "target": json_value(float(cell["target"])),
+                        "value": json_value(float(cell["time"])),
+                        "ratio": json_value(float(cell["ratio"])),
+                        "measure": str(self.measure),
+                    }
+                )
+        return out
+
+
+def performance_profiles(
+    archive: xr.Dataset,
+    /,
+    *,
+    measure: Measure | str = Measure.AUTO,
+    max_tau: float = 4.0,
+    n_tau: int = 100,
+) -> PerformanceProfiles:
+    """Time-to-target performance profiles of every optimizer (see the module docstring).
+
+    Raises AnalysisError when no workload has a target, for max_tau <= 1 or n_tau < 2, or
+    for measure "time" on an archive that records no times.
+    """
+    measure = Measure(measure)
+    if not max_tau > 1:
+        raise AnalysisError(f"max_tau {max_tau} must be larger than 1")
+    if n_tau < 2:
+        raise AnalysisError(f"n_tau {n_tau} must be at least 2")
+    caveats: list[str] = []
+    has_time = bool(np.isfinite(archive["time"].values).any())
+    if measure is Measure.AUTO:
+        measure = Measure.TIME if has_time else Measure.STEPS
+        if not has_time:
+            caveats.append("the archive records no times: time to target counts steps")
+    elif measure is Measure.TIME and not has_time:
+        raise AnalysisError("the archive records no times; use measure 'steps'")
+
+    valid_t = archive["valid_target"].astype(np.float64)
+    test_t = archive["test_target"].astype(np.float64)
+    use_valid = np.isfinite(valid_t)
+    target = where(use_valid, valid_t, test_t)
+    split = where(use_valid, "valid", where(np.isfinite(test_t), "test", ""))
+    included = np.isfinite(target.values)
+    workloads = [str(w) for w in archive["workload"].values]
+    for w in np.array(workloads)[~included]:
+        caveats.append(f"workload {w} has no target: left out of the profiles")
+    if not included.any():
+        raise AnalysisError(
+            "no workload has a target (valid_target or test_target): no profiles to draw"
+        )
+
+    curve = where(use_valid, archive["valid_metric"], archive["test_metric"])
+    status = archive["status"].astype(str)
+    present = status != Status.MISSING.value
+    # steps_to_target takes one direction; orient each workload by its own sign instead.
+    sign = where(archive["metric_direction"].astype(str) == "max", -1.0, 1.0)
+    reached = steps_to_target(
+        sign * curve,
+        archive["step"],
+        archive["time"],
+        (sign * target).expand_dims(target=1),
+        target_dim="target",
+    ).isel(target=0, drop=True)
+    run_time = reached["time" if measure is Measure.TIME else "steps"].where(present)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", category=RuntimeWarning)
+        trial_time = run_time
+        if "seed" in run_time.dims:
+            trial_time = trial_time.median("seed", skipna=True)
+        study_time = trial_time.min("trial", skipna=True)
+        if "study" in study_time.dims:
+            times = study_time.median("study", skipna=True)
+        else:
+            times = study_time
+    t = times.transpose("workload", "optimizer").values.astype(np.float64)
+    t = np.where(np.isnan(t), np.inf, t)  # no present run at all: never reached
+    tau = np.linspace(1.0, max_tau, n_tau)
+    t_in = t[included]
+    ratio_in, rho = profile_curves(t_in, tau)
+    ratio = np.full(t.shape, np.nan)
+    ratio[included] = ratio_in
+    never = [
+        w
+        for w, row in zip(np.array(workloads)[included], t_in, strict=True)
+        if not np.isfinite(row).any()
+    ]
+    for w in never:
+        caveats.append(f"workload {w}: no optimizer reached its target (counts as 0 for all)")
+    area = _trapezoid(rho, tau) / (max_tau - 1.0)
+    data = xr.Dataset(
+        {
+            "time": (("workload", "optimizer"), t),
+            "ratio": (("workload", "optimizer"), ratio),
+            "rho": (("optimizer", "tau"), rho),
+            "area": ("optimizer", area),
+            "target": ("workload", target.values),
+            "target_split": ("workload", np.asarray(split.values, dtype=str)),
+            "metric_name": ("workload", archive["metric_name"].values.astype(str)),
+            "included": ("workload", included),
+        },
+        coords={
+            "workload": workloads,
+            "optimizer": [str(o) for o in archive["optimizer"].values],
+            "tau": tau,
+        },
+    )
+    return PerformanceProfiles(
+        data=data, measure=measure, max_tau=max_tau, caveats=tuple(dict.fromkeys(caveats))
+    )

@@ -1,0 +1,152 @@
+"""Figures across workloads: aggregate scores with their intervals, the probability of
+improvement, and time-to-target performance profiles.
+
+Dependency rule: matplotlib (object API, never pyplot), numpy, optcmp_analysis and
+`optcmp_cli._plots` (style, grid and palette helpers). Every `*_axes` function draws into a
+given `Axes`, so a caller can compose them; the `*_figure` functions lay out whole figures
+for `optcmp plot` and the report.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+from optcmp_analysis import AGGREGATE_STATISTICS, AggregateScores, PerformanceProfiles
+from optcmp_cli._plots import _style, _title, optimizer_styles
+
+__all__ = [
+    "aggregate_axes",
+    "aggregate_figure",
+    "improvement_axes",
+    "profiles_axes",
+    "profiles_figure",
+]
+
+_LABELS = {
+    "iqm": "IQM",
+    "mean": "mean",
+    "median": "median",
+    "optimality_gap": "optimality gap",
+}
+
+
+def _plain(text: str) -> str:
+    """Archive text shown literally by matplotlib (no mathtext from a `$`)."""
+    return text.replace("$", r"\$")
+
+
+def _order(result: AggregateScores) -> list[str]:
+    """Optimizers by IQM, best first."""
+    iqm = result.data["value"].sel(statistic="iqm")
+    names = [str(o) for o in result.data["optimizer"].values]
+    values = np.nan_to_num(iqm.values.astype(np.float64), nan=-np.inf)
+    return [names[i] for i in np.argsort(-values, kind="stable")]
+
+
+def aggregate_axes(ax: Axes, result: AggregateScores, statistic: str = "iqm") -> None:
+    """Point estimate and interval of one aggregate statistic per optimizer (rows)."""
+    if statistic not in AGGREGATE_STATISTICS:
+        raise ValueError(f"unknown statistic {statistic!r}")
+    d = result.data.sel(statistic=statistic)
+    names = _order(result)
+    styles = optimizer_styles(names, names)
+    y = np.arange(len(names))[::-1]
+    for yi, o in zip(y, names, strict=True):
+        c = d.sel(optimizer=o)
+        v, lo, hi = (float(c[x]) for x in ("value", "lo", "hi"))
+        colour = styles[o].colour
+        ax.plot([lo, hi], [yi, yi], color=colour, linewidth=6, alpha=0.45, solid_capstyle="butt")
+        ax.plot([v], [yi], marker="|", color="black", markersize=12)
+    ax.set_yticks(y, [_plain(o) for o in names])
+    ax.set_xlabel(f"{_LABELS[statistic]} of normalised score")
+    ax.set_title(_LABELS[statistic])
+    ax.grid(axis="y", visible=False)
+
+
+def improvement_axes(ax: Axes, result: AggregateScores) -> None:
+    """P(row optimizer better than column optimizer) as a heat map, with the interval."""
+    names = _order(result)
+    d = result.data
+    p = d["improvement"].sel(optimizer=names, other=names).values.astype(np.float64)
+    lo = d["improvement_lo"].sel(optimizer=names, other=names).values
+    hi = d["improvement_hi"].sel(optimizer=names, other=names).values
+    ax.imshow(p, cmap="RdBu", vmin=0.0, vmax=1.0)
+    small = len(names) <= 5
+    for i in range(len(names)):
+        for j in range(len(names)):
+            if i == j:
+                continue
+            text = f"{p[i, j]:.2f}" + (f"\n{lo[i, j]:.2f}-{hi[i, j]:.2f}" if small else "")
+            ax.text(j, i, text, ha="center", va="center", fontsize=6.5 if small else 5.5)
+    labels = [_plain(o) for o in names]
+    ax.set_xticks(range(len(names)), labels, rotation=30, ha="right")
+    ax.set_yticks(range(len(names)), labels)
+    ax.set_title("P(row better than column)")
+    ax.grid(visible=False)
+
+
+def aggregate_figure(result: AggregateScores) -> Figure:
+    """IQM and optimality gap with intervals, and the probability of improvement."""
+    n = len(result.data["optimizer"])
+    with _style():
+        fig = Figure(figsize=(13.0, 1.6 + 0.5 * max(n, 5)), layout="constrained")
+        axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
+        aggregate_axes(axes[0], result, "iqm")
+        aggregate_axes(axes[1], result, "optimality_gap")
+        axes[1].set_yticks([])
+        improvement_axes(axes[2], result)
+        level = f"{100 * result.confidence:g}%"
+        _title(
+            fig,
+            f"Across {len(result.workloads)} workloads: normalised test scores "
+            "(1 = best seen, 0 = "
+            + (_plain(result.reference) if result.reference else "worst tuned")
+            + ")",
+            f"{level} stratified-bootstrap intervals ({result.n_boot} replicates, unit "
+            f"{result.unit}, selection {result.rule}); higher IQM, lower gap is better",
+        )
+    return fig
+
+
+def profiles_axes(ax: Axes, result: PerformanceProfiles) -> None:
+    """rho(tau) per optimizer as step curves."""
+    d = result.data
+    names = [str(o) for o in d["optimizer"].values]
+    styles = optimizer_styles(names, names)
+    tau = d["tau"].values
+    area = d["area"].values
+    dashes = ("-", "--", ":", "-.")
+    for n, i in enumerate(np.argsort(-np.nan_to_num(area.astype(np.float64)), kind="stable")):
+        o = names[i]
+        ax.step(
+            tau,
+            d["rho"].sel(optimizer=o).values,
+            where="post",
+            color=styles[o].colour,
+            # More optimizers than colours: the line style tells them apart.
+            linestyle=dashes[(i // 10) % len(dashes)],
+            linewidth=1.6 if n < 3 else 1.2,
+            label=f"{_plain(o)} ({area[i]:.2f})",
+        )
+    ax.set_xlim(1.0, float(tau[-1]))
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"tau: {result.measure} to target / the fastest optimizer's")
+    ax.set_ylabel("share of workloads within tau")
+
+
+def profiles_figure(result: PerformanceProfiles) -> Figure:
+    """Performance profiles of every optimizer; the legend gives each area score."""
+    with _style():
+        fig = Figure(figsize=(9.0, 5.2), layout="constrained")
+        ax = fig.subplots()
+        profiles_axes(ax, result)
+        ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
+        _title(
+            fig,
+            f"Time-to-target performance profiles over {len(result.workloads)} workloads",
+            f"measure {result.measure}; legend: area under the profile over [1, "
+            f"{result.max_tau:g}] / {result.max_tau - 1:g}",
+        )
+    return fig

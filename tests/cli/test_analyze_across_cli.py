@@ -1,0 +1,125 @@
+"""`optcmp analyze aggregate|profiles`: tables, the JSON contract, seeds, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from optcmp_cli.app import app
+from optcmp_data import write_archive
+from optcmp_data.testing import synthetic_archive
+
+runner = CliRunner()
+COMMANDS = ("aggregate", "profiles")
+FAST: dict[str, list[str]] = {"aggregate": ["--n-boot", "100"], "profiles": []}
+
+
+@pytest.fixture(scope="module")
+def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("across") / "a.nc"
+    ds = synthetic_archive(
+        workloads=3, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": -0.05}, seed=4
+    )
+    write_archive(ds, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def dead_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dead") / "dead.nc"
+    ds = synthetic_archive(n_trials=3, diverged_fraction=1.0, seed=1)
+    ds["valid_target"][:] = float("nan")
+    write_archive(ds, path)
+    return path
+
+
+def _args(command: str, path: Path) -> list[str]:
+    return ["analyze", command, str(path), *FAST[command]]
+
+
+def _json(args: list[str]) -> list[dict[str, Any]]:
+    result = runner.invoke(app, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    payload = json.loads(result.stdout)
+    assert list(payload) == [args[1]]
+    records = payload[args[1]]
+    assert isinstance(records, list)
+    return records
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_has_an_example_and_documents_keys(command: str) -> None:
+    result = runner.invoke(app, ["analyze", command, "--help"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0
+    assert "Example" in result.output
+    assert "optimizer" in result.output
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_json_contract(archive_path: Path, command: str) -> None:
+    records = _json(_args(command, archive_path))
+    assert records
+    for record in records:
+        assert {"record", "optimizer", "value"} <= set(record)
+        for value in record.values():
+            assert not isinstance(value, dict | list)
+
+
+def test_aggregate_records_seed_and_options(archive_path: Path) -> None:
+    args = _args("aggregate", archive_path)
+    a = _json([*args, "--seed", "3"])
+    assert a == _json([*args, "--seed", "3"])
+    assert a != _json([*args, "--seed", "4"])
+    kinds = {r["record"] for r in a}
+    assert kinds == {"aggregate", "improvement", "score"}
+    agg = {(r["optimizer"], r["statistic"]): r for r in a if r["record"] == "aggregate"}
+    assert agg[("adam", "iqm")]["value"] > agg[("sgd", "iqm")]["value"]
+    assert all(r["n_workloads"] == 3 for r in agg.values())
+    ref = _json([*args, "--reference", "sgd", "--budget", "2", "-w", "w0", "-w", "w1"])
+    scores = [r for r in ref if r["record"] == "score"]
+    assert {r["workload"] for r in scores} == {"w0", "w1"}
+    assert all(abs(r["value"]) < 1e-9 for r in scores if r["optimizer"] == "sgd")
+
+
+def test_profiles_records(archive_path: Path) -> None:
+    records = _json([*_args("profiles", archive_path), "--measure", "steps", "--max-tau", "3"])
+    assert {r["record"] for r in records} == {"area", "profile", "time"}
+    assert max(r["tau"] for r in records if r["record"] == "profile") == 3.0
+    assert all(r["measure"] == "steps" for r in records)
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_tables(archive_path: Path, command: str) -> None:
+    result = runner.invoke(app, _args(command, archive_path), env={"COLUMNS": "250"})
+    assert result.exit_code == 0, result.output
+    assert "adam" in result.output
+
+
+def _error(args: list[str]) -> str:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 2, result.output
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ")
+    return lines[0]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_errors_are_one_line_and_exit_two(
+    archive_path: Path, dead_path: Path, tmp_path: Path, command: str
+) -> None:
+    assert "no such file" in _error(_args(command, tmp_path / "nope.nc"))
+    assert "unknown workload" in _error([*_args(command, archive_path), "-w", "w9"])
+    message = _error(_args(command, dead_path))
+    assert "dead.nc" in message
+    assert "normalised" in message or "no target" in message or "no workload" in message
+
+
+def test_aggregate_option_errors(archive_path: Path) -> None:
+    assert "unknown reference" in _error([*_args("aggregate", archive_path), "--reference", "nope"])
+    assert "repeat axis" in _error([*_args("aggregate", archive_path), "--unit", "repeat"])
