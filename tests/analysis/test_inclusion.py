@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 from statsmodels.stats.multitest import multipletests
@@ -306,3 +307,28 @@ def test_deepobs_sgd_is_not_included_in_its_momentum() -> None:
         "momentum fixed at 0.99 in MomentumOptimizer's space; "
         "GradientDescentOptimizer needs momentum = 0"
     )
+
+
+def _with_rho(high: float) -> xr.Dataset:
+    """A momentum/rmsprop archive whose rmsprop space searches 1 - rho down to 1 - high."""
+    ds = synthetic_archive(optimizers=("momentum", "rmsprop"), n_trials=6, seed=8)
+    hp = sorted([*(str(h) for h in ds["hparam"].values), "rho"])
+    ds = ds.reindex(hparam=hp, fill_value={"space_scale": "none"})
+    o = list(ds["optimizer"].values).index("rmsprop")
+    h = hp.index("rho")
+    ds["space_scale"][:, o, h] = "one_minus_log"
+    ds["space_low"][:, o, h] = 0.0
+    ds["space_high"][:, o, h] = high
+    return ds
+
+
+def test_rmsprop_needs_rho_one_within_the_tolerance() -> None:
+    def reason(high: float) -> str:
+        result = inclusion_consistency(
+            _with_rho(high), n_perm=20, rng=np.random.default_rng(0), rules=["final-valid"]
+        )
+        (rec,) = result.to_json()
+        return str(rec["reason"])
+
+    assert reason(0.9999) == ""  # 1 - rho searched down to 1e-4: within 1e-3 of rho = 1
+    assert reason(0.99) == ("rho in [0, 0.99] in rmsprop's space; momentum needs rho = 1")
