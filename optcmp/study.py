@@ -19,6 +19,7 @@ from typing import Any, Final
 
 import attrs
 
+from optcmp._plugins import discover, load_study_plugin
 from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
 from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload
 from optcmp_data import FAMILIES, ConfigError, closest_name, get_schedule
@@ -42,6 +43,7 @@ _TOP_KEYS: Final = (
     "group_size",
     "device",
     "data_dir",
+    "plugins",
 )
 _SPACE_KEYS: Final = ("preset", "name", "schedule")
 _RANGE_KEYS: Final = ("low", "high", "scale")
@@ -101,6 +103,18 @@ def _names(
     if len(set(value)) != len(value):
         raise err(key, f"lists a {kind} twice")
     return tuple(value)
+
+
+def _plugins(data: Mapping[str, Any], err: _Where) -> tuple[tuple[str, str], ...]:
+    table = data.get("plugins", {})
+    if not isinstance(table, Mapping):
+        raise err("plugins", 'expected a table NAME = "module:attribute"')
+    out = []
+    for name, target in table.items():
+        if not isinstance(target, str) or ":" not in target:
+            raise err(f"plugins.{name}", f'expected "module:attribute", got {target!r}')
+        out.append((str(name), target))
+    return tuple(out)
 
 
 def _preset_name(value: Any, key: str, err: _Where) -> str:
@@ -201,7 +215,15 @@ class StudySpec:
     group_size: int | None = None
     device: str = "cpu"
     data_dir: Path | None = None
+    plugins: tuple[tuple[str, str], ...] = ()
     source: str = attrs.field(default="<study>", eq=False)
+
+    def load_plugins(self) -> None:
+        """Register this study's plug-ins (and installed ones) in this process: workers
+        call it before training, since a spawned process starts with built-ins only."""
+        discover()
+        for plugin_name, target in self.plugins:
+            load_study_plugin(plugin_name, target, where=f"{self.source}: plug-in {plugin_name}")
 
     # --- construction --------------------------------------------------------------------
 
@@ -233,8 +255,12 @@ class StudySpec:
         """Validate a parsed study table; `base_dir` resolves a relative data_dir."""
         err = _Where(source)
         _check_keys(data, _TOP_KEYS, "", err)
+        discover()
+        plugins = _plugins(data, err)
+        for plugin_name, target in plugins:
+            load_study_plugin(plugin_name, target, where=f"{source}: key 'plugins.{plugin_name}'")
         workloads = _names(data, "workloads", tuple(WORKLOADS), "workload", err)
-        optimizers = _names(data, "optimizers", FAMILIES, "optimizer", err)
+        optimizers = _names(data, "optimizers", tuple(FAMILIES), "optimizer", err)
         trials = _int(data, "trials", err, minimum=1)
         if trials is None:
             raise err("trials", "missing; how many trials per workload and optimizer")
@@ -256,12 +282,15 @@ class StudySpec:
                 )
             if not isinstance(table, Mapping):
                 raise err(f"spaces.{opt}", "expected a table")
-        spaces = {
-            opt: _parse_space(opt, tables[opt], err)
-            if opt in tables
-            else preset(default_space, opt)
-            for opt in optimizers
-        }
+        spaces = {}
+        for opt in optimizers:
+            if opt in tables:
+                spaces[opt] = _parse_space(opt, tables[opt], err)
+                continue
+            try:
+                spaces[opt] = preset(default_space, opt)
+            except ConfigError as e:
+                raise err(f"spaces.{opt}", str(e)) from None
 
         device = data.get("device", "cpu")
         if not isinstance(device, str) or not _valid_device(device):
@@ -291,6 +320,7 @@ class StudySpec:
             group_size=_int(data, "group_size", err, minimum=1),
             device=device,
             data_dir=data_dir,
+            plugins=plugins,
             source=source,
         )
         for w in workloads:
@@ -355,6 +385,7 @@ class StudySpec:
             "group_size": self.group_size,
             "device": self.device,
             "data_dir": None if self.data_dir is None else str(self.data_dir),
+            **({"plugins": dict(self.plugins)} if self.plugins else {}),
         }
 
 

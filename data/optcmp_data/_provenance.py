@@ -7,13 +7,40 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import json
 import shlex
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 
-__all__ = ["git_commit", "optcmp_version", "provenance_attrs"]
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["archive_plugins", "git_commit", "optcmp_version", "plugin_attr", "provenance_attrs"]
+
+_PLUGIN_PREFIX = "plugin_"
+
+
+def plugin_attr(optimizer: str) -> str:
+    """The global attribute holding a plug-in optimizer's provenance record."""
+    return f"{_PLUGIN_PREFIX}{optimizer}"
+
+
+def archive_plugins(attrs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Plug-in optimizer -> its provenance record (source, family), from an archive's
+    attributes; records that are not valid JSON objects are skipped."""
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(_PLUGIN_PREFIX):
+            continue
+        try:
+            record = json.loads(str(value))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out[key[len(_PLUGIN_PREFIX) :]] = record
+    return out
 
 
 def optcmp_version() -> str:

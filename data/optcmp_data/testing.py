@@ -28,7 +28,8 @@ from optcmp_data._builder import (
     WorkloadInfo,
 )
 from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data._taxonomy import FAMILIES, Taxonomy
+from optcmp_data._families import PAPER_FAMILIES
+from optcmp_data._taxonomy import Taxonomy
 
 __all__ = ["synthetic_archive"]
 
@@ -49,7 +50,7 @@ def _space(family: str | None) -> tuple[SpaceDim, ...]:
 def synthetic_archive(
     *,
     workloads: int | Sequence[str] = 1,
-    optimizers: Sequence[str] = FAMILIES,
+    optimizers: Sequence[str] = PAPER_FAMILIES,
     families: Mapping[str, str] | None = None,
     n_trials: int = 16,
     n_evals: int = 8,
@@ -80,7 +81,7 @@ def synthetic_archive(
     families = (
         dict(families)
         if families is not None
-        else {o: o if o in FAMILIES else "" for o in optimizers}
+        else {o: o if o in PAPER_FAMILIES else "" for o in optimizers}
     )
     repeats = dict(repeats or {})
     builder = ArchiveBuilder(

@@ -1,4 +1,5 @@
-"""optcmp.optim: the paper's six update rules, batched over trials, with schedules.
+"""optcmp.optim: the registered update rules (the paper's six, AdamW, NAdamW, plug-ins),
+batched over trials, with schedules.
 
 Dependency rule: torch and optcmp_data only; never optcmp_analysis or optcmp_cli.
 
@@ -17,18 +18,19 @@ by `general_hparams` / `general_lr`.
 """
 
 from optcmp.optim._inclusion import general_hparams, general_lr
+from optcmp.optim._registry import RULES, BatchedRule, check_rule, get_rule, register_rule
 from optcmp.optim._rules import (
     CHUNK_ELEMENTS,
-    RULES,
     SGD,
     Adam,
+    AdamW,
     Momentum,
     NAdam,
+    NAdamW,
     Nesterov,
     RMSProp,
     Rule,
     State,
-    get_rule,
 )
 from optcmp.optim._schedules import Schedule, schedule_factor, scheduled_lr, validate_schedule
 from optcmp.optim._torch_optim import (
@@ -47,8 +49,11 @@ __all__ = [
     "RULES",
     "SGD",
     "Adam",
+    "AdamW",
+    "BatchedRule",
     "Momentum",
     "NAdam",
+    "NAdamW",
     "Nesterov",
     "PaperAdam",
     "PaperMomentum",
@@ -62,9 +67,11 @@ __all__ = [
     "Schedule",
     "State",
     "batch_hparams",
+    "check_rule",
     "general_hparams",
     "general_lr",
     "get_rule",
+    "register_rule",
     "schedule_factor",
     "scheduled_lr",
     "validate_hparams",

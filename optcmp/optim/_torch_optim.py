@@ -20,7 +20,8 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from optcmp.optim._rules import RULES, Rule
+from optcmp.optim._registry import RULES
+from optcmp.optim._rules import Rule
 from optcmp.optim._validation import validate_hparams
 from optcmp_data import ConfigError, get_family
 
