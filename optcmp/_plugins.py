@@ -42,8 +42,8 @@ from optcmp_data import (
 
 __all__ = [
     "OPTIMIZER_GROUP",
-    "PluginError",
     "WORKLOAD_GROUP",
+    "PluginError",
     "discover",
     "load_optimizer",
     "load_study_plugin",
@@ -74,7 +74,9 @@ def resolve_target(target: str, *, owner: str) -> Any:
         try:
             obj = getattr(obj, part)
         except AttributeError:
-            raise ConfigError(f"{owner}: module {module_name!r} has no attribute {attribute!r}") from None
+            raise ConfigError(
+                f"{owner}: module {module_name!r} has no attribute {attribute!r}"
+            ) from None
     return obj
 
 
@@ -123,10 +125,9 @@ def load_optimizer(name: str, obj: Any, *, source: str) -> Any:
         )
     if family.name != name:
         raise ConfigError(f"{owner}: the rule's family is named {family.name!r}, not {name!r}")
-    try:
+    # A rule that cannot take the attribute keeps the source its author gave.
+    with contextlib.suppress(AttributeError, TypeError):
         obj.family = _with_source(family, source)
-    except (AttributeError, TypeError):
-        pass  # a rule that cannot take the attribute keeps its own source
     try:
         rule = register_rule(obj)
         for relation in getattr(obj, "relations", ()):
@@ -135,7 +136,9 @@ def load_optimizer(name: str, obj: Any, *, source: str) -> Any:
             register_relation(relation)
     except ConfigError as err:
         text = str(err)
-        raise ConfigError(text if text.startswith(f"plug-in {name}") else f"{owner}: {text}") from None
+        raise ConfigError(
+            text if text.startswith(f"plug-in {name}") else f"{owner}: {text}"
+        ) from None
     return rule
 
 

@@ -254,7 +254,9 @@ def _from_family(name: str, family: str) -> SearchSpace:
             f"optimizer {family} declares no {name!r} search space (it has "
             f"{', '.join(fam.presets) or 'none'}); give a [spaces.{family}] table"
         )
-    searched = tuple(HParamRange(r.name, r.low, r.high, r.scale) for r in declared if r.scale != "fixed")
+    searched = tuple(
+        HParamRange(r.name, r.low, r.high, r.scale) for r in declared if r.scale != "fixed"
+    )
     fixed = {r.name: r.low for r in declared if r.scale == "fixed"}
     return SearchSpace(
         name, family, _SCHEDULES[name], (*searched, *_SCHEDULE_RANGES.get(name, ())), fixed

@@ -107,7 +107,6 @@ class HyperparamSpec:
             )
 
 
-
 _PRESET_SCALES: Final = ("linear", "log", "one_minus_log", "fixed")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -292,13 +291,12 @@ def register_family(family: Family, *, replace: bool = False) -> Family:
     """
     family.check_declaration()
     old = _REGISTRY.get(family.name)
-    if old is not None and old != family:
-        if not replace or old.source == "optcmp":
-            raise ConfigError(
-                f"optimizer {family.name!r} ({family.source}) collides with the "
-                f"{'built-in' if old.source == 'optcmp' else 'registered'} optimizer of that "
-                f"name ({old.source})"
-            )
+    if old is not None and old != family and (not replace or old.source == "optcmp"):
+        raise ConfigError(
+            f"optimizer {family.name!r} ({family.source}) collides with the "
+            f"{'built-in' if old.source == 'optcmp' else 'registered'} optimizer of that "
+            f"name ({old.source})"
+        )
     _REGISTRY[family.name] = family
     return family
 

@@ -11,10 +11,9 @@ import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
-
-from collections.abc import Mapping
 from typing import Any
 
 __all__ = ["archive_plugins", "git_commit", "optcmp_version", "plugin_attr", "provenance_attrs"]

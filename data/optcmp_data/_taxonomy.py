@@ -424,8 +424,7 @@ def _register_builtin_relations() -> None:
         Inclusion(
             "momentum",
             "rmsprop",
-            "rho = 1 keeps v = 1: Momentum with eta / sqrt(1 + eps) "
-            "(exact for constant schedules)",
+            "rho = 1 keeps v = 1: Momentum with eta / sqrt(1 + eps) (exact for constant schedules)",
             HparamMap(
                 same=(("momentum", "momentum"),),
                 fixed=(("rho", 1.0),),

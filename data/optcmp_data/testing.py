@@ -27,8 +27,8 @@ from optcmp_data._builder import (
     TrialRecord,
     WorkloadInfo,
 )
-from optcmp_data._schema import Direction, Scale, Split, Status
 from optcmp_data._families import PAPER_FAMILIES
+from optcmp_data._schema import Direction, Scale, Split, Status
 from optcmp_data._taxonomy import Taxonomy
 
 __all__ = ["synthetic_archive"]

@@ -17,6 +17,7 @@ inclusion maps of the taxonomy (`optcmp_data.default_taxonomy()`) are evaluated 
 by `general_hparams` / `general_lr`.
 """
 
+from optcmp.optim._check import InclusionCheck, check_inclusion, find_relation
 from optcmp.optim._inclusion import general_hparams, general_lr
 from optcmp.optim._registry import RULES, BatchedRule, check_rule, get_rule, register_rule
 from optcmp.optim._rules import (
@@ -51,6 +52,7 @@ __all__ = [
     "Adam",
     "AdamW",
     "BatchedRule",
+    "InclusionCheck",
     "Momentum",
     "NAdam",
     "NAdamW",
@@ -67,7 +69,9 @@ __all__ = [
     "Schedule",
     "State",
     "batch_hparams",
+    "check_inclusion",
     "check_rule",
+    "find_relation",
     "general_hparams",
     "general_lr",
     "get_rule",

@@ -43,11 +43,11 @@ from torch import Tensor
 from optcmp_data import FAMILY_SPECS, ConfigError, Family, closest_name
 
 __all__ = [
+    "BUILTIN_RULES",
     "CHUNK_ELEMENTS",
     "SGD",
     "Adam",
     "AdamW",
-    "BUILTIN_RULES",
     "Momentum",
     "NAdam",
     "NAdamW",

@@ -130,7 +130,8 @@ class TorchOptimizerRule:
         ConfigError naming the plug-in if the class refuses."""
         p = torch.zeros(3, requires_grad=True)
         try:
-            opt = self.cls([p], **self._kwargs(self.family.defaults()))
+            factory: Any = self.cls
+            opt = factory([p], **self._kwargs(self.family.defaults()))
             p.grad = torch.ones(3)
             opt.step()
         except Exception as err:
@@ -182,7 +183,8 @@ class TorchOptimizerRule:
                 views = [p[i] for p in params]
                 kwargs = self._kwargs({n: v[i] for n, v in values.items()})
                 state.views.append(views)
-                state.instances.append(self.cls(views, lr=rates[i], **kwargs))
+                factory: Any = self.cls  # subclasses take lr; the base class does not
+                state.instances.append(factory(views, lr=rates[i], **kwargs))
         with torch.no_grad():
             for i, (views, opt) in enumerate(zip(state.views, state.instances, strict=True)):
                 for view, g in zip(views, grads, strict=True):

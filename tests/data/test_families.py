@@ -13,12 +13,12 @@ from hypothesis import strategies as st
 from optcmp_data import (
     FAMILIES,
     FAMILY_SPECS,
+    PAPER_FAMILIES,
     SCHEDULE_SPECS,
     ConfigError,
     HparamMap,
     HyperparamSpec,
     LrScaling,
-    PAPER_FAMILIES,
     ScheduleKind,
     Taxonomy,
     default_taxonomy,

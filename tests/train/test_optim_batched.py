@@ -55,7 +55,8 @@ TRIAL_VALUES: dict[str, list[dict[str, float]]] = {
 }
 TRIAL_VALUES["nadam"] = TRIAL_VALUES["adam"]
 TRIAL_VALUES["adamw"] = [
-    {**v, "weight_decay": wd} for v, wd in zip(TRIAL_VALUES["adam"], (0.0, 0.01, 0.3, 2.0), strict=True)
+    {**v, "weight_decay": wd}
+    for v, wd in zip(TRIAL_VALUES["adam"], (0.0, 0.01, 0.3, 2.0), strict=True)
 ]
 TRIAL_VALUES["nadamw"] = TRIAL_VALUES["adamw"]
 SCHEDULE_VALUES = [
