@@ -36,8 +36,10 @@ from optcmp.optim._rules import (
 from optcmp.optim._schedules import Schedule, schedule_factor, scheduled_lr, validate_schedule
 from optcmp.optim._torch_optim import (
     PaperAdam,
+    PaperAdamW,
     PaperMomentum,
     PaperNAdam,
+    PaperNAdamW,
     PaperNesterov,
     PaperOptimizer,
     PaperRMSProp,
@@ -58,8 +60,10 @@ __all__ = [
     "NAdamW",
     "Nesterov",
     "PaperAdam",
+    "PaperAdamW",
     "PaperMomentum",
     "PaperNAdam",
+    "PaperNAdamW",
     "PaperNesterov",
     "PaperOptimizer",
     "PaperRMSProp",
