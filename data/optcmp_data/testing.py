@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -66,13 +67,15 @@ def synthetic_archive(
     repeats: Mapping[str, int] | None = None,
     step_budget: int = 1000,
     taxonomy: Taxonomy | None = None,
+    plugins: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
 ) -> xr.Dataset:
     """A valid archive drawn from the model in the module docstring.
 
     `planted[o]` shifts optimizer o's true errors (positive: worse). `ragged` gives each
     trial its own number of evaluations and its own steps. `repeats` maps repeat axes
-    ("seed", "study") to their sizes.
+    ("seed", "study") to their sizes. `plugins[o]` is stored as optimizer o's plug-in
+    provenance record (`ArchiveBuilder.add_plugin`).
     """
     rng = np.random.default_rng(seed)
     names = [f"w{i}" for i in range(workloads)] if isinstance(workloads, int) else list(workloads)
@@ -104,6 +107,8 @@ def synthetic_archive(
                 selection_split=Split(selection_split),
             )
         )
+    for o, record in (plugins or {}).items():
+        builder.add_plugin(o, record)
     for o in optimizers:
         builder.add_optimizer(o, families.get(o, ""))
         for w in names:
