@@ -64,7 +64,7 @@ def register_workload(factory: Callable[[], Workload], *, source: str = "") -> N
             f"workload plug-in {label} ({source}): not an optcmp.Workload with a WorkloadSpec"
         )
     old = _FACTORIES.get(spec.name)
-    if old is not None and old is not factory:
+    if old is not None and old != factory:
         raise ConfigError(
             f"workload plug-in {spec.name} ({source}) collides with the "
             f"{'built-in' if _SOURCES[spec.name] == 'optcmp' else 'registered'} workload of "
