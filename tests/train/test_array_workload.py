@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ runner = CliRunner()
 def blobs(path: Path, *, image: bool = False, regression: bool = False) -> Path:
     """Three Gaussian classes (or a linear target) in 4 dimensions, or 1x6x6 images."""
     rng = np.random.default_rng(0)
-    arrays = {}
+    arrays: dict[str, Any] = {}
     for split, n in (("train", 240), ("valid", 60), ("test", 60)):
         y = rng.integers(0, 3, n)
         shape = (n, 1, 6, 6) if image else (n, 4)
@@ -32,7 +33,7 @@ def blobs(path: Path, *, image: bool = False, regression: bool = False) -> Path:
             arrays[f"y_{split}"] = (x.reshape(n, -1) @ np.arange(x[0].size) / 10).astype(np.float32)
         else:
             arrays[f"y_{split}"] = y
-    np.savez(path, **arrays)
+    np.savez(path, allow_pickle=False, **arrays)
     return path
 
 
