@@ -109,7 +109,7 @@ def optimizers(
         Path | None,
         typer.Option(
             "--taxonomy",
-            help="TOML/JSON file of [[inclusion]] tables to show instead of the paper's.",
+            help="TOML/JSON file of \\[\\[inclusion]] tables to show instead of the registry's.",
         ),
     ] = None,
 ) -> None:
@@ -197,15 +197,17 @@ def check_inclusion_command(
         Path | None,
         typer.Option(
             "--taxonomy",
-            help="TOML/JSON file of [[inclusion]] tables (with maps) instead of the registry's.",
+            help="TOML/JSON file of \\[\\[inclusion]] tables (with maps), not the registry's.",
         ),
     ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Check a declared inclusion SPECIAL ⊆ GENERAL numerically: both rules train the same
-    model on the same minibatches (float64), the general one with its hyperparameters and
-    learning rate mapped through the declared limit; prints the largest relative deviation
-    of the parameters and pass/fail. Exit code 1 when the check fails.
+    """Check a declared inclusion SPECIAL ⊆ GENERAL numerically.
+
+    Both rules train the same model on the same minibatches (float64), the general one
+    with its hyperparameters and learning rate mapped through the declared limit; prints
+    the largest relative deviation of the parameters and pass/fail. Exit code 1 when the
+    check fails.
 
     Example: optcmp optimizers check-inclusion adam adamw --workload digits_mlp
     """
