@@ -273,3 +273,31 @@ def test_plugin_families_cannot_shadow_builtins() -> None:
     with pytest.raises(ConfigError, match="collides with the built-in optimizer 'sgd'"):
         load_optimizer("sgd", torch.optim.SGD, source="torch.optim:SGD")
     assert math.isclose(RULES["sgd"].family.defaults()["learning_rate"], 0.01)
+
+
+def test_entry_points_that_fail_are_one_line_naming_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Discovery (on first use) loads every entry point; a broken one names itself, its
+    group and the problem."""
+    from importlib.metadata import EntryPoint
+
+    import optcmp._plugins as plugins
+
+    broken = EntryPoint("broken", "no_such_module_i11:RULE", "optcmp.optimizers")
+    clash = EntryPoint("nadam", "torch.optim:NAdam", "optcmp.optimizers")
+    for entry, message in (
+        (
+            broken,
+            r"plug-in broken \(no_such_module_i11:RULE, entry point optcmp\.optimizers\): "
+            r"cannot import",
+        ),
+        (clash, r"plug-in nadam .*collides with the built-in optimizer 'nadam'"),
+    ):
+        monkeypatch.setattr(plugins, "_discovered", False)
+        monkeypatch.setattr(
+            plugins.metadata,
+            "entry_points",
+            lambda group, entry=entry: [entry] if group == entry.group else [],
+        )
+        with pytest.raises(ConfigError, match=message):
+            plugins.discover()
+    monkeypatch.setattr(plugins, "_discovered", True)
