@@ -294,8 +294,7 @@ def test_entry_points_that_fail_are_one_line_naming_them(monkeypatch: pytest.Mon
     ):
         monkeypatch.setattr(plugins, "_discovered", False)
         monkeypatch.setattr(
-            plugins.metadata,
-            "entry_points",
+            "importlib.metadata.entry_points",
             lambda group, entry=entry: [entry] if group == entry.group else [],
         )
         with pytest.raises(ConfigError, match=message):
