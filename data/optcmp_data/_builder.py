@@ -172,12 +172,17 @@ class ArchiveBuilder:
             )
         self._families[name] = family
 
-    def add_plugin(self, optimizer: str, record: Mapping[str, Any]) -> None:
-        """Provenance of a plug-in optimizer (its source: distribution and version, or
-        module:attribute; its family's hyperparameters), stored as JSON in the global
-        attribute `plugin_<optimizer>` so an archive explains itself where the plug-in
-        is not installed (`archive_plugins` reads it back)."""
-        self._attrs[plugin_attr(optimizer)] = json.dumps(dict(record), sort_keys=True)
+    def add_plugin(self, name: str, record: Mapping[str, Any], *, kind: str = "optimizer") -> None:
+        """Provenance of a plug-in optimizer or workload (`kind`): its source
+        (distribution and version, or module:attribute) and, for an optimizer, its
+        family's hyperparameters, stored as JSON in the global attribute
+        `plugin_<kind>_<name>` so an archive explains itself where the plug-in is not
+        installed (`archive_plugins` reads it back)."""
+        try:
+            key = plugin_attr(name, kind)
+        except ValueError as err:
+            raise SchemaError(f"builder: {err}") from None
+        self._attrs[key] = json.dumps(dict(record), sort_keys=True)
 
     def add_space(self, workload: str, optimizer: str, space: SpaceRecord) -> None:
         self._spaces[(workload, optimizer)] = space

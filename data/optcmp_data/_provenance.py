@@ -18,27 +18,31 @@ from typing import Any
 
 __all__ = ["archive_plugins", "git_commit", "optcmp_version", "plugin_attr", "provenance_attrs"]
 
-_PLUGIN_PREFIX = "plugin_"
+_PLUGIN_KINDS = ("optimizer", "workload")
 
 
-def plugin_attr(optimizer: str) -> str:
-    """The global attribute holding a plug-in optimizer's provenance record."""
-    return f"{_PLUGIN_PREFIX}{optimizer}"
+def plugin_attr(name: str, kind: str = "optimizer") -> str:
+    """The global attribute holding a plug-in's provenance record:
+    `plugin_optimizer_NAME` or `plugin_workload_NAME`."""
+    if kind not in _PLUGIN_KINDS:
+        raise ValueError(f"plug-in kind {kind!r} is not one of {_PLUGIN_KINDS}")
+    return f"plugin_{kind}_{name}"
 
 
-def archive_plugins(attrs: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
-    """Plug-in optimizer -> its provenance record (source, family), from an archive's
-    attributes; records that are not valid JSON objects are skipped."""
+def archive_plugins(attrs: Mapping[str, Any], kind: str = "optimizer") -> dict[str, dict[str, Any]]:
+    """Plug-in optimizer (or workload, with `kind`) -> its provenance record, from an
+    archive's attributes; records that are not valid JSON objects are skipped."""
+    prefix = plugin_attr("", kind)
     out: dict[str, dict[str, Any]] = {}
     for key, value in attrs.items():
-        if not key.startswith(_PLUGIN_PREFIX):
+        if not key.startswith(prefix):
             continue
         try:
             record = json.loads(str(value))
         except json.JSONDecodeError:
             continue
         if isinstance(record, dict):
-            out[key[len(_PLUGIN_PREFIX) :]] = record
+            out[key[len(prefix) :]] = record
     return out
 
 

@@ -23,7 +23,7 @@ import torch
 from optcmp._plugins import plugin_errors, plugin_record
 from optcmp.runner._train import GroupResult, deterministic_threads, resolve_device, train_group
 from optcmp.study import StudySpec, derive_seed
-from optcmp.workloads import Splits, get_workload
+from optcmp.workloads import WORKLOAD_SOURCES, Splits, get_workload
 from optcmp_data import (
     CURVE_VARS,
     ArchiveBuilder,
@@ -114,6 +114,9 @@ def build_shard(
     builder.add_optimizer(task.optimizer, family=family.name)
     if family.source != "optcmp":
         builder.add_plugin(task.optimizer, plugin_record(family))
+    workload_source = WORKLOAD_SOURCES.get(task.workload, "optcmp")
+    if workload_source != "optcmp":
+        builder.add_plugin(task.workload, {"source": workload_source}, kind="workload")
     builder.add_space(task.workload, task.optimizer, spec.space(task.optimizer).to_record())
     for i, trial in enumerate(task.trials):
         curves = Curves(

@@ -89,6 +89,8 @@ def test_package_plugins_run_next_to_builtins_and_are_analysed(
     records = archive_plugins(open_archive(out).attrs)
     assert records["lion"]["source"] == "optcmp-lion-example 0.1.0"
     assert records["adagrad"]["source"].startswith("torch.optim:Adagrad")
+    workloads_used = archive_plugins(open_archive(out).attrs, "workload")
+    assert workloads_used == {"sine_regression": {"source": "optcmp-lion-example 0.1.0"}}
 
 
 def test_lion_matches_a_numpy_reference(monkeypatch: pytest.MonkeyPatch) -> None:
