@@ -14,12 +14,14 @@ Trials are points of a scrambled Halton sequence (scipy.stats.qmc) seeded explic
 trial i is always the i-th point of that sequence, so `sample(16, seed=s)` followed by
 `sample(16, seed=s, start=16)` equals `sample(32, seed=s)`: a study can be extended.
 
-Presets (`preset(name, family)`):
+Presets (`preset(name, family)`); each family declares its own ranges for each preset
+(`optcmp_data.Family.presets`), the preset adds its schedule:
 - `choi2019`: learning rate, 1-momentum, 1-beta1, 1-beta2, 1-rho on log scales, epsilon
   over many decades, and the linear-decay schedule's decay_factor and
   decay_steps_fraction (in the spirit of Choi et al. 2019, Appendix D).
 - `lr-only`: learning rate only, constant schedule, everything else at the usual
-  defaults (momentum 0.9, Adam 0.9/0.999/1e-8); the protocol of Wilson et al. 2017.
+  defaults (momentum 0.9, Adam 0.9/0.999/1e-8, AdamW weight decay 0.01); the protocol
+  of Wilson et al. 2017.
 - `deepobs`: learning rate only over [1e-5, 1e2], constant schedule, momentum 0.99
   (Schneider et al. 2019).
 """
