@@ -3,8 +3,9 @@
 Dependency rule: torch and optcmp.optim (a benchmark, not a unit test; run it directly:
 `python benchmarks/optimizer_step.py [--quick]`).
 
-(a) single: one ~1M-parameter MLP; PaperAdam / PaperMomentum step time over
-    torch.optim.Adam / SGD(momentum) with foreach=True. Target <= 1.3.
+(a) single: one ~1M-parameter MLP; PaperAdam / PaperMomentum / PaperAdamW step time over
+    torch.optim.Adam / SGD(momentum) / AdamW (weight_decay 0.01) with foreach=True.
+    Target <= 1.3.
 (b) batched, digits_mlp size (64-128-10, 9,610 parameters): one `Rule.apply_` over K = 32
     trials / 32 separate torch.optim steps (32 models, 32 optimizers). Target <= 0.25.
 (c) the same at ~100K and ~1M parameters, where memory traffic dominates. Target <= 1.2.
@@ -19,7 +20,7 @@ Only the optimizer update is timed (gradients are fixed random tensors set once;
 learning rate is given). Each measurement alternates ours and theirs in rounds, so load
 from other processes hits both sides alike, and compares each side's fastest round (the
 least disturbed; the ratio of medians is printed too). The ratio printed for each case
-is the worse of Adam and Momentum. The last line is
+is the worst of Adam, Momentum and AdamW. The last line is
 `RESULT single_ratio=<a> batched_ratio=<b> batched_ratio_1m=<c>`.
 """
 
@@ -34,7 +35,9 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from optcmp.optim import PaperAdam, PaperMomentum, batch_hparams, get_rule
+from optcmp.optim import PaperAdam, PaperAdamW, PaperMomentum, batch_hparams, get_rule
+
+FAMILIES = ("adam", "momentum", "adamw")
 
 K = 32
 CLOCK: list[Callable[[], float]] = [time.perf_counter]
@@ -59,9 +62,12 @@ def with_grads(model: nn.Module) -> nn.Module:
 
 
 def torch_optimizer(family: str, model: nn.Module, *, lr: float) -> torch.optim.Optimizer:
-    """The torch.optim counterpart of `family` (adam or momentum 0.9), foreach kernels."""
+    """The torch.optim counterpart of `family` (adam, adamw with weight decay 0.01, or
+    momentum 0.9), foreach kernels."""
     if family == "adam":
         return torch.optim.Adam(model.parameters(), lr=lr, foreach=True)
+    if family == "adamw":
+        return torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01, foreach=True)
     return torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9, foreach=True)
 
 
@@ -100,13 +106,22 @@ def single_case(family: str, rounds: int, reps: int) -> float:
     sizes = SIZES["1m"]
     torch.manual_seed(0)
     m1, m2 = with_grads(mlp(sizes)), with_grads(mlp(sizes))
-    ours: torch.optim.Optimizer = (
-        PaperAdam(m1.parameters(), lr=1e-3)
-        if family == "adam"
-        else PaperMomentum(m1.parameters(), lr=1e-3, momentum=0.9)
-    )
+    ours: torch.optim.Optimizer
+    if family == "adam":
+        ours = PaperAdam(m1.parameters(), lr=1e-3)
+    elif family == "adamw":
+        ours = PaperAdamW(m1.parameters(), lr=1e-3, weight_decay=0.01)
+    else:
+        ours = PaperMomentum(m1.parameters(), lr=1e-3, momentum=0.9)
     theirs = torch_optimizer(family, m2, lr=1e-3)
-    a, b, med = side_by_side(ours.step, theirs.step, rounds=rounds, reps=reps)
+
+    def ours_step() -> None:
+        ours.step()
+
+    def theirs_step() -> None:
+        theirs.step()
+
+    a, b, med = side_by_side(ours_step, theirs_step, rounds=rounds, reps=reps)
     print(
         f"single {family:8s} {n_params(sizes):>9,d} params: ours {a * 1e3:8.3f} ms  "
         f"torch.optim {b * 1e3:8.3f} ms  ratio {a / b:.3f} (of medians {med:.3f})"
@@ -123,7 +138,7 @@ def batched_case(family: str, size: str, rounds: int, reps: int) -> float:
     grads = [torch.randn(K, *s) for s in shapes]
     rule = get_rule(family)
     state = rule.init(params)
-    trials = [{"learning_rate": 1e-3 * (1 + i / K)} for i in range(K)]
+    trials = [{"learning_rate": 1e-3 * (1 + i / K)} for i in range(K)]  # weight_decay 0.01
     hp = batch_hparams(family, trials)
     lr = hp["learning_rate"]
     step = [0]
@@ -173,9 +188,9 @@ def main() -> None:
         f"clock {args.clock}, {rounds} rounds"
     )
     # One call per round and many rounds: more chances for an undisturbed call.
-    single = max(single_case(f, rounds, 1) for f in ("adam", "momentum"))
+    single = max(single_case(f, rounds, 1) for f in FAMILIES)
     ratios = {
-        size: max(batched_case(f, size, rounds, 1) for f in ("adam", "momentum"))
+        size: max(batched_case(f, size, rounds, 1) for f in FAMILIES)
         for size in ("10k", "100k", "1m")
     }
     print(

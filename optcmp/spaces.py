@@ -14,12 +14,14 @@ Trials are points of a scrambled Halton sequence (scipy.stats.qmc) seeded explic
 trial i is always the i-th point of that sequence, so `sample(16, seed=s)` followed by
 `sample(16, seed=s, start=16)` equals `sample(32, seed=s)`: a study can be extended.
 
-Presets (`preset(name, family)`):
+Presets (`preset(name, family)`); each family declares its own ranges for each preset
+(`optcmp_data.Family.presets`), the preset adds its schedule:
 - `choi2019`: learning rate, 1-momentum, 1-beta1, 1-beta2, 1-rho on log scales, epsilon
   over many decades, and the linear-decay schedule's decay_factor and
   decay_steps_fraction (in the spirit of Choi et al. 2019, Appendix D).
 - `lr-only`: learning rate only, constant schedule, everything else at the usual
-  defaults (momentum 0.9, Adam 0.9/0.999/1e-8); the protocol of Wilson et al. 2017.
+  defaults (momentum 0.9, Adam 0.9/0.999/1e-8, AdamW weight decay 0.01); the protocol
+  of Wilson et al. 2017.
 - `deepobs`: learning rate only over [1e-5, 1e2], constant schedule, momentum 0.99
   (Schneider et al. 2019).
 """
@@ -136,6 +138,11 @@ class SearchSpace:
     def __attrs_post_init__(self) -> None:
         fam = get_family(self.family)
         sched = get_schedule(self.schedule)
+        if sched.kind not in fam.schedules:
+            raise ConfigError(
+                f"space {self.name!r} for {self.family}: schedule {sched.kind.value} is not "
+                f"one it accepts ({', '.join(k.value for k in fam.schedules)})"
+            )
         valid = self.valid_names(fam, sched)
         seen: set[str] = set()
         owner = f"space {self.name!r} for {self.family}"
@@ -223,81 +230,51 @@ class SearchSpace:
 # --- presets -----------------------------------------------------------------------------
 
 _L = Scale.LOG
-_OML = Scale.ONE_MINUS_LOG
 
 # Choi et al. 2019 search 1-gamma, 1-beta1, 1-beta2 on log scales and let epsilon range
 # over many decades: with large epsilon Adam behaves like momentum, so the learning-rate
 # range of the adaptive methods must be wide enough to compensate (method.md section 2).
-_CHOI_LR: Final = {
-    "sgd": (1e-3, 10.0),
-    "momentum": (1e-4, 1.0),
-    "nesterov": (1e-4, 1.0),
-    "rmsprop": (1e-5, 1.0),
-    "adam": (1e-5, 10.0),
-    "nadam": (1e-5, 10.0),
-}
-_CHOI_OTHER: Final = {
-    "momentum": (0.0, 0.999, _OML),
-    "beta1": (0.0, 0.999, _OML),
-    "beta2": (0.0, 0.9999, _OML),
-    "rho": (0.0, 0.9999, _OML),
-    "epsilon": (1e-10, 1e2, _L),
-}
+# Each family declares its own ranges per preset (`Family.presets`, in optcmp_data); the
+# preset adds its schedule and, for choi2019, the schedule's searched parameters.
 _CHOI_SCHEDULE: Final = (
     HParamRange("decay_factor", 1e-3, 0.1, _L),
     HParamRange("decay_steps_fraction", 0.5, 1.0, Scale.LINEAR),
 )
-_LR_ONLY: Final = {
-    "sgd": (1e-3, 10.0),
-    "momentum": (1e-4, 1.0),
-    "nesterov": (1e-4, 1.0),
-    "rmsprop": (1e-5, 1.0),
-    "adam": (1e-5, 1.0),
-    "nadam": (1e-5, 1.0),
+_SCHEDULES: Final = {
+    "choi2019": ScheduleKind.LINEAR_DECAY,
+    "lr-only": ScheduleKind.CONSTANT,
+    "deepobs": ScheduleKind.CONSTANT,
 }
+_SCHEDULE_RANGES: Final[Mapping[str, tuple[HParamRange, ...]]] = {"choi2019": _CHOI_SCHEDULE}
 
 
-def _choi2019(family: str) -> SearchSpace:
+def _from_family(name: str, family: str) -> SearchSpace:
     fam = get_family(family)
-    lo, hi = _CHOI_LR[family]
-    dims = [HParamRange("learning_rate", lo, hi, _L)]
-    for name in fam.hparam_names[1:]:
-        low, high, scale = _CHOI_OTHER[name]
-        dims.append(HParamRange(name, low, high, scale))
-    return SearchSpace("choi2019", family, ScheduleKind.LINEAR_DECAY, (*dims, *_CHOI_SCHEDULE))
-
-
-def _lr_only(family: str) -> SearchSpace:
-    lo, hi = _LR_ONLY[family]
+    declared = fam.presets.get(name)
+    if declared is None:
+        raise ConfigError(
+            f"optimizer {family} declares no {name!r} search space (it has "
+            f"{', '.join(fam.presets) or 'none'}); give a [spaces.{family}] table"
+        )
+    searched = tuple(
+        HParamRange(r.name, r.low, r.high, r.scale) for r in declared if r.scale != "fixed"
+    )
+    fixed = {r.name: r.low for r in declared if r.scale == "fixed"}
     return SearchSpace(
-        "lr-only", family, ScheduleKind.CONSTANT, (HParamRange("learning_rate", lo, hi, _L),)
+        name, family, _SCHEDULES[name], (*searched, *_SCHEDULE_RANGES.get(name, ())), fixed
     )
 
-
-def _deepobs(family: str) -> SearchSpace:
-    fixed = {"momentum": 0.99} if family in ("momentum", "nesterov") else {}
-    return SearchSpace(
-        "deepobs",
-        family,
-        ScheduleKind.CONSTANT,
-        (HParamRange("learning_rate", 1e-5, 1e2, _L),),
-        fixed,
-    )
-
-
-_PRESETS: Final = {"choi2019": _choi2019, "lr-only": _lr_only, "deepobs": _deepobs}
 
 #: Names of the preset spaces.
-PRESETS: Final = tuple(_PRESETS)
+PRESETS: Final = tuple(_SCHEDULES)
 
 
 def preset(name: str, family: str) -> SearchSpace:
     """The preset space `name` for optimizer `family`; ConfigError naming the closest valid."""
     get_family(family)
-    make = _PRESETS.get(name)
-    if make is None:
+    if name not in _SCHEDULES:
         raise ConfigError(
             f"unknown search-space preset {name!r}; valid: {', '.join(PRESETS)}"
             f"{closest_name(name, PRESETS)}"
         )
-    return make(family)
+    return _from_family(name, family)

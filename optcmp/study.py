@@ -19,8 +19,10 @@ from typing import Any, Final
 
 import attrs
 
+from optcmp._plugins import discover, load_study_plugin
 from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
-from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload
+from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload, register_workload
+from optcmp.workloads._arrays import ArrayConfig
 from optcmp_data import FAMILIES, ConfigError, closest_name, get_schedule
 
 __all__ = ["DEVICES", "StudySpec", "derive_seed"]
@@ -42,6 +44,18 @@ _TOP_KEYS: Final = (
     "group_size",
     "device",
     "data_dir",
+    "plugins",
+    "arrays",
+)
+_ARRAY_KEYS: Final = (
+    "path",
+    "task",
+    "model",
+    "widths",
+    "blocks",
+    "batch_size",
+    "step_budget",
+    "eval_interval",
 )
 _SPACE_KEYS: Final = ("preset", "name", "schedule")
 _RANGE_KEYS: Final = ("low", "high", "scale")
@@ -101,6 +115,65 @@ def _names(
     if len(set(value)) != len(value):
         raise err(key, f"lists a {kind} twice")
     return tuple(value)
+
+
+def _plugins(data: Mapping[str, Any], err: _Where) -> tuple[tuple[str, str], ...]:
+    table = data.get("plugins", {})
+    if not isinstance(table, Mapping):
+        raise err("plugins", 'expected a table NAME = "module:attribute"')
+    out = []
+    for name, target in table.items():
+        if not isinstance(target, str) or ":" not in target:
+            raise err(f"plugins.{name}", f'expected "module:attribute", got {target!r}')
+        out.append((str(name), target))
+    return tuple(out)
+
+
+def _arrays(data: Mapping[str, Any], err: _Where, base_dir: Path | None) -> tuple[ArrayConfig, ...]:
+    tables = data.get("arrays", {})
+    if not isinstance(tables, Mapping):
+        raise err("arrays", "expected tables [arrays.NAME]")
+    out = []
+    for name, table in tables.items():
+        key = f"arrays.{name}"
+        if not isinstance(table, Mapping):
+            raise err(key, "expected a table")
+        _check_keys(table, _ARRAY_KEYS, f"{key}.", err)
+        for required in ("path", "task", "model"):
+            if not isinstance(table.get(required), str) or not table[required]:
+                raise err(f"{key}.{required}", "missing or not a string")
+        path = Path(table["path"]).expanduser()
+        if not path.is_absolute() and base_dir is not None:
+            path = (base_dir / path).resolve()
+        widths = table.get("widths", [128])
+        if not isinstance(widths, list) or not all(
+            isinstance(w, int) and not isinstance(w, bool) for w in widths
+        ):
+            raise err(f"{key}.widths", f"expected a list of integers, got {widths!r}")
+        ints = {
+            k: _int(table, k, _Where(f"{err.source}: {key}"), minimum=1) for k in _ARRAY_KEYS[4:]
+        }
+        try:
+            out.append(
+                ArrayConfig(
+                    str(name),
+                    path,
+                    table["task"],
+                    table["model"],
+                    widths,
+                    **{k: v for k, v in ints.items() if v is not None},
+                )
+            )
+        except ConfigError as e:
+            raise ConfigError(f"{err.source}: {e}") from None
+    return tuple(out)
+
+
+def _register_arrays(config: ArrayConfig, err: _Where) -> None:
+    try:
+        register_workload(config, source=f"arrays from {config.path}")
+    except ConfigError as e:
+        raise err(f"arrays.{config.name}", str(e)) from None
 
 
 def _preset_name(value: Any, key: str, err: _Where) -> str:
@@ -201,7 +274,18 @@ class StudySpec:
     group_size: int | None = None
     device: str = "cpu"
     data_dir: Path | None = None
+    plugins: tuple[tuple[str, str], ...] = ()
+    arrays: tuple[ArrayConfig, ...] = ()
     source: str = attrs.field(default="<study>", eq=False)
+
+    def load_plugins(self) -> None:
+        """Register this study's plug-ins (and installed ones) in this process: workers
+        call it before training, since a spawned process starts with built-ins only."""
+        discover()
+        for plugin_name, target in self.plugins:
+            load_study_plugin(plugin_name, target, where=f"{self.source}: plug-in {plugin_name}")
+        for config in self.arrays:
+            _register_arrays(config, _Where(self.source))
 
     # --- construction --------------------------------------------------------------------
 
@@ -233,8 +317,15 @@ class StudySpec:
         """Validate a parsed study table; `base_dir` resolves a relative data_dir."""
         err = _Where(source)
         _check_keys(data, _TOP_KEYS, "", err)
+        discover()
+        plugins = _plugins(data, err)
+        for plugin_name, target in plugins:
+            load_study_plugin(plugin_name, target, where=f"{source}: key 'plugins.{plugin_name}'")
+        arrays = _arrays(data, err, base_dir)
+        for config in arrays:
+            _register_arrays(config, err)
         workloads = _names(data, "workloads", tuple(WORKLOADS), "workload", err)
-        optimizers = _names(data, "optimizers", FAMILIES, "optimizer", err)
+        optimizers = _names(data, "optimizers", tuple(FAMILIES), "optimizer", err)
         trials = _int(data, "trials", err, minimum=1)
         if trials is None:
             raise err("trials", "missing; how many trials per workload and optimizer")
@@ -256,12 +347,15 @@ class StudySpec:
                 )
             if not isinstance(table, Mapping):
                 raise err(f"spaces.{opt}", "expected a table")
-        spaces = {
-            opt: _parse_space(opt, tables[opt], err)
-            if opt in tables
-            else preset(default_space, opt)
-            for opt in optimizers
-        }
+        spaces = {}
+        for opt in optimizers:
+            if opt in tables:
+                spaces[opt] = _parse_space(opt, tables[opt], err)
+                continue
+            try:
+                spaces[opt] = preset(default_space, opt)
+            except ConfigError as e:
+                raise err(f"spaces.{opt}", str(e)) from None
 
         device = data.get("device", "cpu")
         if not isinstance(device, str) or not _valid_device(device):
@@ -291,6 +385,8 @@ class StudySpec:
             group_size=_int(data, "group_size", err, minimum=1),
             device=device,
             data_dir=data_dir,
+            plugins=plugins,
+            arrays=arrays,
             source=source,
         )
         for w in workloads:
@@ -355,6 +451,12 @@ class StudySpec:
             "group_size": self.group_size,
             "device": self.device,
             "data_dir": None if self.data_dir is None else str(self.data_dir),
+            **({"plugins": dict(self.plugins)} if self.plugins else {}),
+            **(
+                {"arrays": {c.name: {**attrs.asdict(c), "path": str(c.path)} for c in self.arrays}}
+                if self.arrays
+                else {}
+            ),
         }
 
 

@@ -19,7 +19,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from optcmp_cli._common import console, progress_on_stderr, reports_errors, require_torch
 from optcmp_cli._report import write_report
 from optcmp_cli._run import trial_progress
-from optcmp_data import FAMILIES, ConfigError, open_archive
+from optcmp_data import PAPER_FAMILIES, ConfigError, open_archive
 
 __all__ = ["Protocol", "demo", "study_toml"]
 
@@ -33,7 +33,7 @@ class Protocol(enum.StrEnum):
 
 def study_toml(*, space: str, trials: int, seed: int) -> str:
     """The demo's study file: every family, `trials` quasi-random trials, digits_mlp."""
-    optimizers = ", ".join(f'"{name}"' for name in FAMILIES)
+    optimizers = ", ".join(f'"{name}"' for name in PAPER_FAMILIES)
     return (
         f"# Written by `optcmp demo`; rerun with: optcmp run THIS_FILE --out DIR\n"
         f'name = "demo-{space}"\n'

@@ -32,8 +32,10 @@ def workloads(
     Example: optcmp workloads --json
     """
     require_torch("workloads")
-    from optcmp.workloads import WORKLOADS
+    from optcmp._plugins import discover
+    from optcmp.workloads import WORKLOAD_SOURCES, WORKLOADS
 
+    discover()  # installed plug-in packages register on first use
     specs = [factory().spec for factory in WORKLOADS.values()]
     if json_out:
         print_json(
@@ -51,6 +53,7 @@ def workloads(
                         "test_target": s.test_target,
                         "needs_data_dir": s.needs_data_dir,
                         "supports_vmap": s.supports_vmap,
+                        "provided_by": WORKLOAD_SOURCES[s.name],
                     }
                     for s in specs
                 ]
@@ -66,6 +69,7 @@ def workloads(
     for col in ("batch", "steps", "eval", "target"):
         table.add_column(col, justify="right", no_wrap=True)
     table.add_column("files", no_wrap=True)
+    table.add_column("provided by")
     for s in specs:
         table.add_row(
             s.name,
@@ -75,6 +79,7 @@ def workloads(
             str(s.eval_interval),
             _fmt(s.valid_target),
             "yes" if s.needs_data_dir else "no",
+            WORKLOAD_SOURCES[s.name],
         )
     console.print(table)
 
@@ -100,6 +105,7 @@ def spaces(
     Example: optcmp spaces --preset choi2019 --optimizer adam
     """
     require_torch("spaces")
+    from optcmp._plugins import discover
     from optcmp.spaces import PRESETS, preset
     from optcmp.study import StudySpec
     from optcmp_data import FAMILIES, get_family
@@ -111,8 +117,18 @@ def spaces(
     else:
         for name in optimizer_names or ():
             get_family(name)
+        discover()
+        for name in preset_names or ():
+            if name not in PRESETS:
+                preset(name, FAMILIES[0])  # raises, naming the closest preset
         families = optimizer_names or list(FAMILIES)
-        chosen = [preset(p, f) for p in (preset_names or PRESETS) for f in families]
+        # Families without a declared preset (torch.optim plug-ins) have no preset space.
+        chosen = [
+            preset(p, f)
+            for p in (preset_names or PRESETS)
+            for f in families
+            if optimizer_names or p in get_family(f).presets
+        ]
     if json_out:
         print_json({"spaces": [s.to_json() for s in chosen]})
         return

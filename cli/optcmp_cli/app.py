@@ -20,7 +20,7 @@ from optcmp_cli._demo import demo
 from optcmp_cli._import import import_app
 from optcmp_cli._info import info
 from optcmp_cli._listings import spaces, workloads
-from optcmp_cli._optimizers import optimizers
+from optcmp_cli._optimizers import optimizers_app
 from optcmp_cli._plots import plot
 from optcmp_cli._report import report
 from optcmp_cli._run import run
@@ -66,7 +66,7 @@ def _root(
 app.command("info")(info)
 app.command("workloads")(workloads)
 app.command("spaces")(spaces)
-app.command("optimizers")(optimizers)
+app.add_typer(optimizers_app, name="optimizers")
 app.command("run")(run)
 app.command("demo")(demo)
 app.command("score")(score)

@@ -23,15 +23,19 @@ from optcmp_data._errors import (
     SchemaError,
 )
 from optcmp_data._families import (
+    FAMILY_NAMES,
     FAMILY_SPECS,
+    PAPER_FAMILIES,
     SCHEDULE_SPECS,
     Family,
     HyperparamSpec,
     ScheduleKind,
     ScheduleSpec,
+    SearchRange,
     closest_name,
     get_family,
     get_schedule,
+    register_family,
 )
 from optcmp_data._io import (
     list_shards,
@@ -41,6 +45,7 @@ from optcmp_data._io import (
     write_archive,
     write_shard,
 )
+from optcmp_data._provenance import archive_plugins
 from optcmp_data._schema import (
     CURVE_VARS,
     REPEAT_DIMS,
@@ -62,13 +67,16 @@ from optcmp_data._taxonomy import (
     LrScaling,
     Taxonomy,
     default_taxonomy,
+    register_relation,
     taxonomy_labels,
 )
 
 __all__ = [
     "CURVE_VARS",
     "FAMILIES",
+    "FAMILY_NAMES",
     "FAMILY_SPECS",
+    "PAPER_FAMILIES",
     "REPEAT_DIMS",
     "SCHEDULE_SPECS",
     "SCHEMA_VERSION",
@@ -90,6 +98,7 @@ __all__ = [
     "ScheduleKind",
     "ScheduleSpec",
     "SchemaError",
+    "SearchRange",
     "SpaceDim",
     "SpaceRecord",
     "Split",
@@ -98,6 +107,7 @@ __all__ = [
     "TrialRecord",
     "WorkloadInfo",
     "archive_caveats",
+    "archive_plugins",
     "closest_name",
     "default_taxonomy",
     "get_family",
@@ -106,6 +116,8 @@ __all__ = [
     "merge_archives",
     "open_archive",
     "parse_selection_repeats",
+    "register_family",
+    "register_relation",
     "repeat_dims",
     "stored_cells",
     "summarize",

@@ -6,6 +6,7 @@ Dependency rule: numpy, xarray, attrs; nothing from torch or the analysis layer.
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -16,7 +17,7 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_data._errors import SchemaError
-from optcmp_data._provenance import provenance_attrs
+from optcmp_data._provenance import plugin_attr, provenance_attrs
 from optcmp_data._schema import (
     CURVE_VARS,
     REPEAT_DIMS,
@@ -170,6 +171,18 @@ class ArchiveBuilder:
                 f"builder: optimizer {name!r} declared with families {old!r} and {family!r}"
             )
         self._families[name] = family
+
+    def add_plugin(self, name: str, record: Mapping[str, Any], *, kind: str = "optimizer") -> None:
+        """Provenance of a plug-in optimizer or workload (`kind`): its source
+        (distribution and version, or module:attribute) and, for an optimizer, its
+        family's hyperparameters, stored as JSON in the global attribute
+        `plugin_<kind>_<name>` so an archive explains itself where the plug-in is not
+        installed (`archive_plugins` reads it back)."""
+        try:
+            key = plugin_attr(name, kind)
+        except ValueError as err:
+            raise SchemaError(f"builder: {err}") from None
+        self._attrs[key] = json.dumps(dict(record), sort_keys=True)
 
     def add_space(self, workload: str, optimizer: str, space: SpaceRecord) -> None:
         self._spaces[(workload, optimizer)] = space

@@ -256,7 +256,16 @@ def merge_archives(
         space_name="",
     )
     first = datasets[0].reindex(index, fill_value=fills)
-    out = {name: first[name].values.copy() for name in fills}
+    # Strings as objects while shards are written in: a fixed-width copy of the first
+    # shard's array would cut longer values of later shards ('linear' into 'linea').
+    out = {
+        name: (
+            first[name].values.astype(object)
+            if first[name].dtype.kind == "U"
+            else first[name].values.copy()
+        )
+        for name in fills
+    }
     owner = np.where(out["status"] != Status.MISSING.value, 0, -1)
     hp_owner = np.where(np.isnan(out["hparams"]).all(axis=-1), -1, 0)
     space_owner = np.full((len(workloads), len(optimizers)), -1)
@@ -323,7 +332,7 @@ def merge_archives(
 
     merged = first.copy()
     for name, arr in out.items():
-        merged[name] = (first[name].dims, arr)
+        merged[name] = (first[name].dims, arr.astype(str) if arr.dtype.kind == "O" else arr)
     # Per-workload / per-optimizer facts from whichever shard holds each label.
     for dim, names in (
         ("workload", WORKLOAD_VARS),

@@ -7,13 +7,43 @@ from __future__ import annotations
 
 import datetime as _dt
 import functools
+import json
 import shlex
 import subprocess
 import sys
+from collections.abc import Mapping
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
-__all__ = ["git_commit", "optcmp_version", "provenance_attrs"]
+__all__ = ["archive_plugins", "git_commit", "optcmp_version", "plugin_attr", "provenance_attrs"]
+
+_PLUGIN_KINDS = ("optimizer", "workload")
+
+
+def plugin_attr(name: str, kind: str = "optimizer") -> str:
+    """The global attribute holding a plug-in's provenance record:
+    `plugin_optimizer_NAME` or `plugin_workload_NAME`."""
+    if kind not in _PLUGIN_KINDS:
+        raise ValueError(f"plug-in kind {kind!r} is not one of {_PLUGIN_KINDS}")
+    return f"plugin_{kind}_{name}"
+
+
+def archive_plugins(attrs: Mapping[str, Any], kind: str = "optimizer") -> dict[str, dict[str, Any]]:
+    """Plug-in optimizer (or workload, with `kind`) -> its provenance record, from an
+    archive's attributes; records that are not valid JSON objects are skipped."""
+    prefix = plugin_attr("", kind)
+    out: dict[str, dict[str, Any]] = {}
+    for key, value in attrs.items():
+        if not key.startswith(prefix):
+            continue
+        try:
+            record = json.loads(str(value))
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out[key[len(prefix) :]] = record
+    return out
 
 
 def optcmp_version() -> str:

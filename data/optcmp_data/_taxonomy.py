@@ -19,6 +19,7 @@ import numpy as np
 import xarray as xr
 
 from optcmp_data._errors import ConfigError
+from optcmp_data._families import FAMILY_NAMES
 
 __all__ = [
     "FAMILIES",
@@ -27,11 +28,12 @@ __all__ = [
     "LrScaling",
     "Taxonomy",
     "default_taxonomy",
+    "register_relation",
     "taxonomy_labels",
 ]
 
-# The paper's six update rules (method.md, Table 1), by family name.
-FAMILIES = ("sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam")
+# Every registered family by name (a live view of the registry in `_families`).
+FAMILIES = FAMILY_NAMES
 
 
 class LrScaling(enum.StrEnum):
@@ -384,46 +386,69 @@ def taxonomy_labels(archive: xr.Dataset) -> tuple[str, ...]:
     )
 
 
+_RELATIONS: list[Inclusion] = []
+
+
+def register_relation(relation: Inclusion) -> Inclusion:
+    """Declare `relation` (special ⊆ general) for the default taxonomy (the one public way
+    in; the built-in relations below use it too). Registering an equal relation again is a
+    no-op; a second, different declaration of the same pair, or one that would make a cycle,
+    raises ConfigError."""
+    if relation in _RELATIONS:
+        return relation
+    Taxonomy((*_RELATIONS, relation))  # validates: no duplicate pair, no cycle
+    _RELATIONS.append(relation)
+    return relation
+
+
 def default_taxonomy() -> Taxonomy:
-    """The paper's relations: SGD ⊆ Momentum ⊆ {RMSProp, Adam}; SGD ⊆ Nesterov ⊆ NAdam."""
+    """The registered relations: the paper's SGD ⊆ Momentum ⊆ {RMSProp, Adam},
+    SGD ⊆ Nesterov ⊆ NAdam, Adam ⊆ AdamW, NAdam ⊆ NAdamW, then any plug-in's."""
+    return Taxonomy(tuple(_RELATIONS))
+
+
+def _register_builtin_relations() -> None:
     adam_map = HparamMap(
         same=(("beta1", "momentum"),),
         free=(("beta2", 0.999),),
         limit=("epsilon", _LARGE_EPS),
         lr_scaling=LrScaling.ADAM_BIAS,
     )
-    return Taxonomy(
-        (
-            Inclusion(
-                "sgd", "momentum", "gamma = 0 (exact)", HparamMap(fixed=(("momentum", 0.0),))
-            ),
-            Inclusion(
-                "sgd", "nesterov", "gamma = 0 (exact)", HparamMap(fixed=(("momentum", 0.0),))
-            ),
-            Inclusion(
-                "momentum",
-                "rmsprop",
-                "rho = 1 keeps v = 1: Momentum with eta / sqrt(1 + eps) "
-                "(exact for constant schedules)",
-                HparamMap(
-                    same=(("momentum", "momentum"),),
-                    fixed=(("rho", 1.0),),
-                    free=(("epsilon", 0.5),),
-                    lr_scaling=LrScaling.SQRT_ONE_PLUS_EPS,
-                    constant_schedule_only=True,
-                ),
-            ),
-            Inclusion(
-                "momentum",
-                "adam",
-                "beta1 = gamma, alpha_t = eta_t eps / ((1 - gamma) b_t), eps -> inf",
-                adam_map,
-            ),
-            Inclusion(
-                "nesterov",
-                "nadam",
-                "beta1 = gamma, alpha_t = eta_t eps / ((1 - gamma) b_t), eps -> inf",
-                adam_map,
-            ),
-        )
+    decoupled = HparamMap(
+        same=(("beta1", "beta1"), ("beta2", "beta2"), ("epsilon", "epsilon")),
+        fixed=(("weight_decay", 0.0),),
     )
+    for relation in (
+        Inclusion("sgd", "momentum", "gamma = 0 (exact)", HparamMap(fixed=(("momentum", 0.0),))),
+        Inclusion("sgd", "nesterov", "gamma = 0 (exact)", HparamMap(fixed=(("momentum", 0.0),))),
+        Inclusion(
+            "momentum",
+            "rmsprop",
+            "rho = 1 keeps v = 1: Momentum with eta / sqrt(1 + eps) (exact for constant schedules)",
+            HparamMap(
+                same=(("momentum", "momentum"),),
+                fixed=(("rho", 1.0),),
+                free=(("epsilon", 0.5),),
+                lr_scaling=LrScaling.SQRT_ONE_PLUS_EPS,
+                constant_schedule_only=True,
+            ),
+        ),
+        Inclusion(
+            "momentum",
+            "adam",
+            "beta1 = gamma, alpha_t = eta_t eps / ((1 - gamma) b_t), eps -> inf",
+            adam_map,
+        ),
+        Inclusion(
+            "nesterov",
+            "nadam",
+            "beta1 = gamma, alpha_t = eta_t eps / ((1 - gamma) b_t), eps -> inf",
+            adam_map,
+        ),
+        Inclusion("adam", "adamw", "weight_decay = 0 (exact)", decoupled),
+        Inclusion("nadam", "nadamw", "weight_decay = 0 (exact)", decoupled),
+    ):
+        register_relation(relation)
+
+
+_register_builtin_relations()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import xarray as xr
@@ -27,8 +28,9 @@ from optcmp_data._builder import (
     TrialRecord,
     WorkloadInfo,
 )
+from optcmp_data._families import PAPER_FAMILIES
 from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data._taxonomy import FAMILIES, Taxonomy
+from optcmp_data._taxonomy import Taxonomy
 
 __all__ = ["synthetic_archive"]
 
@@ -49,7 +51,7 @@ def _space(family: str | None) -> tuple[SpaceDim, ...]:
 def synthetic_archive(
     *,
     workloads: int | Sequence[str] = 1,
-    optimizers: Sequence[str] = FAMILIES,
+    optimizers: Sequence[str] = PAPER_FAMILIES,
     families: Mapping[str, str] | None = None,
     n_trials: int = 16,
     n_evals: int = 8,
@@ -65,13 +67,15 @@ def synthetic_archive(
     repeats: Mapping[str, int] | None = None,
     step_budget: int = 1000,
     taxonomy: Taxonomy | None = None,
+    plugins: Mapping[str, Mapping[str, Any]] | None = None,
     seed: int = 0,
 ) -> xr.Dataset:
     """A valid archive drawn from the model in the module docstring.
 
     `planted[o]` shifts optimizer o's true errors (positive: worse). `ragged` gives each
     trial its own number of evaluations and its own steps. `repeats` maps repeat axes
-    ("seed", "study") to their sizes.
+    ("seed", "study") to their sizes. `plugins[o]` is stored as optimizer o's plug-in
+    provenance record (`ArchiveBuilder.add_plugin`).
     """
     rng = np.random.default_rng(seed)
     names = [f"w{i}" for i in range(workloads)] if isinstance(workloads, int) else list(workloads)
@@ -80,7 +84,7 @@ def synthetic_archive(
     families = (
         dict(families)
         if families is not None
-        else {o: o if o in FAMILIES else "" for o in optimizers}
+        else {o: o if o in PAPER_FAMILIES else "" for o in optimizers}
     )
     repeats = dict(repeats or {})
     builder = ArchiveBuilder(
@@ -103,6 +107,8 @@ def synthetic_archive(
                 selection_split=Split(selection_split),
             )
         )
+    for o, record in (plugins or {}).items():
+        builder.add_plugin(o, record)
     for o in optimizers:
         builder.add_optimizer(o, families.get(o, ""))
         for w in names:

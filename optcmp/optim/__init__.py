@@ -1,4 +1,5 @@
-"""optcmp.optim: the paper's six update rules, batched over trials, with schedules.
+"""optcmp.optim: the registered update rules (the paper's six, AdamW, NAdamW, plug-ins),
+batched over trials, with schedules.
 
 Dependency rule: torch and optcmp_data only; never optcmp_analysis or optcmp_cli.
 
@@ -16,25 +17,29 @@ inclusion maps of the taxonomy (`optcmp_data.default_taxonomy()`) are evaluated 
 by `general_hparams` / `general_lr`.
 """
 
+from optcmp.optim._check import InclusionCheck, check_inclusion, find_relation
 from optcmp.optim._inclusion import general_hparams, general_lr
+from optcmp.optim._registry import RULES, BatchedRule, check_rule, get_rule, register_rule
 from optcmp.optim._rules import (
     CHUNK_ELEMENTS,
-    RULES,
     SGD,
     Adam,
+    AdamW,
     Momentum,
     NAdam,
+    NAdamW,
     Nesterov,
     RMSProp,
     Rule,
     State,
-    get_rule,
 )
 from optcmp.optim._schedules import Schedule, schedule_factor, scheduled_lr, validate_schedule
 from optcmp.optim._torch_optim import (
     PaperAdam,
+    PaperAdamW,
     PaperMomentum,
     PaperNAdam,
+    PaperNAdamW,
     PaperNesterov,
     PaperOptimizer,
     PaperRMSProp,
@@ -47,12 +52,18 @@ __all__ = [
     "RULES",
     "SGD",
     "Adam",
+    "AdamW",
+    "BatchedRule",
+    "InclusionCheck",
     "Momentum",
     "NAdam",
+    "NAdamW",
     "Nesterov",
     "PaperAdam",
+    "PaperAdamW",
     "PaperMomentum",
     "PaperNAdam",
+    "PaperNAdamW",
     "PaperNesterov",
     "PaperOptimizer",
     "PaperRMSProp",
@@ -62,9 +73,13 @@ __all__ = [
     "Schedule",
     "State",
     "batch_hparams",
+    "check_inclusion",
+    "check_rule",
+    "find_relation",
     "general_hparams",
     "general_lr",
     "get_rule",
+    "register_rule",
     "schedule_factor",
     "scheduled_lr",
     "validate_hparams",

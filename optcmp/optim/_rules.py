@@ -1,4 +1,6 @@
-"""The paper's six update rules (method.md, Table 1) over K trials at once.
+"""The built-in update rules over K trials at once: the paper's six (method.md, Table 1),
+AdamW and NAdamW. They are registered through `optcmp.register_rule` like any plug-in
+(`optcmp.optim._registry`); a plug-in may subclass `Rule` the same way.
 
 Dependency rule: torch and optcmp_data only.
 
@@ -38,21 +40,22 @@ from typing import ClassVar, Final
 import torch
 from torch import Tensor
 
-from optcmp_data import FAMILY_SPECS, ConfigError, Family, closest_name, get_family
+from optcmp_data import FAMILY_SPECS, ConfigError, Family, closest_name
 
 __all__ = [
+    "BUILTIN_RULES",
     "CHUNK_ELEMENTS",
-    "RULES",
     "SGD",
     "Adam",
+    "AdamW",
     "Momentum",
     "NAdam",
+    "NAdamW",
     "Nesterov",
     "RMSProp",
     "Rule",
     "State",
     "adam_bias",
-    "get_rule",
 ]
 
 State = dict[str, list[Tensor]]
@@ -194,16 +197,23 @@ class Rule(abc.ABC):
         hparams: Mapping[str, Tensor],
         lr: Tensor,
         step: int,
+        params: Sequence[Tensor] | None = None,
     ) -> tuple[list[Tensor], State]:
         """The pure form: (updates to add to the parameters, new state); inputs untouched.
 
-        Written in terms of `apply_` (applied to zero "parameters" and a copy of the state)
-        so that the two paths cannot drift apart.
+        Written in terms of `apply_` (applied to a copy of the parameters and of the state)
+        so that the two paths cannot drift apart. Rules whose step depends on the
+        parameters themselves (weight decay) need `params`; without it the update is the
+        one of parameters equal to zero, exact for the paper's six rules.
         """
         new_state = {name: [t.clone() for t in ts] for name, ts in state.items()}
-        updates = [torch.zeros_like(g) for g in grads]
-        self.apply_(updates, grads, new_state, hparams, lr, step)
-        return updates, new_state
+        if params is None:
+            updates = [torch.zeros_like(g) for g in grads]
+            self.apply_(updates, grads, new_state, hparams, lr, step)
+            return updates, new_state
+        moved = [p.clone() for p in params]
+        self.apply_(moved, grads, new_state, hparams, lr, step)
+        return [m - p for m, p in zip(moved, params, strict=True)], new_state
 
     def apply_(
         self,
@@ -461,11 +471,42 @@ class NAdam(Adam):
         torch._foreach_addcdiv_(p, u, t)
 
 
-RULES: Final[Mapping[str, Rule]] = {
-    rule.name: rule for rule in (SGD(), Momentum(), Nesterov(), RMSProp(), Adam(), NAdam())
-}
+class AdamW(Adam):
+    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), in the form of
+    torch.optim.AdamW and AlgoPerf: theta -= alpha_t lambda theta, then Adam's step.
+    weight_decay = 0 is Adam exactly (the factor 1 - alpha_t 0 is 1)."""
+
+    family = FAMILY_SPECS["adamw"]
+
+    def _coefficients(self, h: Mapping[str, Tensor], lr: Tensor, step: int) -> dict[str, Tensor]:
+        out = super()._coefficients(h, lr, step)
+        out["shrink"] = 1.0 - lr * h["weight_decay"]
+        return out
+
+    def _kernel(
+        self, p: list[Tensor], g: list[Tensor], bufs: list[list[Tensor]], c: Coeffs
+    ) -> None:
+        _mul_(p, c["shrink"])
+        super()._kernel(p, g, bufs, c)
 
 
-def get_rule(name: str) -> Rule:
-    """The rule of family `name`; ConfigError suggesting the closest valid name otherwise."""
-    return RULES[get_family(name).name]
+class NAdamW(NAdam):
+    """NAdam with decoupled weight decay (AlgoPerf's baseline):
+    theta -= alpha_t lambda theta, then NAdam's step."""
+
+    family = FAMILY_SPECS["nadamw"]
+
+    def _coefficients(self, h: Mapping[str, Tensor], lr: Tensor, step: int) -> dict[str, Tensor]:
+        out = super()._coefficients(h, lr, step)
+        out["shrink"] = 1.0 - lr * h["weight_decay"]
+        return out
+
+    def _kernel(
+        self, p: list[Tensor], g: list[Tensor], bufs: list[list[Tensor]], c: Coeffs
+    ) -> None:
+        _mul_(p, c["shrink"])
+        super()._kernel(p, g, bufs, c)
+
+
+#: Built-in rule classes, registered by `optcmp.optim._registry` through `register_rule`.
+BUILTIN_RULES: Final = (SGD, Momentum, Nesterov, RMSProp, Adam, NAdam, AdamW, NAdamW)

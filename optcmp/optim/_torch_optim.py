@@ -20,14 +20,17 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from optcmp.optim._rules import RULES, Rule
+from optcmp.optim._registry import RULES
+from optcmp.optim._rules import Rule
 from optcmp.optim._validation import validate_hparams
 from optcmp_data import ConfigError, get_family
 
 __all__ = [
     "PaperAdam",
+    "PaperAdamW",
     "PaperMomentum",
     "PaperNAdam",
+    "PaperNAdamW",
     "PaperNesterov",
     "PaperOptimizer",
     "PaperRMSProp",
@@ -215,3 +218,43 @@ class PaperNAdam(PaperOptimizer):
         epsilon: float = 1e-8,
     ) -> None:
         super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon)
+
+
+class PaperAdamW(PaperOptimizer):
+    """AdamW: theta -= lr weight_decay theta, then PaperAdam's step (epsilon before the
+    bias factor)."""
+
+    family = "adamw"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, weight_decay=weight_decay
+        )
+
+
+class PaperNAdamW(PaperOptimizer):
+    """NAdamW (AlgoPerf's baseline form): theta -= lr weight_decay theta, then PaperNAdam's
+    step."""
+
+    family = "nadamw"
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, weight_decay=weight_decay
+        )

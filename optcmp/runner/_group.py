@@ -20,9 +20,10 @@ from typing import Final
 import attrs
 import torch
 
+from optcmp._plugins import plugin_errors, plugin_record
 from optcmp.runner._train import GroupResult, deterministic_threads, resolve_device, train_group
 from optcmp.study import StudySpec, derive_seed
-from optcmp.workloads import Splits, get_workload
+from optcmp.workloads import WORKLOAD_SOURCES, Splits, get_workload
 from optcmp_data import (
     CURVE_VARS,
     ArchiveBuilder,
@@ -30,6 +31,7 @@ from optcmp_data import (
     Curves,
     Status,
     TrialRecord,
+    get_family,
     write_shard,
 )
 from optcmp_data._io import SHARD_SUFFIX
@@ -108,7 +110,13 @@ def build_shard(
         caveats=(TIME_CAVEAT,),
     )
     builder.add_workload(spec.workload_spec(task.workload).info())
-    builder.add_optimizer(task.optimizer, family=spec.space(task.optimizer).family)
+    family = get_family(spec.space(task.optimizer).family)
+    builder.add_optimizer(task.optimizer, family=family.name)
+    if family.source != "optcmp":
+        builder.add_plugin(task.optimizer, plugin_record(family))
+    workload_source = WORKLOAD_SOURCES.get(task.workload, "optcmp")
+    if workload_source != "optcmp":
+        builder.add_plugin(task.workload, {"source": workload_source}, kind="workload")
     builder.add_space(task.workload, task.optimizer, spec.space(task.optimizer).to_record())
     for i, trial in enumerate(task.trials):
         curves = Curves(
@@ -139,6 +147,7 @@ def run_group(
     provenance wherever it ran (`git_commit` None: the commit this process sees).
     """
     started = time.perf_counter()
+    spec.load_plugins()  # a spawned worker starts with the built-ins only
     device = resolve_device(spec.device)
     wspec = spec.workload_spec(task.workload)
     space = spec.space(task.optimizer)
@@ -148,7 +157,7 @@ def run_group(
     )
     hparams = [drawn[t - lo] for t in task.trials]
     seeds = [spec.trial_seed(task.workload, task.optimizer, t) for t in task.trials]
-    with deterministic_threads(device):
+    with deterministic_threads(device), plugin_errors(space.family, task.workload):
         splits = _splits(spec, task.workload, device)
         result = train_group(
             get_workload(task.workload),

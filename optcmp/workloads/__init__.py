@@ -8,10 +8,16 @@ char_transformer (file layout in `_files`).
 
 from optcmp.workloads._base import Splits, TensorSplit, Workload, WorkloadSpec, seeded
 from optcmp.workloads._loaders import read_cifar_batch, read_idx, read_text
-from optcmp.workloads._registry import WORKLOADS, get_workload
+from optcmp.workloads._registry import (
+    WORKLOAD_SOURCES,
+    WORKLOADS,
+    get_workload,
+    register_workload,
+)
 
 __all__ = [
     "WORKLOADS",
+    "WORKLOAD_SOURCES",
     "Splits",
     "TensorSplit",
     "Workload",
@@ -20,5 +26,6 @@ __all__ = [
     "read_cifar_batch",
     "read_idx",
     "read_text",
+    "register_workload",
     "seeded",
 ]

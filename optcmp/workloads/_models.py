@@ -119,10 +119,10 @@ class ResNet(nn.Module):
     blocks=5 is ResNet-32. GroupNorm replaces BatchNorm (see the module docstring).
     """
 
-    def __init__(self, blocks: int = 5, n_classes: int = 10) -> None:
+    def __init__(self, blocks: int = 5, n_classes: int = 10, in_channels: int = 3) -> None:
         super().__init__()
         self.stem = nn.Sequential(
-            nn.Conv2d(3, 16, 3, padding=1, bias=False), nn.GroupNorm(8, 16), nn.ReLU()
+            nn.Conv2d(in_channels, 16, 3, padding=1, bias=False), nn.GroupNorm(8, 16), nn.ReLU()
         )
         layers: list[nn.Module] = []
         cin = 16

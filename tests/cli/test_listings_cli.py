@@ -13,7 +13,7 @@ import pytest
 from typer.testing import CliRunner
 
 from optcmp_cli.app import app
-from optcmp_data import FAMILIES
+from optcmp_data import FAMILIES, PAPER_FAMILIES
 
 pytest.importorskip("torch")
 
@@ -68,7 +68,7 @@ def test_spaces_of_a_study_file() -> None:
     result = runner.invoke(app, ["spaces", "--study", str(example), "--json"])
     assert result.exit_code == 0
     spaces = json.loads(result.stdout)["spaces"]
-    assert [s["family"] for s in spaces] == list(FAMILIES)
+    assert [s["family"] for s in spaces] == list(PAPER_FAMILIES)
     result = runner.invoke(app, ["spaces", "--study", str(example)])
     assert "choi2019-narrow-eps" in result.output
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from optcmp_data import (
     FAMILIES,
     FAMILY_SPECS,
+    PAPER_FAMILIES,
     SCHEDULE_SPECS,
     ConfigError,
     HparamMap,
@@ -26,11 +27,22 @@ from optcmp_data import (
 )
 from optcmp_data.testing import synthetic_archive
 
-PROJECT_NAMES = {"learning_rate", "momentum", "rho", "beta1", "beta2", "epsilon"}
+PROJECT_NAMES = {"learning_rate", "momentum", "rho", "beta1", "beta2", "epsilon", "weight_decay"}
 
 
-def test_six_families_in_order_with_project_hparam_names() -> None:
-    assert tuple(FAMILY_SPECS) == FAMILIES
+def test_builtin_families_in_order_with_project_hparam_names() -> None:
+    assert tuple(FAMILY_SPECS) == tuple(FAMILIES)
+    assert tuple(FAMILIES)[:8] == (
+        "sgd",
+        "momentum",
+        "nesterov",
+        "rmsprop",
+        "adam",
+        "nadam",
+        "adamw",
+        "nadamw",
+    )
+    assert tuple(PAPER_FAMILIES) == tuple(FAMILIES)[:6]
     for family in FAMILY_SPECS.values():
         assert family.hparam_names[0] == "learning_rate"
         assert set(family.hparam_names) <= PROJECT_NAMES
@@ -38,6 +50,13 @@ def test_six_families_in_order_with_project_hparam_names() -> None:
             assert h.contains(h.default), (family.name, h.name)
     assert FAMILY_SPECS["adam"].hparam_names == ("learning_rate", "beta1", "beta2", "epsilon")
     assert FAMILY_SPECS["rmsprop"].hparam_names == ("learning_rate", "momentum", "rho", "epsilon")
+    assert FAMILY_SPECS["adamw"].hparam_names == (
+        "learning_rate",
+        "beta1",
+        "beta2",
+        "epsilon",
+        "weight_decay",
+    )
 
 
 def test_update_rules_are_table_1() -> None:

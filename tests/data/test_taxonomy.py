@@ -18,6 +18,8 @@ def test_default_relations_are_the_papers() -> None:
         ("momentum", "rmsprop"),
         ("momentum", "adam"),
         ("nesterov", "nadam"),
+        ("adam", "adamw"),
+        ("nadam", "nadamw"),
     }
 
 
@@ -28,7 +30,11 @@ def test_closure_and_non_inclusions() -> None:
     assert not tax.includes("momentum", "nesterov")
     assert not tax.includes("nesterov", "momentum")
     assert not tax.includes("sgd", "adam")
-    assert len(tax.pairs()) == 8
+    assert tax.includes("adamw", "momentum")
+    assert not tax.includes("adamw", "nadam")
+    # The paper's 8 pairs of the closure, plus adam/momentum/sgd in adamw and
+    # nadam/nesterov/sgd in nadamw.
+    assert len(tax.pairs()) == 14
 
 
 def test_restriction_keeps_chains() -> None:

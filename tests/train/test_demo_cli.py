@@ -9,7 +9,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from optcmp_cli.app import app
-from optcmp_data import FAMILIES, open_archive
+from optcmp_data import PAPER_FAMILIES, open_archive
 
 runner = CliRunner()
 
@@ -29,7 +29,7 @@ def test_demo_runs_both_protocols_and_writes_the_report(tmp_path: Path) -> None:
     assert "report:" in result.stdout
     for space in ("choi2019", "lr-only"):
         archive = open_archive(out / f"study-{space}")
-        assert sorted(archive["optimizer"].values.tolist()) == sorted(FAMILIES)
+        assert sorted(archive["optimizer"].values.tolist()) == sorted(PAPER_FAMILIES)
         assert archive.sizes["trial"] == 2
         assert set(archive["space_name"].values.ravel().tolist()) <= {
             f"{space}[linear_decay]",

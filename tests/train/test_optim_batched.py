@@ -54,6 +54,11 @@ TRIAL_VALUES: dict[str, list[dict[str, float]]] = {
     ],
 }
 TRIAL_VALUES["nadam"] = TRIAL_VALUES["adam"]
+TRIAL_VALUES["adamw"] = [
+    {**v, "weight_decay": wd}
+    for v, wd in zip(TRIAL_VALUES["adam"], (0.0, 0.01, 0.3, 2.0), strict=True)
+]
+TRIAL_VALUES["nadamw"] = TRIAL_VALUES["adamw"]
 SCHEDULE_VALUES = [
     {"decay_factor": f, "decay_steps_fraction": d, "warmup_steps_fraction": w}
     for f, d, w in ((0.1, 0.5, 0.1), (0.0, 1.0, 0.3), (1.0, 0.2, 1.0), (0.5, 0.75, 0.02))

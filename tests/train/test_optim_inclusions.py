@@ -1,11 +1,12 @@
 """Inclusions, numerically, driven by the taxonomy data: one test per declared relation.
 
-For each relation special ⊆ general with a hyperparameter map, the special optimizer
-trains a small MLP for 200 steps with a fixed data order; the general optimizer, with the
-hyperparameters and step-dependent learning rate the map prescribes, must reproduce the
-trajectory: bit for bit where the map is exact with an unchanged learning rate, to 1e-10
-where exact up to rounding, and to 1e-4 relative where the relation is a limit. Adding a
-relation to the taxonomy adds a test here.
+For each relation special ⊆ general with a hyperparameter map, `check_inclusion` (the
+machinery of `optcmp optimizers check-inclusion`) trains a small MLP for 200 steps with a
+fixed data order with both rules; the general one, with the hyperparameters and
+step-dependent learning rate the map prescribes, must reproduce the trajectory: bit for
+bit where the map is exact with an unchanged learning rate, to 1e-10 where exact up to
+rounding, and to 1e-4 relative where the relation is a limit. Adding a relation to the
+taxonomy adds a test here; a deliberately wrong relation must fail.
 """
 
 from __future__ import annotations
@@ -14,8 +15,15 @@ import pytest
 import torch
 from torch import nn
 
-from optcmp.optim import Schedule, general_hparams, general_lr, get_rule, scheduled_lr
-from optcmp_data import FAMILY_SPECS, Inclusion, LrScaling, default_taxonomy
+from optcmp.optim import (
+    Schedule,
+    check_inclusion,
+    general_hparams,
+    general_lr,
+    get_rule,
+    scheduled_lr,
+)
+from optcmp_data import FAMILY_SPECS, HparamMap, Inclusion, LrScaling, default_taxonomy
 
 STEPS = 200
 RELATIONS = [r for r in default_taxonomy().relations if r.hparam_map is not None]
@@ -64,36 +72,39 @@ def special_hparams(name: str) -> dict[str, torch.Tensor]:
     "relation", RELATIONS, ids=[f"{r.special}-in-{r.general}" for r in RELATIONS]
 )
 def test_general_reproduces_special(relation: Inclusion) -> None:
+    """The same machinery as `optcmp optimizers check-inclusion` (optcmp.optim._check)."""
     hmap = relation.hparam_map
     assert hmap is not None
-    special = special_hparams(relation.special)
-    # A decaying schedule checks the step-dependent learning-rate map, unless the relation
-    # only holds for a constant one.
-    kind = Schedule.CONSTANT if hmap.constant_schedule_only else Schedule.LINEAR_DECAY
-    sched = {
-        "decay_factor": torch.tensor([0.1], dtype=torch.float64),
-        "decay_steps_fraction": torch.tensor([0.8], dtype=torch.float64),
-    }
-    lr_special = [
-        scheduled_lr(kind, special["learning_rate"], t, STEPS, sched) for t in range(STEPS)
-    ]
-    general = general_hparams(relation, special)
-    assert set(general) == set(FAMILY_SPECS[relation.general].hparam_names) - {"learning_rate"}
-    lr_general = [general_lr(relation, general, lr_special[t], t) for t in range(STEPS)]
+    result = check_inclusion(relation, steps=STEPS)
+    assert result.moved > 1e-2
+    assert result.passed, result
+    if hmap.exact and hmap.lr_scaling is LrScaling.IDENTITY:
+        assert result.max_deviation == 0.0  # bit for bit
+    assert result.tol == (1e-10 if hmap.exact else 1e-4)
 
-    a = trajectory(relation.special, special, lr_special)
-    b = trajectory(relation.general, general, lr_general)
 
-    moved = max((a[-1][i] - a[0][i]).norm().item() for i in range(len(a[0])))
-    assert moved > 1e-2
-    for t in range(STEPS):
-        for pa, pb in zip(a[t], b[t], strict=True):
-            if hmap.exact and hmap.lr_scaling is LrScaling.IDENTITY:
-                assert torch.equal(pa, pb), f"step {t}"
-            else:
-                tol = 1e-10 if hmap.exact else 1e-4
-                rel = ((pa - pb).norm() / pa.norm()).item()
-                assert rel <= tol, f"step {t}: relative difference {rel:.3g} > {tol:g}"
+def test_a_wrong_declared_relation_fails_with_its_deviation() -> None:
+    """Momentum ⊆ RMSProp declared with an unscaled learning rate: RMSProp with rho = 1
+    divides by sqrt(1 + eps), so the trajectories separate and the check must say so."""
+    wrong = Inclusion(
+        "momentum",
+        "rmsprop",
+        "rho = 1 without the learning-rate factor (wrong)",
+        HparamMap(
+            same=(("momentum", "momentum"),), fixed=(("rho", 1.0),), free=(("epsilon", 0.5),)
+        ),
+    )
+    result = check_inclusion(wrong, steps=50)
+    assert not result.passed
+    assert result.max_deviation > 1e-3
+
+
+def test_check_on_a_workload() -> None:
+    (relation,) = [r for r in RELATIONS if (r.special, r.general) == ("adam", "adamw")]
+    result = check_inclusion(relation, steps=20, workload="digits_mlp")
+    assert result.passed
+    assert result.max_deviation == 0.0
+    assert result.moved > 1e-3
 
 
 def test_rmsprop_inclusion_is_only_approximate_under_decay() -> None:

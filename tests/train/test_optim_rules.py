@@ -1,4 +1,5 @@
-"""The six rules against an independent scalar reference written from method.md Table 1.
+"""The built-in rules against an independent scalar reference written from method.md
+Table 1 (and, for AdamW / NAdamW, decoupled weight decay as Loshchilov & Hutter give it).
 
 Each rule runs K trials at once (different hyperparameters per trial) for 200 steps on a
 random problem whose gradient depends on the parameters, and every step of every trial
@@ -18,7 +19,7 @@ import torch
 
 import optcmp.optim._rules as rules_module
 from optcmp.optim import RULES, Rule, get_rule
-from optcmp_data import ConfigError
+from optcmp_data import FAMILY_SPECS, ConfigError
 
 STEPS = 200
 Array = npt.NDArray[np.float64]
@@ -49,6 +50,11 @@ def reference_step(
         state["m"] = gamma * state["m"] + eta * g / np.sqrt(state["v"] + eps)
         return theta - state["m"]
     beta1, beta2, eps = hp["beta1"], hp["beta2"], hp["epsilon"]
+    if name in ("adamw", "nadamw"):
+        # Decoupled weight decay (Loshchilov & Hutter; torch.optim.AdamW's form): the
+        # parameters shrink by eta lambda before the Adam / NAdam step.
+        theta = theta * (1 - eta * hp["weight_decay"])
+        name = name[:-1]
     state["m"] = beta1 * state["m"] + (1 - beta1) * g
     state["v"] = beta2 * state["v"] + (1 - beta2) * g**2
     b = math.sqrt(1 - beta2 ** (t + 1)) / (1 - beta1 ** (t + 1))
@@ -98,12 +104,15 @@ def random_hparams(name: str, rng: np.random.Generator) -> dict[str, float]:
             "rho": 1.0 - log(-3, -0.5),
             "epsilon": log(-10, 0),
         }
-    return {  # adam, nadam
+    out = {  # adam, nadam, adamw, nadamw
         "learning_rate": log(-3, -1.5),
         "beta1": 1.0 - log(-2, -0.3),
         "beta2": 1.0 - log(-4, -1),
         "epsilon": log(-10, 1),
     }
+    if name.endswith("w"):
+        out["weight_decay"] = log(-3, 0.5)
+    return out
 
 
 def split(x: torch.Tensor) -> list[torch.Tensor]:
@@ -132,7 +141,7 @@ def run_batched(
         grads = split(torch.tensor(np.stack([problem.grad(flat[i], t) for i in range(k)])))
         if pure:
             before = [p.clone() for p in params]
-            updates, state = rule.update(grads, state, hp, hp["learning_rate"], t)
+            updates, state = rule.update(grads, state, hp, hp["learning_rate"], t, params)
             assert all(torch.equal(a, b) for a, b in zip(before, params, strict=True))
             params = [p + u for p, u in zip(params, updates, strict=True)]
         else:
@@ -235,11 +244,14 @@ def test_zero_learning_rate_leaves_parameters_unchanged(name: str, k: int) -> No
 
 
 def test_registry_suggests_closest_name() -> None:
-    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamw'.*did you mean 'adam'"):
-        get_rule("adamw")
+    with pytest.raises(ConfigError, match=r"unknown optimizer 'adamx'.*did you mean 'adam"):
+        get_rule("adamx")
     with pytest.raises(ConfigError, match=r"did you mean 'nesterov'"):
         get_rule("nesterv")
-    assert set(RULES) == {"sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam"}
+    assert set(RULES) >= set(FAMILY_SPECS)
+    assert {"sgd", "momentum", "nesterov", "rmsprop", "adam", "nadam", "adamw", "nadamw"} <= set(
+        RULES
+    )
 
 
 def test_missing_or_misshapen_hparams_name_the_optimizer() -> None:

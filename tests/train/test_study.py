@@ -11,7 +11,7 @@ import pytest
 
 from optcmp.spaces import preset
 from optcmp.study import StudySpec, derive_seed
-from optcmp_data import FAMILIES, ConfigError, Scale
+from optcmp_data import PAPER_FAMILIES, ConfigError, Scale
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "examples" / "digits_quick.toml"
@@ -33,7 +33,7 @@ def test_the_example_study_file_parses() -> None:
     spec = StudySpec.from_toml(EXAMPLE)
     assert spec.name == "digits_quick"
     assert spec.workloads == ("digits_mlp",)
-    assert spec.optimizers == FAMILIES
+    assert spec.optimizers == tuple(PAPER_FAMILIES)
     assert spec.trials == 16
     assert spec.space("sgd") == preset("choi2019", "sgd")
     eps = {r.name: r for r in spec.space("adam").searched}["epsilon"]
