@@ -15,7 +15,6 @@ from typing import Annotated, Any
 import numpy as np
 import typer
 import xarray as xr
-from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
@@ -29,6 +28,7 @@ from optcmp_analysis import (
     select_best,
 )
 from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._escape import term
 from optcmp_data import Taxonomy, open_archive
 
 __all__ = ["analyze_app"]
@@ -86,7 +86,7 @@ def _fmt(value: Any, digits: int = 4) -> str:
 
 def _caveats(caveats: tuple[str, ...]) -> None:
     for caveat in caveats:
-        console.print(f"[yellow]caveat:[/yellow] {escape(caveat)}", highlight=False)
+        console.print(f"[yellow]caveat:[/yellow] {term(caveat)}", highlight=False)
 
 
 def _repeat_keys(record: dict[str, Any]) -> str:
@@ -95,7 +95,7 @@ def _repeat_keys(record: dict[str, Any]) -> str:
 
 def _workload_label(record: dict[str, Any]) -> str:
     """The record's workload and, where the result is per repeat, which repeat."""
-    return f"{record['workload']} {_repeat_keys(record)}".strip()
+    return term(f"{record['workload']} {_repeat_keys(record)}".strip())
 
 
 def _verdict(verdict: str) -> str:
@@ -132,11 +132,11 @@ def best(
         hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hyperparameters"].items())
         table.add_row(
             _workload_label(r),
-            r["optimizer"],
+            term(r["optimizer"]),
             _fmt(r["trial"]),
-            hp or "-",
+            term(hp or "-"),
             f"{_fmt(r['selection_value'])} ({r['selection_split']})",
-            f"{_fmt(r['test_value'])} {r['metric']}",
+            f"{_fmt(r['test_value'])} {term(r['metric'])}",
         )
     console.print(table)
     _caveats(result.caveats)
@@ -207,7 +207,7 @@ def budget(
     for r in records:
         table.add_row(
             _workload_label(r),
-            r["optimizer"],
+            term(r["optimizer"]),
             str(r["k"]),
             _fmt(r["mean"]),
             _fmt(r["median"]),
@@ -263,7 +263,7 @@ def rank(
         by_k = " ".join(f"{k}:{_fmt(p, 2)}" for k, p in r["p_best_by_k"].items())
         table.add_row(
             _workload_label(r),
-            r["optimizer"],
+            term(r["optimizer"]),
             _fmt(r["rank"]),
             _fmt(r["value"]),
             _fmt(r["mean_rank"], 3),
@@ -355,7 +355,7 @@ def inclusion(
         table.add_row(
             r["rule"],
             _workload_label(r),
-            f"{r['special']} ⊆ {r['general']}",
+            f"{term(r['special'])} ⊆ {term(r['general'])}",
             _fmt(r["difference"]),
             f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
             _fmt(r["p_value"], 3),

@@ -21,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
 from optcmp_analysis import AnalysisError
+from optcmp_cli._escape import visible
 from optcmp_data import ConfigError, OptcmpError
 
 __all__ = [
@@ -45,7 +46,7 @@ R = TypeVar("R")
 
 def fail(message: str) -> typer.Exit:
     """Print one line on stderr and return the Exit(2) to raise."""
-    one_line = " ".join(message.split())
+    one_line = visible(" ".join(message.split()))
     err_console.print(f"error: {one_line}", markup=False)
     return typer.Exit(2)
 

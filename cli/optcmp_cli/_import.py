@@ -14,6 +14,7 @@ from typing import Annotated
 import typer
 
 from optcmp_cli._common import console, err_console, print_json, reports_errors
+from optcmp_cli._escape import visible
 from optcmp_data import archive_caveats, write_archive
 from optcmp_data.importers import ImportResult, Ruleset, import_algoperf, import_deepobs
 
@@ -46,7 +47,7 @@ def _command_line() -> str:
 
 def _report(result: ImportResult, out: Path, json_out: bool) -> None:
     for warning in result.warnings:
-        err_console.print(f"warning: {warning}", markup=False)
+        err_console.print(f"warning: {visible(warning)}", markup=False)
     ds = result.dataset
     workloads = [str(w) for w in ds["workload"].values]
     optimizers = [str(o) for o in ds["optimizer"].values]
@@ -71,7 +72,7 @@ def _report(result: ImportResult, out: Path, json_out: bool) -> None:
             soft_wrap=True,
         )
         for caveat in caveats:
-            console.print(f"caveat: {caveat}", markup=False, soft_wrap=True)
+            console.print(f"caveat: {visible(caveat)}", markup=False, soft_wrap=True)
     if result.skipped:
         err_console.print(f"skipped {result.skipped} bad input(s)", markup=False)
 

@@ -13,7 +13,7 @@ import enum
 import math
 import os
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +29,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Text
+from matplotlib.ticker import FixedFormatter, FuncFormatter
 from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
@@ -53,6 +55,7 @@ from optcmp_analysis import (
     target_study,
 )
 from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._escape import figure
 from optcmp_data import FAMILIES, ConfigError, Scale, open_archive
 
 __all__ = [
@@ -87,6 +90,8 @@ class PlotKind(enum.StrEnum):
 
 
 _STYLE: dict[RcKeyType, Any] = {
+    # Labels come from archives other people wrote: a `$` is a dollar sign, never mathtext.
+    "text.parse_math": False,
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -132,12 +137,39 @@ def _image_format(path: Path) -> str:
     return fmt
 
 
+def _visible_text(fig: Figure) -> None:
+    """Every text of `fig` (titles, labels, legends, annotations, fixed tick labels) with
+    its control characters made visible (`_escape.figure`); mathtext is off in `_STYLE`."""
+    for text in fig.findobj(Text):
+        assert isinstance(text, Text)
+        text.set_text(figure(text.get_text()))
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if isinstance(formatter, FixedFormatter):
+                    formatter.seq = [figure(label) for label in formatter.seq]
+                elif isinstance(formatter, FuncFormatter):  # set_ticks(locs, labels)
+                    formatter.func = _visible_labels(formatter.func)
+
+
+def _visible_labels(func: Callable[..., Any]) -> Callable[..., str]:
+    if getattr(func, "_optcmp_visible", False):
+        return func
+
+    def visible_label(*args: Any) -> str:
+        return figure(func(*args))
+
+    visible_label._optcmp_visible = True  # type: ignore[attr-defined]
+    return visible_label
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
     """Write `fig` as PNG or SVG (by `path`'s suffix) atomically; returns `path`.
 
     Raises ConfigError for another suffix.
     """
     fmt = _image_format(path)
+    _visible_text(fig)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     # SVG records a creation date by default; leaving it out keeps the file reproducible.
@@ -191,6 +223,7 @@ def _styles_of(data: xr.Dataset) -> dict[str, OptimizerStyle]:
 def _title(fig: Figure, main: str, detail: str = "", *, y: float | None = None) -> None:
     """A figure title and a line of detail, both wrapped to the figure's width."""
     width = int(fig.get_figwidth() * 12)
+    main, detail = figure(main), figure(detail)
     text = "\n".join([*textwrap.wrap(main, width), *textwrap.wrap(detail, width)])
     if y is None:
         fig.suptitle(text)
@@ -232,6 +265,7 @@ def _require_mean(data: xr.Dataset, var: str, cells: tuple[str, ...]) -> None:
 
 def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> None:
     per_row = max(1, min(len(handles), int(fig.get_figwidth() / 1.5)))
+    labels = [figure(label) for label in labels]
     fig.legend(handles, labels, loc="outside lower center", ncols=per_row, frameon=False)
 
 

@@ -57,6 +57,7 @@ from optcmp_cli._common import (
     progress_on_stderr,
     reports_errors,
 )
+from optcmp_cli._escape import md, visible
 from optcmp_cli._plots import (
     _styles_of,
     boundary_figure,
@@ -119,7 +120,7 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md(text)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -214,7 +215,7 @@ class _Builder:
     def figure(self, fig: Figure, stem: str, alt: str) -> None:
         path = save_figure(fig, self.out / "figures" / f"{_slug(stem)}.png")
         self.figures.append(path)
-        self.lines += [f"![{alt}](figures/{path.name})", ""]
+        self.lines += [f"![{md(alt)}](figures/{path.name})", ""]
 
     def attempt(self, key: str, fn: Callable[[], T]) -> T | None:
         """Run one analysis; an error of our own type is recorded and shown, never hidden."""
@@ -223,8 +224,8 @@ class _Builder:
         except OptcmpError as err:
             reason = " ".join(str(err).split())
             self.skipped[key] = reason
-            self.lines += [f"_Not available: {reason}_", ""]
-            err_console.print(f"warning: {key}: {reason}", markup=False)
+            self.lines += [f"_Not available: {md(reason)}_", ""]
+            err_console.print(f"warning: {visible(key)}: {visible(reason)}", markup=False)
             return None
 
 
@@ -233,7 +234,7 @@ def _suffix(group: str | None) -> str:
 
 
 def _heading(text: str, group: str | None) -> str:
-    return text if group is None else f"{text} (protocol {group})"
+    return text if group is None else f"{text} (protocol {md(group)})"
 
 
 def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
@@ -269,7 +270,7 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
     for w in (str(x) for x in d["workload"].values):
         metric = str(d["metric_name"].sel(workload=w).item())
         b.lines += [
-            f"**{w}**: test {metric} of the best of k trials; each cell is the bootstrap "
+            f"**{md(w)}**: test {md(metric)} of the best of k trials; each cell is the bootstrap "
             "median [5%, 95%] (closed-form expectation). `settled` is the smallest k from "
             f"which the exact median stays within {curve.tolerance:g} of its value at "
             f"k={ks[-1]}.",
@@ -350,7 +351,7 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
     )
     if violated:
         b.lines += ["Violated inclusions (statistically clear):", ""]
-        b.lines += [f"- `{rule}`: {s} ⊆ {g}" for rule, s, g in violated]
+        b.lines += [f"- {md(rule)}: {md(s)} ⊆ {md(g)}" for rule, s, g in violated]
         b.lines.append("")
     else:
         b.lines += ["No inclusion is violated with statistical confidence.", ""]
@@ -374,7 +375,7 @@ def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None
             [o, *[_num(study.tuned.sel(workload=w, optimizer=o).values[c]) for c in conds]]
             for o in study.optimizers
         ]
-        b.lines += [f"**{w}**", "", *_table(headers, rows)]
+        b.lines += [f"**{md(w)}**", "", *_table(headers, rows)]
     flips = study.flips()
     changes = study.verdict_changes()
     b.lines += [
@@ -384,7 +385,9 @@ def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None
         "",
     ]
     for w, s, g in changes:
-        b.lines.append(f"- {w}: the verdict of {s} ⊆ {g} changes with the target or budget")
+        b.lines.append(
+            f"- {md(w)}: the verdict of {md(s)} ⊆ {md(g)} changes with the target or budget"
+        )
     if changes:
         b.lines.append("")
     b.add_records("targets", study.to_json(), group)
@@ -397,7 +400,7 @@ def _boundary_section(b: _Builder, check: BoundaryCheck, group: str | None) -> l
             f"Best trials near an edge of the search space (top {check.top} trials, within "
             f"{check.fraction:.0%} of the range in the search scale):",
             "",
-            *[f"- {text}" for text in warnings],
+            *[f"- {md(text)}" for text in warnings],
             "",
         ]
     else:
@@ -415,8 +418,8 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     records = comp.to_json()
     cells = [r for r in records if r["record"] == "cell"]
     b.lines += [
-        f"Rankings by test metric under `{first}` and under `{second}` (optimizers matched "
-        f"by {comp.match}); Kendall tau compares the two rankings per workload.",
+        f"Rankings by test metric under {md(first)} and under {md(second)} (optimizers "
+        f"matched by {md(comp.match)}); Kendall tau compares the two rankings per workload.",
         "",
     ]
     rows = [
@@ -445,12 +448,13 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     )
     flips = comp.flips()
     if flips:
-        b.lines += [f"Rankings that flip between `{first}` and `{second}`:", ""]
+        b.lines += [f"Rankings that flip between {md(first)} and {md(second)}:", ""]
         for f in flips:
             b.lines.append(
-                f"- {f['workload']}: {f['optimizer']} beats {f['other']} under {first} "
+                f"- {md(f['workload'])}: {md(f['optimizer'])} beats {md(f['other'])} under "
+                f"{md(first)} "
                 f"({_num(f['value_first'])} vs {_num(f['other_value_first'])}) but loses "
-                f"under {second} ({_num(f['value_second'])} vs "
+                f"under {md(second)} ({_num(f['value_second'])} vs "
                 f"{_num(f['other_value_second'])})"
             )
         b.lines.append("")
@@ -603,7 +607,7 @@ def write_report(
             )
         )
     for title, run in comparisons:
-        b.lines += [f"## Protocol comparison: {title}", ""]
+        b.lines += [f"## Protocol comparison: {md(title)}", ""]
         comp = b.attempt(f"protocol {title}", run)
         if comp is not None:
             b.figure(protocol_figure(comp), f"protocol-{title}", f"ranks under {title}")
@@ -616,10 +620,10 @@ def write_report(
 
     body = b.lines[body_start:]
     head = _header(b, summary, groups, compare)
-    md = "\n".join([*head, *body]).rstrip("\n") + "\n"
+    text = "\n".join([*head, *body]).rstrip("\n") + "\n"
     report_path = out / "report.md"
     results_path = out / "results.json"
-    _write_text(report_path, md)
+    _write_text(report_path, text)
     results = {
         "report": {
             "archive": name,
@@ -647,9 +651,9 @@ def _header(
 ) -> list[str]:
     prov = summary.provenance
     lines = [
-        f"# optcmp report: {b.name}",
+        f"# optcmp report: {md(b.name)}",
         "",
-        f"Every analysis of `{b.name}` (Choi et al. 2019, *On Empirical Comparisons of "
+        f"Every analysis of {md(b.name)} (Choi et al. 2019, *On Empirical Comparisons of "
         f"Optimizers for Deep Learning*): selection rule `{b.rule}`, seed {b.seed}, "
         f"{b.n_boot} bootstrap draws. The same archive and seed reproduce this report.",
         "",
@@ -662,7 +666,7 @@ def _header(
             [
                 prov.get("source") or "-",
                 prov.get("created") or "-",
-                f"`{prov.get('command')}`" if prov.get("command") else "-",
+                prov.get("command") or "-",
                 prov.get("optcmp_version") or "-",
                 prov.get("torch_version") or "-",
                 str(prov.get("git_commit") or "-")[:12],
@@ -701,20 +705,20 @@ def _header(
     if len(groups) > 1:
         lines += [
             "Tuning protocols (search spaces) in this archive, each analysed on its own: "
-            + "; ".join(f"`{label}`: {', '.join(opts)}" for label, opts in groups),
+            + "; ".join(f"{md(label)}: {', '.join(md(o) for o in opts)}" for label, opts in groups),
             "",
         ]
     if compare is not None:
-        lines += [f"Compared with the archive `{compare[0]}` (protocol comparison below).", ""]
+        lines += [f"Compared with the archive {md(compare[0])} (protocol comparison below).", ""]
     lines += ["## Caveats", ""]
     if b.caveats:
-        lines += [f"- {c}" for c in b.caveats]
+        lines += [f"- {md(c)}" for c in b.caveats]
     else:
         lines.append("- none recorded in the archive or found by the analyses")
     lines.append("")
     if b.skipped:
         lines += ["Analyses not available for this archive:", ""]
-        lines += [f"- {k}: {v}" for k, v in b.skipped.items()]
+        lines += [f"- {md(k)}: {md(v)}" for k, v in b.skipped.items()]
         lines.append("")
     return lines
 
