@@ -12,7 +12,6 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 import xarray as xr
 from rich.table import Table
@@ -27,7 +26,7 @@ from optcmp_analysis import (
     restrict,
     select_best,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
 from optcmp_data import Taxonomy, open_archive
 
@@ -181,7 +180,7 @@ def budget(
             ds,
             budgets=budget or None,
             n_boot=n_boot,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
             rule=rule,
             repeats=repeats,
             tolerance=tolerance,
@@ -248,7 +247,7 @@ def rank(
             ds,
             budget=budget,
             n_boot=n_boot,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
             rule=rule,
             repeats=repeats,
         )
@@ -326,7 +325,7 @@ def inclusion(
             ds,
             budget=budget,
             n_boot=n_boot,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
             rules=rules,
             repeats=repeats,
             taxonomy=relations,

@@ -11,7 +11,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -35,7 +34,7 @@ from optcmp_cli._analyze import (
     _verdict,
     analyze_app,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
 from optcmp_data import Taxonomy
 
@@ -114,7 +113,7 @@ def targets(
             n_boot=n_boot,
             alpha=alpha,
             taxonomy=relations,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
         )
     records = result.to_json()
     if json_out:

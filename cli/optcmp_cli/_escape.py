@@ -6,7 +6,7 @@ Labels, attributes and folder names in an archive are data, never markup. Every 
 string passes through exactly one of these helpers on its way out:
 
 - `term`: a rich console or table (rich markup escaped, control characters visible);
-- `figure`: matplotlib text (control characters visible; the figure style of
+- `figure`: matplotlib text (control characters but line breaks visible; the figure style of
   `optcmp_cli._plots` also turns mathtext off, so `$` is always a dollar sign);
 - `md`: Markdown (link, image, emphasis and code syntax escaped, raw HTML as entities);
 - `html`: HTML text or attribute values (`html.escape`).
@@ -36,13 +36,14 @@ def _show(char: str) -> str:
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
-def visible(value: Any) -> str:
+def visible(value: Any, *, keep: str = "") -> str:
     """`str(value)` with every non-printable character (C0/C1 controls, format
-    characters such as bidi overrides and zero-width spaces) written as an escape."""
+    characters such as bidi overrides and zero-width spaces) but those in `keep` written
+    as an escape."""
     text = str(value)
     if text.isprintable():
         return text
-    return "".join(c if c.isprintable() else _show(c) for c in text)
+    return "".join(c if c.isprintable() or c in keep else _show(c) for c in text)
 
 
 def term(value: Any) -> str:
@@ -51,8 +52,9 @@ def term(value: Any) -> str:
 
 
 def figure(value: Any) -> str:
-    """For matplotlib text drawn in the `_plots` style (mathtext off)."""
-    return visible(value)
+    """For matplotlib text drawn in the `_plots` style (mathtext off); line breaks stay
+    (figure titles are composed of several lines, and a break cannot hide anything)."""
+    return visible(value, keep="\n")
 
 
 def md(value: Any) -> str:

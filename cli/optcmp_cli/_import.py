@@ -13,7 +13,13 @@ from typing import Annotated
 
 import typer
 
-from optcmp_cli._common import console, err_console, print_json, reports_errors
+from optcmp_cli._common import (
+    check_archive_out,
+    console,
+    err_console,
+    print_json,
+    reports_errors,
+)
 from optcmp_cli._escape import visible
 from optcmp_data import archive_caveats, write_archive
 from optcmp_data.importers import ImportResult, Ruleset, import_algoperf, import_deepobs
@@ -98,6 +104,7 @@ def deepobs(
 
     Example: optcmp import deepobs ../shared/archives/deepobs-baselines --out deepobs.nc
     """
+    check_archive_out(out)
     result = import_deepobs(src, targets=targets, skip_bad=skip_bad, command=_command_line())
     write_archive(result.dataset, out)
     _report(result, out, json_out)
@@ -130,6 +137,7 @@ def algoperf(
     Example: optcmp import algoperf ../shared/archives/algoperf-v05 --ruleset self_tuning
     --out algoperf-self.nc
     """
+    check_archive_out(out)
     result = import_algoperf(
         src,
         ruleset=ruleset,

@@ -54,9 +54,17 @@ from optcmp_analysis import (
     select_best,
     target_study,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._common import (
+    about_archive,
+    check_out_file,
+    console,
+    print_json,
+    reports_errors,
+    seeded_rng,
+)
 from optcmp_cli._escape import figure
 from optcmp_data import FAMILIES, ConfigError, Scale, open_archive
+from optcmp_data._fs import os_error
 
 __all__ = [
     "OptimizerStyle",
@@ -137,6 +145,30 @@ def _image_format(path: Path) -> str:
     return fmt
 
 
+#: Widest linear axis range drawn: matplotlib cannot place ticks on a range whose width
+#: overflows (metrics near ±1e308); data beyond it is cut off at the axis edge.
+_MAX_HALF_RANGE = 1e306
+
+
+def _finite_limits(fig: Figure) -> None:
+    """Clamp linear axis ranges whose width is not a finite number."""
+    for ax in fig.axes:
+        for get, set_, scale in (
+            (ax.get_xlim, ax.set_xlim, ax.get_xscale),
+            (ax.get_ylim, ax.set_ylim, ax.get_yscale),
+        ):
+            if scale() != "linear":
+                continue
+            with np.errstate(over="ignore", invalid="ignore"):
+                lo, hi = (float(v) for v in get())
+                wide = not np.isfinite(hi - lo) or max(abs(lo), abs(hi)) > _MAX_HALF_RANGE
+            if wide:
+                set_(
+                    float(np.clip(lo, -_MAX_HALF_RANGE, _MAX_HALF_RANGE)),
+                    float(np.clip(hi, -_MAX_HALF_RANGE, _MAX_HALF_RANGE)),
+                )
+
+
 def _visible_text(fig: Figure) -> None:
     """Every text of `fig` (titles, labels, legends, annotations, fixed tick labels) with
     its control characters made visible (`_escape.figure`); mathtext is off in `_STYLE`."""
@@ -169,14 +201,22 @@ def save_figure(fig: Figure, path: Path) -> Path:
     Raises ConfigError for another suffix.
     """
     fmt = _image_format(path)
+    _finite_limits(fig)
     _visible_text(fig)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_error(path.parent, err) from None
     tmp = path.with_name(f".{path.name}.tmp")
     # SVG records a creation date by default; leaving it out keeps the file reproducible.
     metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
-    with _style(), tmp.open("wb") as handle:
-        fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
-    os.replace(tmp, path)
+    try:
+        with _style(), tmp.open("wb") as handle:
+            fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise os_error(path, err) from None
     return path
 
 
@@ -833,7 +873,7 @@ def figure_for(
     n_boot: int,
 ) -> Figure:
     """Run the analysis behind `kind` on `archive` and draw its figure."""
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     if kind is PlotKind.BUDGET:
         budgets = None if budget is None else default_budgets(budget)
         return budget_figure(
@@ -901,6 +941,8 @@ def plot(
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
     _image_format(out)  # a wrong suffix fails before the analysis runs
+    check_out_file(out)
+    seeded_rng(seed)
     with about_archive(archive_path):
         archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
         fig = figure_for(kind, archive, seed=seed, budget=budget, rule=rule, n_boot=n_boot)

@@ -50,12 +50,14 @@ from optcmp_analysis import (
 )
 from optcmp_cli._common import (
     about_archive,
+    check_out_dir,
     console,
     err_console,
     json_text,
     print_json,
     progress_on_stderr,
     reports_errors,
+    seeded_rng,
 )
 from optcmp_cli._escape import md, visible
 from optcmp_cli._plots import (
@@ -72,12 +74,13 @@ from optcmp_cli._plots import (
 )
 from optcmp_data import (
     ArchiveSummary,
-    ConfigError,
     OptcmpError,
     Scale,
     open_archive,
     summarize,
 )
+from optcmp_data._fs import os_error
+from optcmp_data._limits import check_bootstrap
 
 __all__ = ["ReportFiles", "report", "write_report"]
 
@@ -136,8 +139,12 @@ def _slug(text: str) -> str:
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise os_error(path, err) from None
 
 
 # --- protocol groups --------------------------------------------------------------------
@@ -566,8 +573,11 @@ def write_report(
     `name` labels the archive in the report (no absolute paths, so the files do not
     depend on where the archive lives); `compare` adds a protocol comparison with a
     second archive. `advance` is called after each step (for progress)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "figures").mkdir(exist_ok=True)
+    except OSError as err:
+        raise os_error(out, err) from None
     # Figures of an earlier report in the same place would be mistaken for this one's.
     for stale in sorted((out / "figures").glob("*.png")):
         stale.unlink()
@@ -778,9 +788,11 @@ def report(
 
     Example: optcmp report runs/demo/study --out runs/demo/report --seed 0
     """
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory")
+    seeded_rng(seed)
+    check_out_dir(out)
     archive = open_archive(archive_path)
+    cell_dims = [d for d in archive["status"].dims if d != "trial"]
+    check_bootstrap(int(np.prod([archive.sizes[d] for d in cell_dims])), n_boot)
     other = None if compare is None else (compare.name, open_archive(compare))
     groups = _protocol_groups(archive)
     n_comparisons = (len(groups) - 1) + (compare is not None)

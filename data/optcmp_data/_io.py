@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from optcmp_data._errors import ArchiveIOError, MergeError
+from optcmp_data._fs import os_error, write_failure
 from optcmp_data._schema import (
     CURVE_VARS,
     OPTIMIZER_VARS,
@@ -66,10 +67,21 @@ def write_archive(
     `before_rename` runs just before the rename; whatever it raises leaves no file."""
     path = Path(path)
     validate(ds, source=str(path))
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchiveIOError(
+            f"{os.fsdecode(path)!r}: the path is not valid UTF-8, which netCDF cannot write to"
+        ) from None
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ArchiveIOError(f"{path}: directory {parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    if path.is_dir():
+        raise ArchiveIOError(f"{path}: is a directory")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as err:
+        raise os_error(path, err) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
@@ -79,6 +91,9 @@ def write_archive(
         if before_rename is not None:
             before_rename()
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        tmp.unlink(missing_ok=True)
+        raise write_failure(path, err) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

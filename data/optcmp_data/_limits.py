@@ -14,9 +14,20 @@ from typing import Final
 
 from optcmp_data._errors import ConfigError
 
-__all__ = ["GIB", "available_memory", "check_memory", "format_bytes", "memory_limit"]
+__all__ = [
+    "BOOTSTRAP_BYTES_PER_DRAW",
+    "GIB",
+    "available_memory",
+    "check_bootstrap",
+    "check_memory",
+    "format_bytes",
+    "memory_limit",
+]
 
 GIB: Final = 1024**3
+#: Bytes a best-of-k analysis holds per cell and bootstrap draw: the selected positions
+#: (int64), validity mask, picked values and their masked copy, and one reduction of them.
+BOOTSTRAP_BYTES_PER_DRAW: Final = 40
 
 
 def available_memory() -> int:
@@ -53,13 +64,23 @@ def format_bytes(n: float) -> str:
     raise AssertionError("unreachable")
 
 
-def check_memory(what: str, estimate: float, limit: int, *, override: str | None) -> None:
-    """Raise ConfigError (one line: what, the estimate, the limit, and how to override)
+def check_memory(what: str, estimate: float, limit: int, *, hint: str | None = None) -> None:
+    """Raise ConfigError (one line: what, the estimate, the limit, and `hint`: what to do)
     when `estimate` bytes exceed `limit`."""
     if estimate <= limit:
         return
-    hint = f"; {override} raises the limit" if override else ""
+    hint = f"; {hint}" if hint else ""
     raise ConfigError(
         f"{what} needs about {format_bytes(estimate)} of memory, more than the limit of "
         f"{format_bytes(limit)}{hint}"
+    )
+
+
+def check_bootstrap(n_cells: int, n_boot: int) -> None:
+    """Refuse a bootstrap of `n_boot` draws over `n_cells` cells that cannot fit."""
+    check_memory(
+        f"a bootstrap of {n_boot} draws over {n_cells} cells",
+        n_cells * n_boot * BOOTSTRAP_BYTES_PER_DRAW,
+        memory_limit(),
+        hint="use a smaller --n-boot",
     )

@@ -56,6 +56,7 @@ from optcmp.runner._lifetime import LOCK_FILE, StudyInterrupted, claim_lock, sto
 from optcmp.runner._train import resolve_device
 from optcmp.study import StudySpec
 from optcmp_data import CURVE_VARS, ArchiveIOError, ConfigError, stored_cells
+from optcmp_data._fs import os_error
 from optcmp_data._limits import check_memory, memory_limit
 from optcmp_data._provenance import git_commit
 
@@ -182,7 +183,7 @@ def _locked(study_dir: Path) -> Iterator[str]:
     try:
         handle = open(study_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115
     except OSError as err:
-        raise _fs_error(study_dir, err) from None
+        raise os_error(study_dir, err) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -193,18 +194,10 @@ def _locked(study_dir: Path) -> Iterator[str]:
         try:
             token = claim_lock(handle)
         except OSError as err:
-            raise _fs_error(study_dir, err) from None
+            raise os_error(study_dir, err) from None
         yield token
     finally:
         handle.close()
-
-
-def _fs_error(path: Path, err: OSError) -> ArchiveIOError:
-    if err.errno == errno.ENOSPC:
-        return ArchiveIOError(f"{path}: no space left on device")
-    if err.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return ArchiveIOError(f"{path}: not writable ({err.strerror})")
-    return ArchiveIOError(f"{path}: cannot use as a study directory ({err.strerror or err})")
 
 
 def _open_directory(directory: Path) -> None:
@@ -225,7 +218,7 @@ def _open_directory(directory: Path) -> None:
     except OSError as err:
         if err.errno == errno.ENOTDIR:
             raise ArchiveIOError(f"{directory}: a path under a file, not a directory") from None
-        raise _fs_error(directory, err) from None
+        raise os_error(directory, err) from None
     if not os.access(directory, os.W_OK | os.X_OK):
         raise ArchiveIOError(f"{directory}: not writable (permission denied)")
 
@@ -264,13 +257,13 @@ def check_limits(spec: StudySpec, group_size: int, workers: int, limit_gib: floa
         f"{spec.source}: {workers} group(s) of {min(group_size, spec.trials)} trials at once",
         group * workers,
         limit,
-        override="--memory-limit GIB",
+        hint="lower it, or set --memory-limit GIB if the machine can hold more",
     )
     check_memory(
         f"{spec.source}: the archive of {spec.trials} trials per cell",
         archive,
         limit,
-        override="--memory-limit GIB",
+        hint="lower it, or set --memory-limit GIB if the machine can hold more",
     )
 
 
@@ -309,7 +302,7 @@ def _write_atomic(path: Path, text: str) -> None:
         os.replace(tmp, path)
     except OSError as err:
         tmp.unlink(missing_ok=True)
-        raise _fs_error(path, err) from None
+        raise os_error(path, err) from None
 
 
 def _remove_temp_files(directory: Path) -> None:
