@@ -163,10 +163,10 @@ def _finite_limits(fig: Figure) -> None:
                 lo, hi = (float(v) for v in get())
                 wide = not np.isfinite(hi - lo) or max(abs(lo), abs(hi)) > _MAX_HALF_RANGE
             if wide:
-                set_(
-                    float(np.clip(lo, -_MAX_HALF_RANGE, _MAX_HALF_RANGE)),
-                    float(np.clip(hi, -_MAX_HALF_RANGE, _MAX_HALF_RANGE)),
-                )
+                lo, hi = (float(np.clip(v, -_MAX_HALF_RANGE, _MAX_HALF_RANGE)) for v in (lo, hi))
+                if lo == hi:  # everything beyond one edge: show the half range up to it
+                    lo, hi = (hi / 2, hi) if hi > 0 else (lo, lo / 2)
+                set_(lo, hi)
 
 
 def _visible_text(fig: Figure) -> None:

@@ -65,7 +65,8 @@ def _children() -> dict[int, int]:
 
 def _descendants(pid: int) -> set[int]:
     parents = _children()
-    found, frontier = set(), {pid}
+    found: set[int] = set()
+    frontier = {pid}
     while frontier:
         frontier = {p for p, pp in parents.items() if pp in frontier} - found
         found |= frontier
