@@ -24,26 +24,13 @@ from typing import Any, Final
 
 from rich.markup import escape as _rich_escape
 
+from optcmp_data._labels import visible
+
 __all__ = ["figure", "html", "md", "term", "visible"]
 
 # ASCII punctuation that Markdown (CommonMark + GFM tables/strikethrough) gives a meaning.
 _MD_SPECIAL: Final = re.compile(r"([\\`*_{}\[\]()#+!|~])")
 _MD_ENTITIES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
-
-
-def _show(char: str) -> str:
-    code = ord(char)
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
-
-
-def visible(value: Any, *, keep: str = "") -> str:
-    """`str(value)` with every non-printable character (C0/C1 controls, format
-    characters such as bidi overrides and zero-width spaces) but those in `keep` written
-    as an escape."""
-    text = str(value)
-    if text.isprintable():
-        return text
-    return "".join(c if c.isprintable() or c in keep else _show(c) for c in text)
 
 
 def term(value: Any) -> str:
