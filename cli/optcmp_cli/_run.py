@@ -94,7 +94,9 @@ def run(
     ],
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Local worker processes, each running groups [default: 1]."),
+        typer.Option(
+            "--workers", help="Local worker processes, each running groups \\[default: 1]."
+        ),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -108,7 +110,8 @@ def run(
         int | None,
         typer.Option(
             "--group-size",
-            help="Trials trained together as one batched group (K) [default: the study's, or 16].",
+            help="Trials trained together as one batched group (K) "
+            "\\[default: the study's, or 16].",
         ),
     ] = None,
     json_out: Annotated[
@@ -120,7 +123,7 @@ def run(
             "--memory-limit",
             metavar="GIB",
             help="Memory the run may use, in GiB, checked before training against the "
-            "estimated size of the groups running at once and of the archive [default: the "
+            "estimated size of the groups running at once and of the archive \\[default: the "
             "memory available now].",
         ),
     ] = None,

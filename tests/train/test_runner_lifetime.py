@@ -204,3 +204,36 @@ def test_a_worker_dies_with_its_driver(tmp_path: Path) -> None:
     if _alive({worker}):
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its driver")
+
+
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+def test_a_dask_task_of_a_driver_without_the_lock_stores_nothing(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    spec = StudySpec.from_mapping(
+        {
+            "workloads": ["noisy_quadratic"],
+            "optimizers": ["sgd"],
+            "trials": 1,
+            "step_budget": 4,
+            "eval_interval": 2,
+        }
+    )
+    task = GroupTask("noisy_quadratic", "sgd", (0,))
+    with open(tmp_path / LOCK_FILE, "a+", encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        token = claim_lock(held)
+    # The driver that issued `token` is gone (its lock is released); its task still runs.
+    cluster = distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=":0", silence_logs=40
+    )
+    try:
+        with distributed.Client(cluster.scheduler_address) as client:
+            future = client.submit(
+                run_group, spec, task, str(tmp_path), "test", lock_token=token, pure=False
+            )
+            with pytest.raises(ArchiveIOError, match="driver of this run is gone"):
+                future.result(timeout=120)
+    finally:
+        cluster.close()
+    assert not list_shards(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
