@@ -31,6 +31,7 @@ from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, me
 from optcmp_analysis._records import cell_keys, json_value, restrict, root_seed, stream
 from optcmp_analysis._selection import selection_repeat_mask
 from optcmp_data import Direction, Status, Taxonomy, repeat_dims
+from optcmp_data._limits import check_bootstrap
 
 __all__ = [
     "ConditionKind",
@@ -396,6 +397,8 @@ def target_study(
     if not 0.0 < alpha < 1.0:
         raise AnalysisError(f"alpha: {alpha} must lie in (0, 1)")
     ds = restrict(archive, workloads=workloads, optimizers=optimizers)
+    # The paired inclusion bootstrap holds (n_boot, trials) uniforms per workload.
+    check_bootstrap(ds.sizes["trial"], n_boot)
     rep = repeat_dims(ds)
     w_names = tuple(str(w) for w in ds["workload"].values)
     o_names = tuple(str(o) for o in ds["optimizer"].values)

@@ -57,6 +57,18 @@ CASES: dict[str, tuple[Callable[[Path, Path], list[str]], tuple[str, ...]]] = {
         lambda a, t: ["analyze", "budget", str(a), "--n-boot", "1000000000"],
         ("bootstrap of 1000000000 draws", "limit"),
     ),
+    "inclusion --n-boot 1e9": (
+        lambda a, t: ["analyze", "inclusion", str(a), "--n-boot", "1000000000"],
+        ("bootstrap of 1000000000 draws", "limit"),
+    ),
+    "targets --n-boot 1e9": (
+        lambda a, t: ["analyze", "targets", str(a), "--n-boot", "1000000000"],
+        ("bootstrap of 1000000000 draws", "limit"),
+    ),
+    "plot --n-boot 1e9": (
+        lambda a, t: ["plot", "rank", str(a), "--out", str(t / "x.png"), "--n-boot", "1000000000"],
+        ("bootstrap of 1000000000 draws", "limit"),
+    ),
     "report --n-boot 1e9": (
         lambda a, t: ["report", str(a), "--out", str(t / "r"), "--n-boot", "1000000000"],
         ("bootstrap of 1000000000 draws", "limit"),
