@@ -178,22 +178,27 @@ def test_a_worker_dies_with_its_driver(tmp_path: Path) -> None:
     script = (
         "import multiprocessing as mp, os, sys, time\n"
         "from optcmp.runner._lifetime import worker_init\n"
-        "def work(driver):\n"
+        "def work(driver, ready):\n"
         "    worker_init(driver)\n"
+        "    open(ready, 'w').close()\n"
         "    time.sleep(600)\n"
         "if __name__ == '__main__':\n"
-        "    p = mp.get_context('spawn').Process(target=work, args=(os.getpid(),))\n"
+        "    ready = sys.argv[1]\n"
+        "    p = mp.get_context('spawn').Process(target=work, args=(os.getpid(), ready))\n"
         "    p.start()\n"
+        "    while not os.path.exists(ready):\n"
+        "        time.sleep(0.02)\n"
         "    print(p.pid, flush=True)\n"
         "    time.sleep(600)\n"
     )
     path = tmp_path / "driver.py"
     path.write_text(script, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "data"), str(ROOT)])}
-    proc = subprocess.Popen([sys.executable, str(path)], stdout=subprocess.PIPE, env=env)
+    proc = subprocess.Popen(
+        [sys.executable, str(path), str(tmp_path / "ready")], stdout=subprocess.PIPE, env=env
+    )
     assert proc.stdout is not None
-    worker = int(proc.stdout.readline())
-    time.sleep(1.0)  # the worker runs its initializer
+    worker = int(proc.stdout.readline())  # printed once the worker ran its initializer
     assert _alive({worker})
     proc.kill()
     proc.wait()
