@@ -43,7 +43,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -156,16 +156,18 @@ def _spec_record(spec: StudySpec, group_size: int) -> dict[str, Any]:
     return record
 
 
-def _check_resume(old: dict[str, Any], new: dict[str, Any], where: Path, stored: int) -> None:
-    """`stored`: one more than the highest trial index stored (0: none)."""
+def _check_resume(
+    old: dict[str, Any], new: dict[str, Any], where: Path, stored: Callable[[], int]
+) -> None:
+    """`stored()`: one more than the highest trial index stored (0: none)."""
     for key in sorted(set(old) | set(new)):
         if key in _LABELS:
             continue
         if key == "trials":
-            if int(new[key]) < int(old[key]) and stored > int(new[key]):
+            if int(new[key]) < int(old[key]) and (last := stored()) > int(new[key]):
                 raise ConfigError(
                     f"{where}: key 'trials': the study directory has {old[key]} trials per "
-                    f"cell and stores trial {stored - 1}; a study cannot shrink (asked for "
+                    f"cell and stores trial {last - 1}; a study cannot shrink (asked for "
                     f"{new[key]})"
                 )
             continue
@@ -282,8 +284,12 @@ def _prepare(spec: StudySpec, study_dir: Path, group_size: int, study_file: Path
                 f"{json_path}: not a study record of optcmp run (expected a JSON object "
                 f"with 'trials', got {type(old).__name__})"
             )
-        stored = max((c[2] + 1 for c in stored_cells(study_dir)), default=0)
-        _check_resume(old, record, json_path, stored)
+        _check_resume(
+            old,
+            record,
+            json_path,
+            lambda: max((c[2] + 1 for c in stored_cells(study_dir)), default=0),
+        )
         if old == record:
             return
     elif any(study_dir.glob("*.nc")):
