@@ -75,6 +75,7 @@ def _shown_literally(output: str) -> None:
         ["analyze", "rank", "--n-boot", "50", "--budget", "2"],
         ["analyze", "inclusion", "--n-boot", "50", "--budget", "2"],
         ["analyze", "boundary"],
+        ["analyze", "targets", "--n-boot", "50"],
         ["score"],
     ],
     ids=lambda a: "-".join(a[:2]),
@@ -82,10 +83,7 @@ def _shown_literally(output: str) -> None:
 def test_terminal_output_shows_labels_literally(archive: Path, args: list[str]) -> None:
     result = runner.invoke(app, [*args, str(archive)], env=ENV)
     assert result.exit_code == 0, result.output
-    if args[0] != "score":  # the DeepOBS report shows the chosen settings only
-        _shown_literally(result.stdout)
-    else:
-        assert "\x1b" not in result.stdout
+    _shown_literally(result.stdout)
 
 
 def test_info_shows_caveat_and_command_literally(archive: Path) -> None:
