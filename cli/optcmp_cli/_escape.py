@@ -28,8 +28,10 @@ from optcmp_data._labels import visible
 
 __all__ = ["figure", "html", "md", "term", "visible"]
 
-# ASCII punctuation that Markdown (CommonMark + GFM tables/strikethrough) gives a meaning.
-_MD_SPECIAL: Final = re.compile(r"([\\`*_{}\[\]()#+!|~])")
+# ASCII punctuation that Markdown (CommonMark + GFM tables/strikethrough) gives a meaning
+# inline: with brackets escaped no link or image can form, so parentheses stay; an
+# underscore inside a word (learning_rate) is never emphasis and stays readable.
+_MD_SPECIAL: Final = re.compile(r"([\\`*\[\]#!|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
 _MD_ENTITIES: Final = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
 
 
