@@ -38,6 +38,7 @@ from optcmp_analysis._selection import (
 )
 from optcmp_analysis._testability import pair_reasons
 from optcmp_data import Taxonomy, taxonomy_labels
+from optcmp_data._limits import check_bootstrap
 
 __all__ = [
     "DEFAULT_MARGIN",
@@ -361,6 +362,8 @@ def inclusion_consistency(
     if not rules:
         raise AnalysisError("no selection rule given")
     check_options(alpha, n_perm, margin)
+    # Sampled permutation tests hold (n_perm, trials) draws per cell.
+    check_bootstrap(archive.sizes["trial"], n_perm, option="--n-perm")
     taxonomy, pairs, reasons, caveats = archive_pairs(archive, taxonomy)
     if not pairs:
         raise AnalysisError(

@@ -25,6 +25,8 @@ import numpy.typing as npt
 import scipy.stats
 from scipy.special import gammaln
 
+from optcmp_data._limits import check_bootstrap
+
 __all__ = [
     "LEVELS",
     "argbest",
@@ -101,6 +103,7 @@ def bootstrap_positions(
     """
     cells = n_present.shape
     flat_n = n_present.reshape(-1)
+    check_bootstrap(len(flat_n), n_boot)
     flat_keys = keys.reshape(len(flat_n), -1)
     out = np.full((len(flat_n), n_boot), -1, dtype=np.int64)
     rows = max(1, _CHUNK_ELEMENTS // max(k, 1))

@@ -38,6 +38,7 @@ from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, me
 from optcmp_analysis._records import json_value, restrict, root_seed
 from optcmp_analysis._selection import RepeatMode, selection_repeat_mask
 from optcmp_data import Direction, Status, Taxonomy, repeat_dims
+from optcmp_data._limits import check_bootstrap
 
 __all__ = [
     "ConditionKind",
@@ -383,6 +384,8 @@ def target_study(
         raise AnalysisError(f"fractions: {list(fracs)} must be distinct values in (0, 1]")
     check_options(alpha, n_perm, margin)
     ds = restrict(archive, workloads=workloads, optimizers=optimizers)
+    # Sampled permutation tests hold (n_perm, trials) draws per workload.
+    check_bootstrap(ds.sizes["trial"], n_perm, option="--n-perm")
     rep = repeat_dims(ds)
     w_names = tuple(str(w) for w in ds["workload"].values)
     o_names = tuple(str(o) for o in ds["optimizer"].values)

@@ -12,10 +12,8 @@ import math
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
 import xarray as xr
-from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
@@ -32,7 +30,8 @@ from optcmp_analysis import (
     restrict,
     select_best,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
+from optcmp_cli._escape import term
 from optcmp_data import Taxonomy, open_archive
 
 __all__ = ["analyze_app"]
@@ -137,7 +136,7 @@ def _pct(share: Any) -> str:
 
 def _caveats(caveats: tuple[str, ...]) -> None:
     for caveat in caveats:
-        console.print(f"[yellow]caveat:[/yellow] {escape(caveat)}", highlight=False)
+        console.print(f"[yellow]caveat:[/yellow] {term(caveat)}", highlight=False)
 
 
 def _repeat_keys(record: dict[str, Any]) -> str:
@@ -146,14 +145,14 @@ def _repeat_keys(record: dict[str, Any]) -> str:
 
 def _workload_label(record: dict[str, Any]) -> str:
     """The record's workload and, where the result is per repeat, which repeat."""
-    return f"{record['workload']} {_repeat_keys(record)}".strip()
+    return term(f"{record['workload']} {_repeat_keys(record)}".strip())
 
 
 def _verdict(verdict: str, text: str | None = None) -> str:
     """A verdict in its colour; `text` (escaped) replaces the bare word, e.g. the careful
     wording "consistent (within margin 0.01)" or "not included: <reason>"."""
     colour = _VERDICT_COLOURS[verdict]
-    return f"[{colour}]{escape(text if text is not None else verdict)}[/{colour}]"
+    return f"[{colour}]{term(text if text is not None else verdict)}[/{colour}]"
 
 
 @analyze_app.command("best")
@@ -188,11 +187,11 @@ def best(
         hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hyperparameters"].items())
         row = [
             _workload_label(r),
-            r["optimizer"],
+            term(r["optimizer"]),
             _fmt(r["trial"]),
-            hp or "-",
+            term(hp or "-"),
             f"{_fmt(r['selection_value'])} ({r['selection_split']})",
-            f"{_fmt(r['test_value'])} {r['metric']}",
+            f"{_fmt(r['test_value'])} {term(r['metric'])}",
         ]
         if several:
             row.append(
@@ -244,7 +243,7 @@ def budget(
             ds,
             budgets=budget or None,
             n_boot=n_boot,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
             rule=rule,
             repeats=repeats,
             diverged=diverged,
@@ -271,7 +270,7 @@ def budget(
     for r in records:
         table.add_row(
             _workload_label(r),
-            r["optimizer"],
+            term(r["optimizer"]),
             str(r["k"]),
             _fmt(r["mean"]),
             _fmt(r["median"]),
@@ -323,7 +322,7 @@ def rank(
             ds,
             budget=budget,
             n_boot=n_boot,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
             rule=rule,
             repeats=repeats,
             diverged=diverged,
@@ -354,7 +353,7 @@ def rank(
         none_k = " ".join(f"{k}:{_pct(p)}" for k, p in r["no_result_by_k"].items())
         table.add_row(
             _workload_label(r),
-            r["optimizer"],
+            term(r["optimizer"]),
             _fmt(r["rank"]),
             _fmt(r["value"]),
             _fmt(r["mean_rank"], 3),
@@ -427,7 +426,7 @@ def inclusion(
             ds,
             budget=budget,
             n_perm=n_perm,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
             rules=rules,
             repeats=repeats,
             taxonomy=relations,
@@ -460,8 +459,8 @@ def inclusion(
         tested = r["verdict"] != "not_included"  # not a test: no interval, no p shown
         table.add_row(
             r["rule"],
-            escape(_workload_label(r)),
-            escape(f"{r['special']} ⊆ {r['general']}"),
+            _workload_label(r),
+            f"{term(r['special'])} ⊆ {term(r['general'])}",
             str(r["k"]),
             _fmt(r["difference"]),
             f"{_fmt(r['lo'])} - {_fmt(r['hi'])}" if tested else "-",

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
@@ -35,7 +34,8 @@ from optcmp_cli._analyze import (
     _load,
     analyze_app,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
+from optcmp_cli._escape import term
 
 __all__ = ["aggregate", "profiles"]
 
@@ -104,7 +104,7 @@ def aggregate(
     with about_archive(archive):
         result = aggregate_scores(
             ds,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
             unit=unit,
             budget=budget,
             reference=reference,
@@ -119,7 +119,7 @@ def aggregate(
     level = f"{100 * confidence:g}%"
     table = Table(
         title=f"Normalised scores across {len(result.workloads)} workloads ({rule}, unit "
-        f"{unit}; 1 = best seen, 0 = {escape(reference) if reference else 'worst tuned'}; "
+        f"{unit}; 1 = best seen, 0 = {term(reference) if reference else 'worst tuned'}; "
         f"{level} stratified-bootstrap intervals)"
     )
     table.add_column("optimizer")
@@ -136,12 +136,12 @@ def aggregate(
             f"{_fmt(by_o[o][s]['hi'], 3)}]"
             for s in AGGREGATE_STATISTICS
         ]
-        table.add_row(escape(o), *cells)
+        table.add_row(term(o), *cells)
     console.print(table)
     pairs = Table(title=f"P(row optimizer better than column optimizer) [{level} interval]")
     pairs.add_column("")
     for o in order:
-        pairs.add_column(escape(o), justify="right")
+        pairs.add_column(term(o), justify="right")
     imp = {(r["optimizer"], r["other"]): r for r in records if r["record"] == "improvement"}
     for o in order:
         row = []
@@ -151,7 +151,7 @@ def aggregate(
                 continue
             r = imp[(o, other)]
             row.append(f"{_fmt(r['value'], 2)} [{_fmt(r['lo'], 2)}, {_fmt(r['hi'], 2)}]")
-        pairs.add_row(escape(o), *row)
+        pairs.add_row(term(o), *row)
     console.print(pairs)
     _caveats(result.caveats)
 
@@ -208,6 +208,6 @@ def profiles(
     for r in rows:
         rho = result.data["rho"].sel(optimizer=r["optimizer"]).values
         shown = [_fmt(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in dict.fromkeys(marks)]
-        table.add_row(escape(r["optimizer"]), _fmt(r["value"], 3), *shown)
+        table.add_row(term(r["optimizer"]), _fmt(r["value"], 3), *shown)
     console.print(table)
     _caveats(result.caveats)

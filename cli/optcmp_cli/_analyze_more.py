@@ -11,9 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any
 
-import numpy as np
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from optcmp_analysis import (
@@ -40,7 +38,8 @@ from optcmp_cli._analyze import (
     _verdict,
     analyze_app,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
+from optcmp_cli._escape import term
 from optcmp_data import Taxonomy
 
 __all__ = ["boundary", "protocol", "targets"]
@@ -129,7 +128,7 @@ def targets(
             alpha=alpha,
             margin=margin,
             taxonomy=relations,
-            rng=np.random.default_rng(seed),
+            rng=seeded_rng(seed),
         )
     records = result.to_json()
     if json_out:
@@ -138,12 +137,12 @@ def targets(
     tuned = [r for r in records if r["record"] == "tuned"]
     for w in result.workloads:
         table = Table(
-            title=f"{w}: tuned value (rank) per condition; tau against the final metric "
+            title=f"{term(w)}: tuned value (rank) per condition; tau against the final metric "
             "at the full budget"
         )
         table.add_column("condition")
         for o in result.optimizers:
-            table.add_column(o, justify="right")
+            table.add_column(term(o), justify="right")
         table.add_column("tau", justify="right")
         rows: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
         for r in tuned:
@@ -175,7 +174,7 @@ def targets(
             }
         )
         shown = ", ".join(_verdict(v) for v in verdicts)
-        console.print(f"  {escape(w)}: {escape(s)} ⊆ {escape(g)}: {shown}")
+        console.print(f"  {term(w)}: {term(s)} ⊆ {term(g)}: {shown}")
 
 
 @analyze_app.command("boundary")
@@ -230,9 +229,9 @@ def boundary(
     for r in records:
         edge = r["edge"]
         table.add_row(
-            r["workload"],
-            r["optimizer"],
-            r["hparam"],
+            term(r["workload"]),
+            term(r["optimizer"]),
+            term(r["hparam"]),
             r["scale"],
             f"[{_fmt(r['low'], 3)}, {_fmt(r['high'], 3)}]",
             _fmt(r["best_value"], 3),
@@ -241,7 +240,7 @@ def boundary(
         )
     console.print(table)
     for warning in result.warnings():
-        console.print(f"[yellow]warning:[/yellow] {escape(warning)}", highlight=False)
+        console.print(f"[yellow]warning:[/yellow] {term(warning)}", highlight=False)
 
 
 @analyze_app.command("protocol")
@@ -302,16 +301,16 @@ def protocol(
         print_json({"protocol": records})
         return
     a, b = result.protocols
-    table = Table(title=f"Tuned test metric and rank: {a} → {b} ({rule}; 1 = best)")
-    for col in ("workload", "optimizer", a, "rank", b, "rank", "change", "tau"):
+    table = Table(title=f"Tuned test metric and rank: {term(a)} → {term(b)} ({rule}; 1 = best)")
+    for col in ("workload", "optimizer", term(a), "rank", term(b), "rank", "change", "tau"):
         table.add_column(col)
     for r in records:
         if r["record"] != "cell":
             continue
         change = r["rank_change"]
         table.add_row(
-            r["workload"],
-            r["optimizer"],
+            term(r["workload"]),
+            term(r["optimizer"]),
             _fmt(r["value_first"]),
             _fmt(r["rank_first"]),
             _fmt(r["value_second"]),
@@ -324,8 +323,8 @@ def protocol(
     console.print(f"{len(flips)} flips")
     for f in flips:
         console.print(
-            f"  {f['workload']}: {f['optimizer']} beat {f['other']} by "
-            f"{_fmt(f['gap_first'], 3)} under {a}, lost by {_fmt(f['gap_second'], 3)} "
-            f"under {b} ({f['metric']})",
+            f"  {term(f['workload'])}: {term(f['optimizer'])} beat {term(f['other'])} by "
+            f"{_fmt(f['gap_first'], 3)} under {term(a)}, lost by {_fmt(f['gap_second'], 3)} "
+            f"under {term(b)} ({term(f['metric'])})",
             highlight=False,
         )

@@ -10,6 +10,7 @@ import functools
 import importlib.util
 import json
 import math
+import os
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -21,10 +22,14 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
 from optcmp_analysis import AnalysisError
+from optcmp_cli._escape import visible
 from optcmp_data import ConfigError, OptcmpError
 
 __all__ = [
     "about_archive",
+    "check_archive_out",
+    "check_out_dir",
+    "check_out_file",
     "console",
     "err_console",
     "fail",
@@ -33,6 +38,7 @@ __all__ = [
     "progress_on_stderr",
     "reports_errors",
     "require_torch",
+    "seeded_rng",
 ]
 
 # soft_wrap: plain lines (paths, summaries) are never broken at 80 columns in pipes.
@@ -45,7 +51,7 @@ R = TypeVar("R")
 
 def fail(message: str) -> typer.Exit:
     """Print one line on stderr and return the Exit(2) to raise."""
-    one_line = " ".join(message.split())
+    one_line = visible(" ".join(message.split()))
     err_console.print(f"error: {one_line}", markup=False)
     return typer.Exit(2)
 
@@ -126,3 +132,70 @@ def require_torch(command: str) -> None:
             f"optcmp {command} trains models and needs torch, which is not installed: "
             "pip install 'optcmp[train]'"
         )
+
+
+def seeded_rng(seed: int, option: str = "--seed") -> np.random.Generator:
+    """The generator of a non-negative seed; ConfigError (one line) for another."""
+    if seed < 0:
+        raise ConfigError(f"{option} {seed}: must be a non-negative integer")
+    return np.random.default_rng(seed)
+
+
+def _utf8_path(path: Path, option: str) -> None:
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigError(
+            f"{option} {os.fsdecode(path)!r}: the path is not valid UTF-8; pick another"
+        ) from None
+
+
+def _writable_dir(directory: Path, option: str, shown: Path) -> None:
+    """`directory` (existing or to be created) can take new files."""
+    probe = directory
+    while not probe.exists():
+        if probe.is_symlink() or probe.parent == probe:
+            break
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise ConfigError(f"{option} {shown}: {probe} is a file, not a directory")
+    if probe.exists() and not os.access(probe, os.W_OK | os.X_OK):
+        raise ConfigError(f"{option} {shown}: {probe} is not writable (permission denied)")
+
+
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """Before any work: `out` can be (or already is) a directory we may write into."""
+    _utf8_path(out, option)
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"{option} {out}: exists and is not a directory")
+    _writable_dir(out, option, out)
+
+
+def check_out_file(out: Path, option: str = "--out") -> None:
+    """Before any work: `out` names a file (not a directory) in a writable directory."""
+    _utf8_path(out, option)
+    if out.is_dir():
+        raise ConfigError(f"{option} {out}: is a directory; name a file to write")
+    _writable_dir(out.parent if str(out.parent) else Path("."), option, out)
+    if out.exists() and not os.access(out, os.W_OK):
+        raise ConfigError(f"{option} {out}: not writable (permission denied)")
+
+
+#: The first bytes of every netCDF4 (HDF5) file.
+_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+def check_archive_out(out: Path, option: str = "--out") -> None:
+    """Before any work: `out` names a new file or an existing archive to replace, never
+    another file (a typo must not overwrite someone's data)."""
+    check_out_file(out, option)
+    if out.exists():
+        try:
+            with open(out, "rb") as handle:
+                head = handle.read(len(_HDF5_SIGNATURE))
+        except OSError as err:
+            raise ConfigError(f"{option} {out}: cannot read ({err.strerror})") from None
+        if head != _HDF5_SIGNATURE:
+            raise ConfigError(
+                f"{option} {out}: exists and is not a netCDF archive; refusing to overwrite it"
+            )

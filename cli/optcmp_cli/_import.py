@@ -13,7 +13,14 @@ from typing import Annotated
 
 import typer
 
-from optcmp_cli._common import console, err_console, print_json, reports_errors
+from optcmp_cli._common import (
+    check_archive_out,
+    console,
+    err_console,
+    print_json,
+    reports_errors,
+)
+from optcmp_cli._escape import visible
 from optcmp_data import archive_caveats, write_archive
 from optcmp_data.importers import ImportResult, Ruleset, import_algoperf, import_deepobs
 
@@ -46,7 +53,7 @@ def _command_line() -> str:
 
 def _report(result: ImportResult, out: Path, json_out: bool) -> None:
     for warning in result.warnings:
-        err_console.print(f"warning: {warning}", markup=False)
+        err_console.print(f"warning: {visible(warning)}", markup=False)
     ds = result.dataset
     workloads = [str(w) for w in ds["workload"].values]
     optimizers = [str(o) for o in ds["optimizer"].values]
@@ -71,7 +78,7 @@ def _report(result: ImportResult, out: Path, json_out: bool) -> None:
             soft_wrap=True,
         )
         for caveat in caveats:
-            console.print(f"caveat: {caveat}", markup=False, soft_wrap=True)
+            console.print(f"caveat: {visible(caveat)}", markup=False, soft_wrap=True)
     if result.skipped:
         err_console.print(f"skipped {result.skipped} bad input(s)", markup=False)
 
@@ -97,6 +104,7 @@ def deepobs(
 
     Example: optcmp import deepobs ../shared/archives/deepobs-baselines --out deepobs.nc
     """
+    check_archive_out(out)
     result = import_deepobs(src, targets=targets, skip_bad=skip_bad, command=_command_line())
     write_archive(result.dataset, out)
     _report(result, out, json_out)
@@ -129,6 +137,7 @@ def algoperf(
     Example: optcmp import algoperf ../shared/archives/algoperf-v05 --ruleset self_tuning
     --out algoperf-self.nc
     """
+    check_archive_out(out)
     result = import_algoperf(
         src,
         ruleset=ruleset,

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_cli._escape import term, visible
 from optcmp_data import ArchiveSummary, open_archive, summarize
 
 __all__ = ["info"]
@@ -42,18 +42,22 @@ def _fmt(value: float | None) -> str:
 
 def render_summary(summary: ArchiveSummary) -> None:
     prov = summary.provenance
-    console.print(f"[bold]{escape(summary.path)}[/bold]  schema v{prov.get('schema_version')}")
-    console.print(f"source: {prov.get('source')}  created: {prov.get('created')}", markup=False)
+    console.print(f"[bold]{term(summary.path)}[/bold]  schema v{term(prov.get('schema_version'))}")
     console.print(
-        f"optcmp {prov.get('optcmp_version')}  torch {prov.get('torch_version') or '-'}  "
-        f"commit {str(prov.get('git_commit') or '-')[:12]}",
+        f"source: {visible(prov.get('source'))}  created: {visible(prov.get('created'))}",
         markup=False,
     )
-    console.print(f"command: {prov.get('command')}", markup=False)
+    console.print(
+        f"optcmp {visible(prov.get('optcmp_version'))}  "
+        f"torch {visible(prov.get('torch_version') or '-')}  "
+        f"commit {visible(str(prov.get('git_commit') or '-')[:12])}",
+        markup=False,
+    )
+    console.print(f"command: {visible(prov.get('command'))}", markup=False)
     sizes = ", ".join(f"{k}={v}" for k, v in summary.sizes.items())
-    console.print(f"dims: {sizes}", markup=False)
+    console.print(f"dims: {visible(sizes)}", markup=False)
     for caveat in summary.caveats:
-        console.print(f"[yellow]caveat:[/yellow] {escape(caveat)}")
+        console.print(f"[yellow]caveat:[/yellow] {term(caveat)}")
 
     wt = Table(title="Workloads")
     for col in (
@@ -68,13 +72,13 @@ def render_summary(summary: ArchiveSummary) -> None:
         wt.add_column(col, overflow="fold")
     for w in summary.workloads:
         wt.add_row(
-            w["workload"],
-            w["metric"],
-            w["direction"],
+            term(w["workload"]),
+            term(w["metric"]),
+            term(w["direction"]),
             _fmt(w["valid_target"]),
             _fmt(w["test_target"]),
             str(w["step_budget"]) if w["step_budget"] >= 0 else "-",
-            w["selection_split"],
+            term(w["selection_split"]),
         )
     console.print(wt)
 
@@ -86,9 +90,9 @@ def render_summary(summary: ArchiveSummary) -> None:
         ct.add_column(col, justify="right", overflow="fold")
     for c in summary.cells:
         ct.add_row(
-            c.workload,
-            c.optimizer,
-            c.family or "-",
+            term(c.workload),
+            term(c.optimizer),
+            term(c.family or "-"),
             str(c.completed),
             str(c.diverged),
             str(c.incomplete),
@@ -111,12 +115,12 @@ def render_summary(summary: ArchiveSummary) -> None:
         for h in summary.hparams:
             space = f"[{_fmt(h.space_low)}, {_fmt(h.space_high)}]" if h.scale != "none" else "-"
             ht.add_row(
-                h.workload,
-                h.optimizer,
-                h.hparam,
+                term(h.workload),
+                term(h.optimizer),
+                term(h.hparam),
                 _fmt(h.observed_min),
                 _fmt(h.observed_max),
                 space,
-                h.scale,
+                term(h.scale),
             )
         console.print(ht)

@@ -13,7 +13,7 @@ import enum
 import math
 import os
 import textwrap
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +29,8 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.text import Text
+from matplotlib.ticker import FixedFormatter, FuncFormatter
 from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
@@ -54,8 +56,17 @@ from optcmp_analysis import (
     select_best,
     target_study,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors
+from optcmp_cli._common import (
+    about_archive,
+    check_out_file,
+    console,
+    print_json,
+    reports_errors,
+    seeded_rng,
+)
+from optcmp_cli._escape import figure
 from optcmp_data import FAMILIES, ConfigError, Scale, open_archive
+from optcmp_data._fs import os_error
 
 __all__ = [
     "OptimizerStyle",
@@ -91,6 +102,8 @@ class PlotKind(enum.StrEnum):
 
 
 _STYLE: dict[RcKeyType, Any] = {
+    # Labels come from archives other people wrote: a `$` is a dollar sign, never mathtext.
+    "text.parse_math": False,
     "font.size": 9,
     "axes.titlesize": 10,
     "axes.labelsize": 9,
@@ -138,19 +151,78 @@ def _image_format(path: Path) -> str:
     return fmt
 
 
+#: Widest linear axis range drawn: matplotlib cannot place ticks on a range whose width
+#: overflows (metrics near ±1e308); data beyond it is cut off at the axis edge.
+_MAX_HALF_RANGE = 1e306
+
+
+def _finite_limits(fig: Figure) -> None:
+    """Clamp linear axis ranges whose width is not a finite number."""
+    for ax in fig.axes:
+        for get, set_, scale in (
+            (ax.get_xlim, ax.set_xlim, ax.get_xscale),
+            (ax.get_ylim, ax.set_ylim, ax.get_yscale),
+        ):
+            if scale() != "linear":
+                continue
+            with np.errstate(over="ignore", invalid="ignore"):
+                lo, hi = (float(v) for v in get())
+                wide = not np.isfinite(hi - lo) or max(abs(lo), abs(hi)) > _MAX_HALF_RANGE
+            if wide:
+                lo, hi = (float(np.clip(v, -_MAX_HALF_RANGE, _MAX_HALF_RANGE)) for v in (lo, hi))
+                if lo == hi:  # everything beyond one edge: show the half range up to it
+                    lo, hi = (hi / 2, hi) if hi > 0 else (lo, lo / 2)
+                set_(lo, hi)
+
+
+def _visible_text(fig: Figure) -> None:
+    """Every text of `fig` (titles, labels, legends, annotations, fixed tick labels) with
+    its control characters made visible (`_escape.figure`); mathtext is off in `_STYLE`."""
+    for text in fig.findobj(Text):
+        assert isinstance(text, Text)
+        text.set_text(figure(text.get_text()))
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
+                if isinstance(formatter, FixedFormatter):
+                    formatter.seq = [figure(label) for label in formatter.seq]
+                elif isinstance(formatter, FuncFormatter):  # set_ticks(locs, labels)
+                    formatter.func = _visible_labels(formatter.func)
+
+
+def _visible_labels(func: Callable[..., Any]) -> Callable[..., str]:
+    if getattr(func, "_optcmp_visible", False):
+        return func
+
+    def visible_label(*args: Any) -> str:
+        return figure(func(*args))
+
+    visible_label._optcmp_visible = True  # type: ignore[attr-defined]
+    return visible_label
+
+
 def save_figure(fig: Figure, path: Path) -> Path:
     """Write `fig` as PNG or SVG (by `path`'s suffix) atomically; returns `path`.
 
     Raises ConfigError for another suffix.
     """
     fmt = _image_format(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    _finite_limits(fig)
+    _visible_text(fig)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise os_error(path.parent, err) from None
     tmp = path.with_name(f".{path.name}.tmp")
     # SVG records a creation date by default; leaving it out keeps the file reproducible.
     metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
-    with _style(), tmp.open("wb") as handle:
-        fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
-    os.replace(tmp, path)
+    try:
+        with _style(), tmp.open("wb") as handle:
+            fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise os_error(path, err) from None
     return path
 
 
@@ -197,6 +269,7 @@ def _styles_of(data: xr.Dataset) -> dict[str, OptimizerStyle]:
 def _title(fig: Figure, main: str, detail: str = "", *, y: float | None = None) -> None:
     """A figure title and a line of detail, both wrapped to the figure's width."""
     width = int(fig.get_figwidth() * 12)
+    main, detail = figure(main), figure(detail)
     text = "\n".join([*textwrap.wrap(main, width), *textwrap.wrap(detail, width)])
     if y is None:
         fig.suptitle(text)
@@ -238,6 +311,7 @@ def _require_mean(data: xr.Dataset, var: str, cells: tuple[str, ...]) -> None:
 
 def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> None:
     per_row = max(1, min(len(handles), int(fig.get_figwidth() / 1.5)))
+    labels = [figure(label) for label in labels]
     fig.legend(handles, labels, loc="outside lower center", ncols=per_row, frameon=False)
 
 
@@ -823,7 +897,7 @@ def figure_for(
     n_boot: int,
 ) -> Figure:
     """Run the analysis behind `kind` on `archive` and draw its figure."""
-    rng = np.random.default_rng(seed)
+    rng = seeded_rng(seed)
     if kind is PlotKind.BUDGET:
         budgets = None if budget is None else default_budgets(budget)
         return budget_figure(
@@ -902,6 +976,8 @@ def plot(
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
     _image_format(out)  # a wrong suffix fails before the analysis runs
+    check_out_file(out)
+    seeded_rng(seed)
     with about_archive(archive_path):
         archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
         fig = figure_for(kind, archive, seed=seed, budget=budget, rule=rule, n_boot=n_boot)

@@ -14,6 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from optcmp_analysis import AGGREGATE_STATISTICS, AggregateScores, PerformanceProfiles
+from optcmp_cli._escape import figure as figure_text
 from optcmp_cli._plots import _style, _title, optimizer_styles
 
 __all__ = [
@@ -30,11 +31,6 @@ _LABELS = {
     "median": "median",
     "optimality_gap": "optimality gap",
 }
-
-
-def _plain(text: str) -> str:
-    """Archive text shown literally by matplotlib (no mathtext from a `$`)."""
-    return text.replace("$", r"\$")
 
 
 def _order(result: AggregateScores) -> list[str]:
@@ -59,7 +55,7 @@ def aggregate_axes(ax: Axes, result: AggregateScores, statistic: str = "iqm") ->
         colour = styles[o].colour
         ax.plot([lo, hi], [yi, yi], color=colour, linewidth=6, alpha=0.45, solid_capstyle="butt")
         ax.plot([v], [yi], marker="|", color="black", markersize=12)
-    ax.set_yticks(y, [_plain(o) for o in names])
+    ax.set_yticks(y, [figure_text(o) for o in names])
     ax.set_xlabel(f"{_LABELS[statistic]} of normalised score")
     ax.set_title(_LABELS[statistic])
     ax.grid(axis="y", visible=False)
@@ -80,7 +76,7 @@ def improvement_axes(ax: Axes, result: AggregateScores) -> None:
                 continue
             text = f"{p[i, j]:.2f}" + (f"\n{lo[i, j]:.2f}-{hi[i, j]:.2f}" if small else "")
             ax.text(j, i, text, ha="center", va="center", fontsize=6.5 if small else 5.5)
-    labels = [_plain(o) for o in names]
+    labels = [figure_text(o) for o in names]
     ax.set_xticks(range(len(names)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), labels)
     ax.set_title("P(row better than column)")
@@ -102,7 +98,7 @@ def aggregate_figure(result: AggregateScores) -> Figure:
             fig,
             f"Across {len(result.workloads)} workloads: normalised test scores "
             "(1 = best seen, 0 = "
-            + (_plain(result.reference) if result.reference else "worst tuned")
+            + (figure_text(result.reference) if result.reference else "worst tuned")
             + ")",
             f"{level} stratified-bootstrap intervals ({result.n_boot} replicates, unit "
             f"{result.unit}, selection {result.rule}); higher IQM, lower gap is better",
@@ -128,7 +124,7 @@ def profiles_axes(ax: Axes, result: PerformanceProfiles) -> None:
             # More optimizers than colours: the line style tells them apart.
             linestyle=dashes[(i // 10) % len(dashes)],
             linewidth=1.6 if n < 3 else 1.2,
-            label=f"{_plain(o)} ({area[i]:.2f})",
+            label=f"{figure_text(o)} ({area[i]:.2f})",
         )
     ax.set_xlim(1.0, float(tau[-1]))
     ax.set_ylim(-0.02, 1.02)

@@ -56,13 +56,16 @@ from optcmp_analysis import (
 )
 from optcmp_cli._common import (
     about_archive,
+    check_out_dir,
     console,
     err_console,
     json_text,
     print_json,
     progress_on_stderr,
     reports_errors,
+    seeded_rng,
 )
+from optcmp_cli._escape import md, visible
 from optcmp_cli._plots import (
     _styles_of,
     boundary_figure,
@@ -78,12 +81,13 @@ from optcmp_cli._plots import (
 from optcmp_cli._plots_across import aggregate_figure, profiles_figure
 from optcmp_data import (
     ArchiveSummary,
-    ConfigError,
     OptcmpError,
     Scale,
     open_archive,
     summarize,
 )
+from optcmp_data._fs import os_error
+from optcmp_data._limits import check_bootstrap
 
 __all__ = ["ReportFiles", "report", "write_report"]
 
@@ -138,7 +142,7 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def _cell(text: Any) -> str:
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    return md(text)
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -154,8 +158,12 @@ def _slug(text: str) -> str:
 
 def _write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise os_error(path, err) from None
 
 
 # --- protocol groups --------------------------------------------------------------------
@@ -233,7 +241,7 @@ class _Builder:
     def figure(self, fig: Figure, stem: str, alt: str) -> None:
         path = save_figure(fig, self.out / "figures" / f"{_slug(stem)}.png")
         self.figures.append(path)
-        self.lines += [f"![{alt}](figures/{path.name})", ""]
+        self.lines += [f"![{md(alt)}](figures/{path.name})", ""]
 
     def attempt(self, key: str, fn: Callable[[], T]) -> T | None:
         """Run one analysis; an error of our own type is recorded and shown, never hidden."""
@@ -242,8 +250,8 @@ class _Builder:
         except OptcmpError as err:
             reason = " ".join(str(err).split())
             self.skipped[key] = reason
-            self.lines += [f"_Not available: {reason}_", ""]
-            err_console.print(f"warning: {key}: {reason}", markup=False)
+            self.lines += [f"_Not available: {md(reason)}_", ""]
+            err_console.print(f"warning: {visible(key)}: {visible(reason)}", markup=False)
             return None
 
 
@@ -252,7 +260,7 @@ def _suffix(group: str | None) -> str:
 
 
 def _heading(text: str, group: str | None) -> str:
-    return text if group is None else f"{text} (protocol {group})"
+    return text if group is None else f"{text} (protocol {md(group)})"
 
 
 def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
@@ -306,7 +314,7 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
     for w in (str(x) for x in d["workload"].values):
         metric = str(d["metric_name"].sel(workload=w).item())
         b.lines += [
-            f"**{w}**: test {metric} of the best of k trials; each cell is the bootstrap "
+            f"**{md(w)}**: test {md(metric)} of the best of k trials; each cell is the bootstrap "
             "median [5%, 95%] (closed-form expectation) among studies with a result, and "
             "after `none:` the share of k-trial studies whose trials all diverged or are "
             "incomplete (no result; exact). `settled` is the smallest k from "
@@ -550,7 +558,7 @@ def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None
             [o, *[_num(study.tuned.sel(workload=w, optimizer=o).values[c]) for c in conds]]
             for o in study.optimizers
         ]
-        b.lines += [f"**{w}**", "", *_table(headers, rows)]
+        b.lines += [f"**{md(w)}**", "", *_table(headers, rows)]
     flips = study.flips()
     changes = study.verdict_changes()
     b.lines += [
@@ -560,7 +568,9 @@ def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None
         "",
     ]
     for w, s, g in changes:
-        b.lines.append(f"- {w}: the verdict of {s} ⊆ {g} changes with the target or budget")
+        b.lines.append(
+            f"- {md(w)}: the verdict of {md(s)} ⊆ {md(g)} changes with the target or budget"
+        )
     if changes:
         b.lines.append("")
     b.add_records("targets", study.to_json(), group)
@@ -573,7 +583,7 @@ def _boundary_section(b: _Builder, check: BoundaryCheck, group: str | None) -> l
             f"Best trials near an edge of the search space (top {check.top} trials, within "
             f"{check.fraction:.0%} of the range in the search scale):",
             "",
-            *[f"- {text}" for text in warnings],
+            *[f"- {md(text)}" for text in warnings],
             "",
         ]
     else:
@@ -591,8 +601,8 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     records = comp.to_json()
     cells = [r for r in records if r["record"] == "cell"]
     b.lines += [
-        f"Rankings by test metric under `{first}` and under `{second}` (optimizers matched "
-        f"by {comp.match}); Kendall tau compares the two rankings per workload.",
+        f"Rankings by test metric under {md(first)} and under {md(second)} (optimizers "
+        f"matched by {md(comp.match)}); Kendall tau compares the two rankings per workload.",
         "",
     ]
     rows = [
@@ -621,12 +631,13 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     )
     flips = comp.flips()
     if flips:
-        b.lines += [f"Rankings that flip between `{first}` and `{second}`:", ""]
+        b.lines += [f"Rankings that flip between {md(first)} and {md(second)}:", ""]
         for f in flips:
             b.lines.append(
-                f"- {f['workload']}: {f['optimizer']} beats {f['other']} under {first} "
+                f"- {md(f['workload'])}: {md(f['optimizer'])} beats {md(f['other'])} under "
+                f"{md(first)} "
                 f"({_num(f['value_first'])} vs {_num(f['other_value_first'])}) but loses "
-                f"under {second} ({_num(f['value_second'])} vs "
+                f"under {md(second)} ({_num(f['value_second'])} vs "
                 f"{_num(f['other_value_second'])})"
             )
         b.lines.append("")
@@ -757,8 +768,11 @@ def write_report(
     `name` labels the archive in the report (no absolute paths, so the files do not
     depend on where the archive lives); `compare` adds a protocol comparison with a
     second archive. `advance` is called after each step (for progress)."""
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "figures").mkdir(exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "figures").mkdir(exist_ok=True)
+    except OSError as err:
+        raise os_error(out, err) from None
     # Figures of an earlier report in the same place would be mistaken for this one's.
     for stale in sorted((out / "figures").glob("*.png")):
         stale.unlink()
@@ -798,7 +812,7 @@ def write_report(
             )
         )
     for title, run in comparisons:
-        b.lines += [f"## Protocol comparison: {title}", ""]
+        b.lines += [f"## Protocol comparison: {md(title)}", ""]
         comp = b.attempt(f"protocol {title}", run)
         if comp is not None:
             b.figure(protocol_figure(comp), f"protocol-{title}", f"ranks under {title}")
@@ -811,10 +825,10 @@ def write_report(
 
     body = b.lines[body_start:]
     head = _header(b, summary, groups, compare)
-    md = "\n".join([*head, *body]).rstrip("\n") + "\n"
+    text = "\n".join([*head, *body]).rstrip("\n") + "\n"
     report_path = out / "report.md"
     results_path = out / "results.json"
-    _write_text(report_path, md)
+    _write_text(report_path, text)
     results = {
         "report": {
             "archive": name,
@@ -842,9 +856,9 @@ def _header(
 ) -> list[str]:
     prov = summary.provenance
     lines = [
-        f"# optcmp report: {b.name}",
+        f"# optcmp report: {md(b.name)}",
         "",
-        f"Every analysis of `{b.name}` (Choi et al. 2019, *On Empirical Comparisons of "
+        f"Every analysis of {md(b.name)} (Choi et al. 2019, *On Empirical Comparisons of "
         f"Optimizers for Deep Learning*): selection rule `{b.rule}`, seed {b.seed}, "
         f"{b.n_boot} bootstrap draws. The same archive and seed reproduce this report.",
         "",
@@ -857,7 +871,7 @@ def _header(
             [
                 prov.get("source") or "-",
                 prov.get("created") or "-",
-                f"`{prov.get('command')}`" if prov.get("command") else "-",
+                prov.get("command") or "-",
                 prov.get("optcmp_version") or "-",
                 prov.get("torch_version") or "-",
                 str(prov.get("git_commit") or "-")[:12],
@@ -896,20 +910,20 @@ def _header(
     if len(groups) > 1:
         lines += [
             "Tuning protocols (search spaces) in this archive, each analysed on its own: "
-            + "; ".join(f"`{label}`: {', '.join(opts)}" for label, opts in groups),
+            + "; ".join(f"{md(label)}: {', '.join(md(o) for o in opts)}" for label, opts in groups),
             "",
         ]
     if compare is not None:
-        lines += [f"Compared with the archive `{compare[0]}` (protocol comparison below).", ""]
+        lines += [f"Compared with the archive {md(compare[0])} (protocol comparison below).", ""]
     lines += ["## Caveats", ""]
     if b.caveats:
-        lines += [f"- {c}" for c in b.caveats]
+        lines += [f"- {md(c)}" for c in b.caveats]
     else:
         lines.append("- none recorded in the archive or found by the analyses")
     lines.append("")
     if b.skipped:
         lines += ["Analyses not available for this archive:", ""]
-        lines += [f"- {k}: {v}" for k, v in b.skipped.items()]
+        lines += [f"- {md(k)}: {md(v)}" for k, v in b.skipped.items()]
         lines.append("")
     return lines
 
@@ -969,9 +983,11 @@ def report(
 
     Example: optcmp report runs/demo/study --out runs/demo/report --seed 0
     """
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out {out}: exists and is not a directory")
+    seeded_rng(seed)
+    check_out_dir(out)
     archive = open_archive(archive_path)
+    cell_dims = [d for d in archive["status"].dims if d != "trial"]
+    check_bootstrap(int(np.prod([archive.sizes[d] for d in cell_dims])), n_boot)
     other = None if compare is None else (compare.name, open_archive(compare))
     groups = _protocol_groups(archive)
     n_comparisons = (len(groups) - 1) + (compare is not None)

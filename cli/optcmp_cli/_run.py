@@ -6,6 +6,7 @@ only inside the command, so the rest of the CLI works without torch.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +24,7 @@ from rich.progress import (
 
 from optcmp_cli._common import (
     console,
+    err_console,
     print_json,
     progress_on_stderr,
     reports_errors,
@@ -92,7 +94,9 @@ def run(
     ],
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Local worker processes, each running groups [default: 1]."),
+        typer.Option(
+            "--workers", help="Local worker processes, each running groups \\[default: 1]."
+        ),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -106,39 +110,68 @@ def run(
         int | None,
         typer.Option(
             "--group-size",
-            help="Trials trained together as one batched group (K) [default: the study's, or 16].",
+            help="Trials trained together as one batched group (K) "
+            "\\[default: the study's, or 16].",
         ),
     ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print what the run did as JSON (no progress bar).")
     ] = False,
+    memory_limit: Annotated[
+        float | None,
+        typer.Option(
+            "--memory-limit",
+            metavar="GIB",
+            help="Memory the run may use, in GiB, checked before training against the "
+            "estimated size of the groups running at once and of the archive \\[default: the "
+            "memory available now].",
+        ),
+    ] = None,
 ) -> None:
     """Run a study: every (workload, optimizer) trains its quasi-random trials in batched
     groups; each finished group is stored as one shard in the --out directory.
 
     A killed run continues where it stopped when started again with the same study file
-    and --out; a changed study is refused.
+    and --out; a changed study is refused. SIGTERM or Ctrl-C stops a run cleanly: finished
+    groups stay stored, running ones are dropped, and the exit code is 128 + the signal.
 
     Example: optcmp run study.toml --out runs/digits --workers 2
     """
     if workers is not None and scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other: pick one executor")
     require_torch("run")
-    from optcmp.runner import DaskExecutor, Executor, LocalExecutor, run_study
+    from optcmp.runner import DaskExecutor, Executor, LocalExecutor, StudyInterrupted, run_study
     from optcmp.study import StudySpec
 
     spec = StudySpec.from_toml(study)
     executor: Executor = (
-        DaskExecutor(scheduler) if scheduler is not None else LocalExecutor(workers or 1)
+        DaskExecutor(scheduler)
+        if scheduler is not None
+        else LocalExecutor(workers if workers is not None else 1)
     )
-    if json_out:
-        result = run_study(spec, out, executor=executor, group_size=group_size, study_file=study)
-        print_json({"run": result.to_json()})
-        return
-    with trial_progress("trials") as bar:
-        result = run_study(
-            spec, out, executor=executor, group_size=group_size, study_file=study, progress=bar
+    go = functools.partial(
+        run_study,
+        spec,
+        out,
+        executor=executor,
+        group_size=group_size,
+        study_file=study,
+        memory_limit_gib=memory_limit,
+    )
+    try:
+        if json_out:
+            result = go()
+            print_json({"run": result.to_json()})
+            return
+        with trial_progress("trials") as bar:
+            result = go(progress=bar)
+    except StudyInterrupted as stop:
+        stored = "" if stop.stored is None else f"; {stop.stored} of {stop.total} trials stored"
+        err_console.print(
+            f"interrupted by {stop}{stored} in {out}; run the same command again to resume",
+            markup=False,
         )
+        raise typer.Exit(stop.exit_code) from None
     console.print(
         f"{result.trials_run} trials run ({result.diverged} diverged) in "
         f"{result.seconds:.1f} s on {result.executor}, groups of {result.group_size}; "

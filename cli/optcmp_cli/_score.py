@@ -20,6 +20,7 @@ from optcmp_analysis import (
     deepobs_report,
 )
 from optcmp_cli._common import console, print_json, reports_errors
+from optcmp_cli._escape import term, visible
 from optcmp_data import open_archive
 
 __all__ = ["score"]
@@ -85,7 +86,7 @@ def score(
 
 def _caveats(caveats: tuple[str, ...]) -> None:
     for caveat in caveats:
-        console.print(f"caveat: {caveat}", markup=False, soft_wrap=True)
+        console.print(f"caveat: {visible(caveat)}", markup=False, soft_wrap=True)
 
 
 def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
@@ -93,7 +94,7 @@ def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
     table.add_column("optimizer")
     table.add_column("score", justify="right")
     for rec in result.to_json():
-        table.add_row(rec["optimizer"], _fmt(rec["score"]))
+        table.add_row(term(rec["optimizer"]), _fmt(rec["score"]))
     console.print(table)
     if details:
         dt = Table(title="Time to target (s): median over studies -> after held-out rules")
@@ -101,8 +102,8 @@ def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
             dt.add_column(col)
         for rec in result.details_json():
             dt.add_row(
-                rec["optimizer"],
-                rec["workload"],
+                term(rec["optimizer"]),
+                term(rec["workload"]),
                 rec["role"],
                 _fmt(rec["time"] if rec["time"] is not None else math.inf, 6),
                 _fmt(rec["time_scored"] if rec["time_scored"] is not None else math.inf, 6),
@@ -127,12 +128,12 @@ def _render_deepobs(report: DeepobsReport) -> None:
         table.add_column(col)
     for rec in report.to_json():
         table.add_row(
-            rec["workload"],
-            rec["optimizer"],
+            term(rec["workload"]),
+            term(rec["optimizer"]),
             str(rec["trial"]),
             _fmt(rec["hyperparameters"].get("learning_rate")),
             f"{_fmt(rec['selection_value'])} ({rec['selection_split']})",
-            f"{_fmt(rec['performance'])} ({rec['metric']})",
+            f"{_fmt(rec['performance'])} ({term(rec['metric'])})",
             _fmt(rec["speed"]),
             str(rec["n_seeds"]),
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ import numpy as np
 import xarray as xr
 
 from optcmp_data._errors import ArchiveIOError, MergeError
+from optcmp_data._fs import os_error, write_failure
 from optcmp_data._schema import (
     CURVE_VARS,
     OPTIMIZER_VARS,
@@ -55,34 +56,64 @@ def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     return enc
 
 
-def write_archive(ds: xr.Dataset, path: str | os.PathLike[str]) -> Path:
-    """Validate `ds` and write it to `path` atomically (temp file + fsync + rename)."""
+def write_archive(
+    ds: xr.Dataset,
+    path: str | os.PathLike[str],
+    *,
+    before_rename: Callable[[], None] | None = None,
+) -> Path:
+    """Validate `ds` and write it to `path` atomically (temp file + fsync + rename).
+
+    `before_rename` runs just before the rename; whatever it raises leaves no file."""
     path = Path(path)
     validate(ds, source=str(path))
+    try:
+        os.fsencode(path).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchiveIOError(
+            f"{os.fsdecode(path)!r}: the path is not valid UTF-8, which netCDF cannot write to"
+        ) from None
     parent = path.parent if str(path.parent) else Path(".")
     if not parent.is_dir():
         raise ArchiveIOError(f"{path}: directory {parent} does not exist")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    if path.is_dir():
+        raise ArchiveIOError(f"{path}: is a directory")
+    try:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
+    except OSError as err:
+        raise os_error(path, err) from None
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
         with open(tmp, "rb+") as handle:
             os.fsync(handle.fileno())
+        if before_rename is not None:
+            before_rename()
         os.replace(tmp, path)
+    except (OSError, RuntimeError) as err:
+        tmp.unlink(missing_ok=True)
+        raise write_failure(path, err) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
     return path
 
 
-def write_shard(ds: xr.Dataset, study_dir: str | os.PathLike[str], name: str) -> Path:
-    """Write one shard (`name` + .nc) into a study directory, atomically."""
+def write_shard(
+    ds: xr.Dataset,
+    study_dir: str | os.PathLike[str],
+    name: str,
+    *,
+    before_rename: Callable[[], None] | None = None,
+) -> Path:
+    """Write one shard (`name` + .nc) into a study directory, atomically (see
+    `write_archive` for `before_rename`)."""
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     if "/" in name or name.startswith("."):
         raise ArchiveIOError(f"{study_dir}: invalid shard name {name!r}")
-    return write_archive(ds, study_dir / f"{name}{SHARD_SUFFIX}")
+    return write_archive(ds, study_dir / f"{name}{SHARD_SUFFIX}", before_rename=before_rename)
 
 
 def list_shards(study_dir: str | os.PathLike[str]) -> list[Path]:

@@ -12,6 +12,7 @@ a killed run leaves finished groups complete and unfinished ones absent.
 
 from __future__ import annotations
 
+import functools
 import os
 import time
 from pathlib import Path
@@ -21,6 +22,7 @@ import attrs
 import torch
 
 from optcmp._plugins import plugin_errors, plugin_record
+from optcmp.runner._lifetime import check_lock
 from optcmp.runner._train import GroupResult, deterministic_threads, resolve_device, train_group
 from optcmp.study import StudySpec, derive_seed
 from optcmp.workloads import WORKLOAD_SOURCES, Splits, get_workload
@@ -139,13 +141,22 @@ def build_shard(
 
 
 def run_group(
-    spec: StudySpec, task: GroupTask, study_dir: str, command: str, git_commit: str | None = None
+    spec: StudySpec,
+    task: GroupTask,
+    study_dir: str,
+    command: str,
+    git_commit: str | None = None,
+    lock_token: str | None = None,
 ) -> GroupSummary:
     """Train `task`'s trials and write their shard into `study_dir` (see module docstring).
 
     `command` and `git_commit` are the driver's, so every shard of one run carries the same
-    provenance wherever it ran (`git_commit` None: the commit this process sees).
+    provenance wherever it ran (`git_commit` None: the commit this process sees). With
+    `lock_token` (the driver's, from its study lock), the shard is renamed into place only
+    while that driver still holds the lock; otherwise ArchiveIOError and no shard.
     """
+    if lock_token is not None:
+        check_lock(study_dir, lock_token)  # a stale worker must not even start training
     started = time.perf_counter()
     spec.load_plugins()  # a spawned worker starts with the built-ins only
     device = resolve_device(spec.device)
@@ -179,7 +190,14 @@ def run_group(
     shard = builder.build()
     if git_commit is not None:
         shard.attrs["git_commit"] = git_commit
-    path = write_shard(shard, Path(study_dir), task.shard_name)
+    path = write_shard(
+        shard,
+        Path(study_dir),
+        task.shard_name,
+        before_rename=None
+        if lock_token is None
+        else functools.partial(check_lock, study_dir, lock_token),
+    )
     return GroupSummary(
         task=task,
         trials=len(task.trials),

@@ -19,12 +19,23 @@ same directory:
   differing key.
 
 A lock file (`.optcmp.lock`, flock-ed, released by the OS when the process dies) keeps two
-drivers out of one directory; stale temp files of a killed run are removed under it.
+drivers out of one directory; stale temp files of a killed run are removed under it. The
+lock also carries a token of the run holding it, and a shard is stored only while that run
+holds the lock (`optcmp.runner._lifetime`): worker processes die with their driver, and
+SIGTERM/SIGINT stop a run cleanly (`StudyInterrupted`: finished shards kept, running
+groups killed, temp files removed).
+
+An extension of `trials` that stored nothing yet can be taken back: running the smaller
+study again is refused only once a trial beyond its count is stored.
+
+Before anything trains, the directory must be writable and the memory of one group (per
+worker) and of the study's whole archive must fit the limit (`optcmp_data._limits`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import functools
 import json
@@ -32,7 +43,7 @@ import os
 import shlex
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Final, Protocol
 
@@ -41,9 +52,12 @@ import xarray as xr
 
 from optcmp.runner._executors import Executor, LocalExecutor
 from optcmp.runner._group import GroupSummary, GroupTask, run_group
+from optcmp.runner._lifetime import LOCK_FILE, StudyInterrupted, claim_lock, stop_on_signals
 from optcmp.runner._train import resolve_device
 from optcmp.study import StudySpec
-from optcmp_data import ArchiveIOError, ConfigError, stored_cells
+from optcmp_data import CURVE_VARS, ArchiveIOError, ConfigError, stored_cells
+from optcmp_data._fs import os_error
+from optcmp_data._limits import check_memory, memory_limit
 from optcmp_data._provenance import git_commit
 
 __all__ = [
@@ -51,6 +65,7 @@ __all__ = [
     "NONDETERMINISTIC_ATTRS",
     "NONDETERMINISTIC_VARS",
     "Progress",
+    "StudyInterrupted",
     "StudyRun",
     "comparable",
     "plan_groups",
@@ -66,7 +81,6 @@ NONDETERMINISTIC_ATTRS: Final = ("created", "command")
 
 SPEC_JSON: Final = "study.json"
 SPEC_COPY: Final = "study.toml"
-LOCK_FILE: Final = ".optcmp.lock"
 # Spec keys that label a study without changing a trial (e.g. the name from the file stem).
 _LABELS: Final = frozenset({"name"})
 
@@ -142,15 +156,19 @@ def _spec_record(spec: StudySpec, group_size: int) -> dict[str, Any]:
     return record
 
 
-def _check_resume(old: dict[str, Any], new: dict[str, Any], where: Path) -> None:
+def _check_resume(
+    old: dict[str, Any], new: dict[str, Any], where: Path, stored: Callable[[], int]
+) -> None:
+    """`stored()`: one more than the highest trial index stored (0: none)."""
     for key in sorted(set(old) | set(new)):
         if key in _LABELS:
             continue
         if key == "trials":
-            if int(new[key]) < int(old[key]):
+            if int(new[key]) < int(old[key]) and (last := stored()) > int(new[key]):
                 raise ConfigError(
                     f"{where}: key 'trials': the study directory has {old[key]} trials per "
-                    f"cell; a study cannot shrink (asked for {new[key]})"
+                    f"cell and stores trial {last - 1}; a study cannot shrink (asked for "
+                    f"{new[key]})"
                 )
             continue
         if old.get(key) != new.get(key):
@@ -162,8 +180,12 @@ def _check_resume(old: dict[str, Any], new: dict[str, Any], where: Path) -> None
 
 
 @contextlib.contextmanager
-def _locked(study_dir: Path) -> Iterator[None]:
-    handle = open(study_dir / LOCK_FILE, "a")  # noqa: SIM115 - held for the whole run
+def _locked(study_dir: Path) -> Iterator[str]:
+    """Hold the study lock; yields the run's owner token (see `_lifetime.check_lock`)."""
+    try:
+        handle = open(study_dir / LOCK_FILE, "a+", encoding="utf-8")  # noqa: SIM115
+    except OSError as err:
+        raise os_error(study_dir, err) from None
     try:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -171,9 +193,80 @@ def _locked(study_dir: Path) -> Iterator[None]:
             raise ArchiveIOError(
                 f"{study_dir}: another optcmp run is using this study directory"
             ) from None
-        yield
+        try:
+            token = claim_lock(handle)
+        except OSError as err:
+            raise os_error(study_dir, err) from None
+        yield token
     finally:
         handle.close()
+
+
+def _open_directory(directory: Path) -> None:
+    """Create the study directory, or fail with one line, before anything trains."""
+    try:
+        os.fsencode(directory).decode("utf-8")
+    except UnicodeDecodeError:
+        raise ArchiveIOError(
+            f"{os.fsdecode(directory)!r}: the path is not valid UTF-8, which netCDF cannot "
+            "write to; pick another --out"
+        ) from None
+    if directory.exists() and not directory.is_dir():
+        raise ArchiveIOError(f"{directory}: exists and is not a directory")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise ArchiveIOError(f"{directory}: a path under a file, not a directory") from None
+    except OSError as err:
+        if err.errno == errno.ENOTDIR:
+            raise ArchiveIOError(f"{directory}: a path under a file, not a directory") from None
+        raise os_error(directory, err) from None
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise ArchiveIOError(f"{directory}: not writable (permission denied)")
+
+
+#: Bytes per evaluation point and trial while a group trains and its shard is built and
+#: written: the curves in numpy, again in the shard's dataset, and once more while netCDF
+#: writes them; plus one Python int per evaluation step.
+_CURVE_COPIES: Final = 3
+_STEP_BYTES: Final = 40
+#: Bytes per trial of an archive besides its curves (hyperparameters, status, seeds).
+_TRIAL_BYTES: Final = 512
+
+
+def estimate_memory(spec: StudySpec, group_size: int) -> tuple[int, int]:
+    """Estimated bytes of the largest group and of the study's whole archive (as
+    `open_archive` holds it: the merged curves and a copy)."""
+    group = archive = 0
+    n_curves = len(CURVE_VARS) + 1  # the curves and their shared wall time
+    evals = []
+    for w in spec.workloads:
+        ws = spec.workload_spec(w)
+        n_eval = -(-ws.step_budget // ws.eval_interval) + 1
+        evals.append(n_eval)
+        k = min(group_size, spec.trials)
+        group = max(group, n_eval * (k * n_curves * 8 * _CURVE_COPIES + _STEP_BYTES))
+    per_trial = max(evals) * n_curves * 8 * 2 + _TRIAL_BYTES
+    archive = len(spec.workloads) * len(spec.optimizers) * spec.trials * per_trial
+    return group, archive
+
+
+def check_limits(spec: StudySpec, group_size: int, workers: int, limit_gib: float | None) -> None:
+    """Refuse (ConfigError, one line) a study whose groups or archive cannot fit."""
+    limit = memory_limit(limit_gib)
+    group, archive = estimate_memory(spec, group_size)
+    check_memory(
+        f"{spec.source}: {workers} group(s) of {min(group_size, spec.trials)} trials at once",
+        group * workers,
+        limit,
+        hint="lower it, or set --memory-limit GIB if the machine can hold more",
+    )
+    check_memory(
+        f"{spec.source}: the archive of {spec.trials} trials per cell",
+        archive,
+        limit,
+        hint="lower it, or set --memory-limit GIB if the machine can hold more",
+    )
 
 
 def _prepare(spec: StudySpec, study_dir: Path, group_size: int, study_file: Path | None) -> None:
@@ -184,8 +277,19 @@ def _prepare(spec: StudySpec, study_dir: Path, group_size: int, study_file: Path
         try:
             old = json.loads(json_path.read_text(encoding="utf-8"))
         except (OSError, ValueError) as err:
-            raise ArchiveIOError(f"{json_path}: unreadable study record ({err})") from None
-        _check_resume(old, record, json_path)
+            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise ArchiveIOError(f"{json_path}: unreadable study record ({detail})") from None
+        if not isinstance(old, dict) or not isinstance(old.get("trials"), int):
+            raise ArchiveIOError(
+                f"{json_path}: not a study record of optcmp run (expected a JSON object "
+                f"with 'trials', got {type(old).__name__})"
+            )
+        _check_resume(
+            old,
+            record,
+            json_path,
+            lambda: max((c[2] + 1 for c in stored_cells(study_dir)), default=0),
+        )
         if old == record:
             return
     elif any(study_dir.glob("*.nc")):
@@ -199,8 +303,17 @@ def _prepare(spec: StudySpec, study_dir: Path, group_size: int, study_file: Path
 
 def _write_atomic(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except OSError as err:
+        tmp.unlink(missing_ok=True)
+        raise os_error(path, err) from None
+
+
+def _remove_temp_files(directory: Path) -> None:
+    for stale in directory.glob(".*.tmp"):
+        stale.unlink(missing_ok=True)
 
 
 def run_study(
@@ -212,27 +325,28 @@ def run_study(
     study_file: str | os.PathLike[str] | None = None,
     command: str | None = None,
     progress: Progress | None = None,
+    memory_limit_gib: float | None = None,
 ) -> StudyRun:
     """Run (or continue) `spec` into `study_dir`; see the module docstring.
 
     `group_size` overrides the study's (default `DEFAULT_GROUP_SIZE`); `study_file` is
     copied into the directory; `command` is stored as provenance (default: this
-    process's command line).
+    process's command line); `memory_limit_gib` replaces the available memory as the
+    limit of the size checks. SIGTERM/SIGINT raise `StudyInterrupted` (finished shards
+    stay, temp files are removed).
     """
     started = time.perf_counter()
     resolve_device(spec.device)  # fail before any work if CUDA is asked for but absent
-    k = group_size or spec.group_size or DEFAULT_GROUP_SIZE
-    if k < 1:
-        raise ConfigError(f"--group-size {k}: must be >= 1")
+    if group_size is not None and group_size < 1:
+        raise ConfigError(f"--group-size {group_size}: must be >= 1")
+    k = group_size if group_size is not None else spec.group_size or DEFAULT_GROUP_SIZE
     executor = executor if executor is not None else LocalExecutor(1)
+    check_limits(spec, k, getattr(executor, "workers", 1), memory_limit_gib)
     command = command if command is not None else shlex.join(sys.argv)
     directory = Path(study_dir)
-    if directory.exists() and not directory.is_dir():
-        raise ArchiveIOError(f"{directory}: exists and is not a directory")
-    directory.mkdir(parents=True, exist_ok=True)
-    with _locked(directory):
-        for stale in directory.glob(".*.tmp"):
-            stale.unlink(missing_ok=True)
+    _open_directory(directory)
+    with _locked(directory) as token, stop_on_signals():
+        _remove_temp_files(directory)
         _prepare(spec, directory, k, Path(study_file) if study_file is not None else None)
         stored = {
             c[:3]
@@ -249,14 +363,22 @@ def run_study(
             study_dir=str(directory),
             command=command,
             git_commit=git_commit(),
+            lock_token=token,
         )
         trials_run = diverged = groups = 0
-        for summary in executor.run(job, tasks):
-            trials_run += summary.trials
-            diverged += summary.diverged
-            groups += 1
-            if progress is not None:
-                progress.group_done(summary)
+        try:
+            for summary in executor.run(job, tasks):
+                trials_run += summary.trials
+                diverged += summary.diverged
+                groups += 1
+                if progress is not None:
+                    progress.group_done(summary)
+        except StudyInterrupted as stop:
+            stop.stored = len(stored) + trials_run
+            stop.total = total
+            raise
+        finally:
+            _remove_temp_files(directory)
     return StudyRun(
         study_dir=directory,
         total_trials=total,

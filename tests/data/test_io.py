@@ -156,7 +156,7 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mo
         raise OSError("disk full")
 
     monkeypatch.setattr(xr.Dataset, "to_netcdf", boom)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(ArchiveIOError, match=r"x\.nc: cannot write \(disk full"):
         write_archive(synthetic_archive(seed=2), path)
     monkeypatch.undo()
     assert [p.name for p in tmp_path.iterdir()] == ["x.nc"]

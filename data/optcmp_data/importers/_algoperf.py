@@ -35,6 +35,7 @@ import xarray as xr
 
 from optcmp_data._builder import ArchiveBuilder, Curves, TrialRecord, WorkloadInfo
 from optcmp_data._errors import DataFormatError
+from optcmp_data._labels import import_label
 from optcmp_data._schema import Direction, Split, Status
 from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object, read_text
 
@@ -258,6 +259,7 @@ def import_algoperf(
     n_files = 0
     pending: list[tuple[str, str, int, int, Path]] = []
     for submission in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = import_label(submission.name)
         for sm, study_dir in _dirs(submission, _STUDY):
             with os.scandir(study_dir) as entries:
                 for entry in sorted(entries, key=lambda e: e.name):
@@ -271,7 +273,7 @@ def import_algoperf(
                     if workload not in spec.info:
                         bad.bad(f"{entry.path}: workload {workload!r} is not in {target_path}")
                         continue
-                    key = (workload, submission.name)
+                    key = (workload, label)
                     old = frameworks.setdefault(key, framework)
                     if old != framework:
                         bad.bad(
@@ -283,7 +285,7 @@ def import_algoperf(
                         pending.append(
                             (
                                 workload,
-                                submission.name,
+                                label,
                                 int(tm.group(1)),
                                 int(sm.group(1)),
                                 trial_dir,

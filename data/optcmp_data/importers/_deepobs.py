@@ -43,6 +43,7 @@ from optcmp_data._builder import (
     WorkloadInfo,
 )
 from optcmp_data._errors import DataFormatError
+from optcmp_data._labels import import_label
 from optcmp_data._schema import Direction, Scale, Split, Status
 from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object
 
@@ -121,6 +122,7 @@ def _parse_run(path: Path, src: Path) -> _Run:
     obj = read_json_object(path)
     parts = path.relative_to(src).parts
     levels, problem, optimizer, setting = parts[:-4], parts[-4], parts[-3], parts[-2]
+    problem, optimizer = import_label(problem), import_label(optimizer)
     if "optimizer_hyperparams" in obj:
         fmt = "1.2"
         hp_raw = obj["optimizer_hyperparams"]

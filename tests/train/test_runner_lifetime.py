@@ -1,0 +1,247 @@
+"""Process lifetime of `optcmp run`: workers die with their driver (SIGKILL or SIGTERM),
+SIGTERM stops a run cleanly, and only the holder of the study lock stores shards."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import xarray as xr
+
+from optcmp.runner import GroupTask, LocalExecutor, run_group, run_study
+from optcmp.runner._lifetime import LOCK_FILE, check_lock, claim_lock
+from optcmp.study import StudySpec
+from optcmp_data import ArchiveIOError, list_shards, open_archive
+from tests.train.archives import same_study
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDY = """
+workloads = ["digits_mlp", "noisy_quadratic"]
+optimizers = ["sgd", "adam"]
+trials = 4
+seed = 11
+step_budget = 150
+eval_interval = 10
+group_size = 2
+"""
+GROUPS = 2 * 2 * 2
+
+
+def _study(tmp_path: Path) -> Path:
+    path = tmp_path / "study.toml"
+    path.write_text(STUDY, encoding="utf-8")
+    return path
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> xr.Dataset:
+    tmp = tmp_path_factory.mktemp("whole")
+    study = _study(tmp)
+    run_study(StudySpec.from_toml(study), tmp / "out", study_file=study)
+    return open_archive(tmp / "out")
+
+
+def _children() -> dict[int, int]:
+    """pid -> parent pid of every live (non-zombie) process."""
+    parents = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z":
+            parents[int(entry)] = int(fields[1])
+    return parents
+
+
+def _descendants(pid: int) -> set[int]:
+    parents = _children()
+    found: set[int] = set()
+    frontier = {pid}
+    while frontier:
+        frontier = {p for p, pp in parents.items() if pp in frontier} - found
+        found |= frontier
+    return found
+
+
+def _alive(pids: set[int]) -> set[int]:
+    return pids & set(_children())
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(
+    "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"]
+)
+def test_killing_the_driver_of_two_workers_leaves_no_process_and_resumes_identically(
+    tmp_path: Path, signum: signal.Signals, uninterrupted: xr.Dataset
+) -> None:
+    study, out = _study(tmp_path), tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["data", "analysis", "cli", "."])}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "optcmp_cli",
+            "run",
+            str(study),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+    workers: set[int] = set()
+    try:
+        deadline = time.monotonic() + 300
+        while time.monotonic() < deadline and proc.poll() is None:
+            workers |= _descendants(proc.pid)
+            if out.is_dir() and list_shards(out):
+                break
+            time.sleep(0.02)
+        workers |= _descendants(proc.pid)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        stopped = time.monotonic()
+        while _alive(workers) and time.monotonic() < stopped + 5:
+            time.sleep(0.05)
+        left = _alive(workers)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _alive(workers):  # only our own processes, and only if the test failed
+            os.kill(pid, signal.SIGKILL)
+    assert len(workers) >= 2, "the run must have had its worker processes"
+    assert not left, f"processes outlived their driver: {sorted(left)}"
+    stored_at_kill = len(list_shards(out))
+    assert 1 <= stored_at_kill < GROUPS, "the kill must land mid-run"
+    if signum != signal.SIGKILL:
+        assert proc.returncode == 128 + signum
+        lines = err.decode().strip().splitlines()
+        assert len(lines) == 1, lines
+        assert f"interrupted by {signum.name}" in lines[0]
+        assert "run the same command again to resume" in lines[0]
+        assert not list(out.glob(".*.tmp")), "temp files are removed"
+    else:
+        assert proc.returncode == -signal.SIGKILL
+    time.sleep(1.0)
+    assert len(list_shards(out)) == stored_at_kill, "nothing stores shards after the kill"
+
+    spec = StudySpec.from_toml(study)
+    resumed = run_study(spec, out, executor=LocalExecutor(2), study_file=study)
+    assert resumed.stored_before == 2 * stored_at_kill
+    assert len(list_shards(out)) == GROUPS
+    assert same_study(open_archive(out), uninterrupted)
+
+
+def test_a_shard_is_stored_only_while_its_driver_holds_the_lock(tmp_path: Path) -> None:
+    spec = StudySpec.from_mapping(
+        {
+            "workloads": ["noisy_quadratic"],
+            "optimizers": ["sgd"],
+            "trials": 1,
+            "step_budget": 4,
+            "eval_interval": 2,
+        }
+    )
+    task = GroupTask("noisy_quadratic", "sgd", (0,))
+    lock = tmp_path / LOCK_FILE
+    with open(lock, "a+", encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        token = claim_lock(held)
+        check_lock(tmp_path, token)  # held by the token's driver: fine
+        with pytest.raises(ArchiveIOError, match="another run owns"):
+            run_group(spec, task, str(tmp_path), "test", lock_token="someone-else")
+        summary = run_group(spec, task, str(tmp_path), "test", lock_token=token)
+        assert Path(summary.shard).exists()
+        Path(summary.shard).unlink()
+    # The driver is gone (lock released): a stale worker stores nothing.
+    with pytest.raises(ArchiveIOError, match="driver of this run is gone"):
+        run_group(spec, task, str(tmp_path), "test", lock_token=token)
+    assert not list_shards(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_worker_dies_with_its_driver(tmp_path: Path) -> None:
+    # A driver starts a worker with `worker_init` and is SIGKILLed: the worker follows.
+    script = (
+        "import multiprocessing as mp, os, sys, time\n"
+        "from optcmp.runner._lifetime import worker_init\n"
+        "def work(driver, ready):\n"
+        "    worker_init(driver)\n"
+        "    open(ready, 'w').close()\n"
+        "    time.sleep(600)\n"
+        "if __name__ == '__main__':\n"
+        "    ready = sys.argv[1]\n"
+        "    p = mp.get_context('spawn').Process(target=work, args=(os.getpid(), ready))\n"
+        "    p.start()\n"
+        "    while not os.path.exists(ready):\n"
+        "        time.sleep(0.02)\n"
+        "    print(p.pid, flush=True)\n"
+        "    time.sleep(600)\n"
+    )
+    path = tmp_path / "driver.py"
+    path.write_text(script, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "data"), str(ROOT)])}
+    proc = subprocess.Popen(
+        [sys.executable, str(path), str(tmp_path / "ready")], stdout=subprocess.PIPE, env=env
+    )
+    assert proc.stdout is not None
+    worker = int(proc.stdout.readline())  # printed once the worker ran its initializer
+    assert _alive({worker})
+    proc.kill()
+    proc.wait()
+    proc.stdout.close()
+    deadline = time.monotonic() + 5
+    while _alive({worker}) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _alive({worker}):
+        os.kill(worker, signal.SIGKILL)
+        pytest.fail("the worker outlived its driver")
+
+
+@pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
+def test_a_dask_task_of_a_driver_without_the_lock_stores_nothing(tmp_path: Path) -> None:
+    distributed = pytest.importorskip("distributed")
+    spec = StudySpec.from_mapping(
+        {
+            "workloads": ["noisy_quadratic"],
+            "optimizers": ["sgd"],
+            "trials": 1,
+            "step_budget": 4,
+            "eval_interval": 2,
+        }
+    )
+    task = GroupTask("noisy_quadratic", "sgd", (0,))
+    with open(tmp_path / LOCK_FILE, "a+", encoding="utf-8") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        token = claim_lock(held)
+    # The driver that issued `token` is gone (its lock is released); its task still runs.
+    cluster = distributed.LocalCluster(
+        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=":0", silence_logs=40
+    )
+    try:
+        with distributed.Client(cluster.scheduler_address) as client:
+            future = client.submit(
+                run_group, spec, task, str(tmp_path), "test", lock_token=token, pure=False
+            )
+            with pytest.raises(ArchiveIOError, match="driver of this run is gone"):
+                future.result(timeout=120)
+    finally:
+        cluster.close()
+    assert not list_shards(tmp_path)
+    assert not list(tmp_path.glob(".*.tmp"))
