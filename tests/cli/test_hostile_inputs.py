@@ -50,7 +50,7 @@ def archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 CASES: dict[str, tuple[Callable[[Path, Path], list[str]], tuple[str, ...]]] = {
     "rank --n-boot 1e9": (
-        lambda a, t: ["analyze", "rank", str(a), "--n-boot", "1000000000"],
+        lambda a, t: ["analyze", "rank", str(a), "--method", "bootstrap", "--n-boot", "1000000000"],
         ("bootstrap of 1000000000 draws", "GiB", "limit", "--n-boot"),
     ),
     "budget --n-boot 1e9": (
@@ -66,7 +66,15 @@ CASES: dict[str, tuple[Callable[[Path, Path], list[str]], tuple[str, ...]]] = {
         ("permutation test of 1000000000 draws", "limit", "--n-perm"),
     ),
     "plot --n-boot 1e9": (
-        lambda a, t: ["plot", "rank", str(a), "--out", str(t / "x.png"), "--n-boot", "1000000000"],
+        lambda a, t: [
+            "plot",
+            "budget",
+            str(a),
+            "--out",
+            str(t / "x.png"),
+            "--n-boot",
+            "1000000000",
+        ],
         ("bootstrap of 1000000000 draws", "limit"),
     ),
     "report --n-boot 1e9": (
