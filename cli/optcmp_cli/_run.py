@@ -92,7 +92,11 @@ def run(
     ],
     workers: Annotated[
         int | None,
-        typer.Option("--workers", help="Local worker processes, each running groups [default: 1]."),
+        typer.Option(
+            "--workers",
+            help="Local worker processes, each running groups [default: one per entry of "
+            "the study's devices, else 1].",
+        ),
     ] = None,
     scheduler: Annotated[
         str | None,
@@ -128,8 +132,12 @@ def run(
     from optcmp.study import StudySpec
 
     spec = StudySpec.from_toml(study)
+    # Each Dask worker owns one GPU (`--resources GPU=1`); local workers are placed on
+    # the study's `devices`, one per device unless --workers says otherwise.
     executor: Executor = (
-        DaskExecutor(scheduler) if scheduler is not None else LocalExecutor(workers or 1)
+        DaskExecutor(scheduler, resources={"GPU": 1} if spec.device != "cpu" else None)
+        if scheduler is not None
+        else LocalExecutor(workers, devices=spec.devices)
     )
     if json_out:
         result = run_study(spec, out, executor=executor, group_size=group_size, study_file=study)

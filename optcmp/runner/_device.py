@@ -1,7 +1,7 @@
 """Device and precision set-up of a group: the one place that knows about devices,
 threads, TF32/bf16 and the CUDA back-end switches.
 
-Dependency rule: torch and optcmp_data only.
+Dependency rule: torch, optcmp_data and optcmp.study (for the lists of accepted values).
 
 - `resolve_device(name)`: the torch device of a `device` / `devices` entry of a study;
 - `Precision` / `PRECISIONS`: the study's `precision` setting. "fp32" computes in float32
@@ -21,11 +21,12 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
-from typing import Final, Literal, get_args
+from typing import Literal
 
 import torch
 from torch import Tensor
 
+from optcmp.study import COMPILE_MODES, PRECISIONS
 from optcmp_data import ConfigError
 
 __all__ = [
@@ -43,13 +44,9 @@ __all__ = [
     "wants_channels_last",
 ]
 
+# The accepted values are listed once, in optcmp.study (PRECISIONS, COMPILE_MODES).
 Precision = Literal["fp32", "tf32", "bf16"]
-#: Accepted values of a study's `precision` (first: the default).
-PRECISIONS: Final[tuple[str, ...]] = get_args(Precision)
-
 CompileMode = Literal["none", "default", "reduce-overhead", "max-autotune"]
-#: Accepted values of a study's `compile` ("reduce-overhead" captures CUDA graphs).
-COMPILE_MODES: Final[tuple[str, ...]] = get_args(CompileMode)
 
 
 def check_precision(value: str) -> Precision:

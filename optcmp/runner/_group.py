@@ -20,7 +20,9 @@ from typing import Final
 import attrs
 import torch
 
-from optcmp.runner._train import GroupResult, deterministic_threads, resolve_device, train_group
+from optcmp.runner._device import group_settings, resolve_device
+from optcmp.runner._placement import assigned_device
+from optcmp.runner._train import GroupResult, train_group
 from optcmp.study import StudySpec, derive_seed
 from optcmp.workloads import Splits, get_workload
 from optcmp_data import (
@@ -136,10 +138,12 @@ def run_group(
     """Train `task`'s trials and write their shard into `study_dir` (see module docstring).
 
     `command` and `git_commit` are the driver's, so every shard of one run carries the same
-    provenance wherever it ran (`git_commit` None: the commit this process sees).
+    provenance wherever it ran (`git_commit` None: the commit this process sees). The
+    group trains on the device the executor placed this process on (`_placement`), else
+    on the study's `device`, at the study's `precision`, which the shard records.
     """
     started = time.perf_counter()
-    device = resolve_device(spec.device)
+    device = resolve_device(assigned_device() or spec.device)
     wspec = spec.workload_spec(task.workload)
     space = spec.space(task.optimizer)
     lo = min(task.trials)
@@ -148,7 +152,7 @@ def run_group(
     )
     hparams = [drawn[t - lo] for t in task.trials]
     seeds = [spec.trial_seed(task.workload, task.optimizer, t) for t in task.trials]
-    with deterministic_threads(device):
+    with group_settings(device, spec.precision):
         splits = _splits(spec, task.workload, device)
         result = train_group(
             get_workload(task.workload),
@@ -162,12 +166,15 @@ def run_group(
             eval_interval=wspec.eval_interval,
             batch_size=wspec.batch_size,
             device=device,
+            precision=spec.precision,
+            compile_mode=spec.compile,
         )
     builder = build_shard(spec, task, result, command=command, hparams=hparams, seeds=seeds)
     target = Path(study_dir) / f"{task.shard_name}{SHARD_SUFFIX}"
     if target.exists():
         raise ArchiveIOError(f"{target}: shard exists already; refusing to store trials twice")
     shard = builder.build()
+    shard.attrs["precision"] = spec.precision
     if git_commit is not None:
         shard.attrs["git_commit"] = git_commit
     path = write_shard(shard, Path(study_dir), task.shard_name)

@@ -220,11 +220,12 @@ def run_study(
     process's command line).
     """
     started = time.perf_counter()
-    resolve_device(spec.device)  # fail before any work if CUDA is asked for but absent
+    for device in spec.run_devices():  # fail before any work if a device is absent
+        resolve_device(device)
     k = group_size or spec.group_size or DEFAULT_GROUP_SIZE
     if k < 1:
         raise ConfigError(f"--group-size {k}: must be >= 1")
-    executor = executor if executor is not None else LocalExecutor(1)
+    executor = executor if executor is not None else LocalExecutor(devices=spec.devices)
     command = command if command is not None else shlex.join(sys.argv)
     directory = Path(study_dir)
     if directory.exists() and not directory.is_dir():
