@@ -94,8 +94,8 @@ def run(
         int | None,
         typer.Option(
             "--workers",
-            help="Local worker processes, each running groups [default: one per entry of "
-            "the study's devices, else 1].",
+            help="Local worker processes, each running groups (default: one per entry of "
+            "the study's devices, else 1).",
         ),
     ] = None,
     scheduler: Annotated[
