@@ -169,3 +169,44 @@ def test_loop_workloads_are_not_compiled(monkeypatch: pytest.MonkeyPatch) -> Non
         workload, [{"learning_rate": 0.5}], step_budget=4, eval_interval=2, compile_mode="default"
     )
     assert group.status == (Status.COMPLETED,)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+@pytest.mark.parametrize(
+    ("precision", "compile_mode"), [("fp32", "none"), ("bf16", "none"), ("fp32", "reduce-overhead")]
+)
+def test_a_cuda_group_trains_the_cpu_groups_trials(precision: str, compile_mode: str) -> None:
+    """On a GPU (channels-last batches, pinned device-side indices, cuDNN autotuning,
+    lazy divergence checks, optionally CUDA graphs) a group gives the CPU's curves up to
+    the rounding of its precision."""
+    from optcmp.runner import group_settings
+
+    workload = get_workload("digits_cnn")
+    cpu_splits = _SPLITS.get("digits_cnn") or workload.load(None, device=CPU)
+    cuda = torch.device("cuda")
+    hparams = [{"learning_rate": 0.05}, {"learning_rate": 0.1}, {"learning_rate": 1e6}]
+    runs = []
+    for device, splits in ((CPU, cpu_splits), (cuda, cpu_splits.to(cuda))):
+        with group_settings(device, precision):
+            runs.append(
+                train_group(
+                    workload,
+                    splits,
+                    optimizer="momentum",
+                    schedule="constant",
+                    hparams=hparams,
+                    seeds=[1, 2, 3],
+                    data_seed=5,
+                    step_budget=20,
+                    eval_interval=10,
+                    batch_size=32,
+                    device=device,
+                    precision=precision,
+                    compile_mode=compile_mode if device.type == "cuda" else "none",
+                )
+            )
+    cpu_run, gpu_run = runs
+    assert gpu_run.status == cpu_run.status
+    rtol = 2e-2 if precision == "bf16" else 1e-3
+    for name in ("train_loss", "valid_loss", "test_loss"):
+        np.testing.assert_allclose(gpu_run.curves[name][:2], cpu_run.curves[name][:2], rtol=rtol)
