@@ -25,10 +25,14 @@ from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload, register_wor
 from optcmp.workloads._arrays import ArrayConfig
 from optcmp_data import FAMILIES, ConfigError, closest_name, get_schedule
 
-__all__ = ["DEVICES", "StudySpec", "derive_seed"]
+__all__ = ["COMPILE_MODES", "DEVICES", "PRECISIONS", "StudySpec", "derive_seed"]
 
 #: Accepted device spellings (`cuda:N` selects one GPU).
 DEVICES: Final = ("cpu", "cuda")
+#: Accepted `precision` values (first: the default); see optcmp.runner._device.
+PRECISIONS: Final = ("fp32", "tf32", "bf16")
+#: Accepted `compile` values (first: the default; "reduce-overhead" uses CUDA graphs).
+COMPILE_MODES: Final = ("none", "default", "reduce-overhead", "max-autotune")
 
 _TOP_KEYS: Final = (
     "name",
@@ -43,6 +47,9 @@ _TOP_KEYS: Final = (
     "batch_size",
     "group_size",
     "device",
+    "devices",
+    "precision",
+    "compile",
     "data_dir",
     "plugins",
     "arrays",
@@ -276,6 +283,11 @@ class StudySpec:
     data_dir: Path | None = None
     plugins: tuple[tuple[str, str], ...] = ()
     arrays: tuple[ArrayConfig, ...] = ()
+    # Placement and speed settings (_run_settings): not part of the study's identity
+    # except precision and compile, which change results by rounding.
+    devices: tuple[str, ...] = ()
+    precision: str = "fp32"
+    compile: str = "none"
     source: str = attrs.field(default="<study>", eq=False)
 
     def load_plugins(self) -> None:
@@ -362,9 +374,7 @@ class StudySpec:
             except ConfigError as e:
                 raise err(f"spaces.{opt}", str(e)) from None
 
-        device = data.get("device", "cpu")
-        if not isinstance(device, str) or not _valid_device(device):
-            raise err("device", f"expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+        device, devices, precision, compile_mode = _run_settings(data, err)
         data_dir_raw = data.get("data_dir")
         data_dir: Path | None = None
         if data_dir_raw is not None:
@@ -392,6 +402,9 @@ class StudySpec:
             data_dir=data_dir,
             plugins=plugins,
             arrays=arrays,
+            devices=devices,
+            precision=precision,
+            compile=compile_mode,
             source=source,
         )
         for w in workloads:
@@ -462,7 +475,45 @@ class StudySpec:
                 if self.arrays
                 else {}
             ),
+            # Only when not the default, so study directories of earlier versions resume.
+            **({"precision": self.precision} if self.precision != PRECISIONS[0] else {}),
+            **({"compile": self.compile} if self.compile != COMPILE_MODES[0] else {}),
         }
+
+    def run_devices(self) -> tuple[str, ...]:
+        """The devices groups are spread over: `devices`, else the one `device`."""
+        return self.devices or (self.device,)
+
+
+def _run_settings(data: Mapping[str, Any], err: _Where) -> tuple[str, tuple[str, ...], str, str]:
+    """device (the kind of every entry when `devices` is given), devices, precision, compile."""
+    device = data.get("device", "cpu")
+    if not isinstance(device, str) or not _valid_device(device):
+        raise err("device", f"expected 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    devices: tuple[str, ...] = ()
+    raw = data.get("devices")
+    if raw is not None:
+        if "device" in data:
+            raise err("devices", "give either 'device' or 'devices', not both")
+        if (
+            not isinstance(raw, list)
+            or not raw
+            or not all(isinstance(d, str) and _valid_device(d) for d in raw)
+        ):
+            raise err(
+                "devices", f"expected a non-empty list like ['cuda:0', 'cuda:1'], got {raw!r}"
+            )
+        kinds = {d.partition(":")[0] for d in raw}
+        if len(kinds) > 1:
+            raise err("devices", f"mixes device kinds {sorted(kinds)}; use one kind")
+        devices, device = tuple(raw), kinds.pop()
+    settings = []
+    for key, valid in (("precision", PRECISIONS), ("compile", COMPILE_MODES)):
+        value = data.get(key, valid[0])
+        if value not in valid:
+            raise err(key, f"expected one of {', '.join(valid)}, got {value!r}")
+        settings.append(value)
+    return device, devices, settings[0], settings[1]
 
 
 def _valid_device(device: str) -> bool:

@@ -433,7 +433,7 @@ def aggregate_scores(
     filled = np.where(usable, value, worst[:, None, None])
     score = np.where(usable, score, np.nan)
     # An optimizer without any unit on a workload has one no-result unit.
-    absent = ~present.any(axis=-1)
+    absent = np.asarray(~present.any(axis=-1), dtype=bool)
     present = present.copy()
     present[..., 0] |= absent
     for oi in np.flatnonzero(absent.any(axis=0)):

@@ -95,7 +95,9 @@ def run(
     workers: Annotated[
         int | None,
         typer.Option(
-            "--workers", help="Local worker processes, each running groups \\[default: 1]."
+            "--workers",
+            help="Local worker processes, each running groups (default: one per entry of "
+            "the study's devices, else 1).",
         ),
     ] = None,
     scheduler: Annotated[
@@ -144,10 +146,12 @@ def run(
     from optcmp.study import StudySpec
 
     spec = StudySpec.from_toml(study)
+    # Each Dask worker owns one GPU (`--resources GPU=1`); local workers are placed on
+    # the study's `devices`, one per device unless --workers says otherwise.
     executor: Executor = (
-        DaskExecutor(scheduler)
+        DaskExecutor(scheduler, resources={"GPU": 1} if spec.device != "cpu" else None)
         if scheduler is not None
-        else LocalExecutor(workers if workers is not None else 1)
+        else LocalExecutor(workers, devices=spec.devices)
     )
     go = functools.partial(
         run_study,

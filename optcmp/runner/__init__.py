@@ -14,8 +14,13 @@ order derive from the study seed; on the CPU each group trains with one intra-op
 so the same study file and seed give the same archive bit for bit, whichever executor
 and however often the run was interrupted and resumed, except for wall time and two
 provenance attributes: compare `comparable(a).identical(comparable(b))`.
+
+Modules: `_train` (one group's loop) is written against `_path.GroupPath`, implemented by
+`_vmap` (any workload) and `_grouped` (grouped-layer MLPs); `_device` holds the device,
+thread and precision set-up; `_placement` which device a worker process was given.
 """
 
+from optcmp.runner._device import group_settings
 from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor
 from optcmp.runner._group import (
     TIME_CAVEAT,
@@ -66,6 +71,7 @@ __all__ = [
     "data_order",
     "data_seed",
     "deterministic_threads",
+    "group_settings",
     "plan_groups",
     "resolve_device",
     "run_group",

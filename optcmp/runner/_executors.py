@@ -12,8 +12,12 @@ archive:
 - `LocalExecutor(workers=N)` runs them in N spawned worker processes (spawn, not fork:
   forking a process that has initialised torch's thread pools is unsafe); the workers die
   with the driver (`_lifetime.worker_init`) and are killed when the run is interrupted;
+- `LocalExecutor(devices=["cuda:0", "cuda:1"])` places one worker process on each device
+  (with more workers than devices, the list is cycled), see `_placement`;
 - `DaskExecutor(address)` submits each group as a task to an existing Dask distributed
   cluster; its workers must see the study directory (a shared file system).
+  `DaskExecutor(address, resources={"GPU": 1})` runs each group on a worker that
+  declared that resource (`dask worker ... --resources GPU=1`), one group per GPU at a time.
 """
 
 from __future__ import annotations
@@ -21,12 +25,14 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import multiprocessing
+import multiprocessing.queues
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
 from optcmp.runner._group import GroupSummary, GroupTask
 from optcmp.runner._lifetime import worker_init
+from optcmp.runner._placement import placed_on, take_device
 from optcmp_data import ConfigError
 
 __all__ = ["DaskExecutor", "Executor", "Job", "LocalExecutor"]
@@ -45,25 +51,39 @@ class Executor(Protocol):
 class LocalExecutor:
     """This machine: in-process for one worker, else N spawned worker processes."""
 
-    def __init__(self, workers: int = 1) -> None:
+    def __init__(self, workers: int | None = None, devices: Sequence[str] = ()) -> None:
+        workers = workers if workers is not None else max(1, len(devices))
         if workers < 1:
             raise ConfigError(f"--workers {workers}: need at least one worker")
         self.workers = workers
+        self.devices = tuple(devices)
 
     def describe(self) -> str:
-        return f"local, {self.workers} worker{'s' if self.workers > 1 else ''}"
+        where = f" on {', '.join(self.devices)}" if self.devices else ""
+        return f"local, {self.workers} worker{'s' if self.workers > 1 else ''}{where}"
+
+    def placement(self, n_workers: int) -> list[str]:
+        """The device of each of `n_workers` worker processes (the list cycled)."""
+        return [self.devices[i % len(self.devices)] for i in range(n_workers)]
 
     def run(self, job: Job, tasks: Sequence[GroupTask]) -> Iterator[GroupSummary]:
         if self.workers == 1 or len(tasks) <= 1:
-            for task in tasks:
-                yield job(task)
+            with placed_on(self.devices[0] if self.devices else None):
+                for task in tasks:
+                    yield job(task)
             return
         context = multiprocessing.get_context("spawn")
+        n_workers = min(self.workers, len(tasks))
+        slots: multiprocessing.queues.Queue[str] | None = None
+        if self.devices:
+            slots = context.Queue()
+            for device in self.placement(n_workers):
+                slots.put(device)
         pool = cf.ProcessPoolExecutor(
-            max_workers=min(self.workers, len(tasks)),
+            max_workers=n_workers,
             mp_context=context,
-            initializer=worker_init,
-            initargs=(os.getpid(),),
+            initializer=_init_worker,
+            initargs=(os.getpid(), slots),
         )
         finished = False
         try:
@@ -80,6 +100,13 @@ class LocalExecutor:
             pool.shutdown(wait=True, cancel_futures=True)
 
 
+def _init_worker(driver_pid: int, slots: multiprocessing.queues.Queue[str] | None) -> None:
+    """A spawned worker: die with the driver, then take a device slot if placed."""
+    worker_init(driver_pid)
+    if slots is not None:
+        take_device(slots)
+
+
 def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
     processes = getattr(pool, "_processes", None) or {}
     for process in list(processes.values()):
@@ -93,13 +120,34 @@ def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
 class DaskExecutor:
     """An existing Dask distributed cluster at `address` (e.g. tcp://host:8786)."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, resources: Mapping[str, float] | None = None) -> None:
         if not address:
             raise ConfigError("--scheduler: empty address")
         self.address = address
+        self.resources = dict(resources) if resources else None
 
     def describe(self) -> str:
-        return f"dask scheduler {self.address}"
+        needs = ""
+        if self.resources:
+            needs = ", each group on a worker with " + ", ".join(
+                f"{k}={v:g}" for k, v in self.resources.items()
+            )
+        return f"dask scheduler {self.address}{needs}"
+
+    def _check_resources(self, workers: Mapping[str, Mapping[str, object]]) -> None:
+        """ConfigError unless some worker declares `resources` (else tasks wait forever)."""
+        if not self.resources:
+            return
+        for info in workers.values():
+            has = info.get("resources") or {}
+            assert isinstance(has, Mapping)
+            if all(float(has.get(k, 0)) >= v for k, v in self.resources.items()):
+                return
+        wanted = " ".join(f"{k}={v:g}" for k, v in self.resources.items())
+        raise ConfigError(
+            f"--scheduler {self.address}: no worker declares the resources {wanted}; "
+            f"start each GPU's worker with `dask worker ... --resources {wanted}`"
+        )
 
     def run(self, job: Job, tasks: Sequence[GroupTask]) -> Iterator[GroupSummary]:
         from distributed import Client, as_completed
@@ -113,7 +161,11 @@ class DaskExecutor:
         futures = []
         finished = False
         try:
-            futures = [client.submit(job, task, pure=False) for task in tasks]
+            if self.resources:
+                self._check_resources(client.scheduler_info()["workers"])
+            futures = [
+                client.submit(job, task, pure=False, resources=self.resources) for task in tasks
+            ]
             for future in as_completed(futures):  # type: ignore[no-untyped-call]
                 summary: GroupSummary = future.result()
                 yield summary

@@ -22,8 +22,10 @@ import attrs
 import torch
 
 from optcmp._plugins import plugin_errors, plugin_record
+from optcmp.runner._device import group_settings, resolve_device
 from optcmp.runner._lifetime import check_lock
-from optcmp.runner._train import GroupResult, deterministic_threads, resolve_device, train_group
+from optcmp.runner._placement import assigned_device
+from optcmp.runner._train import GroupResult, train_group
 from optcmp.study import StudySpec, derive_seed
 from optcmp.workloads import WORKLOAD_SOURCES, Splits, get_workload
 from optcmp_data import (
@@ -154,12 +156,14 @@ def run_group(
     provenance wherever it ran (`git_commit` None: the commit this process sees). With
     `lock_token` (the driver's, from its study lock), the shard is renamed into place only
     while that driver still holds the lock; otherwise ArchiveIOError and no shard.
+    The group trains on the device the executor placed this process on (`_placement`),
+    else on the study's `device`, at the study's `precision`, which the shard records.
     """
     if lock_token is not None:
         check_lock(study_dir, lock_token)  # a stale worker must not even start training
     started = time.perf_counter()
     spec.load_plugins()  # a spawned worker starts with the built-ins only
-    device = resolve_device(spec.device)
+    device = resolve_device(assigned_device() or spec.device)
     wspec = spec.workload_spec(task.workload)
     space = spec.space(task.optimizer)
     lo = min(task.trials)
@@ -168,7 +172,7 @@ def run_group(
     )
     hparams = [drawn[t - lo] for t in task.trials]
     seeds = [spec.trial_seed(task.workload, task.optimizer, t) for t in task.trials]
-    with deterministic_threads(device), plugin_errors(space.family, task.workload):
+    with group_settings(device, spec.precision), plugin_errors(space.family, task.workload):
         splits = _splits(spec, task.workload, device)
         result = train_group(
             get_workload(task.workload),
@@ -182,12 +186,15 @@ def run_group(
             eval_interval=wspec.eval_interval,
             batch_size=wspec.batch_size,
             device=device,
+            precision=spec.precision,
+            compile_mode=spec.compile,
         )
     builder = build_shard(spec, task, result, command=command, hparams=hparams, seeds=seeds)
     target = Path(study_dir) / f"{task.shard_name}{SHARD_SUFFIX}"
     if target.exists():
         raise ArchiveIOError(f"{target}: shard exists already; refusing to store trials twice")
     shard = builder.build()
+    shard.attrs["precision"] = spec.precision
     if git_commit is not None:
         shard.attrs["git_commit"] = git_commit
     path = write_shard(

@@ -336,11 +336,12 @@ def run_study(
     stay, temp files are removed).
     """
     started = time.perf_counter()
-    resolve_device(spec.device)  # fail before any work if CUDA is asked for but absent
+    for device in spec.run_devices():  # fail before any work if a device is absent
+        resolve_device(device)
     if group_size is not None and group_size < 1:
         raise ConfigError(f"--group-size {group_size}: must be >= 1")
     k = group_size if group_size is not None else spec.group_size or DEFAULT_GROUP_SIZE
-    executor = executor if executor is not None else LocalExecutor(1)
+    executor = executor if executor is not None else LocalExecutor(devices=spec.devices)
     check_limits(spec, k, getattr(executor, "workers", 1), memory_limit_gib)
     command = command if command is not None else shlex.join(sys.argv)
     directory = Path(study_dir)

@@ -3,21 +3,28 @@
 Dependency rule: torch, numpy, attrs, optcmp_data and optcmp's optim/workloads packages.
 
 How a group trains: the K models (each built from its own trial seed) are stacked
-parameter by parameter into contiguous [K, *shape] tensors. The forward pass is
-`torch.func.functional_call` under `torch.func.vmap` over the trial axis (or a plain loop
-over trials for workloads that do not support vmap), or, for models that offer an
-`as_sequential()` view of Flatten / Linear / ReLU modules (digits_mlp), grouped matmuls
-with a written-out backward pass (`_GroupedLayers`; equal to the vmap path up to
-rounding, about twice as fast as vmap on digits_mlp). All K trials see the same minibatches
-in the same order, and the loss that is differentiated is the sum of the K per-trial
-losses, whose gradient with respect to row k of a stacked parameter is the gradient of
-trial k's own loss. The batched optimizer rule then updates the stacked tensors in place,
-so per-step Python overhead is paid once per group, not once per trial.
+parameter by parameter into contiguous [K, *shape] tensors. A `GroupPath` (`_path.py`)
+computes the K per-trial losses of a minibatch and the gradients of their sum: the
+general `VmapPath` (`_vmap.py`: `torch.func.functional_call` under `vmap`, or a loop for
+workloads that do not support vmap) or, for models that offer an `as_sequential()` view
+of Flatten / Linear / ReLU modules (digits_mlp), the grouped-layer fast path
+(`_grouped.py`). All K trials see the same minibatches in the same order, and the
+gradient of the summed losses with respect to row k of a stacked parameter is the
+gradient of trial k's own loss. The batched optimizer rule then updates the stacked
+tensors in place, so per-step Python overhead is paid once per group, not once per trial.
+Device, thread and precision switches live in `_device.py` (`group_settings`).
+
+No host synchronisation inside a step: minibatch indices are cut on the device from one
+permutation per epoch, each trial's finiteness is accumulated in a device mask, and the
+host reads that mask only every `divergence_check` steps and at evaluations.
 
 Divergence: a trial whose training loss at a step, or whose loss on an evaluation split,
-is NaN or inf is marked diverged. From then on its rows are frozen (its gradient is zeroed
-and its parameters and optimizer state are restored after each step) and every later
-evaluation of it is NaN; the other trials continue unaffected.
+is NaN or inf is marked diverged, and every evaluation after that step is NaN; the other
+trials continue unaffected (rows of the stacked tensors are independent, and the loss
+of a non-finite trial is masked out of the differentiated sum from that step on). Once
+the host has seen a divergence, the trial's rows are frozen (its gradient is zeroed and
+its parameters and optimizer state are restored after each step). Curves and statuses do
+not depend on how often the host checks (`divergence_check`).
 
 Determinism: on the CPU the group runs with one intra-op thread and denormals flushed to
 zero (`deterministic_threads`), so reductions happen in one order whatever the machine;
@@ -27,26 +34,38 @@ time is recorded but is not deterministic (see `optcmp.runner` for how archives 
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Final
+from typing import Final
 
 import attrs
 import numpy as np
 import numpy.typing as npt
 import torch
 from torch import Tensor, nn
-from torch.func import functional_call, vmap
 
 from optcmp.optim import Schedule, batch_hparams, get_rule, scheduled_lr, validate_schedule
-from optcmp.workloads import Splits, TensorSplit, Workload
+from optcmp.runner._device import (
+    check_compile_mode,
+    check_precision,
+    deterministic_threads,
+    resolve_device,
+    synchronize,
+    wants_channels_last,
+)
+from optcmp.runner._grouped import GroupedPath, _GroupedLayers
+from optcmp.runner._path import GroupPath
+from optcmp.runner._vmap import VmapPath
+from optcmp.workloads import Splits, Workload
 from optcmp_data import CURVE_VARS, ConfigError, Status, get_schedule
 
 __all__ = [
+    "DIVERGENCE_CHECK",
     "EvalCallback",
     "GroupResult",
+    "_GroupedLayers",
+    "choose_path",
     "data_order",
     "deterministic_threads",
     "resolve_device",
@@ -60,48 +79,28 @@ FloatArray = npt.NDArray[np.float64]
 # as chunks of 1024. Chunking changes results only by rounding (means are size-weighted).
 _EVAL_ROWS: Final = 8192
 
+#: Steps between two host reads of the group's divergence mask (besides evaluations).
+DIVERGENCE_CHECK: Final = 8
+
 #: Called after every evaluation with (step, number of trials diverged so far).
 EvalCallback = Callable[[int, int], None]
 
 
-def resolve_device(name: str) -> torch.device:
-    """The torch device for a study's `device` setting; ConfigError if it is unusable."""
-    if name == "cpu":
-        return torch.device("cpu")
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise ConfigError(f"device {name!r} was asked for but CUDA is not available here")
-        return torch.device(name)
-    raise ConfigError(f"device {name!r} is not supported; use 'cpu' or 'cuda'")
-
-
-@contextlib.contextmanager
-def deterministic_threads(device: torch.device) -> Iterator[None]:
-    """CPU settings of a group while the block runs (restored after): one intra-op thread,
-    so every reduction happens in one order on any machine, and denormal floats flushed
-    to zero, which keeps decaying activations and gradients of some trials (below 1e-38)
-    from slowing the whole group down many times over. No effect on other devices."""
-    if device.type != "cpu":
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    flushing = torch.set_flush_denormal(True)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-        if flushing:
-            torch.set_flush_denormal(False)
-
-
-def data_order(n_examples: int, batch_size: int, seed: int) -> Iterator[Tensor]:
+def data_order(
+    n_examples: int, batch_size: int, seed: int, device: torch.device | None = None
+) -> Iterator[Tensor]:
     """Minibatch indices forever: a fresh seeded permutation per epoch, last partial batch
-    dropped (the whole permutation when the split is smaller than one batch)."""
+    dropped (the whole permutation when the split is smaller than one batch). The
+    permutation is drawn on the CPU (the same order on every device) and, for another
+    `device`, copied there once per epoch, so batches are cut on the device."""
     gen = torch.Generator().manual_seed(seed)
     size = min(batch_size, n_examples)
     while True:
         perm = torch.randperm(n_examples, generator=gen)
+        if device is not None and device.type == "cuda":
+            perm = perm.pin_memory().to(device, non_blocking=True)
+        elif device is not None and device.type != "cpu":
+            perm = perm.to(device)
         for start in range(0, n_examples - size + 1, size):
             yield perm[start : start + size]
 
@@ -136,241 +135,37 @@ def _stack_buffers(models: Sequence[nn.Module], device: torch.device) -> dict[st
     return {n: torch.stack([dict(m.named_buffers())[n] for m in models]).to(device) for n in names}
 
 
-def _split_means(
-    split: TensorSplit,
-    chunk: int,
-    like: Tensor,
-    both: Callable[[TensorSplit], tuple[Tensor, Tensor]],
-) -> tuple[Tensor, Tensor]:
-    """Size-weighted float64 means over `split` of the per-trial (loss, metric) that `both`
-    gives for one chunk of at most `chunk` examples; `like` ([K, ...]) sets K and device."""
-    k = like.shape[0]
-    loss_sum = torch.zeros(k, dtype=torch.float64, device=like.device)
-    metric_sum = torch.zeros(k, dtype=torch.float64, device=like.device)
-    n = len(split)
-    for start in range(0, n, chunk):
-        part = split.take(slice(start, start + chunk))
-        loss, metric = both(part)
-        loss_sum += loss.double() * len(part)
-        metric_sum += metric.double() * len(part)
-    return loss_sum / n, metric_sum / n
-
-
-class _Batched:
-    """Per-trial loss/metric of K stacked models on one batch, by vmap or by a loop."""
-
-    def __init__(self, workload: Workload, base: nn.Module, names: list[str]) -> None:
-        self._workload = workload
-        self._base = base
-        self._names = names
-        self._vmap = workload.spec.supports_vmap
-
-        def loss_one(
-            params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
-        ) -> Tensor:
-            out = functional_call(base, (params, buffers), (x,))
-            return workload.loss(out, y)
-
-        def both_one(
-            params: dict[str, Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
-        ) -> tuple[Tensor, Tensor]:
-            out = functional_call(base, (params, buffers), (x,))
-            return workload.loss(out, y), workload.metric(out, y)
-
-        self._loss_one = loss_one
-        self._both_one = both_one
-        self._loss_v = vmap(loss_one, in_dims=(0, 0, None, None))
-        self._both_v = vmap(both_one, in_dims=(0, 0, None, None))
-
-    def _rows(self, tree: dict[str, Tensor], k: int) -> dict[str, Tensor]:
-        return {n: t[k] for n, t in tree.items()}
-
-    def losses(
-        self, stacked: list[Tensor], buffers: dict[str, Tensor], x: Tensor, y: Tensor
-    ) -> Tensor:
-        params = dict(zip(self._names, stacked, strict=True))
-        if self._vmap:
-            out: Tensor = self._loss_v(params, buffers, x, y)
-            return out
-        k = stacked[0].shape[0]
-        return torch.stack(
-            [self._loss_one(self._rows(params, i), self._rows(buffers, i), x, y) for i in range(k)]
-        )
-
-    def evaluate(
-        self, stacked: list[Tensor], buffers: dict[str, Tensor], split: TensorSplit, chunk: int
-    ) -> tuple[Tensor, Tensor]:
-        """Size-weighted means of loss and metric over `split`, per trial ([K] each)."""
-        params = dict(zip(self._names, stacked, strict=True))
-        k = stacked[0].shape[0]
-
-        def both(part: TensorSplit) -> tuple[Tensor, Tensor]:
-            if self._vmap:
-                out: tuple[Tensor, Tensor] = self._both_v(
-                    params, buffers, part.inputs, part.targets
-                )
-                return out
-            pairs = [
-                self._both_one(
-                    self._rows(params, i), self._rows(buffers, i), part.inputs, part.targets
-                )
-                for i in range(k)
-            ]
-            return torch.stack([p[0] for p in pairs]), torch.stack([p[1] for p in pairs])
-
-        return _split_means(split, chunk, stacked[0], both)
-
-
-class _GroupedLayers:
-    """K stacked copies of an nn.Sequential of Flatten / Linear / ReLU as grouped matmuls.
-
-    Activations are kept feature-major, [K, features, batch], so every layer is one
-    `torch.baddbmm` over the trial axis and the first layer, whose input the K trials
-    share, is a single [K * out, in] x [in, batch] matmul. The backward pass is written
-    out (the same formulas autograd uses: dW = dZ H^T, db = sum dZ, dH = W^T dZ, ReLU's
-    gradient masked by its output) so that every tensor has the layout the next matmul
-    wants and the big ones live in reused buffers; only the workload's loss is
-    differentiated by the workload (`Workload.trial_loss_grads`).
-    """
-
-    def __init__(self, workload: Workload, plan: list[tuple[str, int, int | None]]) -> None:
-        self._workload = workload
-        self._plan = plan  # ("flatten" | "relu" | "linear", weight index, bias index)
-        self._last = max(i for i, step in enumerate(plan) if step[0] == "linear")
-        # Hidden activations and their gradients are written into reused buffers: fresh
-        # megabyte-sized tensors every step cost page faults and cache misses.
-        self._buffers: dict[tuple[str, int, tuple[int, ...]], Tensor] = {}
-
-    @classmethod
-    def of(cls, workload: Workload, model: nn.Module, example: Tensor) -> _GroupedLayers | None:
-        """The grouped form of `model` (one of the K models, not on the meta device), or
-        None when it offers no `as_sequential` view or the view has other modules."""
-        view = getattr(model, "as_sequential", None)
-        if not callable(view) or list(model.buffers()) or example.dim() < 2:
-            return None
-        seq = view()
-        if not isinstance(seq, nn.Sequential):
-            return None
-        index = {id(p): i for i, p in enumerate(model.parameters())}
-        plan: list[tuple[str, int, int | None]] = []
-        covered: set[int] = set()
-        dims = example.dim()
-        for module in seq:
-            if isinstance(module, nn.Flatten) and module.start_dim == 1 and module.end_dim == -1:
-                dims = 2
-                plan.append(("flatten", -1, None))
-            elif isinstance(module, nn.ReLU) and plan and any(s[0] == "linear" for s in plan):
-                plan.append(("relu", -1, None))
-            elif isinstance(module, nn.Linear) and dims == 2:
-                weight = index.get(id(module.weight))
-                bias = None if module.bias is None else index.get(id(module.bias))
-                if weight is None or (module.bias is not None and bias is None):
-                    return None
-                if weight in covered:  # a shared layer would need accumulated gradients
-                    return None
-                covered.update(i for i in (weight, bias) if i is not None)
-                plan.append(("linear", weight, bias))
-            else:
-                return None
-        if not covered or covered != set(range(len(index))):
-            return None
-        return cls(workload, plan)
-
-    def _buffer(self, tag: str, i: int, shape: tuple[int, ...], like: Tensor) -> Tensor:
-        key = (tag, i, shape)
-        if key not in self._buffers:
-            self._buffers[key] = torch.empty(shape, dtype=like.dtype, device=like.device)
-        return self._buffers[key]
-
-    def forward(self, params: Sequence[Tensor], x: Tensor) -> tuple[Tensor, list[Tensor]]:
-        """Outputs [K, out, B] (feature-major) and what `backward` needs; call without
-        autograd recording."""
-        k = params[0].shape[0]
-        shared = x  # the input, common to all trials until the first Linear
-        h: Tensor | None = None
-        saved: list[Tensor] = []
-        n = x.shape[0]
-        for i, (kind, w, b) in enumerate(self._plan):
-            if kind == "flatten":
-                if h is None:
-                    shared = shared.flatten(1)
-            elif kind == "relu":
-                assert h is not None
-                h = h.relu_()
-                saved.append(h)
-            else:
-                weight = params[w]
-                out_f = weight.shape[1]
-                # The output of the last Linear is the loss's input, fresh every call.
-                z = (
-                    torch.empty(k, out_f, n, dtype=weight.dtype, device=weight.device)
-                    if i == self._last
-                    else self._buffer("z", i, (k, out_f, n), weight)
-                )
-                if h is None:
-                    flat, z2 = weight.view(k * out_f, -1), z.view(k * out_f, n)
-                    if b is None:
-                        torch.mm(flat, shared.t(), out=z2)
-                    else:
-                        torch.addmm(params[b].view(k * out_f, 1), flat, shared.t(), out=z2)
-                    saved.append(shared)
-                else:
-                    saved.append(h)
-                    if b is None:
-                        torch.bmm(weight, h, out=z)
-                    else:
-                        torch.baddbmm(params[b].unsqueeze(-1), weight, h, out=z)
-                h = z
-        assert h is not None
-        return h, saved
-
-    def backward(
-        self, params: Sequence[Tensor], saved: list[Tensor], d_out: Tensor, grads: list[Tensor]
-    ) -> None:
-        """Gradients of the K trials' summed losses into `grads` (one [K, *shape] per
-        parameter), given d_out, the gradient with respect to the [K, out, B] outputs."""
-        k = params[0].shape[0]
-        g = d_out.contiguous()
-        first = next(i for i, s in enumerate(self._plan) if s[0] == "linear")
-        for i in range(len(self._plan) - 1, first - 1, -1):
-            kind, w, b = self._plan[i]
-            if kind == "flatten":
-                continue
-            held = saved.pop()
-            if kind == "relu":
-                # In place: `g` is a tensor of this step (a buffer or the loss gradient).
-                torch.ops.aten.threshold_backward.grad_input(g, held, 0.0, grad_input=g)
-            elif kind == "linear":
-                if b is not None:
-                    torch.sum(g, dim=-1, out=grads[b])
-                if i == first:
-                    torch.mm(
-                        g.view(k * g.shape[1], -1), held, out=grads[w].view(k * g.shape[1], -1)
-                    )
-                else:
-                    torch.bmm(g, held.transpose(1, 2), out=grads[w])
-                    shape = (k, params[w].shape[2], g.shape[2])
-                    g = torch.bmm(params[w].transpose(1, 2), g, out=self._buffer("dh", i, shape, g))
-
-    def loss_grads(self, out: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
-        """Per-trial losses [K] of outputs [K, out, B] and the gradient of their sum with
-        respect to `out` (non-finite only in the rows of trials whose loss is)."""
-        losses, grad = self._workload.trial_loss_grads(out.transpose(1, 2), y)
-        return losses, grad.transpose(1, 2)
-
-    def evaluate(
-        self, params: Sequence[Tensor], split: TensorSplit, chunk: int
-    ) -> tuple[Tensor, Tensor]:
-        """Size-weighted means of loss and metric over `split`, per trial ([K] each)."""
-
-        def both(part: TensorSplit) -> tuple[Tensor, Tensor]:
-            out = self.forward(params, part.inputs)[0].transpose(1, 2)
-            return (
-                self._workload.trial_losses(out, part.targets),
-                self._workload.trial_metrics(out, part.targets),
-            )
-
-        return _split_means(split, chunk, params[0], both)
+def choose_path(
+    workload: Workload,
+    models: Sequence[nn.Module],
+    names: list[str],
+    params: Sequence[Tensor],
+    buffers: dict[str, Tensor],
+    example: Tensor,
+    *,
+    device: torch.device,
+    grouped_layers: bool = True,
+    precision: str = "fp32",
+    compile_mode: str = "none",
+    channels_last: bool = False,
+) -> GroupPath:
+    """The grouped-layer path when `grouped_layers` is on, the workload supports vmap,
+    the precision is a float32 one and the model has a grouped form; else the vmap path."""
+    if grouped_layers and workload.spec.supports_vmap and precision != "bf16":
+        layers = _GroupedLayers.of(workload, models[0], example)
+        if layers is not None:
+            return GroupedPath(layers, params)
+    base = copy.deepcopy(models[0]).to("meta")
+    return VmapPath(
+        workload,
+        base,
+        names,
+        buffers,
+        device=device,
+        precision=precision,
+        channels_last=channels_last,
+        compile_mode=compile_mode,
+    )
 
 
 def _eval_steps(step_budget: int, eval_interval: int) -> list[int]:
@@ -395,6 +190,10 @@ def train_group(
     device: torch.device,
     on_eval: EvalCallback | None = None,
     grouped_layers: bool = True,
+    precision: str = "fp32",
+    compile_mode: str = "none",
+    channels_last: bool | None = None,
+    divergence_check: int = DIVERGENCE_CHECK,
 ) -> GroupResult:
     """Train K = len(seeds) trials of `optimizer` on `workload` as one batched group.
 
@@ -406,17 +205,25 @@ def train_group(
     With `grouped_layers` (the default), a model that offers an `as_sequential()` view of
     Flatten / Linear / ReLU modules trains as grouped matmuls (`_GroupedLayers`), several
     times faster than vmap on small MLPs; results agree with the vmap path to rounding.
+    `precision` ("fp32", "tf32", "bf16") and `compile_mode` ("none", "default",
+    "reduce-overhead", "max-autotune"; vmap path only) are the study settings of those
+    names; the caller sets the process-wide switches with `group_settings`.
+    `channels_last` (default: on CUDA for image inputs) sets the layout of input batches.
+    The host reads the divergence mask every `divergence_check` steps (results do not
+    depend on it).
     """
     k = len(seeds)
     if k < 1 or len(hparams) != k:
         raise ConfigError(
             f"train_group: {k} seeds and {len(hparams)} hyperparameter sets; need K >= 1 of each"
         )
-    if step_budget < 1 or eval_interval < 1 or batch_size < 1:
+    if step_budget < 1 or eval_interval < 1 or batch_size < 1 or divergence_check < 1:
         raise ConfigError(
             f"train_group: step_budget={step_budget}, eval_interval={eval_interval}, "
-            f"batch_size={batch_size} must all be >= 1"
+            f"batch_size={batch_size}, divergence_check={divergence_check} must all be >= 1"
         )
+    check_precision(precision)
+    check_compile_mode(compile_mode)
     rule = get_rule(optimizer)
     sched_spec = get_schedule(schedule)
     sched = sched_spec.kind
@@ -436,12 +243,22 @@ def train_group(
     models = [workload.build_model(int(s)) for s in seeds]
     names, params = _stack_params(models, device)
     buffers = _stack_buffers(models, device)
-    grouped = None
-    if grouped_layers and workload.spec.supports_vmap:
-        grouped = _GroupedLayers.of(workload, models[0], splits.train.inputs)
-    grads = [torch.zeros_like(p) for p in params] if grouped is not None else []
-    base = copy.deepcopy(models[0]).to("meta")
-    batched = _Batched(workload, base, names)
+    inputs, targets = splits.train.inputs, splits.train.targets
+    path = choose_path(
+        workload,
+        models,
+        names,
+        params,
+        buffers,
+        inputs,
+        device=device,
+        grouped_layers=grouped_layers,
+        precision=precision,
+        compile_mode=compile_mode,
+        channels_last=(
+            wants_channels_last(device, inputs) if channels_last is None else channels_last
+        ),
+    )
     state = rule.init(params)
     base_lr = opt_hp["learning_rate"]
 
@@ -449,28 +266,42 @@ def train_group(
     n_eval = len(eval_steps)
     curves = {name: np.full((k, n_eval), np.nan) for name in CURVE_VARS}
     times = np.zeros(n_eval)
+    # `active` (device) turns False at a trial's first non-finite loss, with no host sync;
+    # `diverged` (host) is what the host has seen of it, `frozen` its row indices.
     active = torch.ones(k, dtype=torch.bool, device=device)
     diverged = np.zeros(k, dtype=bool)
-    order = data_order(len(splits.train), batch_size, data_seed)
+    frozen = torch.empty(0, dtype=torch.long, device=device)
+    order = data_order(len(splits.train), batch_size, data_seed, device=device)
     chunk = max(1, min(workload.spec.eval_batch_size, _EVAL_ROWS // k))
     eval_splits = (("train", splits.train_eval), ("valid", splits.valid), ("test", splits.test))
     trained = 0.0
 
+    def mark(newly: npt.NDArray[np.bool_]) -> None:
+        nonlocal frozen
+        if newly.any():
+            diverged[newly] = True
+            frozen = torch.as_tensor(np.flatnonzero(diverged), device=device)
+
+    def check() -> None:
+        mark(~active.cpu().numpy() & ~diverged)
+
     def evaluate(index: int) -> None:
+        check()
         with torch.no_grad():
-            values: dict[str, Any] = {}
-            for prefix, split in eval_splits:
-                if grouped is not None:
-                    loss, metric = grouped.evaluate(params, split, chunk)
-                else:
-                    loss, metric = batched.evaluate(params, buffers, split, chunk)
-                values[f"{prefix}_loss"] = loss.cpu().numpy()
-                values[f"{prefix}_metric"] = metric.cpu().numpy()
+            parts: list[Tensor] = []
+            for _, split in eval_splits:
+                parts.extend(path.evaluate(params, split, chunk))
+            table = torch.stack(parts).cpu().numpy()  # one transfer for the whole table
+        values = {
+            f"{prefix}_{kind}": table[2 * i + j]
+            for i, (prefix, _) in enumerate(eval_splits)
+            for j, kind in enumerate(("loss", "metric"))
+        }
         bad = ~np.isfinite(np.stack([values[f"{p}_loss"] for p, _ in eval_splits])).all(axis=0)
         newly = bad & ~diverged
         if newly.any():
-            diverged[newly] = True
             active[torch.as_tensor(newly, device=device)] = False
+            mark(newly)
         for name in CURVE_VARS:
             row = np.where(diverged, np.nan, values[name])
             curves[name][:, index] = row
@@ -480,54 +311,40 @@ def train_group(
 
     evaluate(0)
     next_eval = 1
+    started = time.perf_counter()
     for step in range(step_budget):
-        # `diverged` mirrors `~active`, so these checks need no device sync.
+        if step % divergence_check == 0 and step > 0:
+            check()
         if diverged.all():
             break
-        started = time.perf_counter()
-        idx = next(order).to(device)
-        x, y = splits.train.inputs[idx], splits.train.targets[idx]
-        if grouped is not None:
-            with torch.no_grad():
-                out, acts = grouped.forward(params, x)
-                losses, d_out = grouped.loss_grads(out, y)
-        else:
-            for p in params:
-                p.requires_grad_(True)
-            losses = batched.losses(params, buffers, x, y)
-        finite = torch.isfinite(losses.detach())
-        # One sync per step while every trial is finite.
-        if not bool(finite.all()):
-            newly = active & ~finite
-            active &= finite
-            diverged[newly.cpu().numpy()] = True
-        if grouped is not None:
-            # Unmasked: rows are independent, and those of inactive trials are zeroed below.
-            with torch.no_grad():
-                grouped.backward(params, acts, d_out, grads)
-        else:
-            grads = list(torch.autograd.grad(torch.where(active, losses, 0.0).sum(), params))
-            for p in params:
-                p.requires_grad_(False)
-        frozen = ~active if diverged.any() else None
-        if frozen is not None:
+        idx = next(order)
+        losses = path.forward(params, inputs[idx], targets[idx])
+        active &= torch.isfinite(losses)
+        grads = path.backward(params, active)
+        freeze = len(frozen) > 0
+        if freeze:
             for g in grads:
-                g[frozen] = 0.0
-            kept = [p[frozen].clone() for p in params]
-            kept_state = {n: [b[frozen].clone() for b in bs] for n, bs in state.items()}
+                g.index_fill_(0, frozen, 0.0)
+            kept = [p.index_select(0, frozen) for p in params]
+            kept_state = {n: [b.index_select(0, frozen) for b in bs] for n, bs in state.items()}
         lr = scheduled_lr(sched, base_lr, step, step_budget, sched_hp)
         rule.apply_(params, grads, state, opt_hp, lr, step)
-        if frozen is not None:
+        if freeze:
             for p, saved in zip(params, kept, strict=True):
-                p[frozen] = saved
+                p.index_copy_(0, frozen, saved)
             for n, bs in state.items():
                 for b, saved in zip(bs, kept_state[n], strict=True):
-                    b[frozen] = saved
-        trained += time.perf_counter() - started
+                    b.index_copy_(0, frozen, saved)
         if next_eval < n_eval and step + 1 == eval_steps[next_eval]:
+            synchronize(device)  # the queued steps belong to the training time
+            trained += time.perf_counter() - started
             evaluate(next_eval)
             next_eval += 1
-    while next_eval < n_eval:  # every trial diverged early: later evaluations stay NaN
+            started = time.perf_counter()
+    if next_eval < n_eval:  # every trial diverged early: later evaluations stay NaN
+        synchronize(device)
+        trained += time.perf_counter() - started
+    while next_eval < n_eval:
         times[next_eval] = trained
         next_eval += 1
         if on_eval is not None:
