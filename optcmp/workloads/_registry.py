@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from optcmp.workloads._base import Workload
-from optcmp.workloads._builtin import DigitsCNN, DigitsMLP, NoisyQuadratic
+from optcmp.workloads._builtin import DigitsCNN, DigitsMLP, NoisyQuadratic, TeacherMLP
 from optcmp.workloads._files import (
     CharLSTMWorkload,
     CharTransformerWorkload,
@@ -24,6 +24,7 @@ from optcmp_data import ConfigError, closest_name
 __all__ = ["WORKLOADS", "get_workload"]
 
 _CLASSES: tuple[type[Workload], ...] = (
+    TeacherMLP,
     DigitsMLP,
     DigitsCNN,
     NoisyQuadratic,
