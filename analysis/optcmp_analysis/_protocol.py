@@ -209,7 +209,10 @@ def _smallest_step(values: FloatArray) -> float:
 
 
 def _tuned_draws(
-    score: FloatArray, test: FloatArray, present: npt.NDArray[np.bool_], n_boot: int,
+    score: FloatArray,
+    test: FloatArray,
+    present: npt.NDArray[np.bool_],
+    n_boot: int,
     rng: np.random.Generator,
 ) -> FloatArray:
     """`n_boot` resampled tuned test values of one cell (NaN where a resample has no

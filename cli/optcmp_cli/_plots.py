@@ -37,6 +37,7 @@ from optcmp_analysis import (
     BudgetCurve,
     ConditionKind,
     InclusionResult,
+    Match,
     ProtocolComparison,
     Rankings,
     Selection,
@@ -47,6 +48,7 @@ from optcmp_analysis import (
     budget_curve,
     default_budgets,
     inclusion_consistency,
+    protocol_sensitivity,
     rank_optimizers,
     restrict,
     select_best,
@@ -84,6 +86,7 @@ class PlotKind(enum.StrEnum):
     TARGETS = "targets"
     BOUNDARY = "boundary"
     CURVES = "curves"
+    PROTOCOL = "protocol"
 
 
 _STYLE: dict[RcKeyType, Any] = {
@@ -101,7 +104,7 @@ _STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "optcmp",
     "figure.titlesize": 10,
 }
-_FORMATS = {".png": "png", ".svg": "svg"}
+_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
 _PALETTE: tuple[tuple[float, float, float], ...] = tuple(
     mpl.colormaps["tab10"](i)[:3] for i in range(10)
 )
@@ -127,13 +130,14 @@ def _image_format(path: Path) -> str:
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(
-            f"--out {path}: unknown image format {path.suffix or '(no suffix)'!r}; use .png or .svg"
+            f"--out {path}: unknown image format {path.suffix or '(no suffix)'!r}; use .png, "
+            ".svg or .pdf"
         )
     return fmt
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Write `fig` as PNG or SVG (by `path`'s suffix) atomically; returns `path`.
+    """Write `fig` as PNG, SVG or PDF (by `path`'s suffix) atomically; returns `path`.
 
     Raises ConfigError for another suffix.
     """
@@ -141,7 +145,9 @@ def save_figure(fig: Figure, path: Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp")
     # SVG records a creation date by default; leaving it out keeps the file reproducible.
-    metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
+    metadata: dict[str, Any] = (
+        {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else {}
+    )
     with _style(), tmp.open("wb") as handle:
         fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
     os.replace(tmp, path)
@@ -180,12 +186,42 @@ def optimizer_styles(
 
 
 def _styles_of(data: xr.Dataset) -> dict[str, OptimizerStyle]:
+    """One style per optimizer label of `data` (an archive or an analysis record). Pass
+    the archive's to every figure of a report, so that a label keeps its colour."""
     names = [str(o) for o in data["optimizer"].values]
     if "optimizer_family" in data.variables:
         families = [str(f) for f in data["optimizer_family"].values]
     else:
         families = names
     return optimizer_styles(names, families)
+
+
+def _complete(
+    styles: dict[str, OptimizerStyle] | None, names: Sequence[str]
+) -> dict[str, OptimizerStyle]:
+    """`styles` for `names`, labels it lacks (e.g. family keys) styled by their own name."""
+    if styles is None:
+        return optimizer_styles(names, names)
+    missing = [n for n in names if n not in styles]
+    if not missing:
+        return styles
+    extra = optimizer_styles(missing, missing)
+    return {**extra, **styles}
+
+
+def step_label(archive: xr.Dataset) -> str:
+    """What the archive's `step` counts: epochs for DeepOBS (its logs have one evaluation
+    per epoch), the `step_unit` attribute where an archive records one, else steps."""
+    unit = archive.attrs.get("step_unit")
+    if unit:
+        return str(unit)
+    return "epoch" if archive.attrs.get("importer") == "deepobs" else "step"
+
+
+def _log_helps(values: npt.ArrayLike, direction: str) -> bool:
+    """A log axis for a metric to minimise (an error or a loss) spanning a decade; never
+    for one to maximise (an accuracy), where it stretches the uninteresting low end."""
+    return direction != "max" and _spans_decades(values)
 
 
 def _title(fig: Figure, main: str, detail: str = "", *, y: float | None = None) -> None:
@@ -202,6 +238,9 @@ def _grid(
     n: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.2), extra: float = 0.9
 ) -> tuple[Figure, list[Axes]]:
     """A figure with `n` panels in rows of `ncols`; `extra` inches for title and legend."""
+    if n > 6:
+        # Many workloads: smaller panels, four to a row, so the figure stays readable.
+        ncols, panel = 4, (3.4, 2.7)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
     # At least 7 inches wide, so one panel still has room for its title and legend.
@@ -242,12 +281,18 @@ def _fmt(value: float) -> str:
 # --- budget (Figures 6-8) ---------------------------------------------------------------
 
 
-def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
+def budget_figure(
+    curve: BudgetCurve,
+    *,
+    target: str = "test",
+    styles: dict[str, OptimizerStyle] | None = None,
+) -> Figure:
     """Best-of-k metric versus the number of trials k, one panel per workload: bootstrap
-    median with its 5-95% band and the closed-form expectation (dashed), per optimizer."""
+    median with its 5-95% range (an error bar, dodged sideways per optimizer so that many
+    optimizers stay apart) and the closed-form expectation (dashed), per optimizer."""
     d = curve.data
     _require_mean(d, "median", ("workload", "optimizer", "k", "target"))
-    styles = _styles_of(d)
+    styles = _complete(styles or _styles_of(d), [str(o) for o in d["optimizer"].values])
     names = [str(o) for o in d["optimizer"].values]
     ks = d["k"].values.astype(np.int64)
     workloads = [str(w) for w in d["workload"].values]
@@ -257,7 +302,7 @@ def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
             cell = d.sel(workload=w, target=target)
             metric = str(d["metric_name"].sel(workload=w).item())
             shown: list[FloatArray] = []
-            for o in names:
+            for i, o in enumerate(names):
                 c = cell.sel(optimizer=o)
                 med, lo, hi, exp = (
                     c[v].values.astype(np.float64) for v in ("median", "lo", "hi", "expected")
@@ -265,17 +310,27 @@ def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
                 if not np.isfinite(med).any():
                     continue
                 st = styles[o]
-                # A light band with drawn edges stays readable when six bands overlap.
-                ax.fill_between(ks, lo, hi, color=st.colour, alpha=0.08, linewidth=0)
-                for edge in (lo, hi):
-                    ax.plot(ks, edge, color=st.colour, linewidth=0.6, alpha=0.6)
-                ax.plot(ks, med, color=st.colour, marker=st.marker, markersize=4, linewidth=1.6)
+                # Overlapping bands of six optimizers smear into one colour; error bars
+                # dodged by a small factor on the log2 axis keep each range visible.
+                x = ks * 2.0 ** (0.22 * (i - (len(names) - 1) / 2) / max(1, len(names) - 1))
+                ax.errorbar(
+                    x,
+                    med,
+                    yerr=np.vstack([med - lo, hi - med]).clip(min=0),
+                    color=st.colour,
+                    marker=st.marker,
+                    markersize=4,
+                    linewidth=1.6,
+                    elinewidth=0.9,
+                    capsize=1.5,
+                )
                 ax.plot(ks, exp, color=st.colour, linestyle="--", linewidth=1.0)
                 shown.extend([lo, hi, med])
             ax.set_xscale("log", base=2)
             ax.set_xticks(ks, [str(k) for k in ks])
             ax.minorticks_off()
-            if shown and _spans_decades(np.concatenate(shown)):
+            direction = str(d["direction"].sel(workload=w).item()) if "direction" in d else ""
+            if shown and _log_helps(np.concatenate(shown), direction):
                 ax.set_yscale("log")
             ax.set_xlabel("number of trials k (log2 scale)")
             ax.set_ylabel(f"{metric} ({target}) of the best trial")
@@ -287,10 +342,10 @@ def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
         labels = list(names)
         handles += [
             Line2D([], [], color="0.2", linewidth=1.6),
-            Patch(facecolor=(0.2, 0.2, 0.2, 0.08), edgecolor=(0.2, 0.2, 0.2, 0.6)),
+            Line2D([], [], color="0.2", marker="|", markersize=9, linestyle="none"),
             Line2D([], [], color="0.2", linestyle="--"),
         ]
-        labels += ["bootstrap median", "5-95% band", "closed form (expected)"]
+        labels += ["bootstrap median", "5-95% range", "closed form (expected)"]
         _legend_below(fig, handles, labels)
         _title(
             fig,
@@ -440,12 +495,14 @@ def full_budget_steps(study: TargetStudy) -> list[int]:
     )
 
 
-def targets_figure(study: TargetStudy) -> Figure:
+def targets_figure(
+    study: TargetStudy, *, styles: dict[str, OptimizerStyle] | None = None
+) -> Figure:
     """Steps to reach each target validation value at the full step budget, per optimizer
     (one panel per workload); targets never reached are marked x on the budget line."""
     full = max(study.fractions)
     conditions = full_budget_steps(study)
-    styles = _styles_of(xr.Dataset(coords={"optimizer": list(study.optimizers)}))
+    styles = _complete(styles, list(study.optimizers))
     with _style():
         fig, axes = _grid(len(study.workloads))
         for ax, w in zip(axes, study.workloads, strict=True):
@@ -668,12 +725,17 @@ def boundary_figure(
 # --- learning curves --------------------------------------------------------------------
 
 
-def curves_figure(archive: xr.Dataset, selection: Selection) -> Figure:
+def curves_figure(
+    archive: xr.Dataset,
+    selection: Selection,
+    *,
+    styles: dict[str, OptimizerStyle] | None = None,
+) -> Figure:
     """Selection-split metric against step for the selected trial of every optimizer, one
     panel per workload (each repeat of the trial drawn; the first one thicker)."""
     sel = selection.data
     _require_mean(sel, "trial", ("workload", "optimizer"))
-    styles = _styles_of(archive)
+    styles = _complete(styles or _styles_of(archive), [str(o) for o in sel["optimizer"].values])
     workloads = [str(w) for w in sel["workload"].values]
     names = [str(o) for o in sel["optimizer"].values]
     reps = [d for d in ("seed", "study") if d in archive.dims]
@@ -708,9 +770,10 @@ def curves_figure(archive: xr.Dataset, selection: Selection) -> Figure:
                         alpha=1.0 if i == 0 else 0.5,
                     )
                     shown.append(v[ok])
-            if shown and _spans_decades(np.concatenate(shown)):
+            direction = str(archive["metric_direction"].sel(workload=w).item())
+            if shown and _log_helps(np.concatenate(shown), direction):
                 ax.set_yscale("log")
-            ax.set_xlabel("step")
+            ax.set_xlabel(step_label(archive))
             ax.set_ylabel(f"{metric} ({split})")
             ax.set_title(f"{w}")
         handles: list[Any] = [
@@ -730,13 +793,15 @@ def curves_figure(archive: xr.Dataset, selection: Selection) -> Figure:
 # --- protocol comparison ----------------------------------------------------------------
 
 
-def protocol_figure(comparison: ProtocolComparison) -> Figure:
+def protocol_figure(
+    comparison: ProtocolComparison, *, styles: dict[str, OptimizerStyle] | None = None
+) -> Figure:
     """Ranks of the matched optimizers under two tuning protocols, one panel per workload
     (a slope chart: crossing lines are rankings that flip), test values annotated."""
     d = comparison.data
     first, second = comparison.protocols
     keys = [str(k) for k in d["optimizer"].values]
-    styles = optimizer_styles(keys, keys)
+    styles = _complete(styles, keys)
     workloads = [str(w) for w in d["workload"].values]
     with _style():
         fig, axes = _grid(len(workloads), panel=(4.6, 3.6))
@@ -797,9 +862,21 @@ def figure_for(
     budget: int | None,
     rule: SelectionRule,
     n_boot: int,
+    compare: tuple[str, xr.Dataset] | None = None,
+    name: str = "first",
 ) -> Figure:
-    """Run the analysis behind `kind` on `archive` and draw its figure."""
+    """Run the analysis behind `kind` on `archive` and draw its figure (`compare`: the
+    second archive of a protocol figure)."""
     rng = np.random.default_rng(seed)
+    if compare is not None and kind is not PlotKind.PROTOCOL:
+        raise ConfigError(f"--compare applies to plot protocol only, not to plot {kind}")
+    if kind is PlotKind.PROTOCOL:
+        if budget is not None:
+            raise ConfigError("--budget does not apply to plot protocol")
+        return protocol_figure(
+            _protocols(archive, compare, name=name, rule=rule, n_boot=n_boot, rng=rng),
+            styles=_styles_of(archive),
+        )
     if kind is PlotKind.BUDGET:
         budgets = None if budget is None else default_budgets(budget)
         return budget_figure(
@@ -816,10 +893,45 @@ def figure_for(
     if budget is not None:
         raise ConfigError(f"--budget does not apply to plot {kind}")
     if kind is PlotKind.TARGETS:
-        return targets_figure(target_study(archive, n_boot=min(n_boot, 1000), rng=rng))
+        return targets_figure(
+            target_study(archive, n_boot=min(n_boot, 1000), rng=rng), styles=_styles_of(archive)
+        )
     if kind is PlotKind.BOUNDARY:
         return boundary_figure(boundary_check(archive, rule=rule), styles=_styles_of(archive))
     return curves_figure(archive, select_best(archive, rule=rule))
+
+
+def _protocols(
+    archive: xr.Dataset,
+    compare: tuple[str, xr.Dataset] | None,
+    *,
+    name: str,
+    rule: SelectionRule,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> ProtocolComparison:
+    """The protocol comparison of two archives, or of the two search spaces of one (the
+    one searching fewer hyperparameters first)."""
+    if compare is not None:
+        other, ds = compare
+        labels = (name, other) if name != other else (f"{name} (1)", f"{name} (2)")
+        return protocol_sensitivity(
+            archive, ds, protocols=labels, rule=rule, n_boot=n_boot, rng=rng
+        )
+    names = archive["space_name"].values.astype(str)
+    spaces = sorted(set(names.ravel()) - {""})
+    if len(spaces) != 2:
+        raise ConfigError(
+            f"plot protocol: the archive has {len(spaces)} search spaces "
+            f"({', '.join(spaces) or 'none'}); it needs exactly two, or --compare ARCHIVE"
+        )
+    scale = archive["space_scale"].values.astype(str)
+    searched = np.isin(scale, [Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value])
+    width = {sp: float(searched.sum(axis=-1)[names == sp].mean()) for sp in spaces}
+    ordered = sorted(spaces, key=lambda sp: (width[sp], sp))
+    return protocol_sensitivity(
+        archive, protocols=ordered, match=Match.FAMILY, rule=rule, n_boot=n_boot, rng=rng
+    )
 
 
 @reports_errors
@@ -828,7 +940,7 @@ def plot(
     archive_path: Annotated[
         Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png or .svg.")],
+    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png, .svg or .pdf.")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     budget: Annotated[
         int | None,
@@ -853,23 +965,42 @@ def plot(
         list[str] | None,
         typer.Option("--optimizer", "-o", help="Only this optimizer (repeat the option for more)."),
     ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare", help="plot protocol: a second archive (another tuning protocol)."
+        ),
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print {kind, archive, out} as JSON.")
     ] = False,
 ) -> None:
-    """Draw one figure of an archive's analysis as PNG or SVG (by the --out suffix).
+    """Draw one figure of an archive's analysis as PNG, SVG or PDF (by the --out suffix).
 
     KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
     probabilities), inclusion (verdict per pair and workload), targets (steps to target),
     boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
-    of the selected trials).
+    of the selected trials), protocol (tuned results under two protocols: the two search
+    spaces of one archive, or --compare ARCHIVE).
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
     _image_format(out)  # a wrong suffix fails before the analysis runs
     with about_archive(archive_path):
         archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
-        fig = figure_for(kind, archive, seed=seed, budget=budget, rule=rule, n_boot=n_boot)
+        other = None
+        if compare is not None:
+            other = (compare.name, restrict(open_archive(compare), workloads=workload))
+        fig = figure_for(
+            kind,
+            archive,
+            seed=seed,
+            budget=budget,
+            rule=rule,
+            n_boot=n_boot,
+            compare=other,
+            name=archive_path.name,
+        )
     save_figure(fig, out)
     if json_out:
         print_json({"kind": str(kind), "archive": str(archive_path), "out": str(out)})
