@@ -353,8 +353,8 @@ def protocol_sensitivity(
         opt_index = {str(o): i for i, o in enumerate(sd["optimizer"].values)}
         wl_index = {str(w): i for i, w in enumerate(sd["workload"].values)}
         cell_draws: dict[tuple[str, str], FloatArray] = {}
-        for (w, key), entry in keyed.items():
-            wi, oi = wl_index[w], opt_index[entry[0]]
+        for (w, key), found in keyed.items():
+            wi, oi = wl_index[w], opt_index[found[0]]
             test_v = sd["test_value"].values[wi, oi]
             cell_draws[(w, key)] = _tuned_draws(
                 sd["score"].values[wi, oi], test_v, sd["present"].values[wi, oi], n_boot, rng

@@ -364,9 +364,9 @@ def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
                 ]
             )
     b.lines += [
-        f"Which optimizer comes out ahead, and how reliably: optimizers ranked by the test "
-        f"metric of their selected trial (1 = best), with the rank distribution over {ranks.n_boot} bootstrap studies of "
-        f"k={ranks.budget} trials each.",
+        "Which optimizer comes out ahead, and how reliably: optimizers ranked by the test "
+        "metric of their selected trial (1 = best), with the rank distribution over "
+        f"{ranks.n_boot} bootstrap studies of k={ranks.budget} trials each.",
         "",
     ]
     header_p = "P(rank " + "/".join(str(p) for p in places) + ")"
@@ -380,7 +380,8 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
     records = result.to_json()
     b.lines += [
         "Whether a more general optimizer ever loses to one it includes (the paper's "
-        f"central claim). For every inclusion M ⊆ N the tuned N should not be worse than the tuned M. "
+        "central claim). For every inclusion M ⊆ N the tuned N should not be worse than "
+        "the tuned M. "
         f"Δ is the bootstrap mean of (N - M) in the test metric at k={result.budget} "
         "trials, oriented so that positive means N is worse; p is one-sided, Holm-adjusted "
         f"over all pairs and workloads of a rule; violated when below {result.alpha:g}.",
