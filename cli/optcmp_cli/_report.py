@@ -799,6 +799,7 @@ def write_report(
                         protocols=(label, widest),
                         match=Match.FAMILY,
                         rule=rule,
+                        n_boot=n_boot,
                         rng=b.rng(),
                     ),
                 )
@@ -810,7 +811,7 @@ def write_report(
             (
                 f"{labels[0]} vs {labels[1]}",
                 lambda: protocol_sensitivity(
-                    archive, other, protocols=labels, rule=rule, rng=b.rng()
+                    archive, other, protocols=labels, rule=rule, n_boot=n_boot, rng=b.rng()
                 ),
             )
         )

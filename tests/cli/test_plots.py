@@ -76,18 +76,23 @@ def test_help_names_every_kind_and_has_example() -> None:
 
 
 @pytest.mark.parametrize("kind", list(PlotKind))
-@pytest.mark.parametrize("suffix", [".png", ".svg"])
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
 def test_every_kind_renders(
     archive_path: Path, tmp_path: Path, kind: PlotKind, suffix: str
 ) -> None:
     out = tmp_path / f"{kind}{suffix}"
+    # A protocol figure compares two archives (here the same one twice).
+    extra = ["--compare", str(archive_path)] if kind is PlotKind.PROTOCOL else []
     result = runner.invoke(
-        app, ["plot", kind.value, str(archive_path), "--out", str(out), "--n-boot", "100"]
+        app,
+        ["plot", kind.value, str(archive_path), "--out", str(out), "--n-boot", "100", *extra],
     )
     assert result.exit_code == 0, result.output
     head = out.read_bytes()[:200]
     if suffix == ".png":
         assert head.startswith(b"\x89PNG\r\n\x1a\n")
+    elif suffix == ".pdf":
+        assert head.startswith(b"%PDF")
     else:
         assert b"<svg" in head
     assert str(out) in result.stdout
@@ -137,8 +142,8 @@ def _one_line_error(args: list[str]) -> str:
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
-        (["budget", "{archive}", "--out", "{tmp}/x.pdf"], "use .png or .svg"),
-        (["budget", "{archive}", "--out", "{tmp}/x"], "use .png or .svg"),
+        (["budget", "{archive}", "--out", "{tmp}/x.jpg"], "use .png, .svg or .pdf"),
+        (["budget", "{archive}", "--out", "{tmp}/x"], "use .png, .svg or .pdf"),
         (["budget", "{tmp}/missing.nc", "--out", "{tmp}/x.png"], "no such file"),
         (["rank", "{archive}", "--out", "{tmp}/x.png", "--budget", "99"], "larger than"),
         (["boundary", "{archive}", "--out", "{tmp}/x.png", "--budget", "2"], "--budget"),

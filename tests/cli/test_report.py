@@ -20,8 +20,9 @@ from optcmp_data.testing import synthetic_archive
 runner = CliRunner()
 N_BOOT = "100"
 SECTIONS = (
-    "## Archive",
+    "## Findings",
     "## Caveats",
+    "## Archive",
     "## Selected trials",
     "## Budget sensitivity",
     "## Rankings",
@@ -137,7 +138,8 @@ def test_same_seed_same_bytes_other_seed_differs(
     result = runner.invoke(app, [*base, "--out", str(again), "--seed", "3", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # --json: only JSON on stdout
-    assert set(payload) == {"report", "results", "figures"}
+    assert set(payload) == {"report", "results", "html", "figures"}
+    assert payload["html"] is None  # Markdown only unless --format html
     assert Path(payload["report"]) == again / "report.md"
     assert Path(payload["results"]) == again / "results.json"
     assert all(Path(f).exists() for f in payload["figures"])
@@ -165,7 +167,9 @@ def test_compare_adds_protocol_comparison(archive_path: Path, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     md = (out / "report.md").read_text()
     assert "## Protocol comparison: study.nc vs wide.nc" in md
-    assert "![ranks under study.nc vs wide.nc](figures/protocol-study.nc-vs-wide.nc.png)" in md
+    assert (
+        "![tuned results under study.nc vs wide.nc](figures/protocol-study.nc-vs-wide.nc.png)" in md
+    )
     assert (out / "figures" / "protocol-study.nc-vs-wide.nc.png").exists()
     results = json.loads((out / "results.json").read_text())
     cells = [r for r in results["protocol"] if r["record"] == "cell"]
