@@ -62,7 +62,8 @@ class ProtocolComparison:
     or a family); variables `label` (the optimizer's label in that protocol's archive),
     `trial`, `test_value`, `selection_value`, `rank` (1 = best, ties share the best rank,
     NaN where the key is not in both protocols); per workload `kendall_tau` between the
-    two rankings, `metric_name`, `direction`, `step` (the smallest gap between distinct
+    two rankings, `metric_name`, `direction`, `value_lo`, `value_hi` (the interval of each
+    tuned test value over resampled trials), `step` (the smallest gap between distinct
     test values); `effect_lo`, `effect_hi` (workload, optimizer): the interval of the
     second protocol's tuned value minus the first's; `pair_lo`, `pair_hi` (protocol,
     workload, optimizer, other): the interval of other's tuned value minus optimizer's,
@@ -401,6 +402,7 @@ def protocol_sensitivity(
     rank = np.where(both[None], competition_ranks(scored, axis=-1), np.nan)
     tau = np.array([kendall_tau(rank[0, wi], rank[1, wi]) for wi in range(n_w)])
     effect = np.full((2, n_w, n_k), np.nan)  # lo, hi
+    value_ci = np.full((2, 2, n_w, n_k), np.nan)  # lo/hi, protocol, workload, key
     pair = np.full((2, 2, n_w, n_k, n_k), np.nan)  # lo/hi, protocol, workload, a, b
     nan_draws = np.full(n_boot, np.nan)
     for wi, w in enumerate(common_w):
@@ -410,6 +412,8 @@ def protocol_sensitivity(
                 effect[:, wi, ki] = _interval(diff, level)
             for pi in range(2):
                 a = draws[pi].get((w, k), nan_draws)
+                if both[wi, ki]:
+                    value_ci[:, pi, wi, ki] = _interval(a, level)
                 for kj, k2 in enumerate(keys):
                     if kj != ki and both[wi, ki] and both[wi, kj]:
                         b = draws[pi].get((w, k2), nan_draws)
@@ -423,6 +427,8 @@ def protocol_sensitivity(
             "selection_value": (("protocol", "workload", "optimizer"), selv),
             "rank": (("protocol", "workload", "optimizer"), rank),
             "kendall_tau": ("workload", tau),
+            "value_lo": (cell3, value_ci[0]),
+            "value_hi": (cell3, value_ci[1]),
             "effect_lo": (("workload", "optimizer"), effect[0]),
             "effect_hi": (("workload", "optimizer"), effect[1]),
             "pair_lo": ((*cell3, "other"), pair[0]),

@@ -49,7 +49,7 @@ def _inline(text: str) -> str:
     """Escaped HTML of one line of the Markdown subset."""
     out: list[str] = []
     i = 0
-    bold = italic = False
+    bold = italic = star = False
     while i < len(text):
         ch = text[i]
         if ch == "\\" and i + 1 < len(text):
@@ -67,6 +67,10 @@ def _inline(text: str) -> str:
             out.append("</strong>" if bold else "<strong>")
             bold = not bold
             i += 2
+        elif ch == "*" and (star or "*" in text[i + 1 :]):
+            out.append("</em>" if star else "<em>")
+            star = not star
+            i += 1
         elif ch == "_" and (italic or i == 0 or not text[i - 1].isalnum()):
             # An underscore opens emphasis only at a word start; inside a word it is text.
             closes = italic and (i + 1 == len(text) or not text[i + 1].isalnum())
@@ -82,7 +86,7 @@ def _inline(text: str) -> str:
         else:
             out.append(html.escape(ch))
             i += 1
-    if italic:
+    if italic or star:
         out.append("</em>")
     if bold:
         out.append("</strong>")

@@ -610,7 +610,9 @@ def boundary_figure(
     with _style():
         # A fixed grid instead of constrained layout: with dozens of panels the layout
         # solver dominates the run time.
-        width, height = 3.4 * ncols, 2.7 * len(rows) + 1.6
+        # Small panels: a six-hyperparameter, six-optimizer study stays about 2200 x 2000
+        # pixels with readable text.
+        width, height = max(2.5 * ncols, 7.0), 2.0 * len(rows) + 1.6
         fig = Figure(figsize=(width, height))
         # Margins in inches: 0.9 on top for the title, 0.7 below for the legend.
         fig.subplots_adjust(
@@ -618,8 +620,8 @@ def boundary_figure(
             right=1 - 0.15 / width,
             top=1 - 1.0 / height,
             bottom=1.05 / height,
-            hspace=0.8,
-            wspace=0.35,
+            hspace=0.95,
+            wspace=0.4,
         )
         grid = fig.subplots(len(rows), ncols, squeeze=False)
         for r, (w, o, hs) in enumerate(rows):
@@ -693,7 +695,8 @@ def boundary_figure(
                     ax.set_ylabel(f"final {metric} ({split})")
                 edge = str(hc["edge"].item())
                 if edge != "none":
-                    ax.set_title(f"{w} / {o}\nbest trials at the {edge} edge", color="#c0392b")
+                    where = "both edges" if str(edge) == "both" else f"the {edge} edge"
+                    ax.set_title(f"{w} / {o}\nbest trials at {where}", color="#c0392b")
                 else:
                     ax.set_title(f"{w} / {o}")
         handles: list[Any] = [
@@ -796,57 +799,64 @@ def curves_figure(
 def protocol_figure(
     comparison: ProtocolComparison, *, styles: dict[str, OptimizerStyle] | None = None
 ) -> Figure:
-    """Ranks of the matched optimizers under two tuning protocols, one panel per workload
-    (a slope chart: crossing lines are rankings that flip), test values annotated."""
+    """Tuned test value of every matched optimizer under the two protocols, one panel per
+    workload: one row per optimizer, the first protocol an open marker, the second a
+    filled one, each with its bootstrap interval over the trials drawn (a shift whose
+    intervals overlap is not a clear protocol effect)."""
     d = comparison.data
     first, second = comparison.protocols
     keys = [str(k) for k in d["optimizer"].values]
     styles = _complete(styles, keys)
     workloads = [str(w) for w in d["workload"].values]
+    level = f"{comparison.level:.0%}"
     with _style():
-        fig, axes = _grid(len(workloads), panel=(4.6, 3.6))
+        fig, axes = _grid(len(workloads), panel=(4.6, 0.45 * len(keys) + 1.2))
         for ax, w in zip(axes, workloads, strict=True):
-            rank = d["rank"].sel(workload=w).transpose("protocol", "optimizer").values
-            value = d["test_value"].sel(workload=w).transpose("protocol", "optimizer").values
-            # Tied optimizers are spread a little around their shared rank so that each
-            # line and label stays readable.
-            y = np.full(rank.shape, np.nan)
-            for side in (0, 1):
-                for r in np.unique(rank[side][np.isfinite(rank[side])]):
-                    tied = np.flatnonzero(rank[side] == r)
-                    y[side, tied] = r + (np.arange(len(tied)) - (len(tied) - 1) / 2) * 0.28
-            for i, k in enumerate(keys):
-                if not np.isfinite(rank[:, i]).all():
-                    continue
-                st = styles[k]
-                ax.plot(
-                    [0, 1], y[:, i], color=st.colour, marker=st.marker, markersize=6, linewidth=2
-                )
-                for side, ha, dx in ((0, "right", -8), (1, "left", 8)):
-                    ax.annotate(
-                        f"{k} {_fmt(float(value[side, i]))}",
-                        (side, float(y[side, i])),
-                        xytext=(dx, 0),
-                        textcoords="offset points",
-                        ha=ha,
-                        va="center",
-                        fontsize=7,
-                        color=st.colour,
+            cell = d.sel(workload=w)
+            value = cell["test_value"].transpose("protocol", "optimizer").values
+            lo = cell["value_lo"].transpose("protocol", "optimizer").values
+            hi = cell["value_hi"].transpose("protocol", "optimizer").values
+            shown = [i for i, _ in enumerate(keys) if np.isfinite(value[:, i]).all()]
+            sign = -1.0 if str(cell["direction"].item()) == "max" else 1.0
+            # Best (under the second protocol) on top.
+            shown.sort(key=lambda i: sign * value[1, i])
+            for row, i in enumerate(shown):
+                st = styles[keys[i]]
+                for side, dy, face in ((0, 0.15, "white"), (1, -0.15, st.colour)):
+                    y = row + dy
+                    ax.plot([lo[side, i], hi[side, i]], [y, y], color=st.colour, linewidth=1.4)
+                    ax.plot(
+                        value[side, i],
+                        y,
+                        marker="o" if side == 0 else "s",
+                        markersize=6,
+                        markerfacecolor=face,
+                        markeredgecolor=st.colour,
+                        linestyle="none",
                     )
-            n = max(1, int(np.nanmax(rank)) if np.isfinite(rank).any() else 1)
-            ax.set_ylim(n + 0.5, 0.5)  # rank 1 on top
-            ax.set_yticks(range(1, n + 1))
-            ax.set_xlim(-0.9, 1.9)
-            ax.set_xticks([0, 1], [first, second])
-            ax.grid(axis="x", visible=False)
-            metric = str(d["metric_name"].sel(workload=w).item())
-            ax.set_ylabel(f"rank by test {metric} (1 = best)")
+                ax.annotate(
+                    "",
+                    xy=(value[1, i], row - 0.15),
+                    xytext=(value[0, i], row + 0.15),
+                    arrowprops={"arrowstyle": "->", "color": st.colour, "lw": 0.8},
+                )
+            ax.set_yticks(range(len(shown)), [keys[i] for i in shown])
+            ax.set_ylim(len(shown) - 0.5, -0.5)
+            ax.grid(axis="y", visible=False)
+            metric = str(cell["metric_name"].item())
+            ax.set_xlabel(f"tuned test {metric}")
             ax.set_title(w)
+        handles: list[Any] = [
+            Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linewidth=1.4),
+            Line2D([], [], color="0.3", marker="s", linewidth=1.4),
+        ]
+        _legend_below(fig, handles, [f"{first} ({level} interval)", f"{second} ({level} interval)"])
         _title(
             fig,
             f"Protocol comparison: {first} against {second}",
-            f"rank of each optimizer (matched by {comparison.match}) by the test metric of its "
-            "selected trial; crossing lines are rankings that flip; labels give the test value",
+            f"tuned test value of each optimizer (matched by {comparison.match}) with its "
+            f"{level} bootstrap interval over the trials drawn; arrows point from {first} to "
+            f"{second}",
         )
     return fig
 
