@@ -523,10 +523,11 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
         f"metric under `{_md(first)}` and under `{_md(second)}` (matched by {comp.match}), "
         f"the difference ({_md(second)} minus {_md(first)}) with a {level} bootstrap "
         f"interval over the trials drawn ({comp.n_boot} resamples of each optimizer's "
-        "trials, selection repeated in each), and the ranks under each protocol. A "
-        "difference is clear when its interval excludes 0 and it exceeds the metric's "
-        "observed step (one test example for an error rate); Kendall tau compares the two "
-        "rankings.",
+        "trials, selection repeated in each), a permutation test's p-value (Holm-adjusted "
+        "over the optimizers), and the ranks under each protocol. A difference is clear "
+        f"when the adjusted p-value is below {1 - comp.level:.2g}, the interval excludes 0 "
+        "and the difference exceeds the metric's observed step (one test example for an "
+        "error rate); Kendall tau compares the two rankings.",
         "",
     ]
     rows = [
@@ -536,6 +537,7 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
             _num(r["value_first"]),
             _num(r["value_second"]),
             f"{_num(r['value'], 3)} {_interval(r['lo'], r['hi'])}",
+            _num(r["p_adjusted"], 2),
             "yes" if r["clear"] else "no",
             f"{_num(r['rank_first'])} → {_num(r['rank_second'])}",
             _num(r["kendall_tau"], 3),
@@ -549,6 +551,7 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
             f"test ({first})",
             f"test ({second})",
             f"difference {level}",
+            "p (Holm)",
             "clear",
             "rank",
             "Kendall tau",
@@ -560,7 +563,8 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
             f"{_md(r['optimizer'])} on {_md(r['workload'])}: {_num(r['value_second'])} "
             f"under {_md(second)} vs {_num(r['value_first'])} under {_md(first)} "
             f"(difference {_num(r['value'], 3)}, {level} interval "
-            f"{_interval(r['lo'], r['hi'])})"
+            f"{_interval(r['lo'], r['hi'])}, Holm-adjusted permutation p "
+            f"{_num(r['p_adjusted'], 2)})"
         )
         if r["clear"]:
             b.supported.append(f"protocol effect: {text}")
@@ -569,8 +573,26 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
         b.unsupported.append(
             f"no clear protocol effect ({_md(second)} vs {_md(first)}) for "
             + ", ".join(unclear)
-            + ": the interval contains 0 or the difference is within the metric's step"
+            + ": the difference is not significant, its interval contains 0, or it is within "
+            "the metric's step"
         )
+    pairs = [p for p in comp.pairs() if p["clear"]]
+    for p in pairs:
+        b.supported.append(
+            f"under {_md(p['protocol'])}, {_md(p['optimizer'])} is better than "
+            f"{_md(p['other'])} on {_md(p['workload'])}: {_num(p['value'])} vs "
+            f"{_num(p['other_value'])} (gap {_num(p['gap'], 3)}, {level} interval "
+            f"{_interval(p['lo'], p['hi'])}, Holm-adjusted permutation p "
+            f"{_num(p['p_adjusted'], 2)})"
+        )
+    n_pairs = {pr: sum(1 for p in comp.pairs() if p["protocol"] == pr) for pr in (first, second)}
+    for pr in (first, second):
+        n_clear = sum(1 for p in pairs if p["protocol"] == pr)
+        if n_clear < n_pairs[pr]:
+            b.unsupported.append(
+                f"under {_md(pr)}, {n_pairs[pr] - n_clear} of {n_pairs[pr]} pairs of "
+                "optimizers are not clearly ordered"
+            )
     flips = comp.flips()
     supported = [f for f in flips if f["supported"]]
     changed = [_md(r["optimizer"]) for r in cells if r["clear"]]

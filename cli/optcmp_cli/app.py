@@ -20,9 +20,9 @@ import re
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
-from typer.core import TyperGroup
+from typer import _click as click  # typer vendors its own click: its types, not the package's
+from typer.core import TyperCommand, TyperGroup
 
 __all__ = ["COMMANDS", "app", "main"]
 
@@ -78,7 +78,7 @@ def _plain(command: click.Command) -> click.Command:
     """Help without rich markup: click's formatter rewraps paragraphs at the terminal's
     width, never splits a word, and shows brackets in help texts as they are written."""
     command.rich_markup_mode = None  # type: ignore[attr-defined]
-    if isinstance(command, click.Group):
+    if isinstance(command, TyperGroup):
         for sub in command.commands.values():
             _plain(sub)
     return command
@@ -114,7 +114,7 @@ class _LazyGroup(TyperGroup):
             return None
         if self._resolving:
             return load_command(cmd_name)
-        return click.Command(cmd_name, help=short_help(cmd_name))
+        return TyperCommand(cmd_name, help=short_help(cmd_name))
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
