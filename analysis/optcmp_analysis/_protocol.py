@@ -179,6 +179,8 @@ class ProtocolComparison:
                                 "workload": w,
                                 "optimizer": a,
                                 "other": b,
+                                "metric": str(c["metric_name"].item()),
+                                "split": "test",
                                 "value": float(v[i]),
                                 "other_value": float(v[j]),
                                 "gap": gap,

@@ -65,7 +65,7 @@ def demo(
     ] = Protocol.LR_ONLY,
     trials: Annotated[
         int, typer.Option("--trials", min=1, help="Quasi-random trials per optimizer.")
-    ] = 16,
+    ] = 24,
     workers: Annotated[
         int | None,
         typer.Option("--workers", min=1, help="Worker processes (default: CPU cores, at most 4)."),

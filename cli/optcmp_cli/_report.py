@@ -577,13 +577,18 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
             "the metric's step"
         )
     pairs = [p for p in comp.pairs() if p["clear"]]
+    by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for p in pairs:
+        by_cell.setdefault((p["protocol"], p["workload"]), []).append(p)
+    for (pr, w), found in by_cell.items():
         b.supported.append(
-            f"under {_md(p['protocol'])}, {_md(p['optimizer'])} is better than "
-            f"{_md(p['other'])} on {_md(p['workload'])}: {_num(p['value'])} vs "
-            f"{_num(p['other_value'])} (gap {_num(p['gap'], 3)}, {level} interval "
-            f"{_interval(p['lo'], p['hi'])}, Holm-adjusted permutation p "
-            f"{_num(p['p_adjusted'], 2)})"
+            f"under {_md(pr)} on {_md(w)}, clearly better (gap, {level} interval): "
+            + "; ".join(
+                f"{_md(p['optimizer'])} > {_md(p['other'])} ({_num(p['gap'], 3)}, "
+                f"{_interval(p['lo'], p['hi'])})"
+                for p in found
+            )
+            + f" (Holm-adjusted permutation p ≤ {_num(max(p['p_adjusted'] for p in found), 2)})"
         )
     n_pairs = {pr: sum(1 for p in comp.pairs() if p["protocol"] == pr) for pr in (first, second)}
     for pr in (first, second):
