@@ -26,6 +26,27 @@ from typer.core import TyperCommand, TyperGroup
 
 __all__ = ["COMMANDS", "app", "main"]
 
+
+def _never_break_on_hyphens() -> None:
+    """Help text is wrapped by click's TextWrapper, which breaks words at hyphens
+    ("byte-" / "identical", "final-" / "train-loss"); wrap at spaces only. click imports
+    the wrapper class when it wraps, so replacing it here covers every help text."""
+    from typer._click import _textwrap
+
+    base = _textwrap.TextWrapper
+
+    class Wrapper(base):  # type: ignore[misc, valid-type]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            kwargs.setdefault("break_on_hyphens", False)
+            super().__init__(*args, **kwargs)
+
+    if not getattr(base, "optcmp_no_hyphen_breaks", False):
+        Wrapper.optcmp_no_hyphen_breaks = True
+        _textwrap.TextWrapper = Wrapper  # type: ignore[misc]
+
+
+_never_break_on_hyphens()
+
 #: Command name -> (module of optcmp_cli, attribute): a function (a command) or a Typer
 #: app (a group of subcommands). The order is the order of `optcmp --help`.
 COMMANDS: dict[str, tuple[str, str]] = {
