@@ -250,3 +250,49 @@ def test_compare_missing(archive_path: Path, tmp_path: Path) -> None:
         ]
     )
     assert "no such file" in line
+
+
+def test_html_is_self_contained_and_escapes_labels(tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>_*x*"
+    ds = small_archive(workloads=1, optimizers=("sgd", hostile), families={hostile: "adam"})
+    path = tmp_path / "hostile.nc"
+    write_archive(ds, path)
+    out = tmp_path / "r"
+    result = runner.invoke(
+        app,
+        ["report", str(path), "--out", str(out), "--n-boot", "50", "--format", "html"],
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;_*x*" in page
+    assert page.count("<img ") == len(list((out / "figures").glob("*.png")))
+    assert 'src="figures/' not in page  # every figure embedded as a data URI
+    assert "data:image/png;base64," in page
+    assert "<nav>" in page and 'href="#s0"' in page
+    md = (out / "report.md").read_text()
+    assert md.index("## Findings") < md.index("## Caveats") < md.index("## Archive")
+
+
+def test_incomplete_study_gets_one_caveat_naming_what_is_missing(tmp_path: Path) -> None:
+    ds = small_archive(workloads=2, diverged_fraction=0.0).copy(deep=True)
+    status = ds["status"].values
+    status[0, 1, 3:] = "missing"  # momentum on w0: 3 of 6 trials not run yet
+    status[1, :, :] = "missing"  # w1: nothing run at all
+    ds["status"] = (ds["status"].dims, status)
+    gone = (status == "missing")[..., None]
+    ds["step"] = ds["step"].where(~gone, -1)
+    for var in ("train_loss", "valid_metric", "test_metric", "time"):
+        if var in ds:
+            ds[var] = ds[var].where(~gone)
+    path = tmp_path / "partial.nc"
+    write_archive(ds, path)
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["report", str(path), "--out", str(out), "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    assert md.count("is an incomplete study") == 1
+    assert "momentum on w0 (3)" in md
+    # The empty workload is named once and left out; the others keep every section.
+    assert "w1 have no usable trial" in md
+    assert "_Not available" not in md
