@@ -265,6 +265,22 @@ def test_built_in_workloads_have_the_documented_sizes() -> None:
     assert len(splits.train) + len(splits.valid) + len(splits.test) == 1797
 
 
+def test_teacher_mlp_has_the_documented_sizes_and_label_noise() -> None:
+    workload = get_workload("teacher_mlp")
+    n_params = sum(p.numel() for p in workload.build_model(0).parameters())
+    assert n_params == 32 * 64 + 64 + 64 * 10 + 10  # 2,762, as its description says
+    assert "2,762" in workload.spec.description
+    splits = workload.load(None)
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (16384, 4096, 10000)
+    # Feature scales span two decades (the ill-conditioning the workload is made of).
+    std = splits.train.inputs.std(dim=0)
+    assert float(std.max() / std.min()) == pytest.approx(100.0, rel=0.1)
+    # Every class occurs; no class dominates (resolution 1e-4 on 10,000 test examples).
+    counts = torch.bincount(splits.test.targets, minlength=10)
+    assert int(counts.min()) > 300
+    assert int(counts.max()) < 2500
+
+
 def test_noisy_quadratic_gradients_are_noisy_around_the_true_gradient() -> None:
     workload = get_workload("noisy_quadratic")
     assert isinstance(workload, NoisyQuadratic)
