@@ -218,6 +218,17 @@ def step_label(archive: xr.Dataset) -> str:
     return "epoch" if archive.attrs.get("importer") == "deepobs" else "step"
 
 
+def _spaced_ticks(ks: npt.NDArray[np.int64]) -> tuple[list[int], list[str]]:
+    """Ticks at the budgets k on a log2 axis, leaving out a label that would touch its
+    neighbour (32 and 36): the largest k is always labelled."""
+    keep: list[int] = []
+    for k in sorted(int(x) for x in ks)[::-1]:
+        if not keep or keep[-1] / k >= 1.4:
+            keep.append(k)
+    keep.reverse()
+    return keep, [str(k) for k in keep]
+
+
 def _log_helps(values: npt.ArrayLike, direction: str) -> bool:
     """A log axis for a metric to minimise (an error or a loss) spanning a decade; never
     for one to maximise (an accuracy), where it stretches the uninteresting low end."""
@@ -327,7 +338,7 @@ def budget_figure(
                 ax.plot(ks, exp, color=st.colour, linestyle="--", linewidth=1.0)
                 shown.extend([lo, hi, med])
             ax.set_xscale("log", base=2)
-            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.set_xticks(*_spaced_ticks(ks))
             ax.minorticks_off()
             direction = str(d["direction"].sel(workload=w).item()) if "direction" in d else ""
             if shown and _log_helps(np.concatenate(shown), direction):

@@ -890,7 +890,12 @@ def write_report(
 
 
 def _partial_caveat(b: _Builder, summary: ArchiveSummary, name: str) -> None:
-    """One caveat naming what an incomplete study lacks (missing and incomplete trials)."""
+    """One caveat naming what an incomplete study lacks (missing and incomplete trials).
+
+    Only for studies of `optcmp run`, where every (workload, optimizer, trial) is planned:
+    an imported archive pads ragged trial and seed counts with "missing" by design."""
+    if not str(summary.provenance.get("source") or "").startswith("optcmp run"):
+        return
     missing = [(c.workload, c.optimizer, c.missing) for c in summary.cells if c.missing]
     incomplete = sum(c.incomplete for c in summary.cells)
     total = sum(c.completed + c.diverged + c.incomplete + c.missing for c in summary.cells)

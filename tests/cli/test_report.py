@@ -276,6 +276,7 @@ def test_html_is_self_contained_and_escapes_labels(tmp_path: Path) -> None:
 
 def test_incomplete_study_gets_one_caveat_naming_what_is_missing(tmp_path: Path) -> None:
     ds = small_archive(workloads=2, diverged_fraction=0.0).copy(deep=True)
+    ds.attrs["source"] = "optcmp run"  # a study of ours: every trial is planned
     status = ds["status"].values
     status[0, 1, 3:] = "missing"  # momentum on w0: 3 of 6 trials not run yet
     status[1, :, :] = "missing"  # w1: nothing run at all
