@@ -29,6 +29,7 @@ from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
+from matplotlib.ticker import EngFormatter, MaxNLocator
 from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
@@ -105,9 +106,11 @@ _STYLE: dict[RcKeyType, Any] = {
     "figure.titlesize": 10,
 }
 _FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+# Ten strong colours, then (for studies with more optimizers, e.g. AlgoPerf's eleven
+# submissions) the light partners of tab20, so no two optimizers share a colour below 20.
 _PALETTE: tuple[tuple[float, float, float], ...] = tuple(
     mpl.colormaps["tab10"](i)[:3] for i in range(10)
-)
+) + tuple(mpl.colormaps["tab20"](2 * i + 1)[:3] for i in range(10))
 _MARKERS = ("s", "o", "^", "D", "v", "P", "X", "<", ">", "h")
 _VERDICT_COLOURS = {
     Verdict.CONSISTENT.value: "#9fd39a",
@@ -788,6 +791,9 @@ def curves_figure(
             if shown and _log_helps(np.concatenate(shown), direction):
                 ax.set_yscale("log")
             ax.set_xlabel(step_label(archive))
+            # 150000-step axes: "150k" and at most five ticks, so labels never collide.
+            ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
             ax.set_ylabel(f"{metric} ({split})")
             ax.set_title(f"{w}")
         handles: list[Any] = [

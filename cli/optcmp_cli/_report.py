@@ -744,7 +744,17 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
                 + ": those optimizers may be under-tuned (see Boundary check)",
                 key=True,
             )
-        for w in (str(x) for x in ds["workload"].values):
+        searched = check.data["searched"]
+        with_space = [str(w) for w in ds["workload"].values if bool(searched.sel(workload=w).any())]
+        if len(with_space) < ds.sizes["workload"]:
+            b.lines += [
+                "No boundary figure for workloads whose archive records no searched "
+                "hyperparameter: "
+                + (", ".join(_md(w) for w in ds["workload"].values if str(w) not in with_space))
+                + ".",
+                "",
+            ]
+        for w in with_space:
             one = b.attempt(
                 f"boundary-figure{sfx}-{w}",
                 functools.partial(_boundary_one, ds, w, b.rule, styles),
@@ -1021,7 +1031,7 @@ def _findings(b: _Builder) -> list[str]:
     ]
     sections = [
         ("Supported", b.supported, "nothing: no difference is clear at this budget"),
-        ("Not supported", b.unsupported, "-"),
+        ("Not supported", b.unsupported, "none listed"),
         ("Protocol findings", b.protocol_notes, "none"),
         ("Caveats that change conclusions", b.key_caveats, "none"),
     ]
