@@ -1,4 +1,4 @@
-"""Workloads whose data ships with a package or is generated: no `--data-dir` needed.
+"""Workloads whose data ships with a package or is generated: no `data_dir` needed.
 
 Dependency rule: torch, numpy, scikit-learn (digits data only) and this subpackage.
 

@@ -352,8 +352,29 @@ def test_mnist_with_wrong_dimensions_or_counts_is_rejected(tmp_path: Path) -> No
         get_workload("mnist_cnn").load(tmp_path)
 
 
+def test_fashion_mnist_reads_debians_folder_name(tmp_path: Path) -> None:
+    write_mnist(tmp_path / "fashion-mnist", gz=True)
+    splits = get_workload("fashion_mnist_cnn").load(tmp_path)
+    assert len(splits.test) > 0
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets")
+
+
+@pytest.mark.skipif(
+    not (DEBIAN_FASHION / "fashion-mnist").is_dir(),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_real_fashion_mnist_from_the_debian_package() -> None:
+    splits = get_workload("fashion_mnist_cnn").load(DEBIAN_FASHION)
+    assert len(splits.train) + len(splits.valid) == 60_000
+    assert len(splits.test) == 10_000
+    counts = torch.bincount(splits.test.targets, minlength=10)
+    assert counts.tolist() == [1000] * 10  # Fashion-MNIST's test set is balanced
+
+
 def test_missing_files_name_the_path_and_what_was_expected(tmp_path: Path) -> None:
-    with pytest.raises(DataFormatError, match=r"fashion_mnist: missing directory"):
+    with pytest.raises(DataFormatError, match=r"fashion_mnist: missing directory.*fashion-mnist/"):
         get_workload("fashion_mnist_cnn").load(tmp_path)
     write_cifar10(tmp_path / "cifar-10-batches-py")
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
