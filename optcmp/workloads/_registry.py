@@ -17,6 +17,7 @@ from optcmp.workloads._files import (
     Cifar10VGG11,
     Cifar100CNN,
     FashionMnistCNN,
+    FashionMnistMLP,
     MnistCNN,
 )
 from optcmp_data import ConfigError, closest_name
@@ -30,6 +31,7 @@ _CLASSES: tuple[type[Workload], ...] = (
     NoisyQuadratic,
     MnistCNN,
     FashionMnistCNN,
+    FashionMnistMLP,
     Cifar10ResNet32,
     Cifar10VGG11,
     Cifar100CNN,
