@@ -410,7 +410,7 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
     else:
         b.lines += ["No inclusion is violated with statistical confidence.", ""]
     for c in result.caveats:
-        b.caveat(c)
+        b.caveat(_md(c))
     _inclusion_findings(b, records, group)
     b.add_records("inclusion", records, group)
 
@@ -685,7 +685,7 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
             b.advance(step)
         return
     for c in sel.caveats:
-        b.caveat(c)
+        b.caveat(_md(c))
     _selection_section(b, sel, group)
 
     b.lines += [f"## {_heading('Budget sensitivity', group)}", ""]
@@ -814,7 +814,7 @@ def write_report(
     summary = summarize(archive, path=name)
     _partial_caveat(b, summary, name)
     for c in summary.caveats:
-        b.caveat(c)
+        b.caveat(_md(c))  # text from the archive: shown literally
     if compare is not None:
         _partial_caveat(b, summarize(compare[1], path=compare[0]), compare[0])
 
@@ -948,7 +948,7 @@ def _header(
         "below, each once (those that change a conclusion are listed under Findings).",
         "",
     ]
-    others = [c for c in b.caveats if c not in b.key_caveats]
+    others = _grouped([c for c in b.caveats if c not in b.key_caveats])
     if others:
         lines += [f"- {c}" for c in others]
     else:
@@ -1018,6 +1018,29 @@ def _header(
     return lines
 
 
+_PER_WORKLOAD = re.compile(r"^workload (?P<w>\S+): (?P<rest>.+)$")
+
+
+def _grouped(caveats: list[str]) -> list[str]:
+    """Caveats that differ only in their workload ("workload W: text") as one line naming
+    every workload, at the place of the first; the others unchanged."""
+    by_rest: dict[str, list[str]] = {}
+    for c in caveats:
+        m = _PER_WORKLOAD.match(c)
+        if m:
+            by_rest.setdefault(m["rest"], []).append(m["w"])
+    out: list[str] = []
+    for c in caveats:
+        m = _PER_WORKLOAD.match(c)
+        if m is None:
+            out.append(c)
+        elif by_rest[m["rest"]][0] == m["w"]:
+            names = by_rest[m["rest"]]
+            label = "workload" if len(names) == 1 else "workloads"
+            out.append(f"{label} {', '.join(names)}: {m['rest']}")
+    return out
+
+
 def _findings(b: _Builder) -> list[str]:
     """The summary that leads the report: what the data support, what they do not, what
     the protocol decides, and the caveats that change a conclusion."""
@@ -1033,7 +1056,7 @@ def _findings(b: _Builder) -> list[str]:
         ("Supported", b.supported, "nothing: no difference is clear at this budget"),
         ("Not supported", b.unsupported, "none listed"),
         ("Protocol findings", b.protocol_notes, "none"),
-        ("Caveats that change conclusions", b.key_caveats, "none"),
+        ("Caveats that change conclusions", _grouped(b.key_caveats), "none"),
     ]
     for heading, items, empty in sections:
         lines += [f"**{heading}**", ""]
