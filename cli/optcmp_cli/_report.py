@@ -633,8 +633,8 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
         n = len(flips) - len(supported)
         b.lines += [
             f"{n} other order change(s) between the protocols are within the uncertainty "
-            "(an interval contains 0 or a gap is within the metric's step) and are not "
-            "counted as flips.",
+            "(a gap is not significant after Holm, its interval contains 0, or it is within "
+            "the metric's step) and are not counted as flips.",
             "",
         ]
         b.unsupported.append(
