@@ -287,9 +287,7 @@ def test_curves_with_repeats_draw_every_run() -> None:
 
 def test_protocol_figure_one_row_per_matched_optimizer(archive: xr.Dataset) -> None:
     other = small_archive(seed=6, planted={"sgd": 0.1})
-    comparison = protocol_sensitivity(
-        archive, other, protocols=("narrow", "wide"), n_boot=200
-    )
+    comparison = protocol_sensitivity(archive, other, protocols=("narrow", "wide"), n_boot=200)
     fig = protocol_figure(comparison)
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["w0", "w1"]

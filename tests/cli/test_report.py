@@ -269,7 +269,8 @@ def test_html_is_self_contained_and_escapes_labels(tmp_path: Path) -> None:
     assert page.count("<img ") == len(list((out / "figures").glob("*.png")))
     assert 'src="figures/' not in page  # every figure embedded as a data URI
     assert "data:image/png;base64," in page
-    assert "<nav>" in page and 'href="#s0"' in page
+    assert "<nav>" in page
+    assert 'href="#s0"' in page
     md = (out / "report.md").read_text()
     assert md.index("## Findings") < md.index("## Caveats") < md.index("## Archive")
 
