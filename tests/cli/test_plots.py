@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib as mpl
 import numpy as np
 import pytest
 import xarray as xr
+from matplotlib.lines import Line2D
 from typer.testing import CliRunner
 
 from optcmp_analysis import (
@@ -328,10 +330,10 @@ def test_one_colour_per_optimizer_label_across_figures() -> None:
     targets = targets_figure(study, styles=styles)
     for fig in (curves, targets):
         legend = fig.legends[0]
-        colours = {
-            t.get_text(): tuple(h.get_color()[:3]) if not isinstance(h.get_color(), str) else h
-            for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True)
-        }
+        colours: dict[str, object] = {}
+        for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True):
+            assert isinstance(h, Line2D)
+            colours[t.get_text()] = tuple(mpl.colors.to_rgb(h.get_color()))
         for name in names:
             assert colours[name] == tuple(styles[name].colour)
     # More optimizers than ten still get distinct colours.
