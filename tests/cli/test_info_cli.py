@@ -33,7 +33,7 @@ def test_summary_table(archive_path: Path) -> None:
     result = runner.invoke(app, ["info", str(archive_path)])
     assert result.exit_code == 0, result.output
     # At 80 columns long labels end in an ellipsis, so look for their beginnings.
-    for word in ("Workloads", "w0", "w1", "adam", "nesterov", "learnin", "schema v1"):
+    for word in ("Workloads", "w0", "w1", "adam", "nesterov", "learn", "schema v1"):
         assert word in result.output
 
 
