@@ -373,7 +373,7 @@ def budget_figure(
 # --- rank probabilities -----------------------------------------------------------------
 
 
-def rank_figure(rankings: Rankings) -> Figure:
+def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None = None) -> Figure:
     """Probability of each rank per optimizer (stacked bars), one panel per workload;
     optimizers ordered by mean rank."""
     d = rankings.data
@@ -410,6 +410,11 @@ def rank_figure(rankings: Rankings) -> Figure:
             ax.set_xticks(x, names, rotation=30 if len(names) > 4 else 0, ha="right")
             if len(names) <= 4:
                 ax.set_xticks(x, names)
+            # Bars are coloured by rank; the optimizer's own colour goes on its name.
+            named = _complete(styles, [str(n) for n in names])
+            for tick in ax.get_xticklabels():
+                if tick.get_text() in named:
+                    tick.set_color(named[tick.get_text()].colour)
             ax.set_ylim(0, 1.18)
             ax.set_yticks(np.linspace(0, 1, 6))
             ax.set_ylabel("probability of each rank")

@@ -704,7 +704,9 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         f"rank{sfx}", lambda: rank_optimizers(ds, n_boot=b.n_boot, rng=b.rng(), rule=b.rule)
     )
     if ranks is not None:
-        b.figure(rank_figure(ranks), f"rank{sfx}", "rank probabilities per optimizer")
+        b.figure(
+            rank_figure(ranks, styles=styles), f"rank{sfx}", "rank probabilities per optimizer"
+        )
         _rank_section(b, ranks, group)
     b.advance("rank")
 
