@@ -912,11 +912,13 @@ def figure_for(
     if kind is PlotKind.BUDGET:
         budgets = None if budget is None else default_budgets(budget)
         return budget_figure(
-            budget_curve(archive, budgets=budgets, n_boot=n_boot, rng=rng, rule=rule)
+            budget_curve(archive, budgets=budgets, n_boot=n_boot, rng=rng, rule=rule),
+            styles=_styles_of(archive),
         )
     if kind is PlotKind.RANK:
         return rank_figure(
-            rank_optimizers(archive, budget=budget, n_boot=n_boot, rng=rng, rule=rule)
+            rank_optimizers(archive, budget=budget, n_boot=n_boot, rng=rng, rule=rule),
+            styles=_styles_of(archive),
         )
     if kind is PlotKind.INCLUSION:
         return inclusion_figure(
