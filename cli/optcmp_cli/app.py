@@ -128,11 +128,12 @@ class _LazyGroup(TyperGroup):
     _resolving = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(COMMANDS)
+        # Commands registered the usual way (app.command) still work, after the table's.
+        return [*COMMANDS, *(n for n in self.commands if n not in COMMANDS)]
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMANDS:
-            return None
+            return self.commands.get(cmd_name)
         if self._resolving:
             return load_command(cmd_name)
         return TyperCommand(cmd_name, help=short_help(cmd_name))

@@ -65,3 +65,18 @@ def test_help_fits_80_columns_and_keeps_every_choice_whole(args: list[str]) -> N
     for line in lines:
         for word in line.split():
             assert not word.endswith("-") or word.startswith("-"), f"word split: {line!r}"
+
+
+def test_a_command_registered_the_usual_way_is_listed_and_runs() -> None:
+    def zz_extra_test() -> None:
+        """A command added with app.command."""
+        print("ran")
+
+    app.command("zz-extra-test")(zz_extra_test)
+    try:
+        assert "zz-extra-test" in runner.invoke(app, ["--help"]).output
+        result = runner.invoke(app, ["zz-extra-test"])
+        assert result.exit_code == 0, result.output
+        assert result.output.strip() == "ran"
+    finally:
+        app.registered_commands.pop()
