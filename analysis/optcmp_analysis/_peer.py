@@ -1,5 +1,5 @@
 """Peer scoring rules reproduced from stored archives: the DeepOBS analyser and the
-AlgoPerf leaderboard score (method.md section 6).
+AlgoPerf leaderboard score (docs/method.md, "Peer scoring rules").
 
 Dependency rule: numpy, xarray, attrs, optcmp_data and this package (no torch, no CLI libraries).
 

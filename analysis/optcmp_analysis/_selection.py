@@ -11,7 +11,12 @@ Conventions fixed here and used by every other analysis of this package:
   trials count towards the budget (diverged and incomplete ones included). A trial is
   *usable* if every present run that selection may use completed and has a finite score.
   Diverged, incomplete and missing trials are never selected.
-- Ties are broken by the lowest position along the `trial` dim.
+- Ties in the selection score (several usable trials sharing the best score, common with
+  error rates on a small selection split) are resolved without looking at labels or
+  positions: the reported test and validation values of the cell are the *mean* over the
+  tied trials (the expected result of picking one of them at random), and `n_tied` says
+  how many trials tied. The reported `trial` and hyperparameters are the first tied
+  trial's, for reference only.
 - Repeats (seed, study axes) are averaged (`RepeatMode.MEAN`: a trial's score is the mean
   of its runs' scores) or kept as broadcast dims (`RepeatMode.PER_REPEAT`: every repeat is
   its own selection problem).
@@ -382,8 +387,9 @@ class Selection:
     (along the archive's trial dim, -1 if none), `selection_value`, `test_value`,
     `valid_value`, `test_min`, `test_median`, `test_max`, `n_repeats` (the chosen trial's
     test value over all its completed repeats), `n_trials` (present trials), `n_usable`,
-    `hparams` (dim `hparam`),
-    plus per-workload `metric_name`, `direction`, `selection_split`.
+    `n_tied` (usable trials sharing the best score; test and validation values are their
+    mean when above 1), `hparams` (dim `hparam`), plus per-workload `metric_name`,
+    `direction`, `selection_split`.
     """
 
     data: xr.Dataset
@@ -407,8 +413,9 @@ class Selection:
     def to_json(self) -> list[dict[str, Any]]:
         """Records: workload, optimizer, [repeat labels], trial, hyperparameters,
         selection_value, selection_split, test_value, valid_value, metric, split ("test"),
-        value (= test_value), rule, n_trials, n_usable, and the chosen trial's spread over
-        all its completed repeats: test_min, test_median, test_max, n_repeats."""
+        value (= test_value), rule, n_trials, n_usable, n_tied (trials sharing the best
+        score; the values are their mean), and the chosen trial's spread over all its
+        completed repeats: test_min, test_median, test_max, n_repeats."""
         d = self.data.transpose(*self.cell_dims, "hparam")
         names = [str(h) for h in d["hparam"].values]
         out = []
@@ -440,6 +447,7 @@ class Selection:
                 test_median=json_value(float(cell["test_median"].values)),
                 test_max=json_value(float(cell["test_max"].values)),
                 n_repeats=int(cell["n_repeats"].values),
+                n_tied=int(cell["n_tied"].values),
             )
             out.append(record)
         return out
@@ -485,8 +493,8 @@ def select_best(
 
     `archive` may be an archive dataset or precomputed `TrialScores` (then `rule` and
     `repeats` are taken from it). Diverged, incomplete and missing trials are never
-    selected; ties go to the lowest trial position. Raises AnalysisError if no trial at
-    all is usable.
+    selected; on a tie of the best score the test and validation values are the mean over
+    the tied trials (`n_tied`). Raises AnalysisError if no trial at all is usable.
     """
     scores = usable_scores(archive, rule=rule, repeats=repeats, diverged=diverged)
     data = scores.data
@@ -499,6 +507,12 @@ def select_best(
     def pick(var: xr.DataArray) -> xr.DataArray:
         return var.isel(trial=safe).where(has).reset_coords(drop=True)
 
+    best = data["score"].isel(trial=safe).reset_coords(drop=True)
+    tied = (data["score"] == best) & has
+
+    def tied_mean(var: xr.DataArray) -> xr.DataArray:
+        return var.where(tied).mean("trial").where(has).reset_coords(drop=True)
+
     labels = data["trial"].values
     trial = xr.DataArray(
         np.where(position.values >= 0, labels[safe.values], -1), dims=position.dims
@@ -508,13 +522,14 @@ def select_best(
             "trial": trial.astype(np.int64),
             "position": position.astype(np.int64),
             "selection_value": pick(data["selection_value"]),
-            "test_value": pick(data["test_value"]),
-            "valid_value": pick(data["valid_value"]),
+            "test_value": tied_mean(data["test_value"]),
+            "valid_value": tied_mean(data["valid_value"]),
             "test_min": pick(data["test_min"]),
             "test_median": pick(data["test_median"]),
             "test_max": pick(data["test_max"]),
             "n_repeats": pick(data["n_repeats"]).fillna(0).astype(np.int64),
             "n_trials": data["present"].sum("trial").astype(np.int64),
+            "n_tied": tied.sum("trial").astype(np.int64),
             "n_usable": data["usable"].sum("trial").astype(np.int64),
             "hparams": data["hparams"].isel(trial=safe).where(has).reset_coords(drop=True),
             "metric_name": data["metric_name"],

@@ -18,6 +18,11 @@ from optcmp_data import ArchiveSummary, open_archive, summarize
 __all__ = ["info"]
 
 
+# Widest a label column gets in a table: longer labels end in an ellipsis, so that the
+# tables fit 80 columns (use --json for the full labels).
+_LABEL = 16
+
+
 @reports_errors
 def info(
     path: Annotated[Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")],
@@ -60,16 +65,9 @@ def render_summary(summary: ArchiveSummary) -> None:
         console.print(f"[yellow]caveat:[/yellow] {term(caveat)}")
 
     wt = Table(title="Workloads")
-    for col in (
-        "workload",
-        "metric",
-        "direction",
-        "valid target",
-        "test target",
-        "step budget",
-        "selection",
-    ):
-        wt.add_column(col, overflow="fold")
+    # At 80 columns a cell is shortened with an ellipsis, never broken inside a word.
+    for col in ("workload", "metric", "dir", "valid tgt", "test tgt", "steps", "select"):
+        wt.add_column(col, overflow="ellipsis", max_width=_LABEL)
     for w in summary.workloads:
         wt.add_row(
             term(w["workload"]),
@@ -83,11 +81,10 @@ def render_summary(summary: ArchiveSummary) -> None:
     console.print(wt)
 
     ct = Table(title="Runs per cell (completed / diverged / incomplete / missing)")
-    ct.add_column("workload", overflow="fold")
-    ct.add_column("optimizer", overflow="fold")
-    ct.add_column("family", overflow="fold")
-    for col in ("completed", "diverged", "incomplete", "missing"):
-        ct.add_column(col, justify="right", overflow="fold")
+    for col in ("workload", "optimizer", "family"):
+        ct.add_column(col, overflow="ellipsis", max_width=_LABEL)
+    for col in ("done", "diverged", "incompl.", "miss."):
+        ct.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for c in summary.cells:
         ct.add_row(
             term(c.workload),
@@ -102,25 +99,27 @@ def render_summary(summary: ArchiveSummary) -> None:
 
     if summary.hparams:
         ht = Table(title="Hyperparameters (observed range and search space)")
-        for col in (
-            "workload",
-            "optimizer",
-            "hparam",
-            "observed min",
-            "observed max",
-            "space",
-            "scale",
-        ):
-            ht.add_column(col, overflow="fold")
-        for h in summary.hparams:
-            space = f"[{_fmt(h.space_low)}, {_fmt(h.space_high)}]" if h.scale != "none" else "-"
-            ht.add_row(
+        rows = [
+            (
                 term(h.workload),
                 term(h.optimizer),
                 term(h.hparam),
                 _fmt(h.observed_min),
                 _fmt(h.observed_max),
-                space,
+                f"[{_fmt(h.space_low)}, {_fmt(h.space_high)}]" if h.scale != "none" else "-",
                 term(h.scale),
             )
+            for h in summary.hparams
+        ]
+        # Labels may be shortened with an ellipsis; numbers are never cut.
+        for i, col in enumerate(
+            ("workload", "optimizer", "hparam", "obs. min", "obs. max", "space", "scale")
+        ):
+            if i in (3, 4, 5):
+                width = max(len(col), *(len(r[i]) for r in rows))
+                ht.add_column(col, no_wrap=True, min_width=width)
+            else:
+                ht.add_column(col, overflow="ellipsis", max_width=_LABEL)
+        for row in rows:
+            ht.add_row(*row)
         console.print(ht)

@@ -62,7 +62,7 @@ def workloads(
         return
     table = Table(
         title="Workloads (defaults; study files may override batch, steps, eval)",
-        caption="files: yes = reads its dataset from --data-dir (docs/study-file.md)",
+        caption="files: yes = reads its dataset from data_dir (docs/study-file.md)",
     )
     table.add_column("workload", no_wrap=True)
     table.add_column("metric (best)")

@@ -30,7 +30,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
-from matplotlib.ticker import FixedFormatter, FuncFormatter
+from matplotlib.ticker import EngFormatter, FixedFormatter, FuncFormatter, MaxNLocator
 from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
@@ -39,6 +39,7 @@ from optcmp_analysis import (
     BudgetCurve,
     ConditionKind,
     InclusionResult,
+    Match,
     ProtocolComparison,
     Rankings,
     Selection,
@@ -51,6 +52,7 @@ from optcmp_analysis import (
     default_budgets,
     inclusion_consistency,
     performance_profiles,
+    protocol_sensitivity,
     rank_optimizers,
     restrict,
     select_best,
@@ -99,6 +101,7 @@ class PlotKind(enum.StrEnum):
     CURVES = "curves"
     AGGREGATE = "aggregate"
     PROFILES = "profiles"
+    PROTOCOL = "protocol"
 
 
 _STYLE: dict[RcKeyType, Any] = {
@@ -118,10 +121,12 @@ _STYLE: dict[RcKeyType, Any] = {
     "svg.hashsalt": "optcmp",
     "figure.titlesize": 10,
 }
-_FORMATS = {".png": "png", ".svg": "svg"}
+_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
+# Ten strong colours, then (for studies with more optimizers, e.g. AlgoPerf's eleven
+# submissions) the light partners of tab20, so no two optimizers share a colour below 20.
 _PALETTE: tuple[tuple[float, float, float], ...] = tuple(
     mpl.colormaps["tab10"](i)[:3] for i in range(10)
-)
+) + tuple(mpl.colormaps["tab20"](2 * i + 1)[:3] for i in range(10))
 _MARKERS = ("s", "o", "^", "D", "v", "P", "X", "<", ">", "h")
 _VERDICT_COLOURS = {
     Verdict.CONSISTENT.value: "#9fd39a",
@@ -146,7 +151,8 @@ def _image_format(path: Path) -> str:
     fmt = _FORMATS.get(path.suffix.lower())
     if fmt is None:
         raise ConfigError(
-            f"--out {path}: unknown image format {path.suffix or '(no suffix)'!r}; use .png or .svg"
+            f"--out {path}: unknown image format {path.suffix or '(no suffix)'!r}; use .png, "
+            ".svg or .pdf"
         )
     return fmt
 
@@ -202,7 +208,7 @@ def _visible_labels(func: Callable[..., Any]) -> Callable[..., str]:
 
 
 def save_figure(fig: Figure, path: Path) -> Path:
-    """Write `fig` as PNG or SVG (by `path`'s suffix) atomically; returns `path`.
+    """Write `fig` as PNG, SVG or PDF (by `path`'s suffix) atomically; returns `path`.
 
     Raises ConfigError for another suffix.
     """
@@ -215,7 +221,9 @@ def save_figure(fig: Figure, path: Path) -> Path:
         raise os_error(path.parent, err) from None
     tmp = path.with_name(f".{path.name}.tmp")
     # SVG records a creation date by default; leaving it out keeps the file reproducible.
-    metadata: dict[str, Any] = {"Date": None} if fmt == "svg" else {}
+    metadata: dict[str, Any] = (
+        {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else {}
+    )
     try:
         with _style(), tmp.open("wb") as handle:
             fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
@@ -258,12 +266,53 @@ def optimizer_styles(
 
 
 def _styles_of(data: xr.Dataset) -> dict[str, OptimizerStyle]:
+    """One style per optimizer label of `data` (an archive or an analysis record). Pass
+    the archive's to every figure of a report, so that a label keeps its colour."""
     names = [str(o) for o in data["optimizer"].values]
     if "optimizer_family" in data.variables:
         families = [str(f) for f in data["optimizer_family"].values]
     else:
         families = names
     return optimizer_styles(names, families)
+
+
+def _complete(
+    styles: dict[str, OptimizerStyle] | None, names: Sequence[str]
+) -> dict[str, OptimizerStyle]:
+    """`styles` for `names`, labels it lacks (e.g. family keys) styled by their own name."""
+    if styles is None:
+        return optimizer_styles(names, names)
+    missing = [n for n in names if n not in styles]
+    if not missing:
+        return styles
+    extra = optimizer_styles(missing, missing)
+    return {**extra, **styles}
+
+
+def step_label(archive: xr.Dataset) -> str:
+    """What the archive's `step` counts: epochs for DeepOBS (its logs have one evaluation
+    per epoch), the `step_unit` attribute where an archive records one, else steps."""
+    unit = archive.attrs.get("step_unit")
+    if unit:
+        return str(unit)
+    return "epoch" if archive.attrs.get("importer") == "deepobs" else "step"
+
+
+def _spaced_ticks(ks: npt.NDArray[np.int64]) -> tuple[list[int], list[str]]:
+    """Ticks at the budgets k on a log2 axis, leaving out a label that would touch its
+    neighbour (32 and 36): the largest k is always labelled."""
+    keep: list[int] = []
+    for k in sorted(int(x) for x in ks)[::-1]:
+        if not keep or keep[-1] / k >= 1.4:
+            keep.append(k)
+    keep.reverse()
+    return keep, [str(k) for k in keep]
+
+
+def _log_helps(values: npt.ArrayLike, direction: str) -> bool:
+    """A log axis for a metric to minimise (an error or a loss) spanning a decade; never
+    for one to maximise (an accuracy), where it stretches the uninteresting low end."""
+    return direction != "max" and _spans_decades(values)
 
 
 def _title(fig: Figure, main: str, detail: str = "", *, y: float | None = None) -> None:
@@ -281,6 +330,9 @@ def _grid(
     n: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.2), extra: float = 0.9
 ) -> tuple[Figure, list[Axes]]:
     """A figure with `n` panels in rows of `ncols`; `extra` inches for title and legend."""
+    if n > 6:
+        # Many workloads: smaller panels, four to a row, so the figure stays readable.
+        ncols, panel = 4, (3.4, 2.7)
     ncols = max(1, min(ncols, n))
     nrows = max(1, math.ceil(n / ncols))
     # At least 7 inches wide, so one panel still has room for its title and legend.
@@ -322,12 +374,18 @@ def _fmt(value: float) -> str:
 # --- budget (Figures 6-8) ---------------------------------------------------------------
 
 
-def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
+def budget_figure(
+    curve: BudgetCurve,
+    *,
+    target: str = "test",
+    styles: dict[str, OptimizerStyle] | None = None,
+) -> Figure:
     """Best-of-k metric versus the number of trials k, one panel per workload: bootstrap
-    median with its 5-95% band and the closed-form expectation (dashed), per optimizer."""
+    median with its 5-95% range (an error bar, dodged sideways per optimizer so that many
+    optimizers stay apart) and the closed-form expectation (dashed), per optimizer."""
     d = curve.data
     _require_mean(d, "median", ("workload", "optimizer", "k", "target"))
-    styles = _styles_of(d)
+    styles = _complete(styles or _styles_of(d), [str(o) for o in d["optimizer"].values])
     names = [str(o) for o in d["optimizer"].values]
     ks = d["k"].values.astype(np.int64)
     workloads = [str(w) for w in d["workload"].values]
@@ -337,7 +395,7 @@ def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
             cell = d.sel(workload=w, target=target)
             metric = str(d["metric_name"].sel(workload=w).item())
             shown: list[FloatArray] = []
-            for o in names:
+            for i, o in enumerate(names):
                 c = cell.sel(optimizer=o)
                 med, lo, hi, exp = (
                     c[v].values.astype(np.float64) for v in ("median", "lo", "hi", "expected")
@@ -345,17 +403,27 @@ def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
                 if not np.isfinite(med).any():
                     continue
                 st = styles[o]
-                # A light band with drawn edges stays readable when six bands overlap.
-                ax.fill_between(ks, lo, hi, color=st.colour, alpha=0.08, linewidth=0)
-                for edge in (lo, hi):
-                    ax.plot(ks, edge, color=st.colour, linewidth=0.6, alpha=0.6)
-                ax.plot(ks, med, color=st.colour, marker=st.marker, markersize=4, linewidth=1.6)
+                # Overlapping bands of six optimizers smear into one colour; error bars
+                # dodged by a small factor on the log2 axis keep each range visible.
+                x = ks * 2.0 ** (0.22 * (i - (len(names) - 1) / 2) / max(1, len(names) - 1))
+                ax.errorbar(
+                    x,
+                    med,
+                    yerr=np.vstack([med - lo, hi - med]).clip(min=0),
+                    color=st.colour,
+                    marker=st.marker,
+                    markersize=4,
+                    linewidth=1.6,
+                    elinewidth=0.9,
+                    capsize=1.5,
+                )
                 ax.plot(ks, exp, color=st.colour, linestyle="--", linewidth=1.0)
                 shown.extend([lo, hi, med])
             ax.set_xscale("log", base=2)
-            ax.set_xticks(ks, [str(k) for k in ks])
+            ax.set_xticks(*_spaced_ticks(ks))
             ax.minorticks_off()
-            if shown and _spans_decades(np.concatenate(shown)):
+            direction = str(d["direction"].sel(workload=w).item()) if "direction" in d else ""
+            if shown and _log_helps(np.concatenate(shown), direction):
                 ax.set_yscale("log")
             ax.set_xlabel("number of trials k (log2 scale)")
             ax.set_ylabel(f"{metric} ({target}) of the best trial")
@@ -367,10 +435,10 @@ def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
         labels = list(names)
         handles += [
             Line2D([], [], color="0.2", linewidth=1.6),
-            Patch(facecolor=(0.2, 0.2, 0.2, 0.08), edgecolor=(0.2, 0.2, 0.2, 0.6)),
+            Line2D([], [], color="0.2", marker="|", markersize=9, linestyle="none"),
             Line2D([], [], color="0.2", linestyle="--"),
         ]
-        labels += ["bootstrap median", "5-95% band", "closed form (expected)"]
+        labels += ["bootstrap median", "5-95% range", "closed form (expected)"]
         _legend_below(fig, handles, labels)
         _title(
             fig,
@@ -384,7 +452,7 @@ def budget_figure(curve: BudgetCurve, *, target: str = "test") -> Figure:
 # --- rank probabilities -----------------------------------------------------------------
 
 
-def rank_figure(rankings: Rankings) -> Figure:
+def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None = None) -> Figure:
     """Probability of each rank per optimizer (stacked bars), one panel per workload;
     optimizers ordered by mean rank."""
     d = rankings.data
@@ -424,6 +492,11 @@ def rank_figure(rankings: Rankings) -> Figure:
             ax.set_xticks(x, names, rotation=30 if len(names) > 4 else 0, ha="right")
             if len(names) <= 4:
                 ax.set_xticks(x, names)
+            # Bars are coloured by rank; the optimizer's own colour goes on its name.
+            named = _complete(styles, [str(n) for n in names])
+            for tick in ax.get_xticklabels():
+                if tick.get_text() in named:
+                    tick.set_color(named[tick.get_text()].colour)
             ax.set_ylim(0, 1.18)
             ax.set_yticks(np.linspace(0, 1, 6))
             ax.set_ylabel("probability of each rank")
@@ -538,12 +611,14 @@ def full_budget_steps(study: TargetStudy) -> list[int]:
     )
 
 
-def targets_figure(study: TargetStudy) -> Figure:
+def targets_figure(
+    study: TargetStudy, *, styles: dict[str, OptimizerStyle] | None = None
+) -> Figure:
     """Steps to reach each target validation value at the full step budget, per optimizer
     (one panel per workload); targets never reached are marked x on the budget line."""
     full = max(study.fractions)
     conditions = full_budget_steps(study)
-    styles = _styles_of(xr.Dataset(coords={"optimizer": list(study.optimizers)}))
+    styles = _complete(styles, list(study.optimizers))
     with _style():
         fig, axes = _grid(len(study.workloads))
         for ax, w in zip(axes, study.workloads, strict=True):
@@ -651,7 +726,9 @@ def boundary_figure(
     with _style():
         # A fixed grid instead of constrained layout: with dozens of panels the layout
         # solver dominates the run time.
-        width, height = 3.4 * ncols, 2.7 * len(rows) + 1.6
+        # Small panels: a six-hyperparameter, six-optimizer study stays about 2200 x 2000
+        # pixels with readable text.
+        width, height = max(2.5 * ncols, 7.0), 2.0 * len(rows) + 1.6
         fig = Figure(figsize=(width, height))
         # Margins in inches: 0.9 on top for the title, 0.7 below for the legend.
         fig.subplots_adjust(
@@ -659,8 +736,8 @@ def boundary_figure(
             right=1 - 0.15 / width,
             top=1 - 1.0 / height,
             bottom=1.05 / height,
-            hspace=0.8,
-            wspace=0.35,
+            hspace=0.95,
+            wspace=0.4,
         )
         grid = fig.subplots(len(rows), ncols, squeeze=False)
         for r, (w, o, hs) in enumerate(rows):
@@ -734,7 +811,8 @@ def boundary_figure(
                     ax.set_ylabel(f"final {metric} ({split})")
                 edge = str(hc["edge"].item())
                 if edge != "none":
-                    ax.set_title(f"{w} / {o}\nbest trials at the {edge} edge", color="#c0392b")
+                    where = "both edges" if str(edge) == "both" else f"the {edge} edge"
+                    ax.set_title(f"{w} / {o}\nbest trials at {where}", color="#c0392b")
                 else:
                     ax.set_title(f"{w} / {o}")
         handles: list[Any] = [
@@ -766,12 +844,17 @@ def boundary_figure(
 # --- learning curves --------------------------------------------------------------------
 
 
-def curves_figure(archive: xr.Dataset, selection: Selection) -> Figure:
+def curves_figure(
+    archive: xr.Dataset,
+    selection: Selection,
+    *,
+    styles: dict[str, OptimizerStyle] | None = None,
+) -> Figure:
     """Selection-split metric against step for the selected trial of every optimizer, one
     panel per workload (each repeat of the trial drawn; the first one thicker)."""
     sel = selection.data
     _require_mean(sel, "trial", ("workload", "optimizer"))
-    styles = _styles_of(archive)
+    styles = _complete(styles or _styles_of(archive), [str(o) for o in sel["optimizer"].values])
     workloads = [str(w) for w in sel["workload"].values]
     names = [str(o) for o in sel["optimizer"].values]
     reps = [d for d in ("seed", "study") if d in archive.dims]
@@ -806,9 +889,13 @@ def curves_figure(archive: xr.Dataset, selection: Selection) -> Figure:
                         alpha=1.0 if i == 0 else 0.5,
                     )
                     shown.append(v[ok])
-            if shown and _spans_decades(np.concatenate(shown)):
+            direction = str(archive["metric_direction"].sel(workload=w).item())
+            if shown and _log_helps(np.concatenate(shown), direction):
                 ax.set_yscale("log")
-            ax.set_xlabel("step")
+            ax.set_xlabel(step_label(archive))
+            # 150000-step axes: "150k" and at most five ticks, so labels never collide.
+            ax.xaxis.set_major_locator(MaxNLocator(5, integer=True))
+            ax.xaxis.set_major_formatter(EngFormatter(sep=""))
             ax.set_ylabel(f"{metric} ({split})")
             ax.set_title(f"{w}")
         handles: list[Any] = [
@@ -828,58 +915,67 @@ def curves_figure(archive: xr.Dataset, selection: Selection) -> Figure:
 # --- protocol comparison ----------------------------------------------------------------
 
 
-def protocol_figure(comparison: ProtocolComparison) -> Figure:
-    """Ranks of the matched optimizers under two tuning protocols, one panel per workload
-    (a slope chart: crossing lines are rankings that flip), test values annotated."""
+def protocol_figure(
+    comparison: ProtocolComparison, *, styles: dict[str, OptimizerStyle] | None = None
+) -> Figure:
+    """Tuned test value of every matched optimizer under the two protocols, one panel per
+    workload: one row per optimizer, the first protocol an open marker, the second a
+    filled one, each with its bootstrap interval over the trials drawn (a shift whose
+    intervals overlap is not a clear protocol effect)."""
     d = comparison.data
     first, second = comparison.protocols
     keys = [str(k) for k in d["optimizer"].values]
-    styles = optimizer_styles(keys, keys)
+    styles = _complete(styles, keys)
     workloads = [str(w) for w in d["workload"].values]
+    level = f"{comparison.level:.0%}"
     with _style():
-        fig, axes = _grid(len(workloads), panel=(4.6, 3.6))
+        fig, axes = _grid(len(workloads), panel=(4.6, 0.45 * len(keys) + 1.2))
         for ax, w in zip(axes, workloads, strict=True):
-            rank = d["rank"].sel(workload=w).transpose("protocol", "optimizer").values
-            value = d["test_value"].sel(workload=w).transpose("protocol", "optimizer").values
-            # Tied optimizers are spread a little around their shared rank so that each
-            # line and label stays readable.
-            y = np.full(rank.shape, np.nan)
-            for side in (0, 1):
-                for r in np.unique(rank[side][np.isfinite(rank[side])]):
-                    tied = np.flatnonzero(rank[side] == r)
-                    y[side, tied] = r + (np.arange(len(tied)) - (len(tied) - 1) / 2) * 0.28
-            for i, k in enumerate(keys):
-                if not np.isfinite(rank[:, i]).all():
-                    continue
-                st = styles[k]
-                ax.plot(
-                    [0, 1], y[:, i], color=st.colour, marker=st.marker, markersize=6, linewidth=2
-                )
-                for side, ha, dx in ((0, "right", -8), (1, "left", 8)):
-                    ax.annotate(
-                        f"{k} {_fmt(float(value[side, i]))}",
-                        (side, float(y[side, i])),
-                        xytext=(dx, 0),
-                        textcoords="offset points",
-                        ha=ha,
-                        va="center",
-                        fontsize=7,
-                        color=st.colour,
+            cell = d.sel(workload=w)
+            value = cell["test_value"].transpose("protocol", "optimizer").values
+            lo = cell["value_lo"].transpose("protocol", "optimizer").values
+            hi = cell["value_hi"].transpose("protocol", "optimizer").values
+            shown = [i for i, _ in enumerate(keys) if np.isfinite(value[:, i]).all()]
+            sign = -1.0 if str(cell["direction"].item()) == "max" else 1.0
+            # Best (under the second protocol) on top.
+            shown.sort(key=lambda i: sign * value[1, i])
+            for row, i in enumerate(shown):
+                st = styles[keys[i]]
+                for side, dy, face in ((0, 0.15, "white"), (1, -0.15, st.colour)):
+                    y = row + dy
+                    ax.plot([lo[side, i], hi[side, i]], [y, y], color=st.colour, linewidth=1.4)
+                    ax.plot(
+                        value[side, i],
+                        y,
+                        marker="o" if side == 0 else "s",
+                        markersize=6,
+                        markerfacecolor=face,
+                        markeredgecolor=st.colour,
+                        linestyle="none",
                     )
-            n = max(1, int(np.nanmax(rank)) if np.isfinite(rank).any() else 1)
-            ax.set_ylim(n + 0.5, 0.5)  # rank 1 on top
-            ax.set_yticks(range(1, n + 1))
-            ax.set_xlim(-0.9, 1.9)
-            ax.set_xticks([0, 1], [first, second])
-            ax.grid(axis="x", visible=False)
-            metric = str(d["metric_name"].sel(workload=w).item())
-            ax.set_ylabel(f"rank by test {metric} (1 = best)")
+                ax.annotate(
+                    "",
+                    xy=(value[1, i], row - 0.15),
+                    xytext=(value[0, i], row + 0.15),
+                    arrowprops={"arrowstyle": "->", "color": st.colour, "lw": 0.8},
+                )
+            ax.set_yticks(range(len(shown)), [keys[i] for i in shown])
+            ax.set_ylim(len(shown) - 0.5, -0.5)
+            ax.grid(axis="y", visible=False)
+            metric = str(cell["metric_name"].item())
+            ax.set_xlabel(f"tuned test {metric}")
             ax.set_title(w)
+        handles: list[Any] = [
+            Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linewidth=1.4),
+            Line2D([], [], color="0.3", marker="s", linewidth=1.4),
+        ]
+        _legend_below(fig, handles, [f"{first} ({level} interval)", f"{second} ({level} interval)"])
         _title(
             fig,
             f"Protocol comparison: {first} against {second}",
-            f"rank of each optimizer (matched by {comparison.match}) by the test metric of its "
-            "selected trial; crossing lines are rankings that flip; labels give the test value",
+            f"tuned test value of each optimizer (matched by {comparison.match}) with its "
+            f"{level} bootstrap interval over the trials drawn; arrows point from {first} to "
+            f"{second}",
         )
     return fig
 
@@ -895,17 +991,31 @@ def figure_for(
     budget: int | None,
     rule: SelectionRule,
     n_boot: int,
+    compare: tuple[str, xr.Dataset] | None = None,
+    name: str = "first",
 ) -> Figure:
-    """Run the analysis behind `kind` on `archive` and draw its figure."""
+    """Run the analysis behind `kind` on `archive` and draw its figure (`compare`: the
+    second archive of a protocol figure)."""
     rng = seeded_rng(seed)
+    if compare is not None and kind is not PlotKind.PROTOCOL:
+        raise ConfigError(f"--compare applies to plot protocol only, not to plot {kind}")
+    if kind is PlotKind.PROTOCOL:
+        if budget is not None:
+            raise ConfigError("--budget does not apply to plot protocol")
+        return protocol_figure(
+            _protocols(archive, compare, name=name, rule=rule, n_boot=n_boot, rng=rng),
+            styles=_styles_of(archive),
+        )
     if kind is PlotKind.BUDGET:
         budgets = None if budget is None else default_budgets(budget)
         return budget_figure(
-            budget_curve(archive, budgets=budgets, n_boot=n_boot, rng=rng, rule=rule)
+            budget_curve(archive, budgets=budgets, n_boot=n_boot, rng=rng, rule=rule),
+            styles=_styles_of(archive),
         )
     if kind is PlotKind.RANK:
         return rank_figure(
-            rank_optimizers(archive, budget=budget, n_boot=n_boot, rng=rng, rule=rule)
+            rank_optimizers(archive, budget=budget, n_boot=n_boot, rng=rng, rule=rule),
+            styles=_styles_of(archive),
         )
     if kind is PlotKind.INCLUSION:
         return inclusion_figure(
@@ -914,7 +1024,7 @@ def figure_for(
     if budget is not None:
         raise ConfigError(f"--budget does not apply to plot {kind}")
     if kind is PlotKind.TARGETS:
-        return targets_figure(target_study(archive, rng=rng))
+        return targets_figure(target_study(archive, rng=rng), styles=_styles_of(archive))
     if kind is PlotKind.BOUNDARY:
         return boundary_figure(boundary_check(archive, rule=rule), styles=_styles_of(archive))
     if kind in (PlotKind.AGGREGATE, PlotKind.PROFILES):
@@ -929,13 +1039,46 @@ def figure_for(
     return curves_figure(archive, select_best(archive, rule=rule))
 
 
+def _protocols(
+    archive: xr.Dataset,
+    compare: tuple[str, xr.Dataset] | None,
+    *,
+    name: str,
+    rule: SelectionRule,
+    n_boot: int,
+    rng: np.random.Generator,
+) -> ProtocolComparison:
+    """The protocol comparison of two archives, or of the two search spaces of one (the
+    one searching fewer hyperparameters first)."""
+    if compare is not None:
+        other, ds = compare
+        labels = (name, other) if name != other else (f"{name} (1)", f"{name} (2)")
+        return protocol_sensitivity(
+            archive, ds, protocols=labels, rule=rule, n_boot=n_boot, rng=rng
+        )
+    names = archive["space_name"].values.astype(str)
+    spaces = sorted(set(names.ravel()) - {""})
+    if len(spaces) != 2:
+        raise ConfigError(
+            f"plot protocol: the archive has {len(spaces)} search spaces "
+            f"({', '.join(spaces) or 'none'}); it needs exactly two, or --compare ARCHIVE"
+        )
+    scale = archive["space_scale"].values.astype(str)
+    searched = np.isin(scale, [Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value])
+    width = {sp: float(searched.sum(axis=-1)[names == sp].mean()) for sp in spaces}
+    ordered = sorted(spaces, key=lambda sp: (width[sp], sp))
+    return protocol_sensitivity(
+        archive, protocols=ordered, match=Match.FAMILY, rule=rule, n_boot=n_boot, rng=rng
+    )
+
+
 @reports_errors
 def plot(
     kind: Annotated[PlotKind, typer.Argument(help="Which figure to draw.")],
     archive_path: Annotated[
         Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
     ],
-    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png or .svg.")],
+    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png, .svg or .pdf.")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     budget: Annotated[
         int | None,
@@ -960,18 +1103,25 @@ def plot(
         list[str] | None,
         typer.Option("--optimizer", "-o", help="Only this optimizer (repeat the option for more)."),
     ] = None,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare", help="plot protocol: a second archive (another tuning protocol)."
+        ),
+    ] = None,
     json_out: Annotated[
         bool, typer.Option("--json", help="Print {kind, archive, out} as JSON.")
     ] = False,
 ) -> None:
-    """Draw one figure of an archive's analysis as PNG or SVG (by the --out suffix).
+    """Draw one figure of an archive's analysis as PNG, SVG or PDF (by the --out suffix).
 
     KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
     probabilities), inclusion (verdict per pair and workload), targets (steps to target),
     boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
     of the selected trials), aggregate (IQM, optimality gap and probability of
     improvement across workloads; at most 2000 bootstrap replicates), profiles
-    (time-to-target performance profiles).
+    (time-to-target performance profiles), protocol (tuned results under two protocols:
+    the two search spaces of one archive, or --compare ARCHIVE).
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
@@ -980,7 +1130,19 @@ def plot(
     seeded_rng(seed)
     with about_archive(archive_path):
         archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
-        fig = figure_for(kind, archive, seed=seed, budget=budget, rule=rule, n_boot=n_boot)
+        other = None
+        if compare is not None:
+            other = (compare.name, restrict(open_archive(compare), workloads=workload))
+        fig = figure_for(
+            kind,
+            archive,
+            seed=seed,
+            budget=budget,
+            rule=rule,
+            n_boot=n_boot,
+            compare=other,
+            name=archive_path.name,
+        )
     save_figure(fig, out)
     if json_out:
         print_json({"kind": str(kind), "archive": str(archive_path), "out": str(out)})

@@ -13,6 +13,7 @@ byte-identical files.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import re
@@ -53,6 +54,7 @@ from optcmp_analysis import (
     restrict,
     select_best,
     target_study,
+    trial_scores,
 )
 from optcmp_cli._common import (
     about_archive,
@@ -66,7 +68,9 @@ from optcmp_cli._common import (
     seeded_rng,
 )
 from optcmp_cli._escape import md, visible
+from optcmp_cli._html import to_html
 from optcmp_cli._plots import (
+    OptimizerStyle,
     _styles_of,
     boundary_figure,
     budget_figure,
@@ -83,13 +87,14 @@ from optcmp_data import (
     ArchiveSummary,
     OptcmpError,
     Scale,
+    Taxonomy,
     open_archive,
     summarize,
 )
 from optcmp_data._fs import os_error
 from optcmp_data._limits import check_bootstrap
 
-__all__ = ["ReportFiles", "report", "write_report"]
+__all__ = ["ReportFiles", "ReportFormat", "report", "write_report"]
 
 T = TypeVar("T")
 
@@ -110,6 +115,13 @@ _GROUP_STEPS = (
 _AGGREGATE_N_BOOT = 2000
 
 
+class ReportFormat(enum.StrEnum):
+    """The report's document format (report.md is always written)."""
+
+    MD = "md"
+    HTML = "html"
+
+
 @attrs.frozen
 class ReportFiles:
     """Where a report was written."""
@@ -117,11 +129,13 @@ class ReportFiles:
     report: Path
     results: Path
     figures: tuple[Path, ...]
+    html: Path | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "report": str(self.report),
             "results": str(self.results),
+            "html": None if self.html is None else str(self.html),
             "figures": [str(f) for f in self.figures],
         }
 
@@ -142,7 +156,15 @@ def _num(value: Any, digits: int = 4) -> str:
 
 
 def _cell(text: Any) -> str:
-    return md(text)
+    """A table cell: labels in it are escaped where the row is built (`_md`)."""
+    return str(text).replace("\n", " ")
+
+
+_md = md
+
+
+def _interval(lo: Any, hi: Any, digits: int = 3) -> str:
+    return f"[{_num(lo, digits)}, {_num(hi, digits)}]"
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -229,6 +251,21 @@ class _Builder:
     figures: list[Path] = attrs.field(factory=list)
     caveats: list[str] = attrs.field(factory=list)
     skipped: dict[str, str] = attrs.field(factory=dict)
+    title: str = ""
+    taxonomy: Taxonomy | None = None
+    # The findings summary: statements with evidence, without, about the protocol, and
+    # the caveats that change a conclusion (each list in the order found).
+    supported: list[str] = attrs.field(factory=list)
+    unsupported: list[str] = attrs.field(factory=list)
+    protocol_notes: list[str] = attrs.field(factory=list)
+    key_caveats: list[str] = attrs.field(factory=list)
+
+    def caveat(self, text: str, *, key: bool = False) -> None:
+        """Record a caveat once; `key` ones also lead the findings summary."""
+        if text not in self.caveats:
+            self.caveats.append(text)
+        if key and text not in self.key_caveats:
+            self.key_caveats.append(text)
 
     def rng(self) -> np.random.Generator:
         return np.random.default_rng(self.seed)
@@ -266,9 +303,11 @@ def _heading(text: str, group: str | None) -> str:
 def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
     b.lines += [f"## {_heading('Selected trials', group)}", ""]
     b.lines += [
-        f"The best trial of every (workload, optimizer) by rule `{sel.rule}`; the test "
-        "metric of that trial is the optimizer's result. Diverged and incomplete trials "
-        "count towards the budget but are never selected.",
+        f"What each optimizer achieved once tuned: the best trial of every (workload, "
+        f"optimizer) by rule `{sel.rule}`, whose test metric is the optimizer's result. "
+        "Diverged and incomplete trials count towards the budget but are never selected; "
+        "when several trials tie on the selection value, the result is the mean of their "
+        "test values (`tied` > 1) and the trial shown is the first of them.",
         "",
     ]
     records = sel.to_json()
@@ -280,8 +319,12 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
             "",
         ]
     rows = []
+    ties = []
     for r in records:
-        hps = ", ".join(f"{k}={_num(v, 3)}" for k, v in sorted(r["hyperparameters"].items()))
+        hps = ", ".join(f"{_md(k)}={_num(v, 3)}" for k, v in sorted(r["hyperparameters"].items()))
+        tied = int(r.get("n_tied", 1))
+        if tied > 1:
+            ties.append(f"{_md(r['optimizer'])} on {_md(r['workload'])} ({tied} trials)")
         spread = (
             [
                 f"{_num(r['test_min'])} / {_num(r['test_median'])} / {_num(r['test_max'])} "
@@ -292,19 +335,29 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
         )
         rows.append(
             [
-                r["workload"],
-                r["optimizer"],
+                _md(r["workload"]),
+                _md(r["optimizer"]),
                 "-" if r["trial"] is None else r["trial"],
                 f"{r['n_usable']}/{r['n_trials']}",
+                tied if r["trial"] is not None else "-",
                 _num(r["selection_value"]),
                 _num(r["test_value"]),
                 *spread,
                 hps or "-",
             ]
         )
-    headers = ["workload", "optimizer", "trial", "usable/trials", "selection value", "test"]
+    headers = ["workload", "optimizer", "trial", "usable/trials", "tied", "selection", "test"]
     headers += ["over repeats"] if several else []
     b.lines += _table([*headers, "hyperparameters"], rows)
+    if ties:
+        b.caveat(
+            "selections decided by a tie of the selection value"
+            + (f" under protocol {group}" if group else "")
+            + ": "
+            + "; ".join(ties)
+            + " (the result is the mean of the tied trials' test values)",
+            key=True,
+        )
     b.add_records("selection", sel.to_json(), group)
 
 
@@ -314,7 +367,8 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
     for w in (str(x) for x in d["workload"].values):
         metric = str(d["metric_name"].sel(workload=w).item())
         b.lines += [
-            f"**{md(w)}**: test {md(metric)} of the best of k trials; each cell is the bootstrap "
+            f"**{_md(w)}**: how the tuned result depends on the tuning budget: test "
+            f"{_md(metric)} of the best of k trials; each cell is the bootstrap "
             "median [5%, 95%] (closed-form expectation) among studies with a result, and "
             "after `none:` the share of k-trial studies whose trials all diverged or are "
             "incomplete (no result; exact). `settled` is the smallest k from "
@@ -332,7 +386,7 @@ def _budget_section(b: _Builder, curve: BudgetCurve, group: str | None) -> None:
                 for i in range(len(ks))
             ]
             settled = int(c["settled_k"].values)
-            rows.append([o, *cells, settled if settled > 0 else "-"])
+            rows.append([_md(o), *cells, settled if settled > 0 else "-"])
         b.lines += _table(["optimizer", *[f"k={k}" for k in ks], "settled"], rows)
     b.add_records("budget", curve.to_json(), group)
 
@@ -356,9 +410,9 @@ def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
             probs = c["rank_probability"].values
             rows.append(
                 [
-                    w,
+                    _md(w),
                     _num(c["rank"].values),
-                    str(c["optimizer"].values),
+                    _md(c["optimizer"].values),
                     _num(c["value"].values),
                     _num(c["mean_rank"].values, 3),
                     _num(c["p_best"].values, 3),
@@ -372,7 +426,8 @@ def _rank_section(b: _Builder, ranks: Rankings, group: str | None) -> None:
         else f"over {ranks.n_boot} bootstrap studies"
     )
     b.lines += [
-        f"Optimizers ranked by the test metric of their selected trial (1 = best; `-`: no "
+        "Which optimizer comes out ahead, and how reliably: optimizers ranked by the "
+        f"test metric of their selected trial (1 = best; `-`: no "
         f"usable trial, no rank), with the rank distribution ({how}) of studies of "
         f"k={ranks.budget} trials each. `no result`: the probability that such a study "
         "has no usable trial (then it has no rank, so its rank probabilities sum to less "
@@ -468,7 +523,9 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
     )
     level = f"{1 - 2 * result.alpha:.0%}"
     b.lines += [
-        "For every inclusion M ⊆ N, N tuned well should not be worse than M. Δ = E_k(N) - "
+        "Whether a more general optimizer ever loses to one it includes (the paper's "
+        "central claim). For every inclusion M ⊆ N, N tuned well should not be worse than "
+        "M. Δ = E_k(N) - "
         "E_k(M): the expected test metric of the trial a k-trial study selects, each "
         f"estimated without bias from the trials run (Dodge et al. 2021), at {budget}; "
         "positive means N is worse. A study with no usable trial scores the worst result "
@@ -487,15 +544,15 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
     rows = [
         [
             r["rule"],
-            r["workload"],
-            f"{r['special']} ⊆ {r['general']}",
+            _md(r["workload"]),
+            f"{_md(r['special'])} ⊆ {_md(r['general'])}",
             r["k"],
             _cell_num(r["difference"]),
             f"[{_cell_num(r['lo'])}, {_cell_num(r['hi'])}]" if r["reason"] == "" else "-",
             _cell_num(r["p_value"]) if r["reason"] == "" else "-",
             _cell_num(r["p_adjusted"]),
             _cell_num(r["p_general_not_worse"], 2),
-            "not included" if r["verdict"] == "not_included" else r["verdict_text"],
+            "not included" if r["verdict"] == "not_included" else _md(r["verdict_text"]),
         ]
         for r in records
     ]
@@ -519,7 +576,7 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
     )
     if violated:
         b.lines += [f"Violated (Holm-adjusted p < {result.alpha:g}):", ""]
-        b.lines += [f"- `{rule}`: {_cell(s)} ⊆ {_cell(g)}" for rule, s, g in violated]
+        b.lines += [f"- `{rule}`: {_md(s)} ⊆ {_md(g)}" for rule, s, g in violated]
         b.lines.append("")
     elif result.n_tests == 0:
         b.lines += ["No pair was tested: none is an inclusion as stored (below).", ""]
@@ -534,18 +591,62 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
     if reasons:
         b.lines += ["Not included as stored (not tested):", ""]
         b.lines += [
-            f"- {_cell(s)} ⊆ {_cell(g)} ({_cell(', '.join(ws))}): {_cell(reason)}"
+            f"- {_md(s)} ⊆ {_md(g)} ({_md(', '.join(ws))}): {_md(reason)}"
             for (s, g, reason), ws in reasons.items()
         ]
         b.lines.append("")
-    b.caveats.extend(c for c in result.caveats if c not in b.caveats)
+    for c in result.caveats:
+        b.caveat(_md(c))
+    _inclusion_findings(b, records, group)
     b.add_records("inclusion", records, group)
+
+
+def _evidence_of_consistency(record: dict[str, Any]) -> bool:
+    """A "consistent" verdict with evidence: the interval's upper end below the record's
+    non-inferiority margin (0 where the record states none)."""
+    hi = record.get("hi")
+    margin = record.get("margin")
+    limit = float(margin) if isinstance(margin, int | float) else 0.0
+    return isinstance(hi, int | float) and np.isfinite(hi) and hi < limit
+
+
+def _inclusion_findings(b: _Builder, records: list[dict[str, Any]], group: str | None) -> None:
+    """The inclusion verdicts of the report's rule in the findings summary: violated and
+    consistent (both need evidence) as supported, inconclusive as not supported, pairs
+    the stored spaces cannot express as protocol findings."""
+    where = f" (protocol {group})" if group else ""
+    mine = [r for r in records if r.get("rule", str(b.rule)) == str(b.rule)]
+    undecided = []
+    for r in mine:
+        pair = f"{_md(r['special'])} ⊆ {_md(r['general'])} on {_md(r['workload'])}{where}"
+        span = _interval(r.get("lo"), r.get("hi"))
+        if r["verdict"] == "violated":
+            b.supported.append(
+                f"{pair}: the general optimizer is worse by {_num(r['difference'], 3)} "
+                f"(interval {span}, Holm-adjusted p {_num(r['p_adjusted'], 3)})"
+            )
+        elif r["verdict"] == "consistent" and _evidence_of_consistency(r):
+            b.supported.append(
+                f"{pair}: the general optimizer is not worse (difference "
+                f"{_num(r['difference'], 3)}, interval {span})"
+            )
+        elif r["verdict"] == "not_included":
+            reason = r.get("reason") or "the stored search spaces do not nest"
+            b.protocol_notes.append(f"{pair} is not an inclusion as tuned: {_md(reason)}")
+        else:
+            undecided.append(pair)
+    if undecided:
+        b.unsupported.append(
+            f"{len(undecided)} of {len(mine)} inclusion tests are inconclusive{where} "
+            f"(e.g. {undecided[0]}): more trials are needed to decide them"
+        )
 
 
 def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None:
     conds = full_budget_steps(study)
     b.lines += [
-        "Steps the fastest tuned trial of each optimizer needs to first reach each target "
+        "How fast each optimizer gets to a given quality: steps the fastest tuned trial of "
+        "each optimizer needs to first reach each target "
         "value on the selection split, at the full step budget (`never`: not reached).",
         "",
     ]
@@ -555,10 +656,10 @@ def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None
             f"{study.metric_names[w]} {_num(targets[study.condition_target[c]])}" for c in conds
         ]
         rows = [
-            [o, *[_num(study.tuned.sel(workload=w, optimizer=o).values[c]) for c in conds]]
+            [_md(o), *[_num(study.tuned.sel(workload=w, optimizer=o).values[c]) for c in conds]]
             for o in study.optimizers
         ]
-        b.lines += [f"**{md(w)}**", "", *_table(headers, rows)]
+        b.lines += [f"**{_md(w)}**", "", *_table(headers, rows)]
     flips = study.flips()
     changes = study.verdict_changes()
     b.lines += [
@@ -569,7 +670,7 @@ def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None
     ]
     for w, s, g in changes:
         b.lines.append(
-            f"- {md(w)}: the verdict of {md(s)} ⊆ {md(g)} changes with the target or budget"
+            f"- {_md(w)}: the verdict of {_md(s)} ⊆ {_md(g)} changes with the target or budget"
         )
     if changes:
         b.lines.append("")
@@ -580,15 +681,17 @@ def _boundary_section(b: _Builder, check: BoundaryCheck, group: str | None) -> l
     warnings = check.warnings()
     if warnings:
         b.lines += [
-            f"Best trials near an edge of the search space (top {check.top} trials, within "
+            "Whether the search spaces were wide enough: best trials near an edge of the "
+            f"search space (top {check.top} trials, within "
             f"{check.fraction:.0%} of the range in the search scale):",
             "",
-            *[f"- {md(text)}" for text in warnings],
+            *[f"- {_md(text)}" for text in warnings],
             "",
         ]
     else:
         b.lines += [
-            f"No hyperparameter has one of its top {check.top} trials within "
+            "Whether the search spaces were wide enough: no hyperparameter has one of its "
+            f"top {check.top} trials within "
             f"{check.fraction:.0%} of a search-space edge.",
             "",
         ]
@@ -600,19 +703,29 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     first, second = comp.protocols
     records = comp.to_json()
     cells = [r for r in records if r["record"] == "cell"]
+    level = f"{comp.level:.0%}"
     b.lines += [
-        f"Rankings by test metric under {md(first)} and under {md(second)} (optimizers "
-        f"matched by {md(comp.match)}); Kendall tau compares the two rankings per workload.",
+        f"How much the tuning protocol decides the result: each optimizer's tuned test "
+        f"metric under `{_md(first)}` and under `{_md(second)}` (matched by {comp.match}), "
+        f"the difference ({_md(second)} minus {_md(first)}) with a {level} bootstrap "
+        f"interval over the trials drawn ({comp.n_boot} resamples of each optimizer's "
+        "trials, selection repeated in each), a permutation test's p-value (Holm-adjusted "
+        "over the optimizers), and the ranks under each protocol. A difference is clear "
+        f"when the adjusted p-value is below {1 - comp.level:.2g}, the interval excludes 0 "
+        "and the difference exceeds the metric's observed step (one test example for an "
+        "error rate); Kendall tau compares the two rankings.",
         "",
     ]
     rows = [
         [
-            r["workload"],
-            r["optimizer"],
+            _md(r["workload"]),
+            _md(r["optimizer"]),
             _num(r["value_first"]),
-            _num(r["rank_first"]),
             _num(r["value_second"]),
-            _num(r["rank_second"]),
+            f"{_num(r['value'], 3)} {_interval(r['lo'], r['hi'])}",
+            _num(r["p_adjusted"], 2),
+            "yes" if r["clear"] else "no",
+            f"{_num(r['rank_first'])} → {_num(r['rank_second'])}",
             _num(r["kendall_tau"], 3),
         ]
         for r in cells
@@ -622,39 +735,130 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
             "workload",
             "optimizer",
             f"test ({first})",
-            f"rank ({first})",
             f"test ({second})",
-            f"rank ({second})",
+            f"difference {level}",
+            "p (Holm)",
+            "clear",
+            "rank",
             "Kendall tau",
         ],
         rows,
     )
-    flips = comp.flips()
-    if flips:
-        b.lines += [f"Rankings that flip between {md(first)} and {md(second)}:", ""]
-        for f in flips:
-            b.lines.append(
-                f"- {md(f['workload'])}: {md(f['optimizer'])} beats {md(f['other'])} under "
-                f"{md(first)} "
-                f"({_num(f['value_first'])} vs {_num(f['other_value_first'])}) but loses "
-                f"under {md(second)} ({_num(f['value_second'])} vs "
-                f"{_num(f['other_value_second'])})"
+    for r in cells:
+        text = (
+            f"{_md(r['optimizer'])} on {_md(r['workload'])}: {_num(r['value_second'])} "
+            f"under {_md(second)} vs {_num(r['value_first'])} under {_md(first)} "
+            f"(difference {_num(r['value'], 3)}, {level} interval "
+            f"{_interval(r['lo'], r['hi'])}, Holm-adjusted permutation p "
+            f"{_num(r['p_adjusted'], 2)})"
+        )
+        if r["clear"]:
+            b.supported.append(f"protocol effect: {text}")
+    unclear = [f"{_md(r['optimizer'])} on {_md(r['workload'])}" for r in cells if not r["clear"]]
+    if unclear:
+        b.unsupported.append(
+            f"no clear protocol effect ({_md(second)} vs {_md(first)}) for "
+            + ", ".join(unclear)
+            + ": the difference is not significant, its interval contains 0, or it is within "
+            "the metric's step"
+        )
+    pairs = [p for p in comp.pairs() if p["clear"]]
+    by_cell: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for p in pairs:
+        by_cell.setdefault((p["protocol"], p["workload"]), []).append(p)
+    for (pr, w), found in by_cell.items():
+        b.supported.append(
+            f"under {_md(pr)} on {_md(w)}, clearly better (gap, {level} interval): "
+            + "; ".join(
+                f"{_md(p['optimizer'])} > {_md(p['other'])} ({_num(p['gap'], 3)}, "
+                f"{_interval(p['lo'], p['hi'])})"
+                for p in found
             )
+            + f" (Holm-adjusted permutation p ≤ {_num(max(p['p_adjusted'] for p in found), 2)})"
+        )
+    n_pairs = {pr: sum(1 for p in comp.pairs() if p["protocol"] == pr) for pr in (first, second)}
+    for pr in (first, second):
+        n_clear = sum(1 for p in pairs if p["protocol"] == pr)
+        if n_clear < n_pairs[pr]:
+            b.unsupported.append(
+                f"under {_md(pr)}, {n_pairs[pr] - n_clear} of {n_pairs[pr]} pairs of "
+                "optimizers are not clearly ordered"
+            )
+    flips = comp.flips()
+    supported = [f for f in flips if f["supported"]]
+    changed = [_md(r["optimizer"]) for r in cells if r["clear"]]
+    by_workload = {str(r["workload"]): r["kendall_tau"] for r in cells}
+    taus = ", ".join(f"{_md(w)} {_num(t, 2)}" for w, t in by_workload.items())
+    b.protocol_notes.append(
+        f"{_md(second)} instead of {_md(first)} clearly changes the tuned result of "
+        f"{len(changed)} of {len(cells)} optimizers"
+        + (f" ({', '.join(changed)})" if changed else "")
+        + f"; Kendall tau between the two rankings: {taus}; "
+        + (f"{len(supported)} ranking flip(s) are clear" if supported else "no flip is clear")
+    )
+    if supported:
+        b.lines += [f"Rankings that clearly flip between `{_md(first)}` and `{_md(second)}`:", ""]
+        for f in supported:
+            line = (
+                f"{_md(f['optimizer'])} is better than {_md(f['other'])} on "
+                f"{_md(f['workload'])} under {_md(first)} (by {_num(f['gap_first'], 3)}, "
+                f"interval {_interval(f['gap_first_lo'], f['gap_first_hi'])}) but worse "
+                f"under {_md(second)} (by {_num(f['gap_second'], 3)}, interval "
+                f"{_interval(f['gap_second_lo'], f['gap_second_hi'])})"
+            )
+            b.lines.append(f"- {line}")
+            b.protocol_notes.append(f"ranking flip: {line}")
         b.lines.append("")
     else:
-        b.lines += ["No pair of optimizers changes order between the protocols.", ""]
+        b.lines += [
+            f"No pair of optimizers clearly changes order between `{_md(first)}` and "
+            f"`{_md(second)}`.",
+            "",
+        ]
+    if len(flips) > len(supported):
+        n = len(flips) - len(supported)
+        b.lines += [
+            f"{n} other order change(s) between the protocols are within the uncertainty "
+            "(a gap is not significant after Holm, its interval contains 0, or it is within "
+            "the metric's step) and are not counted as flips.",
+            "",
+        ]
+        b.unsupported.append(
+            f"{n} order change(s) between {_md(first)} and {_md(second)} are within the uncertainty"
+        )
     b.results.setdefault("protocol", []).extend(records)
 
 
-def _boundary_one(ds: xr.Dataset, workload: str, rule: SelectionRule) -> Figure:
+def _boundary_one(
+    ds: xr.Dataset, workload: str, rule: SelectionRule, styles: dict[str, OptimizerStyle]
+) -> Figure:
     # The whole archive's styles, so that every workload's figure draws an optimizer alike.
-    return boundary_figure(
-        boundary_check(ds, rule=rule, workloads=[workload]), styles=_styles_of(ds)
+    return boundary_figure(boundary_check(ds, rule=rule, workloads=[workload]), styles=styles)
+
+
+def _without_empty_workloads(b: _Builder, ds: xr.Dataset, group: str | None) -> xr.Dataset:
+    """`ds` without the workloads where no trial is usable (one caveat names them), so
+    that an empty workload never disables an analysis for the others."""
+    usable = trial_scores(ds, rule=b.rule).data["usable"]
+    per_workload = usable.any([d for d in usable.dims if d != "workload"])
+    empty = [str(w) for w, ok in zip(ds["workload"].values, per_workload.values, strict=True)]
+    empty = [w for w, ok in zip(empty, per_workload.values, strict=True) if not ok]
+    if not empty or len(empty) == ds.sizes["workload"]:
+        return ds
+    b.caveat(
+        f"workload(s) {', '.join(_md(w) for w in empty)} have no usable trial"
+        + (f" under protocol {group}" if group else "")
+        + " (every trial diverged, is incomplete or missing) and are left out of the analyses",
+        key=True,
     )
+    keep = [str(w) for w in ds["workload"].values if str(w) not in empty]
+    return restrict(ds, workloads=keep)
 
 
 def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     sfx = _suffix(group)
+    styles = _styles_of(ds)
+    ds = _without_empty_workloads(b, ds, group)
     # Without a selection nothing else can run: fatal for the whole archive, a recorded
     # gap for one protocol of several.
     if group is None:
@@ -666,7 +870,8 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         for step in _GROUP_STEPS[1:]:
             b.advance(step)
         return
-    b.caveats.extend(c for c in sel.caveats if c not in b.caveats)
+    for c in sel.caveats:
+        b.caveat(_md(c))
     _selection_section(b, sel, group)
 
     b.lines += [f"## {_heading('Budget sensitivity', group)}", ""]
@@ -674,7 +879,9 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         f"budget{sfx}", lambda: budget_curve(ds, n_boot=b.n_boot, rng=b.rng(), rule=b.rule)
     )
     if curve is not None:
-        b.figure(budget_figure(curve), f"budget{sfx}", "best-of-k test metric against k")
+        b.figure(
+            budget_figure(curve, styles=styles), f"budget{sfx}", "best-of-k test metric against k"
+        )
         _budget_section(b, curve, group)
     b.advance("budget")
 
@@ -683,7 +890,9 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         f"rank{sfx}", lambda: rank_optimizers(ds, n_boot=b.n_boot, rng=b.rng(), rule=b.rule)
     )
     if ranks is not None:
-        b.figure(rank_figure(ranks), f"rank{sfx}", "rank probabilities per optimizer")
+        b.figure(
+            rank_figure(ranks, styles=styles), f"rank{sfx}", "rank probabilities per optimizer"
+        )
         _rank_section(b, ranks, group)
     b.advance("rank")
 
@@ -712,7 +921,7 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     rules = list(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))
     incl = b.attempt(
         f"inclusion{sfx}",
-        lambda: inclusion_consistency(ds, rng=b.rng(), rules=rules),
+        lambda: inclusion_consistency(ds, rng=b.rng(), rules=rules, taxonomy=b.taxonomy),
     )
     if incl is not None:
         b.figure(inclusion_figure(incl), f"inclusion{sfx}", "inclusion verdicts")
@@ -720,9 +929,11 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     b.advance("inclusion")
 
     b.lines += [f"## {_heading('Steps to target', group)}", ""]
-    study = b.attempt(f"targets{sfx}", lambda: target_study(ds, rng=b.rng()))
+    study = b.attempt(f"targets{sfx}", lambda: target_study(ds, rng=b.rng(), taxonomy=b.taxonomy))
     if study is not None:
-        b.figure(targets_figure(study), f"targets{sfx}", "steps to target per optimizer")
+        b.figure(
+            targets_figure(study, styles=styles), f"targets{sfx}", "steps to target per optimizer"
+        )
         _targets_section(b, study, group)
     b.advance("targets")
 
@@ -731,22 +942,37 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     if check is not None:
         warnings = _boundary_section(b, check, group)
         if warnings:
-            b.caveats.append(
+            b.caveat(
                 f"{len(warnings)} hyperparameter(s) have best trials at a search-space edge"
                 + (f" under protocol {group}" if group else "")
-                + ": those optimizers may be under-tuned (see Boundary check)"
+                + ": those optimizers may be under-tuned (see Boundary check)",
+                key=True,
             )
-        for w in (str(x) for x in ds["workload"].values):
+        searched = check.data["searched"]
+        with_space = [str(w) for w in ds["workload"].values if bool(searched.sel(workload=w).any())]
+        if len(with_space) < ds.sizes["workload"]:
+            b.lines += [
+                "No boundary figure for workloads whose archive records no searched "
+                "hyperparameter: "
+                + (", ".join(_md(w) for w in ds["workload"].values if str(w) not in with_space))
+                + ".",
+                "",
+            ]
+        for w in with_space:
             one = b.attempt(
                 f"boundary-figure{sfx}-{w}",
-                functools.partial(_boundary_one, ds, w, b.rule),
+                functools.partial(_boundary_one, ds, w, b.rule, styles),
             )
             if one is not None:
                 b.figure(one, f"boundary{sfx}-{w}", f"boundary check on {w}")
     b.advance("boundary")
 
     b.lines += [f"## {_heading('Learning curves', group)}", ""]
-    b.figure(curves_figure(ds, sel), f"curves{sfx}", "learning curves of the selected trials")
+    b.figure(
+        curves_figure(ds, sel, styles=styles),
+        f"curves{sfx}",
+        "learning curves of the selected trials",
+    )
     b.advance("curves")
 
 
@@ -761,13 +987,18 @@ def write_report(
     rule: SelectionRule = SelectionRule.FINAL_VALID,
     compare: tuple[str, xr.Dataset] | None = None,
     advance: Callable[[str], None] = lambda step: None,
+    title: str | None = None,
+    taxonomy: Taxonomy | None = None,
+    formats: Sequence[ReportFormat] = (ReportFormat.MD,),
 ) -> ReportFiles:
     """Run every analysis on `archive` and write out/report.md, out/results.json and
-    out/figures/*.png (PNG files already in out/figures are removed first).
+    out/figures/*.png (PNG files already in out/figures are removed first), and
+    out/report.html (self-contained) when `formats` holds HTML.
 
     `name` labels the archive in the report (no absolute paths, so the files do not
-    depend on where the archive lives); `compare` adds a protocol comparison with a
-    second archive. `advance` is called after each step (for progress)."""
+    depend on where the archive lives); `title` heads it (default: `name`); `compare`
+    adds a protocol comparison with a second archive; `taxonomy` replaces the default
+    inclusion relations. `advance` is called after each step (for progress)."""
     try:
         out.mkdir(parents=True, exist_ok=True)
         (out / "figures").mkdir(exist_ok=True)
@@ -776,10 +1007,23 @@ def write_report(
     # Figures of an earlier report in the same place would be mistaken for this one's.
     for stale in sorted((out / "figures").glob("*.png")):
         stale.unlink()
-    b = _Builder(out=out, name=name, seed=seed, n_boot=n_boot, rule=rule, advance=advance)
+    b = _Builder(
+        out=out,
+        name=name,
+        seed=seed,
+        n_boot=n_boot,
+        rule=rule,
+        advance=advance,
+        title=title or f"{name}: optimizer comparison",
+        taxonomy=taxonomy,
+    )
     groups = _protocol_groups(archive)
     summary = summarize(archive, path=name)
-    b.caveats.extend(summary.caveats)
+    _partial_caveat(b, summary, name)
+    for c in summary.caveats:
+        b.caveat(_md(c))  # text from the archive: shown literally
+    if compare is not None:
+        _partial_caveat(b, summarize(compare[1], path=compare[0]), compare[0])
 
     body_start = len(b.lines)
     # Protocol comparisons (the point of a study with a restricted protocol) come first.
@@ -799,6 +1043,8 @@ def write_report(
                         protocols=(label, widest),
                         match=Match.FAMILY,
                         rule=rule,
+                        n_boot=n_boot,
+                        rng=b.rng(),
                     ),
                 )
             )
@@ -808,14 +1054,20 @@ def write_report(
         comparisons.append(
             (
                 f"{labels[0]} vs {labels[1]}",
-                lambda: protocol_sensitivity(archive, other, protocols=labels, rule=rule),
+                lambda: protocol_sensitivity(
+                    archive, other, protocols=labels, rule=rule, n_boot=n_boot, rng=b.rng()
+                ),
             )
         )
-    for title, run in comparisons:
-        b.lines += [f"## Protocol comparison: {md(title)}", ""]
-        comp = b.attempt(f"protocol {title}", run)
+    for heading, run in comparisons:
+        b.lines += [f"## Protocol comparison: {_md(heading)}", ""]
+        comp = b.attempt(f"protocol {heading}", run)
         if comp is not None:
-            b.figure(protocol_figure(comp), f"protocol-{title}", f"ranks under {title}")
+            b.figure(
+                protocol_figure(comp, styles=_styles_of(archive)),
+                f"protocol-{heading}",
+                f"tuned results under {heading}",
+            )
             _protocol_section(b, comp)
         advance("protocol")
 
@@ -829,6 +1081,10 @@ def write_report(
     report_path = out / "report.md"
     results_path = out / "results.json"
     _write_text(report_path, text)
+    html_path = None
+    if ReportFormat.HTML in formats:
+        html_path = out / "report.html"
+        _write_text(html_path, to_html(text, title=b.title, base=out))
     results = {
         "report": {
             "archive": name,
@@ -845,7 +1101,36 @@ def write_report(
         **b.results,
     }
     _write_text(results_path, json_text(results))
-    return ReportFiles(report=report_path, results=results_path, figures=tuple(b.figures))
+    return ReportFiles(
+        report=report_path, results=results_path, figures=tuple(b.figures), html=html_path
+    )
+
+
+def _partial_caveat(b: _Builder, summary: ArchiveSummary, name: str) -> None:
+    """One caveat naming what an incomplete study lacks (missing and incomplete trials).
+
+    Only for studies of `optcmp run`, where every (workload, optimizer, trial) is planned:
+    an imported archive pads ragged trial and seed counts with "missing" by design."""
+    if not str(summary.provenance.get("source") or "").startswith("optcmp run"):
+        return
+    missing = [(c.workload, c.optimizer, c.missing) for c in summary.cells if c.missing]
+    incomplete = sum(c.incomplete for c in summary.cells)
+    total = sum(c.completed + c.diverged + c.incomplete + c.missing for c in summary.cells)
+    if not missing and not incomplete:
+        return
+    parts = []
+    if missing:
+        n = sum(m for _, _, m in missing)
+        cells = ", ".join(f"{_md(o)} on {_md(w)} ({m})" for w, o, m in missing[:6])
+        more = f" and {len(missing) - 6} more cells" if len(missing) > 6 else ""
+        parts.append(f"{n} of {total} trials missing ({cells}{more})")
+    if incomplete:
+        parts.append(f"{incomplete} trials incomplete (stopped before their last step)")
+    b.caveat(
+        f"`{_md(name)}` is an incomplete study: " + "; ".join(parts) + ". Results cover "
+        "the trials present; rerun the study to complete it",
+        key=True,
+    )
 
 
 def _header(
@@ -856,13 +1141,35 @@ def _header(
 ) -> list[str]:
     prov = summary.provenance
     lines = [
-        f"# optcmp report: {md(b.name)}",
+        f"# {_md(b.title)}",
         "",
-        f"Every analysis of {md(b.name)} (Choi et al. 2019, *On Empirical Comparisons of "
-        f"Optimizers for Deep Learning*): selection rule `{b.rule}`, seed {b.seed}, "
-        f"{b.n_boot} bootstrap draws. The same archive and seed reproduce this report.",
+        f"Every analysis of `{_md(b.name)}` in the method of Choi et al. 2019, *On Empirical "
+        f"Comparisons of Optimizers for Deep Learning*: selection rule `{b.rule}`, seed "
+        f"{b.seed}, {b.n_boot} bootstrap draws. The same archive and seed reproduce this "
+        "report.",
         "",
+        *_findings(b),
+        "## Caveats",
+        "",
+        "Everything the archive records or the analyses found that qualifies a number "
+        "below, each once (those that change a conclusion are listed under Findings).",
+        "",
+    ]
+    others = _grouped([c for c in b.caveats if c not in b.key_caveats])
+    if others:
+        lines += [f"- {c}" for c in others]
+    else:
+        lines.append("- none beyond those under Findings")
+    lines.append("")
+    if b.skipped:
+        lines += ["Analyses not available for this archive:", ""]
+        lines += [f"- {k}: {v}" for k, v in b.skipped.items()]
+        lines.append("")
+    lines += [
         "## Archive",
+        "",
+        "Where the data come from and what it holds: provenance, workloads, and the "
+        "status of every trial per (workload, optimizer).",
         "",
     ]
     lines += _table(
@@ -882,8 +1189,8 @@ def _header(
         ["workload", "metric", "direction", "selection split", "step budget", "valid target"],
         [
             [
-                w["workload"],
-                w["metric"],
+                _md(w["workload"]),
+                _md(w["metric"]),
                 w["direction"],
                 w["selection_split"],
                 w["step_budget"] if w["step_budget"] >= 0 else "-",
@@ -896,9 +1203,9 @@ def _header(
         ["workload", "optimizer", "family", "completed", "diverged", "incomplete", "missing"],
         [
             [
-                c.workload,
-                c.optimizer,
-                c.family or "-",
+                _md(c.workload),
+                _md(c.optimizer),
+                _md(c.family) if c.family else "-",
                 c.completed,
                 c.diverged,
                 c.incomplete,
@@ -914,16 +1221,53 @@ def _header(
             "",
         ]
     if compare is not None:
-        lines += [f"Compared with the archive {md(compare[0])} (protocol comparison below).", ""]
-    lines += ["## Caveats", ""]
-    if b.caveats:
-        lines += [f"- {md(c)}" for c in b.caveats]
-    else:
-        lines.append("- none recorded in the archive or found by the analyses")
-    lines.append("")
-    if b.skipped:
-        lines += ["Analyses not available for this archive:", ""]
-        lines += [f"- {md(k)}: {md(v)}" for k, v in b.skipped.items()]
+        lines += [f"Compared with the archive {_md(compare[0])} (protocol comparison below).", ""]
+    return lines
+
+
+_PER_WORKLOAD = re.compile(r"^workload (?P<w>\S+): (?P<rest>.+)$")
+
+
+def _grouped(caveats: list[str]) -> list[str]:
+    """Caveats that differ only in their workload ("workload W: text") as one line naming
+    every workload, at the place of the first; the others unchanged."""
+    by_rest: dict[str, list[str]] = {}
+    for c in caveats:
+        m = _PER_WORKLOAD.match(c)
+        if m:
+            by_rest.setdefault(m["rest"], []).append(m["w"])
+    out: list[str] = []
+    for c in caveats:
+        m = _PER_WORKLOAD.match(c)
+        if m is None:
+            out.append(c)
+        elif by_rest[m["rest"]][0] == m["w"]:
+            names = by_rest[m["rest"]]
+            label = "workload" if len(names) == 1 else "workloads"
+            out.append(f"{label} {', '.join(names)}: {m['rest']}")
+    return out
+
+
+def _findings(b: _Builder) -> list[str]:
+    """The summary that leads the report: what the data support, what they do not, what
+    the protocol decides, and the caveats that change a conclusion."""
+    lines = [
+        "## Findings",
+        "",
+        "A statement is listed as supported only with an interval that excludes 0 (or a "
+        "test verdict) behind it; differences within the uncertainty or within the "
+        "metric's step are never read as one optimizer beating another.",
+        "",
+    ]
+    sections = [
+        ("Supported", b.supported, "nothing: no difference is clear at this budget"),
+        ("Not supported", b.unsupported, "none listed"),
+        ("Protocol findings", b.protocol_notes, "none"),
+        ("Caveats that change conclusions", _grouped(b.key_caveats), "none"),
+    ]
+    for heading, items, empty in sections:
+        lines += [f"**{heading}**", ""]
+        lines += [f"- {text}" for text in items] if items else [f"- {empty}"]
         lines.append("")
     return lines
 
@@ -971,20 +1315,40 @@ def report(
     n_boot: Annotated[
         int, typer.Option("--n-boot", min=1, help="Bootstrap draws per analysis.")
     ] = DEFAULT_N_BOOT,
+    fmt: Annotated[
+        ReportFormat,
+        typer.Option(
+            "--format",
+            help="html: also write OUT/report.html, self-contained (figures embedded).",
+        ),
+    ] = ReportFormat.MD,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option(
+            "--taxonomy",
+            help="TOML or JSON file of inclusion relations (default: the paper's).",
+        ),
+    ] = None,
+    title: Annotated[
+        str | None, typer.Option("--title", help="Report title (default: the archive's name).")
+    ] = None,
     json_out: Annotated[
-        bool, typer.Option("--json", help="Print {report, results, figures} as JSON.")
+        bool, typer.Option("--json", help="Print {report, results, html, figures} as JSON.")
     ] = False,
 ) -> None:
-    """Run every analysis of an archive and write a Markdown report with figures.
+    """Run every analysis of an archive and write a report with figures, led by a summary
+    of its findings.
 
-    Writes OUT/report.md (tables, embedded figures, the caveats the archive records),
-    OUT/results.json (every result record) and OUT/figures/*.png (replacing the PNGs
-    there). The same archive and --seed give byte-identical report.md and results.json.
+    Writes OUT/report.md (findings, caveats, tables, figures), OUT/results.json (every
+    result record), OUT/figures/*.png (replacing the PNGs there) and, with --format html,
+    OUT/report.html. The same archive and --seed give byte-identical report.md and
+    results.json.
 
     Example: optcmp report runs/demo/study --out runs/demo/report --seed 0
     """
     seeded_rng(seed)
     check_out_dir(out)
+    relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
     archive = open_archive(archive_path)
     cell_dims = [d for d in archive["status"].dims if d != "trial"]
     check_bootstrap(int(np.prod([archive.sizes[d] for d in cell_dims])), n_boot)
@@ -1002,12 +1366,17 @@ def report(
             rule=rule,
             compare=other,
             advance=advance,
+            title=title,
+            taxonomy=relations,
+            formats=(fmt,),
         )
     if json_out:
         print_json(files.to_json())
     else:
         # soft_wrap: a path must stay on one line to be copied.
         console.print(f"report: {files.report}", markup=False, soft_wrap=True)
+        if files.html is not None:
+            console.print(f"html: {files.html}", markup=False, soft_wrap=True)
         console.print(
             f"results: {files.results}  figures: {len(files.figures)}",
             markup=False,

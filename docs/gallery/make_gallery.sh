@@ -3,5 +3,5 @@
 # Run from the repository root with the project installed (pip install -e ".[train]").
 set -euo pipefail
 out="${1:-optcmp-demo}"
-optcmp demo --out "$out" --protocol lr-only --seed 0
+optcmp demo --out "$out" --seed 0
 cp "$out"/report/figures/*.png docs/gallery/

@@ -1,7 +1,7 @@
 """Workloads: model/dataset pairs behind one small interface (see `_base` for the contract).
 
 Dependency rule: torch, numpy, attrs, optcmp_data (scikit-learn for the digits data).
-Built in: digits_mlp, digits_cnn, noisy_quadratic (no files needed); with --data-dir:
+Built in: teacher_mlp, digits_mlp, digits_cnn, noisy_quadratic (no files needed); with data_dir:
 mnist_cnn, fashion_mnist_cnn, cifar10_resnet32, cifar10_vgg11, cifar100_cnn, char_lstm,
 char_transformer (file layout in `_files`).
 """

@@ -6,7 +6,8 @@ Contract (stable; the runner is written against it):
 
 - `Workload.spec` is a `WorkloadSpec`: name, description, metric name and direction,
   batch size, step budget, evaluation interval, validation/test targets, whether data
-  must come from `--data-dir`, and whether the model can be vmapped (`supports_vmap`).
+  must come from the study file's `data_dir`, and whether the model can be vmapped
+  (`supports_vmap`).
 - `Workload.load(data_dir, *, device)` returns `Splits`: `train`, `train_eval` (a fixed
   subset of the training data for the training loss), `valid` and `test`, each a
   `TensorSplit(inputs, targets)` already on `device`. Loading is deterministic: the same

@@ -1,4 +1,5 @@
-"""Workloads on datasets the user provides with `--data-dir` (layout in docs/study-file.md).
+"""Workloads on datasets the user provides in the study file's `data_dir` (layout in
+docs/study-file.md).
 
 Dependency rule: torch, numpy and this subpackage (the readers are in `_loaders`).
 
@@ -6,7 +7,9 @@ Expected layout under DATA_DIR (each file may also be gzipped, `NAME.gz`):
 
 - mnist_cnn:          DATA_DIR/mnist/{train-images-idx3-ubyte, train-labels-idx1-ubyte,
                       t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte}
-- fashion_mnist_cnn:  DATA_DIR/fashion_mnist/ with the same four file names
+- fashion_mnist_cnn:  DATA_DIR/fashion_mnist/ (or DATA_DIR/fashion-mnist/, the folder of
+  Debian's dataset-fashion-mnist package: data_dir = "/usr/share/datasets") with the
+  same four file names
 - cifar10_resnet32, cifar10_vgg11:
                       DATA_DIR/cifar-10-batches-py/{data_batch_1..data_batch_5, test_batch}
 - cifar100_cnn:       DATA_DIR/cifar-100-python/{train, test} (fine labels)
@@ -44,7 +47,7 @@ from optcmp.workloads._common import (
     standardize,
 )
 from optcmp.workloads._loaders import find_file, read_cifar_batch, read_idx, read_text
-from optcmp.workloads._models import CharLSTM, CharTransformer, ConvNet, ResNet, vgg11
+from optcmp.workloads._models import MLP, CharLSTM, CharTransformer, ConvNet, ResNet, vgg11
 from optcmp_data import ConfigError, DataFormatError
 
 __all__ = [
@@ -56,6 +59,7 @@ __all__ = [
     "Cifar10VGG11",
     "Cifar100CNN",
     "FashionMnistCNN",
+    "FashionMnistMLP",
     "MnistCNN",
 ]
 
@@ -65,15 +69,24 @@ CONTEXT = 64
 Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any]]
 
 
-def _require_dir(data_dir: Path | None, sub: str, workload: str) -> Path:
+def _require_dir(
+    data_dir: Path | None, sub: str, workload: str, aliases: tuple[str, ...] = ()
+) -> Path:
+    """DATA_DIR/sub, or the first of DATA_DIR/alias that exists (e.g. Debian's
+    /usr/share/datasets/fashion-mnist for fashion_mnist)."""
     if data_dir is None:
         raise ConfigError(
-            f"workload {workload}: needs --data-dir (data_dir in the study file) holding {sub}/"
+            f"workload {workload}: needs data_dir in the study file, a folder holding {sub}/"
         )
-    directory = Path(data_dir) / sub
-    if not directory.is_dir():
-        raise DataFormatError(f"{directory}: missing directory; workload {workload} reads it")
-    return directory
+    for name in (sub, *aliases):
+        directory = Path(data_dir) / name
+        if directory.is_dir():
+            return directory
+    tried = " or ".join(f"{n}/" for n in (sub, *aliases))
+    raise DataFormatError(
+        f"{Path(data_dir) / sub}: missing directory; workload {workload} reads {tried} "
+        f"in {data_dir}"
+    )
 
 
 def _check_labels(path: Path, labels: npt.NDArray[Any], n_classes: int) -> None:
@@ -118,9 +131,10 @@ def _read_idx_pair(directory: Path, prefix: str) -> Arrays:
 
 class _MnistLike(Classification):
     subdir = "mnist"
+    aliases: tuple[str, ...] = ()
 
     def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
-        directory = _require_dir(data_dir, self.subdir, self.spec.name)
+        directory = _require_dir(data_dir, self.subdir, self.spec.name, self.aliases)
         train = _read_idx_pair(directory, "train")
         test = _read_idx_pair(directory, "t10k")
         return _image_splits(train, test, max(1, round(len(train[1]) / 12)), device)
@@ -155,6 +169,8 @@ class MnistCNN(_MnistLike):
 
 class FashionMnistCNN(_MnistLike):
     subdir = "fashion_mnist"
+    # Debian's dataset-fashion-mnist package installs /usr/share/datasets/fashion-mnist/.
+    aliases = ("fashion-mnist",)
     spec = WorkloadSpec(
         name="fashion_mnist_cnn",
         description="2-conv 2-dense CNN on Fashion-MNIST (IDX files)",
@@ -168,6 +184,30 @@ class FashionMnistCNN(_MnistLike):
         needs_data_dir=True,
         eval_batch_size=1000,
     )
+
+
+class FashionMnistMLP(_MnistLike):
+    """Fashion-MNIST with a one-hidden-layer MLP: the paper's Fashion-MNIST comparison
+    at a size one CPU core trains in minutes (the CNN is a GPU workload)."""
+
+    subdir = "fashion_mnist"
+    aliases = ("fashion-mnist",)
+    spec = WorkloadSpec(
+        name="fashion_mnist_mlp",
+        description="MLP 784-128-10 (101,770 parameters) on Fashion-MNIST (IDX files)",
+        metric_name="error_rate",
+        direction="min",
+        batch_size=128,
+        step_budget=1500,
+        eval_interval=250,
+        valid_target=0.14,
+        test_target=0.14,
+        needs_data_dir=True,
+        eval_batch_size=2000,
+    )
+
+    def _make_model(self) -> nn.Module:
+        return MLP((784, 128, 10))
 
 
 # --- CIFAR (python pickle batches) -------------------------------------------------------

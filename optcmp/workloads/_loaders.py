@@ -1,4 +1,4 @@
-"""Readers for the dataset files users provide with `--data-dir` (no torchvision).
+"""Readers for the dataset files users provide with the study file's `data_dir` (no torchvision).
 
 Dependency rule: numpy and optcmp_data only (no torch): each reader returns numpy arrays.
 

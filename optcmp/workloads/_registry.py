@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from types import MappingProxyType
 
 from optcmp.workloads._base import Workload, WorkloadSpec
-from optcmp.workloads._builtin import DigitsCNN, DigitsMLP, NoisyQuadratic
+from optcmp.workloads._builtin import DigitsCNN, DigitsMLP, NoisyQuadratic, TeacherMLP
 from optcmp.workloads._files import (
     CharLSTMWorkload,
     CharTransformerWorkload,
@@ -17,6 +17,7 @@ from optcmp.workloads._files import (
     Cifar10VGG11,
     Cifar100CNN,
     FashionMnistCNN,
+    FashionMnistMLP,
     MnistCNN,
 )
 from optcmp_data import ConfigError, closest_name
@@ -24,11 +25,13 @@ from optcmp_data import ConfigError, closest_name
 __all__ = ["WORKLOADS", "WORKLOAD_SOURCES", "get_workload", "register_workload"]
 
 _CLASSES: tuple[type[Workload], ...] = (
+    TeacherMLP,
     DigitsMLP,
     DigitsCNN,
     NoisyQuadratic,
     MnistCNN,
     FashionMnistCNN,
+    FashionMnistMLP,
     Cifar10ResNet32,
     Cifar10VGG11,
     Cifar100CNN,

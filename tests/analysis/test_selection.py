@@ -111,6 +111,23 @@ def test_ties_go_to_the_lowest_trial_position() -> None:
         assert int(sel.data["position"].values[0, o]) == (completed[0] if completed.size else -1)
 
 
+def test_a_tie_reports_the_mean_of_the_tied_trials_test_values() -> None:
+    ds = synthetic_archive(n_trials=6, seed=3).copy(deep=True)
+    ds["valid_metric"][:] = 0.5
+    ds["valid_metric"][0, 0, [1, 4]] = 0.1  # trials 1 and 4 tie for the best
+    sel = select_best(ds)
+    test_final = ds["test_metric"].values[0, 0, :, -1]
+    rec = next(r for r in sel.to_json() if r["optimizer"] == str(ds["optimizer"].values[0]))
+    assert rec["n_tied"] == 2
+    assert rec["test_value"] == pytest.approx((test_final[1] + test_final[4]) / 2)
+    # Relabelling the trials does not change the reported value (label-independent).
+    swapped = select_best(ds.isel(trial=[4, 1, 2, 3, 0, 5]))
+    assert float(swapped.data["test_value"].values[0, 0]) == pytest.approx(rec["test_value"])
+    # Untied cells report their single best trial.
+    others = [r for r in sel.to_json() if r["optimizer"] != rec["optimizer"]]
+    assert all(r["n_tied"] == 6 for r in others)  # every other trial ties at 0.5
+
+
 @settings(max_examples=20)  # each example builds an archive and bootstraps it
 @given(seed=st.integers(0, 10_000), perm_seed=st.integers(0, 1000))
 def test_equivariant_under_permuting_trials_and_optimizers(seed: int, perm_seed: int) -> None:

@@ -7,9 +7,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import matplotlib as mpl
 import numpy as np
 import pytest
 import xarray as xr
+from matplotlib.lines import Line2D
 from typer.testing import CliRunner
 
 from optcmp_analysis import (
@@ -76,18 +78,23 @@ def test_help_names_every_kind_and_has_example() -> None:
 
 
 @pytest.mark.parametrize("kind", list(PlotKind))
-@pytest.mark.parametrize("suffix", [".png", ".svg"])
+@pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
 def test_every_kind_renders(
     archive_path: Path, tmp_path: Path, kind: PlotKind, suffix: str
 ) -> None:
     out = tmp_path / f"{kind}{suffix}"
+    # A protocol figure compares two archives (here the same one twice).
+    extra = ["--compare", str(archive_path)] if kind is PlotKind.PROTOCOL else []
     result = runner.invoke(
-        app, ["plot", kind.value, str(archive_path), "--out", str(out), "--n-boot", "100"]
+        app,
+        ["plot", kind.value, str(archive_path), "--out", str(out), "--n-boot", "100", *extra],
     )
     assert result.exit_code == 0, result.output
     head = out.read_bytes()[:200]
     if suffix == ".png":
         assert head.startswith(b"\x89PNG\r\n\x1a\n")
+    elif suffix == ".pdf":
+        assert head.startswith(b"%PDF")
     else:
         assert b"<svg" in head
     assert str(out) in result.stdout
@@ -137,8 +144,8 @@ def _one_line_error(args: list[str]) -> str:
 @pytest.mark.parametrize(
     ("extra", "fragment"),
     [
-        (["budget", "{archive}", "--out", "{tmp}/x.pdf"], "use .png or .svg"),
-        (["budget", "{archive}", "--out", "{tmp}/x"], "use .png or .svg"),
+        (["budget", "{archive}", "--out", "{tmp}/x.jpg"], "use .png, .svg or .pdf"),
+        (["budget", "{archive}", "--out", "{tmp}/x"], "use .png, .svg or .pdf"),
         (["budget", "{tmp}/missing.nc", "--out", "{tmp}/x.png"], "no such file"),
         (["rank", "{archive}", "--out", "{tmp}/x.png", "--budget", "99"], "larger than"),
         (["boundary", "{archive}", "--out", "{tmp}/x.png", "--budget", "2"], "--budget"),
@@ -280,19 +287,22 @@ def test_curves_with_repeats_draw_every_run() -> None:
     assert len(fig.axes[0].get_lines()) == 2 * len(OPTIMIZERS)
 
 
-def test_protocol_figure_one_line_per_matched_optimizer(archive: xr.Dataset) -> None:
+def test_protocol_figure_one_row_per_matched_optimizer(archive: xr.Dataset) -> None:
     other = small_archive(seed=6, planted={"sgd": 0.1})
-    comparison = protocol_sensitivity(archive, other, protocols=("narrow", "wide"))
+    comparison = protocol_sensitivity(archive, other, protocols=("narrow", "wide"), n_boot=200)
     fig = protocol_figure(comparison)
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert [ax.get_title() for ax in axes] == ["w0", "w1"]
     ax = axes[0]
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["narrow", "wide"]
-    assert len(ax.get_lines()) == len(OPTIMIZERS)
-    assert ax.yaxis_inverted()  # rank 1 on top
-    # Planted: sgd is much worse in the second archive, so it ranks last there.
-    ranks = comparison.data["rank"].sel(workload="w0", protocol="wide")
-    assert float(ranks.sel(optimizer="sgd")) == len(OPTIMIZERS)
+    rows = [t.get_text() for t in ax.get_yticklabels()]
+    assert sorted(rows) == sorted(OPTIMIZERS)
+    # Best (under the second protocol) on top: planted, sgd is much worse there.
+    assert rows[-1] == "sgd"
+    assert ax.yaxis_inverted()
+    # Per optimizer and protocol: an interval line and a marker (2 x 2 lines per row).
+    assert len(ax.get_lines()) == 4 * len(OPTIMIZERS)
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == ["narrow (95% interval)", "wide (95% interval)"]
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
@@ -302,3 +312,30 @@ def test_files_are_reproducible(archive: xr.Dataset, tmp_path: Path, suffix: str
     b = save_figure(curves_figure(archive, selection), tmp_path / f"b{suffix}").read_bytes()
     assert a == b
     assert b"<dc:date>" not in a
+
+
+def test_one_colour_per_optimizer_label_across_figures() -> None:
+    # Labels that are no paper family (like DeepOBS's) keep one colour in every figure
+    # that is given the archive's styles, including those built from analysis records.
+    from optcmp_analysis import target_study
+    from optcmp_cli._plots import _styles_of
+
+    names = ("AdamOptimizer", "MomentumOptimizer", "GradientDescentOptimizer")
+    families = {"AdamOptimizer": "adam", "MomentumOptimizer": "momentum"}
+    ds = synthetic_archive(optimizers=names, families=families, n_trials=5, seed=4)
+    styles = _styles_of(ds)
+    assert len({s.colour for s in styles.values()}) == len(names)
+    curves = curves_figure(ds, select_best(ds), styles=styles)
+    study = target_study(ds, n_perm=50, rng=np.random.default_rng(0))
+    targets = targets_figure(study, styles=styles)
+    for fig in (curves, targets):
+        legend = fig.legends[0]
+        colours: dict[str, object] = {}
+        for t, h in zip(legend.get_texts(), legend.legend_handles, strict=True):
+            assert isinstance(h, Line2D)
+            colours[t.get_text()] = tuple(mpl.colors.to_rgb(h.get_color()))
+        for name in names:
+            assert colours[name] == tuple(styles[name].colour)
+    # More optimizers than ten still get distinct colours.
+    many = [f"opt{i}" for i in range(14)]
+    assert len({s.colour for s in optimizer_styles(many, many).values()}) == 14

@@ -20,8 +20,9 @@ from optcmp_data.testing import synthetic_archive
 runner = CliRunner()
 N_BOOT = "100"
 SECTIONS = (
-    "## Archive",
+    "## Findings",
     "## Caveats",
+    "## Archive",
     "## Selected trials",
     "## Budget sensitivity",
     "## Rankings",
@@ -149,7 +150,8 @@ def test_same_seed_same_bytes_other_seed_differs(
     result = runner.invoke(app, [*base, "--out", str(again), "--seed", "3", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # --json: only JSON on stdout
-    assert set(payload) == {"report", "results", "figures"}
+    assert set(payload) == {"report", "results", "html", "figures"}
+    assert payload["html"] is None  # Markdown only unless --format html
     assert Path(payload["report"]) == again / "report.md"
     assert Path(payload["results"]) == again / "results.json"
     assert all(Path(f).exists() for f in payload["figures"])
@@ -177,7 +179,9 @@ def test_compare_adds_protocol_comparison(archive_path: Path, tmp_path: Path) ->
     assert result.exit_code == 0, result.output
     md = (out / "report.md").read_text()
     assert "## Protocol comparison: study.nc vs wide.nc" in md
-    assert "![ranks under study.nc vs wide.nc](figures/protocol-study.nc-vs-wide.nc.png)" in md
+    assert (
+        "![tuned results under study.nc vs wide.nc](figures/protocol-study.nc-vs-wide.nc.png)" in md
+    )
     assert (out / "figures" / "protocol-study.nc-vs-wide.nc.png").exists()
     results = json.loads((out / "results.json").read_text())
     cells = [r for r in results["protocol"] if r["record"] == "cell"]
@@ -302,3 +306,51 @@ def test_one_empty_workload_keeps_every_section_for_the_others(tmp_path: Path) -
     assert all(r["no_result"] == 1.0 for r in ranks)
     md = (out / "report.md").read_text()
     assert "w1 left out of the aggregate" in md
+
+
+def test_html_is_self_contained_and_escapes_labels(tmp_path: Path) -> None:
+    hostile = "<script>alert(1)</script>_*x*"
+    ds = small_archive(workloads=1, optimizers=("sgd", hostile), families={hostile: "adam"})
+    path = tmp_path / "hostile.nc"
+    write_archive(ds, path)
+    out = tmp_path / "r"
+    result = runner.invoke(
+        app,
+        ["report", str(path), "--out", str(out), "--n-boot", "50", "--format", "html"],
+    )
+    assert result.exit_code == 0, result.output
+    page = (out / "report.html").read_text()
+    assert "<script>" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;_*x*" in page
+    assert page.count("<img ") == len(list((out / "figures").glob("*.png")))
+    assert 'src="figures/' not in page  # every figure embedded as a data URI
+    assert "data:image/png;base64," in page
+    assert "<nav>" in page
+    assert 'href="#s0"' in page
+    md = (out / "report.md").read_text()
+    assert md.index("## Findings") < md.index("## Caveats") < md.index("## Archive")
+
+
+def test_incomplete_study_gets_one_caveat_naming_what_is_missing(tmp_path: Path) -> None:
+    ds = small_archive(workloads=2, diverged_fraction=0.0).copy(deep=True)
+    ds.attrs["source"] = "optcmp run"  # a study of ours: every trial is planned
+    status = ds["status"].values
+    status[0, 1, 3:] = "missing"  # momentum on w0: 3 of 6 trials not run yet
+    status[1, :, :] = "missing"  # w1: nothing run at all
+    ds["status"] = (ds["status"].dims, status)
+    gone = (status == "missing")[..., None]
+    ds["step"] = ds["step"].where(~gone, -1)
+    for var in ("train_loss", "valid_metric", "test_metric", "time"):
+        if var in ds:
+            ds[var] = ds[var].where(~gone)
+    path = tmp_path / "partial.nc"
+    write_archive(ds, path)
+    out = tmp_path / "r"
+    result = runner.invoke(app, ["report", str(path), "--out", str(out), "--n-boot", "50"])
+    assert result.exit_code == 0, result.output
+    md = (out / "report.md").read_text()
+    assert md.count("is an incomplete study") == 1
+    assert "momentum on w0 (3)" in md
+    # The empty workload is named once and left out; the others keep every section.
+    assert "w1 have no usable trial" in md
+    assert "_Not available" not in md

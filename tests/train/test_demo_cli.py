@@ -1,4 +1,4 @@
-"""`optcmp demo`: a real (small) study of all six optimizers on digits_mlp, then its report;
+"""`optcmp demo`: a real (small) study of all six optimizers on teacher_mlp, then its report;
 rerunning continues instead of repeating trials; mistakes are one line and exit code 2."""
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def test_demo_runs_both_protocols_and_writes_the_report(tmp_path: Path) -> None:
     results = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
     assert results["report"]["compare"] == "lr-only"
     assert (out / "report" / "figures" / "budget.png").stat().st_size > 0
+    assert report.startswith("# optcmp demo: six optimizers on teacher\\_mlp")
+    assert report.index("## Findings") < report.index("## Protocol comparison")
+    page = (out / "report" / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in page
 
     # Running again finds every trial stored: nothing is trained twice.
     again = runner.invoke(app, args)

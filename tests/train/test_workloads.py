@@ -265,6 +265,22 @@ def test_built_in_workloads_have_the_documented_sizes() -> None:
     assert len(splits.train) + len(splits.valid) + len(splits.test) == 1797
 
 
+def test_teacher_mlp_has_the_documented_sizes_and_label_noise() -> None:
+    workload = get_workload("teacher_mlp")
+    n_params = sum(p.numel() for p in workload.build_model(0).parameters())
+    assert n_params == 32 * 64 + 64 + 64 * 10 + 10  # 2,762, as its description says
+    assert "2,762" in workload.spec.description
+    splits = workload.load(None)
+    assert (len(splits.train), len(splits.valid), len(splits.test)) == (16384, 4096, 10000)
+    # Feature scales span two decades (the ill-conditioning the workload is made of).
+    std = splits.train.inputs.std(dim=0)
+    assert float(std.max() / std.min()) == pytest.approx(100.0, rel=0.1)
+    # Every class occurs; no class dominates (resolution 1e-4 on 10,000 test examples).
+    counts = torch.bincount(splits.test.targets, minlength=10)
+    assert int(counts.min()) > 300
+    assert int(counts.max()) < 2500
+
+
 def test_noisy_quadratic_gradients_are_noisy_around_the_true_gradient() -> None:
     workload = get_workload("noisy_quadratic")
     assert isinstance(workload, NoisyQuadratic)
@@ -336,8 +352,29 @@ def test_mnist_with_wrong_dimensions_or_counts_is_rejected(tmp_path: Path) -> No
         get_workload("mnist_cnn").load(tmp_path)
 
 
+def test_fashion_mnist_reads_debians_folder_name(tmp_path: Path) -> None:
+    write_mnist(tmp_path / "fashion-mnist", gz=True)
+    splits = get_workload("fashion_mnist_cnn").load(tmp_path)
+    assert len(splits.test) > 0
+
+
+DEBIAN_FASHION = Path("/usr/share/datasets")
+
+
+@pytest.mark.skipif(
+    not (DEBIAN_FASHION / "fashion-mnist").is_dir(),
+    reason="Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)",
+)
+def test_real_fashion_mnist_from_the_debian_package() -> None:
+    splits = get_workload("fashion_mnist_cnn").load(DEBIAN_FASHION)
+    assert len(splits.train) + len(splits.valid) == 60_000
+    assert len(splits.test) == 10_000
+    counts = torch.bincount(splits.test.targets, minlength=10)
+    assert counts.tolist() == [1000] * 10  # Fashion-MNIST's test set is balanced
+
+
 def test_missing_files_name_the_path_and_what_was_expected(tmp_path: Path) -> None:
-    with pytest.raises(DataFormatError, match=r"fashion_mnist: missing directory"):
+    with pytest.raises(DataFormatError, match=r"fashion_mnist: missing directory.*fashion-mnist/"):
         get_workload("fashion_mnist_cnn").load(tmp_path)
     write_cifar10(tmp_path / "cifar-10-batches-py")
     (tmp_path / "cifar-10-batches-py" / "data_batch_3").unlink()
