@@ -54,7 +54,7 @@ def test_gpu_benchmark_runs_on_the_cpu_with_tiny_sizes(
     assert all(r > 0 for r in rates)
     assert float(fields["batched"]) == pytest.approx(max(rates[-2:]), abs=0.01)
     assert float(fields["speedup"]) == pytest.approx(
-        float(fields["batched"]) / float(fields["plain"]), rel=0.01
+        float(fields["batched"]) / float(fields["plain"]), rel=0.02, abs=0.01
     )
     assert ("speedup_vs_fp32_plain" in fields) == (precision != "fp32")
 
