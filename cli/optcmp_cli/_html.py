@@ -17,10 +17,10 @@ import html
 import re
 from pathlib import Path
 
-__all__ = ["markdown_escape", "to_html"]
+__all__ = ["to_html"]
 
-_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>|#])")
 _IMAGE = re.compile(r"^!\[(?P<alt>[^\]]*)\]\((?P<src>[^)]+)\)$")
+_ENTITY = re.compile(r"&(?:amp|lt|gt|quot|#[0-9]{1,7}|#x[0-9A-Fa-f]{1,6});")
 _MIME = {".png": "image/png", ".svg": "image/svg+xml"}
 _CSS = """
 body { font: 15px/1.45 system-ui, sans-serif; max-width: 1100px; margin: 2em auto;
@@ -39,12 +39,6 @@ nav { background: #f7f7f7; border: 1px solid #e3e3e3; padding: .5em 1.2em;
 """
 
 
-def markdown_escape(text: object) -> str:
-    """`text` (a label from an archive) as literal Markdown: special characters
-    backslash-escaped, line breaks flattened."""
-    return _MD_SPECIAL.sub(r"\\\1", " ".join(str(text).split()))
-
-
 def _inline(text: str) -> str:
     """Escaped HTML of one line of the Markdown subset."""
     out: list[str] = []
@@ -52,7 +46,12 @@ def _inline(text: str) -> str:
     bold = italic = star = False
     while i < len(text):
         ch = text[i]
-        if ch == "\\" and i + 1 < len(text):
+        entity = _ENTITY.match(text, i)
+        if entity:
+            # Markdown escaping (`_escape.md`) writes <, >, & and " as entities: keep them.
+            out.append(entity.group(0))
+            i = entity.end()
+        elif ch == "\\" and i + 1 < len(text):
             out.append(html.escape(text[i + 1]))
             i += 2
         elif ch == "`":

@@ -23,6 +23,12 @@ __all__ = ["info"]
 _LABEL = 16
 
 
+def _label_width() -> int:
+    """Widest label cell: 16 characters at 80 columns, more on wider terminals (labels
+    are shortened with an ellipsis only where the table would not fit otherwise)."""
+    return max(_LABEL, (console.width - 32) // 3)
+
+
 @reports_errors
 def info(
     path: Annotated[Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")],
@@ -67,7 +73,7 @@ def render_summary(summary: ArchiveSummary) -> None:
     wt = Table(title="Workloads")
     # At 80 columns a cell is shortened with an ellipsis, never broken inside a word.
     for col in ("workload", "metric", "dir", "valid tgt", "test tgt", "steps", "select"):
-        wt.add_column(col, overflow="ellipsis", max_width=_LABEL)
+        wt.add_column(col, overflow="ellipsis", max_width=_label_width())
     for w in summary.workloads:
         wt.add_row(
             term(w["workload"]),
@@ -82,7 +88,7 @@ def render_summary(summary: ArchiveSummary) -> None:
 
     ct = Table(title="Runs per cell (completed / diverged / incomplete / missing)")
     for col in ("workload", "optimizer", "family"):
-        ct.add_column(col, overflow="ellipsis", max_width=_LABEL)
+        ct.add_column(col, overflow="ellipsis", max_width=_label_width())
     for col in ("done", "diverged", "incompl.", "miss."):
         ct.add_column(col, justify="right", no_wrap=True, min_width=len(col))
     for c in summary.cells:
@@ -119,7 +125,7 @@ def render_summary(summary: ArchiveSummary) -> None:
                 width = max(len(col), *(len(r[i]) for r in rows))
                 ht.add_column(col, no_wrap=True, min_width=width)
             else:
-                ht.add_column(col, overflow="ellipsis", max_width=_LABEL)
+                ht.add_column(col, overflow="ellipsis", max_width=_label_width())
         for row in rows:
             ht.add_row(*row)
         console.print(ht)

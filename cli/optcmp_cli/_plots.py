@@ -1074,7 +1074,13 @@ def _protocols(
 
 @reports_errors
 def plot(
-    kind: Annotated[PlotKind, typer.Argument(help="Which figure to draw.")],
+    kind_name: Annotated[
+        str,
+        typer.Argument(
+            metavar="KIND",
+            help="Which figure to draw: " + ", ".join(k.value for k in PlotKind) + ".",
+        ),
+    ],
     archive_path: Annotated[
         Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
     ],
@@ -1125,6 +1131,13 @@ def plot(
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
+    try:
+        kind = PlotKind(kind_name)
+    except ValueError:
+        raise ConfigError(
+            f"KIND {kind_name!r}: not a figure; choose one of "
+            + ", ".join(k.value for k in PlotKind)
+        ) from None
     _image_format(out)  # a wrong suffix fails before the analysis runs
     check_out_file(out)
     seeded_rng(seed)

@@ -352,7 +352,7 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
     if ties:
         b.caveat(
             "selections decided by a tie of the selection value"
-            + (f" under protocol {group}" if group else "")
+            + (f" under protocol {_md(group)}" if group else "")
             + ": "
             + "; ".join(ties)
             + " (the result is the mean of the tied trials' test values)",
@@ -466,7 +466,7 @@ def _aggregate_section(b: _Builder, result: AggregateScores, group: str | None) 
     names = sorted({o for o, _ in agg}, key=lambda o: -(agg[(o, "iqm")]["value"] or -np.inf))
     rows = [
         [
-            o,
+            _md(o),
             *(
                 f"{_num(agg[(o, st)]['value'], 3)} [{_num(agg[(o, st)]['lo'], 3)}, "
                 f"{_num(agg[(o, st)]['hi'], 3)}]"
@@ -478,7 +478,7 @@ def _aggregate_section(b: _Builder, result: AggregateScores, group: str | None) 
     b.lines += _table(["optimizer", "IQM", "mean", "median", "optimality gap"], rows)
     imp = {(r["optimizer"], r["other"]): r for r in records if r["record"] == "improvement"}
     clear = [
-        f"{o} over {x}: {_num(r['value'], 2)} [{_num(r['lo'], 2)}, {_num(r['hi'], 2)}]"
+        f"{_md(o)} over {_md(x)}: {_num(r['value'], 2)} [{_num(r['lo'], 2)}, {_num(r['hi'], 2)}]"
         for (o, x), r in imp.items()
         if r["lo"] is not None and r["lo"] > 0.5
     ]
@@ -509,7 +509,7 @@ def _profiles_section(b: _Builder, result: PerformanceProfiles, group: str | Non
     for r in areas:
         rho = result.data["rho"].sel(optimizer=r["optimizer"]).values
         at = [_num(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in (1.0, 2.0)]
-        rows.append([r["optimizer"], _num(r["value"], 3), *at])
+        rows.append([_md(r["optimizer"]), _num(r["value"], 3), *at])
     b.lines += _table(["optimizer", "area", "within 1x", "within 2x"], rows)
     b.add_records("profiles", records, group)
 
@@ -706,7 +706,7 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     level = f"{comp.level:.0%}"
     b.lines += [
         f"How much the tuning protocol decides the result: each optimizer's tuned test "
-        f"metric under `{_md(first)}` and under `{_md(second)}` (matched by {comp.match}), "
+        f"metric under {_md(first)} and under {_md(second)} (matched by {_md(comp.match)}), "
         f"the difference ({_md(second)} minus {_md(first)}) with a {level} bootstrap "
         f"interval over the trials drawn ({comp.n_boot} resamples of each optimizer's "
         "trials, selection repeated in each), a permutation test's p-value (Holm-adjusted "
@@ -797,7 +797,7 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
         + (f"{len(supported)} ranking flip(s) are clear" if supported else "no flip is clear")
     )
     if supported:
-        b.lines += [f"Rankings that clearly flip between `{_md(first)}` and `{_md(second)}`:", ""]
+        b.lines += [f"Rankings that clearly flip between {_md(first)} and {_md(second)}:", ""]
         for f in supported:
             line = (
                 f"{_md(f['optimizer'])} is better than {_md(f['other'])} on "
@@ -811,8 +811,7 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
         b.lines.append("")
     else:
         b.lines += [
-            f"No pair of optimizers clearly changes order between `{_md(first)}` and "
-            f"`{_md(second)}`.",
+            f"No pair of optimizers clearly changes order between {_md(first)} and {_md(second)}.",
             "",
         ]
     if len(flips) > len(supported):
@@ -847,7 +846,7 @@ def _without_empty_workloads(b: _Builder, ds: xr.Dataset, group: str | None) -> 
         return ds
     b.caveat(
         f"workload(s) {', '.join(_md(w) for w in empty)} have no usable trial"
-        + (f" under protocol {group}" if group else "")
+        + (f" under protocol {_md(group)}" if group else "")
         + " (every trial diverged, is incomplete or missing) and are left out of the analyses",
         key=True,
     )
@@ -906,7 +905,8 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     if agg is not None:
         b.figure(aggregate_figure(agg), f"aggregate{sfx}", "aggregate scores across workloads")
         _aggregate_section(b, agg, group)
-        b.caveats.extend(c for c in agg.caveats if c not in b.caveats)
+        for c in agg.caveats:
+            b.caveat(_md(c))
     b.advance("aggregate")
 
     b.lines += [f"## {_heading('Time-to-target profiles', group)}", ""]
@@ -914,7 +914,8 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     if prof is not None:
         b.figure(profiles_figure(prof), f"profiles{sfx}", "time-to-target performance profiles")
         _profiles_section(b, prof, group)
-        b.caveats.extend(c for c in prof.caveats if c not in b.caveats)
+        for c in prof.caveats:
+            b.caveat(_md(c))
     b.advance("profiles")
 
     b.lines += [f"## {_heading('Inclusion consistency', group)}", ""]
@@ -944,7 +945,7 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         if warnings:
             b.caveat(
                 f"{len(warnings)} hyperparameter(s) have best trials at a search-space edge"
-                + (f" under protocol {group}" if group else "")
+                + (f" under protocol {_md(group)}" if group else "")
                 + ": those optimizers may be under-tuned (see Boundary check)",
                 key=True,
             )
@@ -1127,7 +1128,7 @@ def _partial_caveat(b: _Builder, summary: ArchiveSummary, name: str) -> None:
     if incomplete:
         parts.append(f"{incomplete} trials incomplete (stopped before their last step)")
     b.caveat(
-        f"`{_md(name)}` is an incomplete study: " + "; ".join(parts) + ". Results cover "
+        f"{_md(name)} is an incomplete study: " + "; ".join(parts) + ". Results cover "
         "the trials present; rerun the study to complete it",
         key=True,
     )
@@ -1143,7 +1144,7 @@ def _header(
     lines = [
         f"# {_md(b.title)}",
         "",
-        f"Every analysis of `{_md(b.name)}` in the method of Choi et al. 2019, *On Empirical "
+        f"Every analysis of {_md(b.name)} in the method of Choi et al. 2019, *On Empirical "
         f"Comparisons of Optimizers for Deep Learning*: selection rule `{b.rule}`, seed "
         f"{b.seed}, {b.n_boot} bootstrap draws. The same archive and seed reproduce this "
         "report.",
@@ -1163,7 +1164,7 @@ def _header(
     lines.append("")
     if b.skipped:
         lines += ["Analyses not available for this archive:", ""]
-        lines += [f"- {k}: {v}" for k, v in b.skipped.items()]
+        lines += [f"- {_md(k)}: {_md(v)}" for k, v in b.skipped.items()]
         lines.append("")
     lines += [
         "## Archive",
@@ -1176,12 +1177,12 @@ def _header(
         ["source", "created", "command", "optcmp", "torch", "git commit"],
         [
             [
-                prov.get("source") or "-",
-                prov.get("created") or "-",
-                prov.get("command") or "-",
-                prov.get("optcmp_version") or "-",
-                prov.get("torch_version") or "-",
-                str(prov.get("git_commit") or "-")[:12],
+                _md(prov.get("source") or "-"),
+                _md(prov.get("created") or "-"),
+                _md(prov.get("command") or "-"),
+                _md(prov.get("optcmp_version") or "-"),
+                _md(prov.get("torch_version") or "-"),
+                _md(str(prov.get("git_commit") or "-")[:12]),
             ]
         ],
     )

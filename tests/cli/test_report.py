@@ -305,7 +305,7 @@ def test_one_empty_workload_keeps_every_section_for_the_others(tmp_path: Path) -
     assert all(r["rank"] is None and r["p_best"] == 0.0 for r in ranks)
     assert all(r["no_result"] == 1.0 for r in ranks)
     md = (out / "report.md").read_text()
-    assert "w1 left out of the aggregate" in md
+    assert "w1 have no usable trial" in md
 
 
 def test_html_is_self_contained_and_escapes_labels(tmp_path: Path) -> None:
