@@ -57,20 +57,23 @@ def test_import_algoperf_then_score_json_contract(tmp_path: Path) -> None:
     code, stdout, _ = _run("score", str(out), "--json")
     assert code == 0
     payload = json.loads(stdout)
-    assert list(payload) == ["score"]
+    assert list(payload) == ["score", "rules"]
+    assert payload["rules"]["studies"] == "3 per submission (from the logs)"
     assert [sorted(r) for r in payload["score"]] == [["optimizer", "score"]] * 3
     assert sorted(r["optimizer"] for r in payload["score"]) == list(facts.submissions)
     scores = [r["score"] for r in payload["score"]]
     assert scores == sorted(scores, reverse=True)
     code, stdout, _ = _run("score", str(out), "--json", "--details")
     details = json.loads(stdout)
-    assert list(details) == ["score", "details"]
+    assert list(details) == ["score", "rules", "details"]
     assert details["score"] == payload["score"]
     assert {d["role"] for d in details["details"]} == {"base", "held_out"}
     assert len(details["details"]) == 3 * 3  # submissions x (base + held-out workloads)
     code, stdout, _ = _run("score", str(out), "--details")
     assert code == 0
     assert "AlgoPerf score" in stdout
+    assert "rule: studies: 3 per submission (from the logs)" in stdout
+    assert "rule: time to target:" in stdout
 
 
 def test_self_tuning_ruleset_option(tmp_path: Path) -> None:

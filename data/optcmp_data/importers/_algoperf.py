@@ -356,6 +356,20 @@ def import_algoperf(
         )
     if n_files == 0:
         raise DataFormatError(f"{root}: no readable {_CSV} files")
+    # The version's study and trial counts come from the logs, not from constants.
+    studies: dict[str, set[int]] = {}
+    trials: dict[tuple[str, str, int], set[int]] = {}
+    for workload, sub, trial, study, _ in pending:
+        studies.setdefault(sub, set()).add(study)
+        trials.setdefault((workload, sub, study), set()).add(trial)
+    n_studies = max(len(v) for v in studies.values())
+    n_trials = max(len(v) for v in trials.values())
+    short = sorted(sub for sub, v in studies.items() if len(v) < n_studies)
+    if short:
+        builder.add_caveat(
+            f"submissions {short} have fewer than the {n_studies} studies of the others; "
+            "their times are medians over the studies they have"
+        )
     if ignored:
         builder.add_caveat(
             f"ignored {ignored} folders under study_* that are not <workload>_<framework> "
@@ -373,6 +387,8 @@ def import_algoperf(
         base_workloads=",".join(spec.base),
         held_out_workloads=",".join(spec.held_out),
         benchmark_version=spec.version,
+        studies_per_submission=n_studies,
+        trials_per_study=n_trials,
     )
     return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
 
