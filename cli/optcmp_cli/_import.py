@@ -1,4 +1,5 @@
-"""`optcmp import deepobs|algoperf`: published trial archives into the archive format.
+"""`optcmp import deepobs|algoperf|table`: other people's trials into the archive format;
+`optcmp export`: an archive as a tidy table.
 
 Dependency rule: typer, rich and optcmp_data (no torch). Each command parses, calls one
 importer, writes the archive atomically (`write_archive`), and reports.
@@ -14,15 +15,24 @@ from typing import Annotated
 import typer
 
 from optcmp_cli._common import console, err_console, print_json, reports_errors
-from optcmp_data import archive_caveats, write_archive
-from optcmp_data.importers import ImportResult, Ruleset, import_algoperf, import_deepobs
+from optcmp_data import archive_caveats, open_archive, write_archive
+from optcmp_data.importers import (
+    TABLE_FORMATS,
+    ImportResult,
+    Ruleset,
+    export_table,
+    import_algoperf,
+    import_deepobs,
+    import_table,
+)
 
-__all__ = ["import_app"]
+__all__ = ["export", "import_app"]
 
 import_app = typer.Typer(
     name="import",
     help=(
-        "Import published trial archives (DeepOBS, AlgoPerf) as optcmp archives.\n\n"
+        "Import trials as optcmp archives: published archives (DeepOBS, AlgoPerf), tidy "
+        "tables (CSV, Parquet) and Optuna studies.\n\n"
         "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
     ),
     no_args_is_help=True,
@@ -138,3 +148,64 @@ def algoperf(
     )
     write_archive(result.dataset, out)
     _report(result, out, json_out)
+
+
+@import_app.command("table")
+@reports_errors
+def table(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="Table (.csv, or .parquet with the parquet extra), one row per evaluation."
+        ),
+    ],
+    out: _OUT,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="TOML naming the table's columns and giving the facts it lacks (metric "
+            "direction, search space); not needed for a table `optcmp export` wrote.",
+        ),
+    ] = None,
+    skip_bad: _SKIP = False,
+    json_out: _JSON = False,
+) -> None:
+    """Import a tidy table: optcmp's own export (with its FILE.meta.json sidecar), or any
+    table of runs whose columns a mapping file declares (docs/importers.md).
+
+    Example: optcmp import table runs.csv --mapping wandb.toml --out runs.nc
+    """
+    result = import_table(src, mapping=mapping, skip_bad=skip_bad, command=_command_line())
+    write_archive(result.dataset, out)
+    _report(result, out, json_out)
+
+
+@reports_errors
+def export(
+    path: Annotated[Path, typer.Argument(help="Archive (.nc) or study directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Table file to write, atomically.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"One of {', '.join(TABLE_FORMATS)} (default: from the suffix of --out; "
+            "parquet needs the parquet extra).",
+        ),
+    ] = None,
+    json_out: _JSON = False,
+) -> None:
+    """Export an archive as a tidy table: one row per evaluation (workload, optimizer,
+    trial, repeat axes, trial_seed, status, step, time, every metric, hp.NAME columns),
+    plus OUT.meta.json with per-workload facts, spaces, taxonomy and attributes;
+    `optcmp import table OUT` gives the archive back.
+
+    Example: optcmp export deepobs.nc --out deepobs.csv
+    """
+    archive = open_archive(path)
+    table_path, side = export_table(archive, out, fmt=fmt)
+    rows = int((archive["status"] != "missing").sum())
+    if json_out:
+        print_json({"export": {"out": str(table_path), "sidecar": str(side), "runs": rows}})
+    else:
+        console.print(f"wrote {table_path} and {side} ({rows} runs)", markup=False)

@@ -14,7 +14,7 @@ import typer
 from optcmp_cli import _analyze_more  # noqa: F401  (registers analyze targets|boundary|protocol)
 from optcmp_cli._analyze import analyze_app
 from optcmp_cli._demo import demo
-from optcmp_cli._import import import_app
+from optcmp_cli._import import export, import_app
 from optcmp_cli._info import info
 from optcmp_cli._listings import spaces, workloads
 from optcmp_cli._optimizers import optimizers
@@ -67,6 +67,7 @@ app.command("optimizers")(optimizers)
 app.command("run")(run)
 app.command("demo")(demo)
 app.command("score")(score)
+app.command("export")(export)
 app.command("plot")(plot)
 app.command("report")(report)
 app.add_typer(import_app, name="import")

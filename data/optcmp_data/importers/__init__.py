@@ -8,12 +8,28 @@ warnings of any skipped input; writing is the caller's (atomic `write_archive`).
 from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, Ruleset, import_algoperf
 from optcmp_data.importers._common import ImportResult
 from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
+from optcmp_data.importers._table import (
+    IMPORT_ATTRS,
+    TABLE_FORMATS,
+    TableMapping,
+    archive_to_frame,
+    export_table,
+    import_table,
+    sidecar_path,
+)
 
 __all__ = [
     "ALGOPERF_DIRECTIONS",
     "DEEPOBS_FAMILIES",
+    "IMPORT_ATTRS",
+    "TABLE_FORMATS",
     "ImportResult",
     "Ruleset",
+    "TableMapping",
+    "archive_to_frame",
+    "export_table",
     "import_algoperf",
     "import_deepobs",
+    "import_table",
+    "sidecar_path",
 ]
