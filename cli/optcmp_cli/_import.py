@@ -23,6 +23,7 @@ from optcmp_data.importers import (
     export_table,
     import_algoperf,
     import_deepobs,
+    import_optuna,
     import_table,
 )
 
@@ -209,3 +210,60 @@ def export(
         print_json({"export": {"out": str(table_path), "sidecar": str(side), "runs": rows}})
     else:
         console.print(f"wrote {table_path} and {side} ({rows} runs)", markup=False)
+
+
+@import_app.command("optuna")
+@reports_errors
+def optuna(
+    storage: Annotated[
+        str, typer.Option("--storage", help="Optuna storage URL, e.g. sqlite:///study.db.")
+    ],
+    study: Annotated[str, typer.Option("--study", help="Name of the study in the storage.")],
+    out: _OUT,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="TOML with workload facts ([workload] metric_name, valid_target, "
+            "step_budget) and optimizer families ([families]).",
+        ),
+    ] = None,
+    optimizer_from: Annotated[
+        str,
+        typer.Option(
+            "--optimizer-from", help="Param or user attribute naming each trial's optimizer."
+        ),
+    ] = "optimizer",
+    workload_from: Annotated[
+        str | None,
+        typer.Option(
+            "--workload-from", help="Param or user attribute naming each trial's workload."
+        ),
+    ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            "--workload", help="Workload label for every trial (default: the study name)."
+        ),
+    ] = None,
+    skip_bad: _SKIP = False,
+    json_out: _JSON = False,
+) -> None:
+    """Import an Optuna study (needs the optuna extra): params as hyperparameters,
+    intermediate values as curves, the objective as the selection metric with the
+    study's direction; pruned trials incomplete, failed ones diverged.
+
+    Example: optcmp import optuna --storage sqlite:///hpo.db --study resnet --out hpo.nc
+    """
+    result = import_optuna(
+        storage,
+        study,
+        mapping=mapping,
+        optimizer_from=optimizer_from,
+        workload_from=workload_from,
+        workload=workload,
+        skip_bad=skip_bad,
+        command=_command_line(),
+    )
+    write_archive(result.dataset, out)
+    _report(result, out, json_out)

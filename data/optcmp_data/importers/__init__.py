@@ -8,6 +8,7 @@ warnings of any skipped input; writing is the caller's (atomic `write_archive`).
 from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, Ruleset, import_algoperf
 from optcmp_data.importers._common import ImportResult
 from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
+from optcmp_data.importers._optuna import import_optuna
 from optcmp_data.importers._table import (
     IMPORT_ATTRS,
     TABLE_FORMATS,
@@ -30,6 +31,7 @@ __all__ = [
     "export_table",
     "import_algoperf",
     "import_deepobs",
+    "import_optuna",
     "import_table",
     "sidecar_path",
 ]
