@@ -157,3 +157,46 @@ def test_score_errors(tmp_path: Path) -> None:
     code, _, stderr = _run("score", str(tmp_path / "nope.nc"), "--json")
     assert code == 2
     assert "nope.nc" in stderr
+
+
+def test_export_then_import_table_cli(tmp_path: Path) -> None:
+    write_algoperf(tmp_path / "src")
+    archive = tmp_path / "a.nc"
+    assert _run("import", "algoperf", str(tmp_path / "src"), "--out", str(archive))[0] == 0
+    table = tmp_path / "a.csv"
+    code, stdout, _ = _run("export", str(archive), "--out", str(table), "--json")
+    assert code == 0
+    payload = json.loads(stdout)["export"]
+    assert payload["sidecar"] == str(table) + ".meta.json"
+    back = tmp_path / "b.nc"
+    code, _, stderr = _run("import", "table", str(table), "--out", str(back))
+    assert code == 0, stderr
+    a, b = open_archive(archive), open_archive(back)
+    for key in ("source", "command", "created", "optcmp_version", "git_commit"):
+        a.attrs.pop(key)
+        b.attrs.pop(key)
+    assert a.identical(b)
+    # the scores do not change through the table
+    assert _run("score", str(archive), "--json")[1] == _run("score", str(back), "--json")[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["export", "{archive}", "--out", "{tmp}/x.txt"], "format 'txt'"),
+        (["export", "{archive}", "--out", "{tmp}/nodir/x.csv"], "does not exist"),
+        (["import", "table", "{tmp}/absent.csv", "--out", "{tmp}/o.nc"], "no such file"),
+        (["import", "table", "{tmp}/plain.csv", "--out", "{tmp}/o.nc"], "no sidecar"),
+    ],
+)
+def test_table_errors_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    write_algoperf(tmp_path / "src")
+    archive = tmp_path / "a.nc"
+    _run("import", "algoperf", str(tmp_path / "src"), "--out", str(archive))
+    (tmp_path / "plain.csv").write_text("workload,optimizer,trial,step\nw,o,1,2\n")
+    argv = [a.format(archive=archive, tmp=tmp_path) for a in args]
+    code, _, stderr = _run(*argv)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1
+    assert needle in stderr
+    assert not (tmp_path / "o.nc").exists()

@@ -542,6 +542,8 @@ def import_table(
     """Import a tidy table (optcmp's own with its sidecar, or any table a mapping
     describes). `skip_bad` skips runs whose rows are inconsistent, one warning each."""
     path = Path(path)
+    if not path.is_file():
+        raise DataFormatError(f"{path}: no such file")
     side = sidecar_path(path)
     facts: dict[str, Any] | None = None
     if side.is_file():
