@@ -36,7 +36,14 @@ import xarray as xr
 from optcmp_data._builder import ArchiveBuilder, Curves, TrialRecord, WorkloadInfo
 from optcmp_data._errors import DataFormatError
 from optcmp_data._schema import Direction, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object, read_text
+from optcmp_data.importers._common import (
+    INT64_MAX,
+    BadInputs,
+    ImportResult,
+    checked_float,
+    read_json_object,
+    read_text,
+)
 
 __all__ = ["ALGOPERF_DIRECTIONS", "Ruleset", "import_algoperf"]
 
@@ -136,13 +143,20 @@ def _find_targets(src: Path, root: Path) -> Path:
     )
 
 
-def _dirs(path: Path, pattern: re.Pattern[str]) -> Iterator[tuple[re.Match[str], Path]]:
+def _dirs(
+    path: Path, pattern: re.Pattern[str], bad: BadInputs | None = None
+) -> Iterator[tuple[int, Path]]:
+    """Sub-folders matching `pattern` with their number. With `bad`, a folder of the same
+    kind (same prefix) whose number is not a number an archive stores is reported."""
     with os.scandir(path) as entries:
         found = sorted((e.name, Path(e.path)) for e in entries if e.is_dir())
+    prefix = pattern.pattern.lstrip("^").split("(")[0]
     for name, p in found:
         m = pattern.match(name)
-        if m:
-            yield m, p
+        if m and int(m.group(1)) <= INT64_MAX:
+            yield int(m.group(1)), p
+        elif bad is not None and name.startswith(prefix):
+            bad.bad(f"{p}: folder name {name!r} is not {prefix}<n> with n below 2**63")
 
 
 def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bool]:
@@ -152,7 +166,11 @@ def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bo
     if not lines or not lines[0].strip():
         raise DataFormatError(f"{path}: empty file, expected a CSV header")
     header = lines[0].split(",")
-    col = {name.strip(): i for i, name in enumerate(header)}
+    col: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name.strip() in col:
+            raise DataFormatError(f"{path}: column {name.strip()!r} appears twice in the header")
+        col[name.strip()] = i
     required = ("global_step", "score", f"validation/{metric}")
     for name in required:
         if name not in col:
@@ -198,6 +216,13 @@ def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bo
     step = out["step"]
     if step is None or np.isnan(step).any():
         raise DataFormatError(f"{path}: column 'global_step' has empty cells")
+    bad_step = (step < 0) | (step >= float(INT64_MAX)) | (step != np.round(step))
+    if bad_step.any():
+        row = int(np.argmax(bad_step))
+        raise DataFormatError(
+            f"{path}: row {row + 2}: global_step {table[row, col['global_step']]!s} is not "
+            "a step count (a whole number from 0 to 2**63 - 1)"
+        )
     return out, diverged
 
 
@@ -206,8 +231,10 @@ def _read_hparams(path: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in obj.items():
         # bools are 0/1 switches of the submission; strings carry no number
-        if isinstance(value, int | float):
+        if isinstance(value, bool):
             out[str(key)] = float(value)
+        elif isinstance(value, int | float):
+            out[str(key)] = checked_float(value, where=f"{path}: {key!r}")
     return out
 
 
@@ -258,7 +285,7 @@ def import_algoperf(
     n_files = 0
     pending: list[tuple[str, str, int, int, Path]] = []
     for submission in sorted(p for p in root.iterdir() if p.is_dir()):
-        for sm, study_dir in _dirs(submission, _STUDY):
+        for study_no, study_dir in _dirs(submission, _STUDY, bad):
             with os.scandir(study_dir) as entries:
                 for entry in sorted(entries, key=lambda e: e.name):
                     if not entry.is_dir():
@@ -279,16 +306,8 @@ def import_algoperf(
                             f"{old} and {framework}"
                         )
                         continue
-                    for tm, trial_dir in _dirs(Path(entry.path), _TRIAL):
-                        pending.append(
-                            (
-                                workload,
-                                submission.name,
-                                int(tm.group(1)),
-                                int(sm.group(1)),
-                                trial_dir,
-                            )
-                        )
+                    for trial_no, trial_dir in _dirs(Path(entry.path), _TRIAL, bad):
+                        pending.append((workload, submission.name, trial_no, study_no, trial_dir))
     if not pending:
         raise DataFormatError(
             f"{root}: no AlgoPerf trial folders found (expected <submission>/study_<k>/"

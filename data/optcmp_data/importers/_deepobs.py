@@ -44,7 +44,13 @@ from optcmp_data._builder import (
 )
 from optcmp_data._errors import DataFormatError
 from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object
+from optcmp_data.importers._common import (
+    BadInputs,
+    ImportResult,
+    checked_float,
+    checked_int,
+    read_json_object,
+)
 
 __all__ = ["DEEPOBS_FAMILIES", "import_deepobs"]
 
@@ -97,10 +103,16 @@ def _series(path: Path, obj: dict[str, Any], key: str) -> FloatArray | None:
         raise DataFormatError(f"{path}: {key} is a {type(values).__name__}, expected a list")
     if not values:
         return None
+    for i, v in enumerate(values):
+        if v is not None and not _number(v):
+            raise DataFormatError(
+                f"{path}: {key}[{i}] is {str(v)[:40]!r}, not a number (a flat list of numbers "
+                "per epoch is expected)"
+            )
     try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataFormatError(f"{path}: {key} holds values that are not numbers") from None
+        return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+    except OverflowError:
+        raise DataFormatError(f"{path}: {key} holds a number too large for a float") from None
 
 
 def _number(value: Any) -> bool:
@@ -149,11 +161,10 @@ def _parse_run(path: Path, src: Path) -> _Run:
     for key in ("train_losses", "test_losses", "random_seed"):
         if key not in obj:
             raise DataFormatError(f"{path}: not a DeepOBS run (missing key {key!r})")
-    if not _number(lr) or not lr > 0:
+    lr = checked_float(lr, where=f"{path}: learning_rate")
+    if not lr > 0 or not math.isfinite(lr):
         raise DataFormatError(f"{path}: learning_rate {lr!r} is not a positive number")
-    seed = obj["random_seed"]
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise DataFormatError(f"{path}: random_seed {seed!r} is not an integer")
+    seed = checked_int(obj["random_seed"], where=f"{path}: random_seed")
     testproblem = obj.get("testproblem", problem)
     if testproblem != problem:
         raise DataFormatError(
@@ -179,7 +190,11 @@ def _parse_run(path: Path, src: Path) -> _Run:
         )
     if fmt == "1.2" and "valid_losses" not in series:
         raise DataFormatError(f"{path}: DeepOBS 1.2 run without valid_losses")
-    hparams = {str(k): float(v) for k, v in hp_raw.items() if k != "learning_rate" and _number(v)}
+    hparams = {
+        str(k): checked_float(v, where=f"{path}: hyperparameter {k!r}")
+        for k, v in hp_raw.items()
+        if k != "learning_rate" and _number(v)
+    }
     return _Run(
         path=path,
         levels=tuple(levels),
