@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
+import xarray as xr
 
 from optcmp_data._builder import (
     ArchiveBuilder,
@@ -71,7 +72,8 @@ FloatArray = npt.NDArray[np.float64]
 @attrs.frozen
 class _Run:
     path: Path
-    levels: tuple[str, ...]  # extra folder levels above the test problem
+    levels: tuple[str, ...]  # extra folder levels above the test problem, inside src
+    context: tuple[str, str]  # the two folder names above the test problem (1.2: budget, schedule)
     problem: str
     optimizer: str
     setting: str
@@ -82,15 +84,16 @@ class _Run:
     hparams: dict[str, float]
     nesterov: bool
     series: dict[str, FloatArray]  # DeepOBS key -> values
+    batch_size: float  # NaN where not logged
+    l2_reg: float  # 1.2 l2_reg / 1.1 weight_decay; NaN where null or absent
 
 
 def _find_run_files(src: Path) -> list[Path]:
+    """Run files at any depth: SRC may be a tree of test problems, one test problem, one
+    optimizer or one setting folder (the names above are read from the path)."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(src):
         dirnames.sort()
-        rel_depth = len(Path(dirpath).relative_to(src).parts)
-        if rel_depth < 3:
-            continue
         found.extend(Path(dirpath) / f for f in sorted(filenames) if _RUN_FILE.match(f))
     return found
 
@@ -132,7 +135,12 @@ _SERIES_KEYS = (
 def _parse_run(path: Path, src: Path) -> _Run:
     obj = read_json_object(path)
     parts = path.relative_to(src).parts
-    levels, problem, optimizer, setting = parts[:-4], parts[-4], parts[-3], parts[-2]
+    full = path.absolute().parts
+    if len(full) < 4:
+        raise DataFormatError(f"{path}: not inside <testproblem>/<optimizer>/<setting>/")
+    problem, optimizer, setting = full[-4], full[-3], full[-2]
+    levels = parts[:-4]
+    context = (full[-6] if len(full) >= 6 else "", full[-5] if len(full) >= 5 else "")
     if "optimizer_hyperparams" in obj:
         fmt = "1.2"
         hp_raw = obj["optimizer_hyperparams"]
@@ -195,9 +203,16 @@ def _parse_run(path: Path, src: Path) -> _Run:
         for k, v in hp_raw.items()
         if k != "learning_rate" and _number(v)
     }
+    batch = obj.get("batch_size")
+    l2 = obj.get("l2_reg", obj.get("weight_decay"))
     return _Run(
         path=path,
         levels=tuple(levels),
+        context=context,
+        batch_size=checked_float(batch, where=f"{path}: batch_size")
+        if batch is not None
+        else math.nan,
+        l2_reg=checked_float(l2, where=f"{path}: l2_reg") if l2 is not None else math.nan,
         problem=problem,
         optimizer=optimizer,
         setting=setting,
@@ -398,7 +413,10 @@ def import_deepobs(
             f"selection uses only seed(s) {selection_repeats}, which every setting was run "
             "with; the other seeds re-ran chosen settings after the choice was made"
         )
+    below = len(runs[0].path.relative_to(src).parts) < 4
+    _level_caveats(builder, fmt, below, varying)
     ds = builder.build()
+    ds = _with_run_settings(ds, runs, opt_label, fmt)
     ds.attrs["importer"] = "deepobs"
     ds.attrs["deepobs_format"] = fmt
     if selection_repeats:
@@ -503,3 +521,56 @@ def _shared_seeds(seed_sets: Sequence[frozenset[int]]) -> str:
         return ""
     common = frozenset.intersection(*seed_sets)
     return ",".join(str(s) for s in sorted(common))
+
+
+def _level_caveats(builder: ArchiveBuilder, fmt: str, below: bool, varying: list[int]) -> None:
+    if varying:
+        builder.add_caveat(
+            "folder levels above the test problem that differ between runs are part of "
+            "the optimizer label (e.g. AdamOptimizer-large_budget)"
+        )
+    if fmt == "1.2":
+        builder.add_caveat(
+            "coordinates budget and schedule (optimizer) hold the two folder names above "
+            "the test problem (DeepOBS 1.2 layout results/<budget>/<schedule>/<problem>)"
+            + (", read from the path above SRC" if below else "")
+        )
+
+
+def _with_run_settings(
+    ds: xr.Dataset,
+    runs: Sequence[_Run],
+    opt_label: Callable[[_Run], str],
+    fmt: str,
+) -> xr.Dataset:
+    """Coordinates batch_size and l2_reg (workload, optimizer; NaN where not logged or not
+    one value), and for 1.2 budget and schedule (optimizer)."""
+    workloads = [str(w) for w in ds["workload"].values]
+    optimizers = [str(o) for o in ds["optimizer"].values]
+    values: dict[str, dict[tuple[str, str], set[float]]] = {"batch_size": {}, "l2_reg": {}}
+    folders: dict[str, set[tuple[str, str]]] = {}
+    for run in runs:
+        label = opt_label(run)
+        for name in values:
+            v = getattr(run, name)
+            values[name].setdefault((run.problem, label), set()).add(v)
+        folders.setdefault(label, set()).add(run.context)
+    coords: dict[str, Any] = {}
+    for name, cells in values.items():
+        table = np.full((len(workloads), len(optimizers)), np.nan)
+        for (w, o), vs in cells.items():
+            finite = {v for v in vs if not math.isnan(v)}
+            if w in workloads and o in optimizers and len(finite) == 1 and len(vs) == 1:
+                table[workloads.index(w), optimizers.index(o)] = finite.pop()
+        coords[name] = (("workload", "optimizer"), table)
+    if fmt == "1.2":
+        budget = []
+        schedule = []
+        for o in optimizers:
+            ctx = folders.get(o, set())
+            one = next(iter(ctx)) if len(ctx) == 1 else ("", "")
+            budget.append(one[0])
+            schedule.append(one[1])
+        coords["budget"] = ("optimizer", np.array(budget, dtype=str))
+        coords["schedule"] = ("optimizer", np.array(schedule, dtype=str))
+    return ds.assign_coords(coords)

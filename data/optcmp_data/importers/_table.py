@@ -185,6 +185,14 @@ def _from_json_float(value: Any) -> float:
     return float(value)
 
 
+def _json_values(values: npt.NDArray[Any], kind: str) -> Any:
+    if kind in "UO":
+        return values.astype(str).tolist()
+    if kind == "f":
+        return np.vectorize(_json_float, otypes=[object])(values).tolist() if values.size else []
+    return values.tolist()
+
+
 def table_facts(ds: xr.Dataset, /) -> dict[str, Any]:
     """The sidecar: per-workload facts, families, spaces, taxonomy, repeat axes, other
     non-dim coordinates and attributes (JSON-ready)."""
@@ -240,7 +248,7 @@ def table_facts(ds: xr.Dataset, /) -> dict[str, Any]:
         extra[key] = {
             "dims": [str(d) for d in var.dims],
             "kind": "str" if kind in "UO" else ("int" if kind in "iu" else "float"),
-            "values": np.asarray(var.values.astype(str) if kind in "UO" else var.values).tolist(),
+            "values": _json_values(var.values, kind),
             "coord": key in ds.coords,
         }
     attrs = {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in ds.attrs.items()}
@@ -805,7 +813,10 @@ def _restore(ds: xr.Dataset, facts: Mapping[str, Any], side: Path) -> xr.Dataset
         kind = spec["kind"]
         dtype = str if kind == "str" else (np.int64 if kind == "int" else np.float64)
         try:
-            arr = np.array(spec["values"], dtype=dtype).reshape([ds.sizes[d] for d in dims])
+            raw = np.array(spec["values"], dtype=object)
+            if kind == "float" and raw.size:
+                raw = np.vectorize(_from_json_float, otypes=[np.float64])(raw)
+            arr = raw.astype(dtype).reshape([ds.sizes[d] for d in dims])
         except (ValueError, KeyError, TypeError) as err:
             raise DataFormatError(f"{side}: extra.{name}: {err}") from None
         var = xr.Variable(dims, arr)
