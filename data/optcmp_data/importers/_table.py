@@ -361,7 +361,6 @@ def read_frame(path: str | os.PathLike[str], /, *, text_columns: Sequence[str] =
             dtype=dtypes,
             keep_default_na=False,
             na_values=[""],
-            low_memory=False,
         )
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         detail = " ".join(str(err).split()) or type(err).__name__
@@ -539,6 +538,19 @@ def _float_column(series: Any, column: str, path: Path) -> FloatArray:
     return arr
 
 
+def _lex_sorted(keys: Sequence[npt.NDArray[np.int64]]) -> bool:
+    """Whether rows are in non-decreasing lexicographic order of `keys`."""
+    if not keys or len(keys[0]) < 2:
+        return True
+    undecided = np.ones(len(keys[0]) - 1, dtype=bool)
+    for k in keys:
+        d = k[1:] - k[:-1]
+        if (undecided & (d < 0)).any():
+            return False
+        undecided &= d == 0
+    return True
+
+
 def import_table(
     path: str | os.PathLike[str],
     /,
@@ -647,15 +659,25 @@ def import_table(
     )
     del frame
 
-    # Group rows into runs: stable sort by (workload, optimizer, trial, repeats).
-    keys = [labels["workload"][0], labels["optimizer"][0], trial, *repeat_values.values()]
-    order = np.lexsort(keys[::-1])
-    sorted_keys = np.stack([k[order] for k in keys])
-    starts = np.flatnonzero(np.r_[True, (np.diff(sorted_keys, axis=1) != 0).any(axis=0)])
-    ends = np.r_[starts[1:], n]
-
+    # Group rows into runs: stable sort by (workload, optimizer, trial, repeats), skipped
+    # (no copies) when the rows are grouped already, as optcmp's own export writes them.
     workload_names = labels["workload"][1]
     optimizer_names = labels["optimizer"][1]
+    keys = [labels["workload"][0], labels["optimizer"][0], trial, *repeat_values.values()]
+    order = None if _lex_sorted(keys) else np.lexsort(keys[::-1])
+
+    def take(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
+        return values if order is None else values[order]
+
+    sorted_keys = [take(k) for k in keys]
+    del keys, trial, repeat_values, labels
+    change = np.zeros(max(n - 1, 0), dtype=bool)
+    for k in sorted_keys:
+        change |= k[1:] != k[:-1]
+    starts = np.flatnonzero(np.r_[True, change])
+    ends = np.r_[starts[1:], n]
+    del change
+
     builder = ArchiveBuilder(
         source=f"table {path}"
         + (f" (exported from: {facts['attrs'].get('source', '')})" if facts else ""),
@@ -702,12 +724,19 @@ def import_table(
                 for w in workload_names:
                     builder.add_space(w, name, space)
 
-    sorted_step = step[order]
-    sorted_no_step = no_step[order]
-    sorted_values = {k: v[order] for k, v in values.items()}
-    sorted_hp = {h: v[order] for h, v in hp_values.items()}
-    sorted_seed = seed[order]
-    sorted_status = raw_status[order] if raw_status is not None else None
+    # Rebinding drops the unsorted columns as soon as their sorted copies exist.
+    sorted_step = take(step)
+    sorted_no_step = take(no_step)
+    del step, no_step
+    sorted_values: dict[str, FloatArray] = {}
+    for name in list(values):
+        sorted_values[name] = take(values.pop(name))
+    sorted_hp: dict[str, FloatArray] = {}
+    for h in list(hp_values):
+        sorted_hp[h] = take(hp_values.pop(h))
+    sorted_seed = take(seed)
+    sorted_status = take(raw_status) if raw_status is not None else None
+    del seed, raw_status
     budgets = (
         {
             w: _workload_info(w, mapped.facts(w), source=mapped.source).step_budget
@@ -720,10 +749,10 @@ def import_table(
     )
     valid_status = {s.value for s in Status} - {Status.MISSING.value}
     for a, b in zip(starts, ends, strict=True):
-        w = workload_names[sorted_keys[0, a]]
-        o = optimizer_names[sorted_keys[1, a]]
-        t = int(sorted_keys[2, a])
-        rep = {d: int(sorted_keys[3 + i, a]) for i, d in enumerate(reps)}
+        w = workload_names[sorted_keys[0][a]]
+        o = optimizer_names[sorted_keys[1][a]]
+        t = int(sorted_keys[2][a])
+        rep = {d: int(sorted_keys[3 + i][a]) for i, d in enumerate(reps)}
         where = f"{path}: run {w}/{o}/trial {t}" + "".join(f"/{d} {v}" for d, v in rep.items())
         hp = {h: float(v[a]) for h, v in sorted_hp.items() if not math.isnan(v[a])}
         if any(
