@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,7 @@ import typer
 from optcmp_cli._common import console, err_console, print_json, reports_errors
 from optcmp_data import archive_caveats, open_archive, write_archive
 from optcmp_data.importers import (
+    IMPORTERS,
     TABLE_FORMATS,
     ImportResult,
     Ruleset,
@@ -32,8 +34,9 @@ __all__ = ["export", "import_app"]
 import_app = typer.Typer(
     name="import",
     help=(
-        "Import trials as optcmp archives: published archives (DeepOBS, AlgoPerf), tidy "
-        "tables (CSV, Parquet) and Optuna studies.\n\n"
+        "Import trials as optcmp archives: "
+        + "; ".join(f"{imp.name}: {imp.reads}" for imp in IMPORTERS.values())
+        + ".\n\n"
         "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
     ),
     no_args_is_help=True,
@@ -87,7 +90,6 @@ def _report(result: ImportResult, out: Path, json_out: bool) -> None:
         err_console.print(f"skipped {result.skipped} bad input(s)", markup=False)
 
 
-@import_app.command("deepobs")
 @reports_errors
 def deepobs(
     src: Annotated[Path, typer.Argument(help="DeepOBS output tree (1.1 or 1.2 format).")],
@@ -113,7 +115,6 @@ def deepobs(
     _report(result, out, json_out)
 
 
-@import_app.command("algoperf")
 @reports_errors
 def algoperf(
     src: Annotated[
@@ -151,7 +152,6 @@ def algoperf(
     _report(result, out, json_out)
 
 
-@import_app.command("table")
 @reports_errors
 def table(
     src: Annotated[
@@ -212,7 +212,6 @@ def export(
         console.print(f"wrote {table_path} and {side} ({rows} runs)", markup=False)
 
 
-@import_app.command("optuna")
 @reports_errors
 def optuna(
     storage: Annotated[
@@ -267,3 +266,15 @@ def optuna(
     )
     write_archive(result.dataset, out)
     _report(result, out, json_out)
+
+
+# One subcommand per entry of the importers' registry; a registry entry without its
+# command here fails at import time rather than going missing from the CLI.
+_COMMANDS: dict[str, Callable[..., None]] = {
+    "deepobs": deepobs,
+    "algoperf": algoperf,
+    "table": table,
+    "optuna": optuna,
+}
+for _name in IMPORTERS:
+    import_app.command(_name)(_COMMANDS[_name])

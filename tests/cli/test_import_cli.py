@@ -200,3 +200,15 @@ def test_table_errors_are_one_line(tmp_path: Path, args: list[str], needle: str)
     assert len(stderr.strip().splitlines()) == 1
     assert needle in stderr
     assert not (tmp_path / "o.nc").exists()
+
+
+def test_import_subcommands_are_the_registry() -> None:
+    from optcmp_cli._import import import_app
+    from optcmp_data.importers import IMPORTERS
+
+    names = [c.name for c in import_app.registered_commands]
+    assert names == list(IMPORTERS)
+    code, stdout, _ = _run("import", "--help")
+    assert code == 0
+    for name in IMPORTERS:
+        assert name in stdout

@@ -41,6 +41,7 @@ from optcmp_data.importers._common import (
     BadInputs,
     ImportResult,
     checked_float,
+    open_source_dir,
     read_json_object,
     read_text,
 )
@@ -254,12 +255,8 @@ def import_algoperf(
     logs). Malformed files raise DataFormatError naming the file, or with `skip_bad` are
     skipped with one warning each.
     """
-    src = Path(src)
+    src = open_source_dir(src, "an AlgoPerf log tree")
     ruleset = Ruleset(ruleset)
-    if not src.is_dir():
-        raise DataFormatError(f"{src}: not a directory (expected an AlgoPerf log tree)")
-    if not any(src.iterdir()):
-        raise DataFormatError(f"{src}: empty folder; no AlgoPerf logs to import")
     root = _ruleset_root(src, ruleset)
     target_path = Path(targets) if targets is not None else _find_targets(src, root)
     if not target_path.is_file():

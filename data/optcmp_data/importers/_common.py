@@ -6,6 +6,7 @@ Dependency rule: numpy, xarray, attrs and this package only (like all of optcmp_
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ __all__ = [
     "ImportResult",
     "checked_float",
     "checked_int",
+    "open_source_dir",
     "read_json_object",
     "read_text",
 ]
@@ -112,3 +114,18 @@ def checked_float(value: object, *, where: str) -> float:
         return float(value)
     except OverflowError:
         raise DataFormatError(f"{where}: {_short(value)} is too large for a float") from None
+
+
+def open_source_dir(src: str | os.PathLike[str], what: str) -> Path:
+    """The shared opening of a tree importer: `src` must be a non-empty directory;
+    DataFormatError naming it and `what` (e.g. "a DeepOBS output tree") otherwise."""
+    path = Path(src)
+    if not path.is_dir():
+        raise DataFormatError(f"{path}: not a directory (expected {what})")
+    try:
+        empty = not any(path.iterdir())
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot be listed ({err.strerror})") from None
+    if empty:
+        raise DataFormatError(f"{path}: empty folder; expected {what}")
+    return path

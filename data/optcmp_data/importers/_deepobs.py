@@ -50,6 +50,7 @@ from optcmp_data.importers._common import (
     ImportResult,
     checked_float,
     checked_int,
+    open_source_dir,
     read_json_object,
 )
 
@@ -270,11 +271,7 @@ def import_deepobs(
     Malformed files raise DataFormatError naming the file, or with `skip_bad` are skipped
     with one warning each (ImportResult.warnings).
     """
-    src = Path(src)
-    if not src.is_dir():
-        raise DataFormatError(f"{src}: not a directory (expected a DeepOBS output tree)")
-    if not any(src.iterdir()):
-        raise DataFormatError(f"{src}: empty folder; no DeepOBS runs to import")
+    src = open_source_dir(src, "a DeepOBS output tree")
     files = _find_run_files(src)
     if not files:
         raise DataFormatError(
