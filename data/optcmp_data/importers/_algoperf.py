@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
@@ -239,6 +240,155 @@ def _read_hparams(path: Path) -> dict[str, float]:
     return out
 
 
+@attrs.frozen
+class _TrialDir:
+    workload: str
+    submission: str
+    trial: int
+    study: int
+    path: Path
+
+
+@attrs.define
+class _Discovery:
+    trials: list[_TrialDir]
+    frameworks: dict[tuple[str, str], str]
+    ignored: int  # folders under study_* that are not <workload>_<framework>
+
+
+def _discover(root: Path, spec: _Targets, bad: BadInputs) -> _Discovery:
+    """Phase 1a: every <submission>/study_<k>/<workload>_<framework>/trial_<n> folder."""
+    found = _Discovery(trials=[], frameworks={}, ignored=0)
+    for submission in sorted(p for p in root.iterdir() if p.is_dir()):
+        for study_no, study_dir in _dirs(submission, _STUDY, bad):
+            with os.scandir(study_dir) as entries:
+                folders = sorted((e.name, e.path) for e in entries if e.is_dir())
+            for name, path in folders:
+                wm = _WORKLOAD.match(name)
+                if not wm:
+                    found.ignored += 1
+                    continue
+                workload, framework = wm.group(1), wm.group(2)
+                if workload not in spec.info:
+                    bad.bad(f"{path}: workload {workload!r} is not in {spec.path}")
+                    continue
+                old = found.frameworks.setdefault((workload, submission.name), framework)
+                if old != framework:
+                    bad.bad(
+                        f"{path}: {submission.name} ran {workload} in both {old} and {framework}"
+                    )
+                    continue
+                for trial_no, trial_dir in _dirs(Path(path), _TRIAL, bad):
+                    found.trials.append(
+                        _TrialDir(workload, submission.name, trial_no, study_no, trial_dir)
+                    )
+    if not found.trials:
+        raise DataFormatError(
+            f"{root}: no AlgoPerf trial folders found (expected <submission>/study_<k>/"
+            f"<workload>_<jax|pytorch>/trial_<n>/{_CSV})"
+        )
+    return found
+
+
+def _all_hparams(
+    trials: list[_TrialDir], bad: BadInputs
+) -> dict[tuple[str, str, int], dict[str, float]]:
+    """Phase 1b: hyperparameters belong to a trial, not to one study; a trial's
+    hparams.json must say the same in every study."""
+    hparams: dict[tuple[str, str, int], dict[str, float]] = {}
+    for t in trials:
+        hp_path = t.path / _HPARAMS
+        if not hp_path.is_file():
+            continue
+        try:
+            values = _read_hparams(hp_path)
+        except DataFormatError as err:
+            bad.bad(str(err))
+            continue
+        old = hparams.setdefault((t.workload, t.submission, t.trial), values)
+        if old != values:
+            bad.bad(f"{hp_path}: differs from the same trial's hparams.json in another study")
+    return hparams
+
+
+@attrs.define
+class _Parsed:
+    records: list[TrialRecord]
+    files: int
+    no_csv: int
+
+
+def _parse_trials(
+    trials: list[_TrialDir],
+    spec: _Targets,
+    hparams: dict[tuple[str, str, int], dict[str, float]],
+    bad: BadInputs,
+) -> _Parsed:
+    """Phase 1c: one TrialRecord per trial folder (incomplete without a CSV)."""
+    out = _Parsed(records=[], files=0, no_csv=0)
+    for t in trials:
+        csv_path = t.path / _CSV
+        if not csv_path.is_file():
+            out.no_csv += 1
+            status = Status.INCOMPLETE
+            curves = Curves(step=np.zeros(0, dtype=np.int64))
+        else:
+            try:
+                cols, diverged = _read_csv(csv_path, spec.info[t.workload][0])
+            except DataFormatError as err:
+                bad.bad(str(err))
+                continue
+            out.files += 1
+            step = cols.pop("step")
+            assert step is not None
+            status = Status.DIVERGED if diverged else Status.COMPLETED
+            curves = Curves(step=step.astype(np.int64), **cols)
+        out.records.append(
+            TrialRecord(
+                workload=t.workload,
+                optimizer=t.submission,
+                trial=t.trial,
+                status=status,
+                hparams=hparams.get((t.workload, t.submission, t.trial), {}),
+                curves=curves,
+                repeat={"study": t.study},
+            )
+        )
+    return out
+
+
+def _declare(builder: ArchiveBuilder, spec: _Targets, records: list[TrialRecord]) -> None:
+    """Phase 2: the workloads (facts from the targets file) and submissions present."""
+    for workload in sorted({r.workload for r in records}):
+        metric_name, target, step_hint = spec.info[workload]
+        builder.add_workload(
+            WorkloadInfo(
+                name=workload,
+                metric_name=metric_name,
+                direction=ALGOPERF_DIRECTIONS[metric_name],
+                valid_target=target,
+                step_budget=step_hint,
+                selection_split=Split.VALID,
+            )
+        )
+    for sub in sorted({r.optimizer for r in records}):
+        builder.add_optimizer(sub, "")
+
+
+def _counts(trials: list[_TrialDir]) -> tuple[int, int, list[str]]:
+    """Studies per submission and trials per study, as the logs hold them, and the
+    submissions with fewer studies than the others."""
+    studies: dict[str, set[int]] = {}
+    per_study: dict[tuple[str, str, int], set[int]] = {}
+    for t in trials:
+        studies.setdefault(t.submission, set()).add(t.study)
+        per_study.setdefault((t.workload, t.submission, t.study), set()).add(t.trial)
+    n_studies = max(len(v) for v in studies.values())
+    n_trials = max(len(v) for v in per_study.values())
+    short = sorted(sub for sub, v in studies.items() if len(v) < n_studies)
+    return n_studies, n_trials, short
+
+
 def import_algoperf(
     src: str | os.PathLike[str],
     /,
@@ -253,7 +403,8 @@ def import_algoperf(
     `src` is the folder holding logs/<ruleset>/, the logs folder, or a ruleset folder;
     `targets` the workload targets JSON (default: a workload_targets*.json next to the
     logs). Malformed files raise DataFormatError naming the file, or with `skip_bad` are
-    skipped with one warning each.
+    skipped with one warning each. Phases: discover and parse (folders, hparams, CSVs),
+    declare (workloads and submissions), add the trials and build.
     """
     src = open_source_dir(src, "an AlgoPerf log tree")
     ruleset = Ruleset(ruleset)
@@ -263,6 +414,11 @@ def import_algoperf(
         raise DataFormatError(f"{target_path}: targets file not found")
     spec = _Targets(target_path)
     bad = BadInputs(skip_bad=skip_bad)
+
+    found = _discover(root, spec, bad)
+    parsed = _parse_trials(found.trials, spec, _all_hparams(found.trials, bad), bad)
+    if parsed.files == 0:
+        raise DataFormatError(f"{root}: no readable {_CSV} files")
 
     builder = ArchiveBuilder(
         source=f"AlgoPerf {ruleset.value} logs {root} with targets {target_path}",
@@ -275,128 +431,29 @@ def import_algoperf(
         ],
         repeat_dims=("study",),
     )
-    frameworks: dict[tuple[str, str], str] = {}
-    declared: set[str] = set()
-    ignored = 0
-    no_csv = 0
-    n_files = 0
-    pending: list[tuple[str, str, int, int, Path]] = []
-    for submission in sorted(p for p in root.iterdir() if p.is_dir()):
-        for study_no, study_dir in _dirs(submission, _STUDY, bad):
-            with os.scandir(study_dir) as entries:
-                for entry in sorted(entries, key=lambda e: e.name):
-                    if not entry.is_dir():
-                        continue
-                    wm = _WORKLOAD.match(entry.name)
-                    if not wm:
-                        ignored += 1
-                        continue
-                    workload, framework = wm.group(1), wm.group(2)
-                    if workload not in spec.info:
-                        bad.bad(f"{entry.path}: workload {workload!r} is not in {target_path}")
-                        continue
-                    key = (workload, submission.name)
-                    old = frameworks.setdefault(key, framework)
-                    if old != framework:
-                        bad.bad(
-                            f"{entry.path}: {submission.name} ran {workload} in both "
-                            f"{old} and {framework}"
-                        )
-                        continue
-                    for trial_no, trial_dir in _dirs(Path(entry.path), _TRIAL, bad):
-                        pending.append((workload, submission.name, trial_no, study_no, trial_dir))
-    if not pending:
-        raise DataFormatError(
-            f"{root}: no AlgoPerf trial folders found (expected <submission>/study_<k>/"
-            f"<workload>_<jax|pytorch>/trial_<n>/{_CSV})"
-        )
+    _declare(builder, spec, parsed.records)
+    for record in parsed.records:
+        builder.add_trial(record)
 
-    # Hyperparameters belong to a trial, not to one study; read them all first.
-    hparams: dict[tuple[str, str, int], dict[str, float]] = {}
-    for workload, sub, trial, _, trial_dir in pending:
-        hp_path = trial_dir / _HPARAMS
-        if not hp_path.is_file():
-            continue
-        try:
-            values = _read_hparams(hp_path)
-        except DataFormatError as err:
-            bad.bad(str(err))
-            continue
-        old_hp = hparams.setdefault((workload, sub, trial), values)
-        if old_hp != values:
-            bad.bad(f"{hp_path}: differs from the same trial's hparams.json in another study")
-
-    for workload, sub, trial, study, trial_dir in pending:
-        metric = spec.info[workload][0]
-        csv_path = trial_dir / _CSV
-        hp = hparams.get((workload, sub, trial), {})
-        if not csv_path.is_file():
-            no_csv += 1
-            status = Status.INCOMPLETE
-            curves = Curves(step=np.zeros(0, dtype=np.int64))
-        else:
-            try:
-                cols, diverged = _read_csv(csv_path, metric)
-            except DataFormatError as err:
-                bad.bad(str(err))
-                continue
-            n_files += 1
-            step = cols.pop("step")
-            assert step is not None
-            status = Status.DIVERGED if diverged else Status.COMPLETED
-            curves = Curves(step=step.astype(np.int64), **cols)
-        if workload not in declared:
-            metric_name, target, step_hint = spec.info[workload]
-            builder.add_workload(
-                WorkloadInfo(
-                    name=workload,
-                    metric_name=metric_name,
-                    direction=ALGOPERF_DIRECTIONS[metric_name],
-                    valid_target=target,
-                    step_budget=step_hint,
-                    selection_split=Split.VALID,
-                )
-            )
-            declared.add(workload)
-        builder.add_optimizer(sub, "")
-        builder.add_trial(
-            TrialRecord(
-                workload=workload,
-                optimizer=sub,
-                trial=trial,
-                status=status,
-                hparams=hp,
-                curves=curves,
-                repeat={"study": study},
-            )
-        )
-    if n_files == 0:
-        raise DataFormatError(f"{root}: no readable {_CSV} files")
     # The version's study and trial counts come from the logs, not from constants.
-    studies: dict[str, set[int]] = {}
-    trials: dict[tuple[str, str, int], set[int]] = {}
-    for workload, sub, trial, study, _ in pending:
-        studies.setdefault(sub, set()).add(study)
-        trials.setdefault((workload, sub, study), set()).add(trial)
-    n_studies = max(len(v) for v in studies.values())
-    n_trials = max(len(v) for v in trials.values())
-    short = sorted(sub for sub, v in studies.items() if len(v) < n_studies)
+    n_studies, n_trials, short = _counts(found.trials)
     if short:
         builder.add_caveat(
             f"submissions {short} have fewer than the {n_studies} studies of the others; "
             "their times are medians over the studies they have"
         )
-    if ignored:
+    if found.ignored:
         builder.add_caveat(
-            f"ignored {ignored} folders under study_* that are not <workload>_<framework> "
-            "folders (e.g. stray trial_* folders), as the official scorer does"
+            f"ignored {found.ignored} folders under study_* that are not "
+            "<workload>_<framework> folders (e.g. stray trial_* folders), as the official "
+            "scorer does"
         )
-    if no_csv:
+    if parsed.no_csv:
         builder.add_caveat(
-            f"{no_csv} trial folders have no {_CSV}; imported as incomplete with no evaluations"
+            f"{parsed.no_csv} trial folders have no {_CSV}; imported as incomplete with no "
+            "evaluations"
         )
-    ds = builder.build()
-    ds = _with_framework(ds, frameworks)
+    ds = _with_framework(builder.build(), found.frameworks)
     ds.attrs.update(
         importer="algoperf",
         ruleset=ruleset.value,
@@ -406,7 +463,7 @@ def import_algoperf(
         studies_per_submission=n_studies,
         trials_per_study=n_trials,
     )
-    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
+    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=parsed.files)
 
 
 def _with_framework(ds: xr.Dataset, frameworks: dict[tuple[str, str], str]) -> xr.Dataset:
