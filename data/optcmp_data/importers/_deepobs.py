@@ -272,53 +272,15 @@ def import_deepobs(
     with one warning each (ImportResult.warnings).
     """
     src = open_source_dir(src, "a DeepOBS output tree")
-    files = _find_run_files(src)
-    if not files:
-        raise DataFormatError(
-            f"{src}: no DeepOBS run files found (expected "
-            "<testproblem>/<optimizer>/<setting>/random_seed__<seed>__<time>.json); "
-            "is this a DeepOBS output tree?"
-        )
     bad = BadInputs(skip_bad=skip_bad)
-    runs: list[_Run] = []
-    for path in files:
-        try:
-            runs.append(_parse_run(path, src))
-        except DataFormatError as err:
-            bad.bad(str(err))
-    if not runs:
-        raise DataFormatError(f"{src}: none of its {len(files)} run files could be read")
-    formats = sorted({r.fmt for r in runs})
-    if len(formats) > 1:
-        first = {f: next(r.path for r in runs if r.fmt == f) for f in formats}
-        raise DataFormatError(
-            f"{src}: mixes DeepOBS 1.1 and 1.2 files ({first['1.1']} and {first['1.2']})"
-        )
-    fmt = formats[0]
+    runs, fmt = _discover_and_parse(src, bad)
 
     target_path = Path(targets) if targets is not None else src / _TARGETS_FILE
     if targets is not None and not target_path.is_file():
         raise DataFormatError(f"{target_path}: targets file not found")
     test_targets = _read_targets(target_path, bad) if target_path.is_file() else {}
 
-    # Extra levels that are the same for every run carry no information.
-    n_levels = {len(r.levels) for r in runs}
-    if len(n_levels) > 1:
-        raise DataFormatError(
-            f"{src}: run files sit at different depths (e.g. {runs[0].path} and "
-            f"{next(r.path for r in runs if len(r.levels) != len(runs[0].levels))})"
-        )
-    varying = [i for i in range(n_levels.pop()) if len({r.levels[i] for r in runs}) > 1]
-
-    def opt_label(run: _Run) -> str:
-        return "-".join([run.optimizer, *(run.levels[i] for i in varying)])
-
-    # Group runs by setting folder (the re-runs store a rounded learning rate).
-    settings: dict[tuple[str, str], dict[str, list[_Run]]] = {}
-    for run in runs:
-        cell = settings.setdefault((run.problem, opt_label(run)), {})
-        key = "/".join([*run.levels, run.setting])
-        cell.setdefault(key, []).append(run)
+    varying, opt_label, settings = _group(src, runs)
 
     caveats = [
         "step is the epoch index (eval 0 is the evaluation before training): DeepOBS "
@@ -338,6 +300,93 @@ def import_deepobs(
         repeat_dims=("seed",),
     )
 
+    metric_of = _declare_workloads(builder, runs, fmt, test_targets, bad)
+    seed_sets, n_files, n_filled = _add_cells(builder, settings, metric_of, bad)
+    if n_files == 0:
+        raise DataFormatError(f"{src}: no usable DeepOBS runs")
+    if n_filled:
+        builder.add_caveat(
+            f"{n_filled} diverged runs had their remaining epochs filled with epoch-0 values "
+            "(DeepOBS 1.2); those epochs are stored as NaN"
+        )
+    selection_repeats = _shared_seeds(seed_sets)
+    if selection_repeats:
+        builder.add_caveat(
+            f"selection uses only seed(s) {selection_repeats}, which every setting was run "
+            "with; the other seeds re-ran chosen settings after the choice was made"
+        )
+    below = len(runs[0].path.relative_to(src).parts) < 4
+    _level_caveats(builder, fmt, below, varying)
+    ds = builder.build()
+    ds = _with_run_settings(ds, runs, opt_label, fmt)
+    ds.attrs["importer"] = "deepobs"
+    ds.attrs["deepobs_format"] = fmt
+    if selection_repeats:
+        ds.attrs["selection_repeats"] = f"seed={selection_repeats}"
+    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
+
+
+def _discover_and_parse(src: Path, bad: BadInputs) -> tuple[list[_Run], str]:
+    """Phase 1: every run file under `src`, parsed; one format for the whole tree."""
+    files = _find_run_files(src)
+    if not files:
+        raise DataFormatError(
+            f"{src}: no DeepOBS run files found (expected "
+            "<testproblem>/<optimizer>/<setting>/random_seed__<seed>__<time>.json); "
+            "is this a DeepOBS output tree?"
+        )
+    runs: list[_Run] = []
+    for path in files:
+        try:
+            runs.append(_parse_run(path, src))
+        except DataFormatError as err:
+            bad.bad(str(err))
+    if not runs:
+        raise DataFormatError(f"{src}: none of its {len(files)} run files could be read")
+    formats = sorted({r.fmt for r in runs})
+    if len(formats) > 1:
+        first = {f: next(r.path for r in runs if r.fmt == f) for f in formats}
+        raise DataFormatError(
+            f"{src}: mixes DeepOBS 1.1 and 1.2 files ({first['1.1']} and {first['1.2']})"
+        )
+    return runs, formats[0]
+
+
+_Settings = dict[tuple[str, str], dict[str, list[_Run]]]
+
+
+def _group(src: Path, runs: Sequence[_Run]) -> tuple[list[int], Callable[[_Run], str], _Settings]:
+    """Phase 1b: the folder levels that differ between runs (part of the optimizer
+    label; levels the same for every run carry no information), the label function, and
+    runs grouped by (problem, label) and setting folder (re-runs store a rounded
+    learning rate, so the folder, not the value, groups them)."""
+    n_levels = {len(r.levels) for r in runs}
+    if len(n_levels) > 1:
+        raise DataFormatError(
+            f"{src}: run files sit at different depths (e.g. {runs[0].path} and "
+            f"{next(r.path for r in runs if len(r.levels) != len(runs[0].levels))})"
+        )
+    varying = [i for i in range(n_levels.pop()) if len({r.levels[i] for r in runs}) > 1]
+
+    def opt_label(run: _Run) -> str:
+        return "-".join([run.optimizer, *(run.levels[i] for i in varying)])
+
+    settings: _Settings = {}
+    for run in runs:
+        cell = settings.setdefault((run.problem, opt_label(run)), {})
+        key = "/".join([*run.levels, run.setting])
+        cell.setdefault(key, []).append(run)
+    return varying, opt_label, settings
+
+
+def _declare_workloads(
+    builder: ArchiveBuilder,
+    runs: Sequence[_Run],
+    fmt: str,
+    test_targets: dict[str, float],
+    bad: BadInputs,
+) -> dict[str, str]:
+    """Phase 2: one workload per test problem; returns its metric ("accuracy"/"loss")."""
     metric_of: dict[str, str] = {}
     epochs_of: dict[str, int] = {}
     for run in runs:
@@ -362,6 +411,14 @@ def import_deepobs(
             )
         )
 
+    return metric_of
+
+
+def _add_cells(
+    builder: ArchiveBuilder, settings: _Settings, metric_of: dict[str, str], bad: BadInputs
+) -> tuple[list[frozenset[int]], int, int]:
+    """Phase 3: optimizers, spaces and one trial per setting (a run per seed); returns
+    the seed set of every setting, the files used and the runs with 1.2's fill."""
     seed_sets: list[frozenset[int]] = []
     n_files = 0
     n_filled = 0
@@ -397,28 +454,7 @@ def import_deepobs(
                 seed_sets.append(frozenset(seeds))
         builder.add_space(problem, opt, _observed_space(lrs, other))
 
-    if n_files == 0:
-        raise DataFormatError(f"{src}: no usable DeepOBS runs")
-    if n_filled:
-        builder.add_caveat(
-            f"{n_filled} diverged runs had their remaining epochs filled with epoch-0 values "
-            "(DeepOBS 1.2); those epochs are stored as NaN"
-        )
-    selection_repeats = _shared_seeds(seed_sets)
-    if selection_repeats:
-        builder.add_caveat(
-            f"selection uses only seed(s) {selection_repeats}, which every setting was run "
-            "with; the other seeds re-ran chosen settings after the choice was made"
-        )
-    below = len(runs[0].path.relative_to(src).parts) < 4
-    _level_caveats(builder, fmt, below, varying)
-    ds = builder.build()
-    ds = _with_run_settings(ds, runs, opt_label, fmt)
-    ds.attrs["importer"] = "deepobs"
-    ds.attrs["deepobs_format"] = fmt
-    if selection_repeats:
-        ds.attrs["selection_repeats"] = f"seed={selection_repeats}"
-    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
+    return seed_sets, n_files, n_filled
 
 
 def _family(runs: Sequence[_Run], bad: BadInputs) -> str:
