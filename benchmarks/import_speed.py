@@ -18,7 +18,7 @@ unit test; run it directly: `python benchmarks/import_speed.py [ARCHIVES_DIR]`, 
     rows) written as CSV (and Parquet with pyarrow), then `import_table` against pandas
     (and pyarrow) reading the same file (rows per second), writing the archive, and
     `optcmp analyze budget` on it. Import and analysis each run in a child process whose
-    peak RSS is compared with the archive's in-memory size (target ~2x).
+    peak RSS (VmHWM, its own) is compared with the archive's in-memory size (target ~2x).
 
 Floors and imports alternate in rounds; each figure is the median of its rounds. Writing
 the archive (atomic netCDF4) is printed separately. The last line is
@@ -78,23 +78,40 @@ def _rounds(fns: dict[str, Callable[[], object]], n: int) -> dict[str, float]:
     return {k: statistics.median(v) for k, v in times.items()}
 
 
-_CHILD_ANALYZE = """
+_PEAK = """
+def _peak():
+    # VmHWM: this process's own peak RSS (reset by exec; ru_maxrss is not, so a child
+    # of a large parent would report the parent's size)
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+"""
+_CHILD_ANALYZE = (
+    _PEAK
+    + """
 import resource, runpy, sys
 sys.argv = ["optcmp", *sys.argv[1:]]
 try:
     runpy.run_module("optcmp_cli", run_name="__main__")
 except SystemExit:
     pass
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024, file=sys.stderr)
+print(_peak(), file=sys.stderr)
 """
-_CHILD_BASE = """
-import resource
+)
+_CHILD_BASE = (
+    _PEAK
+    + """
 import optcmp_analysis, optcmp_cli.app, optcmp_data.importers, pandas, xarray
-print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)
+print(_peak())
 """
+)
 
-_CHILD_IMPORT = """
-import resource, sys, time
+_CHILD_IMPORT = (
+    _PEAK
+    + """
+import sys, time
 from optcmp_data import write_archive
 from optcmp_data.importers import import_table
 start = time.perf_counter()
@@ -103,9 +120,9 @@ took = time.perf_counter() - start
 start = time.perf_counter()
 write_archive(ds, sys.argv[2])
 wrote = time.perf_counter() - start
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-print(took, wrote, ds.nbytes, peak)
+print(took, wrote, ds.nbytes, _peak())
 """
+)
 
 
 def write_synthetic_table(path: Path, n_trials: int, n_evals: int) -> int:
