@@ -349,3 +349,23 @@ def test_sidecar_is_json_with_the_facts(tmp_path: Path) -> None:
     assert facts["workloads"]["w0"]["test_target"] is None  # NaN as null
     assert {s["optimizer"] for s in facts["spaces"]} == {"sgd", "adam"}
     assert facts["taxonomy"]["inclusion"]
+
+
+@pytest.mark.parametrize("which", ["sidecar", "mapping", "mapping-not-utf8"])
+def test_hostile_sidecar_and_mapping_files(tmp_path: Path, which: str) -> None:
+    ds = synthetic_archive(optimizers=("sgd",), n_trials=2)
+    table, side = export_table(ds, tmp_path / "t.csv")
+    mapping = None
+    if which == "sidecar":
+        side.write_text("[" * 100_000 + "]" * 100_000)
+    else:
+        side.unlink()
+        mapping = tmp_path / "m.toml"
+        if which == "mapping":
+            mapping.write_text("a = " + "[" * 100_000 + "]" * 100_000)
+        else:
+            mapping.write_bytes(b"[workload]\nmetric_name = '\xff\xfe'\n")
+    with pytest.raises((DataFormatError, ConfigError)) as err:
+        import_table(table, mapping=mapping)
+    assert "\n" not in str(err.value)
+    assert str(side if which == "sidecar" else mapping) in str(err.value)

@@ -431,6 +431,8 @@ class TableMapping:
             data = tomllib.loads(read_text(path))
         except tomllib.TOMLDecodeError as err:
             raise ConfigError(f"{path}: not valid TOML ({err})") from None
+        except RecursionError:
+            raise ConfigError(f"{path}: TOML nested too deeply to be a mapping") from None
         return cls(data, source=str(path))
 
     def facts(self, workload: str) -> dict[str, Any]:
@@ -571,6 +573,8 @@ def import_table(
             facts = json.loads(read_text(side))
         except json.JSONDecodeError as err:
             raise DataFormatError(f"{side}: not valid JSON ({err.msg})") from None
+        except RecursionError:
+            raise DataFormatError(f"{side}: JSON nested too deeply to be a sidecar") from None
         if not isinstance(facts, dict) or facts.get("optcmp_table") != _TABLE_VERSION:
             raise DataFormatError(f"{side}: not an optcmp table sidecar (version {_TABLE_VERSION})")
     if isinstance(mapping, TableMapping):
