@@ -354,17 +354,82 @@ def read_frame(path: str | os.PathLike[str], /, *, text_columns: Sequence[str] =
         return frame
     header = _csv_header(path)
     _check_unique(path, header)
-    dtypes = {c: "category" for c in text_columns if c in header}
+    text = [c for c in text_columns if c in header]
     try:
-        return pd.read_csv(
-            path,
-            dtype=dtypes,
-            keep_default_na=False,
-            na_values=[""],
-        )
+        return _read_csv_chunked(path, text)
     except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
         detail = " ".join(str(err).split()) or type(err).__name__
         raise DataFormatError(f"{path}: not a readable CSV table ({detail})") from None
+
+
+_CHUNK_ROWS = 100_000
+
+
+def _count_rows(path: Path) -> int:
+    """Lines after the header (an upper bound on rows; the reader trims)."""
+    lines = 0
+    last = b"\n"
+    with path.open("rb") as handle:
+        while block := handle.read(1 << 24):
+            lines += block.count(b"\n")
+            last = block[-1:]
+    return lines + (last != b"\n")
+
+
+def _read_csv_chunked(path: Path, text_columns: Sequence[str]) -> Any:
+    """The CSV in chunks written straight into one array per column, so that memory
+    peaks near the final columns rather than at pandas' whole-file parse (about three
+    times them): label columns as categoricals, numbers as float64, and any other column
+    as Python objects."""
+    capacity = max(_count_rows(path) - 1, 0)
+    reader = pd.read_csv(
+        path,
+        dtype={c: "category" for c in text_columns},
+        keep_default_na=False,
+        na_values=[""],
+        chunksize=_CHUNK_ROWS,
+    )
+    arrays: dict[str, npt.NDArray[Any]] = {}
+    labels: dict[str, dict[str, int]] = {c: {} for c in text_columns}
+    pos = 0
+    columns: list[str] = []
+    for chunk in reader:
+        m = len(chunk)
+        if not columns:
+            columns = [str(c) for c in chunk.columns]
+        if pos + m > capacity:  # quoted newlines make the line count a poor bound
+            capacity = max(2 * capacity, pos + m)
+            for c in arrays:
+                arrays[c] = np.resize(arrays[c], capacity)
+        for c in columns:
+            col = chunk[c]
+            if c in labels:
+                codes, uniques = pd.factorize(col, use_na_sentinel=True)
+                table = labels[c]
+                mapping = np.array([table.setdefault(str(u), len(table)) for u in uniques] + [-1])
+                values: npt.NDArray[Any] = mapping[codes].astype(np.int32)
+                dtype: Any = np.int32
+            elif col.dtype.kind in "fiub":
+                values, dtype = col.to_numpy(dtype=np.float64, na_value=np.nan), np.float64
+            else:
+                values, dtype = col.to_numpy(dtype=object), object
+            if c not in arrays:
+                arrays[c] = np.empty(capacity, dtype=dtype)
+            elif arrays[c].dtype != dtype and dtype is object:
+                arrays[c] = arrays[c].astype(object)
+            arrays[c][pos : pos + m] = values
+        pos += m
+    if not columns:
+        return pd.DataFrame({c: [] for c in _csv_header(path)})
+    out: dict[str, Any] = {}
+    for c in columns:
+        arr = arrays.pop(c)[:pos]
+        if c in labels:
+            names = list(labels[c])
+            out[c] = pd.Categorical.from_codes(arr, categories=pd.Index(names, dtype=object))
+        else:
+            out[c] = arr
+    return pd.DataFrame(out, copy=False)
 
 
 # --- mapping ------------------------------------------------------------------------------
