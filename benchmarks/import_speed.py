@@ -241,6 +241,7 @@ def _table_benchmark(n_trials: int, n_evals: int, n_boot: int) -> None:
             )
             took, wrote, nbytes, peak = (float(x) for x in out.stdout.split())
             import_rate = rows / took
+            import_ratio = peak / nbytes
             floor_text = ", ".join(
                 f"{name} read {secs:.2f} s ({rows / secs:,.0f} rows/s)"
                 for name, secs in floors.items()
@@ -280,7 +281,7 @@ def _table_benchmark(n_trials: int, n_evals: int, n_boot: int) -> None:
         )
         print(
             f"RESULT table_rows={rows} table_import_rows_per_s={import_rate:.0f} "
-            f"table_peak_ratio={peak / nbytes:.2f}"
+            f"table_import_peak_ratio={import_ratio:.2f} analyze_peak_ratio={peak / nbytes:.2f}"
         )
 
 
