@@ -705,7 +705,12 @@ def import_table(
         no_step = np.zeros(n, dtype=bool)
         step = np.full(n, -1, dtype=np.int64)
     values = {k: _float_column(frame[col[k]], col[k], path) for k in _VALUE_COLS if col[k] in names}
-    raw_status = frame[col["status"]].astype(str).to_numpy() if col["status"] in names else None
+    # Status as codes into its labels: a text array per row would cost more than the rest.
+    raw_status, status_labels = (
+        _label_codes(frame[col["status"]], col["status"], path)
+        if col["status"] in names
+        else (None, [])
+    )
     if facts is not None:
         hp_names = [str(h) for h in facts["hparams"]]
         hp_cols = {h: HP_PREFIX + h for h in hp_names if HP_PREFIX + h in names}
@@ -858,11 +863,12 @@ def import_table(
                 continue
             curves = Curves(step=run_step, **{k: v[a:b] for k, v in sorted_values.items()})
         if sorted_status is not None:
-            cells = set(sorted_status[a:b])
-            if len(cells) != 1:
-                bad.bad(f"{where}: status differs between its rows ({sorted(cells)})")
+            codes = sorted_status[a:b]
+            if codes.min() != codes.max():
+                cells = sorted({status_labels[c] for c in codes})
+                bad.bad(f"{where}: status differs between its rows ({cells})")
                 continue
-            raw = cells.pop()
+            raw = status_labels[codes[0]]
             status_text = mapped.status_map.get(raw, raw)
             if status_text not in valid_status:
                 bad.bad(
