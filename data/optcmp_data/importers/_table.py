@@ -345,12 +345,18 @@ def read_frame(path: str | os.PathLike[str], /, *, text_columns: Sequence[str] =
         raise DataFormatError(f"{path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
         _need_pyarrow(path)
+        import pyarrow.parquet as pq
+
         try:
-            frame = pd.read_parquet(path)
+            parquet = pq.ParquetFile(path)
+            names = [str(c) for c in parquet.schema_arrow.names]
+            _check_unique(path, names)
+            batches = (b.to_pandas() for b in parquet.iter_batches(batch_size=_CHUNK_ROWS))
+            text = [c for c in text_columns if c in names]
+            frame = _fill_columns(batches, parquet.metadata.num_rows, text, names)
         except (OSError, ValueError) as err:
             detail = str(err).splitlines()[0] if str(err) else type(err).__name__
             raise DataFormatError(f"{path}: not a readable Parquet file ({detail})") from None
-        _check_unique(path, [str(c) for c in frame.columns])
         return frame
     header = _csv_header(path)
     _check_unique(path, header)
@@ -381,7 +387,6 @@ def _read_csv_chunked(path: Path, text_columns: Sequence[str]) -> Any:
     peaks near the final columns rather than at pandas' whole-file parse (about three
     times them): label columns as categoricals, numbers as float64, and any other column
     as Python objects."""
-    capacity = max(_count_rows(path) - 1, 0)
     reader = pd.read_csv(
         path,
         dtype={c: "category" for c in text_columns},
@@ -389,11 +394,18 @@ def _read_csv_chunked(path: Path, text_columns: Sequence[str]) -> Any:
         na_values=[""],
         chunksize=_CHUNK_ROWS,
     )
+    return _fill_columns(reader, max(_count_rows(path) - 1, 0), text_columns, _csv_header(path))
+
+
+def _fill_columns(
+    chunks: Any, capacity: int, text_columns: Sequence[str], header: Sequence[str]
+) -> Any:
+    """DataFrame chunks written into one array per column (see `_read_csv_chunked`)."""
     arrays: dict[str, npt.NDArray[Any]] = {}
     labels: dict[str, dict[str, int]] = {c: {} for c in text_columns}
     pos = 0
     columns: list[str] = []
-    for chunk in reader:
+    for chunk in chunks:
         m = len(chunk)
         if not columns:
             columns = [str(c) for c in chunk.columns]
@@ -420,7 +432,7 @@ def _read_csv_chunked(path: Path, text_columns: Sequence[str]) -> Any:
             arrays[c][pos : pos + m] = values
         pos += m
     if not columns:
-        return pd.DataFrame({c: [] for c in _csv_header(path)})
+        return pd.DataFrame({c: [] for c in header})
     out: dict[str, Any] = {}
     for c in columns:
         arr = arrays.pop(c)[:pos]
