@@ -35,7 +35,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every test, with torch installed."""
-    session.install("-e", ".[train,test]")
+    session.install("-e", ".[train,test,optuna,parquet]")
     session.run("pytest", "-n", "2", *session.posargs)
 
 

@@ -17,7 +17,8 @@ never). Unlike `select_best`, run statuses are not consulted: DeepOBS looks at v
 
 AlgoPerf (`algoperf_score`): per study, each trial's first evaluation whose validation
 metric reaches `valid_target`; the study's time is the `time` (AlgoPerf's score column) of
-the trial reaching it at the earliest evaluation index (ties: lowest trial), inf if none;
+the trial reaching it at the earliest evaluation index (ties, where several trials first
+reach it at that same index: the earliest time), inf if none;
 a submission's time on a workload is the median over the studies that hold any
 evaluation (inf if none: a missing workload). Held-out rules, in order: a held-out
 variant is inf where its base is inf; a time above 4x the fastest submission's on that
@@ -282,11 +283,16 @@ def algoperf_study_times(archive: xr.Dataset, /) -> xr.DataArray:
     )
     n_eval = step.shape[-1]
     first = np.where(reached.any(axis=-1), reached.argmax(axis=-1), n_eval)  # (w, o, s, t)
-    best_trial = first.argmin(axis=-1)  # first minimum: lowest trial on ties
-    best_index = np.take_along_axis(first, best_trial[..., None], axis=-1)[..., 0]
-    trial_time = np.take_along_axis(time, best_trial[..., None, None], axis=3)[:, :, :, 0]
-    at = np.take_along_axis(trial_time, np.minimum(best_index, n_eval - 1)[..., None], axis=-1)
-    times = np.where(best_index < n_eval, at[..., 0], np.inf)
+    best_index = first.min(axis=-1)  # (w, o, s)
+    # Time of every trial at its first reaching evaluation (inf if it never reaches).
+    at = np.take_along_axis(time, np.minimum(first, n_eval - 1)[..., None], axis=-1)[..., 0]
+    at = np.where(first < n_eval, at, np.inf)
+    # Tie rule: among the trials first reaching at the earliest index, the earliest time
+    # wins (NaN times never win; equal times are equal whichever trial gives them).
+    tied = first == best_index[..., None]
+    tied_time = np.where(tied & ~np.isnan(at), at, np.inf)
+    earliest = tied_time.min(axis=-1)
+    times = np.where(best_index < n_eval, earliest, np.inf)
     present = has_eval.any(axis=(-1, -2))
     times = np.where(present, times, np.nan)
     return xr.DataArray(
@@ -344,11 +350,17 @@ class AlgoperfScore:
 
     data: xr.Dataset
     caveats: tuple[str, ...]
+    rules: tuple[tuple[str, str], ...] = ()
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
         out.attrs = {"caveats": "\n".join(self.caveats)}
+        out.attrs.update({f"rule_{k.replace(' ', '_')}": v for k, v in self.rules})
         return out
+
+    def rules_json(self) -> dict[str, str]:
+        """The rules applied, as {name: description}."""
+        return dict(self.rules)
 
     def to_json(self) -> list[dict[str, Any]]:
         """[{"optimizer", "score"}], best score first (ties by name)."""
@@ -471,4 +483,53 @@ def algoperf_score(
     absent = [w for w in scored if w not in names]
     if absent:
         caveats.append(f"workloads {absent} are absent from the archive: scored as inf")
-    return AlgoperfScore(data=data, caveats=tuple(caveats))
+    rules = _algoperf_rules(archive, base, held, study.sizes["study"], max_tau, n_tau)
+    return AlgoperfScore(data=data, caveats=tuple(caveats), rules=rules)
+
+
+def _algoperf_rules(
+    archive: xr.Dataset,
+    base: Sequence[str],
+    held: Sequence[str],
+    n_studies: int,
+    max_tau: float,
+    n_tau: int,
+) -> tuple[tuple[str, str], ...]:
+    """What `algoperf_score` applied, read from the archive (targets file and logs as the
+    importer recorded them), never from one benchmark version's constants."""
+    version = str(archive.attrs.get("benchmark_version", "")) or "not recorded"
+    ruleset = str(archive.attrs.get("ruleset", "")) or "not recorded"
+    from_logs = archive.attrs.get("studies_per_submission")
+    studies = (
+        f"{int(from_logs)} per submission (from the logs)"
+        if from_logs is not None
+        else f"{n_studies} (the archive's study axis)"
+    )
+    trials = archive.attrs.get("trials_per_study")
+    held_rule = (
+        "a held-out variant is inf where its base is inf; a base is inf where its "
+        f"held-out variant is inf (after the {max_tau:g}x rule)"
+        if held
+        else "not applied (no held-out workloads)"
+    )
+    return (
+        ("benchmark version", version),
+        ("ruleset", ruleset),
+        ("base workloads", f"{len(base)}: {', '.join(base)}"),
+        ("held-out workloads", f"{len(held)}: {', '.join(held)}" if held else "none"),
+        ("studies", studies),
+        ("trials per study", str(int(trials)) if trials is not None else "as in the archive"),
+        (
+            "time to target",
+            "per study, the time of the trial first reaching the validation target at the "
+            "earliest evaluation index; ties at that index: the earliest time; a "
+            "submission's time is the median over its studies holding any evaluation",
+        ),
+        ("held-out rules", held_rule),
+        (
+            "profile",
+            f"a time above {max_tau:g}x the fastest is inf; score = integral of the share of "
+            f"base workloads within tau of the fastest over tau in [1, {max_tau:g}] "
+            f"({n_tau} points, trapezoid) / {max_tau - 1:g}",
+        ),
+    )

@@ -41,9 +41,21 @@ __all__ = [
     "seeded_rng",
 ]
 
+
+def _live_console(**kwargs: Any) -> Console:
+    """A console whose width follows COLUMNS (or the terminal) at every use: rich fixes
+    the width for good when COLUMNS is set while the console is made."""
+    saved = os.environ.pop("COLUMNS", None)
+    try:
+        return Console(**kwargs)
+    finally:
+        if saved is not None:
+            os.environ["COLUMNS"] = saved
+
+
 # soft_wrap: plain lines (paths, summaries) are never broken at 80 columns in pipes.
-console = Console(highlight=False, soft_wrap=True)
-err_console = Console(stderr=True, highlight=False, soft_wrap=True)
+console = _live_console(highlight=False, soft_wrap=True)
+err_console = _live_console(stderr=True, highlight=False, soft_wrap=True)
 
 P = ParamSpec("P")
 R = TypeVar("R")

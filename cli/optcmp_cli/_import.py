@@ -1,4 +1,5 @@
-"""`optcmp import deepobs|algoperf`: published trial archives into the archive format.
+"""`optcmp import deepobs|algoperf|table`: other people's trials into the archive format;
+`optcmp export`: an archive as a tidy table.
 
 Dependency rule: typer, rich and optcmp_data (no torch). Each command parses, calls one
 importer, writes the archive atomically (`write_archive`), and reports.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -15,21 +17,34 @@ import typer
 
 from optcmp_cli._common import (
     check_archive_out,
+    check_out_file,
     console,
     err_console,
     print_json,
     reports_errors,
 )
 from optcmp_cli._escape import visible
-from optcmp_data import archive_caveats, write_archive
-from optcmp_data.importers import ImportResult, Ruleset, import_algoperf, import_deepobs
+from optcmp_data import archive_caveats, open_archive, write_archive
+from optcmp_data.importers import (
+    IMPORTERS,
+    TABLE_FORMATS,
+    ImportResult,
+    Ruleset,
+    export_table,
+    import_algoperf,
+    import_deepobs,
+    import_optuna,
+    import_table,
+)
 
-__all__ = ["import_app"]
+__all__ = ["export", "import_app"]
 
 import_app = typer.Typer(
     name="import",
     help=(
-        "Import published trial archives (DeepOBS, AlgoPerf) as optcmp archives.\n\n"
+        "Import trials as optcmp archives: "
+        + "; ".join(f"{imp.name}: {imp.reads}" for imp in IMPORTERS.values())
+        + ".\n\n"
         "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
     ),
     no_args_is_help=True,
@@ -83,7 +98,6 @@ def _report(result: ImportResult, out: Path, json_out: bool) -> None:
         err_console.print(f"skipped {result.skipped} bad input(s)", markup=False)
 
 
-@import_app.command("deepobs")
 @reports_errors
 def deepobs(
     src: Annotated[Path, typer.Argument(help="DeepOBS output tree (1.1 or 1.2 format).")],
@@ -110,7 +124,6 @@ def deepobs(
     _report(result, out, json_out)
 
 
-@import_app.command("algoperf")
 @reports_errors
 def algoperf(
     src: Annotated[
@@ -147,3 +160,134 @@ def algoperf(
     )
     write_archive(result.dataset, out)
     _report(result, out, json_out)
+
+
+@reports_errors
+def table(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="Table (.csv, or .parquet with the parquet extra), one row per evaluation."
+        ),
+    ],
+    out: _OUT,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="TOML naming the table's columns and giving the facts it lacks (metric "
+            "direction, search space); not needed for a table `optcmp export` wrote.",
+        ),
+    ] = None,
+    skip_bad: _SKIP = False,
+    json_out: _JSON = False,
+) -> None:
+    """Import a tidy table: optcmp's own export (with its FILE.meta.json sidecar), or any
+    table of runs whose columns a mapping file declares (docs/importers.md).
+
+    Example: optcmp import table runs.csv --mapping wandb.toml --out runs.nc
+    """
+    check_archive_out(out)
+    result = import_table(src, mapping=mapping, skip_bad=skip_bad, command=_command_line())
+    write_archive(result.dataset, out)
+    _report(result, out, json_out)
+
+
+@reports_errors
+def export(
+    path: Annotated[Path, typer.Argument(help="Archive (.nc) or study directory.")],
+    out: Annotated[Path, typer.Option("--out", help="Table file to write, atomically.")],
+    fmt: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help=f"One of {', '.join(TABLE_FORMATS)} (default: from the suffix of --out; "
+            "parquet needs the parquet extra).",
+        ),
+    ] = None,
+    json_out: _JSON = False,
+) -> None:
+    """Export an archive as a tidy table: one row per evaluation (workload, optimizer,
+    trial, repeat axes, trial_seed, status, step, time, every metric, hp.NAME columns),
+    plus OUT.meta.json with per-workload facts, spaces, taxonomy and attributes;
+    `optcmp import table OUT` gives the archive back.
+
+    Example: optcmp export deepobs.nc --out deepobs.csv
+    """
+    check_out_file(out)
+    archive = open_archive(path)
+    table_path, side = export_table(archive, out, fmt=fmt)
+    rows = int((archive["status"] != "missing").sum())
+    if json_out:
+        print_json({"export": {"out": str(table_path), "sidecar": str(side), "runs": rows}})
+    else:
+        console.print(f"wrote {table_path} and {side} ({rows} runs)", markup=False)
+
+
+@reports_errors
+def optuna(
+    storage: Annotated[
+        str, typer.Option("--storage", help="Optuna storage URL, e.g. sqlite:///study.db.")
+    ],
+    study: Annotated[str, typer.Option("--study", help="Name of the study in the storage.")],
+    out: _OUT,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="TOML with workload facts ([workload] metric_name, valid_target, "
+            "step_budget) and optimizer families ([families]).",
+        ),
+    ] = None,
+    optimizer_from: Annotated[
+        str,
+        typer.Option(
+            "--optimizer-from", help="Param or user attribute naming each trial's optimizer."
+        ),
+    ] = "optimizer",
+    workload_from: Annotated[
+        str | None,
+        typer.Option(
+            "--workload-from", help="Param or user attribute naming each trial's workload."
+        ),
+    ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            "--workload", help="Workload label for every trial (default: the study name)."
+        ),
+    ] = None,
+    skip_bad: _SKIP = False,
+    json_out: _JSON = False,
+) -> None:
+    """Import an Optuna study (needs the optuna extra): params as hyperparameters,
+    intermediate values as curves, the objective as the selection metric with the
+    study's direction; pruned trials incomplete, failed ones diverged.
+
+    Example: optcmp import optuna --storage sqlite:///hpo.db --study resnet --out hpo.nc
+    """
+    check_archive_out(out)
+    result = import_optuna(
+        storage,
+        study,
+        mapping=mapping,
+        optimizer_from=optimizer_from,
+        workload_from=workload_from,
+        workload=workload,
+        skip_bad=skip_bad,
+        command=_command_line(),
+    )
+    write_archive(result.dataset, out)
+    _report(result, out, json_out)
+
+
+# One subcommand per entry of the importers' registry; a registry entry without its
+# command here fails at import time rather than going missing from the CLI.
+_COMMANDS: dict[str, Callable[..., None]] = {
+    "deepobs": deepobs,
+    "algoperf": algoperf,
+    "table": table,
+    "optuna": optuna,
+}
+for _name in IMPORTERS:
+    import_app.command(_name)(_COMMANDS[_name])

@@ -61,8 +61,11 @@ def score(
     (time to target, held-out rules, performance profile) for archives that name base
     workloads; otherwise the DeepOBS analyser's chosen setting, performance and speed.
 
-    JSON: {"score": [{"optimizer": NAME, "score": X}, ...]} (AlgoPerf; with --details a
-    second key "details"), or {"deepobs": [...]}.
+    AlgoPerf: the rules applied (benchmark version, base and held-out workloads, number
+    of studies, tie rule) are read from the archive and printed as "rule:" lines.
+
+    JSON: {"score": [{"optimizer": NAME, "score": X}, ...], "rules": {NAME: TEXT}}
+    (AlgoPerf; with --details a third key "details"), or {"deepobs": [...]}.
 
     Example: optcmp score algoperf-external.nc --json
     """
@@ -70,7 +73,10 @@ def score(
     if archive.attrs.get("base_workloads"):
         result = algoperf_score(archive)
         if json_out:
-            payload: dict[str, object] = {"score": result.to_json()}
+            payload: dict[str, object] = {
+                "score": result.to_json(),
+                "rules": result.rules_json(),
+            }
             if details:
                 payload["details"] = result.details_json()
             print_json(payload)
@@ -96,6 +102,8 @@ def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
     for rec in result.to_json():
         table.add_row(term(rec["optimizer"]), _fmt(rec["score"]))
     console.print(table)
+    for name, rule in result.rules:
+        console.print(f"rule: {name}: {rule}", markup=False, soft_wrap=True)
     if details:
         dt = Table(title="Time to target (s): median over studies -> after held-out rules")
         for col in ("optimizer", "workload", "role", "median", "scored", "ratio"):

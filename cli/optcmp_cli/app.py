@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("_run", "run"),
     "demo": ("_demo", "demo"),
     "score": ("_score", "score"),
+    "export": ("_import", "export"),
     "plot": ("_plots", "plot"),
     "report": ("_report", "report"),
     "import": ("_import", "import_app"),
@@ -71,7 +72,8 @@ _GROUP_HELP = {
         "`check-inclusion`.\n\nExample: optcmp optimizers --json"
     ),
     "import": (
-        "Import published trial archives (DeepOBS, AlgoPerf) as optcmp archives.\n\n"
+        "Import trials optcmp did not run (DeepOBS, AlgoPerf, tables of runs, Optuna "
+        "studies) as optcmp archives.\n\n"
         "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
     ),
     "analyze": (

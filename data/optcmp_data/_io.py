@@ -238,18 +238,22 @@ def _space_defined(ds: xr.Dataset, w: str, o: str) -> bool:
     return bool(cell["space_name"].item() != "" or (cell["space_scale"].values != Scale.NONE).any())
 
 
-def merge_archives(
-    datasets: Sequence[xr.Dataset], *, sources: Sequence[str] | None = None
-) -> xr.Dataset:
-    """Merge shards into one archive; the result does not depend on their order.
+_FILLS: dict[str, Any] = {
+    **{name: np.nan for name in ("time", *CURVE_VARS)},
+    "step": -1,
+    "status": Status.MISSING.value,
+    "trial_seed": -1,
+    "hparams": np.nan,
+    "space_low": np.nan,
+    "space_high": np.nan,
+    "space_scale": Scale.NONE.value,
+    "space_name": "",
+}
+_SPACE_VARS = ("space_low", "space_high", "space_scale", "space_name")
 
-    Rejects (MergeError) a trial stored in two shards, per-workload facts that disagree,
-    different search spaces for the same (workload, optimizer), different repeat axes,
-    and different taxonomies.
-    """
-    if not datasets:
-        raise MergeError("merge: no archives given")
-    sources = list(sources) if sources is not None else [f"shard {i}" for i in range(len(datasets))]
+
+def _check_mergeable(datasets: Sequence[xr.Dataset], sources: Sequence[str]) -> None:
+    """Phase 1: same repeat axes and taxonomy everywhere; per-label facts agree."""
     rep0 = repeat_dims(datasets[0])
     tax0 = _relations(datasets[0])
     for ds, src in zip(datasets, sources, strict=True):
@@ -261,114 +265,112 @@ def merge_archives(
     _check_agree(datasets, sources, "workload", WORKLOAD_VARS)
     _check_agree(datasets, sources, "optimizer", OPTIMIZER_VARS)
 
-    workloads = _union(datasets, "workload")
-    optimizers = _union(datasets, "optimizer")
-    trials = _union(datasets, "trial")
-    hparams = _union(datasets, "hparam")
-    n_eval = max(ds.sizes["eval"] for ds in datasets)
-    reps = {d: _union(datasets, d) for d in rep0}
-    index = {
-        "workload": workloads,
-        "optimizer": optimizers,
-        "trial": trials,
-        "hparam": hparams,
-        "eval": np.arange(n_eval, dtype=np.int64),
-        **reps,
-    }
-    fills: dict[str, Any] = {name: np.nan for name in ("time", *CURVE_VARS)}
-    fills.update(
-        step=-1,
-        status=Status.MISSING.value,
-        trial_seed=-1,
-        hparams=np.nan,
-        space_low=np.nan,
-        space_high=np.nan,
-        space_scale=Scale.NONE.value,
-        space_name="",
-    )
-    first = datasets[0].reindex(index, fill_value=fills)
-    # Strings as objects while shards are written in: a fixed-width copy of the first
-    # shard's array would cut longer values of later shards ('linear' into 'linea').
-    out = {
-        name: (
-            first[name].values.astype(object)
-            if first[name].dtype.kind == "U"
-            else first[name].values.copy()
-        )
-        for name in fills
-    }
-    owner = np.where(out["status"] != Status.MISSING.value, 0, -1)
-    hp_owner = np.where(np.isnan(out["hparams"]).all(axis=-1), -1, 0)
-    space_owner = np.full((len(workloads), len(optimizers)), -1)
-    for w in range(len(workloads)):
-        for o in range(len(optimizers)):
-            if (
-                workloads[w] in datasets[0]["workload"].values
-                and optimizers[o] in datasets[0]["optimizer"].values
-                and _space_defined(datasets[0], workloads[w], optimizers[o])
-            ):
-                space_owner[w, o] = 0
 
-    for k in range(1, len(datasets)):
-        ds = datasets[k].reindex(index, fill_value=fills)
+def _merged_index(datasets: Sequence[xr.Dataset]) -> dict[str, np.ndarray]:
+    """Phase 2: the union of every coordinate label."""
+    n_eval = max(ds.sizes["eval"] for ds in datasets)
+    return {
+        "workload": _union(datasets, "workload"),
+        "optimizer": _union(datasets, "optimizer"),
+        "trial": _union(datasets, "trial"),
+        "hparam": _union(datasets, "hparam"),
+        "eval": np.arange(n_eval, dtype=np.int64),
+        **{d: _union(datasets, d) for d in repeat_dims(datasets[0])},
+    }
+
+
+class _Merge:
+    """Phase 3 state: the merged arrays and which shard owns each trial, trial's
+    hyperparameters and (workload, optimizer) search space."""
+
+    def __init__(self, first: xr.Dataset, shard0: xr.Dataset, index: dict[str, np.ndarray]) -> None:
+        self.index = index
+        # Strings as objects while shards are written in: a fixed-width copy of the first
+        # shard's array would cut longer values of later shards ('linear' into 'linea').
+        self.out = {
+            name: (
+                first[name].values.astype(object)
+                if first[name].dtype.kind == "U"
+                else first[name].values.copy()
+            )
+            for name in _FILLS
+        }
+        self.owner = np.where(self.out["status"] != Status.MISSING.value, 0, -1)
+        self.hp_owner = np.where(np.isnan(self.out["hparams"]).all(axis=-1), -1, 0)
+        workloads, optimizers = index["workload"], index["optimizer"]
+        self.space_owner = np.full((len(workloads), len(optimizers)), -1)
+        for w, w_label in enumerate(workloads):
+            for o, o_label in enumerate(optimizers):
+                if (
+                    w_label in shard0["workload"].values
+                    and o_label in shard0["optimizer"].values
+                    and _space_defined(shard0, w_label, o_label)
+                ):
+                    self.space_owner[w, o] = 0
+
+    def add_trials(self, ds: xr.Dataset, k: int, sources: Sequence[str]) -> None:
+        """Trials of shard k (reindexed): a trial stored twice is refused."""
         present = ds["status"].values != Status.MISSING.value
-        clash = present & (owner >= 0)
+        clash = present & (self.owner >= 0)
         if clash.any():
             where = tuple(int(i[0]) for i in np.nonzero(clash))
-            labels = [str(index[str(d)][i]) for d, i in zip(ds["status"].dims, where, strict=True)]
-            other = sources[owner[where]]
+            labels = [
+                str(self.index[str(d)][i]) for d, i in zip(ds["status"].dims, where, strict=True)
+            ]
+            other = sources[self.owner[where]]
             raise MergeError(f"{sources[k]}: trial ({', '.join(labels)}) is also stored in {other}")
         for name in ("time", "step", "trial_seed", "status", *CURVE_VARS):
             arr = ds[name].values
             mask = present if arr.ndim == present.ndim else present[..., None]
-            out[name] = np.where(mask, arr, out[name])
-        owner = np.where(present, k, owner)
+            self.out[name] = np.where(mask, arr, self.out[name])
+        self.owner = np.where(present, k, self.owner)
+
+    def add_hparams(self, ds: xr.Dataset, k: int, sources: Sequence[str]) -> None:
+        """Hyperparameters of shard k: the same trial must have the same values."""
         hp = ds["hparams"].values
         hp_present = ~np.isnan(hp).all(axis=-1)
-        both = hp_present & (hp_owner >= 0)
-        if both.any() and not np.array_equal(hp[both], out["hparams"][both], equal_nan=True):
+        both = hp_present & (self.hp_owner >= 0)
+        if both.any() and not np.array_equal(hp[both], self.out["hparams"][both], equal_nan=True):
             raise MergeError(
                 f"{sources[k]}: a trial's hyperparameters differ from another shard's "
                 "for the same trial"
             )
-        out["hparams"] = np.where(hp_present[..., None], hp, out["hparams"])
-        hp_owner = np.where(hp_present, k, hp_owner)
-        for w_label in datasets[k]["workload"].values:
-            for o_label in datasets[k]["optimizer"].values:
-                if not _space_defined(datasets[k], w_label, o_label):
+        self.out["hparams"] = np.where(hp_present[..., None], hp, self.out["hparams"])
+        self.hp_owner = np.where(hp_present, k, self.hp_owner)
+
+    def add_spaces(self, shard: xr.Dataset, ds: xr.Dataset, k: int, sources: Sequence[str]) -> None:
+        """Search spaces of shard k: one space per (workload, optimizer)."""
+        for w_label in shard["workload"].values:
+            for o_label in shard["optimizer"].values:
+                if not _space_defined(shard, w_label, o_label):
                     continue
-                w = int(np.searchsorted(workloads, w_label))
-                o = int(np.searchsorted(optimizers, o_label))
-                space_here: dict[str, Any] = {
-                    n: ds[n].values[w, o]
-                    for n in ("space_low", "space_high", "space_scale", "space_name")
-                }
-                if space_owner[w, o] >= 0:
+                w = int(np.searchsorted(self.index["workload"], w_label))
+                o = int(np.searchsorted(self.index["optimizer"], o_label))
+                here: dict[str, Any] = {n: ds[n].values[w, o] for n in _SPACE_VARS}
+                if self.space_owner[w, o] >= 0:
                     same = all(
                         np.array_equal(
-                            space_here[n],
-                            out[n][w, o],
+                            here[n],
+                            self.out[n][w, o],
                             equal_nan=(n in ("space_low", "space_high")),
                         )
-                        for n in space_here
+                        for n in here
                     )
                     if not same:
                         raise MergeError(
                             f"{sources[k]}: search space of {o_label} on {w_label} differs from "
-                            f"{sources[space_owner[w, o]]}'s"
+                            f"{sources[self.space_owner[w, o]]}'s"
                         )
-                for n, v in space_here.items():
-                    out[n][w, o] = v
-                space_owner[w, o] = k
+                for n, v in here.items():
+                    self.out[n][w, o] = v
+                self.space_owner[w, o] = k
 
-    merged = first.copy()
-    for name, arr in out.items():
-        merged[name] = (first[name].dims, arr.astype(str) if arr.dtype.kind == "O" else arr)
-    # Per-workload / per-optimizer facts from whichever shard holds each label.
-    for dim, names in (
-        ("workload", WORKLOAD_VARS),
-        ("optimizer", OPTIMIZER_VARS),
-    ):
+
+def _with_label_facts(
+    merged: xr.Dataset, datasets: Sequence[xr.Dataset], index: dict[str, np.ndarray]
+) -> xr.Dataset:
+    """Phase 4: per-workload / per-optimizer facts from whichever shard holds each label."""
+    for dim, names in (("workload", WORKLOAD_VARS), ("optimizer", OPTIMIZER_VARS)):
         for name in names:
             values = []
             for label in index[dim]:
@@ -382,6 +384,35 @@ def merge_archives(
                 merged = merged.assign_coords({name: (dim, arr)})
             else:
                 merged[name] = (dim, arr)
+    return merged
+
+
+def merge_archives(
+    datasets: Sequence[xr.Dataset], *, sources: Sequence[str] | None = None
+) -> xr.Dataset:
+    """Merge shards into one archive; the result does not depend on their order.
+
+    Rejects (MergeError) a trial stored in two shards, per-workload facts that disagree,
+    different search spaces for the same (workload, optimizer), different repeat axes,
+    and different taxonomies. Phases: check, index, merge cells, label facts.
+    """
+    if not datasets:
+        raise MergeError("merge: no archives given")
+    sources = list(sources) if sources is not None else [f"shard {i}" for i in range(len(datasets))]
+    _check_mergeable(datasets, sources)
+    index = _merged_index(datasets)
+    first = datasets[0].reindex(index, fill_value=_FILLS)
+    state = _Merge(first, datasets[0], index)
+    for k in range(1, len(datasets)):
+        ds = datasets[k].reindex(index, fill_value=_FILLS)
+        state.add_trials(ds, k, sources)
+        state.add_hparams(ds, k, sources)
+        state.add_spaces(datasets[k], ds, k, sources)
+
+    merged = first.copy()
+    for name, arr in state.out.items():
+        merged[name] = (first[name].dims, arr)
+    merged = _with_label_facts(merged, datasets, index)
     merged.attrs = _merge_attrs([ds.attrs for ds in datasets])
     merged = _canonical_strings(merged)
     for name in STRING_VARS:

@@ -215,6 +215,45 @@ def test_earliest_index_not_earliest_time() -> None:
     assert float(times.sel(workload="wa", optimizer="o", study=0)) == 90.0
 
 
+@pytest.mark.parametrize("order", [(1, 2, 3), (3, 2, 1), (2, 3, 1)])
+def test_ties_at_the_same_index_go_to_the_earliest_time(order: tuple[int, int, int]) -> None:
+    """Trials 1-3 all first reach the target at their 2nd evaluation, at times 50, 20
+    and 35; trial labels and insertion order do not matter: the study's time is 20."""
+    b = ArchiveBuilder(source="test", command="test", repeat_dims=("study",))
+    b.add_workload(WorkloadInfo("wa", "wer", Direction.MIN, valid_target=0.3))
+    b.add_optimizer("o", "")
+    reach_time = dict(zip(order, (50.0, 20.0, 35.0), strict=True))
+    for trial in order:
+        t = reach_time[trial]
+        b.add_trial(
+            TrialRecord(
+                "wa",
+                "o",
+                trial,
+                Status.COMPLETED,
+                {},
+                Curves(step=[1, 2, 3], time=[t / 2, t, t + 5], valid_metric=[0.9, 0.3, 0.1]),
+                repeat={"study": 0},
+            )
+        )
+    times = algoperf_study_times(b.build())
+    assert float(times.sel(workload="wa", optimizer="o", study=0)) == 20.0
+
+
+def test_rules_come_from_the_archive(tmp_path: Path) -> None:
+    write_algoperf(tmp_path, n_studies=2)
+    score = algoperf_score(import_algoperf(tmp_path).dataset)
+    rules = score.rules_json()
+    assert rules["studies"] == "2 per submission (from the logs)"
+    assert rules["trials per study"] == "3"
+    assert rules["held-out workloads"].startswith("1: wa_variant")
+    no_held = _times_archive({("a", "wa"): [1.0], ("a", "wb"): [2.0]}, held_out="")
+    rules = algoperf_score(no_held).rules_json()
+    assert rules["held-out rules"] == "not applied (no held-out workloads)"
+    assert rules["studies"] == "1 (the archive's study axis)"
+    assert rules["benchmark version"] == "not recorded"
+
+
 def test_median_over_studies_with_unreached_studies() -> None:
     ds = _times_archive(
         {("a", "wa"): [10.0, None, 30.0], ("a", "wb"): [None, None, 5.0], ("a", "wa_x"): [1.0] * 3}
@@ -344,6 +383,7 @@ def test_base_of_and_missing_lists() -> None:
 
 _DEEPOBS = SHARED_ARCHIVES / "deepobs-baselines"
 _ALGOPERF = SHARED_ARCHIVES / "algoperf-v05"
+_ALGOPERF06 = SHARED_ARCHIVES / "algoperf-v06"
 
 
 @pytest.mark.skipif(not _DEEPOBS.is_dir(), reason=f"published archive not present at {_DEEPOBS}")
@@ -425,6 +465,30 @@ def test_real_algoperf_scores(ruleset: str, n_submissions: int) -> None:
     assert all(0.0 <= r["score"] <= 1.0 for r in records)
     targets = json.loads((_ALGOPERF / "workload_targets_v05.json").read_text())
     expected = _raw_medians(_ALGOPERF / "logs" / ruleset, targets)
+    time = score.data["time"]
+    for workload in time["workload"].values:
+        for sub in time["optimizer"].values:
+            got = float(time.sel(workload=workload, optimizer=sub))
+            assert got == expected.get((str(sub), str(workload)), math.inf), (sub, workload)
+
+
+@pytest.mark.skipif(
+    not _ALGOPERF06.is_dir(), reason=f"published archive not present at {_ALGOPERF06}"
+)
+@pytest.mark.parametrize(("ruleset", "n_submissions"), [("external_tuning", 2), ("self_tuning", 1)])
+def test_real_algoperf_v06_rules_and_times(ruleset: str, n_submissions: int) -> None:
+    """v0.6: 3 studies, no held-out workloads, read from the targets file and the logs;
+    times equal plain loops over the CSVs with the earliest-time tie rule."""
+    ds = import_algoperf(_ALGOPERF06, ruleset=ruleset).dataset
+    score = algoperf_score(ds)
+    rules = score.rules_json()
+    assert rules["benchmark version"] == "0.6"
+    assert rules["held-out workloads"] == "none"
+    assert rules["studies"] == "3 per submission (from the logs)"
+    assert rules["base workloads"].startswith("8: ")
+    assert len(score.to_json()) == n_submissions
+    targets = json.loads((_ALGOPERF06 / "workload_targets_v06.json").read_text())
+    expected = _raw_medians(_ALGOPERF06 / "logs" / ruleset, targets)
     time = score.data["time"]
     for workload in time["workload"].values:
         for sub in time["optimizer"].values:

@@ -57,20 +57,23 @@ def test_import_algoperf_then_score_json_contract(tmp_path: Path) -> None:
     code, stdout, _ = _run("score", str(out), "--json")
     assert code == 0
     payload = json.loads(stdout)
-    assert list(payload) == ["score"]
+    assert list(payload) == ["score", "rules"]
+    assert payload["rules"]["studies"] == "3 per submission (from the logs)"
     assert [sorted(r) for r in payload["score"]] == [["optimizer", "score"]] * 3
     assert sorted(r["optimizer"] for r in payload["score"]) == list(facts.submissions)
     scores = [r["score"] for r in payload["score"]]
     assert scores == sorted(scores, reverse=True)
     code, stdout, _ = _run("score", str(out), "--json", "--details")
     details = json.loads(stdout)
-    assert list(details) == ["score", "details"]
+    assert list(details) == ["score", "rules", "details"]
     assert details["score"] == payload["score"]
     assert {d["role"] for d in details["details"]} == {"base", "held_out"}
     assert len(details["details"]) == 3 * 3  # submissions x (base + held-out workloads)
     code, stdout, _ = _run("score", str(out), "--details")
     assert code == 0
     assert "AlgoPerf score" in stdout
+    assert "rule: studies: 3 per submission (from the logs)" in stdout
+    assert "rule: time to target:" in stdout
 
 
 def test_self_tuning_ruleset_option(tmp_path: Path) -> None:
@@ -154,3 +157,58 @@ def test_score_errors(tmp_path: Path) -> None:
     code, _, stderr = _run("score", str(tmp_path / "nope.nc"), "--json")
     assert code == 2
     assert "nope.nc" in stderr
+
+
+def test_export_then_import_table_cli(tmp_path: Path) -> None:
+    write_algoperf(tmp_path / "src")
+    archive = tmp_path / "a.nc"
+    assert _run("import", "algoperf", str(tmp_path / "src"), "--out", str(archive))[0] == 0
+    table = tmp_path / "a.csv"
+    code, stdout, _ = _run("export", str(archive), "--out", str(table), "--json")
+    assert code == 0
+    payload = json.loads(stdout)["export"]
+    assert payload["sidecar"] == str(table) + ".meta.json"
+    back = tmp_path / "b.nc"
+    code, _, stderr = _run("import", "table", str(table), "--out", str(back))
+    assert code == 0, stderr
+    a, b = open_archive(archive), open_archive(back)
+    for key in ("source", "command", "created", "optcmp_version", "git_commit"):
+        a.attrs.pop(key)
+        b.attrs.pop(key)
+    assert a.identical(b)
+    # the scores do not change through the table
+    assert _run("score", str(archive), "--json")[1] == _run("score", str(back), "--json")[1]
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["export", "{archive}", "--out", "{tmp}/x.txt"], "format 'txt'"),
+        (["export", "{archive}", "--out", "{tmp}/nodir/x.csv"], "does not exist"),
+        (["import", "table", "{tmp}/absent.csv", "--out", "{tmp}/o.nc"], "no such file"),
+        (["import", "table", "{tmp}/plain.csv", "--out", "{tmp}/o.nc"], "no sidecar"),
+    ],
+)
+def test_table_errors_are_one_line(tmp_path: Path, args: list[str], needle: str) -> None:
+    write_algoperf(tmp_path / "src")
+    archive = tmp_path / "a.nc"
+    _run("import", "algoperf", str(tmp_path / "src"), "--out", str(archive))
+    (tmp_path / "plain.csv").write_text("workload,optimizer,trial,step\nw,o,1,2\n")
+    argv = [a.format(archive=archive, tmp=tmp_path) for a in args]
+    code, _, stderr = _run(*argv)
+    assert code == 2
+    assert len(stderr.strip().splitlines()) == 1
+    assert needle in stderr
+    assert not (tmp_path / "o.nc").exists()
+
+
+def test_import_subcommands_are_the_registry() -> None:
+    from optcmp_cli._import import import_app
+    from optcmp_data.importers import IMPORTERS
+
+    names = [c.name for c in import_app.registered_commands]
+    assert names == list(IMPORTERS)
+    code, stdout, _ = _run("import", "--help")
+    assert code == 0
+    for name in IMPORTERS:
+        assert name in stdout

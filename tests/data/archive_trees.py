@@ -292,7 +292,7 @@ def reference_time_to_target(
     maximise: bool,
 ) -> float:
     """method.md section 6 written as plain loops: per study, the trial reaching the target
-    at the earliest evaluation index (lowest trial on ties), its time; median over studies
+    at the earliest evaluation index (earliest time on ties), its time; median over studies
     present; inf if no study is present."""
     studies = sorted({k[2] for k in rows if k[0] == submission and k[1] == workload})
     per_study = []
@@ -301,7 +301,7 @@ def reference_time_to_target(
         for key in sorted(k for k in rows if k[:3] == (submission, workload, study)):
             for index, (_, time, value) in enumerate(rows[key]):
                 if (value >= target) if maximise else (value <= target):
-                    if best is None or index < best[0]:
+                    if best is None or (index, time) < (best[0], best[2]):
                         best = (index, key[3], time)
                     break
         per_study.append(math.inf if best is None else best[2])

@@ -202,3 +202,47 @@ def test_deepobs_12_accepts_torch_lr_name(tmp_path: Path) -> None:
     lr = ds["hparams"].sel(hparam="learning_rate").isel(workload=0, optimizer=0)
     assert lr.values.tolist() == list(facts.lrs)
     assert "lr" not in ds["hparam"].values
+
+
+def test_deepobs_12_keeps_batch_size_l2_reg_budget_and_schedule(tmp_path: Path) -> None:
+    facts = write_deepobs(tmp_path, fmt="1.2", levels=LEVELS_12)
+    ds = import_deepobs(tmp_path).dataset
+    assert (ds["batch_size"].values == 32).all()  # every run logs batch_size 32
+    assert np.isnan(ds["l2_reg"].values).all()  # l2_reg is null in these files
+    for o in facts.optimizers:
+        for budget in ("oneshot", "large_budget"):
+            label = f"{o}-{budget}"
+            assert str(ds["budget"].sel(optimizer=label).values) == budget
+            assert str(ds["schedule"].sel(optimizer=label).values) == "constant"
+
+
+@pytest.mark.parametrize("depth", ["problem", "optimizer", "setting"])
+def test_deepobs_12_accepts_every_level_of_the_tree(tmp_path: Path, depth: str) -> None:
+    """results/oneshot/cosine/<problem>[/<optimizer>[/<setting>]] import the runs below
+    them with the same values as the whole tree, and keep budget and schedule."""
+    write_deepobs(tmp_path, fmt="1.2", levels=(("results", "oneshot", "cosine"),))
+    whole = import_deepobs(tmp_path).dataset
+    problem_dir = tmp_path / "results" / "oneshot" / "cosine" / "toy_quadratic"
+    src = {
+        "problem": problem_dir,
+        "optimizer": problem_dir / "MomentumOptimizer",
+        "setting": next(iter(sorted((problem_dir / "MomentumOptimizer").iterdir()))),
+    }[depth]
+    part = import_deepobs(src).dataset
+    assert list(part["workload"].values) == ["toy_quadratic"]
+    assert str(part["budget"].values[0]) == "oneshot"
+    assert str(part["schedule"].values[0]) == "cosine"
+    opt = "MomentumOptimizer"
+    assert opt in part["optimizer"].values
+    for t in part["trial"].values:
+        cell = part["hparams"].sel(workload="toy_quadratic", optimizer=opt, trial=t)
+        lr = float(cell.sel(hparam="learning_rate"))
+        full = whole.sel(workload="toy_quadratic", optimizer=opt)
+        match = int(np.flatnonzero(full["hparams"].sel(hparam="learning_rate").values == lr)[0])
+        for seed in part["seed"].values:
+            mine = part["test_loss"].sel(
+                workload="toy_quadratic", optimizer=opt, trial=t, seed=seed
+            )
+            theirs = full["test_loss"].isel(trial=match).sel(seed=seed)
+            n = mine.sizes["eval"]
+            assert np.array_equal(mine.values, theirs.values[:n], equal_nan=True)

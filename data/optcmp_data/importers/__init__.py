@@ -1,4 +1,5 @@
-"""Importers of published trial archives (DeepOBS 1.1/1.2 output trees, AlgoPerf logs).
+"""Importers of other people's trials (DeepOBS trees, AlgoPerf logs, tidy tables, Optuna
+studies); `IMPORTERS` is the one list of them.
 
 Dependency rule: numpy, xarray, attrs and optcmp_data only. Each importer reads a source
 tree, builds the archive through `ArchiveBuilder` and returns it in memory with the
@@ -8,12 +9,33 @@ warnings of any skipped input; writing is the caller's (atomic `write_archive`).
 from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, Ruleset, import_algoperf
 from optcmp_data.importers._common import ImportResult
 from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
+from optcmp_data.importers._optuna import import_optuna
+from optcmp_data.importers._registry import IMPORTERS, Importer
+from optcmp_data.importers._table import (
+    IMPORT_ATTRS,
+    TABLE_FORMATS,
+    TableMapping,
+    archive_to_frame,
+    export_table,
+    import_table,
+    sidecar_path,
+)
 
 __all__ = [
     "ALGOPERF_DIRECTIONS",
     "DEEPOBS_FAMILIES",
+    "IMPORTERS",
+    "IMPORT_ATTRS",
+    "TABLE_FORMATS",
     "ImportResult",
+    "Importer",
     "Ruleset",
+    "TableMapping",
+    "archive_to_frame",
+    "export_table",
     "import_algoperf",
     "import_deepobs",
+    "import_optuna",
+    "import_table",
+    "sidecar_path",
 ]

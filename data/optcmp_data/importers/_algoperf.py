@@ -29,6 +29,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
@@ -37,7 +38,15 @@ from optcmp_data._builder import ArchiveBuilder, Curves, TrialRecord, WorkloadIn
 from optcmp_data._errors import DataFormatError
 from optcmp_data._labels import import_label
 from optcmp_data._schema import Direction, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object, read_text
+from optcmp_data.importers._common import (
+    INT64_MAX,
+    BadInputs,
+    ImportResult,
+    checked_float,
+    open_source_dir,
+    read_json_object,
+    read_text,
+)
 
 __all__ = ["ALGOPERF_DIRECTIONS", "Ruleset", "import_algoperf"]
 
@@ -137,13 +146,20 @@ def _find_targets(src: Path, root: Path) -> Path:
     )
 
 
-def _dirs(path: Path, pattern: re.Pattern[str]) -> Iterator[tuple[re.Match[str], Path]]:
+def _dirs(
+    path: Path, pattern: re.Pattern[str], bad: BadInputs | None = None
+) -> Iterator[tuple[int, Path]]:
+    """Sub-folders matching `pattern` with their number. With `bad`, a folder of the same
+    kind (same prefix) whose number is not a number an archive stores is reported."""
     with os.scandir(path) as entries:
         found = sorted((e.name, Path(e.path)) for e in entries if e.is_dir())
+    prefix = pattern.pattern.lstrip("^").split("(")[0]
     for name, p in found:
         m = pattern.match(name)
-        if m:
-            yield m, p
+        if m and int(m.group(1)) <= INT64_MAX:
+            yield int(m.group(1)), p
+        elif bad is not None and name.startswith(prefix):
+            bad.bad(f"{p}: folder name {name!r} is not {prefix}<n> with n below 2**63")
 
 
 def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bool]:
@@ -153,7 +169,11 @@ def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bo
     if not lines or not lines[0].strip():
         raise DataFormatError(f"{path}: empty file, expected a CSV header")
     header = lines[0].split(",")
-    col = {name.strip(): i for i, name in enumerate(header)}
+    col: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name.strip() in col:
+            raise DataFormatError(f"{path}: column {name.strip()!r} appears twice in the header")
+        col[name.strip()] = i
     required = ("global_step", "score", f"validation/{metric}")
     for name in required:
         if name not in col:
@@ -199,6 +219,13 @@ def _read_csv(path: Path, metric: str) -> tuple[dict[str, FloatArray | None], bo
     step = out["step"]
     if step is None or np.isnan(step).any():
         raise DataFormatError(f"{path}: column 'global_step' has empty cells")
+    bad_step = (step < 0) | (step >= float(INT64_MAX)) | (step != np.round(step))
+    if bad_step.any():
+        row = int(np.argmax(bad_step))
+        raise DataFormatError(
+            f"{path}: row {row + 2}: global_step {table[row, col['global_step']]!s} is not "
+            "a step count (a whole number from 0 to 2**63 - 1)"
+        )
     return out, diverged
 
 
@@ -207,9 +234,159 @@ def _read_hparams(path: Path) -> dict[str, float]:
     out: dict[str, float] = {}
     for key, value in obj.items():
         # bools are 0/1 switches of the submission; strings carry no number
-        if isinstance(value, int | float):
+        if isinstance(value, bool):
             out[str(key)] = float(value)
+        elif isinstance(value, int | float):
+            out[str(key)] = checked_float(value, where=f"{path}: {key!r}")
     return out
+
+
+@attrs.frozen
+class _TrialDir:
+    workload: str
+    submission: str
+    trial: int
+    study: int
+    path: Path
+
+
+@attrs.define
+class _Discovery:
+    trials: list[_TrialDir]
+    frameworks: dict[tuple[str, str], str]
+    ignored: int  # folders under study_* that are not <workload>_<framework>
+
+
+def _discover(root: Path, spec: _Targets, bad: BadInputs) -> _Discovery:
+    """Phase 1a: every <submission>/study_<k>/<workload>_<framework>/trial_<n> folder."""
+    found = _Discovery(trials=[], frameworks={}, ignored=0)
+    for submission in sorted(p for p in root.iterdir() if p.is_dir()):
+        label = import_label(submission.name)
+        for study_no, study_dir in _dirs(submission, _STUDY, bad):
+            with os.scandir(study_dir) as entries:
+                folders = sorted((e.name, e.path) for e in entries if e.is_dir())
+            for name, path in folders:
+                wm = _WORKLOAD.match(name)
+                if not wm:
+                    found.ignored += 1
+                    continue
+                workload, framework = wm.group(1), wm.group(2)
+                if workload not in spec.info:
+                    bad.bad(f"{path}: workload {workload!r} is not in {spec.path}")
+                    continue
+                old = found.frameworks.setdefault((workload, label), framework)
+                if old != framework:
+                    bad.bad(
+                        f"{path}: {submission.name} ran {workload} in both {old} and {framework}"
+                    )
+                    continue
+                for trial_no, trial_dir in _dirs(Path(path), _TRIAL, bad):
+                    found.trials.append(_TrialDir(workload, label, trial_no, study_no, trial_dir))
+    if not found.trials:
+        raise DataFormatError(
+            f"{root}: no AlgoPerf trial folders found (expected <submission>/study_<k>/"
+            f"<workload>_<jax|pytorch>/trial_<n>/{_CSV})"
+        )
+    return found
+
+
+def _all_hparams(
+    trials: list[_TrialDir], bad: BadInputs
+) -> dict[tuple[str, str, int], dict[str, float]]:
+    """Phase 1b: hyperparameters belong to a trial, not to one study; a trial's
+    hparams.json must say the same in every study."""
+    hparams: dict[tuple[str, str, int], dict[str, float]] = {}
+    for t in trials:
+        hp_path = t.path / _HPARAMS
+        if not hp_path.is_file():
+            continue
+        try:
+            values = _read_hparams(hp_path)
+        except DataFormatError as err:
+            bad.bad(str(err))
+            continue
+        old = hparams.setdefault((t.workload, t.submission, t.trial), values)
+        if old != values:
+            bad.bad(f"{hp_path}: differs from the same trial's hparams.json in another study")
+    return hparams
+
+
+@attrs.define
+class _Parsed:
+    records: list[TrialRecord]
+    files: int
+    no_csv: int
+
+
+def _parse_trials(
+    trials: list[_TrialDir],
+    spec: _Targets,
+    hparams: dict[tuple[str, str, int], dict[str, float]],
+    bad: BadInputs,
+) -> _Parsed:
+    """Phase 1c: one TrialRecord per trial folder (incomplete without a CSV)."""
+    out = _Parsed(records=[], files=0, no_csv=0)
+    for t in trials:
+        csv_path = t.path / _CSV
+        if not csv_path.is_file():
+            out.no_csv += 1
+            status = Status.INCOMPLETE
+            curves = Curves(step=np.zeros(0, dtype=np.int64))
+        else:
+            try:
+                cols, diverged = _read_csv(csv_path, spec.info[t.workload][0])
+            except DataFormatError as err:
+                bad.bad(str(err))
+                continue
+            out.files += 1
+            step = cols.pop("step")
+            assert step is not None
+            status = Status.DIVERGED if diverged else Status.COMPLETED
+            curves = Curves(step=step.astype(np.int64), **cols)
+        out.records.append(
+            TrialRecord(
+                workload=t.workload,
+                optimizer=t.submission,
+                trial=t.trial,
+                status=status,
+                hparams=hparams.get((t.workload, t.submission, t.trial), {}),
+                curves=curves,
+                repeat={"study": t.study},
+            )
+        )
+    return out
+
+
+def _declare(builder: ArchiveBuilder, spec: _Targets, records: list[TrialRecord]) -> None:
+    """Phase 2: the workloads (facts from the targets file) and submissions present."""
+    for workload in sorted({r.workload for r in records}):
+        metric_name, target, step_hint = spec.info[workload]
+        builder.add_workload(
+            WorkloadInfo(
+                name=workload,
+                metric_name=metric_name,
+                direction=ALGOPERF_DIRECTIONS[metric_name],
+                valid_target=target,
+                step_budget=step_hint,
+                selection_split=Split.VALID,
+            )
+        )
+    for sub in sorted({r.optimizer for r in records}):
+        builder.add_optimizer(sub, "")
+
+
+def _counts(trials: list[_TrialDir]) -> tuple[int, int, list[str]]:
+    """Studies per submission and trials per study, as the logs hold them, and the
+    submissions with fewer studies than the others."""
+    studies: dict[str, set[int]] = {}
+    per_study: dict[tuple[str, str, int], set[int]] = {}
+    for t in trials:
+        studies.setdefault(t.submission, set()).add(t.study)
+        per_study.setdefault((t.workload, t.submission, t.study), set()).add(t.trial)
+    n_studies = max(len(v) for v in studies.values())
+    n_trials = max(len(v) for v in per_study.values())
+    short = sorted(sub for sub, v in studies.items() if len(v) < n_studies)
+    return n_studies, n_trials, short
 
 
 def import_algoperf(
@@ -226,20 +403,22 @@ def import_algoperf(
     `src` is the folder holding logs/<ruleset>/, the logs folder, or a ruleset folder;
     `targets` the workload targets JSON (default: a workload_targets*.json next to the
     logs). Malformed files raise DataFormatError naming the file, or with `skip_bad` are
-    skipped with one warning each.
+    skipped with one warning each. Phases: discover and parse (folders, hparams, CSVs),
+    declare (workloads and submissions), add the trials and build.
     """
-    src = Path(src)
+    src = open_source_dir(src, "an AlgoPerf log tree")
     ruleset = Ruleset(ruleset)
-    if not src.is_dir():
-        raise DataFormatError(f"{src}: not a directory (expected an AlgoPerf log tree)")
-    if not any(src.iterdir()):
-        raise DataFormatError(f"{src}: empty folder; no AlgoPerf logs to import")
     root = _ruleset_root(src, ruleset)
     target_path = Path(targets) if targets is not None else _find_targets(src, root)
     if not target_path.is_file():
         raise DataFormatError(f"{target_path}: targets file not found")
     spec = _Targets(target_path)
     bad = BadInputs(skip_bad=skip_bad)
+
+    found = _discover(root, spec, bad)
+    parsed = _parse_trials(found.trials, spec, _all_hparams(found.trials, bad), bad)
+    if parsed.files == 0:
+        raise DataFormatError(f"{root}: no readable {_CSV} files")
 
     builder = ArchiveBuilder(
         source=f"AlgoPerf {ruleset.value} logs {root} with targets {target_path}",
@@ -252,131 +431,39 @@ def import_algoperf(
         ],
         repeat_dims=("study",),
     )
-    frameworks: dict[tuple[str, str], str] = {}
-    declared: set[str] = set()
-    ignored = 0
-    no_csv = 0
-    n_files = 0
-    pending: list[tuple[str, str, int, int, Path]] = []
-    for submission in sorted(p for p in root.iterdir() if p.is_dir()):
-        label = import_label(submission.name)
-        for sm, study_dir in _dirs(submission, _STUDY):
-            with os.scandir(study_dir) as entries:
-                for entry in sorted(entries, key=lambda e: e.name):
-                    if not entry.is_dir():
-                        continue
-                    wm = _WORKLOAD.match(entry.name)
-                    if not wm:
-                        ignored += 1
-                        continue
-                    workload, framework = wm.group(1), wm.group(2)
-                    if workload not in spec.info:
-                        bad.bad(f"{entry.path}: workload {workload!r} is not in {target_path}")
-                        continue
-                    key = (workload, label)
-                    old = frameworks.setdefault(key, framework)
-                    if old != framework:
-                        bad.bad(
-                            f"{entry.path}: {submission.name} ran {workload} in both "
-                            f"{old} and {framework}"
-                        )
-                        continue
-                    for tm, trial_dir in _dirs(Path(entry.path), _TRIAL):
-                        pending.append(
-                            (
-                                workload,
-                                label,
-                                int(tm.group(1)),
-                                int(sm.group(1)),
-                                trial_dir,
-                            )
-                        )
-    if not pending:
-        raise DataFormatError(
-            f"{root}: no AlgoPerf trial folders found (expected <submission>/study_<k>/"
-            f"<workload>_<jax|pytorch>/trial_<n>/{_CSV})"
-        )
+    _declare(builder, spec, parsed.records)
+    for record in parsed.records:
+        builder.add_trial(record)
 
-    # Hyperparameters belong to a trial, not to one study; read them all first.
-    hparams: dict[tuple[str, str, int], dict[str, float]] = {}
-    for workload, sub, trial, _, trial_dir in pending:
-        hp_path = trial_dir / _HPARAMS
-        if not hp_path.is_file():
-            continue
-        try:
-            values = _read_hparams(hp_path)
-        except DataFormatError as err:
-            bad.bad(str(err))
-            continue
-        old_hp = hparams.setdefault((workload, sub, trial), values)
-        if old_hp != values:
-            bad.bad(f"{hp_path}: differs from the same trial's hparams.json in another study")
-
-    for workload, sub, trial, study, trial_dir in pending:
-        metric = spec.info[workload][0]
-        csv_path = trial_dir / _CSV
-        hp = hparams.get((workload, sub, trial), {})
-        if not csv_path.is_file():
-            no_csv += 1
-            status = Status.INCOMPLETE
-            curves = Curves(step=np.zeros(0, dtype=np.int64))
-        else:
-            try:
-                cols, diverged = _read_csv(csv_path, metric)
-            except DataFormatError as err:
-                bad.bad(str(err))
-                continue
-            n_files += 1
-            step = cols.pop("step")
-            assert step is not None
-            status = Status.DIVERGED if diverged else Status.COMPLETED
-            curves = Curves(step=step.astype(np.int64), **cols)
-        if workload not in declared:
-            metric_name, target, step_hint = spec.info[workload]
-            builder.add_workload(
-                WorkloadInfo(
-                    name=workload,
-                    metric_name=metric_name,
-                    direction=ALGOPERF_DIRECTIONS[metric_name],
-                    valid_target=target,
-                    step_budget=step_hint,
-                    selection_split=Split.VALID,
-                )
-            )
-            declared.add(workload)
-        builder.add_optimizer(sub, "")
-        builder.add_trial(
-            TrialRecord(
-                workload=workload,
-                optimizer=sub,
-                trial=trial,
-                status=status,
-                hparams=hp,
-                curves=curves,
-                repeat={"study": study},
-            )
-        )
-    if n_files == 0:
-        raise DataFormatError(f"{root}: no readable {_CSV} files")
-    if ignored:
+    # The version's study and trial counts come from the logs, not from constants.
+    n_studies, n_trials, short = _counts(found.trials)
+    if short:
         builder.add_caveat(
-            f"ignored {ignored} folders under study_* that are not <workload>_<framework> "
-            "folders (e.g. stray trial_* folders), as the official scorer does"
+            f"submissions {short} have fewer than the {n_studies} studies of the others; "
+            "their times are medians over the studies they have"
         )
-    if no_csv:
+    if found.ignored:
         builder.add_caveat(
-            f"{no_csv} trial folders have no {_CSV}; imported as incomplete with no evaluations"
+            f"ignored {found.ignored} folders under study_* that are not "
+            "<workload>_<framework> folders (e.g. stray trial_* folders), as the official "
+            "scorer does"
         )
-    ds = builder.build()
-    ds = _with_framework(ds, frameworks)
+    if parsed.no_csv:
+        builder.add_caveat(
+            f"{parsed.no_csv} trial folders have no {_CSV}; imported as incomplete with no "
+            "evaluations"
+        )
+    ds = _with_framework(builder.build(), found.frameworks)
     ds.attrs.update(
         importer="algoperf",
         ruleset=ruleset.value,
         base_workloads=",".join(spec.base),
         held_out_workloads=",".join(spec.held_out),
         benchmark_version=spec.version,
+        studies_per_submission=n_studies,
+        trials_per_study=n_trials,
     )
-    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
+    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=parsed.files)
 
 
 def _with_framework(ds: xr.Dataset, frameworks: dict[tuple[str, str], str]) -> xr.Dataset:

@@ -6,6 +6,7 @@ Dependency rule: numpy, xarray, attrs and this package only (like all of optcmp_
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,18 @@ import xarray as xr
 
 from optcmp_data._errors import DataFormatError
 
-__all__ = ["BadInputs", "ImportResult", "read_json_object", "read_text"]
+__all__ = [
+    "INT64_MAX",
+    "BadInputs",
+    "ImportResult",
+    "checked_float",
+    "checked_int",
+    "open_source_dir",
+    "read_json_object",
+    "read_text",
+]
+
+INT64_MAX = 2**63 - 1
 
 
 @attrs.frozen
@@ -69,6 +81,51 @@ def read_json_object(path: Path) -> dict[str, Any]:
             f"{path}: not valid JSON ({err.msg} at line {err.lineno} column {err.colno}; "
             "the file may be cut short)"
         ) from None
+    except RecursionError:
+        raise DataFormatError(f"{path}: JSON nested too deeply to be a results file") from None
     if not isinstance(obj, dict):
         raise DataFormatError(f"{path}: holds a JSON {type(obj).__name__}, expected an object")
     return obj
+
+
+def _short(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else f"{text[:20]}...{text[-8:]} ({len(text)} characters)"
+
+
+def checked_int(value: object, *, where: str, low: int = -INT64_MAX - 1) -> int:
+    """`value` as an int within [low, 2**63 - 1]; DataFormatError naming `where` (file and
+    field) and the value otherwise (bools, floats and huge integers are refused)."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise DataFormatError(f"{where}: {_short(value)} is not an integer")
+    if not low <= value <= INT64_MAX:
+        raise DataFormatError(
+            f"{where}: {_short(value)} is outside the range [{low}, {INT64_MAX}] an archive stores"
+        )
+    return value
+
+
+def checked_float(value: object, *, where: str) -> float:
+    """A JSON number as a float; DataFormatError naming `where` and the value when it is
+    not a number or too large for a float (e.g. 10**400)."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise DataFormatError(f"{where}: {_short(value)} is not a number")
+    try:
+        return float(value)
+    except OverflowError:
+        raise DataFormatError(f"{where}: {_short(value)} is too large for a float") from None
+
+
+def open_source_dir(src: str | os.PathLike[str], what: str) -> Path:
+    """The shared opening of a tree importer: `src` must be a non-empty directory;
+    DataFormatError naming it and `what` (e.g. "a DeepOBS output tree") otherwise."""
+    path = Path(src)
+    if not path.is_dir():
+        raise DataFormatError(f"{path}: not a directory (expected {what})")
+    try:
+        empty = not any(path.iterdir())
+    except OSError as err:
+        raise DataFormatError(f"{path}: cannot be listed ({err.strerror})") from None
+    if empty:
+        raise DataFormatError(f"{path}: empty folder; expected {what}")
+    return path

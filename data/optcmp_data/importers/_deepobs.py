@@ -26,13 +26,14 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
+import xarray as xr
 
 from optcmp_data._builder import (
     ArchiveBuilder,
@@ -45,7 +46,14 @@ from optcmp_data._builder import (
 from optcmp_data._errors import DataFormatError
 from optcmp_data._labels import import_label
 from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult, read_json_object
+from optcmp_data.importers._common import (
+    BadInputs,
+    ImportResult,
+    checked_float,
+    checked_int,
+    open_source_dir,
+    read_json_object,
+)
 
 __all__ = ["DEEPOBS_FAMILIES", "import_deepobs"]
 
@@ -66,7 +74,8 @@ FloatArray = npt.NDArray[np.float64]
 @attrs.frozen
 class _Run:
     path: Path
-    levels: tuple[str, ...]  # extra folder levels above the test problem
+    levels: tuple[str, ...]  # extra folder levels above the test problem, inside src
+    context: tuple[str, str]  # the two folder names above the test problem (1.2: budget, schedule)
     problem: str
     optimizer: str
     setting: str
@@ -77,15 +86,16 @@ class _Run:
     hparams: dict[str, float]
     nesterov: bool
     series: dict[str, FloatArray]  # DeepOBS key -> values
+    batch_size: float  # NaN where not logged
+    l2_reg: float  # 1.2 l2_reg / 1.1 weight_decay; NaN where null or absent
 
 
 def _find_run_files(src: Path) -> list[Path]:
+    """Run files at any depth: SRC may be a tree of test problems, one test problem, one
+    optimizer or one setting folder (the names above are read from the path)."""
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(src):
         dirnames.sort()
-        rel_depth = len(Path(dirpath).relative_to(src).parts)
-        if rel_depth < 3:
-            continue
         found.extend(Path(dirpath) / f for f in sorted(filenames) if _RUN_FILE.match(f))
     return found
 
@@ -98,10 +108,16 @@ def _series(path: Path, obj: dict[str, Any], key: str) -> FloatArray | None:
         raise DataFormatError(f"{path}: {key} is a {type(values).__name__}, expected a list")
     if not values:
         return None
+    for i, v in enumerate(values):
+        if v is not None and not _number(v):
+            raise DataFormatError(
+                f"{path}: {key}[{i}] is {str(v)[:40]!r}, not a number (a flat list of numbers "
+                "per epoch is expected)"
+            )
     try:
-        return np.asarray(values, dtype=np.float64)
-    except (TypeError, ValueError):
-        raise DataFormatError(f"{path}: {key} holds values that are not numbers") from None
+        return np.array([math.nan if v is None else float(v) for v in values], dtype=np.float64)
+    except OverflowError:
+        raise DataFormatError(f"{path}: {key} holds a number too large for a float") from None
 
 
 def _number(value: Any) -> bool:
@@ -121,7 +137,12 @@ _SERIES_KEYS = (
 def _parse_run(path: Path, src: Path) -> _Run:
     obj = read_json_object(path)
     parts = path.relative_to(src).parts
-    levels, problem, optimizer, setting = parts[:-4], parts[-4], parts[-3], parts[-2]
+    full = path.absolute().parts
+    if len(full) < 4:
+        raise DataFormatError(f"{path}: not inside <testproblem>/<optimizer>/<setting>/")
+    problem, optimizer, setting = full[-4], full[-3], full[-2]
+    levels = parts[:-4]
+    context = (full[-6] if len(full) >= 6 else "", full[-5] if len(full) >= 5 else "")
     problem, optimizer = import_label(problem), import_label(optimizer)
     if "optimizer_hyperparams" in obj:
         fmt = "1.2"
@@ -151,11 +172,10 @@ def _parse_run(path: Path, src: Path) -> _Run:
     for key in ("train_losses", "test_losses", "random_seed"):
         if key not in obj:
             raise DataFormatError(f"{path}: not a DeepOBS run (missing key {key!r})")
-    if not _number(lr) or not lr > 0:
+    lr = checked_float(lr, where=f"{path}: learning_rate")
+    if not lr > 0 or not math.isfinite(lr):
         raise DataFormatError(f"{path}: learning_rate {lr!r} is not a positive number")
-    seed = obj["random_seed"]
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise DataFormatError(f"{path}: random_seed {seed!r} is not an integer")
+    seed = checked_int(obj["random_seed"], where=f"{path}: random_seed")
     testproblem = obj.get("testproblem", problem)
     if testproblem != problem:
         raise DataFormatError(
@@ -181,10 +201,21 @@ def _parse_run(path: Path, src: Path) -> _Run:
         )
     if fmt == "1.2" and "valid_losses" not in series:
         raise DataFormatError(f"{path}: DeepOBS 1.2 run without valid_losses")
-    hparams = {str(k): float(v) for k, v in hp_raw.items() if k != "learning_rate" and _number(v)}
+    hparams = {
+        str(k): checked_float(v, where=f"{path}: hyperparameter {k!r}")
+        for k, v in hp_raw.items()
+        if k != "learning_rate" and _number(v)
+    }
+    batch = obj.get("batch_size")
+    l2 = obj.get("l2_reg", obj.get("weight_decay"))
     return _Run(
         path=path,
         levels=tuple(levels),
+        context=context,
+        batch_size=checked_float(batch, where=f"{path}: batch_size")
+        if batch is not None
+        else math.nan,
+        l2_reg=checked_float(l2, where=f"{path}: l2_reg") if l2 is not None else math.nan,
         problem=problem,
         optimizer=optimizer,
         setting=setting,
@@ -242,58 +273,16 @@ def import_deepobs(
     Malformed files raise DataFormatError naming the file, or with `skip_bad` are skipped
     with one warning each (ImportResult.warnings).
     """
-    src = Path(src)
-    if not src.is_dir():
-        raise DataFormatError(f"{src}: not a directory (expected a DeepOBS output tree)")
-    if not any(src.iterdir()):
-        raise DataFormatError(f"{src}: empty folder; no DeepOBS runs to import")
-    files = _find_run_files(src)
-    if not files:
-        raise DataFormatError(
-            f"{src}: no DeepOBS run files found (expected "
-            "<testproblem>/<optimizer>/<setting>/random_seed__<seed>__<time>.json); "
-            "is this a DeepOBS output tree?"
-        )
+    src = open_source_dir(src, "a DeepOBS output tree")
     bad = BadInputs(skip_bad=skip_bad)
-    runs: list[_Run] = []
-    for path in files:
-        try:
-            runs.append(_parse_run(path, src))
-        except DataFormatError as err:
-            bad.bad(str(err))
-    if not runs:
-        raise DataFormatError(f"{src}: none of its {len(files)} run files could be read")
-    formats = sorted({r.fmt for r in runs})
-    if len(formats) > 1:
-        first = {f: next(r.path for r in runs if r.fmt == f) for f in formats}
-        raise DataFormatError(
-            f"{src}: mixes DeepOBS 1.1 and 1.2 files ({first['1.1']} and {first['1.2']})"
-        )
-    fmt = formats[0]
+    runs, fmt = _discover_and_parse(src, bad)
 
     target_path = Path(targets) if targets is not None else src / _TARGETS_FILE
     if targets is not None and not target_path.is_file():
         raise DataFormatError(f"{target_path}: targets file not found")
     test_targets = _read_targets(target_path, bad) if target_path.is_file() else {}
 
-    # Extra levels that are the same for every run carry no information.
-    n_levels = {len(r.levels) for r in runs}
-    if len(n_levels) > 1:
-        raise DataFormatError(
-            f"{src}: run files sit at different depths (e.g. {runs[0].path} and "
-            f"{next(r.path for r in runs if len(r.levels) != len(runs[0].levels))})"
-        )
-    varying = [i for i in range(n_levels.pop()) if len({r.levels[i] for r in runs}) > 1]
-
-    def opt_label(run: _Run) -> str:
-        return "-".join([run.optimizer, *(run.levels[i] for i in varying)])
-
-    # Group runs by setting folder (the re-runs store a rounded learning rate).
-    settings: dict[tuple[str, str], dict[str, list[_Run]]] = {}
-    for run in runs:
-        cell = settings.setdefault((run.problem, opt_label(run)), {})
-        key = "/".join([*run.levels, run.setting])
-        cell.setdefault(key, []).append(run)
+    varying, opt_label, settings = _group(src, runs)
 
     caveats = [
         "step is the epoch index (eval 0 is the evaluation before training): DeepOBS "
@@ -313,6 +302,93 @@ def import_deepobs(
         repeat_dims=("seed",),
     )
 
+    metric_of = _declare_workloads(builder, runs, fmt, test_targets, bad)
+    seed_sets, n_files, n_filled = _add_cells(builder, settings, metric_of, bad)
+    if n_files == 0:
+        raise DataFormatError(f"{src}: no usable DeepOBS runs")
+    if n_filled:
+        builder.add_caveat(
+            f"{n_filled} diverged runs had their remaining epochs filled with epoch-0 values "
+            "(DeepOBS 1.2); those epochs are stored as NaN"
+        )
+    selection_repeats = _shared_seeds(seed_sets)
+    if selection_repeats:
+        builder.add_caveat(
+            f"selection uses only seed(s) {selection_repeats}, which every setting was run "
+            "with; the other seeds re-ran chosen settings after the choice was made"
+        )
+    below = len(runs[0].path.relative_to(src).parts) < 4
+    _level_caveats(builder, fmt, below, varying)
+    ds = builder.build()
+    ds = _with_run_settings(ds, runs, opt_label, fmt)
+    ds.attrs["importer"] = "deepobs"
+    ds.attrs["deepobs_format"] = fmt
+    if selection_repeats:
+        ds.attrs["selection_repeats"] = f"seed={selection_repeats}"
+    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
+
+
+def _discover_and_parse(src: Path, bad: BadInputs) -> tuple[list[_Run], str]:
+    """Phase 1: every run file under `src`, parsed; one format for the whole tree."""
+    files = _find_run_files(src)
+    if not files:
+        raise DataFormatError(
+            f"{src}: no DeepOBS run files found (expected "
+            "<testproblem>/<optimizer>/<setting>/random_seed__<seed>__<time>.json); "
+            "is this a DeepOBS output tree?"
+        )
+    runs: list[_Run] = []
+    for path in files:
+        try:
+            runs.append(_parse_run(path, src))
+        except DataFormatError as err:
+            bad.bad(str(err))
+    if not runs:
+        raise DataFormatError(f"{src}: none of its {len(files)} run files could be read")
+    formats = sorted({r.fmt for r in runs})
+    if len(formats) > 1:
+        first = {f: next(r.path for r in runs if r.fmt == f) for f in formats}
+        raise DataFormatError(
+            f"{src}: mixes DeepOBS 1.1 and 1.2 files ({first['1.1']} and {first['1.2']})"
+        )
+    return runs, formats[0]
+
+
+_Settings = dict[tuple[str, str], dict[str, list[_Run]]]
+
+
+def _group(src: Path, runs: Sequence[_Run]) -> tuple[list[int], Callable[[_Run], str], _Settings]:
+    """Phase 1b: the folder levels that differ between runs (part of the optimizer
+    label; levels the same for every run carry no information), the label function, and
+    runs grouped by (problem, label) and setting folder (re-runs store a rounded
+    learning rate, so the folder, not the value, groups them)."""
+    n_levels = {len(r.levels) for r in runs}
+    if len(n_levels) > 1:
+        raise DataFormatError(
+            f"{src}: run files sit at different depths (e.g. {runs[0].path} and "
+            f"{next(r.path for r in runs if len(r.levels) != len(runs[0].levels))})"
+        )
+    varying = [i for i in range(n_levels.pop()) if len({r.levels[i] for r in runs}) > 1]
+
+    def opt_label(run: _Run) -> str:
+        return "-".join([run.optimizer, *(run.levels[i] for i in varying)])
+
+    settings: _Settings = {}
+    for run in runs:
+        cell = settings.setdefault((run.problem, opt_label(run)), {})
+        key = "/".join([*run.levels, run.setting])
+        cell.setdefault(key, []).append(run)
+    return varying, opt_label, settings
+
+
+def _declare_workloads(
+    builder: ArchiveBuilder,
+    runs: Sequence[_Run],
+    fmt: str,
+    test_targets: dict[str, float],
+    bad: BadInputs,
+) -> dict[str, str]:
+    """Phase 2: one workload per test problem; returns its metric ("accuracy"/"loss")."""
     metric_of: dict[str, str] = {}
     epochs_of: dict[str, int] = {}
     for run in runs:
@@ -337,6 +413,14 @@ def import_deepobs(
             )
         )
 
+    return metric_of
+
+
+def _add_cells(
+    builder: ArchiveBuilder, settings: _Settings, metric_of: dict[str, str], bad: BadInputs
+) -> tuple[list[frozenset[int]], int, int]:
+    """Phase 3: optimizers, spaces and one trial per setting (a run per seed); returns
+    the seed set of every setting, the files used and the runs with 1.2's fill."""
     seed_sets: list[frozenset[int]] = []
     n_files = 0
     n_filled = 0
@@ -372,25 +456,7 @@ def import_deepobs(
                 seed_sets.append(frozenset(seeds))
         builder.add_space(problem, opt, _observed_space(lrs, other))
 
-    if n_files == 0:
-        raise DataFormatError(f"{src}: no usable DeepOBS runs")
-    if n_filled:
-        builder.add_caveat(
-            f"{n_filled} diverged runs had their remaining epochs filled with epoch-0 values "
-            "(DeepOBS 1.2); those epochs are stored as NaN"
-        )
-    selection_repeats = _shared_seeds(seed_sets)
-    if selection_repeats:
-        builder.add_caveat(
-            f"selection uses only seed(s) {selection_repeats}, which every setting was run "
-            "with; the other seeds re-ran chosen settings after the choice was made"
-        )
-    ds = builder.build()
-    ds.attrs["importer"] = "deepobs"
-    ds.attrs["deepobs_format"] = fmt
-    if selection_repeats:
-        ds.attrs["selection_repeats"] = f"seed={selection_repeats}"
-    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=n_files)
+    return seed_sets, n_files, n_filled
 
 
 def _family(runs: Sequence[_Run], bad: BadInputs) -> str:
@@ -490,3 +556,56 @@ def _shared_seeds(seed_sets: Sequence[frozenset[int]]) -> str:
         return ""
     common = frozenset.intersection(*seed_sets)
     return ",".join(str(s) for s in sorted(common))
+
+
+def _level_caveats(builder: ArchiveBuilder, fmt: str, below: bool, varying: list[int]) -> None:
+    if varying:
+        builder.add_caveat(
+            "folder levels above the test problem that differ between runs are part of "
+            "the optimizer label (e.g. AdamOptimizer-large_budget)"
+        )
+    if fmt == "1.2":
+        builder.add_caveat(
+            "coordinates budget and schedule (optimizer) hold the two folder names above "
+            "the test problem (DeepOBS 1.2 layout results/<budget>/<schedule>/<problem>)"
+            + (", read from the path above SRC" if below else "")
+        )
+
+
+def _with_run_settings(
+    ds: xr.Dataset,
+    runs: Sequence[_Run],
+    opt_label: Callable[[_Run], str],
+    fmt: str,
+) -> xr.Dataset:
+    """Coordinates batch_size and l2_reg (workload, optimizer; NaN where not logged or not
+    one value), and for 1.2 budget and schedule (optimizer)."""
+    workloads = [str(w) for w in ds["workload"].values]
+    optimizers = [str(o) for o in ds["optimizer"].values]
+    values: dict[str, dict[tuple[str, str], set[float]]] = {"batch_size": {}, "l2_reg": {}}
+    folders: dict[str, set[tuple[str, str]]] = {}
+    for run in runs:
+        label = opt_label(run)
+        for name in values:
+            v = getattr(run, name)
+            values[name].setdefault((run.problem, label), set()).add(v)
+        folders.setdefault(label, set()).add(run.context)
+    coords: dict[str, Any] = {}
+    for name, cells in values.items():
+        table = np.full((len(workloads), len(optimizers)), np.nan)
+        for (w, o), vs in cells.items():
+            finite = {v for v in vs if not math.isnan(v)}
+            if w in workloads and o in optimizers and len(finite) == 1 and len(vs) == 1:
+                table[workloads.index(w), optimizers.index(o)] = finite.pop()
+        coords[name] = (("workload", "optimizer"), table)
+    if fmt == "1.2":
+        budget = []
+        schedule = []
+        for o in optimizers:
+            ctx = folders.get(o, set())
+            one = next(iter(ctx)) if len(ctx) == 1 else ("", "")
+            budget.append(one[0])
+            schedule.append(one[1])
+        coords["budget"] = ("optimizer", np.array(budget, dtype=str))
+        coords["schedule"] = ("optimizer", np.array(schedule, dtype=str))
+    return ds.assign_coords(coords)

@@ -1,0 +1,262 @@
+"""Importer of Optuna studies (the optional extra `optuna`).
+
+Dependency rule: numpy, xarray, attrs, this package, and optuna imported only when an
+import runs (the base install does not need it).
+
+Mapping (docs/importers.md):
+- workload = `--workload LABEL`, or the param / user attribute `--workload-from NAME` of
+  each trial, or the study name; optimizer = the param or user attribute named by
+  `--optimizer-from` (default `optimizer`); trial = Optuna's trial number.
+- hparams = the numeric params (bools as 0/1) other than those two; the search space of
+  each (workload, optimizer) = the trials' distributions (float/int: low, high, log or
+  linear); categorical params with text choices are left out (counted in a caveat).
+- curves: valid_metric (and test_metric, a copy: Optuna has no separate test value;
+  a caveat says so) = the intermediate values at their reported steps, then the
+  objective (the selection metric, with the study's direction) as the evaluation at the
+  workload's step budget (a mapping's `step_budget`, else the largest reported step);
+  an intermediate value at that step is replaced by the objective. time = the trial's
+  duration at that last evaluation only.
+- status: COMPLETE -> completed, PRUNED -> incomplete, FAIL -> diverged; RUNNING and
+  WAITING trials are left out (counted in a caveat).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from optcmp_data._builder import (
+    ArchiveBuilder,
+    Curves,
+    SpaceDim,
+    SpaceRecord,
+    TrialRecord,
+    WorkloadInfo,
+)
+from optcmp_data._errors import ConfigError, DataFormatError
+from optcmp_data._schema import Direction, Scale, Split, Status
+from optcmp_data.importers._common import BadInputs, ImportResult
+from optcmp_data.importers._table import TableMapping
+
+__all__ = ["import_optuna"]
+
+
+def _optuna() -> Any:
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError(
+            "importing an Optuna study needs optuna, which is not installed "
+            "(pip install 'optcmp[optuna]')"
+        ) from None
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    return optuna
+
+
+def _load(optuna: Any, storage: str, study: str) -> Any:
+    if storage.startswith("sqlite:///"):
+        db = Path(storage.removeprefix("sqlite:///"))
+        if not db.is_file():
+            raise DataFormatError(f"{db}: no such SQLite file (storage {storage})")
+    try:
+        names = optuna.get_all_study_names(storage=storage)
+    except Exception as err:  # optuna raises many storage-specific types
+        detail = " ".join(str(err).split())[:200] or type(err).__name__
+        raise DataFormatError(f"{storage}: not a readable Optuna storage ({detail})") from None
+    if study not in names:
+        raise DataFormatError(
+            f"{storage}: no study named {study!r} (studies: {', '.join(sorted(names)) or 'none'})"
+        )
+    return optuna.load_study(study_name=study, storage=storage)
+
+
+def _label(trial: Any, name: str) -> str | None:
+    for source in (trial.params, trial.user_attrs):
+        if name in source:
+            value = source[name]
+            return str(value)
+    return None
+
+
+def import_optuna(
+    storage: str,
+    study: str,
+    /,
+    *,
+    mapping: str | os.PathLike[str] | None = None,
+    optimizer_from: str = "optimizer",
+    workload_from: str | None = None,
+    workload: str | None = None,
+    skip_bad: bool = False,
+    command: str | None = None,
+) -> ImportResult:
+    """Import one single-objective Optuna study (module docstring)."""
+    if workload is not None and workload_from is not None:
+        raise ConfigError("give --workload or --workload-from, not both")
+    optuna = _optuna()
+    loaded = _load(optuna, storage, study)
+    if len(loaded.directions) != 1:
+        raise DataFormatError(
+            f"{storage}: study {study!r} has {len(loaded.directions)} objectives; only "
+            "single-objective studies can be imported"
+        )
+    direction = (
+        Direction.MAX if loaded.direction == optuna.study.StudyDirection.MAXIMIZE else Direction.MIN
+    )
+    mapped = (
+        TableMapping.from_file(mapping)
+        if mapping is not None
+        else TableMapping({}, source="<no mapping>")
+    )
+    state = optuna.trial.TrialState
+    statuses = {
+        state.COMPLETE: Status.COMPLETED,
+        state.PRUNED: Status.INCOMPLETE,
+        state.FAIL: Status.DIVERGED,
+    }
+    bad = BadInputs(skip_bad=skip_bad)
+    where = f"{storage} study {study!r}"
+    runs: list[tuple[str, str, Any]] = []
+    skipped_state = 0
+    for trial in loaded.get_trials(deepcopy=False):
+        if trial.state not in statuses:
+            skipped_state += 1
+            continue
+        opt = _label(trial, optimizer_from)
+        if opt is None:
+            bad.bad(
+                f"{where}: trial {trial.number} has no param or user attribute "
+                f"{optimizer_from!r} naming its optimizer; choose one with --optimizer-from"
+            )
+            continue
+        if workload is not None:
+            wl = workload
+        elif workload_from is not None:
+            found = _label(trial, workload_from)
+            if found is None:
+                bad.bad(
+                    f"{where}: trial {trial.number} has no param or user attribute "
+                    f"{workload_from!r} (--workload-from)"
+                )
+                continue
+            wl = found
+        else:
+            wl = study
+        runs.append((wl, opt, trial))
+    if not runs:
+        raise DataFormatError(f"{where}: no finished, pruned or failed trial to import")
+
+    labels = {optimizer_from, *([workload_from] if workload_from else [])}
+    text_params: set[str] = set()
+    spaces: dict[tuple[str, str], dict[str, SpaceDim]] = {}
+    max_step: dict[str, int] = {}
+    for wl, opt, trial in runs:
+        dims = spaces.setdefault((wl, opt), {})
+        for name, dist in trial.distributions.items():
+            if name in labels:
+                continue
+            if isinstance(dist, optuna.distributions.CategoricalDistribution):
+                if not all(isinstance(c, int | float) for c in dist.choices):
+                    text_params.add(name)
+                    continue
+                low, high, scale = min(dist.choices), max(dist.choices), Scale.LINEAR
+            else:
+                low, high = float(dist.low), float(dist.high)
+                scale = Scale.LOG if getattr(dist, "log", False) else Scale.LINEAR
+            if low == high:
+                scale = Scale.FIXED
+            old = dims.get(name)
+            if old is not None and (old.low, old.high, old.scale) != (low, high, scale):
+                low, high = min(old.low, low), max(old.high, high)
+                scale = old.scale if old.scale == scale else Scale.LINEAR
+            dims[name] = SpaceDim(name, float(low), float(high), scale)
+        if trial.intermediate_values:
+            max_step[wl] = max(max_step.get(wl, 0), max(trial.intermediate_values))
+
+    builder = ArchiveBuilder(
+        source=f"Optuna study {study!r} in {storage}",
+        command=command,
+        caveats=[
+            "valid_metric is the Optuna objective (final evaluation) and its intermediate "
+            "values (earlier evaluations); time is the trial's duration, at the final "
+            "evaluation only",
+            "Optuna stores one objective and no separate test value: test_metric repeats "
+            "valid_metric, so reported values are those the selection used (optimistic)",
+        ],
+    )
+    for wl in sorted({r[0] for r in runs}):
+        facts = mapped.facts(wl)
+        try:
+            budget = int(facts.get("step_budget", max_step.get(wl, 0)))
+            builder.add_workload(
+                WorkloadInfo(
+                    name=wl,
+                    metric_name=str(facts.get("metric_name", "objective")),
+                    direction=direction,
+                    valid_target=float(facts.get("valid_target", math.nan)),
+                    test_target=float(facts.get("test_target", math.nan)),
+                    step_budget=budget,
+                    selection_split=Split(str(facts.get("selection_split", "valid"))),
+                )
+            )
+        except (TypeError, ValueError) as err:
+            raise ConfigError(f"{mapped.source}: workload {wl!r}: {err}") from None
+        max_step[wl] = budget
+    for (wl, opt), dims in sorted(spaces.items()):
+        builder.add_optimizer(opt, mapped.families.get(opt, ""))
+        builder.add_space(wl, opt, SpaceRecord("optuna-distributions", tuple(dims.values())))
+    for wl, opt, trial in runs:
+        hp = {
+            name: float(value)
+            for name, value in trial.params.items()
+            if name not in labels and isinstance(value, int | float)
+        }
+        inter = dict(sorted(trial.intermediate_values.items()))
+        steps = [int(s) for s in inter]
+        values = [float(v) for v in inter.values()]
+        objective = trial.value if trial.state == state.COMPLETE else None
+        final_step = max(max_step[wl], steps[-1] if steps else 0)
+        times = [math.nan] * len(steps)
+        duration = (
+            (trial.datetime_complete - trial.datetime_start).total_seconds()
+            if trial.datetime_complete is not None and trial.datetime_start is not None
+            else math.nan
+        )
+        if objective is not None:
+            if steps and steps[-1] == final_step:
+                values[-1] = float(objective)
+                times[-1] = duration
+            else:
+                steps.append(final_step)
+                values.append(float(objective))
+                times.append(duration)
+        elif times:
+            times[-1] = duration
+        builder.add_trial(
+            TrialRecord(
+                workload=wl,
+                optimizer=opt,
+                trial=int(trial.number),
+                status=statuses[trial.state],
+                hparams=hp,
+                curves=Curves(
+                    step=np.array(steps, dtype=np.int64),
+                    time=np.array(times, dtype=np.float64),
+                    valid_metric=np.array(values, dtype=np.float64),
+                    test_metric=np.array(values, dtype=np.float64),
+                ),
+            )
+        )
+    if text_params:
+        builder.add_caveat(
+            f"categorical params with text choices are not stored: {sorted(text_params)}"
+        )
+    if skipped_state:
+        builder.add_caveat(f"{skipped_state} running or waiting trials left out")
+    ds = builder.build()
+    ds.attrs.update(importer="optuna", optuna_study=study)
+    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=1)
