@@ -41,7 +41,7 @@ def test_demo_runs_both_protocols_and_writes_the_report(tmp_path: Path) -> None:
     results = json.loads((out / "report" / "results.json").read_text(encoding="utf-8"))
     assert results["report"]["compare"] == "lr-only"
     assert (out / "report" / "figures" / "budget.png").stat().st_size > 0
-    assert report.startswith("# optcmp demo: six optimizers on teacher\\_mlp")
+    assert report.startswith("# optcmp demo: six optimizers on teacher_mlp")
     assert report.index("## Findings") < report.index("## Protocol comparison")
     page = (out / "report" / "report.html").read_text(encoding="utf-8")
     assert "data:image/png;base64," in page
