@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 import xarray as xr
+from rich import box
 from rich.table import Table
 
 from optcmp_analysis import (
@@ -438,35 +439,44 @@ def inclusion(
         print_json({"inclusion": records})
         return
     level = f"{1 - 2 * alpha:.0%}"
-    table = Table(
-        title=f"Inclusion checks: general - special of the expected best-of-k test metric "
-        f"(positive: general worse); {level} interval; Holm over {result.n_tests} tests, "
-        f"alpha {alpha:g}; margin {margin:g}"
+    console.print(
+        f"Inclusion checks: Δ = general - special of the expected best-of-k test metric "
+        f"(positive: general worse), {level} interval, one-sided p and Holm-adjusted p over "
+        f"{result.n_tests} tests; alpha {alpha:g}, margin {margin:g}.",
+        highlight=False,
     )
-    for col in (
-        "rule",
-        "workload",
-        "special ⊆ general",
-        "k",
-        "difference",
-        level,
-        "p",
-        "p (Holm)",
-        "verdict",
-    ):
-        table.add_column(col)
+    not_included: dict[tuple[str, str, str], list[str]] = {}
+    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
     for r in records:
-        tested = r["verdict"] != "not_included"  # not a test: no interval, no p shown
-        table.add_row(
-            r["rule"],
-            _workload_label(r),
-            f"{term(r['special'])} ⊆ {term(r['general'])}",
-            str(r["k"]),
-            _fmt(r["difference"]),
-            f"{_fmt(r['lo'])} - {_fmt(r['hi'])}" if tested else "-",
-            _fmt(r["p_value"], 3) if tested else "-",
-            _fmt(r["p_adjusted"], 3),
-            _verdict(r["verdict"], r["verdict_text"]),
+        groups.setdefault((r["rule"], _workload_label(r), r["k"]), []).append(r)
+    for (rule_name, workload_label, k), rows in groups.items():
+        # One small table per (rule, workload): five columns fit 80 terminal columns.
+        table = Table(
+            title=f"{rule_name} · {workload_label} · k = {k}",
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
         )
-    console.print(table)
+        table.add_column("special ⊆ general", overflow="ellipsis")
+        for col in ("Δ", level, "p / Holm"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("verdict", no_wrap=True)
+        for r in rows:
+            tested = r["verdict"] != "not_included"  # not a test: no interval, no p shown
+            if not tested:
+                found = not_included.setdefault((r["special"], r["general"], r["reason"]), [])
+                if r["workload"] not in found:
+                    found.append(r["workload"])
+            table.add_row(
+                f"{term(r['special'])} ⊆ {term(r['general'])}",
+                _fmt(r["difference"], 3),
+                f"[{_fmt(r['lo'], 3)}, {_fmt(r['hi'], 3)}]" if tested else "-",
+                f"{_fmt(r['p_value'], 2)} / {_fmt(r['p_adjusted'], 2)}" if tested else "-",
+                _verdict(r["verdict"], "not incl." if not tested else None),
+            )
+        console.print(table)
+    for (special, general, reason), workloads in not_included.items():
+        console.print(
+            f"[blue]not included[/blue] {term(special)} ⊆ {term(general)} "
+            f"({term(', '.join(workloads))}): {term(reason)}"
+        )
     _caveats(result.caveats)

@@ -211,3 +211,17 @@ def test_diverged_and_method_options(archive_path: Path) -> None:
     table = runner.invoke(app, [*rank[:3], "--budget", "2"], env={"COLUMNS": "250"})
     assert "no result" in table.output
     assert "P(best) is the chance" in table.output
+
+
+def test_inclusion_table_fits_80_columns_without_breaking_words(archive_path: Path) -> None:
+    result = runner.invoke(
+        app, ["analyze", "inclusion", str(archive_path), "--n-perm", "99"], env={"COLUMNS": "80"}
+    )
+    assert result.exit_code == 0, result.output
+    rows = [line for line in result.output.splitlines() if line.startswith("  ")]
+    assert rows, result.output
+    assert max(len(line) for line in rows) <= 80, result.output
+    # Every verdict is a whole word in its own column, never split over two lines.
+    words = {"violated", "consistent", "inconclusive", "incl."}
+    assert any(w in line.split() for line in rows for w in words), result.output
+    assert "k = " in result.output  # the budget of each table is stated
