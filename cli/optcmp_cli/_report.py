@@ -626,8 +626,14 @@ def _inclusion_findings(b: _Builder, records: list[dict[str, Any]], group: str |
                 f"(interval {span}, Holm-adjusted p {_num(r['p_adjusted'], 3)})"
             )
         elif r["verdict"] == "consistent" and _evidence_of_consistency(r):
+            margin = r.get("margin")
+            bound = (
+                f" by more than the margin {_num(margin, 3)}"
+                if isinstance(margin, int | float) and margin > 0
+                else ""
+            )
             b.supported.append(
-                f"{pair}: the general optimizer is not worse (difference "
+                f"{pair}: the general optimizer is not worse{bound} (difference "
                 f"{_num(r['difference'], 3)}, interval {span})"
             )
         elif r["verdict"] == "not_included":
