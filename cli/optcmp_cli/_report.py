@@ -617,6 +617,8 @@ def _inclusion_findings(b: _Builder, records: list[dict[str, Any]], group: str |
     where = f" (protocol {group})" if group else ""
     mine = [r for r in records if r.get("rule", str(b.rule)) == str(b.rule)]
     undecided = []
+    # One line per pair and reason, naming its workloads (not one line per workload).
+    not_nested: dict[tuple[str, str, str], list[str]] = {}
     for r in mine:
         pair = f"{_md(r['special'])} ⊆ {_md(r['general'])} on {_md(r['workload'])}{where}"
         span = _interval(r.get("lo"), r.get("hi"))
@@ -638,9 +640,17 @@ def _inclusion_findings(b: _Builder, records: list[dict[str, Any]], group: str |
             )
         elif r["verdict"] == "not_included":
             reason = r.get("reason") or "the stored search spaces do not nest"
-            b.protocol_notes.append(f"{pair} is not an inclusion as tuned: {_md(reason)}")
+            key = (r["special"], r["general"], reason)
+            not_nested.setdefault(key, [])
+            if r["workload"] not in not_nested[key]:
+                not_nested[key].append(r["workload"])
         else:
             undecided.append(pair)
+    for (special, general, reason), workloads in not_nested.items():
+        b.protocol_notes.append(
+            f"{_md(special)} ⊆ {_md(general)}{where} is not an inclusion as tuned on "
+            f"{_md(', '.join(workloads))}: {_md(reason)}"
+        )
     if undecided:
         b.unsupported.append(
             f"{len(undecided)} of {len(mine)} inclusion tests are inconclusive{where} "
