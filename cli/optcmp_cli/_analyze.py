@@ -8,7 +8,6 @@ analyze commands are added to `analyze_app` from their own modules.
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,6 +32,21 @@ from optcmp_analysis import (
 )
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
+from optcmp_cli._format import num, pct
+from optcmp_cli._options import (
+    ArchiveArg,
+    DivergedOpt,
+    JsonOpt,
+    MarginOpt,
+    NBootOpt,
+    NPermOpt,
+    OptimizerOpt,
+    PermSeedOpt,
+    RepeatsOpt,
+    RuleOpt,
+    SeedOpt,
+    WorkloadOpt,
+)
 from optcmp_data import Taxonomy, open_archive
 
 __all__ = ["analyze_app"]
@@ -42,69 +56,6 @@ analyze_app = typer.Typer(
     "checks (and more). Torch is not needed.",
     no_args_is_help=True,
 )
-
-ArchiveArg = Annotated[
-    Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print only JSON on stdout.")]
-WorkloadOpt = Annotated[
-    list[str] | None,
-    typer.Option("--workload", "-w", help="Only this workload (repeat the option for more)."),
-]
-OptimizerOpt = Annotated[
-    list[str] | None,
-    typer.Option("--optimizer", "-o", help="Only this optimizer (repeat the option for more)."),
-]
-RuleOpt = Annotated[
-    SelectionRule,
-    typer.Option(
-        "--rule",
-        help="Selection rule: final-valid (final metric on the archive's selection split), "
-        "best-valid, final-train-loss, deepobs-final, deepobs-best.",
-    ),
-]
-RepeatsOpt = Annotated[
-    RepeatMode,
-    typer.Option("--repeats", help="Repeat axes (seeds, studies): average them, or per-repeat."),
-]
-DivergedOpt = Annotated[
-    DivergedMode,
-    typer.Option(
-        "--diverged",
-        help="A diverged trial: exclude (never selected; a study of only such trials has no "
-        "result, shown as the no-result share) or worst (scored as the worst usable value "
-        "of its workload).",
-    ),
-]
-SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (reproducible).")]
-PermSeedOpt = Annotated[
-    int,
-    typer.Option(
-        "--seed",
-        help="Seed of the random splits, used where the permutation distribution is sampled "
-        "(reproducible).",
-    ),
-]
-NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
-NPermOpt = Annotated[
-    int,
-    typer.Option(
-        "--n-perm",
-        min=1,
-        help="Random splits per permutation test where it is not enumerated exactly (the "
-        "smallest p-value is 1/(n+1)).",
-    ),
-]
-MarginOpt = Annotated[
-    float,
-    typer.Option(
-        "--margin",
-        min=0.0,
-        help="Non-inferiority margin in the metric's units: 'consistent' needs evidence "
-        "that the general optimizer is worse by less than this.",
-    ),
-]
-
 
 _VERDICT_COLOURS = {
     "violated": "red",
@@ -118,21 +69,6 @@ def _load(path: Path, workloads: list[str] | None, optimizers: list[str] | None)
     archive = open_archive(path)
     with about_archive(path):
         return restrict(archive, workloads=workloads or None, optimizers=optimizers or None)
-
-
-def _fmt(value: Any, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "-"
-    if isinstance(value, float):
-        return f"{value:.{digits}g}"
-    return str(value)
-
-
-def _pct(share: Any) -> str:
-    """A share as a percentage ("-" when missing)."""
-    if share is None:
-        return "-"
-    return "<0.1%" if 0 < share < 0.0005 else f"{100 * share:.1f}%"
 
 
 def _caveats(caveats: tuple[str, ...]) -> None:
@@ -189,14 +125,14 @@ def best(
         row = [
             _workload_label(r),
             term(r["optimizer"]),
-            _fmt(r["trial"]),
+            num(r["trial"]),
             term(hp or "-"),
-            f"{_fmt(r['selection_value'])} ({r['selection_split']})",
-            f"{_fmt(r['test_value'])} {term(r['metric'])}",
+            f"{num(r['selection_value'])} ({r['selection_split']})",
+            f"{num(r['test_value'])} {term(r['metric'])}",
         ]
         if several:
             row.append(
-                f"{_fmt(r['test_min'])} / {_fmt(r['test_median'])} / {_fmt(r['test_max'])} "
+                f"{num(r['test_min'])} / {num(r['test_median'])} / {num(r['test_max'])} "
                 f"({r['n_repeats']})"
             )
         table.add_row(*row)
@@ -273,13 +209,13 @@ def budget(
             _workload_label(r),
             term(r["optimizer"]),
             str(r["k"]),
-            _fmt(r["mean"]),
-            _fmt(r["median"]),
-            f"{_fmt(r['lo'])} - {_fmt(r['hi'])}",
-            _fmt(r["expected"]),
-            f"{_fmt(r['exact_lo'])} / {_fmt(r['exact_median'])} / {_fmt(r['exact_hi'])}",
-            _pct(r["no_result_exact"]),
-            _fmt(r["settled_k"]),
+            num(r["mean"]),
+            num(r["median"]),
+            f"{num(r['lo'])} - {num(r['hi'])}",
+            num(r["expected"]),
+            f"{num(r['exact_lo'])} / {num(r['exact_median'])} / {num(r['exact_hi'])}",
+            pct(r["no_result_exact"]),
+            num(r["settled_k"]),
         )
     console.print(table)
     _caveats(result.caveats)
@@ -350,16 +286,16 @@ def rank(
     ):
         table.add_column(col)
     for r in sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9)):
-        by_k = " ".join(f"{k}:{_fmt(p, 2)}" for k, p in r["p_best_by_k"].items())
-        none_k = " ".join(f"{k}:{_pct(p)}" for k, p in r["no_result_by_k"].items())
+        by_k = " ".join(f"{k}:{num(p, 2)}" for k, p in r["p_best_by_k"].items())
+        none_k = " ".join(f"{k}:{pct(p)}" for k, p in r["no_result_by_k"].items())
         table.add_row(
             _workload_label(r),
             term(r["optimizer"]),
-            _fmt(r["rank"]),
-            _fmt(r["value"]),
-            _fmt(r["mean_rank"], 3),
-            _fmt(r["p_best"], 3),
-            _pct(r["no_result"]),
+            num(r["rank"]),
+            num(r["value"]),
+            num(r["mean_rank"], 3),
+            num(r["p_best"], 3),
+            pct(r["no_result"]),
             by_k,
             none_k,
         )
@@ -468,9 +404,9 @@ def inclusion(
                     found.append(r["workload"])
             table.add_row(
                 f"{term(r['special'])} ⊆ {term(r['general'])}",
-                _fmt(r["difference"], 3),
-                f"[{_fmt(r['lo'], 3)}, {_fmt(r['hi'], 3)}]" if tested else "-",
-                f"{_fmt(r['p_value'], 2)} / {_fmt(r['p_adjusted'], 2)}" if tested else "-",
+                num(r["difference"], 3),
+                f"[{num(r['lo'], 3)}, {num(r['hi'], 3)}]" if tested else "-",
+                f"{num(r['p_value'], 2)} / {num(r['p_adjusted'], 2)}" if tested else "-",
                 _verdict(r["verdict"], "not incl." if not tested else None),
             )
         console.print(table)

@@ -22,20 +22,11 @@ from optcmp_analysis import (
     aggregate_scores,
     performance_profiles,
 )
-from optcmp_cli._analyze import (
-    ArchiveArg,
-    JsonOpt,
-    OptimizerOpt,
-    RuleOpt,
-    SeedOpt,
-    WorkloadOpt,
-    _caveats,
-    _fmt,
-    _load,
-    analyze_app,
-)
+from optcmp_cli._analyze import _caveats, _load, analyze_app
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
+from optcmp_cli._format import num
+from optcmp_cli._options import ArchiveArg, JsonOpt, OptimizerOpt, RuleOpt, SeedOpt, WorkloadOpt
 
 __all__ = ["aggregate", "profiles"]
 
@@ -132,8 +123,8 @@ def aggregate(
     order = sorted(by_o, key=lambda o: -(by_o[o]["iqm"]["value"] or -np.inf))  # type: ignore[operator]
     for o in order:
         cells = [
-            f"{_fmt(by_o[o][s]['value'], 3)} [{_fmt(by_o[o][s]['lo'], 3)}, "
-            f"{_fmt(by_o[o][s]['hi'], 3)}]"
+            f"{num(by_o[o][s]['value'], 3)} [{num(by_o[o][s]['lo'], 3)}, "
+            f"{num(by_o[o][s]['hi'], 3)}]"
             for s in AGGREGATE_STATISTICS
         ]
         table.add_row(term(o), *cells)
@@ -150,7 +141,7 @@ def aggregate(
                 row.append("-")
                 continue
             r = imp[(o, other)]
-            row.append(f"{_fmt(r['value'], 2)} [{_fmt(r['lo'], 2)}, {_fmt(r['hi'], 2)}]")
+            row.append(f"{num(r['value'], 2)} [{num(r['lo'], 2)}, {num(r['hi'], 2)}]")
         pairs.add_row(term(o), *row)
     console.print(pairs)
     _caveats(result.caveats)
@@ -207,7 +198,7 @@ def profiles(
     rows = sorted((r for r in records if r["record"] == "area"), key=lambda r: -(r["value"] or 0.0))
     for r in rows:
         rho = result.data["rho"].sel(optimizer=r["optimizer"]).values
-        shown = [_fmt(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in dict.fromkeys(marks)]
-        table.add_row(term(r["optimizer"]), _fmt(r["value"], 3), *shown)
+        shown = [num(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in dict.fromkeys(marks)]
+        table.add_row(term(r["optimizer"]), num(r["value"], 3), *shown)
     console.print(table)
     _caveats(result.caveats)

@@ -5,6 +5,7 @@ Dependency rule: optcmp_data only (no torch).
 
 from __future__ import annotations
 
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -13,9 +14,13 @@ from rich.table import Table
 
 from optcmp_cli._common import console, print_json, reports_errors
 from optcmp_cli._escape import term, visible
+from optcmp_cli._format import num
 from optcmp_data import ArchiveSummary, open_archive, summarize
 
 __all__ = ["info"]
+
+# Infinite values are shown as such here ("inf", "-inf"), not as missing.
+_num = partial(num, inf="inf", neg_inf="-inf")
 
 
 # Widest a label column gets in a table: longer labels end in an ellipsis, so that the
@@ -43,12 +48,6 @@ def info(
         print_json({"info": summary.to_json()})
         return
     render_summary(summary)
-
-
-def _fmt(value: float | None) -> str:
-    if value is None or value != value:
-        return "-"
-    return f"{value:.4g}"
 
 
 def render_summary(summary: ArchiveSummary) -> None:
@@ -79,8 +78,8 @@ def render_summary(summary: ArchiveSummary) -> None:
             term(w["workload"]),
             term(w["metric"]),
             term(w["direction"]),
-            _fmt(w["valid_target"]),
-            _fmt(w["test_target"]),
+            _num(w["valid_target"]),
+            _num(w["test_target"]),
             str(w["step_budget"]) if w["step_budget"] >= 0 else "-",
             term(w["selection_split"]),
         )
@@ -110,9 +109,9 @@ def render_summary(summary: ArchiveSummary) -> None:
                 term(h.workload),
                 term(h.optimizer),
                 term(h.hparam),
-                _fmt(h.observed_min),
-                _fmt(h.observed_max),
-                f"[{_fmt(h.space_low)}, {_fmt(h.space_high)}]" if h.scale != "none" else "-",
+                _num(h.observed_min),
+                _num(h.observed_max),
+                f"[{_num(h.space_low)}, {_num(h.space_high)}]" if h.scale != "none" else "-",
                 term(h.scale),
             )
             for h in summary.hparams

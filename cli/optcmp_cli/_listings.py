@@ -6,7 +6,6 @@ Dependency rule: typer, rich and optcmp_data at import time; the simulation pack
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,12 +13,9 @@ import typer
 from rich.table import Table
 
 from optcmp_cli._common import console, print_json, reports_errors, require_torch
+from optcmp_cli._format import num
 
 __all__ = ["spaces", "workloads"]
-
-
-def _fmt(value: float) -> str:
-    return "-" if not math.isfinite(value) else f"{value:.4g}"
 
 
 @reports_errors
@@ -77,7 +73,7 @@ def workloads(
             str(s.batch_size),
             str(s.step_budget),
             str(s.eval_interval),
-            _fmt(s.valid_target),
+            num(s.valid_target),
             "yes" if s.needs_data_dir else "no",
             WORKLOAD_SOURCES[s.name],
         )
@@ -152,7 +148,7 @@ def _space_table(space: Any) -> Table:
     for name in space.names:
         if name in searched:
             r = searched[name]
-            table.add_row(name, _fmt(r.low), _fmt(r.high), r.scale.value)
+            table.add_row(name, num(r.low), num(r.high), r.scale.value)
         else:
-            table.add_row(name, _fmt(fixed[name]), "", "fixed")
+            table.add_row(name, num(fixed[name]), "", "fixed")
     return table

@@ -39,25 +39,15 @@ from optcmp_analysis import (
     BudgetCurve,
     ConditionKind,
     InclusionResult,
-    Match,
     ProtocolComparison,
     Rankings,
     Selection,
     SelectionRule,
     TargetStudy,
     Verdict,
-    aggregate_scores,
-    boundary_check,
-    budget_curve,
-    default_budgets,
-    inclusion_consistency,
-    performance_profiles,
-    protocol_sensitivity,
-    rank_optimizers,
     restrict,
-    select_best,
-    target_study,
 )
+from optcmp_cli._analyses import FIGURES, Common, analysis_named
 from optcmp_cli._common import (
     about_archive,
     check_out_file,
@@ -67,6 +57,8 @@ from optcmp_cli._common import (
     seeded_rng,
 )
 from optcmp_cli._escape import figure
+from optcmp_cli._format import num, signed
+from optcmp_cli._options import ArchiveArg, OptimizerOpt, WorkloadOpt
 from optcmp_data import FAMILIES, ConfigError, Scale, open_archive
 from optcmp_data._fs import os_error
 
@@ -90,18 +82,10 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 
-class PlotKind(enum.StrEnum):
-    """The figures `optcmp plot` draws."""
-
-    BUDGET = "budget"
-    RANK = "rank"
-    INCLUSION = "inclusion"
-    TARGETS = "targets"
-    BOUNDARY = "boundary"
-    CURVES = "curves"
-    AGGREGATE = "aggregate"
-    PROFILES = "profiles"
-    PROTOCOL = "protocol"
+# The figures `optcmp plot` draws: one member per analysis with a figure in the registry.
+PlotKind = enum.StrEnum(  # type: ignore[misc]
+    "PlotKind", {a.name.upper(): a.name for a in FIGURES}
+)
 
 
 _STYLE: dict[RcKeyType, Any] = {
@@ -367,10 +351,6 @@ def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> None:
     fig.legend(handles, labels, loc="outside lower center", ncols=per_row, frameon=False)
 
 
-def _fmt(value: float) -> str:
-    return "-" if not np.isfinite(value) else f"{value:.3g}"
-
-
 # --- budget (Figures 6-8) ---------------------------------------------------------------
 
 
@@ -481,7 +461,7 @@ def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None 
             for xi, r, m in zip(x, ranks, mean_rank[order], strict=True):
                 label = f"#{int(r)}" if np.isfinite(r) else "#-"
                 ax.annotate(
-                    f"{label}\n{_fmt(float(m))}",
+                    f"{label}\n{num(float(m), 3)}",
                     (float(xi), 1.0),
                     xytext=(0, 2),
                     textcoords="offset points",
@@ -555,9 +535,9 @@ def inclusion_figure(result: InclusionResult) -> Figure:
                     ax.text(
                         j,
                         i,
-                        f"not included\nΔ={_fmt_signed(float(diff[i, j]))}"
+                        f"not included\nΔ={signed(float(diff[i, j]))}"
                         if excluded
-                        else f"p={_fmt(float(p_adj[i, j]))}\nΔ={_fmt_signed(float(diff[i, j]))}",
+                        else f"p={num(float(p_adj[i, j]), 3)}\nΔ={signed(float(diff[i, j]))}",
                         ha="center",
                         va="center",
                         fontsize=7,
@@ -588,10 +568,6 @@ def inclusion_figure(result: InclusionResult) -> Figure:
             "expected best-of-k test metric, general - special, positive means worse",
         )
     return fig
-
-
-def _fmt_signed(value: float) -> str:
-    return "-" if not np.isfinite(value) else f"{value:+.2g}"
 
 
 # --- targets (Figure 10) ----------------------------------------------------------------
@@ -984,7 +960,7 @@ def protocol_figure(
 
 
 def figure_for(
-    kind: PlotKind,
+    kind: str,
     archive: xr.Dataset,
     *,
     seed: int,
@@ -994,82 +970,17 @@ def figure_for(
     compare: tuple[str, xr.Dataset] | None = None,
     name: str = "first",
 ) -> Figure:
-    """Run the analysis behind `kind` on `archive` and draw its figure (`compare`: the
-    second archive of a protocol figure)."""
-    rng = seeded_rng(seed)
-    if compare is not None and kind is not PlotKind.PROTOCOL:
-        raise ConfigError(f"--compare applies to plot protocol only, not to plot {kind}")
-    if kind is PlotKind.PROTOCOL:
-        if budget is not None:
-            raise ConfigError("--budget does not apply to plot protocol")
-        return protocol_figure(
-            _protocols(archive, compare, name=name, rule=rule, n_boot=n_boot, rng=rng),
-            styles=_styles_of(archive),
-        )
-    if kind is PlotKind.BUDGET:
-        budgets = None if budget is None else default_budgets(budget)
-        return budget_figure(
-            budget_curve(archive, budgets=budgets, n_boot=n_boot, rng=rng, rule=rule),
-            styles=_styles_of(archive),
-        )
-    if kind is PlotKind.RANK:
-        return rank_figure(
-            rank_optimizers(archive, budget=budget, n_boot=n_boot, rng=rng, rule=rule),
-            styles=_styles_of(archive),
-        )
-    if kind is PlotKind.INCLUSION:
-        return inclusion_figure(
-            inclusion_consistency(archive, budget=budget, rng=rng, rules=(rule,))
-        )
-    if budget is not None:
-        raise ConfigError(f"--budget does not apply to plot {kind}")
-    if kind is PlotKind.TARGETS:
-        return targets_figure(target_study(archive, rng=rng), styles=_styles_of(archive))
-    if kind is PlotKind.BOUNDARY:
-        return boundary_figure(boundary_check(archive, rule=rule), styles=_styles_of(archive))
-    if kind in (PlotKind.AGGREGATE, PlotKind.PROFILES):
-        # Imported here: _plots_across builds on this module's helpers.
-        from optcmp_cli._plots_across import aggregate_figure, profiles_figure
-
-        if kind is PlotKind.AGGREGATE:
-            return aggregate_figure(
-                aggregate_scores(archive, rng=rng, n_boot=min(n_boot, 2000), rule=rule)
-            )
-        return profiles_figure(performance_profiles(archive))
-    return curves_figure(archive, select_best(archive, rule=rule))
-
-
-def _protocols(
-    archive: xr.Dataset,
-    compare: tuple[str, xr.Dataset] | None,
-    *,
-    name: str,
-    rule: SelectionRule,
-    n_boot: int,
-    rng: np.random.Generator,
-) -> ProtocolComparison:
-    """The protocol comparison of two archives, or of the two search spaces of one (the
-    one searching fewer hyperparameters first)."""
-    if compare is not None:
-        other, ds = compare
-        labels = (name, other) if name != other else (f"{name} (1)", f"{name} (2)")
-        return protocol_sensitivity(
-            archive, ds, protocols=labels, rule=rule, n_boot=n_boot, rng=rng
-        )
-    names = archive["space_name"].values.astype(str)
-    spaces = sorted(set(names.ravel()) - {""})
-    if len(spaces) != 2:
-        raise ConfigError(
-            f"plot protocol: the archive has {len(spaces)} search spaces "
-            f"({', '.join(spaces) or 'none'}); it needs exactly two, or --compare ARCHIVE"
-        )
-    scale = archive["space_scale"].values.astype(str)
-    searched = np.isin(scale, [Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value])
-    width = {sp: float(searched.sum(axis=-1)[names == sp].mean()) for sp in spaces}
-    ordered = sorted(spaces, key=lambda sp: (width[sp], sp))
-    return protocol_sensitivity(
-        archive, protocols=ordered, match=Match.FAMILY, rule=rule, n_boot=n_boot, rng=rng
+    """Run the analysis behind `kind` (a name in the registry of analyses) on `archive`
+    and draw its figure (`compare`: the second archive of a protocol figure)."""
+    common = Common(
+        rng=seeded_rng(seed),
+        rule=rule,
+        n_boot=n_boot,
+        budget=budget,
+        compare=compare,
+        name=name,
     )
+    return analysis_named(str(kind), FIGURES).draw(archive, common)
 
 
 @reports_errors
@@ -1078,12 +989,10 @@ def plot(
         str,
         typer.Argument(
             metavar="KIND",
-            help="Which figure to draw: " + ", ".join(k.value for k in PlotKind) + ".",
+            help="Which figure to draw: " + ", ".join(a.name for a in FIGURES) + ".",
         ),
     ],
-    archive_path: Annotated[
-        Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
-    ],
+    archive_path: ArchiveArg,
     out: Annotated[Path, typer.Option("--out", help="Image file to write: .png, .svg or .pdf.")],
     seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
     budget: Annotated[
@@ -1101,14 +1010,8 @@ def plot(
         int,
         typer.Option("--n-boot", min=1, help="Bootstrap draws (targets uses at most 1000)."),
     ] = DEFAULT_N_BOOT,
-    workload: Annotated[
-        list[str] | None,
-        typer.Option("--workload", "-w", help="Only this workload (repeat the option for more)."),
-    ] = None,
-    optimizer: Annotated[
-        list[str] | None,
-        typer.Option("--optimizer", "-o", help="Only this optimizer (repeat the option for more)."),
-    ] = None,
+    workload: WorkloadOpt = None,
+    optimizer: OptimizerOpt = None,
     compare: Annotated[
         Path | None,
         typer.Option(
@@ -1135,8 +1038,7 @@ def plot(
         kind = PlotKind(kind_name)
     except ValueError:
         raise ConfigError(
-            f"KIND {kind_name!r}: not a figure; choose one of "
-            + ", ".join(k.value for k in PlotKind)
+            f"KIND {kind_name!r}: not a figure; choose one of " + ", ".join(a.name for a in FIGURES)
         ) from None
     _image_format(out)  # a wrong suffix fails before the analysis runs
     check_out_file(out)

@@ -68,7 +68,9 @@ from optcmp_cli._common import (
     seeded_rng,
 )
 from optcmp_cli._escape import md, visible
+from optcmp_cli._format import num
 from optcmp_cli._html import to_html
+from optcmp_cli._options import ArchiveArg
 from optcmp_cli._plots import (
     OptimizerStyle,
     _styles_of,
@@ -144,15 +146,8 @@ class ReportFiles:
 
 
 def _num(value: Any, digits: int = 4) -> str:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        return str(value)
-    if np.isnan(x):
-        return "-"
-    if np.isinf(x):
-        return "never" if x > 0 else "-inf"
-    return f"{x:.{digits}g}"
+    """A number for the report: +inf reads "never" (a target never reached)."""
+    return num(value, digits, inf="never", neg_inf="-inf")
 
 
 def _cell(text: Any) -> str:
@@ -1311,9 +1306,7 @@ def _progress(total: int) -> Iterator[Callable[[str], None]]:
 
 @reports_errors
 def report(
-    archive_path: Annotated[
-        Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")
-    ],
+    archive_path: ArchiveArg,
     out: Annotated[
         Path,
         typer.Option("--out", help="Directory for report.md, results.json and figures/."),

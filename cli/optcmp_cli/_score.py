@@ -21,15 +21,10 @@ from optcmp_analysis import (
 )
 from optcmp_cli._common import console, print_json, reports_errors
 from optcmp_cli._escape import term, visible
+from optcmp_cli._format import num
 from optcmp_data import open_archive
 
 __all__ = ["score"]
-
-
-def _fmt(value: float | None, digits: int = 4) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "inf" if value == math.inf else "-"
-    return f"{value:.{digits}g}"
 
 
 @reports_errors
@@ -100,7 +95,7 @@ def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
     table.add_column("optimizer")
     table.add_column("score", justify="right")
     for rec in result.to_json():
-        table.add_row(term(rec["optimizer"]), _fmt(rec["score"]))
+        table.add_row(term(rec["optimizer"]), num(rec["score"], inf="inf"))
     console.print(table)
     for name, rule in result.rules:
         console.print(f"rule: {name}: {rule}", markup=False, soft_wrap=True)
@@ -113,9 +108,11 @@ def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
                 term(rec["optimizer"]),
                 term(rec["workload"]),
                 rec["role"],
-                _fmt(rec["time"] if rec["time"] is not None else math.inf, 6),
-                _fmt(rec["time_scored"] if rec["time_scored"] is not None else math.inf, 6),
-                _fmt(rec["ratio"]) if rec["role"] == "base" else "",
+                num(rec["time"] if rec["time"] is not None else math.inf, 6, inf="inf"),
+                num(
+                    rec["time_scored"] if rec["time_scored"] is not None else math.inf, 6, inf="inf"
+                ),
+                num(rec["ratio"], inf="inf") if rec["role"] == "base" else "",
             )
         console.print(dt)
     _caveats(result.caveats)
@@ -139,10 +136,10 @@ def _render_deepobs(report: DeepobsReport) -> None:
             term(rec["workload"]),
             term(rec["optimizer"]),
             str(rec["trial"]),
-            _fmt(rec["hyperparameters"].get("learning_rate")),
-            f"{_fmt(rec['selection_value'])} ({rec['selection_split']})",
-            f"{_fmt(rec['performance'])} ({term(rec['metric'])})",
-            _fmt(rec["speed"]),
+            num(rec["hyperparameters"].get("learning_rate"), inf="inf"),
+            f"{num(rec['selection_value'], inf='inf')} ({rec['selection_split']})",
+            f"{num(rec['performance'], inf='inf')} ({term(rec['metric'])})",
+            num(rec["speed"], inf="inf"),
             str(rec["n_seeds"]),
         )
     console.print(table)

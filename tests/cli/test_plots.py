@@ -84,7 +84,7 @@ def test_every_kind_renders(
 ) -> None:
     out = tmp_path / f"{kind}{suffix}"
     # A protocol figure compares two archives (here the same one twice).
-    extra = ["--compare", str(archive_path)] if kind is PlotKind.PROTOCOL else []
+    extra = ["--compare", str(archive_path)] if kind == "protocol" else []
     result = runner.invoke(
         app,
         ["plot", kind.value, str(archive_path), "--out", str(out), "--n-boot", "100", *extra],
@@ -192,9 +192,7 @@ def test_budget_figure_axes(archive: xr.Dataset) -> None:
 
 
 def test_budget_option_caps_the_budgets(archive: xr.Dataset) -> None:
-    fig = figure_for(
-        PlotKind.BUDGET, archive, seed=0, budget=4, rule=SelectionRule.FINAL_VALID, n_boot=50
-    )
+    fig = figure_for("budget", archive, seed=0, budget=4, rule=SelectionRule.FINAL_VALID, n_boot=50)
     assert [t.get_text() for t in fig.axes[0].get_xticklabels()] == ["1", "2", "4"]
 
 

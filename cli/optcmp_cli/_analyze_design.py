@@ -1,5 +1,5 @@
-"""`optcmp analyze targets|boundary|protocol`: target independence, the boundary check and
-protocol sensitivity of stored archives.
+"""`optcmp analyze targets|boundary|protocol`: checks of a study's design on stored
+archives: target independence, the search-space boundary check and protocol sensitivity.
 
 Dependency rule: typer, rich, optcmp_data and optcmp_analysis (no torch). The commands are
 added to `analyze_app` of `optcmp_cli._analyze`; importing this module registers them.
@@ -24,7 +24,11 @@ from optcmp_analysis import (
     protocol_sensitivity,
     target_study,
 )
-from optcmp_cli._analyze import (
+from optcmp_cli._analyze import _load, _verdict, analyze_app
+from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
+from optcmp_cli._escape import term
+from optcmp_cli._format import num
+from optcmp_cli._options import (
     ArchiveArg,
     JsonOpt,
     MarginOpt,
@@ -33,23 +37,17 @@ from optcmp_cli._analyze import (
     PermSeedOpt,
     RuleOpt,
     WorkloadOpt,
-    _fmt,
-    _load,
-    _verdict,
-    analyze_app,
 )
-from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
-from optcmp_cli._escape import term
 from optcmp_data import Taxonomy
 
 __all__ = ["boundary", "protocol", "targets"]
 
 
 def _condition_label(rec: dict[str, Any]) -> str:
-    pct = f"{100 * rec['fraction']:.0f}%"
+    share = f"{100 * rec['fraction']:.0f}%"
     if rec["kind"] == "steps":
-        return f"steps to {_fmt(rec['target_value'])} (≤{pct})"
-    return f"final test (≤{pct})"
+        return f"steps to {num(rec['target_value'])} (≤{share})"
+    return f"final test (≤{share})"
 
 
 @analyze_app.command("targets")
@@ -154,9 +152,9 @@ def targets(
             values = []
             for o in result.optimizers:
                 c = by_o[o]
-                shown = "never" if c["reached"] is False else _fmt(c["value"])
-                values.append(f"{shown} ({_fmt(c['rank'])})")
-            table.add_row(label, *values, _fmt(cells[0]["kendall_tau"], 3))
+                shown = "never" if c["reached"] is False else num(c["value"])
+                values.append(f"{shown} ({num(c['rank'])})")
+            table.add_row(label, *values, num(cells[0]["kendall_tau"], 3))
         console.print(table)
     flips = result.flips()
     changes = result.verdict_changes()
@@ -233,9 +231,9 @@ def boundary(
             term(r["optimizer"]),
             term(r["hparam"]),
             r["scale"],
-            f"[{_fmt(r['low'], 3)}, {_fmt(r['high'], 3)}]",
-            _fmt(r["best_value"], 3),
-            _fmt(r["best_position"], 2),
+            f"[{num(r['low'], 3)}, {num(r['high'], 3)}]",
+            num(r["best_value"], 3),
+            num(r["best_position"], 2),
             edge if edge == "none" else f"[red]{edge}[/red] ({r['n_near_low']}/{r['n_near_high']})",
         )
     console.print(table)
@@ -311,12 +309,12 @@ def protocol(
         table.add_row(
             term(r["workload"]),
             term(r["optimizer"]),
-            _fmt(r["value_first"]),
-            _fmt(r["rank_first"]),
-            _fmt(r["value_second"]),
-            _fmt(r["rank_second"]),
+            num(r["value_first"]),
+            num(r["rank_first"]),
+            num(r["value_second"]),
+            num(r["rank_second"]),
             "=" if change == 0 else f"{change:+.0f}",
-            _fmt(r["kendall_tau"], 3),
+            num(r["kendall_tau"], 3),
         )
     console.print(table)
     flips = [r for r in records if r["record"] == "flip"]
@@ -324,7 +322,7 @@ def protocol(
     for f in flips:
         console.print(
             f"  {term(f['workload'])}: {term(f['optimizer'])} beat {term(f['other'])} by "
-            f"{_fmt(f['gap_first'], 3)} under {term(a)}, lost by {_fmt(f['gap_second'], 3)} "
+            f"{num(f['gap_first'], 3)} under {term(a)}, lost by {num(f['gap_second'], 3)} "
             f"under {term(b)} ({term(f['metric'])})",
             highlight=False,
         )

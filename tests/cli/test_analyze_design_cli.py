@@ -20,7 +20,7 @@ FAST: dict[str, list[str]] = {"targets": ["--n-perm", "100"], "boundary": [], "p
 
 @pytest.fixture(scope="module")
 def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("analyze_more") / "a.nc"
+    path = tmp_path_factory.mktemp("analyze_design") / "a.nc"
     ds = synthetic_archive(
         workloads=2, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
     )

@@ -1,0 +1,256 @@
+"""The registry of the CLI's analyses: one entry per analysis, in one table.
+
+Dependency rule: optcmp_analysis and optcmp_data at import; the figure functions of
+_plots and _plots_across are imported when a figure is drawn (they import this module).
+
+Each entry declares the analysis's name (the KIND of `optcmp plot`, the stem of the
+report's figure file), the function that runs it on an archive with the common options,
+its key in `optcmp analyze ... --json` and in the report's results.json, the function
+that draws its figure (None: no figure), the heading of its report section and which of
+the options `--budget` and `--compare` it takes. `optcmp plot` lists, checks and draws
+its figures from this table, so a new analysis is added here, in its command module and
+in the report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import xarray as xr
+
+from optcmp_analysis import (
+    Match,
+    SelectionRule,
+    aggregate_scores,
+    boundary_check,
+    budget_curve,
+    default_budgets,
+    inclusion_consistency,
+    performance_profiles,
+    protocol_sensitivity,
+    rank_optimizers,
+    select_best,
+    target_study,
+)
+from optcmp_data import ConfigError, Scale
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from optcmp_analysis import ProtocolComparison
+
+__all__ = ["ANALYSES", "FIGURES", "Analysis", "Common", "analysis_named"]
+
+# Bootstrap replicates of the aggregate scores are capped: each replicate resamples
+# every workload, and the interval is stable well before this.
+AGGREGATE_MAX_N_BOOT = 2000
+
+
+@dataclass(frozen=True)
+class Common:
+    """The options every analysis is run with (those it does not use are ignored)."""
+
+    rng: np.random.Generator
+    rule: SelectionRule
+    n_boot: int
+    budget: int | None = None
+    # The second archive of a protocol comparison, with its name.
+    compare: tuple[str, xr.Dataset] | None = None
+    # The name of the (first) archive, used as its protocol label.
+    name: str = "first"
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """One analysis: how to run it, where its records go and how it is drawn."""
+
+    name: str
+    run: Callable[[xr.Dataset, Common], Any]
+    json_key: str
+    # (result, archive) -> figure; None: the analysis has no figure of its own.
+    figure: Callable[[Any, xr.Dataset], Figure] | None
+    report_heading: str | None
+    takes_budget: bool = False
+    takes_compare: bool = False
+
+    def check(self, common: Common, *, command: str = "plot") -> None:
+        """Refuse the options this analysis does not take."""
+        if common.compare is not None and not self.takes_compare:
+            raise ConfigError(
+                f"--compare applies to {command} protocol only, not to {command} {self.name}"
+            )
+        if common.budget is not None and not self.takes_budget:
+            raise ConfigError(f"--budget does not apply to {command} {self.name}")
+
+    def draw(self, archive: xr.Dataset, common: Common) -> Figure:
+        """Run the analysis on `archive` and draw its figure."""
+        if self.figure is None:
+            raise ConfigError(f"{self.name}: no figure")
+        self.check(common)
+        return self.figure(self.run(archive, common), archive)
+
+
+# --- how each analysis runs ---------------------------------------------------------------
+
+
+def _budget(ds: xr.Dataset, c: Common) -> Any:
+    budgets = None if c.budget is None else default_budgets(c.budget)
+    return budget_curve(ds, budgets=budgets, n_boot=c.n_boot, rng=c.rng, rule=c.rule)
+
+
+def _rank(ds: xr.Dataset, c: Common) -> Any:
+    return rank_optimizers(ds, budget=c.budget, n_boot=c.n_boot, rng=c.rng, rule=c.rule)
+
+
+def _inclusion(ds: xr.Dataset, c: Common) -> Any:
+    return inclusion_consistency(ds, budget=c.budget, rng=c.rng, rules=(c.rule,))
+
+
+def _targets(ds: xr.Dataset, c: Common) -> Any:
+    return target_study(ds, rng=c.rng)
+
+
+def _boundary(ds: xr.Dataset, c: Common) -> Any:
+    return boundary_check(ds, rule=c.rule)
+
+
+def _best(ds: xr.Dataset, c: Common) -> Any:
+    return select_best(ds, rule=c.rule)
+
+
+def _aggregate(ds: xr.Dataset, c: Common) -> Any:
+    return aggregate_scores(ds, rng=c.rng, n_boot=min(c.n_boot, AGGREGATE_MAX_N_BOOT), rule=c.rule)
+
+
+def _profiles(ds: xr.Dataset, c: Common) -> Any:
+    return performance_profiles(ds)
+
+
+def _protocol(ds: xr.Dataset, c: Common) -> ProtocolComparison:
+    """The protocol comparison of two archives, or of the two search spaces of one (the
+    one searching fewer hyperparameters first)."""
+    if c.compare is not None:
+        other, second = c.compare
+        name = c.name
+        labels = (name, other) if name != other else (f"{name} (1)", f"{name} (2)")
+        return protocol_sensitivity(
+            ds, second, protocols=labels, rule=c.rule, n_boot=c.n_boot, rng=c.rng
+        )
+    names = ds["space_name"].values.astype(str)
+    spaces = sorted(set(names.ravel()) - {""})
+    if len(spaces) != 2:
+        raise ConfigError(
+            f"plot protocol: the archive has {len(spaces)} search spaces "
+            f"({', '.join(spaces) or 'none'}); it needs exactly two, or --compare ARCHIVE"
+        )
+    scale = ds["space_scale"].values.astype(str)
+    searched = np.isin(scale, [Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value])
+    width = {sp: float(searched.sum(axis=-1)[names == sp].mean()) for sp in spaces}
+    ordered = sorted(spaces, key=lambda sp: (width[sp], sp))
+    return protocol_sensitivity(
+        ds, protocols=ordered, match=Match.FAMILY, rule=c.rule, n_boot=c.n_boot, rng=c.rng
+    )
+
+
+# --- how each analysis is drawn (imported late: the figure modules import this one) ---------
+
+
+def _budget_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots import _styles_of, budget_figure
+
+    return budget_figure(result, styles=_styles_of(ds))
+
+
+def _rank_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots import _styles_of, rank_figure
+
+    return rank_figure(result, styles=_styles_of(ds))
+
+
+def _inclusion_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots import inclusion_figure
+
+    return inclusion_figure(result)
+
+
+def _targets_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots import _styles_of, targets_figure
+
+    return targets_figure(result, styles=_styles_of(ds))
+
+
+def _boundary_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots import _styles_of, boundary_figure
+
+    return boundary_figure(result, styles=_styles_of(ds))
+
+
+def _curves_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots import curves_figure
+
+    return curves_figure(ds, result)
+
+
+def _aggregate_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots_across import aggregate_figure
+
+    return aggregate_figure(result)
+
+
+def _profiles_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots_across import profiles_figure
+
+    return profiles_figure(result)
+
+
+def _protocol_figure(result: Any, ds: xr.Dataset) -> Figure:
+    from optcmp_cli._plots import _styles_of, protocol_figure
+
+    return protocol_figure(result, styles=_styles_of(ds))
+
+
+# --- the table ------------------------------------------------------------------------------
+
+ANALYSES: tuple[Analysis, ...] = (
+    Analysis("best", _best, "best", None, "Selected trials"),
+    Analysis("budget", _budget, "budget", _budget_figure, "Budget sensitivity", takes_budget=True),
+    Analysis("rank", _rank, "rank", _rank_figure, "Rankings", takes_budget=True),
+    Analysis(
+        "inclusion",
+        _inclusion,
+        "inclusion",
+        _inclusion_figure,
+        "Inclusion consistency",
+        takes_budget=True,
+    ),
+    Analysis("targets", _targets, "targets", _targets_figure, "Steps to target"),
+    Analysis("boundary", _boundary, "boundary", _boundary_figure, "Boundary check"),
+    # The learning curves of the selected trials: drawn from the selection, no records.
+    Analysis("curves", _best, "best", _curves_figure, "Learning curves"),
+    Analysis("aggregate", _aggregate, "aggregate", _aggregate_figure, "Across workloads"),
+    Analysis("profiles", _profiles, "profiles", _profiles_figure, "Time-to-target profiles"),
+    Analysis(
+        "protocol",
+        _protocol,
+        "protocol",
+        _protocol_figure,
+        "Protocol sensitivity",
+        takes_compare=True,
+    ),
+)
+
+# The analyses `optcmp plot` draws, in the order its help lists them.
+FIGURES: tuple[Analysis, ...] = tuple(a for a in ANALYSES if a.figure is not None)
+
+
+def analysis_named(name: str, among: tuple[Analysis, ...] = ANALYSES) -> Analysis:
+    """The analysis called `name` (ConfigError naming the choices when there is none)."""
+    for a in among:
+        if a.name == name:
+            return a
+    raise ConfigError(
+        f"{name!r}: no such analysis; choose one of {', '.join(a.name for a in among)}"
+    )
