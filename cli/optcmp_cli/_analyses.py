@@ -35,7 +35,7 @@ from optcmp_analysis import (
     select_best,
     target_study,
 )
-from optcmp_data import ConfigError, Scale
+from optcmp_data import ConfigError, Scale, Taxonomy
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -61,6 +61,10 @@ class Common:
     compare: tuple[str, xr.Dataset] | None = None
     # The name of the (first) archive, used as its protocol label.
     name: str = "first"
+    # The rules of the inclusion check (None: `rule` alone).
+    rules: tuple[SelectionRule, ...] | None = None
+    # Inclusion relations of the inclusion and target checks (None: the paper's).
+    taxonomy: Taxonomy | None = None
 
 
 @dataclass(frozen=True)
@@ -106,11 +110,12 @@ def _rank(ds: xr.Dataset, c: Common) -> Any:
 
 
 def _inclusion(ds: xr.Dataset, c: Common) -> Any:
-    return inclusion_consistency(ds, budget=c.budget, rng=c.rng, rules=(c.rule,))
+    rules = (c.rule,) if c.rules is None else c.rules
+    return inclusion_consistency(ds, budget=c.budget, rng=c.rng, rules=rules, taxonomy=c.taxonomy)
 
 
 def _targets(ds: xr.Dataset, c: Common) -> Any:
-    return target_study(ds, rng=c.rng)
+    return target_study(ds, rng=c.rng, taxonomy=c.taxonomy)
 
 
 def _boundary(ds: xr.Dataset, c: Common) -> Any:

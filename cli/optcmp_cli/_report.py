@@ -44,18 +44,13 @@ from optcmp_analysis import (
     Selection,
     SelectionRule,
     TargetStudy,
-    aggregate_scores,
     boundary_check,
-    budget_curve,
-    inclusion_consistency,
-    performance_profiles,
     protocol_sensitivity,
-    rank_optimizers,
     restrict,
     select_best,
-    target_study,
     trial_scores,
 )
+from optcmp_cli._analyses import Common, analysis_named
 from optcmp_cli._common import (
     about_archive,
     check_out_dir,
@@ -75,16 +70,11 @@ from optcmp_cli._plots import (
     OptimizerStyle,
     _styles_of,
     boundary_figure,
-    budget_figure,
     curves_figure,
     full_budget_steps,
-    inclusion_figure,
     protocol_figure,
-    rank_figure,
     save_figure,
-    targets_figure,
 )
-from optcmp_cli._plots_across import aggregate_figure, profiles_figure
 from optcmp_data import (
     ArchiveSummary,
     OptcmpError,
@@ -113,8 +103,6 @@ _GROUP_STEPS = (
     "boundary",
     "curves",
 )
-# Bootstrap replicates of the aggregate section (its statistic is costlier per replicate).
-_AGGREGATE_N_BOOT = 2000
 
 
 class ReportFormat(enum.StrEnum):
@@ -865,8 +853,23 @@ def _without_empty_workloads(b: _Builder, ds: xr.Dataset, group: str | None) -> 
     return restrict(ds, workloads=keep)
 
 
+# The sections written alike, in the report's order: the analysis (its entry in the
+# registry of analyses runs it, names its heading and draws its figure), the function
+# that writes its section, the alt text of its figure, and whether the result's caveats
+# join the report's.
+_SECTIONS: tuple[tuple[str, Callable[[_Builder, Any, str | None], None], str, bool], ...] = (
+    ("budget", _budget_section, "best-of-k test metric against k", False),
+    ("rank", _rank_section, "rank probabilities per optimizer", False),
+    ("aggregate", _aggregate_section, "aggregate scores across workloads", True),
+    ("profiles", _profiles_section, "time-to-target performance profiles", True),
+    ("inclusion", _inclusion_section, "inclusion verdicts", False),
+    ("targets", _targets_section, "steps to target per optimizer", False),
+)
+
+
 def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     sfx = _suffix(group)
+    full = ds
     styles = _styles_of(ds)
     ds = _without_empty_workloads(b, ds, group)
     # Without a selection nothing else can run: fatal for the whole archive, a recorded
@@ -884,70 +887,22 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         b.caveat(_md(c))
     _selection_section(b, sel, group)
 
-    b.lines += [f"## {_heading('Budget sensitivity', group)}", ""]
-    curve = b.attempt(
-        f"budget{sfx}", lambda: budget_curve(ds, n_boot=b.n_boot, rng=b.rng(), rule=b.rule)
-    )
-    if curve is not None:
-        b.figure(
-            budget_figure(curve, styles=styles), f"budget{sfx}", "best-of-k test metric against k"
-        )
-        _budget_section(b, curve, group)
-    b.advance("budget")
-
-    b.lines += [f"## {_heading('Rankings', group)}", ""]
-    ranks = b.attempt(
-        f"rank{sfx}", lambda: rank_optimizers(ds, n_boot=b.n_boot, rng=b.rng(), rule=b.rule)
-    )
-    if ranks is not None:
-        b.figure(
-            rank_figure(ranks, styles=styles), f"rank{sfx}", "rank probabilities per optimizer"
-        )
-        _rank_section(b, ranks, group)
-    b.advance("rank")
-
-    b.lines += [f"## {_heading('Across workloads', group)}", ""]
-    agg = b.attempt(
-        f"aggregate{sfx}",
-        lambda: aggregate_scores(
-            ds, rng=b.rng(), n_boot=min(b.n_boot, _AGGREGATE_N_BOOT), rule=b.rule
-        ),
-    )
-    if agg is not None:
-        b.figure(aggregate_figure(agg), f"aggregate{sfx}", "aggregate scores across workloads")
-        _aggregate_section(b, agg, group)
-        for c in agg.caveats:
-            b.caveat(_md(c))
-    b.advance("aggregate")
-
-    b.lines += [f"## {_heading('Time-to-target profiles', group)}", ""]
-    prof = b.attempt(f"profiles{sfx}", lambda: performance_profiles(ds))
-    if prof is not None:
-        b.figure(profiles_figure(prof), f"profiles{sfx}", "time-to-target performance profiles")
-        _profiles_section(b, prof, group)
-        for c in prof.caveats:
-            b.caveat(_md(c))
-    b.advance("profiles")
-
-    b.lines += [f"## {_heading('Inclusion consistency', group)}", ""]
-    rules = list(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))
-    incl = b.attempt(
-        f"inclusion{sfx}",
-        lambda: inclusion_consistency(ds, rng=b.rng(), rules=rules, taxonomy=b.taxonomy),
-    )
-    if incl is not None:
-        b.figure(inclusion_figure(incl), f"inclusion{sfx}", "inclusion verdicts")
-        _inclusion_section(b, incl, group)
-    b.advance("inclusion")
-
-    b.lines += [f"## {_heading('Steps to target', group)}", ""]
-    study = b.attempt(f"targets{sfx}", lambda: target_study(ds, rng=b.rng(), taxonomy=b.taxonomy))
-    if study is not None:
-        b.figure(
-            targets_figure(study, styles=styles), f"targets{sfx}", "steps to target per optimizer"
-        )
-        _targets_section(b, study, group)
-    b.advance("targets")
+    # The inclusion section also shows the verdicts under the train-loss rule.
+    rules = tuple(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))
+    for name, write_section, alt, with_caveats in _SECTIONS:
+        analysis = analysis_named(name)
+        b.lines += [f"## {_heading(analysis.report_heading or name, group)}", ""]
+        common = Common(rng=b.rng(), rule=b.rule, n_boot=b.n_boot, rules=rules, taxonomy=b.taxonomy)
+        result = b.attempt(f"{name}{sfx}", functools.partial(analysis.run, ds, common))
+        if result is not None:
+            if analysis.figure is not None:
+                # Colours from the whole archive's optimizers: the same in every figure.
+                b.figure(analysis.figure(result, full), f"{name}{sfx}", alt)
+            write_section(b, result, group)
+            if with_caveats:
+                for c in result.caveats:
+                    b.caveat(_md(c))
+        b.advance(name)
 
     b.lines += [f"## {_heading('Boundary check', group)}", ""]
     check = b.attempt(f"boundary{sfx}", lambda: boundary_check(ds, rule=b.rule))
