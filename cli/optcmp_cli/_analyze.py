@@ -92,6 +92,90 @@ def _verdict(verdict: str, text: str | None = None) -> str:
     return f"[{colour}]{term(text if text is not None else verdict)}[/{colour}]"
 
 
+# A label column is never narrower than this when labels must be shortened (with an
+# ellipsis) to fit the terminal; at 80 columns the tables fit with labels this wide.
+_LABEL = 12
+# Kinds of columns of `_fitted`: a label may end in an ellipsis, a value is never cut or
+# wrapped, a text wraps between words only.
+LABEL, VALUE, TEXT = "label", "value", "text"
+
+
+def _longest(texts: list[str], *, words: bool) -> int:
+    parts = [w for t in texts for w in (t.split() if words else t.splitlines())]
+    return max([1, *(len(w) for w in parts)])
+
+
+def _fitted(
+    title: str,
+    columns: list[tuple[str, str]],
+    rows: list[list[str]],
+    droppable: tuple[str, ...] = (),
+) -> tuple[Table, list[str]]:
+    """A table of `rows` that fits the terminal: values never cut, texts broken between
+    words only, labels shortened with an ellipsis where needed, and the `droppable`
+    columns (in that order) left out while even that is too wide. Returns the table and
+    the headers left out."""
+    width = console.width
+    mins, natural = [], []
+    for i, (header, kind) in enumerate(columns):
+        cells = [r[i] for r in rows]
+        head = _longest([header], words=True)
+        longest = max(head, _longest(cells, words=False))
+        if kind == LABEL:
+            mins.append(min(longest, max(head, _LABEL)))
+        else:
+            mins.append(max(head, _longest(cells, words=kind == TEXT)))
+        natural.append(longest)
+    headers = [header for header, _ in columns]
+    keep = list(range(len(columns)))
+    # With show_edge and pad_edge off, each column but the first adds a rule and 2 spaces.
+    for header in droppable:
+        if sum(mins[i] for i in keep) + 3 * (len(keep) - 1) <= width:
+            break
+        if header in headers:
+            keep.remove(headers.index(header))
+    # Still too wide: labels give way, down to their headers' width.
+    excess = sum(mins[i] for i in keep) + 3 * (len(keep) - 1) - width
+    for i in keep:
+        if excess > 0 and columns[i][1] == LABEL:
+            give = min(excess, mins[i] - _longest([headers[i]], words=True))
+            if give > 0:
+                mins[i] -= give
+                excess -= give
+    # Every column gets its least width; what is left widens texts (fewer lines), then
+    # labels (fewer ellipses), each up to its longest line. The widths are fixed, so rich
+    # never narrows a column below what its values need.
+    widths = {i: mins[i] for i in keep}
+    spare = width - sum(widths.values()) - 3 * (len(keep) - 1)
+    for kind in (TEXT, LABEL):
+        for i in keep:
+            if columns[i][1] == kind and spare > 0:
+                grow = min(spare, natural[i] - widths[i])
+                if grow > 0:
+                    widths[i] += grow
+                    spare -= grow
+    table = Table(title=title, show_edge=False, pad_edge=False)
+    for i in keep:
+        header, kind = columns[i]
+        if kind == LABEL:
+            table.add_column(header, width=widths[i], overflow="ellipsis")
+        else:
+            table.add_column(header, width=widths[i], overflow="fold")
+    for r in rows:
+        table.add_row(*(r[i] for i in keep))
+    return table, [headers[i] for i in range(len(columns)) if i not in keep]
+
+
+def _print_fitted(table: Table, left_out: list[str]) -> None:
+    console.print(table)
+    if left_out:
+        console.print(
+            f"Not shown at {console.width} columns: {', '.join(left_out)} "
+            "(see --json, or widen the terminal).",
+            markup=False,
+        )
+
+
 @analyze_app.command("best")
 @reports_errors
 def best(
@@ -115,18 +199,16 @@ def best(
     if json_out:
         print_json({"best": records})
         return
-    table = Table(title=f"Best trials ({rule})")
     several = any(r["n_repeats"] > 1 for r in records)
-    columns = ["workload", "optimizer", "trial", "hyperparameters", "selection", "test"]
-    for col in columns + (["test over repeats: min / median / max (n)"] if several else []):
-        table.add_column(col)
+    rows = []
     for r in records:
-        hp = ", ".join(f"{k}={v:.3g}" for k, v in r["hyperparameters"].items())
+        # One `name=value` pair a line: a pair is never cut, and the column stays narrow.
+        hp = "\n".join(term(f"{k}={num(v, 3)}") for k, v in r["hyperparameters"].items())
         row = [
             _workload_label(r),
             term(r["optimizer"]),
             num(r["trial"]),
-            term(hp or "-"),
+            hp or "-",
             f"{num(r['selection_value'])} ({r['selection_split']})",
             f"{num(r['test_value'])} {term(r['metric'])}",
         ]
@@ -135,8 +217,19 @@ def best(
                 f"{num(r['test_min'])} / {num(r['test_median'])} / {num(r['test_max'])} "
                 f"({r['n_repeats']})"
             )
-        table.add_row(*row)
-    console.print(table)
+        rows.append(row)
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("trial", VALUE),
+        ("hyperparameters", VALUE),
+        ("selection", TEXT),
+        ("test", TEXT),
+    ]
+    if several:
+        columns.append(("test over repeats: min / median / max (n)", TEXT))
+    droppable = ("test over repeats: min / median / max (n)",)
+    _print_fitted(*_fitted(f"Best trials ({rule})", columns, rows, droppable))
     _caveats(result.caveats)
 
 
@@ -190,22 +283,8 @@ def budget(
     if json_out:
         print_json({"budget": records})
         return
-    table = Table(title=f"Best-of-k test metric ({rule}, {n_boot} bootstrap draws)")
-    for col in (
-        "workload",
-        "optimizer",
-        "k",
-        "mean",
-        "median",
-        "5-95% (bootstrap)",
-        "expected",
-        "5-50-95% (exact)",
-        "no result (exact)",
-        "settled at k",
-    ):
-        table.add_column(col)
-    for r in records:
-        table.add_row(
+    rows = [
+        [
             _workload_label(r),
             term(r["optimizer"]),
             str(r["k"]),
@@ -216,8 +295,24 @@ def budget(
             f"{num(r['exact_lo'])} / {num(r['exact_median'])} / {num(r['exact_hi'])}",
             pct(r["no_result_exact"]),
             num(r["settled_k"]),
-        )
-    console.print(table)
+        ]
+        for r in records
+    ]
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("k", VALUE),
+        ("mean", VALUE),
+        ("median", VALUE),
+        ("5-95% (bootstrap)", TEXT),
+        ("expected", VALUE),
+        ("5-50-95% (exact)", TEXT),
+        ("no result (exact)", VALUE),
+        ("settled at k", VALUE),
+    ]
+    title = f"Best-of-k test metric ({rule}, {n_boot} bootstrap draws)"
+    droppable = ("settled at k", "expected", "5-50-95% (exact)")
+    _print_fitted(*_fitted(title, columns, rows, droppable))
     _caveats(result.caveats)
 
 
@@ -269,37 +364,36 @@ def rank(
     if json_out:
         print_json({"rank": records})
         return
-    table = Table(
-        title=f"Rankings at budget k={result.budget} ({rule}; 1 = best; {method} rank "
-        "probabilities)"
-    )
-    for col in (
-        "workload",
-        "optimizer",
-        "rank",
-        "test",
-        "mean rank",
-        "P(best)",
-        "no result",
-        "P(best) by k",
-        "no result by k",
-    ):
-        table.add_column(col)
+    rows = []
     for r in sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9)):
         by_k = " ".join(f"{k}:{num(p, 2)}" for k, p in r["p_best_by_k"].items())
         none_k = " ".join(f"{k}:{pct(p)}" for k, p in r["no_result_by_k"].items())
-        table.add_row(
-            _workload_label(r),
-            term(r["optimizer"]),
-            num(r["rank"]),
-            num(r["value"]),
-            num(r["mean_rank"], 3),
-            num(r["p_best"], 3),
-            pct(r["no_result"]),
-            by_k,
-            none_k,
+        rows.append(
+            [
+                _workload_label(r),
+                term(r["optimizer"]),
+                num(r["rank"]),
+                num(r["value"]),
+                num(r["mean_rank"], 3),
+                num(r["p_best"], 3),
+                pct(r["no_result"]),
+                by_k,
+                none_k,
+            ]
         )
-    console.print(table)
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("rank", VALUE),
+        ("test", VALUE),
+        ("mean rank", VALUE),
+        ("P(best)", VALUE),
+        ("no result", VALUE),
+        ("P(best) by k", TEXT),
+        ("no result by k", TEXT),
+    ]
+    title = f"Rankings at budget k={result.budget} ({rule}; 1 = best; {method} rank probabilities)"
+    _print_fitted(*_fitted(title, columns, rows, ("no result by k", "P(best) by k")))
     _caveats(result.caveats)
 
 

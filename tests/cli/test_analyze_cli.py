@@ -225,3 +225,69 @@ def test_inclusion_table_fits_80_columns_without_breaking_words(archive_path: Pa
     words = {"violated", "consistent", "inconclusive", "incl."}
     assert any(w in line.split() for line in rows for w in words), result.output
     assert "k = " in result.output  # the budget of each table is stated
+
+
+def _table_lines(output: str) -> list[str]:
+    return [line for line in output.splitlines() if any(c in line for c in "│┃━")]
+
+
+def test_best_table_fits_80_columns_and_never_cuts_a_pair(archive_path: Path) -> None:
+    result = runner.invoke(app, ["analyze", "best", str(archive_path)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = _table_lines(result.output)
+    assert lines, result.output
+    assert max(len(line) for line in lines) <= 80, result.output
+    assert "…" not in result.output, result.output  # short labels: nothing shortened here
+    words = {w for line in lines for w in line.split()}
+    best = _json(["analyze", "best", str(archive_path), "--json"])["best"]
+    for r in best:
+        hps = r["hyperparameters"]
+        assert isinstance(hps, dict)
+        for k, v in hps.items():
+            # One whole `name=value` pair a line, never broken inside.
+            assert f"{k}={v:.3g}" in words, (k, v, result.output)
+
+
+@pytest.mark.parametrize(
+    ("command", "value", "left_out"),
+    [("budget", "median", "expected, settled at k"), ("rank", "value", "no result by k")],
+)
+def test_budget_and_rank_tables_fit_80_columns(
+    archive_path: Path, command: str, value: str, left_out: str
+) -> None:
+    args = ["analyze", command, str(archive_path), *FAST[command]]
+    result = runner.invoke(app, args, env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    lines = _table_lines(result.output)
+    assert lines, result.output
+    assert max(len(line) for line in lines) <= 80, result.output
+    assert "…" not in result.output, result.output
+    # Numbers are never cut or broken: each appears whole.
+    words = {w for line in lines for w in line.split()}
+    for r in _json([*args, "--json"])[command]:
+        shown = r[value]
+        if isinstance(shown, float):
+            assert f"{shown:.4g}" in words, (shown, result.output)
+    # What does not fit is named, with where to find it.
+    assert f"Not shown at 80 columns: {left_out}" in result.output, result.output
+    wide = runner.invoke(app, args, env={"COLUMNS": "250"})
+    assert "Not shown" not in wide.output, wide.output
+
+
+def test_long_labels_end_in_an_ellipsis_at_80_columns(tmp_path: Path) -> None:
+    ds = synthetic_archive(workloads=2, n_trials=4, seed=4)
+    ds = ds.assign_coords(
+        workload=["fashion_mnist_cnn_long_name", "cifar100_allcnnc"],
+        optimizer=[f"{o}_with_a_long_suffix" for o in ds["optimizer"].values],
+    )
+    path = tmp_path / "long.nc"
+    write_archive(ds, path)
+    for command in ("best", "budget", "rank"):
+        args = ["analyze", command, str(path), *FAST[command]]
+        result = runner.invoke(app, args, env={"COLUMNS": "80"})
+        assert result.exit_code == 0, result.output
+        lines = _table_lines(result.output)
+        assert max(len(line) for line in lines) <= 80, result.output
+        assert "…" in result.output, result.output  # a label was shortened, not broken
+        words = {w for line in lines for w in line.split()}
+        assert {"workload", "optimizer"} <= words, result.output  # headers whole
