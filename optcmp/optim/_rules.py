@@ -471,12 +471,11 @@ class NAdam(Adam):
         torch._foreach_addcdiv_(p, u, t)
 
 
-class AdamW(Adam):
-    """Adam with decoupled weight decay (Loshchilov & Hutter 2019), in the form of
-    torch.optim.AdamW and AlgoPerf: theta -= alpha_t lambda theta, then Adam's step.
-    weight_decay = 0 is Adam exactly (the factor 1 - alpha_t 0 is 1)."""
-
-    family = FAMILY_SPECS["adamw"]
+class _DecoupledWeightDecay(Adam):
+    """Decoupled weight decay (Loshchilov & Hutter 2019) in front of an Adam-type step, in
+    the form of torch.optim.AdamW and AlgoPerf: theta -= alpha_t lambda theta, then the
+    next class's step in the MRO. weight_decay = 0 is that step exactly (the factor
+    1 - alpha_t 0 is 1)."""
 
     def _coefficients(self, h: Mapping[str, Tensor], lr: Tensor, step: int) -> dict[str, Tensor]:
         out = super()._coefficients(h, lr, step)
@@ -490,22 +489,17 @@ class AdamW(Adam):
         super()._kernel(p, g, bufs, c)
 
 
-class NAdamW(NAdam):
+class AdamW(_DecoupledWeightDecay):
+    """Adam with decoupled weight decay: theta -= alpha_t lambda theta, then Adam's step."""
+
+    family = FAMILY_SPECS["adamw"]
+
+
+class NAdamW(_DecoupledWeightDecay, NAdam):
     """NAdam with decoupled weight decay (AlgoPerf's baseline):
     theta -= alpha_t lambda theta, then NAdam's step."""
 
     family = FAMILY_SPECS["nadamw"]
-
-    def _coefficients(self, h: Mapping[str, Tensor], lr: Tensor, step: int) -> dict[str, Tensor]:
-        out = super()._coefficients(h, lr, step)
-        out["shrink"] = 1.0 - lr * h["weight_decay"]
-        return out
-
-    def _kernel(
-        self, p: list[Tensor], g: list[Tensor], bufs: list[list[Tensor]], c: Coeffs
-    ) -> None:
-        _mul_(p, c["shrink"])
-        super()._kernel(p, g, bufs, c)
 
 
 #: Built-in rule classes, registered by `optcmp.optim._registry` through `register_rule`.
