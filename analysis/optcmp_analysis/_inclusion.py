@@ -104,7 +104,7 @@ class InclusionResult:
     @property
     def n_tests(self) -> int:
         """The size of the Holm family: cells with a p-value and an inclusion as stored."""
-        return int(np.isfinite(self.data["p_adjusted"].values).sum())
+        return holm_family_size(self.data)
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
@@ -323,8 +323,15 @@ def check_options(alpha: float, n_perm: int, margin: float) -> None:
         raise AnalysisError(f"margin {margin} must be a non-negative number")
 
 
-def resolution_caveat(n_tests: int, n_perm: int, alpha: float) -> list[str]:
-    """A caveat when the permutation count cannot reach Holm's smallest threshold."""
+def holm_family_size(data: xr.Dataset) -> int:
+    """Tests in the Holm family of `inclusion_tests`' output: cells with a p-value."""
+    return int(np.isfinite(data["p_adjusted"].values).sum())
+
+
+def resolution_caveat(data: xr.Dataset, n_perm: int, alpha: float) -> list[str]:
+    """A caveat when the permutation count cannot reach Holm's smallest threshold among
+    the tests of `data` (the output of `inclusion_tests`)."""
+    n_tests = holm_family_size(data)
     if n_tests and n_tests / (n_perm + 1) >= alpha:
         return [
             f"with {n_perm} permutations the smallest p-value is 1/{n_perm + 1}, too large to "
@@ -406,8 +413,7 @@ def inclusion_consistency(
         root=root,
     )
     data["metric_name"] = archive["metric_name"].astype(str)
-    n_tests = int(np.isfinite(data["p_adjusted"].values).sum())
-    caveats.extend(resolution_caveat(n_tests, n_perm, alpha))
+    caveats.extend(resolution_caveat(data, n_perm, alpha))
     return InclusionResult(
         data=data,
         budget=budget,

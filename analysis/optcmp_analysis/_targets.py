@@ -658,7 +658,6 @@ def _inclusion(
         root=root,
     )
     data["metric_name"] = ds["metric_name"].astype(str)
-    n_tests = int(np.isfinite(data["p_adjusted"].values).sum())
     return InclusionResult(
         data=data,
         budget=budget,
@@ -666,6 +665,6 @@ def _inclusion(
         alpha=alpha,
         margin=margin,
         repeats=RepeatMode.MEAN,
-        caveats=(*caveats, *resolution_caveat(n_tests, n_perm, alpha)),
+        caveats=(*caveats, *resolution_caveat(data, n_perm, alpha)),
         lead="condition",
     )
