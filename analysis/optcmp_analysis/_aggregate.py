@@ -51,7 +51,7 @@ import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities, sort_trials
-from optcmp_analysis._records import json_value
+from optcmp_analysis._records import included_labels, json_value
 from optcmp_analysis._selection import (
     RepeatMode,
     SelectionRule,
@@ -258,10 +258,7 @@ class AggregateScores:
     @property
     def workloads(self) -> list[str]:
         """The workloads that entered the aggregate."""
-        d = self.data
-        return [
-            str(w) for w, ok in zip(d["workload"].values, d["included"].values, strict=True) if ok
-        ]
+        return included_labels(self.data)
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()

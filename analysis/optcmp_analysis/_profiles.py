@@ -33,7 +33,7 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._records import json_value, where
+from optcmp_analysis._records import included_labels, json_value, where
 from optcmp_analysis._targets import steps_to_target
 from optcmp_data import Status
 
@@ -94,10 +94,7 @@ class PerformanceProfiles:
 
     @property
     def workloads(self) -> list[str]:
-        d = self.data
-        return [
-            str(w) for w, ok in zip(d["workload"].values, d["included"].values, strict=True) if ok
-        ]
+        return included_labels(self.data)
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()

@@ -21,6 +21,7 @@ from optcmp_analysis._errors import AnalysisError
 
 __all__ = [
     "cell_keys",
+    "included_labels",
     "iter_cells",
     "json_value",
     "restrict",
@@ -42,6 +43,12 @@ def json_value(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+def included_labels(data: xr.Dataset, dim: str = "workload") -> list[str]:
+    """Labels along `dim` whose boolean `included` variable is set (e.g. the workloads
+    that entered an aggregate or a profile)."""
+    return [str(w) for w, ok in zip(data[dim].values, data["included"].values, strict=True) if ok]
 
 
 def iter_cells(
