@@ -20,7 +20,7 @@ Modules: `_train` (one group's loop) is written against `_path.GroupPath`, imple
 thread and precision set-up; `_placement` which device a worker process was given.
 """
 
-from optcmp.runner._device import group_settings
+from optcmp.runner._device import deterministic_threads, group_settings, resolve_device
 from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor
 from optcmp.runner._group import (
     TIME_CAVEAT,
@@ -45,8 +45,6 @@ from optcmp.runner._train import (
     EvalCallback,
     GroupResult,
     data_order,
-    deterministic_threads,
-    resolve_device,
     train_group,
 )
 

@@ -50,10 +50,10 @@ from typing import Any, Final, Protocol
 import attrs
 import xarray as xr
 
+from optcmp.runner._device import resolve_device
 from optcmp.runner._executors import Executor, LocalExecutor
 from optcmp.runner._group import GroupSummary, GroupTask, run_group
 from optcmp.runner._lifetime import LOCK_FILE, StudyInterrupted, claim_lock, stop_on_signals
-from optcmp.runner._train import resolve_device
 from optcmp.study import StudySpec
 from optcmp_data import CURVE_VARS, ArchiveIOError, ConfigError, stored_cells
 from optcmp_data._fs import os_error

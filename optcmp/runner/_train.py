@@ -49,8 +49,6 @@ from optcmp.optim import Schedule, batch_hparams, get_rule, scheduled_lr, valida
 from optcmp.runner._device import (
     check_compile_mode,
     check_precision,
-    deterministic_threads,
-    resolve_device,
     synchronize,
     wants_channels_last,
 )
@@ -64,11 +62,8 @@ __all__ = [
     "DIVERGENCE_CHECK",
     "EvalCallback",
     "GroupResult",
-    "_GroupedLayers",
     "choose_path",
     "data_order",
-    "deterministic_threads",
-    "resolve_device",
     "train_group",
 ]
 

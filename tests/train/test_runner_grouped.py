@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from optcmp.runner import GroupResult, deterministic_threads, train_group
-from optcmp.runner._train import _GroupedLayers
+from optcmp.runner._grouped import _GroupedLayers
 from optcmp.spaces import preset
 from optcmp.workloads import Splits, Workload, get_workload
 from optcmp.workloads._models import MLP
