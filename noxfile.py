@@ -1,6 +1,7 @@
-"""Developer sessions: lint, typecheck, tests (with torch), tests_notorch (without).
+"""Developer sessions: lint, typecheck, tests (with torch), tests_notorch (without), fast.
 
-`nox` with no arguments runs all four. Environments are reused between local runs; CI
+`nox` with no arguments runs the first four; `nox -s fast` runs the tests not marked
+`slow`, for quick checks while developing. Environments are reused between local runs; CI
 starts from a clean checkout, so it always builds them fresh.
 """
 
@@ -11,6 +12,7 @@ import nox
 nox.options.default_venv_backend = "venv"
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
+nox.options.sessions = ["lint", "typecheck", "tests", "tests_notorch"]
 
 PACKAGES = ["optcmp", "data/optcmp_data", "analysis/optcmp_analysis", "cli/optcmp_cli"]
 LAYER_FREE_TESTS = ["tests/data", "tests/analysis", "tests/cli"]
@@ -37,6 +39,13 @@ def tests(session: nox.Session) -> None:
     """Every test, with torch installed."""
     session.install("-e", ".[train,test,optuna,parquet]")
     session.run("pytest", "-n", "2", *session.posargs)
+
+
+@nox.session
+def fast(session: nox.Session) -> None:
+    """The tests not marked slow, with torch installed: the quick loop while developing."""
+    session.install("-e", ".[train,test,optuna,parquet]")
+    session.run("pytest", "-n", "2", "-m", "not slow", *session.posargs)
 
 
 @nox.session

@@ -83,10 +83,17 @@ def test_equivariant_under_relabelling_and_trial_permutation(seed: int, perm_see
 def test_renaming_optimizers_permutes_point_ranks() -> None:
     ds = synthetic_archive(n_trials=8, seed=21)
     names = [str(o) for o in ds["optimizer"].values]
-    renamed = ds.assign_coords(optimizer=[f"z{n}" for n in names])
-    a = rank_optimizers(ds, n_boot=50, rng=np.random.default_rng(0)).data["rank"].values
-    b = rank_optimizers(renamed, n_boot=50, rng=np.random.default_rng(0)).data["rank"].values
-    np.testing.assert_array_equal(a, b)
+    # New names sort in the reverse order of the old ones, so a rank tied to a position
+    # (in the archive or in sorted order) rather than to its label would move.
+    new = {n: f"{len(names) - i:02d}_{n}" for i, n in enumerate(sorted(names))}
+    renamed = ds.assign_coords(optimizer=[new[n] for n in names])
+    a = rank_optimizers(ds, n_boot=50, rng=np.random.default_rng(0)).data["rank"]
+    b = rank_optimizers(renamed, n_boot=50, rng=np.random.default_rng(0)).data["rank"]
+    assert sorted(new.values()) == [new[n] for n in reversed(sorted(names))]
+    for n in names:
+        np.testing.assert_array_equal(
+            a.sel(optimizer=n).values, b.sel(optimizer=new[n]).values, err_msg=n
+        )
 
 
 @settings(max_examples=20)  # each example builds an archive and bootstraps it

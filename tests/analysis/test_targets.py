@@ -139,7 +139,14 @@ def test_study_invariants() -> None:
             r.tuned.isel(condition=c).values,
             tuned_steps.isel(target=tgt).sel(fraction=frac).values,
         )
-    by = r.tuned.isel(condition=slice(0, 8)).values.reshape(2, 6, 4, 2)  # w, o, target, frac
+    # Steps needed, indexed [workload, optimizer, target, fraction] by each condition's labels.
+    by = np.full((*r.tuned.isel(condition=0).shape, r.n_targets, len(r.fractions)), np.nan)
+    for c, (kind, tgt, frac) in enumerate(
+        zip(r.condition_kind, r.condition_target, r.condition_fraction, strict=True)
+    ):
+        if kind == ConditionKind.STEPS:
+            by[:, :, tgt, r.fractions.index(frac)] = r.tuned.isel(condition=c).values
+    assert not np.isnan(by).all()
     assert np.all(by[:, :, 1:] >= by[:, :, :-1])  # harder targets need at least as many steps
     assert np.all(by[..., 0] >= by[..., 1])  # a smaller budget never reaches sooner
     # The reference condition is final at the full budget, and agrees with itself.
