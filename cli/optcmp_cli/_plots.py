@@ -30,7 +30,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.text import Text
-from matplotlib.ticker import EngFormatter, FixedFormatter, FuncFormatter, MaxNLocator
+from matplotlib.ticker import (
+    EngFormatter,
+    FixedFormatter,
+    FuncFormatter,
+    LogFormatter,
+    LogFormatterMathtext,
+    MaxNLocator,
+)
 from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
@@ -165,6 +172,54 @@ def _finite_limits(fig: Figure) -> None:
                 set_(lo, hi)
 
 
+_SUPERSCRIPT = str.maketrans(
+    "-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
+)
+
+
+class PlainLogFormatter(LogFormatter):
+    """Log-axis tick labels as plain text ("10\u207b\u2075", "2\u00d710\u00b3"): matplotlib's
+    default log formatter writes mathtext (`$\\mathdefault{10^{-5}}$`), which `_STYLE`
+    turns off so that labels from archives are never read as math; its labels would then
+    show literally. Which ticks get a label (decades only, or minor ticks on a short axis)
+    is decided by `LogFormatter` as before; only the text differs."""
+
+    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
+        fx = math.log(x) / math.log(self._base)
+        exponent = round(fx)
+        if math.isclose(fx, exponent, abs_tol=1e-9):
+            coeff, power = 1, exponent
+        else:
+            power = math.floor(fx)
+            coeff = round(x / self._base**power, 2)
+        base = f"{self._base:g}"
+        if self._base == 10 and vmin >= 0.01 * (1 - 1e-9) and vmax <= 1e4:
+            # An axis within [0.01, 10000] reads better in plain numbers, all of them.
+            return f"{x:.3g}"
+        head = "" if coeff == 1 else f"{coeff:g}\u00d7"
+        return f"{head}{base}{str(power).translate(_SUPERSCRIPT)}"
+
+
+def _plain_log_ticks(fig: Figure) -> None:
+    """Replace the mathtext formatters of every log axis by `PlainLogFormatter`."""
+    for ax in fig.axes:
+        for axis in (ax.xaxis, ax.yaxis):
+            for get, set_ in (
+                (axis.get_major_formatter, axis.set_major_formatter),
+                (axis.get_minor_formatter, axis.set_minor_formatter),
+            ):
+                old = get()
+                if isinstance(old, LogFormatterMathtext):
+                    set_(
+                        PlainLogFormatter(
+                            base=old._base,
+                            labelOnlyBase=old.labelOnlyBase,
+                            minor_thresholds=old.minor_thresholds,
+                            linthresh=old._linthresh,
+                        )
+                    )
+
+
 def _visible_text(fig: Figure) -> None:
     """Every text of `fig` (titles, labels, legends, annotations, fixed tick labels) with
     its control characters made visible (`_escape.figure`); mathtext is off in `_STYLE`."""
@@ -198,6 +253,7 @@ def save_figure(fig: Figure, path: Path) -> Path:
     """
     fmt = _image_format(path)
     _finite_limits(fig)
+    _plain_log_ticks(fig)
     _visible_text(fig)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -11,6 +11,7 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 import xarray as xr
+from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from typer.testing import CliRunner
 
@@ -269,6 +270,43 @@ def test_boundary_figure_scales_and_edges(archive: xr.Dataset) -> None:
     assert np.allclose(edges, [1 - 0.999, 1.0])
     assert one_minus.xaxis_inverted()  # the low edge of momentum (1 - x = 1) on the left
     assert all(ax.get_title().startswith("w0 / ") for ax in axes)
+
+
+def _tick_texts(fig: Figure) -> list[str]:
+    fig.canvas.draw()
+    return [
+        t.get_text()
+        for ax in fig.axes
+        if ax.get_visible()
+        for axis in (ax.xaxis, ax.yaxis)
+        for t in [*axis.get_ticklabels(), *axis.get_ticklabels(minor=True)]
+        if t.get_text()
+    ]
+
+
+def test_log_axes_get_plain_tick_labels(archive: xr.Dataset, tmp_path: Path) -> None:
+    # Mathtext is off for labels from archives; a log axis must not fall back to
+    # matplotlib's mathtext tick labels ("$\\mathdefault{10^{-4}}$" shown literally).
+    fig = boundary_figure(boundary_check(archive, workloads=["w0"]))
+    save_figure(fig, tmp_path / "boundary.png")
+    texts = _tick_texts(fig)
+    assert texts
+    assert not [t for t in texts if "$" in t or "mathdefault" in t]
+    assert "10\u207b\u00b3" in texts  # 1e-3 on the learning-rate axis [1e-4, 1]
+
+
+@pytest.mark.parametrize(
+    ("lim", "expected"),
+    [((1e-5, 100), {"10\u207b\u2075", "10\u00b2"}), ((0.05, 50), {"0.1", "1", "10"})],
+)
+def test_plain_log_formatter(tmp_path: Path, lim: tuple[float, float], expected: set[str]) -> None:
+    fig = Figure()
+    ax = fig.subplots()
+    ax.plot(list(lim), [1, 2])
+    ax.set_xscale("log")
+    ax.set_xlim(*lim)
+    save_figure(fig, tmp_path / "log.png")
+    assert expected <= set(_tick_texts(fig))
 
 
 def test_curves_figure(archive: xr.Dataset) -> None:
