@@ -37,7 +37,7 @@ def typecheck(session: nox.Session) -> None:
 @nox.session
 def tests(session: nox.Session) -> None:
     """Every test, with torch installed."""
-    session.install("-e", ".[train,test,optuna,parquet]")
+    session.install("-e", ".[train,test,optuna,parquet,mlflow]")
     session.run("pytest", "-n", "2", *session.posargs)
 
 

@@ -1,5 +1,5 @@
-"""`optcmp import deepobs|algoperf|table`: other people's trials into the archive format;
-`optcmp export`: an archive as a tidy table.
+"""`optcmp import deepobs|algoperf|table|optuna|mlflow`: other people's trials into the
+archive format; `optcmp export`: an archive as a tidy table.
 
 Dependency rule: typer, rich and optcmp_data (no torch). Each command parses, calls one
 importer, writes the archive atomically (`write_archive`), and reports.
@@ -33,6 +33,7 @@ from optcmp_data.importers import (
     export_table,
     import_algoperf,
     import_deepobs,
+    import_mlflow,
     import_optuna,
     import_table,
 )
@@ -281,6 +282,95 @@ def optuna(
     _report(result, out, json_out)
 
 
+@reports_errors
+def mlflow(
+    tracking_uri: Annotated[
+        str,
+        typer.Option(
+            "--tracking-uri",
+            help="MLflow tracking URI: a file store (file:///path/mlruns or a path), "
+            "sqlite:///path/mlflow.db, or a tracking server. Local stores are read from a "
+            "private copy, never written.",
+        ),
+    ],
+    out: _OUT,
+    valid_metric: Annotated[
+        str,
+        typer.Option("--valid-metric", help="Metric whose history is the selection curve."),
+    ],
+    experiment: Annotated[
+        str | None,
+        typer.Option(
+            "--experiment", help="Experiment name (default: the one experiment holding runs)."
+        ),
+    ] = None,
+    test_metric: Annotated[
+        str | None,
+        typer.Option("--test-metric", help="Metric whose history is the test curve."),
+    ] = None,
+    direction: Annotated[
+        str | None,
+        typer.Option(
+            "--direction",
+            help="min or max: which way the metrics are better (or direction under "
+            "[workload] in --mapping).",
+        ),
+    ] = None,
+    mapping: Annotated[
+        Path | None,
+        typer.Option(
+            "--mapping",
+            help="TOML with workload facts ([workload] direction, metric_name, valid_target, "
+            "step_budget) and optimizer families ([families]).",
+        ),
+    ] = None,
+    optimizer_from: Annotated[
+        str,
+        typer.Option("--optimizer-from", help="Param or tag naming each run's optimizer."),
+    ] = "optimizer",
+    workload_from: Annotated[
+        str | None,
+        typer.Option("--workload-from", help="Param or tag naming each run's workload."),
+    ] = None,
+    workload: Annotated[
+        str | None,
+        typer.Option(
+            "--workload", help="Workload label for every run (default: the experiment name)."
+        ),
+    ] = None,
+    seed_from: Annotated[
+        str,
+        typer.Option("--seed-from", help="Param holding each run's seed (not a hyperparameter)."),
+    ] = "seed",
+    skip_bad: _SKIP = False,
+    json_out: _JSON = False,
+) -> None:
+    """Import an MLflow experiment (needs the mlflow extra): runs as trials, numeric params
+    as hyperparameters, metric histories as curves; FINISHED runs completed, FAILED and
+    KILLED incomplete, runs with a NaN or infinite valid metric diverged.
+
+    Example: optcmp import mlflow --tracking-uri sqlite:///mlflow.db --experiment sweep
+    --valid-metric val_loss --test-metric test_loss --direction min --out sweep.nc
+    """
+    check_archive_out(out)
+    result = import_mlflow(
+        tracking_uri,
+        experiment=experiment,
+        valid_metric=valid_metric,
+        test_metric=test_metric,
+        direction=direction,
+        mapping=mapping,
+        optimizer_from=optimizer_from,
+        workload_from=workload_from,
+        workload=workload,
+        seed_from=seed_from,
+        skip_bad=skip_bad,
+        command=_command_line(),
+    )
+    write_archive(result.dataset, out)
+    _report(result, out, json_out)
+
+
 # One subcommand per entry of the importers' registry; a registry entry without its
 # command here fails at import time rather than going missing from the CLI.
 _COMMANDS: dict[str, Callable[..., None]] = {
@@ -288,6 +378,7 @@ _COMMANDS: dict[str, Callable[..., None]] = {
     "algoperf": algoperf,
     "table": table,
     "optuna": optuna,
+    "mlflow": mlflow,
 }
 for _name in IMPORTERS:
     import_app.command(_name)(_COMMANDS[_name])

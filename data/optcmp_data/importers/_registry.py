@@ -14,6 +14,7 @@ import attrs
 from optcmp_data.importers._algoperf import import_algoperf
 from optcmp_data.importers._common import ImportResult
 from optcmp_data.importers._deepobs import import_deepobs
+from optcmp_data.importers._mlflow import import_mlflow
 from optcmp_data.importers._optuna import import_optuna
 from optcmp_data.importers._table import import_table
 
@@ -38,5 +39,8 @@ IMPORTERS: dict[str, Importer] = {
         Importer("algoperf", import_algoperf, "AlgoPerf leaderboard logs (any version)"),
         Importer("table", import_table, "tidy tables (CSV; Parquet with the extra)", "parquet"),
         Importer("optuna", import_optuna, "Optuna studies", "optuna"),
+        Importer(
+            "mlflow", import_mlflow, "MLflow experiments (file or SQLite stores, servers)", "mlflow"
+        ),
     )
 }
