@@ -72,10 +72,10 @@ def _log_sweep(uri: str, path: Path) -> Sweep:
                 test = [test[0], math.nan, math.nan, math.nan]
             if opt == "sgd" and lr == lrs[0]:
                 valid, test, status = valid[:2], test[:2], "FAILED"
-            for j, (v, t) in enumerate(zip(valid, test, strict=False)):
+            for j, (val, tst) in enumerate(zip(valid, test, strict=False)):
                 stamp = 1_700_000_000_000 + 1000 * i + 500 * (j + 1)
-                client.log_metric(rid, "val_loss", v, timestamp=stamp, step=STEPS[j])
-                client.log_metric(rid, "test_loss", t, timestamp=stamp, step=STEPS[j])
+                client.log_metric(rid, "val_loss", val, timestamp=stamp, step=STEPS[j])
+                client.log_metric(rid, "test_loss", tst, timestamp=stamp, step=STEPS[j])
             client.log_metric(rid, "lr_now", lr, step=0)
             client.set_terminated(rid, status)
             runs[rid] = (opt, params, status, valid, test)
