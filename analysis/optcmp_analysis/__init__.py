@@ -39,6 +39,14 @@ from optcmp_analysis._peer import (
     algoperf_study_times,
     deepobs_report,
 )
+from optcmp_analysis._plan import (
+    DEFAULT_PLAN_BUDGET,
+    DEFAULT_POWER,
+    Goal,
+    TrialPlan,
+    default_trial_grid,
+    plan_trials,
+)
 from optcmp_analysis._profiles import Measure, PerformanceProfiles, performance_profiles
 from optcmp_analysis._protocol import Match, ProtocolComparison, protocol_sensitivity
 from optcmp_analysis._rank import (
@@ -71,6 +79,8 @@ __all__ = [
     "DEFAULT_MARGIN",
     "DEFAULT_N_BOOT",
     "DEFAULT_N_PERM",
+    "DEFAULT_PLAN_BUDGET",
+    "DEFAULT_POWER",
     "P_BEST_CAVEAT",
     "AggregateScores",
     "AlgoperfScore",
@@ -82,6 +92,7 @@ __all__ = [
     "DeepobsReport",
     "DivergedMode",
     "Edge",
+    "Goal",
     "InclusionResult",
     "Match",
     "Measure",
@@ -93,6 +104,7 @@ __all__ = [
     "Selection",
     "SelectionRule",
     "TargetStudy",
+    "TrialPlan",
     "TrialScores",
     "Unit",
     "Verdict",
@@ -104,10 +116,12 @@ __all__ = [
     "budget_curve",
     "deepobs_report",
     "default_budgets",
+    "default_trial_grid",
     "first_reach",
     "inclusion_consistency",
     "interquartile_mean",
     "performance_profiles",
+    "plan_trials",
     "probability_of_improvement",
     "protocol_sensitivity",
     "rank_optimizers",

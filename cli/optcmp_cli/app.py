@@ -57,6 +57,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("_run", "run"),
     "demo": ("_demo", "demo"),
     "score": ("_score", "score"),
+    "plan": ("_plan", "plan"),
     "export": ("_import", "export"),
     "plot": ("_plots", "plot"),
     "report": ("_report", "report"),

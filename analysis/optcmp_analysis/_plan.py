@@ -1,0 +1,620 @@
+"""Trial planning: how many trials per optimizer a verdict needs, from a pilot study.
+
+Dependency rule: numpy, scipy, xarray, attrs, optcmp_data and this package.
+
+For every comparison the tests of this package make (each inclusion pair as stored, and
+each optimizer's protocol effect when a second protocol is given), the planner treats the
+pilot's trials of the two optimizers as their trial distributions, draws studies of n
+trials per optimizer from them (with replacement), moves the second optimizer's values so
+that the difference of the expected best-of-k results of the two distributions is the
+effect asked about, and runs the test the analyses run (`pair_tests`, the kernel behind
+`inclusion_consistency`) on the drawn studies at budget k. The share of drawn studies that
+reach the verdict asked about is the power at n.
+
+Two stages keep this affordable: the standard deviation of the estimated difference at
+each n of a grid is measured on drawn studies (cheap: no test), which gives a normal
+approximation of the power curve; then the real test runs on `n_sim` drawn studies at the
+smallest n whose approximate power reaches the goal, and at its grid neighbours until the
+measured power brackets the goal. The trials needed are the smallest tested n whose
+measured power reaches the goal. docs/method.md ("Planning trials") states the assumptions.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import attrs
+import numpy as np
+import numpy.typing as npt
+import xarray as xr
+from scipy.stats import norm
+
+from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._estimator import DEFAULT_MARGIN, dodge_weights, pair_tests
+from optcmp_analysis._inclusion import archive_pairs
+from optcmp_analysis._records import json_value, root_seed
+from optcmp_analysis._selection import SelectionRule, orientation, trial_scores
+from optcmp_data import Taxonomy
+
+__all__ = [
+    "DEFAULT_POWER",
+    "Goal",
+    "TrialPlan",
+    "default_trial_grid",
+    "plan_trials",
+    "replacement_weights",
+]
+
+FloatArray = npt.NDArray[np.float64]
+BoolArray = npt.NDArray[np.bool_]
+
+DEFAULT_POWER = 0.8
+DEFAULT_PLAN_BUDGET = 16
+DEFAULT_N_SIM = 100
+DEFAULT_MAX_TRIALS = 512
+
+
+class Goal(enum.StrEnum):
+    """The verdict whose probability is planned for."""
+
+    VIOLATED = "violated"  # inclusion: the general optimizer is worse (true Δ = +effect)
+    CONSISTENT = "consistent"  # inclusion: not worse by the margin (true Δ = margin - effect)
+    DECIDED = "decided"  # inclusion at the pilot's effect: violated or consistent
+    CLEAR = "clear"  # protocol effect: a two-sided test rejects "no difference"
+
+
+@attrs.frozen
+class _Cell:
+    """One comparison's pilot trials: group a (special / first protocol) and b (general /
+    second protocol), oriented so that smaller is better; usable trials have finite scores."""
+
+    kind: str
+    workload: str
+    a: str
+    b: str
+    metric: str
+    sign: float
+    score_a: FloatArray
+    value_a: FloatArray
+    score_b: FloatArray
+    value_b: FloatArray
+    worst: float
+
+
+def replacement_weights(n: int, k: int) -> FloatArray:
+    """Weights of n trials sorted best first in the expected best of k draws *with*
+    replacement from them: ((n - j)/n)^k - ((n - j - 1)/n)^k for j = 0..n-1."""
+    j = np.arange(n, dtype=np.float64)
+    return np.asarray(((n - j) / n) ** k - ((n - j - 1) / n) ** k, dtype=np.float64)
+
+
+def _population(score: FloatArray, value: FloatArray, worst: float, k: int) -> tuple[float, float]:
+    """(E_k, P(no usable trial)) of best-of-k draws with replacement from the trials:
+    unusable trials (score inf) count as `worst`; tied scores share their mean value."""
+    order = np.argsort(score, kind="stable")
+    s, v = score[order], np.where(np.isfinite(score), value, worst)[order]
+    # Tied scores: each holds the mean of its tie group (the tie rule of the estimator).
+    _, start, counts = np.unique(s, return_index=True, return_counts=True)
+    group_mean = np.add.reduceat(v, start) / counts
+    v = np.repeat(group_mean, counts)
+    w = replacement_weights(len(s), k)
+    n_unusable = int((~np.isfinite(score)).sum())
+    return float(w @ v), (n_unusable / len(s)) ** k
+
+
+def _estimates(score: FloatArray, value: FloatArray, worst: float, k: int) -> FloatArray:
+    """The unbiased E_k estimate of every row of drawn trials (R, n)."""
+    order = np.argsort(score, axis=1, kind="stable")
+    v = np.take_along_axis(np.where(np.isfinite(score), value, worst), order, axis=1)
+    return np.asarray(v @ dodge_weights(score.shape[1], k), dtype=np.float64)
+
+
+def default_trial_grid(budget: int, max_trials: int = DEFAULT_MAX_TRIALS) -> tuple[int, ...]:
+    """Trials per optimizer the planner considers: 1.5k, 2k, 3k, 4k, 6k, ... up to
+    `max_trials` (budget k itself is left out: at k = n no valid variance exists)."""
+    out: list[int] = []
+    base = budget
+    while True:
+        for factor in (1.5, 2.0):
+            n = math.ceil(base * factor)
+            if n > max_trials:
+                return tuple(out)
+            if n > budget and (not out or n > out[-1]):
+                out.append(n)
+        base *= 2
+
+
+@attrs.frozen
+class TrialPlan:
+    """Planned trials per optimizer, one row per (comparison, goal).
+
+    `data` dims (row, trials): `approx_power` (normal approximation from the measured
+    standard deviation `sd` of the estimated difference), `test_power` (the real test on
+    `n_sim` drawn studies; NaN where not run). Per row: kind ("inclusion" or "protocol"),
+    workload, a, b (special/general, or the optimizer under the first/second protocol,
+    label in `a`), metric, goal, margin, pilot_a, pilot_b (pilot trials), pilot_difference
+    (E_k(b) - E_k(a) of the pilot distributions, oriented: positive means b is worse),
+    true_difference (after the shift that sets the effect asked about), level (the
+    per-test level alpha / family), needed (the smallest tested n whose measured power
+    reaches `power`; -1 when none up to the grid's end).
+    """
+
+    data: xr.Dataset
+    budget: int
+    power: float
+    alpha: float
+    effect: float | None
+    pilot_effect: bool
+    n_sim: int
+    n_perm: int
+    rule: SelectionRule
+    protocols: tuple[str, str] | None
+    caveats: tuple[str, ...]
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self.data.copy()
+        out.attrs = {
+            "budget": self.budget,
+            "power": self.power,
+            "alpha": self.alpha,
+            "effect": "margin" if self.effect is None else self.effect,
+            "pilot_effect": int(self.pilot_effect),
+            "n_sim": self.n_sim,
+            "n_perm": self.n_perm,
+            "rule": str(self.rule),
+            "caveats": "\n".join(self.caveats),
+        }
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        """Records "plan" (one per comparison and goal: kind, workload, a, b, metric,
+        goal, k, margin, effect, pilot_a, pilot_b, pilot_difference, true_difference,
+        level, power (the goal), needed (None: more than the largest trial count
+        considered), power_at_needed, approx) and "curve" (one per row and trial count:
+        trials, approx_power, test_power)."""
+        d = self.data
+        out: list[dict[str, Any]] = []
+        grid = [int(n) for n in d["trials"].values]
+        for r in range(d.sizes["row"]):
+            row = d.isel(row=r)
+            needed = int(row["needed"].values)
+            tested = row["test_power"].values
+            common = {
+                "kind": str(row["kind"].values),
+                "workload": str(row["workload"].values),
+                "a": str(row["a"].values),
+                "b": str(row["b"].values),
+                "goal": str(row["goal"].values),
+            }
+            out.append(
+                {
+                    "record": "plan",
+                    **common,
+                    "metric": str(row["metric"].values),
+                    "k": self.budget,
+                    "margin": float(row["margin"].values),
+                    "effect": float(row["effect"].values),
+                    "pilot_a": int(row["pilot_a"].values),
+                    "pilot_b": int(row["pilot_b"].values),
+                    "pilot_difference": float(row["pilot_difference"].values),
+                    "true_difference": float(row["true_difference"].values),
+                    "level": float(row["level"].values),
+                    "power": self.power,
+                    "needed": needed if needed > 0 else None,
+                    "power_at_needed": (
+                        float(tested[grid.index(needed)]) if needed > 0 else math.nan
+                    ),
+                    "n_sim": self.n_sim,
+                }
+            )
+            for i, n in enumerate(grid):
+                out.append(
+                    {
+                        "record": "curve",
+                        **common,
+                        "trials": n,
+                        "approx_power": float(row["approx_power"].values[i]),
+                        "test_power": float(tested[i]),
+                    }
+                )
+        return [json_value(r) for r in out]
+
+
+def _cells_of(scores: xr.Dataset, workload: str, optimizer: str) -> tuple[FloatArray, FloatArray]:
+    cell = scores.sel(workload=workload, optimizer=optimizer)
+    present = cell["present"].values.astype(bool)
+    usable = cell["usable"].values.astype(bool) & np.isfinite(cell["score"].values)
+    orient = -1.0 if str(scores["direction"].sel(workload=workload).item()) == "max" else 1.0
+    score = np.where(usable, cell["score"].values, np.inf)[present]
+    value = (orient * cell["test_value"].values)[present]
+    return score.astype(np.float64), value.astype(np.float64)
+
+
+def _worst(*values: FloatArray) -> float:
+    finite = np.concatenate([v[np.isfinite(v)] for v in values])
+    return float(finite.max()) if finite.size else math.nan
+
+
+def _inclusion_cells(
+    archive: xr.Dataset, rule: SelectionRule, taxonomy: Taxonomy | None
+) -> tuple[list[_Cell], list[str]]:
+    _, pairs, reasons, caveats = archive_pairs(archive, taxonomy)
+    scores = trial_scores(archive, rule=rule).data
+    orient = orientation(scores["direction"])
+    cells: list[_Cell] = []
+    for pi, (special, general, _, _) in enumerate(pairs):
+        for wi, w in enumerate(str(x) for x in scores["workload"].values):
+            if reasons[pi][wi]:
+                continue
+            sa, va = _cells_of(scores, w, special)
+            sb, vb = _cells_of(scores, w, general)
+            if not (np.isfinite(sa).any() and np.isfinite(sb).any()):
+                continue
+            cells.append(
+                _Cell(
+                    kind="inclusion",
+                    workload=w,
+                    a=special,
+                    b=general,
+                    metric=str(scores["metric_name"].sel(workload=w).item()),
+                    sign=float(orient.sel(workload=w)),
+                    score_a=sa,
+                    value_a=va,
+                    score_b=sb,
+                    value_b=vb,
+                    worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
+                )
+            )
+    return cells, list(caveats)
+
+
+def _protocol_cells(first: xr.Dataset, second: xr.Dataset, rule: SelectionRule) -> list[_Cell]:
+    """Optimizers of the same name in both archives, on workloads of both."""
+    s1 = trial_scores(first, rule=rule).data
+    s2 = trial_scores(second, rule=rule).data
+    orient = orientation(s1["direction"])
+    workloads = [str(w) for w in s1["workload"].values if w in set(s2["workload"].values)]
+    optimizers = [str(o) for o in s1["optimizer"].values if o in set(s2["optimizer"].values)]
+    cells = []
+    for w in workloads:
+        for o in optimizers:
+            sa, va = _cells_of(s1, w, o)
+            sb, vb = _cells_of(s2, w, o)
+            if not (np.isfinite(sa).any() and np.isfinite(sb).any()):
+                continue
+            cells.append(
+                _Cell(
+                    kind="protocol",
+                    workload=w,
+                    a=o,
+                    b=o,
+                    metric=str(s1["metric_name"].sel(workload=w).item()),
+                    sign=float(orient.sel(workload=w)),
+                    score_a=sa,
+                    value_a=va,
+                    score_b=sb,
+                    value_b=vb,
+                    worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
+                )
+            )
+    return cells
+
+
+class _Row:
+    """One comparison and goal with its shifted distributions."""
+
+    def __init__(
+        self, cell: _Cell, goal: Goal, k: int, margin: float, effect: float | None
+    ) -> None:
+        self.cell, self.goal, self.k, self.margin = cell, goal, k, margin
+        ea, _ = _population(cell.score_a, cell.value_a, cell.worst, k)
+        eb, none_b = _population(cell.score_b, cell.value_b, cell.worst, k)
+        self.pilot_difference = eb - ea
+        if effect is None:  # the pilot's own effect
+            self.true_difference = self.pilot_difference
+        elif goal is Goal.VIOLATED:
+            self.true_difference = effect
+        elif goal is Goal.CONSISTENT:
+            self.true_difference = margin - effect
+        else:  # CLEAR: an effect of that size in the pilot's direction
+            self.true_difference = effect if self.pilot_difference >= 0 else -effect
+        self.effect = abs(self.pilot_difference) if effect is None else effect
+        # Usable trials of b move; E_k moves by the shift times P(some usable trial).
+        usable_share = 1.0 - none_b
+        self.shift = (
+            (self.true_difference - self.pilot_difference) / usable_share
+            if usable_share > 0
+            else 0.0
+        )
+
+    def draw(
+        self, n: int, r: int, rng: np.random.Generator
+    ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
+        """`r` studies of n trials per optimizer: (score_a, value_a, score_b, value_b)."""
+        c = self.cell
+        ia = rng.integers(0, len(c.score_a), size=(r, n))
+        ib = rng.integers(0, len(c.score_b), size=(r, n))
+        vb = c.value_b[ib] + np.where(np.isfinite(c.score_b[ib]), self.shift, 0.0)
+        return c.score_a[ia], c.value_a[ia], c.score_b[ib], vb
+
+
+def _approx_power(goal: Goal, diff: float, margin: float, sd: float, level: float) -> float:
+    if not (np.isfinite(sd) and sd > 0):
+        return math.nan
+    z1, z2 = norm.ppf(1 - level), norm.ppf(1 - level / 2)
+    violated = float(norm.cdf(diff / sd - z1))
+    consistent = float(norm.cdf((margin - diff) / sd - z1))
+    if goal is Goal.VIOLATED:
+        return violated
+    if goal is Goal.CONSISTENT:
+        return consistent
+    if goal is Goal.DECIDED:
+        return min(1.0, violated + consistent)
+    return float(norm.cdf(abs(diff) / sd - z2) + norm.cdf(-abs(diff) / sd - z2))
+
+
+def _test_power(
+    row: _Row, n: int, n_sim: int, level: float, n_perm: int, rng: np.random.Generator
+) -> float:
+    """The share of `n_sim` drawn studies of n trials per optimizer in which the test of
+    the analyses reaches the row's goal at `level`."""
+    sa, va, sb, vb = row.draw(n, n_sim, rng)
+    usable_a, usable_b = np.isfinite(sa), np.isfinite(sb)
+    present = np.ones_like(usable_a)
+    protocol = row.goal is Goal.CLEAR
+    # Each drawn study's pooled worst value, as the analyses compute it.
+    worst = np.maximum(
+        np.where(usable_a, va, -np.inf).max(axis=1), np.where(usable_b, vb, -np.inf).max(axis=1)
+    )
+    seeds = rng.integers(0, 2**31, size=(n_sim, 1))
+    tests = pair_tests(
+        sb,
+        vb,
+        usable_b,
+        present,
+        sa,
+        va,
+        usable_a,
+        present,
+        worst,
+        budget=row.k,
+        n_perm=n_perm,
+        alpha=level,
+        # The protocol effect is two-sided: the lower tail at 0 is the other side.
+        margin=0.0 if protocol else row.margin,
+        seeds=seeds,
+        interval=np.zeros(n_sim, dtype=bool),
+    )
+    high, low = tests.p_value, tests.p_noninferior
+    if row.goal is Goal.VIOLATED:
+        hit = high < level
+    elif row.goal is Goal.CONSISTENT:
+        hit = low < level
+    elif row.goal is Goal.DECIDED:
+        hit = (high < level) | (low < level)
+    else:
+        hit = np.minimum(1.0, 2 * np.minimum(high, low)) < level
+    return float(np.mean(hit))
+
+
+def _search(
+    row: _Row,
+    grid: Sequence[int],
+    approx: FloatArray,
+    tested: FloatArray,
+    *,
+    power: float,
+    level: float,
+    n_sim: int,
+    n_perm: int,
+    stream: Callable[[int], np.random.Generator],
+) -> int:
+    """The smallest trial count of `grid` whose tested power reaches `power` (-1: none).
+
+    Starts at the first point whose approximate power reaches the goal and walks down
+    while the point below also reaches it, or up until one does (at most `_WALK` steps
+    each way); fills `tested` in place. Where even the grid's end is clearly short of the
+    goal by the approximation (by more than 0.1), no test is run."""
+    reach = np.flatnonzero(np.nan_to_num(approx) >= power)
+    if not reach.size and not np.nan_to_num(approx[-1]) >= power - 0.1:
+        return -1
+    i = int(reach[0]) if reach.size else len(grid) - 1
+
+    def measured(j: int) -> float:
+        tested[j] = _test_power(row, grid[j], n_sim, level, n_perm, stream(grid[j]))
+        return float(tested[j])
+
+    if measured(i) >= power:
+        for _ in range(_WALK):
+            if i == 0 or measured(i - 1) < power:
+                break
+            i -= 1
+        return int(grid[i])
+    for _ in range(_WALK):
+        if i + 1 >= len(grid):
+            break
+        i += 1
+        if measured(i) >= power:
+            return int(grid[i])
+    return -1
+
+
+# Grid steps the search for the needed trial count walks from the approximation's guess.
+_WALK = 3
+
+
+def _stream(root: int, *labels: Any) -> np.random.Generator:
+    return np.random.default_rng(
+        [root, *(zlib.crc32(str(label).encode("utf-8")) for label in labels)]
+    )
+
+
+def plan_trials(
+    archive: xr.Dataset,
+    /,
+    *,
+    compare: xr.Dataset | None = None,
+    protocols: tuple[str, str] = ("first", "second"),
+    budget: int = DEFAULT_PLAN_BUDGET,
+    power: float = DEFAULT_POWER,
+    effect: float | None = None,
+    pilot_effect: bool = False,
+    alpha: float = 0.05,
+    margin: float = DEFAULT_MARGIN,
+    rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    taxonomy: Taxonomy | None = None,
+    trials: Sequence[int] | None = None,
+    n_sim: int = DEFAULT_N_SIM,
+    n_perm: int | None = None,
+    n_sd: int = 400,
+    kinds: Sequence[str] = ("inclusion", "protocol"),
+    test_all: bool = False,
+    rng: np.random.Generator,
+) -> TrialPlan:
+    """Trials per optimizer that each comparison needs for `power` at budget k = `budget`.
+
+    Comparisons: every inclusion pair of `taxonomy` (default the archive's own) that the
+    stored spaces contain, per workload; with `compare` (a second archive, the protocol
+    `protocols[1]`), every optimizer of the same name in both, per workload. Goals: with
+    `pilot_effect`, the pilot's own difference (inclusion: "decided", violated or
+    consistent; protocol: "clear"); otherwise an effect of size `effect` (default the
+    margin): inclusion "violated" at true Δ = +effect and "consistent" at Δ = margin -
+    effect; protocol "clear" at |difference| = effect. Each test runs at level alpha / m,
+    m the number of comparisons of its kind (Bonferroni: at most the power under Holm's
+    correction over the same family). `trials`: the grid of trial counts (default
+    `default_trial_grid`); `n_sim` drawn studies per tested point, `n_sd` per grid point for
+    the standard deviation; `n_perm` permutations per test (default enough to resolve the
+    level: max(200, 5 m / alpha)). `test_all`: run the test at every trial count of the
+    grid, not only around the goal.
+    """
+    if not 0 < power < 1:
+        raise AnalysisError(f"power {power} must lie strictly between 0 and 1")
+    if not 0 < alpha < 1:
+        raise AnalysisError(f"alpha {alpha} must lie strictly between 0 and 1")
+    if budget < 1:
+        raise AnalysisError(f"budget {budget} must be at least 1")
+    if effect is not None and not (np.isfinite(effect) and effect > 0):
+        raise AnalysisError(f"effect {effect} must be a positive number")
+    if not margin >= 0:
+        raise AnalysisError(f"margin {margin} must be a non-negative number")
+    if n_sim < 10 or n_sd < 10:
+        raise AnalysisError(f"n_sim {n_sim} and n_sd {n_sd} must be at least 10")
+    rule = SelectionRule(rule)
+    grid = tuple(sorted(set(int(n) for n in trials))) if trials else default_trial_grid(budget)
+    if not grid or grid[0] <= budget:
+        raise AnalysisError(
+            f"trials: every trial count must exceed the budget {budget} (got {list(grid)})"
+        )
+    cells: list[_Cell] = []
+    caveats: list[str] = []
+    if "inclusion" in kinds:
+        found, notes = _inclusion_cells(archive, rule, taxonomy)
+        cells += found
+        caveats += notes
+    if "protocol" in kinds and compare is not None:
+        cells += _protocol_cells(archive, compare, rule)
+    if not cells:
+        raise AnalysisError(
+            "nothing to plan: no inclusion pair contained in the stored spaces"
+            + ("" if compare is not None else " and no second protocol (--compare)")
+        )
+    family = {kind: sum(c.kind == kind for c in cells) for kind in ("inclusion", "protocol")}
+    if n_perm is None:
+        smallest = alpha / max(family.values())
+        n_perm = max(200, math.ceil(5 / smallest))
+    small = [c for c in cells if min(len(c.score_a), len(c.score_b)) < budget]
+    if small:
+        caveats.append(
+            f"{len(small)} comparison(s) have a pilot of fewer than k = {budget} trials per "
+            "optimizer: their trial distributions are poorly known, so treat their plans as "
+            "rough"
+        )
+    root = root_seed(rng)
+    rows: list[_Row] = []
+    for cell in cells:
+        if cell.kind == "protocol":
+            goals = [Goal.CLEAR]
+        elif pilot_effect:
+            goals = [Goal.DECIDED]
+        else:
+            goals = [Goal.VIOLATED, Goal.CONSISTENT]
+        for goal in goals:
+            size = None if pilot_effect else (margin if effect is None else effect)
+            rows.append(_Row(cell, goal, budget, margin, size))
+
+    n_rows, n_grid = len(rows), len(grid)
+    approx = np.full((n_rows, n_grid), np.nan)
+    sd = np.full((n_rows, n_grid), np.nan)
+    tested = np.full((n_rows, n_grid), np.nan)
+    needed = np.full(n_rows, -1, dtype=np.int64)
+    levels = np.array([alpha / family[r.cell.kind] for r in rows])
+    for ri, row in enumerate(rows):
+        labels = (row.cell.kind, row.cell.workload, row.cell.a, row.cell.b, row.goal)
+        for gi, n in enumerate(grid):
+            g = _stream(root, *labels, "sd", n)
+            sa, va, sb, vb = row.draw(n, n_sd, g)
+            diffs = _estimates(sb, vb, row.cell.worst, budget) - _estimates(
+                sa, va, row.cell.worst, budget
+            )
+            sd[ri, gi] = float(np.std(diffs, ddof=1))
+            approx[ri, gi] = _approx_power(
+                row.goal, row.true_difference, row.margin, sd[ri, gi], levels[ri]
+            )
+        if test_all:
+            for gi, n in enumerate(grid):
+                tested[ri, gi] = _test_power(
+                    row, n, n_sim, float(levels[ri]), n_perm, _stream(root, *labels, "test", n)
+                )
+            reached = np.flatnonzero(tested[ri] >= power)
+            needed[ri] = int(grid[reached[0]]) if reached.size else -1
+            continue
+        needed[ri] = _search(
+            row,
+            grid,
+            approx[ri],
+            tested[ri],
+            power=power,
+            level=float(levels[ri]),
+            n_sim=n_sim,
+            n_perm=n_perm,
+            stream=lambda n, labels=labels: _stream(root, *labels, "test", n),  # type: ignore[misc]
+        )
+    data = xr.Dataset(
+        {
+            "approx_power": (("row", "trials"), approx),
+            "test_power": (("row", "trials"), tested),
+            "sd": (("row", "trials"), sd),
+            "needed": ("row", needed),
+            "kind": ("row", np.array([r.cell.kind for r in rows], dtype=str)),
+            "workload": ("row", np.array([r.cell.workload for r in rows], dtype=str)),
+            "a": ("row", np.array([r.cell.a for r in rows], dtype=str)),
+            "b": ("row", np.array([r.cell.b for r in rows], dtype=str)),
+            "metric": ("row", np.array([r.cell.metric for r in rows], dtype=str)),
+            "goal": ("row", np.array([str(r.goal) for r in rows], dtype=str)),
+            "margin": ("row", np.array([r.margin for r in rows])),
+            "effect": ("row", np.array([r.effect for r in rows])),
+            "pilot_a": ("row", np.array([len(r.cell.score_a) for r in rows], dtype=np.int64)),
+            "pilot_b": ("row", np.array([len(r.cell.score_b) for r in rows], dtype=np.int64)),
+            "pilot_difference": ("row", np.array([r.pilot_difference for r in rows])),
+            "true_difference": ("row", np.array([r.true_difference for r in rows])),
+            "level": ("row", levels),
+        },
+        coords={"trials": np.array(grid, dtype=np.int64)},
+    )
+    return TrialPlan(
+        data=data,
+        budget=budget,
+        power=power,
+        alpha=alpha,
+        effect=effect,
+        pilot_effect=pilot_effect,
+        n_sim=n_sim,
+        n_perm=n_perm,
+        rule=rule,
+        protocols=protocols if compare is not None else None,
+        caveats=tuple(dict.fromkeys(caveats)),
+    )

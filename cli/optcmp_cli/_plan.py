@@ -1,0 +1,287 @@
+"""`optcmp plan`: how many trials per optimizer each verdict needs, from a pilot archive.
+
+Dependency rule: typer, rich, matplotlib (through _plots), optcmp_data and
+optcmp_analysis (no torch). With `--json` it prints only `{"plan": [flat records]}`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import typer
+from rich.table import Table
+
+from optcmp_analysis import (
+    DEFAULT_MARGIN,
+    DEFAULT_PLAN_BUDGET,
+    DEFAULT_POWER,
+    SelectionRule,
+    TrialPlan,
+    plan_trials,
+)
+from optcmp_cli._common import (
+    about_archive,
+    check_out_file,
+    console,
+    print_json,
+    reports_errors,
+    seeded_rng,
+)
+from optcmp_cli._escape import term
+from optcmp_cli._format import num
+from optcmp_cli._options import ArchiveArg, JsonOpt, MarginOpt, RuleOpt, SeedOpt, WorkloadOpt
+from optcmp_data import ConfigError, Taxonomy, open_archive
+
+__all__ = ["needed_text", "plan", "plan_figure"]
+
+_GOAL_TEXT = {
+    "violated": "violated",
+    "consistent": "consistent",
+    "decided": "a verdict",
+    "clear": "clear",
+}
+
+
+def needed_text(record: dict[str, Any], max_trials: int) -> str:
+    """ "48" or "> 512": the trials needed of a plan record."""
+    needed = record.get("needed")
+    return str(needed) if isinstance(needed, int) else f"> {max_trials}"
+
+
+def _comparison(record: dict[str, Any]) -> str:
+    if record["kind"] == "protocol":
+        return f"{record['a']} (protocol effect)"
+    return f"{record['a']} ⊆ {record['b']}"
+
+
+def plan_figure(result: TrialPlan) -> Any:
+    """Power against trials per optimizer, one line per (comparison, goal): the normal
+    approximation (line) and the real test on drawn studies (markers), the goal dashed."""
+    from matplotlib.figure import Figure
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
+
+    from optcmp_cli._plots import _style
+
+    d = result.data
+    grid = [int(n) for n in d["trials"].values]
+    kinds = [k for k in ("inclusion", "protocol") if (d["kind"].values == k).any()]
+    several = len(set(d["workload"].values.tolist())) > 1
+    with _style():
+        fig = Figure(figsize=(6.4 * len(kinds), 6.4), layout="constrained")
+        axes = fig.subplots(1, len(kinds), squeeze=False)[0]
+        for ax, kind in zip(axes, kinds, strict=True):
+            rows = [r for r in range(d.sizes["row"]) if str(d["kind"].values[r]) == kind]
+            colours: dict[tuple[str, str, str], str] = {}
+            for r in rows:
+                row = d.isel(row=r)
+                key = (str(row["workload"].item()), str(row["a"].item()), str(row["b"].item()))
+                colour = colours.setdefault(key, f"C{len(colours) % 10}")
+                label = (
+                    f"{key[1]} ⊆ {key[2]}" if kind == "inclusion" else key[1]
+                ) + f": {row['goal'].item()}"
+                if several:
+                    label += f" ({key[0]})"
+                style = "--" if str(row["goal"].item()) == "consistent" else "-"
+                ax.plot(grid, row["approx_power"].values, style, color=colour, lw=1, label=label)
+                tested = row["test_power"].values
+                ok = np.isfinite(tested)
+                ax.plot(np.array(grid)[ok], tested[ok], "o", color=colour, ms=5)
+            ax.axhline(result.power, color="0.3", lw=0.8, ls=":")
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_locator(FixedLocator(grid))
+            ax.xaxis.set_major_formatter(FixedFormatter([str(n) for n in grid]))
+            ax.xaxis.set_minor_locator(NullLocator())
+            ax.xaxis.set_minor_formatter(NullFormatter())
+            ax.tick_params(axis="x", labelrotation=45)
+            ax.set_ylim(-0.02, 1.02)
+            ax.set_xlabel(f"trials per optimizer (verdicts at budget k = {result.budget})")
+            ax.set_ylabel("power")
+            ax.set_title(
+                "inclusion tests" if kind == "inclusion" else "protocol effects", fontsize=10
+            )
+            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+        fig.suptitle(
+            f"power against trials: lines the normal approximation, markers the test on "
+            f"{result.n_sim} drawn studies; goal {result.power:g} dotted",
+            fontsize=9,
+        )
+    return fig
+
+
+@reports_errors
+def plan(
+    archive: ArchiveArg,
+    compare: Annotated[
+        Path | None,
+        typer.Option(
+            "--compare",
+            help="A second archive, the same optimizers under another protocol: plan its "
+            "protocol effects too (matched by optimizer name).",
+        ),
+    ] = None,
+    protocols: Annotated[
+        list[str] | None,
+        typer.Option("--protocol", help="Give twice: labels of ARCHIVE and of --compare."),
+    ] = None,
+    budget: Annotated[
+        int,
+        typer.Option(
+            "--budget", min=1, help="The budget k the verdicts are about (k-trial studies)."
+        ),
+    ] = DEFAULT_PLAN_BUDGET,
+    power: Annotated[
+        float, typer.Option("--power", help="The power asked for, in (0, 1).")
+    ] = DEFAULT_POWER,
+    effect: Annotated[
+        float | None,
+        typer.Option(
+            "--effect",
+            help="The effect to detect, in the metric's units (default: the margin): "
+            "violated at Δ = +effect, consistent at Δ = margin - effect, a protocol effect "
+            "of that size.",
+        ),
+    ] = None,
+    pilot_effect: Annotated[
+        bool,
+        typer.Option(
+            "--pilot-effect",
+            help="Plan for the pilot's own differences instead of --effect (how many trials "
+            "would decide each comparison if the optimizers are as the pilot shows them).",
+        ),
+    ] = False,
+    margin: MarginOpt = DEFAULT_MARGIN,
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise error rate.")] = 0.05,
+    rule: RuleOpt = SelectionRule.FINAL_VALID,
+    workload: WorkloadOpt = None,
+    taxonomy: Annotated[
+        Path | None,
+        typer.Option("--taxonomy", help="TOML file of inclusion relations (default: the paper's)."),
+    ] = None,
+    trials: Annotated[
+        list[int] | None,
+        typer.Option(
+            "--trials",
+            help="A trial count per optimizer to consider (repeat; default 1.5k, 2k, 3k, "
+            "4k, ... up to 512).",
+        ),
+    ] = None,
+    n_sim: Annotated[
+        int, typer.Option("--n-sim", min=10, help="Drawn studies per tested trial count.")
+    ] = 100,
+    figure_out: Annotated[
+        Path | None,
+        typer.Option("--figure", help="Also draw power against trials to this .png/.svg/.pdf."),
+    ] = None,
+    json_out: JsonOpt = False,
+    seed: SeedOpt = 0,
+) -> None:
+    """Plan a study: for each inclusion pair and protocol effect of a pilot archive, the
+    trials per optimizer needed for --power against --effect at budget --budget, found by
+    drawing studies from the pilot's trials and running the inclusion test on them.
+
+    JSON records ("record" key): "plan" — kind (inclusion, protocol), workload, a, b
+    (special and general, or the optimizer), metric, goal (violated, consistent, decided,
+    clear), k, margin, effect, pilot_a, pilot_b (pilot trials), pilot_difference,
+    true_difference (E_k(b) - E_k(a) planned for; positive: b worse), level (per test),
+    power, needed (null: more than the largest count considered), power_at_needed, n_sim;
+    "curve" — kind, workload, a, b, goal, trials, approx_power, test_power.
+
+    Example: optcmp plan demo/study-choi2019 --compare demo/study-lr-only --figure plan.png
+    """
+    from optcmp_analysis import restrict
+
+    if figure_out is not None:
+        from optcmp_cli._plots import _image_format
+
+        _image_format(figure_out)
+        check_out_file(figure_out, "--figure")
+    if protocols is not None and len(protocols) != 2:
+        raise ConfigError("--protocol: give it twice (labels of ARCHIVE and of --compare)")
+    rng = seeded_rng(seed)
+    first = open_archive(archive)
+    with about_archive(archive):
+        first = restrict(first, workloads=workload or None)
+    second = None
+    if compare is not None:
+        second = open_archive(compare)
+        with about_archive(compare):
+            second = restrict(second, workloads=workload or None)
+    labels = (
+        (protocols[0], protocols[1])
+        if protocols
+        else (archive.name or "first", compare.name if compare is not None else "second")
+    )
+    tax = Taxonomy.from_toml(taxonomy) if taxonomy is not None else None
+    with about_archive(archive):
+        result = plan_trials(
+            first,
+            compare=second,
+            protocols=labels,
+            budget=budget,
+            power=power,
+            effect=effect,
+            pilot_effect=pilot_effect,
+            alpha=alpha,
+            margin=margin,
+            rule=rule,
+            taxonomy=tax,
+            trials=trials or None,
+            n_sim=n_sim,
+            rng=rng,
+        )
+    records = result.to_json()
+    if figure_out is not None:
+        from optcmp_cli._plots import save_figure
+
+        save_figure(plan_figure(result), figure_out)
+    if json_out:
+        print_json({"plan": records})
+        return
+    grid = [int(n) for n in result.data["trials"].values]
+    effect_text = (
+        "the pilot's own differences"
+        if pilot_effect
+        else f"effect {num(effect if effect is not None else margin, 3)}"
+    )
+    table = Table(
+        title=f"Trials per optimizer for power {result.power:g} at k = {result.budget} "
+        f"({effect_text}; {term(str(rule))})"
+    )
+    several = len({r["workload"] for r in records}) > 1
+    for col in ("comparison", "goal", "pilot Δ", "true Δ", "trials", "power"):
+        table.add_column(col, overflow="fold")
+    for r in records:
+        if r["record"] != "plan":
+            continue
+        where = f" on {r['workload']}" if several else ""
+        table.add_row(
+            term(_comparison(r) + where),
+            _GOAL_TEXT[r["goal"]],
+            num(r["pilot_difference"], 3),
+            num(r["true_difference"], 3),
+            needed_text(r, grid[-1]),
+            num(r["power_at_needed"], 2),
+        )
+    console.print(table)
+    levels = ", ".join(
+        f"{kind} {num(float(result.data['level'].values[i]), 2)}"
+        for kind, i in (
+            (k, int(np.flatnonzero(result.data["kind"].values == k)[0]))
+            for k in ("inclusion", "protocol")
+            if (result.data["kind"].values == k).any()
+        )
+    )
+    console.print(
+        f"Δ = E_k(b) - E_k(a) in the metric's units, positive when b (the general optimizer, "
+        f"or the --compare protocol) is worse; {result.n_sim} drawn studies per tested count, "
+        f"{result.n_perm} resamples per test at level alpha / (comparisons of its kind): "
+        f"{levels}. `trials`: the fewest trials per optimizer whose tested power reaches "
+        f"{result.power:g} (> {grid[-1]}: none up to {grid[-1]}); `power`: measured there.",
+        highlight=False,
+    )
+    for caveat in result.caveats:
+        console.print(f"[yellow]caveat:[/yellow] {term(caveat)}", highlight=False)
+    if figure_out is not None:
+        console.print(f"figure: {term(str(figure_out))}", highlight=False)

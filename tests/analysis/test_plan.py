@@ -1,0 +1,133 @@
+"""The trial planner: its pieces against closed forms, and its predicted power against the
+power measured by simulating studies from a known truth (a data model of its own, not the
+planner's resampling)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import integrate, stats
+
+from optcmp_analysis import AnalysisError, Goal, default_trial_grid, plan_trials
+from optcmp_analysis._estimator import pair_tests
+from optcmp_analysis._plan import replacement_weights
+from optcmp_data.testing import synthetic_archive
+
+
+def test_replacement_weights_are_the_best_of_k_distribution() -> None:
+    w = replacement_weights(5, 3)
+    assert w.sum() == pytest.approx(1.0)
+    assert (np.diff(w) < 0).all()
+    # P(the best of 3 draws with replacement from 5 is the best trial) = 1 - (4/5)^3.
+    assert w[0] == pytest.approx(1 - 0.8**3)
+
+
+def test_default_grid_starts_above_the_budget_and_stops_at_the_cap() -> None:
+    assert default_trial_grid(16, 200) == (24, 32, 48, 64, 96, 128, 192)
+    assert default_trial_grid(4, 20) == (6, 8, 12, 16)
+
+
+# --- the truth: trial quality of a narrow and a wide search space ----------------------
+# value (validation = test, no noise) = base + scale |Z|; E_k = base + scale E[min of k |Z|].
+
+
+def _expected_min(scale: float, k: int) -> float:
+    # E[min of k |Z|] = integral of P(|Z| > x)^k over x >= 0.
+    value, _ = integrate.quad(lambda x: (2 * stats.norm.sf(x)) ** k, 0, np.inf)
+    return scale * value
+
+
+def _truth(effect: float, k: int) -> tuple[float, float, float, float]:
+    """(base_special, scale_special, base_general, scale_general) with
+    E_k(general) - E_k(special) = effect; the general space is wider."""
+    ss, sg = 0.02, 0.15
+    base_s = 0.10
+    base_g = base_s + _expected_min(ss, k) - _expected_min(sg, k) + effect
+    return base_s, ss, base_g, sg
+
+
+def _draw(
+    base: float, scale: float, shape: tuple[int, ...], rng: np.random.Generator
+) -> np.ndarray:
+    return np.asarray(base + scale * np.abs(rng.standard_normal(shape)))
+
+
+def _pilot_archive(n: int, effect: float, k: int, seed: int) -> object:
+    base_s, ss, base_g, sg = _truth(effect, k)
+    ds = synthetic_archive(optimizers=("sgd", "momentum"), n_trials=n, seed=seed)
+    rng = np.random.default_rng(seed)
+    values = {
+        "sgd": _draw(base_s, ss, (n,), rng),
+        "momentum": _draw(base_g, sg, (n,), rng),
+    }
+    for var in ("valid_metric", "test_metric"):
+        arr = ds[var].values.copy()
+        for oi, o in enumerate(ds["optimizer"].values):
+            arr[0, oi] = values[str(o)][:, None]
+        ds[var] = (ds[var].dims, arr)
+    ds["status"] = ds["status"].where(False, "completed")
+    return ds
+
+
+def test_plan_needs_an_effect_it_can_resolve() -> None:
+    ds = _pilot_archive(40, 0.0, 4, 0)
+    with pytest.raises(AnalysisError, match="exceed the budget"):
+        plan_trials(ds, budget=8, trials=[8], rng=np.random.default_rng(0))
+    with pytest.raises(AnalysisError, match="power"):
+        plan_trials(ds, budget=4, power=1.0, rng=np.random.default_rng(0))
+
+
+@pytest.mark.slow
+def test_predicted_power_matches_simulated_power_at_one_design() -> None:
+    """Design: 48 trials per optimizer, budget k = 12, a violation of 0.007 (the general
+    optimizer's wider space, shifted so that its E_12 is 0.007 worse), one test at level
+    0.05. Predicted: the planner on a pilot of 800 trials per optimizer from the truth.
+    Measured: 800 studies drawn from the truth itself, the same test."""
+    n, k, effect, n_sim, n_boot = 48, 12, 0.007, 800, 499
+    pilot = _pilot_archive(800, effect, k, seed=1)
+    plan = plan_trials(
+        pilot,
+        budget=k,
+        effect=effect,
+        margin=0.02,
+        trials=[n],
+        n_sim=n_sim,
+        n_perm=n_boot,
+        test_all=True,
+        rng=np.random.default_rng(2),
+    )
+    rows = plan.data
+    r = int(np.flatnonzero(rows["goal"].values == str(Goal.VIOLATED))[0])
+    predicted = float(rows["test_power"].values[r, 0])
+    assert rows["level"].values[r] == pytest.approx(0.05)
+
+    base_s, ss, base_g, sg = _truth(effect, k)
+    rng = np.random.default_rng(3)
+    vs = _draw(base_s, ss, (n_sim, n), rng)
+    vg = _draw(base_g, sg, (n_sim, n), rng)
+    ok = np.ones((n_sim, n), dtype=bool)
+    worst = np.maximum(vs.max(axis=1), vg.max(axis=1))
+    tests = pair_tests(
+        vg,
+        vg,
+        ok,
+        ok,
+        vs,
+        vs,
+        ok,
+        ok,
+        worst,
+        budget=k,
+        n_perm=n_boot,
+        alpha=0.05,
+        margin=0.02,
+        seeds=np.arange(n_sim)[:, None],
+        interval=np.zeros(n_sim, dtype=bool),
+    )
+    measured = float(np.mean(tests.p_value < 0.05))
+    print(f"predicted {predicted:.3f} measured {measured:.3f} (n={n}, k={k}, effect={effect})")
+    assert 0.2 < measured < 0.95  # a design where power is informative
+    assert abs(predicted - measured) <= 0.05
+    assert not math.isnan(predicted)
