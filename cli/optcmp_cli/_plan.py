@@ -213,7 +213,7 @@ def plan(
         if protocols
         else (archive.name or "first", compare.name if compare is not None else "second")
     )
-    tax = Taxonomy.from_toml(taxonomy) if taxonomy is not None else None
+    tax = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
     with about_archive(archive):
         result = plan_trials(
             first,

@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import xarray as xr
 from scipy import integrate, stats
 
 from optcmp_analysis import AnalysisError, Goal, default_trial_grid, plan_trials
@@ -36,7 +37,7 @@ def test_default_grid_starts_above_the_budget_and_stops_at_the_cap() -> None:
 def _expected_min(scale: float, k: int) -> float:
     # E[min of k |Z|] = integral of P(|Z| > x)^k over x >= 0.
     value, _ = integrate.quad(lambda x: (2 * stats.norm.sf(x)) ** k, 0, np.inf)
-    return scale * value
+    return float(scale * value)
 
 
 def _truth(effect: float, k: int) -> tuple[float, float, float, float]:
@@ -54,7 +55,7 @@ def _draw(
     return np.asarray(base + scale * np.abs(rng.standard_normal(shape)))
 
 
-def _pilot_archive(n: int, effect: float, k: int, seed: int) -> object:
+def _pilot_archive(n: int, effect: float, k: int, seed: int) -> xr.Dataset:
     base_s, ss, base_g, sg = _truth(effect, k)
     ds = synthetic_archive(optimizers=("sgd", "momentum"), n_trials=n, seed=seed)
     rng = np.random.default_rng(seed)
