@@ -47,6 +47,7 @@ from optcmp_cli._options import (
     SeedOpt,
     WorkloadOpt,
 )
+from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 from optcmp_data import Taxonomy, open_archive
 
 __all__ = ["analyze_app"]
@@ -81,8 +82,9 @@ def _repeat_keys(record: dict[str, Any]) -> str:
 
 
 def _workload_label(record: dict[str, Any]) -> str:
-    """The record's workload and, where the result is per repeat, which repeat."""
-    return term(f"{record['workload']} {_repeat_keys(record)}".strip())
+    """The record's workload and, where the result is per repeat, which repeat (raw text:
+    a LABEL cell of `fit_table`, or escape it)."""
+    return f"{record['workload']} {_repeat_keys(record)}".strip()
 
 
 def _verdict(verdict: str, text: str | None = None) -> str:
@@ -90,90 +92,6 @@ def _verdict(verdict: str, text: str | None = None) -> str:
     wording "consistent (within margin 0.01)" or "not included: <reason>"."""
     colour = _VERDICT_COLOURS[verdict]
     return f"[{colour}]{term(text if text is not None else verdict)}[/{colour}]"
-
-
-# A label column is never narrower than this when labels must be shortened (with an
-# ellipsis) to fit the terminal; at 80 columns the tables fit with labels this wide.
-_LABEL = 12
-# Kinds of columns of `_fitted`: a label may end in an ellipsis, a value is never cut or
-# wrapped, a text wraps between words only.
-LABEL, VALUE, TEXT = "label", "value", "text"
-
-
-def _longest(texts: list[str], *, words: bool) -> int:
-    parts = [w for t in texts for w in (t.split() if words else t.splitlines())]
-    return max([1, *(len(w) for w in parts)])
-
-
-def _fitted(
-    title: str,
-    columns: list[tuple[str, str]],
-    rows: list[list[str]],
-    droppable: tuple[str, ...] = (),
-) -> tuple[Table, list[str]]:
-    """A table of `rows` that fits the terminal: values never cut, texts broken between
-    words only, labels shortened with an ellipsis where needed, and the `droppable`
-    columns (in that order) left out while even that is too wide. Returns the table and
-    the headers left out."""
-    width = console.width
-    mins, natural = [], []
-    for i, (header, kind) in enumerate(columns):
-        cells = [r[i] for r in rows]
-        head = _longest([header], words=True)
-        longest = max(head, _longest(cells, words=False))
-        if kind == LABEL:
-            mins.append(min(longest, max(head, _LABEL)))
-        else:
-            mins.append(max(head, _longest(cells, words=kind == TEXT)))
-        natural.append(longest)
-    headers = [header for header, _ in columns]
-    keep = list(range(len(columns)))
-    # With show_edge and pad_edge off, each column but the first adds a rule and 2 spaces.
-    for header in droppable:
-        if sum(mins[i] for i in keep) + 3 * (len(keep) - 1) <= width:
-            break
-        if header in headers:
-            keep.remove(headers.index(header))
-    # Still too wide: labels give way, down to their headers' width.
-    excess = sum(mins[i] for i in keep) + 3 * (len(keep) - 1) - width
-    for i in keep:
-        if excess > 0 and columns[i][1] == LABEL:
-            give = min(excess, mins[i] - _longest([headers[i]], words=True))
-            if give > 0:
-                mins[i] -= give
-                excess -= give
-    # Every column gets its least width; what is left widens texts (fewer lines), then
-    # labels (fewer ellipses), each up to its longest line. The widths are fixed, so rich
-    # never narrows a column below what its values need.
-    widths = {i: mins[i] for i in keep}
-    spare = width - sum(widths.values()) - 3 * (len(keep) - 1)
-    for kind in (TEXT, LABEL):
-        for i in keep:
-            if columns[i][1] == kind and spare > 0:
-                grow = min(spare, natural[i] - widths[i])
-                if grow > 0:
-                    widths[i] += grow
-                    spare -= grow
-    table = Table(title=title, show_edge=False, pad_edge=False)
-    for i in keep:
-        header, kind = columns[i]
-        if kind == LABEL:
-            table.add_column(header, width=widths[i], overflow="ellipsis")
-        else:
-            table.add_column(header, width=widths[i], overflow="fold")
-    for r in rows:
-        table.add_row(*(r[i] for i in keep))
-    return table, [headers[i] for i in range(len(columns)) if i not in keep]
-
-
-def _print_fitted(table: Table, left_out: list[str]) -> None:
-    console.print(table)
-    if left_out:
-        console.print(
-            f"Not shown at {console.width} columns: {', '.join(left_out)} "
-            "(see --json, or widen the terminal).",
-            markup=False,
-        )
 
 
 @analyze_app.command("best")
@@ -206,7 +124,7 @@ def best(
         hp = "\n".join(term(f"{k}={num(v, 3)}") for k, v in r["hyperparameters"].items())
         row = [
             _workload_label(r),
-            term(r["optimizer"]),
+            r["optimizer"],
             num(r["trial"]),
             hp or "-",
             f"{num(r['selection_value'])} ({r['selection_split']})",
@@ -229,7 +147,10 @@ def best(
     if several:
         columns.append(("test over repeats: min / median / max (n)", TEXT))
     droppable = ("test over repeats: min / median / max (n)",)
-    _print_fitted(*_fitted(f"Best trials ({rule})", columns, rows, droppable))
+    table = fit_table(
+        f"Best trials ({rule})", columns, rows, droppable, last_resort=("hyperparameters",)
+    )
+    print_fitted(*table)
     _caveats(result.caveats)
 
 
@@ -286,7 +207,7 @@ def budget(
     rows = [
         [
             _workload_label(r),
-            term(r["optimizer"]),
+            r["optimizer"],
             str(r["k"]),
             num(r["mean"]),
             num(r["median"]),
@@ -312,7 +233,7 @@ def budget(
     ]
     title = f"Best-of-k test metric ({rule}, {n_boot} bootstrap draws)"
     droppable = ("settled at k", "expected", "5-50-95% (exact)")
-    _print_fitted(*_fitted(title, columns, rows, droppable))
+    print_fitted(*fit_table(title, columns, rows, droppable))
     _caveats(result.caveats)
 
 
@@ -371,7 +292,7 @@ def rank(
         rows.append(
             [
                 _workload_label(r),
-                term(r["optimizer"]),
+                r["optimizer"],
                 num(r["rank"]),
                 num(r["value"]),
                 num(r["mean_rank"], 3),
@@ -393,7 +314,7 @@ def rank(
         ("no result by k", TEXT),
     ]
     title = f"Rankings at budget k={result.budget} ({rule}; 1 = best; {method} rank probabilities)"
-    _print_fitted(*_fitted(title, columns, rows, ("no result by k", "P(best) by k")))
+    print_fitted(*fit_table(title, columns, rows, ("no result by k", "P(best) by k")))
     _caveats(result.caveats)
 
 
@@ -482,7 +403,7 @@ def inclusion(
     for (rule_name, workload_label, k), rows in groups.items():
         # One small table per (rule, workload): five columns fit 80 terminal columns.
         table = Table(
-            title=f"{rule_name} · {workload_label} · k = {k}",
+            title=f"{rule_name} · {term(workload_label)} · k = {k}",
             box=box.SIMPLE_HEAD,
             title_justify="left",
         )

@@ -12,7 +12,6 @@ from typing import Annotated
 
 import numpy as np
 import typer
-from rich.table import Table
 
 from optcmp_analysis import (
     AGGREGATE_STATISTICS,
@@ -23,10 +22,11 @@ from optcmp_analysis import (
     performance_profiles,
 )
 from optcmp_cli._analyze import _caveats, _load, analyze_app
-from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
+from optcmp_cli._common import about_archive, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
 from optcmp_cli._format import num
 from optcmp_cli._options import ArchiveArg, JsonOpt, OptimizerOpt, RuleOpt, SeedOpt, WorkloadOpt
+from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 
 __all__ = ["aggregate", "profiles"]
 
@@ -108,42 +108,49 @@ def aggregate(
         print_json({"aggregate": records})
         return
     level = f"{100 * confidence:g}%"
-    table = Table(
-        title=f"Normalised scores across {len(result.workloads)} workloads ({rule}, unit "
+    title = (
+        f"Normalised scores across {len(result.workloads)} workloads ({rule}, unit "
         f"{unit}; 1 = best seen, 0 = {term(reference) if reference else 'worst tuned'}; "
         f"{level} stratified-bootstrap intervals)"
     )
-    table.add_column("optimizer")
-    for s in AGGREGATE_STATISTICS:
-        table.add_column(_STAT_LABELS[s], justify="right")
     by_o: dict[str, dict[str, dict[str, object]]] = {}
     for r in records:
         if r["record"] == "aggregate":
             by_o.setdefault(r["optimizer"], {})[r["statistic"]] = r
     order = sorted(by_o, key=lambda o: -(by_o[o]["iqm"]["value"] or -np.inf))  # type: ignore[operator]
-    for o in order:
-        cells = [
-            f"{num(by_o[o][s]['value'], 3)} [{num(by_o[o][s]['lo'], 3)}, "
-            f"{num(by_o[o][s]['hi'], 3)}]"
-            for s in AGGREGATE_STATISTICS
+    rows = [
+        [
+            o,
+            *(
+                f"{num(by_o[o][s]['value'], 3)} [{num(by_o[o][s]['lo'], 3)}, "
+                f"{num(by_o[o][s]['hi'], 3)}]"
+                for s in AGGREGATE_STATISTICS
+            ),
         ]
-        table.add_row(term(o), *cells)
-    console.print(table)
-    pairs = Table(title=f"P(row optimizer better than column optimizer) [{level} interval]")
-    pairs.add_column("")
-    for o in order:
-        pairs.add_column(term(o), justify="right")
+        for o in order
+    ]
+    columns = [("optimizer", LABEL), *((_STAT_LABELS[s], TEXT) for s in AGGREGATE_STATISTICS)]
+    print_fitted(*fit_table(title, columns, rows))
     imp = {(r["optimizer"], r["other"]): r for r in records if r["record"] == "improvement"}
-    for o in order:
-        row = []
-        for other in order:
-            if o == other:
-                row.append("-")
-                continue
-            r = imp[(o, other)]
-            row.append(f"{num(r['value'], 2)} [{num(r['lo'], 2)}, {num(r['hi'], 2)}]")
-        pairs.add_row(term(o), *row)
-    console.print(pairs)
+
+    def cell(o: str, other: str) -> str:
+        r = imp[(o, other)]
+        return f"{num(r['value'], 2)} [{num(r['lo'], 2)}, {num(r['hi'], 2)}]"
+
+    title = f"P(row optimizer better than column optimizer) [{level} interval]"
+    matrix = [[o, *("-" if o == other else cell(o, other) for other in order)] for o in order]
+    table, left_out = fit_table(
+        title, [("", LABEL), *((o, VALUE) for o in order)], matrix, droppable=order[::-1]
+    )
+    if left_out:
+        # Too many optimizers for a matrix at this width: one line per pair instead
+        # (P(b better than a) is 1 - P(a better than b), so each pair once).
+        title = f"P(optimizer a better than optimizer b) [{level} interval]"
+        pair_rows = [[a, b, cell(a, b)] for i, a in enumerate(order) for b in order[i + 1 :]]
+        table, left_out = fit_table(
+            title, [("a", LABEL), ("b", LABEL), ("P(a better)", VALUE)], pair_rows
+        )
+    print_fitted(table, left_out)
     _caveats(result.caveats)
 
 
@@ -187,18 +194,19 @@ def profiles(
         return
     tau = result.data["tau"].values
     marks = [t for t in (1.0, 1.5, 2.0, 3.0, max_tau) if t <= max_tau]
-    table = Table(
-        title=f"Time-to-target profiles over {len(result.workloads)} workloads "
+    title = (
+        f"Time-to-target profiles over {len(result.workloads)} workloads "
         f"({result.measure}; share of workloads within tau of the fastest)"
     )
-    table.add_column("optimizer")
-    table.add_column("area", justify="right")
-    for t in dict.fromkeys(marks):
-        table.add_column(f"tau={t:g}", justify="right")
-    rows = sorted((r for r in records if r["record"] == "area"), key=lambda r: -(r["value"] or 0.0))
-    for r in rows:
+    heads = [f"tau={t:g}" for t in dict.fromkeys(marks)]
+    area_rows = sorted(
+        (r for r in records if r["record"] == "area"), key=lambda r: -(r["value"] or 0.0)
+    )
+    rows = []
+    for r in area_rows:
         rho = result.data["rho"].sel(optimizer=r["optimizer"]).values
         shown = [num(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in dict.fromkeys(marks)]
-        table.add_row(term(r["optimizer"]), num(r["value"], 3), *shown)
-    console.print(table)
+        rows.append([r["optimizer"], num(r["value"], 3), *shown])
+    columns = [("optimizer", LABEL), ("area", VALUE), *((h, VALUE) for h in heads)]
+    print_fitted(*fit_table(title, columns, rows, heads[::-1], right=("area", *heads)))
     _caveats(result.caveats)

@@ -10,28 +10,17 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from optcmp_cli._common import console, print_json, reports_errors
 from optcmp_cli._escape import term, visible
 from optcmp_cli._format import num
+from optcmp_cli._tables import LABEL, VALUE, fit_table, print_fitted
 from optcmp_data import ArchiveSummary, open_archive, summarize
 
 __all__ = ["info"]
 
 # Infinite values are shown as such here ("inf", "-inf"), not as missing.
 _num = partial(num, inf="inf", neg_inf="-inf")
-
-
-# Widest a label column gets in a table: longer labels end in an ellipsis, so that the
-# tables fit 80 columns (use --json for the full labels).
-_LABEL = 16
-
-
-def _label_width() -> int:
-    """Widest label cell: 16 characters at 80 columns, more on wider terminals (labels
-    are shortened with an ellipsis only where the table would not fit otherwise)."""
-    return max(_LABEL, (console.width - 32) // 3)
 
 
 @reports_errors
@@ -69,62 +58,75 @@ def render_summary(summary: ArchiveSummary) -> None:
     for caveat in summary.caveats:
         console.print(f"[yellow]caveat:[/yellow] {term(caveat)}")
 
-    wt = Table(title="Workloads")
-    # At 80 columns a cell is shortened with an ellipsis, never broken inside a word.
-    for col in ("workload", "metric", "dir", "valid tgt", "test tgt", "steps", "select"):
-        wt.add_column(col, overflow="ellipsis", max_width=_label_width())
-    for w in summary.workloads:
-        wt.add_row(
-            term(w["workload"]),
+    rows = [
+        [
+            w["workload"],
             term(w["metric"]),
             term(w["direction"]),
             _num(w["valid_target"]),
             _num(w["test_target"]),
             str(w["step_budget"]) if w["step_budget"] >= 0 else "-",
             term(w["selection_split"]),
-        )
-    console.print(wt)
+        ]
+        for w in summary.workloads
+    ]
+    columns = [
+        ("workload", LABEL),
+        ("metric", VALUE),
+        ("dir", VALUE),
+        ("valid tgt", VALUE),
+        ("test tgt", VALUE),
+        ("steps", VALUE),
+        ("select", VALUE),
+    ]
+    print_fitted(*fit_table("Workloads", columns, rows))
 
-    ct = Table(title="Runs per cell (completed / diverged / incomplete / missing)")
-    for col in ("workload", "optimizer", "family"):
-        ct.add_column(col, overflow="ellipsis", max_width=_label_width())
-    for col in ("done", "diverged", "incompl.", "miss."):
-        ct.add_column(col, justify="right", no_wrap=True, min_width=len(col))
-    for c in summary.cells:
-        ct.add_row(
-            term(c.workload),
-            term(c.optimizer),
-            term(c.family or "-"),
+    rows = [
+        [
+            c.workload,
+            c.optimizer,
+            c.family or "-",
             str(c.completed),
             str(c.diverged),
             str(c.incomplete),
             str(c.missing),
-        )
-    console.print(ct)
+        ]
+        for c in summary.cells
+    ]
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("family", LABEL),
+        ("done", VALUE),
+        ("diverged", VALUE),
+        ("incompl.", VALUE),
+        ("miss.", VALUE),
+    ]
+    counts = ("done", "diverged", "incompl.", "miss.")
+    title = "Runs per cell (completed / diverged / incomplete / missing)"
+    print_fitted(*fit_table(title, columns, rows, right=counts))
 
     if summary.hparams:
-        ht = Table(title="Hyperparameters (observed range and search space)")
         rows = [
-            (
-                term(h.workload),
-                term(h.optimizer),
-                term(h.hparam),
+            [
+                h.workload,
+                h.optimizer,
+                h.hparam,
                 _num(h.observed_min),
                 _num(h.observed_max),
                 f"[{_num(h.space_low)}, {_num(h.space_high)}]" if h.scale != "none" else "-",
                 term(h.scale),
-            )
+            ]
             for h in summary.hparams
         ]
-        # Labels may be shortened with an ellipsis; numbers are never cut.
-        for i, col in enumerate(
-            ("workload", "optimizer", "hparam", "obs. min", "obs. max", "space", "scale")
-        ):
-            if i in (3, 4, 5):
-                width = max(len(col), *(len(r[i]) for r in rows))
-                ht.add_column(col, no_wrap=True, min_width=width)
-            else:
-                ht.add_column(col, overflow="ellipsis", max_width=_label_width())
-        for row in rows:
-            ht.add_row(*row)
-        console.print(ht)
+        columns = [
+            ("workload", LABEL),
+            ("optimizer", LABEL),
+            ("hparam", LABEL),
+            ("obs. min", VALUE),
+            ("obs. max", VALUE),
+            ("space", VALUE),
+            ("scale", VALUE),
+        ]
+        title = "Hyperparameters (observed range and search space)"
+        print_fitted(*fit_table(title, columns, rows, ("obs. min", "obs. max")))

@@ -184,16 +184,20 @@ class PlainLogFormatter(LogFormatter):
     show literally. Which ticks get a label (decades only, or minor ticks on a short axis)
     is decided by `LogFormatter` as before; only the text differs."""
 
+    def __init__(self, base: float = 10.0, **kwargs: Any) -> None:
+        super().__init__(base=base, **kwargs)
+        self.log_base = float(base)
+
     def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
-        fx = math.log(x) / math.log(self._base)
+        fx = math.log(x) / math.log(self.log_base)
         exponent = round(fx)
         if math.isclose(fx, exponent, abs_tol=1e-9):
-            coeff, power = 1, exponent
+            coeff, power = 1.0, exponent
         else:
             power = math.floor(fx)
-            coeff = round(x / self._base**power, 2)
-        base = f"{self._base:g}"
-        if self._base == 10 and vmin >= 0.01 * (1 - 1e-9) and vmax <= 1e4:
+            coeff = round(x / self.log_base**power, 2)
+        base = f"{self.log_base:g}"
+        if self.log_base == 10 and vmin >= 0.01 * (1 - 1e-9) and vmax <= 1e4:
             # An axis within [0.01, 10000] reads better in plain numbers, all of them.
             return f"{x:.3g}"
         head = "" if coeff == 1 else f"{coeff:g}\u00d7"
@@ -212,10 +216,10 @@ def _plain_log_ticks(fig: Figure) -> None:
                 if isinstance(old, LogFormatterMathtext):
                     set_(
                         PlainLogFormatter(
-                            base=old._base,
+                            base=getattr(old, "_base", 10.0),
                             labelOnlyBase=old.labelOnlyBase,
                             minor_thresholds=old.minor_thresholds,
-                            linthresh=old._linthresh,
+                            linthresh=getattr(old, "_linthresh", None),
                         )
                     )
 

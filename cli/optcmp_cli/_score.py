@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
 from optcmp_analysis import (
     AlgoperfScore,
@@ -22,6 +21,7 @@ from optcmp_analysis import (
 from optcmp_cli._common import console, print_json, reports_errors
 from optcmp_cli._escape import term, visible
 from optcmp_cli._format import num
+from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 from optcmp_data import open_archive
 
 __all__ = ["score"]
@@ -91,56 +91,67 @@ def _caveats(caveats: tuple[str, ...]) -> None:
 
 
 def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
-    table = Table(title="AlgoPerf score (performance-profile integral over tau in [1, 4] / 3)")
-    table.add_column("optimizer")
-    table.add_column("score", justify="right")
-    for rec in result.to_json():
-        table.add_row(term(rec["optimizer"]), num(rec["score"], inf="inf"))
-    console.print(table)
+    title = "AlgoPerf score (performance-profile integral over tau in [1, 4] / 3)"
+    rows = [[rec["optimizer"], num(rec["score"], inf="inf")] for rec in result.to_json()]
+    columns = [("optimizer", LABEL), ("score", VALUE)]
+    print_fitted(*fit_table(title, columns, rows, right=("score",)))
     for name, rule in result.rules:
         console.print(f"rule: {name}: {rule}", markup=False, soft_wrap=True)
     if details:
-        dt = Table(title="Time to target (s): median over studies -> after held-out rules")
-        for col in ("optimizer", "workload", "role", "median", "scored", "ratio"):
-            dt.add_column(col)
-        for rec in result.details_json():
-            dt.add_row(
-                term(rec["optimizer"]),
-                term(rec["workload"]),
+        rows = [
+            [
+                rec["optimizer"],
+                rec["workload"],
                 rec["role"],
                 num(rec["time"] if rec["time"] is not None else math.inf, 6, inf="inf"),
                 num(
                     rec["time_scored"] if rec["time_scored"] is not None else math.inf, 6, inf="inf"
                 ),
                 num(rec["ratio"], inf="inf") if rec["role"] == "base" else "",
-            )
-        console.print(dt)
+            ]
+            for rec in result.details_json()
+        ]
+        columns = [
+            ("optimizer", LABEL),
+            ("workload", LABEL),
+            ("role", VALUE),
+            ("median", VALUE),
+            ("scored", VALUE),
+            ("ratio", VALUE),
+        ]
+        title = "Time to target (s): median over studies -> after held-out rules"
+        print_fitted(*fit_table(title, columns, rows, right=("median", "scored", "ratio")))
     _caveats(result.caveats)
 
 
 def _render_deepobs(report: DeepobsReport) -> None:
-    table = Table(title=f"DeepOBS analyser (mode {report.mode})")
-    for col in (
-        "workload",
-        "optimizer",
-        "trial",
-        "learning_rate",
-        "selection",
-        "performance",
-        "speed",
-        "seeds",
-    ):
-        table.add_column(col)
-    for rec in report.to_json():
-        table.add_row(
-            term(rec["workload"]),
-            term(rec["optimizer"]),
+    records = report.to_json()
+    splits = sorted({str(rec["selection_split"]) for rec in records})
+    one_split = len(splits) == 1
+    rows = [
+        [
+            rec["workload"],
+            rec["optimizer"],
             str(rec["trial"]),
             num(rec["hyperparameters"].get("learning_rate"), inf="inf"),
-            f"{num(rec['selection_value'], inf='inf')} ({rec['selection_split']})",
-            f"{num(rec['performance'], inf='inf')} ({term(rec['metric'])})",
+            num(rec["selection_value"], inf="inf")
+            + ("" if one_split else f" ({rec['selection_split']})"),
+            f"{num(rec['performance'], inf='inf')} {term(rec['metric'])}",
             num(rec["speed"], inf="inf"),
             str(rec["n_seeds"]),
-        )
-    console.print(table)
+        ]
+        for rec in records
+    ]
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("trial", VALUE),
+        ("learning_rate", VALUE),
+        (f"selection ({splits[0]})" if one_split and splits else "selection", TEXT),
+        ("performance", TEXT),
+        ("speed", VALUE),
+        ("seeds", VALUE),
+    ]
+    title = f"DeepOBS analyser (mode {report.mode})"
+    print_fitted(*fit_table(title, columns, rows, ("seeds", "trial")))
     _caveats(report.caveats)

@@ -250,7 +250,10 @@ def test_best_table_fits_80_columns_and_never_cuts_a_pair(archive_path: Path) ->
 
 @pytest.mark.parametrize(
     ("command", "value", "left_out"),
-    [("budget", "median", "expected, settled at k"), ("rank", "value", "no result by k")],
+    [
+        ("budget", "median", "expected, 5-50-95% (exact), settled at k"),
+        ("rank", "value", "P(best) by k, no result by k"),
+    ],
 )
 def test_budget_and_rank_tables_fit_80_columns(
     archive_path: Path, command: str, value: str, left_out: str

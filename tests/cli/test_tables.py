@@ -1,0 +1,73 @@
+"""Fitted tables: shortened labels stay distinct, values are never cut, what does not fit
+is named."""
+
+from __future__ import annotations
+
+import io
+
+from hypothesis import given
+from hypothesis import strategies as st
+from rich.console import Console
+
+from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, shorten
+
+names = st.text(alphabet="abcdefghij_0123456789", min_size=1, max_size=30)
+
+
+@given(st.lists(names, min_size=1, max_size=12, unique=True), st.integers(3, 30))
+def test_shortened_labels_stay_distinct_or_are_refused(labels: list[str], width: int) -> None:
+    cut = shorten(labels, width)
+    if cut is None:
+        return
+    assert set(cut) == set(labels)
+    assert len(set(cut.values())) == len(labels)
+    for label, short in cut.items():
+        assert len(short) <= max(width, 0) or short == label
+        if short != label:  # a kept prefix and suffix around one ellipsis
+            head, tail = short.split("…")
+            assert label.startswith(head)
+            assert label.endswith(tail)
+
+
+def test_known_collisions_are_told_apart() -> None:
+    # Each pair read the same with an ellipsis at the end (issue: "cifar10…" twice).
+    for pair, width in (
+        (["cifar100_allcnnc", "cifar10_3c3d"], 8),
+        (["schedule_free_adamw", "schedule_free_prodigy"], 11),
+        (["decay_factor", "decay_steps_fraction"], 7),
+    ):
+        cut = shorten(pair, width)
+        assert cut is not None
+        assert len(set(cut.values())) == 2, cut
+
+
+def _render(table: object, width: int) -> list[str]:
+    console = Console(width=width, file=io.StringIO())
+    console.print(table)
+    assert isinstance(console.file, io.StringIO)
+    return console.file.getvalue().splitlines()
+
+
+def test_fit_table_keeps_values_whole_and_names_left_out_columns() -> None:
+    rows = [
+        ["schedule_free_adamw", "2.512e-05", "a phrase that may wrap between words", "x" * 30],
+        ["schedule_free_prodigy", "0.0003981", "short", "y" * 30],
+    ]
+    columns = [("optimizer", LABEL), ("lr", VALUE), ("note", TEXT), ("extra", VALUE)]
+    table, left_out = fit_table("t", columns, rows, ("extra",), width=40)
+    assert left_out == ["extra"]
+    lines = _render(table, 40)
+    assert max(len(line) for line in lines) <= 40
+    words = {w for line in lines for w in line.replace("│", " ").split()}
+    assert {"2.512e-05", "0.0003981"} <= words
+    labels = [line.split("│")[0].strip() for line in lines if "│" in line]
+    labels = [label for label in labels if label]
+    assert len(labels) == len(set(labels)) == 2
+
+
+def test_fit_table_drops_trailing_columns_rather_than_squeeze() -> None:
+    rows = [["a", "1" * 30, "2" * 30, "3" * 30]]
+    columns = [("x", LABEL), ("p", VALUE), ("q", VALUE), ("r", VALUE)]
+    table, left_out = fit_table(None, columns, rows, width=70)
+    assert left_out == ["r"]
+    assert all(len(line) <= 70 for line in _render(table, 70))
