@@ -361,14 +361,26 @@ def trial_scores(
 def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
     notes = archive_caveats(archive)
     if rule is not SelectionRule.FINAL_TRAIN_LOSS:
-        for w, s in zip(
-            archive["workload"].values, archive["selection_split"].values.astype(str), strict=True
-        ):
-            if s == Split.TEST.value:
-                notes.append(
-                    f"workload {w}: selection uses the test split (no validation split), "
-                    "so its reported test values are optimistically biased"
-                )
+        on_test = [
+            str(w)
+            for w, s in zip(
+                archive["workload"].values,
+                archive["selection_split"].values.astype(str),
+                strict=True,
+            )
+            if s == Split.TEST.value
+        ]
+        # One caveat for all such workloads, not one line each.
+        if on_test:
+            which = (
+                f"every workload ({len(on_test)})"
+                if len(on_test) == archive.sizes["workload"]
+                else f"workload(s) {', '.join(on_test)}"
+            )
+            notes.append(
+                f"{which}: selection uses the test split (no validation split), so the "
+                "reported test values are optimistically biased"
+            )
     if archive.attrs.get("selection_repeats"):
         notes.append(
             f"selection uses only repeats {archive.attrs['selection_repeats']} (archive "

@@ -32,7 +32,7 @@ from optcmp_analysis import (
 )
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
-from optcmp_cli._format import num, pct
+from optcmp_cli._format import num, num_distinct, pct, rule_text
 from optcmp_cli._options import (
     ArchiveArg,
     DivergedOpt,
@@ -70,6 +70,18 @@ def _load(path: Path, workloads: list[str] | None, optimizers: list[str] | None)
     archive = open_archive(path)
     with about_archive(path):
         return restrict(archive, workloads=workloads or None, optimizers=optimizers or None)
+
+
+def _rule(rule: SelectionRule, ds: xr.Dataset) -> str:
+    """The rule for a header, naming the split selection used (`rule_text`); escaped."""
+    splits = dict(
+        zip(
+            (str(w) for w in ds["workload"].values),
+            (str(s) for s in ds["selection_split"].values),
+            strict=True,
+        )
+    )
+    return term(rule_text(str(rule), splits))
 
 
 def _caveats(caveats: tuple[str, ...]) -> None:
@@ -121,7 +133,7 @@ def best(
     rows = []
     for r in records:
         # One `name=value` pair a line: a pair is never cut, and the column stays narrow.
-        hp = "\n".join(term(f"{k}={num(v, 3)}") for k, v in r["hyperparameters"].items())
+        hp = "\n".join(term(f"{k}={num_distinct(v)}") for k, v in r["hyperparameters"].items())
         row = [
             _workload_label(r),
             r["optimizer"],
@@ -148,7 +160,11 @@ def best(
         columns.append(("test over repeats: min / median / max (n)", TEXT))
     droppable = ("test over repeats: min / median / max (n)",)
     table = fit_table(
-        f"Best trials ({rule})", columns, rows, droppable, last_resort=("hyperparameters",)
+        f"Best trials ({_rule(rule, ds)})",
+        columns,
+        rows,
+        droppable,
+        last_resort=("hyperparameters",),
     )
     print_fitted(*table)
     _caveats(result.caveats)
@@ -231,7 +247,7 @@ def budget(
         ("no result (exact)", VALUE),
         ("settled at k", VALUE),
     ]
-    title = f"Best-of-k test metric ({rule}, {n_boot} bootstrap draws)"
+    title = f"Best-of-k test metric ({_rule(rule, ds)}, {n_boot} bootstrap draws)"
     droppable = ("settled at k", "expected", "5-50-95% (exact)")
     print_fitted(*fit_table(title, columns, rows, droppable))
     _caveats(result.caveats)
@@ -313,7 +329,10 @@ def rank(
         ("P(best) by k", TEXT),
         ("no result by k", TEXT),
     ]
-    title = f"Rankings at budget k={result.budget} ({rule}; 1 = best; {method} rank probabilities)"
+    title = (
+        f"Rankings at budget k={result.budget} ({_rule(rule, ds)}; 1 = best; "
+        f"{method} rank probabilities)"
+    )
     print_fitted(*fit_table(title, columns, rows, ("no result by k", "P(best) by k")))
     _caveats(result.caveats)
 

@@ -22,7 +22,7 @@ from optcmp_analysis import (
     performance_profiles,
 )
 from optcmp_cli._analyze import _caveats, _load, analyze_app
-from optcmp_cli._common import about_archive, print_json, reports_errors, seeded_rng
+from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
 from optcmp_cli._format import num
 from optcmp_cli._options import ArchiveArg, JsonOpt, OptimizerOpt, RuleOpt, SeedOpt, WorkloadOpt
@@ -209,4 +209,12 @@ def profiles(
         rows.append([r["optimizer"], num(r["value"], 3), *shown])
     columns = [("optimizer", LABEL), ("area", VALUE), *((h, VALUE) for h in heads)]
     print_fitted(*fit_table(title, columns, rows, heads[::-1], right=("area", *heads)))
+    if ds.attrs.get("base_workloads"):
+        console.print(
+            f"note: the area is not the AlgoPerf score: it covers all "
+            f"{len(result.workloads)} workloads with a target (base and held-out alike), "
+            "without the held-out rules or the 4x cut, and a study's time is its fastest "
+            "trial's; `optcmp score` gives the benchmark's score.",
+            markup=False,
+        )
     _caveats(result.caveats)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["num", "pct", "signed"]
+__all__ = ["num", "num_distinct", "pct", "rule_text", "signed"]
 
 
 def num(value: Any, digits: int = 4, *, inf: str = "-", neg_inf: str = "-") -> str:
@@ -48,3 +48,32 @@ def pct(share: Any) -> str:
     if share is None:
         return "-"
     return "<0.1%" if 0 < share < 0.0005 else f"{100 * share:.1f}%"
+
+
+def rule_text(rule: str, splits: dict[str, str]) -> str:
+    """A selection rule as a header names it, with the split selection actually used
+    where that is not the validation split its name suggests (`splits`: workload ->
+    selection split; the train-loss rule selects on the training loss everywhere)."""
+    if rule == "final-train-loss" or not splits:
+        return rule
+    on_test = [w for w, s in splits.items() if s == "test"]
+    if not on_test:
+        return rule
+    if len(on_test) == len(splits):
+        return f"{rule}, selected on the test split"
+    return f"{rule}, selected on the test split for {', '.join(on_test)}"
+
+
+def num_distinct(value: Any, digits: int = 3) -> str:
+    """`num`, with more digits where `digits` would round the value onto a round number
+    it is not (0.9999 to "1", 0.99999 to "1"): a hyperparameter just inside a space edge
+    must not read as the edge itself."""
+    text = num(value, digits)
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return text
+    while math.isfinite(x) and digits < 17 and float(text) != x and float(text) == round(x):
+        digits += 1
+        text = num(value, digits)
+    return text

@@ -44,6 +44,7 @@ from optcmp_analysis import (
     Selection,
     SelectionRule,
     TargetStudy,
+    algoperf_score,
     boundary_check,
     protocol_sensitivity,
     restrict,
@@ -63,7 +64,7 @@ from optcmp_cli._common import (
     seeded_rng,
 )
 from optcmp_cli._escape import md, visible
-from optcmp_cli._format import num
+from optcmp_cli._format import num, num_distinct
 from optcmp_cli._html import to_html
 from optcmp_cli._options import ArchiveArg
 from optcmp_cli._plots import (
@@ -304,7 +305,8 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
     rows = []
     ties = []
     for r in records:
-        hps = ", ".join(f"{_md(k)}={_num(v, 3)}" for k, v in sorted(r["hyperparameters"].items()))
+        pairs = sorted(r["hyperparameters"].items())
+        hps = ", ".join(f"{_md(k)}={num_distinct(v)}" for k, v in pairs)
         tied = int(r.get("n_tied", 1))
         if tied > 1:
             ties.append(f"{_md(r['optimizer'])} on {_md(r['workload'])} ({tied} trials)")
@@ -475,6 +477,38 @@ def _aggregate_section(b: _Builder, result: AggregateScores, group: str | None) 
     b.add_records("aggregate", records, group)
 
 
+def _score_section(b: _Builder, archive: xr.Dataset) -> None:
+    """AlgoPerf archives: the leaderboard score by the benchmark's own rules, the number
+    `optcmp score` prints, with the rules applied."""
+    b.lines += ["## AlgoPerf score", ""]
+    result = b.attempt("score", lambda: algoperf_score(archive))
+    if result is None:
+        return
+    records = result.to_json()
+    b.lines += [
+        "The benchmark's own score (the number `optcmp score` prints): per workload the "
+        "median over studies of the time to the validation target, the held-out rules, "
+        "then the area under the performance profile of the base workloads only, over "
+        "tau in [1, 4], divided by 3. Rules applied:",
+        "",
+        *(f"- {_md(name)}: {_md(rule)}" for name, rule in result.rules),
+        "",
+    ]
+    b.lines += _table(
+        ["optimizer", "score"],
+        [[_md(r["optimizer"]), _num(r["score"], 4)] for r in records],
+    )
+    if records:
+        top = records[0]
+        b.supported.append(
+            f"AlgoPerf score: {_md(top['optimizer'])} ranks first ({_num(top['score'], 4)}; "
+            "see AlgoPerf score)"
+        )
+    for c in result.caveats:
+        b.caveat(_md(c))
+    b.results["score"] = records
+
+
 def _profiles_section(b: _Builder, result: PerformanceProfiles, group: str | None) -> None:
     records = result.to_json()
     b.lines += [
@@ -484,6 +518,15 @@ def _profiles_section(b: _Builder, result: PerformanceProfiles, group: str | Non
         f"over [1, {result.max_tau:g}] scaled to [0, 1] (AlgoPerf's score form).",
         "",
     ]
+    if b.results.get("score") is not None:
+        b.lines += [
+            f"This profile area is not the AlgoPerf score: it covers all "
+            f"{len(result.workloads)} workloads of this report with a target (base and "
+            "held-out variants alike), without the held-out rules or the 4x cut, and a "
+            "study's time is its fastest trial's rather than that of the trial first "
+            "reaching the target by evaluation index. The score is in AlgoPerf score.",
+            "",
+        ]
     areas = sorted(
         (r for r in records if r["record"] == "area"), key=lambda r: -(r["value"] or 0.0)
     )
@@ -493,7 +536,7 @@ def _profiles_section(b: _Builder, result: PerformanceProfiles, group: str | Non
         rho = result.data["rho"].sel(optimizer=r["optimizer"]).values
         at = [_num(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in (1.0, 2.0)]
         rows.append([_md(r["optimizer"]), _num(r["value"], 3), *at])
-    b.lines += _table(["optimizer", "area", "within 1x", "within 2x"], rows)
+    b.lines += _table(["optimizer", "profile area", "within 1x", "within 2x"], rows)
     b.add_records("profiles", records, group)
 
 
@@ -687,11 +730,18 @@ def _boundary_section(b: _Builder, check: BoundaryCheck, group: str | None) -> l
             *[f"- {_md(text)}" for text in warnings],
             "",
         ]
-    else:
+    elif not bool(check.data["searched"].any()):
         b.lines += [
-            "Whether the search spaces were wide enough: no hyperparameter has one of its "
-            f"top {check.top} trials within "
-            f"{check.fraction:.0%} of a search-space edge.",
+            "Whether the search spaces were wide enough: nothing checked: no searched "
+            "hyperparameter recorded (the archive stores no search space with a range).",
+            "",
+        ]
+    else:
+        n = int(check.data["searched"].sum())
+        b.lines += [
+            f"Whether the search spaces were wide enough: of the {n} searched "
+            f"(workload, optimizer, hyperparameter) ranges checked, none has one of its top "
+            f"{check.top} trials within {check.fraction:.0%} of a search-space edge.",
             "",
         ]
     b.add_records("boundary", check.to_json(), group)
@@ -1038,6 +1088,8 @@ def write_report(
             _protocol_section(b, comp)
         advance("protocol")
 
+    if archive.attrs.get("base_workloads"):
+        _score_section(b, archive)
     for label, optimizers in groups:
         ds = archive if label is None else restrict(archive, optimizers=optimizers)
         _group(b, ds, label)
