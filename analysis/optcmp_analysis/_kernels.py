@@ -22,7 +22,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
-import scipy.stats
 from scipy.special import gammaln
 
 from optcmp_data._limits import check_bootstrap
@@ -249,4 +248,6 @@ def kendall_tau(a: FloatArray, b: FloatArray) -> float:
     # kendalltau warns (and returns NaN) on constant input; NaN is the honest answer.
     if len(x) < 2 or np.all(x == x[0]) or np.all(y == y[0]):
         return math.nan
+    import scipy.stats  # 1 s to import: only this function needs it
+
     return float(scipy.stats.kendalltau(x, y).statistic)

@@ -31,7 +31,6 @@ import attrs
 import numpy as np
 import numpy.typing as npt
 import xarray as xr
-from scipy.stats import norm
 
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import DEFAULT_MARGIN, dodge_weights, pair_tests
@@ -345,6 +344,8 @@ class _Row:
 def _approx_power(goal: Goal, diff: float, margin: float, sd: float, level: float) -> float:
     if not (np.isfinite(sd) and sd > 0):
         return math.nan
+    from scipy.stats import norm  # 1 s to import: only this function needs it
+
     z1, z2 = norm.ppf(1 - level), norm.ppf(1 - level / 2)
     violated = float(norm.cdf(diff / sd - z1))
     consistent = float(norm.cdf((margin - diff) / sd - z1))

@@ -80,3 +80,23 @@ def test_a_command_registered_the_usual_way_is_listed_and_runs() -> None:
         assert result.output.strip() == "ran"
     finally:
         app.registered_commands.pop()
+
+
+def test_no_command_help_imports_scipy_stats() -> None:
+    # scipy.stats takes about a second to import; the two functions that need it import
+    # it themselves, so no command's --help pays for it.
+    invocations = _all_help_invocations()
+    code = (
+        "import sys\n"
+        "from optcmp_cli.app import app\n"
+        f"for args in {invocations!r}:\n"
+        "    try:\n"
+        "        app(args)\n"
+        "    except SystemExit:\n"
+        "        pass\n"
+        "print([m for m in ('scipy.stats', 'statsmodels', 'torch') if m in sys.modules])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip().splitlines()[-1] == "[]"
