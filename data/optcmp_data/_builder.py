@@ -38,6 +38,7 @@ __all__ = [
     "SpaceRecord",
     "TrialRecord",
     "WorkloadInfo",
+    "assemble_archive",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -266,68 +267,111 @@ class ArchiveBuilder:
             hparams[w, o, t] = row
             hp_set[w, o, t] = True
 
-        space_shape = (len(workloads), len(optimizers), len(hparam_names))
-        space_low = np.full(space_shape, np.nan)
-        space_high = np.full(space_shape, np.nan)
-        space_scale = np.full(space_shape, Scale.NONE.value, dtype=object)
-        space_name = np.full(space_shape[:2], "", dtype=object)
-        for (wname, oname), space in self._spaces.items():
-            if wname not in w_ix or oname not in o_ix:
-                continue
-            w, o = w_ix[wname], o_ix[oname]
-            space_name[w, o] = space.name
-            for dim in space.dims:
-                h = h_ix[dim.name]
-                space_low[w, o, h] = dim.low
-                space_high[w, o, h] = dim.high
-                space_scale[w, o, h] = dim.scale.value
-
-        info = [self._workloads[n] for n in workloads]
-        cell_dims = ("workload", "optimizer", "trial", *self._repeat_dims)
-        curve_dims = (*cell_dims, "eval")
-        data_vars: dict[str, Any] = {name: (curve_dims, arr) for name, arr in curves.items()}
-        data_vars.update(
-            step=(curve_dims, step),
-            status=(cell_dims, status.astype(str)),
-            trial_seed=(cell_dims, seed),
-            metric_name=("workload", np.array([i.metric_name for i in info], dtype=str)),
-            metric_direction=("workload", np.array([i.direction.value for i in info], dtype=str)),
-            valid_target=("workload", np.array([i.valid_target for i in info], dtype=np.float64)),
-            test_target=("workload", np.array([i.test_target for i in info], dtype=np.float64)),
-            step_budget=("workload", np.array([i.step_budget for i in info], dtype=np.int64)),
-            selection_split=(
-                "workload",
-                np.array([i.selection_split.value for i in info], dtype=str),
-            ),
-            space_name=(("workload", "optimizer"), space_name.astype(str)),
-            space_low=(("workload", "optimizer", "hparam"), space_low),
-            space_high=(("workload", "optimizer", "hparam"), space_high),
-            space_scale=(("workload", "optimizer", "hparam"), space_scale.astype(str)),
+        return assemble_archive(
+            workloads=[self._workloads[n] for n in workloads],
+            families=[self._families[o] for o in optimizers],
+            optimizers=optimizers,
+            trials=np.array(trials, dtype=np.int64),
+            repeats={d: np.array(repeats[d], dtype=np.int64) for d in self._repeat_dims},
+            hparam_names=hparam_names,
+            curves=curves,
+            step=step,
+            status=status.astype(str),
+            seed=seed,
+            hparams=hparams,
+            spaces=self._spaces,
+            taxonomy=self._taxonomy,
+            attrs=self._attrs,
+            caveats=self._caveats,
         )
-        coords: dict[str, Any] = {
-            "workload": np.array(workloads, dtype=str),
-            "optimizer": np.array(optimizers, dtype=str),
-            "trial": np.array(trials, dtype=np.int64),
-            "eval": np.arange(n_eval, dtype=np.int64),
-            "hparam": np.array(hparam_names, dtype=str),
-            "optimizer_family": (
-                "optimizer",
-                np.array([self._families[o] for o in optimizers], dtype=str),
-            ),
-            "hparams": (("workload", "optimizer", "trial", "hparam"), hparams),
-        }
-        for d in self._repeat_dims:
-            coords[d] = np.array(repeats[d], dtype=np.int64)
-        ds = xr.Dataset(data_vars, coords=coords)
-        ds = ds.assign(self._taxonomy.to_variables())
-        ds.attrs = {
-            "schema_version": SCHEMA_VERSION,
-            **self._attrs,
-            "caveats": "\n".join(self._caveats),
-        }
-        ds = canonical_order(ds)
-        validate(ds, source=f"archive built from {self._attrs['source']}")
-        return ds
+
+
+def assemble_archive(
+    *,
+    workloads: Sequence[WorkloadInfo],
+    optimizers: Sequence[str],
+    families: Sequence[str],
+    trials: IntArray,
+    repeats: Mapping[str, IntArray],
+    hparam_names: Sequence[str],
+    curves: Mapping[str, FloatArray],
+    step: IntArray,
+    status: npt.NDArray[np.str_],
+    seed: IntArray,
+    hparams: FloatArray,
+    spaces: Mapping[tuple[str, str], SpaceRecord],
+    taxonomy: Taxonomy,
+    attrs: Mapping[str, Any],
+    caveats: Sequence[str],
+) -> xr.Dataset:
+    """The archive from dense arrays already in the schema's shape and sorted coordinates
+    (cells `(workload, optimizer, trial, *repeats)`, curves with a trailing `eval`), as a
+    validated dataset. The arrays are used as they are, not copied: the builder and the
+    table importer (which fills them straight from a table's columns) both end here."""
+    w_ix = {info.name: i for i, info in enumerate(workloads)}
+    o_ix = {n: i for i, n in enumerate(optimizers)}
+    h_ix = {n: i for i, n in enumerate(hparam_names)}
+    space_shape = (len(workloads), len(optimizers), len(hparam_names))
+    space_low = np.full(space_shape, np.nan)
+    space_high = np.full(space_shape, np.nan)
+    space_scale = np.full(space_shape, Scale.NONE.value, dtype=object)
+    space_name = np.full(space_shape[:2], "", dtype=object)
+    for (wname, oname), space in spaces.items():
+        if wname not in w_ix or oname not in o_ix:
+            continue
+        w, o = w_ix[wname], o_ix[oname]
+        space_name[w, o] = space.name
+        for dim in space.dims:
+            h = h_ix[dim.name]
+            space_low[w, o, h] = dim.low
+            space_high[w, o, h] = dim.high
+            space_scale[w, o, h] = dim.scale.value
+
+    info = list(workloads)
+    repeat_names = tuple(d for d in REPEAT_DIMS if d in repeats)
+    cell_dims = ("workload", "optimizer", "trial", *repeat_names)
+    curve_dims = (*cell_dims, "eval")
+    data_vars: dict[str, Any] = {name: (curve_dims, arr) for name, arr in curves.items()}
+    n_eval = step.shape[-1]
+    data_vars.update(
+        step=(curve_dims, step),
+        status=(cell_dims, status),
+        trial_seed=(cell_dims, seed),
+        metric_name=("workload", np.array([i.metric_name for i in info], dtype=str)),
+        metric_direction=("workload", np.array([i.direction.value for i in info], dtype=str)),
+        valid_target=("workload", np.array([i.valid_target for i in info], dtype=np.float64)),
+        test_target=("workload", np.array([i.test_target for i in info], dtype=np.float64)),
+        step_budget=("workload", np.array([i.step_budget for i in info], dtype=np.int64)),
+        selection_split=(
+            "workload",
+            np.array([i.selection_split.value for i in info], dtype=str),
+        ),
+        space_name=(("workload", "optimizer"), space_name.astype(str)),
+        space_low=(("workload", "optimizer", "hparam"), space_low),
+        space_high=(("workload", "optimizer", "hparam"), space_high),
+        space_scale=(("workload", "optimizer", "hparam"), space_scale.astype(str)),
+    )
+    coords: dict[str, Any] = {
+        "workload": np.array([i.name for i in info], dtype=str),
+        "optimizer": np.array(list(optimizers), dtype=str),
+        "trial": np.asarray(trials, dtype=np.int64),
+        "eval": np.arange(n_eval, dtype=np.int64),
+        "hparam": np.array(list(hparam_names), dtype=str),
+        "optimizer_family": ("optimizer", np.array(list(families), dtype=str)),
+        "hparams": (("workload", "optimizer", "trial", "hparam"), hparams),
+    }
+    for d in repeat_names:
+        coords[d] = np.asarray(repeats[d], dtype=np.int64)
+    ds = xr.Dataset(data_vars, coords=coords)
+    ds = ds.assign(taxonomy.to_variables())
+    ds.attrs = {
+        "schema_version": SCHEMA_VERSION,
+        **attrs,
+        "caveats": "\n".join(caveats),
+    }
+    ds = canonical_order(ds)
+    validate(ds, source=f"archive built from {attrs['source']}")
+    return ds
 
 
 def _same_workload(a: WorkloadInfo, b: WorkloadInfo) -> bool:

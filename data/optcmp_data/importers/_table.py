@@ -18,13 +18,13 @@ gives (the metric's direction, the search space) is asked for in one error line.
 
 from __future__ import annotations
 
-import csv
 import json
 import math
 import os
+import re
 import tempfile
 import tomllib
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -34,14 +34,13 @@ import pandas as pd
 import xarray as xr
 
 from optcmp_data._builder import (
-    ArchiveBuilder,
-    Curves,
     SpaceDim,
     SpaceRecord,
-    TrialRecord,
     WorkloadInfo,
+    assemble_archive,
 )
 from optcmp_data._errors import ConfigError, DataFormatError
+from optcmp_data._provenance import provenance_attrs
 from optcmp_data._schema import (
     CURVE_VARS,
     REPEAT_DIMS,
@@ -52,26 +51,35 @@ from optcmp_data._schema import (
     Status,
     repeat_dims,
 )
-from optcmp_data._taxonomy import Taxonomy
-from optcmp_data.importers._common import BadInputs, ImportResult, read_text
+from optcmp_data._taxonomy import Taxonomy, default_taxonomy
+from optcmp_data.importers._columns import ColumnPlan, TableColumns, read_columns, table_header
+from optcmp_data.importers._common import ImportResult, read_text
 
 __all__ = [
     "HP_PREFIX",
     "IMPORT_ATTRS",
+    "REPEATED_ROWS",
     "SIDECAR_SUFFIX",
     "TABLE_FORMATS",
+    "TEXT_CELLS",
+    "TRIAL_MODES",
     "TableMapping",
     "archive_to_frame",
+    "escape_text",
     "export_table",
     "import_table",
     "sidecar_path",
     "table_facts",
+    "unescape_text",
 ]
 
 TABLE_FORMATS = ("csv", "parquet")
 SIDECAR_SUFFIX = ".meta.json"
 HP_PREFIX = "hp."
 _TABLE_VERSION = 1
+# `trial = "row"` / "setting" in a mapping, and the [repeats] value numbering repeated rows.
+TRIAL_MODES = ("row", "setting")
+REPEATED_ROWS = "repeated rows"
 _VALUE_COLS = ("time", *CURVE_VARS)
 # Attributes that describe the import itself: set anew, never taken from the sidecar.
 IMPORT_ATTRS = ("source", "command", "created", "optcmp_version", "git_commit")
@@ -119,6 +127,38 @@ def _need_pyarrow(path: Path) -> None:
             f"{path}: Parquet needs pyarrow, which is not installed "
             "(pip install 'optcmp[parquet]'); or use --format csv"
         ) from None
+
+
+# --- spreadsheet-safe text cells ---------------------------------------------------------
+
+# The sidecar's `text_cells` value for tables whose label cells `escape_text` wrote.
+TEXT_CELLS = "escaped-1"
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+_ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2})")
+
+
+def escape_text(text: str) -> str:
+    """A label as a text cell a spreadsheet will not run (docs/importers.md): backslashes
+    doubled, control characters written `\\xNN`, and a cell starting with =, +, -, @, tab,
+    CR or a quote prefixed with a single quote (OWASP's advice against formula injection).
+    `unescape_text` undoes it exactly."""
+    out = text.replace("\\", "\\\\")
+    if any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in out):
+        out = "".join(
+            f"\\x{ord(ch):02x}" if ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 else ch for ch in out
+        )
+    if out.startswith(_FORMULA_START):
+        out = "'" + out
+    return out
+
+
+def unescape_text(text: str) -> str:
+    """The label `escape_text` wrote as `text`."""
+    if text.startswith("'"):
+        text = text[1:]
+    if "\\" not in text:
+        return text
+    return _ESCAPE.sub(lambda m: "\\" if m.group(1) == "\\" else chr(int(m.group(1)[1:], 16)), text)
 
 
 # --- export ------------------------------------------------------------------------------
@@ -283,6 +323,20 @@ def _atomic_write(path: Path, write: Any) -> Path:
     return path
 
 
+def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
+    """Label cells and hyperparameter column names through `escape_text`; numbers (a
+    negative learning rate, a step) are not text cells and stay as they are."""
+    for name in ("workload", "optimizer"):
+        frame[name] = frame[name].cat.rename_categories(escape_text)
+    return frame.rename(
+        columns={
+            c: HP_PREFIX + escape_text(c[len(HP_PREFIX) :])
+            for c in frame.columns
+            if c.startswith(HP_PREFIX)
+        }
+    )
+
+
 def export_table(
     ds: xr.Dataset, out: str | os.PathLike[str], /, *, fmt: str | None = None
 ) -> tuple[Path, Path]:
@@ -295,7 +349,8 @@ def export_table(
     if fmt == "parquet":
         _need_pyarrow(out)
     facts = table_facts(ds)
-    frame = archive_to_frame(ds)
+    facts["text_cells"] = TEXT_CELLS
+    frame = _escaped(archive_to_frame(ds))
 
     def write_table(tmp: Path) -> None:
         if fmt == "csv":
@@ -313,135 +368,6 @@ def export_table(
         side.unlink(missing_ok=True)
         raise
     return table, side
-
-
-# --- reading ------------------------------------------------------------------------------
-
-
-def _csv_header(path: Path) -> list[str]:
-    try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            header = next(csv.reader(handle), None)
-    except (OSError, UnicodeDecodeError, csv.Error) as err:
-        raise DataFormatError(f"{path}: cannot be read ({err})") from None
-    if not header:
-        raise DataFormatError(f"{path}: empty file, expected a header row")
-    return header
-
-
-def _check_unique(path: Path, header: Sequence[str]) -> None:
-    seen: set[str] = set()
-    for name in header:
-        if name in seen:
-            raise DataFormatError(f"{path}: column {name!r} appears twice in the header")
-        seen.add(name)
-
-
-def read_frame(path: str | os.PathLike[str], /, *, text_columns: Sequence[str] = ()) -> Any:
-    """A table file (CSV, or Parquet by suffix) as a DataFrame; label columns as text,
-    empty cells as missing, floats exact. DataFormatError naming the file otherwise."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataFormatError(f"{path}: no such file")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        _need_pyarrow(path)
-        import pyarrow.parquet as pq
-
-        try:
-            parquet = pq.ParquetFile(path)
-            names = [str(c) for c in parquet.schema_arrow.names]
-            _check_unique(path, names)
-            batches = (b.to_pandas() for b in parquet.iter_batches(batch_size=_CHUNK_ROWS))
-            text = [c for c in text_columns if c in names]
-            frame = _fill_columns(batches, parquet.metadata.num_rows, text, names)
-        except (OSError, ValueError) as err:
-            detail = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise DataFormatError(f"{path}: not a readable Parquet file ({detail})") from None
-        return frame
-    header = _csv_header(path)
-    _check_unique(path, header)
-    text = [c for c in text_columns if c in header]
-    try:
-        return _read_csv_chunked(path, text)
-    except (ValueError, pd.errors.ParserError, UnicodeDecodeError) as err:
-        detail = " ".join(str(err).split()) or type(err).__name__
-        raise DataFormatError(f"{path}: not a readable CSV table ({detail})") from None
-
-
-_CHUNK_ROWS = 100_000
-
-
-def _count_rows(path: Path) -> int:
-    """Lines after the header (an upper bound on rows; the reader trims)."""
-    lines = 0
-    last = b"\n"
-    with path.open("rb") as handle:
-        while block := handle.read(1 << 24):
-            lines += block.count(b"\n")
-            last = block[-1:]
-    return lines + (last != b"\n")
-
-
-def _read_csv_chunked(path: Path, text_columns: Sequence[str]) -> Any:
-    """The CSV in chunks written straight into one array per column, so that memory
-    peaks near the final columns rather than at pandas' whole-file parse (about three
-    times them): label columns as categoricals, numbers as float64, and any other column
-    as Python objects."""
-    reader = pd.read_csv(
-        path,
-        dtype={c: "category" for c in text_columns},
-        keep_default_na=False,
-        na_values=[""],
-        chunksize=_CHUNK_ROWS,
-    )
-    return _fill_columns(reader, max(_count_rows(path) - 1, 0), text_columns, _csv_header(path))
-
-
-def _fill_columns(
-    chunks: Any, capacity: int, text_columns: Sequence[str], header: Sequence[str]
-) -> Any:
-    """DataFrame chunks written into one array per column (see `_read_csv_chunked`)."""
-    arrays: dict[str, npt.NDArray[Any]] = {}
-    labels: dict[str, dict[str, int]] = {c: {} for c in text_columns}
-    pos = 0
-    columns: list[str] = []
-    for chunk in chunks:
-        m = len(chunk)
-        if not columns:
-            columns = [str(c) for c in chunk.columns]
-        if pos + m > capacity:  # quoted newlines make the line count a poor bound
-            capacity = max(2 * capacity, pos + m)
-            for c in arrays:
-                arrays[c] = np.resize(arrays[c], capacity)
-        for c in columns:
-            col = chunk[c]
-            if c in labels:
-                codes, uniques = pd.factorize(col, use_na_sentinel=True)
-                table = labels[c]
-                mapping = np.array([table.setdefault(str(u), len(table)) for u in uniques] + [-1])
-                values: npt.NDArray[Any] = mapping[codes].astype(np.int32)
-                dtype: Any = np.int32
-            elif col.dtype.kind in "fiub":
-                values, dtype = col.to_numpy(dtype=np.float64, na_value=np.nan), np.float64
-            else:
-                values, dtype = col.to_numpy(dtype=object), object
-            if c not in arrays:
-                arrays[c] = np.empty(capacity, dtype=dtype)
-            elif arrays[c].dtype != dtype and dtype is object:
-                arrays[c] = arrays[c].astype(object)
-            arrays[c][pos : pos + m] = values
-        pos += m
-    if not columns:
-        return pd.DataFrame({c: [] for c in header})
-    out: dict[str, Any] = {}
-    for c in columns:
-        arr = arrays.pop(c)[:pos]
-        if c in labels:
-            names = list(labels[c])
-            out[c] = pd.Categorical.from_codes(arr, categories=pd.Index(names, dtype=object))
-        else:
-            out[c] = arr
-    return pd.DataFrame(out, copy=False)
 
 
 # --- mapping ------------------------------------------------------------------------------
@@ -468,6 +394,45 @@ class TableMapping:
             if not isinstance(value, str) or not value:
                 raise ConfigError(f"{source}: columns.{key}: expected a column name")
             self.columns[str(key)] = value
+        trial = data.get("trial")
+        if trial is not None and trial not in TRIAL_MODES:
+            raise ConfigError(
+                f"{source}: trial = {trial!r}: expected one of {list(TRIAL_MODES)} (or name "
+                'the trial column with [columns] trial = "...")'
+            )
+        if trial is not None and "trial" in self.columns:
+            raise ConfigError(
+                f"{source}: both trial = {trial!r} and [columns] trial = "
+                f"{self.columns['trial']!r}; keep one"
+            )
+        self.trial_mode: str = trial or "column"
+        repeats = data.get("repeats", {})
+        if not isinstance(repeats, Mapping) or not all(
+            isinstance(v, str) and v for v in repeats.values()
+        ):
+            raise ConfigError(
+                f"{source}: [repeats] must map a repeat axis ({', '.join(REPEAT_DIMS)}) to a "
+                f'column name or "{REPEATED_ROWS}"'
+            )
+        self.repeats: dict[str, str] = {}
+        for key, value in repeats.items():
+            if key not in REPEAT_DIMS:
+                raise ConfigError(
+                    f"{source}: repeats.{key}: the archive's repeat axes are {list(REPEAT_DIMS)}"
+                )
+            self.repeats[str(key)] = str(value)
+        for d in REPEAT_DIMS:
+            if d in self.columns:
+                if d in self.repeats:
+                    raise ConfigError(
+                        f"{source}: repeat axis {d} given in both [columns] and [repeats]"
+                    )
+                self.repeats[d] = self.columns.pop(d)
+        if self.trial_mode == "row" and REPEATED_ROWS in self.repeats.values():
+            raise ConfigError(
+                f'{source}: trial = "row" makes every row its own trial, so rows cannot '
+                f'repeat a setting; use trial = "setting" with [repeats] seed = "{REPEATED_ROWS}"'
+            )
         values = data.get("values", {})
         if not isinstance(values, Mapping) or not all(
             isinstance(v, str) and v for v in values.values()
@@ -580,54 +545,23 @@ def _mapped_space(space: Any, hparams: Sequence[str], *, source: str) -> SpaceRe
 # --- import -------------------------------------------------------------------------------
 
 
-def _label_codes(series: Any, column: str, path: Path) -> tuple[npt.NDArray[np.int64], list[str]]:
-    """Integer codes and their labels for a label column; empty cells are an error."""
-    codes, uniques = pd.factorize(series, sort=True, use_na_sentinel=True)
-    if (codes < 0).any():
-        row = int(np.argmax(codes < 0)) + 2
-        raise DataFormatError(f"{path}: row {row}: column {column!r} is empty")
-    return codes.astype(np.int64), [str(u) for u in uniques]
+def _int_label(text: str) -> int | None:
+    """An integer trial id written as text ("7", "7.0"), else None."""
+    try:
+        return int(text)
+    except ValueError:
+        pass
+    try:
+        value = float(text)
+    except ValueError:
+        return None
+    if math.isfinite(value) and value == round(value) and abs(value) <= 2**53:
+        return int(value)
+    return None
 
 
-def _int_column(series: Any, column: str, path: Path) -> npt.NDArray[np.int64]:
-    values = pd.to_numeric(series, errors="coerce")
-    arr = np.asarray(values, dtype=np.float64)
-    bad = ~np.isfinite(arr) | (arr != np.round(arr)) | (np.abs(arr) > 2**53)
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataFormatError(
-            f"{path}: row {row + 2}: column {column!r} holds "
-            f"{str(series.iloc[row])!r}, not an integer"
-        )
-    return arr.astype(np.int64)
-
-
-def _float_column(series: Any, column: str, path: Path) -> FloatArray:
-    if series.dtype.kind in "fiu":
-        return np.asarray(series, dtype=np.float64)
-    values = pd.to_numeric(series, errors="coerce")
-    arr = np.asarray(values, dtype=np.float64)
-    bad = np.isnan(arr) & series.notna().to_numpy()
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise DataFormatError(
-            f"{path}: row {row + 2}: column {column!r} holds "
-            f"{str(series.iloc[row])!r}, not a number"
-        )
-    return arr
-
-
-def _lex_sorted(keys: Sequence[npt.NDArray[np.int64]]) -> bool:
-    """Whether rows are in non-decreasing lexicographic order of `keys`."""
-    if not keys or len(keys[0]) < 2:
-        return True
-    undecided = np.ones(len(keys[0]) - 1, dtype=bool)
-    for k in keys:
-        d = k[1:] - k[:-1]
-        if (undecided & (d < 0)).any():
-            return False
-        undecided &= d == 0
-    return True
+def _columns_hint(names: Sequence[str]) -> str:
+    return f"columns: {', '.join(names[:12])}{', ...' if len(names) > 12 else ''}"
 
 
 def import_table(
@@ -639,7 +573,11 @@ def import_table(
     command: str | None = None,
 ) -> ImportResult:
     """Import a tidy table (optcmp's own with its sidecar, or any table a mapping
-    describes). `skip_bad` skips runs whose rows are inconsistent, one warning each."""
+    describes). `skip_bad` skips runs whose rows are inconsistent, one warning each.
+
+    The archive is filled straight from the table's columns (docs/importers.md): keys in
+    memory, values spilled to a temporary file and scattered into the archive's arrays,
+    so an import peaks near twice the archive's size."""
     path = Path(path)
     if not path.is_file():
         raise DataFormatError(f"{path}: no such file")
@@ -663,257 +601,509 @@ def import_table(
     if facts is None and mapping is None:
         raise ConfigError(
             f"{path}: no sidecar {side.name} and no --mapping: the table does not say its "
-            "metric's direction or search space; give a mapping file"
+            "metric's direction or search space; give a mapping file (`optcmp import table "
+            f"{path.name} --infer` prints a draft)"
         )
+    if path.suffix.lower() in (".parquet", ".pq"):
+        _need_pyarrow(path)
+    header = table_header(path)
+    escaped = facts is not None and facts.get("text_cells") == TEXT_CELLS
     col = {k: mapped.columns.get(k, k) for k in _COLUMN_KEYS}
-    reps: list[str] = (
-        list(facts["repeat_dims"])
-        if facts is not None
-        else [d for d in REPEAT_DIMS if d in mapped.columns]
+    reps: dict[str, str] = (
+        {str(d): str(d) for d in facts["repeat_dims"]} if facts is not None else mapped.repeats
     )
-    for d in reps:
-        col[d] = mapped.columns.get(d, d)
-    frame = read_frame(path, text_columns=[col["workload"], col["optimizer"], col["status"]])
-    names = [str(c) for c in frame.columns]
-    n = len(frame)
-    if n == 0:
-        raise DataFormatError(f"{path}: no rows")
+    trial_mode = "column" if facts is not None else mapped.trial_mode
 
-    def need(key: str) -> str:
-        if col[key] not in names:
-            raise DataFormatError(
-                f"{path}: no column {col[key]!r} for {key} (columns: {', '.join(names[:12])}"
-                f"{', ...' if len(names) > 12 else ''}); name it in the mapping's [columns]"
-            )
-        return col[key]
-
-    labels: dict[str, tuple[npt.NDArray[np.int64], list[str]]] = {}
     for key in ("workload", "optimizer"):
-        if key in mapped.values:
-            labels[key] = (np.zeros(n, dtype=np.int64), [mapped.values[key]])
-        else:
-            labels[key] = _label_codes(frame[need(key)], col[key], path)
-    trial_col = need("trial")
-    trial_series = frame[trial_col]
-    numeric_trial = pd.to_numeric(trial_series, errors="coerce")
-    caveats: list[str] = []
-    if numeric_trial.notna().all():
-        trial = _int_column(trial_series, trial_col, path)
-    else:
-        codes, uniques = _label_codes(trial_series.astype(str), trial_col, path)
-        trial = codes
-        caveats.append(
-            f"trial ids of column {trial_col!r} are not integers; trials are numbered 0.. "
-            "in the sorted order of the ids"
+        if key not in mapped.values and col[key] not in header:
+            raise DataFormatError(
+                f"{path}: no column {col[key]!r} for the {key} (name one in [columns] "
+                f'{key} = "...", or give one label for every row with [values] {key} = "..."; '
+                f"{_columns_hint(header)})"
+            )
+    if trial_mode == "column" and col["trial"] not in header:
+        raise DataFormatError(
+            f"{path}: no column {col['trial']!r} for the trial (name one in [columns] "
+            'trial = "...", or set trial = "row" (each row is a trial) or trial = "setting" '
+            "(each distinct hyperparameter setting is a trial) at the top of the mapping; "
+            f"{_columns_hint(header)})"
         )
-        del uniques
-    repeat_values = {d: _int_column(frame[need(d)], col[d], path) for d in reps}
-
-    if col["step"] in names:
-        step_series = frame[col["step"]]
-        no_step = step_series.isna().to_numpy()
-        step = _int_column(step_series.where(~no_step, 0), col["step"], path)
-    else:
-        no_step = np.zeros(n, dtype=bool)
-        step = np.full(n, -1, dtype=np.int64)
-    values = {k: _float_column(frame[col[k]], col[k], path) for k in _VALUE_COLS if col[k] in names}
-    # Status as codes into its labels: a text array per row would cost more than the rest.
-    raw_status, status_labels = (
-        _label_codes(frame[col["status"]], col["status"], path)
-        if col["status"] in names
-        else (None, [])
-    )
+    for d, c in reps.items():
+        if c != REPEATED_ROWS and c not in header:
+            raise DataFormatError(
+                f"{path}: no column {c!r} for the repeat axis {d} (name one in [repeats] "
+                f'{d} = "...", or {d} = "{REPEATED_ROWS}" to number the repeated rows of a '
+                f"setting; {_columns_hint(header)})"
+            )
     if facts is not None:
-        hp_names = [str(h) for h in facts["hparams"]]
-        hp_cols = {h: HP_PREFIX + h for h in hp_names if HP_PREFIX + h in names}
+        hp_all = [str(h) for h in facts["hparams"]]
+        hp_cols = {
+            h: HP_PREFIX + (escape_text(h) if escaped else h)
+            for h in hp_all
+            if HP_PREFIX + (escape_text(h) if escaped else h) in header
+        }
     elif mapped.hp_columns:
         hp_cols = dict(mapped.hp_columns)
-        hp_names = sorted(hp_cols)
+        for h, c in hp_cols.items():
+            if c not in header:
+                raise DataFormatError(
+                    f"{path}: no column {c!r} for hyperparameter {h} (hparams.columns in "
+                    f"{mapped.source}; {_columns_hint(header)})"
+                )
     else:
-        used = set(col.values()) | set(mapped.values)
+        used = set(col.values()) | set(mapped.values) | {c for c in reps.values() if c in header}
         hp_cols = {
             c[len(mapped.hp_prefix) :]: c
-            for c in names
-            if c.startswith(mapped.hp_prefix) and c not in used
+            for c in header
+            if c.startswith(mapped.hp_prefix) and c not in used and len(c) > len(mapped.hp_prefix)
         }
-        hp_names = sorted(hp_cols)
-    hp_values = {h: _float_column(frame[c], c, path) for h, c in hp_cols.items()}
-    seed = (
-        _int_column(frame[col["trial_seed"]], col["trial_seed"], path)
-        if col["trial_seed"] in names
-        else np.full(n, -1, dtype=np.int64)
+    if trial_mode == "setting" and not hp_cols:
+        raise ConfigError(
+            f'{mapped.source}: trial = "setting" needs hyperparameter columns (give '
+            '[hparams] prefix = "..." or columns = {name = "column"})'
+        )
+    value_cols = [col[k] for k in _VALUE_COLS if col[k] in header]
+    in_ram_hp = trial_mode == "setting"
+    plan = ColumnPlan(
+        labels=[
+            *(col[k] for k in ("workload", "optimizer") if k not in mapped.values),
+            *([col["trial"]] if trial_mode == "column" else []),
+            col["status"],
+        ],
+        ints=[*(c for c in reps.values() if c != REPEATED_ROWS), col["step"]],
+        nullable_ints=[col["step"]],
+        floats=list(hp_cols.values()) if in_ram_hp else [],
+        spill_floats=[*value_cols, *([] if in_ram_hp else hp_cols.values())],
+        spill_ints=[col["trial_seed"]],
+        finite=list(hp_cols.values()),
+        flag=value_cols,
     )
-    del frame
+    cols = read_columns(path, plan)
+    try:
+        return _import_columns(
+            cols,
+            path=path,
+            side=side,
+            facts=facts,
+            mapped=mapped,
+            col=col,
+            reps=reps,
+            trial_mode=trial_mode,
+            hp_cols=hp_cols,
+            escaped=escaped,
+            skip_bad=skip_bad,
+            command=command,
+        )
+    finally:
+        cols.close()
 
-    # Group rows into runs: stable sort by (workload, optimizer, trial, repeats), skipped
-    # (no copies) when the rows are grouped already, as optcmp's own export writes them.
-    workload_names = labels["workload"][1]
-    optimizer_names = labels["optimizer"][1]
-    keys = [labels["workload"][0], labels["optimizer"][0], trial, *repeat_values.values()]
-    order = None if _lex_sorted(keys) else np.lexsort(keys[::-1])
 
-    def take(values: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        return values if order is None else values[order]
+def _rank_in_groups(keys: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
+    """Per row, how many earlier rows (in file order) share its keys."""
+    frame = pd.DataFrame({f"k{i}": k for i, k in enumerate(keys)})
+    return np.asarray(frame.groupby(list(frame.columns), sort=False).cumcount(), dtype=np.int64)
 
-    sorted_keys = [take(k) for k in keys]
-    del keys, trial, repeat_values, labels
-    change = np.zeros(max(n - 1, 0), dtype=bool)
-    for k in sorted_keys:
-        change |= k[1:] != k[:-1]
-    starts = np.flatnonzero(np.r_[True, change])
-    ends = np.r_[starts[1:], n]
-    del change
 
-    builder = ArchiveBuilder(
-        source=f"table {path}"
-        + (f" (exported from: {facts['attrs'].get('source', '')})" if facts else ""),
-        command=command,
-        repeat_dims=tuple(reps),
-        taxonomy=Taxonomy.from_mapping(facts["taxonomy"], source=str(side)) if facts else None,
-    )
-    for c in caveats:
-        builder.add_caveat(c)
-    bad = BadInputs(skip_bad=skip_bad)
+def _import_columns(
+    cols: TableColumns,
+    *,
+    path: Path,
+    side: Path,
+    facts: Mapping[str, Any] | None,
+    mapped: TableMapping,
+    col: Mapping[str, str],
+    reps: Mapping[str, str],
+    trial_mode: str,
+    hp_cols: Mapping[str, str],
+    escaped: bool,
+    skip_bad: bool,
+    command: str | None,
+) -> ImportResult:
+    n = cols.n_rows
+    if n == 0:
+        raise DataFormatError(f"{path}: no rows")
+    caveats: list[str] = []
+
+    def label(key: str) -> tuple[npt.NDArray[np.int32], list[str]]:
+        if key in mapped.values:
+            return np.zeros(n, dtype=np.int32), [mapped.values[key]]
+        codes, names = cols.labels[col[key]]
+        if escaped:
+            names = [unescape_text(s) for s in names]
+        return codes, names
+
+    w_code, workload_names = label("workload")
+    o_code, optimizer_names = label("optimizer")
+    nw, no = len(workload_names), len(optimizer_names)
+    wo = w_code.astype(np.int64) * no + o_code
+
+    if trial_mode == "column":
+        t_codes, t_names = cols.labels[col["trial"]]
+        ids = [_int_label(s) for s in t_names]
+        if all(i is not None for i in ids):
+            trial = np.array(ids, dtype=np.int64)[t_codes]
+        else:
+            trial = t_codes.astype(np.int64)
+            caveats.append(
+                f"trial ids of column {col['trial']!r} are not integers; trials are numbered "
+                "0.. in the sorted order of the ids"
+            )
+        del t_codes
+    elif trial_mode == "row":
+        trial = _rank_in_groups([wo])
+        caveats.append(
+            "each row is a trial: trials are numbered 0.. per (workload, optimizer) in the "
+            "table's row order"
+        )
+    else:
+        hp_keys = [np.nan_to_num(cols.floats[c], nan=np.inf) for c in hp_cols.values()]
+        frame = pd.DataFrame({f"h{i}": k for i, k in enumerate([wo, *hp_keys])})
+        group = np.asarray(frame.groupby(list(frame.columns), sort=True).ngroup(), dtype=np.int64)
+        first = pd.Series(group).groupby(wo).transform("min").to_numpy()
+        trial = group - first
+        del frame, hp_keys, group, first
+        caveats.append(
+            "trials are the distinct hyperparameter settings, numbered 0.. per (workload, "
+            "optimizer) in sorted order of " + ", ".join(hp_cols)
+        )
+
+    has_step_col = col["step"] in cols.ints
+    if has_step_col:
+        step = cols.ints.pop(col["step"])
+        no_step = cols.int_null.pop(col["step"])
+        step[no_step] = -1
+    else:
+        step = None
+        no_step = np.zeros(n, dtype=bool)
+
+    rep_dims = tuple(d for d in REPEAT_DIMS if d in reps)
+    rep_values: dict[str, npt.NDArray[np.int64]] = {}
+    for d in rep_dims:
+        if reps[d] == REPEATED_ROWS:
+            keys: list[npt.NDArray[Any]] = [wo, trial]
+            if step is not None:
+                keys.append(step)
+            rep_values[d] = _rank_in_groups(keys)
+            caveats.append(
+                f"{d}: the repeated rows of a setting"
+                + (" at one step" if step is not None else "")
+                + f" are its {d}s 0, 1, ... in the table's row order"
+            )
+        else:
+            rep_values[d] = cols.ints.pop(reps[d])
+
+    trials_u, t_ix = np.unique(trial, return_inverse=True)
+    del trial
+    nt = len(trials_u)
+    cell = wo * nt + t_ix.reshape(-1)
+    del t_ix, wo
+    rep_u: dict[str, npt.NDArray[np.int64]] = {}
+    for d in rep_dims:
+        values_u, r_ix = np.unique(rep_values.pop(d), return_inverse=True)
+        rep_u[d] = values_u
+        cell = cell * len(values_u) + r_ix.reshape(-1)
+        del r_ix
+    n_rep = int(np.prod([len(rep_u[d]) for d in rep_dims], dtype=np.int64))
+    cell_shape = (nw, no, nt, *(len(rep_u[d]) for d in rep_dims))
+    n_cells = nw * no * nt * n_rep
+
+    def where(c: int) -> str:
+        ix = np.unravel_index(c, cell_shape)
+        text = (
+            f"{path}: run {workload_names[ix[0]]}/{optimizer_names[ix[1]]}/trial "
+            f"{int(trials_u[ix[2]])}"
+        )
+        return text + "".join(f"/{d} {int(rep_u[d][ix[3 + i]])}" for i, d in enumerate(rep_dims))
+
+    bad: dict[int, tuple[int, str]] = {}
+
+    def mark(
+        rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64],
+        problem: Any,
+        cell: npt.NDArray[np.int64] = cell,
+    ) -> None:
+        """Cells of `rows` (mask or indices) are bad; `problem(row)` says why."""
+        idx = np.flatnonzero(rows) if rows.dtype == bool else rows
+        if not len(idx):
+            return
+        cells, first = np.unique(cell[idx], return_index=True)
+        for c, i in zip(cells.tolist(), first.tolist(), strict=True):
+            row = int(idx[i])
+            if c not in bad or bad[c][0] > row:
+                bad[c] = (row, problem(row))
+
+    rows_per_cell = np.bincount(cell, minlength=n_cells)
+    if has_step_col and step is not None:
+        mark(
+            (step < 0) & ~no_step,
+            lambda r, step=step: f"negative step {int(step[r])} (row {r + 2})",
+        )
+        mark(
+            no_step & (rows_per_cell[cell] > 1),
+            lambda r: f"a row with an empty step among evaluations (row {r + 2})",
+        )
+    else:
+        many = rows_per_cell[cell] > 1
+        hint = "" if reps else ", or a repeat axis in [repeats]"
+        mark(
+            many,
+            lambda r, n_rows=rows_per_cell, cell=cell: (
+                f"{int(n_rows[cell[r]])} rows but no "
+                f'step column to order them (name one in [columns] step = "..."{hint})'
+            ),
+        )
+        budgets = np.array(
+            [
+                _workload_info(w, mapped.facts(w), source=mapped.source).step_budget
+                if facts is None
+                else int(facts["workloads"][w]["step_budget"])
+                for w in workload_names
+            ],
+            dtype=np.int64,
+        )
+        if (budgets < 0).any():
+            w = workload_names[int(np.argmax(budgets < 0))]
+            raise ConfigError(
+                f"{mapped.source}: the table has no step column; give [columns] step "
+                f"or step_budget under [workload] (workload {w!r})"
+            )
+        step = budgets[cell // (no * nt * n_rep)]
+
+    # Evaluation index per row: the rank of its step within its run.
+    assert step is not None
+    dc = np.diff(cell)
+    ordered = bool(((dc > 0) | ((dc == 0) & (np.diff(step) > 0))).all())
+    del dc
+    order = None if ordered else np.lexsort((step, cell))
+    sorted_cell = cell if order is None else cell[order]
+    sorted_step = step if order is None else step[order]
+    same = (sorted_cell[1:] == sorted_cell[:-1]) & (sorted_step[1:] == sorted_step[:-1])
+    if same.any():
+        pos = np.flatnonzero(same)
+        first_rows = pos if order is None else order[pos]
+        second_rows = pos + 1 if order is None else order[pos + 1]
+        pairs = dict(zip(second_rows.tolist(), first_rows.tolist(), strict=True))
+        hint = (
+            f'; a setting run more than once? name its seed column in [repeats] seed = "..." '
+            f'or give [repeats] seed = "{REPEATED_ROWS}"'
+            if facts is None
+            else ""
+        )
+        mark(
+            second_rows,
+            lambda r, step=step: (
+                f"step {int(step[r])} appears twice (rows {pairs[r] + 2} and {r + 2}: "
+                f"duplicated (trial, step) key){hint}"
+            ),
+        )
+    del same
+    starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
+    lengths = np.diff(np.r_[starts, n])
+    rank = np.arange(n, dtype=np.int64) - np.repeat(starts, lengths)
+    del starts, lengths, sorted_step
+    if order is None:
+        eval_ix = rank
+    else:
+        eval_ix = np.empty(n, dtype=np.int64)
+        eval_ix[order] = rank
+        del rank, sorted_cell
+    del order
+
+    # Per-run status and seed, checked to be one value per run.
+    valid_status = {s.value for s in Status} - {Status.MISSING.value}
+    status_ix = {s.value: i for i, s in enumerate(Status)}
+    cell_status = np.full(n_cells, status_ix[Status.MISSING.value], dtype=np.int8)
+    present = rows_per_cell > 0
+    if col["status"] in cols.labels:
+        codes, labels = cols.labels[col["status"]]
+        mapped_labels = [mapped.status_map.get(s, s) for s in labels]
+        unknown = np.array([s not in valid_status for s in mapped_labels] + [False])
+        mark(
+            unknown[codes],
+            lambda r: (
+                f"status {labels[codes[r]]!r} is not one of {sorted(valid_status)} "
+                "(map it with [status_map] in the mapping)"
+            ),
+        )
+        per_cell = np.full(n_cells, -1, dtype=np.int32)
+        per_cell[cell] = codes
+        differ = codes != per_cell[cell]
+        mark(
+            differ,
+            lambda r, cell=cell: (
+                "status differs between its rows "
+                f"({sorted({labels[codes[i]] for i in np.flatnonzero(cell == cell[r])})})"
+            ),
+        )
+        lookup = np.array(
+            [status_ix.get(s, status_ix[Status.MISSING.value]) for s in mapped_labels],
+            dtype=np.int8,
+        )
+        cell_status[present] = lookup[per_cell[present]]
+        del per_cell, differ
+    else:
+        cell_status[present] = status_ix[Status.COMPLETED.value]
+        diverged = np.unique(cell[cols.nonfinite])
+        cell_status[diverged] = status_ix[Status.DIVERGED.value]
+
+    def chunks(name: str) -> Iterator[tuple[int, npt.NDArray[Any]]]:
+        if name in cols.floats:
+            yield 0, cols.floats[name]
+        else:
+            yield from cols.chunks(name)
+
+    def per_run(name: str, target: npt.NDArray[Any], index: npt.NDArray[np.int64]) -> None:
+        """target[index[row]] = value; rows disagreeing with their run's value are bad."""
+        for start, values in chunks(name):
+            target[index[start : start + len(values)]] = values
+        for start, values in chunks(name):
+            got = target[index[start : start + len(values)]]
+            differ = ~((got == values) | (np.isnan(got) & np.isnan(values)))
+            if differ.any():
+                rows = start + np.flatnonzero(differ)
+                mark(rows, lambda r, name=name: _differs(name, r))
+
+    def _differs(name: str, row: int) -> str:
+        what = "trial_seed" if name == col["trial_seed"] else f"hyperparameter column {name!r}"
+        return f"{what} differs between the rows of its trial (row {row + 2})"
+
+    cell_seed = np.full(n_cells, -1, dtype=np.int64)
+    if cols.spilled(col["trial_seed"]):
+        seed_f = cell_seed.astype(np.float64)
+        per_run(col["trial_seed"], seed_f, cell)
+        cell_seed = np.where(present, seed_f, -1).astype(np.int64)
+        del seed_f
+    hp_names = sorted(hp_cols)
+    hparams = np.full((nw * no * nt, len(hp_names)), np.nan)
+    wot = cell // n_rep
+    for h, name in enumerate(hp_names):
+        target = np.full(nw * no * nt, np.nan)
+        per_run(hp_cols[name], target, wot)
+        hparams[:, h] = target
+    del wot
+
+    ordered_bad = sorted(bad.items(), key=lambda item: item[1][0])
+    warnings: list[str] = []
+    if ordered_bad and not skip_bad:
+        c, (_, problem) = ordered_bad[0]
+        raise DataFormatError(f"{where(c)}: {problem}")
+    bad_cells = np.zeros(n_cells, dtype=bool)
+    for c, (_, problem) in ordered_bad:
+        warnings.append(f"{where(c)}: {problem}")
+        bad_cells[c] = True
+    good_cells = present & ~bad_cells
+    if not good_cells.any():
+        raise DataFormatError(f"{path}: no run could be imported")
+    cell_status[~good_cells] = status_ix[Status.MISSING.value]
+    cell_seed[~good_cells] = -1
+    good_trial = good_cells.reshape(-1, n_rep).any(axis=1)
+    hparams[~good_trial] = np.nan
+
+    # Fill the curves: one flat index per row, then each column scattered in chunks.
+    row_ok = good_cells[cell] & ~no_step
+    n_eval = int(eval_ix[row_ok].max()) + 1 if row_ok.any() else 0
+    flat = cell * n_eval + eval_ix
+    flat[~row_ok] = -1
+    del cell, eval_ix, row_ok, no_step, rows_per_cell
+    size = n_cells * n_eval
+    step_arr = np.full(size, -1, dtype=np.int64)
+    ok = flat >= 0
+    step_arr[flat[ok]] = step[ok]
+    del step, ok
+    curves: dict[str, FloatArray] = {}
+    for key in _VALUE_COLS:
+        arr = np.full(size, np.nan)
+        if cols.spilled(col[key]):
+            for start, values in cols.chunks(col[key]):
+                f = flat[start : start + len(values)]
+                keep = f >= 0
+                arr[f[keep]] = values[keep]
+        curves[key] = arr.reshape((*cell_shape, n_eval))
+    del flat
+
+    hp_shape = (nw, no, nt, len(hp_names))
+    hp_arr = hparams.reshape(hp_shape)
+    workload_infos = []
+    spaces: dict[tuple[str, str], SpaceRecord] = {}
+    families: list[str] = []
     if facts is not None:
         for name in workload_names:
             if name not in facts["workloads"]:
                 raise DataFormatError(f"{side}: workload {name!r} of the table has no facts")
             entry = dict(facts["workloads"][name])
             entry["direction"] = entry.get("direction")
-            builder.add_workload(_workload_info(name, entry, source=str(side)))
-        for name in optimizer_names:
-            builder.add_optimizer(name, str(facts["optimizers"].get(name, "")))
+            workload_infos.append(_workload_info(name, entry, source=str(side)))
+        families = [str(facts["optimizers"].get(name, "")) for name in optimizer_names]
         for sp in facts["spaces"]:
-            builder.add_space(
-                sp["workload"],
-                sp["optimizer"],
-                SpaceRecord(
-                    sp["name"],
-                    tuple(
-                        SpaceDim(
-                            d["name"],
-                            _from_json_float(d["low"]),
-                            _from_json_float(d["high"]),
-                            d["scale"],
-                        )
-                        for d in sp["dims"]
-                    ),
+            spaces[(sp["workload"], sp["optimizer"])] = SpaceRecord(
+                sp["name"],
+                tuple(
+                    SpaceDim(
+                        d["name"],
+                        _from_json_float(d["low"]),
+                        _from_json_float(d["high"]),
+                        d["scale"],
+                    )
+                    for d in sp["dims"]
                 ),
             )
+        taxonomy = Taxonomy.from_mapping(facts["taxonomy"], source=str(side))
     else:
         space = _mapped_space(mapped.space, hp_names, source=mapped.source)
-        for name in workload_names:
-            builder.add_workload(_workload_info(name, mapped.facts(name), source=mapped.source))
-        for name in optimizer_names:
-            builder.add_optimizer(name, mapped.families.get(name, ""))
-            if space is not None:
-                for w in workload_names:
-                    builder.add_space(w, name, space)
-
-    # Rebinding drops the unsorted columns as soon as their sorted copies exist.
-    sorted_step = take(step)
-    sorted_no_step = take(no_step)
-    del step, no_step
-    sorted_values: dict[str, FloatArray] = {}
-    for name in list(values):
-        sorted_values[name] = take(values.pop(name))
-    sorted_hp: dict[str, FloatArray] = {}
-    for h in list(hp_values):
-        sorted_hp[h] = take(hp_values.pop(h))
-    sorted_seed = take(seed)
-    sorted_status = take(raw_status) if raw_status is not None else None
-    del seed, raw_status
-    budgets = (
-        {
-            w: _workload_info(w, mapped.facts(w), source=mapped.source).step_budget
-            if facts is None
-            else int(facts["workloads"][w]["step_budget"])
-            for w in workload_names
-        }
-        if col["step"] not in names
-        else {}
+        workload_infos = [
+            _workload_info(name, mapped.facts(name), source=mapped.source)
+            for name in workload_names
+        ]
+        families = [mapped.families.get(name, "") for name in optimizer_names]
+        if space is not None:
+            for w in workload_names:
+                for o in optimizer_names:
+                    spaces[(w, o)] = space
+        taxonomy = default_taxonomy()
+    # The hyperparameters some kept run has or some space names (as the builder keeps).
+    in_space = {d.name for s in spaces.values() for d in s.dims}
+    keep_h = [
+        h
+        for h, name in enumerate(hp_names)
+        if name in in_space or not np.isnan(hp_arr[..., h]).all()
+    ]
+    if len(keep_h) != len(hp_names):
+        hp_arr = hp_arr[..., keep_h]
+        hp_names = [hp_names[h] for h in keep_h]
+    source = f"table {path}" + (
+        f" (exported from: {facts['attrs'].get('source', '')})" if facts else ""
     )
-    valid_status = {s.value for s in Status} - {Status.MISSING.value}
-    for a, b in zip(starts, ends, strict=True):
-        w = workload_names[sorted_keys[0][a]]
-        o = optimizer_names[sorted_keys[1][a]]
-        t = int(sorted_keys[2][a])
-        rep = {d: int(sorted_keys[3 + i][a]) for i, d in enumerate(reps)}
-        where = f"{path}: run {w}/{o}/trial {t}" + "".join(f"/{d} {v}" for d, v in rep.items())
-        hp = {h: float(v[a]) for h, v in sorted_hp.items() if not math.isnan(v[a])}
-        if any(
-            not np.array_equal(v[a:b], np.full(b - a, v[a]), equal_nan=True)
-            for v in sorted_hp.values()
-        ):
-            bad.bad(f"{where}: hyperparameters differ between its rows")
-            continue
-        if sorted_seed[a:b].min() != sorted_seed[a:b].max():
-            bad.bad(f"{where}: trial_seed differs between its rows")
-            continue
-        empty = sorted_no_step[a:b]
-        if empty.any():
-            if b - a != 1:
-                bad.bad(f"{where}: a row with an empty step among evaluations")
-                continue
-            run_step = np.zeros(0, dtype=np.int64)
-            curves = Curves(step=run_step)
-        else:
-            if col["step"] in names:
-                run_step = sorted_step[a:b]
-            else:
-                if b - a != 1:
-                    bad.bad(f"{where}: {b - a} rows but no step column to order them")
-                    continue
-                if budgets[w] < 0:
-                    raise ConfigError(
-                        f"{mapped.source}: the table has no step column; give [columns] step "
-                        f"or step_budget under [workload] (workload {w!r})"
-                    )
-                run_step = np.array([budgets[w]], dtype=np.int64)
-            if (run_step < 0).any():
-                bad.bad(f"{where}: negative step {int(run_step.min())}")
-                continue
-            curves = Curves(step=run_step, **{k: v[a:b] for k, v in sorted_values.items()})
-        if sorted_status is not None:
-            codes = sorted_status[a:b]
-            if codes.min() != codes.max():
-                cells = sorted({status_labels[c] for c in codes})
-                bad.bad(f"{where}: status differs between its rows ({cells})")
-                continue
-            raw = status_labels[codes[0]]
-            status_text = mapped.status_map.get(raw, raw)
-            if status_text not in valid_status:
-                bad.bad(
-                    f"{where}: status {raw!r} is not one of {sorted(valid_status)} "
-                    "(map it with [status_map] in the mapping)"
-                )
-                continue
-            status = Status(status_text)
-        else:
-            finite = all(
-                np.isfinite(v[a:b][~np.isnan(v[a:b])]).all() for v in sorted_values.values()
-            )
-            status = Status.COMPLETED if finite else Status.DIVERGED
-        builder.add_trial(
-            TrialRecord(
-                workload=w,
-                optimizer=o,
-                trial=t,
-                status=status,
-                hparams=hp,
-                curves=curves,
-                seed=int(sorted_seed[a]),
-                repeat=rep,
-            )
-        )
-    if len(builder) == 0:
-        raise DataFormatError(f"{path}: no run could be imported")
-    ds = builder.build()
+    status_labels = np.array([s.value for s in Status])
+    ds = assemble_archive(
+        workloads=workload_infos,
+        optimizers=optimizer_names,
+        families=families,
+        trials=trials_u,
+        repeats=rep_u,
+        hparam_names=hp_names,
+        curves=curves,
+        step=step_arr.reshape((*cell_shape, n_eval)),
+        status=status_labels[cell_status].reshape(cell_shape),
+        seed=cell_seed.reshape(cell_shape),
+        hparams=hp_arr,
+        spaces=spaces,
+        taxonomy=taxonomy,
+        attrs=provenance_attrs(source=source, command=command),
+        caveats=caveats,
+    )
+    del curves, step_arr
+    if bad_cells.any():
+        # Skipped runs leave no trace: trials and repeats that kept no run are dropped.
+        kept = good_cells.reshape(cell_shape)
+        ds = ds.isel(trial=kept.any(axis=tuple(i for i in range(kept.ndim) if i != 2)))
+        for i, d in enumerate(rep_dims):
+            axes = tuple(j for j in range(kept.ndim) if j != 3 + i)
+            ds = ds.isel({d: kept.any(axis=axes)})
     if facts is not None:
         ds = _restore(ds, facts, side)
     else:
         ds.attrs["importer"] = "table"
-    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=1)
+    return ImportResult(dataset=ds, warnings=tuple(warnings), files_read=1)
 
 
 def _restore(ds: xr.Dataset, facts: Mapping[str, Any], side: Path) -> xr.Dataset:
