@@ -18,7 +18,10 @@ as it is or refused in one line naming the file, row and column:
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import ctypes
+import sys
 import tempfile
 import unicodedata
 from collections.abc import Generator, Iterator, Sequence
@@ -31,7 +34,14 @@ import pandas as pd
 
 from optcmp_data._errors import DataFormatError
 
-__all__ = ["CHUNK_ROWS", "ColumnPlan", "TableColumns", "control_char", "read_columns"]
+__all__ = [
+    "CHUNK_ROWS",
+    "ColumnPlan",
+    "TableColumns",
+    "control_char",
+    "read_columns",
+    "release_memory",
+]
 
 CHUNK_ROWS = 100_000
 _EXACT = 2**53
@@ -203,9 +213,11 @@ def _grow(arr: npt.NDArray[Any], need: int) -> npt.NDArray[Any]:
     return out
 
 
-def _csv_nul(path: Path, header: Sequence[str]) -> None:
-    """Refuse a NUL byte anywhere in a CSV file (the parser would cut its cell there)."""
+def _csv_nul(path: Path, header: Sequence[str]) -> int:
+    """Refuse a NUL byte anywhere in a CSV file (the parser would cut its cell there).
+    Returns the number of lines after the header (a bound on the rows, to size arrays)."""
     lines = 0
+    last = b"\n"
     with path.open("rb") as handle:
         while block := handle.read(1 << 24):
             at = block.find(b"\x00")
@@ -222,10 +234,11 @@ def _csv_nul(path: Path, header: Sequence[str]) -> None:
                     "values cannot hold control characters"
                 )
             lines += block.count(b"\n")
+            last = block[-1:]
+    return max(lines + (last != b"\n") - 1, 0)
 
 
 def _csv_chunks(path: Path, plan: ColumnPlan, header: list[str]) -> Generator[Any]:
-    _csv_nul(path, header)
     used = [c for c in plan.used if c in header]
     if not used:
         return
@@ -301,9 +314,11 @@ def read_columns(path: Path, plan: ColumnPlan) -> TableColumns:
         errors: tuple[type[BaseException], ...] = (OSError, ValueError)
         what = "Parquet file"
         closing: Any = parquet
+        capacity = int(parquet.metadata.num_rows)
     else:
         header = csv_header(path)
         check_unique(path, header)
+        capacity = _csv_nul(path, header)
         chunks = _csv_chunks(path, plan, header)
         errors = (ValueError, pd.errors.ParserError, UnicodeDecodeError)
         what = "CSV table"
@@ -311,7 +326,7 @@ def read_columns(path: Path, plan: ColumnPlan) -> TableColumns:
     cols = TableColumns(path, header)
     try:
         try:
-            _fill(cols, chunks, plan)
+            _fill(cols, chunks, plan, capacity)
         finally:
             chunks.close()
             if closing is not None:
@@ -329,15 +344,15 @@ def read_columns(path: Path, plan: ColumnPlan) -> TableColumns:
     return cols
 
 
-def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan) -> None:
+def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan, capacity: int) -> None:
     path = cols.path
     present = set(cols.header)
     tables: dict[str, dict[str, int]] = {c: {} for c in plan.labels if c in present}
-    codes: dict[str, npt.NDArray[np.int32]] = {c: np.empty(0, np.int32) for c in tables}
-    ints = {c: np.empty(0, np.int64) for c in plan.ints if c in present}
-    int_null = {c: np.empty(0, bool) for c in ints if c in plan.nullable_ints}
-    floats = {c: np.empty(0, np.float64) for c in plan.floats if c in present}
-    nonfinite = np.empty(0, bool)
+    codes: dict[str, npt.NDArray[np.int32]] = {c: np.empty(capacity, np.int32) for c in tables}
+    ints = {c: np.empty(capacity, np.int64) for c in plan.ints if c in present}
+    int_null = {c: np.empty(capacity, bool) for c in ints if c in plan.nullable_ints}
+    floats = {c: np.empty(capacity, np.float64) for c in plan.floats if c in present}
+    nonfinite = np.empty(capacity, bool)
     pos = 0
     for chunk in chunks:
         m = len(chunk)
@@ -415,11 +430,30 @@ def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan) -> None:
         order = np.argsort(np.array(names, dtype=object), kind="stable")
         rank = np.empty(len(names), dtype=np.int32)
         rank[order] = np.arange(len(names), dtype=np.int32)
-        cols.labels[c] = (rank[arr] if len(names) else arr, [names[i] for i in order])
-    cols.ints = {c: a[:pos] for c, a in ints.items()}
-    cols.int_null = {c: a[:pos] for c, a in int_null.items()}
-    cols.floats = {c: a[:pos] for c, a in floats.items()}
-    cols.nonfinite = nonfinite[:pos]
+        cols.labels[c] = (rank[arr] if len(names) else _trim(arr, pos), [names[i] for i in order])
+        del codes[c], arr
+    cols.ints = {c: _trim(a, pos) for c, a in ints.items()}
+    cols.int_null = {c: _trim(a, pos) for c, a in int_null.items()}
+    cols.floats = {c: _trim(a, pos) for c, a in floats.items()}
+    cols.nonfinite = _trim(nonfinite, pos)
+    release_memory()
+
+
+def _trim(arr: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
+    """The first n values, without keeping a larger buffer alive."""
+    return arr if len(arr) == n else arr[:n].copy()
+
+
+def release_memory() -> None:
+    """Hand freed memory back to the system: pyarrow's pool keeps its freed buffers, and
+    glibc's heap the chunks of the parser (both would count in the import's peak while the
+    archive's arrays are allocated). Best effort: nothing happens where neither applies."""
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        pa.default_memory_pool().release_unused()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def csv_header(path: Path) -> list[str]:

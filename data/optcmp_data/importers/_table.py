@@ -52,7 +52,13 @@ from optcmp_data._schema import (
     repeat_dims,
 )
 from optcmp_data._taxonomy import Taxonomy, default_taxonomy
-from optcmp_data.importers._columns import ColumnPlan, TableColumns, read_columns, table_header
+from optcmp_data.importers._columns import (
+    ColumnPlan,
+    TableColumns,
+    read_columns,
+    release_memory,
+    table_header,
+)
 from optcmp_data.importers._common import ImportResult, read_text
 
 __all__ = [
@@ -727,7 +733,7 @@ def _import_columns(
     def label(key: str) -> tuple[npt.NDArray[np.int32], list[str]]:
         if key in mapped.values:
             return np.zeros(n, dtype=np.int32), [mapped.values[key]]
-        codes, names = cols.labels[col[key]]
+        codes, names = cols.labels.pop(col[key])
         if escaped:
             names = [unescape_text(s) for s in names]
         return codes, names
@@ -736,9 +742,10 @@ def _import_columns(
     o_code, optimizer_names = label("optimizer")
     nw, no = len(workload_names), len(optimizer_names)
     wo = w_code.astype(np.int64) * no + o_code
+    del w_code, o_code
 
     if trial_mode == "column":
-        t_codes, t_names = cols.labels[col["trial"]]
+        t_codes, t_names = cols.labels.pop(col["trial"])
         ids = [_int_label(s) for s in t_names]
         if all(i is not None for i in ids):
             trial = np.array(ids, dtype=np.int64)[t_codes]
@@ -915,7 +922,7 @@ def _import_columns(
     cell_status = np.full(n_cells, status_ix[Status.MISSING.value], dtype=np.int8)
     present = rows_per_cell > 0
     if col["status"] in cols.labels:
-        codes, labels = cols.labels[col["status"]]
+        codes, labels = cols.labels.pop(col["status"])
         mapped_labels = [mapped.status_map.get(s, s) for s in labels]
         unknown = np.array([s not in valid_status for s in mapped_labels] + [False])
         mark(
@@ -940,11 +947,12 @@ def _import_columns(
             dtype=np.int8,
         )
         cell_status[present] = lookup[per_cell[present]]
-        del per_cell, differ
+        del per_cell, differ, codes
     else:
         cell_status[present] = status_ix[Status.COMPLETED.value]
         diverged = np.unique(cell[cols.nonfinite])
         cell_status[diverged] = status_ix[Status.DIVERGED.value]
+    cols.nonfinite = np.zeros(0, dtype=bool)
 
     def chunks(name: str) -> Iterator[tuple[int, npt.NDArray[Any]]]:
         if name in cols.floats:
@@ -1005,6 +1013,7 @@ def _import_columns(
     flat = cell * n_eval + eval_ix
     flat[~row_ok] = -1
     del cell, eval_ix, row_ok, no_step, rows_per_cell
+    release_memory()
     size = n_cells * n_eval
     step_arr = np.full(size, -1, dtype=np.int64)
     ok = flat >= 0
