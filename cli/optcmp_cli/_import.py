@@ -20,6 +20,7 @@ from optcmp_cli._common import (
     check_out_file,
     console,
     err_console,
+    fail,
     print_json,
     reports_errors,
 )
@@ -36,6 +37,7 @@ from optcmp_data.importers import (
     import_mlflow,
     import_optuna,
     import_table,
+    infer_mapping,
 )
 
 __all__ = ["export", "import_app"]
@@ -171,7 +173,10 @@ def table(
             help="Table (.csv, or .parquet with the parquet extra), one row per evaluation."
         ),
     ],
-    out: _OUT,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Archive file to write (.nc), atomically; not with --infer."),
+    ] = None,
     mapping: Annotated[
         Path | None,
         typer.Option(
@@ -180,14 +185,35 @@ def table(
             "direction, search space); not needed for a table `optcmp export` wrote.",
         ),
     ] = None,
+    infer: Annotated[
+        bool,
+        typer.Option(
+            "--infer",
+            help="Print a draft mapping TOML guessed from the table's columns (optimizer, "
+            "metrics, hyperparameters, step) for you to check and edit; imports nothing.",
+        ),
+    ] = False,
     skip_bad: _SKIP = False,
     json_out: _JSON = False,
 ) -> None:
     """Import a tidy table: optcmp's own export (with its FILE.meta.json sidecar), or any
-    table of runs whose columns a mapping file declares (docs/importers.md).
+    table of runs whose columns a mapping file declares (docs/importers.md); `--infer`
+    prints a draft mapping for it.
 
-    Example: optcmp import table runs.csv --mapping wandb.toml --out runs.nc
+    Example: optcmp import table runs.csv --infer > runs.toml; optcmp import table runs.csv
+    --mapping runs.toml --out runs.nc
     """
+    if infer:
+        if out is not None or mapping is not None:
+            raise fail("--infer prints a draft mapping and imports nothing: drop --out/--mapping")
+        draft = infer_mapping(src)
+        if json_out:
+            print_json({"mapping": draft})
+        else:
+            sys.stdout.write(draft)
+        return
+    if out is None:
+        raise fail("missing option --out (the archive to write), or give --infer")
     check_archive_out(out)
     result = import_table(src, mapping=mapping, skip_bad=skip_bad, command=_command_line())
     write_archive(result.dataset, out)

@@ -22,6 +22,7 @@ from optcmp_data.importers import (
     import_algoperf,
     import_deepobs,
     import_table,
+    infer_mapping,
     sidecar_path,
 )
 from optcmp_data.testing import synthetic_archive
@@ -369,3 +370,181 @@ def test_hostile_sidecar_and_mapping_files(tmp_path: Path, which: str) -> None:
         import_table(table, mapping=mapping)
     assert "\n" not in str(err.value)
     assert str(side if which == "sidecar" else mapping) in str(err.value)
+
+
+# --- tables as they come: one row per run, no id, repeated configurations (issue 21) ------
+
+
+def optimizer_sweep_table(rng: np.random.Generator) -> pd.DataFrame:
+    """A table of the shape of a public optimizer comparison (written here, not copied):
+    one row per run, columns lr, batch size, num iteration, duration, train/test loss and
+    accuracy; optimizers sgd, adagrad, adam and lbfgs with unequal numbers of settings;
+    no run id; some configurations run two or three times."""
+    rows = []
+    grid = {
+        "sgd": [(lr, bs) for lr in (0.01, 0.03, 0.1, 0.3) for bs in (32, 128)],
+        "adagrad": [(0.01, 64), (0.1, 64), (0.05, 128)],
+        "adam": [(0.001, 64), (0.0003, 64)],
+        "lbfgs": [(1.0, 512)],
+    }
+    for opt, points in grid.items():
+        for lr, bs in points:
+            for iters in (500, 1000):
+                runs = 1 + int(rng.integers(0, 3))
+                for _ in range(runs):
+                    acc = float(np.clip(0.6 + 0.3 * rng.random(), 0, 1))
+                    rows.append(
+                        {
+                            "optimizer": opt,
+                            "lr": lr,
+                            "batch size": bs,
+                            "num iteration": iters,
+                            "duration": round(float(rng.uniform(10, 90)), 3),
+                            "train loss": round(float(rng.uniform(0.05, 1.5)), 6),
+                            "train accuracy": round(min(acc + 0.05, 1.0), 6),
+                            "test loss": round(float(rng.uniform(0.1, 1.8)), 6),
+                            "test accuracy": round(acc, 6),
+                        }
+                    )
+    frame = pd.DataFrame(rows).sample(frac=1.0, random_state=1).reset_index(drop=True)
+    return frame
+
+
+SWEEP_MAPPING = """
+trial = "setting"        # each distinct (lr, batch size) is a trial
+[columns]
+step = "num iteration"
+time = "duration"
+train_loss = "train loss"
+train_metric = "train accuracy"
+test_loss = "test loss"
+test_metric = "test accuracy"
+[values]
+workload = "mnist_mlp"
+[repeats]
+seed = "repeated rows"   # a configuration run again is another seed of its setting
+[hparams]
+columns = {lr = "lr", batch_size = "batch size"}
+[workload]
+metric_name = "accuracy"
+direction = "max"
+selection_split = "test"
+step_budget = 1000
+[space]
+name = "grid"
+lr = {low = 0.0001, high = 1.0, scale = "log"}
+batch_size = {low = 32, high = 512, scale = "log"}
+"""
+
+
+def _sweep(tmp_path: Path, mapping: str = SWEEP_MAPPING) -> tuple[Path, Path, pd.DataFrame]:
+    frame = optimizer_sweep_table(np.random.default_rng(5))
+    table = tmp_path / "results.csv"
+    frame.to_csv(table, index=False)
+    path = tmp_path / "sweep.toml"
+    path.write_text(mapping, encoding="utf-8")
+    return table, path, frame
+
+
+def test_settings_as_trials_and_repeated_rows_as_seeds(tmp_path: Path) -> None:
+    table, mapping, frame = _sweep(tmp_path)
+    ds = import_table(table, mapping=mapping).dataset
+    assert list(ds["optimizer"].values) == ["adagrad", "adam", "lbfgs", "sgd"]
+    assert "seed" in ds.dims
+    settings = frame.groupby("optimizer")[["lr", "batch size"]].apply(
+        lambda g: len(g.drop_duplicates())
+    )
+    for opt, n in settings.items():
+        stored = ds["status"].sel(optimizer=opt).isel(workload=0) != "missing"
+        assert int(stored.any("seed").sum()) == n
+    # Every row lands in its setting's cell: the k-th repeat of a (setting, step) is seed k.
+    seen: dict[tuple[str, float, int, int], int] = {}
+    for _, row in frame.iterrows():
+        key = (row["optimizer"], row["lr"], row["batch size"], row["num iteration"])
+        k = seen.get(key, 0)
+        seen[key] = k + 1
+        cell = ds.isel(workload=0).sel(optimizer=row["optimizer"], seed=k)
+        hp = cell["hparams"].transpose("trial", "hparam").values
+        trial = [
+            t
+            for t in range(ds.sizes["trial"])
+            if hp[t, 0] == row["batch size"] and hp[t, 1] == row["lr"]
+        ]
+        assert len(trial) == 1
+        run = cell.isel(trial=trial[0])
+        steps = list(run["step"].values)
+        at = steps.index(row["num iteration"])
+        assert float(run["test_metric"].values[at]) == row["test accuracy"]
+        assert float(run["time"].values[at]) == row["duration"]
+    assert str(ds["selection_split"].values[0]) == "test"
+    assert "distinct hyperparameter settings" in ds.attrs["caveats"]
+
+
+def test_each_row_a_trial(tmp_path: Path) -> None:
+    text = SWEEP_MAPPING.replace('trial = "setting"', 'trial = "row"').replace(
+        'seed = "repeated rows"', ""
+    )
+    table, mapping, frame = _sweep(tmp_path, text)
+    ds = import_table(table, mapping=mapping).dataset
+    assert "seed" not in ds.dims
+    counts = frame["optimizer"].value_counts()
+    for opt, n in counts.items():
+        stored = ds["status"].sel(optimizer=opt).isel(workload=0) != "missing"
+        assert int(stored.sum()) == n
+    # Row order within an optimizer numbers its trials.
+    sgd = frame[frame["optimizer"] == "sgd"].reset_index(drop=True)
+    cell = ds.isel(workload=0).sel(optimizer="sgd")
+    for t, row in sgd.iterrows():
+        assert float(cell["test_metric"].sel(trial=t).values[0]) == row["test accuracy"]
+
+
+def test_repeated_settings_without_repeats_name_every_way_out(tmp_path: Path) -> None:
+    text = SWEEP_MAPPING.replace('seed = "repeated rows"', "")
+    table, mapping, _ = _sweep(tmp_path, text)
+    with pytest.raises(DataFormatError, match="appears twice") as err:
+        import_table(table, mapping=mapping)
+    message = str(err.value)
+    assert "[repeats] seed" in message
+    assert "repeated rows" in message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize(
+    ("drop", "ways"),
+    [
+        ("[values]\nworkload", ["[columns] workload", "[values] workload"]),
+        ('trial = "setting"', ["[columns] trial", 'trial = "row"', 'trial = "setting"']),
+    ],
+)
+def test_a_missing_column_names_every_way_to_give_it(
+    tmp_path: Path, drop: str, ways: list[str]
+) -> None:
+    text = SWEEP_MAPPING.replace(drop, "# removed" if drop.startswith("trial") else "[values]\n#")
+    table, mapping, _ = _sweep(tmp_path, text)
+    with pytest.raises(DataFormatError) as err:
+        import_table(table, mapping=mapping)
+    for way in ways:
+        assert way in str(err.value)
+
+
+def test_inferred_draft_mapping_imports_the_table_as_it_is(tmp_path: Path) -> None:
+    table, _, frame = _sweep(tmp_path)
+    draft = infer_mapping(table)
+    assert 'trial = "setting"' in draft
+    assert 'seed = "repeated rows"' in draft
+    assert 'optimizer = "optimizer"' in draft
+    assert 'step = "num iteration"' in draft
+    for line in (
+        'test_metric = "test accuracy"',
+        'train_loss = "train loss"',
+        'batch_size = "batch size"',
+        'lr = "lr"',
+        'direction = "max"',
+        'selection_split = "test"',
+    ):
+        assert line in draft
+    path = tmp_path / "draft.toml"
+    path.write_text(draft, encoding="utf-8")
+    ds = import_table(table, mapping=path).dataset
+    assert sorted(map(str, ds["optimizer"].values)) == sorted(frame["optimizer"].unique())
+    assert int((ds["step"] >= 0).sum()) == len(frame)

@@ -9,6 +9,7 @@ warnings of any skipped input; writing is the caller's (atomic `write_archive`).
 from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, Ruleset, import_algoperf
 from optcmp_data.importers._common import ImportResult
 from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
+from optcmp_data.importers._infer import infer_mapping
 from optcmp_data.importers._mlflow import MLFLOW_SPACE, import_mlflow
 from optcmp_data.importers._optuna import import_optuna
 from optcmp_data.importers._registry import IMPORTERS, Importer
@@ -40,5 +41,6 @@ __all__ = [
     "import_mlflow",
     "import_optuna",
     "import_table",
+    "infer_mapping",
     "sidecar_path",
 ]
