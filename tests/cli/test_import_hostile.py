@@ -6,13 +6,22 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
 from optcmp_cli import app
+from optcmp_data.importers import export_table, sidecar_path
+from optcmp_data.testing import synthetic_archive
 from tests.data.archive_trees import write_algoperf, write_deepobs
+
+pa = pytest.importorskip("pyarrow")
+pc = pytest.importorskip("pyarrow.compute")
+pq = pytest.importorskip("pyarrow.parquet")
 
 runner = CliRunner()
 
@@ -164,3 +173,126 @@ def test_algoperf_hostile_inputs(tmp_path: Path, case: str) -> None:
     write_algoperf(root)
     edit, needle = ALGOPERF_CASES[case]
     _check("algoperf", root, tmp_path, edit(root), needle)
+
+
+# --- tables: values that cannot be stored faithfully are refused (issue 20, item 3) ------
+# Each case edits row 4 (file row 6) of an exported table, or one column's type in Parquet,
+# and names what the one error line must say besides the file.
+
+
+def _exported_table(tmp_path: Path) -> tuple[Path, pd.DataFrame]:
+    ds = synthetic_archive(optimizers=("adam", "sgd"), n_trials=3, n_evals=3)
+    table, _ = export_table(ds, tmp_path / "t.csv")
+    return table, pd.read_csv(table, keep_default_na=False, na_values=[""])
+
+
+def _as_parquet(table: Path, frame: Any) -> Path:
+    out = table.with_suffix(".parquet")
+    arrow = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame)
+    pq.write_table(arrow, out)
+    sidecar_path(table).rename(sidecar_path(out))
+    table.unlink()
+    return out
+
+
+def _table_cell(column: str, text: str) -> Callable[[Path, pd.DataFrame], Path]:
+    def edit(table: Path, frame: pd.DataFrame) -> Path:
+        frame[column] = frame[column].astype(object)
+        frame.loc[4, column] = text
+        frame.to_csv(table, index=False)
+        return table
+
+    return edit
+
+
+def _parquet_cell(column: str, value: object) -> Callable[[Path, pd.DataFrame], Path]:
+    def edit(table: Path, frame: pd.DataFrame) -> Path:
+        frame.loc[4, column] = value
+        arrow = pa.Table.from_pandas(frame)
+        if isinstance(value, float):  # a NaN value, not pandas' null
+            at = arrow.schema.get_field_index(column)
+            values = pa.array(frame[column].tolist(), type=pa.float64(), from_pandas=False)
+            arrow = arrow.set_column(at, column, values)
+        return _as_parquet(table, arrow)
+
+    return edit
+
+
+def _parquet_type(column: str, arrow_type: Any) -> Callable[[Path, pd.DataFrame], Path]:
+    def edit(table: Path, frame: pd.DataFrame) -> Path:
+        arrow = pa.Table.from_pandas(frame)
+        at = arrow.schema.get_field_index(column)
+        values = arrow.column(at)
+        if pa.types.is_binary(arrow_type):
+            values = pa.array([str(v).encode() for v in values.to_pylist()], type=arrow_type)
+        elif pa.types.is_decimal(arrow_type):
+            values = pa.array(
+                [Decimal(repr(v)).quantize(Decimal("1e-12")) for v in values.to_pylist()],
+                type=arrow_type,
+            )
+        else:
+            values = pc.cast(values.cast(pa.int64()), arrow_type)
+        return _as_parquet(table, arrow.set_column(at, column, values))
+
+    return edit
+
+
+def _duplicated_row(table: Path, frame: pd.DataFrame) -> Path:
+    pd.concat([frame, frame.iloc[[4]]], ignore_index=True).to_csv(table, index=False)
+    return table
+
+
+def _raw_label(text: bytes) -> Callable[[Path, pd.DataFrame], Path]:
+    def edit(table: Path, frame: pd.DataFrame) -> Path:
+        frame.to_csv(table, index=False)
+        lines = table.read_bytes().split(b"\n")
+        lines[5] = lines[5].replace(b"adam", text, 1)
+        table.write_bytes(b"\n".join(lines))
+        return table
+
+    return edit
+
+
+TABLE_CASES: dict[str, tuple[Callable[[Path, pd.DataFrame], Path], tuple[str, ...]]] = {
+    "hyperparameter 1e400 (CSV)": (_table_cell("hp.learning_rate", "1e400"), ("row 6", "inf")),
+    "hyperparameter inf (CSV)": (_table_cell("hp.learning_rate", "inf"), ("row 6", "finite")),
+    "hyperparameter nan (CSV)": (_table_cell("hp.learning_rate", "nan"), ("row 6", "finite")),
+    "hyperparameter inf (Parquet)": (
+        _parquet_cell("hp.learning_rate", float("inf")),
+        ("row 6", "finite"),
+    ),
+    "hyperparameter NaN (Parquet)": (
+        _parquet_cell("hp.learning_rate", float("nan")),
+        ("row 6", "finite"),
+    ),
+    "duplicated (trial, step) row": (_duplicated_row, ("appears twice", "rows 6 and")),
+    "timestamp step (Parquet)": (_parquet_type("step", pa.timestamp("s")), ("timestamp",)),
+    "binary label (Parquet)": (_parquet_type("optimizer", pa.binary()), ("binary",)),
+    "decimal hyperparameter (Parquet)": (
+        _parquet_type("hp.learning_rate", pa.decimal128(30, 12)),
+        ("decimal",),
+    ),
+    "NUL byte in a label (CSV)": (_raw_label(b"ad\x00am"), ("row 6", "NUL")),
+    "ESC in a label (CSV)": (_raw_label(b"ad\x1bam"), ("row 6", "U+001B")),
+    "NUL in a label (Parquet)": (_parquet_cell("optimizer", "ad\x00am"), ("row 6", "U+0000")),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TABLE_CASES))
+def test_table_values_that_cannot_be_stored_are_refused(tmp_path: Path, case: str) -> None:
+    table, frame = _exported_table(tmp_path)
+    edit, needles = TABLE_CASES[case]
+    path = edit(table, frame)
+    before = path.read_bytes()
+    out = tmp_path / "out.nc"
+    result = runner.invoke(app, ["import", "table", str(path), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert str(path) in lines[0]
+    assert "column" in lines[0] or "appears twice" in lines[0]
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+    assert "Traceback" not in result.output
+    assert not out.exists()
+    assert path.read_bytes() == before

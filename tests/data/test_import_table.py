@@ -548,3 +548,96 @@ def test_inferred_draft_mapping_imports_the_table_as_it_is(tmp_path: Path) -> No
     ds = import_table(table, mapping=path).dataset
     assert sorted(map(str, ds["optimizer"].values)) == sorted(frame["optimizer"].unique())
     assert int((ds["step"] >= 0).sum()) == len(frame)
+
+
+# --- the same values from CSV and Parquet; spreadsheet-safe exports (issue 20) -----------
+
+NAN_MAPPING = """
+[columns]
+trial = "run"
+step = "step"
+valid_metric = "acc"
+[values]
+workload = "w"
+[hparams]
+prefix = "hp."
+[workload]
+metric_name = "accuracy"
+direction = "max"
+[space]
+name = "s"
+lr = {low = 0.001, high = 1.0, scale = "log"}
+"""
+
+
+def test_nan_and_inf_mean_the_same_in_csv_and_parquet(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    acc = [0.5, np.nan, 0.7, 0.6, np.inf, 0.8, 0.2, None, 0.9]
+    frame = pd.DataFrame(
+        {
+            "optimizer": ["sgd"] * 9,
+            "run": np.repeat([0, 1, 2], 3),
+            "step": [0, 10, 20] * 3,
+            "hp.lr": np.repeat([0.01, 0.1, 0.5], 3),
+        }
+    )
+    csv_table = tmp_path / "t.csv"
+    text = frame.assign(acc=["0.5", "nan", "0.7", "0.6", "inf", "0.8", "0.2", "", "0.9"])
+    text.to_csv(csv_table, index=False)
+    parquet_table = tmp_path / "t.parquet"
+    arrow = pa.Table.from_pandas(frame).append_column(
+        "acc", pa.array(acc, type=pa.float64(), from_pandas=False)
+    )
+    pq.write_table(arrow, parquet_table)
+    mapping = tmp_path / "m.toml"
+    mapping.write_text(NAN_MAPPING, encoding="utf-8")
+    from_csv = import_table(csv_table, mapping=mapping).dataset
+    from_parquet = import_table(parquet_table, mapping=mapping).dataset
+    assert_same_archive(from_csv.drop_attrs(), from_parquet.drop_attrs())
+    status = [str(s) for s in from_csv["status"].values.ravel()]
+    # nan and inf written out mark a diverged run; an empty cell is a value not recorded.
+    assert status == ["diverged", "diverged", "completed"]
+    values = from_csv["valid_metric"].values.reshape(3, 3)
+    assert np.isnan(values[0, 1])
+    assert np.isposinf(values[1, 1])
+    assert np.isnan(values[2, 1])
+
+
+HOSTILE_LABELS = (
+    '=HYPERLINK("http://evil","x")',
+    "+1+cmd|' /C calc'!A0",
+    "@SUM(1+1)*cmd|' /C calc'!A0",
+    "-2+3",
+    "\tTAB",
+    "\rCR",
+    "'quoted",
+    "esc\x1b[31mred",
+    "back\\slash\\x41",
+    "plain",
+)
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_export_neutralises_text_cells_and_import_undoes_it(tmp_path: Path, fmt: str) -> None:
+    if fmt == "parquet":
+        pytest.importorskip("pyarrow")
+    ds = synthetic_archive(optimizers=HOSTILE_LABELS, n_trials=2, n_evals=2)
+    ds = ds.assign_coords(
+        hparams=ds["hparams"].where(ds["hparams"].isnull(), -ds["hparams"])
+    )  # negative numbers are numbers, not text cells
+    table, side = export_table(ds, tmp_path / f"t.{fmt}")
+    assert json.loads(side.read_text())["text_cells"] == "escaped-1"
+    frame = pd.read_csv(table) if fmt == "csv" else pd.read_parquet(table)
+    for label in map(str, frame["optimizer"].unique()):
+        assert not label.startswith(("=", "+", "-", "@", "\t", "\r")), label
+        assert not any(ord(ch) < 0x20 or ord(ch) == 0x7F for ch in label), label
+    assert '\'=HYPERLINK("http://evil","x")' in set(frame["optimizer"])
+    assert "\\x09TAB" in set(frame["optimizer"])
+    assert (frame["hp.learning_rate"] < 0).all()
+    if fmt == "csv":
+        raw = table.read_text(encoding="utf-8")
+        assert "\x1b" not in raw
+        assert "\r" not in raw.replace("\r\n", "\n")
+        assert ",-0." in raw  # a negative hyperparameter is written as a number
+    assert_same_archive(ds, import_table(table).dataset)

@@ -171,11 +171,9 @@ def _as_float(
         nan = np.isnan(values) & ~null
         if nan.any():
             text = series.to_numpy(dtype=object)
-            for row in np.flatnonzero(nan):
-                if str(text[row]).strip().lower() not in _NAN_TEXT:
-                    raise _fail(
-                        path, offset + int(row), column, f"holds {str(text[row])!r}, not a number"
-                    )
+            for at in np.flatnonzero(nan).tolist():
+                if str(text[at]).strip().lower() not in _NAN_TEXT:
+                    raise _fail(path, offset + at, column, f"holds {str(text[at])!r}, not a number")
     values = np.where(null, np.nan, values)
     return values, ~np.isfinite(values) & ~null
 
@@ -194,7 +192,7 @@ def _as_int(
         if series.dtype.kind == "u" and (ints > np.iinfo(np.int64).max).any():
             row = int(np.argmax(ints > np.iinfo(np.int64).max))
             raise _fail(path, offset + row, column, f"holds {ints[row]}, too large")
-        return ints.astype(np.int64)
+        return np.asarray(ints, dtype=np.int64)
     values, _ = _as_float(series, null, column, path, offset)
     filled = np.where(null, 0.0, values) if nullable else values
     bad = ~np.isfinite(filled) | (filled != np.round(filled)) | (np.abs(filled) > _EXACT)
@@ -250,7 +248,8 @@ def _csv_chunks(path: Path, plan: ColumnPlan, header: list[str]) -> Generator[An
         na_values=[""],
         chunksize=CHUNK_ROWS,
     ) as reader:
-        yield from reader
+        for chunk in reader:
+            yield chunk, {}
 
 
 _REFUSED = {
@@ -294,7 +293,13 @@ def _parquet_chunks(
         if problem:
             raise DataFormatError(f"{path}: column {c!r} {problem}")
     for batch in parquet.iter_batches(batch_size=CHUNK_ROWS, columns=used):
-        yield batch.to_pandas()
+        # Nulls from Arrow's validity: to_pandas makes a float null NaN, but NaN written
+        # as a value is data (a diverged run), not an empty cell.
+        nulls = {
+            name: np.asarray(batch.column(i).is_null().to_numpy(zero_copy_only=False), dtype=bool)
+            for i, name in enumerate(batch.schema.names)
+        }
+        yield batch.to_pandas(), nulls
 
 
 def read_columns(path: Path, plan: ColumnPlan) -> TableColumns:
@@ -354,7 +359,7 @@ def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan, capacity:
     floats = {c: np.empty(capacity, np.float64) for c in plan.floats if c in present}
     nonfinite = np.empty(capacity, bool)
     pos = 0
-    for chunk in chunks:
+    for chunk, nulls in chunks:
         m = len(chunk)
         end = pos + m
         nonfinite = _grow(nonfinite, end)
@@ -382,7 +387,7 @@ def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan, capacity:
             codes[c][pos:end] = mapping[chunk_codes]
         for c in ints:
             col = chunk[c]
-            null = _null_mask(col)
+            null = nulls[c] if c in nulls else _null_mask(col)
             if c not in int_null and null.any():
                 raise _fail(path, pos + int(np.argmax(null)), c, "is empty")
             ints[c] = _grow(ints[c], end)
@@ -394,7 +399,7 @@ def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan, capacity:
             if c not in present:
                 continue
             col = chunk[c]
-            null = _null_mask(col)
+            null = nulls[c] if c in nulls else _null_mask(col)
             values, odd = _as_float(col, null, c, path, pos)
             if c in plan.finite and odd.any():
                 row = int(np.argmax(odd))
@@ -416,7 +421,7 @@ def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan, capacity:
             if c not in present:
                 continue
             col = chunk[c]
-            null = _null_mask(col)
+            null = nulls[c] if c in nulls else _null_mask(col)
             if null.any():
                 raise _fail(path, pos + int(np.argmax(null)), c, "is empty")
             cols.spill.append(c, _as_int(col, null, c, path, pos, nullable=False))

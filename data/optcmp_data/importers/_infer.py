@@ -164,9 +164,9 @@ def infer_mapping(path: str | Path, /) -> str:
         words = _words(c)
         norm = _norm(c)
         if not numeric[c]:
-            values = {str(v).strip().lower() for v in frame[c].dropna().unique()[:50]}
+            seen = {str(v).strip().lower() for v in frame[c].dropna().unique()[:50]}
             named = "optim" in norm or norm in ("opt", "optimizer", "algorithm", "method")
-            if named or (values and values <= _OPTIMIZER_NAMES):
+            if named or (seen and seen <= _OPTIMIZER_NAMES):
                 take("optimizer", c)
             elif any(w in _WORKLOAD_WORDS for w in words):
                 take("workload", c)
@@ -254,12 +254,12 @@ def infer_mapping(path: str | Path, /) -> str:
     elif "seed" in by_role:
         repeats.append(f"seed = {_toml_str(by_role['seed'])}")
 
-    values: list[str] = []
+    constants: list[str] = []
     if "workload" not in by_role:
-        values.append(f"workload = {_toml_str(_norm(path.stem) or 'workload')}   # CHECK")
+        constants.append(f"workload = {_toml_str(_norm(path.stem) or 'workload')}   # CHECK")
     out = lines
-    if values:
-        out += ["", "[values]   # labels that are not columns", *values]
+    if constants:
+        out += ["", "[values]   # labels that are not columns", *constants]
     if repeats:
         out += ["", "[repeats]", *repeats]
     out += ["", "[hparams]   # CHECK: the numeric columns not named above"]

@@ -735,7 +735,12 @@ def _import_columns(
             return np.zeros(n, dtype=np.int32), [mapped.values[key]]
         codes, names = cols.labels.pop(col[key])
         if escaped:
-            names = [unescape_text(s) for s in names]
+            # Unescaped labels sort differently from their cells: renumber the codes.
+            plain = [unescape_text(s) for s in names]
+            order = sorted(range(len(plain)), key=plain.__getitem__)
+            rank = np.empty(len(plain), dtype=np.int32)
+            rank[order] = np.arange(len(plain), dtype=np.int32)
+            codes, names = rank[codes], [plain[i] for i in order]
         return codes, names
 
     w_code, workload_names = label("workload")
