@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import math
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any
 
 import attrs
@@ -474,6 +474,7 @@ def plan_trials(
     n_sd: int = 400,
     kinds: Sequence[str] = ("inclusion", "protocol"),
     test_all: bool = False,
+    only: Collection[tuple[str, str, str, str]] | None = None,
     rng: np.random.Generator,
 ) -> TrialPlan:
     """Trials per optimizer that each comparison needs for `power` at budget k = `budget`.
@@ -490,7 +491,8 @@ def plan_trials(
     `default_trial_grid`); `n_sim` drawn studies per tested point, `n_sd` per grid point for
     the standard deviation; `n_perm` permutations per test (default enough to resolve the
     level: max(200, 5 m / alpha)). `test_all`: run the test at every trial count of the
-    grid, not only around the goal.
+    grid, not only around the goal. `only`: plan just these comparisons, each (kind,
+    workload, a, b) as in the records (the others still count towards m).
     """
     if not 0 < power < 1:
         raise AnalysisError(f"power {power} must lie strictly between 0 and 1")
@@ -536,6 +538,9 @@ def plan_trials(
         )
     root = root_seed(rng)
     rows: list[_Row] = []
+    if only is not None:
+        wanted = set(only)
+        cells = [c for c in cells if (c.kind, c.workload, c.a, c.b) in wanted]
     for cell in cells:
         if cell.kind == "protocol":
             goals = [Goal.CLEAR]

@@ -710,13 +710,80 @@ def _targets_section(b: _Builder, study: TargetStudy, group: str | None) -> None
         f"on the target or budget: {len(changes)}.",
         "",
     ]
-    for w, s, g in changes:
-        b.lines.append(
-            f"- {_md(w)}: the verdict of {_md(s)} ⊆ {_md(g)} changes with the target or budget"
+    records = study.to_json()
+    _verdict_changes(b, [r for r in records if r["record"] == "inclusion"], changes, group)
+    b.add_records("targets", records, group)
+
+
+def _condition_text(records: list[dict[str, Any]]) -> str:
+    """Conditions named compactly, with the step limits as shares of the step budget:
+    "steps to 0.79 (25/50%), 0.68 (25%); final test metric (25%)"."""
+    steps: dict[str, list[str]] = {}
+    final: list[str] = []
+    for r in records:
+        share = f"{100 * r['fraction']:.0f}"
+        if r["kind"] == "final":
+            final.append(share)
+        else:
+            steps.setdefault(_num(r["target_value"], 3), []).append(share)
+    parts = []
+    if steps:
+        parts.append("steps to " + ", ".join(f"{t} ({'/'.join(fr)}%)" for t, fr in steps.items()))
+    if final:
+        parts.append(f"final test metric ({'/'.join(final)}%)")
+    return "; ".join(parts)
+
+
+def _verdict_changes(
+    b: _Builder,
+    records: list[dict[str, Any]],
+    changes: list[tuple[str, str, str]],
+    group: str | None,
+) -> None:
+    """Per inclusion pair whose verdict depends on the condition: its verdict at the
+    reference (the final test metric at the full step budget, the condition the Inclusion
+    section and the Findings test) and under which other conditions it differs. A supported
+    inclusion finding is qualified with the same, so the two never disagree."""
+    if not changes:
+        return
+    where = f" (protocol {group})" if group else ""
+    full = max((r["fraction"] for r in records), default=1.0)
+    b.lines += [
+        "Verdicts are tested per condition (here Holm runs over every condition's tests, a "
+        "larger family than the Inclusion section's); the reference is the final test metric "
+        "at the full step budget, the condition the Inclusion section tests; in parentheses "
+        "the step limit as a share of the step budget:",
+        "",
+    ]
+    for w, special, general in changes:
+        mine = [
+            r
+            for r in records
+            if (r["workload"], r["special"], r["general"]) == (w, special, general)
+        ]
+        ref = next(
+            (r["verdict"] for r in mine if r["kind"] == "final" and r["fraction"] == full), "-"
         )
-    if changes:
-        b.lines.append("")
-    b.add_records("targets", study.to_json(), group)
+        others: dict[str, list[dict[str, Any]]] = {}
+        for r in mine:
+            if r["verdict"] != ref:
+                others.setdefault(str(r["verdict"]), []).append(r)
+        detail = "; ".join(
+            f"{_md(v)} under {_condition_text(rs)}" for v, rs in sorted(others.items())
+        )
+        pair = f"{_md(special)} ⊆ {_md(general)} on {_md(w)}"
+        b.lines.append(f"- {pair}: {_md(ref)} at the reference; {detail}")
+        n_other = sum(len(rs) for rs in others.values())
+        prefix = f"{pair}{where}:"
+        for i, line in enumerate(b.supported):
+            if line.startswith(prefix):
+                b.supported[i] = (
+                    f"{line}; this holds for the final test metric at the full step budget: "
+                    f"under {n_other} of {len(mine) - 1} other target or budget conditions "
+                    f"the verdict is {' or '.join(_md(v) for v in sorted(others))} (see Steps "
+                    "to target)"
+                )
+    b.lines.append("")
 
 
 def _boundary_section(b: _Builder, check: BoundaryCheck, group: str | None) -> list[str]:
@@ -917,6 +984,25 @@ _SECTIONS: tuple[tuple[str, Callable[[_Builder, Any, str | None], None], str, bo
 )
 
 
+def _left_out(name: str, result: Any) -> str | None:
+    """Why a section has nothing to show (None: it has something)."""
+    if name == "profiles":
+        records = result.to_json()
+        if not any(r["record"] == "time" and r["value"] is not None for r in records):
+            targets = sorted(
+                {
+                    f"{_md(r['workload'])} {_num(r['target'], 4)}"
+                    for r in records
+                    if r["record"] == "time"
+                }
+            )
+            return (
+                "no optimizer reached the target of any workload within its step budget "
+                f"(targets: {', '.join(targets)}), so there is no time to compare"
+            )
+    return None
+
+
 def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     sfx = _suffix(group)
     full = ds
@@ -944,7 +1030,12 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
         b.lines += [f"## {_heading(analysis.report_heading or name, group)}", ""]
         common = Common(rng=b.rng(), rule=b.rule, n_boot=b.n_boot, rules=rules, taxonomy=b.taxonomy)
         result = b.attempt(f"{name}{sfx}", functools.partial(analysis.run, ds, common))
-        if result is not None:
+        reason = None if result is None else _left_out(name, result)
+        if reason is not None:
+            # A section with nothing to show says why in one line (no empty table/figure).
+            b.lines += [f"Left out: {reason}.", ""]
+            b.add_records(name, result.to_json(), group)
+        elif result is not None:
             if analysis.figure is not None:
                 # Colours from the whole archive's optimizers: the same in every figure.
                 b.figure(analysis.figure(result, full), f"{name}{sfx}", alt)
@@ -1094,6 +1185,7 @@ def write_report(
         ds = archive if label is None else restrict(archive, optimizers=optimizers)
         _group(b, ds, label)
 
+    _plan_undecided(b, archive, compare)
     body = b.lines[body_start:]
     head = _header(b, summary, groups, compare)
     text = "\n".join([*head, *body]).rstrip("\n") + "\n"
@@ -1123,6 +1215,30 @@ def write_report(
     return ReportFiles(
         report=report_path, results=results_path, figures=tuple(b.figures), html=html_path
     )
+
+
+def _plan_undecided(
+    b: _Builder, archive: xr.Dataset, compare: tuple[str, xr.Dataset] | None
+) -> None:
+    """Say under Not supported how many trials would decide each undecided comparison."""
+    from optcmp_analysis import default_trial_grid
+    from optcmp_cli._report_plan import undecided_line, undecided_plans
+
+    records, budget, reason = undecided_plans(
+        archive,
+        None if compare is None else compare[1],
+        inclusion=b.results.get("inclusion", []),
+        protocol=b.results.get("protocol", []),
+        rule=b.rule,
+        taxonomy=b.taxonomy,
+        seed=b.seed,
+    )
+    if reason is not None:
+        b.unsupported.append(f"how many trials would decide them was not planned: {_md(reason)}")
+    elif records and budget is not None:
+        b.unsupported.append(undecided_line(records, budget, default_trial_grid(budget)[-1], _md))
+        b.results["plan"] = records
+    b.advance("plan")
 
 
 def _partial_caveat(b: _Builder, summary: ArchiveSummary, name: str) -> None:
@@ -1372,7 +1488,7 @@ def report(
     other = None if compare is None else (compare.name, open_archive(compare))
     groups = _protocol_groups(archive)
     n_comparisons = (len(groups) - 1) + (compare is not None)
-    total = len(groups) * len(_GROUP_STEPS) + n_comparisons
+    total = len(groups) * len(_GROUP_STEPS) + n_comparisons + 1  # + the plan
     with _progress(total) as advance, about_archive(archive_path):
         files = write_report(
             archive,

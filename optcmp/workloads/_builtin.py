@@ -132,8 +132,11 @@ class TeacherMLP(_GroupedClassification):
         batch_size=64,
         step_budget=600,
         eval_interval=100,
-        valid_target=0.25,
-        test_target=0.25,
+        # Reached within the step budget by the tuned trials of all six optimizers of the
+        # paper (best validation errors 0.37-0.58 over three 64-trial demo studies), so
+        # time-to-target compares speeds instead of counting zeros.
+        valid_target=0.6,
+        test_target=0.6,
     )
 
     def load(self, data_dir: Path | None, *, device: torch.device | str = "cpu") -> Splits:
