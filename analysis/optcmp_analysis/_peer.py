@@ -98,11 +98,14 @@ class DeepobsReport:
     `performance` (final test metric, mean over the chosen setting's seeds), `speed`
     (NaN without a test target), `n_seeds`, `metric_name`, `direction`,
     `selection_split`, `test_target` and the chosen `hparams` (dim hparam).
+    `selection_repeats`: the repeats settings were ranked on (the archive's attribute,
+    e.g. "seed=42"; "" when every seed was used).
     """
 
     data: xr.Dataset
     mode: DeepobsMode
     caveats: tuple[str, ...]
+    selection_repeats: str = ""
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
@@ -111,8 +114,9 @@ class DeepobsReport:
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records: workload, optimizer, trial, hyperparameters, metric, split ("test"),
-        value (= performance), selection_value, selection_split, performance, speed,
-        n_seeds, mode."""
+        value (= performance), selection_value, selection_split, selection_repeats (the
+        repeats selection_value comes from: e.g. "seed=42", or "all"), performance (over
+        all n_seeds seeds of the chosen setting), speed, n_seeds, mode."""
         d = self.data
         names = [str(h) for h in d["hparam"].values]
         out: list[dict[str, Any]] = []
@@ -134,6 +138,7 @@ class DeepobsReport:
                         "value": perf,
                         "selection_value": json_value(float(d["selection_value"].values[w, o])),
                         "selection_split": str(d["selection_split"].values[w]),
+                        "selection_repeats": self.selection_repeats or "all",
                         "performance": perf,
                         "speed": json_value(float(d["speed"].values[w, o])),
                         "n_seeds": int(d["n_seeds"].values[w, o]),
@@ -234,7 +239,12 @@ def deepobs_report(
             f"settings ranked on repeats {archive.attrs['selection_repeats']} only; "
             "performance and speed average all seeds of the chosen setting"
         )
-    return DeepobsReport(data=data, mode=mode, caveats=tuple(dict.fromkeys(caveats)))
+    return DeepobsReport(
+        data=data,
+        mode=mode,
+        caveats=tuple(dict.fromkeys(caveats)),
+        selection_repeats=str(archive.attrs["selection_repeats"]) if chosen else "",
+    )
 
 
 # --- AlgoPerf ---------------------------------------------------------------------------

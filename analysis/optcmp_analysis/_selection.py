@@ -127,15 +127,18 @@ class TrialScores:
     `RepeatMode.PER_REPEAT`, and variables `score` (smaller is better, NaN if unusable),
     `selection_value` (the score in the metric's own units), `test_value`, `valid_value`,
     `usable`, `present`, `diverged` (scored as the worst value under
-    `DivergedMode.WORST`), `test_min`, `test_median`, `test_max` and `n_repeats` (the
-    test value's spread over all completed repeats of the trial), the per-workload
-    `direction`, `metric_name`, `selection_split`, and the `hparams` coordinate.
+    `DivergedMode.WORST`), `test_mean`, `test_min`, `test_median`, `test_max` and
+    `n_repeats` (the test value's mean and spread over all completed repeats of the
+    trial), the per-workload `direction`, `metric_name`, `selection_split`, and the
+    `hparams` coordinate. `selection_repeats` is the archive's attribute of that name
+    ("" if none): the repeats `selection_value` and `test_value` come from.
     """
 
     data: xr.Dataset
     rule: SelectionRule
     repeats: RepeatMode
     caveats: tuple[str, ...]
+    selection_repeats: str = ""
 
     @property
     def repeat_dims(self) -> tuple[str, ...]:
@@ -293,7 +296,7 @@ def trial_scores(
         selection_value = run_sel.where(usable)
         test_value = run_test.where(present_run)
         valid_value = run_valid.where(present_run)
-        test_min = test_median = test_max = run_test.where(spread_ok)
+        test_mean = test_min = test_median = test_max = run_test.where(spread_ok)
         n_repeats = spread_ok.astype(np.int64)
     else:
         usable = scored_run.any(reps) & (~scored_run | run_ok).all(reps)
@@ -307,6 +310,7 @@ def trial_scores(
         report_v = scored_run & completed_run & finite(run_valid)
         valid_value = _mean_over(run_valid, report_v, reps)
         spread = run_test.where(spread_ok)
+        test_mean = spread.mean(reps)
         test_min = spread.min(reps)
         test_median = spread.median(reps)
         test_max = spread.max(reps)
@@ -336,6 +340,7 @@ def trial_scores(
             "usable": usable.transpose(*order),
             "present": present.transpose(*order),
             "diverged": is_diverged.transpose(*order),
+            "test_mean": test_mean.transpose(*order),
             "test_min": test_min.transpose(*order),
             "test_median": test_median.transpose(*order),
             "test_max": test_max.transpose(*order),
@@ -355,7 +360,13 @@ def trial_scores(
             "diverged trials are scored as the worst usable value of their workload "
             "(diverged = worst), so they can be selected and count as results",
         )
-    return TrialScores(data=data, rule=rule, repeats=repeats, caveats=caveats)
+    return TrialScores(
+        data=data,
+        rule=rule,
+        repeats=repeats,
+        caveats=caveats,
+        selection_repeats=str(archive.attrs.get("selection_repeats", "")) if chosen else "",
+    )
 
 
 def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
@@ -397,8 +408,9 @@ class Selection:
     `data` has dims (workload, optimizer) plus broadcast repeat dims, and variables
     `trial` (the chosen trial's label, -1 if the cell has no usable trial), `position`
     (along the archive's trial dim, -1 if none), `selection_value`, `test_value`,
-    `valid_value`, `test_min`, `test_median`, `test_max`, `n_repeats` (the chosen trial's
-    test value over all its completed repeats), `n_trials` (present trials), `n_usable`,
+    `valid_value`, `test_mean`, `test_min`, `test_median`, `test_max`, `n_repeats` (the
+    chosen trial's test value over all its completed repeats), `n_trials` (present
+    trials), `n_usable`,
     `n_tied` (usable trials sharing the best score; test and validation values are their
     mean when above 1), `hparams` (dim `hparam`), plus per-workload `metric_name`,
     `direction`, `selection_split`.
@@ -408,6 +420,7 @@ class Selection:
     rule: SelectionRule
     repeats: RepeatMode
     caveats: tuple[str, ...]
+    selection_repeats: str = ""
 
     @property
     def cell_dims(self) -> tuple[str, ...]:
@@ -427,7 +440,9 @@ class Selection:
         selection_value, selection_split, test_value, valid_value, metric, split ("test"),
         value (= test_value), rule, n_trials, n_usable, n_tied (trials sharing the best
         score; the values are their mean), and the chosen trial's spread over all its
-        completed repeats: test_min, test_median, test_max, n_repeats."""
+        completed repeats: test_mean, test_min, test_median, test_max, n_repeats; and
+        test_repeats, the repeats selection_value and test_value come from (the archive's
+        `selection_repeats`, e.g. "seed=42", or "all")."""
         d = self.data.transpose(*self.cell_dims, "hparam")
         names = [str(h) for h in d["hparam"].values]
         out = []
@@ -455,6 +470,8 @@ class Selection:
                 rule=str(self.rule),
                 n_trials=int(cell["n_trials"].values),
                 n_usable=int(cell["n_usable"].values),
+                test_repeats=self.selection_repeats or "all",
+                test_mean=json_value(float(cell["test_mean"].values)),
                 test_min=json_value(float(cell["test_min"].values)),
                 test_median=json_value(float(cell["test_median"].values)),
                 test_max=json_value(float(cell["test_max"].values)),
@@ -536,6 +553,7 @@ def select_best(
             "selection_value": pick(data["selection_value"]),
             "test_value": tied_mean(data["test_value"]),
             "valid_value": tied_mean(data["valid_value"]),
+            "test_mean": pick(data["test_mean"]),
             "test_min": pick(data["test_min"]),
             "test_median": pick(data["test_median"]),
             "test_max": pick(data["test_max"]),
@@ -550,4 +568,10 @@ def select_best(
         }
     )
     out = out.assign_coords(optimizer_family=data["optimizer_family"])
-    return Selection(data=out, rule=scores.rule, repeats=scores.repeats, caveats=scores.caveats)
+    return Selection(
+        data=out,
+        rule=scores.rule,
+        repeats=scores.repeats,
+        caveats=scores.caveats,
+        selection_repeats=scores.selection_repeats,
+    )

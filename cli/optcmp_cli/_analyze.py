@@ -140,12 +140,13 @@ def best(
             num(r["trial"]),
             hp or "-",
             f"{num(r['selection_value'])} ({r['selection_split']})",
-            f"{num(r['test_value'])} {term(r['metric'])}",
+            f"{num(r['test_value'])} {term(r['metric'])}"
+            + (f" ({term(r['test_repeats'])})" if several and r["test_repeats"] != "all" else ""),
         ]
         if several:
             row.append(
-                f"{num(r['test_min'])} / {num(r['test_median'])} / {num(r['test_max'])} "
-                f"({r['n_repeats']})"
+                f"{num(r['test_mean'])}; {num(r['test_min'])} / {num(r['test_median'])} / "
+                f"{num(r['test_max'])} ({r['n_repeats']})"
             )
         rows.append(row)
     columns = [
@@ -156,9 +157,10 @@ def best(
         ("selection", TEXT),
         ("test", TEXT),
     ]
+    spread = "test over all repeats: mean; min / median / max (n)"
     if several:
-        columns.append(("test over repeats: min / median / max (n)", TEXT))
-    droppable = ("test over repeats: min / median / max (n)",)
+        columns.append((spread, TEXT))
+    droppable = (spread,)
     table = fit_table(
         f"Best trials ({_rule(rule, ds)})",
         columns,

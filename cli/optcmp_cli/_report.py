@@ -299,7 +299,13 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
     if several:
         b.lines += [
             "`over repeats`: the selected trial's test value over all its completed repeats "
-            "(min / median / max, count); `test` comes from the repeats selection used.",
+            "(mean; min / median / max, count); `test` comes from the repeats selection used"
+            + (
+                f" ({_md(records[0]['test_repeats'])})"
+                if records and records[0]["test_repeats"] != "all"
+                else ""
+            )
+            + ".",
             "",
         ]
     rows = []
@@ -312,8 +318,8 @@ def _selection_section(b: _Builder, sel: Selection, group: str | None) -> None:
             ties.append(f"{_md(r['optimizer'])} on {_md(r['workload'])} ({tied} trials)")
         spread = (
             [
-                f"{_num(r['test_min'])} / {_num(r['test_median'])} / {_num(r['test_max'])} "
-                f"({r['n_repeats']})"
+                f"{_num(r['test_mean'])}; {_num(r['test_min'])} / {_num(r['test_median'])} / "
+                f"{_num(r['test_max'])} ({r['n_repeats']})"
             ]
             if several
             else []

@@ -126,6 +126,10 @@ def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
 
 def _render_deepobs(report: DeepobsReport) -> None:
     records = report.to_json()
+    # Each value says which seeds it comes from: selection ranks settings on the
+    # selection repeats (DeepOBS: seed 42), performance averages every seed of the pick.
+    ranked = report.selection_repeats or "all seeds"
+    perf = "final value" if report.mode == "final" else "best of the curve"
     splits = sorted({str(rec["selection_split"]) for rec in records})
     one_split = len(splits) == 1
     rows = [
@@ -147,8 +151,13 @@ def _render_deepobs(report: DeepobsReport) -> None:
         ("optimizer", LABEL),
         ("trial", VALUE),
         ("learning_rate", VALUE),
-        (f"selection ({splits[0]})" if one_split and splits else "selection", TEXT),
-        ("performance", TEXT),
+        (
+            f"selection ({splits[0]}, {ranked})"
+            if one_split and splits
+            else f"selection ({ranked})",
+            TEXT,
+        ),
+        (f"performance ({perf}, mean over seeds)", TEXT),
         ("speed", VALUE),
         ("seeds", VALUE),
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,12 @@ from typing import Any
 import attrs
 import numpy as np
 
-SHARED_ARCHIVES = Path(__file__).resolve().parents[2].parent / "shared" / "archives"
+# ../shared/archives from the project's root; OPTCMP_SHARED_ARCHIVES points elsewhere (a
+# git worktree that is not next to shared/).
+SHARED_ARCHIVES = Path(
+    os.environ.get("OPTCMP_SHARED_ARCHIVES")
+    or Path(__file__).resolve().parents[2].parent / "shared" / "archives"
+)
 
 
 @attrs.frozen

@@ -13,7 +13,7 @@ import pytest
 
 from optcmp_data import DataFormatError, validate, write_archive
 from optcmp_data.importers import import_deepobs
-from tests.data.archive_trees import write_deepobs
+from tests.data.archive_trees import SHARED_ARCHIVES, write_deepobs
 
 LEVELS_12 = (("results", "oneshot", "constant"), ("results", "large_budget", "constant"))
 
@@ -51,7 +51,16 @@ def test_deepobs_11_mapping(tmp_path: Path) -> None:
     mom = ds["hparams"].sel(hparam="momentum", optimizer="MomentumOptimizer")
     assert (mom.values == 0.99).all()
     assert np.isnan(ds["hparams"].sel(hparam="momentum", optimizer="MyOptimizer").values).all()
-    assert "use_nesterov" not in ds["hparam"].values  # bools are not numeric hparams
+    # booleans are hyperparameters 0/1 (NaN where an optimizer lacks one)
+    nesterov = ds["hparams"].sel(hparam="use_nesterov")
+    assert (nesterov.sel(optimizer="MomentumOptimizer").values == 0.0).all()
+    assert np.isnan(nesterov.sel(optimizer="MyOptimizer").values).all()
+    assert (
+        str(ds["space_scale"].sel(hparam="use_nesterov", optimizer="MomentumOptimizer")[0].values)
+        == "fixed"
+    )
+    # 1.1's lr_sched_epochs/factors are null in every file: no schedule
+    assert (ds["training_params"].values == "").all()
     assert "mode" not in ds["hparam"].values  # strings neither
     # the chosen setting holds 4 seeds, the others only seed 42 (the rest "missing")
     status = ds["status"].sel(workload="toy_mlp", optimizer="GradientDescentOptimizer")
@@ -246,3 +255,92 @@ def test_deepobs_12_accepts_every_level_of_the_tree(tmp_path: Path, depth: str) 
             theirs = full["test_loss"].isel(trial=match).sel(seed=seed)
             n = mine.sizes["eval"]
             assert np.array_equal(mine.values, theirs.values[:n], equal_nan=True)
+
+
+def test_deepobs_12_keeps_schedules_booleans_and_describes_the_space(tmp_path: Path) -> None:
+    """training_params (schedule lists) and boolean hyperparameters are kept; the space
+    is the observed learning-rate range (log), one-value hyperparameters fixed and tuned
+    ones (momentum here) their observed range on a linear scale."""
+    facts = write_deepobs(tmp_path, fmt="1.2")
+    schedule = {"lr_sched_epochs": [2, 4], "lr_sched_factors": [1.0, 0.1, 0.01]}
+    momenta = {}
+    for path in sorted(tmp_path.rglob("random_seed__*.json")):
+        obj = json.loads(path.read_text())
+        if obj["optimizer_name"] != "MomentumOptimizer":
+            continue
+        lr = obj["optimizer_hyperparams"]["learning_rate"]
+        index = min(range(len(facts.lrs)), key=lambda i: abs(facts.lrs[i] - lr))
+        momenta[index] = (0.5, 0.9, 0.99, 0.999)[index]
+        obj["optimizer_hyperparams"].update(momentum=momenta[index], use_locking=False)
+        if obj["testproblem"] == "toy_mlp":
+            obj["training_params"] = schedule
+        path.write_text(json.dumps(obj))
+    ds = import_deepobs(tmp_path).dataset
+    validate(ds)
+    cell = ds.sel(workload="toy_mlp", optimizer="MomentumOptimizer")
+    assert json.loads(str(cell["training_params"].values)) == schedule
+    other = ds.sel(workload="toy_quadratic", optimizer="MomentumOptimizer")
+    assert str(other["training_params"].values) == ""  # nulls only: no schedule
+    assert (cell["hparams"].sel(hparam="use_locking").values == 0.0).all()
+    assert cell["hparams"].sel(hparam="momentum").values.tolist() == [
+        momenta[i] for i in range(len(facts.lrs))
+    ]
+    scale = {str(h): str(cell["space_scale"].sel(hparam=h).values) for h in ds["hparam"].values}
+    assert scale["learning_rate"] == "log"
+    assert scale["momentum"] == "linear"
+    assert scale["use_locking"] == "fixed"
+    assert scale["use_nesterov"] == "fixed"
+    assert float(cell["space_low"].sel(hparam="momentum")) == min(momenta.values())
+    assert float(cell["space_high"].sel(hparam="momentum")) == max(momenta.values())
+    assert "not stored" not in ds.attrs["caveats"]
+    # the coordinate survives a write and re-open
+    out = tmp_path.parent / f"{tmp_path.name}.nc"
+    write_archive(ds, out)
+    from optcmp_data import open_archive
+
+    back = open_archive(out)
+    assert back["training_params"].values.tolist() == ds["training_params"].values.tolist()
+
+
+def test_settings_with_different_schedules_list_them(tmp_path: Path) -> None:
+    write_deepobs(tmp_path, fmt="1.2")
+    for i, path in enumerate(sorted(tmp_path.rglob("random_seed__42__*.json"))):
+        obj = json.loads(path.read_text())
+        obj["training_params"] = {"lr_sched_epochs": [3], "lr_sched_factors": [1.0, 0.5]}
+        if i % 2:
+            obj["training_params"] = {"lr_sched_epochs": None, "lr_sched_factors": None}
+        path.write_text(json.dumps(obj))
+    ds = import_deepobs(tmp_path).dataset
+    values = [json.loads(str(v)) for v in ds["training_params"].values.ravel()]
+    assert all(isinstance(v, list) for v in values)
+    assert all({} in v for v in values)
+
+
+_BASELINES = SHARED_ARCHIVES / "deepobs-baselines"
+
+
+@pytest.mark.skipif(
+    not _BASELINES.is_dir(), reason=f"published archive not present at {_BASELINES}"
+)
+def test_real_baselines_booleans_schedules_and_space() -> None:
+    """On the published baselines: MomentumOptimizer's `use_nesterov: false` is stored as
+    0, the null schedules as no training_params, and the space is the observed learning-
+    rate range (log) with every other hyperparameter fixed, as the files hold one value."""
+    files = sorted(_BASELINES.glob("*/*/*/random_seed__*.json"))
+    raw = [json.loads(f.read_text()) for f in files[:: max(1, len(files) // 60)]]
+    ds = import_deepobs(_BASELINES).dataset
+    validate(ds)
+    for obj in raw:
+        hp = obj["hyperparams"] or {}
+        for name, value in hp.items():
+            if isinstance(value, bool):
+                stored = ds["hparams"].sel(
+                    workload=obj["testproblem"], optimizer=obj["optimizer"], hparam=name
+                )
+                assert set(np.unique(stored.values[np.isfinite(stored.values)])) == {float(value)}
+        assert obj["lr_sched_epochs"] is None
+    assert (ds["training_params"].values == "").all()
+    scales = ds["space_scale"].where(ds["space_scale"] != "none")
+    for h in ds["hparam"].values:
+        found = {str(v) for v in np.unique(scales.sel(hparam=h).values.astype(str))} - {"nan"}
+        assert found == ({"log"} if h == "learning_rate" else {"fixed"}), h

@@ -23,6 +23,7 @@ Mapping (docs/importers.md):
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
@@ -85,6 +86,7 @@ class _Run:
     learning_rate: float
     hparams: dict[str, float]
     nesterov: bool
+    training_params: str  # canonical JSON of the schedule settings; "" where none
     series: dict[str, FloatArray]  # DeepOBS key -> values
     batch_size: float  # NaN where not logged
     l2_reg: float  # 1.2 l2_reg / 1.1 weight_decay; NaN where null or absent
@@ -202,9 +204,13 @@ def _parse_run(path: Path, src: Path) -> _Run:
     if fmt == "1.2" and "valid_losses" not in series:
         raise DataFormatError(f"{path}: DeepOBS 1.2 run without valid_losses")
     hparams = {
-        str(k): checked_float(v, where=f"{path}: hyperparameter {k!r}")
+        str(k): (
+            float(v)
+            if isinstance(v, bool)
+            else checked_float(v, where=f"{path}: hyperparameter {k!r}")
+        )
         for k, v in hp_raw.items()
-        if k != "learning_rate" and _number(v)
+        if k != "learning_rate" and (_number(v) or isinstance(v, bool))
     }
     batch = obj.get("batch_size")
     l2 = obj.get("l2_reg", obj.get("weight_decay"))
@@ -225,8 +231,27 @@ def _parse_run(path: Path, src: Path) -> _Run:
         learning_rate=float(lr),
         hparams=hparams,
         nesterov=bool(hp_raw.get("use_nesterov", False) is True),
+        training_params=_training_params(path, obj, fmt),
         series=series,
     )
+
+
+def _training_params(path: Path, obj: dict[str, Any], fmt: str) -> str:
+    """The run's schedule settings as canonical JSON (sorted keys, nulls dropped): 1.2's
+    `training_params` object, 1.1's `lr_sched_epochs` and `lr_sched_factors`; "" when
+    there are none (a constant learning rate)."""
+    if fmt == "1.2":
+        raw = obj.get("training_params")
+        if raw is None:
+            return ""
+        if not isinstance(raw, dict):
+            raise DataFormatError(
+                f"{path}: training_params is a {type(raw).__name__}, expected an object"
+            )
+    else:
+        raw = {k: obj[k] for k in ("lr_sched_epochs", "lr_sched_factors") if k in obj}
+    kept = {str(k): v for k, v in raw.items() if v is not None}
+    return json.dumps(kept, sort_keys=True) if kept else ""
 
 
 def _restore_fill(series: dict[str, FloatArray]) -> int | None:
@@ -290,11 +315,6 @@ def import_deepobs(
     ]
     if fmt == "1.1":
         caveats.append("selection uses the test split: DeepOBS 1.1 output has no validation split")
-    else:
-        caveats.append(
-            "learning-rate schedules (training_params lr_sched_epochs/factors) are not "
-            "stored as hyperparameters"
-        )
     builder = ArchiveBuilder(
         source=f"DeepOBS {fmt} output tree {src}",
         command=command,
@@ -536,18 +556,20 @@ def _record(
 
 
 def _observed_space(lrs: Sequence[float], other: dict[str, list[float]]) -> SpaceRecord:
-    """The grid as observed: the paper's DeepOBS protocol searched the learning rate on a
-    log grid and held the other hyperparameters fixed."""
-    dims = [_observed_dim("learning_rate", lrs)]
-    dims.extend(_observed_dim(name, values) for name, values in sorted(other.items()))
+    """The grid as observed: the DeepOBS protocol searched the learning rate on a log
+    grid (its observed range, log scale); every other hyperparameter is fixed where one
+    value was used, else its observed range on a linear scale (the files do not say how
+    it was searched)."""
+    dims = [_observed_dim("learning_rate", lrs, log=True)]
+    dims.extend(_observed_dim(name, values, log=False) for name, values in sorted(other.items()))
     return SpaceRecord("deepobs-observed-grid", tuple(dims))
 
 
-def _observed_dim(name: str, values: Sequence[float]) -> SpaceDim:
+def _observed_dim(name: str, values: Sequence[float], *, log: bool) -> SpaceDim:
     low, high = min(values), max(values)
     if low == high:
         return SpaceDim(name, low, high, Scale.FIXED)
-    return SpaceDim(name, low, high, Scale.LOG if low > 0 else Scale.LINEAR)
+    return SpaceDim(name, low, high, Scale.LOG if log and low > 0 else Scale.LINEAR)
 
 
 def _shared_seeds(seed_sets: Sequence[frozenset[int]]) -> str:
@@ -572,6 +594,14 @@ def _level_caveats(builder: ArchiveBuilder, fmt: str, below: bool, varying: list
         )
 
 
+def _schedule_text(found: set[str]) -> str:
+    """One cell's training_params: its one JSON object ("" for none), or a JSON array of
+    the distinct ones ({} standing for none)."""
+    if len(found) == 1:
+        return next(iter(found))
+    return "[" + ", ".join(sorted(v or "{}" for v in found)) + "]"
+
+
 def _with_run_settings(
     ds: xr.Dataset,
     runs: Sequence[_Run],
@@ -579,13 +609,17 @@ def _with_run_settings(
     fmt: str,
 ) -> xr.Dataset:
     """Coordinates batch_size and l2_reg (workload, optimizer; NaN where not logged or not
-    one value), and for 1.2 budget and schedule (optimizer)."""
+    one value), training_params (workload, optimizer; the cell's one JSON object, a JSON
+    array of its distinct objects where settings differ, "" where none), and for 1.2
+    budget and schedule (optimizer)."""
     workloads = [str(w) for w in ds["workload"].values]
     optimizers = [str(o) for o in ds["optimizer"].values]
     values: dict[str, dict[tuple[str, str], set[float]]] = {"batch_size": {}, "l2_reg": {}}
     folders: dict[str, set[tuple[str, str]]] = {}
+    schedules: dict[tuple[str, str], set[str]] = {}
     for run in runs:
         label = opt_label(run)
+        schedules.setdefault((run.problem, label), set()).add(run.training_params)
         for name in values:
             v = getattr(run, name)
             values[name].setdefault((run.problem, label), set()).add(v)
@@ -598,6 +632,11 @@ def _with_run_settings(
             if w in workloads and o in optimizers and len(finite) == 1 and len(vs) == 1:
                 table[workloads.index(w), optimizers.index(o)] = finite.pop()
         coords[name] = (("workload", "optimizer"), table)
+    texts = np.full((len(workloads), len(optimizers)), "", dtype=object)
+    for (w, o), found in schedules.items():
+        if w in workloads and o in optimizers:
+            texts[workloads.index(w), optimizers.index(o)] = _schedule_text(found)
+    coords["training_params"] = (("workload", "optimizer"), texts.astype(str))
     if fmt == "1.2":
         budget = []
         schedule = []
