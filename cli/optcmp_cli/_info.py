@@ -105,6 +105,12 @@ def render_summary(summary: ArchiveSummary) -> None:
     counts = ("done", "diverged", "incompl.", "miss.")
     title = "Runs per cell (completed / diverged / incomplete / missing)"
     print_fitted(*fit_table(title, columns, rows, right=counts))
+    shared = [w["workload"] for w in summary.workloads if w.get("trial_ids") == "global"]
+    if shared:
+        console.print(
+            f"trial ids are global in {', '.join(term(w) for w in shared)} (each id belongs "
+            "to one optimizer): missing counts only each optimizer's own trials"
+        )
 
     if summary.hparams:
         rows = [

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 import numpy as np
+import numpy.typing as npt
 import xarray as xr
 
 from optcmp_data._schema import Scale, Status, archive_caveats, repeat_dims
@@ -67,14 +68,34 @@ def _json_floats(record: dict[str, Any]) -> dict[str, Any]:
     return {k: _finite_or_none(v) if isinstance(v, float) else v for k, v in record.items()}
 
 
+def _expected_trials(status: npt.NDArray[np.str_]) -> npt.NDArray[np.bool_] | None:
+    """For one workload's statuses (optimizer, trial, [repeats...]): when its trial ids
+    are global (each trial id is stored by exactly one optimizer, and at least two
+    optimizers store trials: a run id shared across optimizers), the (optimizer, trial)
+    mask of the trials each optimizer has; None when ids are numbered per optimizer
+    (every trial id is expected of every optimizer)."""
+    stored = (status != Status.MISSING.value).reshape(status.shape[0], status.shape[1], -1)
+    has = stored.any(axis=2)  # (optimizer, trial)
+    if int(has.any(axis=1).sum()) < 2 or bool((has.sum(axis=0) > 1).any()):
+        return None
+    return np.asarray(has, dtype=np.bool_)
+
+
 def summarize(ds: xr.Dataset, *, path: str = "") -> ArchiveSummary:
     """Counts of statuses per cell, hyperparameter ranges, per-workload facts, provenance."""
     status = ds["status"].values.astype(str)
     cells = []
+    shared = set()
     for w_i, w in enumerate(ds["workload"].values):
+        expected = _expected_trials(status[w_i])
+        if expected is not None:
+            shared.add(str(w))
         for o_i, o in enumerate(ds["optimizer"].values):
-            # Counts are over runs: with repeat axes, every repeat of a trial counts.
+            # Counts are over runs: with repeat axes, every repeat of a trial counts;
+            # with global trial ids, only the trials of this optimizer (`missing`).
             block = status[w_i, o_i]
+            if expected is not None:
+                block = block[expected[o_i]]
             counts = {s: int((block == s.value).sum()) for s in Status}
             cells.append(
                 CellCount(
@@ -118,6 +139,7 @@ def summarize(ds: xr.Dataset, *, path: str = "") -> ArchiveSummary:
             "test_target": _finite_or_none(ds["test_target"].values[i]),
             "step_budget": int(ds["step_budget"].values[i]),
             "selection_split": str(ds["selection_split"].values[i]),
+            "trial_ids": "global" if str(w) in shared else "per optimizer",
         }
         for i, w in enumerate(ds["workload"].values)
     )
