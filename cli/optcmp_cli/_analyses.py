@@ -208,7 +208,7 @@ def _aggregate_figure(result: Any, ds: xr.Dataset) -> Figure:
 def _profiles_figure(result: Any, ds: xr.Dataset) -> Figure:
     from optcmp_cli._plots_across import profiles_figure
 
-    return profiles_figure(result)
+    return profiles_figure(result, algoperf=bool(ds.attrs.get("base_workloads")))
 
 
 def _protocol_figure(result: Any, ds: xr.Dataset) -> Figure:

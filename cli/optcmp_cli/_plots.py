@@ -12,6 +12,7 @@ from __future__ import annotations
 import enum
 import math
 import os
+import re
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -370,6 +371,35 @@ def _title(fig: Figure, main: str, detail: str = "", *, y: float | None = None) 
         fig.suptitle(text, y=y, va="top")
 
 
+def _readable(colour: tuple[float, float, float]) -> tuple[float, float, float]:
+    """`colour` darkened until text in it reads on white (relative luminance <= 0.35):
+    the light partners of the palette (pale yellow, pale blue) are kept as hues only."""
+    lum = 0.2126 * colour[0] + 0.7152 * colour[1] + 0.0722 * colour[2]
+    if lum <= 0.35:
+        return colour
+    f = 0.35 / lum
+    return (colour[0] * f, colour[1] * f, colour[2] * f)
+
+
+def _panel_title(ax: Axes, name: str, detail: str) -> str:
+    """A panel title that stays within its panel: the name (wrapped at underscores if
+    needed) over the detail, so that neighbouring panels' titles never run together."""
+    spec = ax.get_subplotspec()
+    ncols = spec.get_gridspec().ncols if spec is not None else 1
+    fig = ax.get_figure(root=True)
+    inches = (fig.get_figwidth() if isinstance(fig, Figure) else 6.0) / ncols
+    chars = max(12, int(inches * 72 / (9 * 0.6)))
+    # Wrap the name after underscores (names rarely have spaces), else where it must.
+    lines: list[str] = []
+    for token in re.split(r"(?<=_)", name):
+        if lines and len(lines[-1]) + len(token) <= chars:
+            lines[-1] += token
+        else:
+            lines.append(token)
+    lines = [piece for line in lines for piece in (textwrap.wrap(line, chars) or [line])]
+    return "\n".join([*lines, *textwrap.wrap(detail, chars)])
+
+
 def _grid(
     n: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.2), extra: float = 0.9
 ) -> tuple[Figure, list[Axes]]:
@@ -518,30 +548,37 @@ def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None 
             none = cell["no_result"].values.astype(np.float64)[order]
             ax.bar(x, none, bottom=bottom, color=_NO_RESULT, width=0.7, edgecolor="white")
             ranks = cell["rank"].values[order]
+            # Many bars: "#rank mean" written upwards above each bar, so that neighbours'
+            # labels never run together; few bars: two short lines.
+            crowded = len(names) > 6
             for xi, r, m in zip(x, ranks, mean_rank[order], strict=True):
                 label = f"#{int(r)}" if np.isfinite(r) else "#-"
                 ax.annotate(
-                    f"{label}\n{num(float(m), 3)}",
+                    f"{label} {num(float(m), 3)}" if crowded else f"{label}\n{num(float(m), 3)}",
                     (float(xi), 1.0),
                     xytext=(0, 2),
                     textcoords="offset points",
                     ha="center",
                     va="bottom",
-                    fontsize=7,
+                    fontsize=6.5 if crowded else 7,
+                    rotation=90 if crowded else 0,
                 )
             ax.set_xticks(x, names, rotation=30 if len(names) > 4 else 0, ha="right")
             if len(names) <= 4:
                 ax.set_xticks(x, names)
-            # Bars are coloured by rank; the optimizer's own colour goes on its name.
+            # Bars are coloured by rank; the optimizer's own colour goes on its name,
+            # darkened where it is too light to read on white.
             named = _complete(styles, [str(n) for n in names])
             for tick in ax.get_xticklabels():
                 if tick.get_text() in named:
-                    tick.set_color(named[tick.get_text()].colour)
-            ax.set_ylim(0, 1.18)
+                    tick.set_color(_readable(named[tick.get_text()].colour))
+            ax.set_ylim(0, 1.42 if crowded else 1.18)
             ax.set_yticks(np.linspace(0, 1, 6))
-            ax.set_ylabel("probability of each rank")
+            spec = ax.get_subplotspec()
+            if spec is None or spec.is_first_col():
+                ax.set_ylabel("probability of each rank")
             metric = str(d["metric_name"].sel(workload=w).item())
-            ax.set_title(f"{w}: ranked by test {metric}")
+            ax.set_title(_panel_title(ax, w, f"ranked by test {metric}"), fontsize=9)
             ax.grid(axis="x", visible=False)
         handles: list[Any] = [Patch(color=c) for c in place_colours] + [Patch(color=_NO_RESULT)]
         _legend_below(fig, handles, [*(f"rank {p}" for p in places), "no result"])
@@ -578,7 +615,9 @@ def inclusion_figure(result: InclusionResult) -> Figure:
     with _style():
         fig, axes = _grid(
             len(rules),
-            ncols=2,
+            # Many workloads make each panel wide: one above the other, so that the
+            # figure keeps a page's width and its text stays legible.
+            ncols=2 if len(workloads) <= 4 else 1,
             panel=(max(5.0, 2.2 + 1.3 * len(workloads)), 0.9 + 0.42 * len(pairs)),
             extra=1.2,
         )

@@ -132,8 +132,9 @@ def profiles_axes(ax: Axes, result: PerformanceProfiles) -> None:
     ax.set_ylabel("share of workloads within tau")
 
 
-def profiles_figure(result: PerformanceProfiles) -> Figure:
-    """Performance profiles of every optimizer; the legend gives each area score."""
+def profiles_figure(result: PerformanceProfiles, *, algoperf: bool = False) -> Figure:
+    """Performance profiles of every optimizer; the legend gives each area score.
+    `algoperf`: the archive has an AlgoPerf score, which the title tells apart."""
     with _style():
         fig = Figure(figsize=(9.0, 5.2), layout="constrained")
         ax = fig.subplots()
@@ -143,6 +144,12 @@ def profiles_figure(result: PerformanceProfiles) -> Figure:
             fig,
             f"Time-to-target performance profiles over {len(result.workloads)} workloads",
             f"measure {result.measure}; legend: area under the profile over [1, "
-            f"{result.max_tau:g}] / {result.max_tau - 1:g}",
+            f"{result.max_tau:g}] / {result.max_tau - 1:g}"
+            + (
+                " (all workloads with a target, no held-out rules: not the AlgoPerf score, "
+                "which `optcmp score` gives)"
+                if algoperf
+                else ""
+            ),
         )
     return fig

@@ -11,6 +11,7 @@ import matplotlib as mpl
 import numpy as np
 import pytest
 import xarray as xr
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from typer.testing import CliRunner
@@ -216,6 +217,28 @@ def test_rank_bars_stack_to_one(archive: xr.Dataset) -> None:
     assert len(heights) == len(OPTIMIZERS)
     assert np.allclose(list(heights.values()), 1.0)
     assert "w0" in ax.get_title()
+
+
+def test_rank_figure_with_many_optimizers_stays_readable() -> None:
+    # AlgoPerf-like: eleven optimizers and long workload names in panels side by side.
+    names = [f"submission_number_{i}" for i in range(11)]
+    workloads = ["librispeech_conformer_layernorm", "imagenet_resnet_large_bn_init", "w2"]
+    ds = synthetic_archive(
+        workloads=workloads, optimizers=names, families={n: "" for n in names}, n_trials=4
+    )
+    fig = rank_figure(rank_optimizers(ds, rng=rng()))
+    FigureCanvasAgg(fig).draw()  # type: ignore[no-untyped-call]
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    boxes = [ax.title.get_window_extent() for ax in axes]
+    for i, box in enumerate(boxes):  # no two panel titles overlap
+        for other in boxes[i + 1 :]:
+            assert not box.overlaps(other), (box, other)
+    for ax in axes:
+        # Eleven annotations: written upwards, so that neighbours never run together.
+        assert all(t.get_rotation() == 90 for t in ax.texts)
+        for tick in ax.get_xticklabels():  # optimizer names dark enough to read on white
+            red, green, blue = mpl.colors.to_rgb(tick.get_color())
+            assert 0.2126 * red + 0.7152 * green + 0.0722 * blue <= 0.35 + 1e-9
 
 
 def test_inclusion_figure_one_panel_per_rule(archive: xr.Dataset) -> None:
