@@ -37,10 +37,12 @@ from optcmp_analysis._selection import (
 __all__ = [
     "DEFAULT_N_BOOT",
     "BudgetCurve",
+    "TrialCounts",
     "best_of_k_draws",
     "budget_curve",
     "default_budgets",
     "n_trials",
+    "trial_counts",
 ]
 
 DEFAULT_N_BOOT = 10_000
@@ -65,6 +67,68 @@ _TARGETS = ("test", "selection")
 def n_trials(scores: TrialScores) -> int:
     """The largest number of present trials of any cell: the largest budget allowed."""
     return int(scores.data["present"].sum("trial").max())
+
+
+@attrs.frozen
+class TrialCounts:
+    """The present-trial counts of the compared cells (cells without any trial, such as an
+    optimizer that never ran on a workload, are not counted).
+
+    `smallest` is the default budget of every analysis: a k-trial study of every compared
+    cell exists only for k up to it. `fewest` names one cell with that count."""
+
+    smallest: int
+    largest: int
+    fewest: str
+
+    @property
+    def mixed(self) -> bool:
+        return self.smallest != self.largest
+
+    def caveat(self, *, with_replacement: bool) -> str | None:
+        """The one line a table mixing trial counts carries (None: the counts agree)."""
+        if not self.mixed:
+            return None
+        head = (
+            f"trial counts differ between cells ({self.smallest} to {self.largest}; fewest: "
+            f"{self.fewest}): the default budget is the smallest, k = {self.smallest}"
+        )
+        if with_replacement:
+            return (
+                f"{head}; at a larger budget a cell with fewer trials is resampled with "
+                "replacement past its count (--with-replacement)"
+            )
+        return (
+            f"{head}; a cell with fewer trials than a budget has no value there (never "
+            "resampled past its trials unless --with-replacement)"
+        )
+
+    def check(self, k: int, *, with_replacement: bool, what: str) -> None:
+        """AnalysisError when `what` (which needs every cell's k-trial study) asks for more
+        trials than the smallest cell holds, unless resampling past it was asked for."""
+        if k > self.smallest and not with_replacement:
+            raise AnalysisError(
+                f"budget {k} is larger than the {self.smallest} trials of {self.fewest}: "
+                f"{what} needs a study of {k} trials for every cell (use a budget <= "
+                f"{self.smallest}, or --with-replacement to resample past a cell's trials)"
+            )
+
+
+def trial_counts(scores: TrialScores) -> TrialCounts:
+    """Smallest and largest present-trial count over the cells holding any trial."""
+    counts = scores.data["present"].sum("trial")
+    dims = [str(d) for d in counts.dims]
+    values = counts.values
+    held = values > 0
+    if not held.any():
+        return TrialCounts(smallest=0, largest=0, fewest="no cell")
+    smallest = int(values[held].min())
+    at = np.argwhere(held & (values == smallest))[0]
+    parts = [str(counts[d].values[i]) for d, i in zip(dims, at, strict=True)]
+    fewest = f"{parts[1]} on {parts[0]}" + "".join(
+        f", {d} {p}" for d, p in zip(dims[2:], parts[2:], strict=True)
+    )
+    return TrialCounts(smallest=smallest, largest=int(values[held].max()), fewest=fewest)
 
 
 def default_budgets(n: int) -> tuple[int, ...]:
@@ -144,8 +208,10 @@ def _budget_kernel(
     budgets: tuple[int, ...],
     n_boot: int,
     root: int,
+    with_replacement: bool,
 ) -> np.ndarray:
-    """(*cells, N) inputs -> (*cells, K, target, stat) with the stats of `_STATS`."""
+    """(*cells, N) inputs -> (*cells, K, target, stat) with the stats of `_STATS`; NaN for a
+    budget above a cell's trial count unless `with_replacement`."""
     order, n_present, n_usable = sort_trials(s, u, p)
     n = s.shape[-1]
     sorted_values = [np.take_along_axis(x, order, axis=-1) for x in (test, sel)]
@@ -187,6 +253,9 @@ def _budget_kernel(
         }
         for i, name in enumerate(_STATS):
             out[..., t, i] = columns[name]
+    if not with_replacement:
+        too_few = n_present[..., None] < np.asarray(budgets)  # (*cells, K)
+        out = np.where(too_few[..., None, None], np.nan, out)
     return out
 
 
@@ -200,8 +269,10 @@ class BudgetCurve:
     expected and expected_without_replacement (Dodge et al. closed forms), exact_sd,
     exact_median, exact_lo, exact_hi (exact, from order statistics), no_result and
     no_result_exact (share of draws without a usable trial), n_boot_results (draws with a
-    result), and `settled_k` (workload, optimizer, [repeats]): the smallest budget from
-    which the exact test median stays within `tolerance` of its value at the largest budget.
+    result), `enough_trials` (cell, k: whether the cell holds at least k trials; where it
+    does not, every statistic is NaN unless `with_replacement`), and `settled_k` (workload,
+    optimizer, [repeats]): the smallest budget from which the exact test median stays within
+    `tolerance` of its value at the largest budget.
     """
 
     data: xr.Dataset
@@ -210,6 +281,7 @@ class BudgetCurve:
     n_boot: int
     tolerance: float
     caveats: tuple[str, ...]
+    with_replacement: bool = False
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
@@ -218,6 +290,7 @@ class BudgetCurve:
             "repeats": str(self.repeats),
             "n_boot": self.n_boot,
             "tolerance": self.tolerance,
+            "with_replacement": int(self.with_replacement),
             "caveats": "\n".join(self.caveats),
         }
         return out
@@ -225,12 +298,15 @@ class BudgetCurve:
     def to_json(self) -> list[dict[str, Any]]:
         """One record per (workload, optimizer, [repeats], k): the test-metric statistics
         under their plain names (mean, median, lo, hi, expected, ...), the selection-value
-        statistics prefixed `selection_`, plus metric, split ("test"), settled_k, rule."""
+        statistics prefixed `selection_`, plus metric, split ("test"), n_trials (the
+        cell's trial count), enough_trials (k <= n_trials; false: the statistics are null
+        unless resampled with replacement), settled_k, rule."""
         d = self.data
         cell_dims = [str(x) for x in d["mean"].dims if x not in ("k", "target")]
         stats = [str(v) for v in d.data_vars if "target" in d[v].dims]
         arrays = {s: d[s].transpose(*cell_dims, "k", "target").values for s in stats}
         settled = d["settled_k"].transpose(*cell_dims).values
+        counts = d["n_trials"].transpose(*cell_dims).values
         out = []
         for index in np.ndindex(*(d.sizes[x] for x in cell_dims)):
             where = dict(zip(cell_dims, index, strict=True))
@@ -243,7 +319,12 @@ class BudgetCurve:
                     record[s] = json_value(float(arrays[s][(*index, ki, 0)]))
                 for s in stats:
                     record[f"selection_{s}"] = json_value(float(arrays[s][(*index, ki, 1)]))
-                record.update(settled_k=json_value(int(settled[index])), rule=str(self.rule))
+                record.update(
+                    n_trials=int(counts[index]),
+                    enough_trials=bool(int(k) <= int(counts[index])),
+                    settled_k=json_value(int(settled[index])),
+                    rule=str(self.rule),
+                )
                 out.append(record)
         return out
 
@@ -259,8 +340,12 @@ def budget_curve(
     repeats: RepeatMode | str = RepeatMode.MEAN,
     diverged: DivergedMode | str = DivergedMode.EXCLUDE,
     tolerance: float = 0.005,
+    with_replacement: bool = False,
 ) -> BudgetCurve:
-    """Best-of-k outcome for every cell and budget k (default 1, 2, 4, ..., N).
+    """Best-of-k outcome for every cell and budget k (default 1, 2, 4, ..., n, n the
+    smallest trial count of the compared cells; budgets up to the largest count may be
+    asked for: a cell with fewer than k trials then has NaN statistics, unless
+    `with_replacement`, which resamples its trials past their count).
 
         Bootstrap: n_boot draws of k trials with replacement per cell, all vectorised. Closed
         forms: Dodge et al. with and without replacement. Exact: the distribution of the
@@ -275,7 +360,8 @@ def budget_curve(
     if not tolerance >= 0:
         raise AnalysisError(f"tolerance {tolerance} must be a non-negative number")
     n = n_trials(scores)
-    ks = check_budgets(default_budgets(n) if budgets is None else budgets, n)
+    counts = trial_counts(scores)
+    ks = check_budgets(default_budgets(counts.smallest) if budgets is None else budgets, n)
     root = root_seed(rng)
     score, usable, present = _sorted_inputs(scores)
     keys = cell_keys(score, scores.cell_dims)
@@ -289,13 +375,20 @@ def budget_curve(
         keys,
         input_core_dims=[["trial"]] * 5 + [["key"]],
         output_core_dims=[["k", "target", "stat"]],
-        kwargs={"budgets": ks, "n_boot": n_boot, "root": root},
+        kwargs={
+            "budgets": ks,
+            "n_boot": n_boot,
+            "root": root,
+            "with_replacement": with_replacement,
+        },
     )
     stacked = stacked.assign_coords(k=np.array(ks, dtype=np.int64), target=list(_TARGETS))
     data = xr.Dataset(
         {name: stacked.isel(stat=i, drop=True) for i, name in enumerate(_STATS)}
     ).transpose(*scores.cell_dims, "k", "target")
     data["n_boot_results"] = np.round((1.0 - data["no_result"]) * n_boot)
+    data["n_trials"] = present.sum("trial").astype(np.int64)
+    data["enough_trials"] = data["n_trials"] >= data["k"]
     data["settled_k"] = _settled(data["exact_median"].sel(target="test", drop=True), tolerance)
     data["metric_name"] = scores.data["metric_name"]
     data["direction"] = scores.data["direction"]
@@ -305,14 +398,26 @@ def budget_curve(
         repeats=scores.repeats,
         n_boot=n_boot,
         tolerance=tolerance,
-        caveats=scores.caveats,
+        caveats=with_counts_caveat(scores.caveats, counts, with_replacement=with_replacement),
+        with_replacement=with_replacement,
     )
 
 
+def with_counts_caveat(
+    caveats: tuple[str, ...], counts: TrialCounts, *, with_replacement: bool
+) -> tuple[str, ...]:
+    """The caveats plus the one mixed-trial-counts line where the cells' counts differ."""
+    line = counts.caveat(with_replacement=with_replacement)
+    return caveats if line is None else (*caveats, line)
+
+
 def _settled(median: xr.DataArray, tolerance: float) -> xr.DataArray:
-    """Smallest k from which every later median is within `tolerance` of the last one."""
-    final = median.isel(k=-1)
-    within = abs(median - final) <= tolerance
+    """Smallest k from which every later median is within `tolerance` of the last one (the
+    last budget a cell has a median at: a cell with fewer trials stops earlier)."""
+    has = finite(median)
+    last = (has * xr.DataArray(np.arange(median.sizes["k"]), dims="k")).max("k")
+    final = median.isel(k=last)
+    within = (abs(median - final) <= tolerance) | ~has
     # Reverse cumulative "all within from here on".
     stays = within.isel(k=slice(None, None, -1)).cumprod("k").isel(k=slice(None, None, -1))
     stays = stays.astype(bool)

@@ -31,6 +31,8 @@ from optcmp_analysis._budget import (
     check_budgets,
     default_budgets,
     n_trials,
+    trial_counts,
+    with_counts_caveat,
 )
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import (
@@ -106,11 +108,13 @@ class Rankings:
     rule: SelectionRule
     repeats: RepeatMode
     caveats: tuple[str, ...]
+    with_replacement: bool = False
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
         out.attrs = {
             "budget": self.budget,
+            "with_replacement": int(self.with_replacement),
             "n_boot": self.n_boot,
             "method": str(self.method),
             "rule": str(self.rule),
@@ -199,24 +203,29 @@ def rank_optimizers(
     repeats: RepeatMode | str = RepeatMode.MEAN,
     diverged: DivergedMode | str = DivergedMode.EXCLUDE,
     method: RankMethod | str = RankMethod.EXACT,
+    with_replacement: bool = False,
 ) -> Rankings:
     """Rank the optimizers of every workload by the test value of their selected trial.
 
-    At budget k (default the trial count N) every optimizer runs its own best-of-k study
-    (k trials drawn with replacement), independently of the others; the rank distribution,
-    the expected rank given a result, P(best) and the no-result share follow exactly
-    (`method` "exact") or from `n_boot` drawn studies (`method` "bootstrap"; `rng` seeds
-    them). `budgets` (default 1, 2, 4, ..., N) gives P(best) and the no-result share as a
-    function of the budget. Raises AnalysisError for a budget above the trial count or an
-    archive without usable trials.
+    At budget k (default n, the smallest trial count of the compared cells) every optimizer
+    runs its own best-of-k study (k of its trials drawn with replacement), independently of
+    the others; the rank distribution, the expected rank given a result, P(best) and the
+    no-result share follow exactly (`method` "exact") or from `n_boot` drawn studies
+    (`method` "bootstrap"; `rng` seeds them). `budgets` (default 1, 2, 4, ..., n) gives
+    P(best) and the no-result share as a function of the budget. Raises AnalysisError for a
+    budget above the trial count of some cell (unless `with_replacement`, which resamples
+    past a cell's trials, up to the largest count) or an archive without usable trials.
     """
     scores = usable_scores(archive, rule=rule, repeats=repeats, diverged=diverged)
     method = RankMethod(method)
     if n_boot < 1:
         raise AnalysisError(f"n_boot {n_boot} must be at least 1")
     n = n_trials(scores)
-    (k_main,) = check_budgets([n if budget is None else budget], n)
-    ks = check_budgets(default_budgets(n) if budgets is None else budgets, n)
+    counts = trial_counts(scores)
+    (k_main,) = check_budgets([counts.smallest if budget is None else budget], n)
+    ks = check_budgets(default_budgets(counts.smallest) if budgets is None else budgets, n)
+    for k in (k_main, ks[-1]):
+        counts.check(k, with_replacement=with_replacement, what="a ranking")
     root = root_seed(rng)
     direction = scores.data["direction"]
 
@@ -267,5 +276,9 @@ def rank_optimizers(
         method=method,
         rule=scores.rule,
         repeats=scores.repeats,
-        caveats=(*scores.caveats, P_BEST_CAVEAT),
+        caveats=(
+            *with_counts_caveat(scores.caveats, counts, with_replacement=with_replacement),
+            P_BEST_CAVEAT,
+        ),
+        with_replacement=with_replacement,
     )

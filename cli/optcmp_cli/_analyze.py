@@ -45,6 +45,7 @@ from optcmp_cli._options import (
     RepeatsOpt,
     RuleOpt,
     SeedOpt,
+    WithReplacementOpt,
     WorkloadOpt,
 )
 from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
@@ -183,7 +184,8 @@ def budget(
         list[int] | None,
         typer.Option(
             "--budget",
-            help="Budget k (repeat for several); default 1, 2, 4, ... up to the trial count.",
+            help="Budget k (repeat for several); default 1, 2, 4, ... up to the smallest "
+            "trial count of the compared cells.",
         ),
     ] = None,
     n_boot: NBootOpt = DEFAULT_N_BOOT,
@@ -199,6 +201,7 @@ def budget(
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     repeats: RepeatsOpt = RepeatMode.MEAN,
     diverged: DivergedOpt = DivergedMode.EXCLUDE,
+    with_replacement: WithReplacementOpt = False,
 ) -> None:
     """Best-of-k outcome against the budget k (the paper's Figures 6-8): bootstrap mean,
     median and 5-95% band of the selected trial's test metric, the closed-form expectation
@@ -217,6 +220,7 @@ def budget(
             repeats=repeats,
             diverged=diverged,
             tolerance=tolerance,
+            with_replacement=with_replacement,
         )
     records = result.to_json()
     if json_out:
@@ -264,7 +268,11 @@ def rank(
     optimizer: OptimizerOpt = None,
     budget: Annotated[
         int | None,
-        typer.Option("--budget", help="Budget k of the rank distribution; default all trials."),
+        typer.Option(
+            "--budget",
+            help="Budget k of the rank distribution; default the smallest trial count of "
+            "the compared cells.",
+        ),
     ] = None,
     n_boot: NBootOpt = DEFAULT_N_BOOT,
     seed: SeedOpt = 0,
@@ -279,6 +287,7 @@ def rank(
             "bootstrap: from --n-boot drawn studies.",
         ),
     ] = RankMethod.EXACT,
+    with_replacement: WithReplacementOpt = False,
 ) -> None:
     """Rank the optimizers of every workload by their selected trial's test metric, with
     rank probabilities at budget k (exact by default), P(best) against the budget, and the
@@ -298,6 +307,7 @@ def rank(
             repeats=repeats,
             diverged=diverged,
             method=method,
+            with_replacement=with_replacement,
         )
     records = result.to_json()
     if json_out:

@@ -25,6 +25,7 @@ __all__ = [
     "RepeatsOpt",
     "RuleOpt",
     "SeedOpt",
+    "WithReplacementOpt",
     "WorkloadOpt",
 ]
 
@@ -87,5 +88,14 @@ MarginOpt = Annotated[
         min=0.0,
         help="Non-inferiority margin in the metric's units: 'consistent' needs evidence "
         "that the general optimizer is worse by less than this.",
+    ),
+]
+WithReplacementOpt = Annotated[
+    bool,
+    typer.Option(
+        "--with-replacement",
+        help="Allow budgets above a cell's trial count by resampling its trials with "
+        "replacement past their count (default: the largest budget of a comparison is its "
+        "smallest trial count; a cell with fewer trials has no value there).",
     ),
 ]

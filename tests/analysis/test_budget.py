@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -213,7 +214,9 @@ def test_missing_trials_do_not_count_towards_the_budget() -> None:
     ds = synthetic_archive(n_trials=8, seed=6).copy(deep=True)
     ds["status"][0, 0, 5:] = Status.MISSING.value
     ds["step"][0, 0, 5:] = -1
-    d = budget_curve(ds, n_boot=4000, rng=np.random.default_rng(2)).data
+    d = budget_curve(
+        ds, budgets=[1, 2, 4, 8], n_boot=4000, rng=np.random.default_rng(2), with_replacement=True
+    ).data
     cell = d.isel(workload=0, optimizer=0).sel(target="test")
     first_five = ds["test_metric"].isel(workload=0, optimizer=0, trial=slice(0, 5), eval=-1)
     # k = 1 draws one of the five present trials uniformly.
@@ -221,6 +224,51 @@ def test_missing_trials_do_not_count_towards_the_budget() -> None:
     assert float(cell["no_result_exact"].max()) == 0.0
     # Without replacement, a budget above the five present trials is impossible.
     assert np.isnan(float(cell["expected_without_replacement"].sel(k=8)))
+
+
+def _unequal() -> xr.Dataset:
+    """Optimizer 0 of workload 0 holds 3 trials, every other cell 12."""
+    ds = synthetic_archive(n_trials=12, seed=7, optimizers=["sgd", "adam"]).copy(deep=True)
+    o = [str(x) for x in ds["optimizer"].values].index("sgd")
+    ds["status"][0, o, 3:] = Status.MISSING.value
+    ds["step"][0, o, 3:] = -1
+    return ds
+
+
+def test_unequal_counts_default_to_the_smallest_and_never_resample_past_a_cell() -> None:
+    ds = _unequal()
+    curve = budget_curve(ds, n_boot=200, rng=np.random.default_rng(0))
+    assert list(curve.data["k"].values) == [1, 2, 3]
+    assert (
+        sum(
+            "trial counts differ between cells (3 to 12; fewest: sgd on" in c for c in curve.caveats
+        )
+        == 1
+    )
+    # Asked for a budget above the small cell's count: no value there, values elsewhere.
+    asked = budget_curve(ds, budgets=[3, 8], n_boot=200, rng=np.random.default_rng(0)).data
+    small = asked.isel(workload=0).sel(optimizer="sgd").sel(target="test")
+    assert np.isfinite(float(small["mean"].sel(k=3)))
+    assert all(np.isnan(float(small[v].sel(k=8))) for v in ("mean", "expected", "exact_median"))
+    assert not bool(small["enough_trials"].sel(k=8))
+    big = asked.isel(workload=0).sel(optimizer="adam").sel(target="test")
+    assert np.isfinite(float(big["mean"].sel(k=8)))
+    # --with-replacement resamples past the count, as the closed form with replacement says.
+    repl = budget_curve(
+        ds, budgets=[8], n_boot=200, rng=np.random.default_rng(0), with_replacement=True
+    ).data
+    cell = repl.isel(workload=0).sel(optimizer="sgd", target="test", k=8)
+    assert np.isfinite(float(cell["expected"]))
+    records = budget_curve(ds, budgets=[8], n_boot=20, rng=np.random.default_rng(0)).to_json()
+    small_rec = next(r for r in records if r["optimizer"] == "sgd" and r["workload"] == "w0")
+    assert small_rec["n_trials"] == 3
+    assert small_rec["enough_trials"] is False
+    assert small_rec["mean"] is None
+
+
+def test_equal_counts_carry_no_mixed_count_line() -> None:
+    curve = budget_curve(synthetic_archive(n_trials=4), n_boot=20, rng=np.random.default_rng(0))
+    assert not any("trial counts differ" in c for c in curve.caveats)
 
 
 def test_diverged_worst_leaves_no_result_only_for_incomplete_trials() -> None:

@@ -152,6 +152,25 @@ def test_errors_and_json() -> None:
     assert r.to_dataset().attrs["budget"] == 2
 
 
+def test_unequal_counts_rank_at_the_smallest_count_unless_asked() -> None:
+    ds = synthetic_archive(n_trials=12, seed=7, optimizers=["sgd", "adam"]).copy(deep=True)
+    o = [str(x) for x in ds["optimizer"].values].index("sgd")
+    ds["status"][0, o, 3:] = Status.MISSING.value
+    ds["step"][0, o, 3:] = -1
+    r = rank_optimizers(ds, rng=np.random.default_rng(0))
+    assert r.budget == 3
+    assert list(r.data["k"].values) == [1, 2, 3]
+    assert sum("trial counts differ between cells (3 to 12" in c for c in r.caveats) == 1
+    with pytest.raises(AnalysisError, match="larger than the 3 trials of sgd on w0"):
+        rank_optimizers(ds, budget=8, rng=np.random.default_rng(0))
+    with pytest.raises(AnalysisError, match="--with-replacement"):
+        rank_optimizers(ds, budgets=[1, 8], rng=np.random.default_rng(0))
+    wide = rank_optimizers(ds, budget=8, rng=np.random.default_rng(0), with_replacement=True)
+    assert wide.budget == 8
+    assert wide.to_dataset().attrs["with_replacement"] == 1
+    assert any("resampled with replacement past its count" in c for c in wide.caveats)
+
+
 # --- exact rank probabilities --------------------------------------------------------------
 
 
