@@ -40,13 +40,17 @@ function, so every statistic here goes through the same resampling.
 from __future__ import annotations
 
 import enum
+import math
+import tomllib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
 import numpy as np
 import numpy.typing as npt
+import scipy.stats
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
@@ -59,16 +63,23 @@ from optcmp_analysis._selection import (
     select_best,
     trial_scores,
 )
+from optcmp_data import ConfigError, Direction, Status, repeat_dims
 
 __all__ = [
     "AGGREGATE_STATISTICS",
+    "INTERVAL_BUDGET_DIVISOR",
+    "MIN_INTERVAL_WORKLOADS",
     "AggregateScores",
+    "Normalisation",
+    "ReferenceScores",
     "Unit",
     "aggregate_scores",
     "interquartile_mean",
+    "interval_budget",
     "mixture_statistics",
     "optimality_gap",
     "probability_of_improvement",
+    "resolve_unit",
     "stratified_bootstrap",
 ]
 
@@ -79,13 +90,30 @@ DEFAULT_N_BOOT_AGGREGATE = 2000
 # The statistics of one optimizer over the workload mixture, in this order.
 AGGREGATE_STATISTICS = ("iqm", "mean", "median", "optimality_gap")
 _CHUNK = 50  # bootstrap replicates evaluated at once
+# Fewer workloads than this: no aggregate interval (see `_interval_note`).
+MIN_INTERVAL_WORKLOADS = 3
+# Unit trial: intervals only at budgets k <= n // INTERVAL_BUDGET_DIVISOR (simulation in
+# tests/analysis/test_aggregate_coverage.py).
+INTERVAL_BUDGET_DIVISOR = 2
 
 
 class Unit(enum.StrEnum):
     """What one independent unit of evidence per (workload, optimizer) is."""
 
+    AUTO = "auto"  # repeat where every repeat is a whole tuning study, else trial
     TRIAL = "trial"  # a trial of the (single) tuning study; repeats averaged
     REPEAT = "repeat"  # a whole tuning study (seed/study repeat) and its selected trial
+
+
+def resolve_unit(archive: xr.Dataset, unit: Unit | str) -> Unit:
+    """`unit`, with AUTO resolved: REPEAT where the archive has a repeat axis and selection
+    may use every repeat (each repeat is then a whole tuning study, as AlgoPerf's studies),
+    else TRIAL."""
+    unit = Unit(unit)
+    if unit is not Unit.AUTO:
+        return unit
+    has_repeats = bool(repeat_dims(archive))
+    return Unit.REPEAT if has_repeats and not archive.attrs.get("selection_repeats") else Unit.TRIAL
 
 
 # --- kernels ----------------------------------------------------------------------------
@@ -116,13 +144,22 @@ def interquartile_mean(values: FloatArray, weights: FloatArray | None = None) ->
 
 
 def _weighted_median(values: FloatArray, weights: FloatArray) -> FloatArray:
-    """The smallest value whose cumulative weight reaches 1/2 (inverted CDF), last axis."""
+    """The standard median along the last axis: the midpoint of the lower median (the
+    smallest value whose cumulative weight reaches 1/2) and the upper median (the smallest
+    value whose cumulative weight exceeds 1/2). With n equal weights it is the middle value
+    (n odd) or the average of the two middle values (n even), as numpy's median."""
     order = np.argsort(values, axis=-1, kind="stable")
     vs = np.take_along_axis(values, order, axis=-1)
     ws = np.take_along_axis(np.broadcast_to(weights, values.shape), order, axis=-1)
     cum = np.cumsum(ws, axis=-1)
-    idx = np.argmax(cum >= 0.5 - 1e-12, axis=-1)
-    return np.take_along_axis(vs, idx[..., None], axis=-1)[..., 0]
+    tol = 1e-9
+    lower = np.argmax(cum >= 0.5 - tol, axis=-1)
+    upper = np.argmax(cum > 0.5 + tol, axis=-1)
+    pick = np.take_along_axis
+    return np.asarray(
+        (pick(vs, lower[..., None], axis=-1)[..., 0] + pick(vs, upper[..., None], axis=-1)[..., 0])
+        / 2.0
+    )
 
 
 def optimality_gap(values: FloatArray, weights: FloatArray | None = None) -> FloatArray:
@@ -209,25 +246,159 @@ def stratified_bootstrap(
     return point, lo, hi, reps
 
 
-def _distribution(
-    units: FloatArray, counts: IntArray, budget: IntArray
-) -> tuple[FloatArray, FloatArray]:
-    """Tuned-result distribution per cell from units (..., S, G, N, 2) = (selection score,
-    filled oriented test value): the values sorted best first by score (unusable units and
-    padding last) and the probabilities (S, G, N) of the best of a `budget`-unit draw without
-    replacement (budget = count: the selected unit)."""
-    score, value = units[..., 0], units[..., 1]
-    n = units.shape[-2]
-    present = np.broadcast_to(np.arange(n) < counts[..., None], score.shape)
-    usable = present & np.isfinite(score)
-    order, _, _ = sort_trials(score, usable, present)
-    sorted_values = np.take_along_axis(value, order, axis=-1)
-    probs = np.zeros((*counts.shape, n))
-    for k in np.unique(budget):
-        rows = budget == k
-        p = exact_probabilities(counts[rows], int(k), n, replace=False)
-        probs[rows] = np.nan_to_num(p, nan=0.0)
-    return sorted_values, probs
+# --- normalisation ----------------------------------------------------------------------
+
+
+class Normalisation(enum.StrEnum):
+    """Where a workload's score 0 and score 1 come from."""
+
+    TARGETS = "targets"  # 0: the untrained model's test value; 1: the workload's target
+    REFERENCE = "reference"  # 0 and 1 from a reference-scores file, per workload
+    IDENTITY = "identity"  # the values as they are (already normalised, larger is better)
+    MINMAX_COMPARED = "minmax-compared"  # 1: best value seen, 0: a compared optimizer's
+
+
+@attrs.frozen
+class ReferenceScores:
+    """Fixed per-workload anchors in the metric's units: a test value equal to `zero[w]`
+    scores 0 and one equal to `one[w]` scores 1 (rliable's human-normalised scores use a
+    random agent's score as 0 and a human's as 1; here e.g. an untrained model's value and a
+    target)."""
+
+    zero: Mapping[str, float]
+    one: Mapping[str, float]
+    source: str = ""
+
+    @classmethod
+    def from_toml(cls, path: str | Path) -> ReferenceScores:
+        """Read a TOML file with one table per workload holding numbers `zero` and `one`:
+
+            ["cifar10_3c3d"]
+            zero = 0.1   # a random classifier's accuracy
+            one = 0.85   # the target accuracy
+
+        Raises ConfigError naming the file, the workload and the field."""
+        path = Path(path)
+        try:
+            table = tomllib.loads(path.read_text(encoding="utf-8"))
+        except OSError as e:
+            raise ConfigError(f"{path}: cannot read reference scores ({e.strerror})") from None
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+            raise ConfigError(f"{path}: not a TOML file ({e})") from None
+        zero: dict[str, float] = {}
+        one: dict[str, float] = {}
+        for name, entry in table.items():
+            if not isinstance(entry, dict):
+                raise ConfigError(f"{path}: {name!r} must be a table with zero and one")
+            unknown = sorted(set(entry) - {"zero", "one"})
+            if unknown:
+                raise ConfigError(f"{path}: [{name}] has unknown field {unknown[0]!r}")
+            for field, out in (("zero", zero), ("one", one)):
+                value = entry.get(field)
+                if isinstance(value, bool) or not isinstance(value, int | float):
+                    raise ConfigError(f"{path}: [{name}] {field} must be a number, got {value!r}")
+                if not math.isfinite(value):
+                    raise ConfigError(f"{path}: [{name}] {field} must be finite, got {value!r}")
+                out[name] = float(value)
+            if zero[name] == one[name]:
+                raise ConfigError(f"{path}: [{name}] zero and one are equal ({zero[name]!r})")
+        if not zero:
+            raise ConfigError(f"{path}: no workload table")
+        return cls(zero=zero, one=one, source=str(path))
+
+
+def _initial_values(archive: xr.Dataset) -> FloatArray:
+    """Per workload: the median test value of the runs' first evaluation where it was taken
+    before training (step 0) or after at most one update (step 1); NaN where none was."""
+    test = archive["test_metric"].isel(eval=0)
+    step = archive["step"].isel(eval=0)
+    early = (step >= 0) & (step <= 1) & (archive["status"] != Status.MISSING.value)
+    vals = test.where(early).transpose("workload", ...).values
+    out = np.full(vals.shape[0], np.nan)
+    for wi in range(vals.shape[0]):
+        v = vals[wi][np.isfinite(vals[wi])]
+        if len(v):
+            out[wi] = float(np.median(v))
+    return out
+
+
+def _anchors(
+    archive: xr.Dataset,
+    normalisation: Normalisation,
+    reference_scores: ReferenceScores | None,
+    directions: list[str],
+) -> tuple[FloatArray, FloatArray, list[str], list[str]]:
+    """Raw-unit (zero, one) per workload for the fixed normalisations, a description of each
+    workload's anchors, and caveats for workloads without them."""
+    workloads = [str(w) for w in archive["workload"].values]
+    n_w = len(workloads)
+    caveats: list[str] = []
+    if normalisation is Normalisation.IDENTITY:
+        for w, d in zip(workloads, directions, strict=True):
+            if d != Direction.MAX.value:
+                raise AnalysisError(
+                    f"normalisation identity keeps values as they are, so larger must be "
+                    f"better; workload {w!r} minimises its metric (use targets or a "
+                    "reference-scores file)"
+                )
+        return np.zeros(n_w), np.ones(n_w), ["identity"] * n_w, caveats
+    if normalisation is Normalisation.REFERENCE:
+        if reference_scores is None:
+            raise AnalysisError("normalisation reference needs reference scores (a file)")
+        zero = np.array([reference_scores.zero.get(w, np.nan) for w in workloads])
+        one = np.array([reference_scores.one.get(w, np.nan) for w in workloads])
+        missing = [w for w in workloads if w not in reference_scores.zero]
+        if missing:
+            caveats.append(
+                f"no reference scores for {', '.join(missing)} in {reference_scores.source}: "
+                "left out of the aggregate"
+            )
+        unknown = sorted(set(reference_scores.zero) - set(workloads))
+        if unknown:
+            caveats.append(
+                f"reference scores for workloads not in the archive ignored: {', '.join(unknown)}"
+            )
+        src = reference_scores.source or "reference scores"
+        return zero, one, [f"reference scores ({src})"] * n_w, caveats
+    # Targets: 1 = the workload's target on the test split, else its validation target.
+    test_t = archive["test_target"].values.astype(np.float64)
+    valid_t = archive["valid_target"].values.astype(np.float64)
+    one = np.where(np.isfinite(test_t), test_t, valid_t)
+    zero = _initial_values(archive)
+    what = [
+        "test_target"
+        if np.isfinite(t)
+        else "valid_target (a validation target, applied to test values)"
+        for t in test_t
+    ]
+    described = [f"0 = untrained test value (median at step <= 1), 1 = {x}" for x in what]
+    no_target = [w for w, t in zip(workloads, one, strict=True) if not np.isfinite(t)]
+    no_start = [w for w, z in zip(workloads, zero, strict=True) if not np.isfinite(z)]
+    if no_target:
+        caveats.append(
+            f"no target for {', '.join(no_target)}: left out of the aggregate (give "
+            "reference scores, or normalisation minmax-compared)"
+        )
+    no_start = [w for w in no_start if w not in no_target]
+    if no_start:
+        caveats.append(
+            f"no evaluation before training (step 0 or 1) for {', '.join(no_start)}: no "
+            "score-0 anchor, left out of the aggregate (give reference scores)"
+        )
+    return zero, one, described, caveats
+
+
+def _holm(p: FloatArray) -> FloatArray:
+    """Holm-adjusted p-values of a flat family (NaN entries are not in the family)."""
+    out = np.full(p.shape, np.nan)
+    ok = np.flatnonzero(np.isfinite(p))
+    m = len(ok)
+    order = ok[np.argsort(p[ok], kind="stable")]
+    running = 0.0
+    for i, j in enumerate(order):
+        running = max(running, min(1.0, (m - i) * float(p[j])))
+        out[j] = running
+    return out
 
 
 # --- the record -------------------------------------------------------------------------
@@ -238,47 +409,79 @@ class AggregateScores:
     """Aggregate scores of the optimizers across workloads.
 
     `data` variables: per (optimizer, statistic) `value`, `lo`, `hi` (statistic in
-    `AGGREGATE_STATISTICS`); per (optimizer, other) `improvement`, `improvement_lo`,
-    `improvement_hi` (P(optimizer better than other)); per (workload, optimizer) `score`
-    (expected normalised score), `tuned_value` (expected tuned test value, metric units),
-    `no_result` (share of the tuned-result distribution without a usable result), `units`
-    (unit count); per workload `reference_value`, `best_value`, `included`, `metric_name`,
-    `direction`.
+    `AGGREGATE_STATISTICS`; lo/hi NaN where no interval is given, see `interval_note`); per
+    (optimizer, other) `improvement`, `improvement_lo`, `improvement_hi` (P(optimizer better
+    than other)), `improvement_p` (two-sided p-value of "= 1/2" from the bootstrap standard
+    error),
+    `improvement_p_holm` (Holm-adjusted over the unordered pairs) and `improvement_clear`
+    (adjusted p below 1 - confidence and the value above 1/2); per (workload, optimizer)
+    `score` (expected normalised score), `tuned_value` (expected tuned test value, metric
+    units), `no_result`, `units` (unit count); per workload `zero_value`, `one_value`
+    (the anchors: test values scoring 0 and 1), `anchors` (where they come from),
+    `included`, `metric_name`, `direction`.
     """
 
     data: xr.Dataset
     unit: Unit
     budget: int | None
+    normalisation: Normalisation
     reference: str | None
     n_boot: int
     confidence: float
     rule: SelectionRule
     caveats: tuple[str, ...]
+    # Why no interval is given (None: intervals shown).
+    interval_note: str | None = None
+    with_replacement: bool = False
 
     @property
     def workloads(self) -> list[str]:
         """The workloads that entered the aggregate."""
         return included_labels(self.data)
 
+    @property
+    def scale_phrase(self) -> str:
+        """Plain text naming what scores 0 and 1 (escape it for the medium it goes to)."""
+        n = self.normalisation
+        if n is Normalisation.TARGETS:
+            return "0 = untrained, 1 = target"
+        if n is Normalisation.REFERENCE:
+            return "0 and 1 from reference scores"
+        if n is Normalisation.IDENTITY:
+            return "values as they are"
+        ref = self.reference or "the worst tuned"
+        return f"min-max over the compared optimizers: 1 = best seen, 0 = {ref}"
+
+    @property
+    def n_pairs(self) -> int:
+        """The size of the Holm family of the probability of improvement."""
+        n = self.data.sizes["optimizer"]
+        return n * (n - 1) // 2
+
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
         out.attrs = {
             "unit": str(self.unit),
             "budget": -1 if self.budget is None else self.budget,
+            "normalisation": str(self.normalisation),
             "reference": self.reference or "",
             "n_boot": self.n_boot,
             "confidence": self.confidence,
             "rule": str(self.rule),
+            "interval_note": self.interval_note or "",
+            "with_replacement": int(self.with_replacement),
             "caveats": "\n".join(self.caveats),
         }
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records with a "record" key: "aggregate" — optimizer, statistic (iqm, mean,
-        median, optimality_gap), value, lo, hi, confidence, n_workloads, unit, rule;
-        "improvement" — optimizer, other, value (P(optimizer better than other)), lo, hi;
+        median, optimality_gap), value, lo, hi (null: no interval, `interval_note` says
+        why), confidence, n_workloads, unit, budget (k per tuning study; null for unit
+        repeat), normalisation, rule, interval_note; "improvement" — optimizer, other,
+        value (P(optimizer better than other)), lo, hi, p, p_holm, holm_family, clear;
         "score" — workload, optimizer, metric, split ("test"), value (expected normalised
-        score), tuned_value, no_result, units, reference_value, best_value, included."""
+        score), tuned_value, no_result, units, zero_value, one_value, anchors, included."""
         d = self.data
         out: list[dict[str, Any]] = []
         n_w = len(self.workloads)
@@ -296,7 +499,10 @@ class AggregateScores:
                         "confidence": self.confidence,
                         "n_workloads": n_w,
                         "unit": str(self.unit),
+                        "budget": self.budget,
+                        "normalisation": str(self.normalisation),
                         "rule": str(self.rule),
+                        "interval_note": self.interval_note,
                     }
                 )
         for o in d["optimizer"].values:
@@ -312,6 +518,10 @@ class AggregateScores:
                         "value": json_value(float(cell["improvement"])),
                         "lo": json_value(float(cell["improvement_lo"])),
                         "hi": json_value(float(cell["improvement_hi"])),
+                        "p": json_value(float(cell["improvement_p"])),
+                        "p_holm": json_value(float(cell["improvement_p_holm"])),
+                        "holm_family": self.n_pairs,
+                        "clear": bool(cell["improvement_clear"]),
                         "confidence": self.confidence,
                     }
                 )
@@ -329,8 +539,9 @@ class AggregateScores:
                         "tuned_value": json_value(float(cell["tuned_value"])),
                         "no_result": json_value(float(cell["no_result"])),
                         "units": int(cell["units"]),
-                        "reference_value": json_value(float(cell["reference_value"])),
-                        "best_value": json_value(float(cell["best_value"])),
+                        "zero_value": json_value(float(cell["zero_value"])),
+                        "one_value": json_value(float(cell["one_value"])),
+                        "anchors": str(cell["anchors"].item()),
                         "included": bool(cell["included"]),
                     }
                 )
@@ -338,6 +549,14 @@ class AggregateScores:
 
 
 # --- the analysis -----------------------------------------------------------------------
+
+
+def interval_budget(n: int) -> int:
+    """The largest budget k at which a cell of n trials gets a bootstrap interval (unit
+    trial): at k near n the tuned result is the best of (nearly) all trials and a resample
+    cannot move past it; the simulation of tests/analysis/test_aggregate_coverage.py shows
+    the percentile interval covering at k <= n / INTERVAL_BUDGET_DIVISOR."""
+    return n // INTERVAL_BUDGET_DIVISOR
 
 
 def _units(
@@ -353,6 +572,13 @@ def _units(
         value = (sign * d["test_value"]).where(d["usable"])
         present = d["present"]
         return score, value, present, d, scores.caveats
+    chosen = archive.attrs.get("selection_repeats", "")
+    if chosen:
+        raise AnalysisError(
+            f"unit 'repeat' needs every repeat to be a whole tuning study, but this archive "
+            f"selects settings on {chosen} only (attribute selection_repeats: the other "
+            "repeats re-ran chosen settings), so use unit 'trial'"
+        )
     scores = trial_scores(archive, rule=rule, repeats=RepeatMode.PER_REPEAT)
     reps = scores.repeat_dims
     if not reps:
@@ -379,39 +605,155 @@ def _pack(
     return np.stack([s, v], axis=-1), counts
 
 
+@attrs.frozen
+class _Setup:
+    """What the statistics need: units, counts, budgets and the linear score map."""
+
+    units: FloatArray  # (W, O, N, 2)
+    counts: IntArray  # (W, O)
+    k: IntArray  # (W, O)
+    replace: npt.NDArray[np.bool_]  # (W, O): best-of-k with replacement (past the count)
+    scale: FloatArray  # (W,): score = scale * oriented value + shift
+    shift: FloatArray
+
+
+def _distribution(
+    units: FloatArray,
+    counts: IntArray,
+    budget: IntArray,
+    replace: npt.NDArray[np.bool_] | None = None,
+) -> tuple[FloatArray, FloatArray]:
+    """Tuned-result distribution per cell from units (..., S, G, N, 2) = (selection score,
+    filled oriented test value): the values sorted best first by score (unusable units and
+    padding last) and the probabilities (S, G, N) of the best of a `budget`-unit draw without
+    replacement (budget = count: the selected unit; `replace`: with replacement, for cells
+    resampled past their count)."""
+    score, value = units[..., 0], units[..., 1]
+    n = units.shape[-2]
+    present = np.broadcast_to(np.arange(n) < counts[..., None], score.shape)
+    usable = present & np.isfinite(score)
+    order, _, _ = sort_trials(score, usable, present)
+    sorted_values = np.take_along_axis(value, order, axis=-1)
+    probs = np.zeros((*counts.shape, n))
+    repl = np.zeros(counts.shape, dtype=bool) if replace is None else replace
+    for k in np.unique(budget):
+        for r in (False, True):
+            rows = (budget == k) & (repl == r)
+            if rows.any():
+                p = exact_probabilities(counts[rows], int(k), n, replace=r)
+                probs[rows] = np.nan_to_num(p, nan=0.0)
+    return sorted_values, probs
+
+
+def aggregate_statistic(setup: _Setup) -> Callable[[FloatArray], FloatArray]:
+    """The statistic of a (stratified) draw of units (B, W, O, N, 2): per optimizer the
+    `AGGREGATE_STATISTICS` of its normalised tuned-result mixture, then the (O, O) matrix
+    of probabilities of improvement, flattened to (B, O * S + O * O)."""
+
+    def statistic(draws: FloatArray) -> FloatArray:
+        vals, p = _distribution(draws, setup.counts, setup.k, setup.replace)
+        x = setup.scale[:, None, None] * vals + setup.shift[:, None, None]
+        x = np.where(p > 0, x, 0.0)  # (B, W, O, N)
+        agg = mixture_statistics(np.moveaxis(x, -3, -2), np.moveaxis(p, -3, -2)[None])
+        pi = probability_of_improvement(x, p[None])
+        o = x.shape[-2]
+        return np.concatenate([agg.reshape(x.shape[0], -1), pi.reshape(x.shape[0], o * o)], 1)
+
+    return statistic
+
+
+def _interval_note(
+    unit: Unit,
+    n_workloads: int,
+    counts: IntArray,
+    k: IntArray,
+    replace: npt.NDArray[np.bool_],
+) -> str | None:
+    """Why the aggregate gets no interval, or None."""
+    if n_workloads < MIN_INTERVAL_WORKLOADS:
+        return (
+            f"no intervals: {n_workloads} workload{'s' if n_workloads != 1 else ''} entered the "
+            f"aggregate, fewer than {MIN_INTERVAL_WORKLOADS}; across so few workloads an "
+            "aggregate is a per-workload result (a probability of improvement over one "
+            "workload at the full budget is 0 or 1), so its bootstrap would describe the "
+            "trials of these workloads only (see analyze budget and rank for them)"
+        )
+    if replace.any():
+        return (
+            "no intervals: some cells are resampled with replacement past their trial count, "
+            "which no interval method here covers"
+        )
+    if unit is Unit.TRIAL:
+        over = k > counts // INTERVAL_BUDGET_DIVISOR
+        if over.any():
+            k_max = int(k[over].max())
+            n_min = int(counts[over].min())
+            fit = int(counts.min()) // INTERVAL_BUDGET_DIVISOR
+            how = (
+                f"--budget {fit}"
+                if fit >= 1
+                else f"no budget here: a cell has fewer than {INTERVAL_BUDGET_DIVISOR} trials"
+            )
+            return (
+                f"no intervals at budget k = {k_max} of {n_min} trial{'s' if n_min != 1 else ''}: "
+                "a tuned result that is the best of (nearly) all of a cell's trials cannot be "
+                "moved past that trial by a bootstrap, so its interval would show downside "
+                f"only; intervals need k <= n/{INTERVAL_BUDGET_DIVISOR} in every cell of n "
+                f"trials ({how}), or unit repeat where whole studies were repeated"
+            )
+    return None
+
+
 def aggregate_scores(
     archive: xr.Dataset,
     /,
     *,
     rng: np.random.Generator,
-    unit: Unit | str = Unit.TRIAL,
+    unit: Unit | str = Unit.AUTO,
     budget: int | None = None,
+    normalisation: Normalisation | str = Normalisation.TARGETS,
+    reference_scores: ReferenceScores | None = None,
     reference: str | None = None,
     n_boot: int = DEFAULT_N_BOOT_AGGREGATE,
     confidence: float = 0.95,
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    with_replacement: bool = False,
 ) -> AggregateScores:
     """IQM, mean, median and optimality gap of normalised scores across workloads, and the
     probability of improvement of every optimizer over every other, with stratified-
-    bootstrap intervals (see the module docstring for every definition).
+    bootstrap intervals where they are valid (see the module docstring for definitions).
 
-    `budget`: trials per tuning study (unit "trial"; default each cell's own trial count,
-    i.e. the selected trial); a cell with fewer trials uses all of them. `reference`: the
-    optimizer whose expected tuned value is score 0 (default the worst one per workload).
-    Raises AnalysisError for an unknown reference, a budget below 1, or when no workload can
-    be normalised.
+    `normalisation`: targets (default; 0 = the untrained model's test value, 1 = the
+    workload's target), reference (`reference_scores` per workload), identity, or
+    minmax-compared (1 = the best value seen, 0 = the tuned value of `reference`, default
+    the worst compared optimizer: a rank-like transform that changes when an optimizer is
+    added). `budget`: trials per tuning study (unit trial; default the smallest trial count
+    of the compared cells); a budget above a cell's count raises AnalysisError unless
+    `with_replacement`. Raises AnalysisError for an unknown reference, a budget below 1, or
+    when no workload can be normalised.
     """
-    unit = Unit(unit)
+    unit = resolve_unit(archive, unit)
     rule = SelectionRule(rule)
+    normalisation = Normalisation(normalisation)
     optimizers = [str(o) for o in archive["optimizer"].values]
+    if reference is not None and normalisation is not Normalisation.MINMAX_COMPARED:
+        raise AnalysisError("a reference optimizer applies to normalisation minmax-compared only")
     if reference is not None and reference not in optimizers:
         raise AnalysisError(
             f"unknown reference optimizer {reference!r} (the archive has {optimizers})"
         )
+    if reference_scores is not None and normalisation is not Normalisation.REFERENCE:
+        normalisation = Normalisation.REFERENCE
     if budget is not None and budget < 1:
         raise AnalysisError(f"budget {budget} is not a positive number of trials")
     if unit is Unit.REPEAT and budget is not None:
-        raise AnalysisError("--budget applies to unit 'trial' only (a repeat is a whole study)")
+        raise AnalysisError(
+            "a budget applies to unit 'trial' only (a repeat is a whole study; use unit trial)"
+        )
+    if n_boot < 1:
+        raise AnalysisError(f"n_boot {n_boot} must be at least 1")
+    if not 0 < confidence < 1:
+        raise AnalysisError(f"confidence {confidence} must lie strictly between 0 and 1")
     score_da, value_da, present_da, sdata, caveats_in = _units(archive, unit, rule)
     dims = ("workload", "optimizer", str(score_da.dims[-1]))
     score = score_da.transpose(*dims).values.astype(np.float64)
@@ -419,6 +761,8 @@ def aggregate_scores(
     present = present_da.transpose(*dims).values.astype(bool)
     caveats = list(caveats_in)
     workloads = [str(w) for w in archive["workload"].values]
+    directions = [str(x) for x in sdata["direction"].values]
+    sign = orientation(sdata["direction"]).values.astype(np.float64)
 
     # The no-result fill: the worst usable test value seen on the workload.
     finite_v = np.where(np.isfinite(value) & present, value, np.nan)
@@ -429,6 +773,7 @@ def aggregate_scores(
     usable = present & np.isfinite(score) & np.isfinite(value)
     filled = np.where(usable, value, worst[:, None, None])
     score = np.where(usable, score, np.nan)
+    real_counts = present.sum(axis=-1)
     # An optimizer without any unit on a workload has one no-result unit.
     absent = np.asarray(~present.any(axis=-1), dtype=bool)
     present = present.copy()
@@ -439,66 +784,130 @@ def aggregate_scores(
             f"{optimizers[oi]} has no run on {', '.join(missing)}: scored as the worst "
             "value seen there"
         )
-    if unit is Unit.TRIAL and budget is None:
-        caveats.append(
-            "unit trial with the full budget: each tuned result is a maximum over trials, "
-            "and a resample can never beat the archive's best trial, so the upper end of "
-            "every interval is (nearly) the point estimate; the intervals show downside "
-            "uncertainty only (use unit repeat where studies were repeated, or a budget)"
-        )
     units, counts = _pack(score, filled, present)
     n = units.shape[2]
+    held = real_counts > 0
+    smallest = int(real_counts[held].min()) if held.any() else 1
+    largest = int(real_counts[held].max()) if held.any() else 1
+    k_all = 0
     if unit is Unit.REPEAT:
         k = np.ones_like(counts)  # every repeat's tuned result weighs 1/n
+        replace = np.zeros(counts.shape, dtype=bool)
     else:
-        k = np.where(counts > 0, counts if budget is None else np.minimum(counts, budget), 1)
-    sorted_v, probs = _distribution(units, counts, k)
+        k_all = smallest if budget is None else budget
+        short = held & (real_counts < k_all)
+        if short.any() and not with_replacement:
+            wi, oi = np.argwhere(short)[0]
+            raise AnalysisError(
+                f"budget {k_all} is larger than the {int(real_counts[wi, oi])} trials of "
+                f"{optimizers[oi]} on {workloads[wi]}: the aggregate needs a study of "
+                f"{k_all} trials for every cell (use a budget <= {smallest}, or "
+                "--with-replacement to resample past a cell's trials)"
+            )
+        k = np.where(counts > 0, k_all, 1)
+        replace = counts < k
+        # A cell without any run has one no-result unit: best of 1.
+        k = np.where(held, k, 1)
+        replace = replace & held
+        if smallest != largest:
+            tail = (
+                "cells with fewer trials are resampled with replacement past their count "
+                "(--with-replacement)"
+                if replace.any()
+                else "no cell is resampled past its trials"
+            )
+            caveats.append(
+                f"trial counts differ between cells ({smallest} to {largest}): every cell "
+                f"is scored as a study of k = {k_all} trials; {tail}"
+            )
+    sorted_v, probs = _distribution(units, counts, k, replace)
     expected = (probs * np.where(probs > 0, sorted_v, 0.0)).sum(axis=-1)  # (W, O)
     # no_result: weight on positions whose unit is unusable (sorted last, by sort_trials).
     n_usable = np.isfinite(units[..., 0]).sum(axis=-1)
     no_result = np.where(np.arange(n) >= n_usable[..., None], probs, 0.0).sum(axis=-1)
 
-    if reference is None:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", category=RuntimeWarning)
-            ref = np.nanmax(np.where(np.isfinite(expected), expected, np.nan), axis=-1)
-    else:
-        ref = expected[:, optimizers.index(reference)]
-    span = ref - best
-    included = np.isfinite(span) & (span > 0)
-    for wi in np.flatnonzero(~included):
+    # Anchors in raw metric units: zero scores 0, one scores 1.
+    if normalisation is Normalisation.MINMAX_COMPARED:
+        if reference is None:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", category=RuntimeWarning)
+                ref = np.nanmax(np.where(np.isfinite(expected), expected, np.nan), axis=-1)
+        else:
+            ref = expected[:, optimizers.index(reference)]
+        zero, one = sign * ref, sign * best
+        described = [
+            "min-max over the compared optimizers: 0 = "
+            + (f"{reference}'s tuned value" if reference else "the worst tuned optimizer")
+            + ", 1 = the best value seen"
+        ] * len(workloads)
         caveats.append(
-            f"workload {workloads[wi]} left out of the aggregate: its reference and best "
-            "values coincide or are missing, so its scores cannot be normalised"
+            "normalisation minmax-compared: scores are relative to the compared optimizers "
+            "(0 = " + (reference or "the worst") + ", 1 = the best value seen) and change "
+            "when an optimizer is added or removed"
+        )
+    else:
+        zero, one, described, more = _anchors(archive, normalisation, reference_scores, directions)
+        caveats.extend(more)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        span = one - zero
+        scale = sign / span  # score = (sign * oriented - zero) / span
+        shift = -zero / span
+    included = np.isfinite(span) & (span != 0) & np.isfinite(best)
+    if normalisation is Normalisation.MINMAX_COMPARED:
+        included &= sign * span < 0  # the best value seen is better than the reference
+    for wi in np.flatnonzero(~included & np.isfinite(span)):
+        caveats.append(
+            f"workload {workloads[wi]} left out of the aggregate: its score-0 and score-1 "
+            "values coincide, or it has no usable result, so its scores cannot be normalised"
         )
     if not included.any():
         raise AnalysisError(
-            "no workload can be normalised (each needs a best usable value better than the "
-            "reference optimizer's tuned value)"
+            f"no workload can be normalised under normalisation {normalisation} (targets "
+            "need a target and an evaluation before training; or give reference scores, "
+            "identity for values already in [0, 1], or minmax-compared)"
         )
     wi_in = np.flatnonzero(included)
-    sub_units = units[wi_in]
-    sub_counts = counts[wi_in]
-    sub_k = k[wi_in]
-    ref_in, span_in = ref[wi_in], span[wi_in]
-
-    def normalised(draws: FloatArray) -> tuple[FloatArray, FloatArray]:
-        vals, p = _distribution(draws, sub_counts, sub_k)
-        x = (ref_in[:, None, None] - vals) / span_in[:, None, None]
-        return np.where(p > 0, x, 0.0), p
-
-    def statistic(draws: FloatArray) -> FloatArray:
-        x, p = normalised(draws)  # (B, W, O, N)
-        agg = mixture_statistics(np.moveaxis(x, -3, -2), np.moveaxis(p, -3, -2)[None])
-        pi = probability_of_improvement(x, p[None])
-        o = x.shape[-2]
-        return np.concatenate([agg.reshape(x.shape[0], -1), pi.reshape(x.shape[0], o * o)], 1)
-
-    point, lo, hi, _ = stratified_bootstrap(
-        sub_units, sub_counts, statistic, n_boot=n_boot, rng=rng, confidence=confidence
+    setup = _Setup(
+        units=units[wi_in],
+        counts=counts[wi_in],
+        k=k[wi_in],
+        replace=replace[wi_in],
+        scale=scale[wi_in],
+        shift=shift[wi_in],
+    )
+    statistic = aggregate_statistic(setup)
+    note = _interval_note(
+        unit, len(wi_in), np.where(held, real_counts, n)[wi_in], setup.k, setup.replace
     )
     n_o, n_s = len(optimizers), len(AGGREGATE_STATISTICS)
     split = n_o * n_s
+    if note is None:
+        point, lo, hi, reps = stratified_bootstrap(
+            setup.units, setup.counts, statistic, n_boot=n_boot, rng=rng, confidence=confidence
+        )
+        # Wald test of "P(improvement) = 1/2" with the bootstrap standard error: unlike a
+        # count of replicates beyond 1/2 its p-value is not floored at 1/(n_boot + 1), which
+        # a Holm family of many pairs would need n_boot in the tens of thousands to beat.
+        pi_reps = reps[:, split:].reshape(-1, n_o, n_o)
+        se = pi_reps.std(axis=0, ddof=1) if pi_reps.shape[0] > 1 else np.zeros((n_o, n_o))
+        pi_hat = point[split:].reshape(n_o, n_o)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            z = np.abs(pi_hat - 0.5) / se
+        p = np.where(se > 0, 2.0 * scipy.stats.norm.sf(z), np.nan)
+        upper = np.triu(np.ones((n_o, n_o), dtype=bool), k=1)
+        p = np.where(upper, p, p.T)  # one test per unordered pair
+        p_holm_flat = _holm(np.where(upper, p, np.nan).reshape(-1)).reshape(n_o, n_o)
+        p_holm = np.where(upper, p_holm_flat, p_holm_flat.T)
+        np.fill_diagonal(p, np.nan)
+        np.fill_diagonal(p_holm, np.nan)
+    else:
+        point = np.asarray(statistic(setup.units[None]))[0]
+        lo = np.full(point.shape, np.nan)
+        hi = np.full(point.shape, np.nan)
+        p = np.full((n_o, n_o), np.nan)
+        p_holm = np.full((n_o, n_o), np.nan)
+    pi_point = point[split:].reshape(n_o, n_o)
+    clear = np.isfinite(p_holm) & (p_holm < 1.0 - confidence) & (pi_point > 0.5)
 
     def agg_da(x: FloatArray) -> xr.DataArray:
         return xr.DataArray(x[:split].reshape(n_o, n_s), dims=("optimizer", "statistic"))
@@ -506,9 +915,9 @@ def aggregate_scores(
     def imp_da(x: FloatArray) -> xr.DataArray:
         return xr.DataArray(x[split:].reshape(n_o, n_o), dims=("optimizer", "other"))
 
-    sign = orientation(sdata["direction"]).values
+    raw_expected = sign[:, None] * expected
     with np.errstate(invalid="ignore", divide="ignore"):
-        normalised_expected = (ref[:, None] - expected) / span[:, None]
+        normalised_expected = (raw_expected - zero[:, None]) / span[:, None]
     data = xr.Dataset(
         {
             "value": agg_da(point),
@@ -517,18 +926,22 @@ def aggregate_scores(
             "improvement": imp_da(point),
             "improvement_lo": imp_da(lo),
             "improvement_hi": imp_da(hi),
+            "improvement_p": (("optimizer", "other"), p),
+            "improvement_p_holm": (("optimizer", "other"), p_holm),
+            "improvement_clear": (("optimizer", "other"), clear),
             "score": (
                 ("workload", "optimizer"),
                 np.where(included[:, None], normalised_expected, np.nan),
             ),
-            "tuned_value": (("workload", "optimizer"), sign[:, None] * expected),
+            "tuned_value": (("workload", "optimizer"), raw_expected),
             "no_result": (("workload", "optimizer"), no_result),
-            "units": (("workload", "optimizer"), counts),
-            "reference_value": ("workload", sign * ref),
-            "best_value": ("workload", sign * best),
+            "units": (("workload", "optimizer"), real_counts.astype(np.int64)),
+            "zero_value": ("workload", zero),
+            "one_value": ("workload", one),
+            "anchors": ("workload", np.array(described, dtype=str)),
             "included": ("workload", included),
             "metric_name": ("workload", sdata["metric_name"].values.astype(str)),
-            "direction": ("workload", sdata["direction"].values.astype(str)),
+            "direction": ("workload", np.array(directions, dtype=str)),
         },
         coords={
             "workload": workloads,
@@ -540,10 +953,13 @@ def aggregate_scores(
     return AggregateScores(
         data=data,
         unit=unit,
-        budget=budget,
+        budget=None if unit is Unit.REPEAT else int(k_all),
+        normalisation=normalisation,
         reference=reference,
         n_boot=n_boot,
         confidence=confidence,
         rule=rule,
         caveats=tuple(dict.fromkeys(caveats)),
+        interval_note=note,
+        with_replacement=with_replacement,
     )

@@ -9,7 +9,10 @@ left out, with a caveat. A run reaches the target at its first evaluation (by st
 metric is at least as good; its time to target is that evaluation's `time` (measure
 "time") or `step` (measure "steps"), inf if it never does. A trial's time is the median
 over its present runs of the seed repeat axis, if any; a study's time is its fastest
-trial's (the tuned optimizer is the one whose search reached the target first); an
+trial's (the tuned optimizer is the one whose search reached the target first), among k
+trials: k is the smallest trial count of the compared (workload, optimizer, study) cells,
+and a cell with more trials takes the median over its k-trial subsets of their fastest
+trial, so more trials give no more chances (equal counts: every trial, as before); an
 optimizer's time on a workload is the median over the studies (the `study` repeat axis)
 that hold a present run, inf if none. With t[w, o] the optimizer's time and
 t*[w] = min_o t[w, o], the ratio is r = t / t* (inf where t or t* is inf), and the
@@ -33,6 +36,7 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._kernels import exact_probabilities
 from optcmp_analysis._records import included_labels, json_value, where
 from optcmp_analysis._targets import steps_to_target
 from optcmp_data import Status
@@ -91,6 +95,8 @@ class PerformanceProfiles:
     measure: Measure
     max_tau: float
     caveats: tuple[str, ...]
+    # Trials per study whose fastest sets the study's time.
+    budget: int = 0
 
     @property
     def workloads(self) -> list[str]:
@@ -101,13 +107,14 @@ class PerformanceProfiles:
         out.attrs = {
             "measure": str(self.measure),
             "max_tau": self.max_tau,
+            "budget": self.budget,
             "caveats": "\n".join(self.caveats),
         }
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
         """Flat records with a "record" key: "area" — optimizer, value (the area score in
-        [0, 1]), n_workloads, measure; "profile" — optimizer, tau, value (rho(tau), the
+        [0, 1]), n_workloads, budget (trials per study), measure; "profile" — optimizer, tau, value (rho(tau), the
         share of workloads within tau of the fastest), measure; "time" — workload,
         optimizer, metric, split (the target's), target, value (time or steps to target,
         null: never reached), ratio (null: never), measure."""
@@ -121,6 +128,7 @@ class PerformanceProfiles:
                     "optimizer": str(o),
                     "value": json_value(float(d["area"].sel(optimizer=o))),
                     "n_workloads": n_w,
+                    "budget": self.budget,
                     "measure": str(self.measure),
                 }
             )
@@ -161,11 +169,18 @@ def performance_profiles(
     measure: Measure | str = Measure.AUTO,
     max_tau: float = 4.0,
     n_tau: int = 100,
+    budget: int | None = None,
+    with_replacement: bool = False,
 ) -> PerformanceProfiles:
     """Time-to-target performance profiles of every optimizer (see the module docstring).
 
-    Raises AnalysisError when no workload has a target, for max_tau <= 1 or n_tau < 2, or
-    for measure "time" on an archive that records no times.
+    A study's time is that of its fastest trial among k (`budget`, default the smallest
+    trial count of the compared (workload, optimizer, study) cells): with k equal to a
+    cell's count, its fastest trial; with fewer, the median over k-trial subsets drawn
+    without replacement of their fastest trial (so a cell with more trials gets no more
+    chances). Raises AnalysisError when no workload has a target, for max_tau <= 1 or
+    n_tau < 2, for measure "time" on an archive that records no times, or for a budget above
+    some cell's trial count unless `with_replacement`.
     """
     measure = Measure(measure)
     if not max_tau > 1:
@@ -211,9 +226,17 @@ def performance_profiles(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", category=RuntimeWarning)
         trial_time = run_time
+        trial_present = present
         if "seed" in run_time.dims:
             trial_time = trial_time.median("seed", skipna=True)
-        study_time = trial_time.min("trial", skipna=True)
+            trial_present = trial_present.any("seed")
+        # A present trial without a time (no evaluation at all) never reached the target.
+        trial_time = where(trial_present, trial_time.fillna(np.inf), np.nan)
+        k, study_time, counts_line = _study_times(
+            trial_time, trial_present, budget, with_replacement
+        )
+        if counts_line:
+            caveats.append(counts_line)
         if "study" in study_time.dims:
             times = study_time.median("study", skipna=True)
         else:
@@ -251,5 +274,56 @@ def performance_profiles(
         },
     )
     return PerformanceProfiles(
-        data=data, measure=measure, max_tau=max_tau, caveats=tuple(dict.fromkeys(caveats))
+        data=data,
+        measure=measure,
+        max_tau=max_tau,
+        caveats=tuple(dict.fromkeys(caveats)),
+        budget=k,
     )
+
+
+def _study_times(
+    trial_time: xr.DataArray,
+    trial_present: xr.DataArray,
+    budget: int | None,
+    with_replacement: bool,
+) -> tuple[int, xr.DataArray, str | None]:
+    """The budget k, each cell's k-trial study time (the median of the fastest of k trials,
+    drawn without replacement, or with replacement past the cell's count where asked), and
+    the mixed-trial-counts line (None: the counts agree)."""
+    counts = trial_present.sum("trial")
+    held = counts.values[counts.values > 0]
+    smallest = int(held.min()) if held.size else 1
+    largest = int(held.max()) if held.size else 1
+    k = smallest if budget is None else budget
+    if k < 1:
+        raise AnalysisError(f"budget {k} is not a positive number of trials")
+    if k > smallest and not with_replacement:
+        raise AnalysisError(
+            f"budget {k} is larger than the smallest trial count {smallest} of a (workload, "
+            "optimizer, study) cell (use a smaller budget, or --with-replacement to resample "
+            "past a cell's trials)"
+        )
+    line = None
+    if smallest != largest:
+        line = (
+            f"trial counts differ between cells ({smallest} to {largest}): a study's time is "
+            f"the median fastest of k = {k} of its trials, so a cell with more trials gets no "
+            "more chances (the AlgoPerf rule, every trial of a study, is `optcmp score`)"
+        )
+    other = [d for d in trial_time.dims if d != "trial"]
+    t = trial_time.transpose(*other, "trial").values.astype(np.float64)
+    n_t = t.shape[-1]
+    flat = t.reshape(-1, n_t)
+    out = np.full(flat.shape[0], np.nan)
+    for c, row in enumerate(flat):
+        v = np.sort(row[~np.isnan(row)])  # fastest first; inf (never reached) last
+        n = len(v)
+        if n == 0:
+            continue
+        p = exact_probabilities(np.array([n]), k, n, replace=k > n)[0]
+        cum = np.cumsum(p)
+        out[c] = v[int(np.argmax(cum >= 0.5 - 1e-12))]
+    shape = t.shape[:-1]
+    coords = {d: trial_time[d].values for d in other}
+    return k, xr.DataArray(out.reshape(shape), dims=other, coords=coords), line

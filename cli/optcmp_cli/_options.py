@@ -11,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from optcmp_analysis import DivergedMode, RepeatMode, SelectionRule
+from optcmp_analysis import DivergedMode, Normalisation, RepeatMode, SelectionRule, Unit
 
 __all__ = [
     "ArchiveArg",
@@ -20,11 +20,14 @@ __all__ = [
     "MarginOpt",
     "NBootOpt",
     "NPermOpt",
+    "NormaliseOpt",
     "OptimizerOpt",
     "PermSeedOpt",
+    "ReferenceScoresOpt",
     "RepeatsOpt",
     "RuleOpt",
     "SeedOpt",
+    "UnitOpt",
     "WithReplacementOpt",
     "WorkloadOpt",
 ]
@@ -97,5 +100,32 @@ WithReplacementOpt = Annotated[
         help="Allow budgets above a cell's trial count by resampling its trials with "
         "replacement past their count (default: the largest budget of a comparison is its "
         "smallest trial count; a cell with fewer trials has no value there).",
+    ),
+]
+UnitOpt = Annotated[
+    Unit,
+    typer.Option(
+        "--unit",
+        help="What is resampled per workload and optimizer: trial (one tuning study, repeats "
+        "averaged), repeat (every seed/study is its own tuning study), or auto (repeat where "
+        "every repeat is a whole study, as AlgoPerf's, else trial).",
+    ),
+]
+NormaliseOpt = Annotated[
+    Normalisation,
+    typer.Option(
+        "--normalise",
+        help="Score 0 and 1 per workload: targets (0 = the untrained model's test value, 1 = "
+        "the archive's target), reference (a --reference-scores file), identity (values "
+        "already normalised, larger better), or minmax-compared (1 = best value seen, 0 = "
+        "the worst compared optimizer: changes when an optimizer is added).",
+    ),
+]
+ReferenceScoresOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--reference-scores",
+        help="TOML file with a table per workload holding `zero` and `one`, the test values "
+        "that score 0 and 1 (implies --normalise reference).",
     ),
 ]

@@ -53,7 +53,10 @@ def aggregate_axes(ax: Axes, result: AggregateScores, statistic: str = "iqm") ->
         c = d.sel(optimizer=o)
         v, lo, hi = (float(c[x]) for x in ("value", "lo", "hi"))
         colour = styles[o].colour
-        ax.plot([lo, hi], [yi, yi], color=colour, linewidth=6, alpha=0.45, solid_capstyle="butt")
+        if np.isfinite(lo) and np.isfinite(hi):
+            ax.plot(
+                [lo, hi], [yi, yi], color=colour, linewidth=6, alpha=0.45, solid_capstyle="butt"
+            )
         ax.plot([v], [yi], marker="|", color="black", markersize=12)
     ax.set_yticks(y, [figure_text(o) for o in names])
     ax.set_xlabel(f"{_LABELS[statistic]} of normalised score")
@@ -68,18 +71,21 @@ def improvement_axes(ax: Axes, result: AggregateScores) -> None:
     p = d["improvement"].sel(optimizer=names, other=names).values.astype(np.float64)
     lo = d["improvement_lo"].sel(optimizer=names, other=names).values
     hi = d["improvement_hi"].sel(optimizer=names, other=names).values
+    clear = d["improvement_clear"].sel(optimizer=names, other=names).values
     ax.imshow(p, cmap="RdBu", vmin=0.0, vmax=1.0)
     small = len(names) <= 5
     for i in range(len(names)):
         for j in range(len(names)):
             if i == j:
                 continue
-            text = f"{p[i, j]:.2f}" + (f"\n{lo[i, j]:.2f}-{hi[i, j]:.2f}" if small else "")
+            ci = small and bool(np.isfinite(lo[i, j]))
+            star = "*" if bool(clear[i, j]) else ""
+            text = f"{p[i, j]:.2f}{star}" + (f"\n{lo[i, j]:.2f}-{hi[i, j]:.2f}" if ci else "")
             ax.text(j, i, text, ha="center", va="center", fontsize=6.5 if small else 5.5)
     labels = [figure_text(o) for o in names]
     ax.set_xticks(range(len(names)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), labels)
-    ax.set_title("P(row better than column)")
+    ax.set_title("P(row better than column); * clear (Holm)")
     ax.grid(visible=False)
 
 
@@ -94,14 +100,17 @@ def aggregate_figure(result: AggregateScores) -> Figure:
         axes[1].set_yticks([])
         improvement_axes(axes[2], result)
         level = f"{100 * result.confidence:g}%"
+        intervals = (
+            f"{level} stratified-bootstrap intervals ({result.n_boot} replicates)"
+            if result.interval_note is None
+            else "no intervals (see the text)"
+        )
         _title(
             fig,
             f"Across {len(result.workloads)} workloads: normalised test scores "
-            "(1 = best seen, 0 = "
-            + (figure_text(result.reference) if result.reference else "worst tuned")
-            + ")",
-            f"{level} stratified-bootstrap intervals ({result.n_boot} replicates, unit "
-            f"{result.unit}, selection {result.rule}); higher IQM, lower gap is better",
+            f"({figure_text(result.scale_phrase)})",
+            f"{intervals}; unit {result.unit}, selection {result.rule}; higher IQM, lower "
+            "gap is better",
         )
     return fig
 

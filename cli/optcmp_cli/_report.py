@@ -440,46 +440,64 @@ def _cell_num(value: Any, digits: int = 3) -> str:
 
 def _aggregate_section(b: _Builder, result: AggregateScores, group: str | None) -> None:
     level = f"{100 * result.confidence:g}%"
-    reference = f"`{result.reference}`" if result.reference else "the worst tuned optimizer"
+    n_w = len(result.workloads)
+    anchors = {
+        "targets": "0 is the untrained model's test value (the median at step 0 or 1) and 1 "
+        "the workload's target, fixed per workload (AlgoPerf style)",
+        "reference": "0 and 1 are the reference scores given per workload",
+        "identity": "scores are the test values as they are (already normalised)",
+        "minmax-compared": "1 is the best test value any compared trial reached and 0 the "
+        "tuned value of "
+        + (f"`{_md(result.reference)}`" if result.reference else "the worst tuned optimizer")
+        + " (a min-max over the compared optimizers: it changes when one is added)",
+    }[str(result.normalisation)]
+    study = (
+        f"a tuned result is the selected trial of a {result.budget}-trial study"
+        if result.budget is not None
+        else "a tuned result is one repeated study's selected trial"
+    )
     b.lines += [
-        f"Normalised test scores across {len(result.workloads)} workloads: on each workload "
-        f"1 is the best test value any trial reached and 0 the tuned value of {reference}. "
-        "IQM is the mean of the middle half of all (workload, tuned result) scores, the "
-        "optimality gap the mean shortfall below 1 (Agarwal et al. 2021). Intervals: "
-        f"{level} percentile intervals of a stratified bootstrap over workloads "
-        f"({result.n_boot} replicates; unit {result.unit}). Bootstrapping the best of a "
-        "resampled study is biased towards worse values, so point estimates can sit near "
-        "an interval's upper end.",
+        f"Normalised test scores across {n_w} workload{'s' if n_w != 1 else ''} (unit "
+        f"{result.unit}; {study}): {anchors}. IQM is the mean of the middle half of all "
+        "(workload, tuned result) scores, the optimality gap the mean shortfall below 1 "
+        "(Agarwal et al. 2021).",
         "",
     ]
+    if result.interval_note is None:
+        b.lines += [
+            f"Intervals: {level} percentile intervals of a stratified bootstrap over "
+            f"workloads ({result.n_boot} replicates).",
+            "",
+        ]
+    else:
+        b.lines += [_md(result.interval_note[0].upper() + result.interval_note[1:]) + ".", ""]
     records = result.to_json()
     agg = {(r["optimizer"], r["statistic"]): r for r in records if r["record"] == "aggregate"}
     names = sorted({o for o, _ in agg}, key=lambda o: -(agg[(o, "iqm")]["value"] or -np.inf))
-    rows = [
-        [
-            _md(o),
-            *(
-                f"{_num(agg[(o, st)]['value'], 3)} [{_num(agg[(o, st)]['lo'], 3)}, "
-                f"{_num(agg[(o, st)]['hi'], 3)}]"
-                for st in AGGREGATE_STATISTICS
-            ),
-        ]
-        for o in names
-    ]
+
+    def cell(r: dict[str, Any], digits: int) -> str:
+        value = _cell_num(r["value"], digits)
+        if r["lo"] is None or r["hi"] is None:
+            return value
+        return f"{value} [{_cell_num(r['lo'], digits)}, {_cell_num(r['hi'], digits)}]"
+
+    rows = [[_md(o), *(cell(agg[(o, st)], 3) for st in AGGREGATE_STATISTICS)] for o in names]
     b.lines += _table(["optimizer", "IQM", "mean", "median", "optimality gap"], rows)
-    imp = {(r["optimizer"], r["other"]): r for r in records if r["record"] == "improvement"}
-    clear = [
-        f"{_md(o)} over {_md(x)}: {_num(r['value'], 2)} [{_num(r['lo'], 2)}, {_num(r['hi'], 2)}]"
-        for (o, x), r in imp.items()
-        if r["lo"] is not None and r["lo"] > 0.5
-    ]
-    b.lines += [
-        "Probability of improvement (a tuned run of the first beats one of the second on "
-        f"a random workload) whose {level} interval lies above 1/2: "
-        + ("; ".join(clear) if clear else "none")
-        + ".",
-        "",
-    ]
+    if result.interval_note is None:
+        imp = [r for r in records if r["record"] == "improvement" and r["clear"]]
+        clear = [
+            f"{_md(r['optimizer'])} over {_md(r['other'])}: {cell(r, 2)} (Holm p "
+            f"{_num(r['p_holm'], 2)})"
+            for r in imp
+        ]
+        b.lines += [
+            "Probability of improvement (a tuned run of the first beats one of the second on "
+            f"a random workload), clear where its Holm-adjusted p-value over the "
+            f"{result.n_pairs} pairs is below {1 - result.confidence:.2g}: "
+            + ("; ".join(clear) if clear else "none")
+            + ".",
+            "",
+        ]
     b.add_records("aggregate", records, group)
 
 

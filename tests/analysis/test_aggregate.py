@@ -5,6 +5,7 @@ archives."""
 from __future__ import annotations
 
 import itertools
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,15 +15,21 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from optcmp_analysis import (
+    AGGREGATE_STATISTICS,
+    MIN_INTERVAL_WORKLOADS,
     AnalysisError,
+    Normalisation,
+    ReferenceScores,
+    Unit,
     aggregate_scores,
     interquartile_mean,
     probability_of_improvement,
+    restrict,
     select_best,
     stratified_bootstrap,
 )
-from optcmp_analysis._aggregate import mixture_statistics, optimality_gap
-from optcmp_data import Status
+from optcmp_analysis._aggregate import mixture_statistics, optimality_gap, resolve_unit
+from optcmp_data import ConfigError, Status
 from optcmp_data.importers import import_algoperf, import_deepobs
 from optcmp_data.testing import synthetic_archive
 from tests.data.archive_trees import SHARED_ARCHIVES
@@ -194,7 +201,9 @@ def _archive(**kw: object) -> xr.Dataset:
 
 def test_point_estimate_is_iqm_of_hand_normalised_selected_values() -> None:
     ds = _archive(planted={"adam": -0.03})
-    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=50)
+    result = aggregate_scores(
+        ds, rng=np.random.default_rng(0), n_boot=50, normalisation="minmax-compared"
+    )
     sel = select_best(ds).data["test_value"].transpose("workload", "optimizer").values
     # Errors are minimised: 1 = the best usable test value, 0 = the worst tuned optimizer.
     tv = ds["test_metric"].where(ds["step"] >= 0)
@@ -217,14 +226,20 @@ def test_point_estimate_is_iqm_of_hand_normalised_selected_values() -> None:
 
 def test_planted_better_optimizer_wins_with_confidence() -> None:
     ds = _archive(planted={"adam": -0.05}, workloads=6)
-    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=300)
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=300, budget=6)
+    assert result.interval_note is None
     d = result.data
     adam_iqm = d["lo"].sel(optimizer="adam", statistic="iqm")
     assert float(adam_iqm) > float(d["hi"].sel(optimizer="sgd", statistic="iqm"))
     assert float(d["improvement_lo"].sel(optimizer="adam", other="sgd")) > 0.5
+    assert bool(d["improvement_clear"].sel(optimizer="adam", other="sgd"))
+    assert not bool(d["improvement_clear"].sel(optimizer="sgd", other="adam"))
     for r in result.to_json():
         if r["record"] in ("aggregate", "improvement"):
             assert r["lo"] <= r["hi"]
+        if r["record"] == "improvement":
+            assert r["p_holm"] >= r["p"]
+            assert r["holm_family"] == 3
 
 
 def test_budget_gives_the_best_of_k_distribution() -> None:
@@ -243,10 +258,16 @@ def test_budget_gives_the_best_of_k_distribution() -> None:
 
 def test_reference_optimizer_scores_zero() -> None:
     ds = _archive()
-    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20, reference="sgd")
+    minmax = "minmax-compared"
+    result = aggregate_scores(
+        ds, rng=np.random.default_rng(0), n_boot=20, reference="sgd", normalisation=minmax
+    )
     np.testing.assert_allclose(result.data["score"].sel(optimizer="sgd"), 0.0, atol=1e-12)
+    assert any("change when an optimizer is added" in c for c in result.caveats)
     with pytest.raises(AnalysisError, match="unknown reference"):
-        aggregate_scores(ds, rng=np.random.default_rng(0), reference="nope")
+        aggregate_scores(ds, rng=np.random.default_rng(0), reference="nope", normalisation=minmax)
+    with pytest.raises(AnalysisError, match="minmax-compared only"):
+        aggregate_scores(ds, rng=np.random.default_rng(0), reference="sgd")
 
 
 def test_diverged_units_count_as_worst_and_a_missing_optimizer_is_reported() -> None:
@@ -265,7 +286,9 @@ def test_a_workload_that_cannot_be_normalised_is_left_out_not_fatal() -> None:
     # w2: every optimizer's trials identical -> best equals the worst tuned value.
     for var in ("test_metric", "valid_metric"):
         ds[var].loc[{"workload": "w2"}] = 0.2
-    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20)
+    result = aggregate_scores(
+        ds, rng=np.random.default_rng(0), n_boot=20, normalisation="minmax-compared"
+    )
     assert result.workloads == ["w0", "w1", "w3"]
     assert any("w2 left out" in c for c in result.caveats)
     assert all(r["n_workloads"] == 3 for r in result.to_json() if r["record"] == "aggregate")
@@ -292,6 +315,18 @@ def test_deepobs_aggregate_runs_on_all_workloads() -> None:
     result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=200, rule="deepobs-final")
     assert len(result.workloads) == 8
     assert np.isfinite(result.data["value"]).all()
+    # 36 trials at the default budget 36: no interval, and the reason; at 18 intervals.
+    assert result.interval_note is not None
+    assert "k = 36 of 36" in result.interval_note
+    half = aggregate_scores(
+        ds, rng=np.random.default_rng(0), n_boot=200, rule="deepobs-final", budget=18
+    )
+    assert half.interval_note is None
+    lo, v, hi = (half.data[x].values for x in ("lo", "value", "hi"))
+    assert (hi > v).any()
+    assert (lo < v).any()
+    with pytest.raises(AnalysisError, match="selection_repeats"):
+        aggregate_scores(ds, rng=np.random.default_rng(0), unit="repeat")
 
 
 @pytest.mark.slow
@@ -310,3 +345,132 @@ def test_repeat_units_weigh_every_repeat_equally() -> None:
     per = select_best(ds, repeats="per-repeat").data["test_value"]
     expected = per.mean("study").transpose("workload", "optimizer")
     np.testing.assert_allclose(result.data["tuned_value"].transpose(*expected.dims), expected)
+
+
+# --- fixed anchors, intervals, multiplicity -----------------------------------------------
+
+
+def test_targets_anchor_the_untrained_value_at_0_and_the_target_at_1() -> None:
+    ds = _archive(direction="max", workloads=2)
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20)
+    assert result.normalisation is Normalisation.TARGETS
+    first = ds["test_metric"].isel(eval=0).where(ds["step"].isel(eval=0) == 0)
+    zero = first.median(("optimizer", "trial")).values
+    one = ds["valid_target"].values
+    np.testing.assert_allclose(result.data["zero_value"], zero)
+    np.testing.assert_allclose(result.data["one_value"], one)
+    tuned = result.data["tuned_value"].transpose("workload", "optimizer").values
+    np.testing.assert_allclose(
+        result.data["score"].transpose("workload", "optimizer"),
+        (tuned - zero[:, None]) / (one - zero)[:, None],
+    )
+    # Fixed anchors: adding or removing an optimizer leaves the others' scores unchanged.
+    fewer = aggregate_scores(
+        restrict(ds, optimizers=["sgd", "adam"]), rng=np.random.default_rng(0), n_boot=20
+    )
+    np.testing.assert_allclose(
+        fewer.data["score"].sel(optimizer="adam"), result.data["score"].sel(optimizer="adam")
+    )
+
+
+def test_a_workload_without_a_target_is_left_out() -> None:
+    ds = _archive()
+    ds["valid_target"].loc[{"workload": "w1"}] = np.nan
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20)
+    assert result.workloads == ["w0", "w2", "w3"]
+    assert any("no target for w1" in c for c in result.caveats)
+    ds["valid_target"][:] = np.nan
+    with pytest.raises(AnalysisError, match="no workload can be normalised"):
+        aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20)
+
+
+def test_reference_scores_from_a_file(tmp_path: Path) -> None:
+    ds = _archive(workloads=2)
+    path = tmp_path / "ref.toml"
+    path.write_text('[w0]\nzero = 0.5\none = 0.1\n\n["w1"]\nzero = 1.0\none = 0.0\n')
+    scores = ReferenceScores.from_toml(path)
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20, reference_scores=scores)
+    assert result.normalisation is Normalisation.REFERENCE
+    tuned = result.data["tuned_value"].sel(workload="w0").values
+    np.testing.assert_allclose(result.data["score"].sel(workload="w0"), (tuned - 0.5) / (0.1 - 0.5))
+    for text, match in [
+        ("[w0]\nzero = 1\n", "one must be a number"),
+        ("[w0]\nzero = 1\none = 1\n", "zero and one are equal"),
+        ("[w0]\nzero = 1\none = 2\nmid = 3\n", "unknown field 'mid'"),
+        ("w0 = 3\n", "must be a table"),
+        ("[w0\n", "not a TOML file"),
+    ]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=match):
+            ReferenceScores.from_toml(path)
+
+
+def test_identity_needs_metrics_to_maximise() -> None:
+    with pytest.raises(AnalysisError, match="larger must be better"):
+        aggregate_scores(_archive(), rng=np.random.default_rng(0), normalisation="identity")
+    ds = _archive(direction="max", workloads=2)
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), normalisation="identity")
+    np.testing.assert_allclose(result.data["score"], result.data["tuned_value"])
+
+
+def test_the_median_is_the_standard_median() -> None:
+    even = np.array([[[0.0, 1.0, 2.0, 10.0]]])
+    w = np.full(even.shape, 0.25)
+    assert mixture_statistics(even, w)[0, AGGREGATE_STATISTICS.index("median")] == 1.5
+    odd = np.array([[[0.0, 1.0, 7.0]]])
+    assert mixture_statistics(odd, np.full(odd.shape, 1 / 3))[0, 2] == 1.0
+    # Eight workloads of one atom each: the average of the 4th and 5th values.
+    eight = np.arange(8.0)[:, None]
+    assert mixture_statistics(eight, np.ones_like(eight))[2] == pytest.approx(np.median(eight))
+
+
+def test_no_interval_over_fewer_workloads_than_stated() -> None:
+    ds = _archive(workloads=MIN_INTERVAL_WORKLOADS - 1, planted={"adam": -0.05})
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=50, budget=4)
+    assert result.interval_note is not None
+    assert f"fewer than {MIN_INTERVAL_WORKLOADS}" in result.interval_note
+    assert np.isnan(result.data["lo"]).all()
+    assert not result.data["improvement_clear"].any()
+    records = [r for r in result.to_json() if r["record"] in ("aggregate", "improvement")]
+    assert all(r["lo"] is None and r["hi"] is None for r in records)
+    assert all(r["value"] is not None for r in records)
+
+
+def test_no_interval_at_the_full_budget_and_one_at_half() -> None:
+    ds = _archive()
+    full = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=50)
+    assert full.budget == 12
+    assert full.interval_note is not None
+    assert "k = 12 of 12" in full.interval_note
+    assert "--budget 6" in full.interval_note
+    half = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=50, budget=6)
+    assert half.interval_note is None
+    assert np.isfinite(half.data["lo"]).all()
+
+
+def test_unequal_counts_default_to_the_smallest() -> None:
+    ds = _archive()
+    ds["status"].loc[{"workload": "w0", "optimizer": "sgd"}] = np.where(
+        np.arange(12) < 4, Status.COMPLETED.value, Status.MISSING.value
+    )
+    ds["step"].loc[{"workload": "w0", "optimizer": "sgd", "trial": list(range(4, 12))}] = -1
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20)
+    assert result.budget == 4
+    assert sum("trial counts differ between cells (4 to 12)" in c for c in result.caveats) == 1
+    with pytest.raises(AnalysisError, match="larger than the 4 trials of sgd on w0"):
+        aggregate_scores(ds, rng=np.random.default_rng(0), budget=8)
+    repl = aggregate_scores(
+        ds, rng=np.random.default_rng(0), n_boot=20, budget=8, with_replacement=True
+    )
+    assert repl.interval_note is not None
+    assert "with replacement" in repl.interval_note
+
+
+def test_unit_auto_picks_repeats_where_each_is_a_study() -> None:
+    assert resolve_unit(_archive(), "auto") is Unit.TRIAL
+    assert resolve_unit(_archive(repeats={"study": 3}, n_trials=4), "auto") is Unit.REPEAT
+    ds = _archive(repeats={"seed": 3}, n_trials=4)
+    ds.attrs["selection_repeats"] = "seed=0"
+    assert resolve_unit(ds, "auto") is Unit.TRIAL
+    with pytest.raises(AnalysisError, match="whole tuning study"):
+        aggregate_scores(ds, rng=np.random.default_rng(0), unit="repeat")

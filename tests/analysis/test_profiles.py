@@ -3,6 +3,8 @@ without targets and times, and the published archives."""
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 import xarray as xr
@@ -100,6 +102,32 @@ def test_an_optimizer_without_runs_never_reaches() -> None:
     ds["status"].loc[{"workload": "w0", "optimizer": "sgd"}] = Status.MISSING.value
     result = performance_profiles(ds)
     assert np.isinf(float(result.data["time"].sel(workload="w0", optimizer="sgd")))
+
+
+def test_unequal_counts_time_the_median_fastest_of_k_trials() -> None:
+    ds = _archive(n_trials=6)
+    keep = 2
+    ds["status"].loc[{"workload": "w0", "optimizer": "sgd"}] = np.where(
+        np.arange(6) < keep, Status.COMPLETED.value, Status.MISSING.value
+    )
+    ds["step"].loc[{"workload": "w0", "optimizer": "sgd", "trial": list(range(keep, 6))}] = -1
+    result = performance_profiles(ds, measure="steps")
+    assert result.budget == keep
+    assert sum("trial counts differ between cells (2 to 6)" in c for c in result.caveats) == 1
+    # adam on w0 holds 6 trials: its time is the median over the 15 pairs of trials of the
+    # faster one, by enumeration.
+    single = _archive(n_trials=6)
+    times = []
+    for t in range(6):
+        one = single.isel(trial=[t])
+        times.append(_first_reach_by_hand(one, "w0", "adam", "steps"))
+    pairs = sorted(min(a, b) for a, b in itertools.combinations(times, 2))
+    lower_median = pairs[(len(pairs) + 1) // 2 - 1]
+    assert float(result.data["time"].sel(workload="w0", optimizer="adam")) == lower_median
+    with pytest.raises(AnalysisError, match="--with-replacement"):
+        performance_profiles(ds, budget=6)
+    full = performance_profiles(ds, measure="steps", budget=6, with_replacement=True)
+    assert float(full.data["time"].sel(workload="w0", optimizer="adam")) == min(times)
 
 
 def test_bad_arguments() -> None:

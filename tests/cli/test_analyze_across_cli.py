@@ -70,7 +70,7 @@ def test_json_contract(archive_path: Path, command: str) -> None:
 
 
 def test_aggregate_records_seed_and_options(archive_path: Path) -> None:
-    args = _args("aggregate", archive_path)
+    args = [*_args("aggregate", archive_path), "--budget", "2"]
     a = _json([*args, "--seed", "3"])
     assert a == _json([*args, "--seed", "3"])
     assert a != _json([*args, "--seed", "4"])
@@ -79,7 +79,11 @@ def test_aggregate_records_seed_and_options(archive_path: Path) -> None:
     agg = {(r["optimizer"], r["statistic"]): r for r in a if r["record"] == "aggregate"}
     assert agg[("adam", "iqm")]["value"] > agg[("sgd", "iqm")]["value"]
     assert all(r["n_workloads"] == 3 for r in agg.values())
-    ref = _json([*args, "--reference", "sgd", "--budget", "2", "-w", "w0", "-w", "w1"])
+    assert all(r["interval_note"] is None for r in agg.values())
+    assert all(r["normalisation"] == "targets" for r in agg.values())
+    ref = _json(
+        [*args, "--normalise", "minmax-compared", "--reference", "sgd", "-w", "w0", "-w", "w1"]
+    )
     scores = [r for r in ref if r["record"] == "score"]
     assert {r["workload"] for r in scores} == {"w0", "w1"}
     assert all(abs(r["value"]) < 1e-9 for r in scores if r["optimizer"] == "sgd")
@@ -120,6 +124,39 @@ def test_errors_are_one_line_and_exit_two(
     assert "normalised" in message or "no target" in message or "no workload" in message
 
 
+def test_aggregate_without_intervals_says_why(archive_path: Path) -> None:
+    one = runner.invoke(
+        app, [*_args("aggregate", archive_path), "-w", "w0"], env={"COLUMNS": "250"}
+    )
+    assert one.exit_code == 0, one.output
+    assert "no intervals: 1 workload entered the aggregate, fewer than 3" in one.output
+    assert "[" not in one.output.split("P(row")[0].split("\n", 2)[2]
+    full = runner.invoke(app, _args("aggregate", archive_path), env={"COLUMNS": "250"})
+    assert "no intervals at budget k =" in full.output
+
+
+def test_aggregate_reference_scores_file(archive_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "ref.toml"
+    path.write_text("[w0]\nzero = 0.5\none = 0.0\n[w1]\nzero = 0.5\none = 0.0\n")
+    records = _json([*_args("aggregate", archive_path), "--reference-scores", str(path)])
+    scores = {(r["workload"], r["optimizer"]): r for r in records if r["record"] == "score"}
+    assert scores[("w0", "adam")]["zero_value"] == 0.5
+    assert scores[("w0", "adam")]["value"] == pytest.approx(
+        (scores[("w0", "adam")]["tuned_value"] - 0.5) / -0.5
+    )
+    assert not scores[("w2", "adam")]["included"]
+    path.write_text("[w0]\nzero = 'a'\none = 0\n")
+    message = _error([*_args("aggregate", archive_path), "--reference-scores", str(path)])
+    assert "ref.toml" in message
+    assert "zero must be a number" in message
+
+
 def test_aggregate_option_errors(archive_path: Path) -> None:
-    assert "unknown reference" in _error([*_args("aggregate", archive_path), "--reference", "nope"])
+    minmax = ["--normalise", "minmax-compared"]
+    assert "unknown reference" in _error(
+        [*_args("aggregate", archive_path), *minmax, "--reference", "nope"]
+    )
+    assert "minmax-compared only" in _error(
+        [*_args("aggregate", archive_path), "--reference", "sgd"]
+    )
     assert "repeat axis" in _error([*_args("aggregate", archive_path), "--unit", "repeat"])
