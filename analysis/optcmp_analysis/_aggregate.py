@@ -74,6 +74,7 @@ __all__ = [
     "ReferenceScores",
     "Unit",
     "aggregate_scores",
+    "effective_units",
     "interquartile_mean",
     "interval_budget",
     "mixture_statistics",
@@ -213,6 +214,7 @@ def stratified_bootstrap(
     n_boot: int,
     rng: np.random.Generator,
     confidence: float = 0.95,
+    effective_n: float | None = None,
 ) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray]:
     """Stratified independent bootstrap of `statistic`.
 
@@ -221,6 +223,12 @@ def stratified_bootstrap(
     padding), F fields per unit. `statistic` maps (B, S, G, N, F) to (B, *out). Every
     replicate draws, for every (s, g), counts[s, g] units with replacement from its own.
     Returns (point estimate, lower, upper percentile bounds at `confidence`, replicates).
+
+    `effective_n` (the number of independent pieces of evidence behind the statistic, if
+    small): the expanded percentile interval (Hesterberg 2015): the percentile levels are
+    widened so that the normal quantile they stand for becomes sqrt(n / (n - 1)) times
+    Student's t quantile with n - 1 degrees of freedom, the usual small-sample correction
+    of a bootstrap that is too narrow by a factor of about sqrt((n - 1) / n) and uses z for t.
     """
     if n_boot < 1:
         raise AnalysisError(f"n_boot {n_boot} must be at least 1")
@@ -242,6 +250,10 @@ def stratified_bootstrap(
         replicates.append(np.asarray(statistic(draws)))
     reps = np.concatenate(replicates, axis=0)
     alpha = (1.0 - confidence) / 2.0
+    if effective_n is not None and effective_n > 1:
+        n_eff = float(effective_n)
+        z = math.sqrt(n_eff / (n_eff - 1.0)) * scipy.stats.t.ppf(1.0 - alpha, n_eff - 1.0)
+        alpha = float(scipy.stats.norm.sf(z))
     lo, hi = np.quantile(reps, [alpha, 1.0 - alpha], axis=0)
     return point, lo, hi, reps
 
@@ -557,6 +569,15 @@ def interval_budget(n: int) -> int:
     cannot move past it; the simulation of tests/analysis/test_aggregate_coverage.py shows
     the percentile interval covering at k <= n / INTERVAL_BUDGET_DIVISOR."""
     return n // INTERVAL_BUDGET_DIVISOR
+
+
+def effective_units(counts: IntArray, k: IntArray) -> float:
+    """The number of independent pieces of evidence behind one optimizer's aggregate: per
+    workload, the number of disjoint k-unit studies its smallest cell holds (n // k; a
+    repeat is one study), summed over the workloads. It sets the small-sample expansion of
+    the intervals (`stratified_bootstrap`'s `effective_n`)."""
+    per_workload = (np.asarray(counts) // np.maximum(np.asarray(k), 1)).min(axis=-1)
+    return float(max(2, int(per_workload.sum())))
 
 
 def _units(
@@ -882,8 +903,15 @@ def aggregate_scores(
     n_o, n_s = len(optimizers), len(AGGREGATE_STATISTICS)
     split = n_o * n_s
     if note is None:
+        n_eff = effective_units(setup.counts, setup.k)
         point, lo, hi, reps = stratified_bootstrap(
-            setup.units, setup.counts, statistic, n_boot=n_boot, rng=rng, confidence=confidence
+            setup.units,
+            setup.counts,
+            statistic,
+            n_boot=n_boot,
+            rng=rng,
+            confidence=confidence,
+            effective_n=n_eff,
         )
         # Wald test of "P(improvement) = 1/2" with the bootstrap standard error: unlike a
         # count of replicates beyond 1/2 its p-value is not floored at 1/(n_boot + 1), which
@@ -893,7 +921,9 @@ def aggregate_scores(
         pi_hat = point[split:].reshape(n_o, n_o)
         with np.errstate(invalid="ignore", divide="ignore"):
             z = np.abs(pi_hat - 0.5) / se
-        p = np.where(se > 0, 2.0 * scipy.stats.norm.sf(z), np.nan)
+        # Student's t with the same small-sample correction as the intervals.
+        t_stat = z * math.sqrt((n_eff - 1.0) / n_eff)
+        p = np.where(se > 0, 2.0 * scipy.stats.t.sf(t_stat, n_eff - 1.0), np.nan)
         upper = np.triu(np.ones((n_o, n_o), dtype=bool), k=1)
         p = np.where(upper, p, p.T)  # one test per unordered pair
         p_holm_flat = _holm(np.where(upper, p, np.nan).reshape(-1)).reshape(n_o, n_o)

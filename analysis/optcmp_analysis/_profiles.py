@@ -114,10 +114,10 @@ class PerformanceProfiles:
 
     def to_json(self) -> list[dict[str, Any]]:
         """Flat records with a "record" key: "area" — optimizer, value (the area score in
-        [0, 1]), n_workloads, budget (trials per study), measure; "profile" — optimizer, tau, value (rho(tau), the
-        share of workloads within tau of the fastest), measure; "time" — workload,
-        optimizer, metric, split (the target's), target, value (time or steps to target,
-        null: never reached), ratio (null: never), measure."""
+        [0, 1]), n_workloads, budget (trials per study), measure; "profile" — optimizer,
+        tau, value (rho(tau), the share of workloads within tau of the fastest), measure;
+        "time" — workload, optimizer, metric, split (the target's), target, value (time or
+        steps to target, null: never reached), ratio (null: never), measure."""
         d = self.data
         out: list[dict[str, Any]] = []
         n_w = len(self.workloads)

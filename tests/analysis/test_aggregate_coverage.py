@@ -24,6 +24,7 @@ from optcmp_analysis._aggregate import (
     INTERVAL_BUDGET_DIVISOR,
     _Setup,
     aggregate_statistic,
+    effective_units,
     stratified_bootstrap,
 )
 
@@ -87,7 +88,13 @@ def coverage(n_w: int, n: int, k: int, repeats: int, n_boot: int, seed: int) -> 
         units = np.stack([val, test], axis=-1)
         statistic = aggregate_statistic(_Setup(units=units, **setup_args))
         _, lo, hi, _ = stratified_bootstrap(
-            units, counts, statistic, n_boot=n_boot, rng=g, confidence=CONFIDENCE
+            units,
+            counts,
+            statistic,
+            n_boot=n_boot,
+            rng=g,
+            confidence=CONFIDENCE,
+            effective_n=effective_units(counts, setup_args["k"]),
         )
         # statistic layout: (optimizer, statistic) then the (O, O) improvement matrix.
         idx = [0, 1, 2, 4, 5, 6, 8 + 1]
