@@ -246,6 +246,7 @@ def test_missing_and_foreign_stores(tmp_path: Path) -> None:
     assert not any((tmp_path / "empty").iterdir())
 
 
+@pytest.mark.slow
 def test_cli_import_analyse_report_and_export_round_trip(
     sweep: Sweep, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
