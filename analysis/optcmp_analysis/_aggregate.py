@@ -799,11 +799,16 @@ def aggregate_scores(
     absent = np.asarray(~present.any(axis=-1), dtype=bool)
     present = present.copy()
     present[..., 0] |= absent
+    # One caveat per set of missing workloads, naming every optimizer it concerns.
+    by_missing: dict[tuple[str, ...], list[str]] = {}
     for oi in np.flatnonzero(absent.any(axis=0)):
-        missing = [workloads[wi] for wi in np.flatnonzero(absent[:, oi])]
+        missing = tuple(workloads[wi] for wi in np.flatnonzero(absent[:, oi]))
+        by_missing.setdefault(missing, []).append(str(optimizers[oi]))
+    for missing, names in by_missing.items():
+        who = names[0] if len(names) == 1 else f"{', '.join(names)} ({len(names)} optimizers)"
         caveats.append(
-            f"{optimizers[oi]} has no run on {', '.join(missing)}: scored as the worst "
-            "value seen there"
+            f"{who} {'has' if len(names) == 1 else 'have'} no run on {', '.join(missing)}: "
+            "scored as the worst value seen there"
         )
     units, counts = _pack(score, filled, present)
     n = units.shape[2]
