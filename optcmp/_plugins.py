@@ -45,6 +45,7 @@ __all__ = [
     "WORKLOAD_GROUP",
     "PluginError",
     "discover",
+    "group_plugins",
     "load_optimizer",
     "load_study_plugin",
     "plugin_errors",
@@ -192,6 +193,19 @@ class PluginError(ConfigError):
     """A plug-in raised while training: the run stops with one line naming it."""
 
 
+def group_plugins(optimizer: str, workload: str) -> tuple[str, ...]:
+    """The plug-ins a group of `optimizer` on `workload` runs, each as it is named in
+    messages ('plug-in optimizer crash (mymod:CRASH)'); empty for built-ins."""
+    found = []
+    family = FAMILY_SPECS.get(optimizer)
+    if family is not None and family.source != "optcmp":
+        found.append(f"plug-in optimizer {optimizer} ({family.source})")
+    wsource = WORKLOAD_SOURCES.get(workload, "optcmp")
+    if wsource != "optcmp":
+        found.append(f"plug-in workload {workload} ({wsource})")
+    return tuple(found)
+
+
 @contextlib.contextmanager
 def plugin_errors(optimizer: str, workload: str) -> Iterator[None]:
     """Turn an exception escaping a plug-in's code during training into one PluginError
@@ -202,7 +216,7 @@ def plugin_errors(optimizer: str, workload: str) -> Iterator[None]:
         yield
     except OptcmpError:
         raise
-    except Exception as err:
+    except (Exception, SystemExit) as err:  # sys.exit() in a plug-in must not end a worker
         if family is not None and family.source != "optcmp":
             raise PluginError(
                 f"plug-in optimizer {optimizer} ({family.source}) raised while training on "

@@ -12,6 +12,7 @@ draws the same trials.
 from __future__ import annotations
 
 import hashlib
+import math
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -46,6 +47,7 @@ _TOP_KEYS: Final = (
     "eval_interval",
     "batch_size",
     "group_size",
+    "group_timeout",
     "device",
     "devices",
     "precision",
@@ -288,6 +290,9 @@ class StudySpec:
     devices: tuple[str, ...] = ()
     precision: str = "fp32"
     compile: str = "none"
+    #: Seconds one group may run before its worker is stopped (None: no limit); where
+    #: and how long groups run, not part of the study's identity (docs/running.md).
+    group_timeout: float | None = None
     source: str = attrs.field(default="<study>", eq=False)
 
     def load_plugins(self) -> None:
@@ -405,6 +410,7 @@ class StudySpec:
             devices=devices,
             precision=precision,
             compile=compile_mode,
+            group_timeout=_seconds(data, "group_timeout", err),
             source=source,
         )
         for w in workloads:
@@ -514,6 +520,22 @@ def _run_settings(data: Mapping[str, Any], err: _Where) -> tuple[str, tuple[str,
             raise err(key, f"expected one of {', '.join(valid)}, got {value!r}")
         settings.append(value)
     return device, devices, settings[0], settings[1]
+
+
+def _seconds(data: Mapping[str, Any], key: str, err: _Where) -> float | None:
+    """A positive, finite number of seconds, or None when `key` is absent."""
+    value = data.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise err(key, f"expected a number of seconds, got {value!r}")
+    try:
+        seconds = float(value)
+    except OverflowError:
+        seconds = math.inf
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise err(key, f"must be a positive, finite number of seconds, got {value!r}")
+    return seconds
 
 
 def _valid_device(device: str) -> bool:

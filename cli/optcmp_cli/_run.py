@@ -25,6 +25,7 @@ from rich.progress import (
 from optcmp_cli._common import (
     console,
     err_console,
+    fail,
     print_json,
     progress_on_stderr,
     reports_errors,
@@ -129,6 +130,15 @@ def run(
             "memory available now].",
         ),
     ] = None,
+    group_timeout: Annotated[
+        float | None,
+        typer.Option(
+            "--group-timeout",
+            metavar="SECONDS",
+            help="Stop a group that runs longer than this (its worker process is killed, the "
+            "other groups go on); 0: no limit \\[default: the study's group_timeout, else none].",
+        ),
+    ] = None,
 ) -> None:
     """Run a study: every (workload, optimizer) trains its quasi-random trials in batched
     groups; each finished group is stored as one shard in the --out directory.
@@ -136,13 +146,23 @@ def run(
     A killed run continues where it stopped when started again with the same study file
     and --out; a changed study is refused. SIGTERM or Ctrl-C stops a run cleanly: finished
     groups stay stored, running ones are dropped, and the exit code is 128 + the signal.
+    A group whose plug-in raises, whose worker process dies or that runs past
+    --group-timeout stores nothing; the other groups run, and the run ends with one line
+    per failed plug-in and exit code 2.
 
     Example: optcmp run study.toml --out runs/digits --workers 2
     """
     if workers is not None and scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other: pick one executor")
     require_torch("run")
-    from optcmp.runner import DaskExecutor, Executor, LocalExecutor, StudyInterrupted, run_study
+    from optcmp.runner import (
+        DaskExecutor,
+        Executor,
+        GroupsFailed,
+        LocalExecutor,
+        StudyInterrupted,
+        run_study,
+    )
     from optcmp.study import StudySpec
 
     spec = StudySpec.from_toml(study)
@@ -161,6 +181,7 @@ def run(
         group_size=group_size,
         study_file=study,
         memory_limit_gib=memory_limit,
+        group_timeout=group_timeout,
     )
     try:
         if json_out:
@@ -176,6 +197,10 @@ def run(
             markup=False,
         )
         raise typer.Exit(stop.exit_code) from None
+    except GroupsFailed as failed:
+        for line in failed.lines[:-1]:
+            fail(line)
+        raise fail(failed.lines[-1]) from None
     console.print(
         f"{result.trials_run} trials run ({result.diverged} diverged) in "
         f"{result.seconds:.1f} s on {result.executor}, groups of {result.group_size}; "

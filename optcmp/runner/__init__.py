@@ -17,13 +17,17 @@ provenance attributes: compare `comparable(a).identical(comparable(b))`.
 
 Modules: `_train` (one group's loop) is written against `_path.GroupPath`, implemented by
 `_vmap` (any workload) and `_grouped` (grouped-layer MLPs); `_device` holds the device,
-thread and precision set-up; `_placement` which device a worker process was given.
+thread and precision set-up; `_placement` which device a worker process was given;
+`_pool` the local worker processes, `_boot` their first instructions and `_lifetime`
+how runs and workers end.
 """
 
 from optcmp.runner._device import deterministic_threads, group_settings, resolve_device
-from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor
+from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor, Outcome
 from optcmp.runner._group import (
     TIME_CAVEAT,
+    FailureKind,
+    GroupFailure,
     GroupSummary,
     GroupTask,
     build_shard,
@@ -34,6 +38,7 @@ from optcmp.runner._study import (
     DEFAULT_GROUP_SIZE,
     NONDETERMINISTIC_ATTRS,
     NONDETERMINISTIC_VARS,
+    GroupsFailed,
     Progress,
     StudyInterrupted,
     StudyRun,
@@ -56,11 +61,15 @@ __all__ = [
     "DaskExecutor",
     "EvalCallback",
     "Executor",
+    "FailureKind",
+    "GroupFailure",
     "GroupResult",
     "GroupSummary",
     "GroupTask",
+    "GroupsFailed",
     "Job",
     "LocalExecutor",
+    "Outcome",
     "Progress",
     "StudyInterrupted",
     "StudyRun",

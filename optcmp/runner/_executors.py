@@ -1,55 +1,72 @@
 """Executors: where the groups of a study run.
 
 Dependency rule: the standard library, plus `distributed` (imported only by
-`DaskExecutor`); no torch at import time.
+`DaskExecutor`); torch only through the runner's modules.
 
 Every executor runs the same picklable job (`functools.partial` of `run_group`) on each
-`GroupTask` and yields the `GroupSummary`s as groups finish. Results reach the archive only
-through the shards the job writes, so which executor ran a group does not change the
-archive:
+`GroupTask` and yields, as groups finish, a `GroupSummary` or a `GroupFailure` (a group
+whose plug-in raised, whose worker died or that ran past `timeout`; the run goes on).
+`skip(task)` is asked before a task starts: the driver skips the groups of a plug-in
+that failed already. Results reach the archive only through the shards the job writes,
+so which executor ran a group does not change the archive:
 
-- `LocalExecutor(workers=1)` runs groups one after another in this process;
-- `LocalExecutor(workers=N)` runs them in N spawned worker processes (spawn, not fork:
-  forking a process that has initialised torch's thread pools is unsafe); the workers die
-  with the driver (`_lifetime.worker_init`) and are killed when the run is interrupted;
+- `LocalExecutor(workers=1)` runs groups one after another in this process, unless
+  `isolate` is asked (a study with a plug-in or a group time limit): then in one worker
+  process, so that a plug-in cannot take the driver down;
+- `LocalExecutor(workers=N)` runs them in N worker processes (`_pool`: fresh
+  interpreters, not forks of a process that has initialised torch's thread pools); the
+  workers die with the driver from their first instruction (`_lifetime`) and are killed
+  when the run stops; a worker that dies or is stopped is replaced for the next group;
 - `LocalExecutor(devices=["cuda:0", "cuda:1"])` places one worker process on each device
   (with more workers than devices, the list is cycled), see `_placement`;
 - `DaskExecutor(address)` submits each group as a task to an existing Dask distributed
   cluster; its workers must see the study directory (a shared file system).
   `DaskExecutor(address, resources={"GPU": 1})` runs each group on a worker that
   declared that resource (`dask worker ... --resources GPU=1`), one group per GPU at a time.
+  Dask cannot stop a running task, so it refuses a time limit.
 """
 
 from __future__ import annotations
 
-import concurrent.futures as cf
 import contextlib
-import multiprocessing
-import multiprocessing.queues
-import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Protocol
 
-from optcmp.runner._group import GroupSummary, GroupTask
-from optcmp.runner._lifetime import worker_init
-from optcmp.runner._placement import placed_on, take_device
+from optcmp._plugins import PluginError
+from optcmp.runner._group import FailureKind, GroupFailure, GroupSummary, GroupTask
+from optcmp.runner._placement import placed_on
+from optcmp.runner._pool import WorkerPool
 from optcmp_data import ConfigError
 
-__all__ = ["DaskExecutor", "Executor", "Job", "LocalExecutor"]
+__all__ = ["DaskExecutor", "Executor", "Job", "LocalExecutor", "Outcome"]
 
 Job = Callable[[GroupTask], GroupSummary]
+Outcome = GroupSummary | GroupFailure
+
+
+def _never(task: GroupTask) -> bool:
+    return False
 
 
 class Executor(Protocol):
-    """Runs `job` on every task, yielding summaries in completion order."""
+    """Runs `job` on every task `skip` lets start, yielding outcomes in completion order;
+    `timeout`: seconds a group may run; `isolate`: never in the driver's process."""
 
-    def run(self, job: Job, tasks: Sequence[GroupTask]) -> Iterator[GroupSummary]: ...
+    def run(
+        self,
+        job: Job,
+        tasks: Sequence[GroupTask],
+        *,
+        timeout: float | None = None,
+        isolate: bool = False,
+        skip: Callable[[GroupTask], bool] = _never,
+    ) -> Iterator[Outcome]: ...
 
     def describe(self) -> str: ...
 
 
 class LocalExecutor:
-    """This machine: in-process for one worker, else N spawned worker processes."""
+    """This machine: in-process for one worker, else N worker processes."""
 
     def __init__(self, workers: int | None = None, devices: Sequence[str] = ()) -> None:
         workers = workers if workers is not None else max(1, len(devices))
@@ -66,55 +83,30 @@ class LocalExecutor:
         """The device of each of `n_workers` worker processes (the list cycled)."""
         return [self.devices[i % len(self.devices)] for i in range(n_workers)]
 
-    def run(self, job: Job, tasks: Sequence[GroupTask]) -> Iterator[GroupSummary]:
-        if self.workers == 1 or len(tasks) <= 1:
+    def run(
+        self,
+        job: Job,
+        tasks: Sequence[GroupTask],
+        *,
+        timeout: float | None = None,
+        isolate: bool = False,
+        skip: Callable[[GroupTask], bool] = _never,
+    ) -> Iterator[Outcome]:
+        if not isolate and timeout is None and (self.workers == 1 or len(tasks) <= 1):
             with placed_on(self.devices[0] if self.devices else None):
                 for task in tasks:
-                    yield job(task)
+                    if skip(task):
+                        continue
+                    try:
+                        summary = job(task)
+                    except PluginError as err:
+                        yield GroupFailure(task, FailureKind.RAISED, str(err))
+                        continue
+                    yield summary
             return
-        context = multiprocessing.get_context("spawn")
-        n_workers = min(self.workers, len(tasks))
-        slots: multiprocessing.queues.Queue[str] | None = None
-        if self.devices:
-            slots = context.Queue()
-            for device in self.placement(n_workers):
-                slots.put(device)
-        pool = cf.ProcessPoolExecutor(
-            max_workers=n_workers,
-            mp_context=context,
-            initializer=_init_worker,
-            initargs=(os.getpid(), slots),
-        )
-        finished = False
-        try:
-            futures = [pool.submit(job, task) for task in tasks]
-            for future in cf.as_completed(futures):
-                yield future.result()
-            finished = True
-        finally:
-            # On an error or an interrupt (StudyInterrupted, GeneratorExit), queued groups
-            # are dropped and running ones are killed with their processes: only finished
-            # groups have shards, and the driver removes the temp files.
-            if not finished:
-                _kill_workers(pool)
-            pool.shutdown(wait=True, cancel_futures=True)
-
-
-def _init_worker(driver_pid: int, slots: multiprocessing.queues.Queue[str] | None) -> None:
-    """A spawned worker: die with the driver, then take a device slot if placed."""
-    worker_init(driver_pid)
-    if slots is not None:
-        take_device(slots)
-
-
-def _kill_workers(pool: cf.ProcessPoolExecutor) -> None:
-    processes = getattr(pool, "_processes", None) or {}
-    for process in list(processes.values()):
-        with contextlib.suppress(OSError, ValueError):
-            process.kill()
-    for process in list(processes.values()):
-        with contextlib.suppress(OSError, ValueError, AssertionError):
-            process.join(timeout=10)
+        n_workers = max(1, min(self.workers, len(tasks)))
+        devices = self.placement(n_workers) if self.devices else [None] * n_workers
+        yield from WorkerPool(devices).run(job, tasks, timeout=timeout, skip=skip)
 
 
 class DaskExecutor:
@@ -149,8 +141,21 @@ class DaskExecutor:
             f"start each GPU's worker with `dask worker ... --resources {wanted}`"
         )
 
-    def run(self, job: Job, tasks: Sequence[GroupTask]) -> Iterator[GroupSummary]:
-        from distributed import Client, as_completed
+    def run(
+        self,
+        job: Job,
+        tasks: Sequence[GroupTask],
+        *,
+        timeout: float | None = None,
+        isolate: bool = False,
+        skip: Callable[[GroupTask], bool] = _never,
+    ) -> Iterator[Outcome]:
+        if timeout is not None:
+            raise ConfigError(
+                f"group time limit {timeout:g} s: a Dask cluster cannot stop a running "
+                "group; run without --scheduler, or with --group-timeout 0 (no limit)"
+            )
+        from distributed import Client, KilledWorker, as_completed
 
         try:
             client = Client(self.address, timeout="30s")  # type: ignore[no-untyped-call]
@@ -166,9 +171,29 @@ class DaskExecutor:
             futures = [
                 client.submit(job, task, pure=False, resources=self.resources) for task in tasks
             ]
+            of_future = {f.key: t for f, t in zip(futures, tasks, strict=True)}
             for future in as_completed(futures):  # type: ignore[no-untyped-call]
-                summary: GroupSummary = future.result()
-                yield summary
+                if future.cancelled():
+                    continue
+                task = of_future[future.key]
+                try:
+                    summary: GroupSummary = future.result()
+                except PluginError as err:
+                    yield GroupFailure(task, FailureKind.RAISED, str(err))
+                except KilledWorker:
+                    yield GroupFailure(task, FailureKind.DIED, "KilledWorker: Dask gave up on it")
+                else:
+                    yield summary
+                    continue
+                # A failed plug-in's queued groups are not run.
+                queued = [
+                    f
+                    for f in futures
+                    if not f.done()  # type: ignore[no-untyped-call]
+                    and skip(of_future[f.key])
+                ]
+                if queued:
+                    client.cancel(queued)  # type: ignore[no-untyped-call]
             finished = True
         finally:
             # Interrupted or failed: queued groups are cancelled; groups already running on

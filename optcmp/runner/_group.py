@@ -12,6 +12,7 @@ a killed run leaves finished groups complete and unfinished ones absent.
 
 from __future__ import annotations
 
+import enum
 import functools
 import os
 import time
@@ -40,7 +41,16 @@ from optcmp_data import (
 )
 from optcmp_data._io import SHARD_SUFFIX
 
-__all__ = ["TIME_CAVEAT", "GroupSummary", "GroupTask", "build_shard", "data_seed", "run_group"]
+__all__ = [
+    "TIME_CAVEAT",
+    "FailureKind",
+    "GroupFailure",
+    "GroupSummary",
+    "GroupTask",
+    "build_shard",
+    "data_seed",
+    "run_group",
+]
 
 #: Caveat stored in every archive the runner writes.
 TIME_CAVEAT: Final = (
@@ -68,6 +78,12 @@ class GroupTask:
     def shard_name(self) -> str:
         return f"{self.workload}--{self.optimizer}--{self.trials[0]:05d}-{self.trials[-1]:05d}"
 
+    def describe(self) -> str:
+        """'group digits_mlp/adam trials 0-15' (or 'trial 3'), for messages."""
+        first, last = self.trials[0], self.trials[-1]
+        which = f"trial {first}" if first == last else f"trials {first}-{last}"
+        return f"group {self.workload}/{self.optimizer} {which}"
+
 
 @attrs.frozen
 class GroupSummary:
@@ -78,6 +94,24 @@ class GroupSummary:
     diverged: int
     seconds: float
     shard: str
+
+
+class FailureKind(enum.Enum):
+    """How a group failed without stopping the run (see `GroupFailure`)."""
+
+    RAISED = "raised"  # a plug-in raised (PluginError)
+    DIED = "died"  # its worker process died (a signal or an exit code)
+    TIMED_OUT = "timed out"  # it ran past the group time limit and its worker was stopped
+
+
+@attrs.frozen
+class GroupFailure:
+    """A group that stored nothing; `detail` is the PluginError's message, the worker's
+    fate ('SIGSEGV', 'exit code 3') or the time limit ('30 s')."""
+
+    task: GroupTask
+    kind: FailureKind
+    detail: str
 
 
 def data_seed(spec: StudySpec, workload: str) -> int:

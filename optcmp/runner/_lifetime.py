@@ -3,11 +3,14 @@ and only the holder of the study lock stores shards.
 
 Dependency rule: the standard library and optcmp_data only (no torch).
 
-- Worker processes of `LocalExecutor` start with `worker_init`: on Linux the kernel sends
-  them SIGKILL when the driver dies (``prctl(PR_SET_PDEATHSIG)``, through ctypes); a
-  watchdog thread exits the worker when its parent is no longer the driver (other
-  systems, or a driver that died before the prctl took effect). Workers ignore SIGINT: a
-  Ctrl-C in a terminal reaches the whole process group, and the driver decides.
+- `start_worker` starts a local worker process as `python -c <_boot.py> DRIVER_PID ...`
+  with SIGINT blocked. Its first instructions, before any import beyond the standard
+  library, ignore SIGINT (a Ctrl-C in a terminal reaches the whole process group, and
+  the driver decides; a SIGINT that arrived during Python's own start-up is discarded),
+  ask the Linux kernel for SIGKILL when the driver dies (``prctl(PR_SET_PDEATHSIG)``),
+  exit if the driver is already gone, and start a watchdog thread that exits the worker
+  once its parent is no longer the driver (0.2 s period; other systems). So a worker
+  still importing torch dies with its driver too.
 - `stop_on_signals` turns SIGTERM and SIGINT in the driver into `StudyInterrupted`, which
   unwinds the run: running groups are killed, finished shards stay, temp files go.
 - The driver writes a token into the flock-ed lock file (`claim_lock`); every shard
@@ -20,15 +23,14 @@ Dependency rule: the standard library and optcmp_data only (no torch).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import fcntl
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
-import time
 import types
 import uuid
 from collections.abc import Iterator
@@ -42,13 +44,11 @@ __all__ = [
     "StudyInterrupted",
     "check_lock",
     "claim_lock",
+    "start_worker",
     "stop_on_signals",
-    "worker_init",
 ]
 
 LOCK_FILE: Final = ".optcmp.lock"
-_PR_SET_PDEATHSIG: Final = 1
-_WATCH_SECONDS: Final = 0.2
 
 
 class StudyInterrupted(OptcmpError):  # noqa: N818 - it names what happened, not an error
@@ -90,39 +90,46 @@ def stop_on_signals() -> Iterator[None]:
             signal.signal(s, old)
 
 
-def _die_with_parent() -> None:
-    if not sys.platform.startswith("linux"):
-        return
+_BOOT: Final = Path(__file__).with_name("_boot.py")
+
+
+def start_worker() -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start a local worker process (see the module docstring); returns it, the write end
+    of its task pipe and the read end of its result pipe (`_pool` speaks over them)."""
+    task_read, task_write = os.pipe()
+    result_read, result_write = os.pipe()
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
-        libc = ctypes.CDLL(None, use_errno=True)
-        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    except (OSError, AttributeError):  # no prctl: the watchdog alone guards the worker
-        pass
-
-
-def _alive(pid: int) -> bool:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                _BOOT.read_text(encoding="utf-8"),
+                str(os.getpid()),
+                str(task_read),
+                str(result_write),
+            ],
+            stdin=subprocess.DEVNULL,
+            pass_fds=(task_read, result_write),
+        )
+    except BaseException:
+        for fd in (task_write, result_read):
+            os.close(fd)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+        raise
+    finally:
+        for fd in (task_read, result_write):
+            os.close(fd)
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def _watch(driver: int) -> None:
-    while os.getppid() == driver and _alive(driver):
-        time.sleep(_WATCH_SECONDS)
-    os._exit(1)
-
-
-def worker_init(driver: int) -> None:
-    """Initializer of a local worker process whose driver has pid `driver`."""
-    _die_with_parent()
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    if os.getppid() != driver:  # the driver died before the prctl above
-        os._exit(1)
-    threading.Thread(target=_watch, args=(driver,), name="optcmp-watchdog", daemon=True).start()
+        # A SIGINT that came meanwhile is delivered to the driver now.
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+    except BaseException:
+        process.kill()
+        process.wait()
+        for fd in (task_write, result_read):
+            os.close(fd)
+        raise
+    return process, task_write, result_read
 
 
 def claim_lock(handle: IO[str]) -> str:

@@ -3,19 +3,18 @@
 Dependency rule: the standard library only (executors import it without torch).
 
 `LocalExecutor(devices=[...])` gives each of its worker processes one entry of the list
-(`take_device`, the pool's initializer) or, running in-process, the first entry
-(`placed_on`); `run_group` trains on `assigned_device()` when one is set, else on the
-study's `device`. Dask workers are not placed: each owns one GPU (made visible to it
-alone, e.g. with CUDA_VISIBLE_DEVICES) and trains on the study's `device`.
+or, running in-process, the first entry (both through `placed_on`); `run_group` trains
+on `assigned_device()` when one is set, else on the study's `device`. Dask workers are
+not placed: each owns one GPU (made visible to it alone, e.g. with CUDA_VISIBLE_DEVICES)
+and trains on the study's `device`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing.queues
 from collections.abc import Iterator
 
-__all__ = ["assigned_device", "placed_on", "take_device"]
+__all__ = ["assigned_device", "placed_on"]
 
 _ASSIGNED: str | None = None
 
@@ -23,12 +22,6 @@ _ASSIGNED: str | None = None
 def assigned_device() -> str | None:
     """The device this process was placed on, or None."""
     return _ASSIGNED
-
-
-def take_device(devices: multiprocessing.queues.Queue[str]) -> None:
-    """Worker initializer: place this process on the next device of `devices`."""
-    global _ASSIGNED
-    _ASSIGNED = devices.get(timeout=60)
 
 
 @contextlib.contextmanager

@@ -25,6 +25,13 @@ holds the lock (`optcmp.runner._lifetime`): worker processes die with their driv
 SIGTERM/SIGINT stop a run cleanly (`StudyInterrupted`: finished shards kept, running
 groups killed, temp files removed).
 
+A group that fails without stopping the run (`GroupFailure`: its plug-in raised, its worker
+process died, or it ran past the group time limit) stores nothing; the other groups go on
+and are stored, except the not yet started groups of the failed group's plug-in, which
+would most likely fail the same way. At the end `GroupsFailed` reports one line per failed
+plug-in (or per failed group without plug-in); running again runs only what is not stored.
+A study with a plug-in or a time limit never runs groups in the driver's own process.
+
 An extension of `trials` that stored nothing yet can be taken back: running the smaller
 study again is refused only once a trial beyond its count is stored.
 
@@ -39,6 +46,7 @@ import errno
 import fcntl
 import functools
 import json
+import math
 import os
 import shlex
 import sys
@@ -50,12 +58,13 @@ from typing import Any, Final, Protocol
 import attrs
 import xarray as xr
 
+from optcmp._plugins import group_plugins
 from optcmp.runner._device import resolve_device
 from optcmp.runner._executors import Executor, LocalExecutor
-from optcmp.runner._group import GroupSummary, GroupTask, run_group
+from optcmp.runner._group import FailureKind, GroupFailure, GroupSummary, GroupTask, run_group
 from optcmp.runner._lifetime import LOCK_FILE, StudyInterrupted, claim_lock, stop_on_signals
 from optcmp.study import StudySpec
-from optcmp_data import CURVE_VARS, ArchiveIOError, ConfigError, stored_cells
+from optcmp_data import CURVE_VARS, ArchiveIOError, ConfigError, OptcmpError, stored_cells
 from optcmp_data._fs import os_error
 from optcmp_data._limits import check_memory, memory_limit
 from optcmp_data._provenance import git_commit
@@ -64,6 +73,7 @@ __all__ = [
     "DEFAULT_GROUP_SIZE",
     "NONDETERMINISTIC_ATTRS",
     "NONDETERMINISTIC_VARS",
+    "GroupsFailed",
     "Progress",
     "StudyInterrupted",
     "StudyRun",
@@ -121,6 +131,60 @@ class StudyRun:
             "executor": self.executor,
             "seconds": self.seconds,
         }
+
+
+class GroupsFailed(OptcmpError):  # noqa: N818 - it names what happened
+    """Some groups failed (`GroupFailure`) while the others ran and were stored; `lines`
+    holds one complete message per failed plug-in (or failed group without plug-in)."""
+
+    def __init__(self, lines: list[str], *, stored: int, total: int) -> None:
+        self.lines = lines
+        self.stored = stored
+        self.total = total
+        super().__init__("; ".join(lines))
+
+
+def _culprits(spec: StudySpec, task: GroupTask) -> tuple[str, ...]:
+    return group_plugins(spec.space(task.optimizer).family, task.workload)
+
+
+def _describe_failure(failure: GroupFailure, culprits: tuple[str, ...]) -> str:
+    group = failure.task.describe()
+    who = " or ".join(culprits)
+    if failure.kind is FailureKind.RAISED:
+        return f"{failure.detail} ({group})"
+    if failure.kind is FailureKind.DIED:
+        what = f"the worker process running {group} died ({failure.detail})"
+    else:
+        what = (
+            f"{group} ran past the group time limit of {failure.detail}; its worker "
+            "process was stopped"
+        )
+    return f"{who}: {what}" if who else what
+
+
+def _failure_lines(
+    spec: StudySpec, failures: list[GroupFailure], not_run: list[GroupTask]
+) -> list[str]:
+    """One line per failed plug-in (or group without plug-in), in order of failure."""
+    lines = []
+    seen: set[tuple[str, ...]] = set()
+    for failure in failures:
+        culprits = _culprits(spec, failure.task)
+        if culprits and culprits in seen:
+            continue
+        seen.add(culprits)
+        line = _describe_failure(failure, culprits)
+        if culprits:
+            shared = set(culprits).intersection
+            more = sum(1 for f in failures if f is not failure and shared(_culprits(spec, f.task)))
+            skipped = sum(1 for t in not_run if shared(_culprits(spec, t)))
+            if more:
+                line += f"; {more} more of its groups failed"
+            if skipped:
+                line += f"; {skipped} of its groups not run"
+        lines.append(line)
+    return lines
 
 
 def comparable(archive: xr.Dataset) -> xr.Dataset:
@@ -326,14 +390,17 @@ def run_study(
     command: str | None = None,
     progress: Progress | None = None,
     memory_limit_gib: float | None = None,
+    group_timeout: float | None = None,
 ) -> StudyRun:
     """Run (or continue) `spec` into `study_dir`; see the module docstring.
 
     `group_size` overrides the study's (default `DEFAULT_GROUP_SIZE`); `study_file` is
     copied into the directory; `command` is stored as provenance (default: this
     process's command line); `memory_limit_gib` replaces the available memory as the
-    limit of the size checks. SIGTERM/SIGINT raise `StudyInterrupted` (finished shards
-    stay, temp files are removed).
+    limit of the size checks; `group_timeout` replaces the study's time limit of one
+    group in seconds (0: no limit). SIGTERM/SIGINT raise `StudyInterrupted` (finished
+    shards stay, temp files are removed); failed groups raise `GroupsFailed` once every
+    other group ran.
     """
     started = time.perf_counter()
     for device in spec.run_devices():  # fail before any work if a device is absent
@@ -341,6 +408,12 @@ def run_study(
     if group_size is not None and group_size < 1:
         raise ConfigError(f"--group-size {group_size}: must be >= 1")
     k = group_size if group_size is not None else spec.group_size or DEFAULT_GROUP_SIZE
+    if group_timeout is not None and not (math.isfinite(group_timeout) and group_timeout >= 0):
+        raise ConfigError(
+            f"--group-timeout {group_timeout}: must be a finite number of seconds >= 0 "
+            "(0: no limit)"
+        )
+    timeout = spec.group_timeout if group_timeout is None else group_timeout or None
     executor = executor if executor is not None else LocalExecutor(devices=spec.devices)
     check_limits(spec, k, getattr(executor, "workers", 1), memory_limit_gib)
     command = command if command is not None else shlex.join(sys.argv)
@@ -367,19 +440,41 @@ def run_study(
             lock_token=token,
         )
         trials_run = diverged = groups = 0
+        failures: list[GroupFailure] = []
+        failed: set[str] = set()  # plug-ins whose groups failed: their other groups wait
+        done: set[GroupTask] = set()
+        isolate = timeout is not None or any(_culprits(spec, t) for t in tasks)
         try:
-            for summary in executor.run(job, tasks):
-                trials_run += summary.trials
-                diverged += summary.diverged
+            for outcome in executor.run(
+                job,
+                tasks,
+                timeout=timeout,
+                isolate=isolate,
+                skip=lambda task: not failed.isdisjoint(_culprits(spec, task)),
+            ):
+                done.add(outcome.task)
+                if isinstance(outcome, GroupFailure):
+                    failures.append(outcome)
+                    failed.update(_culprits(spec, outcome.task))
+                    continue
+                trials_run += outcome.trials
+                diverged += outcome.diverged
                 groups += 1
                 if progress is not None:
-                    progress.group_done(summary)
+                    progress.group_done(outcome)
         except StudyInterrupted as stop:
             stop.stored = len(stored) + trials_run
             stop.total = total
             raise
         finally:
             _remove_temp_files(directory)
+        if failures:
+            lines = _failure_lines(spec, failures, [t for t in tasks if t not in done])
+            lines[-1] += (
+                f"; {len(stored) + trials_run} of {total} trials stored in {directory}; "
+                "running the same command again runs only the groups not stored"
+            )
+            raise GroupsFailed(lines, stored=len(stored) + trials_run, total=total)
     return StudyRun(
         study_dir=directory,
         total_trials=total,

@@ -3,14 +3,12 @@ Dask workers that declare a GPU resource."""
 
 from __future__ import annotations
 
-import multiprocessing
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from optcmp.runner import DaskExecutor, GroupSummary, GroupTask, LocalExecutor, run_study
-from optcmp.runner._placement import assigned_device, placed_on, take_device
+from optcmp.runner._placement import assigned_device
 from optcmp.study import StudySpec
 from optcmp_data import ConfigError, open_archive
 from tests.train.archives import same_study
@@ -66,13 +64,19 @@ def test_local_executor_places_one_worker_per_device() -> None:
     assert LocalExecutor().workers == 1
 
 
-def test_worker_initializer_and_in_process_placement() -> None:
-    slots: Any = multiprocessing.get_context("spawn").Queue()
-    slots.put("cuda:3")
-    assert assigned_device() is None
-    with placed_on(None):
-        take_device(slots)  # what each spawned worker runs first
-        assert assigned_device() == "cuda:3"
+def _where(task: GroupTask) -> GroupSummary:
+    """A job that reports the device its process was placed on (in `shard`)."""
+    return GroupSummary(task=task, trials=1, diverged=0, seconds=0.0, shard=str(assigned_device()))
+
+
+def test_worker_processes_and_in_process_placement() -> None:
+    tasks = [GroupTask("w", "o", (0,)), GroupTask("w", "o", (1,))]
+    # Worker processes: slot i on device i (the first tasks go to slots in order).
+    placed = list(LocalExecutor(2, devices=["cuda:3", "cuda:4"]).run(_where, tasks))
+    assert {s.task.trials: s.shard for s in placed if isinstance(s, GroupSummary)} == {
+        (0,): "cuda:3",
+        (1,): "cuda:4",
+    }
     assert assigned_device() is None
     seen: list[str | None] = []
 
@@ -80,7 +84,6 @@ def test_worker_initializer_and_in_process_placement() -> None:
         seen.append(assigned_device())
         return GroupSummary(task=task, trials=1, diverged=0, seconds=0.0, shard="")
 
-    tasks = [GroupTask("w", "o", (0,)), GroupTask("w", "o", (1,))]
     list(LocalExecutor(1, devices=["cuda:5", "cuda:6"]).run(job, tasks))
     assert seen == ["cuda:5", "cuda:5"]  # in-process: the first device
     assert assigned_device() is None

@@ -1,7 +1,9 @@
 """Hostile but fair inputs to `optcmp run`: each is refused before anything trains, with
 one line on stderr and exit code 2 (sizes, worker and group counts, study files, study
-records, output paths, full disks); an extension killed before it stored anything can be
-taken back."""
+records, output paths, full disks, time limits); an extension killed before it stored
+anything can be taken back; a plug-in that kills its worker process (abort, segfault,
+`os._exit`) or hangs past the group time limit costs only its own groups: one line, exit
+code 2, every other group stored, and a rerun reruns nothing stored."""
 
 from __future__ import annotations
 
@@ -9,6 +11,9 @@ import errno
 import json
 import os
 import shutil
+import subprocess
+import sys
+import textwrap
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,9 @@ from optcmp_cli.app import app
 from optcmp_data import ConfigError, list_shards, open_archive
 from optcmp_data._fs import LOW_SPACE_BYTES
 from tests.cli.test_hostile_inputs import NON_UTF8, one_line_error
+from tests.train.archives import same_study
+
+ROOT = Path(__file__).resolve().parents[2]
 
 runner = CliRunner()
 STUDY = """
@@ -35,9 +43,9 @@ eval_interval = 5
 """
 
 
-def _study(tmp: Path, trials: int = 2, budget: int = 10) -> Path:
+def _study(tmp: Path, trials: int = 2, budget: int = 10, extra: str = "") -> Path:
     path = tmp / "study.toml"
-    path.write_text(STUDY.format(trials=trials, budget=budget), encoding="utf-8")
+    path.write_text(STUDY.format(trials=trials, budget=budget) + extra, encoding="utf-8")
     return path
 
 
@@ -104,6 +112,26 @@ CASES: dict[str, tuple[Case, tuple[str, ...]]] = {
     "--out non-UTF-8": (
         lambda t: (_study(t), t / NON_UTF8, []),
         ("not valid UTF-8",),
+    ),
+    "--group-timeout inf": (
+        lambda t: (_study(t), t / "out", ["--group-timeout", "inf"]),
+        ("--group-timeout inf", "finite"),
+    ),
+    "--group-timeout -1": (
+        lambda t: (_study(t), t / "out", ["--group-timeout", "-1"]),
+        ("--group-timeout -1", ">= 0"),
+    ),
+    "group_timeout = nan": (
+        lambda t: (_study(t, extra="group_timeout = nan"), t / "out", []),
+        ("key 'group_timeout'", "positive, finite number of seconds", "nan"),
+    ),
+    "group_timeout = 0": (
+        lambda t: (_study(t, extra="group_timeout = 0"), t / "out", []),
+        ("key 'group_timeout'", "got 0"),
+    ),
+    'group_timeout = "1h"': (
+        lambda t: (_study(t, extra='group_timeout = "1h"'), t / "out", []),
+        ("key 'group_timeout'", "expected a number of seconds", "'1h'"),
     ),
 }
 
@@ -205,3 +233,129 @@ def test_an_extension_killed_before_storing_can_be_taken_back(tmp_path: Path) ->
     assert extended.trials_run == 2
     with pytest.raises(ConfigError, match="stores trial 3; a study cannot shrink"):
         run_study(small, out, group_size=2)
+
+
+# --- issue 20, item 6: a plug-in that kills or hangs its worker ----------------------------
+
+PLUGINS = """
+import os, signal, time
+import torch
+
+
+def _make(action):
+    class Plugin(torch.optim.Adagrad):
+        def step(self, closure=None):
+            # Registration takes one step on 3 parameters in the driver; training has more.
+            if sum(p.numel() for g in self.param_groups for p in g["params"]) > 3:
+                action()
+            return super().step(closure)
+
+    return Plugin
+
+
+Abort = _make(os.abort)
+Segfault = _make(lambda: os.kill(os.getpid(), signal.SIGSEGV))
+Exit3 = _make(lambda: os._exit(3))
+Hang = _make(lambda: time.sleep(3600))
+"""
+
+HOSTILE_STUDY = """
+workloads = ["noisy_quadratic"]
+optimizers = ["sgd", "bad", "momentum"]
+trials = 4
+group_size = 2
+seed = 5
+step_budget = 10
+eval_interval = 5
+{extra}
+[plugins]
+bad = "i20_plugins:{attribute}"
+[spaces.bad]
+learning_rate = {{ low = 1e-3, high = 0.1, scale = "log" }}
+"""
+
+# attribute, extra study keys / options, what the line names.
+KILLERS = {
+    "os.abort": ("Abort", "", [], "died (SIGABRT)"),
+    "segfault": ("Segfault", "", [], "died (SIGSEGV)"),
+    "os._exit(3)": ("Exit3", "", [], "died (exit code 3)"),
+    "hang, group_timeout": ("Hang", "group_timeout = 20", [], "time limit of 20 s"),
+    "hang, --group-timeout": ("Hang", "", ["--group-timeout", "15.5"], "time limit of 15.5 s"),
+}
+
+
+def _run_cli(tmp: Path, study: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    """`optcmp run` in its own process: its workers' output lands in the same stderr."""
+    path = [str(ROOT), str(ROOT / "data"), str(ROOT / "analysis"), str(ROOT / "cli"), str(tmp)]
+    return subprocess.run(
+        [sys.executable, "-m", "optcmp_cli", "run", str(study), "--out", str(out), *extra],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(path), "COLUMNS": "400"},
+        cwd=tmp,
+        timeout=600,
+        check=False,
+    )
+
+
+def _shards(out: Path) -> dict[str, tuple[int, int]]:
+    return {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in list_shards(out)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", list(KILLERS))
+def test_a_plugin_that_kills_or_hangs_its_worker_costs_only_its_groups(
+    tmp_path: Path, case: str
+) -> None:
+    attribute, extra, options, fate = KILLERS[case]
+    (tmp_path / "i20_plugins.py").write_text(PLUGINS, encoding="utf-8")
+    study = tmp_path / "study.toml"
+    study.write_text(HOSTILE_STUDY.format(extra=extra, attribute=attribute), encoding="utf-8")
+    out = tmp_path / "out"
+    # One worker: it runs sgd's groups, dies (or is stopped) in bad's first group, and a
+    # fresh worker runs momentum's; bad's second group is not run.
+    result = _run_cli(tmp_path, study, out, "--workers", "1", *options)
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"error: plug-in optimizer bad (i20_plugins:{attribute})")
+    for fragment in (
+        "group noisy_quadratic/bad trials 0-1",
+        fate,
+        "1 of its groups not run",
+        f"8 of 12 trials stored in {out}",
+    ):
+        assert fragment in lines[0], (fragment, lines[0])
+    assert result.stdout == ""
+    stored = _shards(out)
+    assert sorted(stored) == sorted(
+        f"noisy_quadratic--{o}--{t}.nc"
+        for o in ("sgd", "momentum")
+        for t in ("00000-00001", "00002-00003")
+    )
+    assert not list(out.glob(".*.tmp"))
+    if case != "os.abort":
+        return
+    # Running again reruns only the plug-in's groups (and fails the same way); the stored
+    # groups are untouched and equal those of a study without the plug-in.
+    again = _run_cli(tmp_path, study, out, "--workers", "2")
+    assert again.returncode == 2
+    resumed, error = again.stderr.strip().splitlines()
+    assert resumed == "resuming: 8 of 12 trials already stored; 2 groups to run"
+    assert error.startswith("error: plug-in optimizer bad (i20_plugins:Abort)"), error
+    assert "died (SIGABRT)" in error
+    assert f"8 of 12 trials stored in {out}" in error
+    assert _shards(out) == stored
+    reference = StudySpec.from_toml(_study_without_plugin(tmp_path))
+    run_study(reference, tmp_path / "reference")
+    assert same_study(open_archive(out), open_archive(tmp_path / "reference"))
+
+
+def _study_without_plugin(tmp: Path) -> Path:
+    text = HOSTILE_STUDY.format(extra="", attribute="Abort")
+    text = text.replace('"sgd", "bad", "momentum"', '"sgd", "momentum"')
+    text = text[: text.index("[plugins]")]
+    path = tmp / "reference" / "study.toml"
+    path.parent.mkdir()
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path

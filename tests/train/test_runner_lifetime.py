@@ -1,5 +1,6 @@
 """Process lifetime of `optcmp run`: workers die with their driver (SIGKILL or SIGTERM),
-SIGTERM stops a run cleanly, and only the holder of the study lock stores shards."""
+also while they are still starting; SIGTERM and Ctrl-C stop a run cleanly with one line;
+only the holder of the study lock stores shards."""
 
 from __future__ import annotations
 
@@ -176,42 +177,156 @@ def test_a_shard_is_stored_only_while_its_driver_holds_the_lock(tmp_path: Path) 
     assert not list(tmp_path.glob(".*.tmp"))
 
 
-def test_a_worker_dies_with_its_driver(tmp_path: Path) -> None:
-    # A driver starts a worker with `worker_init` and is SIGKILLed: the worker follows.
+def test_a_worker_dies_with_its_driver_while_it_starts(tmp_path: Path) -> None:
+    # A driver starts a worker and is SIGKILLed at once: the worker, still starting Python
+    # or importing torch, follows within a second.
     script = (
-        "import multiprocessing as mp, os, sys, time\n"
-        "from optcmp.runner._lifetime import worker_init\n"
-        "def work(driver, ready):\n"
-        "    worker_init(driver)\n"
-        "    open(ready, 'w').close()\n"
-        "    time.sleep(600)\n"
-        "if __name__ == '__main__':\n"
-        "    ready = sys.argv[1]\n"
-        "    p = mp.get_context('spawn').Process(target=work, args=(os.getpid(), ready))\n"
-        "    p.start()\n"
-        "    while not os.path.exists(ready):\n"
-        "        time.sleep(0.02)\n"
-        "    print(p.pid, flush=True)\n"
-        "    time.sleep(600)\n"
+        "import os, pickle, sys, time\n"
+        "from optcmp.runner._lifetime import start_worker\n"
+        "from optcmp.runner._pool import _write\n"
+        "process, tasks, results = start_worker()\n"
+        "_write(tasks, pickle.dumps({'sys_path': sys.path, 'device': None}))\n"
+        "print(process.pid, flush=True)\n"
+        "time.sleep(600)\n"
     )
-    path = tmp_path / "driver.py"
-    path.write_text(script, encoding="utf-8")
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "data"), str(ROOT)])}
-    proc = subprocess.Popen(
-        [sys.executable, str(path), str(tmp_path / "ready")], stdout=subprocess.PIPE, env=env
-    )
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, env=env)
     assert proc.stdout is not None
-    worker = int(proc.stdout.readline())  # printed once the worker ran its initializer
+    worker = int(proc.stdout.readline())
     assert _alive({worker})
     proc.kill()
     proc.wait()
     proc.stdout.close()
-    deadline = time.monotonic() + 5
+    deadline = time.monotonic() + 1.0
     while _alive({worker}) and time.monotonic() < deadline:
-        time.sleep(0.05)
+        time.sleep(0.02)
     if _alive({worker}):
         os.kill(worker, signal.SIGKILL)
-        pytest.fail("the worker outlived its driver")
+        pytest.fail("the worker outlived its driver by more than a second")
+
+
+# --- issue 20, item 7: from the first instruction ------------------------------------------
+
+LONG_STUDY = """
+workloads = ["digits_mlp"]
+optimizers = ["sgd", "adam"]
+trials = 8
+seed = 4
+step_budget = 4000
+eval_interval = 100
+group_size = 2
+"""
+
+
+def _session(sid: int) -> set[int]:
+    """Live (non-zombie) processes of session `sid` (a driver started in a new session
+    and everything it started)."""
+    found = set()
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2 :].split()
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            found.add(int(entry))
+    return found
+
+
+def _start_run(tmp_path: Path, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+    study = tmp_path / "study.toml"
+    study.write_text(LONG_STUDY, encoding="utf-8")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["data", "analysis", "cli", "."])}
+    out = tmp_path / "out"
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "optcmp_cli",
+            "run",
+            str(study),
+            "--out",
+            str(out),
+            "--workers",
+            "2",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=stderr,
+        env=env,
+        cwd=ROOT,
+        start_new_session=True,
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(
+    "delay", [1.0, 2.0, 4.0, 8.0, None], ids=["1s", "2s", "4s", "8s", "starting"]
+)
+def test_sigkill_of_the_driver_leaves_no_process_one_second_later(
+    tmp_path: Path, delay: float | None
+) -> None:
+    """The issue's kill test: `optcmp run --workers 2`, SIGKILL to the driver `delay`
+    seconds after start (importing, starting workers, training), nothing left 1 s later;
+    `None`: 0.3 s after the first worker process appeared (it is importing torch)."""
+    proc = _start_run(tmp_path)
+    seen: set[int] = set()
+    try:
+        started = time.monotonic()
+        deadline = started + (delay if delay is not None else 300)
+        while time.monotonic() < deadline:
+            seen |= _session(proc.pid)
+            if delay is None and seen - {proc.pid}:
+                time.sleep(0.3)
+                break
+            time.sleep(0.02)
+        assert proc.poll() is None, "the run must still be going when it is killed"
+        seen |= _session(proc.pid)
+        at = time.monotonic() - started
+        proc.kill()
+        proc.wait()
+        time.sleep(1.0)
+        left = _session(proc.pid)
+    finally:
+        for pid in _session(proc.pid):  # only this test's processes, only if it failed
+            os.kill(pid, signal.SIGKILL)
+    print(
+        f"SIGKILL {at:.1f} s after start: {len(seen - {proc.pid})} worker process(es) had "
+        f"started, {len(left)} process(es) left 1 s later"
+    )
+    assert not left, f"processes outlived their driver by 1 s: {sorted(left)}"
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("after", [0.0, 1.0])
+def test_ctrl_c_while_workers_start_is_one_line(tmp_path: Path, after: float) -> None:
+    """SIGINT to the whole process group (a terminal's Ctrl-C) `after` seconds after the
+    first worker process appears, while the workers import torch: the driver's one line,
+    exit code 130, no worker traceback, no process left."""
+    proc = _start_run(tmp_path, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 300
+        while not _descendants(proc.pid) and time.monotonic() < deadline:
+            assert proc.poll() is None, "the run ended before its workers started"
+            time.sleep(0.01)
+        time.sleep(after)
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=120)
+        time.sleep(1.0)
+        left = _session(proc.pid)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        for pid in _session(proc.pid):
+            os.kill(pid, signal.SIGKILL)
+    lines = err.decode().strip().splitlines()
+    assert proc.returncode == 130, lines
+    assert len(lines) == 1, lines
+    assert lines[0].startswith("interrupted by SIGINT"), lines
+    assert not left
 
 
 @pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
