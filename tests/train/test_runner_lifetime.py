@@ -293,8 +293,8 @@ def test_sigkill_of_the_driver_leaves_no_process_one_second_later(
         for pid in _session(proc.pid):  # only this test's processes, only if it failed
             os.kill(pid, signal.SIGKILL)
     print(
-        f"SIGKILL {at:.1f} s after start: {len(seen - {proc.pid})} worker process(es) had "
-        f"started, {len(left)} process(es) left 1 s later"
+        f"SIGKILL {at:.1f} s after start: {len(seen - {proc.pid})} process(es) besides the "
+        f"driver had started (workers, git), {len(left)} process(es) left 1 s later"
     )
     assert not left, f"processes outlived their driver by 1 s: {sorted(left)}"
 
