@@ -25,7 +25,7 @@ from optcmp_cli._common import (
     reports_errors,
 )
 from optcmp_cli._escape import visible
-from optcmp_data import archive_caveats, open_archive, write_archive
+from optcmp_data import ConfigError, archive_caveats, open_archive, write_archive
 from optcmp_data.importers import (
     IMPORTERS,
     TABLE_FORMATS,
@@ -368,6 +368,14 @@ def mlflow(
         str,
         typer.Option("--seed-from", help="Param holding each run's seed (not a hyperparameter)."),
     ] = "seed",
+    series: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--series",
+            help="NAME=KEY: archive series NAME (train_loss, train_metric, valid_loss, "
+            "test_loss) from metric KEY's history; repeat for several.",
+        ),
+    ] = None,
     skip_bad: _SKIP = False,
     json_out: _JSON = False,
 ) -> None:
@@ -390,11 +398,23 @@ def mlflow(
         workload_from=workload_from,
         workload=workload,
         seed_from=seed_from,
+        series=_pairs(series or [], "--series"),
         skip_bad=skip_bad,
         command=_command_line(),
     )
     write_archive(result.dataset, out)
     _report(result, out, json_out)
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    """NAME=VALUE options as a dict; ConfigError naming the option for a malformed one."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"{option} {item!r}: expected NAME=KEY")
+        out[name.strip()] = value.strip()
+    return out
 
 
 # One subcommand per entry of the importers' registry; a registry entry without its

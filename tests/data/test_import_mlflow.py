@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Iterator
@@ -76,6 +77,9 @@ def _log_sweep(uri: str, path: Path) -> Sweep:
                 stamp = 1_700_000_000_000 + 1000 * i + 500 * (j + 1)
                 client.log_metric(rid, "val_loss", val, timestamp=stamp, step=STEPS[j])
                 client.log_metric(rid, "test_loss", tst, timestamp=stamp, step=STEPS[j])
+            for j in range(len(valid)):
+                train = 2.0 / (STEPS[j] + 1) + 0.01 * i
+                client.log_metric(rid, "loss", train, timestamp=1_700_000_000_000, step=STEPS[j])
             client.log_metric(rid, "lr_now", lr, step=0)
             client.set_terminated(rid, status)
             runs[rid] = (opt, params, status, valid, test)
@@ -279,6 +283,11 @@ def test_cli_import_analyse_report_and_export_round_trip(
     assert a.attrs["mlflow_run_ids"] == b.attrs["mlflow_run_ids"]
     for var in ("space_low", "space_high", "space_scale", "metric_direction"):
         np.testing.assert_array_equal(a[var].values, b[var].values)
+    bad_pair = runner.invoke(
+        app, [*args, "--series", "train_loss", "--out", str(tmp_path / "x.nc")]
+    )
+    assert bad_pair.exit_code == 2
+    assert "expected NAME=KEY" in bad_pair.output
     bad = runner.invoke(app, [*args[:-2], "--out", str(tmp_path / "x.nc")])
     assert bad.exit_code == 2
     assert "direction" in bad.output
@@ -295,3 +304,19 @@ def test_the_snapshot_is_removed(
     with pytest.raises(DataFormatError):
         _import(sweep, valid_metric="acc")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_series_option_fills_further_curves(sweep: Sweep) -> None:
+    ds = _import(sweep, series={"train_loss": "loss", "valid_loss": "val_loss"}).dataset
+    assert "train_loss is the MLflow metric 'loss'" in ds.attrs["caveats"]
+    run_ids = json.loads(ds.attrs["mlflow_run_ids"])["sweep"]
+    for rid, (opt, _, _, valid, _) in sweep.runs.items():
+        cell = ds.sel(workload="sweep", optimizer=opt, trial=run_ids[opt].index(rid))
+        i = list(sweep.runs).index(rid)
+        n = len(valid)
+        expected = [2.0 / (s + 1) + 0.01 * i for s in STEPS[:n]]
+        np.testing.assert_allclose(cell["train_loss"].values[:n], expected, rtol=1e-12)
+        np.testing.assert_array_equal(cell["valid_loss"].values[:n], valid)
+    assert np.isnan(ds["train_metric"].values).all()
+    with pytest.raises(ConfigError, match=re.escape("--series valid_metric=...: not one of")):
+        _import(sweep, series={"valid_metric": "loss"})

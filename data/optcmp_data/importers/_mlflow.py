@@ -26,7 +26,8 @@ Mapping (docs/importers.md):
   `linear`.
 - curves: valid_metric = the history of `--valid-metric`, test_metric = that of
   `--test-metric` (all NaN and a caveat when none is named), on the union of their steps
-  (a step logged twice keeps the last value); time = seconds from the run's start to
+  (a step logged twice keeps the last value); `--series NAME=KEY` fills train_loss,
+  train_metric, valid_loss or test_loss likewise; time = seconds from the run's start to
   the logging of the valid metric at that step.
 - status: a run whose valid metric history holds NaN or infinity is diverged; otherwise
   FINISHED -> completed, FAILED and KILLED -> incomplete; RUNNING and SCHEDULED runs are
@@ -69,7 +70,10 @@ from optcmp_data._schema import Direction, Scale, Split, Status
 from optcmp_data.importers._common import BadInputs, ImportResult
 from optcmp_data.importers._table import TableMapping
 
-__all__ = ["MLFLOW_SPACE", "import_mlflow"]
+__all__ = ["EXTRA_SERIES", "MLFLOW_SPACE", "import_mlflow"]
+
+# Archive series `--series NAME=KEY` may fill (valid_metric and test_metric have options).
+EXTRA_SERIES = ("train_loss", "train_metric", "valid_loss", "test_loss")
 
 MLFLOW_SPACE = "mlflow-observed"
 _STATUSES = {
@@ -297,14 +301,23 @@ def import_mlflow(
     workload_from: str | None = None,
     workload: str | None = None,
     seed_from: str = "seed",
+    series: Mapping[str, str] | None = None,
     skip_bad: bool = False,
     command: str | None = None,
 ) -> ImportResult:
-    """Import the runs of one MLflow experiment (module docstring)."""
+    """Import the runs of one MLflow experiment (module docstring); `series` maps further
+    archive series (train_loss, train_metric, valid_loss, test_loss) to metric keys."""
     if workload is not None and workload_from is not None:
         raise ConfigError("give --workload or --workload-from, not both")
     if direction is not None and direction not in ("min", "max"):
         raise ConfigError(f"--direction {direction!r}: expected min or max")
+    extra = dict(series or {})
+    bad_names = sorted(set(extra) - set(EXTRA_SERIES))
+    if bad_names:
+        raise ConfigError(
+            f"--series {bad_names[0]}=...: not one of {', '.join(EXTRA_SERIES)} (valid_metric "
+            "and test_metric have their own options)"
+        )
     mapped = (
         TableMapping.from_file(mapping)
         if mapping is not None
@@ -319,7 +332,9 @@ def import_mlflow(
                 client = mlflow.tracking.MlflowClient(tracking_uri=readable)
                 exp = _experiment(client, tracking_uri, experiment)
                 runs = _all_runs(client, exp.experiment_id)
-                keys = [valid_metric, *([test_metric] if test_metric else [])]
+                keys = sorted(
+                    {valid_metric, *([test_metric] if test_metric else []), *extra.values()}
+                )
                 histories = {
                     run.info.run_id: {k: _history(client, run.info.run_id, k) for k in keys}
                     for run in runs
@@ -343,6 +358,7 @@ def import_mlflow(
         workload_from=workload_from,
         workload=workload,
         seed_from=seed_from,
+        extra=extra,
         bad=BadInputs(skip_bad=skip_bad),
         command=command,
     )
@@ -362,6 +378,7 @@ def _build(
     workload_from: str | None,
     workload: str | None,
     seed_from: str,
+    extra: Mapping[str, str],
     bad: BadInputs,
     command: str | None,
 ) -> ImportResult:
@@ -430,6 +447,7 @@ def _build(
         f"search spaces are the observed ranges of the params ({MLFLOW_SPACE}): MLflow "
         "records no search space",
     ]
+    caveats.extend(f"{name} is the MLflow metric {key!r}" for name, key in sorted(extra.items()))
     if test_metric is None:
         caveats.append("no test metric was mapped (--test-metric): test_metric is empty")
     else:
@@ -476,7 +494,8 @@ def _build(
         trial_of[(wl, opt, trial)] = rid
         valid = histories[rid][valid_metric]
         test = histories[rid].get(test_metric, {}) if test_metric else {}
-        steps = sorted({*valid, *test})
+        others = {name: histories[rid][key] for name, key in extra.items()}
+        steps = sorted({*valid, *test, *(s for h in others.values() for s in h)})
         start = run.info.start_time
         curves = Curves(
             step=np.array(steps, dtype=np.int64),
@@ -489,6 +508,10 @@ def _build(
             ),
             valid_metric=np.array([valid.get(s, (math.nan, 0))[0] for s in steps]),
             test_metric=np.array([test.get(s, (math.nan, 0))[0] for s in steps]),
+            **{
+                name: np.array([h.get(s, (math.nan, 0))[0] for s in steps])
+                for name, h in others.items()
+            },
         )
         diverged = any(not math.isfinite(v) for v, _ in valid.values())
         seed_text = run.data.params.get(seed_from)
