@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import enum
 import math
-import os
 import re
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
@@ -67,8 +66,7 @@ from optcmp_cli._common import (
 from optcmp_cli._escape import figure
 from optcmp_cli._format import num, signed
 from optcmp_cli._options import ArchiveArg, OptimizerOpt, WorkloadOpt
-from optcmp_data import FAMILIES, ConfigError, Scale, open_archive
-from optcmp_data._fs import os_error
+from optcmp_data import FAMILIES, ConfigError, Scale, atomic_write, open_archive, os_error
 
 __all__ = [
     "OptimizerStyle",
@@ -147,6 +145,31 @@ def _image_format(path: Path) -> str:
             ".svg or .pdf"
         )
     return fmt
+
+
+#: How a file of each image format begins (SVG: its first kilobyte holds "<svg").
+_SIGNATURES = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
+
+
+def check_image_out(path: Path) -> None:
+    """Before any work: `path` names a new file or an image of its suffix's format to
+    replace, never another file (a typo must not overwrite someone's data)."""
+    fmt = _image_format(path)
+    check_out_file(path)
+    if not path.exists():
+        return  # new, or a dangling symlink, which the rename replaces
+    if not path.is_file():
+        raise ConfigError(f"--out {path}: exists and is not a regular file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1024)
+    except OSError as err:
+        raise ConfigError(f"--out {path}: cannot read ({err.strerror})") from None
+    ok = b"<svg" in head if fmt == "svg" else head.startswith(_SIGNATURES[fmt])
+    if not ok:
+        raise ConfigError(
+            f"--out {path}: exists and is not a {fmt.upper()} image; refusing to overwrite it"
+        )
 
 
 #: Widest linear axis range drawn: matplotlib cannot place ticks on a range whose width
@@ -264,18 +287,16 @@ def save_figure(fig: Figure, path: Path) -> Path:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as err:
         raise os_error(path.parent, err) from None
-    tmp = path.with_name(f".{path.name}.tmp")
     # SVG records a creation date by default; leaving it out keeps the file reproducible.
     metadata: dict[str, Any] = (
         {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else {}
     )
-    try:
+
+    def draw(tmp: Path) -> None:
         with _style(), tmp.open("wb") as handle:
             fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise os_error(path, err) from None
+
+    atomic_write(path, draw)
     return path
 
 
@@ -1139,8 +1160,7 @@ def plot(
         raise ConfigError(
             f"KIND {kind_name!r}: not a figure; choose one of " + ", ".join(a.name for a in FIGURES)
         ) from None
-    _image_format(out)  # a wrong suffix fails before the analysis runs
-    check_out_file(out)
+    check_image_out(out)  # a wrong suffix or another file fails before the analysis runs
     seeded_rng(seed)
     with about_archive(archive_path):
         archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import enum
 import functools
-import os
 import re
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -67,6 +66,7 @@ from optcmp_cli._escape import md, visible
 from optcmp_cli._format import num, num_distinct
 from optcmp_cli._html import to_html
 from optcmp_cli._options import ArchiveArg
+from optcmp_cli._outputs import ReportStage
 from optcmp_cli._plots import (
     OptimizerStyle,
     _styles_of,
@@ -81,10 +81,10 @@ from optcmp_data import (
     OptcmpError,
     Scale,
     Taxonomy,
+    atomic_write_text,
     open_archive,
     summarize,
 )
-from optcmp_data._fs import os_error
 from optcmp_data._limits import check_bootstrap
 
 __all__ = ["ReportFiles", "ReportFormat", "report", "write_report"]
@@ -160,16 +160,6 @@ def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
 
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise os_error(path, err) from None
 
 
 # --- protocol groups --------------------------------------------------------------------
@@ -1125,21 +1115,69 @@ def write_report(
     formats: Sequence[ReportFormat] = (ReportFormat.MD,),
 ) -> ReportFiles:
     """Run every analysis on `archive` and write out/report.md, out/results.json and
-    out/figures/*.png (PNG files already in out/figures are removed first), and
-    out/report.html (self-contained) when `formats` holds HTML.
+    out/figures/*.png, and out/report.html (self-contained) when `formats` holds HTML.
+
+    The files are written into a staging folder in `out` and moved into place once the
+    report is complete; then the previous report's files that this one lacks are
+    deleted. Only files an earlier report listed in out's manifest are replaced or
+    deleted (see `_outputs`); a report that fails leaves the previous one whole.
 
     `name` labels the archive in the report (no absolute paths, so the files do not
     depend on where the archive lives); `title` heads it (default: `name`); `compare`
     adds a protocol comparison with a second archive; `taxonomy` replaces the default
     inclusion relations. `advance` is called after each step (for progress)."""
+    names = [
+        "report.md",
+        "results.json",
+        *(["report.html"] if ReportFormat.HTML in formats else []),
+    ]
+    stage = ReportStage.begin(out, names=names)
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / "figures").mkdir(exist_ok=True)
-    except OSError as err:
-        raise os_error(out, err) from None
-    # Figures of an earlier report in the same place would be mistaken for this one's.
-    for stale in sorted((out / "figures").glob("*.png")):
-        stale.unlink()
+        staged = _write_staged(
+            archive,
+            stage.dir,
+            name=name,
+            seed=seed,
+            n_boot=n_boot,
+            rule=rule,
+            compare=compare,
+            advance=advance,
+            title=title,
+            taxonomy=taxonomy,
+            formats=formats,
+        )
+    except BaseException:
+        stage.abort()
+        raise
+    stage.commit()
+
+    def moved(path: Path) -> Path:
+        return out / path.relative_to(stage.dir)
+
+    return ReportFiles(
+        report=moved(staged.report),
+        results=moved(staged.results),
+        figures=tuple(moved(p) for p in staged.figures),
+        html=None if staged.html is None else moved(staged.html),
+    )
+
+
+def _write_staged(
+    archive: xr.Dataset,
+    out: Path,
+    /,
+    *,
+    name: str,
+    seed: int,
+    n_boot: int,
+    rule: SelectionRule,
+    compare: tuple[str, xr.Dataset] | None,
+    advance: Callable[[str], None],
+    title: str | None,
+    taxonomy: Taxonomy | None,
+    formats: Sequence[ReportFormat],
+) -> ReportFiles:
+    """`write_report` into the staging folder `out`."""
     b = _Builder(
         out=out,
         name=name,
@@ -1216,11 +1254,11 @@ def write_report(
     text = "\n".join([*head, *body]).rstrip("\n") + "\n"
     report_path = out / "report.md"
     results_path = out / "results.json"
-    _write_text(report_path, text)
+    atomic_write_text(report_path, text)
     html_path = None
     if ReportFormat.HTML in formats:
         html_path = out / "report.html"
-        _write_text(html_path, to_html(text, title=b.title, base=out))
+        atomic_write_text(html_path, to_html(text, title=b.title, base=out))
     results = {
         "report": {
             "archive": name,
@@ -1236,7 +1274,7 @@ def write_report(
         "skipped": b.skipped,
         **b.results,
     }
-    _write_text(results_path, json_text(results))
+    atomic_write_text(results_path, json_text(results))
     return ReportFiles(
         report=report_path, results=results_path, figures=tuple(b.figures), html=html_path
     )
@@ -1498,9 +1536,10 @@ def report(
     of its findings.
 
     Writes OUT/report.md (findings, caveats, tables, figures), OUT/results.json (every
-    result record), OUT/figures/*.png (replacing the PNGs there) and, with --format html,
-    OUT/report.html. The same archive and --seed give byte-identical report.md and
-    results.json.
+    result record), OUT/figures/*.png and, with --format html, OUT/report.html. They
+    replace the files of the report written there before, once the new one is complete;
+    files optcmp did not write are never replaced or deleted. The same archive and --seed
+    give byte-identical report.md and results.json.
 
     Example: optcmp report runs/demo/study --out runs/demo/report --seed 0
     """

@@ -37,6 +37,7 @@ from optcmp_data._families import (
     get_schedule,
     register_family,
 )
+from optcmp_data._fs import atomic_write, atomic_write_text, check_regular_file, os_error
 from optcmp_data._io import (
     list_shards,
     merge_archives,
@@ -108,6 +109,9 @@ __all__ = [
     "WorkloadInfo",
     "archive_caveats",
     "archive_plugins",
+    "atomic_write",
+    "atomic_write_text",
+    "check_regular_file",
     "closest_name",
     "default_taxonomy",
     "get_family",
@@ -115,6 +119,7 @@ __all__ = [
     "list_shards",
     "merge_archives",
     "open_archive",
+    "os_error",
     "parse_selection_repeats",
     "register_family",
     "register_relation",

@@ -8,7 +8,6 @@ under a final name; readers ignore temp files.
 from __future__ import annotations
 
 import os
-import tempfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import numpy as np
 import xarray as xr
 
 from optcmp_data._errors import ArchiveIOError, MergeError
-from optcmp_data._fs import os_error, write_failure
+from optcmp_data._fs import atomic_write, check_regular_file
 from optcmp_data._schema import (
     CURVE_VARS,
     OPTIMIZER_VARS,
@@ -73,31 +72,11 @@ def write_archive(
         raise ArchiveIOError(
             f"{os.fsdecode(path)!r}: the path is not valid UTF-8, which netCDF cannot write to"
         ) from None
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise ArchiveIOError(f"{path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise ArchiveIOError(f"{path}: is a directory")
-    try:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    except OSError as err:
-        raise os_error(path, err) from None
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        if before_rename is not None:
-            before_rename()
-        os.replace(tmp, path)
-    except (OSError, RuntimeError) as err:
-        tmp.unlink(missing_ok=True)
-        raise write_failure(path, err) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return atomic_write(
+        path,
+        lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds)),
+        before_rename=before_rename,
+    )
 
 
 def write_shard(
@@ -127,8 +106,7 @@ def list_shards(study_dir: str | os.PathLike[str]) -> list[Path]:
 
 
 def _read_file(path: Path) -> xr.Dataset:
-    if not path.exists():
-        raise ArchiveIOError(f"{path}: no such file or directory")
+    check_regular_file(path, "archive file")
     try:
         with xr.open_dataset(
             path, engine="netcdf4", decode_times=False, decode_timedelta=False

@@ -64,8 +64,15 @@ from optcmp.runner._executors import Executor, LocalExecutor
 from optcmp.runner._group import FailureKind, GroupFailure, GroupSummary, GroupTask, run_group
 from optcmp.runner._lifetime import LOCK_FILE, StudyInterrupted, claim_lock, stop_on_signals
 from optcmp.study import StudySpec
-from optcmp_data import CURVE_VARS, ArchiveIOError, ConfigError, OptcmpError, stored_cells
-from optcmp_data._fs import os_error
+from optcmp_data import (
+    CURVE_VARS,
+    ArchiveIOError,
+    ConfigError,
+    OptcmpError,
+    atomic_write_text,
+    os_error,
+    stored_cells,
+)
 from optcmp_data._limits import check_memory, memory_limit
 from optcmp_data._provenance import git_commit
 
@@ -360,19 +367,9 @@ def _prepare(spec: StudySpec, study_dir: Path, group_size: int, study_file: Path
         raise ConfigError(
             f"{study_dir}: holds shards but no {SPEC_JSON}; not a study directory of optcmp run"
         )
-    _write_atomic(json_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(json_path, json.dumps(record, indent=2, sort_keys=True) + "\n")
     if study_file is not None:
-        _write_atomic(study_dir / SPEC_COPY, study_file.read_text(encoding="utf-8"))
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text(text, encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError as err:
-        tmp.unlink(missing_ok=True)
-        raise os_error(path, err) from None
+        atomic_write_text(study_dir / SPEC_COPY, study_file.read_text(encoding="utf-8"))
 
 
 def _remove_temp_files(directory: Path) -> None:

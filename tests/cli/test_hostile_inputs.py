@@ -198,10 +198,11 @@ def test_a_read_only_file_system_is_one_line(
     def refuse(*args: Any, **kwargs: Any) -> Any:
         raise OSError(errno.EROFS, os.strerror(errno.EROFS))
 
-    monkeypatch.setattr("tempfile.mkstemp", refuse)
     ds = synthetic_archive(workloads=1, optimizers=("sgd",), n_trials=2, n_evals=3)
-    with pytest.raises(ArchiveIOError, match=r"not writable \(Read-only file system"):
-        write_archive(ds, tmp_path / "a.nc")
+    with monkeypatch.context() as patch:
+        patch.setattr(os, "open", refuse)  # how the temp file is created
+        with pytest.raises(ArchiveIOError, match=r"not writable \(Read-only file system"):
+            write_archive(ds, tmp_path / "a.nc")
     assert not list(tmp_path.iterdir())
 
 

@@ -150,3 +150,25 @@ def test_cli_import_then_analyze_best_and_budget(tmp_path: Path) -> None:
     )
     assert bad.exit_code == 2
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_text_caveat_names_only_params_not_stored(tmp_path: Path) -> None:
+    storage = f"sqlite:///{tmp_path / 'mixed.db'}"
+    study = optuna.create_study(study_name="mixed", storage=storage)
+
+    def objective(trial: Any) -> float:
+        trial.suggest_categorical("optimizer", ["sgd"])
+        trial.suggest_categorical("activation", ["relu", "gelu"])  # text only: not stored
+        trial.suggest_categorical("width", ["auto", 64])  # stored where 64
+        return trial.suggest_float("learning_rate", 1e-3, 1.0, log=True)
+
+    study.enqueue_trial({"width": 64, "activation": "relu"})
+    study.enqueue_trial({"width": "auto", "activation": "gelu"})
+    study.optimize(objective, n_trials=2)
+    ds = import_optuna(storage, "mixed").dataset
+    assert "width" in ds["hparam"].values
+    assert "activation" not in ds["hparam"].values
+    caveats = ds.attrs["caveats"]
+    assert "params with text values are not stored: ['activation']" in caveats
+    assert "'width' (1 of 2 trials)" in caveats
+    assert "not stored: ['activation', 'width']" not in caveats

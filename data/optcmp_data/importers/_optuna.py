@@ -9,7 +9,8 @@ Mapping (docs/importers.md):
   `--optimizer-from` (default `optimizer`); trial = Optuna's trial number.
 - hparams = the numeric params (bools as 0/1) other than those two; the search space of
   each (workload, optimizer) = the trials' distributions (float/int: low, high, log or
-  linear); categorical params with text choices are left out (counted in a caveat).
+  linear); categorical params with text choices have no space, and text values are
+  left out (a caveat names them).
 - curves: valid_metric (and test_metric, a copy: Optuna has no separate test value;
   a caveat says so) = the intermediate values at their reported steps, then the
   objective (the selection metric, with the study's direction) as the evaluation at the
@@ -22,8 +23,11 @@ Mapping (docs/importers.md):
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import sqlite3
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +41,8 @@ from optcmp_data._builder import (
     TrialRecord,
     WorkloadInfo,
 )
-from optcmp_data._errors import ConfigError, DataFormatError
+from optcmp_data._errors import ConfigError, DataFormatError, OptcmpError
+from optcmp_data._fs import check_regular_file
 from optcmp_data._schema import Direction, Scale, Split, Status
 from optcmp_data.importers._common import BadInputs, ImportResult
 from optcmp_data.importers._table import TableMapping
@@ -57,21 +62,59 @@ def _optuna() -> Any:
     return optuna
 
 
-def _load(optuna: Any, storage: str, study: str) -> Any:
-    if storage.startswith("sqlite:///"):
-        db = Path(storage.removeprefix("sqlite:///"))
-        if not db.is_file():
-            raise DataFormatError(f"{db}: no such SQLite file (storage {storage})")
+#: Tables every Optuna RDB storage has; a SQLite file without them is not one.
+_OPTUNA_TABLES = frozenset({"studies", "trials", "version_info"})
+
+
+def _sqlite_read_only(db: Path, storage: str) -> Any:
+    """A connection factory that opens `db` read-only (SQLite URI mode=ro), after checking
+    that it is an Optuna storage: nothing of the user's file is created or changed, even
+    when it is some other program's database."""
+    if not os.path.exists(db):
+        raise DataFormatError(f"{db}: no such SQLite file (storage {storage})")
+    check_regular_file(db, "SQLite file")
+    uri = f"file:{urllib.parse.quote(str(db.resolve()))}?mode=ro"
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, check_same_thread=False)
+
     try:
-        names = optuna.get_all_study_names(storage=storage)
-    except Exception as err:  # optuna raises many storage-specific types
+        with contextlib.closing(connect()) as conn:
+            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.Error as err:
+        raise DataFormatError(f"{db}: not a readable SQLite file ({err})") from None
+    missing = sorted(_OPTUNA_TABLES - tables)
+    if missing:
+        raise DataFormatError(
+            f"{db}: not an Optuna storage (storage {storage}): it lacks the tables "
+            f"{', '.join(repr(m) for m in missing)}"
+        )
+    return connect
+
+
+def _load(optuna: Any, storage: str, study: str) -> Any:
+    """The study, read from a storage that is never written: SQLite files are opened in
+    read-only mode; other database URLs are opened as given (use a read-only account)."""
+    try:
+        if storage.startswith("sqlite:///"):
+            db = Path(urllib.parse.unquote(storage.removeprefix("sqlite:///").split("?")[0]))
+            connect = _sqlite_read_only(db, storage)
+            opened: Any = optuna.storages.RDBStorage(
+                storage, engine_kwargs={"creator": connect}, skip_table_creation=True
+            )
+        else:
+            opened = optuna.storages.RDBStorage(storage, skip_table_creation=True)
+        names = [s.study_name for s in opened.get_all_studies()]
+    except OptcmpError:
+        raise
+    except Exception as err:  # optuna and SQLAlchemy raise many storage-specific types
         detail = " ".join(str(err).split())[:200] or type(err).__name__
         raise DataFormatError(f"{storage}: not a readable Optuna storage ({detail})") from None
     if study not in names:
         raise DataFormatError(
             f"{storage}: no study named {study!r} (studies: {', '.join(sorted(names)) or 'none'})"
         )
-    return optuna.load_study(study_name=study, storage=storage)
+    return optuna.load_study(study_name=study, storage=opened)
 
 
 def _label(trial: Any, name: str) -> str | None:
@@ -80,6 +123,33 @@ def _label(trial: Any, name: str) -> str | None:
             value = source[name]
             return str(value)
     return None
+
+
+def _text_caveat(
+    builder: ArchiveBuilder, runs: list[tuple[str, str, Any]], labels: set[str]
+) -> None:
+    """One caveat naming the params whose values are text, which hparams cannot hold:
+    those never stored, and those stored only for the trials where they are numbers."""
+    text: dict[str, int] = {}
+    numeric: dict[str, int] = {}
+    for _, _, trial in runs:
+        for name, value in trial.params.items():
+            if name in labels:
+                continue
+            counts = numeric if isinstance(value, int | float) else text
+            counts[name] = counts.get(name, 0) + 1
+    never = sorted(n for n in text if n not in numeric)
+    partly = sorted(n for n in text if n in numeric)
+    parts = []
+    if never:
+        parts.append(f"params with text values are not stored: {never}")
+    if partly:
+        shown = ", ".join(f"{n!r} ({text[n]} of {text[n] + numeric[n]} trials)" for n in partly)
+        parts.append(
+            f"params stored only where their value is a number, text values left out: {shown}"
+        )
+    if parts:
+        builder.add_caveat("; ".join(parts))
 
 
 def import_optuna(
@@ -151,7 +221,6 @@ def import_optuna(
         raise DataFormatError(f"{where}: no finished, pruned or failed trial to import")
 
     labels = {optimizer_from, *([workload_from] if workload_from else [])}
-    text_params: set[str] = set()
     spaces: dict[tuple[str, str], dict[str, SpaceDim]] = {}
     max_step: dict[str, int] = {}
     for wl, opt, trial in runs:
@@ -161,8 +230,7 @@ def import_optuna(
                 continue
             if isinstance(dist, optuna.distributions.CategoricalDistribution):
                 if not all(isinstance(c, int | float) for c in dist.choices):
-                    text_params.add(name)
-                    continue
+                    continue  # no numeric range; the values are stored where numbers
                 low, high, scale = min(dist.choices), max(dist.choices), Scale.LINEAR
             else:
                 low, high = float(dist.low), float(dist.high)
@@ -251,10 +319,7 @@ def import_optuna(
                 ),
             )
         )
-    if text_params:
-        builder.add_caveat(
-            f"categorical params with text choices are not stored: {sorted(text_params)}"
-        )
+    _text_caveat(builder, runs, labels)
     if skipped_state:
         builder.add_caveat(f"{skipped_state} running or waiting trials left out")
     ds = builder.build()

@@ -22,7 +22,6 @@ import json
 import math
 import os
 import re
-import tempfile
 import tomllib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +39,7 @@ from optcmp_data._builder import (
     assemble_archive,
 )
 from optcmp_data._errors import ConfigError, DataFormatError
+from optcmp_data._fs import atomic_write
 from optcmp_data._provenance import provenance_attrs
 from optcmp_data._schema import (
     CURVE_VARS,
@@ -311,24 +311,6 @@ def table_facts(ds: xr.Dataset, /) -> dict[str, Any]:
     }
 
 
-def _atomic_write(path: Path, write: Any) -> Path:
-    parent = path.parent if str(path.parent) else Path(".")
-    if not parent.is_dir():
-        raise DataFormatError(f"{path}: directory {parent} does not exist")
-    if path.is_dir():
-        raise DataFormatError(f"{path}: is a directory")
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
-
-
 def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
     """Label cells and hyperparameter column names through `escape_text`; numbers (a
     negative learning rate, a step) are not text cells and stay as they are."""
@@ -367,9 +349,9 @@ def export_table(
     def write_facts(tmp: Path) -> None:
         tmp.write_text(json.dumps(facts, indent=1, allow_nan=False) + "\n", encoding="utf-8")
 
-    side = _atomic_write(sidecar_path(out), write_facts)
+    side = atomic_write(sidecar_path(out), write_facts)
     try:
-        table = _atomic_write(out, write_table)
+        table = atomic_write(out, write_table)
     except BaseException:
         side.unlink(missing_ok=True)
         raise
