@@ -64,6 +64,7 @@ from optcmp_analysis._selection import (
     trial_scores,
 )
 from optcmp_data import ConfigError, Direction, Status, repeat_dims
+from optcmp_data._limits import check_bootstrap
 
 __all__ = [
     "AGGREGATE_STATISTICS",
@@ -237,6 +238,9 @@ def stratified_bootstrap(
     units = np.asarray(units, dtype=np.float64)
     counts = np.asarray(counts, dtype=np.int64)
     point = np.asarray(statistic(units[None]))[0]
+    # Every replicate's statistic is kept, then concatenated and sorted for the quantiles
+    # (three copies); the draws themselves are made a chunk at a time.
+    check_bootstrap(point.size, n_boot, bytes_per_draw=3 * point.itemsize)
     n_units = units.shape[2]
     positions = np.arange(n_units)
     replicates = []

@@ -404,6 +404,15 @@ def target_study(
     if n_targets < 1:
         raise AnalysisError("targets: at least one target value is needed")
 
+    # Steps and times per (cell, trial, target, fraction), and one inclusion test per
+    # condition over the same trials.
+    check_bootstrap(
+        n_w * n_o * n_tr * n_f,
+        n_targets,
+        option="--n-targets",
+        bytes_per_draw=64,
+        what=f"steps to {n_targets} targets",
+    )
     sel_mask = selection_repeat_mask(ds)
     target_value = np.full((n_w, n_targets), np.nan)
     step_limit = np.full((n_w, n_f), np.nan)

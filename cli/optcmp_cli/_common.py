@@ -12,6 +12,7 @@ import json
 import math
 import os
 import sys
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, ParamSpec, TypeVar
@@ -28,6 +29,7 @@ from optcmp_data import ConfigError, OptcmpError
 __all__ = [
     "about_archive",
     "check_archive_out",
+    "check_finite_options",
     "check_out_dir",
     "check_out_file",
     "console",
@@ -68,12 +70,39 @@ def fail(message: str) -> typer.Exit:
     return typer.Exit(2)
 
 
+def _option_names(fn: Callable[..., Any]) -> dict[str, str]:
+    """Parameter name -> the option that sets it (its first `--` declaration)."""
+    names: dict[str, str] = {}
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except (NameError, TypeError):
+        return names
+    for param, hint in hints.items():
+        for meta in getattr(hint, "__metadata__", ()):
+            decls = [d for d in getattr(meta, "param_decls", None) or () if d.startswith("--")]
+            if decls:
+                names[param] = decls[0]
+    return names
+
+
+def check_finite_options(fn: Callable[..., Any], kwargs: dict[str, Any]) -> None:
+    """ConfigError (one line) for a number option given as inf or nan: no option of
+    optcmp means anything by them, and they would reach arithmetic that overflows."""
+    for param, value in kwargs.items():
+        for item in value if isinstance(value, list | tuple) else (value,):
+            if isinstance(item, float) and not math.isfinite(item):
+                option = _option_names(fn).get(param, f"--{param.replace('_', '-')}")
+                raise ConfigError(f"{option} {item}: must be a finite number")
+
+
 def reports_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Errors of our own type become one line on stderr and exit code 2, never a traceback."""
+    """Errors of our own type become one line on stderr and exit code 2, never a traceback;
+    number options are finite (`check_finite_options`) before the command runs."""
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
+            check_finite_options(fn, kwargs)
             return fn(*args, **kwargs)
         except OptcmpError as err:
             raise fail(str(err)) from None

@@ -9,6 +9,7 @@ now, or what the user set (`--memory-limit`, in GiB) to override it either way.
 
 from __future__ import annotations
 
+import math
 import os
 from typing import Final
 
@@ -50,8 +51,10 @@ def memory_limit(override_gib: float | None = None) -> int:
     """The limit in bytes: `override_gib` GiB when given, else `available_memory()`."""
     if override_gib is None:
         return available_memory()
-    if not override_gib > 0:
-        raise ConfigError(f"--memory-limit {override_gib}: must be a positive number of GiB")
+    if not (math.isfinite(override_gib) and override_gib > 0):
+        raise ConfigError(
+            f"--memory-limit {override_gib}: must be a positive, finite number of GiB"
+        )
     return int(override_gib * GIB)
 
 
@@ -76,13 +79,23 @@ def check_memory(what: str, estimate: float, limit: int, *, hint: str | None = N
     )
 
 
-def check_bootstrap(n_cells: int, n_boot: int, option: str = "--n-boot") -> None:
-    """Refuse a bootstrap (or `n_boot` random permutations) over `n_cells` cells that
-    cannot fit; `option` names the command-line option that sets `n_boot`."""
-    what = "a bootstrap" if option == "--n-boot" else "a permutation test"
+def check_bootstrap(
+    n_cells: int,
+    n_boot: int,
+    option: str = "--n-boot",
+    *,
+    bytes_per_draw: int = BOOTSTRAP_BYTES_PER_DRAW,
+    what: str | None = None,
+) -> None:
+    """Refuse a bootstrap (or `n_boot` random permutations, or `n_boot` of whatever
+    `what` names) over `n_cells` cells that cannot fit; `option` names the command-line
+    option that sets `n_boot`, and `bytes_per_draw` is what one draw holds per cell."""
+    if what is None:
+        kind = "a bootstrap" if option == "--n-boot" else "a permutation test"
+        what = f"{kind} of {n_boot} draws"
     check_memory(
-        f"{what} of {n_boot} draws over {n_cells} cells",
-        n_cells * n_boot * BOOTSTRAP_BYTES_PER_DRAW,
+        f"{what} over {n_cells} cells",
+        n_cells * n_boot * bytes_per_draw,
         memory_limit(),
         hint=f"use a smaller {option}",
     )
