@@ -24,7 +24,14 @@ from optcmp._plugins import discover, load_study_plugin
 from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
 from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload, register_workload
 from optcmp.workloads._arrays import ArrayConfig
-from optcmp_data import FAMILIES, ConfigError, closest_name, get_schedule
+from optcmp_data import (
+    FAMILIES,
+    ArchiveIOError,
+    ConfigError,
+    check_regular_file,
+    closest_name,
+    get_schedule,
+)
 
 __all__ = ["COMPILE_MODES", "DEVICES", "PRECISIONS", "StudySpec", "derive_seed"]
 
@@ -311,9 +318,12 @@ class StudySpec:
         """Read and validate a study file (format: docs/study-file.md)."""
         path = Path(path)
         try:
+            check_regular_file(path, "study file")
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise ConfigError(f"{path}: cannot read study file ({e.strerror})") from None
+        except ArchiveIOError as e:
+            raise ConfigError(str(e)) from None
         except UnicodeDecodeError as e:
             raise ConfigError(
                 f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "

@@ -18,8 +18,9 @@ import attrs
 import numpy as np
 import xarray as xr
 
-from optcmp_data._errors import ConfigError
+from optcmp_data._errors import ArchiveIOError, ConfigError
 from optcmp_data._families import FAMILY_NAMES
+from optcmp_data._fs import check_regular_file
 
 __all__ = [
     "FAMILIES",
@@ -357,9 +358,12 @@ class Taxonomy:
         """From a TOML (`[[inclusion]]` tables) or JSON file."""
         path = Path(path)
         try:
+            check_regular_file(path, "taxonomy file")
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"{path}: cannot read taxonomy file ({err.strerror})") from None
+        except ArchiveIOError as err:
+            raise ConfigError(str(err)) from None
         try:
             data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:

@@ -13,7 +13,8 @@ from typing import Any
 import attrs
 import xarray as xr
 
-from optcmp_data._errors import DataFormatError
+from optcmp_data._errors import ArchiveIOError, DataFormatError
+from optcmp_data._fs import check_regular_file
 
 __all__ = [
     "INT64_MAX",
@@ -62,7 +63,12 @@ class BadInputs:
 
 
 def read_text(path: Path) -> str:
-    """The UTF-8 text of `path`; DataFormatError naming the file if it cannot be read."""
+    """The UTF-8 text of `path`; DataFormatError naming the file if it cannot be read
+    (a FIFO or a device, which would block or never end, included)."""
+    try:
+        check_regular_file(path)
+    except ArchiveIOError as err:
+        raise DataFormatError(str(err)) from None
     try:
         return path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as err:

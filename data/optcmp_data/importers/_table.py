@@ -39,7 +39,7 @@ from optcmp_data._builder import (
     assemble_archive,
 )
 from optcmp_data._errors import ConfigError, DataFormatError
-from optcmp_data._fs import atomic_write
+from optcmp_data._fs import atomic_write, check_regular_file
 from optcmp_data._provenance import provenance_attrs
 from optcmp_data._schema import (
     CURVE_VARS,
@@ -567,8 +567,9 @@ def import_table(
     memory, values spilled to a temporary file and scattered into the archive's arrays,
     so an import peaks near twice the archive's size."""
     path = Path(path)
-    if not path.is_file():
+    if not path.exists():
         raise DataFormatError(f"{path}: no such file")
+    check_regular_file(path, "table file")  # a FIFO or a device would block or never end
     side = sidecar_path(path)
     facts: dict[str, Any] | None = None
     if side.is_file():
