@@ -107,6 +107,10 @@ def _verdict(verdict: str, text: str | None = None) -> str:
     return f"[{colour}]{term(text if text is not None else verdict)}[/{colour}]"
 
 
+#: Hyperparameters listed per best trial in the table (all of them in --json).
+_HPARAMS_SHOWN = 12
+
+
 @analyze_app.command("best")
 @reports_errors
 def best(
@@ -134,7 +138,11 @@ def best(
     rows = []
     for r in records:
         # One `name=value` pair a line: a pair is never cut, and the column stays narrow.
-        hp = "\n".join(term(f"{k}={num_distinct(v)}") for k, v in r["hyperparameters"].items())
+        # A very wide archive (thousands of hyperparameters) shows the first few.
+        pairs = list(r["hyperparameters"].items())
+        hp = "\n".join(term(f"{k}={num_distinct(v)}") for k, v in pairs[:_HPARAMS_SHOWN])
+        if len(pairs) > _HPARAMS_SHOWN:
+            hp += f"\n... {len(pairs) - _HPARAMS_SHOWN} more (--json)"
         row = [
             _workload_label(r),
             r["optimizer"],

@@ -23,6 +23,10 @@ __all__ = ["info"]
 _num = partial(num, inf="inf", neg_inf="-inf")
 
 
+#: Rows of the hyperparameter table shown; a very wide archive is summarised after them.
+_HPARAM_ROWS = 60
+
+
 @reports_errors
 def info(
     path: Annotated[Path, typer.Argument(help="Archive file (.nc) or study directory of shards.")],
@@ -123,7 +127,7 @@ def render_summary(summary: ArchiveSummary) -> None:
                 f"[{_num(h.space_low)}, {_num(h.space_high)}]" if h.scale != "none" else "-",
                 term(h.scale),
             ]
-            for h in summary.hparams
+            for h in summary.hparams[:_HPARAM_ROWS]
         ]
         columns = [
             ("workload", LABEL),
@@ -136,3 +140,11 @@ def render_summary(summary: ArchiveSummary) -> None:
         ]
         title = "Hyperparameters (observed range and search space)"
         print_fitted(*fit_table(title, columns, rows, ("obs. min", "obs. max")))
+        left = len(summary.hparams) - len(rows)
+        if left:
+            n_names = len({h.hparam for h in summary.hparams})
+            console.print(
+                f"... and {left} more rows ({n_names} hyperparameters in all); "
+                "optcmp info --json lists every one",
+                markup=False,
+            )
