@@ -318,7 +318,8 @@ class StudySpec:
         """Read and validate a study file (format: docs/study-file.md)."""
         path = Path(path)
         try:
-            check_regular_file(path, "study file")
+            if path.exists():  # a FIFO would block the read below
+                check_regular_file(path, "study file")
             text = path.read_text(encoding="utf-8")
         except OSError as e:
             raise ConfigError(f"{path}: cannot read study file ({e.strerror})") from None

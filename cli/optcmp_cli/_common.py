@@ -79,7 +79,9 @@ def _option_names(fn: Callable[..., Any]) -> dict[str, str]:
         return names
     for param, hint in hints.items():
         for meta in getattr(hint, "__metadata__", ()):
-            decls = [d for d in getattr(meta, "param_decls", None) or () if d.startswith("--")]
+            # In Annotated, typer reads Option's first argument (`default`) as a name.
+            given = [getattr(meta, "default", None), *(getattr(meta, "param_decls", ()) or ())]
+            decls = [d for d in given if isinstance(d, str) and d.startswith("--")]
             if decls:
                 names[param] = decls[0]
     return names

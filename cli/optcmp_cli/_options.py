@@ -88,9 +88,10 @@ MarginOpt = Annotated[
     float,
     typer.Option(
         "--margin",
-        min=0.0,
-        help="Non-inferiority margin in the metric's units: 'consistent' needs evidence "
-        "that the general optimizer is worse by less than this.",
+        # No min= here: the analysis refuses a negative margin in one line, as the number
+        # check refuses inf and nan, where click's range check would print a usage block.
+        help="Non-inferiority margin in the metric's units (>= 0): 'consistent' needs "
+        "evidence that the general optimizer is worse by less than this.",
     ),
 ]
 WithReplacementOpt = Annotated[

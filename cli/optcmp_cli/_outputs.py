@@ -155,18 +155,18 @@ class ReportStage:
         """Move the staged files into OUT (figures first, report.md last), then delete the
         previous report's files that this one does not have; returns the final paths."""
         out = self.out
-        new = self.staged()
-        previous = _previous_files(out)
-        _check_figures_dir(out)
-        _refuse_foreign(out, new, previous)
         try:
+            new = self.staged()
+            previous = _previous_files(out)
+            _check_figures_dir(out)
+            _refuse_foreign(out, new, previous)
             # The manifest lists old and new files while both may be present, so a crash
             # in between still leaves every file of ours listed.
             self._write_manifest(previous | set(new))
             (out / FIGURES).mkdir(exist_ok=True)
-            for name in sorted(
-                new, key=lambda n: (not n.startswith(f"{FIGURES}/"), n == "report.md")
-            ):
+            # Figures first and report.md last: what the Markdown shows is there before it.
+            order = sorted(new, key=lambda n: (not n.startswith(f"{FIGURES}/"), n == "report.md"))
+            for name in order:
                 os.replace(self.dir / name, out / name)
             for name in sorted(previous - set(new)):
                 target = out / name

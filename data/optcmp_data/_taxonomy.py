@@ -358,7 +358,8 @@ class Taxonomy:
         """From a TOML (`[[inclusion]]` tables) or JSON file."""
         path = Path(path)
         try:
-            check_regular_file(path, "taxonomy file")
+            if path.exists():  # a FIFO would block the read below
+                check_regular_file(path, "taxonomy file")
             text = path.read_text(encoding="utf-8")
         except OSError as err:
             raise ConfigError(f"{path}: cannot read taxonomy file ({err.strerror})") from None
