@@ -158,18 +158,31 @@ def _hparam_ranges(ds: xr.Dataset) -> list[HparamRange]:
     optimizers = [str(o) for o in ds["optimizer"].values]
     hparams = [str(h) for h in ds["hparam"].values]
     keep = seen | (scale != Scale.NONE.value)
+    w_i, o_i, h_i = np.nonzero(keep)
+    # Plain Python values, taken once per array: indexing numpy scalars one by one would
+    # cost more than the records themselves.
     return [
         HparamRange(
             workload=workloads[w],
             optimizer=optimizers[o],
             hparam=hparams[h],
-            observed_min=float(lo[w, o, h]),
-            observed_max=float(hi[w, o, h]),
-            space_low=float(low[w, o, h]),
-            space_high=float(high[w, o, h]),
-            scale=str(scale[w, o, h]),
+            observed_min=omin,
+            observed_max=omax,
+            space_low=slo,
+            space_high=shi,
+            scale=sc,
         )
-        for w, o, h in zip(*np.nonzero(keep), strict=True)
+        for w, o, h, omin, omax, slo, shi, sc in zip(
+            w_i.tolist(),
+            o_i.tolist(),
+            h_i.tolist(),
+            lo[keep].tolist(),
+            hi[keep].tolist(),
+            low[keep].tolist(),
+            high[keep].tolist(),
+            scale[keep].tolist(),
+            strict=True,
+        )
     ]
 
 
