@@ -311,7 +311,7 @@ FLOAT_OPTIONS = _float_options()
 def _required(command: str, tmp: Path, archive: Path) -> list[str]:
     """The arguments a command needs to get as far as its options."""
     head = command.split()
-    if head[0] in ("analyze", "report", "plot", "score", "info"):
+    if head[0] in ("analyze", "report", "plot", "plan", "score", "info"):
         extra = ["budget"] if head[0] == "plot" else []
         out = ["--out", str(tmp / "o.png")] if head[0] in ("plot", "report") else []
         return [*head, *extra, str(archive), *out]
