@@ -74,10 +74,12 @@ def archives(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         "good": root / "good.nc",
         "one-workload": root / "one.nc",
         "no usable trial": root / "bad.nc",
+        "three workloads": root / "three.nc",
     }
     write_archive(small(), paths["good"])
     write_archive(small(workloads=1), paths["one-workload"])
     write_archive(small(diverged_fraction=1.0), paths["no usable trial"])
+    write_archive(small(workloads=3), paths["three workloads"])
     return paths
 
 
@@ -341,7 +343,11 @@ def test_number_options_refuse_inf_and_nan(
 @pytest.mark.parametrize(
     ("args", "fragments"),
     [
-        (["analyze", "aggregate", "--n-boot", "1000000000"], ("1000000000 draws", "--n-boot")),
+        # With intervals (3 workloads, k = n/2): a bootstrap that cannot fit.
+        (
+            ["analyze", "aggregate", "--budget", "2", "--n-boot", "1000000000"],
+            ("1000000000 draws", "--n-boot"),
+        ),
         (["analyze", "targets", "--n-targets", "1000000000"], ("targets", "--n-targets")),
     ],
     ids=["aggregate --n-boot 1e9", "targets --n-targets 1e9"],
@@ -349,7 +355,7 @@ def test_number_options_refuse_inf_and_nan(
 def test_size_options_go_through_the_memory_estimate(
     args: list[str], fragments: tuple[str, ...], archives: dict[str, Path]
 ) -> None:
-    result = runner.invoke(app, [*args[:2], str(archives["good"]), *args[2:]])
+    result = runner.invoke(app, [*args[:2], str(archives["three workloads"]), *args[2:]])
     one_line_error(result, "GiB", "limit", *fragments)
 
 
