@@ -15,8 +15,17 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from optcmp.runner import GroupTask, LocalExecutor, run_group, run_study
+from optcmp.runner import (
+    FailureKind,
+    GroupFailure,
+    GroupSummary,
+    GroupTask,
+    LocalExecutor,
+    run_group,
+    run_study,
+)
 from optcmp.runner._lifetime import LOCK_FILE, check_lock, claim_lock
+from optcmp.runner._pool import WorkerPool
 from optcmp.study import StudySpec
 from optcmp_data import ArchiveIOError, list_shards, open_archive
 from tests.train.archives import same_study
@@ -203,6 +212,31 @@ def test_a_worker_dies_with_its_driver_while_it_starts(tmp_path: Path) -> None:
     if _alive({worker}):
         os.kill(worker, signal.SIGKILL)
         pytest.fail("the worker outlived its driver by more than a second")
+
+
+def _fated(task: GroupTask) -> GroupSummary:
+    """A job whose trial number decides its fate: 1 exits, 2 hangs, others return."""
+    if task.trials[0] == 1:
+        os._exit(7)
+    if task.trials[0] == 2:
+        time.sleep(600)
+    return GroupSummary(task=task, trials=1, diverged=0, seconds=0.0, shard=str(os.getpid()))
+
+
+def test_the_pool_reports_a_dead_and_a_stopped_worker_and_goes_on() -> None:
+    tasks = [GroupTask("w", "o", (i,)) for i in range(6)]
+    outcomes = list(
+        WorkerPool([None, None]).run(_fated, tasks, timeout=3.0, skip=lambda t: t.trials == (5,))
+    )
+    by_trial = {o.task.trials[0]: o for o in outcomes}
+    assert sorted(by_trial) == [0, 1, 2, 3, 4], "every task but the skipped one, once"
+    assert by_trial[1] == GroupFailure(tasks[1], FailureKind.DIED, "exit code 7")
+    assert by_trial[2] == GroupFailure(tasks[2], FailureKind.TIMED_OUT, "3 s")
+    done = [by_trial[t] for t in (0, 3, 4)]
+    assert all(isinstance(o, GroupSummary) for o in done)
+    # The groups after the failures ran in fresh worker processes, all gone now.
+    pids = {int(o.shard) for o in done if isinstance(o, GroupSummary)}
+    assert not _alive(pids)
 
 
 # --- issue 20, item 7: from the first instruction ------------------------------------------
