@@ -359,3 +359,29 @@ def _study_without_plugin(tmp: Path) -> Path:
     path.parent.mkdir()
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
+
+
+def test_failures_without_a_plugin_are_one_line_per_group(tmp_path: Path) -> None:
+    """A worker killed by the system (no plug-in involved) fails only its own group; each
+    such group gets its own line, naming it and the signal or the time limit."""
+    from optcmp.runner import FailureKind, GroupFailure, GroupTask
+    from optcmp.runner._study import _failure_lines
+
+    spec = StudySpec.from_toml(_study(tmp_path, trials=4))
+    first, second = (
+        GroupTask("noisy_quadratic", "sgd", (0, 1)),
+        GroupTask("noisy_quadratic", "sgd", (2,)),
+    )
+    lines = _failure_lines(
+        spec,
+        [
+            GroupFailure(first, FailureKind.DIED, "SIGKILL"),
+            GroupFailure(second, FailureKind.TIMED_OUT, "60 s"),
+        ],
+        not_run=[],
+    )
+    assert lines == [
+        "the worker process running group noisy_quadratic/sgd trials 0-1 died (SIGKILL)",
+        "group noisy_quadratic/sgd trial 2 ran past the group time limit of 60 s; its worker "
+        "process was stopped",
+    ]
