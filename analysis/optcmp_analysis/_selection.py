@@ -382,16 +382,19 @@ def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
             if s == Split.TEST.value
         ]
         # One caveat for all such workloads, not one line each.
-        if on_test:
+        biased = "so the reported test values are optimistically biased"
+        said = [i for i, n in enumerate(notes) if n.startswith("selection uses the test split")]
+        if on_test and len(on_test) == archive.sizes["workload"] and said:
+            # The archive already says so (its importer's reason): add the consequence
+            # there instead of a second caveat on the same fact.
+            notes[said[0]] = f"{notes[said[0]]}; {biased}"
+        elif on_test:
             which = (
                 f"every workload ({len(on_test)})"
                 if len(on_test) == archive.sizes["workload"]
                 else f"workload(s) {', '.join(on_test)}"
             )
-            notes.append(
-                f"{which}: selection uses the test split (no validation split), so the "
-                "reported test values are optimistically biased"
-            )
+            notes.append(f"{which}: selection uses the test split (no validation split), {biased}")
     if archive.attrs.get("selection_repeats"):
         notes.append(
             f"selection uses only repeats {archive.attrs['selection_repeats']} (archive "

@@ -27,7 +27,7 @@ from optcmp_analysis import (
 from optcmp_cli._analyze import _load, _verdict, analyze_app
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
-from optcmp_cli._format import num
+from optcmp_cli._format import num, num_distinct
 from optcmp_cli._options import (
     ArchiveArg,
     JsonOpt,
@@ -38,6 +38,7 @@ from optcmp_cli._options import (
     RuleOpt,
     WorkloadOpt,
 )
+from optcmp_cli._tables import LABEL, VALUE, fit_table, print_fitted
 from optcmp_data import Taxonomy
 
 __all__ = ["boundary", "protocol", "targets"]
@@ -221,22 +222,40 @@ def boundary(
     if json_out:
         print_json({"boundary": records + (result.points() if points else [])})
         return
-    table = Table(title=f"Best {top} trials against the search-space edges ({rule})")
-    for col in ("workload", "optimizer", "hparam", "scale", "space", "best", "position", "edge"):
-        table.add_column(col)
-    for r in records:
-        edge = r["edge"]
-        table.add_row(
-            term(r["workload"]),
-            term(r["optimizer"]),
-            term(r["hparam"]),
-            r["scale"],
-            f"[{num(r['low'], 3)}, {num(r['high'], 3)}]",
-            num(r["best_value"], 3),
-            num(r["best_position"], 2),
-            edge if edge == "none" else f"[red]{edge}[/red] ({r['n_near_low']}/{r['n_near_high']})",
+    if not records:
+        console.print(
+            f"Boundary check ({rule}): nothing checked: no searched hyperparameter recorded "
+            "(the archive stores no search space with a range).",
+            markup=False,
         )
-    console.print(table)
+        return
+    rows = [
+        [
+            r["workload"],
+            r["optimizer"],
+            r["hparam"],
+            term(r["scale"]),
+            f"[{num_distinct(r['low'])}, {num_distinct(r['high'])}]",
+            num_distinct(r["best_value"]),
+            num(r["best_position"], 2),
+            r["edge"]
+            if r["edge"] == "none"
+            else f"[red]{r['edge']}[/red] ({r['n_near_low']}/{r['n_near_high']})",
+        ]
+        for r in records
+    ]
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("hparam", LABEL),
+        ("scale", VALUE),
+        ("space", VALUE),
+        ("best", VALUE),
+        ("position", VALUE),
+        ("edge", VALUE),
+    ]
+    title = f"Best {top} trials against the search-space edges ({rule})"
+    print_fitted(*fit_table(title, columns, rows, ("scale", "position")))
     for warning in result.warnings():
         console.print(f"[yellow]warning:[/yellow] {term(warning)}", highlight=False)
 
