@@ -32,7 +32,7 @@ from optcmp_analysis import (
 )
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
-from optcmp_cli._format import num, num_distinct, pct, rule_text
+from optcmp_cli._format import num, num_column, num_distinct, pct, rule_text
 from optcmp_cli._options import (
     ArchiveArg,
     DivergedOpt,
@@ -136,7 +136,9 @@ def best(
         return
     several = any(r["n_repeats"] > 1 for r in records)
     rows = []
-    for r in records:
+    selections = num_column([r["selection_value"] for r in records])
+    tests = num_column([r["test_value"] for r in records])
+    for r, selection, test in zip(records, selections, tests, strict=True):
         # One `name=value` pair a line: a pair is never cut, and the column stays narrow.
         # A very wide archive (thousands of hyperparameters) shows the first few.
         pairs = list(r["hyperparameters"].items())
@@ -148,8 +150,8 @@ def best(
             r["optimizer"],
             num(r["trial"]),
             hp or "-",
-            f"{num(r['selection_value'])} ({r['selection_split']})",
-            f"{num(r['test_value'])} {term(r['metric'])}"
+            f"{selection} ({r['selection_split']})",
+            f"{test} {term(r['metric'])}"
             + (f" ({term(r['test_repeats'])})" if several and r["test_repeats"] != "all" else ""),
         ]
         if several:
@@ -234,20 +236,25 @@ def budget(
     if json_out:
         print_json({"budget": records})
         return
+    means = num_column([r["mean"] for r in records])
+    medians = num_column([r["median"] for r in records])
+    expected = num_column([r["expected"] for r in records])
+    los = num_column([r["lo"] for r in records])
+    his = num_column([r["hi"] for r in records])
     rows = [
         [
             _workload_label(r),
             r["optimizer"],
             str(r["k"]),
-            num(r["mean"]),
-            num(r["median"]),
-            f"{num(r['lo'])} - {num(r['hi'])}",
-            num(r["expected"]),
+            means[i],
+            medians[i],
+            f"{los[i]} - {his[i]}",
+            expected[i],
             f"{num(r['exact_lo'])} / {num(r['exact_median'])} / {num(r['exact_hi'])}",
             pct(r["no_result_exact"]),
             num(r["settled_k"]),
         ]
-        for r in records
+        for i, r in enumerate(records)
     ]
     columns = [
         ("workload", LABEL),
@@ -322,7 +329,9 @@ def rank(
         print_json({"rank": records})
         return
     rows = []
-    for r in sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9)):
+    ordered = sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9))
+    tests = num_column([r["value"] for r in ordered])
+    for r, test in zip(ordered, tests, strict=True):
         by_k = " ".join(f"{k}:{num(p, 2)}" for k, p in r["p_best_by_k"].items())
         none_k = " ".join(f"{k}:{pct(p)}" for k, p in r["no_result_by_k"].items())
         rows.append(
@@ -330,7 +339,7 @@ def rank(
                 _workload_label(r),
                 r["optimizer"],
                 num(r["rank"]),
-                num(r["value"]),
+                test,
                 num(r["mean_rank"], 3),
                 num(r["p_best"], 3),
                 pct(r["no_result"]),

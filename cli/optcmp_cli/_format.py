@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-__all__ = ["num", "num_distinct", "pct", "rule_text", "signed"]
+__all__ = ["num", "num_column", "num_distinct", "pct", "rule_text", "signed"]
 
 
 def num(value: Any, digits: int = 4, *, inf: str = "-", neg_inf: str = "-") -> str:
@@ -77,3 +77,35 @@ def num_distinct(value: Any, digits: int = 3) -> str:
         digits += 1
         text = num(value, digits)
     return text
+
+
+def num_column(values: Any, digits: int = 4, *, inf: str = "-") -> list[str]:
+    """The numbers of one table column in one format: `digits` significant digits with
+    trailing zeros kept (0.1260 is not shown as "0.126" above "0.1274"), and scientific
+    notation for every value of the column where any needs it (learning rates from 1e-05
+    to 1.585). Missing values read "-", +inf `inf`."""
+    xs: list[float | None] = []
+    for v in values:
+        try:
+            xs.append(None if v is None or isinstance(v, (bool, str)) else float(v))
+        except (TypeError, ValueError):
+            xs.append(None)
+    finite = [x for x in xs if x is not None and math.isfinite(x)]
+    sci = any("e" in f"{x:.{digits}g}" for x in finite)
+    out = []
+    for x in xs:
+        if x is None or math.isnan(x):
+            out.append("-")
+        elif math.isinf(x):
+            out.append(inf if x > 0 else "-")
+        elif sci:
+            out.append(f"{x:.{digits - 1}e}")
+        elif x == int(x) and abs(x) < 10**digits and all(v == int(v) for v in finite):
+            out.append(str(int(x)))  # a column of whole numbers stays whole
+        else:
+            out.append(
+                f"{x:#.{digits}g}".rstrip(".")
+                if "e" not in f"{x:#.{digits}g}"
+                else f"{x:.{digits}g}"
+            )
+    return out

@@ -20,7 +20,7 @@ from optcmp_analysis import (
 )
 from optcmp_cli._common import console, print_json, reports_errors
 from optcmp_cli._escape import term, visible
-from optcmp_cli._format import num
+from optcmp_cli._format import num, num_column
 from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 from optcmp_data import open_archive
 
@@ -92,7 +92,9 @@ def _caveats(caveats: tuple[str, ...]) -> None:
 
 def _render_algoperf(result: AlgoperfScore, details: bool) -> None:
     title = "AlgoPerf score (performance-profile integral over tau in [1, 4] / 3)"
-    rows = [[rec["optimizer"], num(rec["score"], inf="inf")] for rec in result.to_json()]
+    records = result.to_json()
+    scores = num_column([rec["score"] for rec in records], inf="inf")
+    rows = [[rec["optimizer"], score] for rec, score in zip(records, scores, strict=True)]
     columns = [("optimizer", LABEL), ("score", VALUE)]
     print_fitted(*fit_table(title, columns, rows, right=("score",)))
     for name, rule in result.rules:
@@ -132,19 +134,22 @@ def _render_deepobs(report: DeepobsReport) -> None:
     perf = "final value" if report.mode == "final" else "best of the curve"
     splits = sorted({str(rec["selection_split"]) for rec in records})
     one_split = len(splits) == 1
+    lrs = num_column([rec["hyperparameters"].get("learning_rate") for rec in records], inf="inf")
+    selections = num_column([rec["selection_value"] for rec in records], inf="inf")
+    performances = num_column([rec["performance"] for rec in records], inf="inf")
+    speeds = num_column([rec["speed"] for rec in records], inf="inf")
     rows = [
         [
             rec["workload"],
             rec["optimizer"],
             str(rec["trial"]),
-            num(rec["hyperparameters"].get("learning_rate"), inf="inf"),
-            num(rec["selection_value"], inf="inf")
-            + ("" if one_split else f" ({rec['selection_split']})"),
-            f"{num(rec['performance'], inf='inf')} {term(rec['metric'])}",
-            num(rec["speed"], inf="inf"),
+            lrs[i],
+            selections[i] + ("" if one_split else f" ({rec['selection_split']})"),
+            f"{performances[i]} {term(rec['metric'])}",
+            speeds[i],
             str(rec["n_seeds"]),
         ]
-        for rec in records
+        for i, rec in enumerate(records)
     ]
     columns = [
         ("workload", LABEL),

@@ -270,7 +270,8 @@ def test_budget_and_rank_tables_fit_80_columns(
     for r in _json([*args, "--json"])[command]:
         shown = r[value]
         if isinstance(shown, float):
-            assert f"{shown:.4g}" in words, (shown, result.output)
+            # One format per column: 4 significant digits, trailing zeros kept.
+            assert f"{shown:#.4g}".rstrip(".") in words, (shown, result.output)
     # What does not fit is named, with where to find it.
     assert f"Not shown at 80 columns: {left_out}" in result.output, result.output
     wide = runner.invoke(app, args, env={"COLUMNS": "250"})

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
+from optcmp_cli._format import num_column, num_distinct, rule_text
 from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, shorten
 
 names = st.text(alphabet="abcdefghij_0123456789", min_size=1, max_size=30)
@@ -71,3 +72,34 @@ def test_fit_table_drops_trailing_columns_rather_than_squeeze() -> None:
     table, left_out = fit_table(None, columns, rows, width=70)
     assert left_out == ["r"]
     assert all(len(line) <= 70 for line in _render(table, 70))
+
+
+def test_num_column_one_format_per_column() -> None:
+    # Trailing zeros kept, so 0.1260 and 0.1274 read with the same number of digits.
+    assert num_column([0.126, 0.1274, None, float("inf")], inf="inf") == [
+        "0.1260",
+        "0.1274",
+        "-",
+        "inf",
+    ]
+    # One value needing scientific notation puts the whole column in it.
+    assert num_column([1e-05, 0.1585]) == ["1.000e-05", "1.585e-01"]
+    assert num_column([3, 10]) == ["3", "10"]
+
+
+def test_num_distinct_never_rounds_onto_an_edge() -> None:
+    assert num_distinct(0.9999) == "0.9999"  # NAdam's beta2 space ends at 0.9999
+    assert num_distinct(0.99999) == "0.99999"
+    assert num_distinct(1.0) == "1"
+    assert num_distinct(0.00398107) == "0.00398"
+
+
+def test_rule_text_names_the_split_used() -> None:
+    assert rule_text("final-valid", {"a": "valid"}) == "final-valid"
+    assert rule_text("final-valid", {"a": "test", "b": "test"}) == (
+        "final-valid, selected on the test split"
+    )
+    assert rule_text("final-valid", {"a": "test", "b": "valid"}) == (
+        "final-valid, selected on the test split for a"
+    )
+    assert rule_text("final-train-loss", {"a": "test"}) == "final-train-loss"
