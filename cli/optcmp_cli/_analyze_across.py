@@ -130,7 +130,8 @@ def aggregate(
     shown = result.interval_note is None
     k = "" if result.budget is None else f", k = {result.budget} trials per study"
     title = (
-        f"Normalised scores across {len(result.workloads)} workloads ({rule}, unit "
+        f"Normalised scores across {len(result.workloads)} workload"
+        f"{'' if len(result.workloads) == 1 else 's'} ({rule}, unit "
         f"{result.unit}{k}; {term(result.scale_phrase)}"
         + (f"; {level} stratified-bootstrap intervals)" if shown else "; no intervals)")
     )

@@ -81,7 +81,11 @@ def improvement_axes(ax: Axes, result: AggregateScores) -> None:
             ci = small and bool(np.isfinite(lo[i, j]))
             star = "*" if bool(clear[i, j]) else ""
             text = f"{p[i, j]:.2f}{star}" + (f"\n{lo[i, j]:.2f}-{hi[i, j]:.2f}" if ci else "")
-            ax.text(j, i, text, ha="center", va="center", fontsize=6.5 if small else 5.5)
+            # Light text on the dark ends of the colour map.
+            colour = "white" if abs(p[i, j] - 0.5) > 0.3 else "black"
+            ax.text(
+                j, i, text, ha="center", va="center", fontsize=6.5 if small else 5.5, color=colour
+            )
     labels = [figure_text(o) for o in names]
     ax.set_xticks(range(len(names)), labels, rotation=30, ha="right")
     ax.set_yticks(range(len(names)), labels)
@@ -107,7 +111,8 @@ def aggregate_figure(result: AggregateScores) -> Figure:
         )
         _title(
             fig,
-            f"Across {len(result.workloads)} workloads: normalised test scores "
+            f"Across {len(result.workloads)} workload{'' if len(result.workloads) == 1 else 's'}"
+            ": normalised test scores "
             f"({figure_text(result.scale_phrase)})",
             f"{intervals}; unit {result.unit}, selection {result.rule}; higher IQM, lower "
             "gap is better",

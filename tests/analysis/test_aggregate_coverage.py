@@ -40,19 +40,23 @@ def _quality(w: int, n_w: int, wide: bool, size: int, g: np.random.Generator) ->
     return np.where(good, base - 0.02 + 0.02 * g.random(size), base + g.exponential(0.15, size))
 
 
-def _trials(n_w: int, n: int, g: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Validation and test values (W, 2, n) of one simulated archive."""
+def _trials(
+    n_w: int, n: int, g: np.random.Generator, on_test: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Selection and test values (W, 2, n) of one simulated archive (`on_test`: selection
+    uses the test values themselves, as on DeepOBS, which has no validation split)."""
     q = np.stack([np.stack([_quality(w, n_w, o == 1, n, g) for o in (0, 1)]) for w in range(n_w)])
-    return q + NOISE * g.standard_normal(q.shape), q + NOISE * g.standard_normal(q.shape)
+    val, test = q + NOISE * g.standard_normal(q.shape), q + NOISE * g.standard_normal(q.shape)
+    return (test if on_test else val), test
 
 
-def _truth(n_w: int, k: int, studies: int = 20_000) -> np.ndarray:
+def _truth(n_w: int, k: int, studies: int = 20_000, on_test: bool = False) -> np.ndarray:
     """True IQM, mean, median of both optimizers and P(narrow beats wide)."""
     g = np.random.default_rng(12345)
     selected = np.empty((n_w, 2, studies))
     chunk = 2000
     for start in range(0, studies, chunk):
-        val, test = _trials(n_w, k * chunk, g)
+        val, test = _trials(n_w, k * chunk, g, on_test)
         v = val.reshape(n_w, 2, chunk, k)
         t = test.reshape(n_w, 2, chunk, k)
         pick = np.argmin(v, axis=-1)
@@ -69,10 +73,12 @@ def _truth(n_w: int, k: int, studies: int = 20_000) -> np.ndarray:
     return np.array(out)
 
 
-def coverage(n_w: int, n: int, k: int, repeats: int, n_boot: int, seed: int) -> np.ndarray:
+def coverage(
+    n_w: int, n: int, k: int, repeats: int, n_boot: int, seed: int, on_test: bool = False
+) -> np.ndarray:
     """Share of `repeats` simulated archives whose interval covers the truth, per quantity
     (narrow IQM, mean, median, wide IQM, mean, median, P(narrow beats wide))."""
-    truth = _truth(n_w, k)
+    truth = _truth(n_w, k, on_test=on_test)
     g = np.random.default_rng(seed)
     counts = np.full((n_w, 2), n)
     setup_args = {
@@ -84,7 +90,7 @@ def coverage(n_w: int, n: int, k: int, repeats: int, n_boot: int, seed: int) -> 
     }
     hits = np.zeros(7)
     for _ in range(repeats):
-        val, test = _trials(n_w, n, g)
+        val, test = _trials(n_w, n, g, on_test)
         units = np.stack([val, test], axis=-1)
         statistic = aggregate_statistic(_Setup(units=units, **setup_args))
         _, lo, hi, _ = stratified_bootstrap(
