@@ -10,9 +10,10 @@ metric is at least as good; its time to target is that evaluation's `time` (meas
 "time") or `step` (measure "steps"), inf if it never does. A trial's time is the median
 over its present runs of the seed repeat axis, if any; a study's time is its fastest
 trial's (the tuned optimizer is the one whose search reached the target first), among k
-trials: k is the smallest trial count of the compared (workload, optimizer, study) cells,
-and a cell with more trials takes the median over its k-trial subsets of their fastest
-trial, so more trials give no more chances (equal counts: every trial, as before); an
+trials: k is the smallest trial count of the workload's (optimizer, study) cells (a
+profile compares optimizers within each workload), and a cell with more trials takes the
+median over its k-trial subsets of their fastest trial, so more trials give no more
+chances (equal counts: every trial, as before); an
 optimizer's time on a workload is the median over the studies (the `study` repeat axis)
 that hold a present run, inf if none. With t[w, o] the optimizer's time and
 t*[w] = min_o t[w, o], the ratio is r = t / t* (inf where t or t* is inf), and the
@@ -95,8 +96,17 @@ class PerformanceProfiles:
     measure: Measure
     max_tau: float
     caveats: tuple[str, ...]
-    # Trials per study whose fastest sets the study's time.
+    # Trials per study whose fastest sets the study's time (the smallest over the included
+    # workloads; per workload in the `budget` variable).
     budget: int = 0
+
+    @property
+    def budget_phrase(self) -> str:
+        """ "k = 5", or "k = 1 to 5 (per workload)" where the workloads' budgets differ."""
+        ks = self.data["budget"].values[self.data["included"].values]
+        if ks.size == 0 or int(ks.min()) == int(ks.max()):
+            return f"k = {self.budget}"
+        return f"k = {int(ks.min())} to {int(ks.max())} (per workload)"
 
     @property
     def workloads(self) -> list[str]:
@@ -174,8 +184,8 @@ def performance_profiles(
 ) -> PerformanceProfiles:
     """Time-to-target performance profiles of every optimizer (see the module docstring).
 
-    A study's time is that of its fastest trial among k (`budget`, default the smallest
-    trial count of the compared (workload, optimizer, study) cells): with k equal to a
+    A study's time is that of its fastest trial among k (`budget`, default per workload the
+    smallest trial count of its (optimizer, study) cells): with k equal to a
     cell's count, its fastest trial; with fewer, the median over k-trial subsets drawn
     without replacement of their fastest trial (so a cell with more trials gets no more
     chances). Raises AnalysisError when no workload has a target, for max_tau <= 1 or
@@ -232,7 +242,7 @@ def performance_profiles(
             trial_present = trial_present.any("seed")
         # A present trial without a time (no evaluation at all) never reached the target.
         trial_time = where(trial_present, trial_time.fillna(np.inf), np.nan)
-        k, study_time, counts_line = _study_times(
+        ks, study_time, counts_line = _study_times(
             trial_time, trial_present, budget, with_replacement
         )
         if counts_line:
@@ -259,6 +269,7 @@ def performance_profiles(
     data = xr.Dataset(
         {
             "time": (("workload", "optimizer"), t),
+            "budget": ("workload", ks),
             "ratio": (("workload", "optimizer"), ratio),
             "rho": (("optimizer", "tau"), rho),
             "area": ("optimizer", area),
@@ -278,7 +289,7 @@ def performance_profiles(
         measure=measure,
         max_tau=max_tau,
         caveats=tuple(dict.fromkeys(caveats)),
-        budget=k,
+        budget=int(ks[included].min()) if included.any() else int(ks.min()),
     )
 
 
@@ -287,43 +298,54 @@ def _study_times(
     trial_present: xr.DataArray,
     budget: int | None,
     with_replacement: bool,
-) -> tuple[int, xr.DataArray, str | None]:
-    """The budget k, each cell's k-trial study time (the median of the fastest of k trials,
-    drawn without replacement, or with replacement past the cell's count where asked), and
-    the mixed-trial-counts line (None: the counts agree)."""
-    counts = trial_present.sum("trial")
-    held = counts.values[counts.values > 0]
-    smallest = int(held.min()) if held.size else 1
-    largest = int(held.max()) if held.size else 1
-    k = smallest if budget is None else budget
-    if k < 1:
-        raise AnalysisError(f"budget {k} is not a positive number of trials")
-    if k > smallest and not with_replacement:
-        raise AnalysisError(
-            f"budget {k} is larger than the smallest trial count {smallest} of a (workload, "
-            "optimizer, study) cell (use a smaller budget, or --with-replacement to resample "
-            "past a cell's trials)"
-        )
+) -> tuple[npt.NDArray[np.int64], xr.DataArray, str | None]:
+    """Per workload the budget k (default the smallest trial count of its (optimizer, study)
+    cells: a profile compares optimizers within a workload), each cell's k-trial study time
+    (the median of the fastest of k trials, drawn without replacement, or with replacement
+    past the cell's count where asked), and the mixed-trial-counts line (None: the counts
+    agree on every workload)."""
+    other = [str(d) for d in trial_time.dims if d != "trial"]
+    counts = trial_present.sum("trial").transpose(*other).values
+    n_w = counts.shape[0]
+    flat_counts = counts.reshape(n_w, -1)
+    ks = np.ones(n_w, dtype=np.int64)
+    mixed = []
+    for wi in range(n_w):
+        held = flat_counts[wi][flat_counts[wi] > 0]
+        smallest = int(held.min()) if held.size else 1
+        if held.size and int(held.max()) != smallest:
+            mixed.append(f"{trial_time['workload'].values[wi]} ({smallest} to {int(held.max())})")
+        k = smallest if budget is None else budget
+        if k < 1:
+            raise AnalysisError(f"budget {k} is not a positive number of trials")
+        if k > smallest and not with_replacement:
+            raise AnalysisError(
+                f"budget {k} is larger than the smallest trial count {smallest} of a study "
+                f"on workload {trial_time['workload'].values[wi]} (use a smaller budget, or "
+                "--with-replacement to resample past a cell's trials)"
+            )
+        ks[wi] = k
     line = None
-    if smallest != largest:
+    if mixed:
+        shown = ", ".join(mixed[:3]) + (f" and {len(mixed) - 3} more" if len(mixed) > 3 else "")
         line = (
-            f"trial counts differ between cells ({smallest} to {largest}): a study's time is "
-            f"the median fastest of k = {k} of its trials, so a cell with more trials gets no "
-            "more chances (the AlgoPerf rule, every trial of a study, is `optcmp score`)"
+            f"trial counts differ between the studies of {shown}: there a study's time is the "
+            "median fastest of k trials, k the workload's smallest count, so a study with more "
+            "trials gets no more chances (the AlgoPerf rule, every trial of a study, is "
+            "`optcmp score`)"
         )
-    other = [d for d in trial_time.dims if d != "trial"]
     t = trial_time.transpose(*other, "trial").values.astype(np.float64)
     n_t = t.shape[-1]
-    flat = t.reshape(-1, n_t)
-    out = np.full(flat.shape[0], np.nan)
-    for c, row in enumerate(flat):
-        v = np.sort(row[~np.isnan(row)])  # fastest first; inf (never reached) last
-        n = len(v)
-        if n == 0:
-            continue
-        p = exact_probabilities(np.array([n]), k, n, replace=k > n)[0]
-        cum = np.cumsum(p)
-        out[c] = v[int(np.argmax(cum >= 0.5 - 1e-12))]
-    shape = t.shape[:-1]
+    flat = t.reshape(n_w, -1, n_t)
+    out = np.full(flat.shape[:2], np.nan)
+    for wi in range(n_w):
+        k = int(ks[wi])
+        for c, row in enumerate(flat[wi]):
+            v = np.sort(row[~np.isnan(row)])  # fastest first; inf (never reached) last
+            n = len(v)
+            if n == 0:
+                continue
+            p = exact_probabilities(np.array([n]), k, n, replace=k > n)[0]
+            out[wi, c] = v[int(np.argmax(np.cumsum(p) >= 0.5 - 1e-12))]
     coords = {d: trial_time[d].values for d in other}
-    return k, xr.DataArray(out.reshape(shape), dims=other, coords=coords), line
+    return ks, xr.DataArray(out.reshape(t.shape[:-1]), dims=other, coords=coords), line

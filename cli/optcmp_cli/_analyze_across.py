@@ -254,7 +254,7 @@ def profiles(
             f"note: the area is not the AlgoPerf score: it covers all "
             f"{len(result.workloads)} workloads with a target (base and held-out alike), "
             "without the held-out rules or the 4x cut, and a study's time is its fastest "
-            f"trial's of k = {result.budget}; `optcmp score` gives the benchmark's score.",
+            f"trial's of {result.budget_phrase}; `optcmp score` gives the benchmark's score.",
             markup=False,
         )
     _caveats(result.caveats)

@@ -527,7 +527,7 @@ def _profiles_section(b: _Builder, result: PerformanceProfiles, group: str | Non
     records = result.to_json()
     b.lines += [
         f"Time to each workload's target ({result.measure}) of every optimizer's fastest "
-        f"trial (of k = {result.budget} per study), as a ratio to the fastest optimizer's; "
+        f"trial (of {result.budget_phrase} per study), as a ratio to the fastest optimizer's; "
         "the profile is the share of "
         f"the {len(result.workloads)} workloads within a ratio tau, and the area under it "
         f"over [1, {result.max_tau:g}] scaled to [0, 1] (AlgoPerf's score form).",

@@ -315,16 +315,10 @@ def test_deepobs_aggregate_runs_on_all_workloads() -> None:
     result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=200, rule="deepobs-final")
     assert len(result.workloads) == 8
     assert np.isfinite(result.data["value"]).all()
-    # 36 trials at the default budget 36: no interval, and the reason; at 18 intervals.
+    # Selection on the test split: no interval at any budget, and the reason.
     assert result.interval_note is not None
-    assert "k = 36 of 36" in result.interval_note
-    half = aggregate_scores(
-        ds, rng=np.random.default_rng(0), n_boot=200, rule="deepobs-final", budget=18
-    )
-    assert half.interval_note is None
-    lo, v, hi = (half.data[x].values for x in ("lo", "value", "hi"))
-    assert (hi > v).any()
-    assert (lo < v).any()
+    assert "select trials on the test values themselves" in result.interval_note
+    assert np.isnan(result.data["lo"]).all()
     with pytest.raises(AnalysisError, match="selection_repeats"):
         aggregate_scores(ds, rng=np.random.default_rng(0), unit="repeat")
 
@@ -474,3 +468,15 @@ def test_unit_auto_picks_repeats_where_each_is_a_study() -> None:
     assert resolve_unit(ds, "auto") is Unit.TRIAL
     with pytest.raises(AnalysisError, match="whole tuning study"):
         aggregate_scores(ds, rng=np.random.default_rng(0), unit="repeat")
+
+
+def test_no_interval_where_trials_are_selected_on_the_test_values() -> None:
+    ds = _archive(selection_split="test")
+    result = aggregate_scores(ds, rng=np.random.default_rng(0), n_boot=20, budget=6)
+    assert result.interval_note is not None
+    assert "w0, w1, w2 ..." in result.interval_note
+    # Selection on the training loss is apart from the test values: intervals again.
+    train = aggregate_scores(
+        ds, rng=np.random.default_rng(0), n_boot=20, budget=6, rule="final-train-loss"
+    )
+    assert train.interval_note is None

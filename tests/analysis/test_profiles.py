@@ -113,7 +113,11 @@ def test_unequal_counts_time_the_median_fastest_of_k_trials() -> None:
     ds["step"].loc[{"workload": "w0", "optimizer": "sgd", "trial": list(range(keep, 6))}] = -1
     result = performance_profiles(ds, measure="steps")
     assert result.budget == keep
-    assert sum("trial counts differ between cells (2 to 6)" in c for c in result.caveats) == 1
+    assert int(result.data["budget"].sel(workload="w1")) == 6
+    assert (
+        sum("trial counts differ between the studies of w0 (2 to 6)" in c for c in result.caveats)
+        == 1
+    )
     # adam on w0 holds 6 trials: its time is the median over the 15 pairs of trials of the
     # faster one, by enumeration.
     single = _archive(n_trials=6)
@@ -154,9 +158,17 @@ def test_deepobs_profiles_use_test_targets_and_steps() -> None:
 
 @pytest.mark.skipif(not _ALGOPERF.is_dir(), reason=f"published archive not present at {_ALGOPERF}")
 def test_algoperf_profiles_use_time() -> None:
-    result = performance_profiles(import_algoperf(_ALGOPERF).dataset)
+    ds = import_algoperf(_ALGOPERF).dataset
+    result = performance_profiles(ds)
     assert str(result.measure) == "time"
-    area = result.data["area"].to_series()
-    # The v0.5 leaderboard's top submission is also the fastest here, its last the slowest.
+    # lawa_ema's studies on librispeech_deepspeech hold 1-2 trials: there every study is
+    # timed as one trial, and the profile says so.
+    assert int(result.data["budget"].sel(workload="librispeech_deepspeech")) == 1
+    assert int(result.data["budget"].sel(workload="wmt")) == 5
+    assert any("librispeech_deepspeech (1 to 5)" in c for c in result.caveats)
+    # Every trial of every study, as AlgoPerf times a study: the v0.5 leaderboard's top
+    # submission is also the fastest here, its last the slowest.
+    every = performance_profiles(ds, budget=5, with_replacement=True)
+    area = every.data["area"].to_series()
     assert area.idxmax() == "shampoo_submission"
     assert area.idxmin() == "schedule_free_prodigy"
