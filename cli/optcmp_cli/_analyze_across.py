@@ -23,7 +23,7 @@ from optcmp_analysis import (
     aggregate_scores,
     performance_profiles,
 )
-from optcmp_cli._analyze import _caveats, _load, analyze_app
+from optcmp_cli._analyze import _caveats, _load, _rule, analyze_app
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._escape import term
 from optcmp_cli._format import num
@@ -131,7 +131,7 @@ def aggregate(
     k = "" if result.budget is None else f", k = {result.budget} trials per study"
     title = (
         f"Normalised scores across {len(result.workloads)} workload"
-        f"{'' if len(result.workloads) == 1 else 's'} ({rule}, unit "
+        f"{'' if len(result.workloads) == 1 else 's'} ({_rule(rule, ds)}, unit "
         f"{result.unit}{k}; {term(result.scale_phrase)}"
         + (f"; {level} stratified-bootstrap intervals)" if shown else "; no intervals)")
     )

@@ -11,8 +11,11 @@ values of 20,000 fresh k-trial studies per cell; the true IQM, mean and median o
 equal-weight mixture over workloads, and the true probability that a narrow study beats a
 wide one on a random workload.
 
-The default run checks one design quickly; the slow run prints the table of
-docs/method.md (nominal 90%) and asserts coverage of at least nominal - 0.03 at k <= n/2.
+The default run checks one design quickly; the slow run prints the tables of
+docs/method.md (nominal 90%, 200 archives a row), asserts coverage of at least
+nominal - 0.03 (less two Monte Carlo standard errors) at k <= n/2 with selection on
+validation, and that selection on the test values themselves falls clearly short (why
+optcmp gives no interval there).
 """
 
 from __future__ import annotations
@@ -116,12 +119,31 @@ def test_interval_covers_at_half_the_trials() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("n", "k"), [(16, 8), (16, 4), (32, 16), (32, 8), (16, 16)])
-def test_coverage_table(n: int, k: int) -> None:
-    repeats = 300
-    cov = coverage(n_w=6, n=n, k=k, repeats=repeats, n_boot=400, seed=n * 100 + k)
+@pytest.mark.parametrize(
+    ("n", "k", "on_test"),
+    [
+        (16, 8, False),
+        (16, 4, False),
+        (32, 16, False),
+        (32, 8, False),
+        (16, 16, False),
+        (16, 16, True),
+        (16, 8, True),
+        (16, 4, True),
+        (32, 8, True),
+    ],
+)
+def test_coverage_table(n: int, k: int, on_test: bool) -> None:
+    repeats = 200
+    cov = coverage(n_w=6, n=n, k=k, repeats=repeats, n_boot=300, seed=n * 100 + k, on_test=on_test)
     names = "narrow iqm/mean/median, wide iqm/mean/median, P(narrow > wide)"
-    print(f"W=6 n={n} k={k} ({repeats} archives, nominal {CONFIDENCE}): {names} {cov.round(3)}")
-    if k <= n // INTERVAL_BUDGET_DIVISOR:
-        se = np.sqrt(CONFIDENCE * (1 - CONFIDENCE) / repeats)
+    how = "selection on test" if on_test else "selection on validation"
+    print(
+        f"W=6 n={n} k={k} {how} ({repeats} archives, nominal {CONFIDENCE}): {names} {cov.round(3)}"
+    )
+    se = np.sqrt(CONFIDENCE * (1 - CONFIDENCE) / repeats)
+    if on_test:
+        # Why optcmp gives no interval there: some quantity falls clearly short.
+        assert cov.min() < CONFIDENCE - 0.03 - 2 * se, cov
+    elif k <= n // INTERVAL_BUDGET_DIVISOR:
         assert cov.min() >= CONFIDENCE - 0.03 - 2 * se, cov
