@@ -50,7 +50,6 @@ from typing import Any
 import attrs
 import numpy as np
 import numpy.typing as npt
-import scipy.stats
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
@@ -255,6 +254,8 @@ def stratified_bootstrap(
     reps = np.concatenate(replicates, axis=0)
     alpha = (1.0 - confidence) / 2.0
     if effective_n is not None and effective_n > 1:
+        import scipy.stats  # a second to import: only where it is used (fast --help)
+
         n_eff = float(effective_n)
         z = math.sqrt(n_eff / (n_eff - 1.0)) * scipy.stats.t.ppf(1.0 - alpha, n_eff - 1.0)
         alpha = float(scipy.stats.norm.sf(z))
@@ -948,6 +949,8 @@ def aggregate_scores(
             z = np.abs(pi_hat - 0.5) / se
         # Student's t with the same small-sample correction as the intervals.
         t_stat = z * math.sqrt((n_eff - 1.0) / n_eff)
+        import scipy.stats  # a second to import: only where it is used (fast --help)
+
         p = np.where(se > 0, 2.0 * scipy.stats.t.sf(t_stat, n_eff - 1.0), np.nan)
         upper = np.triu(np.ones((n_o, n_o), dtype=bool), k=1)
         p = np.where(upper, p, p.T)  # one test per unordered pair
