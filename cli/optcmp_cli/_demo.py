@@ -21,7 +21,7 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 from optcmp_cli._common import console, progress_on_stderr, reports_errors, require_torch
 from optcmp_cli._report import ReportFormat, write_report
 from optcmp_cli._run import trial_progress
-from optcmp_data import PAPER_FAMILIES, ConfigError, open_archive
+from optcmp_data import PAPER_FAMILIES, ConfigError, atomic_write_text, open_archive
 
 __all__ = ["DEMO_WORKLOAD", "Protocol", "demo", "study_toml"]
 
@@ -91,7 +91,7 @@ def demo(
     study_dirs: dict[str, Path] = {}
     for space in spaces:
         study_file = out / f"study-{space}.toml"
-        study_file.write_text(study_toml(space=space, trials=trials, seed=seed), encoding="utf-8")
+        atomic_write_text(study_file, study_toml(space=space, trials=trials, seed=seed))
         spec = StudySpec.from_toml(study_file)
         study_dirs[space] = out / f"study-{space}"
         with trial_progress(space) as bar:

@@ -123,7 +123,11 @@ def atomic_write(
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
     """`atomic_write` of UTF-8 text."""
-    return atomic_write(path, lambda tmp: tmp.write_text(text, encoding="utf-8"))
+
+    def write(tmp: Path) -> None:
+        tmp.write_text(text, encoding="utf-8")
+
+    return atomic_write(path, write)
 
 
 def check_regular_file(path: str | os.PathLike[str], what: str = "file") -> Path:

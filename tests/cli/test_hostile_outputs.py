@@ -192,7 +192,7 @@ def _optuna_db(path: Path) -> str:
 
     def objective(trial: Any) -> float:
         trial.suggest_categorical("optimizer", ["sgd", "adam"])
-        return trial.suggest_float("learning_rate", 1e-3, 1.0, log=True)
+        return float(trial.suggest_float("learning_rate", 1e-3, 1.0, log=True))
 
     study.optimize(objective, n_trials=4)
     return storage

@@ -160,7 +160,7 @@ def test_text_caveat_names_only_params_not_stored(tmp_path: Path) -> None:
         trial.suggest_categorical("optimizer", ["sgd"])
         trial.suggest_categorical("activation", ["relu", "gelu"])  # text only: not stored
         trial.suggest_categorical("width", ["auto", 64])  # stored where 64
-        return trial.suggest_float("learning_rate", 1e-3, 1.0, log=True)
+        return float(trial.suggest_float("learning_rate", 1e-3, 1.0, log=True))
 
     study.enqueue_trial({"width": 64, "activation": "relu"})
     study.enqueue_trial({"width": "auto", "activation": "gelu"})
