@@ -29,6 +29,7 @@ from optcmp_data import ConfigError, OptcmpError
 __all__ = [
     "about_archive",
     "check_archive_out",
+    "check_export_out",
     "check_finite_options",
     "check_out_dir",
     "check_out_file",
@@ -242,3 +243,32 @@ def check_archive_out(out: Path, option: str = "--out") -> None:
             raise ConfigError(
                 f"{option} {out}: exists and is not a netCDF archive; refusing to overwrite it"
             )
+
+
+def _optcmp_sidecar(path: Path) -> bool:
+    """Whether `path` is a sidecar optcmp export wrote (a JSON object naming its version)."""
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(1 << 16)
+    except OSError:
+        return False
+    return head.lstrip().startswith(b"{") and b'"optcmp_table"' in head
+
+
+def check_export_out(out: Path, sidecar: Path, option: str = "--out") -> None:
+    """Before any work: `out` and its `sidecar` are new, or a table optcmp exported (with
+    its sidecar) to replace; never another file (a typo must not overwrite someone's data)."""
+    check_out_file(out, option)
+    for path in (out, sidecar):
+        if os.path.lexists(path) and not path.is_file():
+            raise ConfigError(f"{option} {out}: {path} exists and is not a regular file")
+    if sidecar.exists() and not _optcmp_sidecar(sidecar):
+        raise ConfigError(
+            f"{option} {out}: {sidecar} exists and is not the sidecar of an optcmp export; "
+            "refusing to overwrite it"
+        )
+    if out.exists() and not sidecar.exists():
+        raise ConfigError(
+            f"{option} {out}: exists and is not an optcmp export (it has no {sidecar.name}); "
+            "refusing to overwrite it"
+        )

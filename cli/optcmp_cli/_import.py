@@ -17,7 +17,7 @@ import typer
 
 from optcmp_cli._common import (
     check_archive_out,
-    check_out_file,
+    check_export_out,
     console,
     err_console,
     fail,
@@ -38,6 +38,7 @@ from optcmp_data.importers import (
     import_optuna,
     import_table,
     infer_mapping,
+    sidecar_path,
 )
 
 __all__ = ["export", "import_app"]
@@ -237,11 +238,12 @@ def export(
     """Export an archive as a tidy table: one row per evaluation (workload, optimizer,
     trial, repeat axes, trial_seed, status, step, time, every metric, hp.NAME columns),
     plus OUT.meta.json with per-workload facts, spaces, taxonomy and attributes;
-    `optcmp import table OUT` gives the archive back.
+    `optcmp import table OUT` gives the archive back. An existing OUT is replaced only
+    when it is an optcmp export (it has its sidecar).
 
     Example: optcmp export deepobs.nc --out deepobs.csv
     """
-    check_out_file(out)
+    check_export_out(out, sidecar_path(out))
     archive = open_archive(path)
     table_path, side = export_table(archive, out, fmt=fmt)
     rows = int((archive["status"] != "missing").sum())

@@ -131,12 +131,23 @@ def _plot_over_notes(a: dict[str, Path], out: Path, tmp: Path) -> tuple[list[str
     return ["plot", "budget", str(a["good"]), "--out", str(notes), *N_BOOT], notes
 
 
+def _export_over_csv(a: dict[str, Path], out: Path, tmp: Path) -> tuple[list[str], Path]:
+    mine = tmp / "mine"
+    mine.mkdir()
+    (mine / "runs.csv").write_text("name,value\nmine,1\n")
+    return ["export", str(a["good"]), "--out", str(mine / "runs.csv")], mine
+
+
 OUTPUT_CASES: dict[str, tuple[Callable[..., tuple[list[str], Path]], tuple[str, ...]]] = {
     "failed report over a previous one": (_rerun_bad, ("no usable trial",)),
     "figures/ a symlink out of OUT": (_symlinked_figures, ("symbolic link", "outside")),
     "report.md optcmp did not write": (_foreign_report_md, ("not written by optcmp",)),
     "figures/budget.png optcmp did not write": (_foreign_figure, ("budget.png", "refusing")),
     "plot --out over a text file": (_plot_over_notes, ("not a PNG image", "refusing")),
+    "export --out over a table optcmp did not export": (
+        _export_over_csv,
+        ("not an optcmp export", "refusing"),
+    ),
 }
 
 
