@@ -28,12 +28,13 @@ from optcmp_analysis._budget import (
     default_budgets,
 )
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._estimator import DEFAULT_MARGIN, DEFAULT_N_PERM
+from optcmp_analysis._estimator import BUDGET_RULE, DEFAULT_TEST_N_BOOT, default_budget
 from optcmp_analysis._inclusion import (
     InclusionResult,
     Verdict,
     inclusion_consistency,
 )
+from optcmp_analysis._margins import MARGIN_RULE
 from optcmp_analysis._peer import (
     AlgoperfScore,
     DeepobsMode,
@@ -44,6 +45,7 @@ from optcmp_analysis._peer import (
 )
 from optcmp_analysis._plan import (
     DEFAULT_PLAN_BUDGET,
+    DEFAULT_PLAN_MARGIN,
     DEFAULT_POWER,
     Goal,
     TrialPlan,
@@ -79,11 +81,13 @@ from optcmp_analysis._targets import (
 
 __all__ = [
     "AGGREGATE_STATISTICS",
-    "DEFAULT_MARGIN",
+    "BUDGET_RULE",
     "DEFAULT_N_BOOT",
-    "DEFAULT_N_PERM",
     "DEFAULT_PLAN_BUDGET",
+    "DEFAULT_PLAN_MARGIN",
     "DEFAULT_POWER",
+    "DEFAULT_TEST_N_BOOT",
+    "MARGIN_RULE",
     "MIN_INTERVAL_WORKLOADS",
     "P_BEST_CAVEAT",
     "AggregateScores",
@@ -121,6 +125,7 @@ __all__ = [
     "boundary_check",
     "budget_curve",
     "deepobs_report",
+    "default_budget",
     "default_budgets",
     "default_trial_grid",
     "first_reach",

@@ -23,6 +23,7 @@ from optcmp_analysis._kernels import (
     exact_probabilities,
     position_probabilities,
     sort_trials,
+    sorted_values,
     weighted_summary,
 )
 from optcmp_analysis._records import cell_keys, finite, json_value, root_seed, where
@@ -178,7 +179,7 @@ def best_of_k_draws(
         s: np.ndarray, u: np.ndarray, p: np.ndarray, v: np.ndarray, key: np.ndarray
     ) -> np.ndarray:
         order, n_present, n_usable = sort_trials(s, u, p)
-        v_sorted = np.take_along_axis(v, order, axis=-1)
+        v_sorted = sorted_values(v, s, u, order)
         pos = bootstrap_positions(n_present, key, k, n_boot, root)
         ok = (pos >= 0) & (pos < n_usable[..., None])
         picked = np.take_along_axis(v_sorted, np.clip(pos, 0, None), axis=-1)
@@ -214,7 +215,7 @@ def _budget_kernel(
     budget above a cell's trial count unless `with_replacement`."""
     order, n_present, n_usable = sort_trials(s, u, p)
     n = s.shape[-1]
-    sorted_values = [np.take_along_axis(x, order, axis=-1) for x in (test, sel)]
+    values_sorted = [sorted_values(x, s, u, order) for x in (test, sel)]
     boot = np.stack(
         [
             position_probabilities(bootstrap_positions(n_present, key, k, n_boot, root), n)
@@ -227,7 +228,7 @@ def _budget_kernel(
         [exact_probabilities(n_present, k, n, replace=False) for k in budgets], axis=-2
     )
     out = np.full((*s.shape[:-1], len(budgets), len(_TARGETS), len(_STATS)), np.nan)
-    for t, values in enumerate(sorted_values):
+    for t, values in enumerate(values_sorted):
         b_mean, b_sd, b_q, b_none = weighted_summary(boot, values, n_usable, LEVELS)
         e_mean, e_sd, e_q, e_none = weighted_summary(exact, values, n_usable, LEVELS)
         with np.errstate(invalid="ignore"):

@@ -10,7 +10,7 @@ Dependency rule: numpy, xarray, attrs, optcmp_data and this package.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -20,13 +20,14 @@ import xarray as xr
 from optcmp_analysis._budget import check_budgets, n_trials
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import (
-    DEFAULT_MARGIN,
-    DEFAULT_N_PERM,
+    BUDGET_RULE,
+    DEFAULT_TEST_N_BOOT,
     Verdict,
     pair_tests,
     verdict_text,
     verdicts,
 )
+from optcmp_analysis._margins import MARGIN_RULE, resolve_margins
 from optcmp_analysis._records import iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
     RepeatMode,
@@ -41,8 +42,9 @@ from optcmp_data import Taxonomy, taxonomy_labels
 from optcmp_data._limits import check_bootstrap
 
 __all__ = [
-    "DEFAULT_MARGIN",
-    "DEFAULT_N_PERM",
+    "BUDGET_RULE",
+    "DEFAULT_TEST_N_BOOT",
+    "MARGIN_RULE",
     "InclusionResult",
     "Verdict",
     "inclusion_consistency",
@@ -52,19 +54,22 @@ __all__ = [
 # Per-cell variables of a result and their JSON keys (same name).
 _FLOAT_VARS = (
     "difference",
+    "se",
     "lo",
     "hi",
     "p_value",
     "p_adjusted",
     "p_noninferior",
+    "p_noninferior_adjusted",
+    "margin",
     "special_expected",
     "general_expected",
     "p_general_not_worse",
     "no_result_special",
     "no_result_general",
 )
-_INT_VARS = ("k", "n_special", "n_general")
-_BOOL_VARS = ("exact",)
+_INT_VARS = ("k", "n_special", "n_general", "n_resamples")
+_BOOL_VARS = ("tested",)
 
 
 @attrs.frozen
@@ -76,43 +81,56 @@ class InclusionResult:
     general_family. Variables (all oriented so that positive means the general optimizer
     is worse, whatever the metric's direction):
 
-    - `k`: the budget compared; `special_expected`, `general_expected`: each optimizer's
-      unbiased expected best-of-k value (oriented; a study without a usable trial scores
-      the worst value of the pair's trials); `difference` = general - special.
-    - `lo`, `hi`: one-sided (1 - alpha) bounds from the permutation distribution (together
-      a (1 - 2 alpha) interval); `p_value`: one-sided permutation p-value for "general is
-      worse" (unadjusted); `p_adjusted`: Holm over every tested cell of this result (one
-      family); `p_noninferior`: permutation p-value for "general worse by >= margin".
-    - `verdict`: violated (p_adjusted < alpha), else consistent (hi < margin), else
-      inconclusive; not_included where the stored spaces break the inclusion (`reason`).
+    - `k`: the budget compared (default `BUDGET_RULE`); `special_expected`,
+      `general_expected`: each optimizer's unbiased expected best-of-k value (oriented; a
+      study without a usable trial scores the worst value of the pair's trials);
+      `difference` = general - special; `se` its jackknife standard error.
+    - `tested`: a variance estimate exists (k <= N - 1 for both optimizers); where False
+      (k = N) the estimates are descriptive and nothing below is computed.
+    - `lo`, `hi`: one-sided (1 - alpha) bootstrap-t bounds (together a (1 - 2 alpha)
+      interval, in the metric's units); `p_value`: one-sided bootstrap-t p-value for
+      "general is worse" (unadjusted); `p_adjusted`: Holm over every tested cell of this
+      result (one family); `p_noninferior`: bootstrap-t p-value for "general worse by at
+      least the margin", `p_noninferior_adjusted` Holm over the same cells (its own family).
+    - `margin` (per cell, the workload's) and `margin_rule` (its source).
+    - `verdict`: violated (p_adjusted < alpha), else consistent (p_noninferior_adjusted <
+      alpha), else inconclusive; not_tested where `tested` is False; not_included where the
+      stored spaces break the inclusion (`reason`).
     - `p_general_not_worse`: P(a k-trial study of the general optimizer is not worse than
       an independent k-trial study of the special one), exact.
     - `no_result_special`, `no_result_general`: P(a k-trial study has no usable trial).
-    - `pair_verdict` (lead, pair): violated if any cell is, consistent if all are,
-      not_included if all are, else inconclusive.
+    - `pair_verdict` (lead, pair): violated if any cell is, consistent if all tested cells
+      are, not_included if all are, not_tested if no cell is tested, else inconclusive.
     """
 
     data: xr.Dataset
     budget: int | None
-    n_perm: int
+    n_boot: int
     alpha: float
-    margin: float
+    margins: dict[str, float]
+    margin_rules: dict[str, str]
     repeats: RepeatMode
     caveats: tuple[str, ...]
     lead: str = "rule"
 
     @property
     def n_tests(self) -> int:
-        """The size of the Holm family: cells with a p-value and an inclusion as stored."""
+        """The size of each Holm family: cells with a p-value and an inclusion as stored."""
         return holm_family_size(self.data)
+
+    @property
+    def budget_text(self) -> str:
+        """The budget in words: "k = 4" or the default rule."""
+        return BUDGET_RULE if self.budget is None else f"k = {self.budget}"
 
     def to_dataset(self) -> xr.Dataset:
         out = self.data.copy()
         out.attrs = {
             "budget": -1 if self.budget is None else self.budget,
-            "n_perm": self.n_perm,
+            "budget_rule": self.budget_text,
+            "n_boot": self.n_boot,
             "alpha": self.alpha,
-            "margin": self.margin,
+            "margin_rule": "; ".join(f"{w}: {r}" for w, r in self.margin_rules.items()),
             "holm_family": self.n_tests,
             "repeats": str(self.repeats),
             "caveats": "\n".join(self.caveats),
@@ -121,12 +139,13 @@ class InclusionResult:
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records per (lead, pair, workload, [repeats]): rule (or condition), workload,
-        special, general, special_family, general_family, k, metric, split ("test"), value
-        (= difference), difference, lo, hi, ci_level, margin, p_value, p_adjusted,
-        holm_family, verdict, verdict_text (careful wording), reason, pair_verdict,
-        p_noninferior, special_expected, general_expected, p_general_not_worse,
-        no_result_special, no_result_general, n_special, n_general, exact (permutation
-        distribution enumerated, not sampled)."""
+        special, general, special_family, general_family, k, budget_rule, metric, split
+        ("test"), value (= difference), difference, se, lo, hi, ci_level, margin,
+        margin_rule, p_value, p_adjusted, p_noninferior, p_noninferior_adjusted,
+        holm_family, verdict, verdict_text (careful wording naming k and N), reason,
+        pair_verdict, special_expected, general_expected, p_general_not_worse,
+        no_result_special, no_result_general, n_special, n_general, tested, n_resamples
+        (bootstrap resamples drawn: n_boot, or the first batch where it cannot reject)."""
         d = self.data
         out = []
         n_tests = self.n_tests
@@ -135,27 +154,33 @@ class InclusionResult:
             for name in ("special", "general", "special_family", "general_family"):
                 record[name] = str(cell[name].values)
             diff = json_value(float(cell["difference"].values))
+            k = int(cell["k"].values)
+            n = min(int(cell["n_special"].values), int(cell["n_general"].values))
+            workload = str(d["workload"].values[at["workload"]])
             record.update(
-                k=int(cell["k"].values),
+                k=k,
+                budget_rule=self.budget_text,
                 metric=str(d["metric_name"].values[at["workload"]]),
                 split="test",
                 value=diff,
             )
             for name in _FLOAT_VARS:
                 record[name] = json_value(float(cell[name].values))
+            margin = float(cell["margin"].values)
             record.update(
                 ci_level=1 - 2 * self.alpha,
-                margin=self.margin,
+                margin_rule=self.margin_rules.get(workload, MARGIN_RULE),
                 holm_family=n_tests,
                 verdict=str(cell["verdict"].values),
                 verdict_text=verdict_text(
-                    str(cell["verdict"].values), self.margin, str(cell["reason"].values)
+                    str(cell["verdict"].values), margin, str(cell["reason"].values), k, n
                 ),
                 reason=str(cell["reason"].values),
                 pair_verdict=str(cell["pair_verdict"].values),
                 n_special=int(cell["n_special"].values),
                 n_general=int(cell["n_general"].values),
-                exact=bool(cell["exact"].values),
+                n_resamples=int(cell["n_resamples"].values),
+                tested=bool(cell["tested"].values),
             )
             out.append(record)
         return out
@@ -166,13 +191,18 @@ def _combine(verdict: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:
     violated = (v == Verdict.VIOLATED.value).any(axis=axis)
     consistent = (v == Verdict.CONSISTENT.value).all(axis=axis)
     excluded = (v == Verdict.NOT_INCLUDED.value).all(axis=axis)
+    untested = np.isin(v, [Verdict.NOT_INCLUDED.value, Verdict.NOT_TESTED.value]).all(axis=axis)
     return np.where(
         violated,
         Verdict.VIOLATED.value,
         np.where(
             consistent,
             Verdict.CONSISTENT.value,
-            np.where(excluded, Verdict.NOT_INCLUDED.value, Verdict.INCONCLUSIVE.value),
+            np.where(
+                excluded,
+                Verdict.NOT_INCLUDED.value,
+                np.where(untested, Verdict.NOT_TESTED.value, Verdict.INCONCLUSIVE.value),
+            ),
         ),
     ).astype(str)
 
@@ -192,20 +222,19 @@ def inclusion_tests(
     reasons: Sequence[Sequence[str]],
     lead: str,
     budget: int | None,
-    n_perm: int,
+    n_boot: int,
     alpha: float,
-    margin: float,
+    margins: Sequence[float] | np.ndarray,
     root: int,
-    shift_score: bool | Sequence[bool] = True,
 ) -> xr.Dataset:
     """The tests behind `inclusion_consistency` and `target_study`.
 
     Trial arrays have dims (`lead`, workload, optimizer, [repeat dims], trial), oriented so
     that smaller is better. `reasons[pair][workload]`: "" where the stored spaces contain
     the inclusion. A study without a usable trial scores the worst usable value of the
-    pair's trials. `shift_score` (one flag, or one per `lead` label): whether the selection
-    score is in the reported value's units, so that the interval's shift moves it too.
-    Holm's correction runs over every tested cell of the returned dataset.
+    pair's trials. `margins`: one per workload (or per (lead, workload)), in the value's
+    units. Holm's corrections
+    (violated; consistent) run over every tested cell of the returned dataset.
     """
     rep = [str(d) for d in score.dims if d not in (lead, "workload", "optimizer", "trial")]
     order = (lead, "workload", "optimizer", *rep, "trial")
@@ -223,20 +252,21 @@ def inclusion_tests(
     pooled_u = np.concatenate([g[2], s[2]], axis=-1) & np.isfinite(pooled_v)
     w_arr = np.where(pooled_u, pooled_v, -np.inf).max(axis=-1)
     w_arr = np.where(np.isfinite(w_arr), w_arr, np.nan)
-    shifts = np.broadcast_to(
-        np.asarray(shift_score, dtype=bool).reshape(-1, *([1] * (len(cell_shape) - 1))),
-        cell_shape,
+    m_arr = np.asarray(margins, dtype=np.float64)  # (workload,) or (lead, workload)
+    m_arr = m_arr.reshape(1, -1) if m_arr.ndim == 1 else m_arr
+    margin_full = np.broadcast_to(
+        m_arr.reshape(m_arr.shape[0], 1, m_arr.shape[1], *([1] * len(rep))), cell_shape
     )
-    # Each cell's stream is keyed by its labels (lead, special, general, workload, repeats),
-    # so subsets and reorderings of optimizers or workloads leave its permutations unchanged.
+    # Each cell's stream is keyed by its labels (special, general, workload, repeats), so
+    # subsets and reorderings of optimizers or workloads leave its resamples unchanged; not
+    # by the lead label, so the same trials under two rules or conditions get the same test.
     rep_labels = [score[d].values for d in rep]
-    lead_labels, w_labels = score[lead].values, score["workload"].values
-    seeds = np.empty((*cell_shape, 5 + len(rep)), dtype=np.int64)
+    w_labels = score["workload"].values
+    seeds = np.empty((*cell_shape, 4 + len(rep)), dtype=np.int64)
     for index in np.ndindex(*cell_shape):
-        li, pi, wi, *ri = index
+        _, pi, wi, *ri = index
         seeds[index] = [
             root,
-            _crc(lead_labels[li]),
             _crc(pairs[pi][0]),
             _crc(pairs[pi][1]),
             _crc(w_labels[wi]),
@@ -258,25 +288,25 @@ def inclusion_tests(
         flat[7],
         w_arr.reshape(-1),
         budget=budget,
-        n_perm=n_perm,
+        n_boot=n_boot,
         alpha=alpha,
-        margin=margin,
+        margin=margin_full.reshape(-1),
         seeds=seeds.reshape(-1, seeds.shape[-1]),
-        shift_score=shifts.reshape(-1),
-        interval=(reason_full == "").reshape(-1),
+        test=(reason_full == "").reshape(-1),
     )
     dims = (lead, "pair", "workload", *rep)
     included = reason_full == ""
-    p_adjusted, verdict = verdicts(
+    p_adjusted, p_ni_adjusted, verdict = verdicts(
         tests.p_value.reshape(cell_shape),
         tests.p_noninferior.reshape(cell_shape),
         included,
+        tests.tested.reshape(cell_shape),
         alpha=alpha,
     )
     variables: dict[str, Any] = {
         name: (dims, getattr(tests, name).reshape(cell_shape))
         for name in _FLOAT_VARS
-        if name != "p_adjusted"
+        if name not in ("p_adjusted", "p_noninferior_adjusted")
     }
     variables.update(
         {
@@ -285,6 +315,7 @@ def inclusion_tests(
         }
     )
     variables["p_adjusted"] = (dims, p_adjusted)
+    variables["p_noninferior_adjusted"] = (dims, p_ni_adjusted)
     variables["verdict"] = (dims, verdict)
     variables["reason"] = (dims, reason_full)
     extra = tuple(range(2, len(dims)))
@@ -313,32 +344,39 @@ def archive_pairs(
     return taxonomy, pairs, reasons, caveats
 
 
-def check_options(alpha: float, n_perm: int, margin: float) -> None:
-    """AnalysisError for an alpha outside (0, 1), n_perm < 1 or a negative margin."""
+def check_options(alpha: float, n_boot: int) -> None:
+    """AnalysisError for an alpha outside (0, 1) or n_boot < 1 (margins: `resolve_margins`)."""
     if not 0 < alpha < 1:
         raise AnalysisError(f"alpha {alpha} must lie strictly between 0 and 1")
-    if n_perm < 1:
-        raise AnalysisError(f"n_perm {n_perm} must be at least 1")
-    if not margin >= 0:
-        raise AnalysisError(f"margin {margin} must be a non-negative number")
+    if n_boot < 1:
+        raise AnalysisError(f"n_boot {n_boot} must be at least 1")
 
 
 def holm_family_size(data: xr.Dataset) -> int:
-    """Tests in the Holm family of `inclusion_tests`' output: cells with a p-value."""
+    """Tests in each Holm family of `inclusion_tests`' output: cells with a p-value."""
     return int(np.isfinite(data["p_adjusted"].values).sum())
 
 
-def resolution_caveat(data: xr.Dataset, n_perm: int, alpha: float) -> list[str]:
-    """A caveat when the permutation count cannot reach Holm's smallest threshold among
-    the tests of `data` (the output of `inclusion_tests`)."""
+def resolution_caveats(data: xr.Dataset, n_boot: int, alpha: float) -> list[str]:
+    """Caveats: the resample count cannot reach Holm's smallest threshold among the tests
+    of `data` (the output of `inclusion_tests`); cells at k = N that are reported without a
+    test."""
+    out = []
     n_tests = holm_family_size(data)
-    if n_tests and n_tests / (n_perm + 1) >= alpha:
-        return [
-            f"with {n_perm} permutations the smallest p-value is 1/{n_perm + 1}, too large to "
-            f"fall below alpha/{n_tests} (Holm over {n_tests} tests): no verdict can be "
-            "'violated'; raise n_perm"
-        ]
-    return []
+    if n_tests and n_tests / (n_boot + 1) >= alpha:
+        out.append(
+            f"with {n_boot} bootstrap resamples the smallest p-value is 1/{n_boot + 1}, too "
+            f"large to fall below alpha/{n_tests} (Holm over {n_tests} tests): no verdict can "
+            "be 'violated' or 'consistent'; raise n_boot"
+        )
+    untested = int((data["verdict"] == Verdict.NOT_TESTED.value).sum())
+    if untested:
+        out.append(
+            f"{untested} cells at a budget k equal to an optimizer's number of trials are "
+            "reported without a test: the variance of a best-of-N result cannot be estimated "
+            "from one study of N trials (choose a budget below N)"
+        )
+    return out
 
 
 def inclusion_consistency(
@@ -346,7 +384,7 @@ def inclusion_consistency(
     /,
     *,
     budget: int | None = None,
-    n_perm: int = DEFAULT_N_PERM,
+    n_boot: int = DEFAULT_TEST_N_BOOT,
     rng: np.random.Generator,
     rules: Sequence[SelectionRule | str] = (
         SelectionRule.FINAL_VALID,
@@ -355,22 +393,25 @@ def inclusion_consistency(
     repeats: RepeatMode | str = RepeatMode.MEAN,
     taxonomy: Taxonomy | None = None,
     alpha: float = 0.05,
-    margin: float = DEFAULT_MARGIN,
+    margin: float | Mapping[str, float] | None = None,
 ) -> InclusionResult:
     """Check every inclusion pair (special ⊆ general, transitive closure of `taxonomy`,
     default the archive's own) on every workload, under each selection rule.
 
-    Budget k: `budget`, default for each pair the smaller of the two optimizers' numbers of
-    present trials (the study as run). Holm's correction runs over every tested cell of the
-    call (all rules, pairs, workloads and repeats together: one family). The first rule must
-    have usable trials (AnalysisError otherwise); a later rule without any (e.g. no
+    Budget k: `budget`, default for each pair `BUDGET_RULE` (a quarter of the smaller
+    study, the largest budget the calibration suite shows valid); at k = N a cell is
+    reported without a test. `margin`: one for every workload, a mapping workload ->
+    margin (the rest by the default rule), or None: `MARGIN_RULE` per workload. Holm's
+    corrections run over every tested cell of the call (all rules, pairs, workloads and
+    repeats together: one family for "violated", one for "consistent"). The first rule
+    must have usable trials (AnalysisError otherwise); a later rule without any (e.g. no
     training loss recorded) is left out with a caveat.
     """
     if not rules:
         raise AnalysisError("no selection rule given")
-    check_options(alpha, n_perm, margin)
-    # Sampled permutation tests hold (n_perm, trials) draws per cell.
-    check_bootstrap(archive.sizes["trial"], n_perm, option="--n-perm")
+    check_options(alpha, n_boot)
+    # Bootstrap tests hold (n_boot, trials) draws per cell.
+    check_bootstrap(archive.sizes["trial"], n_boot, option="--n-test-boot")
     taxonomy, pairs, reasons, caveats = archive_pairs(archive, taxonomy)
     if not pairs:
         raise AnalysisError(
@@ -393,11 +434,16 @@ def inclusion_consistency(
         caveats.extend(c for c in scores.caveats if c not in caveats)
         per_rule.append(scores)
     kept = [str(s.rule) for s in per_rule]
+    first = per_rule[0].data
+    margins, margin_rules = resolve_margins(
+        first["test_value"], first["usable"], margin, sign=orientation(first["direction"])
+    )
 
     def stacked(var: str) -> xr.DataArray:
         return xr.concat([s.data[var] for s in per_rule], dim="rule").assign_coords(rule=kept)
 
     orient = orientation(per_rule[0].data["direction"])
+    workloads = [str(w) for w in archive["workload"].values]
     data = inclusion_tests(
         stacked("score"),
         orient * stacked("test_value"),
@@ -407,19 +453,20 @@ def inclusion_consistency(
         reasons=reasons,
         lead="rule",
         budget=budget,
-        n_perm=n_perm,
+        n_boot=n_boot,
         alpha=alpha,
-        margin=margin,
+        margins=[margins[w] for w in workloads],
         root=root,
     )
     data["metric_name"] = archive["metric_name"].astype(str)
-    caveats.extend(resolution_caveat(data, n_perm, alpha))
+    caveats.extend(resolution_caveats(data, n_boot, alpha))
     return InclusionResult(
         data=data,
         budget=budget,
-        n_perm=n_perm,
+        n_boot=n_boot,
         alpha=alpha,
-        margin=margin,
+        margins=margins,
+        margin_rules=margin_rules,
         repeats=RepeatMode(repeats),
         caveats=tuple(caveats),
     )

@@ -6,7 +6,8 @@ Dependency rule: numpy and scipy (special, stats) only; no xarray here (the publ
 in _budget, _rank and _inclusion reach these through `xr.apply_ufunc` with named core dims).
 
 The key fact used throughout: sort a cell's present trials best first (usable trials by
-score, ties by position; then unusable ones). Drawing k trials uniformly with replacement
+score, ties by position, their values then averaged by `sorted_values`; then unusable
+ones). Drawing k trials uniformly with replacement
 and selecting the best of them is the same as drawing k uniform *sorted positions* and
 taking the smallest. So one bootstrap replicate is the row minimum of a (B, k) matrix of
 uniform integers in [0, n), with no per-draw Python loop, and the exact distribution of the
@@ -37,6 +38,7 @@ __all__ = [
     "mean_where",
     "position_probabilities",
     "sort_trials",
+    "sorted_values",
     "weighted_summary",
 ]
 
@@ -54,12 +56,40 @@ def sort_trials(
     score: FloatArray, usable: BoolArray, present: BoolArray
 ) -> tuple[IntArray, IntArray, IntArray]:
     """Positions sorted best first (usable by score, ties by position; then the other present
-    trials; then missing ones), the number of present and of usable trials; last axis."""
+    trials; then missing ones), the number of present and of usable trials; last axis.
+    Gather values with `sorted_values`, which averages tied trials (the tie rule)."""
     category = np.where(usable, 0, np.where(present, 1, 2))
     key = np.where(usable, score, 0.0)
     # lexsort sorts by its last key first and is stable, so ties keep the lower position.
     order = np.lexsort((key, category), axis=-1).astype(np.int64)
     return order, present.sum(axis=-1).astype(np.int64), usable.sum(axis=-1).astype(np.int64)
+
+
+def sorted_values(
+    values: FloatArray, score: FloatArray, usable: BoolArray, order: IntArray
+) -> FloatArray:
+    """`values` in the order of `sort_trials`, with every run of usable trials tied on the
+    score replaced by the run's mean: the package's one tie rule (a selection among tied
+    trials is made at random, so its expected value is their mean; the first position of a
+    run, the one every best-of-k kernel selects, carries it). Last axis."""
+    v = np.take_along_axis(np.asarray(values, dtype=np.float64), order, axis=-1)
+    if v.shape[-1] < 2:
+        return v
+    s = np.take_along_axis(np.asarray(score, dtype=np.float64), order, axis=-1)
+    u = np.take_along_axis(np.asarray(usable, dtype=bool), order, axis=-1)
+    same = (s[..., 1:] == s[..., :-1]) & u[..., 1:] & u[..., :-1]
+    if not same.any():
+        return v
+    n = v.shape[-1]
+    start = np.concatenate([np.ones((*v.shape[:-1], 1), dtype=bool), ~same], axis=-1)
+    gid = np.cumsum(start, axis=-1) - 1
+    rows = np.arange(int(np.prod(v.shape[:-1]))).reshape(*v.shape[:-1], 1)
+    flat = (gid + rows * n).reshape(-1)
+    sums = np.bincount(flat, weights=v.reshape(-1), minlength=rows.size * n)
+    counts = np.bincount(flat, minlength=rows.size * n)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = sums / np.maximum(counts, 1)
+    return np.asarray(means[flat].reshape(v.shape))
 
 
 def exact_probabilities(

@@ -33,13 +33,17 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._estimator import DEFAULT_MARGIN, dodge_weights, pair_tests
+from optcmp_analysis._estimator import dodge_weights, pair_tests
 from optcmp_analysis._inclusion import archive_pairs
 from optcmp_analysis._records import json_value, root_seed
 from optcmp_analysis._selection import SelectionRule, orientation, trial_scores
 from optcmp_data import Taxonomy
 
+# The planner's margin when none is given (the analyses default to a per-workload rule).
+DEFAULT_PLAN_MARGIN = 0.01
+
 __all__ = [
+    "DEFAULT_PLAN_MARGIN",
     "DEFAULT_POWER",
     "Goal",
     "TrialPlan",
@@ -383,7 +387,7 @@ def _test_power(
         present,
         worst,
         budget=row.k,
-        n_perm=n_perm,
+        n_boot=n_perm,
         alpha=level,
         # The protocol effect is two-sided: the lower tail at 0 is the other side.
         margin=0.0 if protocol else row.margin,
@@ -465,7 +469,7 @@ def plan_trials(
     effect: float | None = None,
     pilot_effect: bool = False,
     alpha: float = 0.05,
-    margin: float = DEFAULT_MARGIN,
+    margin: float = DEFAULT_PLAN_MARGIN,
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
     taxonomy: Taxonomy | None = None,
     trials: Sequence[int] | None = None,

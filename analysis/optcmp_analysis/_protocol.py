@@ -11,34 +11,29 @@ protocol), so cells are matched by optimizer family; between archives by optimiz
 (or by family, on request). Each protocol's optimizers are ranked per workload by the test
 metric of their selected trial, on the optimizers present (with a usable trial) in both.
 
-Uncertainty: a tuned result is the test value of the best of a cell's N trials, and which
-N hyperparameter settings were drawn is random. Each cell's trials are resampled with
-replacement (`n_boot` times, independently per cell; unusable trials are resampled too and
-count towards N), the best trial is selected again (ties: mean of the tied trials' test
-values), and percentile intervals (`level`, default 95%) are read off the differences of
-the resampled tuned values: per optimizer between the protocols (`effect_lo/hi`), and per
-pair of optimizers within a protocol (`pair_lo/hi`). The intervals cover the tuning
-randomness only, not a new test set.
-
-A percentile bootstrap of a best-of-N value is anti-conservative on its own (in a
-simulation with identical protocols and N = 16 its 95% interval excluded 0 in about 11%
-of studies), so a difference is called *clear* only when also a permutation test rejects
-"no difference": under that hypothesis the two cells' trials are exchangeable, so the
-pooled trials are split at random into two groups of the original sizes (`n_boot` times),
-each group's tuned value is recomputed, and the two-sided p-value is the share of splits
-with a difference at least as large as the one observed. p-values are Holm-adjusted over
-the protocol effects of the comparison, and separately over the optimizer pairs of each
-protocol. Clear = adjusted p below 1 - `level`, the interval excludes 0, and the
-difference exceeds `step`, the smallest gap between distinct test values observed on the
-workload (one test example for an error rate). A ranking flip is `supported` only when
-both orders are clear. tests/analysis/test_protocol_intervals.py checks the false-clear
-rate by simulation.
+Uncertainty and tests: the tuned result shown is the test value of the best of a cell's N
+trials (ties: the mean of the tied trials), a description. What is tested is the expected
+best-of-k test value E_k at a stated budget k (default `BUDGET_RULE`, k = N/4; `budget`),
+with the machinery of the inclusion test (_estimator: the unbiased U-statistic, its
+jackknife standard error, a studentized bootstrap that keeps its level whatever the two
+cells' trial distributions look like, which two search spaces make different by design).
+Per optimizer, the protocol effect E_k(second) - E_k(first) gets a two-sided p-value (twice
+the smaller one-sided bootstrap-t p-value) and an interval at `level` (`effect_lo/hi`);
+per pair of optimizers within a protocol likewise (`pair_lo/hi`, oriented so that positive
+means the optimizer is better). p-values are Holm-adjusted over the protocol effects of the
+comparison, and separately over the optimizer pairs of each protocol. Clear = adjusted p
+below 1 - `level` (the interval then excludes 0) and the difference exceeds `step`, the
+smallest gap between distinct test values observed on the workload. A ranking flip of the
+tuned values is `supported` only when both orders are clear. At k = N no variance
+estimate exists and nothing is tested. tests/analysis/test_protocol_intervals.py checks
+the false-clear rate by simulation, with protocols that differ in spread.
 """
 
 from __future__ import annotations
 
 import enum
 import math
+import zlib
 from collections.abc import Sequence
 from typing import Any
 
@@ -48,8 +43,9 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
+from optcmp_analysis._estimator import BUDGET_RULE, DEFAULT_TEST_N_BOOT, pair_tests
 from optcmp_analysis._kernels import competition_ranks, kendall_tau
-from optcmp_analysis._records import json_value, restrict
+from optcmp_analysis._records import json_value, restrict, root_seed
 from optcmp_analysis._selection import RepeatMode, SelectionRule, select_best, trial_scores
 from optcmp_data import Direction
 
@@ -73,13 +69,15 @@ class ProtocolComparison:
     or a family); variables `label` (the optimizer's label in that protocol's archive),
     `trial`, `test_value`, `selection_value`, `rank` (1 = best, ties share the best rank,
     NaN where the key is not in both protocols); per workload `kendall_tau` between the
-    two rankings, `metric_name`, `direction`, `value_lo`, `value_hi` (the interval of each
-    tuned test value over resampled trials), `step` (the smallest gap between distinct
-    test values); `effect_lo`, `effect_hi` (workload, optimizer): the interval of the
-    second protocol's tuned value minus the first's; `pair_lo`, `pair_hi` (protocol,
-    workload, optimizer, other): the interval of other's tuned value minus optimizer's,
+    two rankings, `metric_name`, `direction`, `step` (the smallest gap between distinct
+    test values); `k` (workload, optimizer): the budget tested; `expected` (protocol,
+    workload, optimizer): E_k of the cell; `effect`, `effect_lo`, `effect_hi`, `effect_p`,
+    `effect_p_adjusted` (workload, optimizer): E_k(second) - E_k(first), its interval at
+    `level` and two-sided bootstrap-t p-value; `pair_gap`, `pair_lo`, `pair_hi`, `pair_p`,
+    `pair_p_adjusted` (protocol, workload, optimizer, other): E_k(other) - E_k(optimizer),
     oriented (times -1 for direction "max") so that positive means optimizer is better.
-    Coordinate `protocol` holds the two labels; attribute-like fields `n_boot`, `level`.
+    Coordinate `protocol` holds the two labels; attribute-like fields `n_boot`, `level`,
+    `budget`.
     """
 
     data: xr.Dataset
@@ -87,6 +85,12 @@ class ProtocolComparison:
     rule: SelectionRule
     n_boot: int = 0
     level: float = 0.95
+    budget: int | None = None
+
+    @property
+    def budget_text(self) -> str:
+        """The budget tested, in words ("k = 4" or the default rule)."""
+        return BUDGET_RULE if self.budget is None else f"k = {self.budget}"
 
     @property
     def protocols(self) -> tuple[str, str]:
@@ -152,8 +156,10 @@ class ProtocolComparison:
 
     def pairs(self) -> list[dict[str, Any]]:
         """Every pair of optimizers under each protocol, oriented so that `optimizer` is
-        the better one: gap (> 0), its interval `lo`, `hi`, the permutation p-value and its
-        Holm adjustment over the protocol's pairs, and `clear` (see the module docstring)."""
+        the better one at budget k: gap = E_k(other) - E_k(optimizer) oriented (> 0), its
+        interval `lo`, `hi`, the bootstrap-t p-value and its Holm adjustment over the
+        protocol's pairs, and `clear` (see the module docstring); value, other_value: the
+        tuned (best of N) test values."""
         d = self.data
         out: list[dict[str, Any]] = []
         alpha = 1 - self.level
@@ -162,11 +168,11 @@ class ProtocolComparison:
             for w in (str(x) for x in d["workload"].values):
                 c = d.sel(workload=w)
                 v = c["test_value"].values[pi]
-                sign = -1.0 if str(c["direction"].item()) == Direction.MAX else 1.0
                 step = float(c["step"])
+                gaps = c["pair_gap"].values[pi]
                 for i, a in enumerate(keys):
                     for j, b in enumerate(keys):
-                        gap = float(sign * (v[j] - v[i]))
+                        gap = float(gaps[i, j])
                         if j == i or not np.isfinite(gap) or gap < 0 or (gap == 0 and j < i):
                             continue
                         lo = float(c["pair_lo"].values[pi, i, j])
@@ -183,6 +189,8 @@ class ProtocolComparison:
                                 "split": "test",
                                 "value": float(v[i]),
                                 "other_value": float(v[j]),
+                                "k": int(c["k"].values[i]),
+                                "budget_rule": self.budget_text,
                                 "gap": gap,
                                 "lo": lo,
                                 "hi": hi,
@@ -204,14 +212,16 @@ class ProtocolComparison:
         return out
 
     def to_json(self) -> list[dict[str, Any]]:
-        """Records "cell" (one per workload and matched optimizer in both protocols) and
-        "flip" (see `flips`). Cell keys: workload, optimizer, first, second, label_first,
-        label_second, trial_first, trial_second, metric, split ("test"), value_first,
-        value_second, value (second minus first), lo, hi (its interval), p_value (the
-        permutation test's), p_adjusted (Holm over the comparison's cells), clear (p_adjusted
-        below 1 - level, the interval excludes 0 and |value| exceeds step), step, level,
-        rank_first,
-        rank_second, rank_change (second minus first), kendall_tau."""
+        """Records "cell" (one per workload and matched optimizer in both protocols),
+        "flip" (see `flips`) and "pair" (see `pairs`). Cell keys: workload, optimizer,
+        first, second, label_first, label_second, trial_first, trial_second, metric, split
+        ("test"), value_first, value_second (tuned: the best of N trials), k, budget_rule,
+        expected_first, expected_second (E_k), value (E_k(second) - E_k(first)), lo, hi
+        (its interval at `level`), p_value (two-sided bootstrap-t), p_adjusted (Holm over
+        the comparison's cells), tested (k < N: a variance estimate exists), clear
+        (p_adjusted below 1 - level, the interval excludes 0 and |value| exceeds step),
+        step, level, rank_first, rank_second, rank_change (second minus first),
+        kendall_tau."""
         d = self.data
         first, second = self.protocols
         out: list[dict[str, Any]] = []
@@ -239,7 +249,12 @@ class ProtocolComparison:
                         "split": "test",
                         "value_first": float(v[0]),
                         "value_second": float(v[1]),
-                        "value": float(v[1] - v[0]),
+                        "k": int(c["k"].values),
+                        "budget_rule": self.budget_text,
+                        "expected_first": float(c["expected"].values[0]),
+                        "expected_second": float(c["expected"].values[1]),
+                        "value": float(c["effect"].values),
+                        "tested": bool(np.isfinite(c["effect_p"].values)),
                         "lo": float(c["effect_lo"].values),
                         "hi": float(c["effect_hi"].values),
                         "p_value": float(c["effect_p"].values),
@@ -247,7 +262,7 @@ class ProtocolComparison:
                         "clear": _clear(
                             float(c["effect_lo"].values),
                             float(c["effect_hi"].values),
-                            float(v[1] - v[0]),
+                            float(c["effect"].values),
                             float(d["step"].sel(workload=w)),
                             float(c["effect_p_adjusted"].values),
                             1 - self.level,
@@ -279,23 +294,6 @@ def _smallest_step(values: FloatArray) -> float:
     return float(gaps.min()) if gaps.size else 0.0
 
 
-def _tuned_draws(
-    score: FloatArray,
-    test: FloatArray,
-    present: npt.NDArray[np.bool_],
-    n_boot: int,
-    rng: np.random.Generator,
-) -> FloatArray:
-    """`n_boot` resampled tuned test values of one cell (NaN where a resample has no
-    usable trial): resample the present trials with replacement, select the best score,
-    average the test values of tied best trials."""
-    pos = np.flatnonzero(present)
-    if pos.size == 0:
-        return np.full(n_boot, np.nan)
-    idx = rng.choice(pos, size=(n_boot, pos.size), replace=True)
-    return _tuned_value(score[idx], test[idx])
-
-
 def _tuned_value(score: FloatArray, test: FloatArray) -> FloatArray:
     """Tuned test value of each row of trials (last axis): the mean test value of the
     trials tied at the best finite score; NaN for a row without one."""
@@ -308,28 +306,78 @@ def _tuned_value(score: FloatArray, test: FloatArray) -> FloatArray:
     return out
 
 
-def _permutation_p(
-    a: tuple[FloatArray, FloatArray],
-    b: tuple[FloatArray, FloatArray],
-    n_perm: int,
-    rng: np.random.Generator,
-) -> float:
-    """Two-sided permutation p-value of tuned(b) - tuned(a), where a and b are (score,
-    test) of the present trials of two cells (exchangeable under "no difference")."""
-    na = a[0].size
-    if na == 0 or b[0].size == 0:
-        return math.nan
-    score = np.concatenate([a[0], b[0]])
-    test = np.concatenate([a[1], b[1]])
-    observed = _tuned_value(b[0], b[1]) - _tuned_value(a[0], a[1])
-    if not np.isfinite(observed):
-        return math.nan
-    perm = rng.permuted(np.broadcast_to(np.arange(score.size), (n_perm, score.size)), axis=1)
-    diff = _tuned_value(score[perm[:, na:]], test[perm[:, na:]]) - _tuned_value(
-        score[perm[:, :na]], test[perm[:, :na]]
+_Trials = tuple[FloatArray, FloatArray, npt.NDArray[np.bool_]]  # score, test, usable
+
+
+def _crc(label: str) -> int:
+    return zlib.crc32(label.encode("utf-8"))
+
+
+def _cell_tests(
+    tasks: Sequence[tuple[_Trials, _Trials, float, tuple[str, ...]]],
+    *,
+    budget: int | None,
+    n_boot: int,
+    level: float,
+    root: int,
+) -> list[tuple[float, float, float, float, int, float, float]]:
+    """For every task (trials a, trials b, sign, labels): the bootstrap-t test of
+    E_k(b) - E_k(a) in the metric's units (sign: -1 for direction "max"), as (difference,
+    lo, hi, two-sided p (NaN: not tested), k, E_k(a), E_k(b)); the interval at `level`."""
+    if not tasks:
+        return []
+    n = max(max(len(t[0][0]), len(t[1][0])) for t in tasks)
+    c = len(tasks)
+    arrays = {
+        side: (np.full((c, n), np.nan), np.full((c, n), np.nan), np.zeros((c, n), dtype=bool))
+        for side in ("a", "b")
+    }
+    present = {side: np.zeros((c, n), dtype=bool) for side in ("a", "b")}
+    worst = np.full(c, np.nan)
+    seeds = np.zeros((c, 1 + max(len(t[3]) for t in tasks)), dtype=np.int64)
+    for i, (ta, tb, sign, labels) in enumerate(tasks):
+        for side, (score, test, usable) in (("a", ta), ("b", tb)):
+            m = len(score)
+            arrays[side][0][i, :m] = score
+            arrays[side][1][i, :m] = sign * test
+            arrays[side][2][i, :m] = usable
+            present[side][i, :m] = True
+        pooled = np.concatenate([sign * ta[1][ta[2]], sign * tb[1][tb[2]]])
+        pooled = pooled[np.isfinite(pooled)]
+        worst[i] = pooled.max() if pooled.size else np.nan
+        seeds[i, : 1 + len(labels)] = [root, *(_crc(x) for x in labels)]
+    tests = pair_tests(
+        *arrays["b"][:2],
+        arrays["b"][2],
+        present["b"],
+        *arrays["a"][:2],
+        arrays["a"][2],
+        present["a"],
+        worst,
+        budget=budget,
+        n_boot=n_boot,
+        alpha=(1 - level) / 2,
+        margin=0.0,
+        seeds=seeds,
     )
-    extreme = np.abs(diff[np.isfinite(diff)]) >= abs(float(observed)) - 1e-12
-    return float((extreme.sum() + 1) / (extreme.size + 1))
+    out = []
+    for i, (_, _, sign, _) in enumerate(tasks):
+        p = min(1.0, 2 * min(float(tests.p_value[i]), float(tests.p_noninferior[i])))
+        lo, hi = float(tests.lo[i]), float(tests.hi[i])
+        if sign < 0:
+            lo, hi = -hi, -lo
+        out.append(
+            (
+                sign * float(tests.difference[i]),
+                lo,
+                hi,
+                p if tests.tested[i] else math.nan,
+                int(tests.k[i]),
+                sign * float(tests.special_expected[i]),
+                sign * float(tests.general_expected[i]),
+            )
+        )
+    return out
 
 
 def _pair_holm(p: FloatArray) -> FloatArray:
@@ -355,15 +403,6 @@ def _holm(p: FloatArray) -> FloatArray:
         running = max(running, min(1.0, (m - i) * flat[j]))
         out[j] = running
     return out.reshape(np.shape(p))
-
-
-def _interval(diff: FloatArray, level: float) -> tuple[float, float]:
-    ok = diff[np.isfinite(diff)]
-    if ok.size < 2:
-        return math.nan, math.nan
-    tail = 100 * (1 - level) / 2
-    lo, hi = np.percentile(ok, [tail, 100 - tail])
-    return float(lo), float(hi)
 
 
 def _keyed(
@@ -413,7 +452,8 @@ def protocol_sensitivity(
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
     repeats: RepeatMode | str = RepeatMode.MEAN,
     workloads: Sequence[str] | None = None,
-    n_boot: int = 2000,
+    budget: int | None = None,
+    n_boot: int = DEFAULT_TEST_N_BOOT,
     level: float = 0.95,
     rng: np.random.Generator | None = None,
 ) -> ProtocolComparison:
@@ -421,10 +461,13 @@ def protocol_sensitivity(
     are then just their labels, default ("first", "second")), or the two search-space
     names `protocols` of one archive. `match` defaults to "name" for two archives and
     "family" within one. Rankings use the test metric of the trial selected by `rule`;
-    intervals come from `n_boot` resamples of each cell's trials (module docstring).
+    tests and intervals are bootstrap-t tests of E_k at `budget` (default `BUDGET_RULE`)
+    with `n_boot` resamples (module docstring).
     """
     if n_boot < 2:
         raise AnalysisError(f"n_boot: {n_boot} is too small; use at least 2")
+    if budget is not None and budget < 1:
+        raise AnalysisError(f"budget: {budget} must be at least 1")
     if not 0 < level < 1:
         raise AnalysisError(f"level: {level} must be between 0 and 1")
     rng = np.random.default_rng(0) if rng is None else rng
@@ -459,9 +502,9 @@ def protocol_sensitivity(
         match = Match(match or Match.NAME)
     restricted = [restrict(a, workloads=workloads) for a in archives]
 
+    root = root_seed(rng)
     per: list[dict[tuple[str, str], tuple[str, int, float, float]]] = []
-    draws: list[dict[tuple[str, str], FloatArray]] = []
-    trials: list[dict[tuple[str, str], tuple[FloatArray, FloatArray]]] = []
+    trials: list[dict[tuple[str, str], _Trials]] = []
     steps: dict[str, float] = {}
     facts: dict[str, tuple[str, str]] = {}
     for ds, label in zip(restricted, labels, strict=True):
@@ -478,18 +521,14 @@ def protocol_sensitivity(
         sd = scores.data.transpose("workload", "optimizer", "trial", ...)
         opt_index = {str(o): i for i, o in enumerate(sd["optimizer"].values)}
         wl_index = {str(w): i for i, w in enumerate(sd["workload"].values)}
-        cell_draws: dict[tuple[str, str], FloatArray] = {}
-        cell_trials: dict[tuple[str, str], tuple[FloatArray, FloatArray]] = {}
+        cell_trials: dict[tuple[str, str], _Trials] = {}
         for (w, key), found in keyed.items():
             wi, oi = wl_index[w], opt_index[found[0]]
             test_v = sd["test_value"].values[wi, oi]
             here = sd["present"].values[wi, oi].astype(bool)
-            cell_draws[(w, key)] = _tuned_draws(
-                sd["score"].values[wi, oi], test_v, here, n_boot, rng
-            )
-            cell_trials[(w, key)] = (sd["score"].values[wi, oi][here], test_v[here])
+            use = sd["usable"].values[wi, oi].astype(bool) & np.isfinite(test_v)
+            cell_trials[(w, key)] = (sd["score"].values[wi, oi][here], test_v[here], use[here])
             steps[w] = min(steps.get(w, math.inf), _smallest_step(test_v))
-        draws.append(cell_draws)
         trials.append(cell_trials)
         for w, m, d in zip(
             ds["workload"].values.astype(str),
@@ -530,31 +569,47 @@ def protocol_sensitivity(
     scored = np.where(both[None], sign[None, :, None] * test, np.nan)
     rank = np.where(both[None], competition_ranks(scored, axis=-1), np.nan)
     tau = np.array([kendall_tau(rank[0, wi], rank[1, wi]) for wi in range(n_w)])
-    effect = np.full((2, n_w, n_k), np.nan)  # lo, hi
-    value_ci = np.full((2, 2, n_w, n_k), np.nan)  # lo/hi, protocol, workload, key
-    pair = np.full((2, 2, n_w, n_k, n_k), np.nan)  # lo/hi, protocol, workload, a, b
+    effect = np.full((3, n_w, n_k), np.nan)  # estimate, lo, hi
+    pair = np.full((3, 2, n_w, n_k, n_k), np.nan)  # estimate/lo/hi, protocol, workload, a, b
     effect_p = np.full((n_w, n_k), np.nan)
+    effect_k = np.zeros((n_w, n_k), dtype=np.int64)
     pair_p = np.full((2, n_w, n_k, n_k), np.nan)
-    nan_draws = np.full(n_boot, np.nan)
+    expected = np.full((2, n_w, n_k), np.nan)  # E_k of each cell, in the metric's units
+    tasks: list[tuple[_Trials, _Trials, float, tuple[str, ...]]] = []
+    where: list[tuple[Any, ...]] = []
     for wi, w in enumerate(common_w):
         for ki, k in enumerate(keys):
-            if both[wi, ki]:
-                diff = draws[1][(w, k)] - draws[0][(w, k)]
-                effect[:, wi, ki] = _interval(diff, level)
-                effect_p[wi, ki] = _permutation_p(trials[0][(w, k)], trials[1][(w, k)], n_boot, rng)
+            if not both[wi, ki]:
+                continue
+            tasks.append((trials[0][(w, k)], trials[1][(w, k)], sign[wi], ("effect", w, k)))
+            where.append(("effect", wi, ki))
             for pi in range(2):
-                a = draws[pi].get((w, k), nan_draws)
-                if both[wi, ki]:
-                    value_ci[:, pi, wi, ki] = _interval(a, level)
                 for kj, k2 in enumerate(keys):
-                    if kj != ki and both[wi, ki] and both[wi, kj]:
-                        b = draws[pi].get((w, k2), nan_draws)
-                        pair[:, pi, wi, ki, kj] = _interval(sign[wi] * (b - a), level)
-                        if kj > ki:
-                            pp = _permutation_p(
-                                trials[pi][(w, k)], trials[pi][(w, k2)], n_boot, rng
+                    if kj > ki and both[wi, kj]:
+                        tasks.append(
+                            (
+                                trials[pi][(w, k)],
+                                trials[pi][(w, k2)],
+                                sign[wi],
+                                ("pair", labels[pi], w, k, k2),
                             )
-                            pair_p[pi, wi, ki, kj] = pair_p[pi, wi, kj, ki] = pp
+                        )
+                        where.append(("pair", pi, wi, ki, kj))
+    results = _cell_tests(tasks, budget=budget, n_boot=n_boot, level=level, root=root)
+    for at, (diff, lo, hi, p_two, kk, e_a, e_b) in zip(where, results, strict=True):
+        if at[0] == "effect":
+            wi, ki = at[1], at[2]
+            effect[:, wi, ki] = (diff, lo, hi)
+            expected[:, wi, ki] = (e_a, e_b)
+            effect_p[wi, ki] = p_two
+            effect_k[wi, ki] = kk
+        else:
+            _, pi, wi, ki, kj = at
+            # Oriented: positive means optimizer ki is better than kj (E_k(kj) - E_k(ki)).
+            s_ = sign[wi]
+            pair[:, pi, wi, ki, kj] = (s_ * diff, *sorted((s_ * lo, s_ * hi)))
+            pair[:, pi, wi, kj, ki] = (-s_ * diff, *sorted((-s_ * lo, -s_ * hi)))
+            pair_p[pi, wi, ki, kj] = pair_p[pi, wi, kj, ki] = p_two
     cell3 = ("protocol", "workload", "optimizer")
     data = xr.Dataset(
         {
@@ -564,16 +619,18 @@ def protocol_sensitivity(
             "selection_value": (("protocol", "workload", "optimizer"), selv),
             "rank": (("protocol", "workload", "optimizer"), rank),
             "kendall_tau": ("workload", tau),
-            "value_lo": (cell3, value_ci[0]),
-            "value_hi": (cell3, value_ci[1]),
+            "expected": (cell3, expected),
+            "k": (("workload", "optimizer"), effect_k),
+            "effect": (("workload", "optimizer"), effect[0]),
             "effect_p": (("workload", "optimizer"), effect_p),
             "effect_p_adjusted": (("workload", "optimizer"), _holm(effect_p)),
             "pair_p": ((*cell3, "other"), pair_p),
             "pair_p_adjusted": ((*cell3, "other"), _pair_holm(pair_p)),
-            "effect_lo": (("workload", "optimizer"), effect[0]),
-            "effect_hi": (("workload", "optimizer"), effect[1]),
-            "pair_lo": ((*cell3, "other"), pair[0]),
-            "pair_hi": ((*cell3, "other"), pair[1]),
+            "effect_lo": (("workload", "optimizer"), effect[1]),
+            "effect_hi": (("workload", "optimizer"), effect[2]),
+            "pair_gap": ((*cell3, "other"), pair[0]),
+            "pair_lo": ((*cell3, "other"), pair[1]),
+            "pair_hi": ((*cell3, "other"), pair[2]),
             "step": ("workload", np.array([steps.get(w, 0.0) for w in common_w])),
             "metric_name": ("workload", np.array([facts[w][0] for w in common_w], dtype=str)),
             "direction": ("workload", np.array([facts[w][1] for w in common_w], dtype=str)),
@@ -586,5 +643,10 @@ def protocol_sensitivity(
         },
     )
     return ProtocolComparison(
-        data=data, match=match, rule=SelectionRule(rule), n_boot=n_boot, level=level
+        data=data,
+        match=match,
+        rule=SelectionRule(rule),
+        n_boot=n_boot,
+        level=level,
+        budget=budget,
     )

@@ -40,6 +40,7 @@ from optcmp_analysis._kernels import (
     exact_probabilities,
     exact_rank_probabilities,
     sort_trials,
+    sorted_values,
 )
 from optcmp_analysis._records import iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
@@ -167,7 +168,7 @@ def _exact_kernel(
     """(*cells, O, N) trial inputs -> (*cells, O, O) exact rank probabilities at budget k."""
     order, n_present, n_usable = sort_trials(s, u, p)
     n = s.shape[-1]
-    values = np.take_along_axis(v, order, axis=-1)
+    values = sorted_values(v, s, u, order)
     values = np.where(np.arange(n) < n_usable[..., None], values, np.nan)
     probs = exact_probabilities(n_present, k, n)
     return exact_rank_probabilities(values, probs)

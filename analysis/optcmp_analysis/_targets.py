@@ -26,15 +26,16 @@ import numpy.typing as npt
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._estimator import DEFAULT_MARGIN, DEFAULT_N_PERM, holm
+from optcmp_analysis._estimator import DEFAULT_TEST_N_BOOT, holm
 from optcmp_analysis._inclusion import (
     InclusionResult,
     archive_pairs,
     check_options,
     inclusion_tests,
-    resolution_caveat,
+    resolution_caveats,
 )
 from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, mean_where
+from optcmp_analysis._margins import MARGIN_RULE, rule_margin
 from optcmp_analysis._records import json_value, restrict, root_seed
 from optcmp_analysis._selection import RepeatMode, selection_repeat_mask
 from optcmp_data import Direction, Status, Taxonomy, repeat_dims
@@ -350,9 +351,9 @@ def target_study(
     workloads: Sequence[str] | None = None,
     optimizers: Sequence[str] | None = None,
     budget: int | None = None,
-    n_perm: int = DEFAULT_N_PERM,
+    n_boot: int = DEFAULT_TEST_N_BOOT,
     alpha: float = 0.05,
-    margin: float = DEFAULT_MARGIN,
+    margin: float | Mapping[str, float] | None = None,
     taxonomy: Taxonomy | None = None,
     rng: np.random.Generator,
 ) -> TargetStudy:
@@ -369,12 +370,14 @@ def target_study(
     only the repeats named by the archive's `selection_repeats` attribute are used for
     selection and steps. Inclusion verdicts (relations from `taxonomy`, default the
     archive's own) are `inclusion_consistency`'s tests with the condition as the lead dim:
-    the same estimator (expected best-of-k at `budget`, default each pair's trial count),
-    permutation p-values and intervals (`n_perm`), stored-space check (not_included),
-    verdict rules (`alpha`, `margin`) and one Holm family over every tested (condition,
-    pair, workload) of the call. Under a "steps" condition a trial's value is its steps to
-    the target, censored at the condition's step limit (a trial that never reaches the
-    target or is not usable scores the limit); under a "final" condition a study without a
+    the same estimator (expected best-of-k at `budget`, default `BUDGET_RULE`),
+    bootstrap-t p-values and intervals (`n_boot`), stored-space check (not_included),
+    verdict rules (`alpha`, `margin`: in the metric's units for "final" conditions, given
+    or by `MARGIN_RULE`; `MARGIN_RULE` on the steps for "steps" conditions) and one Holm
+    family per verdict over every tested (condition, pair, workload) of the call. Under a
+    "steps" condition a trial's value is its steps to the target, censored at the
+    condition's step limit (a trial that never reaches the target or is not usable scores
+    the limit); under a "final" condition a study without a
     usable trial scores the worst value of the pair's trials, as in inclusion_consistency.
     """
     if n_targets < 1:
@@ -382,10 +385,10 @@ def target_study(
     fracs = tuple(float(f) for f in fractions)
     if not fracs or any(not (0.0 < f <= 1.0) for f in fracs) or len(set(fracs)) != len(fracs):
         raise AnalysisError(f"fractions: {list(fracs)} must be distinct values in (0, 1]")
-    check_options(alpha, n_perm, margin)
+    check_options(alpha, n_boot)
     ds = restrict(archive, workloads=workloads, optimizers=optimizers)
-    # Sampled permutation tests hold (n_perm, trials) draws per workload.
-    check_bootstrap(ds.sizes["trial"], n_perm, option="--n-perm")
+    # Bootstrap tests hold (n_boot, trials) draws per workload.
+    check_bootstrap(ds.sizes["trial"], n_boot, option="--n-test-boot")
     rep = repeat_dims(ds)
     w_names = tuple(str(w) for w in ds["workload"].values)
     o_names = tuple(str(o) for o in ds["optimizer"].values)
@@ -552,7 +555,7 @@ def target_study(
         usable=usable_all,
         taxonomy=taxonomy,
         budget=budget,
-        n_perm=n_perm,
+        n_boot=n_boot,
         alpha=alpha,
         margin=margin,
         root=root_seed(rng),
@@ -615,9 +618,9 @@ def _inclusion(
     usable: npt.NDArray[np.bool_],
     taxonomy: Taxonomy | None,
     budget: int | None,
-    n_perm: int,
+    n_boot: int,
     alpha: float,
-    margin: float,
+    margin: float | Mapping[str, float] | None,
     root: int,
 ) -> InclusionResult:
     """The inclusion tests under every condition (lead dim "condition")."""
@@ -651,6 +654,24 @@ def _inclusion(
     def wrap(a: Any) -> xr.DataArray:
         return xr.DataArray(a, dims=dims, coords=coords)
 
+    w_names = [str(w) for w in ds["workload"].values]
+    if isinstance(margin, Mapping):
+        unknown = sorted(set(margin) - set(w_names) - {"*"})
+        if unknown:
+            raise AnalysisError(f"margins: workload {unknown[0]!r} is not in the archive")
+    margins = np.full((n_c, n_w), np.nan)
+    margin_rules: dict[str, str] = {}
+    for c in range(n_c):
+        for w, name in enumerate(w_names):
+            given = margin.get(name, margin.get("*")) if isinstance(margin, Mapping) else margin
+            if kinds[c] != ConditionKind.STEPS and given is not None:
+                if not (np.isfinite(given) and given >= 0):
+                    raise AnalysisError(f"margin for workload {name!r}: {given} is not >= 0")
+                margins[c, w] = float(given)
+                margin_rules.setdefault(name, "given")
+            else:
+                margins[c, w] = rule_margin(value[c, w][use[c, w]])
+                margin_rules.setdefault(name, MARGIN_RULE)
     pres = np.broadcast_to(present, score.shape)
     data = inclusion_tests(
         wrap(score),
@@ -661,19 +682,20 @@ def _inclusion(
         reasons=reasons,
         lead="condition",
         budget=budget,
-        n_perm=n_perm,
+        n_boot=n_boot,
         alpha=alpha,
-        margin=margin,
+        margins=margins,
         root=root,
     )
     data["metric_name"] = ds["metric_name"].astype(str)
     return InclusionResult(
         data=data,
         budget=budget,
-        n_perm=n_perm,
+        n_boot=n_boot,
         alpha=alpha,
-        margin=margin,
+        margins={w: float(margins[-1, i]) for i, w in enumerate(w_names)},
+        margin_rules=margin_rules,
         repeats=RepeatMode.MEAN,
-        caveats=(*caveats, *resolution_caveat(data, n_perm, alpha)),
+        caveats=(*caveats, *resolution_caveats(data, n_boot, alpha)),
         lead="condition",
     )

@@ -22,6 +22,7 @@ import numpy as np
 import xarray as xr
 
 from optcmp_analysis import (
+    DEFAULT_TEST_N_BOOT,
     Match,
     SelectionRule,
     aggregate_scores,
@@ -42,11 +43,39 @@ if TYPE_CHECKING:
 
     from optcmp_analysis import ProtocolComparison
 
-__all__ = ["ANALYSES", "FIGURES", "Analysis", "Common", "analysis_named"]
+__all__ = ["ANALYSES", "FIGURES", "Analysis", "Common", "Inference", "analysis_named"]
 
 # Bootstrap replicates of the aggregate scores are capped: each replicate resamples
 # every workload, and the interval is stable well before this.
 AGGREGATE_MAX_N_BOOT = 2000
+
+
+@dataclass(frozen=True)
+class Inference:
+    """The options of the inclusion and protocol tests, the same in `analyze`, `plot` and
+    `report` (cli/optcmp_cli/_options.py defines each once): budget k (None: the default
+    rule), bootstrap resamples, level, and margins (None: the per-workload rule; a number;
+    or a workload -> margin table, "*" for the rest)."""
+
+    budget: int | None = None
+    n_boot: int = DEFAULT_TEST_N_BOOT
+    alpha: float = 0.05
+    margin: float | dict[str, float] | None = None
+
+    def describe(self) -> str:
+        """The options in words, for reports and figure titles."""
+        from optcmp_analysis import BUDGET_RULE, MARGIN_RULE
+
+        budget = BUDGET_RULE if self.budget is None else f"k = {self.budget}"
+        if self.margin is None:
+            margin = f"margin {MARGIN_RULE}"
+        elif isinstance(self.margin, dict):
+            margin = "margins " + ", ".join(f"{w} {m:g}" for w, m in self.margin.items())
+        else:
+            margin = f"margin {self.margin:g}"
+        return (
+            f"budget {budget}; alpha {self.alpha:g}; {self.n_boot} bootstrap-t resamples; {margin}"
+        )
 
 
 @dataclass(frozen=True)
@@ -65,6 +94,8 @@ class Common:
     rules: tuple[SelectionRule, ...] | None = None
     # Inclusion relations of the inclusion and target checks (None: the paper's).
     taxonomy: Taxonomy | None = None
+    # The inclusion, target and protocol tests' options.
+    inference: Inference = Inference()
 
 
 @dataclass(frozen=True)
@@ -111,11 +142,30 @@ def _rank(ds: xr.Dataset, c: Common) -> Any:
 
 def _inclusion(ds: xr.Dataset, c: Common) -> Any:
     rules = (c.rule,) if c.rules is None else c.rules
-    return inclusion_consistency(ds, budget=c.budget, rng=c.rng, rules=rules, taxonomy=c.taxonomy)
+    i = c.inference
+    return inclusion_consistency(
+        ds,
+        budget=c.budget if c.budget is not None else i.budget,
+        n_boot=i.n_boot,
+        rng=c.rng,
+        rules=rules,
+        taxonomy=c.taxonomy,
+        alpha=i.alpha,
+        margin=i.margin,
+    )
 
 
 def _targets(ds: xr.Dataset, c: Common) -> Any:
-    return target_study(ds, rng=c.rng, taxonomy=c.taxonomy)
+    i = c.inference
+    return target_study(
+        ds,
+        rng=c.rng,
+        taxonomy=c.taxonomy,
+        budget=i.budget,
+        n_boot=i.n_boot,
+        alpha=i.alpha,
+        margin=i.margin,
+    )
 
 
 def _boundary(ds: xr.Dataset, c: Common) -> Any:

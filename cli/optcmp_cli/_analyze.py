@@ -17,9 +17,8 @@ from rich import box
 from rich.table import Table
 
 from optcmp_analysis import (
-    DEFAULT_MARGIN,
     DEFAULT_N_BOOT,
-    DEFAULT_N_PERM,
+    DEFAULT_TEST_N_BOOT,
     DivergedMode,
     RankMethod,
     RepeatMode,
@@ -34,19 +33,24 @@ from optcmp_cli._common import about_archive, console, print_json, reports_error
 from optcmp_cli._escape import term
 from optcmp_cli._format import num, num_column, num_distinct, pct, rule_text
 from optcmp_cli._options import (
+    DEFAULT_ALPHA,
+    AlphaOpt,
     ArchiveArg,
     DivergedOpt,
     JsonOpt,
     MarginOpt,
+    MarginsOpt,
     NBootOpt,
-    NPermOpt,
     OptimizerOpt,
-    PermSeedOpt,
     RepeatsOpt,
     RuleOpt,
     SeedOpt,
+    TestBootOpt,
+    TestBudgetOpt,
+    TestSeedOpt,
     WithReplacementOpt,
     WorkloadOpt,
+    margin_option,
 )
 from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 from optcmp_data import Taxonomy, open_archive
@@ -63,6 +67,7 @@ _VERDICT_COLOURS = {
     "violated": "red",
     "consistent": "green",
     "inconclusive": "yellow",
+    "not_tested": "white",
     "not_included": "blue",
 }
 
@@ -102,7 +107,7 @@ def _workload_label(record: dict[str, Any]) -> str:
 
 def _verdict(verdict: str, text: str | None = None) -> str:
     """A verdict in its colour; `text` (escaped) replaces the bare word, e.g. the careful
-    wording "consistent (within margin 0.01)" or "not included: <reason>"."""
+    wording "consistent within margin 0.01 at k = 4 of 16 trials" or "not included: <reason>"."""
     colour = _VERDICT_COLOURS[verdict]
     return f"[{colour}]{term(text if text is not None else verdict)}[/{colour}]"
 
@@ -373,16 +378,9 @@ def inclusion(
     json_out: JsonOpt = False,
     workload: WorkloadOpt = None,
     optimizer: OptimizerOpt = None,
-    budget: Annotated[
-        int | None,
-        typer.Option(
-            "--budget",
-            help="Budget k compared; default the number of trials each pair of optimizers "
-            "actually ran (the smaller of the two).",
-        ),
-    ] = None,
-    n_perm: NPermOpt = DEFAULT_N_PERM,
-    seed: PermSeedOpt = 0,
+    budget: TestBudgetOpt = None,
+    n_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
+    seed: TestSeedOpt = 0,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     train_loss: Annotated[
         bool,
@@ -398,21 +396,18 @@ def inclusion(
             help="TOML or JSON file of inclusion relations; default the archive's own.",
         ),
     ] = None,
-    alpha: Annotated[
-        float,
-        typer.Option(
-            "--alpha", help="Level of the one-sided tests (Holm over all rows) and intervals."
-        ),
-    ] = 0.05,
-    margin: MarginOpt = DEFAULT_MARGIN,
+    alpha: AlphaOpt = DEFAULT_ALPHA,
+    margin: MarginOpt = None,
+    margins: MarginsOpt = None,
     repeats: RepeatsOpt = RepeatMode.MEAN,
 ) -> None:
     """Inclusion consistency: for every special ⊆ general pair and workload, is the tuned
     general optimizer worse than the one it includes? Difference of the unbiased expected
     best-of-k test metric (general - special, positive: general worse) at a stated budget
-    k, a permutation test and interval, Holm over every row; verdict violated, consistent
-    (within the margin), inconclusive, or not included (the stored search spaces do not
-    contain the inclusion). See docs/method.md.
+    k (default a quarter of the trials), a studentized bootstrap test and interval, Holm
+    within each family; verdict violated, consistent (within the workload's margin),
+    inconclusive, not tested (k = N: no variance estimate), or not included (the stored
+    search spaces do not contain the inclusion). See docs/method.md.
 
     Example: optcmp analyze inclusion runs/demo/study --taxonomy my_taxonomy.toml --json
     """
@@ -425,13 +420,13 @@ def inclusion(
         result = inclusion_consistency(
             ds,
             budget=budget,
-            n_perm=n_perm,
+            n_boot=n_boot,
             rng=seeded_rng(seed),
             rules=rules,
             repeats=repeats,
             taxonomy=relations,
             alpha=alpha,
-            margin=margin,
+            margin=margin_option(margin, margins),
         )
     records = result.to_json()
     if json_out:
@@ -440,28 +435,32 @@ def inclusion(
     level = f"{1 - 2 * alpha:.0%}"
     console.print(
         f"Inclusion checks: Δ = general - special of the expected best-of-k test metric "
-        f"(positive: general worse), {level} interval, one-sided p and Holm-adjusted p over "
-        f"{result.n_tests} tests; alpha {alpha:g}, margin {margin:g}.",
+        f"(positive: general worse) at budget {term(result.budget_text)}, {level} "
+        f"bootstrap-t interval; p (Holm, {result.n_tests} tests each): 'general worse' | "
+        "'general worse by the margin or more' (violated, resp. consistent within the "
+        f"margin, below alpha); alpha {alpha:g}, up to {n_boot} resamples.",
         highlight=False,
     )
     not_included: dict[tuple[str, str, str], list[str]] = {}
-    groups: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}
     for r in records:
-        groups.setdefault((r["rule"], _workload_label(r), r["k"]), []).append(r)
-    for (rule_name, workload_label, k), rows in groups.items():
+        n = min(r["n_special"], r["n_general"])
+        key = (r["rule"], _workload_label(r), f"k = {r['k']} of {n}", r["margin"])
+        groups.setdefault(key, []).append(r)
+    for (rule_name, workload_label, k, margin_w), rows in groups.items():
         # One small table per (rule, workload): five columns fit 80 terminal columns.
         table = Table(
-            title=f"{rule_name} · {term(workload_label)} · k = {k}",
+            title=f"{rule_name} · {term(workload_label)} · {k} · margin {num(margin_w, 3)}",
             box=box.SIMPLE_HEAD,
             title_justify="left",
         )
         table.add_column("special ⊆ general", overflow="ellipsis")
-        for col in ("Δ", level, "p / Holm"):
+        for col in ("Δ", level, "p (Holm)"):
             table.add_column(col, justify="right", no_wrap=True)
         table.add_column("verdict", no_wrap=True)
         for r in rows:
-            tested = r["verdict"] != "not_included"  # not a test: no interval, no p shown
-            if not tested:
+            tested = r["tested"]  # not a test: no interval, no p shown
+            if r["verdict"] == "not_included":
                 found = not_included.setdefault((r["special"], r["general"], r["reason"]), [])
                 if r["workload"] not in found:
                     found.append(r["workload"])
@@ -469,8 +468,13 @@ def inclusion(
                 f"{term(r['special'])} ⊆ {term(r['general'])}",
                 num(r["difference"], 3),
                 f"[{num(r['lo'], 3)}, {num(r['hi'], 3)}]" if tested else "-",
-                f"{num(r['p_value'], 2)} / {num(r['p_adjusted'], 2)}" if tested else "-",
-                _verdict(r["verdict"], "not incl." if not tested else None),
+                f"{num(r['p_adjusted'], 2)}|{num(r['p_noninferior_adjusted'], 2)}"
+                if tested
+                else "-",
+                _verdict(
+                    r["verdict"],
+                    {"not_included": "not incl.", "not_tested": "not tested"}.get(r["verdict"]),
+                ),
             )
         console.print(table)
     for (special, general, reason), workloads in not_included.items():

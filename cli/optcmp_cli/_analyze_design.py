@@ -15,8 +15,7 @@ import typer
 from rich.table import Table
 
 from optcmp_analysis import (
-    DEFAULT_MARGIN,
-    DEFAULT_N_PERM,
+    DEFAULT_TEST_N_BOOT,
     Match,
     RepeatMode,
     SelectionRule,
@@ -29,14 +28,19 @@ from optcmp_cli._common import about_archive, console, print_json, reports_error
 from optcmp_cli._escape import term
 from optcmp_cli._format import num, num_distinct
 from optcmp_cli._options import (
+    DEFAULT_ALPHA,
+    AlphaOpt,
     ArchiveArg,
     JsonOpt,
     MarginOpt,
-    NPermOpt,
+    MarginsOpt,
     OptimizerOpt,
-    PermSeedOpt,
     RuleOpt,
+    TestBootOpt,
+    TestBudgetOpt,
+    TestSeedOpt,
     WorkloadOpt,
+    margin_option,
 )
 from optcmp_cli._tables import LABEL, VALUE, fit_table, print_fitted
 from optcmp_data import Taxonomy
@@ -77,22 +81,12 @@ def targets(
             "for several); default 0.25, 0.5, 1.",
         ),
     ] = None,
-    budget: Annotated[
-        int | None,
-        typer.Option(
-            "--budget",
-            help="Budget k of the inclusion tests; default the trials each pair of optimizers ran.",
-        ),
-    ] = None,
-    n_perm: NPermOpt = DEFAULT_N_PERM,
-    seed: PermSeedOpt = 0,
-    alpha: Annotated[
-        float,
-        typer.Option(
-            "--alpha", help="Level of the one-sided tests (Holm over all inclusion rows)."
-        ),
-    ] = 0.05,
-    margin: MarginOpt = DEFAULT_MARGIN,
+    budget: TestBudgetOpt = None,
+    n_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
+    seed: TestSeedOpt = 0,
+    alpha: AlphaOpt = DEFAULT_ALPHA,
+    margin: MarginOpt = None,
+    margins: MarginsOpt = None,
     taxonomy: Annotated[
         Path | None,
         typer.Option("--taxonomy", help="TOML or JSON file of inclusion relations."),
@@ -123,9 +117,9 @@ def targets(
             n_targets=n_targets,
             fractions=tuple(step_fraction) if step_fraction else (0.25, 0.5, 1.0),
             budget=budget,
-            n_perm=n_perm,
+            n_boot=n_boot,
             alpha=alpha,
-            margin=margin,
+            margin=margin_option(margin, margins),
             taxonomy=relations,
             rng=seeded_rng(seed),
         )
@@ -287,18 +281,29 @@ def protocol(
         ),
     ] = None,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
+    budget: TestBudgetOpt = None,
+    n_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
+    seed: TestSeedOpt = 0,
+    alpha: AlphaOpt = DEFAULT_ALPHA,
 ) -> None:
     """Protocol sensitivity: rank the optimizers of each workload under two tuning
     protocols (two archives, or two search spaces of one archive) by the test metric of
-    their selected trial, and list where rankings flip and by how much.
+    their selected trial, list where rankings flip and by how much, and test each
+    protocol effect: the expected best-of-k test metric E_k under each protocol at a
+    stated budget k, their difference with a (1 - alpha) bootstrap-t interval and a
+    two-sided p-value, Holm-adjusted over the optimizers (docs/method.md).
 
     JSON records ("record" key): "cell" — workload, optimizer (the matched name or
     family), first, second (protocol labels), label_first, label_second, trial_first,
-    trial_second, metric, split ("test"), value_first, value_second, value (second minus
-    first), rank_first, rank_second, rank_change, kendall_tau; "flip" — workload,
-    optimizer (ranked better under the first protocol), other, first, second, metric,
-    split, value_first, other_value_first, value_second, other_value_second, gap_first,
-    gap_second (how much the better one was better, under each), rank_change.
+    trial_second, metric, split ("test"), value_first, value_second (tuned: best of N),
+    k, budget_rule, expected_first, expected_second (E_k), value (E_k second minus
+    first), lo, hi, p_value, p_adjusted, tested, clear, step, level, rank_first,
+    rank_second, rank_change, kendall_tau; "flip" — workload, optimizer (ranked better
+    under the first protocol), other, first, second, metric, split, value_first,
+    other_value_first, value_second, other_value_second, gap_first, gap_second (how much
+    the better one was better, under each), rank_change, supported; "pair" — protocol,
+    workload, optimizer (the better at budget k), other, k, gap, lo, hi, p_value,
+    p_adjusted, clear.
 
     Example: optcmp analyze protocol runs/all.nc --protocol lr-only --protocol choi2019 --json
     """
@@ -312,6 +317,10 @@ def protocol(
             match=match,
             rule=rule,
             repeats=RepeatMode.MEAN,  # one selected trial per cell; repeats are averaged
+            budget=budget,
+            n_boot=n_boot,
+            level=1 - alpha,
+            rng=seeded_rng(seed),
         )
     records = result.to_json()
     if json_out:
@@ -319,8 +328,15 @@ def protocol(
         return
     a, b = result.protocols
     table = Table(title=f"Tuned test metric and rank: {term(a)} → {term(b)} ({rule}; 1 = best)")
+    level = f"{1 - alpha:.0%}"
     for col in ("workload", "optimizer", term(a), "rank", term(b), "rank", "change", "tau"):
         table.add_column(col)
+    effects = Table(
+        title=f"Protocol effect at budget {term(result.budget_text)}: E_k({term(b)}) - "
+        f"E_k({term(a)}), {level} bootstrap-t interval, Holm-adjusted two-sided p"
+    )
+    for col in ("workload", "optimizer", "k", "Δ E_k", level, "p (Holm)", "clear"):
+        effects.add_column(col)
     for r in records:
         if r["record"] != "cell":
             continue
@@ -335,7 +351,17 @@ def protocol(
             "=" if change == 0 else f"{change:+.0f}",
             num(r["kendall_tau"], 3),
         )
+        effects.add_row(
+            term(r["workload"]),
+            term(r["optimizer"]),
+            str(r["k"]),
+            num(r["value"], 3),
+            f"[{num(r['lo'], 3)}, {num(r['hi'], 3)}]" if r["tested"] else "not tested",
+            num(r["p_adjusted"], 2) if r["tested"] else "-",
+            "yes" if r["clear"] else "no",
+        )
     console.print(table)
+    console.print(effects)
     flips = [r for r in records if r["record"] == "flip"]
     console.print(f"{len(flips)} flips")
     for f in flips:

@@ -6,30 +6,45 @@ Dependency rule: typer and optcmp_analysis's enums only. One definition per opti
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from optcmp_analysis import DivergedMode, Normalisation, RepeatMode, SelectionRule, Unit
+from optcmp_analysis import (
+    BUDGET_RULE,
+    MARGIN_RULE,
+    DivergedMode,
+    Normalisation,
+    RepeatMode,
+    SelectionRule,
+    Unit,
+)
+from optcmp_data import ConfigError
 
 __all__ = [
+    "DEFAULT_ALPHA",
+    "AlphaOpt",
     "ArchiveArg",
     "DivergedOpt",
     "JsonOpt",
     "MarginOpt",
+    "MarginsOpt",
     "NBootOpt",
-    "NPermOpt",
     "NormaliseOpt",
     "OptimizerOpt",
-    "PermSeedOpt",
     "ReferenceScoresOpt",
     "RepeatsOpt",
     "RuleOpt",
     "SeedOpt",
+    "TestBootOpt",
+    "TestBudgetOpt",
+    "TestSeedOpt",
     "UnitOpt",
     "WithReplacementOpt",
     "WorkloadOpt",
+    "margin_option",
 ]
 
 ArchiveArg = Annotated[
@@ -66,32 +81,46 @@ DivergedOpt = Annotated[
     ),
 ]
 SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap (reproducible).")]
-PermSeedOpt = Annotated[
+NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
+TestBootOpt = Annotated[
     int,
     typer.Option(
-        "--seed",
-        help="Seed of the random splits, used where the permutation distribution is sampled "
-        "(reproducible).",
+        "--n-test-boot",
+        min=1,
+        help="Bootstrap resamples per inclusion or protocol test (the smallest p-value is "
+        "1/(n+1)).",
     ),
 ]
-NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap replicates.")]
-NPermOpt = Annotated[
-    int,
+TestSeedOpt = Annotated[
+    int, typer.Option("--seed", help="Seed of the tests' bootstrap resamples (reproducible).")
+]
+TestBudgetOpt = Annotated[
+    int | None,
     typer.Option(
-        "--n-perm",
+        "--budget",
         min=1,
-        help="Random splits per permutation test where it is not enumerated exactly (the "
-        "smallest p-value is 1/(n+1)).",
+        help=f"Budget k tested (expected best-of-k); default {BUDGET_RULE}, the largest "
+        "budget at which the test keeps its level in the calibration suite. At k = N the "
+        "difference is shown without a test.",
+    ),
+]
+AlphaOpt = Annotated[
+    float,
+    typer.Option(
+        "--alpha",
+        help="Level of the one-sided tests (Holm within each family) and of the interval "
+        "(1 - 2 alpha).",
     ),
 ]
 MarginOpt = Annotated[
-    float,
+    float | None,
     typer.Option(
         "--margin",
         # No min= here: the analysis refuses a negative margin in one line, as the number
         # check refuses inf and nan, where click's range check would print a usage block.
-        help="Non-inferiority margin in the metric's units (>= 0): 'consistent' needs "
-        "evidence that the general optimizer is worse by less than this.",
+        help="Non-inferiority margin in the metric's units (>= 0) for every workload: "
+        "'consistent' needs evidence that the general optimizer is worse by less than this. "
+        f"Default per workload: {MARGIN_RULE}.",
     ),
 ]
 WithReplacementOpt = Annotated[
@@ -130,3 +159,41 @@ ReferenceScoresOpt = Annotated[
         "that score 0 and 1 (implies --normalise reference).",
     ),
 ]
+MarginsOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--margins",
+        help="TOML file of per-workload margins (lines `workload = 0.005`, or a [margins] "
+        "table); workloads it does not name get --margin or the default rule.",
+    ),
+]
+
+# The inference options' defaults (one definition, shared by analyze, plot and report).
+DEFAULT_ALPHA = 0.05
+
+
+def margin_option(margin: float | None, margins: Path | None) -> float | dict[str, float] | None:
+    """What --margin and --margins ask for, as `inclusion_consistency`'s `margin`: None (the
+    default rule), one number, or a workload -> margin table (--margin, if given, under the
+    key "*": every workload the file does not name). ConfigError naming the file for an
+    unreadable or malformed table."""
+    if margins is None:
+        return margin
+    try:
+        table = tomllib.loads(margins.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigError(f"{margins}: not a readable TOML file ({exc})") from None
+    inner = table.get("margins", table)
+    if not isinstance(inner, dict):
+        raise ConfigError(f"{margins}: [margins] must be a table of workload = margin")
+    out: dict[str, float] = {}
+    for name, value in inner.items():
+        if isinstance(value, bool) or not isinstance(value, int | float) or not value >= 0:
+            raise ConfigError(
+                f"{margins}: margin of workload {name!r} must be a non-negative number, "
+                f"not {value!r}"
+            )
+        out[str(name)] = float(value)
+    if margin is not None:
+        out["*"] = float(margin)
+    return out

@@ -14,8 +14,8 @@ import typer
 from rich.table import Table
 
 from optcmp_analysis import (
-    DEFAULT_MARGIN,
     DEFAULT_PLAN_BUDGET,
+    DEFAULT_PLAN_MARGIN,
     DEFAULT_POWER,
     SelectionRule,
     TrialPlan,
@@ -151,7 +151,7 @@ def plan(
             "would decide each comparison if the optimizers are as the pilot shows them).",
         ),
     ] = False,
-    margin: MarginOpt = DEFAULT_MARGIN,
+    margin: MarginOpt = DEFAULT_PLAN_MARGIN,
     alpha: Annotated[float, typer.Option("--alpha", help="Family-wise error rate.")] = 0.05,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     workload: WorkloadOpt = None,
@@ -224,7 +224,7 @@ def plan(
             effect=effect,
             pilot_effect=pilot_effect,
             alpha=alpha,
-            margin=margin,
+            margin=DEFAULT_PLAN_MARGIN if margin is None else margin,
             rule=rule,
             taxonomy=tax,
             trials=trials or None,

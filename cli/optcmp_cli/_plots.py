@@ -41,7 +41,9 @@ from matplotlib.ticker import (
 from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
+    BUDGET_RULE,
     DEFAULT_N_BOOT,
+    DEFAULT_TEST_N_BOOT,
     BoundaryCheck,
     BudgetCurve,
     ConditionKind,
@@ -54,7 +56,7 @@ from optcmp_analysis import (
     Verdict,
     restrict,
 )
-from optcmp_cli._analyses import FIGURES, Common, analysis_named
+from optcmp_cli._analyses import FIGURES, Common, Inference, analysis_named
 from optcmp_cli._common import (
     about_archive,
     check_out_file,
@@ -65,7 +67,17 @@ from optcmp_cli._common import (
 )
 from optcmp_cli._escape import figure
 from optcmp_cli._format import num, signed
-from optcmp_cli._options import ArchiveArg, OptimizerOpt, WorkloadOpt
+from optcmp_cli._options import (
+    DEFAULT_ALPHA,
+    AlphaOpt,
+    ArchiveArg,
+    MarginOpt,
+    MarginsOpt,
+    OptimizerOpt,
+    TestBootOpt,
+    WorkloadOpt,
+    margin_option,
+)
 from optcmp_data import FAMILIES, ConfigError, Scale, atomic_write, open_archive, os_error
 
 __all__ = [
@@ -121,6 +133,7 @@ _MARKERS = ("s", "o", "^", "D", "v", "P", "X", "<", ">", "h")
 _VERDICT_COLOURS = {
     Verdict.CONSISTENT.value: "#9fd39a",
     Verdict.INCONCLUSIVE.value: "#d9d9d9",
+    Verdict.NOT_TESTED.value: "#f2f2f2",
     Verdict.VIOLATED.value: "#ef8a80",
     Verdict.NOT_INCLUDED.value: "#b9cfe8",
 }
@@ -627,8 +640,9 @@ def inclusion_figure(result: InclusionResult) -> Figure:
     pairs = [f"{s} ⊆ {g}" for s, g in zip(d["special"].values, d["general"].values, strict=True)]
     order = list(_VERDICT_COLOURS)
     labels = {
-        Verdict.CONSISTENT.value: f"consistent (within margin {result.margin:g})",
+        Verdict.CONSISTENT.value: "consistent (within the workload's margin)",
         Verdict.INCONCLUSIVE.value: "inconclusive",
+        Verdict.NOT_TESTED.value: "not tested (k = N: no variance estimate)",
         Verdict.VIOLATED.value: "violated",
         Verdict.NOT_INCLUDED.value: "not included (search spaces; not tested)",
     }
@@ -652,11 +666,14 @@ def inclusion_figure(result: InclusionResult) -> Figure:
             for i in range(len(pairs)):
                 for j in range(len(workloads)):
                     excluded = verdict[i, j] == Verdict.NOT_INCLUDED.value
+                    untested = verdict[i, j] == Verdict.NOT_TESTED.value
                     ax.text(
                         j,
                         i,
                         f"not included\nΔ={signed(float(diff[i, j]))}"
                         if excluded
+                        else f"not tested\nΔ={signed(float(diff[i, j]))}"
+                        if untested
                         else f"p={num(float(p_adj[i, j]), 3)}\nΔ={signed(float(diff[i, j]))}",
                         ha="center",
                         va="center",
@@ -675,17 +692,14 @@ def inclusion_figure(result: InclusionResult) -> Figure:
             ax.set_title(f"selection by {rule}")
         handles: list[Any] = [Patch(color=_VERDICT_COLOURS[v]) for v in order]
         _legend_below(fig, handles, [labels[v] for v in order])
-        budget = (
-            f"k={result.budget} trials"
-            if result.budget is not None
-            else "k = the trials each pair ran"
-        )
+        margins = ", ".join(f"{w} {m:.3g}" for w, m in result.margins.items())
         _title(
             fig,
-            f"Inclusion consistency at {budget}",
-            f"is the tuned general optimizer worse? p: one-sided permutation p-value, "
+            f"Inclusion consistency at budget {result.budget_text}",
+            f"is the tuned general optimizer worse? p: one-sided bootstrap-t p-value, "
             f"Holm-adjusted over {result.n_tests} tests (alpha {result.alpha:g}); Δ: "
-            "expected best-of-k test metric, general - special, positive means worse",
+            "expected best-of-k test metric, general - special, positive means worse; "
+            f"margins {margins}",
         )
     return fig
 
@@ -1014,10 +1028,11 @@ def curves_figure(
 def protocol_figure(
     comparison: ProtocolComparison, *, styles: dict[str, OptimizerStyle] | None = None
 ) -> Figure:
-    """Tuned test value of every matched optimizer under the two protocols, one panel per
-    workload: one row per optimizer, the first protocol an open marker, the second a
-    filled one, each with its bootstrap interval over the trials drawn (a shift whose
-    intervals overlap is not a clear protocol effect)."""
+    """Expected best-of-k test value of every matched optimizer under the two protocols at
+    the tested budget, one panel per workload: one row per optimizer, the first protocol
+    an open marker, the second a filled one with the protocol effect's interval drawn
+    around it (first + [lo, hi]: an interval that reaches the open marker is not a clear
+    effect)."""
     d = comparison.data
     first, second = comparison.protocols
     keys = [str(k) for k in d["optimizer"].values]
@@ -1028,9 +1043,13 @@ def protocol_figure(
         fig, axes = _grid(len(workloads), panel=(4.6, 0.45 * len(keys) + 1.2))
         for ax, w in zip(axes, workloads, strict=True):
             cell = d.sel(workload=w)
-            value = cell["test_value"].transpose("protocol", "optimizer").values
-            lo = cell["value_lo"].transpose("protocol", "optimizer").values
-            hi = cell["value_hi"].transpose("protocol", "optimizer").values
+            # Each protocol's E_k at the tested budget, with the effect's interval drawn
+            # around the second protocol's value (the first is its reference).
+            value = cell["expected"].transpose("protocol", "optimizer").values
+            effect_lo = cell["effect_lo"].values
+            effect_hi = cell["effect_hi"].values
+            lo = np.stack([value[0], value[0] + effect_lo])
+            hi = np.stack([value[0], value[0] + effect_hi])
             shown = [i for i, _ in enumerate(keys) if np.isfinite(value[:, i]).all()]
             sign = -1.0 if str(cell["direction"].item()) == "max" else 1.0
             # Best (under the second protocol) on top.
@@ -1059,19 +1078,19 @@ def protocol_figure(
             ax.set_ylim(len(shown) - 0.5, -0.5)
             ax.grid(axis="y", visible=False)
             metric = str(cell["metric_name"].item())
-            ax.set_xlabel(f"tuned test {metric}")
+            ax.set_xlabel(f"expected best-of-k test {metric}")
             ax.set_title(w)
         handles: list[Any] = [
             Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linewidth=1.4),
             Line2D([], [], color="0.3", marker="s", linewidth=1.4),
         ]
-        _legend_below(fig, handles, [f"{first} ({level} interval)", f"{second} ({level} interval)"])
+        _legend_below(fig, handles, [f"{first}", f"{second} ({level} interval of the effect)"])
         _title(
             fig,
             f"Protocol comparison: {first} against {second}",
-            f"tuned test value of each optimizer (matched by {comparison.match}) with its "
-            f"{level} bootstrap interval over the trials drawn; arrows point from {first} to "
-            f"{second}",
+            f"expected best-of-k test value of each optimizer (matched by {comparison.match}) "
+            f"at budget {comparison.budget_text}, with the {level} bootstrap-t interval of the "
+            f"protocol effect; arrows point from {first} to {second}",
         )
     return fig
 
@@ -1089,9 +1108,11 @@ def figure_for(
     n_boot: int,
     compare: tuple[str, xr.Dataset] | None = None,
     name: str = "first",
+    inference: Inference | None = None,
 ) -> Figure:
     """Run the analysis behind `kind` (a name in the registry of analyses) on `archive`
-    and draw its figure (`compare`: the second archive of a protocol figure)."""
+    and draw its figure (`compare`: the second archive of a protocol figure; `inference`:
+    the tests' options, default their defaults)."""
     common = Common(
         rng=seeded_rng(seed),
         rule=rule,
@@ -1099,6 +1120,7 @@ def figure_for(
         budget=budget,
         compare=compare,
         name=name,
+        inference=Inference() if inference is None else inference,
     )
     return analysis_named(str(kind), FIGURES).draw(archive, common)
 
@@ -1120,7 +1142,7 @@ def plot(
         typer.Option(
             "--budget",
             help="Trials per study k (budget: the largest k drawn; rank, inclusion: the k "
-            "compared). Default: all trials (inclusion: those both optimizers of a pair ran).",
+            f"compared). Default: all trials (inclusion: {BUDGET_RULE}).",
         ),
     ] = None,
     rule: Annotated[
@@ -1141,6 +1163,10 @@ def plot(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print {kind, archive, out} as JSON.")
     ] = False,
+    n_test_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
+    alpha: AlphaOpt = DEFAULT_ALPHA,
+    margin: MarginOpt = None,
+    margins: MarginsOpt = None,
 ) -> None:
     """Draw one figure of an archive's analysis as PNG, SVG or PDF (by the --out suffix).
 
@@ -1176,6 +1202,12 @@ def plot(
             n_boot=n_boot,
             compare=other,
             name=archive_path.name,
+            inference=Inference(
+                budget=budget,
+                n_boot=n_test_boot,
+                alpha=alpha,
+                margin=margin_option(margin, margins),
+            ),
         )
     save_figure(fig, out)
     if json_out:

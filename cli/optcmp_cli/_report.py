@@ -30,7 +30,10 @@ from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from optcmp_analysis import (
     AGGREGATE_STATISTICS,
+    BUDGET_RULE,
     DEFAULT_N_BOOT,
+    DEFAULT_TEST_N_BOOT,
+    MARGIN_RULE,
     P_BEST_CAVEAT,
     AggregateScores,
     BoundaryCheck,
@@ -50,7 +53,7 @@ from optcmp_analysis import (
     select_best,
     trial_scores,
 )
-from optcmp_cli._analyses import Common, analysis_named
+from optcmp_cli._analyses import Common, Inference, analysis_named
 from optcmp_cli._common import (
     about_archive,
     check_out_dir,
@@ -65,7 +68,16 @@ from optcmp_cli._common import (
 from optcmp_cli._escape import md, visible
 from optcmp_cli._format import num, num_distinct
 from optcmp_cli._html import to_html
-from optcmp_cli._options import ArchiveArg
+from optcmp_cli._options import (
+    DEFAULT_ALPHA,
+    AlphaOpt,
+    ArchiveArg,
+    MarginOpt,
+    MarginsOpt,
+    TestBootOpt,
+    TestBudgetOpt,
+    margin_option,
+)
 from optcmp_cli._outputs import ReportStage
 from optcmp_cli._plots import (
     OptimizerStyle,
@@ -227,6 +239,7 @@ class _Builder:
     skipped: dict[str, str] = attrs.field(factory=dict)
     title: str = ""
     taxonomy: Taxonomy | None = None
+    inference: Inference = attrs.field(factory=Inference)
     # The findings summary: statements with evidence, without, about the protocol, and
     # the caveats that change a conclusion (each list in the order found).
     supported: list[str] = attrs.field(factory=list)
@@ -557,29 +570,29 @@ def _profiles_section(b: _Builder, result: PerformanceProfiles, group: str | Non
 
 def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) -> None:
     records = result.to_json()
-    budget = (
-        f"k={result.budget} trials"
-        if result.budget is not None
-        else "k = the number of trials both optimizers ran"
-    )
     level = f"{1 - 2 * result.alpha:.0%}"
+    margins = ", ".join(f"{_md(w)} {_num(m, 3)}" for w, m in result.margins.items())
+    rules = sorted(set(result.margin_rules.values()))
     b.lines += [
         "Whether a more general optimizer ever loses to one it includes (the paper's "
         "central claim). For every inclusion M ⊆ N, N tuned well should not be worse than "
-        "M. Δ = E_k(N) - "
-        "E_k(M): the expected test metric of the trial a k-trial study selects, each "
-        f"estimated without bias from the trials run (Dodge et al. 2021), at {budget}; "
-        "positive means N is worse. A study with no usable trial scores the worst result "
-        f"of the pair. The {level} interval inverts a permutation test (trials of the two "
-        "optimizers exchangeable, up to a shift); p is its one-sided p-value for 'N is "
-        f"worse', Holm-adjusted over one family of {result.n_tests} tests (every rule, pair "
-        f"and workload below). Verdicts: violated when the adjusted p is below "
-        f"{result.alpha:g}; consistent (within margin {result.margin:g}) when the test of "
-        f"'N is worse by at least {result.margin:g}' rejects at {result.alpha:g}; "
-        "inconclusive otherwise; not included when the stored search spaces cannot "
-        "express M inside N (a finding about the protocol, not about the optimizers; not "
-        "tested). P(N not worse) is the chance that a k-trial study of N is not worse than "
-        "an independent one of M.",
+        "M. Δ = E_k(N) - E_k(M): the expected test metric of the trial a k-trial study "
+        "selects, each estimated without bias from the trials run (Dodge et al. 2021), at "
+        f"budget {_md(result.budget_text)} (the k of each row is shown); positive means N "
+        "is worse. A study with no usable trial scores the worst result of the pair. The "
+        f"{level} interval and the p-values come from a studentized bootstrap (bootstrap-t, "
+        f"{result.n_boot} resamples) of Δ over its jackknife standard error, which keeps its "
+        "level when the two search spaces give trials of different spread and shape "
+        "(docs/method.md). Violated: the Holm-adjusted p-value of 'N is not worse' is below "
+        f"{result.alpha:g} (one family of {result.n_tests} tests: every rule, pair and "
+        "workload below). Consistent: the Holm-adjusted p-value of 'N is worse by at least "
+        f"the margin' is below {result.alpha:g} (its own family of the same "
+        f"{result.n_tests}). Margins in each metric's units: {margins} "
+        f"({_md('; '.join(rules))}). Not tested: k equals a study's size, where no variance "
+        "estimate exists; the difference is descriptive. Not included: the stored search "
+        "spaces cannot express M inside N (a finding about the protocol; not tested). "
+        "P(N not worse) is the chance that a k-trial study of N is not worse than an "
+        "independent one of M.",
         "",
     ]
     rows = [
@@ -587,12 +600,13 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
             r["rule"],
             _md(r["workload"]),
             f"{_md(r['special'])} ⊆ {_md(r['general'])}",
-            r["k"],
+            f"{r['k']} of {min(r['n_special'], r['n_general'])}",
             _cell_num(r["difference"]),
-            f"[{_cell_num(r['lo'])}, {_cell_num(r['hi'])}]" if r["reason"] == "" else "-",
-            _cell_num(r["p_value"]) if r["reason"] == "" else "-",
-            _cell_num(r["p_adjusted"]),
-            _cell_num(r["p_general_not_worse"], 2),
+            f"[{_cell_num(r['lo'])}, {_cell_num(r['hi'])}]" if r["tested"] else "-",
+            _cell_num(r["margin"]),
+            _cell_num(r["p_adjusted"]) if r["tested"] else "-",
+            _cell_num(r["p_noninferior_adjusted"]) if r["tested"] else "-",
+            _cell_num(r["p_general_not_worse"], 2) if r["tested"] else "-",
             "not included" if r["verdict"] == "not_included" else _md(r["verdict_text"]),
         ]
         for r in records
@@ -602,11 +616,12 @@ def _inclusion_section(b: _Builder, result: InclusionResult, group: str | None) 
             "rule",
             "workload",
             "pair",
-            "k",
+            "k of N",
             "Δ",
             level,
-            "p",
-            "p (Holm)",
+            "margin",
+            "p worse (Holm)",
+            "p not worse by margin (Holm)",
             "P(N not worse)",
             "verdict",
         ],
@@ -658,27 +673,29 @@ def _inclusion_findings(b: _Builder, records: list[dict[str, Any]], group: str |
     where = f" (protocol {group})" if group else ""
     mine = [r for r in records if r.get("rule", str(b.rule)) == str(b.rule)]
     undecided = []
+    untested: list[str] = []
     # One line per pair and reason, naming its workloads (not one line per workload).
     not_nested: dict[tuple[str, str, str], list[str]] = {}
     for r in mine:
         pair = f"{_md(r['special'])} ⊆ {_md(r['general'])} on {_md(r['workload'])}{where}"
         span = _interval(r.get("lo"), r.get("hi"))
+        at = f"at budget k = {r['k']} of {min(r['n_special'], r['n_general'])} trials"
         if r["verdict"] == "violated":
             b.supported.append(
-                f"{pair}: the general optimizer is worse by {_num(r['difference'], 3)} "
-                f"(interval {span}, Holm-adjusted p {_num(r['p_adjusted'], 3)})"
+                f"{pair}, {at}: the general optimizer's expected best-of-k test "
+                f"{_md(r['metric'])} is worse by {_num(r['difference'], 3)} (interval {span}, "
+                f"Holm-adjusted p {_num(r['p_adjusted'], 3)})"
             )
         elif r["verdict"] == "consistent" and _evidence_of_consistency(r):
-            margin = r.get("margin")
-            bound = (
-                f" by more than the margin {_num(margin, 3)}"
-                if isinstance(margin, int | float) and margin > 0
-                else ""
-            )
             b.supported.append(
-                f"{pair}: the general optimizer is not worse{bound} (difference "
-                f"{_num(r['difference'], 3)}, interval {span})"
+                f"{pair}, {at}: the general optimizer's expected best-of-k test "
+                f"{_md(r['metric'])} is not worse by more than the margin "
+                f"{_num(r['margin'], 3)} (difference {_num(r['difference'], 3)}, interval "
+                f"{span}, Holm-adjusted non-inferiority p "
+                f"{_num(r['p_noninferior_adjusted'], 3)})"
             )
+        elif r["verdict"] == "not_tested":
+            untested.append(pair)
         elif r["verdict"] == "not_included":
             reason = r.get("reason") or "the stored search spaces do not nest"
             key = (r["special"], r["general"], reason)
@@ -696,6 +713,12 @@ def _inclusion_findings(b: _Builder, records: list[dict[str, Any]], group: str |
         b.unsupported.append(
             f"{len(undecided)} of {len(mine)} inclusion tests are inconclusive{where} "
             f"(e.g. {undecided[0]}): more trials are needed to decide them"
+        )
+    if untested:
+        b.unsupported.append(
+            f"{len(untested)} of {len(mine)} inclusion pairs were not tested{where} (e.g. "
+            f"{untested[0]}): at k = N no variance estimate exists; the difference is "
+            "descriptive"
         )
 
 
@@ -837,14 +860,17 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     level = f"{comp.level:.0%}"
     b.lines += [
         f"How much the tuning protocol decides the result: each optimizer's tuned test "
-        f"metric under {_md(first)} and under {_md(second)} (matched by {_md(comp.match)}), "
-        f"the difference ({_md(second)} minus {_md(first)}) with a {level} bootstrap "
-        f"interval over the trials drawn ({comp.n_boot} resamples of each optimizer's "
-        "trials, selection repeated in each), a permutation test's p-value (Holm-adjusted "
-        "over the optimizers), and the ranks under each protocol. A difference is clear "
-        f"when the adjusted p-value is below {1 - comp.level:.2g}, the interval excludes 0 "
-        "and the difference exceeds the metric's observed step (one test example for an "
-        "error rate); Kendall tau compares the two rankings.",
+        f"metric (its best of N trials) under {_md(first)} and under {_md(second)} (matched "
+        f"by {_md(comp.match)}); the tested difference is that of the expected best-of-k "
+        f"test metric E_k ({_md(second)} minus {_md(first)}) at budget "
+        f"{_md(comp.budget_text)} (k of N per row), with a {level} studentized bootstrap "
+        f"interval ({comp.n_boot} resamples of each optimizer's trials) and a two-sided "
+        "p-value (Holm-adjusted over the optimizers), the machinery of the inclusion test, "
+        "valid when the two protocols' trials differ in spread and shape; and the ranks "
+        f"under each protocol. A difference is clear when the adjusted p-value is below "
+        f"{1 - comp.level:.2g} (its interval then excludes 0) and it exceeds the metric's "
+        "observed step (one test example for an error rate); Kendall tau compares the two "
+        "rankings of the tuned values.",
         "",
     ]
     rows = [
@@ -853,6 +879,7 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
             _md(r["optimizer"]),
             _num(r["value_first"]),
             _num(r["value_second"]),
+            str(r["k"]),
             f"{_num(r['value'], 3)} {_interval(r['lo'], r['hi'])}",
             _num(r["p_adjusted"], 2),
             "yes" if r["clear"] else "no",
@@ -867,7 +894,8 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
             "optimizer",
             f"test ({first})",
             f"test ({second})",
-            f"difference {level}",
+            "k",
+            f"Δ E_k {level}",
             "p (Holm)",
             "clear",
             "rank",
@@ -877,10 +905,11 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
     )
     for r in cells:
         text = (
-            f"{_md(r['optimizer'])} on {_md(r['workload'])}: {_num(r['value_second'])} "
-            f"under {_md(second)} vs {_num(r['value_first'])} under {_md(first)} "
+            f"{_md(r['optimizer'])} on {_md(r['workload'])}, at budget k = {r['k']}: "
+            f"expected best-of-k test {_md(r['metric'])} {_num(r['expected_second'])} "
+            f"under {_md(second)} vs {_num(r['expected_first'])} under {_md(first)} "
             f"(difference {_num(r['value'], 3)}, {level} interval "
-            f"{_interval(r['lo'], r['hi'])}, Holm-adjusted permutation p "
+            f"{_interval(r['lo'], r['hi'])}, Holm-adjusted bootstrap-t p "
             f"{_num(r['p_adjusted'], 2)})"
         )
         if r["clear"]:
@@ -899,13 +928,14 @@ def _protocol_section(b: _Builder, comp: ProtocolComparison) -> None:
         by_cell.setdefault((p["protocol"], p["workload"]), []).append(p)
     for (pr, w), found in by_cell.items():
         b.supported.append(
-            f"under {_md(pr)} on {_md(w)}, clearly better (gap, {level} interval): "
+            f"under {_md(pr)} on {_md(w)}, at budget k = {found[0]['k']}, clearly better "
+            f"in expected best-of-k test metric (gap, {level} interval): "
             + "; ".join(
                 f"{_md(p['optimizer'])} > {_md(p['other'])} ({_num(p['gap'], 3)}, "
                 f"{_interval(p['lo'], p['hi'])})"
                 for p in found
             )
-            + f" (Holm-adjusted permutation p ≤ {_num(max(p['p_adjusted'] for p in found), 2)})"
+            + f" (Holm-adjusted bootstrap-t p ≤ {_num(max(p['p_adjusted'] for p in found), 2)})"
         )
     n_pairs = {pr: sum(1 for p in comp.pairs() if p["protocol"] == pr) for pr in (first, second)}
     for pr in (first, second):
@@ -1043,7 +1073,14 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
     for name, write_section, alt, with_caveats in _SECTIONS:
         analysis = analysis_named(name)
         b.lines += [f"## {_heading(analysis.report_heading or name, group)}", ""]
-        common = Common(rng=b.rng(), rule=b.rule, n_boot=b.n_boot, rules=rules, taxonomy=b.taxonomy)
+        common = Common(
+            rng=b.rng(),
+            rule=b.rule,
+            n_boot=b.n_boot,
+            rules=rules,
+            taxonomy=b.taxonomy,
+            inference=b.inference,
+        )
         result = b.attempt(f"{name}{sfx}", functools.partial(analysis.run, ds, common))
         reason = None if result is None else _left_out(name, result)
         if reason is not None:
@@ -1113,6 +1150,7 @@ def write_report(
     title: str | None = None,
     taxonomy: Taxonomy | None = None,
     formats: Sequence[ReportFormat] = (ReportFormat.MD,),
+    inference: Inference | None = None,
 ) -> ReportFiles:
     """Run every analysis on `archive` and write out/report.md, out/results.json and
     out/figures/*.png, and out/report.html (self-contained) when `formats` holds HTML.
@@ -1125,7 +1163,9 @@ def write_report(
     `name` labels the archive in the report (no absolute paths, so the files do not
     depend on where the archive lives); `title` heads it (default: `name`); `compare`
     adds a protocol comparison with a second archive; `taxonomy` replaces the default
-    inclusion relations. `advance` is called after each step (for progress)."""
+    inclusion relations; `inference`: the inclusion and protocol tests' options (default
+    their defaults). `advance` is called after each step (for progress)."""
+    inference = Inference() if inference is None else inference
     names = [
         "report.md",
         "results.json",
@@ -1145,6 +1185,7 @@ def write_report(
             title=title,
             taxonomy=taxonomy,
             formats=formats,
+            inference=inference,
         )
     except BaseException:
         stage.abort()
@@ -1176,6 +1217,7 @@ def _write_staged(
     title: str | None,
     taxonomy: Taxonomy | None,
     formats: Sequence[ReportFormat],
+    inference: Inference,
 ) -> ReportFiles:
     """`write_report` into the staging folder `out`."""
     b = _Builder(
@@ -1187,6 +1229,7 @@ def _write_staged(
         advance=advance,
         title=title or f"{name}: optimizer comparison",
         taxonomy=taxonomy,
+        inference=inference,
     )
     groups = _protocol_groups(archive)
     summary = summarize(archive, path=name)
@@ -1214,7 +1257,9 @@ def _write_staged(
                         protocols=(label, widest),
                         match=Match.FAMILY,
                         rule=rule,
-                        n_boot=n_boot,
+                        budget=inference.budget,
+                        n_boot=inference.n_boot,
+                        level=1 - inference.alpha,
                         rng=b.rng(),
                     ),
                 )
@@ -1226,7 +1271,14 @@ def _write_staged(
             (
                 f"{labels[0]} vs {labels[1]}",
                 lambda: protocol_sensitivity(
-                    archive, other, protocols=labels, rule=rule, n_boot=n_boot, rng=b.rng()
+                    archive,
+                    other,
+                    protocols=labels,
+                    rule=rule,
+                    budget=inference.budget,
+                    n_boot=inference.n_boot,
+                    level=1 - inference.alpha,
+                    rng=b.rng(),
                 ),
             )
         )
@@ -1265,6 +1317,14 @@ def _write_staged(
             "compare": None if compare is None else compare[0],
             "seed": seed,
             "n_boot": n_boot,
+            "inference": {
+                "budget": inference.budget,
+                "budget_rule": None if inference.budget is not None else BUDGET_RULE,
+                "n_test_boot": inference.n_boot,
+                "alpha": inference.alpha,
+                "margin": inference.margin,
+                "margin_rule": MARGIN_RULE if not isinstance(inference.margin, float) else None,
+            },
             "rule": str(rule),
             "protocols": [label for label, _ in groups if label is not None],
             "figures": [f"figures/{p.name}" for p in b.figures],
@@ -1343,7 +1403,8 @@ def _header(
         "",
         f"Every analysis of {_md(b.name)} in the method of Choi et al. 2019, *On Empirical "
         f"Comparisons of Optimizers for Deep Learning*: selection rule `{b.rule}`, seed "
-        f"{b.seed}, {b.n_boot} bootstrap draws. The same archive and seed reproduce this "
+        f"{b.seed}, {b.n_boot} bootstrap draws; inclusion and protocol tests: "
+        f"{_md(b.inference.describe())}. The same archive, seed and options reproduce this "
         "report.",
         "",
         *_findings(b),
@@ -1531,6 +1592,11 @@ def report(
     json_out: Annotated[
         bool, typer.Option("--json", help="Print {report, results, html, figures} as JSON.")
     ] = False,
+    budget: TestBudgetOpt = None,
+    n_test_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
+    alpha: AlphaOpt = DEFAULT_ALPHA,
+    margin: MarginOpt = None,
+    margins: MarginsOpt = None,
 ) -> None:
     """Run every analysis of an archive and write a report with figures, led by a summary
     of its findings.
@@ -1566,6 +1632,12 @@ def report(
             title=title,
             taxonomy=relations,
             formats=(fmt,),
+            inference=Inference(
+                budget=budget,
+                n_boot=n_test_boot,
+                alpha=alpha,
+                margin=margin_option(margin, margins),
+            ),
         )
     if json_out:
         print_json(files.to_json())

@@ -91,7 +91,7 @@ def check_bootstrap(
     `what` names) over `n_cells` cells that cannot fit; `option` names the command-line
     option that sets `n_boot`, and `bytes_per_draw` is what one draw holds per cell."""
     if what is None:
-        kind = "a bootstrap" if option == "--n-boot" else "a permutation test"
+        kind = "a permutation test" if option == "--n-perm" else "a bootstrap"
         what = f"{kind} of {n_boot} draws"
     check_memory(
         f"{what} over {n_cells} cells",

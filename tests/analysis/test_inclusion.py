@@ -21,7 +21,7 @@ from optcmp_analysis import (
     inclusion_consistency,
     restrict,
 )
-from optcmp_analysis._estimator import dodge_weights, expected_best_of_k
+from optcmp_analysis._estimator import BUDGET_RULE, dodge_weights, expected_best_of_k
 from optcmp_data import Inclusion, Taxonomy
 from optcmp_data.testing import synthetic_archive
 
@@ -39,9 +39,15 @@ def _verdict(result: InclusionResult, rule: str, special: str, general: str, wor
 
 
 def _brute_expected_best(score: list[float], value: list[float], k: int) -> float:
-    """Mean over every k-subset of the value of its best-scored trial (ties: lower index)."""
+    """Mean over every k-subset of the value of its best-scored trial; trials tied at the
+    best score are selected at random: the mean of their values (the one tie rule)."""
     subsets = list(itertools.combinations(range(len(score)), k))
-    return sum(value[min(sub, key=lambda i: (score[i], i))] for sub in subsets) / len(subsets)
+    total = 0.0
+    for sub in subsets:
+        best = min(score[i] for i in sub)
+        tied = [value[i] for i in sub if score[i] == best]
+        total += sum(tied) / len(tied)
+    return total / len(subsets)
 
 
 @given(
@@ -79,7 +85,7 @@ def test_unusable_trials_score_the_worst_value() -> None:
 
 def test_default_pairs_follow_the_transitive_taxonomy() -> None:
     ds = synthetic_archive(n_trials=6, seed=1)
-    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
     pairs = set(zip(result.data["special"].values, result.data["general"].values, strict=True))
     assert pairs == {
         ("sgd", "momentum"),
@@ -93,7 +99,8 @@ def test_default_pairs_follow_the_transitive_taxonomy() -> None:
     }
     assert list(result.data["rule"].values) == ["final-valid", "final-train-loss"]
     assert result.budget is None
-    assert (result.data["k"] == 6).all()  # default: the trials actually run
+    assert (result.data["k"] == 1).all()  # default: max(1, floor(6 / 4))
+    assert result.to_json()[0]["budget_rule"] == BUDGET_RULE
 
 
 @pytest.mark.parametrize("direction", ["min", "max"])
@@ -121,14 +128,34 @@ def test_planted_violation_and_consistency(direction: str) -> None:
     assert (d["lo"].isel(pair=pair) > 0).all()
     assert (d["p_general_not_worse"].isel(pair=pair) < 0.5).all()
     assert str(d["pair_verdict"].isel(pair=pair).values) == Verdict.VIOLATED
-    # At k = N the estimate is the selected trial's test value: the best by validation.
+    # The default budget: a quarter of the trials, with a test.
     scores = result.data.sel(rule="final-valid")
-    assert (scores["k"] == 20).all()
+    assert (scores["k"] == 5).all()
+    assert bool(scores["tested"].all())
+
+
+def test_at_k_equal_n_the_difference_is_descriptive() -> None:
+    ds = synthetic_archive(
+        workloads=1, optimizers=("sgd", "adam"), n_trials=8, planted={"adam": 0.08}, seed=7
+    )
+    result = inclusion_consistency(
+        ds, budget=8, n_boot=99, rng=np.random.default_rng(1), rules=["final-valid"]
+    )
+    rec = result.to_json()[0]
+    assert rec["k"] == 8
+    assert not rec["tested"]
+    assert rec["verdict"] == Verdict.NOT_TESTED
+    assert rec["difference"] > 0
+    assert rec["p_value"] is None
+    assert rec["lo"] is None
+    assert rec["hi"] is None
+    assert "at k = 8 of 8 trials" in rec["verdict_text"]
+    assert any("without a test" in c for c in result.caveats)
 
 
 def test_holm_over_pairs_and_workloads() -> None:
     ds = synthetic_archive(workloads=3, n_trials=10, planted={"adam": 0.02}, seed=3)
-    result = inclusion_consistency(ds, budget=5, n_perm=500, rng=np.random.default_rng(2))
+    result = inclusion_consistency(ds, budget=5, n_boot=500, rng=np.random.default_rng(2))
     d = result.data
     # One family over both rules, all pairs and workloads.
     p = d["p_value"].values.ravel()
@@ -140,12 +167,14 @@ def test_holm_over_pairs_and_workloads() -> None:
     assert bool(((d["p_adjusted"] < 0.05) == violated).all())
     # The interval agrees with the tests: lo >= 0 iff p < alpha; consistent iff the
     # non-inferiority test rejects, and then hi is at most the margin.
-    assert bool(((d["lo"] >= 0) | (d["p_value"] >= 0.05)).all())
-    assert bool(((d["lo"] < 0) | (d["p_value"] < 0.05)).all())
+    assert bool(((d["lo"] > 0) == (d["p_value"] < 0.05)).all())
+    assert bool(((d["hi"] < d["margin"]) == (d["p_noninferior"] < 0.05)).all())
     consistent = d["verdict"] == Verdict.CONSISTENT
-    assert bool((~consistent | (d["hi"] <= result.margin + 1e-12)).all())
-    assert bool((~consistent | (d["p_noninferior"] < 0.05)).all())
-    assert not bool(d["exact"].any())  # k = 5 < 10 trials: sampled splits
+    assert bool((~consistent | (d["hi"] <= d["margin"] + 1e-12)).all())
+    assert bool((consistent == (d["p_noninferior_adjusted"] < 0.05) & ~violated).all())
+    _, expected_ni, _, _ = multipletests(d["p_noninferior"].values.ravel(), method="holm")
+    np.testing.assert_allclose(d["p_noninferior_adjusted"].values.ravel(), expected_ni)
+    assert bool(d["tested"].all())  # k = 5 < 10 trials
 
 
 def test_user_taxonomy_and_family_mapping() -> None:
@@ -155,28 +184,28 @@ def test_user_taxonomy_and_family_mapping() -> None:
         n_trials=6,
         seed=2,
     )
-    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
     pairs = set(zip(result.data["special"].values, result.data["general"].values, strict=True))
     assert pairs == {("plain", "adam-wide"), ("plain", "adam-lr")}
     mine = Taxonomy((Inclusion("adam", "sgd", "made up"),))
-    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0), taxonomy=mine)
+    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0), taxonomy=mine)
     pairs = set(zip(result.data["special"].values, result.data["general"].values, strict=True))
     assert pairs == {("adam-wide", "plain"), ("adam-lr", "plain")}
     with pytest.raises(AnalysisError, match="no inclusion pair"):
         inclusion_consistency(
-            restrict(ds, optimizers=["plain"]), n_perm=50, rng=np.random.default_rng(0)
+            restrict(ds, optimizers=["plain"]), n_boot=50, rng=np.random.default_rng(0)
         )
 
 
 def test_rule_without_usable_trials_is_left_out_with_a_caveat() -> None:
     ds = synthetic_archive(optimizers=("sgd", "momentum"), n_trials=6, seed=2).copy(deep=True)
     ds["train_loss"][:] = np.nan
-    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
     assert list(result.data["rule"].values) == ["final-valid"]
     assert any("final-train-loss" in c for c in result.caveats)
     with pytest.raises(AnalysisError, match="no usable trial"):
         inclusion_consistency(
-            ds, n_perm=50, rng=np.random.default_rng(0), rules=["final-train-loss"]
+            ds, n_boot=50, rng=np.random.default_rng(0), rules=["final-train-loss"]
         )
 
 
@@ -188,7 +217,7 @@ def test_budget_errors_and_json() -> None:
         inclusion_consistency(ds, alpha=1.5, rng=np.random.default_rng(0))
     with pytest.raises(AnalysisError, match="margin"):
         inclusion_consistency(ds, margin=-1.0, rng=np.random.default_rng(0))
-    result = inclusion_consistency(ds, budget=3, n_perm=100, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, budget=3, n_boot=100, rng=np.random.default_rng(0))
     records = result.to_json()
     assert len(records) == 2  # one pair x one workload x two rules
     keys = {
@@ -210,7 +239,7 @@ def test_budget_errors_and_json() -> None:
     assert keys <= set(records[0])
     assert records[0]["verdict"] in {v.value for v in Verdict}
     assert records[0]["k"] == 3
-    again = inclusion_consistency(ds, budget=3, n_perm=100, rng=np.random.default_rng(0))
+    again = inclusion_consistency(ds, budget=3, n_boot=100, rng=np.random.default_rng(0))
     assert again.to_json() == records
 
 
@@ -219,7 +248,7 @@ def test_estimate_is_the_unbiased_expected_best_of_k() -> None:
         optimizers=("sgd", "momentum"), n_trials=6, diverged_fraction=0.3, seed=11
     )
     result = inclusion_consistency(
-        ds, budget=2, n_perm=50, rng=np.random.default_rng(0), rules=["final-valid"]
+        ds, budget=2, n_boot=50, rng=np.random.default_rng(0), rules=["final-valid"]
     )
     rec = result.to_json()[0]
     pooled = []
@@ -253,7 +282,7 @@ def test_stored_spaces_decide_what_is_included() -> None:
     ds["space_scale"][:, o, m] = "fixed"
     ds["space_low"][:, o, m] = 0.9
     ds["space_high"][:, o, m] = 0.9
-    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
     by_pair = {(r["special"], r["general"]): r for r in result.to_json()}
     rec = by_pair[("sgd", "momentum")]
     assert rec["verdict"] == Verdict.NOT_INCLUDED
@@ -264,7 +293,7 @@ def test_stored_spaces_decide_what_is_included() -> None:
     # Adam's epsilon must reach the stated threshold for its Momentum limit.
     e, a = hp.index("epsilon"), list(ds["optimizer"].values).index("adam")
     ds["space_high"][:, a, e] = 1.0
-    result = inclusion_consistency(ds, n_perm=50, rng=np.random.default_rng(0))
+    result = inclusion_consistency(ds, n_boot=50, rng=np.random.default_rng(0))
     by_pair = {(r["special"], r["general"]): r for r in result.to_json()}
     assert "epsilon in [1e-10, 1] in adam's space" in by_pair[("momentum", "adam")]["reason"]
     assert "at least 100" in by_pair[("sgd", "adam")]["reason"]
@@ -292,7 +321,7 @@ def test_deepobs_sgd_is_not_included_in_its_momentum() -> None:
     assert DEEPOBS is not None
     result = inclusion_consistency(
         import_deepobs(DEEPOBS).dataset,
-        n_perm=99,
+        n_boot=99,
         rng=np.random.default_rng(0),
         rules=["final-valid"],
     )
@@ -325,7 +354,7 @@ def _with_rho(high: float) -> xr.Dataset:
 def test_rmsprop_needs_rho_one_within_the_tolerance() -> None:
     def reason(high: float) -> str:
         result = inclusion_consistency(
-            _with_rho(high), n_perm=20, rng=np.random.default_rng(0), rules=["final-valid"]
+            _with_rho(high), n_boot=20, rng=np.random.default_rng(0), rules=["final-valid"]
         )
         (rec,) = result.to_json()
         return str(rec["reason"])

@@ -121,7 +121,7 @@ def test_predicted_power_matches_simulated_power_at_one_design() -> None:
         ok,
         worst,
         budget=k,
-        n_perm=n_boot,
+        n_boot=n_boot,
         alpha=0.05,
         margin=0.02,
         seeds=np.arange(n_sim)[:, None],

@@ -12,10 +12,13 @@ from optcmp_analysis import (
     AnalysisError,
     RepeatMode,
     SelectionRule,
+    budget_curve,
+    rank_optimizers,
     restrict,
     select_best,
     trial_scores,
 )
+from optcmp_analysis._estimator import expected_best_of_k
 from optcmp_data import Status
 from optcmp_data.testing import synthetic_archive
 
@@ -126,6 +129,52 @@ def test_a_tie_reports_the_mean_of_the_tied_trials_test_values() -> None:
     # Untied cells report their single best trial.
     others = [r for r in sel.to_json() if r["optimizer"] != rec["optimizer"]]
     assert all(r["n_tied"] == 6 for r in others)  # every other trial ties at 0.5
+
+
+def test_one_tie_rule_everywhere() -> None:
+    """Trials tied on the selection score are averaged by every analysis: the selection,
+    the inclusion estimator, the budget curve and the exact rank kernel all use the mean of
+    the tied trials' test values, whatever their positions."""
+    ds = synthetic_archive(
+        n_trials=6, optimizers=("sgd", "momentum"), diverged_fraction=0.0, seed=3
+    ).copy(deep=True)
+    names = [str(o) for o in ds["optimizer"].values]
+    sgd, mom = names.index("sgd"), names.index("momentum")
+    ds["valid_metric"][:] = 0.5
+    ds["valid_metric"][0, sgd, [1, 4]] = 0.1  # sgd: trials 1 and 4 tie for the best
+    ds["test_metric"][0, sgd, 1, -1] = 0.25
+    ds["test_metric"][0, sgd, 4, -1] = 0.5
+    ds["valid_metric"][0, mom, 2] = 0.1  # momentum: one best trial, test 0.375 (the mean)
+    ds["test_metric"][0, mom, 2, -1] = 0.375  # exact in binary, as are 0.25 and 0.5
+    # Every other trial diverged: a study selects a best trial or has no result.
+    status = np.full((2, 6), "diverged", dtype=ds["status"].dtype)
+    status[sgd, [1, 4]] = status[mom, 2] = "completed"
+    ds["status"][0] = status
+    for order in ([0, 1, 2, 3, 4, 5], [4, 3, 2, 5, 0, 1]):
+        case = ds.isel(trial=order)
+        sel = select_best(case).data
+        assert float(sel["test_value"].sel(optimizer="sgd").values[0]) == pytest.approx(0.375)
+        scores = trial_scores(case).data.isel(workload=0).transpose("optimizer", "trial", ...)
+        score, value, usable, present = (
+            scores[v].values for v in ("score", "test_value", "usable", "present")
+        )
+        worst = np.array([1.0, 1.0])
+        # sgd at k = 5 of 6: subsets without trial 4 select trial 1 (0.25), without trial 1
+        # trial 4 (0.5), the others both (0.375): 0.375 on average; k = 6 selects both.
+        at = list(scores["optimizer"].values).index("sgd")
+        for k in (5, 6):
+            e_k = expected_best_of_k(score, value, usable, present, worst, k)
+            assert e_k[at] == pytest.approx(0.375)
+        e_n = expected_best_of_k(score, value, usable, present, worst, 6)
+        np.testing.assert_allclose(e_n, 0.375)
+        curve = budget_curve(case, budgets=[6], n_boot=200, rng=np.random.default_rng(0))
+        mean = curve.data["expected"].sel(target="test").isel(workload=0, k=0).values
+        np.testing.assert_allclose(mean, [0.375, 0.375])
+        ranks = rank_optimizers(case, method="exact", budget=6, rng=np.random.default_rng(0))
+        # Tied with momentum's 0.375: each is first whenever it has a result.
+        d = ranks.data.isel(workload=0)
+        first = d["rank_probability"].sel(place=1).values
+        np.testing.assert_allclose(first, 1.0 - d["no_result"].values)
 
 
 @settings(max_examples=20)  # each example builds an archive and bootstraps it

@@ -18,7 +18,7 @@ FAST = {
     "best": [],
     "budget": ["--n-boot", "200"],
     "rank": ["--n-boot", "200"],
-    "inclusion": ["--n-perm", "200"],
+    "inclusion": ["--n-test-boot", "200"],
 }
 
 
@@ -133,7 +133,7 @@ def test_inclusion_with_a_taxonomy_file(archive_path: Path, tmp_path: Path) -> N
             "inclusion",
             str(archive_path),
             "--json",
-            "--n-perm",
+            "--n-test-boot",
             "300",
             "--taxonomy",
             str(tax),
@@ -147,7 +147,7 @@ def test_inclusion_with_a_taxonomy_file(archive_path: Path, tmp_path: Path) -> N
             "inclusion",
             str(archive_path),
             "--json",
-            "--n-perm",
+            "--n-test-boot",
             "100",
             "--taxonomy",
             str(tax),
@@ -215,7 +215,9 @@ def test_diverged_and_method_options(archive_path: Path) -> None:
 
 def test_inclusion_table_fits_80_columns_without_breaking_words(archive_path: Path) -> None:
     result = runner.invoke(
-        app, ["analyze", "inclusion", str(archive_path), "--n-perm", "99"], env={"COLUMNS": "80"}
+        app,
+        ["analyze", "inclusion", str(archive_path), "--n-test-boot", "99"],
+        env={"COLUMNS": "80"},
     )
     assert result.exit_code == 0, result.output
     rows = [line for line in result.output.splitlines() if line.startswith("  ")]

@@ -9,13 +9,14 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from optcmp_analysis import BUDGET_RULE
 from optcmp_cli.app import app
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
 
 runner = CliRunner()
 COMMANDS = ("targets", "boundary", "protocol")
-FAST: dict[str, list[str]] = {"targets": ["--n-perm", "100"], "boundary": [], "protocol": []}
+FAST: dict[str, list[str]] = {"targets": ["--n-test-boot", "100"], "boundary": [], "protocol": []}
 
 
 @pytest.fixture(scope="module")
@@ -92,13 +93,13 @@ def test_json_contract(archive_path: Path, command: str) -> None:
 
 
 def test_targets_keys_seed_and_options(archive_path: Path) -> None:
-    base = ["analyze", "targets", str(archive_path), "--n-perm", "150"]
+    base = ["analyze", "targets", str(archive_path), "--n-test-boot", "150"]
     args = [*base, "--step-fraction", "0.5", "--step-fraction", "1", "--n-targets", "2"]
     a = _json([*args, "--seed", "3"])
-    # At the default budget (every trial run) the permutation tests are exact: no seed.
-    assert a == _json([*args, "--seed", "4"])
-    assert all(r["exact"] for r in a if r["record"] == "inclusion")
-    # At a smaller budget the splits are sampled, reproducibly per seed.
+    # At the default budget (a quarter of the trials) the tests resample, per seed.
+    assert a == _json([*args, "--seed", "3"])
+    assert all(r["tested"] for r in a if r["record"] == "inclusion")
+    assert {r["budget_rule"] for r in a if r["record"] == "inclusion"} == {BUDGET_RULE}
     sampled = _json([*args, "--budget", "3", "--seed", "3"])
     assert sampled == _json([*args, "--budget", "3", "--seed", "3"])
     assert sampled != _json([*args, "--budget", "3", "--seed", "4"])

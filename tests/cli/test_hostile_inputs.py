@@ -57,13 +57,13 @@ CASES: dict[str, tuple[Callable[[Path, Path], list[str]], tuple[str, ...]]] = {
         lambda a, t: ["analyze", "budget", str(a), "--n-boot", "1000000000"],
         ("bootstrap of 1000000000 draws", "limit"),
     ),
-    "inclusion --n-perm 1e9": (
-        lambda a, t: ["analyze", "inclusion", str(a), "--n-perm", "1000000000"],
-        ("permutation test of 1000000000 draws", "limit", "--n-perm"),
+    "inclusion --n-test-boot 1e9": (
+        lambda a, t: ["analyze", "inclusion", str(a), "--n-test-boot", "1000000000"],
+        ("bootstrap of 1000000000 draws", "limit", "--n-test-boot"),
     ),
-    "targets --n-perm 1e9": (
-        lambda a, t: ["analyze", "targets", str(a), "--n-perm", "1000000000"],
-        ("permutation test of 1000000000 draws", "limit", "--n-perm"),
+    "targets --n-test-boot 1e9": (
+        lambda a, t: ["analyze", "targets", str(a), "--n-test-boot", "1000000000"],
+        ("bootstrap of 1000000000 draws", "limit", "--n-test-boot"),
     ),
     "plot --n-boot 1e9": (
         lambda a, t: [

@@ -242,7 +242,7 @@ def test_rank_figure_with_many_optimizers_stays_readable() -> None:
 
 
 def test_inclusion_figure_one_panel_per_rule(archive: xr.Dataset) -> None:
-    result = inclusion_consistency(archive, n_perm=100, rng=rng())
+    result = inclusion_consistency(archive, n_boot=100, rng=rng())
     fig = inclusion_figure(result)
     visible = [ax for ax in fig.axes if ax.get_visible()]
     assert len(visible) == result.data.sizes["rule"]
@@ -254,7 +254,7 @@ def test_inclusion_figure_one_panel_per_rule(archive: xr.Dataset) -> None:
 
 
 def test_targets_figure(archive: xr.Dataset) -> None:
-    fig = targets_figure(target_study(archive, n_perm=50, rng=rng()))
+    fig = targets_figure(target_study(archive, n_boot=50, rng=rng()))
     axes = [ax for ax in fig.axes if ax.get_visible()]
     assert len(axes) == 2
     assert axes[0].get_ylabel() == "steps to reach the target"
@@ -263,7 +263,7 @@ def test_targets_figure(archive: xr.Dataset) -> None:
 
 def test_targets_figure_log_y_when_steps_span_decades() -> None:
     ds = small_archive(workloads=1, step_budget=100_000, n_evals=40)
-    study = target_study(ds, n_perm=20, rng=rng(), targets=[0.8, 0.5, 0.2])
+    study = target_study(ds, n_boot=20, rng=rng(), targets=[0.8, 0.5, 0.2])
     fig = targets_figure(study)
     assert fig.axes[0].get_yscale() == "log"
 
@@ -358,10 +358,11 @@ def test_protocol_figure_one_row_per_matched_optimizer(archive: xr.Dataset) -> N
     # Best (under the second protocol) on top: planted, sgd is much worse there.
     assert rows[-1] == "sgd"
     assert ax.yaxis_inverted()
-    # Per optimizer and protocol: an interval line and a marker (2 x 2 lines per row).
+    # Per optimizer and protocol: a line (the effect's interval around the second protocol's
+    # value; none around the first) and a marker (2 x 2 lines per row).
     assert len(ax.get_lines()) == 4 * len(OPTIMIZERS)
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert legend == ["narrow (95% interval)", "wide (95% interval)"]
+    assert legend == ["narrow", "wide (95% interval of the effect)"]
 
 
 @pytest.mark.parametrize("suffix", [".svg", ".png"])
@@ -385,7 +386,7 @@ def test_one_colour_per_optimizer_label_across_figures() -> None:
     styles = _styles_of(ds)
     assert len({s.colour for s in styles.values()}) == len(names)
     curves = curves_figure(ds, select_best(ds), styles=styles)
-    study = target_study(ds, n_perm=50, rng=np.random.default_rng(0))
+    study = target_study(ds, n_boot=50, rng=np.random.default_rng(0))
     targets = targets_figure(study, styles=styles)
     for fig in (curves, targets):
         legend = fig.legends[0]

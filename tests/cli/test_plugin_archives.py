@@ -67,7 +67,9 @@ def test_analysis_and_report_work_without_the_plugin(tmp_path: Path) -> None:
     best = runner.invoke(app, ["analyze", "best", str(path), "--json"])
     assert best.exit_code == 0, best.output
     assert "lion" in best.stdout
-    inclusion = runner.invoke(app, ["analyze", "inclusion", str(path), "--n-perm", "50", "--json"])
+    inclusion = runner.invoke(
+        app, ["analyze", "inclusion", str(path), "--n-test-boot", "50", "--json"]
+    )
     assert inclusion.exit_code == 0, inclusion.output
     # The archive's own relation sgd ⊆ lion is tested (whatever the payload's layout).
     assert '"general": "lion"' in json.dumps(json.loads(inclusion.stdout))

@@ -225,12 +225,17 @@ def test_inclusion_section_states_its_estimate_family_and_margin(report_dir: Pat
     results = json.loads((report_dir / "results.json").read_text())
     n_tests = results["inclusion"][0]["holm_family"]
     assert n_tests == len(results["inclusion"]) == 3 * 2 * 2  # pairs x workloads x rules
-    assert f"Holm-adjusted over one family of {n_tests} tests" in section
+    assert f"one family of {n_tests} tests" in section
+    assert f"its own family of the same {n_tests}" in section
     assert "without bias" in section
-    assert "consistent (within margin 0.01)" in section
-    assert "bootstrap" not in section
+    assert "bootstrap-t" in section
+    assert "permutation" not in section
+    assert "Margins in each metric's units" in section
     for r in results["inclusion"]:
         assert r["verdict_text"].startswith(r["verdict"].replace("_", " "))
+        assert f"at k = {r['k']} of" in r["verdict_text"] or r["verdict"] == "not_included"
+        assert r["margin"] > 0
+        assert f"{r['k']} of {min(r['n_special'], r['n_general'])}" in section
 
 
 def test_an_analysis_that_cannot_run_is_reported_not_hidden(tmp_path: Path) -> None:

@@ -81,7 +81,7 @@ def test_package_plugins_run_next_to_builtins_and_are_analysed(
     best = optcmp("analyze", "best", str(out), "--json")
     assert best.returncode == 0, best.stderr
     assert {"sgd", "adam", "lion", "adagrad"} <= set(best.stdout.split('"'))
-    inclusion = optcmp("analyze", "inclusion", str(out), "--n-perm", "50")
+    inclusion = optcmp("analyze", "inclusion", str(out), "--n-test-boot", "50")
     assert inclusion.returncode == 0, inclusion.stderr  # sgd ⊆ adam is a pair
 
     from optcmp_data import archive_plugins, open_archive

@@ -260,7 +260,7 @@ def test_study_file_example_runs_and_analyses(tmp_path: Path) -> None:
     assert record["source"].startswith("torch.optim:Adagrad (torch ")
     assert next(h["name"] for h in record["family"]["hparams"]) == "learning_rate"
     assert isinstance(RULES["adagrad"], TorchOptimizerRule)
-    for args in (["analyze", "best"], ["analyze", "inclusion", "--n-perm", "50"]):
+    for args in (["analyze", "best"], ["analyze", "inclusion", "--n-test-boot", "50"]):
         result = runner.invoke(app, [*args, str(out)])
         assert result.exit_code == 0, (args, result.output)
     assert "adagrad" in runner.invoke(app, ["analyze", "best", str(out)]).output
