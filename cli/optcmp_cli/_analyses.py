@@ -232,9 +232,9 @@ def _inclusion_figure(result: Any, ds: xr.Dataset) -> Figure:
 
 
 def _targets_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import _styles_of, targets_figure
+    from optcmp_cli._plots import _styles_of, step_label, targets_figure
 
-    return targets_figure(result, styles=_styles_of(ds))
+    return targets_figure(result, styles=_styles_of(ds), step_unit=step_label(ds))
 
 
 def _boundary_figure(result: Any, ds: xr.Dataset) -> Figure:

@@ -722,7 +722,10 @@ def full_budget_steps(study: TargetStudy) -> list[int]:
 
 
 def targets_figure(
-    study: TargetStudy, *, styles: dict[str, OptimizerStyle] | None = None
+    study: TargetStudy,
+    *,
+    styles: dict[str, OptimizerStyle] | None = None,
+    step_unit: str = "step",
 ) -> Figure:
     """Steps to reach each target validation value at the full step budget, per optimizer
     (one panel per workload); targets never reached are marked x on the budget line."""
@@ -773,7 +776,8 @@ def targets_figure(
                 ax.invert_xaxis()  # easiest target on the left, hardest on the right
             metric = study.metric_names[w]
             ax.set_xlabel(f"target {metric} ({study.splits[w]}); harder to the right")
-            ax.set_ylabel("steps to reach the target")
+            # What a step counts (`step_label`): epochs for DeepOBS archives.
+            ax.set_ylabel(f"{step_unit}s to reach the target")
             ax.set_title(f"{w}")
         handles: list[Any] = [
             Line2D([], [], color=styles[o].colour, marker=styles[o].marker, markersize=4)

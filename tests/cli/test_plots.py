@@ -259,6 +259,9 @@ def test_targets_figure(archive: xr.Dataset) -> None:
     assert len(axes) == 2
     assert axes[0].get_ylabel() == "steps to reach the target"
     assert "error_rate" in axes[0].get_xlabel()
+    # DeepOBS archives count epochs: the axis says so.
+    epochs = targets_figure(target_study(archive, n_perm=50, rng=rng()), step_unit="epoch")
+    assert epochs.axes[0].get_ylabel() == "epochs to reach the target"
 
 
 def test_targets_figure_log_y_when_steps_span_decades() -> None:
