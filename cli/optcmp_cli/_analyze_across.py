@@ -82,7 +82,7 @@ def aggregate(
         int, typer.Option("--n-boot", min=1, help="Stratified bootstrap replicates.")
     ] = 2000,
     confidence: Annotated[
-        float, typer.Option("--confidence", help="Level of the percentile intervals.")
+        float, typer.Option("--confidence", help="Level of the (expanded) percentile intervals.")
     ] = 0.95,
     seed: SeedOpt = 0,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
@@ -133,7 +133,7 @@ def aggregate(
         f"Normalised scores across {len(result.workloads)} workload"
         f"{'' if len(result.workloads) == 1 else 's'} ({_rule(rule, ds)}, unit "
         f"{result.unit}{k}; {term(result.scale_phrase)}"
-        + (f"; {level} stratified-bootstrap intervals)" if shown else "; no intervals)")
+        + (f"; {level} expanded stratified-bootstrap intervals)" if shown else "; no intervals)")
     )
     by_o: dict[str, dict[str, dict[str, object]]] = {}
     for r in records:

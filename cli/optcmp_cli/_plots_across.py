@@ -105,7 +105,7 @@ def aggregate_figure(result: AggregateScores) -> Figure:
         improvement_axes(axes[2], result)
         level = f"{100 * result.confidence:g}%"
         intervals = (
-            f"{level} stratified-bootstrap intervals ({result.n_boot} replicates)"
+            f"{level} stratified-bootstrap intervals, expanded ({result.n_boot} replicates)"
             if result.interval_note is None
             else "no intervals (see the text)"
         )

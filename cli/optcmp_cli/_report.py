@@ -468,8 +468,10 @@ def _aggregate_section(b: _Builder, result: AggregateScores, group: str | None) 
     ]
     if result.interval_note is None:
         b.lines += [
-            f"Intervals: {level} percentile intervals of a stratified bootstrap over "
-            f"workloads ({result.n_boot} replicates).",
+            f"Intervals: {level} expanded percentile intervals of a stratified bootstrap "
+            f"over workloads ({result.n_boot} replicates; widened for the few independent "
+            "studies behind a best-of-k result, as the coverage simulation in "
+            "docs/method.md requires).",
             "",
         ]
     else:
