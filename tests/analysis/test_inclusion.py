@@ -361,3 +361,31 @@ def test_rmsprop_needs_rho_one_within_the_tolerance() -> None:
 
     assert reason(0.9999) == ""  # 1 - rho searched down to 1e-4: within 1e-3 of rho = 1
     assert reason(0.99) == ("rho in [0, 0.99] in rmsprop's space; momentum needs rho = 1")
+
+
+def test_margins_per_workload_follow_the_rule_or_what_is_given() -> None:
+    """The default margin is half the IQR of the best quarter of a workload's usable test
+    values (better first, whatever the direction); a number or a table replaces it."""
+    from optcmp_analysis import MARGIN_RULE, trial_scores
+    from optcmp_analysis._margins import resolve_margins
+    from optcmp_analysis._selection import orientation
+
+    for direction in ("min", "max"):
+        ds = synthetic_archive(workloads=2, n_trials=12, direction=direction, seed=5)
+        d = trial_scores(ds).data
+        sign = orientation(d["direction"])
+        margins, rules = resolve_margins(d["test_value"], d["usable"], None, sign=sign)
+        for w in ("w0", "w1"):
+            v = (d["test_value"] * sign).where(d["usable"]).sel(workload=w).values.ravel()
+            v = np.sort(v[np.isfinite(v)])
+            best = v[: len(v) // 4]
+            q1, q3 = np.percentile(best, [25, 75])
+            assert margins[w] == pytest.approx(0.5 * (q3 - q1))
+            assert rules[w] == MARGIN_RULE
+        given, rules = resolve_margins(d["test_value"], d["usable"], {"w1": 0.5, "*": 0.25})
+        assert given == {"w0": 0.25, "w1": 0.5}
+        assert set(rules.values()) == {"given"}
+        with pytest.raises(AnalysisError, match="'w7'"):
+            resolve_margins(d["test_value"], d["usable"], {"w7": 0.1})
+        with pytest.raises(AnalysisError, match="non-negative"):
+            resolve_margins(d["test_value"], d["usable"], -0.1)

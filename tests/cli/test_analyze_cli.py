@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from optcmp_analysis import BUDGET_RULE, MARGIN_RULE
 from optcmp_cli.app import app
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
@@ -297,3 +298,52 @@ def test_long_labels_end_in_an_ellipsis_at_80_columns(tmp_path: Path) -> None:
         assert "…" in result.output, result.output  # a label was shortened, not broken
         words = {w for line in lines for w in line.split()}
         assert {"workload", "optimizer"} <= words, result.output  # headers whole
+
+
+def test_margins_from_the_command_line_and_a_toml_file(archive_path: Path, tmp_path: Path) -> None:
+    """--margin sets every workload's margin, --margins FILE some of them (the rest keep
+    --margin or the default rule); every record names its margin and where it came from;
+    a malformed file or an unknown workload is one line and exit 2."""
+    base = ["analyze", "inclusion", str(archive_path), "--n-test-boot", "99", "--json"]
+    default = _json(base)["inclusion"]
+    assert {r["margin_rule"] for r in default} == {MARGIN_RULE}
+    assert {r["budget_rule"] for r in default} == {BUDGET_RULE}
+    one = _json([*base, "--margin", "0.02"])["inclusion"]
+    assert {(r["margin"], r["margin_rule"]) for r in one} == {(0.02, "given")}
+    table = tmp_path / "margins.toml"
+    table.write_text("[margins]\nw0 = 0.005\n", encoding="utf-8")
+    mixed = _json([*base, "--margins", str(table), "--margin", "0.03"])["inclusion"]
+    assert {r["margin"] for r in mixed if r["workload"] == "w0"} == {0.005}
+    assert {r["margin"] for r in mixed if r["workload"] == "w1"} == {0.03}
+    only_file = _json([*base, "--margins", str(table)])["inclusion"]
+    w1 = {(r["margin"], r["margin_rule"]) for r in only_file if r["workload"] == "w1"}
+    assert w1 == {(next(r["margin"] for r in default if r["workload"] == "w1"), MARGIN_RULE)}
+    bad = tmp_path / "bad.toml"
+    bad.write_text("w0 = 'wide'\n", encoding="utf-8")
+    assert "bad.toml" in _error([*base[:-1], "--margins", str(bad)])
+    unknown = tmp_path / "unknown.toml"
+    unknown.write_text("w9 = 0.01\n", encoding="utf-8")
+    assert "'w9'" in _error([*base[:-1], "--margins", str(unknown)])
+    assert "non-negative" in _error([*base[:-1], "--margin", "-1"])
+
+
+def test_report_and_plot_take_the_test_options(archive_path: Path, tmp_path: Path) -> None:
+    """The options of `analyze inclusion` reach the report and the inclusion figure, and
+    the report states them."""
+    args = ["--budget", "3", "--n-test-boot", "99", "--alpha", "0.1", "--margin", "0.02"]
+    out = tmp_path / "report"
+    result = runner.invoke(
+        app, ["report", str(archive_path), "--out", str(out), "--n-boot", "50", *args]
+    )
+    assert result.exit_code == 0, result.output
+    results = json.loads((out / "results.json").read_text())
+    assert results["report"]["inference"]["budget"] == 3
+    assert results["report"]["inference"]["alpha"] == 0.1
+    assert {(r["k"], r["margin"]) for r in results["inclusion"]} == {(3, 0.02)}
+    assert all(r["ci_level"] == pytest.approx(0.8) for r in results["inclusion"])
+    md = (out / "report.md").read_text()
+    assert "budget k = 3; alpha 0.1; 99 bootstrap-t resamples; margin 0.02" in md
+    figure = tmp_path / "inclusion.png"
+    plot = runner.invoke(app, ["plot", "inclusion", str(archive_path), "--out", str(figure), *args])
+    assert plot.exit_code == 0, plot.output
+    assert figure.stat().st_size > 0
