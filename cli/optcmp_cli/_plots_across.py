@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from optcmp_analysis import AGGREGATE_STATISTICS, AggregateScores, PerformanceProfiles
 from optcmp_cli._escape import figure as figure_text
@@ -59,6 +60,7 @@ def aggregate_axes(ax: Axes, result: AggregateScores, statistic: str = "iqm") ->
             )
         ax.plot([v], [yi], marker="|", color="black", markersize=12)
     ax.set_yticks(y, [figure_text(o) for o in names])
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5))  # long tick labels must not overlap
     ax.set_xlabel(f"{_LABELS[statistic]} of normalised score")
     ax.set_title(_LABELS[statistic])
     ax.grid(axis="y", visible=False)
