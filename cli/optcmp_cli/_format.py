@@ -7,9 +7,11 @@ functions, so a missing value reads "-" everywhere and a precision is chosen per
 from __future__ import annotations
 
 import math
+import re
+from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["num", "num_column", "num_distinct", "pct", "rule_text", "signed"]
+__all__ = ["num", "num_column", "num_distinct", "pct", "rule_text", "same_digits", "signed"]
 
 
 def num(value: Any, digits: int = 4, *, inf: str = "-", neg_inf: str = "-") -> str:
@@ -109,3 +111,35 @@ def num_column(values: Any, digits: int = 4, *, inf: str = "-") -> list[str]:
                 else f"{x:.{digits}g}"
             )
     return out
+
+
+_PLAIN_NUMBER = re.compile(r"-?(\d+\.\d*|\d*\.\d+)")
+_WHOLE = re.compile(r"-?\d+")
+
+
+def _significant(text: str) -> int:
+    digits = text.lstrip("-").replace(".", "").lstrip("0")
+    return len(digits) or 1
+
+
+def same_digits(cells: Sequence[str]) -> list[str]:
+    """Already formatted cells of one table column with one number of significant
+    digits: where the plain decimal numbers among them differ in digits only because
+    trailing zeros were dropped ("0.42" above "0.3805"), each gets the column's most, with
+    its trailing zeros ("0.4200"). Whole numbers, words, scientific notation and composite
+    cells are left as they are; a column holding any scientific notation is left alone."""
+    decimals = [c for c in cells if _PLAIN_NUMBER.fullmatch(c)]
+    if not decimals or any("e" in c.lower() for c in cells if _is_number(c)):
+        return list(cells)
+    # Whole numbers in a column of decimals (a profile area of 1) are decimals too.
+    plain = {c for c in cells if _PLAIN_NUMBER.fullmatch(c) or _WHOLE.fullmatch(c)}
+    most = max(_significant(c) for c in decimals)
+    return [f"{float(c):#.{most}g}".rstrip(".") if c in plain else c for c in cells]
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True

@@ -66,7 +66,7 @@ from optcmp_cli._common import (
     seeded_rng,
 )
 from optcmp_cli._escape import md, visible
-from optcmp_cli._format import num, num_distinct
+from optcmp_cli._format import num, num_distinct, same_digits
 from optcmp_cli._html import to_html
 from optcmp_cli._options import (
     DEFAULT_ALPHA,
@@ -164,9 +164,14 @@ def _interval(lo: Any, hi: Any, digits: int = 3) -> str:
 
 
 def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
+    cells = [[_cell(c) for c in row] for row in rows]
+    # One number format per column: "0.42" above "0.3805" becomes "0.4200".
+    if cells and all(len(row) == len(headers) for row in cells):
+        columns = [same_digits(list(col)) for col in zip(*cells, strict=True)]
+        cells = [list(row) for row in zip(*columns, strict=True)]
     out = ["| " + " | ".join(_cell(h) for h in headers) + " |"]
     out.append("|" + "|".join("---" for _ in headers) + "|")
-    out.extend("| " + " | ".join(_cell(c) for c in row) + " |" for row in rows)
+    out.extend("| " + " | ".join(row) + " |" for row in cells)
     return [*out, ""]
 
 

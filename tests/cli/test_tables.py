@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from optcmp_cli._format import num_column, num_distinct, rule_text
+from optcmp_cli._format import num_column, num_distinct, rule_text, same_digits
 from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, shorten
 
 names = st.text(alphabet="abcdefghij_0123456789", min_size=1, max_size=30)
@@ -103,3 +103,12 @@ def test_rule_text_names_the_split_used() -> None:
         "final-valid, selected on the test split for a"
     )
     assert rule_text("final-train-loss", {"a": "test"}) == "final-train-loss"
+
+
+def test_same_digits_pads_a_column_to_one_number_of_digits() -> None:
+    assert same_digits(["0.42", "0.3805", "-", "never"]) == ["0.4200", "0.3805", "-", "never"]
+    assert same_digits(["1", "0.833", "0"]) == ["1.00", "0.833", "0.00"]
+    # Left alone: ids and counts, scientific notation, composite cells.
+    assert same_digits(["2", "17"]) == ["2", "17"]
+    assert same_digits(["0.669", "2.73e-05"]) == ["0.669", "2.73e-05"]
+    assert same_digits(["0.1 [0.05, 0.2]", "24/24"]) == ["0.1 [0.05, 0.2]", "24/24"]
