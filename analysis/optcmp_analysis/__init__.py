@@ -45,7 +45,6 @@ from optcmp_analysis._peer import (
 )
 from optcmp_analysis._plan import (
     DEFAULT_PLAN_BUDGET,
-    DEFAULT_PLAN_MARGIN,
     DEFAULT_POWER,
     Goal,
     TrialPlan,
@@ -84,7 +83,6 @@ __all__ = [
     "BUDGET_RULE",
     "DEFAULT_N_BOOT",
     "DEFAULT_PLAN_BUDGET",
-    "DEFAULT_PLAN_MARGIN",
     "DEFAULT_POWER",
     "DEFAULT_TEST_N_BOOT",
     "MARGIN_RULE",

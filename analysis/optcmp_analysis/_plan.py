@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 import math
 import zlib
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -35,15 +35,12 @@ import xarray as xr
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import dodge_weights, pair_tests
 from optcmp_analysis._inclusion import archive_pairs
+from optcmp_analysis._margins import resolve_margins
 from optcmp_analysis._records import json_value, root_seed
 from optcmp_analysis._selection import SelectionRule, orientation, trial_scores
 from optcmp_data import Taxonomy
 
-# The planner's margin when none is given (the analyses default to a per-workload rule).
-DEFAULT_PLAN_MARGIN = 0.01
-
 __all__ = [
-    "DEFAULT_PLAN_MARGIN",
     "DEFAULT_POWER",
     "Goal",
     "TrialPlan",
@@ -153,7 +150,7 @@ class TrialPlan:
     effect: float | None
     pilot_effect: bool
     n_sim: int
-    n_perm: int
+    n_boot: int
     rule: SelectionRule
     protocols: tuple[str, str] | None
     caveats: tuple[str, ...]
@@ -167,7 +164,7 @@ class TrialPlan:
             "effect": "margin" if self.effect is None else self.effect,
             "pilot_effect": int(self.pilot_effect),
             "n_sim": self.n_sim,
-            "n_perm": self.n_perm,
+            "n_boot": self.n_boot,
             "rule": str(self.rule),
             "caveats": "\n".join(self.caveats),
         }
@@ -175,7 +172,7 @@ class TrialPlan:
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records "plan" (one per comparison and goal: kind, workload, a, b, metric,
-        goal, k, margin, effect, pilot_a, pilot_b, pilot_difference, true_difference,
+        goal, k, margin, margin_rule, effect, pilot_a, pilot_b, pilot_difference, true_difference,
         level, power (the goal), needed (None: more than the largest trial count
         considered), power_at_needed, approx) and "curve" (one per row and trial count:
         trials, approx_power, test_power)."""
@@ -200,6 +197,7 @@ class TrialPlan:
                     "metric": str(row["metric"].values),
                     "k": self.budget,
                     "margin": float(row["margin"].values),
+                    "margin_rule": str(row["margin_rule"].values),
                     "effect": float(row["effect"].values),
                     "pilot_a": int(row["pilot_a"].values),
                     "pilot_b": int(row["pilot_b"].values),
@@ -363,7 +361,7 @@ def _approx_power(goal: Goal, diff: float, margin: float, sd: float, level: floa
 
 
 def _test_power(
-    row: _Row, n: int, n_sim: int, level: float, n_perm: int, rng: np.random.Generator
+    row: _Row, n: int, n_sim: int, level: float, n_boot: int, rng: np.random.Generator
 ) -> float:
     """The share of `n_sim` drawn studies of n trials per optimizer in which the test of
     the analyses reaches the row's goal at `level`."""
@@ -387,7 +385,7 @@ def _test_power(
         present,
         worst,
         budget=row.k,
-        n_boot=n_perm,
+        n_boot=n_boot,
         alpha=level,
         # The protocol effect is two-sided: the lower tail at 0 is the other side.
         margin=0.0 if protocol else row.margin,
@@ -415,7 +413,7 @@ def _search(
     power: float,
     level: float,
     n_sim: int,
-    n_perm: int,
+    n_boot: int,
     stream: Callable[[int], np.random.Generator],
 ) -> int:
     """The smallest trial count of `grid` whose tested power reaches `power` (-1: none).
@@ -430,7 +428,7 @@ def _search(
     i = int(reach[0]) if reach.size else len(grid) - 1
 
     def measured(j: int) -> float:
-        tested[j] = _test_power(row, grid[j], n_sim, level, n_perm, stream(grid[j]))
+        tested[j] = _test_power(row, grid[j], n_sim, level, n_boot, stream(grid[j]))
         return float(tested[j])
 
     if measured(i) >= power:
@@ -469,12 +467,12 @@ def plan_trials(
     effect: float | None = None,
     pilot_effect: bool = False,
     alpha: float = 0.05,
-    margin: float = DEFAULT_PLAN_MARGIN,
+    margin: float | Mapping[str, float] | None = None,
     rule: SelectionRule | str = SelectionRule.FINAL_VALID,
     taxonomy: Taxonomy | None = None,
     trials: Sequence[int] | None = None,
     n_sim: int = DEFAULT_N_SIM,
-    n_perm: int | None = None,
+    n_boot: int | None = None,
     n_sd: int = 400,
     kinds: Sequence[str] = ("inclusion", "protocol"),
     test_all: bool = False,
@@ -487,14 +485,15 @@ def plan_trials(
     stored spaces contain, per workload; with `compare` (a second archive, the protocol
     `protocols[1]`), every optimizer of the same name in both, per workload. Goals: with
     `pilot_effect`, the pilot's own difference (inclusion: "decided", violated or
-    consistent; protocol: "clear"); otherwise an effect of size `effect` (default the
-    margin): inclusion "violated" at true Δ = +effect and "consistent" at Δ = margin -
+    consistent; protocol: "clear"); otherwise an effect of size `effect` (default each
+    workload's margin: `margin` as `inclusion_consistency` takes it, None the per-workload
+    default rule): inclusion "violated" at true Δ = +effect and "consistent" at Δ = margin -
     effect; protocol "clear" at |difference| = effect. Each test runs at level alpha / m,
     m the number of comparisons of its kind (Bonferroni: at most the power under Holm's
     correction over the same family). `trials`: the grid of trial counts (default
     `default_trial_grid`); `n_sim` drawn studies per tested point, `n_sd` per grid point for
-    the standard deviation; `n_perm` permutations per test (default enough to resolve the
-    level: max(200, 5 m / alpha)). `test_all`: run the test at every trial count of the
+    the standard deviation; `n_boot` bootstrap-t resamples per test (default enough to resolve
+    the level: max(200, 5 m / alpha)). `test_all`: run the test at every trial count of the
     grid, not only around the goal. `only`: plan just these comparisons, each (kind,
     workload, a, b) as in the records (the others still count towards m).
     """
@@ -506,8 +505,6 @@ def plan_trials(
         raise AnalysisError(f"budget {budget} must be at least 1")
     if effect is not None and not (np.isfinite(effect) and effect > 0):
         raise AnalysisError(f"effect {effect} must be a positive number")
-    if not margin >= 0:
-        raise AnalysisError(f"margin {margin} must be a non-negative number")
     if n_sim < 10 or n_sd < 10:
         raise AnalysisError(f"n_sim {n_sim} and n_sd {n_sd} must be at least 10")
     rule = SelectionRule(rule)
@@ -516,6 +513,11 @@ def plan_trials(
         raise AnalysisError(
             f"trials: every trial count must exceed the budget {budget} (got {list(grid)})"
         )
+    scores = trial_scores(archive, rule=rule).data
+    # The margins the analyses use: given, or the per-workload default rule.
+    margins, margin_rules = resolve_margins(
+        scores["test_value"], scores["usable"], margin, sign=orientation(scores["direction"])
+    )
     cells: list[_Cell] = []
     caveats: list[str] = []
     if "inclusion" in kinds:
@@ -530,9 +532,9 @@ def plan_trials(
             + ("" if compare is not None else " and no second protocol (--compare)")
         )
     family = {kind: sum(c.kind == kind for c in cells) for kind in ("inclusion", "protocol")}
-    if n_perm is None:
+    if n_boot is None:
         smallest = alpha / max(family.values())
-        n_perm = max(200, math.ceil(5 / smallest))
+        n_boot = max(200, math.ceil(5 / smallest))
     small = [c for c in cells if min(len(c.score_a), len(c.score_b)) < budget]
     if small:
         caveats.append(
@@ -553,8 +555,9 @@ def plan_trials(
         else:
             goals = [Goal.VIOLATED, Goal.CONSISTENT]
         for goal in goals:
-            size = None if pilot_effect else (margin if effect is None else effect)
-            rows.append(_Row(cell, goal, budget, margin, size))
+            m = margins[cell.workload]
+            size = None if pilot_effect else (m if effect is None else effect)
+            rows.append(_Row(cell, goal, budget, m, size))
 
     n_rows, n_grid = len(rows), len(grid)
     approx = np.full((n_rows, n_grid), np.nan)
@@ -577,7 +580,7 @@ def plan_trials(
         if test_all:
             for gi, n in enumerate(grid):
                 tested[ri, gi] = _test_power(
-                    row, n, n_sim, float(levels[ri]), n_perm, _stream(root, *labels, "test", n)
+                    row, n, n_sim, float(levels[ri]), n_boot, _stream(root, *labels, "test", n)
                 )
             reached = np.flatnonzero(tested[ri] >= power)
             needed[ri] = int(grid[reached[0]]) if reached.size else -1
@@ -590,7 +593,7 @@ def plan_trials(
             power=power,
             level=float(levels[ri]),
             n_sim=n_sim,
-            n_perm=n_perm,
+            n_boot=n_boot,
             stream=lambda n, labels=labels: _stream(root, *labels, "test", n),  # type: ignore[misc]
         )
     data = xr.Dataset(
@@ -606,6 +609,10 @@ def plan_trials(
             "metric": ("row", np.array([r.cell.metric for r in rows], dtype=str)),
             "goal": ("row", np.array([str(r.goal) for r in rows], dtype=str)),
             "margin": ("row", np.array([r.margin for r in rows])),
+            "margin_rule": (
+                "row",
+                np.array([margin_rules[r.cell.workload] for r in rows], dtype=str),
+            ),
             "effect": ("row", np.array([r.effect for r in rows])),
             "pilot_a": ("row", np.array([len(r.cell.score_a) for r in rows], dtype=np.int64)),
             "pilot_b": ("row", np.array([len(r.cell.score_b) for r in rows], dtype=np.int64)),
@@ -623,7 +630,7 @@ def plan_trials(
         effect=effect,
         pilot_effect=pilot_effect,
         n_sim=n_sim,
-        n_perm=n_perm,
+        n_boot=n_boot,
         rule=rule,
         protocols=protocols if compare is not None else None,
         caveats=tuple(dict.fromkeys(caveats)),

@@ -15,7 +15,6 @@ from rich.table import Table
 
 from optcmp_analysis import (
     DEFAULT_PLAN_BUDGET,
-    DEFAULT_PLAN_MARGIN,
     DEFAULT_POWER,
     SelectionRule,
     TrialPlan,
@@ -31,7 +30,16 @@ from optcmp_cli._common import (
 )
 from optcmp_cli._escape import term
 from optcmp_cli._format import num
-from optcmp_cli._options import ArchiveArg, JsonOpt, MarginOpt, RuleOpt, SeedOpt, WorkloadOpt
+from optcmp_cli._options import (
+    ArchiveArg,
+    JsonOpt,
+    MarginOpt,
+    MarginsOpt,
+    RuleOpt,
+    SeedOpt,
+    WorkloadOpt,
+    margin_option,
+)
 from optcmp_data import ConfigError, Taxonomy, open_archive
 
 __all__ = ["needed_text", "plan", "plan_figure"]
@@ -151,7 +159,8 @@ def plan(
             "would decide each comparison if the optimizers are as the pilot shows them).",
         ),
     ] = False,
-    margin: MarginOpt = DEFAULT_PLAN_MARGIN,
+    margin: MarginOpt = None,
+    margins: MarginsOpt = None,
     alpha: Annotated[float, typer.Option("--alpha", help="Family-wise error rate.")] = 0.05,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     workload: WorkloadOpt = None,
@@ -183,7 +192,7 @@ def plan(
 
     JSON records ("record" key): "plan" — kind (inclusion, protocol), workload, a, b
     (special and general, or the optimizer), metric, goal (violated, consistent, decided,
-    clear), k, margin, effect, pilot_a, pilot_b (pilot trials), pilot_difference,
+    clear), k, margin, margin_rule, effect, pilot_a, pilot_b (pilot trials), pilot_difference,
     true_difference (E_k(b) - E_k(a) planned for; positive: b worse), level (per test),
     power, needed (null: more than the largest count considered), power_at_needed, n_sim;
     "curve" — kind, workload, a, b, goal, trials, approx_power, test_power.
@@ -224,7 +233,7 @@ def plan(
             effect=effect,
             pilot_effect=pilot_effect,
             alpha=alpha,
-            margin=DEFAULT_PLAN_MARGIN if margin is None else margin,
+            margin=margin_option(margin, margins),
             rule=rule,
             taxonomy=tax,
             trials=trials or None,
@@ -243,7 +252,9 @@ def plan(
     effect_text = (
         "the pilot's own differences"
         if pilot_effect
-        else f"effect {num(effect if effect is not None else margin, 3)}"
+        else f"effect {num(effect, 3)}"
+        if effect is not None
+        else "effect = each workload's margin"
     )
     table = Table(
         title=f"Trials per optimizer for power {result.power:g} at k = {result.budget} "
@@ -276,10 +287,18 @@ def plan(
     console.print(
         f"Δ = E_k(b) - E_k(a) in the metric's units, positive when b (the general optimizer, "
         f"or the --compare protocol) is worse; {result.n_sim} drawn studies per tested count, "
-        f"{result.n_perm} resamples per test at level alpha / (comparisons of its kind): "
+        f"{result.n_boot} bootstrap-t resamples per test at level alpha / (comparisons of "
+        f"its kind): "
         f"{levels}. `trials`: the fewest trials per optimizer whose tested power reaches "
         f"{result.power:g} (> {grid[-1]}: none up to {grid[-1]}); `power`: measured there.",
         highlight=False,
+    )
+    seen: dict[str, str] = {}
+    for r in records:
+        if r["record"] == "plan" and r["workload"] not in seen:
+            seen[r["workload"]] = f"{num(r['margin'], 3)} ({r['margin_rule']})"
+    console.print(
+        "margins: " + "; ".join(f"{term(w)} {m}" for w, m in seen.items()), highlight=False
     )
     for caveat in result.caveats:
         console.print(f"[yellow]caveat:[/yellow] {term(caveat)}", highlight=False)

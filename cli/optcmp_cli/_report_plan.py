@@ -62,7 +62,12 @@ def undecided_plans(
     wanted, budget = _undecided(inclusion, protocol, rule)
     if not wanted or budget is None:
         return [], None, None
-    margins = [float(r["margin"]) for r in inclusion if isinstance(r.get("margin"), float)]
+    # The margins the report's own tests used, per workload.
+    margins = {
+        str(r["workload"]): float(r["margin"])
+        for r in inclusion
+        if isinstance(r.get("margin"), float) and "protocol" not in r
+    }
     if budget < 2:
         return [], budget, f"the budget k = {budget} is too small to plan for"
     try:
@@ -72,7 +77,7 @@ def undecided_plans(
             budget=budget,
             power=DEFAULT_POWER,
             pilot_effect=True,
-            **({"margin": margins[0]} if margins else {}),
+            margin=margins or None,
             rule=rule,
             taxonomy=taxonomy,
             n_sim=REPORT_N_SIM,
