@@ -818,6 +818,10 @@ def _from_scaled(t: float, low: float, high: float, scale: str) -> float:
     return low + t * (high - low)
 
 
+#: Panels a row of the boundary figure holds at most (one per hyperparameter).
+_BOUNDARY_PANELS = 12
+
+
 def boundary_figure(
     check: BoundaryCheck, *, styles: dict[str, OptimizerStyle] | None = None
 ) -> Figure:
@@ -827,10 +831,21 @@ def boundary_figure(
     d = check.data
     styles = styles or _styles_of(d)
     rows: list[tuple[str, str, list[str]]] = []
+    names = [str(h) for h in d["hparam"].values]
+    left_out = 0
     for w in (str(x) for x in d["workload"].values):
         for o in (str(x) for x in d["optimizer"].values):
-            searched = d["searched"].sel(workload=w, optimizer=o)
-            hs = [str(h) for h, s in zip(d["hparam"].values, searched.values, strict=True) if s]
+            cell = d.sel(workload=w, optimizer=o)
+            searched = cell["searched"].values.astype(bool)
+            hs = [h for h, s in zip(names, searched, strict=True) if s]
+            if len(hs) > _BOUNDARY_PANELS:
+                # A very wide archive: the hyperparameters at an edge first, then the rest,
+                # up to a row that can still be drawn and read.
+                at_edge = cell["edge"].values.astype(str) != "none"
+                flagged = [h for h, s, e in zip(names, searched, at_edge, strict=True) if s and e]
+                rest = [h for h in hs if h not in set(flagged)]
+                left_out = max(left_out, len(hs) - _BOUNDARY_PANELS)
+                hs = (flagged + rest)[:_BOUNDARY_PANELS]
             if hs:
                 rows.append((w, o, hs))
     if not rows:
@@ -946,10 +961,16 @@ def boundary_figure(
             f"within {check.fraction:.0%} of an edge",
         ]
         fig.legend(handles, labels, loc="lower center", ncols=3, frameon=False)
+        shown = (
+            f"; {_BOUNDARY_PANELS} hyperparameters a row (those at an edge first), "
+            f"up to {left_out} more not drawn"
+            if left_out
+            else ""
+        )
         _title(
             fig,
             "Boundary check: final metric against each searched hyperparameter",
-            "x in the search scale (log, or log of 1 - x); Choi et al. 2019, Appendix E",
+            "x in the search scale (log, or log of 1 - x); Choi et al. 2019, Appendix E" + shown,
             y=1 - 0.12 / height,
         )
     return fig

@@ -547,3 +547,14 @@ def test_written_files_follow_the_umask(writer: str, umask: int, tmp_path: Path)
     assert written
     for path in written:
         assert path.stat().st_mode & 0o777 == 0o666 & ~umask, path
+
+
+def test_the_boundary_figure_of_a_very_wide_archive_stays_small() -> None:
+    from optcmp_analysis import boundary_check
+    from optcmp_cli._plots import _BOUNDARY_PANELS, boundary_figure
+
+    check = boundary_check(wide_archive(2000))
+    fig = boundary_figure(check)
+    shown = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(shown) == 2 * _BOUNDARY_PANELS  # two optimizers, one row each
+    assert any("more not drawn" in t.get_text() for t in fig.texts)
