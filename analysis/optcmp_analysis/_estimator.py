@@ -106,7 +106,7 @@ def verdict_text(verdict: str, margin: float, reason: str = "", k: int = 0, n: i
     "not included: <reason>"."""
     at = f" at k = {k} of {n} trials" if k > 0 else ""
     if verdict == Verdict.CONSISTENT:
-        return f"consistent within margin {margin:g}{at}"
+        return f"consistent within margin {margin:.3g}{at}"
     if verdict == Verdict.NOT_INCLUDED:
         return f"not included: {reason}" if reason else "not included"
     if verdict == Verdict.NOT_TESTED:
