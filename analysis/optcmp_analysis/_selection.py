@@ -396,11 +396,19 @@ def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
             )
             notes.append(f"{which}: selection uses the test split (no validation split), {biased}")
     if archive.attrs.get("selection_repeats"):
-        notes.append(
-            f"selection uses only repeats {archive.attrs['selection_repeats']} (archive "
-            "attribute selection_repeats); reported values come from the same repeats, "
-            "and the selected trial's spread over all its repeats is reported apart"
+        consequence = (
+            "reported values come from the same repeats, and the selected trial's spread "
+            "over all its repeats is reported apart"
         )
+        said = [i for i, n in enumerate(notes) if n.startswith("selection uses only seed")]
+        if said:
+            # The importer already named the repeats and why: one caveat, not two.
+            notes[said[0]] = f"{notes[said[0]]}; {consequence}"
+        else:
+            notes.append(
+                f"selection uses only repeats {archive.attrs['selection_repeats']} (archive "
+                f"attribute selection_repeats); {consequence}"
+            )
     return tuple(dict.fromkeys(notes))
 
 
