@@ -83,6 +83,7 @@ class _Cell:
     score_b: FloatArray
     value_b: FloatArray
     worst: float
+    protocol: str = ""  # kind "pair": the protocol (archive) whose optimizers are compared
 
 
 def replacement_weights(n: int, k: int) -> FloatArray:
@@ -185,6 +186,7 @@ class TrialPlan:
             tested = row["test_power"].values
             common = {
                 "kind": str(row["kind"].values),
+                "protocol": str(row["protocol"].values),
                 "workload": str(row["workload"].values),
                 "a": str(row["a"].values),
                 "b": str(row["b"].values),
@@ -271,6 +273,37 @@ def _inclusion_cells(
                 )
             )
     return cells, list(caveats)
+
+
+def _pair_cells(archive: xr.Dataset, rule: SelectionRule, protocol: str) -> list[_Cell]:
+    """Every unordered pair of optimizers (names sorted) on every workload of one archive."""
+    scores = trial_scores(archive, rule=rule).data
+    orient = orientation(scores["direction"])
+    names = sorted(str(o) for o in scores["optimizer"].values)
+    cells = []
+    for w in (str(x) for x in scores["workload"].values):
+        trials = {o: _cells_of(scores, w, o) for o in names}
+        usable = [o for o in names if np.isfinite(trials[o][0]).any()]
+        for i, a in enumerate(usable):
+            for b in usable[i + 1 :]:
+                (sa, va), (sb, vb) = trials[a], trials[b]
+                cells.append(
+                    _Cell(
+                        kind="pair",
+                        workload=w,
+                        a=a,
+                        b=b,
+                        metric=str(scores["metric_name"].sel(workload=w).item()),
+                        sign=float(orient.sel(workload=w)),
+                        score_a=sa,
+                        value_a=va,
+                        score_b=sb,
+                        value_b=vb,
+                        worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
+                        protocol=protocol,
+                    )
+                )
+    return cells
 
 
 def _protocol_cells(first: xr.Dataset, second: xr.Dataset, rule: SelectionRule) -> list[_Cell]:
@@ -474,7 +507,7 @@ def plan_trials(
     n_sim: int = DEFAULT_N_SIM,
     n_boot: int | None = None,
     n_sd: int = 400,
-    kinds: Sequence[str] = ("inclusion", "protocol"),
+    kinds: Sequence[str] = ("inclusion", "protocol", "pair"),
     test_all: bool = False,
     only: Collection[tuple[str, str, str, str]] | None = None,
     rng: np.random.Generator,
@@ -483,13 +516,16 @@ def plan_trials(
 
     Comparisons: every inclusion pair of `taxonomy` (default the archive's own) that the
     stored spaces contain, per workload; with `compare` (a second archive, the protocol
-    `protocols[1]`), every optimizer of the same name in both, per workload. Goals: with
-    `pilot_effect`, the pilot's own difference (inclusion: "decided", violated or
-    consistent; protocol: "clear"); otherwise an effect of size `effect` (default each
-    workload's margin: `margin` as `inclusion_consistency` takes it, None the per-workload
-    default rule): inclusion "violated" at true Δ = +effect and "consistent" at Δ = margin -
-    effect; protocol "clear" at |difference| = effect. Each test runs at level alpha / m,
-    m the number of comparisons of its kind (Bonferroni: at most the power under Holm's
+    `protocols[1]`), every optimizer of the same name in both, per workload; every pair of
+    optimizers per workload of each archive (kind "pair": is one clearly better at budget
+    k, two-sided, as the protocol section's pairs; `kinds` chooses among the three). Goals:
+    with `pilot_effect`, the pilot's own difference (inclusion: "decided", violated or
+    consistent; protocol effects and pairs: "clear"); otherwise an effect of size `effect`
+    (default each workload's margin: `margin` as `inclusion_consistency` takes it, None
+    the per-workload default rule): inclusion "violated" at true Δ = +effect and
+    "consistent" at Δ = margin - effect; protocol "clear" at |difference| = effect. Each test runs at level alpha / m,
+    m the number of comparisons of its family (inclusion tests; protocol effects; the pairs
+    of each protocol) (Bonferroni: at most the power under Holm's
     correction over the same family). `trials`: the grid of trial counts (default
     `default_trial_grid`); `n_sim` drawn studies per tested point, `n_sd` per grid point for
     the standard deviation; `n_boot` bootstrap-t resamples per test (default enough to resolve
@@ -526,12 +562,20 @@ def plan_trials(
         caveats += notes
     if "protocol" in kinds and compare is not None:
         cells += _protocol_cells(archive, compare, rule)
+    if "pair" in kinds:
+        cells += _pair_cells(archive, rule, protocols[0] if compare is not None else "")
+        if compare is not None:
+            cells += _pair_cells(compare, rule, protocols[1])
     if not cells:
         raise AnalysisError(
-            "nothing to plan: no inclusion pair contained in the stored spaces"
-            + ("" if compare is not None else " and no second protocol (--compare)")
+            "nothing to plan: no inclusion pair contained in the stored spaces, no second "
+            "protocol (--compare) and no two optimizers with usable trials on one workload"
         )
-    family = {kind: sum(c.kind == kind for c in cells) for kind in ("inclusion", "protocol")}
+    # The families of the analyses: inclusion tests, protocol effects, and the optimizer
+    # pairs of each protocol (Holm runs within each).
+    family: dict[tuple[str, str], int] = {}
+    for c in cells:
+        family[(c.kind, c.protocol)] = family.get((c.kind, c.protocol), 0) + 1
     if n_boot is None:
         smallest = alpha / max(family.values())
         n_boot = max(200, math.ceil(5 / smallest))
@@ -548,7 +592,7 @@ def plan_trials(
         wanted = set(only)
         cells = [c for c in cells if (c.kind, c.workload, c.a, c.b) in wanted]
     for cell in cells:
-        if cell.kind == "protocol":
+        if cell.kind in ("protocol", "pair"):
             goals = [Goal.CLEAR]
         elif pilot_effect:
             goals = [Goal.DECIDED]
@@ -564,9 +608,16 @@ def plan_trials(
     sd = np.full((n_rows, n_grid), np.nan)
     tested = np.full((n_rows, n_grid), np.nan)
     needed = np.full(n_rows, -1, dtype=np.int64)
-    levels = np.array([alpha / family[r.cell.kind] for r in rows])
+    levels = np.array([alpha / family[(r.cell.kind, r.cell.protocol)] for r in rows])
     for ri, row in enumerate(rows):
-        labels = (row.cell.kind, row.cell.workload, row.cell.a, row.cell.b, row.goal)
+        labels = (
+            row.cell.kind,
+            row.cell.protocol,
+            row.cell.workload,
+            row.cell.a,
+            row.cell.b,
+            row.goal,
+        )
         for gi, n in enumerate(grid):
             g = _stream(root, *labels, "sd", n)
             sa, va, sb, vb = row.draw(n, n_sd, g)
@@ -603,6 +654,7 @@ def plan_trials(
             "sd": (("row", "trials"), sd),
             "needed": ("row", needed),
             "kind": ("row", np.array([r.cell.kind for r in rows], dtype=str)),
+            "protocol": ("row", np.array([r.cell.protocol for r in rows], dtype=str)),
             "workload": ("row", np.array([r.cell.workload for r in rows], dtype=str)),
             "a": ("row", np.array([r.cell.a for r in rows], dtype=str)),
             "b": ("row", np.array([r.cell.b for r in rows], dtype=str)),

@@ -44,6 +44,8 @@ from optcmp_data import ConfigError, Taxonomy, open_archive
 
 __all__ = ["needed_text", "plan", "plan_figure"]
 
+_KINDS = ("inclusion", "protocol", "pair")
+
 _GOAL_TEXT = {
     "violated": "violated",
     "consistent": "consistent",
@@ -61,6 +63,9 @@ def needed_text(record: dict[str, Any], max_trials: int) -> str:
 def _comparison(record: dict[str, Any]) -> str:
     if record["kind"] == "protocol":
         return f"{record['a']} (protocol effect)"
+    if record["kind"] == "pair":
+        under = f" under {record['protocol']}" if record.get("protocol") else ""
+        return f"{record['a']} vs {record['b']}{under}"
     return f"{record['a']} ⊆ {record['b']}"
 
 
@@ -74,21 +79,28 @@ def plan_figure(result: TrialPlan) -> Any:
 
     d = result.data
     grid = [int(n) for n in d["trials"].values]
-    kinds = [k for k in ("inclusion", "protocol") if (d["kind"].values == k).any()]
+    kinds = [k for k in ("inclusion", "protocol", "pair") if (d["kind"].values == k).any()]
     several = len(set(d["workload"].values.tolist())) > 1
     with _style():
         fig = Figure(figsize=(6.4 * len(kinds), 6.4), layout="constrained")
         axes = fig.subplots(1, len(kinds), squeeze=False)[0]
         for ax, kind in zip(axes, kinds, strict=True):
             rows = [r for r in range(d.sizes["row"]) if str(d["kind"].values[r]) == kind]
-            colours: dict[tuple[str, str, str], str] = {}
+            colours: dict[tuple[str, str, str, str], str] = {}
             for r in rows:
                 row = d.isel(row=r)
-                key = (str(row["workload"].item()), str(row["a"].item()), str(row["b"].item()))
+                key = (
+                    str(row["workload"].item()),
+                    str(row["a"].item()),
+                    str(row["b"].item()),
+                    str(row["protocol"].item()),
+                )
                 colour = colours.setdefault(key, f"C{len(colours) % 10}")
-                label = (
-                    f"{key[1]} ⊆ {key[2]}" if kind == "inclusion" else key[1]
-                ) + f": {row['goal'].item()}"
+                label = {
+                    "inclusion": f"{key[1]} ⊆ {key[2]}",
+                    "protocol": key[1],
+                    "pair": f"{key[1]} vs {key[2]} {row['protocol'].item()}".rstrip(),
+                }[kind] + f": {row['goal'].item()}"
                 if several:
                     label += f" ({key[0]})"
                 style = "--" if str(row["goal"].item()) == "consistent" else "-"
@@ -107,7 +119,12 @@ def plan_figure(result: TrialPlan) -> Any:
             ax.set_xlabel(f"trials per optimizer (verdicts at budget k = {result.budget})")
             ax.set_ylabel("power")
             ax.set_title(
-                "inclusion tests" if kind == "inclusion" else "protocol effects", fontsize=10
+                {
+                    "inclusion": "inclusion tests",
+                    "protocol": "protocol effects",
+                    "pair": "optimizer pairs",
+                }[kind],
+                fontsize=10,
             )
             ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
         fig.suptitle(
@@ -176,6 +193,15 @@ def plan(
             "4k, ... up to 512).",
         ),
     ] = None,
+    kind: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--kind",
+            help="Plan only these comparisons (repeat): inclusion (inclusion pairs), protocol "
+            "(protocol effects, with --compare), pair (every two optimizers of a workload); "
+            "default all.",
+        ),
+    ] = None,
     n_sim: Annotated[
         int, typer.Option("--n-sim", min=10, help="Drawn studies per tested trial count.")
     ] = 100,
@@ -186,16 +212,18 @@ def plan(
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
-    """Plan a study: for each inclusion pair and protocol effect of a pilot archive, the
-    trials per optimizer needed for --power against --effect at budget --budget, found by
-    drawing studies from the pilot's trials and running the inclusion test on them.
+    """Plan a study: for each inclusion pair, protocol effect and pair of optimizers of a
+    pilot archive, the trials per optimizer needed for --power against --effect at budget
+    --budget, found by drawing studies from the pilot's trials and running the test of
+    `analyze inclusion` / `analyze protocol` on them.
 
-    JSON records ("record" key): "plan" — kind (inclusion, protocol), workload, a, b
-    (special and general, or the optimizer), metric, goal (violated, consistent, decided,
+    JSON records ("record" key): "plan" — kind (inclusion, protocol, pair), protocol (of a
+    pair, with --compare), workload, a, b (special and general, the optimizer, or the two
+    optimizers of a pair), metric, goal (violated, consistent, decided,
     clear), k, margin, margin_rule, effect, pilot_a, pilot_b (pilot trials), pilot_difference,
     true_difference (E_k(b) - E_k(a) planned for; positive: b worse), level (per test),
     power, needed (null: more than the largest count considered), power_at_needed, n_sim;
-    "curve" — kind, workload, a, b, goal, trials, approx_power, test_power.
+    "curve" — kind, protocol, workload, a, b, goal, trials, approx_power, test_power.
 
     Example: optcmp plan demo/study-choi2019 --compare demo/study-lr-only --figure plan.png
     """
@@ -208,6 +236,10 @@ def plan(
         check_out_file(figure_out, "--figure")
     if protocols is not None and len(protocols) != 2:
         raise ConfigError("--protocol: give it twice (labels of ARCHIVE and of --compare)")
+    kinds = tuple(kind or _KINDS)
+    for k in kinds:
+        if k not in _KINDS:
+            raise ConfigError(f"--kind {k}: choose from {', '.join(_KINDS)}")
     rng = seeded_rng(seed)
     first = open_archive(archive)
     with about_archive(archive):
@@ -238,6 +270,7 @@ def plan(
             taxonomy=tax,
             trials=trials or None,
             n_sim=n_sim,
+            kinds=kinds,
             rng=rng,
         )
     records = result.to_json()
@@ -280,7 +313,7 @@ def plan(
         f"{kind} {num(float(result.data['level'].values[i]), 2)}"
         for kind, i in (
             (k, int(np.flatnonzero(result.data["kind"].values == k)[0]))
-            for k in ("inclusion", "protocol")
+            for k in ("inclusion", "protocol", "pair")
             if (result.data["kind"].values == k).any()
         )
     )
@@ -293,12 +326,17 @@ def plan(
         f"{result.power:g} (> {grid[-1]}: none up to {grid[-1]}); `power`: measured there.",
         highlight=False,
     )
-    seen: dict[str, str] = {}
+    by_rule: dict[str, dict[str, str]] = {}
     for r in records:
-        if r["record"] == "plan" and r["workload"] not in seen:
-            seen[r["workload"]] = f"{num(r['margin'], 3)} ({r['margin_rule']})"
+        if r["record"] == "plan":
+            by_rule.setdefault(r["margin_rule"], {})[r["workload"]] = num(r["margin"], 3)
     console.print(
-        "margins: " + "; ".join(f"{term(w)} {m}" for w, m in seen.items()), highlight=False
+        "margins: "
+        + "; ".join(
+            f"{term(rule)}: " + ", ".join(f"{term(w)} {m}" for w, m in ws.items())
+            for rule, ws in by_rule.items()
+        ),
+        highlight=False,
     )
     for caveat in result.caveats:
         console.print(f"[yellow]caveat:[/yellow] {term(caveat)}", highlight=False)
