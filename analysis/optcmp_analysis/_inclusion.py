@@ -1,8 +1,9 @@
 """Inclusion consistency: with enough tuning a more general optimizer should not do worse
 than one it includes. For every inclusion pair, workload and selection rule: the unbiased
-expected best-of-k test result of each optimizer at a stated budget k, their difference, a
-permutation test and interval, Holm's correction over one family per call, and a verdict
-(docs/method.md, "Inclusion consistency"; the machinery is in _estimator).
+expected best-of-k test result of each optimizer at a stated budget k (default N/4), their
+difference, a studentized bootstrap test and interval, Holm's correction (one family per
+call for each verdict), per-workload margins, and a verdict (docs/method.md, "Inclusion
+consistency"; the machinery is in _estimator, the margins in _margins).
 
 Dependency rule: numpy, xarray, attrs, optcmp_data and this package.
 """

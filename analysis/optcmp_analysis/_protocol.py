@@ -282,7 +282,7 @@ class ProtocolComparison:
 
 def _clear(lo: float, hi: float, value: float, step: float, p: float, alpha: float) -> bool:
     """A difference larger than the metric's step, its interval excluding 0, and its
-    (adjusted) permutation p-value below alpha."""
+    (adjusted) bootstrap-t p-value below alpha."""
     return bool((lo > 0 or hi < 0) and abs(value) > step and p < alpha)
 
 
