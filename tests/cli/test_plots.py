@@ -260,7 +260,7 @@ def test_targets_figure(archive: xr.Dataset) -> None:
     assert axes[0].get_ylabel() == "steps to reach the target"
     assert "error_rate" in axes[0].get_xlabel()
     # DeepOBS archives count epochs: the axis says so.
-    epochs = targets_figure(target_study(archive, n_perm=50, rng=rng()), step_unit="epoch")
+    epochs = targets_figure(target_study(archive, n_boot=50, rng=rng()), step_unit="epoch")
     assert epochs.axes[0].get_ylabel() == "epochs to reach the target"
 
 
