@@ -518,20 +518,23 @@ def plan_trials(
     stored spaces contain, per workload; with `compare` (a second archive, the protocol
     `protocols[1]`), every optimizer of the same name in both, per workload; every pair of
     optimizers per workload of each archive (kind "pair": is one clearly better at budget
-    k, two-sided, as the protocol section's pairs; `kinds` chooses among the three). Goals:
-    with `pilot_effect`, the pilot's own difference (inclusion: "decided", violated or
-    consistent; protocol effects and pairs: "clear"); otherwise an effect of size `effect`
-    (default each workload's margin: `margin` as `inclusion_consistency` takes it, None
-    the per-workload default rule): inclusion "violated" at true Δ = +effect and
-    "consistent" at Δ = margin - effect; protocol "clear" at |difference| = effect. Each test runs at level alpha / m,
-    m the number of comparisons of its family (inclusion tests; protocol effects; the pairs
-    of each protocol) (Bonferroni: at most the power under Holm's
-    correction over the same family). `trials`: the grid of trial counts (default
-    `default_trial_grid`); `n_sim` drawn studies per tested point, `n_sd` per grid point for
-    the standard deviation; `n_boot` bootstrap-t resamples per test (default enough to resolve
-    the level: max(200, 5 m / alpha)). `test_all`: run the test at every trial count of the
-    grid, not only around the goal. `only`: plan just these comparisons, each (kind,
-    workload, a, b) as in the records (the others still count towards m).
+    k, two-sided, as the protocol section's pairs; `kinds` chooses among the three).
+
+    Goals: with `pilot_effect`, the pilot's own difference (inclusion: "decided", violated
+    or consistent; protocol effects and pairs: "clear"); otherwise an effect of size
+    `effect` (default each workload's margin: `margin` as `inclusion_consistency` takes
+    it, None the per-workload default rule): inclusion "violated" at true Δ = +effect and
+    "consistent" at Δ = margin - effect; protocol effects and pairs "clear" at |Δ| =
+    effect. Each test runs at level alpha / m, m the number of comparisons of its family
+    (inclusion tests; protocol effects; the pairs of each protocol): Bonferroni, at most
+    the power under Holm's correction over the same family.
+
+    `trials`: the grid of trial counts (default `default_trial_grid`); `n_sim` drawn
+    studies per tested point, `n_sd` per grid point for the standard deviation; `n_boot`
+    bootstrap-t resamples per test (default enough to resolve the level: max(200,
+    5 m / alpha)). `test_all`: run the test at every trial count of the grid, not only
+    around the goal. `only`: plan just these comparisons, each (kind, workload, a, b) as in
+    the records (the others still count towards m).
     """
     if not 0 < power < 1:
         raise AnalysisError(f"power {power} must lie strictly between 0 and 1")
