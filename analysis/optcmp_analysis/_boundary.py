@@ -176,7 +176,24 @@ class BoundaryCheck:
         (0 = low edge, 1 = high edge, in the search scale), metric, split, value (its
         selection value), warning."""
         d = self.data
-        searched = d["searched"].transpose("workload", "optimizer", "hparam").values
+        woh = ("workload", "optimizer", "hparam")
+        searched = d["searched"].transpose(*woh).values
+        # Plain values taken once per variable: a label lookup per (workload, optimizer,
+        # hparam) costs minutes on an archive with 100,000 hyperparameters.
+        v = {
+            name: d[name].transpose(*woh).values.tolist()
+            for name in (
+                "scale",
+                "space_low",
+                "space_high",
+                "n_top",
+                "n_near_low",
+                "n_near_high",
+                "edge",
+                "best_value",
+                "best_position",
+            )
+        }
         out: list[dict[str, Any]] = []
         for wi, w in enumerate(d["workload"].values):
             metric, split = self._metric(str(w))
@@ -192,31 +209,42 @@ class BoundaryCheck:
                 for hi, h in enumerate(d["hparam"].values):
                     if not bool(searched[wi, oi, hi]):
                         continue
-                    cell = d.sel(workload=w, optimizer=o, hparam=h)
+
+                    at = {name: values[wi][oi][hi] for name, values in v.items()}
+                    edge = str(at["edge"])
+                    warning = (
+                        _warning(
+                            str(w),
+                            str(o),
+                            str(h),
+                            d.sel(workload=w, optimizer=o, hparam=h),
+                            top=self.top,
+                            fraction=self.fraction,
+                        )
+                        if edge != Edge.NONE
+                        else ""
+                    )
                     out.append(
                         {
                             "record": "edge",
                             "workload": str(w),
                             "optimizer": str(o),
                             "hparam": str(h),
-                            "scale": str(cell["scale"].item()),
-                            "low": float(cell["space_low"]),
-                            "high": float(cell["space_high"]),
+                            "scale": str(at["scale"]),
+                            "low": float(at["space_low"]),
+                            "high": float(at["space_high"]),
                             "top": self.top,
-                            "n_top": int(cell["n_top"]),
-                            "n_near_low": int(cell["n_near_low"]),
-                            "n_near_high": int(cell["n_near_high"]),
-                            "edge": str(cell["edge"].item()),
+                            "n_top": int(at["n_top"]),
+                            "n_near_low": int(at["n_near_low"]),
+                            "n_near_high": int(at["n_near_high"]),
+                            "edge": edge,
                             "trial": best_trial,
-                            "best_value": float(cell["best_value"]),
-                            "best_position": float(cell["best_position"]),
+                            "best_value": float(at["best_value"]),
+                            "best_position": float(at["best_position"]),
                             "metric": metric,
                             "split": split,
                             "value": best_sel,
-                            "warning": _warning(
-                                str(w), str(o), str(h), cell, top=self.top, fraction=self.fraction
-                            )
-                            or None,
+                            "warning": warning or None,
                         }
                     )
         return [json_value(r) for r in out]
