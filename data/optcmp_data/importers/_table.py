@@ -812,16 +812,15 @@ def _import_columns(
 
     bad: dict[int, tuple[int, str]] = {}
 
-    def mark(
-        rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64],
-        problem: Any,
-        cell: npt.NDArray[np.int64] = cell,
-    ) -> None:
+    # The row -> cell index, held here so that `mark` does not keep it alive after use.
+    held = {"cell": cell}
+
+    def mark(rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64], problem: Any) -> None:
         """Cells of `rows` (mask or indices) are bad; `problem(row)` says why."""
         idx = np.flatnonzero(rows) if rows.dtype == bool else rows
         if not len(idx):
             return
-        cells, first = np.unique(cell[idx], return_index=True)
+        cells, first = np.unique(held["cell"][idx], return_index=True)
         for c, i in zip(cells.tolist(), first.tolist(), strict=True):
             row = int(idx[i])
             if c not in bad or bad[c][0] > row:
@@ -901,8 +900,7 @@ def _import_columns(
     else:
         eval_ix = np.empty(n, dtype=np.int64)
         eval_ix[order] = rank
-        del rank, sorted_cell
-    del order
+    del rank, sorted_cell, order
 
     # Per-run status and seed, checked to be one value per run.
     valid_status = {s.value for s in Status} - {Status.MISSING.value}
@@ -998,9 +996,13 @@ def _import_columns(
     # Fill the curves: one flat index per row, then each column scattered in chunks.
     row_ok = good_cells[cell] & ~no_step
     n_eval = int(eval_ix[row_ok].max()) + 1 if row_ok.any() else 0
-    flat = cell * n_eval + eval_ix
+    held.clear()
+    flat = cell  # the cell index becomes the flat curve index, in place
+    del cell
+    flat *= n_eval
+    flat += eval_ix
     flat[~row_ok] = -1
-    del cell, eval_ix, row_ok, no_step, rows_per_cell
+    del eval_ix, row_ok, no_step, rows_per_cell
     release_memory()
     size = n_cells * n_eval
     step_arr = np.full(size, -1, dtype=np.int64)
