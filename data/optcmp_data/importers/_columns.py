@@ -407,8 +407,10 @@ def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan, capacity:
                     path,
                     pos + row,
                     c,
-                    f"holds {values[row]}; hyperparameters must be finite numbers (an empty "
-                    "cell is a hyperparameter the run does not have)",
+                    f"holds {values[row]}"
+                    + (" (or a number beyond the float range)" if np.isinf(values[row]) else "")
+                    + "; hyperparameters must be finite numbers (an empty cell is a "
+                    "hyperparameter the run does not have)",
                 )
             if c in plan.flag:
                 nonfinite[pos:end] |= odd
