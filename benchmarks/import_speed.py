@@ -18,7 +18,7 @@ unit test; run it directly: `python benchmarks/import_speed.py [ARCHIVES_DIR]`, 
     rows) written as CSV (and Parquet with pyarrow), then `import_table` against pandas
     (and pyarrow) reading the same file (rows per second), writing the archive, and
     `optcmp analyze budget` on it. Import and analysis each run in a child process whose
-    peak RSS (VmHWM, its own) is compared with the archive's in-memory size (target ~2x).
+    peak RSS (VmHWM, its own) is compared with the archive's in-memory size (target <= 2x).
 
 Floors and imports alternate in rounds; each figure is the median of its rounds. Writing
 the archive (atomic netCDF4) is printed separately. The last line is
