@@ -7,8 +7,9 @@ under a final name; readers ignore temp files.
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,25 @@ __all__ = [
 SHARD_SUFFIX = ".nc"
 
 
+# netCDF's default chunk cache is 64 MB per variable and stays full until the file is
+# closed: writing or reading an archive of eight 90 MB curve variables held about one more
+# archive's size in caches. Archives are written and read whole, each chunk once, so a
+# small cache costs no time (benchmarks/import_speed.py --table: the table import's peak).
+_CHUNK_CACHE_BYTES = 4 * 2**20
+
+
+@contextlib.contextmanager
+def _small_chunk_cache() -> Iterator[None]:
+    import netCDF4
+
+    size, nelems, preemption = netCDF4.get_chunk_cache()
+    netCDF4.set_chunk_cache(min(size, _CHUNK_CACHE_BYTES), nelems, preemption)
+    try:
+        yield
+    finally:
+        netCDF4.set_chunk_cache(size, nelems, preemption)
+
+
 def _encoding(ds: xr.Dataset) -> dict[str, dict[str, Any]]:
     enc: dict[str, dict[str, Any]] = {}
     for name, var in ds.variables.items():
@@ -72,11 +92,12 @@ def write_archive(
         raise ArchiveIOError(
             f"{os.fsdecode(path)!r}: the path is not valid UTF-8, which netCDF cannot write to"
         ) from None
-    return atomic_write(
-        path,
-        lambda tmp: ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds)),
-        before_rename=before_rename,
-    )
+
+    def write(tmp: Path) -> None:
+        with _small_chunk_cache():
+            ds.to_netcdf(tmp, engine="netcdf4", format="NETCDF4", encoding=_encoding(ds))
+
+    return atomic_write(path, write, before_rename=before_rename)
 
 
 def write_shard(
@@ -108,9 +129,12 @@ def list_shards(study_dir: str | os.PathLike[str]) -> list[Path]:
 def _read_file(path: Path) -> xr.Dataset:
     check_regular_file(path, "archive file")
     try:
-        with xr.open_dataset(
-            path, engine="netcdf4", decode_times=False, decode_timedelta=False
-        ) as handle:
+        with (
+            _small_chunk_cache(),
+            xr.open_dataset(
+                path, engine="netcdf4", decode_times=False, decode_timedelta=False
+            ) as handle,
+        ):
             ds = handle.load()
     except (OSError, ValueError, RuntimeError, KeyError, TypeError) as err:
         detail = str(err).splitlines()[0] if str(err) else type(err).__name__
