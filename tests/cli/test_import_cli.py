@@ -212,3 +212,48 @@ def test_import_subcommands_are_the_registry() -> None:
     assert code == 0
     for name in IMPORTERS:
         assert name in stdout
+
+
+def test_import_table_infer_prints_a_draft_then_imports_with_it(tmp_path: Path) -> None:
+    import numpy as np
+
+    from tests.data.test_import_table import optimizer_sweep_table
+
+    table = tmp_path / "results.csv"
+    optimizer_sweep_table(np.random.default_rng(2)).to_csv(table, index=False)
+    code, stdout, stderr = _run("import", "table", str(table), "--infer")
+    assert code == 0, stderr
+    assert 'trial = "setting"' in stdout
+    assert not (tmp_path / "results.nc").exists()
+    draft = tmp_path / "draft.toml"
+    draft.write_text(stdout, encoding="utf-8")
+    out = tmp_path / "sweep.nc"
+    code, stdout, stderr = _run(
+        "import", "table", str(table), "--mapping", str(draft), "--out", str(out)
+    )
+    assert code == 0, stderr
+    assert "caveat: seed: the repeated rows" in stdout
+    for command in ("best", "rank"):
+        code, _, stderr = _run("analyze", command, str(out))
+        assert code == 0, stderr
+    code, stdout, _ = _run("import", "table", str(table), "--infer", "--json")
+    assert code == 0
+    assert json.loads(stdout)["mapping"].startswith("# Draft mapping")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--infer", "--out", "x.nc"), "imports nothing"),
+        ((), "missing option --out"),
+    ],
+)
+def test_import_table_infer_and_out_options(
+    tmp_path: Path, args: tuple[str, ...], message: str
+) -> None:
+    table = tmp_path / "t.csv"
+    table.write_text("optimizer,lr,acc\nsgd,0.1,0.5\n", encoding="utf-8")
+    code, _, stderr = _run("import", "table", str(table), *args)
+    assert code == 2
+    assert message in stderr
+    assert len(stderr.strip().splitlines()) == 1

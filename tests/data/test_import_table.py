@@ -18,12 +18,14 @@ from optcmp_data import ConfigError, DataFormatError, Status
 from optcmp_data.importers import (
     IMPORT_ATTRS,
     archive_to_frame,
+    escape_text,
     export_table,
     import_algoperf,
     import_deepobs,
     import_table,
     infer_mapping,
     sidecar_path,
+    unescape_text,
 )
 from optcmp_data.testing import synthetic_archive
 from tests.data.archive_trees import SHARED_ARCHIVES
@@ -641,3 +643,11 @@ def test_export_neutralises_text_cells_and_import_undoes_it(tmp_path: Path, fmt:
         assert "\r" not in raw.replace("\r\n", "\n")
         assert ",-0." in raw  # a negative hyperparameter is written as a number
     assert_same_archive(ds, import_table(table).dataset)
+
+
+@given(text=st.text(max_size=30))
+def test_escaped_text_cells_are_inert_and_undone_exactly(text: str) -> None:
+    cell = escape_text(text)
+    assert unescape_text(cell) == text
+    assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
+    assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in cell)

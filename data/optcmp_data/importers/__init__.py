@@ -18,9 +18,11 @@ from optcmp_data.importers._table import (
     TABLE_FORMATS,
     TableMapping,
     archive_to_frame,
+    escape_text,
     export_table,
     import_table,
     sidecar_path,
+    unescape_text,
 )
 
 __all__ = [
@@ -35,6 +37,7 @@ __all__ = [
     "Ruleset",
     "TableMapping",
     "archive_to_frame",
+    "escape_text",
     "export_table",
     "import_algoperf",
     "import_deepobs",
@@ -43,4 +46,5 @@ __all__ = [
     "import_table",
     "infer_mapping",
     "sidecar_path",
+    "unescape_text",
 ]
