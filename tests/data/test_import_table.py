@@ -651,3 +651,9 @@ def test_escaped_text_cells_are_inert_and_undone_exactly(text: str) -> None:
     assert unescape_text(cell) == text
     assert not cell.startswith(("=", "+", "-", "@", "\t", "\r"))
     assert not any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in cell)
+
+
+def test_large_seeds_are_kept_exactly(tmp_path: Path) -> None:
+    ds = synthetic_archive(optimizers=("sgd",), n_trials=2, n_evals=2)
+    ds["trial_seed"] = ds["trial_seed"] * 0 + (2**62 + 1)
+    assert_same_archive(ds, _round_trip(ds, tmp_path / "t.csv"))

@@ -952,7 +952,10 @@ def _import_columns(
             target[index[start : start + len(values)]] = values
         for start, values in chunks(name):
             got = target[index[start : start + len(values)]]
-            differ = ~((got == values) | (np.isnan(got) & np.isnan(values)))
+            same = got == values
+            if got.dtype.kind == "f":
+                same |= np.isnan(got) & np.isnan(values)
+            differ = ~same
             if differ.any():
                 rows = start + np.flatnonzero(differ)
                 mark(rows, lambda r, name=name: _differs(name, r))
@@ -963,10 +966,8 @@ def _import_columns(
 
     cell_seed = np.full(n_cells, -1, dtype=np.int64)
     if cols.spilled(col["trial_seed"]):
-        seed_f = cell_seed.astype(np.float64)
-        per_run(col["trial_seed"], seed_f, cell)
-        cell_seed = np.where(present, seed_f, -1).astype(np.int64)
-        del seed_f
+        per_run(col["trial_seed"], cell_seed, cell)
+        cell_seed[~present] = -1
     hp_names = sorted(hp_cols)
     hparams = np.full((nw * no * nt, len(hp_names)), np.nan)
     wot = cell // n_rep
