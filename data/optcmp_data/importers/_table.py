@@ -11,9 +11,17 @@ with an empty step. The sidecar (`FILE.meta.json`) holds what a row cannot: per-
 facts, optimizer families, search spaces, the taxonomy, the repeat axes, other non-dim
 coordinates and the archive's attributes.
 
-Other tables (experiment-tracker exports) are read through a mapping (TOML) naming the
-columns and giving the facts a table lacks; a fact neither the sidecar nor the mapping
-gives (the metric's direction, the search space) is asked for in one error line.
+Other tables (experiment-tracker exports, results files of a sweep) are read through a
+mapping (TOML) naming the columns and giving the facts a table lacks; trials may be a
+column's ids, each row (`trial = "row"`) or each distinct hyperparameter setting
+(`trial = "setting"`, repeated rows as seeds through `[repeats]`). A fact neither the
+sidecar nor the mapping gives (the metric's direction, the search space) is asked for in
+one error line naming every way to give it; `_infer.py` drafts a mapping.
+
+Import fills the archive's arrays straight from the columns (`_columns.py` reads them in
+chunks, keeping the row keys in memory and spilling the values to a temporary file), so
+the table's values and the archive are never in memory together. Exports write label
+cells through `escape_text` (spreadsheet-safe; the sidecar says so and import undoes it).
 """
 
 from __future__ import annotations
