@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import csv
 import ctypes
+import gc
 import sys
 import tempfile
 import unicodedata
@@ -305,6 +306,13 @@ def _parquet_chunks(
 def read_columns(path: Path, plan: ColumnPlan) -> TableColumns:
     """The table's columns by `plan` (columns the table lacks are skipped; the caller asks
     for them). DataFormatError naming the file, row and column for a refused cell."""
+    cols = _read_columns(path, plan)
+    # Only once the reader, its file and its chunks are gone can their memory go back.
+    release_memory()
+    return cols
+
+
+def _read_columns(path: Path, plan: ColumnPlan) -> TableColumns:
     if path.suffix.lower() in (".parquet", ".pq"):
         import pyarrow.parquet as pq
 
@@ -443,7 +451,6 @@ def _fill(cols: TableColumns, chunks: Iterator[Any], plan: ColumnPlan, capacity:
     cols.int_null = {c: _trim(a, pos) for c, a in int_null.items()}
     cols.floats = {c: _trim(a, pos) for c, a in floats.items()}
     cols.nonfinite = _trim(nonfinite, pos)
-    release_memory()
 
 
 def _trim(arr: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
@@ -454,7 +461,10 @@ def _trim(arr: npt.NDArray[Any], n: int) -> npt.NDArray[Any]:
 def release_memory() -> None:
     """Hand freed memory back to the system: pyarrow's pool keeps its freed buffers, and
     glibc's heap the chunks of the parser (both would count in the import's peak while the
-    archive's arrays are allocated). Best effort: nothing happens where neither applies."""
+    archive's arrays are allocated). Best effort: nothing happens where neither applies.
+    A garbage collection first: the chunks pandas and pyarrow made hold reference cycles,
+    and until they are collected their buffers stay allocated."""
+    gc.collect()
     pa = sys.modules.get("pyarrow")
     if pa is not None:
         pa.default_memory_pool().release_unused()
