@@ -171,7 +171,8 @@ def table(
     src: Annotated[
         Path,
         typer.Argument(
-            help="Table (.csv, or .parquet with the parquet extra), one row per evaluation."
+            help="Table (.csv, or .parquet with the parquet extra): one row per evaluation "
+            "or per run."
         ),
     ],
     out: Annotated[
