@@ -296,3 +296,19 @@ def test_table_values_that_cannot_be_stored_are_refused(tmp_path: Path, case: st
     assert "Traceback" not in result.output
     assert not out.exists()
     assert path.read_bytes() == before
+
+
+def test_table_import_without_room_for_its_temporary_copy_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    table, _ = _exported_table(tmp_path)
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "absent"))
+    out = tmp_path / "out.nc"
+    result = runner.invoke(app, ["import", "table", str(table), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1
+    assert "TMPDIR" in lines[0]
+    assert not out.exists()

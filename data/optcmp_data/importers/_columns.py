@@ -106,8 +106,14 @@ class _Spill:
         if path is None:
             path = self.files[name] = self.folder / f"c{len(self.files)}.bin"
             self.dtypes[name] = values.dtype
-        with path.open("ab") as handle:
-            handle.write(np.ascontiguousarray(values).tobytes())
+        try:
+            with path.open("ab") as handle:
+                handle.write(np.ascontiguousarray(values).tobytes())
+        except OSError as err:
+            raise DataFormatError(
+                f"{self.folder}: the import's temporary copy of the values could not be "
+                f"written ({err.strerror or err}); free space there or set TMPDIR"
+            ) from None
 
     def chunks(self, name: str, n_rows: int) -> Iterator[tuple[int, npt.NDArray[Any]]]:
         """(first row, values) per chunk of CHUNK_ROWS rows."""
@@ -130,7 +136,12 @@ class TableColumns:
         self.int_null: dict[str, npt.NDArray[np.bool_]] = {}
         self.floats: dict[str, npt.NDArray[np.float64]] = {}
         self.nonfinite: npt.NDArray[np.bool_] = np.zeros(0, dtype=bool)
-        self._tmp = tempfile.TemporaryDirectory(prefix="optcmp-table-")
+        try:
+            self._tmp = tempfile.TemporaryDirectory(prefix="optcmp-table-")
+        except OSError as err:
+            raise DataFormatError(
+                f"{path}: no temporary folder for the import ({err.strerror or err}); set TMPDIR"
+            ) from None
         self.spill = _Spill(Path(self._tmp.name))
 
     def close(self) -> None:
@@ -333,7 +344,7 @@ def _read_columns(path: Path, plan: ColumnPlan) -> TableColumns:
         check_unique(path, header)
         capacity = _csv_nul(path, header)
         chunks = _csv_chunks(path, plan, header)
-        errors = (ValueError, pd.errors.ParserError, UnicodeDecodeError)
+        errors = (ValueError, pd.errors.ParserError, UnicodeDecodeError, OSError)
         what = "CSV table"
         closing = None
     cols = TableColumns(path, header)
