@@ -48,6 +48,7 @@ from optcmp_analysis import (
     TargetStudy,
     algoperf_score,
     boundary_check,
+    default_budget,
     protocol_sensitivity,
     restrict,
     select_best,
@@ -1036,6 +1037,19 @@ _SECTIONS: tuple[tuple[str, Callable[[_Builder, Any, str | None], None], str, bo
 )
 
 
+def _test_budget(ds: xr.Dataset, inference: Inference | None) -> int | None:
+    """The budget k of the inclusion and protocol tests: the one asked for, else the
+    default rule on the smallest present-trial count of a (workload, optimizer) cell."""
+    if inference is not None and inference.budget is not None:
+        return inference.budget
+    present = (ds["status"] != "missing").sum("trial")
+    counts = present.values[present.values > 0]
+    if counts.size == 0:
+        return None
+    smallest = int(counts.min())
+    return default_budget(smallest, smallest)
+
+
 def _left_out(name: str, result: Any) -> str | None:
     """Why a section has nothing to show (None: it has something)."""
     if name == "profiles":
@@ -1077,6 +1091,9 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
 
     # The inclusion section also shows the verdicts under the train-loss rule.
     rules = tuple(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))
+    # Rankings are of k-trial studies at the tests' budget, so that the report asks one
+    # question (the default rule: a quarter of the smallest trial count).
+    test_budget = _test_budget(ds, b.inference)
     for name, write_section, alt, with_caveats in _SECTIONS:
         analysis = analysis_named(name)
         b.lines += [f"## {_heading(analysis.report_heading or name, group)}", ""]
@@ -1084,13 +1101,14 @@ def _group(b: _Builder, ds: xr.Dataset, group: str | None) -> None:
             rng=b.rng(),
             rule=b.rule,
             n_boot=b.n_boot,
+            budget=test_budget if name == "rank" else None,
             rules=rules,
             taxonomy=b.taxonomy,
             inference=b.inference,
         )
         result = b.attempt(f"{name}{sfx}", functools.partial(analysis.run, ds, common))
         reason = None if result is None else _left_out(name, result)
-        if reason is not None:
+        if result is not None and reason is not None:
             # A section with nothing to show says why in one line (no empty table/figure).
             b.lines += [f"Left out: {reason}.", ""]
             b.add_records(name, result.to_json(), group)
