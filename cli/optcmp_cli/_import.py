@@ -202,8 +202,8 @@ def table(
     table of runs whose columns a mapping file declares (docs/importers.md); `--infer`
     prints a draft mapping for it.
 
-    Example: optcmp import table runs.csv --infer > runs.toml; optcmp import table runs.csv
-    --mapping runs.toml --out runs.nc
+    Example: optcmp import table runs.csv --infer (save the draft as runs.toml and edit
+    it), then optcmp import table runs.csv --mapping runs.toml --out runs.nc
     """
     if infer:
         if out is not None or mapping is not None:

@@ -131,20 +131,27 @@ def test_cli_import_then_analyze_best_and_budget(tmp_path: Path) -> None:
         ]
         assert math.isclose(by_opt[opt]["selection_value"], min(t.value for t in done))
         assert by_opt[opt]["value"] == by_opt[opt]["selection_value"]  # no separate test
-    budget = runner.invoke(
-        app, ["analyze", "budget", str(out), "--json", "--n-boot", "200", "--budget", "8"]
-    )
-    assert budget.exit_code == 0, budget.stderr
-    rows = next(iter(json.loads(budget.stdout).values()))
-    for row in rows:
-        done = [
-            t.value
-            for t in study.trials
-            if t.params["optimizer"] == row["optimizer"] and t.state.name == "COMPLETE"
-        ]
-        # best of 8 draws out of a handful of trials: the median is one of the values
-        assert np.isfinite(row["median"])
-        assert min(done) <= row["median"] <= max(done)
+    for extra in ([], ["--with-replacement"]):
+        budget = runner.invoke(
+            app,
+            ["analyze", "budget", str(out), "--json", "--n-boot", "200", "--budget", "8", *extra],
+        )
+        assert budget.exit_code == 0, budget.stderr
+        rows = next(iter(json.loads(budget.stdout).values()))
+        for row in rows:
+            done = [
+                t.value
+                for t in study.trials
+                if t.params["optimizer"] == row["optimizer"] and t.state.name == "COMPLETE"
+            ]
+            stored = sum(t.params["optimizer"] == row["optimizer"] for t in study.trials)
+            if stored < 8 and not extra:
+                # Never resampled past its trials unless asked: no value at k = 8.
+                assert row["median"] is None, row
+                continue
+            # best of 8 draws out of a handful of trials: the median is one of the values
+            assert np.isfinite(row["median"])
+            assert min(done) <= row["median"] <= max(done)
     bad = runner.invoke(
         app, ["import", "optuna", "--storage", storage, "--study", "x", "--out", str(out)]
     )
