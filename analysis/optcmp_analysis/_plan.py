@@ -509,7 +509,7 @@ def plan_trials(
     n_sd: int = 400,
     kinds: Sequence[str] = ("inclusion", "protocol", "pair"),
     test_all: bool = False,
-    only: Collection[tuple[str, str, str, str]] | None = None,
+    only: Collection[tuple[str, str, str, str, str]] | None = None,
     rng: np.random.Generator,
 ) -> TrialPlan:
     """Trials per optimizer that each comparison needs for `power` at budget k = `budget`.
@@ -533,8 +533,8 @@ def plan_trials(
     studies per tested point, `n_sd` per grid point for the standard deviation; `n_boot`
     bootstrap-t resamples per test (default enough to resolve the level: max(200,
     5 m / alpha)). `test_all`: run the test at every trial count of the grid, not only
-    around the goal. `only`: plan just these comparisons, each (kind, workload, a, b) as in
-    the records (the others still count towards m).
+    around the goal. `only`: plan just these comparisons, each (kind, protocol, workload,
+    a, b) as in the records (the others still count towards m).
     """
     if not 0 < power < 1:
         raise AnalysisError(f"power {power} must lie strictly between 0 and 1")
@@ -593,7 +593,7 @@ def plan_trials(
     rows: list[_Row] = []
     if only is not None:
         wanted = set(only)
-        cells = [c for c in cells if (c.kind, c.workload, c.a, c.b) in wanted]
+        cells = [c for c in cells if (c.kind, c.protocol, c.workload, c.a, c.b) in wanted]
     for cell in cells:
         if cell.kind in ("protocol", "pair"):
             goals = [Goal.CLEAR]

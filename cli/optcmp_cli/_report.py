@@ -1291,7 +1291,7 @@ def _write_staged(
             )
     if compare is not None:
         other_name, other = compare
-        labels = (name, other_name) if name != other_name else (f"{name} (1)", f"{name} (2)")
+        labels = _labels(name, other_name)
         comparisons.append(
             (
                 f"{labels[0]} vs {labels[1]}",
@@ -1365,6 +1365,11 @@ def _write_staged(
     )
 
 
+def _labels(name: str, other_name: str) -> tuple[str, str]:
+    """The protocol labels of a report's archive and its --compare archive."""
+    return (name, other_name) if name != other_name else (f"{name} (1)", f"{name} (2)")
+
+
 def _plan_undecided(
     b: _Builder, archive: xr.Dataset, compare: tuple[str, xr.Dataset] | None
 ) -> None:
@@ -1372,11 +1377,15 @@ def _plan_undecided(
     from optcmp_analysis import default_trial_grid
     from optcmp_cli._report_plan import undecided_line, undecided_plans
 
+    # Protocol effects and pairs are planned where the comparison is of two archives
+    # (matched by name, as the planner matches them).
+    protocol = b.results.get("protocol", []) if compare is not None else []
     records, budget, reason = undecided_plans(
         archive,
         None if compare is None else compare[1],
+        protocols=_labels(b.name, compare[0]) if compare is not None else ("first", "second"),
         inclusion=b.results.get("inclusion", []),
-        protocol=b.results.get("protocol", []),
+        protocol=protocol,
         rule=b.rule,
         taxonomy=b.taxonomy,
         seed=b.seed,

@@ -26,24 +26,30 @@ def _undecided(
     inclusion: Sequence[dict[str, Any]],
     protocol: Sequence[dict[str, Any]],
     rule: SelectionRule,
-) -> tuple[list[tuple[str, str, str, str]], int | None]:
-    """(kind, workload, a, b) of the inconclusive inclusion tests of `rule` and the protocol
-    effects that are not clear, and the budget k of those tests (None: none found)."""
-    wanted: list[tuple[str, str, str, str]] = []
+) -> tuple[list[tuple[str, str, str, str, str]], int | None]:
+    """(kind, protocol, workload, a, b) of the inconclusive inclusion tests of `rule`, the
+    protocol effects that are not clear and the pairs of optimizers that are not clearly
+    ordered, and the budget k of those tests (None: none found)."""
+    wanted: list[tuple[str, str, str, str, str]] = []
     budget: int | None = None
     for r in inclusion:
         if r.get("rule", str(rule)) != str(rule) or r.get("verdict") != "inconclusive":
             continue
         if "protocol" in r:  # a grouped archive's protocols are not planned here
             continue
-        wanted.append(("inclusion", str(r["workload"]), str(r["special"]), str(r["general"])))
+        wanted.append(("inclusion", "", str(r["workload"]), str(r["special"]), str(r["general"])))
         budget = budget or int(r["k"])
     for r in protocol:
         if r.get("record") == "cell" and not r.get("clear"):
             name = str(r["optimizer"])
-            wanted.append(("protocol", str(r["workload"]), name, name))
-            if isinstance(r.get("k"), int):
-                budget = budget or int(r["k"])
+            wanted.append(("protocol", "", str(r["workload"]), name, name))
+        elif r.get("record") == "pair" and not r.get("clear"):
+            a, b = sorted((str(r["optimizer"]), str(r["other"])))
+            wanted.append(("pair", str(r["protocol"]), str(r["workload"]), a, b))
+        else:
+            continue
+        if isinstance(r.get("k"), int):
+            budget = budget or int(r["k"])
     return wanted, budget
 
 
@@ -51,6 +57,7 @@ def undecided_plans(
     archive: xr.Dataset,
     compare: xr.Dataset | None,
     *,
+    protocols: tuple[str, str] = ("first", "second"),
     inclusion: Sequence[dict[str, Any]],
     protocol: Sequence[dict[str, Any]],
     rule: SelectionRule,
@@ -74,6 +81,7 @@ def undecided_plans(
         plan = plan_trials(
             archive,
             compare=compare,
+            protocols=protocols,
             budget=budget,
             power=DEFAULT_POWER,
             pilot_effect=True,
@@ -98,13 +106,23 @@ def undecided_line(
 ) -> str:
     """The findings line: trials per optimizer that would decide each undecided comparison
     (names passed through `escape`)."""
-    parts = []
+    # Grouped by the count, fewest first: "96: a ⊆ b on w; more than 512: ...".
+    groups: dict[int, list[str]] = {}
     for r in records:
         needed = r.get("needed")
-        count = f"{needed}" if isinstance(needed, int) else f"more than {max_trials}"
         a, b, w = (escape(str(r[key])) for key in ("a", "b", "workload"))
-        what = f"{a} ⊆ {b}" if r["kind"] == "inclusion" else f"protocol effect of {a}"
-        parts.append(f"{what} on {w}: {count}")
+        what = {
+            "inclusion": f"{a} ⊆ {b}",
+            "protocol": f"protocol effect of {a}",
+            "pair": f"{a} vs {b} under {escape(str(r.get('protocol', '')))}",
+        }[str(r["kind"])]
+        groups.setdefault(needed if isinstance(needed, int) else max_trials + 1, []).append(
+            f"{what} on {w}"
+        )
+    parts = [
+        f"{n if n <= max_trials else f'more than {max_trials}'}: {', '.join(items)}"
+        for n, items in sorted(groups.items())
+    ]
     return (
         f"trials per optimizer at which {DEFAULT_POWER:.0%} of studies would decide each of "
         f"these at budget k = {budget}, if the optimizers differ as this study shows "

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -78,3 +79,71 @@ def test_plan_bad_options_exit_2(pilots: tuple[Path, Path], args: list[str], mes
     result = runner.invoke(app, ["plan", str(first), "--n-sim", "10", *args])
     assert result.exit_code == 2
     assert message in result.output
+
+
+def test_report_line_groups_undecided_comparisons_by_trials_needed() -> None:
+    from optcmp_analysis import SelectionRule
+    from optcmp_cli._escape import md
+    from optcmp_cli._report_plan import _undecided, undecided_line
+
+    inclusion = [
+        {
+            "rule": "final-valid",
+            "verdict": "inconclusive",
+            "workload": "w",
+            "special": "sgd",
+            "general": "adam",
+            "k": 4,
+        },
+        {
+            "rule": "final-valid",
+            "verdict": "consistent",
+            "workload": "w",
+            "special": "sgd",
+            "general": "momentum",
+            "k": 4,
+        },
+        {
+            "rule": "final-train-loss",
+            "verdict": "inconclusive",
+            "workload": "w",
+            "special": "sgd",
+            "general": "nadam",
+            "k": 4,
+        },
+    ]
+    protocol = [
+        {"record": "cell", "clear": False, "workload": "w", "optimizer": "adam", "k": 4},
+        {"record": "cell", "clear": True, "workload": "w", "optimizer": "sgd", "k": 4},
+        {
+            "record": "pair",
+            "clear": False,
+            "protocol": "lr-only",
+            "workload": "w",
+            "optimizer": "sgd",
+            "other": "adam",
+            "k": 4,
+        },
+    ]
+    wanted, budget = _undecided(inclusion, protocol, SelectionRule.FINAL_VALID)
+    assert budget == 4
+    assert wanted == [
+        ("inclusion", "", "w", "sgd", "adam"),
+        ("protocol", "", "w", "adam", "adam"),
+        ("pair", "lr-only", "w", "adam", "sgd"),
+    ]
+    records: list[dict[str, Any]] = [
+        {"kind": "inclusion", "a": "sgd", "b": "a*dam", "workload": "w", "needed": 96},
+        {"kind": "protocol", "a": "adam", "b": "adam", "workload": "w", "needed": None},
+        {
+            "kind": "pair",
+            "a": "adam",
+            "b": "sgd",
+            "workload": "w",
+            "protocol": "lr-only",
+            "needed": 24,
+        },
+    ]
+    line = undecided_line(records, 4, 512, md)
+    assert "24: adam vs sgd under lr-only on w; 96: sgd ⊆ a\\*dam on w; more than 512: " in line
+    assert line.endswith("protocol effect of adam on w")
