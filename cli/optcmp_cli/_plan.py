@@ -321,7 +321,7 @@ def plan(
         f"Δ = E_k(b) - E_k(a) in the metric's units, positive when b (the general optimizer, "
         f"or the --compare protocol) is worse; {result.n_sim} drawn studies per tested count, "
         f"{result.n_boot} bootstrap-t resamples per test at level alpha / (comparisons of "
-        f"its kind): "
+        f"its family): "
         f"{levels}. `trials`: the fewest trials per optimizer whose tested power reaches "
         f"{result.power:g} (> {grid[-1]}: none up to {grid[-1]}); `power`: measured there.",
         highlight=False,
