@@ -470,7 +470,10 @@ def _require_mean(data: xr.Dataset, var: str, cells: tuple[str, ...]) -> None:
 
 
 def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> None:
-    per_row = max(1, min(len(handles), int(fig.get_figwidth() / 1.5)))
+    # Entries share one width (the longest label's), so the row must fit that many of them
+    # across the figure: about 0.07 inch per character at the legend's font, plus the patch.
+    entry = 0.6 + 0.07 * max((len(label) for label in labels), default=0)
+    per_row = max(1, min(len(handles), int(0.95 * fig.get_figwidth() / entry)))
     labels = [figure(label) for label in labels]
     fig.legend(handles, labels, loc="outside lower center", ncols=per_row, frameon=False)
 
@@ -662,11 +665,20 @@ def inclusion_figure(result: InclusionResult) -> Figure:
             index = np.array([[order.index(v) for v in row] for row in verdict], dtype=float)
             ax.imshow(index, cmap=cmap, vmin=-0.5, vmax=len(order) - 0.5, aspect="auto")
             p_adj = cell["p_adjusted"].values
+            p_within = cell["p_noninferior_adjusted"].values
             diff = cell["difference"].values
             for i in range(len(pairs)):
                 for j in range(len(workloads)):
                     excluded = verdict[i, j] == Verdict.NOT_INCLUDED.value
                     untested = verdict[i, j] == Verdict.NOT_TESTED.value
+                    # A consistent cell rests on the within-margin test, every other tested
+                    # cell on the worse test: show the p-value the verdict comes from.
+                    within = verdict[i, j] == Verdict.CONSISTENT.value
+                    p_text = (
+                        f"p within={num(float(p_within[i, j]), 3)}"
+                        if within
+                        else f"p worse={num(float(p_adj[i, j]), 3)}"
+                    )
                     ax.text(
                         j,
                         i,
@@ -674,7 +686,7 @@ def inclusion_figure(result: InclusionResult) -> Figure:
                         if excluded
                         else f"not tested\nΔ={signed(float(diff[i, j]))}"
                         if untested
-                        else f"p={num(float(p_adj[i, j]), 3)}\nΔ={signed(float(diff[i, j]))}",
+                        else f"{p_text}\nΔ={signed(float(diff[i, j]))}",
                         ha="center",
                         va="center",
                         fontsize=7,
@@ -696,8 +708,9 @@ def inclusion_figure(result: InclusionResult) -> Figure:
         _title(
             fig,
             f"Inclusion consistency at budget {result.budget_text}",
-            f"is the tuned general optimizer worse? p: one-sided bootstrap-t p-value, "
-            f"Holm-adjusted over {result.n_tests} tests (alpha {result.alpha:g}); Δ: "
+            "is the tuned general optimizer worse? p worse / p within (the margin): one-sided "
+            f"bootstrap-t p-values, each Holm-adjusted over {result.n_tests} tests "
+            f"(alpha {result.alpha:g}); Δ: "
             "expected best-of-k test metric, general - special, positive means worse; "
             f"margins {margins}",
         )

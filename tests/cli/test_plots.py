@@ -250,7 +250,17 @@ def test_inclusion_figure_one_panel_per_rule(archive: xr.Dataset) -> None:
     assert "sgd ⊆ momentum" in ticks
     texts = [t.get_text() for t in visible[0].texts]
     assert len(texts) == result.data.sizes["pair"] * result.data.sizes["workload"]
-    assert all(t.startswith("p=") for t in texts)
+    # Each cell shows the p-value its verdict rests on: within the margin for consistent.
+    verdicts = result.data.isel(rule=0).transpose("pair", "workload")["verdict"].values.ravel()
+    for text, verdict in zip(texts, verdicts, strict=True):
+        expected = "p within=" if verdict == "consistent" else "p worse="
+        assert text.startswith(expected), (text, verdict)
+    # The legend's long labels stay inside the figure.
+    fig.canvas.draw()
+    box = fig.legends[0].get_window_extent()
+    frame = fig.bbox
+    assert box.x0 >= frame.x0 - 1, (box, frame)
+    assert box.x1 <= frame.x1 + 1, (box, frame)
 
 
 def test_targets_figure(archive: xr.Dataset) -> None:
