@@ -87,18 +87,19 @@ class Boom(torch.optim.Adagrad):
 def test_a_plugin_raising_on_dask_fails_its_groups_only(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A name no other test registers: plug-ins stay registered for the whole process.
     (tmp_path / "i20_boom.py").write_text(BOOM, encoding="utf-8")
     monkeypatch.syspath_prepend(str(tmp_path))
     spec = StudySpec.from_mapping(
         {
             "workloads": ["noisy_quadratic"],
-            "optimizers": ["boom", "sgd"],
+            "optimizers": ["dask_boom", "sgd"],
             "trials": 4,
             "group_size": 2,
             "step_budget": 10,
             "eval_interval": 5,
-            "plugins": {"boom": "i20_boom:Boom"},
-            "spaces": {"boom": {"learning_rate": {"low": 1e-3, "high": 0.1, "scale": "log"}}},
+            "plugins": {"dask_boom": "i20_boom:Boom"},
+            "spaces": {"dask_boom": {"learning_rate": {"low": 1e-3, "high": 0.1, "scale": "log"}}},
         },
         source="study.toml",
     )
@@ -112,7 +113,7 @@ def test_a_plugin_raising_on_dask_fails_its_groups_only(
     finally:
         cluster.close()
     (line,) = failed.value.lines
-    assert line.startswith("plug-in optimizer boom (i20_boom:Boom) raised while training")
-    assert "boom in training (group noisy_quadratic/boom trials" in line
+    assert line.startswith("plug-in optimizer dask_boom (i20_boom:Boom) raised while training")
+    assert "boom in training (group noisy_quadratic/dask_boom trials" in line
     assert "4 of 8 trials stored" in line
     assert sorted(p.name.split("--")[1] for p in list_shards(tmp_path / "out")) == ["sgd", "sgd"]
