@@ -242,6 +242,37 @@ def _worst(*values: FloatArray) -> float:
     return float(finite.max()) if finite.size else math.nan
 
 
+def _cell(
+    kind: str,
+    scores: xr.Dataset,
+    orient: xr.DataArray,
+    workload: str,
+    a: tuple[str, tuple[FloatArray, FloatArray]],
+    b: tuple[str, tuple[FloatArray, FloatArray]],
+    protocol: str = "",
+) -> _Cell | None:
+    """One comparison's cell from the (name, (scores, values)) of its two groups; None when
+    either group has no usable trial. `scores` gives the workload's metric name and
+    `orient` its direction."""
+    (name_a, (sa, va)), (name_b, (sb, vb)) = a, b
+    if not (np.isfinite(sa).any() and np.isfinite(sb).any()):
+        return None
+    return _Cell(
+        kind=kind,
+        workload=workload,
+        a=name_a,
+        b=name_b,
+        metric=str(scores["metric_name"].sel(workload=workload).item()),
+        sign=float(orient.sel(workload=workload)),
+        score_a=sa,
+        value_a=va,
+        score_b=sb,
+        value_b=vb,
+        worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
+        protocol=protocol,
+    )
+
+
 def _inclusion_cells(
     archive: xr.Dataset, rule: SelectionRule, taxonomy: Taxonomy | None
 ) -> tuple[list[_Cell], list[str]]:
@@ -253,25 +284,16 @@ def _inclusion_cells(
         for wi, w in enumerate(str(x) for x in scores["workload"].values):
             if reasons[pi][wi]:
                 continue
-            sa, va = _cells_of(scores, w, special)
-            sb, vb = _cells_of(scores, w, general)
-            if not (np.isfinite(sa).any() and np.isfinite(sb).any()):
-                continue
-            cells.append(
-                _Cell(
-                    kind="inclusion",
-                    workload=w,
-                    a=special,
-                    b=general,
-                    metric=str(scores["metric_name"].sel(workload=w).item()),
-                    sign=float(orient.sel(workload=w)),
-                    score_a=sa,
-                    value_a=va,
-                    score_b=sb,
-                    value_b=vb,
-                    worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
-                )
+            cell = _cell(
+                "inclusion",
+                scores,
+                orient,
+                w,
+                (special, _cells_of(scores, w, special)),
+                (general, _cells_of(scores, w, general)),
             )
+            if cell is not None:
+                cells.append(cell)
     return cells, list(caveats)
 
 
@@ -286,23 +308,9 @@ def _pair_cells(archive: xr.Dataset, rule: SelectionRule, protocol: str) -> list
         usable = [o for o in names if np.isfinite(trials[o][0]).any()]
         for i, a in enumerate(usable):
             for b in usable[i + 1 :]:
-                (sa, va), (sb, vb) = trials[a], trials[b]
-                cells.append(
-                    _Cell(
-                        kind="pair",
-                        workload=w,
-                        a=a,
-                        b=b,
-                        metric=str(scores["metric_name"].sel(workload=w).item()),
-                        sign=float(orient.sel(workload=w)),
-                        score_a=sa,
-                        value_a=va,
-                        score_b=sb,
-                        value_b=vb,
-                        worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
-                        protocol=protocol,
-                    )
-                )
+                cell = _cell("pair", scores, orient, w, (a, trials[a]), (b, trials[b]), protocol)
+                if cell is not None:
+                    cells.append(cell)
     return cells
 
 
@@ -316,25 +324,11 @@ def _protocol_cells(first: xr.Dataset, second: xr.Dataset, rule: SelectionRule) 
     cells = []
     for w in workloads:
         for o in optimizers:
-            sa, va = _cells_of(s1, w, o)
-            sb, vb = _cells_of(s2, w, o)
-            if not (np.isfinite(sa).any() and np.isfinite(sb).any()):
-                continue
-            cells.append(
-                _Cell(
-                    kind="protocol",
-                    workload=w,
-                    a=o,
-                    b=o,
-                    metric=str(s1["metric_name"].sel(workload=w).item()),
-                    sign=float(orient.sel(workload=w)),
-                    score_a=sa,
-                    value_a=va,
-                    score_b=sb,
-                    value_b=vb,
-                    worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
-                )
+            cell = _cell(
+                "protocol", s1, orient, w, (o, _cells_of(s1, w, o)), (o, _cells_of(s2, w, o))
             )
+            if cell is not None:
+                cells.append(cell)
     return cells
 
 
