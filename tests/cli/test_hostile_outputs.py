@@ -21,27 +21,17 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from optcmp_cli.app import app
 from optcmp_data import write_archive, write_shard
 from optcmp_data.importers import export_table
 from optcmp_data.testing import synthetic_archive
+from tests.cli.test_hostile_inputs import one_line_error
 from tests.data.archive_trees import write_algoperf, write_deepobs
 
 runner = CliRunner()
 N_BOOT = ["--n-boot", "20"]
-
-
-def one_line_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: "), lines
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 def tree_hash(root: Path) -> str:

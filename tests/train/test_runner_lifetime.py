@@ -87,17 +87,10 @@ def _alive(pids: set[int]) -> set[int]:
     return pids & set(_children())
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-@pytest.mark.parametrize(
-    "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"]
-)
-def test_killing_the_driver_of_two_workers_leaves_no_process_and_resumes_identically(
-    tmp_path: Path, signum: signal.Signals, uninterrupted: xr.Dataset
-) -> None:
-    study, out = _study(tmp_path), tmp_path / "out"
+def _popen_run(study: Path, out: Path, *, stderr: int | None) -> subprocess.Popen[bytes]:
+    """`optcmp run STUDY --out OUT --workers 2` from the source tree, in a session of its own."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(["data", "analysis", "cli", "."])}
-    proc = subprocess.Popen(
+    return subprocess.Popen(
         [
             sys.executable,
             "-m",
@@ -110,11 +103,23 @@ def test_killing_the_driver_of_two_workers_leaves_no_process_and_resumes_identic
             "2",
         ],
         stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
+        stderr=stderr,
         env=env,
         cwd=ROOT,
         start_new_session=True,
     )
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize(
+    "signum", [signal.SIGKILL, signal.SIGTERM, signal.SIGINT], ids=["SIGKILL", "SIGTERM", "SIGINT"]
+)
+def test_killing_the_driver_of_two_workers_leaves_no_process_and_resumes_identically(
+    tmp_path: Path, signum: signal.Signals, uninterrupted: xr.Dataset
+) -> None:
+    study, out = _study(tmp_path), tmp_path / "out"
+    proc = _popen_run(study, out, stderr=subprocess.PIPE)
     workers: set[int] = set()
     try:
         deadline = time.monotonic() + 300
@@ -272,26 +277,7 @@ def _session(sid: int) -> set[int]:
 def _start_run(tmp_path: Path, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
     study = tmp_path / "study.toml"
     study.write_text(LONG_STUDY, encoding="utf-8")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(["data", "analysis", "cli", "."])}
-    out = tmp_path / "out"
-    return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "optcmp_cli",
-            "run",
-            str(study),
-            "--out",
-            str(out),
-            "--workers",
-            "2",
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=stderr,
-        env=env,
-        cwd=ROOT,
-        start_new_session=True,
-    )
+    return _popen_run(study, tmp_path / "out", stderr=stderr)
 
 
 @pytest.mark.slow
