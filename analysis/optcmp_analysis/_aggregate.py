@@ -39,7 +39,6 @@ function, so every statistic here goes through the same resampling.
 
 from __future__ import annotations
 
-import enum
 import math
 import tomllib
 import warnings
@@ -52,6 +51,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from optcmp_analysis._enums import DEFAULT_N_BOOT_AGGREGATE, Normalisation, Unit
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities, sort_trials
 from optcmp_analysis._records import included_labels, json_value
@@ -87,7 +87,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
 
-DEFAULT_N_BOOT_AGGREGATE = 2000
 # The statistics of one optimizer over the workload mixture, in this order.
 AGGREGATE_STATISTICS = ("iqm", "mean", "median", "optimality_gap")
 _CHUNK = 50  # bootstrap replicates evaluated at once
@@ -96,14 +95,6 @@ MIN_INTERVAL_WORKLOADS = 3
 # Unit trial: intervals only at budgets k <= n // INTERVAL_BUDGET_DIVISOR (simulation in
 # tests/analysis/test_aggregate_coverage.py).
 INTERVAL_BUDGET_DIVISOR = 2
-
-
-class Unit(enum.StrEnum):
-    """What one independent unit of evidence per (workload, optimizer) is."""
-
-    AUTO = "auto"  # repeat where every repeat is a whole tuning study, else trial
-    TRIAL = "trial"  # a trial of the (single) tuning study; repeats averaged
-    REPEAT = "repeat"  # a whole tuning study (seed/study repeat) and its selected trial
 
 
 def resolve_unit(archive: xr.Dataset, unit: Unit | str) -> Unit:
@@ -264,15 +255,6 @@ def stratified_bootstrap(
 
 
 # --- normalisation ----------------------------------------------------------------------
-
-
-class Normalisation(enum.StrEnum):
-    """Where a workload's score 0 and score 1 come from."""
-
-    TARGETS = "targets"  # 0: the untrained model's test value; 1: the workload's target
-    REFERENCE = "reference"  # 0 and 1 from a reference-scores file, per workload
-    IDENTITY = "identity"  # the values as they are (already normalised, larger is better)
-    MINMAX_COMPARED = "minmax-compared"  # 1: best value seen, 0: a compared optimizer's
 
 
 @attrs.frozen

@@ -13,7 +13,6 @@ plots: every trial's selection value against each hyperparameter, with the edges
 
 from __future__ import annotations
 
-import enum
 from typing import Any
 
 import attrs
@@ -21,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from optcmp_analysis._enums import Edge
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import sort_trials
 from optcmp_analysis._records import json_value, restrict
@@ -32,15 +32,6 @@ __all__ = ["BoundaryCheck", "Edge", "boundary_check", "scaled_position"]
 FloatArray = npt.NDArray[np.float64]
 
 _SEARCHED = (Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value)
-
-
-class Edge(enum.StrEnum):
-    """Where the top trials of one hyperparameter sit."""
-
-    NONE = "none"
-    LOW = "low"
-    HIGH = "high"
-    BOTH = "both"
 
 
 def _transform(x: FloatArray, scale: npt.NDArray[np.str_]) -> FloatArray:

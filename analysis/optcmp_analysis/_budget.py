@@ -16,6 +16,7 @@ import attrs
 import numpy as np
 import xarray as xr
 
+from optcmp_analysis._enums import DEFAULT_N_BOOT
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import (
     LEVELS,
@@ -46,7 +47,6 @@ __all__ = [
     "trial_counts",
 ]
 
-DEFAULT_N_BOOT = 10_000
 _STATS = (
     "mean",
     "sd",

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from optcmp_analysis._enums import BUDGET_RULE, DEFAULT_TEST_N_BOOT
 from optcmp_analysis._kernels import exact_probabilities
 
 __all__ = [
@@ -73,15 +74,11 @@ FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 IntArray = npt.NDArray[np.int64]
 
-# Bootstrap resamples per test: the smallest p-value is 1 / (n_boot + 1).
-DEFAULT_TEST_N_BOOT = 1999
 # Sequential Monte Carlo: a test first draws this many resamples and stops there when both
 # of its p-values are at least STOP_FACTOR x alpha (it cannot reject; the p-value of the
 # first batch is a valid bootstrap p-value of its own); otherwise it draws all n_boot.
 FIRST_BATCH = 399
 STOP_FACTOR = 4.0
-# The default budget, in words (every record and sentence names the k it used).
-BUDGET_RULE = "k = max(1, floor(N / 4)), N the smaller study"
 
 
 def default_budget(n_special: int, n_general: int) -> int:

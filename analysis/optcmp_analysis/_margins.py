@@ -21,11 +21,11 @@ from collections.abc import Mapping
 import numpy as np
 import xarray as xr
 
+from optcmp_analysis._enums import MARGIN_RULE
 from optcmp_analysis._errors import AnalysisError
 
 __all__ = ["MARGIN_RULE", "resolve_margins", "rule_margin"]
 
-MARGIN_RULE = "half the IQR of the best quarter of the workload's test values"
 _SHARE = 0.5
 
 

@@ -27,7 +27,6 @@ the target at the earliest evaluation index, the held-out workload rules) are in
 
 from __future__ import annotations
 
-import enum
 import warnings
 from typing import Any
 
@@ -36,6 +35,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from optcmp_analysis._enums import Measure
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities
 from optcmp_analysis._records import included_labels, json_value, where
@@ -50,14 +50,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class Measure(enum.StrEnum):
-    """What "time to target" counts."""
-
-    AUTO = "auto"  # time where the archive records any, else steps
-    TIME = "time"
-    STEPS = "steps"
 
 
 def profile_curves(times: FloatArray, tau: FloatArray) -> tuple[FloatArray, FloatArray]:

@@ -31,7 +31,6 @@ the false-clear rate by simulation, with protocols that differ in spread.
 
 from __future__ import annotations
 
-import enum
 import math
 import zlib
 from collections.abc import Sequence
@@ -42,6 +41,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from optcmp_analysis._enums import Match
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import BUDGET_RULE, DEFAULT_TEST_N_BOOT, pair_tests
 from optcmp_analysis._kernels import competition_ranks, kendall_tau
@@ -52,13 +52,6 @@ from optcmp_data import Direction
 __all__ = ["Match", "ProtocolComparison", "protocol_sensitivity"]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-class Match(enum.StrEnum):
-    """How optimizers of the two protocols are paired."""
-
-    NAME = "name"  # the same optimizer label (two archives only)
-    FAMILY = "family"  # the same optimizer family (each family once per protocol)
 
 
 @attrs.frozen

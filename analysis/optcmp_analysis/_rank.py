@@ -17,7 +17,6 @@ noise. `RankMethod.BOOTSTRAP` draws the studies instead (the same quantity, esti
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,6 +33,7 @@ from optcmp_analysis._budget import (
     trial_counts,
     with_counts_caveat,
 )
+from optcmp_analysis._enums import RankMethod
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import (
     competition_ranks,
@@ -62,13 +62,6 @@ P_BEST_CAVEAT = (
     "mostly re-selects the same few best trials, so even two identical optimizers often "
     "give one of them P(best) >= 0.95 (in 17 of 100 simulated pairs with 16 trials each)"
 )
-
-
-class RankMethod(enum.StrEnum):
-    """How rank distributions at a budget are computed."""
-
-    EXACT = "exact"  # closed form from order statistics (independent optimizers)
-    BOOTSTRAP = "bootstrap"  # n_boot drawn studies per optimizer
 
 
 def rank_values(

@@ -39,7 +39,6 @@ Conventions fixed here and used by every other analysis of this package:
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -47,6 +46,7 @@ import attrs
 import numpy as np
 import xarray as xr
 
+from optcmp_analysis._enums import DivergedMode, RepeatMode, SelectionRule
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import argbest
 from optcmp_analysis._records import finite, iter_cells, json_value, where
@@ -72,30 +72,6 @@ __all__ = [
     "trial_scores",
     "usable_scores",
 ]
-
-
-class SelectionRule(enum.StrEnum):
-    """How the best trial of a (workload, optimizer) cell is chosen."""
-
-    FINAL_VALID = "final-valid"  # final metric on the archive's selection split (the paper)
-    BEST_VALID = "best-valid"  # best metric on the selection split over the run
-    FINAL_TRAIN_LOSS = "final-train-loss"  # lowest final training loss (the paper's Fig. 9)
-    DEEPOBS_FINAL = "deepobs-final"  # DeepOBS: mean over seeds of the final value
-    DEEPOBS_BEST = "deepobs-best"  # DeepOBS: best over evaluations of the seed-mean curve
-
-
-class RepeatMode(enum.StrEnum):
-    """What to do with repeat axes (seed, study)."""
-
-    MEAN = "mean"  # a trial's score is the mean over its runs
-    PER_REPEAT = "per-repeat"  # select separately in every repeat (repeat dims broadcast)
-
-
-class DivergedMode(enum.StrEnum):
-    """What a diverged trial counts as."""
-
-    EXCLUDE = "exclude"  # unusable: never selected; a study of only such trials has no result
-    WORST = "worst"  # usable, with the worst value of its workload
 
 
 _DEEPOBS = frozenset({SelectionRule.DEEPOBS_FINAL, SelectionRule.DEEPOBS_BEST})

@@ -15,7 +15,6 @@ comparison. Every other condition's ranking is compared with it (Kendall tau, fl
 
 from __future__ import annotations
 
-import enum
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from optcmp_analysis._enums import DEFAULT_FRACTIONS, ConditionKind
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import DEFAULT_TEST_N_BOOT, holm
 from optcmp_analysis._inclusion import (
@@ -51,15 +51,6 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
-
-DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)
-
-
-class ConditionKind(enum.StrEnum):
-    """The two kinds of condition (see the module docstring)."""
-
-    STEPS = "steps"
-    FINAL = "final"
 
 
 def first_reach(
