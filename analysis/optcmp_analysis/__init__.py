@@ -61,6 +61,7 @@ from optcmp_analysis._rank import (
     rank_values,
 )
 from optcmp_analysis._records import restrict
+from optcmp_analysis._registry import ANALYSES, Analysis, OptionKind, OptionSpec, analysis_named
 from optcmp_analysis._selection import (
     DivergedMode,
     RepeatMode,
@@ -80,6 +81,7 @@ from optcmp_analysis._targets import (
 
 __all__ = [
     "AGGREGATE_STATISTICS",
+    "ANALYSES",
     "BUDGET_RULE",
     "DEFAULT_N_BOOT",
     "DEFAULT_PLAN_BUDGET",
@@ -90,6 +92,7 @@ __all__ = [
     "P_BEST_CAVEAT",
     "AggregateScores",
     "AlgoperfScore",
+    "Analysis",
     "AnalysisError",
     "BoundaryCheck",
     "BudgetCurve",
@@ -103,6 +106,8 @@ __all__ = [
     "Match",
     "Measure",
     "Normalisation",
+    "OptionKind",
+    "OptionSpec",
     "PerformanceProfiles",
     "ProtocolComparison",
     "RankMethod",
@@ -119,6 +124,7 @@ __all__ = [
     "aggregate_scores",
     "algoperf_score",
     "algoperf_study_times",
+    "analysis_named",
     "best_of_k_draws",
     "boundary_check",
     "budget_curve",

@@ -50,6 +50,7 @@ __all__ = [
     "Verdict",
     "inclusion_consistency",
     "inclusion_tests",
+    "run_inclusion",
 ]
 
 # Per-cell variables of a result and their JSON keys (same name).
@@ -470,4 +471,36 @@ def inclusion_consistency(
         margin_rules=margin_rules,
         repeats=RepeatMode(repeats),
         caveats=tuple(caveats),
+    )
+
+
+def run_inclusion(
+    archive: xr.Dataset,
+    /,
+    *,
+    budget: int | None = None,
+    n_boot: int = DEFAULT_TEST_N_BOOT,
+    rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    train_loss: bool = True,
+    taxonomy: Taxonomy | None = None,
+    alpha: float = 0.05,
+    margin: float | Mapping[str, float] | None = None,
+    repeats: RepeatMode | str = RepeatMode.MEAN,
+    rng: np.random.Generator,
+) -> InclusionResult:
+    """`inclusion_consistency` under `rule` and, with `train_loss`, also under selection by
+    final training loss (the paper's Figure 9): the registry's inclusion analysis."""
+    rules = [SelectionRule(rule)]
+    if train_loss and rules[0] is not SelectionRule.FINAL_TRAIN_LOSS:
+        rules.append(SelectionRule.FINAL_TRAIN_LOSS)
+    return inclusion_consistency(
+        archive,
+        budget=budget,
+        n_boot=n_boot,
+        rng=rng,
+        rules=rules,
+        repeats=repeats,
+        taxonomy=taxonomy,
+        alpha=alpha,
+        margin=margin,
     )

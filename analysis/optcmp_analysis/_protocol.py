@@ -47,9 +47,15 @@ from optcmp_analysis._estimator import BUDGET_RULE, DEFAULT_TEST_N_BOOT, pair_te
 from optcmp_analysis._kernels import competition_ranks, kendall_tau
 from optcmp_analysis._records import json_value, restrict, root_seed
 from optcmp_analysis._selection import RepeatMode, SelectionRule, select_best, trial_scores
-from optcmp_data import Direction
+from optcmp_data import Direction, Scale
 
-__all__ = ["Match", "ProtocolComparison", "protocol_sensitivity"]
+__all__ = [
+    "Match",
+    "ProtocolComparison",
+    "narrower_first",
+    "protocol_sensitivity",
+    "run_protocol",
+]
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -642,4 +648,53 @@ def protocol_sensitivity(
         n_boot=n_boot,
         level=level,
         budget=budget,
+    )
+
+
+def narrower_first(archive: xr.Dataset) -> tuple[str, str]:
+    """The two search-space names (space_name) of `archive`, the one searching fewer
+    hyperparameters (on average over its cells) first; AnalysisError unless it has two."""
+    names = archive["space_name"].values.astype(str)
+    spaces = sorted(set(names.ravel()) - {""})
+    if len(spaces) != 2:
+        raise AnalysisError(
+            f"protocol: the archive has {len(spaces)} search spaces "
+            f"({', '.join(spaces) or 'none'}); it needs exactly two, or a second archive"
+        )
+    scale = archive["space_scale"].values.astype(str)
+    searched = np.isin(scale, [Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value])
+    width = {sp: float(searched.sum(axis=-1)[names == sp].mean()) for sp in spaces}
+    first, second = sorted(spaces, key=lambda sp: (width[sp], sp))
+    return first, second
+
+
+def run_protocol(
+    first: xr.Dataset,
+    second: xr.Dataset | None = None,
+    /,
+    *,
+    protocols: Sequence[str] | None = None,
+    match: Match | str | None = None,
+    rule: SelectionRule | str = SelectionRule.FINAL_VALID,
+    budget: int | None = None,
+    n_boot: int = DEFAULT_TEST_N_BOOT,
+    alpha: float = 0.05,
+    rng: np.random.Generator,
+) -> ProtocolComparison:
+    """`protocol_sensitivity` at level 1 - `alpha`, repeats averaged (one selected trial per
+    cell): the registry's protocol analysis. One archive without `protocols`: its two
+    search spaces, the narrower first (`narrower_first`)."""
+    if second is None and protocols is None:
+        protocols = narrower_first(first)
+    return protocol_sensitivity(
+        first,
+        second,
+        protocols=protocols,
+        match=match,
+        rule=rule,
+        repeats=RepeatMode.MEAN,
+        budget=budget,
+        n_boot=n_boot,
+        level=1 - alpha,
+        rng=rng,
     )
