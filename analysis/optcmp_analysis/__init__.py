@@ -61,7 +61,16 @@ from optcmp_analysis._rank import (
     rank_values,
 )
 from optcmp_analysis._records import restrict
-from optcmp_analysis._registry import ANALYSES, Analysis, OptionKind, OptionSpec, analysis_named
+from optcmp_analysis._registry import (
+    ANALYSES,
+    Analysis,
+    OptionKind,
+    OptionSpec,
+    analyses,
+    analysis_named,
+    meta,
+    register,
+)
 from optcmp_analysis._selection import (
     DivergedMode,
     RepeatMode,
@@ -124,6 +133,7 @@ __all__ = [
     "aggregate_scores",
     "algoperf_score",
     "algoperf_study_times",
+    "analyses",
     "analysis_named",
     "best_of_k_draws",
     "boundary_check",
@@ -135,12 +145,14 @@ __all__ = [
     "first_reach",
     "inclusion_consistency",
     "interquartile_mean",
+    "meta",
     "performance_profiles",
     "plan_trials",
     "probability_of_improvement",
     "protocol_sensitivity",
     "rank_optimizers",
     "rank_values",
+    "register",
     "restrict",
     "scaled_position",
     "select_best",

@@ -62,7 +62,10 @@ __all__ = [
     "ProtocolOptions",
     "RankOptions",
     "TargetsOptions",
+    "analyses",
     "analysis_named",
+    "meta",
+    "register",
 ]
 
 
@@ -125,6 +128,11 @@ def option_specs(options: type) -> tuple[OptionSpec, ...]:
     """The options of an options class, in field order."""
     out = []
     for f in attrs.fields(options):
+        if "optcmp" not in f.metadata:
+            raise TypeError(
+                f"{options.__name__}.{f.name}: declare the option with "
+                "attrs.field(default=..., metadata=meta(help, ...))"
+            )
         meta = f.metadata["optcmp"]
         kind = meta["kind"] or next(k for t, k in _KINDS if isinstance(f.default, t))
         out.append(
@@ -592,13 +600,35 @@ ANALYSES: tuple[Analysis, ...] = (
 )
 
 
+# Analyses added by other modules (`register`), after the built-in ones.
+_REGISTERED: list[Analysis] = []
+
+
+def register(analysis: Analysis) -> Analysis:
+    """Add an analysis defined outside this package's table (an extension: its module
+    declares the options class, the run function and the result type, and calls this at
+    import); AnalysisError if its name is taken. Returns `analysis`."""
+    if any(a.name == analysis.name for a in analyses()):
+        from optcmp_analysis._errors import AnalysisError
+
+        raise AnalysisError(f"analysis {analysis.name!r} is already registered")
+    option_specs(analysis.options)  # every field declares its help: fail here, not later
+    _REGISTERED.append(analysis)
+    return analysis
+
+
+def analyses() -> tuple[Analysis, ...]:
+    """Every analysis: the built-in ones (`ANALYSES`), then the registered ones."""
+    return (*ANALYSES, *_REGISTERED)
+
+
 def analysis_named(name: str) -> Analysis:
     """The analysis called `name` (AnalysisError naming the choices when there is none)."""
-    for a in ANALYSES:
+    for a in analyses():
         if a.name == name:
             return a
     from optcmp_analysis._errors import AnalysisError
 
     raise AnalysisError(
-        f"{name!r}: no such analysis; choose one of {', '.join(a.name for a in ANALYSES)}"
+        f"{name!r}: no such analysis; choose one of {', '.join(a.name for a in analyses())}"
     )

@@ -25,12 +25,17 @@ from optcmp_analysis import (
     inclusion_consistency,
     protocol_sensitivity,
 )
+from optcmp_analysis import _registry as registry
 from optcmp_analysis._registry import (
     ANALYSES,
+    Analysis,
     BudgetOptions,
     InclusionOptions,
     OptionKind,
+    analyses,
     analysis_named,
+    meta,
+    register,
 )
 from optcmp_data.testing import synthetic_archive
 
@@ -198,3 +203,53 @@ print(",".join(heavy))
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == ""
+
+
+# --- an analysis added from outside the package's table ---------------------------------
+
+
+@attrs.frozen
+class _SpreadOptions:
+    scale: float = attrs.field(default=1.0, metadata=meta("Multiply the spread by this."))
+
+
+def _spread(archive: Any, /, *, scale: float, rng: np.random.Generator) -> list[float]:
+    values = archive["test_metric"].values
+    return [scale * float(np.nanstd(values)), float(rng.random())]
+
+
+def test_an_analysis_registered_from_its_own_module_runs_like_the_built_in_ones(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", [])
+    spread = register(
+        Analysis(
+            "spread",
+            "Spread",
+            "The spread of the final test values.",
+            _SpreadOptions,
+            f"{__name__}:_spread",
+            "builtins:list",
+        )
+    )
+    assert analyses()[-1] is spread
+    assert analysis_named("spread") is spread
+    assert [s.flag for s in spread.option_specs()] == ["--scale"]
+    ds = synthetic_archive(optimizers=["sgd", "adam"], n_trials=4)
+    got = spread.run(ds, rng=np.random.default_rng(0), scale=2.0)
+    assert got[0] == pytest.approx(2 * float(np.nanstd(ds["test_metric"].values)))
+    with pytest.raises(AnalysisError, match="already registered"):
+        register(spread)
+
+
+def test_an_option_without_help_is_refused_at_registration(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(registry, "_REGISTERED", [])
+
+    @attrs.frozen
+    class Bare:
+        scale: float = 1.0
+
+    with pytest.raises(TypeError, match=r"Bare\.scale: declare the option"):
+        register(Analysis("bare", "Bare", "Bare.", Bare, f"{__name__}:_spread", "builtins:list"))
