@@ -214,15 +214,17 @@ def _protocol(ds: xr.Dataset, c: Common) -> ProtocolComparison:
 
 
 def _budget_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import _styles_of, budget_figure
+    from optcmp_cli._plots import budget_figure
+    from optcmp_cli.render.palette import styles_of
 
-    return budget_figure(result, styles=_styles_of(ds))
+    return budget_figure(result, styles=styles_of(ds))
 
 
 def _rank_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import _styles_of, rank_figure
+    from optcmp_cli._plots import rank_figure
+    from optcmp_cli.render.palette import styles_of
 
-    return rank_figure(result, styles=_styles_of(ds))
+    return rank_figure(result, styles=styles_of(ds))
 
 
 def _inclusion_figure(result: Any, ds: xr.Dataset) -> Figure:
@@ -232,15 +234,17 @@ def _inclusion_figure(result: Any, ds: xr.Dataset) -> Figure:
 
 
 def _targets_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import _styles_of, step_label, targets_figure
+    from optcmp_cli._plots import step_label, targets_figure
+    from optcmp_cli.render.palette import styles_of
 
-    return targets_figure(result, styles=_styles_of(ds), step_unit=step_label(ds))
+    return targets_figure(result, styles=styles_of(ds), step_unit=step_label(ds))
 
 
 def _boundary_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import _styles_of, boundary_figure
+    from optcmp_cli._plots import boundary_figure
+    from optcmp_cli.render.palette import styles_of
 
-    return boundary_figure(result, styles=_styles_of(ds))
+    return boundary_figure(result, styles=styles_of(ds))
 
 
 def _curves_figure(result: Any, ds: xr.Dataset) -> Figure:
@@ -262,9 +266,10 @@ def _profiles_figure(result: Any, ds: xr.Dataset) -> Figure:
 
 
 def _protocol_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import _styles_of, protocol_figure
+    from optcmp_cli._plots import protocol_figure
+    from optcmp_cli.render.palette import styles_of
 
-    return protocol_figure(result, styles=_styles_of(ds))
+    return protocol_figure(result, styles=styles_of(ds))
 
 
 # --- the table ------------------------------------------------------------------------------

@@ -30,8 +30,6 @@ from optcmp_analysis import (
     select_best,
 )
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
-from optcmp_cli._escape import term
-from optcmp_cli._format import num, num_column, num_distinct, pct, rule_text
 from optcmp_cli._options import (
     DEFAULT_ALPHA,
     AlphaOpt,
@@ -52,7 +50,10 @@ from optcmp_cli._options import (
     WorkloadOpt,
     margin_option,
 )
-from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
+from optcmp_cli.render.escape import term
+from optcmp_cli.render.numbers import num, num_column, num_distinct, pct, rule_text
+from optcmp_cli.render.palette import TERM_VERDICT_COLOURS
+from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 from optcmp_data import Taxonomy, open_archive
 
 __all__ = ["analyze_app"]
@@ -62,14 +63,6 @@ analyze_app = typer.Typer(
     "checks (and more). Torch is not needed.",
     no_args_is_help=True,
 )
-
-_VERDICT_COLOURS = {
-    "violated": "red",
-    "consistent": "green",
-    "inconclusive": "yellow",
-    "not_tested": "white",
-    "not_included": "blue",
-}
 
 
 def _load(path: Path, workloads: list[str] | None, optimizers: list[str] | None) -> xr.Dataset:
@@ -108,7 +101,7 @@ def _workload_label(record: dict[str, Any]) -> str:
 def _verdict(verdict: str, text: str | None = None) -> str:
     """A verdict in its colour; `text` (escaped) replaces the bare word, e.g. the careful
     wording "consistent within margin 0.01 at k = 4 of 16 trials" or "not included: <reason>"."""
-    colour = _VERDICT_COLOURS[verdict]
+    colour = TERM_VERDICT_COLOURS[verdict]
     return f"[{colour}]{term(text if text is not None else verdict)}[/{colour}]"
 
 

@@ -25,8 +25,6 @@ from optcmp_analysis import (
 )
 from optcmp_cli._analyze import _caveats, _load, _rule, analyze_app
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
-from optcmp_cli._escape import term
-from optcmp_cli._format import num
 from optcmp_cli._options import (
     ArchiveArg,
     JsonOpt,
@@ -39,7 +37,9 @@ from optcmp_cli._options import (
     WithReplacementOpt,
     WorkloadOpt,
 )
-from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
+from optcmp_cli.render.escape import term
+from optcmp_cli.render.numbers import num
+from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 
 __all__ = ["aggregate", "profiles"]
 

@@ -25,8 +25,6 @@ from optcmp_analysis import (
 )
 from optcmp_cli._analyze import _load, _verdict, analyze_app
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
-from optcmp_cli._escape import term
-from optcmp_cli._format import num, num_distinct
 from optcmp_cli._options import (
     DEFAULT_ALPHA,
     AlphaOpt,
@@ -42,7 +40,9 @@ from optcmp_cli._options import (
     WorkloadOpt,
     margin_option,
 )
-from optcmp_cli._tables import LABEL, VALUE, fit_table, print_fitted
+from optcmp_cli.render.escape import term
+from optcmp_cli.render.numbers import num, num_distinct
+from optcmp_cli.render.tables import LABEL, VALUE, fit_table, print_fitted
 from optcmp_data import Taxonomy
 
 __all__ = ["boundary", "protocol", "targets"]

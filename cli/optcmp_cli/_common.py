@@ -23,7 +23,7 @@ from rich.console import Console
 from rich.progress import Progress, ProgressColumn
 
 from optcmp_analysis import AnalysisError
-from optcmp_cli._escape import visible
+from optcmp_cli.render.escape import visible
 from optcmp_data import ConfigError, OptcmpError
 
 __all__ = [

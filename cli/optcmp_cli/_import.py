@@ -24,7 +24,7 @@ from optcmp_cli._common import (
     print_json,
     reports_errors,
 )
-from optcmp_cli._escape import visible
+from optcmp_cli.render.escape import visible
 from optcmp_data import ConfigError, archive_caveats, open_archive, write_archive
 from optcmp_data.importers import (
     IMPORTERS,

@@ -12,9 +12,9 @@ from typing import Annotated
 import typer
 
 from optcmp_cli._common import console, print_json, reports_errors
-from optcmp_cli._escape import term, visible
-from optcmp_cli._format import num
-from optcmp_cli._tables import LABEL, VALUE, fit_table, print_fitted
+from optcmp_cli.render.escape import term, visible
+from optcmp_cli.render.numbers import num
+from optcmp_cli.render.tables import LABEL, VALUE, fit_table, print_fitted
 from optcmp_data import ArchiveSummary, open_archive, summarize
 
 __all__ = ["info"]

@@ -13,7 +13,7 @@ import typer
 from rich.table import Table
 
 from optcmp_cli._common import console, print_json, reports_errors, require_torch
-from optcmp_cli._format import num
+from optcmp_cli.render.numbers import num
 
 __all__ = ["spaces", "workloads"]
 

@@ -1,6 +1,6 @@
 """`optcmp plan`: how many trials per optimizer each verdict needs, from a pilot archive.
 
-Dependency rule: typer, rich, matplotlib (through _plots), optcmp_data and
+Dependency rule: typer, rich, matplotlib (through render), optcmp_data and
 optcmp_analysis (no torch). With `--json` it prints only `{"plan": [flat records]}`.
 """
 
@@ -28,8 +28,6 @@ from optcmp_cli._common import (
     reports_errors,
     seeded_rng,
 )
-from optcmp_cli._escape import term
-from optcmp_cli._format import num
 from optcmp_cli._options import (
     ArchiveArg,
     JsonOpt,
@@ -40,6 +38,8 @@ from optcmp_cli._options import (
     WorkloadOpt,
     margin_option,
 )
+from optcmp_cli.render.escape import term
+from optcmp_cli.render.numbers import num
 from optcmp_data import ConfigError, Taxonomy, open_archive
 
 __all__ = ["needed_text", "plan", "plan_figure"]
@@ -75,13 +75,13 @@ def plan_figure(result: TrialPlan) -> Any:
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
 
-    from optcmp_cli._plots import _style
+    from optcmp_cli.render.style import figure_style
 
     d = result.data
     grid = [int(n) for n in d["trials"].values]
     kinds = [k for k in ("inclusion", "protocol", "pair") if (d["kind"].values == k).any()]
     several = len(set(d["workload"].values.tolist())) > 1
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(6.4 * len(kinds), 6.4), layout="constrained")
         axes = fig.subplots(1, len(kinds), squeeze=False)[0]
         for ax, kind in zip(axes, kinds, strict=True):
@@ -230,9 +230,9 @@ def plan(
     from optcmp_analysis import restrict
 
     if figure_out is not None:
-        from optcmp_cli._plots import _image_format
+        from optcmp_cli.render.save import image_format
 
-        _image_format(figure_out)
+        image_format(figure_out)
         check_out_file(figure_out, "--figure")
     if protocols is not None and len(protocols) != 2:
         raise ConfigError("--protocol: give it twice (labels of ARCHIVE and of --compare)")
@@ -275,7 +275,7 @@ def plan(
         )
     records = result.to_json()
     if figure_out is not None:
-        from optcmp_cli._plots import save_figure
+        from optcmp_cli.render.save import save_figure
 
         save_figure(plan_figure(result), figure_out)
     if json_out:

@@ -1,44 +1,32 @@
 """Figures in the style of Choi et al. 2019, and `optcmp plot KIND ARCHIVE --out FILE`.
 
-Dependency rule: matplotlib, numpy, xarray, typer, rich, optcmp_data and optcmp_analysis.
-Figures are built with matplotlib's object API (`Figure`, saved through the Agg and SVG
-canvases), never pyplot, so nothing global is touched and nothing opens a window. Each
-figure function takes analysis result records and returns a `Figure`; `save_figure`
-writes PNG or SVG by the file's suffix, reproducibly (no date in SVG, fixed SVG ids).
+Dependency rule: matplotlib, numpy, xarray, typer, rich, optcmp_data, optcmp_analysis and
+`optcmp_cli.render`. Figures are built with matplotlib's object API (`Figure`, saved
+through the Agg and SVG canvases), never pyplot, so nothing global is touched and nothing
+opens a window. Each figure function takes analysis result records and returns a
+`Figure`; `render.save.save_figure` writes it.
 """
 
 from __future__ import annotations
 
 import enum
 import math
-import re
-import textwrap
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import attrs
 import matplotlib as mpl
 import numpy as np
 import numpy.typing as npt
 import typer
 import xarray as xr
-from matplotlib.axes import Axes
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.text import Text
 from matplotlib.ticker import (
     EngFormatter,
-    FixedFormatter,
-    FuncFormatter,
-    LogFormatter,
-    LogFormatterMathtext,
     MaxNLocator,
 )
-from matplotlib.typing import RcKeyType
 
 from optcmp_analysis import (
     BUDGET_RULE,
@@ -59,14 +47,11 @@ from optcmp_analysis import (
 from optcmp_cli._analyses import FIGURES, Common, Inference, analysis_named
 from optcmp_cli._common import (
     about_archive,
-    check_out_file,
     console,
     print_json,
     reports_errors,
     seeded_rng,
 )
-from optcmp_cli._escape import figure
-from optcmp_cli._format import num, signed
 from optcmp_cli._options import (
     DEFAULT_ALPHA,
     AlphaOpt,
@@ -78,10 +63,21 @@ from optcmp_cli._options import (
     WorkloadOpt,
     margin_option,
 )
-from optcmp_data import FAMILIES, ConfigError, Scale, atomic_write, open_archive, os_error
+from optcmp_cli.render.layout import figure_title, grid, legend_below, panel_title
+from optcmp_cli.render.numbers import num, signed
+from optcmp_cli.render.palette import (
+    NO_RESULT,
+    VERDICT_COLOURS,
+    OptimizerStyle,
+    complete_styles,
+    readable,
+    styles_of,
+)
+from optcmp_cli.render.save import check_image_out, save_figure
+from optcmp_cli.render.style import figure_style
+from optcmp_data import ConfigError, Scale, open_archive
 
 __all__ = [
-    "OptimizerStyle",
     "PlotKind",
     "boundary_figure",
     "budget_figure",
@@ -89,11 +85,9 @@ __all__ = [
     "figure_for",
     "full_budget_steps",
     "inclusion_figure",
-    "optimizer_styles",
     "plot",
     "protocol_figure",
     "rank_figure",
-    "save_figure",
     "targets_figure",
 ]
 
@@ -104,268 +98,6 @@ FloatArray = npt.NDArray[np.float64]
 PlotKind = enum.StrEnum(  # type: ignore[misc]
     "PlotKind", {a.name.upper(): a.name for a in FIGURES}
 )
-
-
-_STYLE: dict[RcKeyType, Any] = {
-    # Labels come from archives other people wrote: a `$` is a dollar sign, never mathtext.
-    "text.parse_math": False,
-    "font.size": 9,
-    "axes.titlesize": 10,
-    "axes.labelsize": 9,
-    "legend.fontsize": 8,
-    "xtick.labelsize": 8,
-    "ytick.labelsize": 8,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "axes.spines.top": False,
-    "axes.spines.right": False,
-    # Fixed ids make the SVG of the same figure byte-identical between runs.
-    "svg.hashsalt": "optcmp",
-    "figure.titlesize": 10,
-}
-_FORMATS = {".png": "png", ".svg": "svg", ".pdf": "pdf"}
-# Ten strong colours, then (for studies with more optimizers, e.g. AlgoPerf's eleven
-# submissions) the light partners of tab20, so no two optimizers share a colour below 20.
-_PALETTE: tuple[tuple[float, float, float], ...] = tuple(
-    mpl.colormaps["tab10"](i)[:3] for i in range(10)
-) + tuple(mpl.colormaps["tab20"](2 * i + 1)[:3] for i in range(10))
-_MARKERS = ("s", "o", "^", "D", "v", "P", "X", "<", ">", "h")
-_VERDICT_COLOURS = {
-    Verdict.CONSISTENT.value: "#9fd39a",
-    Verdict.INCONCLUSIVE.value: "#d9d9d9",
-    Verdict.NOT_TESTED.value: "#f2f2f2",
-    Verdict.VIOLATED.value: "#ef8a80",
-    Verdict.NOT_INCLUDED.value: "#b9cfe8",
-}
-_TOL = 1e-12
-_NO_RESULT = "#bdbdbd"  # the share of studies without a usable trial
-
-
-@contextmanager
-def _style() -> Iterator[None]:
-    # rc parameters are read when artists are created and when files are written, so
-    # both happen inside the context.
-    with mpl.rc_context(_STYLE):
-        yield
-
-
-def _image_format(path: Path) -> str:
-    """The image format `path`'s suffix names; ConfigError for another suffix."""
-    fmt = _FORMATS.get(path.suffix.lower())
-    if fmt is None:
-        raise ConfigError(
-            f"--out {path}: unknown image format {path.suffix or '(no suffix)'!r}; use .png, "
-            ".svg or .pdf"
-        )
-    return fmt
-
-
-#: How a file of each image format begins (SVG: its first kilobyte holds "<svg").
-_SIGNATURES = {"png": b"\x89PNG\r\n\x1a\n", "pdf": b"%PDF-"}
-
-
-def check_image_out(path: Path) -> None:
-    """Before any work: `path` names a new file or an image of its suffix's format to
-    replace, never another file (a typo must not overwrite someone's data)."""
-    fmt = _image_format(path)
-    check_out_file(path)
-    if not path.exists():
-        return  # new, or a dangling symlink, which the rename replaces
-    if not path.is_file():
-        raise ConfigError(f"--out {path}: exists and is not a regular file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(1024)
-    except OSError as err:
-        raise ConfigError(f"--out {path}: cannot read ({err.strerror})") from None
-    ok = b"<svg" in head if fmt == "svg" else head.startswith(_SIGNATURES[fmt])
-    if not ok:
-        raise ConfigError(
-            f"--out {path}: exists and is not a {fmt.upper()} image; refusing to overwrite it"
-        )
-
-
-#: Widest linear axis range drawn: matplotlib cannot place ticks on a range whose width
-#: overflows (metrics near ±1e308); data beyond it is cut off at the axis edge.
-_MAX_HALF_RANGE = 1e306
-
-
-def _finite_limits(fig: Figure) -> None:
-    """Clamp linear axis ranges whose width is not a finite number."""
-    for ax in fig.axes:
-        for get, set_, scale in (
-            (ax.get_xlim, ax.set_xlim, ax.get_xscale),
-            (ax.get_ylim, ax.set_ylim, ax.get_yscale),
-        ):
-            if scale() != "linear":
-                continue
-            with np.errstate(over="ignore", invalid="ignore"):
-                lo, hi = (float(v) for v in get())
-                wide = not np.isfinite(hi - lo) or max(abs(lo), abs(hi)) > _MAX_HALF_RANGE
-            if wide:
-                lo, hi = (float(np.clip(v, -_MAX_HALF_RANGE, _MAX_HALF_RANGE)) for v in (lo, hi))
-                if lo == hi:  # everything beyond one edge: show the half range up to it
-                    lo, hi = (hi / 2, hi) if hi > 0 else (lo, lo / 2)
-                set_(lo, hi)
-
-
-_SUPERSCRIPT = str.maketrans(
-    "-0123456789", "\u207b\u2070\u00b9\u00b2\u00b3\u2074\u2075\u2076\u2077\u2078\u2079"
-)
-
-
-class PlainLogFormatter(LogFormatter):
-    """Log-axis tick labels as plain text ("10\u207b\u2075", "2\u00d710\u00b3"): matplotlib's
-    default log formatter writes mathtext (`$\\mathdefault{10^{-5}}$`), which `_STYLE`
-    turns off so that labels from archives are never read as math; its labels would then
-    show literally. Which ticks get a label (decades only, or minor ticks on a short axis)
-    is decided by `LogFormatter` as before; only the text differs."""
-
-    def __init__(self, base: float = 10.0, **kwargs: Any) -> None:
-        super().__init__(base=base, **kwargs)
-        self.log_base = float(base)
-
-    def _num_to_string(self, x: float, vmin: float, vmax: float) -> str:
-        fx = math.log(x) / math.log(self.log_base)
-        exponent = round(fx)
-        if math.isclose(fx, exponent, abs_tol=1e-9):
-            coeff, power = 1.0, exponent
-        else:
-            power = math.floor(fx)
-            coeff = round(x / self.log_base**power, 2)
-        base = f"{self.log_base:g}"
-        if self.log_base == 10 and vmin >= 0.01 * (1 - 1e-9) and vmax <= 1e4:
-            # An axis within [0.01, 10000] reads better in plain numbers, all of them.
-            return f"{x:.3g}"
-        head = "" if coeff == 1 else f"{coeff:g}\u00d7"
-        return f"{head}{base}{str(power).translate(_SUPERSCRIPT)}"
-
-
-def _plain_log_ticks(fig: Figure) -> None:
-    """Replace the mathtext formatters of every log axis by `PlainLogFormatter`."""
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for get, set_ in (
-                (axis.get_major_formatter, axis.set_major_formatter),
-                (axis.get_minor_formatter, axis.set_minor_formatter),
-            ):
-                old = get()
-                if isinstance(old, LogFormatterMathtext):
-                    set_(
-                        PlainLogFormatter(
-                            base=getattr(old, "_base", 10.0),
-                            labelOnlyBase=old.labelOnlyBase,
-                            minor_thresholds=old.minor_thresholds,
-                            linthresh=getattr(old, "_linthresh", None),
-                        )
-                    )
-
-
-def _visible_text(fig: Figure) -> None:
-    """Every text of `fig` (titles, labels, legends, annotations, fixed tick labels) with
-    its control characters made visible (`_escape.figure`); mathtext is off in `_STYLE`."""
-    for text in fig.findobj(Text):
-        assert isinstance(text, Text)
-        text.set_text(figure(text.get_text()))
-    for ax in fig.axes:
-        for axis in (ax.xaxis, ax.yaxis):
-            for formatter in (axis.get_major_formatter(), axis.get_minor_formatter()):
-                if isinstance(formatter, FixedFormatter):
-                    formatter.seq = [figure(label) for label in formatter.seq]
-                elif isinstance(formatter, FuncFormatter):  # set_ticks(locs, labels)
-                    formatter.func = _visible_labels(formatter.func)
-
-
-def _visible_labels(func: Callable[..., Any]) -> Callable[..., str]:
-    if getattr(func, "_optcmp_visible", False):
-        return func
-
-    def visible_label(*args: Any) -> str:
-        return figure(func(*args))
-
-    visible_label._optcmp_visible = True  # type: ignore[attr-defined]
-    return visible_label
-
-
-def save_figure(fig: Figure, path: Path) -> Path:
-    """Write `fig` as PNG, SVG or PDF (by `path`'s suffix) atomically; returns `path`.
-
-    Raises ConfigError for another suffix.
-    """
-    fmt = _image_format(path)
-    _finite_limits(fig)
-    _plain_log_ticks(fig)
-    _visible_text(fig)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise os_error(path.parent, err) from None
-    # SVG records a creation date by default; leaving it out keeps the file reproducible.
-    metadata: dict[str, Any] = (
-        {"Date": None} if fmt == "svg" else {"CreationDate": None} if fmt == "pdf" else {}
-    )
-
-    def draw(tmp: Path) -> None:
-        with _style(), tmp.open("wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
-
-    atomic_write(path, draw)
-    return path
-
-
-@attrs.frozen
-class OptimizerStyle:
-    """How one optimizer is drawn in every figure."""
-
-    colour: tuple[float, float, float]
-    marker: str
-
-
-def optimizer_styles(
-    optimizers: Sequence[str], families: Sequence[str]
-) -> dict[str, OptimizerStyle]:
-    """A stable colour and marker per optimizer: the paper's six families keep theirs in
-    every figure; other optimizers (or a second optimizer of a family) take the next free
-    one. Markers tell apart lines that lie on top of each other."""
-    slot: dict[str, int] = {}
-    taken: set[int] = set()
-    for o, f in zip(optimizers, families, strict=True):
-        if f in FAMILIES and FAMILIES.index(f) not in taken:
-            slot[o] = FAMILIES.index(f)
-            taken.add(slot[o])
-    for o in optimizers:
-        if o not in slot:
-            free = [i for i in range(len(_PALETTE)) if i not in taken] or [len(slot)]
-            slot[o] = free[0]
-            taken.add(free[0])
-    return {
-        o: OptimizerStyle(_PALETTE[i % len(_PALETTE)], _MARKERS[i % len(_MARKERS)])
-        for o, i in slot.items()
-    }
-
-
-def _styles_of(data: xr.Dataset) -> dict[str, OptimizerStyle]:
-    """One style per optimizer label of `data` (an archive or an analysis record). Pass
-    the archive's to every figure of a report, so that a label keeps its colour."""
-    names = [str(o) for o in data["optimizer"].values]
-    if "optimizer_family" in data.variables:
-        families = [str(f) for f in data["optimizer_family"].values]
-    else:
-        families = names
-    return optimizer_styles(names, families)
-
-
-def _complete(
-    styles: dict[str, OptimizerStyle] | None, names: Sequence[str]
-) -> dict[str, OptimizerStyle]:
-    """`styles` for `names`, labels it lacks (e.g. family keys) styled by their own name."""
-    if styles is None:
-        return optimizer_styles(names, names)
-    missing = [n for n in names if n not in styles]
-    if not missing:
-        return styles
-    extra = optimizer_styles(missing, missing)
-    return {**extra, **styles}
 
 
 def step_label(archive: xr.Dataset) -> str:
@@ -394,65 +126,6 @@ def _log_helps(values: npt.ArrayLike, direction: str) -> bool:
     return direction != "max" and _spans_decades(values)
 
 
-def _title(fig: Figure, main: str, detail: str = "", *, y: float | None = None) -> None:
-    """A figure title and a line of detail, both wrapped to the figure's width."""
-    width = int(fig.get_figwidth() * 12)
-    main, detail = figure(main), figure(detail)
-    text = "\n".join([*textwrap.wrap(main, width), *textwrap.wrap(detail, width)])
-    if y is None:
-        fig.suptitle(text)
-    else:
-        fig.suptitle(text, y=y, va="top")
-
-
-def _readable(colour: tuple[float, float, float]) -> tuple[float, float, float]:
-    """`colour` darkened until text in it reads on white (relative luminance <= 0.35):
-    the light partners of the palette (pale yellow, pale blue) are kept as hues only."""
-    lum = 0.2126 * colour[0] + 0.7152 * colour[1] + 0.0722 * colour[2]
-    if lum <= 0.35:
-        return colour
-    f = 0.35 / lum
-    return (colour[0] * f, colour[1] * f, colour[2] * f)
-
-
-def _panel_title(ax: Axes, name: str, detail: str) -> str:
-    """A panel title that stays within its panel: the name (wrapped at underscores if
-    needed) over the detail, so that neighbouring panels' titles never run together."""
-    spec = ax.get_subplotspec()
-    ncols = spec.get_gridspec().ncols if spec is not None else 1
-    fig = ax.get_figure(root=True)
-    inches = (fig.get_figwidth() if isinstance(fig, Figure) else 6.0) / ncols
-    chars = max(12, int(inches * 72 / (9 * 0.6)))
-    # Wrap the name after underscores (names rarely have spaces), else where it must.
-    lines: list[str] = []
-    for token in re.split(r"(?<=_)", name):
-        if lines and len(lines[-1]) + len(token) <= chars:
-            lines[-1] += token
-        else:
-            lines.append(token)
-    lines = [piece for line in lines for piece in (textwrap.wrap(line, chars) or [line])]
-    return "\n".join([*lines, *textwrap.wrap(detail, chars)])
-
-
-def _grid(
-    n: int, *, ncols: int = 3, panel: tuple[float, float] = (4.2, 3.2), extra: float = 0.9
-) -> tuple[Figure, list[Axes]]:
-    """A figure with `n` panels in rows of `ncols`; `extra` inches for title and legend."""
-    if n > 6:
-        # Many workloads: smaller panels, four to a row, so the figure stays readable.
-        ncols, panel = 4, (3.4, 2.7)
-    ncols = max(1, min(ncols, n))
-    nrows = max(1, math.ceil(n / ncols))
-    # At least 7 inches wide, so one panel still has room for its title and legend.
-    width = max(panel[0] * ncols, 7.0)
-    fig = Figure(figsize=(width, panel[1] * nrows + extra), layout="constrained")
-    grid = fig.subplots(nrows, ncols, squeeze=False)
-    axes = [ax for row in grid for ax in row]
-    for ax in axes[n:]:
-        ax.set_visible(False)
-    return fig, axes[:n]
-
-
 def _spans_decades(values: npt.ArrayLike) -> bool:
     """Whether positive data spans at least a factor of ten (then a log axis reads better)."""
     v = np.asarray(values, dtype=np.float64).ravel()
@@ -469,15 +142,6 @@ def _require_mean(data: xr.Dataset, var: str, cells: tuple[str, ...]) -> None:
         )
 
 
-def _legend_below(fig: Figure, handles: list[Any], labels: list[str]) -> None:
-    # Entries share one width (the longest label's), so the row must fit that many of them
-    # across the figure: about 0.07 inch per character at the legend's font, plus the patch.
-    entry = 0.6 + 0.07 * max((len(label) for label in labels), default=0)
-    per_row = max(1, min(len(handles), int(0.95 * fig.get_figwidth() / entry)))
-    labels = [figure(label) for label in labels]
-    fig.legend(handles, labels, loc="outside lower center", ncols=per_row, frameon=False)
-
-
 # --- budget (Figures 6-8) ---------------------------------------------------------------
 
 
@@ -492,12 +156,12 @@ def budget_figure(
     optimizers stay apart) and the closed-form expectation (dashed), per optimizer."""
     d = curve.data
     _require_mean(d, "median", ("workload", "optimizer", "k", "target"))
-    styles = _complete(styles or _styles_of(d), [str(o) for o in d["optimizer"].values])
+    styles = complete_styles(styles or styles_of(d), [str(o) for o in d["optimizer"].values])
     names = [str(o) for o in d["optimizer"].values]
     ks = d["k"].values.astype(np.int64)
     workloads = [str(w) for w in d["workload"].values]
-    with _style():
-        fig, axes = _grid(len(workloads))
+    with figure_style():
+        fig, axes = grid(len(workloads))
         for ax, w in zip(axes, workloads, strict=True):
             cell = d.sel(workload=w, target=target)
             metric = str(d["metric_name"].sel(workload=w).item())
@@ -546,8 +210,8 @@ def budget_figure(
             Line2D([], [], color="0.2", linestyle="--"),
         ]
         labels += ["bootstrap median", "5-95% range", "closed form (expected)"]
-        _legend_below(fig, handles, labels)
-        _title(
+        legend_below(fig, handles, labels)
+        figure_title(
             fig,
             "Budget sensitivity: best-of-k test metric against the number of trials",
             f"selection {curve.rule}; {curve.n_boot} bootstrap studies of k trials drawn "
@@ -568,8 +232,8 @@ def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None 
     cmap = mpl.colormaps["RdYlGn_r"]
     place_colours = [cmap(i / max(1, len(places) - 1)) for i in range(len(places))]
     workloads = [str(w) for w in d["workload"].values]
-    with _style():
-        fig, axes = _grid(len(workloads))
+    with figure_style():
+        fig, axes = grid(len(workloads))
         for ax, w in zip(axes, workloads, strict=True):
             cell = d.sel(workload=w)
             mean_rank = cell["mean_rank"].values.astype(np.float64)
@@ -583,7 +247,7 @@ def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None 
                 bottom += probs[:, j]
             # A study without a usable trial has no rank: the rest of the bar says so.
             none = cell["no_result"].values.astype(np.float64)[order]
-            ax.bar(x, none, bottom=bottom, color=_NO_RESULT, width=0.7, edgecolor="white")
+            ax.bar(x, none, bottom=bottom, color=NO_RESULT, width=0.7, edgecolor="white")
             ranks = cell["rank"].values[order]
             # Many bars: "#rank mean" written upwards above each bar, so that neighbours'
             # labels never run together; few bars: two short lines.
@@ -605,21 +269,21 @@ def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None 
                 ax.set_xticks(x, names)
             # Bars are coloured by rank; the optimizer's own colour goes on its name,
             # darkened where it is too light to read on white.
-            named = _complete(styles, [str(n) for n in names])
+            named = complete_styles(styles, [str(n) for n in names])
             for tick in ax.get_xticklabels():
                 if tick.get_text() in named:
-                    tick.set_color(_readable(named[tick.get_text()].colour))
+                    tick.set_color(readable(named[tick.get_text()].colour))
             ax.set_ylim(0, 1.42 if crowded else 1.18)
             ax.set_yticks(np.linspace(0, 1, 6))
             spec = ax.get_subplotspec()
             if spec is None or spec.is_first_col():
                 ax.set_ylabel("probability of each rank")
             metric = str(d["metric_name"].sel(workload=w).item())
-            ax.set_title(_panel_title(ax, w, f"ranked by test {metric}"), fontsize=9)
+            ax.set_title(panel_title(ax, w, f"ranked by test {metric}"), fontsize=9)
             ax.grid(axis="x", visible=False)
-        handles: list[Any] = [Patch(color=c) for c in place_colours] + [Patch(color=_NO_RESULT)]
-        _legend_below(fig, handles, [*(f"rank {p}" for p in places), "no result"])
-        _title(
+        handles: list[Any] = [Patch(color=c) for c in place_colours] + [Patch(color=NO_RESULT)]
+        legend_below(fig, handles, [*(f"rank {p}" for p in places), "no result"])
+        figure_title(
             fig,
             f"Rank probabilities at k={rankings.budget} trials per optimizer",
             ("exact" if str(rankings.method) == "exact" else f"{rankings.n_boot} bootstrap studies")
@@ -641,7 +305,7 @@ def inclusion_figure(result: InclusionResult) -> Figure:
     rules = [str(r) for r in d["rule"].values]
     workloads = [str(w) for w in d["workload"].values]
     pairs = [f"{s} ⊆ {g}" for s, g in zip(d["special"].values, d["general"].values, strict=True)]
-    order = list(_VERDICT_COLOURS)
+    order = list(VERDICT_COLOURS)
     labels = {
         Verdict.CONSISTENT.value: "consistent (within the workload's margin)",
         Verdict.INCONCLUSIVE.value: "inconclusive",
@@ -649,9 +313,9 @@ def inclusion_figure(result: InclusionResult) -> Figure:
         Verdict.VIOLATED.value: "violated",
         Verdict.NOT_INCLUDED.value: "not included (search spaces; not tested)",
     }
-    cmap = ListedColormap([_VERDICT_COLOURS[v] for v in order])
-    with _style():
-        fig, axes = _grid(
+    cmap = ListedColormap([VERDICT_COLOURS[v] for v in order])
+    with figure_style():
+        fig, axes = grid(
             len(rules),
             # Many workloads make each panel wide: one above the other, so that the
             # figure keeps a page's width and its text stays legible.
@@ -702,10 +366,10 @@ def inclusion_figure(result: InclusionResult) -> Figure:
                 ax.spines[side].set_visible(False)
             ax.set_xlabel("workload")
             ax.set_title(f"selection by {rule}")
-        handles: list[Any] = [Patch(color=_VERDICT_COLOURS[v]) for v in order]
-        _legend_below(fig, handles, [labels[v] for v in order])
+        handles: list[Any] = [Patch(color=VERDICT_COLOURS[v]) for v in order]
+        legend_below(fig, handles, [labels[v] for v in order])
         margins = ", ".join(f"{w} {m:.3g}" for w, m in result.margins.items())
-        _title(
+        figure_title(
             fig,
             f"Inclusion consistency at budget {result.budget_text}",
             "is the tuned general optimizer worse? p worse / p within (the margin): one-sided "
@@ -744,9 +408,9 @@ def targets_figure(
     (one panel per workload); targets never reached are marked x on the budget line."""
     full = max(study.fractions)
     conditions = full_budget_steps(study)
-    styles = _complete(styles, list(study.optimizers))
-    with _style():
-        fig, axes = _grid(len(study.workloads))
+    styles = complete_styles(styles, list(study.optimizers))
+    with figure_style():
+        fig, axes = grid(len(study.workloads))
         for ax, w in zip(axes, study.workloads, strict=True):
             targets = study.target_value.sel(workload=w).values[
                 [study.condition_target[c] for c in conditions]
@@ -802,8 +466,8 @@ def targets_figure(
             Line2D([], [], color="0.2", marker="x", linestyle="none"),
         ]
         labels += ["step budget", "not reached (drawn on the budget line)"]
-        _legend_below(fig, handles, labels)
-        _title(
+        legend_below(fig, handles, labels)
+        figure_title(
             fig,
             "Steps to target per optimizer (Choi et al. 2019, Figure 10)",
             "fewest steps any tuned trial needs to first reach each target on the "
@@ -842,7 +506,7 @@ def boundary_figure(
     per (workload, optimizer): search-space edges dashed, the zone within `fraction` of an
     edge shaded, the top trials coloured, the best one a star, unusable trials x at the top."""
     d = check.data
-    styles = styles or _styles_of(d)
+    styles = styles or styles_of(d)
     rows: list[tuple[str, str, list[str]]] = []
     names = [str(h) for h in d["hparam"].values]
     left_out = 0
@@ -865,7 +529,7 @@ def boundary_figure(
         raise ConfigError("boundary figure: no searched hyperparameter in the archive")
     ncols = max(len(hs) for _, _, hs in rows)
     train = check.rule is SelectionRule.FINAL_TRAIN_LOSS
-    with _style():
+    with figure_style():
         # A fixed grid instead of constrained layout: with dozens of panels the layout
         # solver dominates the run time.
         # Small panels: a six-hyperparameter, six-optimizer study stays about 2200 x 2000
@@ -980,7 +644,7 @@ def boundary_figure(
             if left_out
             else ""
         )
-        _title(
+        figure_title(
             fig,
             "Boundary check: final metric against each searched hyperparameter",
             "x in the search scale (log, or log of 1 - x); Choi et al. 2019, Appendix E" + shown,
@@ -1002,12 +666,14 @@ def curves_figure(
     panel per workload (each repeat of the trial drawn; the first one thicker)."""
     sel = selection.data
     _require_mean(sel, "trial", ("workload", "optimizer"))
-    styles = _complete(styles or _styles_of(archive), [str(o) for o in sel["optimizer"].values])
+    styles = complete_styles(
+        styles or styles_of(archive), [str(o) for o in sel["optimizer"].values]
+    )
     workloads = [str(w) for w in sel["workload"].values]
     names = [str(o) for o in sel["optimizer"].values]
     reps = [d for d in ("seed", "study") if d in archive.dims]
-    with _style():
-        fig, axes = _grid(len(workloads))
+    with figure_style():
+        fig, axes = grid(len(workloads))
         for ax, w in zip(axes, workloads, strict=True):
             split = str(archive["selection_split"].sel(workload=w).item())
             metric = str(archive["metric_name"].sel(workload=w).item())
@@ -1050,8 +716,8 @@ def curves_figure(
             Line2D([], [], color=styles[o].colour, marker=styles[o].marker, linewidth=1.5)
             for o in names
         ]
-        _legend_below(fig, handles, names)
-        _title(
+        legend_below(fig, handles, names)
+        figure_title(
             fig,
             "Learning curves of the selected trials",
             f"the best trial of each optimizer by {selection.rule}"
@@ -1074,11 +740,11 @@ def protocol_figure(
     d = comparison.data
     first, second = comparison.protocols
     keys = [str(k) for k in d["optimizer"].values]
-    styles = _complete(styles, keys)
+    styles = complete_styles(styles, keys)
     workloads = [str(w) for w in d["workload"].values]
     level = f"{comparison.level:.0%}"
-    with _style():
-        fig, axes = _grid(len(workloads), panel=(4.6, 0.45 * len(keys) + 1.2))
+    with figure_style():
+        fig, axes = grid(len(workloads), panel=(4.6, 0.45 * len(keys) + 1.2))
         for ax, w in zip(axes, workloads, strict=True):
             cell = d.sel(workload=w)
             # Each protocol's E_k at the tested budget, with the effect's interval drawn
@@ -1122,8 +788,8 @@ def protocol_figure(
             Line2D([], [], color="0.3", marker="o", markerfacecolor="white", linewidth=1.4),
             Line2D([], [], color="0.3", marker="s", linewidth=1.4),
         ]
-        _legend_below(fig, handles, [f"{first}", f"{second} ({level} interval of the effect)"])
-        _title(
+        legend_below(fig, handles, [f"{first}", f"{second} ({level} interval of the effect)"])
+        figure_title(
             fig,
             f"Protocol comparison: {first} against {second}",
             f"expected best-of-k test value of each optimizer (matched by {comparison.match}) "

@@ -2,7 +2,7 @@
 improvement, and time-to-target performance profiles.
 
 Dependency rule: matplotlib (object API, never pyplot), numpy, optcmp_analysis and
-`optcmp_cli._plots` (style, grid and palette helpers). Every `*_axes` function draws into a
+`optcmp_cli.render` (style, layout and palette). Every `*_axes` function draws into a
 given `Axes`, so a caller can compose them; the `*_figure` functions lay out whole figures
 for `optcmp plot` and the report.
 """
@@ -15,8 +15,10 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from optcmp_analysis import AGGREGATE_STATISTICS, AggregateScores, PerformanceProfiles
-from optcmp_cli._escape import figure as figure_text
-from optcmp_cli._plots import _style, _title, optimizer_styles
+from optcmp_cli.render.escape import figure as figure_text
+from optcmp_cli.render.layout import figure_title
+from optcmp_cli.render.palette import optimizer_styles
+from optcmp_cli.render.style import figure_style
 
 __all__ = [
     "aggregate_axes",
@@ -98,7 +100,7 @@ def improvement_axes(ax: Axes, result: AggregateScores) -> None:
 def aggregate_figure(result: AggregateScores) -> Figure:
     """IQM and optimality gap with intervals, and the probability of improvement."""
     n = len(result.data["optimizer"])
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(13.0, 1.6 + 0.5 * max(n, 5)), layout="constrained")
         axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
         aggregate_axes(axes[0], result, "iqm")
@@ -111,7 +113,7 @@ def aggregate_figure(result: AggregateScores) -> Figure:
             if result.interval_note is None
             else "no intervals (see the text)"
         )
-        _title(
+        figure_title(
             fig,
             f"Across {len(result.workloads)} workload{'' if len(result.workloads) == 1 else 's'}"
             ": normalised test scores "
@@ -151,12 +153,12 @@ def profiles_axes(ax: Axes, result: PerformanceProfiles) -> None:
 def profiles_figure(result: PerformanceProfiles, *, algoperf: bool = False) -> Figure:
     """Performance profiles of every optimizer; the legend gives each area score.
     `algoperf`: the archive has an AlgoPerf score, which the title tells apart."""
-    with _style():
+    with figure_style():
         fig = Figure(figsize=(9.0, 5.2), layout="constrained")
         ax = fig.subplots()
         profiles_axes(ax, result)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        _title(
+        figure_title(
             fig,
             f"Time-to-target performance profiles over {len(result.workloads)} workloads",
             f"measure {result.measure}; legend: area under the profile over [1, "

@@ -1,6 +1,6 @@
 """`optcmp report ARCHIVE --out DIR`: every analysis of an archive as a Markdown report.
 
-Dependency rule: typer, rich, matplotlib (through _plots), optcmp_data and
+Dependency rule: typer, rich, matplotlib (through _plots and render), optcmp_data and
 optcmp_analysis. The report is assembled here, in the CLI package: the statistics live
 in optcmp_analysis, this module only runs them, renders tables and figures, and writes
 DIR/report.md, DIR/results.json and DIR/figures/*.png.
@@ -66,9 +66,6 @@ from optcmp_cli._common import (
     reports_errors,
     seeded_rng,
 )
-from optcmp_cli._escape import md, visible
-from optcmp_cli._format import num, num_distinct, same_digits
-from optcmp_cli._html import to_html
 from optcmp_cli._options import (
     DEFAULT_ALPHA,
     AlphaOpt,
@@ -81,14 +78,17 @@ from optcmp_cli._options import (
 )
 from optcmp_cli._outputs import ReportStage
 from optcmp_cli._plots import (
-    OptimizerStyle,
-    _styles_of,
     boundary_figure,
     curves_figure,
     full_budget_steps,
     protocol_figure,
-    save_figure,
 )
+from optcmp_cli.render.escape import md, visible
+from optcmp_cli.render.html import to_html
+from optcmp_cli.render.numbers import num, num_distinct, same_digits
+from optcmp_cli.render.palette import OptimizerStyle
+from optcmp_cli.render.palette import styles_of as _styles_of
+from optcmp_cli.render.save import save_figure
 from optcmp_data import (
     ArchiveSummary,
     OptcmpError,

@@ -19,9 +19,9 @@ from optcmp_analysis import (
     deepobs_report,
 )
 from optcmp_cli._common import console, print_json, reports_errors
-from optcmp_cli._escape import term, visible
-from optcmp_cli._format import num, num_column
-from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, print_fitted
+from optcmp_cli.render.escape import term, visible
+from optcmp_cli.render.numbers import num, num_column
+from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 from optcmp_data import open_archive
 
 __all__ = ["score"]

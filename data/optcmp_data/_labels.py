@@ -7,7 +7,7 @@ characters such as bidi overrides and zero-width spaces, line breaks) as a ``\\x
 ``\\uNNNN`` escape, so two labels that differ only in such characters never look the same
 and no terminal sequence hides in one. `import_label` is what importers apply to every
 folder name that becomes a workload or optimizer label: Unicode NFC, then `visible`.
-The CLI's per-medium escaping (optcmp_cli._escape) starts from the same `visible`.
+The CLI's per-medium escaping (optcmp_cli.render.escape) starts from the same `visible`.
 """
 
 from __future__ import annotations

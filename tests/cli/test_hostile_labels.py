@@ -15,8 +15,8 @@ from rich.console import Console
 from rich.table import Table
 from typer.testing import CliRunner
 
-from optcmp_cli._escape import html, md, term, visible
 from optcmp_cli.app import app
+from optcmp_cli.render.escape import html, md, term, visible
 from optcmp_data import open_archive, write_archive
 from optcmp_data.testing import synthetic_archive
 

@@ -83,8 +83,8 @@ def test_plan_bad_options_exit_2(pilots: tuple[Path, Path], args: list[str], mes
 
 def test_report_line_groups_undecided_comparisons_by_trials_needed() -> None:
     from optcmp_analysis import SelectionRule
-    from optcmp_cli._escape import md
     from optcmp_cli._report_plan import _undecided, undecided_line
+    from optcmp_cli.render.escape import md
 
     inclusion = [
         {

@@ -33,13 +33,13 @@ from optcmp_cli._plots import (
     curves_figure,
     figure_for,
     inclusion_figure,
-    optimizer_styles,
     protocol_figure,
     rank_figure,
-    save_figure,
     targets_figure,
 )
 from optcmp_cli.app import app
+from optcmp_cli.render.palette import optimizer_styles, styles_of
+from optcmp_cli.render.save import save_figure
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
 
@@ -391,12 +391,11 @@ def test_one_colour_per_optimizer_label_across_figures() -> None:
     # Labels that are no paper family (like DeepOBS's) keep one colour in every figure
     # that is given the archive's styles, including those built from analysis records.
     from optcmp_analysis import target_study
-    from optcmp_cli._plots import _styles_of
 
     names = ("AdamOptimizer", "MomentumOptimizer", "GradientDescentOptimizer")
     families = {"AdamOptimizer": "adam", "MomentumOptimizer": "momentum"}
     ds = synthetic_archive(optimizers=names, families=families, n_trials=5, seed=4)
-    styles = _styles_of(ds)
+    styles = styles_of(ds)
     assert len({s.colour for s in styles.values()}) == len(names)
     curves = curves_figure(ds, select_best(ds), styles=styles)
     study = target_study(ds, n_boot=50, rng=np.random.default_rng(0))
@@ -412,3 +411,28 @@ def test_one_colour_per_optimizer_label_across_figures() -> None:
     # More optimizers than ten still get distinct colours.
     many = [f"opt{i}" for i in range(14)]
     assert len({s.colour for s in optimizer_styles(many, many).values()}) == 14
+
+
+def test_render_package_loads_no_plotting_library_until_a_figure_is_drawn() -> None:
+    # `--help` of every command stays fast: the render modules a command imports at its
+    # top (escape, numbers, tables, html, palette, save) leave matplotlib unloaded.
+    import subprocess
+    import sys
+
+    light = ("escape", "numbers", "tables", "html", "palette", "save")
+    code = (
+        "import sys\n"
+        + "".join(f"import optcmp_cli.render.{m}\n" for m in light)
+        + "print('matplotlib' in sys.modules)"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
+
+
+def test_every_verdict_has_a_figure_and_a_terminal_colour() -> None:
+    from optcmp_analysis import Verdict
+    from optcmp_cli.render.palette import TERM_VERDICT_COLOURS, VERDICT_COLOURS
+
+    assert set(VERDICT_COLOURS) == set(TERM_VERDICT_COLOURS) == {v.value for v in Verdict}

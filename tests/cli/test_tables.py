@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from rich.console import Console
 
-from optcmp_cli._format import num_column, num_distinct, rule_text, same_digits
-from optcmp_cli._tables import LABEL, TEXT, VALUE, fit_table, shorten
+from optcmp_cli.render.numbers import num_column, num_distinct, rule_text, same_digits
+from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, shorten
 
 names = st.text(alphabet="abcdefghij_0123456789", min_size=1, max_size=30)
 

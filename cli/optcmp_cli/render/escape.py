@@ -6,8 +6,8 @@ Labels, attributes and folder names in an archive are data, never markup. Every 
 string passes through exactly one of these helpers on its way out:
 
 - `term`: a rich console or table (rich markup escaped, control characters visible);
-- `figure`: matplotlib text (control characters but line breaks visible; the figure style of
-  `optcmp_cli._plots` also turns mathtext off, so `$` is always a dollar sign);
+- `figure`: matplotlib text (control characters but line breaks visible; the figure style
+  `render.style.STYLE` also turns mathtext off, so `$` is always a dollar sign);
 - `md`: Markdown (link, image, emphasis and code syntax escaped, raw HTML as entities);
 - `html`: HTML text or attribute values (`html.escape`).
 
@@ -41,7 +41,7 @@ def term(value: Any) -> str:
 
 
 def figure(value: Any) -> str:
-    """For matplotlib text drawn in the `_plots` style (mathtext off); line breaks stay
+    """For matplotlib text drawn in the `render.style` style (mathtext off); line breaks stay
     (figure titles are composed of several lines, and a break cannot hide anything)."""
     return visible(value, keep="\n")
 

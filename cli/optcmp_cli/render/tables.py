@@ -26,7 +26,7 @@ from rich.table import Table
 from rich.text import Text
 
 from optcmp_cli._common import console
-from optcmp_cli._escape import visible
+from optcmp_cli.render.escape import visible
 
 __all__ = ["LABEL", "TEXT", "VALUE", "fit_table", "print_fitted", "shorten"]
 

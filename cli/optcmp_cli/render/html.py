@@ -48,7 +48,7 @@ def _inline(text: str) -> str:
         ch = text[i]
         entity = _ENTITY.match(text, i)
         if entity:
-            # Markdown escaping (`_escape.md`) writes <, >, & and " as entities: keep them.
+            # Markdown escaping (`escape.md`) writes <, >, & and " as entities: keep them.
             out.append(entity.group(0))
             i = entity.end()
         elif ch == "\\" and i + 1 < len(text):
