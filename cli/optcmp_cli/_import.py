@@ -1,60 +1,47 @@
-"""`optcmp import deepobs|algoperf|table|optuna|mlflow`: other people's trials into the
-archive format; `optcmp export`: an archive as a tidy table.
+"""`optcmp import NAME`: other people's trials into the archive format, one command per
+entry of the importers' registry (`optcmp_data.importers.IMPORTERS`), built from the
+options the entry declares; `optcmp export`: an archive as a tidy table.
 
-Dependency rule: typer, rich and optcmp_data (no torch). Each command parses, calls one
-importer, writes the archive atomically (`write_archive`), and reports.
+Dependency rule: typer, rich and optcmp_data (no torch). Each import command parses,
+calls one importer, writes the archive atomically (`write_archive`), and reports. The
+commands are built when `optcmp import` is resolved, from the registry as it is then, so
+an importer registered with `register_importer` gets its command without a line here;
+building one imports no importer module (they load when an import runs).
 """
 
 from __future__ import annotations
 
+import enum
+import functools
+import inspect
 import shlex
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from typer import _click as click  # typer vendors its own click: its types, not the package's
+from typer.core import TyperGroup
 
 from optcmp_cli._common import (
     check_archive_out,
     check_export_out,
     console,
     err_console,
-    fail,
     print_json,
     reports_errors,
 )
 from optcmp_cli.render.escape import visible
-from optcmp_data import ConfigError, archive_caveats, open_archive, write_archive
-from optcmp_data.importers import (
-    IMPORTERS,
-    TABLE_FORMATS,
-    ImportResult,
-    Ruleset,
-    export_table,
-    import_algoperf,
-    import_deepobs,
-    import_mlflow,
-    import_optuna,
-    import_table,
-    infer_mapping,
-    sidecar_path,
-)
+from optcmp_data import ConfigError
+from optcmp_data.importers import IMPORTERS, TABLE_FORMATS, Importer, ImportOption, OptionKind
 
-__all__ = ["export", "import_app"]
+if TYPE_CHECKING:
+    from optcmp_data.importers import ImportResult
 
-import_app = typer.Typer(
-    name="import",
-    help=(
-        "Import trials as optcmp archives: "
-        + "; ".join(f"{imp.name}: {imp.reads}" for imp in IMPORTERS.values())
-        + ".\n\n"
-        "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
-    ),
-    no_args_is_help=True,
-)
+__all__ = ["export", "import_app", "import_command"]
 
-_OUT = Annotated[Path, typer.Option("--out", help="Archive file to write (.nc), atomically.")]
+_OUT_HELP = "Archive file to write (.nc), atomically."
 _SKIP = Annotated[
     bool,
     typer.Option(
@@ -71,6 +58,8 @@ def _command_line() -> str:
 
 
 def _report(result: ImportResult, out: Path, json_out: bool) -> None:
+    from optcmp_data import archive_caveats
+
     for warning in result.warnings:
         err_console.print(f"warning: {visible(warning)}", markup=False)
     ds = result.dataset
@@ -102,124 +91,181 @@ def _report(result: ImportResult, out: Path, json_out: bool) -> None:
         err_console.print(f"skipped {result.skipped} bad input(s)", markup=False)
 
 
-@reports_errors
-def deepobs(
-    src: Annotated[Path, typer.Argument(help="DeepOBS output tree (1.1 or 1.2 format).")],
-    out: _OUT,
-    targets: Annotated[
-        Path | None,
-        typer.Option(
-            "--targets",
-            help="convergence_performance.json with per-problem targets "
-            "(default: the one in SRC, if any).",
-        ),
-    ] = None,
-    skip_bad: _SKIP = False,
-    json_out: _JSON = False,
-) -> None:
-    """Import a DeepOBS output tree: test problems as workloads, optimizer folders as
-    optimizers, setting folders as trials, seeds as a repeat axis.
+# --- commands built from the registry -------------------------------------------------
 
-    Example: optcmp import deepobs ../shared/archives/deepobs-baselines --out deepobs.nc
-    """
-    check_archive_out(out)
-    result = import_deepobs(src, targets=targets, skip_bad=skip_bad, command=_command_line())
-    write_archive(result.dataset, out)
-    _report(result, out, json_out)
+_TYPES: dict[OptionKind, Any] = {
+    OptionKind.PATH: Path,
+    OptionKind.TEXT: str,
+    OptionKind.FLAG: bool,
+    OptionKind.PAIRS: list[str],
+}
 
 
-@reports_errors
-def algoperf(
-    src: Annotated[
-        Path,
-        typer.Argument(help="AlgoPerf log tree (holding logs/<ruleset>/), or a ruleset folder."),
-    ],
-    out: _OUT,
-    ruleset: Annotated[
-        Ruleset, typer.Option("--ruleset", help="Which ruleset's logs to import.")
-    ] = Ruleset.EXTERNAL_TUNING,
-    targets: Annotated[
-        Path | None,
-        typer.Option(
-            "--targets",
-            help="Workload targets JSON (default: a workload_targets*.json next to the logs).",
-        ),
-    ] = None,
-    skip_bad: _SKIP = False,
-    json_out: _JSON = False,
-) -> None:
-    """Import AlgoPerf logs: submissions as optimizers, trials as hyperparameter points,
-    studies as a repeat axis, with each workload's target metric and step hint.
-
-    Example: optcmp import algoperf ../shared/archives/algoperf-v05 --ruleset self_tuning
-    --out algoperf-self.nc
-    """
-    check_archive_out(out)
-    result = import_algoperf(
-        src,
-        ruleset=ruleset,
-        targets=targets,
-        skip_bad=skip_bad,
-        command=_command_line(),
+def _parameter(opt: ImportOption) -> inspect.Parameter:
+    """The typer parameter of `opt`: its type, help, option name and default."""
+    kind: Any = _TYPES.get(opt.kind)
+    default: Any = opt.default
+    if opt.kind is OptionKind.CHOICE:
+        # typer shows an Enum as <a|b> and checks the value; the reader gets its str.
+        choices: Any = enum.Enum(opt.name, [(c, c) for c in opt.choices])  # type: ignore[misc]
+        kind = choices
+        default = None if opt.default is None else choices(opt.default)
+    elif opt.kind is OptionKind.FLAG:
+        default = False
+    if opt.required:
+        default = inspect.Parameter.empty
+    elif default is None:
+        kind = kind | None
+    metavar = opt.metavar or None
+    info = (
+        typer.Argument(help=opt.help, metavar=metavar)
+        if opt.argument
+        else typer.Option(opt.option, help=opt.help, metavar=metavar)
     )
-    write_archive(result.dataset, out)
-    _report(result, out, json_out)
+    return inspect.Parameter(
+        opt.name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=Annotated[kind, info]
+    )
 
 
-@reports_errors
-def table(
-    src: Annotated[
-        Path,
-        typer.Argument(
-            help="Table (.csv, or .parquet with the parquet extra): one row per evaluation "
-            "or per run."
-        ),
-    ],
-    out: Annotated[
-        Path | None,
-        typer.Option("--out", help="Archive file to write (.nc), atomically; not with --infer."),
-    ] = None,
-    mapping: Annotated[
-        Path | None,
-        typer.Option(
-            "--mapping",
-            help="TOML naming the table's columns and giving the facts it lacks (metric "
-            "direction, search space); not needed for a table `optcmp export` wrote.",
-        ),
-    ] = None,
-    infer: Annotated[
-        bool,
-        typer.Option(
-            "--infer",
-            help="Print a draft mapping TOML guessed from the table's columns (optimizer, "
-            "metrics, hyperparameters, step) for you to check and edit; imports nothing.",
-        ),
-    ] = False,
-    skip_bad: _SKIP = False,
-    json_out: _JSON = False,
-) -> None:
-    """Import a tidy table: optcmp's own export (with its FILE.meta.json sidecar), or any
-    table of runs whose columns a mapping file declares (docs/importers.md); `--infer`
-    prints a draft mapping for it.
+def _parameters(imp: Importer) -> list[inspect.Parameter]:
+    """The command's parameters in the order of its help: the arguments, the required
+    options, --out, the other options, --infer (with a draft), --skip-bad, --json."""
 
-    Example: optcmp import table runs.csv --infer (save the draft as runs.toml and edit
-    it), then optcmp import table runs.csv --mapping runs.toml --out runs.nc
-    """
-    if infer:
-        if out is not None or mapping is not None:
-            raise fail("--infer prints a draft mapping and imports nothing: drop --out/--mapping")
-        draft = infer_mapping(src)
-        if json_out:
-            print_json({"mapping": draft})
-        else:
-            sys.stdout.write(draft)
+    def keyword(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+        return inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=default, annotation=annotation
+        )
+
+    if imp.draft is None:
+        out = keyword(
+            "out", Annotated[Path, typer.Option("--out", help=_OUT_HELP)], inspect.Parameter.empty
+        )
+    else:
+        out = keyword(
+            "out",
+            Annotated[
+                Path | None, typer.Option("--out", help=_OUT_HELP[:-1] + "; not with --infer.")
+            ],
+            None,
+        )
+    params = [
+        *(_parameter(o) for o in imp.options if o.argument),
+        *(_parameter(o) for o in imp.options if o.required and not o.argument),
+        out,
+        *(_parameter(o) for o in imp.options if not o.required),
+    ]
+    if imp.draft is not None:
+        params.append(
+            keyword("infer", Annotated[bool, typer.Option("--infer", help=imp.draft.help)], False)
+        )
+    params.append(keyword("skip_bad", _SKIP, False))
+    params.append(keyword("json_out", _JSON, False))
+    return params
+
+
+def _pairs(items: list[str], option: str) -> dict[str, str]:
+    """NAME=VALUE options as a dict; ConfigError naming the option for a malformed one."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name.strip() or not value.strip():
+            raise ConfigError(f"{option} {item!r}: expected NAME=KEY")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def _value(opt: ImportOption, value: Any) -> Any:
+    """A parsed option's value as the reader takes it."""
+    if opt.kind is OptionKind.PAIRS:
+        return _pairs(value or [], opt.option)
+    if isinstance(value, enum.Enum):
+        return value.value
+    return value
+
+
+def _draft(imp: Importer, values: dict[str, Any], out: Path | None, json_out: bool) -> None:
+    """`--infer`: print the reader's draft mapping of the argument; import nothing."""
+    assert imp.draft is not None
+    others = [o for o in imp.options if not o.argument]
+    if out is not None or any(values[o.name] not in (None, False, []) for o in others):
+        drop = "/".join(["--out", *(o.option for o in others)])
+        raise ConfigError(f"--infer prints a draft mapping and imports nothing: drop {drop}")
+    (argument,) = (o for o in imp.options if o.argument)
+    draft = imp.draft.load()(values[argument.name])
+    if json_out:
+        print_json({"mapping": draft})
+    else:
+        sys.stdout.write(draft)
+
+
+def _run(imp: Importer, values: dict[str, Any]) -> None:
+    """The body of `optcmp import NAME`: check --out, read, write atomically, report."""
+    from optcmp_data import write_archive
+
+    out: Path | None = values.pop("out")
+    skip_bad: bool = values.pop("skip_bad")
+    json_out: bool = values.pop("json_out")
+    if values.pop("infer", False):
+        _draft(imp, values, out, json_out)
         return
     if out is None:
-        raise fail("missing option --out (the archive to write), or give --infer")
+        raise ConfigError("missing option --out (the archive to write), or give --infer")
     check_archive_out(out)
-    result = import_table(src, mapping=mapping, skip_bad=skip_bad, command=_command_line())
+    args = [_value(o, values[o.name]) for o in imp.options if o.positional]
+    kwargs = {o.name: _value(o, values[o.name]) for o in imp.options if not o.positional}
+    result = imp.load()(*args, **kwargs, skip_bad=skip_bad, command=_command_line())
     write_archive(result.dataset, out)
     _report(result, out, json_out)
+
+
+def _callback(imp: Importer) -> Callable[..., None]:
+    """A function whose signature (Annotated typer parameters) declares `imp`'s command."""
+
+    def command(**values: Any) -> None:
+        _run(imp, values)
+
+    params = _parameters(imp)
+    command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__doc__ = imp.help
+    command.__name__ = command.__qualname__ = imp.name
+    return reports_errors(command)
+
+
+@functools.cache
+def import_command(imp: Importer, /) -> click.Command:
+    """The click command `optcmp import NAME` of registry entry `imp`."""
+    single = typer.Typer(add_completion=False, rich_markup_mode=None)
+    single.command(imp.name)(_callback(imp))
+    command = typer.main.get_command(single)
+    command.name = imp.name
+    command.rich_markup_mode = None  # type: ignore[attr-defined]
+    return command
+
+
+class _ImportGroup(TyperGroup):
+    """One subcommand per entry of the importers' registry, in its order, built when
+    asked for (its help, or a run)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return list(IMPORTERS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        imp = IMPORTERS.get(cmd_name)
+        return None if imp is None else import_command(imp)
+
+
+import_app = typer.Typer(
+    name="import",
+    cls=_ImportGroup,
+    help=(
+        "Import trials as optcmp archives: "
+        + "; ".join(f"{imp.name}: {imp.reads}" for imp in IMPORTERS.values())
+        + ".\n\n"
+        "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
+    ),
+    no_args_is_help=True,
+)
 
 
 @reports_errors
@@ -244,6 +290,9 @@ def export(
 
     Example: optcmp export deepobs.nc --out deepobs.csv
     """
+    from optcmp_data import open_archive
+    from optcmp_data.importers import export_table, sidecar_path
+
     check_export_out(out, sidecar_path(out))
     archive = open_archive(path)
     table_path, side = export_table(archive, out, fmt=fmt)
@@ -252,182 +301,3 @@ def export(
         print_json({"export": {"out": str(table_path), "sidecar": str(side), "runs": rows}})
     else:
         console.print(f"wrote {table_path} and {side} ({rows} runs)", markup=False)
-
-
-@reports_errors
-def optuna(
-    storage: Annotated[
-        str, typer.Option("--storage", help="Optuna storage URL, e.g. sqlite:///study.db.")
-    ],
-    study: Annotated[str, typer.Option("--study", help="Name of the study in the storage.")],
-    out: _OUT,
-    mapping: Annotated[
-        Path | None,
-        typer.Option(
-            "--mapping",
-            help="TOML with workload facts ([workload] metric_name, valid_target, "
-            "step_budget) and optimizer families ([families]).",
-        ),
-    ] = None,
-    optimizer_from: Annotated[
-        str,
-        typer.Option(
-            "--optimizer-from", help="Param or user attribute naming each trial's optimizer."
-        ),
-    ] = "optimizer",
-    workload_from: Annotated[
-        str | None,
-        typer.Option(
-            "--workload-from", help="Param or user attribute naming each trial's workload."
-        ),
-    ] = None,
-    workload: Annotated[
-        str | None,
-        typer.Option(
-            "--workload", help="Workload label for every trial (default: the study name)."
-        ),
-    ] = None,
-    skip_bad: _SKIP = False,
-    json_out: _JSON = False,
-) -> None:
-    """Import an Optuna study (needs the optuna extra): params as hyperparameters,
-    intermediate values as curves, the objective as the selection metric with the
-    study's direction; pruned trials incomplete, failed ones diverged.
-
-    Example: optcmp import optuna --storage sqlite:///hpo.db --study resnet --out hpo.nc
-    """
-    check_archive_out(out)
-    result = import_optuna(
-        storage,
-        study,
-        mapping=mapping,
-        optimizer_from=optimizer_from,
-        workload_from=workload_from,
-        workload=workload,
-        skip_bad=skip_bad,
-        command=_command_line(),
-    )
-    write_archive(result.dataset, out)
-    _report(result, out, json_out)
-
-
-@reports_errors
-def mlflow(
-    tracking_uri: Annotated[
-        str,
-        typer.Option(
-            "--tracking-uri",
-            help="MLflow tracking URI: a file store (file:///path/mlruns or a path), "
-            "sqlite:///path/mlflow.db, or a tracking server. Local stores are read from a "
-            "private copy, never written.",
-        ),
-    ],
-    out: _OUT,
-    valid_metric: Annotated[
-        str,
-        typer.Option("--valid-metric", help="Metric whose history is the selection curve."),
-    ],
-    experiment: Annotated[
-        str | None,
-        typer.Option(
-            "--experiment", help="Experiment name (default: the one experiment holding runs)."
-        ),
-    ] = None,
-    test_metric: Annotated[
-        str | None,
-        typer.Option("--test-metric", help="Metric whose history is the test curve."),
-    ] = None,
-    direction: Annotated[
-        str | None,
-        typer.Option(
-            "--direction",
-            help="min or max: which way the metrics are better (or direction under "
-            "[workload] in --mapping).",
-        ),
-    ] = None,
-    mapping: Annotated[
-        Path | None,
-        typer.Option(
-            "--mapping",
-            help="TOML with workload facts ([workload] direction, metric_name, valid_target, "
-            "step_budget) and optimizer families ([families]).",
-        ),
-    ] = None,
-    optimizer_from: Annotated[
-        str,
-        typer.Option("--optimizer-from", help="Param or tag naming each run's optimizer."),
-    ] = "optimizer",
-    workload_from: Annotated[
-        str | None,
-        typer.Option("--workload-from", help="Param or tag naming each run's workload."),
-    ] = None,
-    workload: Annotated[
-        str | None,
-        typer.Option(
-            "--workload", help="Workload label for every run (default: the experiment name)."
-        ),
-    ] = None,
-    seed_from: Annotated[
-        str,
-        typer.Option("--seed-from", help="Param holding each run's seed (not a hyperparameter)."),
-    ] = "seed",
-    series: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--series",
-            help="NAME=KEY: archive series NAME (train_loss, train_metric, valid_loss, "
-            "test_loss) from metric KEY's history; repeat for several.",
-        ),
-    ] = None,
-    skip_bad: _SKIP = False,
-    json_out: _JSON = False,
-) -> None:
-    """Import an MLflow experiment (needs the mlflow extra): runs as trials, numeric params
-    as hyperparameters, metric histories as curves; FINISHED runs completed, FAILED and
-    KILLED incomplete, runs with a NaN or infinite valid metric diverged.
-
-    Example: optcmp import mlflow --tracking-uri sqlite:///mlflow.db --experiment sweep
-    --valid-metric val_loss --test-metric test_loss --direction min --out sweep.nc
-    """
-    check_archive_out(out)
-    result = import_mlflow(
-        tracking_uri,
-        experiment=experiment,
-        valid_metric=valid_metric,
-        test_metric=test_metric,
-        direction=direction,
-        mapping=mapping,
-        optimizer_from=optimizer_from,
-        workload_from=workload_from,
-        workload=workload,
-        seed_from=seed_from,
-        series=_pairs(series or [], "--series"),
-        skip_bad=skip_bad,
-        command=_command_line(),
-    )
-    write_archive(result.dataset, out)
-    _report(result, out, json_out)
-
-
-def _pairs(items: list[str], option: str) -> dict[str, str]:
-    """NAME=VALUE options as a dict; ConfigError naming the option for a malformed one."""
-    out: dict[str, str] = {}
-    for item in items:
-        name, sep, value = item.partition("=")
-        if not sep or not name.strip() or not value.strip():
-            raise ConfigError(f"{option} {item!r}: expected NAME=KEY")
-        out[name.strip()] = value.strip()
-    return out
-
-
-# One subcommand per entry of the importers' registry; a registry entry without its
-# command here fails at import time rather than going missing from the CLI.
-_COMMANDS: dict[str, Callable[..., None]] = {
-    "deepobs": deepobs,
-    "algoperf": algoperf,
-    "table": table,
-    "optuna": optuna,
-    "mlflow": mlflow,
-}
-for _name in IMPORTERS:
-    import_app.command(_name)(_COMMANDS[_name])

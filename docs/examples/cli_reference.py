@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from typer import _click as click  # typer vendors its own click: its types
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from optcmp_cli.app import COMMANDS, app, load_command
@@ -24,9 +26,12 @@ def _walk(command: Any, path: list[str]) -> None:
         for name in COMMANDS:
             _walk(load_command(name), [*path, name])
         return
-    for name, sub in getattr(command, "commands", {}).items():
-        if not sub.hidden:
-            _walk(sub, [*path, name])
+    if isinstance(command, TyperGroup):  # its listing, as `--help` shows it
+        ctx = click.Context(command)
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                _walk(sub, [*path, name])
 
 
 def main() -> None:

@@ -203,11 +203,17 @@ def test_table_errors_are_one_line(tmp_path: Path, args: list[str], needle: str)
 
 
 def test_import_subcommands_are_the_registry() -> None:
-    from optcmp_cli._import import import_app
+    from typer.core import TyperGroup
+
+    from optcmp_cli.app import load_command
     from optcmp_data.importers import IMPORTERS
 
-    names = [c.name for c in import_app.registered_commands]
+    group = load_command("import")
+    assert isinstance(group, TyperGroup)
+    ctx = group.make_context("import", ["--help"], resilient_parsing=True)
+    names = group.list_commands(ctx)
     assert names == list(IMPORTERS)
+    assert [getattr(group.get_command(ctx, n), "name", None) for n in names] == names
     code, stdout, _ = _run("import", "--help")
     assert code == 0
     for name in IMPORTERS:

@@ -1,29 +1,88 @@
 """Importers of other people's trials (DeepOBS trees, AlgoPerf logs, tidy tables, Optuna
-studies, MLflow experiments); `IMPORTERS` is the one list of them.
+studies, MLflow experiments); `IMPORTERS` is the one list of them, `register_importer`
+adds one.
 
 Dependency rule: numpy, xarray, attrs and optcmp_data only. Each importer reads a source
 tree, builds the archive through `ArchiveBuilder` and returns it in memory with the
 warnings of any skipped input; writing is the caller's (atomic `write_archive`).
+
+Loading: the registry (names, options, help) is light and imported with the package; the
+importers' own modules (numpy, xarray, pandas) load when one of their names is first used.
 """
 
-from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, Ruleset, import_algoperf
-from optcmp_data.importers._common import ImportResult
-from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
-from optcmp_data.importers._infer import infer_mapping
-from optcmp_data.importers._mlflow import MLFLOW_SPACE, import_mlflow
-from optcmp_data.importers._optuna import import_optuna
-from optcmp_data.importers._registry import IMPORTERS, Importer
-from optcmp_data.importers._table import (
-    IMPORT_ATTRS,
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from optcmp_data.importers._registry import (
+    IMPORTERS,
     TABLE_FORMATS,
-    TableMapping,
-    archive_to_frame,
-    escape_text,
-    export_table,
-    import_table,
-    sidecar_path,
-    unescape_text,
+    Draft,
+    Importer,
+    ImportOption,
+    OptionKind,
+    Ruleset,
+    register_importer,
 )
+
+if TYPE_CHECKING:
+    from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, import_algoperf
+    from optcmp_data.importers._common import ImportResult
+    from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
+    from optcmp_data.importers._infer import infer_mapping
+    from optcmp_data.importers._mlflow import MLFLOW_SPACE, import_mlflow
+    from optcmp_data.importers._optuna import import_optuna
+    from optcmp_data.importers._table import (
+        IMPORT_ATTRS,
+        TableMapping,
+        archive_to_frame,
+        escape_text,
+        export_table,
+        import_table,
+        sidecar_path,
+        unescape_text,
+    )
+
+# Public name -> the module that defines it (imported on first use).
+_LAZY = {
+    "ALGOPERF_DIRECTIONS": "_algoperf",
+    "import_algoperf": "_algoperf",
+    "ImportResult": "_common",
+    "DEEPOBS_FAMILIES": "_deepobs",
+    "import_deepobs": "_deepobs",
+    "infer_mapping": "_infer",
+    "MLFLOW_SPACE": "_mlflow",
+    "import_mlflow": "_mlflow",
+    "import_optuna": "_optuna",
+    **dict.fromkeys(
+        (
+            "IMPORT_ATTRS",
+            "TableMapping",
+            "archive_to_frame",
+            "escape_text",
+            "export_table",
+            "import_table",
+            "sidecar_path",
+            "unescape_text",
+        ),
+        "_table",
+    ),
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __all__ = [
     "ALGOPERF_DIRECTIONS",
@@ -32,8 +91,11 @@ __all__ = [
     "IMPORT_ATTRS",
     "MLFLOW_SPACE",
     "TABLE_FORMATS",
+    "Draft",
+    "ImportOption",
     "ImportResult",
     "Importer",
+    "OptionKind",
     "Ruleset",
     "TableMapping",
     "archive_to_frame",
@@ -45,6 +107,7 @@ __all__ = [
     "import_optuna",
     "import_table",
     "infer_mapping",
+    "register_importer",
     "sidecar_path",
     "unescape_text",
 ]

@@ -23,7 +23,6 @@ Mapping (docs/importers.md):
 
 from __future__ import annotations
 
-import enum
 import os
 import re
 from collections.abc import Iterator
@@ -47,15 +46,9 @@ from optcmp_data.importers._common import (
     read_json_object,
     read_text,
 )
+from optcmp_data.importers._registry import Ruleset
 
 __all__ = ["ALGOPERF_DIRECTIONS", "Ruleset", "import_algoperf"]
-
-
-class Ruleset(enum.StrEnum):
-    """The two AlgoPerf rulesets."""
-
-    EXTERNAL_TUNING = "external_tuning"
-    SELF_TUNING = "self_tuning"
 
 
 # Target metric names and whether smaller is better (the official scorer's registry).

@@ -68,6 +68,7 @@ from optcmp_data.importers._columns import (
     table_header,
 )
 from optcmp_data.importers._common import ImportResult, read_text
+from optcmp_data.importers._registry import TABLE_FORMATS
 
 __all__ = [
     "HP_PREFIX",
@@ -87,7 +88,6 @@ __all__ = [
     "unescape_text",
 ]
 
-TABLE_FORMATS = ("csv", "parquet")
 SIDECAR_SUFFIX = ".meta.json"
 HP_PREFIX = "hp."
 _TABLE_VERSION = 1
