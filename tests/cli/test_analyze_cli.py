@@ -12,6 +12,7 @@ from optcmp_analysis import BUDGET_RULE, MARGIN_RULE
 from optcmp_cli.app import app
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
+from tests.cli.helpers import error_line
 
 runner = CliRunner()
 COMMANDS = ("best", "budget", "rank", "inclusion")
@@ -21,23 +22,6 @@ FAST = {
     "rank": ["--n-boot", "200"],
     "inclusion": ["--n-test-boot", "200"],
 }
-
-
-@pytest.fixture(scope="module")
-def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("analyze") / "a.nc"
-    ds = synthetic_archive(
-        workloads=2, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
-    )
-    write_archive(ds, path)
-    return path
-
-
-@pytest.fixture(scope="module")
-def dead_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("dead") / "dead.nc"
-    write_archive(synthetic_archive(n_trials=3, diverged_fraction=1.0, seed=1), path)
-    return path
 
 
 def _json(args: list[str]) -> dict[str, list[dict[str, object]]]:
@@ -168,31 +152,21 @@ def test_tables(archive_path: Path, command: str) -> None:
     assert "w1" in result.output
 
 
-def _error(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
 @pytest.mark.parametrize("command", COMMANDS)
 def test_errors_are_one_line_and_exit_two(
     archive_path: Path, dead_path: Path, tmp_path: Path, command: str
 ) -> None:
-    assert "no such file" in _error(["analyze", command, str(tmp_path / "nope.nc")])
+    assert "no such file" in error_line(["analyze", command, str(tmp_path / "nope.nc")])
     junk = tmp_path / "junk.nc"
     junk.write_text("not netcdf", encoding="utf-8")
-    assert "junk.nc" in _error(["analyze", command, str(junk)])
-    message = _error(["analyze", command, str(archive_path), "--optimizer", "adma"])
+    assert "junk.nc" in error_line(["analyze", command, str(junk)])
+    message = error_line(["analyze", command, str(archive_path), "--optimizer", "adma"])
     assert "unknown optimizer 'adma'" in message
     assert "did you mean 'adam'" in message
-    assert "unknown workload" in _error(["analyze", command, str(archive_path), "-w", "w9"])
-    assert "no usable trial" in _error(["analyze", command, str(dead_path), *FAST[command]])
+    assert "unknown workload" in error_line(["analyze", command, str(archive_path), "-w", "w9"])
+    assert "no usable trial" in error_line(["analyze", command, str(dead_path), *FAST[command]])
     if command != "best":
-        message = _error(["analyze", command, str(archive_path), "--budget", "9"])
+        message = error_line(["analyze", command, str(archive_path), "--budget", "9"])
         assert "larger than the trial count 8" in message
 
 
@@ -320,11 +294,11 @@ def test_margins_from_the_command_line_and_a_toml_file(archive_path: Path, tmp_p
     assert w1 == {(next(r["margin"] for r in default if r["workload"] == "w1"), MARGIN_RULE)}
     bad = tmp_path / "bad.toml"
     bad.write_text("w0 = 'wide'\n", encoding="utf-8")
-    assert "bad.toml" in _error([*base[:-1], "--margins", str(bad)])
+    assert "bad.toml" in error_line([*base[:-1], "--margins", str(bad)])
     unknown = tmp_path / "unknown.toml"
     unknown.write_text("w9 = 0.01\n", encoding="utf-8")
-    assert "'w9'" in _error([*base[:-1], "--margins", str(unknown)])
-    assert "non-negative" in _error([*base[:-1], "--margin", "-1"])
+    assert "'w9'" in error_line([*base[:-1], "--margins", str(unknown)])
+    assert "non-negative" in error_line([*base[:-1], "--margin", "-1"])
 
 
 def test_report_and_plot_take_the_test_options(archive_path: Path, tmp_path: Path) -> None:

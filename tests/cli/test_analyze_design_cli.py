@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -13,20 +12,11 @@ from optcmp_analysis import BUDGET_RULE
 from optcmp_cli.app import app
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
+from tests.cli.helpers import error_line, json_records
 
 runner = CliRunner()
 COMMANDS = ("targets", "boundary", "protocol")
 FAST: dict[str, list[str]] = {"targets": ["--n-test-boot", "100"], "boundary": [], "protocol": []}
-
-
-@pytest.fixture(scope="module")
-def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("analyze_design") / "a.nc"
-    ds = synthetic_archive(
-        workloads=2, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
-    )
-    write_archive(ds, path)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -50,28 +40,10 @@ def grouped_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-@pytest.fixture(scope="module")
-def dead_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    path = tmp_path_factory.mktemp("dead") / "dead.nc"
-    write_archive(synthetic_archive(n_trials=3, diverged_fraction=1.0, seed=1), path)
-    return path
-
-
 def _args(command: str, path: Path) -> list[str]:
     """The command on one archive (protocol: the archive against itself)."""
     extra = [str(path)] if command == "protocol" else []
     return ["analyze", command, str(path), *extra, *FAST[command]]
-
-
-def _json(args: list[str]) -> list[dict[str, object]]:
-    result = runner.invoke(app, [*args, "--json"])
-    assert result.exit_code == 0, result.output
-    payload = json.loads(result.stdout)
-    assert isinstance(payload, dict)
-    assert list(payload) == [args[1]]
-    records = payload[args[1]]
-    assert isinstance(records, list)
-    return records
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -84,7 +56,7 @@ def test_help_has_an_example_and_documents_keys(command: str) -> None:
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_json_contract(archive_path: Path, command: str) -> None:
-    records = _json(_args(command, archive_path))
+    records = json_records(_args(command, archive_path))
     assert records
     for record in records:
         assert {"record", "workload", "metric", "split"} <= set(record)
@@ -95,14 +67,14 @@ def test_json_contract(archive_path: Path, command: str) -> None:
 def test_targets_keys_seed_and_options(archive_path: Path) -> None:
     base = ["analyze", "targets", str(archive_path), "--n-test-boot", "150"]
     args = [*base, "--step-fraction", "0.5", "--step-fraction", "1", "--n-targets", "2"]
-    a = _json([*args, "--seed", "3"])
+    a = json_records([*args, "--seed", "3"])
     # At the default budget (a quarter of the trials) the tests resample, per seed.
-    assert a == _json([*args, "--seed", "3"])
+    assert a == json_records([*args, "--seed", "3"])
     assert all(r["tested"] for r in a if r["record"] == "inclusion")
     assert {r["budget_rule"] for r in a if r["record"] == "inclusion"} == {BUDGET_RULE}
-    sampled = _json([*args, "--budget", "3", "--seed", "3"])
-    assert sampled == _json([*args, "--budget", "3", "--seed", "3"])
-    assert sampled != _json([*args, "--budget", "3", "--seed", "4"])
+    sampled = json_records([*args, "--budget", "3", "--seed", "3"])
+    assert sampled == json_records([*args, "--budget", "3", "--seed", "3"])
+    assert sampled != json_records([*args, "--budget", "3", "--seed", "4"])
     assert {r["k"] for r in sampled if r["record"] == "inclusion"} == {3}
     tuned = [r for r in a if r["record"] == "tuned"]
     # 2 workloads x 6 optimizers x (2 targets x 2 fractions + 2 finals)
@@ -110,7 +82,7 @@ def test_targets_keys_seed_and_options(archive_path: Path) -> None:
     assert {r["fraction"] for r in tuned} == {0.5, 1.0}
     for r in tuned:
         assert {"optimizer", "kind", "target", "value", "rank", "kendall_tau"} <= set(r)
-    explicit = _json([*base, "--target", "0.3", "-w", "w1", "-o", "sgd", "-o", "momentum"])
+    explicit = json_records([*base, "--target", "0.3", "-w", "w1", "-o", "sgd", "-o", "momentum"])
     assert {r["target_value"] for r in explicit if r["kind"] == "steps"} == {0.3}
     assert {r["workload"] for r in explicit} == {"w1"}
     assert {(r["special"], r["general"]) for r in explicit if r["record"] == "inclusion"} == {
@@ -119,17 +91,19 @@ def test_targets_keys_seed_and_options(archive_path: Path) -> None:
 
 
 def test_boundary_points_and_fraction(archive_path: Path) -> None:
-    edges = _json(["analyze", "boundary", str(archive_path), "--fraction", "0.2", "--top", "5"])
+    edges = json_records(
+        ["analyze", "boundary", str(archive_path), "--fraction", "0.2", "--top", "5"]
+    )
     assert {r["record"] for r in edges} == {"edge"}
     assert all(r["top"] == 5 for r in edges)
-    with_points = _json(["analyze", "boundary", str(archive_path), "--points"])
+    with_points = json_records(["analyze", "boundary", str(archive_path), "--points"])
     points = [r for r in with_points if r["record"] == "point"]
     assert points
     assert {"trial", "hparam", "hparam_value", "position", "value"} <= set(points[0])
 
 
 def test_protocol_within_one_archive(grouped_path: Path) -> None:
-    records = _json(
+    records = json_records(
         [
             "analyze",
             "protocol",
@@ -159,33 +133,25 @@ def test_tables(archive_path: Path, command: str) -> None:
     assert "w1" in result.output
 
 
-def _error(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    assert result.stdout == ""
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
 @pytest.mark.parametrize("command", COMMANDS)
 def test_errors_are_one_line_and_exit_two(
     archive_path: Path, dead_path: Path, tmp_path: Path, command: str
 ) -> None:
-    assert "no such file" in _error(_args(command, tmp_path / "nope.nc"))
+    assert "no such file" in error_line(_args(command, tmp_path / "nope.nc"))
     junk = tmp_path / "junk.nc"
     junk.write_text("not netcdf", encoding="utf-8")
-    assert "junk.nc" in _error(_args(command, junk))
-    assert "unknown workload" in _error([*_args(command, archive_path), "-w", "w9"])
+    assert "junk.nc" in error_line(_args(command, junk))
+    assert "unknown workload" in error_line([*_args(command, archive_path), "-w", "w9"])
     if command != "protocol":
-        message = _error([*_args(command, archive_path), "--optimizer", "adma"])
+        message = error_line([*_args(command, archive_path), "--optimizer", "adma"])
         assert "unknown optimizer 'adma'" in message
-    assert "no usable trial" in _error(_args(command, dead_path))
+    assert "no usable trial" in error_line(_args(command, dead_path))
 
 
 def test_protocol_errors(archive_path: Path, grouped_path: Path) -> None:
-    assert "name two different search spaces" in _error(["analyze", "protocol", str(archive_path)])
-    assert "not a search-space name" in _error(
+    assert "name two different search spaces" in error_line(
+        ["analyze", "protocol", str(archive_path)]
+    )
+    assert "not a search-space name" in error_line(
         ["analyze", "protocol", str(grouped_path), "--protocol", "x", "--protocol", "choi2019"]
     )

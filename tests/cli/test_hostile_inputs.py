@@ -14,26 +14,15 @@ from typing import Any
 import numpy as np
 import pytest
 import xarray as xr
-from typer.testing import CliRunner, Result
+from typer.testing import CliRunner
 
 from optcmp_cli.app import app
 from optcmp_data import ArchiveIOError, write_archive
 from optcmp_data._fs import LOW_SPACE_BYTES
 from optcmp_data.testing import synthetic_archive
+from tests.cli.helpers import NON_UTF8, one_line_error
 
 runner = CliRunner()
-NON_UTF8 = os.fsdecode(b"out-\xff\xfe")
-
-
-def one_line_error(result: Result, *fragments: str) -> str:
-    assert result.exit_code == 2, result.output
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, lines
-    assert lines[0].startswith("error: "), lines
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
-    assert "Traceback" not in result.output
-    return lines[0]
 
 
 @pytest.fixture(scope="module")

@@ -27,7 +27,7 @@ from optcmp_cli.app import app
 from optcmp_data import write_archive, write_shard
 from optcmp_data.importers import export_table
 from optcmp_data.testing import synthetic_archive
-from tests.cli.test_hostile_inputs import one_line_error
+from tests.cli.helpers import one_line_error
 from tests.data.archive_trees import write_algoperf, write_deepobs
 
 runner = CliRunner()

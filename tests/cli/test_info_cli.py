@@ -17,7 +17,7 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def archive_path(tmp_path: Path) -> Path:
+def info_archive_path(tmp_path: Path) -> Path:
     path = tmp_path / "a.nc"
     write_archive(synthetic_archive(workloads=2, n_trials=3, diverged_fraction=0.3, seed=4), path)
     return path
@@ -29,16 +29,16 @@ def test_help_has_example() -> None:
     assert "Example" in result.output
 
 
-def test_summary_table(archive_path: Path) -> None:
-    result = runner.invoke(app, ["info", str(archive_path)])
+def test_summary_table(info_archive_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(info_archive_path)])
     assert result.exit_code == 0, result.output
     # At 80 columns long labels end in an ellipsis, so look for their beginnings.
     for word in ("Workloads", "w0", "w1", "adam", "nesterov", "learn", "schema v1"):
         assert word in result.output
 
 
-def test_json(archive_path: Path) -> None:
-    result = runner.invoke(app, ["info", str(archive_path), "--json"])
+def test_json(info_archive_path: Path) -> None:
+    result = runner.invoke(app, ["info", str(info_archive_path), "--json"])
     assert result.exit_code == 0
     payload = json.loads(result.stdout)["info"]
     assert set(payload) >= {"sizes", "workloads", "cells", "hparams", "provenance", "caveats"}
@@ -83,15 +83,15 @@ def _wrong_dims(path: Path) -> None:
     ],
 )
 def test_invalid_inputs_one_line_exit_2(
-    archive_path: Path, tmp_path: Path, case: str, fragment: str
+    info_archive_path: Path, tmp_path: Path, case: str, fragment: str
 ) -> None:
     target = tmp_path / "bad.nc"
     if case == "not netcdf":
         target.write_text("hello")
     elif case == "truncated":
-        target.write_bytes(archive_path.read_bytes()[:1500])
+        target.write_bytes(info_archive_path.read_bytes()[:1500])
     elif case == "schema v2":
-        target.write_bytes(archive_path.read_bytes())
+        target.write_bytes(info_archive_path.read_bytes())
         _schema_v2(target)
     elif case == "missing variable":
         _drop_variable(target)

@@ -42,6 +42,7 @@ from optcmp_cli.render.palette import optimizer_styles, styles_of
 from optcmp_cli.render.save import save_figure
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
+from tests.cli.helpers import error_line
 
 runner = CliRunner()
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -61,7 +62,7 @@ def archive() -> xr.Dataset:
 
 
 @pytest.fixture(scope="module")
-def archive_path(tmp_path_factory: pytest.TempPathFactory, archive: xr.Dataset) -> Path:
+def plot_archive_path(tmp_path_factory: pytest.TempPathFactory, archive: xr.Dataset) -> Path:
     path = tmp_path_factory.mktemp("plots") / "a.nc"
     write_archive(archive, path)
     return path
@@ -82,14 +83,14 @@ def test_help_names_every_kind_and_has_example() -> None:
 @pytest.mark.parametrize("kind", list(PlotKind))
 @pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
 def test_every_kind_renders(
-    archive_path: Path, tmp_path: Path, kind: PlotKind, suffix: str
+    plot_archive_path: Path, tmp_path: Path, kind: PlotKind, suffix: str
 ) -> None:
     out = tmp_path / f"{kind}{suffix}"
     # A protocol figure compares two archives (here the same one twice).
-    extra = ["--compare", str(archive_path)] if kind == "protocol" else []
+    extra = ["--compare", str(plot_archive_path)] if kind == "protocol" else []
     result = runner.invoke(
         app,
-        ["plot", kind.value, str(archive_path), "--out", str(out), "--n-boot", "100", *extra],
+        ["plot", kind.value, str(plot_archive_path), "--out", str(out), "--n-boot", "100", *extra],
     )
     assert result.exit_code == 0, result.output
     head = out.read_bytes()[:200]
@@ -102,23 +103,23 @@ def test_every_kind_renders(
     assert str(out) in result.stdout
 
 
-def test_json_output(archive_path: Path, tmp_path: Path) -> None:
+def test_json_output(plot_archive_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "rank.png"
     result = runner.invoke(
         app,
-        ["plot", "rank", str(archive_path), "--out", str(out), "--n-boot", "50", "--json"],
+        ["plot", "rank", str(plot_archive_path), "--out", str(out), "--n-boot", "50", "--json"],
     )
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert payload == {"kind": "rank", "archive": str(archive_path), "out": str(out)}
+    assert payload == {"kind": "rank", "archive": str(plot_archive_path), "out": str(out)}
 
 
-def test_workload_and_optimizer_options_restrict(archive_path: Path, tmp_path: Path) -> None:
+def test_workload_and_optimizer_options_restrict(plot_archive_path: Path, tmp_path: Path) -> None:
     out = tmp_path / "curves.svg"
     result = runner.invoke(
         app,
         [
-            *("plot", "curves", str(archive_path), "--out", str(out)),
+            *("plot", "curves", str(plot_archive_path), "--out", str(out)),
             *("--workload", "w1", "-o", "sgd", "--optimizer", "adam"),
         ],
     )
@@ -126,21 +127,12 @@ def test_workload_and_optimizer_options_restrict(archive_path: Path, tmp_path: P
     assert out.exists()
 
 
-def test_analysis_errors_name_the_archive(archive_path: Path, tmp_path: Path) -> None:
-    line = _one_line_error(
-        ["plot", "budget", str(archive_path), "--out", str(tmp_path / "x.png"), "-o", "lion"]
+def test_analysis_errors_name_the_archive(plot_archive_path: Path, tmp_path: Path) -> None:
+    line = error_line(
+        ["plot", "budget", str(plot_archive_path), "--out", str(tmp_path / "x.png"), "-o", "lion"]
     )
-    assert str(archive_path) in line
+    assert str(plot_archive_path) in line
     assert "unknown optimizer 'lion'" in line
-
-
-def _one_line_error(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert result.stdout == ""
-    return lines[0]
 
 
 @pytest.mark.parametrize(
@@ -155,17 +147,19 @@ def _one_line_error(args: list[str]) -> str:
     ],
 )
 def test_errors_are_one_line(
-    archive_path: Path, tmp_path: Path, extra: list[str], fragment: str
+    plot_archive_path: Path, tmp_path: Path, extra: list[str], fragment: str
 ) -> None:
-    args = [a.format(archive=archive_path, tmp=tmp_path) for a in extra]
-    line = _one_line_error(["plot", *args])
+    args = [a.format(archive=plot_archive_path, tmp=tmp_path) for a in extra]
+    line = error_line(["plot", *args])
     assert line.startswith("error: ")
     assert fragment in line
     assert not list(tmp_path.glob("x*"))
 
 
-def test_unknown_kind_is_a_usage_error(archive_path: Path, tmp_path: Path) -> None:
-    result = runner.invoke(app, ["plot", "pie", str(archive_path), "--out", str(tmp_path / "x")])
+def test_unknown_kind_is_a_usage_error(plot_archive_path: Path, tmp_path: Path) -> None:
+    result = runner.invoke(
+        app, ["plot", "pie", str(plot_archive_path), "--out", str(tmp_path / "x")]
+    )
     assert result.exit_code == 2
 
 

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 from optcmp_cli.app import app
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
+from tests.cli.helpers import error_line
 
 runner = CliRunner()
 N_BOOT = "100"
@@ -71,17 +72,18 @@ def two_protocols() -> xr.Dataset:
 
 
 @pytest.fixture(scope="module")
-def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def report_archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("report") / "study.nc"
     write_archive(small_archive(selection_split="test"), path)
     return path
 
 
 @pytest.fixture(scope="module")
-def report_dir(tmp_path_factory: pytest.TempPathFactory, archive_path: Path) -> Path:
+def report_dir(tmp_path_factory: pytest.TempPathFactory, report_archive_path: Path) -> Path:
     out = tmp_path_factory.mktemp("out") / "report"
     result = runner.invoke(
-        app, ["report", str(archive_path), "--out", str(out), "--seed", "3", "--n-boot", N_BOOT]
+        app,
+        ["report", str(report_archive_path), "--out", str(out), "--seed", "3", "--n-boot", N_BOOT],
     )
     assert result.exit_code == 0, result.output
     assert f"report: {out / 'report.md'}" in result.stdout
@@ -142,11 +144,11 @@ def test_results_json_holds_every_record(report_dir: Path) -> None:
 
 
 def test_same_seed_same_bytes_other_seed_differs(
-    archive_path: Path, report_dir: Path, tmp_path: Path
+    report_archive_path: Path, report_dir: Path, tmp_path: Path
 ) -> None:
     again = tmp_path / "again"
     other = tmp_path / "other"
-    base = ["report", str(archive_path), "--n-boot", N_BOOT]
+    base = ["report", str(report_archive_path), "--n-boot", N_BOOT]
     result = runner.invoke(app, [*base, "--out", str(again), "--seed", "3", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)  # --json: only JSON on stdout
@@ -164,7 +166,7 @@ def test_same_seed_same_bytes_other_seed_differs(
     assert first["selection"] == changed["selection"]  # selection involves no randomness
 
 
-def test_compare_adds_protocol_comparison(archive_path: Path, tmp_path: Path) -> None:
+def test_compare_adds_protocol_comparison(report_archive_path: Path, tmp_path: Path) -> None:
     other = tmp_path / "wide.nc"
     write_archive(small_archive(selection_split="test", seed=12, planted={"sgd": 0.05}), other)
     # The compared archive holds both workloads; the comparison covers the shared ones.
@@ -172,7 +174,7 @@ def test_compare_adds_protocol_comparison(archive_path: Path, tmp_path: Path) ->
     result = runner.invoke(
         app,
         [
-            *("report", str(archive_path), "--out", str(out)),
+            *("report", str(report_archive_path), "--out", str(out)),
             *("--compare", str(other), "--n-boot", "50"),
         ],
     )
@@ -255,39 +257,30 @@ def test_an_analysis_that_cannot_run_is_reported_not_hidden(tmp_path: Path) -> N
     assert "inclusion" in json.loads((out / "results.json").read_text())["skipped"]
 
 
-def _one_line_error(args: list[str]) -> str:
-    result = runner.invoke(app, args)
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
-
-
 def test_missing_archive(tmp_path: Path) -> None:
-    line = _one_line_error(["report", str(tmp_path / "nope.nc"), "--out", str(tmp_path / "r")])
+    line = error_line(["report", str(tmp_path / "nope.nc"), "--out", str(tmp_path / "r")])
     assert "no such file" in line
 
 
-def test_out_is_a_file(archive_path: Path, tmp_path: Path) -> None:
+def test_out_is_a_file(report_archive_path: Path, tmp_path: Path) -> None:
     target = tmp_path / "file"
     target.write_text("x")
-    line = _one_line_error(["report", str(archive_path), "--out", str(target)])
+    line = error_line(["report", str(report_archive_path), "--out", str(target)])
     assert "not a directory" in line
 
 
 def test_no_usable_trial(tmp_path: Path) -> None:
     path = tmp_path / "diverged.nc"
     write_archive(small_archive(diverged_fraction=1.0), path)
-    line = _one_line_error(["report", str(path), "--out", str(tmp_path / "r")])
+    line = error_line(["report", str(path), "--out", str(tmp_path / "r")])
     assert "no usable trial" in line
     assert str(path) in line
 
 
-def test_compare_missing(archive_path: Path, tmp_path: Path) -> None:
-    line = _one_line_error(
+def test_compare_missing(report_archive_path: Path, tmp_path: Path) -> None:
+    line = error_line(
         [
-            *("report", str(archive_path), "--out", str(tmp_path / "r")),
+            *("report", str(report_archive_path), "--out", str(tmp_path / "r")),
             *("--compare", str(tmp_path / "nope.nc")),
         ]
     )

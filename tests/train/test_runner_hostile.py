@@ -27,7 +27,7 @@ from optcmp.study import StudySpec
 from optcmp_cli.app import app
 from optcmp_data import ConfigError, list_shards, open_archive
 from optcmp_data._fs import LOW_SPACE_BYTES
-from tests.cli.test_hostile_inputs import NON_UTF8, one_line_error
+from tests.cli.helpers import NON_UTF8, one_line_error
 from tests.train.archives import same_study
 
 ROOT = Path(__file__).resolve().parents[2]
