@@ -46,7 +46,7 @@ from optcmp_data._io import (
     write_archive,
     write_shard,
 )
-from optcmp_data._provenance import archive_plugins
+from optcmp_data._provenance import archive_plugins, git_commit
 from optcmp_data._schema import (
     CURVE_VARS,
     REPEAT_DIMS,
@@ -116,6 +116,7 @@ __all__ = [
     "default_taxonomy",
     "get_family",
     "get_schedule",
+    "git_commit",
     "list_shards",
     "merge_archives",
     "open_archive",

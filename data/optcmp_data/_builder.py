@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -16,7 +18,8 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
-from optcmp_data._errors import SchemaError
+from optcmp_data._errors import ArchiveIOError, SchemaError
+from optcmp_data._io import shard_path, write_archive
 from optcmp_data._provenance import plugin_attr, provenance_attrs
 from optcmp_data._schema import (
     CURVE_VARS,
@@ -127,6 +130,11 @@ class ArchiveBuilder:
     Coordinates are sorted on build, so the same records in any order give the same
     dataset. Repeat axes are declared up front (`repeat_dims`), and every trial then gives
     a value for each of them.
+
+    Provenance is stored as global attributes: `source`, `command` (default: this
+    process's command line), `torch_version`, `git_commit` (default: the commit of this
+    process's checkout; a run passes its driver's, so every shard of one run carries the
+    same) and, for trials `optcmp run` trained, their `precision`.
     """
 
     def __init__(
@@ -135,6 +143,8 @@ class ArchiveBuilder:
         source: str,
         command: str | None = None,
         torch_version: str = "",
+        git_commit: str | None = None,
+        precision: str | None = None,
         caveats: Iterable[str] = (),
         taxonomy: Taxonomy | None = None,
         repeat_dims: Sequence[str] = (),
@@ -144,8 +154,9 @@ class ArchiveBuilder:
                 raise SchemaError(f"builder: repeat axis {dim!r} is not one of {REPEAT_DIMS}")
         self._repeat_dims = tuple(d for d in REPEAT_DIMS if d in repeat_dims)
         self._attrs: dict[str, Any] = provenance_attrs(
-            source=source, command=command, torch_version=torch_version
+            source=source, command=command, torch_version=torch_version, commit=git_commit
         )
+        self._precision = precision
         self._caveats: list[str] = list(caveats)
         self._taxonomy = taxonomy if taxonomy is not None else default_taxonomy()
         self._workloads: dict[str, WorkloadInfo] = {}
@@ -210,6 +221,36 @@ class ArchiveBuilder:
 
     def __len__(self) -> int:
         return len(self._trials)
+
+    @staticmethod
+    def shard_name(workload: str, optimizer: str, trials: Sequence[int]) -> str:
+        """The name of the shard of one group of trials of (workload, optimizer), after
+        its first and last trial: 'digits_mlp--adam--00000-00015'."""
+        return f"{workload}--{optimizer}--{min(trials):05d}-{max(trials):05d}"
+
+    def write_shard(
+        self,
+        study_dir: str | os.PathLike[str],
+        *,
+        before_rename: Callable[[], None] | None = None,
+    ) -> Path:
+        """Build the archive of one group (trials of one workload and optimizer) and store
+        it in `study_dir` as the shard `shard_name` names, atomically (`before_rename` as
+        for `write_archive`). A shard of that name already there is refused
+        (ArchiveIOError): its trials would be stored twice."""
+        if len(self._workloads) != 1 or len(self._families) != 1 or not self._trials:
+            raise SchemaError(
+                "builder: a shard holds trials of one workload and one optimizer; this one "
+                f"has {len(self._workloads)} workload(s), {len(self._families)} optimizer(s) "
+                f"and {len(self._trials)} trial(s)"
+            )
+        [workload], [optimizer] = self._workloads, self._families
+        path = shard_path(
+            study_dir, self.shard_name(workload, optimizer, [k[2] for k in self._trials])
+        )
+        if path.exists():
+            raise ArchiveIOError(f"{path}: shard exists already; refusing to store trials twice")
+        return write_archive(self.build(), path, before_rename=before_rename)
 
     def build(self) -> xr.Dataset:
         """The archive as a validated dataset."""
@@ -281,7 +322,10 @@ class ArchiveBuilder:
             hparams=hparams,
             spaces=self._spaces,
             taxonomy=self._taxonomy,
-            attrs=self._attrs,
+            attrs={
+                **self._attrs,
+                **({"precision": self._precision} if self._precision is not None else {}),
+            },
             caveats=self._caveats,
         )
 

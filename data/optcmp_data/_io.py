@@ -35,6 +35,7 @@ __all__ = [
     "list_shards",
     "merge_archives",
     "open_archive",
+    "shard_path",
     "stored_cells",
     "write_archive",
     "write_shard",
@@ -109,11 +110,16 @@ def write_shard(
 ) -> Path:
     """Write one shard (`name` + .nc) into a study directory, atomically (see
     `write_archive` for `before_rename`)."""
+    return write_archive(ds, shard_path(study_dir, name), before_rename=before_rename)
+
+
+def shard_path(study_dir: str | os.PathLike[str], name: str) -> Path:
+    """The path of shard `name` (+ .nc) in a study directory, which is created if absent."""
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     if "/" in name or name.startswith("."):
         raise ArchiveIOError(f"{study_dir}: invalid shard name {name!r}")
-    return write_archive(ds, study_dir / f"{name}{SHARD_SUFFIX}", before_rename=before_rename)
+    return study_dir / f"{name}{SHARD_SUFFIX}"
 
 
 def list_shards(study_dir: str | os.PathLike[str]) -> list[Path]:

@@ -72,13 +72,19 @@ def git_commit() -> str:
 
 
 def provenance_attrs(
-    *, source: str, command: str | None = None, torch_version: str = "", caveats: str = ""
+    *,
+    source: str,
+    command: str | None = None,
+    torch_version: str = "",
+    caveats: str = "",
+    commit: str | None = None,
 ) -> dict[str, str | int]:
-    """The global attributes of a new archive (schema version added by the builder)."""
+    """The global attributes of a new archive (schema version added by the builder);
+    `commit` None: the commit of this process's checkout (`git_commit`)."""
     return {
         "optcmp_version": optcmp_version(),
         "torch_version": torch_version,
-        "git_commit": git_commit(),
+        "git_commit": git_commit() if commit is None else commit,
         "command": command if command is not None else shlex.join(sys.argv),
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "source": source,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
 from optcmp_data import (
     ArchiveBuilder,
+    ArchiveIOError,
     Curves,
     SchemaError,
     SpaceDim,
@@ -14,6 +17,9 @@ from optcmp_data import (
     Status,
     TrialRecord,
     WorkloadInfo,
+    git_commit,
+    list_shards,
+    open_archive,
 )
 
 
@@ -81,3 +87,42 @@ def test_repeat_axes_required_on_every_trial() -> None:
         b.add_trial(_trial("sgd", 0))
     with pytest.raises(SchemaError, match="repeat axis"):
         ArchiveBuilder(source="t", repeat_dims=("epoch",))
+
+
+def test_provenance_is_given_to_the_builder() -> None:
+    b = ArchiveBuilder(source="test", command="pytest", git_commit="abc", precision="bf16")
+    b.add_workload(WorkloadInfo("w", "error_rate", "min"))
+    b.add_optimizer("sgd", "sgd")
+    b.add_trial(_trial("sgd", 0))
+    ds = b.build()
+    assert (ds.attrs["git_commit"], ds.attrs["precision"]) == ("abc", "bf16")
+    # Without them: this process's commit, and no precision (only `optcmp run` sets it).
+    plain = _builder()
+    plain.add_trial(_trial("sgd", 0))
+    ds = plain.build()
+    assert ds.attrs["git_commit"] == git_commit()
+    assert "precision" not in ds.attrs
+
+
+def test_a_group_is_written_as_one_shard_named_after_its_trials(tmp_path: Path) -> None:
+    b = ArchiveBuilder(source="test", command="pytest")
+    b.add_workload(WorkloadInfo("w", "error_rate", "min"))
+    b.add_optimizer("sgd", "sgd")
+    for t in (17, 3, 9):
+        b.add_trial(_trial("sgd", t))
+    path = b.write_shard(tmp_path / "study")
+    assert path.name == "w--sgd--00003-00017.nc"
+    assert ArchiveBuilder.shard_name("w", "sgd", (3, 9, 17)) == path.stem
+    assert list_shards(tmp_path / "study") == [path]
+    assert open_archive(path)["trial"].values.tolist() == [3, 9, 17]
+    before = path.read_bytes()
+    with pytest.raises(ArchiveIOError, match="shard exists already; refusing to store"):
+        b.write_shard(tmp_path / "study")
+    assert path.read_bytes() == before
+
+
+def test_a_shard_holds_one_group() -> None:
+    b = _builder()  # two optimizers
+    b.add_trial(_trial("sgd", 0))
+    with pytest.raises(SchemaError, match="one workload and one optimizer"):
+        b.write_shard("unused")
