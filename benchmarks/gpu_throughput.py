@@ -35,12 +35,14 @@ import sys
 import time
 from collections.abc import Sequence
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import torch
 
-from optcmp.runner import data_order, train_group
+from optcmp.runner import GroupTrials, TrainOptions, data_order, train_group
 from optcmp.runner._device import autocast, group_settings, synchronize, wants_channels_last
+from optcmp.spaces import SearchSpace
 from optcmp.study import COMPILE_MODES, PRECISIONS
 from optcmp.workloads import WORKLOADS, Splits, Workload, get_workload
 from optcmp.workloads._common import make_splits
@@ -161,17 +163,17 @@ def batched(
         result = train_group(
             workload,
             splits,
-            optimizer="momentum",
-            schedule="constant",
-            hparams=[{"learning_rate": lr, "momentum": 0.9} for lr in lrs],
-            seeds=list(range(k)),
-            data_seed=DATA_SEED,
-            step_budget=steps,
-            eval_interval=steps,
-            batch_size=batch,
+            GroupTrials(
+                [{"learning_rate": lr, "momentum": 0.9} for lr in lrs],
+                range(k),
+                data_seed=DATA_SEED,
+            ),
+            space=SearchSpace("benchmark", "momentum", "constant"),
             device=device,
-            precision=args.precision,
-            compile_mode=args.compile_mode,
+            spec=attrs.evolve(
+                workload.spec, step_budget=steps, eval_interval=steps, batch_size=batch
+            ),
+            options=TrainOptions(precision=args.precision, compile_mode=args.compile_mode),
         )
         return float(result.time[-1])
 

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import time
 
+import attrs
 import torch
 
 from optcmp._plugins import load_optimizer
-from optcmp.runner import deterministic_threads, train_group
+from optcmp.runner import GroupTrials, deterministic_threads, train_group
+from optcmp.spaces import SearchSpace
 from optcmp.workloads import get_workload
 
 
@@ -38,15 +40,12 @@ def main() -> None:
                     train_group(
                         workload,
                         splits,
-                        optimizer=name,
-                        schedule="constant",
-                        hparams=[{"learning_rate": 1e-3}] * k,
-                        seeds=list(range(k)),
-                        data_seed=0,
-                        step_budget=400,
-                        eval_interval=400,
-                        batch_size=64,
+                        GroupTrials([{"learning_rate": 1e-3}] * k, range(k), data_seed=0),
+                        space=SearchSpace("benchmark", name, "constant"),
                         device=device,
+                        spec=attrs.evolve(
+                            workload.spec, step_budget=400, eval_interval=400, batch_size=64
+                        ),
                     )
                     times.append(time.perf_counter() - started)
             best[name] = min(times)

@@ -34,10 +34,18 @@ import os
 import time
 from collections.abc import Iterator
 
+import attrs
 import numpy as np
 import torch
 
-from optcmp.runner import data_order, deterministic_threads, train_group
+from optcmp.runner import (
+    GroupResult,
+    GroupTrials,
+    TrainOptions,
+    data_order,
+    deterministic_threads,
+    train_group,
+)
 from optcmp.spaces import SearchSpace, preset
 from optcmp.workloads import Splits, TensorSplit, Workload, get_workload
 
@@ -140,16 +148,25 @@ def measure(
     spec = workload.spec
     cpu = torch.device("cpu")
     print(f"-- {n_threads} intra-op thread(s) on each side")
-    train = functools.partial(
-        train_group,
-        workload,
-        splits,
-        optimizer="momentum",
-        schedule=space.schedule,
-        data_seed=DATA_SEED,
-        batch_size=spec.batch_size,
-        device=cpu,
-    )
+
+    def train(
+        *,
+        hparams: list[dict[str, float]],
+        seeds: list[int],
+        step_budget: int,
+        eval_interval: int,
+        grouped_layers: bool = True,
+    ) -> GroupResult:
+        return train_group(
+            workload,
+            splits,
+            GroupTrials(hparams, seeds, data_seed=DATA_SEED),
+            space=space,
+            device=cpu,
+            spec=attrs.evolve(spec, step_budget=step_budget, eval_interval=eval_interval),
+            options=TrainOptions(grouped_layers=grouped_layers),
+        )
+
     with threads(n_threads):
         # Warm-up (first-call costs of vmap and the allocator) outside the timings.
         train(hparams=hparams[:2], seeds=seeds[:2], step_budget=20, eval_interval=10)

@@ -3,11 +3,14 @@
 Dependency rule: torch, attrs, optcmp_data and optcmp's study/workloads/optim modules.
 
 `run_group` is what every executor runs, in-process, in a worker process or on a Dask
-worker: it needs only the (picklable) `StudySpec`, the `GroupTask` and the study
-directory, loads the workload's data once per process, trains the group with
-`train_group`, converts the curves to `TrialRecord`s and writes them with
-`optcmp_data.write_shard`. A shard is written only when the whole group has finished, so
-a killed run leaves finished groups complete and unfinished ones absent.
+worker: it needs only the (picklable) `StudySpec`, the `GroupTask`, the study directory
+and the driver's provenance (command line, commit). Its phases: `GroupPlan.of` asks the study
+once for what the group trains (workload spec, search space, trials); `train_group`
+trains it on the data this process loaded once per workload; `build_shard` turns the
+curves into `TrialRecord`s of an `ArchiveBuilder` that carries the provenance; the
+builder names the shard and writes it (`ArchiveBuilder.write_shard`). A shard is written
+only when the whole group has finished, so a killed run leaves finished groups complete
+and unfinished ones absent.
 """
 
 from __future__ import annotations
@@ -16,7 +19,6 @@ import enum
 import functools
 import os
 import time
-from pathlib import Path
 from typing import Final
 
 import attrs
@@ -26,25 +28,24 @@ from optcmp._plugins import plugin_errors, plugin_record
 from optcmp.runner._device import group_settings, resolve_device
 from optcmp.runner._lifetime import check_lock
 from optcmp.runner._placement import assigned_device
-from optcmp.runner._train import GroupResult, train_group
+from optcmp.runner._train import GroupResult, GroupTrials, TrainOptions, train_group
+from optcmp.spaces import SearchSpace
 from optcmp.study import StudySpec, derive_seed
-from optcmp.workloads import WORKLOAD_SOURCES, Splits, get_workload
+from optcmp.workloads import WORKLOAD_SOURCES, Splits, WorkloadSpec, get_workload
 from optcmp_data import (
     CURVE_VARS,
     ArchiveBuilder,
-    ArchiveIOError,
     Curves,
     Status,
     TrialRecord,
     get_family,
-    write_shard,
 )
-from optcmp_data._io import SHARD_SUFFIX
 
 __all__ = [
     "TIME_CAVEAT",
     "FailureKind",
     "GroupFailure",
+    "GroupPlan",
     "GroupSummary",
     "GroupTask",
     "build_shard",
@@ -76,7 +77,7 @@ class GroupTask:
 
     @property
     def shard_name(self) -> str:
-        return f"{self.workload}--{self.optimizer}--{self.trials[0]:05d}-{self.trials[-1]:05d}"
+        return ArchiveBuilder.shard_name(self.workload, self.optimizer, self.trials)
 
     def describe(self) -> str:
         """'group digits_mlp/adam trials 0-15' (or 'trial 3'), for messages."""
@@ -131,31 +132,67 @@ def _splits(spec: StudySpec, workload: str, device: torch.device) -> Splits:
     return _SPLITS[key]
 
 
+@attrs.frozen
+class GroupPlan:
+    """What one group trains, asked of the study once: the workload's spec with the
+    study's budget, interval and batch size, the optimizer's search space, the trials
+    (hyperparameters drawn from the space, seeds derived from the study seed) and the
+    study's precision and compile mode."""
+
+    task: GroupTask
+    workload_spec: WorkloadSpec
+    space: SearchSpace
+    trials: GroupTrials
+    options: TrainOptions
+
+    @classmethod
+    def of(cls, spec: StudySpec, task: GroupTask) -> GroupPlan:
+        lo = min(task.trials)
+        drawn = spec.trial_hparams(
+            task.workload, task.optimizer, start=lo, count=max(task.trials) - lo + 1
+        )
+        trials = GroupTrials(
+            hparams=[drawn[t - lo] for t in task.trials],
+            seeds=[spec.trial_seed(task.workload, task.optimizer, t) for t in task.trials],
+            data_seed=data_seed(spec, task.workload),
+        )
+        return cls(
+            task,
+            spec.workload_spec(task.workload),
+            spec.space(task.optimizer),
+            trials,
+            TrainOptions(precision=spec.precision, compile_mode=spec.compile),
+        )
+
+
 def build_shard(
-    spec: StudySpec,
-    task: GroupTask,
+    plan: GroupPlan,
     result: GroupResult,
     *,
     command: str,
-    hparams: list[dict[str, float]],
-    seeds: list[int],
+    git_commit: str | None = None,
 ) -> ArchiveBuilder:
-    """The archive records of one finished group (workload facts, space, trials)."""
+    """The archive records of one finished group (workload facts, space, trials) with
+    its provenance: the run's `command` and `git_commit` (None: this process's commit)
+    and the precision the group trained at."""
+    task = plan.task
     builder = ArchiveBuilder(
         source="optcmp run",
         command=command,
         torch_version=torch.__version__,
+        git_commit=git_commit,
+        precision=plan.options.precision,
         caveats=(TIME_CAVEAT,),
     )
-    builder.add_workload(spec.workload_spec(task.workload).info())
-    family = get_family(spec.space(task.optimizer).family)
+    builder.add_workload(plan.workload_spec.info())
+    family = get_family(plan.space.family)
     builder.add_optimizer(task.optimizer, family=family.name)
     if family.source != "optcmp":
         builder.add_plugin(task.optimizer, plugin_record(family))
     workload_source = WORKLOAD_SOURCES.get(task.workload, "optcmp")
     if workload_source != "optcmp":
         builder.add_plugin(task.workload, {"source": workload_source}, kind="workload")
-    builder.add_space(task.workload, task.optimizer, spec.space(task.optimizer).to_record())
+    builder.add_space(task.workload, task.optimizer, plan.space.to_record())
     for i, trial in enumerate(task.trials):
         curves = Curves(
             step=result.step,
@@ -168,12 +205,31 @@ def build_shard(
                 optimizer=task.optimizer,
                 trial=trial,
                 status=result.status[i],
-                hparams=hparams[i],
+                hparams=plan.trials.hparams[i],
                 curves=curves,
-                seed=seeds[i],
+                seed=plan.trials.seeds[i],
             )
         )
     return builder
+
+
+def _train(spec: StudySpec, plan: GroupPlan) -> GroupResult:
+    """Train the group on the device the executor placed this process on (`_placement`),
+    else on the study's `device`."""
+    device = resolve_device(assigned_device() or spec.device)
+    with (
+        group_settings(device, plan.options.precision),
+        plugin_errors(plan.space.family, plan.task.workload),
+    ):
+        return train_group(
+            get_workload(plan.task.workload),
+            _splits(spec, plan.task.workload, device),
+            plan.trials,
+            space=plan.space,
+            device=device,
+            spec=plan.workload_spec,
+            options=plan.options,
+        )
 
 
 def run_group(
@@ -188,53 +244,19 @@ def run_group(
 
     `command` and `git_commit` are the driver's, so every shard of one run carries the same
     provenance wherever it ran (`git_commit` None: the commit this process sees). With
-    `lock_token` (the driver's, from its study lock), the shard is renamed into place only
-    while that driver still holds the lock; otherwise ArchiveIOError and no shard.
-    The group trains on the device the executor placed this process on (`_placement`),
-    else on the study's `device`, at the study's `precision`, which the shard records.
+    `lock_token` (the driver's, from its study lock), the shard is renamed into
+    place only while that driver still holds the lock; otherwise ArchiveIOError and no
+    shard. A shard of the same name already there is refused (ArchiveIOError).
     """
     if lock_token is not None:
         check_lock(study_dir, lock_token)  # a stale worker must not even start training
     started = time.perf_counter()
     spec.load_plugins()  # a spawned worker starts with the built-ins only
-    device = resolve_device(assigned_device() or spec.device)
-    wspec = spec.workload_spec(task.workload)
-    space = spec.space(task.optimizer)
-    lo = min(task.trials)
-    drawn = spec.trial_hparams(
-        task.workload, task.optimizer, start=lo, count=max(task.trials) - lo + 1
-    )
-    hparams = [drawn[t - lo] for t in task.trials]
-    seeds = [spec.trial_seed(task.workload, task.optimizer, t) for t in task.trials]
-    with group_settings(device, spec.precision), plugin_errors(space.family, task.workload):
-        splits = _splits(spec, task.workload, device)
-        result = train_group(
-            get_workload(task.workload),
-            splits,
-            optimizer=space.family,
-            schedule=space.schedule,
-            hparams=hparams,
-            seeds=seeds,
-            data_seed=data_seed(spec, task.workload),
-            step_budget=wspec.step_budget,
-            eval_interval=wspec.eval_interval,
-            batch_size=wspec.batch_size,
-            device=device,
-            precision=spec.precision,
-            compile_mode=spec.compile,
-        )
-    builder = build_shard(spec, task, result, command=command, hparams=hparams, seeds=seeds)
-    target = Path(study_dir) / f"{task.shard_name}{SHARD_SUFFIX}"
-    if target.exists():
-        raise ArchiveIOError(f"{target}: shard exists already; refusing to store trials twice")
-    shard = builder.build()
-    shard.attrs["precision"] = spec.precision
-    if git_commit is not None:
-        shard.attrs["git_commit"] = git_commit
-    path = write_shard(
-        shard,
-        Path(study_dir),
-        task.shard_name,
+    plan = GroupPlan.of(spec, task)
+    result = _train(spec, plan)
+    builder = build_shard(plan, result, command=command, git_commit=git_commit)
+    path = builder.write_shard(
+        study_dir,
         before_rename=None
         if lock_token is None
         else functools.partial(check_lock, study_dir, lock_token),

@@ -70,11 +70,11 @@ from optcmp_data import (
     ConfigError,
     OptcmpError,
     atomic_write_text,
+    git_commit,
     os_error,
     stored_cells,
 )
 from optcmp_data._limits import check_memory, memory_limit
-from optcmp_data._provenance import git_commit
 
 __all__ = [
     "DEFAULT_GROUP_SIZE",

@@ -1,6 +1,7 @@
 """Batched training of one group of K trials of one (workload, optimizer) on one device.
 
-Dependency rule: torch, numpy, attrs, optcmp_data and optcmp's optim/workloads packages.
+Dependency rule: torch, numpy, attrs, optcmp_data and optcmp's optim, spaces and workloads
+modules.
 
 How a group trains: the K models (each built from its own trial seed) are stacked
 parameter by parameter into contiguous [K, *shape] tensors. A `GroupPath` (`_path.py`)
@@ -36,8 +37,8 @@ from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Final
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any, Final
 
 import attrs
 import numpy as np
@@ -45,7 +46,14 @@ import numpy.typing as npt
 import torch
 from torch import Tensor, nn
 
-from optcmp.optim import Schedule, batch_hparams, get_rule, scheduled_lr, validate_schedule
+from optcmp.optim import (
+    Schedule,
+    State,
+    batch_hparams,
+    get_rule,
+    scheduled_lr,
+    validate_schedule,
+)
 from optcmp.runner._device import (
     check_compile_mode,
     check_precision,
@@ -55,13 +63,16 @@ from optcmp.runner._device import (
 from optcmp.runner._grouped import GroupedPath, _GroupedLayers
 from optcmp.runner._path import GroupPath
 from optcmp.runner._vmap import VmapPath
-from optcmp.workloads import Splits, Workload
+from optcmp.spaces import SearchSpace
+from optcmp.workloads import Splits, TensorSplit, Workload, WorkloadSpec
 from optcmp_data import CURVE_VARS, ConfigError, Status, get_schedule
 
 __all__ = [
     "DIVERGENCE_CHECK",
     "EvalCallback",
     "GroupResult",
+    "GroupTrials",
+    "TrainOptions",
     "choose_path",
     "data_order",
     "train_group",
@@ -170,75 +181,155 @@ def _eval_steps(step_budget: int, eval_interval: int) -> list[int]:
     return steps
 
 
-def train_group(
-    workload: Workload,
-    splits: Splits,
-    *,
-    optimizer: str,
-    schedule: Schedule | str,
-    hparams: Sequence[Mapping[str, float]],
-    seeds: Sequence[int],
-    data_seed: int,
-    step_budget: int,
-    eval_interval: int,
-    batch_size: int,
-    device: torch.device,
-    on_eval: EvalCallback | None = None,
-    grouped_layers: bool = True,
-    precision: str = "fp32",
-    compile_mode: str = "none",
-    channels_last: bool | None = None,
-    divergence_check: int = DIVERGENCE_CHECK,
-) -> GroupResult:
-    """Train K = len(seeds) trials of `optimizer` on `workload` as one batched group.
+def _hparam_rows(rows: Iterable[Mapping[str, float]]) -> tuple[Mapping[str, float], ...]:
+    return tuple(rows)
 
-    `hparams[k]` holds trial k's optimizer and schedule hyperparameters (learning_rate
-    and, for the schedule, e.g. decay_factor / decay_steps_fraction); optimizer values it
-    omits take the family defaults. `splits` must already be on `device`. Evaluations are
-    taken at steps 0, eval_interval, 2 eval_interval, ... and at step_budget.
 
-    With `grouped_layers` (the default), a model that offers an `as_sequential()` view of
-    Flatten / Linear / ReLU modules trains as grouped matmuls (`_GroupedLayers`), several
-    times faster than vmap on small MLPs; results agree with the vmap path to rounding.
+def _ints(values: Iterable[int]) -> tuple[int, ...]:
+    return tuple(int(v) for v in values)
+
+
+@attrs.frozen
+class GroupTrials:
+    """The K trials of one group: trial k's hyperparameters (`hparams[k]`: learning_rate,
+    the optimizer's others, which take the family defaults where omitted, and the
+    schedule's, e.g. decay_factor / decay_steps_fraction) and model seed (`seeds[k]`),
+    and the seed of the minibatch order the K trials share (`data_seed`)."""
+
+    hparams: tuple[Mapping[str, float], ...] = attrs.field(converter=_hparam_rows)
+    seeds: tuple[int, ...] = attrs.field(converter=_ints)
+    data_seed: int
+
+    def __attrs_post_init__(self) -> None:
+        k = len(self.seeds)
+        if k < 1 or len(self.hparams) != k:
+            raise ConfigError(
+                f"train_group: {k} seeds and {len(self.hparams)} hyperparameter sets; "
+                "need K >= 1 of each"
+            )
+
+
+@attrs.frozen
+class TrainOptions:
+    """How a group trains; none of it changes results beyond rounding.
+
     `precision` ("fp32", "tf32", "bf16") and `compile_mode` ("none", "default",
     "reduce-overhead", "max-autotune"; vmap path only) are the study settings of those
-    names; the caller sets the process-wide switches with `group_settings`.
-    `channels_last` (default: on CUDA for image inputs) sets the layout of input batches.
+    names; the caller sets the process-wide switches with `group_settings`. With
+    `grouped_layers` (the default), a model that offers an `as_sequential()` view of
+    Flatten / Linear / ReLU modules trains as grouped matmuls (`_GroupedLayers`), several
+    times faster than vmap on small MLPs; results agree with the vmap path to rounding.
+    `channels_last` (None: on CUDA for image inputs) sets the layout of input batches.
     The host reads the divergence mask every `divergence_check` steps (results do not
     depend on it).
     """
-    k = len(seeds)
-    if k < 1 or len(hparams) != k:
-        raise ConfigError(
-            f"train_group: {k} seeds and {len(hparams)} hyperparameter sets; need K >= 1 of each"
-        )
-    if step_budget < 1 or eval_interval < 1 or batch_size < 1 or divergence_check < 1:
-        raise ConfigError(
-            f"train_group: step_budget={step_budget}, eval_interval={eval_interval}, "
-            f"batch_size={batch_size}, divergence_check={divergence_check} must all be >= 1"
-        )
-    check_precision(precision)
-    check_compile_mode(compile_mode)
-    rule = get_rule(optimizer)
-    sched_spec = get_schedule(schedule)
-    sched = sched_spec.kind
-    sched_names = sched_spec.hparam_names
-    opt_hp = batch_hparams(
-        optimizer,
-        [{n: v for n, v in h.items() if n not in sched_names} for h in hparams],
-        device=device,
-    )
-    sched_rows = [sched_spec.complete({n: h[n] for n in sched_names if n in h}) for h in hparams]
-    sched_hp = {
-        n: torch.tensor([row[n] for row in sched_rows], dtype=torch.float32, device=device)
-        for n in sched_names
-    }
-    validate_schedule(sched, sched_hp)
 
-    models = [workload.build_model(int(s)) for s in seeds]
+    precision: str = "fp32"
+    compile_mode: str = "none"
+    grouped_layers: bool = True
+    channels_last: bool | None = None
+    divergence_check: int = DIVERGENCE_CHECK
+
+    def __attrs_post_init__(self) -> None:
+        check_precision(self.precision)
+        check_compile_mode(self.compile_mode)
+
+
+def train_group(
+    workload: Workload,
+    splits: Splits,
+    trials: GroupTrials,
+    *,
+    space: SearchSpace,
+    device: torch.device,
+    spec: WorkloadSpec | None = None,
+    options: TrainOptions | None = None,
+    on_eval: EvalCallback | None = None,
+) -> GroupResult:
+    """Train the K trials of `trials` with `space`'s optimizer family and schedule on
+    `workload` as one batched group.
+
+    `spec` (default `workload.spec`; a study's is `StudySpec.workload_spec`, with its
+    overrides) gives the step budget, the evaluation interval and the batch size.
+    `splits` must already be on `device`. Evaluations are taken at steps 0,
+    eval_interval, 2 eval_interval, ... and at step_budget; `on_eval` is called after
+    each. `options`: `TrainOptions` (precision, compile mode, layout, fast path).
+
+    Phases: the trials' hyperparameters as device tensors (`_Hparams`), the K stacked
+    models and the path that trains them (`_stacked_models`), then the steps
+    (`_train_steps`), whose evaluations and divergences `_Recorder` keeps.
+    """
+    spec = workload.spec if spec is None else spec
+    options = TrainOptions() if options is None else options
+    _check_budget(spec, options)
+    hp = _Hparams.of(space, trials, device)
+    params, path = _stacked_models(workload, splits, trials, device, options)
+    state = hp.rule.init(params)
+    recorder = _Recorder(
+        len(trials.seeds), _eval_steps(spec.step_budget, spec.eval_interval), device, on_eval
+    )
+    _train_steps(workload, splits, trials, spec, options, hp, params, state, path, recorder)
+    return recorder.result()
+
+
+def _check_budget(spec: WorkloadSpec, options: TrainOptions) -> None:
+    if (
+        spec.step_budget < 1
+        or spec.eval_interval < 1
+        or spec.batch_size < 1
+        or options.divergence_check < 1
+    ):
+        raise ConfigError(
+            f"train_group: step_budget={spec.step_budget}, eval_interval={spec.eval_interval}, "
+            f"batch_size={spec.batch_size}, divergence_check={options.divergence_check} must "
+            "all be >= 1"
+        )
+
+
+@attrs.frozen
+class _Hparams:
+    """The optimizer rule of a group and its trials' hyperparameters as [K] device
+    tensors: the optimizer's (`optimizer`) and the schedule's (`schedule_hp`)."""
+
+    rule: Any
+    optimizer: dict[str, Tensor]
+    schedule: Schedule
+    schedule_hp: dict[str, Tensor]
+
+    @classmethod
+    def of(cls, space: SearchSpace, trials: GroupTrials, device: torch.device) -> _Hparams:
+        rule = get_rule(space.family)
+        sched_spec = get_schedule(space.schedule)
+        sched_names = sched_spec.hparam_names
+        opt_hp = batch_hparams(
+            space.family,
+            [{n: v for n, v in h.items() if n not in sched_names} for h in trials.hparams],
+            device=device,
+        )
+        sched_rows = [
+            sched_spec.complete({n: h[n] for n in sched_names if n in h}) for h in trials.hparams
+        ]
+        sched_hp = {
+            n: torch.tensor([row[n] for row in sched_rows], dtype=torch.float32, device=device)
+            for n in sched_names
+        }
+        validate_schedule(sched_spec.kind, sched_hp)
+        return cls(rule, opt_hp, sched_spec.kind, sched_hp)
+
+
+def _stacked_models(
+    workload: Workload,
+    splits: Splits,
+    trials: GroupTrials,
+    device: torch.device,
+    options: TrainOptions,
+) -> tuple[list[Tensor], GroupPath]:
+    """The K models (each from its trial's seed) stacked into [K, *shape] parameter
+    tensors, and the path (`choose_path`) that trains them."""
+    models = [workload.build_model(s) for s in trials.seeds]
     names, params = _stack_params(models, device)
     buffers = _stack_buffers(models, device)
-    inputs, targets = splits.train.inputs, splits.train.targets
+    inputs = splits.train.inputs
     path = choose_path(
         workload,
         models,
@@ -247,41 +338,60 @@ def train_group(
         buffers,
         inputs,
         device=device,
-        grouped_layers=grouped_layers,
-        precision=precision,
-        compile_mode=compile_mode,
+        grouped_layers=options.grouped_layers,
+        precision=options.precision,
+        compile_mode=options.compile_mode,
         channels_last=(
-            wants_channels_last(device, inputs) if channels_last is None else channels_last
+            wants_channels_last(device, inputs)
+            if options.channels_last is None
+            else options.channels_last
         ),
     )
-    state = rule.init(params)
-    base_lr = opt_hp["learning_rate"]
+    return params, path
 
-    eval_steps = _eval_steps(step_budget, eval_interval)
-    n_eval = len(eval_steps)
-    curves = {name: np.full((k, n_eval), np.nan) for name in CURVE_VARS}
-    times = np.zeros(n_eval)
-    # `active` (device) turns False at a trial's first non-finite loss, with no host sync;
-    # `diverged` (host) is what the host has seen of it, `frozen` its row indices.
-    active = torch.ones(k, dtype=torch.bool, device=device)
-    diverged = np.zeros(k, dtype=bool)
-    frozen = torch.empty(0, dtype=torch.long, device=device)
-    order = data_order(len(splits.train), batch_size, data_seed, device=device)
-    chunk = max(1, min(workload.spec.eval_batch_size, _EVAL_ROWS // k))
-    eval_splits = (("train", splits.train_eval), ("valid", splits.valid), ("test", splits.test))
-    trained = 0.0
 
-    def mark(newly: npt.NDArray[np.bool_]) -> None:
-        nonlocal frozen
+class _Recorder:
+    """The curves [K, n_eval], the training time at each evaluation and the divergences
+    of a group. `active` (device) turns False at a trial's first non-finite loss, with no
+    host sync; `diverged` (host) is what the host has seen of it, `frozen` its row
+    indices (a device tensor)."""
+
+    def __init__(
+        self,
+        k: int,
+        eval_steps: list[int],
+        device: torch.device,
+        on_eval: EvalCallback | None,
+    ) -> None:
+        self.eval_steps = eval_steps
+        self.device = device
+        self.on_eval = on_eval
+        self.curves = {name: np.full((k, len(eval_steps)), np.nan) for name in CURVE_VARS}
+        self.times = np.zeros(len(eval_steps))
+        self.active = torch.ones(k, dtype=torch.bool, device=device)
+        self.diverged = np.zeros(k, dtype=bool)
+        self.frozen = torch.empty(0, dtype=torch.long, device=device)
+
+    def mark(self, newly: npt.NDArray[np.bool_]) -> None:
         if newly.any():
-            diverged[newly] = True
-            frozen = torch.as_tensor(np.flatnonzero(diverged), device=device)
+            self.diverged[newly] = True
+            self.frozen = torch.as_tensor(np.flatnonzero(self.diverged), device=self.device)
 
-    def check() -> None:
-        mark(~active.cpu().numpy() & ~diverged)
+    def check(self) -> None:
+        """Read the device mask: trials that turned non-finite since the last check."""
+        self.mark(~self.active.cpu().numpy() & ~self.diverged)
 
-    def evaluate(index: int) -> None:
-        check()
+    def evaluate(
+        self,
+        index: int,
+        path: GroupPath,
+        params: Sequence[Tensor],
+        eval_splits: Sequence[tuple[str, TensorSplit]],
+        chunk: int,
+        trained: float,
+    ) -> None:
+        """Evaluation `index` of every split; a non-finite loss marks its trial diverged."""
+        self.check()
         with torch.no_grad():
             parts: list[Tensor] = []
             for _, split in eval_splits:
@@ -293,61 +403,101 @@ def train_group(
             for j, kind in enumerate(("loss", "metric"))
         }
         bad = ~np.isfinite(np.stack([values[f"{p}_loss"] for p, _ in eval_splits])).all(axis=0)
-        newly = bad & ~diverged
+        newly = bad & ~self.diverged
         if newly.any():
-            active[torch.as_tensor(newly, device=device)] = False
-            mark(newly)
+            self.active[torch.as_tensor(newly, device=self.device)] = False
+            self.mark(newly)
         for name in CURVE_VARS:
-            row = np.where(diverged, np.nan, values[name])
-            curves[name][:, index] = row
-        times[index] = trained
-        if on_eval is not None:
-            on_eval(eval_steps[index], int(diverged.sum()))
+            self.curves[name][:, index] = np.where(self.diverged, np.nan, values[name])
+        self.times[index] = trained
+        if self.on_eval is not None:
+            self.on_eval(self.eval_steps[index], int(self.diverged.sum()))
 
-    evaluate(0)
+    def skip(self, index: int, trained: float) -> None:
+        """Evaluation `index` after every trial diverged: NaN, at the final time."""
+        self.times[index] = trained
+        if self.on_eval is not None:
+            self.on_eval(self.eval_steps[index], int(self.diverged.sum()))
+
+    def result(self) -> GroupResult:
+        return GroupResult(
+            step=np.asarray(self.eval_steps, dtype=np.int64),
+            time=self.times,
+            curves=self.curves,
+            status=tuple(Status.DIVERGED if d else Status.COMPLETED for d in self.diverged),
+        )
+
+
+def _train_steps(
+    workload: Workload,
+    splits: Splits,
+    trials: GroupTrials,
+    spec: WorkloadSpec,
+    options: TrainOptions,
+    hp: _Hparams,
+    params: list[Tensor],
+    state: State,
+    path: GroupPath,
+    recorder: _Recorder,
+) -> None:
+    """The steps of a group, with its evaluations, until the budget or until every
+    trial diverged (the evaluations left then stay NaN)."""
+    k = len(trials.seeds)
+    inputs, targets = splits.train.inputs, splits.train.targets
+    order = data_order(len(splits.train), spec.batch_size, trials.data_seed, device=recorder.device)
+    chunk = max(1, min(workload.spec.eval_batch_size, _EVAL_ROWS // k))
+    eval_splits = (("train", splits.train_eval), ("valid", splits.valid), ("test", splits.test))
+    eval_steps, n_eval = recorder.eval_steps, len(recorder.eval_steps)
+    base_lr = hp.optimizer["learning_rate"]
+    trained = 0.0
+    recorder.evaluate(0, path, params, eval_splits, chunk, trained)
     next_eval = 1
     started = time.perf_counter()
-    for step in range(step_budget):
-        if step % divergence_check == 0 and step > 0:
-            check()
-        if diverged.all():
+    for step in range(spec.step_budget):
+        if step % options.divergence_check == 0 and step > 0:
+            recorder.check()
+        if recorder.diverged.all():
             break
         idx = next(order)
         losses = path.forward(params, inputs[idx], targets[idx])
-        active &= torch.isfinite(losses)
-        grads = path.backward(params, active)
-        freeze = len(frozen) > 0
-        if freeze:
-            for g in grads:
-                g.index_fill_(0, frozen, 0.0)
-            kept = [p.index_select(0, frozen) for p in params]
-            kept_state = {n: [b.index_select(0, frozen) for b in bs] for n, bs in state.items()}
-        lr = scheduled_lr(sched, base_lr, step, step_budget, sched_hp)
-        rule.apply_(params, grads, state, opt_hp, lr, step)
-        if freeze:
-            for p, saved in zip(params, kept, strict=True):
-                p.index_copy_(0, frozen, saved)
-            for n, bs in state.items():
-                for b, saved in zip(bs, kept_state[n], strict=True):
-                    b.index_copy_(0, frozen, saved)
+        recorder.active &= torch.isfinite(losses)
+        grads = path.backward(params, recorder.active)
+        lr = scheduled_lr(hp.schedule, base_lr, step, spec.step_budget, hp.schedule_hp)
+        _apply_frozen(hp, params, grads, state, lr, step, recorder.frozen)
         if next_eval < n_eval and step + 1 == eval_steps[next_eval]:
-            synchronize(device)  # the queued steps belong to the training time
+            synchronize(recorder.device)  # the queued steps belong to the training time
             trained += time.perf_counter() - started
-            evaluate(next_eval)
+            recorder.evaluate(next_eval, path, params, eval_splits, chunk, trained)
             next_eval += 1
             started = time.perf_counter()
     if next_eval < n_eval:  # every trial diverged early: later evaluations stay NaN
-        synchronize(device)
+        synchronize(recorder.device)
         trained += time.perf_counter() - started
-    while next_eval < n_eval:
-        times[next_eval] = trained
-        next_eval += 1
-        if on_eval is not None:
-            on_eval(eval_steps[next_eval - 1], int(diverged.sum()))
-    status = tuple(Status.DIVERGED if d else Status.COMPLETED for d in diverged)
-    return GroupResult(
-        step=np.asarray(eval_steps, dtype=np.int64),
-        time=times,
-        curves=curves,
-        status=status,
-    )
+    for index in range(next_eval, n_eval):
+        recorder.skip(index, trained)
+
+
+def _apply_frozen(
+    hp: _Hparams,
+    params: list[Tensor],
+    grads: list[Tensor],
+    state: State,
+    lr: Tensor,
+    step: int,
+    frozen: Tensor,
+) -> None:
+    """One update of the rule; the rows of `frozen` trials (diverged, seen by the host)
+    get a zero gradient and keep their parameters and optimizer state."""
+    freeze = len(frozen) > 0
+    if freeze:
+        for g in grads:
+            g.index_fill_(0, frozen, 0.0)
+        kept = [p.index_select(0, frozen) for p in params]
+        kept_state = {n: [b.index_select(0, frozen) for b in bs] for n, bs in state.items()}
+    hp.rule.apply_(params, grads, state, hp.optimizer, lr, step)
+    if freeze:
+        for p, saved in zip(params, kept, strict=True):
+            p.index_copy_(0, frozen, saved)
+        for n, bs in state.items():
+            for b, saved in zip(bs, kept_state[n], strict=True):
+                b.index_copy_(0, frozen, saved)

@@ -10,6 +10,7 @@ import textwrap
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import pytest
 import torch
@@ -18,7 +19,8 @@ from typer.testing import CliRunner
 from optcmp._plugins import load_optimizer
 from optcmp.optim import RULES
 from optcmp.optim._torch_adapter import TorchOptimizerRule, torch_family
-from optcmp.runner._train import data_order, train_group
+from optcmp.runner import GroupTrials, data_order, train_group
+from optcmp.spaces import SearchSpace
 from optcmp.workloads import get_workload
 from optcmp_cli.app import app
 from optcmp_data import ConfigError, archive_plugins, list_shards, open_archive
@@ -51,15 +53,12 @@ def test_torch_optimizer_per_trial_matches_a_plain_loop() -> None:
     result = train_group(
         workload,
         splits,
-        optimizer="tadagrad_eq",
-        schedule="constant",
-        hparams=trials,
-        seeds=seeds,
-        data_seed=data_seed,
-        step_budget=budget,
-        eval_interval=interval,
-        batch_size=batch,
+        GroupTrials(trials, seeds, data_seed=data_seed),
+        space=SearchSpace("test", "tadagrad_eq", "constant"),
         device=torch.device("cpu"),
+        spec=attrs.evolve(
+            workload.spec, step_budget=budget, eval_interval=interval, batch_size=batch
+        ),
     )
     for k, (trial, seed) in enumerate(zip(trials, seeds, strict=True)):
         model = workload.build_model(seed)

@@ -12,11 +12,18 @@ import numpy as np
 import pytest
 import torch
 
-from optcmp.runner import GroupResult, data_order, deterministic_threads, train_group
+from optcmp.runner import (
+    GroupResult,
+    GroupTrials,
+    TrainOptions,
+    data_order,
+    deterministic_threads,
+    train_group,
+)
 from optcmp.runner._grouped import GroupedPath
 from optcmp.runner._train import choose_path
 from optcmp.runner._vmap import VmapPath
-from optcmp.spaces import preset
+from optcmp.spaces import SearchSpace, preset
 from optcmp.workloads import Splits, Workload, get_workload
 from optcmp_data import CURVE_VARS, Status
 
@@ -24,27 +31,29 @@ CPU = torch.device("cpu")
 _SPLITS: dict[str, Splits] = {}
 
 
-def _train(workload: Workload, hparams: list[dict[str, float]], **kw: Any) -> GroupResult:
+def _train(
+    workload: Workload,
+    hparams: list[dict[str, float]],
+    *,
+    optimizer: str = "sgd",
+    step_budget: int = 40,
+    eval_interval: int = 10,
+    **options: Any,
+) -> GroupResult:
     name = workload.spec.name
     if name not in _SPLITS:
         _SPLITS[name] = workload.load(None, device=CPU)
-    options: dict[str, Any] = {
-        "optimizer": "sgd",
-        "schedule": "constant",
-        "data_seed": 5,
-        "step_budget": 40,
-        "eval_interval": 10,
-        "batch_size": 32,
-    }
-    options.update(kw)
     with deterministic_threads(CPU):
         return train_group(
             workload,
             _SPLITS[name],
-            hparams=hparams,
-            seeds=list(range(1, len(hparams) + 1)),
+            GroupTrials(hparams, range(1, len(hparams) + 1), data_seed=5),
+            space=SearchSpace("test", optimizer, "constant"),
             device=CPU,
-            **options,
+            spec=attrs.evolve(
+                workload.spec, step_budget=step_budget, eval_interval=eval_interval, batch_size=32
+            ),
+            options=TrainOptions(**options),
         )
 
 
@@ -192,17 +201,16 @@ def test_a_cuda_group_trains_the_cpu_groups_trials(precision: str, compile_mode:
                 train_group(
                     workload,
                     splits,
-                    optimizer="momentum",
-                    schedule="constant",
-                    hparams=hparams,
-                    seeds=[1, 2, 3],
-                    data_seed=5,
-                    step_budget=20,
-                    eval_interval=10,
-                    batch_size=32,
+                    GroupTrials(hparams, [1, 2, 3], data_seed=5),
+                    space=SearchSpace("test", "momentum", "constant"),
                     device=device,
-                    precision=precision,
-                    compile_mode=compile_mode if device.type == "cuda" else "none",
+                    spec=attrs.evolve(
+                        workload.spec, step_budget=20, eval_interval=10, batch_size=32
+                    ),
+                    options=TrainOptions(
+                        precision=precision,
+                        compile_mode=compile_mode if device.type == "cuda" else "none",
+                    ),
                 )
             )
     cpu_run, gpu_run = runs

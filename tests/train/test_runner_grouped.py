@@ -3,14 +3,21 @@ grouped matmuls) gives the curves of the vmap path, and only models that offer i
 
 from __future__ import annotations
 
+import attrs
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from optcmp.runner import GroupResult, deterministic_threads, train_group
+from optcmp.runner import (
+    GroupResult,
+    GroupTrials,
+    TrainOptions,
+    deterministic_threads,
+    train_group,
+)
 from optcmp.runner._grouped import _GroupedLayers
-from optcmp.spaces import preset
+from optcmp.spaces import SearchSpace, preset
 from optcmp.workloads import Splits, Workload, get_workload
 from optcmp.workloads._models import MLP
 from optcmp_data import CURVE_VARS, Status
@@ -34,16 +41,11 @@ def _train(
         return train_group(
             workload,
             _SPLITS[name],
-            optimizer=optimizer,
-            schedule="linear_decay",
-            hparams=hparams,
-            seeds=seeds,
-            data_seed=3,
-            step_budget=30,
-            eval_interval=10,
-            batch_size=32,
+            GroupTrials(hparams, seeds, data_seed=3),
+            space=SearchSpace("test", optimizer, "linear_decay"),
             device=CPU,
-            grouped_layers=grouped,
+            spec=attrs.evolve(workload.spec, step_budget=30, eval_interval=10, batch_size=32),
+            options=TrainOptions(grouped_layers=grouped),
         )
 
 

@@ -5,15 +5,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import attrs
 import numpy as np
 import pytest
 import torch
 
-from optcmp.runner import GroupResult, LocalExecutor, run_study, train_group
+from optcmp.runner import (
+    GroupResult,
+    GroupTrials,
+    LocalExecutor,
+    TrainOptions,
+    run_study,
+    train_group,
+)
 from optcmp.runner._device import autocast, group_settings
 from optcmp.runner._train import choose_path
 from optcmp.runner._vmap import VmapPath
-from optcmp.spaces import preset
+from optcmp.spaces import SearchSpace, preset
 from optcmp.study import PRECISIONS, StudySpec
 from optcmp.workloads import Splits, get_workload
 from optcmp_data import ConfigError, Status, open_archive
@@ -38,17 +46,11 @@ def _train(precision: str, optimizer: str = "momentum", **kw: object) -> GroupRe
         return train_group(
             workload,
             _SPLITS["digits_mlp"],
-            optimizer=optimizer,
-            schedule="linear_decay",
-            hparams=hparams,
-            seeds=[1, 2, 3, 4],
-            data_seed=7,
-            step_budget=60,
-            eval_interval=20,
-            batch_size=32,
+            GroupTrials(hparams, [1, 2, 3, 4], data_seed=7),
+            space=SearchSpace("test", optimizer, "linear_decay"),
             device=CPU,
-            precision=precision,
-            **kw,  # type: ignore[arg-type]
+            spec=attrs.evolve(workload.spec, step_budget=60, eval_interval=20, batch_size=32),
+            options=TrainOptions(precision=precision, **kw),  # type: ignore[arg-type]
         )
 
 

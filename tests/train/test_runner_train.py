@@ -16,12 +16,14 @@ from hypothesis import strategies as st
 
 from optcmp.runner import (
     GroupResult,
+    GroupTrials,
+    TrainOptions,
     data_order,
     deterministic_threads,
     resolve_device,
     train_group,
 )
-from optcmp.spaces import preset
+from optcmp.spaces import SearchSpace, preset
 from optcmp.workloads import WORKLOADS, Splits, Workload, get_workload
 from optcmp_data import CURVE_VARS, FAMILIES, ConfigError, Status
 
@@ -51,16 +53,13 @@ def _train(
         return train_group(
             workload,
             _splits(workload),
-            optimizer=optimizer,
-            schedule=schedule,
-            hparams=hparams,
-            seeds=seeds,
-            data_seed=7,
-            step_budget=budget,
-            eval_interval=interval,
-            batch_size=32,
+            GroupTrials(hparams, seeds, data_seed=7),
+            space=SearchSpace("test", optimizer, schedule),
             device=CPU,
-            grouped_layers=grouped_layers,
+            spec=attrs.evolve(
+                workload.spec, step_budget=budget, eval_interval=interval, batch_size=32
+            ),
+            options=TrainOptions(grouped_layers=grouped_layers),
         )
 
 
@@ -205,15 +204,10 @@ def test_every_workload_trains_as_a_batched_group(name: str, tiny_data_dir: Path
         group = train_group(
             workload,
             splits,
-            optimizer="adam",
-            schedule="constant",
-            hparams=[{"learning_rate": 1e-3}, {"learning_rate": 3e-3}],
-            seeds=[1, 2],
-            data_seed=0,
-            step_budget=2,
-            eval_interval=1,
-            batch_size=4,
+            GroupTrials([{"learning_rate": 1e-3}, {"learning_rate": 3e-3}], [1, 2], data_seed=0),
+            space=SearchSpace("test", "adam", "constant"),
             device=CPU,
+            spec=attrs.evolve(workload.spec, step_budget=2, eval_interval=1, batch_size=4),
         )
     assert group.status == (Status.COMPLETED, Status.COMPLETED)
     for curve in CURVE_VARS:
