@@ -60,7 +60,7 @@ from optcmp_analysis._rank import (
     rank_optimizers,
     rank_values,
 )
-from optcmp_analysis._records import restrict
+from optcmp_analysis._records import Result, restrict
 from optcmp_analysis._registry import (
     ANALYSES,
     Analysis,
@@ -123,6 +123,7 @@ __all__ = [
     "Rankings",
     "ReferenceScores",
     "RepeatMode",
+    "Result",
     "Selection",
     "SelectionRule",
     "TargetStudy",

@@ -54,7 +54,7 @@ import xarray as xr
 from optcmp_analysis._enums import DEFAULT_N_BOOT_AGGREGATE, Normalisation, Unit
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities, sort_trials
-from optcmp_analysis._records import included_labels, json_value
+from optcmp_analysis._records import Result, attr, included_labels, json_value
 from optcmp_analysis._selection import (
     RepeatMode,
     SelectionRule,
@@ -404,7 +404,7 @@ def _holm(p: FloatArray) -> FloatArray:
 
 
 @attrs.frozen
-class AggregateScores:
+class AggregateScores(Result):
     """Aggregate scores of the optimizers across workloads.
 
     `data` variables: per (optimizer, statistic) `value`, `lo`, `hi` (statistic in
@@ -421,17 +421,17 @@ class AggregateScores:
     """
 
     data: xr.Dataset
-    unit: Unit
-    budget: int | None
-    normalisation: Normalisation
-    reference: str | None
-    n_boot: int
-    confidence: float
-    rule: SelectionRule
-    caveats: tuple[str, ...]
+    unit: Unit = attrs.field(metadata=attr())
+    budget: int | None = attrs.field(metadata=attr(none=-1))
+    normalisation: Normalisation = attrs.field(metadata=attr())
+    reference: str | None = attrs.field(metadata=attr(none=""))
+    n_boot: int = attrs.field(metadata=attr())
+    confidence: float = attrs.field(metadata=attr())
+    rule: SelectionRule = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
     # Why no interval is given (None: intervals shown).
-    interval_note: str | None = None
-    with_replacement: bool = False
+    interval_note: str | None = attrs.field(default=None, metadata=attr(none=""))
+    with_replacement: bool = attrs.field(default=False, metadata=attr())
 
     @property
     def workloads(self) -> list[str]:
@@ -456,22 +456,6 @@ class AggregateScores:
         """The size of the Holm family of the probability of improvement."""
         n = self.data.sizes["optimizer"]
         return n * (n - 1) // 2
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "unit": str(self.unit),
-            "budget": -1 if self.budget is None else self.budget,
-            "normalisation": str(self.normalisation),
-            "reference": self.reference or "",
-            "n_boot": self.n_boot,
-            "confidence": self.confidence,
-            "rule": str(self.rule),
-            "interval_note": self.interval_note or "",
-            "with_replacement": int(self.with_replacement),
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records with a "record" key: "aggregate" — optimizer, statistic (iqm, mean,

@@ -23,7 +23,7 @@ import xarray as xr
 from optcmp_analysis._enums import Edge
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import sort_trials
-from optcmp_analysis._records import json_value, restrict
+from optcmp_analysis._records import Result, attr, json_value, restrict
 from optcmp_analysis._selection import RepeatMode, SelectionRule, usable_scores
 from optcmp_data import Scale
 
@@ -67,7 +67,7 @@ def scaled_position(
 
 
 @attrs.frozen
-class BoundaryCheck:
+class BoundaryCheck(Result):
     """Edges of the top trials per (workload, optimizer, hparam), and projection data.
 
     `data` dims: (workload, optimizer, hparam) for `scale`, `space_low`, `space_high`,
@@ -79,9 +79,9 @@ class BoundaryCheck:
     """
 
     data: xr.Dataset
-    rule: SelectionRule
-    top: int
-    fraction: float
+    rule: SelectionRule = attrs.field(metadata=attr())
+    top: int = attrs.field(metadata=attr())
+    fraction: float = attrs.field(metadata=attr())
 
     def warnings(self) -> list[str]:
         """One plain-words sentence per (workload, optimizer, hparam) with a top trial at an
@@ -154,11 +154,6 @@ class BoundaryCheck:
             str(d["metric_name"].sel(workload=w).item()),
             str(d["selection_split"].sel(workload=w).item()),
         )
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {"rule": str(self.rule), "top": self.top, "fraction": self.fraction}
-        return out
 
     def to_json(self) -> list[dict[str, Any]]:
         """One record ("record": "edge") per searched (workload, optimizer, hparam):

@@ -27,7 +27,7 @@ from optcmp_analysis._kernels import (
     sorted_values,
     weighted_summary,
 )
-from optcmp_analysis._records import cell_keys, finite, json_value, root_seed, where
+from optcmp_analysis._records import Result, attr, cell_keys, finite, json_value, root_seed, where
 from optcmp_analysis._selection import (
     DivergedMode,
     RepeatMode,
@@ -261,7 +261,7 @@ def _budget_kernel(
 
 
 @attrs.frozen
-class BudgetCurve:
+class BudgetCurve(Result):
     """Best-of-k outcomes per cell and budget.
 
     `data` has dims (workload, optimizer, [repeat dims], k, target) with target "test"
@@ -277,24 +277,12 @@ class BudgetCurve:
     """
 
     data: xr.Dataset
-    rule: SelectionRule
-    repeats: RepeatMode
-    n_boot: int
-    tolerance: float
-    caveats: tuple[str, ...]
-    with_replacement: bool = False
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "rule": str(self.rule),
-            "repeats": str(self.repeats),
-            "n_boot": self.n_boot,
-            "tolerance": self.tolerance,
-            "with_replacement": int(self.with_replacement),
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
+    rule: SelectionRule = attrs.field(metadata=attr())
+    repeats: RepeatMode = attrs.field(metadata=attr())
+    n_boot: int = attrs.field(metadata=attr())
+    tolerance: float = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
+    with_replacement: bool = attrs.field(default=False, metadata=attr())
 
     def to_json(self) -> list[dict[str, Any]]:
         """One record per (workload, optimizer, [repeats], k): the test-metric statistics

@@ -29,7 +29,7 @@ from optcmp_analysis._estimator import (
     verdicts,
 )
 from optcmp_analysis._margins import MARGIN_RULE, resolve_margins
-from optcmp_analysis._records import iter_cells, json_value, root_seed
+from optcmp_analysis._records import Result, attr, iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
     RepeatMode,
     SelectionRule,
@@ -75,7 +75,7 @@ _BOOL_VARS = ("tested",)
 
 
 @attrs.frozen
-class InclusionResult:
+class InclusionResult(Result):
     """Inclusion tests, dims (`lead`, pair, workload, [repeat dims]); `lead` is "rule" for
     `inclusion_consistency` and "condition" for `target_study`.
 
@@ -106,13 +106,17 @@ class InclusionResult:
     """
 
     data: xr.Dataset
-    budget: int | None
-    n_boot: int
-    alpha: float
+    budget: int | None = attrs.field(metadata=attr(none=-1))
+    n_boot: int = attrs.field(metadata=attr())
+    alpha: float = attrs.field(metadata=attr())
     margins: dict[str, float]
-    margin_rules: dict[str, str]
-    repeats: RepeatMode
-    caveats: tuple[str, ...]
+    margin_rules: dict[str, str] = attrs.field(
+        metadata=attr(
+            name="margin_rule", encode=lambda m: "; ".join(f"{w}: {r}" for w, r in m.items())
+        )
+    )
+    repeats: RepeatMode = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
     lead: str = "rule"
 
     @property
@@ -125,19 +129,8 @@ class InclusionResult:
         """The budget in words: "k = 4" or the default rule."""
         return BUDGET_RULE if self.budget is None else f"k = {self.budget}"
 
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "budget": -1 if self.budget is None else self.budget,
-            "budget_rule": self.budget_text,
-            "n_boot": self.n_boot,
-            "alpha": self.alpha,
-            "margin_rule": "; ".join(f"{w}: {r}" for w, r in self.margin_rules.items()),
-            "holm_family": self.n_tests,
-            "repeats": str(self.repeats),
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
+    def _extra_attrs(self) -> dict[str, Any]:
+        return {"budget_rule": self.budget_text, "holm_family": self.n_tests}
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records per (lead, pair, workload, [repeats]): rule (or condition), workload,

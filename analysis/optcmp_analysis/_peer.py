@@ -40,7 +40,7 @@ import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import argbest, mean_where
-from optcmp_analysis._records import json_value
+from optcmp_analysis._records import Result, attr, json_value
 from optcmp_analysis._selection import selection_repeat_mask
 from optcmp_data import (
     Direction,
@@ -91,7 +91,7 @@ def _min_finite(values: FloatArray) -> FloatArray:
 
 
 @attrs.frozen
-class DeepobsReport:
+class DeepobsReport(Result):
     """The DeepOBS analyser's choice per (workload, optimizer).
 
     `data` (dims workload, optimizer) holds `trial` (-1 if none), `selection_value`,
@@ -103,14 +103,9 @@ class DeepobsReport:
     """
 
     data: xr.Dataset
-    mode: DeepobsMode
-    caveats: tuple[str, ...]
+    mode: DeepobsMode = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
     selection_repeats: str = ""
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {"mode": str(self.mode), "caveats": "\n".join(self.caveats)}
-        return out
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records: workload, optimizer, trial, hyperparameters, metric, split ("test"),
@@ -349,7 +344,7 @@ def _trapezoid(y: FloatArray, x: FloatArray) -> FloatArray:
 
 
 @attrs.frozen
-class AlgoperfScore:
+class AlgoperfScore(Result):
     """AlgoPerf leaderboard scores of the submissions (optimizers) of one archive.
 
     `data` holds `study_time` (workload, optimizer, study), `time` (median over studies,
@@ -359,14 +354,11 @@ class AlgoperfScore:
     """
 
     data: xr.Dataset
-    caveats: tuple[str, ...]
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
     rules: tuple[tuple[str, str], ...] = ()
 
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {"caveats": "\n".join(self.caveats)}
-        out.attrs.update({f"rule_{k.replace(' ', '_')}": v for k, v in self.rules})
-        return out
+    def _extra_attrs(self) -> dict[str, Any]:
+        return {f"rule_{k.replace(' ', '_')}": v for k, v in self.rules}
 
     def rules_json(self) -> dict[str, str]:
         """The rules applied, as {name: description}."""

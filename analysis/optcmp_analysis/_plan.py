@@ -36,7 +36,7 @@ from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import dodge_weights, pair_tests
 from optcmp_analysis._inclusion import archive_pairs
 from optcmp_analysis._margins import resolve_margins
-from optcmp_analysis._records import json_value, root_seed
+from optcmp_analysis._records import Result, attr, json_value, root_seed
 from optcmp_analysis._selection import SelectionRule, orientation, trial_scores
 from optcmp_data import Taxonomy
 
@@ -130,7 +130,7 @@ def default_trial_grid(budget: int, max_trials: int = DEFAULT_MAX_TRIALS) -> tup
 
 
 @attrs.frozen
-class TrialPlan:
+class TrialPlan(Result):
     """Planned trials per optimizer, one row per (comparison, goal).
 
     `data` dims (row, trials): `approx_power` (normal approximation from the measured
@@ -145,31 +145,16 @@ class TrialPlan:
     """
 
     data: xr.Dataset
-    budget: int
-    power: float
-    alpha: float
-    effect: float | None
-    pilot_effect: bool
-    n_sim: int
-    n_boot: int
-    rule: SelectionRule
+    budget: int = attrs.field(metadata=attr())
+    power: float = attrs.field(metadata=attr())
+    alpha: float = attrs.field(metadata=attr())
+    effect: float | None = attrs.field(metadata=attr(none="margin"))
+    pilot_effect: bool = attrs.field(metadata=attr())
+    n_sim: int = attrs.field(metadata=attr())
+    n_boot: int = attrs.field(metadata=attr())
+    rule: SelectionRule = attrs.field(metadata=attr())
     protocols: tuple[str, str] | None
-    caveats: tuple[str, ...]
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "budget": self.budget,
-            "power": self.power,
-            "alpha": self.alpha,
-            "effect": "margin" if self.effect is None else self.effect,
-            "pilot_effect": int(self.pilot_effect),
-            "n_sim": self.n_sim,
-            "n_boot": self.n_boot,
-            "rule": str(self.rule),
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records "plan" (one per comparison and goal: kind, workload, a, b, metric,

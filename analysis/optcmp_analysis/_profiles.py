@@ -38,7 +38,7 @@ import xarray as xr
 from optcmp_analysis._enums import Measure
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities
-from optcmp_analysis._records import included_labels, json_value, where
+from optcmp_analysis._records import Result, attr, included_labels, json_value, where
 from optcmp_analysis._targets import steps_to_target
 from optcmp_data import Status
 
@@ -76,7 +76,7 @@ def _trapezoid(y: FloatArray, x: FloatArray) -> FloatArray:
 
 
 @attrs.frozen
-class PerformanceProfiles:
+class PerformanceProfiles(Result):
     """Time-to-target profiles.
 
     `data`: per (workload, optimizer) `time` (the optimizer's time to target; inf: not
@@ -85,12 +85,12 @@ class PerformanceProfiles:
     """
 
     data: xr.Dataset
-    measure: Measure
-    max_tau: float
-    caveats: tuple[str, ...]
+    measure: Measure = attrs.field(metadata=attr())
+    max_tau: float = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
     # Trials per study whose fastest sets the study's time (the smallest over the included
     # workloads; per workload in the `budget` variable).
-    budget: int = 0
+    budget: int = attrs.field(default=0, metadata=attr())
 
     @property
     def budget_phrase(self) -> str:
@@ -103,16 +103,6 @@ class PerformanceProfiles:
     @property
     def workloads(self) -> list[str]:
         return included_labels(self.data)
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "measure": str(self.measure),
-            "max_tau": self.max_tau,
-            "budget": self.budget,
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
 
     def to_json(self) -> list[dict[str, Any]]:
         """Flat records with a "record" key: "area" — optimizer, value (the area score in

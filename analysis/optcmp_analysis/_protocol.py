@@ -45,7 +45,7 @@ from optcmp_analysis._enums import Match
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import BUDGET_RULE, DEFAULT_TEST_N_BOOT, pair_tests
 from optcmp_analysis._kernels import competition_ranks, kendall_tau
-from optcmp_analysis._records import json_value, restrict, root_seed
+from optcmp_analysis._records import Result, attr, json_value, restrict, root_seed
 from optcmp_analysis._selection import RepeatMode, SelectionRule, select_best, trial_scores
 from optcmp_data import Direction, Scale
 
@@ -61,7 +61,7 @@ FloatArray = npt.NDArray[np.float64]
 
 
 @attrs.frozen
-class ProtocolComparison:
+class ProtocolComparison(Result):
     """Tuned test metrics and ranks of matched optimizers under two protocols.
 
     `data` dims (protocol, workload, optimizer): `optimizer` holds the matched key (a name
@@ -80,10 +80,10 @@ class ProtocolComparison:
     """
 
     data: xr.Dataset
-    match: Match
-    rule: SelectionRule
-    n_boot: int = 0
-    level: float = 0.95
+    match: Match = attrs.field(metadata=attr())
+    rule: SelectionRule = attrs.field(metadata=attr())
+    n_boot: int = attrs.field(default=0, metadata=attr())
+    level: float = attrs.field(default=0.95, metadata=attr())
     budget: int | None = None
 
     @property
@@ -198,16 +198,6 @@ class ProtocolComparison:
                                 "clear": _clear(lo, hi, gap, step, p_adj, alpha),
                             }
                         )
-        return out
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "match": str(self.match),
-            "rule": str(self.rule),
-            "n_boot": self.n_boot,
-            "level": self.level,
-        }
         return out
 
     def to_json(self) -> list[dict[str, Any]]:

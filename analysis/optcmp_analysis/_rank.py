@@ -42,7 +42,7 @@ from optcmp_analysis._kernels import (
     sort_trials,
     sorted_values,
 )
-from optcmp_analysis._records import iter_cells, json_value, root_seed
+from optcmp_analysis._records import Result, attr, iter_cells, json_value, root_seed
 from optcmp_analysis._selection import (
     DivergedMode,
     RepeatMode,
@@ -83,7 +83,7 @@ def rank_values(
 
 
 @attrs.frozen
-class Rankings:
+class Rankings(Result):
     """Optimizer rankings per workload (and repeat, per-repeat mode).
 
     `data` variables: `rank` (point ranking of the selected trials' test values on the
@@ -96,26 +96,13 @@ class Rankings:
     """
 
     data: xr.Dataset
-    budget: int
-    n_boot: int
-    method: RankMethod
-    rule: SelectionRule
-    repeats: RepeatMode
-    caveats: tuple[str, ...]
-    with_replacement: bool = False
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "budget": self.budget,
-            "with_replacement": int(self.with_replacement),
-            "n_boot": self.n_boot,
-            "method": str(self.method),
-            "rule": str(self.rule),
-            "repeats": str(self.repeats),
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
+    budget: int = attrs.field(metadata=attr())
+    n_boot: int = attrs.field(metadata=attr())
+    method: RankMethod = attrs.field(metadata=attr())
+    rule: SelectionRule = attrs.field(metadata=attr())
+    repeats: RepeatMode = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
+    with_replacement: bool = attrs.field(default=False, metadata=attr())
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records per (workload, optimizer, [repeats]): k (the budget), rank (null: no

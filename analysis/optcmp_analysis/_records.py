@@ -10,16 +10,20 @@ inf written as None, keys `workload`, `optimizer`, `trial`, `k`, `metric`, `spli
 from __future__ import annotations
 
 import difflib
+import enum
 import zlib
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
 
+import attrs
 import numpy as np
 import xarray as xr
 
 from optcmp_analysis._errors import AnalysisError
 
 __all__ = [
+    "Result",
+    "attr",
     "cell_keys",
     "included_labels",
     "iter_cells",
@@ -27,6 +31,7 @@ __all__ = [
     "restrict",
     "root_seed",
     "stream",
+    "variable",
 ]
 
 
@@ -43,6 +48,85 @@ def json_value(value: Any) -> Any:
     if isinstance(value, float) and not np.isfinite(value):
         return None
     return value
+
+
+# --- the base of the result records ---------------------------------------------------
+
+
+def attr(
+    *, name: str | None = None, none: Any = None, encode: Callable[[Any], Any] | None = None
+) -> dict[str, Any]:
+    """Metadata of a result field stored as an attribute of `to_dataset()` (netCDF-ready):
+    under `name` (default the field's), with None stored as `none`, enums as their value,
+    bools as 0/1, a tuple of strings (caveats) as lines, anything else through `encode`
+    or as it is."""
+    return {"dataset": ("attr", name, none, encode)}
+
+
+def variable() -> dict[str, Any]:
+    """Metadata of a result field (a DataArray) that is a variable of `to_dataset()`."""
+    return {"dataset": ("variable", None, None, None)}
+
+
+def _attr_value(value: Any, none: Any, encode: Callable[[Any], Any] | None) -> Any:
+    if value is None:
+        return none
+    if encode is not None:
+        return encode(value)
+    if isinstance(value, enum.Enum):
+        return str(value.value)
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, tuple) and all(isinstance(v, str) for v in value):
+        return "\n".join(value)
+    return value
+
+
+class Result:
+    """The base of every result record (an `attrs.frozen` subclass).
+
+    `to_dataset()`: the record's `data` field (a copy; or its `variable()` fields joined,
+    or what `_dataset()` returns) with its `attr()` fields and `_extra_attrs()` as
+    attributes. `to_json()`: flat JSON-ready records (module docstring), written by each
+    subclass. `caveats`: () unless the record has a field of that name.
+    """
+
+    __slots__ = ()
+
+    @property
+    def caveats(self) -> tuple[str, ...]:
+        return ()
+
+    def _fields(self, kind: str) -> Iterator[tuple[attrs.Attribute[Any], tuple[Any, ...]]]:
+        for f in attrs.fields(cast("Any", type(self))):
+            spec = f.metadata.get("dataset")
+            if spec is not None and spec[0] == kind:
+                yield f, spec
+
+    def _dataset(self) -> xr.Dataset:
+        """The dataset before its attributes: the `data` field, or the `variable()` fields."""
+        variables = {f.name: getattr(self, f.name) for f, _ in self._fields("variable")}
+        if variables:
+            return xr.Dataset(variables)
+        data = getattr(self, "data")  # noqa: B009  (every record without variables has one)
+        assert isinstance(data, xr.Dataset)
+        return data.copy()
+
+    def _extra_attrs(self) -> dict[str, Any]:
+        """Attributes computed from more than one field (none by default)."""
+        return {}
+
+    def to_dataset(self) -> xr.Dataset:
+        out = self._dataset()
+        out.attrs = {
+            (spec[1] or f.name): _attr_value(getattr(self, f.name), spec[2], spec[3])
+            for f, spec in self._fields("attr")
+        }
+        out.attrs.update(self._extra_attrs())
+        return out
+
+    def to_json(self) -> list[dict[str, Any]]:
+        raise NotImplementedError(f"{type(self).__name__}.to_json")
 
 
 def included_labels(data: xr.Dataset, dim: str = "workload") -> list[str]:

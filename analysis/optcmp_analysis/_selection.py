@@ -49,7 +49,7 @@ import xarray as xr
 from optcmp_analysis._enums import DivergedMode, RepeatMode, SelectionRule
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import argbest
-from optcmp_analysis._records import finite, iter_cells, json_value, where
+from optcmp_analysis._records import Result, attr, finite, iter_cells, json_value, where
 from optcmp_data import (
     Direction,
     Split,
@@ -96,7 +96,7 @@ def selection_repeat_mask(
 
 
 @attrs.frozen
-class TrialScores:
+class TrialScores(Result):
     """Per-trial selection scores of an archive under one rule.
 
     `data` has dims (workload, optimizer, trial) plus the repeat dims under
@@ -111,9 +111,9 @@ class TrialScores:
     """
 
     data: xr.Dataset
-    rule: SelectionRule
-    repeats: RepeatMode
-    caveats: tuple[str, ...]
+    rule: SelectionRule = attrs.field(metadata=attr())
+    repeats: RepeatMode = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
     selection_repeats: str = ""
 
     @property
@@ -124,15 +124,6 @@ class TrialScores:
     @property
     def cell_dims(self) -> tuple[str, ...]:
         return ("workload", "optimizer", *self.repeat_dims)
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "rule": str(self.rule),
-            "repeats": str(self.repeats),
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
 
     def to_json(self) -> list[dict[str, Any]]:
         return _cell_records(
@@ -389,7 +380,7 @@ def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
 
 
 @attrs.frozen
-class Selection:
+class Selection(Result):
     """The best trial of every (workload, optimizer) cell (and repeat, per-repeat mode).
 
     `data` has dims (workload, optimizer) plus broadcast repeat dims, and variables
@@ -404,23 +395,14 @@ class Selection:
     """
 
     data: xr.Dataset
-    rule: SelectionRule
-    repeats: RepeatMode
-    caveats: tuple[str, ...]
+    rule: SelectionRule = attrs.field(metadata=attr())
+    repeats: RepeatMode = attrs.field(metadata=attr())
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
     selection_repeats: str = ""
 
     @property
     def cell_dims(self) -> tuple[str, ...]:
         return tuple(str(d) for d in self.data["trial"].dims)
-
-    def to_dataset(self) -> xr.Dataset:
-        out = self.data.copy()
-        out.attrs = {
-            "rule": str(self.rule),
-            "repeats": str(self.repeats),
-            "caveats": "\n".join(self.caveats),
-        }
-        return out
 
     def to_json(self) -> list[dict[str, Any]]:
         """Records: workload, optimizer, [repeat labels], trial, hyperparameters,

@@ -36,7 +36,7 @@ from optcmp_analysis._inclusion import (
 )
 from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, mean_where
 from optcmp_analysis._margins import MARGIN_RULE, rule_margin
-from optcmp_analysis._records import json_value, restrict, root_seed
+from optcmp_analysis._records import Result, attr, json_value, restrict, root_seed, variable
 from optcmp_analysis._selection import RepeatMode, selection_repeat_mask
 from optcmp_data import Direction, Status, Taxonomy, repeat_dims
 from optcmp_data._limits import check_bootstrap
@@ -134,7 +134,7 @@ def _truncated_final(
 
 
 @attrs.frozen
-class TargetStudy:
+class TargetStudy(Result):
     """Steps-to-target and truncated-budget comparisons (see the module docstring).
 
     Arrays (xarray, named dims):
@@ -160,18 +160,18 @@ class TargetStudy:
     metric_names: Mapping[str, str]
     fractions: tuple[float, ...]
     n_targets: int
-    reference: int
+    reference: int = attrs.field(metadata=attr(name="reference_condition"))
     condition_kind: tuple[str, ...]
     condition_target: tuple[int, ...]
     condition_fraction: tuple[float, ...]
-    target_value: xr.DataArray
-    step_limit: xr.DataArray
-    trial_steps: xr.DataArray
-    trial_time: xr.DataArray
-    tuned: xr.DataArray
-    tuned_time: xr.DataArray
-    rank: xr.DataArray
-    kendall_tau: xr.DataArray
+    target_value: xr.DataArray = attrs.field(metadata=variable())
+    step_limit: xr.DataArray = attrs.field(metadata=variable())
+    trial_steps: xr.DataArray = attrs.field(metadata=variable())
+    trial_time: xr.DataArray = attrs.field(metadata=variable())
+    tuned: xr.DataArray = attrs.field(metadata=variable())
+    tuned_time: xr.DataArray = attrs.field(metadata=variable())
+    rank: xr.DataArray = attrs.field(metadata=variable())
+    kendall_tau: xr.DataArray = attrs.field(metadata=variable())
     inclusion: InclusionResult
 
     def flips(self) -> list[dict[str, Any]]:
@@ -231,19 +231,10 @@ class TargetStudy:
             "split": self.splits[w] if kind == ConditionKind.STEPS else "test",
         }
 
-    def to_dataset(self) -> xr.Dataset:
-        ds = xr.Dataset(
-            {
-                "target_value": self.target_value,
-                "step_limit": self.step_limit,
-                "trial_steps": self.trial_steps,
-                "trial_time": self.trial_time,
-                "tuned": self.tuned,
-                "tuned_time": self.tuned_time,
-                "rank": self.rank,
-                "kendall_tau": self.kendall_tau,
-            }
-        )
+    def _dataset(self) -> xr.Dataset:
+        """The `variable()` fields, the inclusion tests' variables (prefixed
+        "inclusion_") and the conditions' and workloads' coordinates."""
+        ds = super()._dataset()
         inc = self.inclusion.data.drop_vars("metric_name", errors="ignore")
         ds = ds.assign(
             {f"inclusion_{v}": inc[v].reset_coords(drop=True) for v in inc.data_vars}
@@ -254,11 +245,10 @@ class TargetStudy:
             condition_fraction=("condition", np.array(self.condition_fraction)),
             split=("workload", np.array([self.splits[w] for w in self.workloads], dtype=str)),
         )
-        ds.attrs = {
-            "reference_condition": self.reference,
-            **{f"inclusion_{k}": v for k, v in self.inclusion.to_dataset().attrs.items()},
-        }
         return ds
+
+    def _extra_attrs(self) -> dict[str, Any]:
+        return {f"inclusion_{k}": v for k, v in self.inclusion.to_dataset().attrs.items()}
 
     def to_json(self) -> list[dict[str, Any]]:
         """Flat records: `record` is "tuned" (one per workload, optimizer and condition),

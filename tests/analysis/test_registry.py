@@ -14,6 +14,7 @@ from typing import Any
 import attrs
 import numpy as np
 import pytest
+import xarray as xr
 
 import optcmp_analysis
 from optcmp_analysis import (
@@ -26,6 +27,7 @@ from optcmp_analysis import (
     protocol_sensitivity,
 )
 from optcmp_analysis import _registry as registry
+from optcmp_analysis._records import Result, attr, variable
 from optcmp_analysis._registry import (
     ANALYSES,
     Analysis,
@@ -253,3 +255,41 @@ def test_an_option_without_help_is_refused_at_registration(
 
     with pytest.raises(TypeError, match=r"Bare\.scale: declare the option"):
         register(Analysis("bare", "Bare", "Bare.", Bare, f"{__name__}:_spread", "builtins:list"))
+
+
+# --- the result base ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("analysis", ANALYSES, ids=lambda a: a.name)
+def test_every_result_type_shares_the_base(analysis: Any) -> None:
+    assert issubclass(analysis.result_type(), Result)
+
+
+@attrs.frozen
+class _Toy(Result):
+    values: xr.DataArray = attrs.field(metadata=variable())
+    rule: SelectionRule = attrs.field(metadata=attr())
+    budget: int | None = attrs.field(metadata=attr(none=-1))
+    caveats: tuple[str, ...] = attrs.field(metadata=attr())
+    replaced: bool = attrs.field(default=True, metadata=attr(name="with_replacement"))
+    hidden: str = "not stored"
+
+
+def test_to_dataset_takes_variables_and_attributes_from_the_field_metadata() -> None:
+    toy = _Toy(
+        values=xr.DataArray([1.0, 2.0], dims="k"),
+        rule=SelectionRule.BEST_VALID,
+        budget=None,
+        caveats=("one", "two"),
+    )
+    ds = toy.to_dataset()
+    assert list(ds.data_vars) == ["values"]
+    assert ds.attrs == {
+        "rule": "best-valid",
+        "budget": -1,
+        "caveats": "one\ntwo",
+        "with_replacement": 1,
+    }
+    assert toy.caveats == ("one", "two")
+    with pytest.raises(NotImplementedError, match=r"_Toy\.to_json"):
+        toy.to_json()
