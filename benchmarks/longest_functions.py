@@ -8,7 +8,8 @@ checkout). A function's length is its lines from the `def` line to its last line
 (decorators not counted), docstring and comments included; methods are named
 `Class.method`, nested functions `outer.<locals>.inner`. Rows, longest first:
 `length  qualified name  file:line`. Used for issue 19's acceptance table (the ten longest
-functions before and after the split of the long ones).
+functions before and after the split of the long ones). `--sizes` prints instead each
+package's number of files and lines (all lines, blank and comment lines included).
 """
 
 from __future__ import annotations
@@ -50,11 +51,26 @@ def _walk(node: ast.AST, prefix: str, path: str, found: list[Function]) -> None:
             _walk(child, prefix, path, found)
 
 
+def sizes(root: Path) -> list[tuple[str, int, int]]:
+    """(package folder, .py files, lines) for each package of ROOT."""
+    rows = []
+    for folder in PACKAGE_DIRS:
+        paths = sorted((root / folder).rglob("*.py"))
+        lines = sum(len(p.read_text(encoding="utf-8").splitlines()) for p in paths)
+        rows.append((folder, len(paths), lines))
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("root", nargs="?", type=Path, default=Path(__file__).parent.parent)
     parser.add_argument("--top", type=int, default=10)
+    parser.add_argument("--sizes", action="store_true", help="files and lines per package")
     args = parser.parse_args()
+    if args.sizes:
+        for folder, n_files, n_lines in sizes(args.root):
+            print(f"{folder + '/':10s} {n_files:4d} files {n_lines:6d} lines")
+        return
     found = sorted(functions(args.root), key=lambda f: (-f.length, f.path, f.line))
     for f in found[: args.top]:
         print(f"{f.length:5d}  {f.name}  {f.path}:{f.line}")
