@@ -16,7 +16,7 @@ comparison. Every other condition's ranking is compared with it (Kendall tau, fl
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -36,7 +36,16 @@ from optcmp_analysis._inclusion import (
 )
 from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, mean_where
 from optcmp_analysis._margins import MARGIN_RULE, rule_margin
-from optcmp_analysis._records import Result, attr, json_value, restrict, root_seed, variable
+from optcmp_analysis._records import (
+    Result,
+    attr,
+    finite,
+    json_value,
+    restrict,
+    root_seed,
+    variable,
+    where,
+)
 from optcmp_analysis._selection import RepeatMode, selection_repeat_mask
 from optcmp_data import Direction, Status, Taxonomy, repeat_dims
 from optcmp_data._limits import check_bootstrap
@@ -300,7 +309,7 @@ class TargetStudy(Result):
 def _run_masks(
     status: npt.NDArray[np.str_], allowed: npt.NDArray[np.bool_]
 ) -> tuple[npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
-    """(present runs among `allowed`, trial usable) with repeat axes flattened last.
+    """(present runs among `allowed`, trial usable) over the last axis (the runs).
 
     A trial is usable when at least one allowed run exists and every allowed run that
     exists completed: a diverged or incomplete repeat disqualifies the whole setting.
@@ -311,12 +320,375 @@ def _run_masks(
     return present, usable
 
 
-def _flat_runs(da: xr.DataArray, rep: tuple[str, ...], core: tuple[str, ...]) -> Any:
-    """Values with dims (optimizer, trial, run, *core): repeat axes stacked into one."""
-    order = ("optimizer", "trial", *rep, *core)
-    arr = da.transpose(*order).values
-    n_o, n_t = arr.shape[:2]
-    return arr.reshape(n_o, n_t, -1, *arr.shape[2 + len(rep) :])
+# --- the phases on named dims (numpy kernels above, xarray wrappers here) ---------------
+
+
+def _runs(da: xr.DataArray, rep: tuple[str, ...]) -> xr.DataArray:
+    """`da` with its repeat dims stacked into one dim `run` (length 1 without repeats)."""
+    if not rep:
+        return da.expand_dims("run", axis=-1)
+    return da.stack(run=list(rep), create_index=False)
+
+
+def _run_mean(values: xr.DataArray, mask: xr.DataArray) -> xr.DataArray:
+    """`mean_where` over the runs."""
+    out = xr.apply_ufunc(
+        mean_where, values, mask, input_core_dims=[["run"], ["run"]], kwargs={"axis": -1}
+    )
+    assert isinstance(out, xr.DataArray)
+    return out
+
+
+def _truncated(values: xr.DataArray, steps: xr.DataArray, limit: xr.DataArray) -> xr.DataArray:
+    """`_truncated_final` over the evaluations; `limit` broadcasts (e.g. over fractions)."""
+    out = xr.apply_ufunc(
+        _truncated_final, values, steps, limit, input_core_dims=[["eval"], ["eval"], []]
+    )
+    assert isinstance(out, xr.DataArray)
+    return out
+
+
+def _checked_fractions(
+    fractions: Sequence[float], n_targets: int, alpha: float, n_boot: int
+) -> tuple[float, ...]:
+    if n_targets < 1:
+        raise AnalysisError(f"n_targets: {n_targets} must be at least 1")
+    fracs = tuple(float(f) for f in fractions)
+    if not fracs or any(not (0.0 < f <= 1.0) for f in fracs) or len(set(fracs)) != len(fracs):
+        raise AnalysisError(f"fractions: {list(fracs)} must be distinct values in (0, 1]")
+    check_options(alpha, n_boot)
+    return fracs
+
+
+def _target_count(
+    targets: Sequence[float] | Mapping[str, Sequence[float]] | None,
+    n_targets: int,
+    workloads: Sequence[str],
+) -> int:
+    """How many targets each workload gets (the same for all)."""
+    if isinstance(targets, Mapping):
+        missing = [w for w in workloads if w not in targets]
+        if missing:
+            raise AnalysisError(f"targets: no target values for workload {missing[0]!r}")
+        lengths = {len(targets[w]) for w in workloads}
+        if len(lengths) != 1:
+            raise AnalysisError("targets: every workload needs the same number of target values")
+        n_targets = lengths.pop()
+    elif targets is not None:
+        n_targets = len(targets)
+    if n_targets < 1:
+        raise AnalysisError("targets: at least one target value is needed")
+    return n_targets
+
+
+def _trials(ds: xr.Dataset, fracs: tuple[float, ...]) -> xr.Dataset:
+    """Per trial (workload, optimizer, trial; `run` the stacked repeats, `eval` the
+    evaluations): the signed selection curves `curve` (smaller is better), `step`, `time`;
+    `present_sel` (runs selection may use), `usable`, `present`; `step_limit` (workload,
+    fraction); `full` (final selection value at the full budget, mean over the runs);
+    `final_sel` (signed) and `final_test` (natural units) at each truncated budget
+    (workload, optimizer, trial, fraction)."""
+    rep = tuple(repeat_dims(ds))
+    sign = where(ds["metric_direction"] == Direction.MIN.value, 1.0, -1.0)
+    split = ds["selection_split"].astype(str)
+    selection = ds["test_metric"]
+    for s in sorted(set(split.values.tolist()) - {"test"}):
+        selection = where(split == s, ds[f"{s}_metric"], selection)
+    status = _runs(ds["status"], rep).astype(str)
+    allowed = _runs(selection_repeat_mask(ds), rep)
+    present_sel, usable = xr.apply_ufunc(
+        _run_masks,
+        status,
+        allowed,
+        input_core_dims=[["run"], ["run"]],
+        output_core_dims=[["run"], []],
+    )
+    completed = status == Status.COMPLETED.value
+    step = _runs(ds["step"], rep)
+    time = _runs(ds["time"], rep)
+    curve = sign * _runs(selection, rep)
+    test = _runs(ds["test_metric"], rep)
+
+    # A recorded budget may be a hint that runs go past (AlgoPerf's step_hint: its runs
+    # stop on time); fraction 1 must keep every evaluation, as selection does.
+    largest = (
+        step.max([d for d in step.dims if d != "workload"]).astype(np.int64)
+        if step.size
+        else xr.zeros_like(ds["step_budget"], dtype=np.int64)
+    )
+    recorded = ds["step_budget"].astype(np.int64)
+    budget = where(largest > recorded, largest, recorded)
+    fraction = xr.DataArray(np.array(fracs), dims="fraction", coords={"fraction": list(fracs)})
+    step_limit = fraction * budget
+    sel_tr = _truncated(curve, step, step_limit)
+    test_tr = _truncated(test, step, step_limit)
+    full = _run_mean(_truncated(curve, step, budget.astype(np.float64)), present_sel)
+    # As in selection: usable needs a finite final selection value at the full budget.
+    usable = usable & finite(full)
+    reported = completed & finite(test_tr)
+    return xr.Dataset(
+        {
+            "curve": curve,
+            "step": step,
+            "time": time,
+            "present_sel": present_sel,
+            "usable": usable,
+            "present": (status != Status.MISSING.value).any("run"),
+            "step_limit": step_limit,
+            "full": full,
+            "final_sel": where(usable, _run_mean(sel_tr, present_sel), np.nan),
+            "final_test": where(usable, _run_mean(test_tr, reported), np.nan),
+            "sign": sign,
+            "split": split,
+        }
+    )
+
+
+def _target_values(
+    trials: xr.Dataset,
+    targets: Sequence[float] | Mapping[str, Sequence[float]] | None,
+    n_targets: int,
+) -> xr.DataArray:
+    """The target validation values (workload, target), natural units: given, or
+    `n_targets` evenly spaced from the median to the best full-budget selection value of
+    the workload's usable trials."""
+    out = []
+    for w in trials["workload"].values:
+        if isinstance(targets, Mapping):
+            out.append(np.asarray(targets[str(w)], dtype=np.float64))
+        elif targets is not None:
+            out.append(np.asarray(targets, dtype=np.float64))
+        else:
+            cell = trials.sel(workload=w)
+            pool = cell["full"].values[cell["usable"].values]
+            if pool.size == 0:
+                raise AnalysisError(
+                    f"workload {str(w)!r}: no usable trial (completed, with a final "
+                    f"{cell['split'].item()} metric); no default targets"
+                )
+            easy, hard = float(np.median(pool)), float(pool.min())
+            out.append(float(cell["sign"]) * np.linspace(easy, hard, n_targets))
+    return xr.DataArray(
+        np.stack(out), dims=("workload", "target"), coords={"workload": trials["workload"].values}
+    )
+
+
+def _reach(trials: xr.Dataset, target_value: xr.DataArray) -> tuple[xr.DataArray, xr.DataArray]:
+    """Steps and time at which each usable trial first reaches each target within each
+    truncated budget, mean over the runs selection may use (workload, optimizer, trial,
+    target, fraction); NaN where the trial is not usable, inf where never reached. One
+    workload at a time, to hold one workload's (trial, run, target, fraction, eval) draws."""
+    steps: list[xr.DataArray] = []
+    times: list[xr.DataArray] = []
+    for w in trials["workload"].values:
+        cell = trials.sel(workload=w)
+        reach = steps_to_target(
+            cell["curve"],
+            cell["step"],
+            cell["time"],
+            cell["sign"] * target_value.sel(workload=w),
+            limit=cell["step_limit"],
+        )
+        for var, out in (("steps", steps), ("time", times)):
+            mean = _run_mean(reach[var], cell["present_sel"])
+            out.append(where(cell["usable"], mean, np.nan))
+    dims = ("workload", "optimizer", "trial", "target", "fraction")
+    return (
+        xr.concat(steps, dim="workload").transpose(*dims),
+        xr.concat(times, dim="workload").transpose(*dims),
+    )
+
+
+@attrs.frozen
+class _Conditions:
+    """The conditions: steps for every (target, fraction), then final for every fraction;
+    `reference` (final at the largest fraction) is the one the others are compared with."""
+
+    kind: tuple[str, ...]
+    target: tuple[int, ...]
+    fraction: tuple[float, ...]
+    reference: int
+
+    @classmethod
+    def of(cls, n_targets: int, fracs: tuple[float, ...]) -> _Conditions:
+        steps = [(ConditionKind.STEPS.value, t, f) for t in range(n_targets) for f in fracs]
+        final = [(ConditionKind.FINAL.value, -1, f) for f in fracs]
+        kind, target, fraction = zip(*steps, *final, strict=True)
+        reference = n_targets * len(fracs) + int(np.argmax(fracs))
+        return cls(tuple(kind), tuple(target), tuple(fraction), reference)
+
+    def __iter__(self) -> Iterator[tuple[str, int, float]]:
+        return iter(zip(self.kind, self.target, self.fraction, strict=True))
+
+
+def _best_over_trials(values: xr.DataArray, usable: xr.DataArray) -> xr.DataArray:
+    """Smallest value over the trials among usable ones; NaN where none is usable, and NaN
+    where a usable trial's value is unknown (an archive without times)."""
+    best = where(usable, values, np.inf).min("trial", skipna=False)
+    return where(usable.any("trial"), best, np.nan)
+
+
+def _tuned(
+    trials: xr.Dataset,
+    trial_steps: xr.DataArray,
+    trial_time: xr.DataArray,
+    conditions: _Conditions,
+) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray, xr.DataArray]:
+    """Tuned value and time under each condition (workload, optimizer, condition), ranks
+    (1 = best) and Kendall tau of each condition's ranking against the reference's
+    (workload, condition)."""
+    steps_min = _best_over_trials(trial_steps, trials["usable"])
+    time_min = _best_over_trials(trial_time, trials["usable"])
+    pick = xr.apply_ufunc(
+        argbest, trials["final_sel"], input_core_dims=[["trial"]], kwargs={"axis": -1}
+    )
+    test_pick = trials["final_test"].isel(trial=pick.clip(min=0))
+    test_pick = where(pick >= 0, test_pick, np.nan)
+    tuned, tuned_time, score = [], [], []
+    for kind, target, fraction in conditions:
+        at = {"fraction": fraction}
+        if kind == ConditionKind.STEPS:
+            value = steps_min.isel(target=target).sel(at)
+            tuned_time.append(time_min.isel(target=target).sel(at))
+            score.append(value)
+        else:
+            value = test_pick.sel(at)
+            tuned_time.append(xr.full_like(value, np.nan))
+            score.append(trials["sign"] * value)
+        tuned.append(value)
+
+    def stacked(parts: list[xr.DataArray]) -> xr.DataArray:
+        cond = xr.concat([p.reset_coords(drop=True) for p in parts], dim="condition")
+        return cond.transpose("workload", "optimizer", "condition")
+
+    scores = stacked(score)
+    ranks = xr.apply_ufunc(
+        competition_ranks,
+        scores,
+        input_core_dims=[["optimizer"]],
+        output_core_dims=[["optimizer"]],
+        kwargs={"axis": -1},
+    ).transpose(*scores.dims)
+    ranks = where(np.isnan(scores), np.nan, ranks)
+    tau = xr.apply_ufunc(
+        kendall_tau,
+        ranks.isel(condition=conditions.reference),
+        ranks,
+        input_core_dims=[["optimizer"], ["optimizer"]],
+        vectorize=True,
+    ).transpose("workload", "condition")
+    return stacked(tuned), stacked(tuned_time), ranks, tau
+
+
+def _margins(
+    value: xr.DataArray,
+    use: xr.DataArray,
+    conditions: _Conditions,
+    margin: float | Mapping[str, float] | None,
+) -> tuple[xr.DataArray, dict[str, str]]:
+    """The non-inferiority margin of every (condition, workload): the one given (final
+    conditions only), else `MARGIN_RULE` on the condition's values; and each workload's
+    margin rule."""
+    w_names = [str(w) for w in value["workload"].values]
+    if isinstance(margin, Mapping):
+        unknown = sorted(set(margin) - set(w_names) - {"*"})
+        if unknown:
+            raise AnalysisError(f"margins: workload {unknown[0]!r} is not in the archive")
+    margins = xr.DataArray(
+        np.full((len(conditions.kind), len(w_names)), np.nan),
+        dims=("condition", "workload"),
+        coords={"workload": value["workload"].values},
+    )
+    rules: dict[str, str] = {}
+    for c, (kind, _, _) in enumerate(conditions):
+        for name in w_names:
+            given = margin.get(name, margin.get("*")) if isinstance(margin, Mapping) else margin
+            if kind != ConditionKind.STEPS and given is not None:
+                if not (np.isfinite(given) and given >= 0):
+                    raise AnalysisError(f"margin for workload {name!r}: {given} is not >= 0")
+                margins[c, w_names.index(name)] = float(given)
+                rules.setdefault(name, "given")
+            else:
+                at = {"condition": c, "workload": w_names.index(name)}
+                cell = value.isel(at).transpose("optimizer", "trial").values
+                used = use.isel(at).transpose("optimizer", "trial").values
+                margins[c, w_names.index(name)] = rule_margin(cell[used])
+                rules.setdefault(name, MARGIN_RULE)
+    return margins, rules
+
+
+def _inclusion(
+    ds: xr.Dataset,
+    trials: xr.Dataset,
+    trial_steps: xr.DataArray,
+    conditions: _Conditions,
+    *,
+    taxonomy: Taxonomy | None,
+    budget: int | None,
+    n_boot: int,
+    alpha: float,
+    margin: float | Mapping[str, float] | None,
+    root: int,
+) -> InclusionResult:
+    """The inclusion tests under every condition (lead dim "condition"): under "steps" a
+    trial's value is its steps to the target censored at the step limit (every present
+    trial counts); under "final" its test value at the truncated budget."""
+    _, pairs, reasons, caveats = archive_pairs(ds, taxonomy)
+    usable, present = trials["usable"], trials["present"]
+    scores, values, uses = [], [], []
+    for kind, target, fraction in conditions:
+        at = {"fraction": fraction}
+        if kind == ConditionKind.STEPS:
+            limit = trials["step_limit"].sel(at)
+            steps = trial_steps.isel(target=target).sel(at)
+            reached = usable & finite(steps)
+            value = where(reached, np.minimum(steps, limit), limit)
+            scores.append(value)
+            values.append(value)
+            uses.append(present)
+        else:
+            score = trials["final_sel"].sel(at)
+            scores.append(score)
+            values.append(trials["sign"] * trials["final_test"].sel(at))
+            uses.append(usable & finite(score))
+    dims = ("condition", "workload", "optimizer", "trial")
+
+    def stacked(parts: list[xr.DataArray]) -> xr.DataArray:
+        parts = [p.reset_coords(drop=True) for p in parts]
+        out = xr.concat(xr.broadcast(*parts), dim="condition").transpose(*dims)
+        return out.assign_coords(condition=np.arange(len(parts)))
+
+    score, value, use = stacked(scores), stacked(values), stacked(uses)
+    margins, margin_rules = _margins(value, use, conditions, margin)
+    data = inclusion_tests(
+        score,
+        value,
+        use,
+        present.broadcast_like(score).transpose(*dims),
+        pairs=pairs,
+        reasons=reasons,
+        lead="condition",
+        budget=budget,
+        n_boot=n_boot,
+        alpha=alpha,
+        margins=margins.values,
+        root=root,
+    )
+    data["metric_name"] = ds["metric_name"].astype(str)
+    return InclusionResult(
+        data=data,
+        budget=budget,
+        n_boot=n_boot,
+        alpha=alpha,
+        margins={
+            str(w): float(m)
+            for w, m in zip(margins["workload"].values, margins[-1].values, strict=True)
+        },
+        margin_rules=margin_rules,
+        repeats=RepeatMode.MEAN,
+        caveats=(*caveats, *resolution_caveats(data, n_boot, alpha)),
+        lead="condition",
+    )
 
 
 # --- the analysis ----------------------------------------------------------------------
@@ -361,179 +733,32 @@ def target_study(
     the limit); under a "final" condition a study without a
     usable trial scores the worst value of the pair's trials, as in inclusion_consistency.
     """
-    if n_targets < 1:
-        raise AnalysisError(f"n_targets: {n_targets} must be at least 1")
-    fracs = tuple(float(f) for f in fractions)
-    if not fracs or any(not (0.0 < f <= 1.0) for f in fracs) or len(set(fracs)) != len(fracs):
-        raise AnalysisError(f"fractions: {list(fracs)} must be distinct values in (0, 1]")
-    check_options(alpha, n_boot)
+    fracs = _checked_fractions(fractions, n_targets, alpha, n_boot)
     ds = restrict(archive, workloads=workloads, optimizers=optimizers)
     # Bootstrap tests hold (n_boot, trials) draws per workload.
     check_bootstrap(ds.sizes["trial"], n_boot, option="--n-test-boot")
-    rep = repeat_dims(ds)
     w_names = tuple(str(w) for w in ds["workload"].values)
-    o_names = tuple(str(o) for o in ds["optimizer"].values)
-    n_w, n_o, n_f = len(w_names), len(o_names), len(fracs)
-    n_tr = ds.sizes["trial"]
-    if isinstance(targets, Mapping):
-        missing = [w for w in w_names if w not in targets]
-        if missing:
-            raise AnalysisError(f"targets: no target values for workload {missing[0]!r}")
-        lengths = {len(targets[w]) for w in w_names}
-        if len(lengths) != 1:
-            raise AnalysisError("targets: every workload needs the same number of target values")
-        n_targets = lengths.pop()
-    elif targets is not None:
-        n_targets = len(targets)
-    if n_targets < 1:
-        raise AnalysisError("targets: at least one target value is needed")
-
-    # Steps and times per (cell, trial, target, fraction), and one inclusion test per
-    # condition over the same trials.
+    n_targets = _target_count(targets, n_targets, w_names)
+    # Steps and times per (cell, trial, target, fraction).
     check_bootstrap(
-        n_w * n_o * n_tr * n_f,
+        ds.sizes["workload"] * ds.sizes["optimizer"] * ds.sizes["trial"] * len(fracs),
         n_targets,
         option="--n-targets",
         bytes_per_draw=64,
         what=f"steps to {n_targets} targets",
     )
-    sel_mask = selection_repeat_mask(ds)
-    target_value = np.full((n_w, n_targets), np.nan)
-    step_limit = np.full((n_w, n_f), np.nan)
-    trial_steps = np.full((n_w, n_o, n_tr, n_targets, n_f), np.nan)
-    trial_time = np.full_like(trial_steps, np.nan)
-    final_sel = np.full((n_w, n_o, n_tr, n_f), np.nan)  # signed: smaller is better
-    final_test = np.full((n_w, n_o, n_tr, n_f), np.nan)  # natural units
-    usable_all = np.zeros((n_w, n_o, n_tr), dtype=bool)
-    present_all = np.zeros((n_w, n_o, n_tr), dtype=bool)
-    splits: dict[str, str] = {}
-    metric_names: dict[str, str] = {}
-
-    for wi, w in enumerate(w_names):
-        cell = ds.sel(workload=w)
-        sign = 1.0 if str(cell["metric_direction"].item()) == Direction.MIN.value else -1.0
-        split = str(cell["selection_split"].item())
-        splits[w] = split
-        metric_names[w] = str(cell["metric_name"].item())
-        status = _flat_runs(cell["status"], rep, ()).astype(str)  # (o, trial, run)
-        allowed = _flat_runs(sel_mask.sel(workload=w), rep, ())
-        present_sel, usable = _run_masks(status, allowed)
-        completed = status == Status.COMPLETED.value
-        steps = _flat_runs(cell["step"], rep, ("eval",))  # (o, trial, run, eval)
-        times = _flat_runs(cell["time"], rep, ("eval",))
-        sel_vals = sign * _flat_runs(cell[f"{split}_metric"], rep, ("eval",))
-        test_vals = _flat_runs(cell["test_metric"], rep, ("eval",))
-
-        # A recorded budget may be a hint that runs go past (AlgoPerf's step_hint: its runs
-        # stop on time); fraction 1 must keep every evaluation, as selection does.
-        largest = int(steps.max()) if steps.size else 0
-        step_budget = max(int(cell["step_budget"].item()), largest)
-        limits = np.array(fracs) * step_budget
-        step_limit[wi] = limits
-        # Truncated finals, (o, trial, run, fraction); the last fraction may not be 1.
-        lim = np.broadcast_to(limits, (*steps.shape[:3], n_f))
-        sel_tr = _truncated_final(sel_vals[..., None, :], steps[..., None, :], lim)
-        test_tr = _truncated_final(test_vals[..., None, :], steps[..., None, :], lim)
-        full = _truncated_final(sel_vals, steps, np.full(steps.shape[:3], float(step_budget)))
-        # As in selection: usable needs a finite final selection value at the full budget.
-        usable = usable & np.isfinite(mean_where(full, present_sel, axis=2))
-        usable_all[wi] = usable
-        present_all[wi] = (status != Status.MISSING.value).any(axis=-1)
-        final_sel[wi] = np.where(
-            usable[..., None], mean_where(sel_tr, present_sel[..., None], axis=2), np.nan
-        )
-        reported = completed[..., None] & np.isfinite(test_tr)
-        final_test[wi] = np.where(usable[..., None], mean_where(test_tr, reported, axis=2), np.nan)
-
-        if isinstance(targets, Mapping):
-            target_value[wi] = np.asarray(targets[w], dtype=np.float64)
-        elif targets is not None:
-            target_value[wi] = np.asarray(targets, dtype=np.float64)
-        else:
-            pool = mean_where(full, present_sel, axis=2)[usable]
-            if pool.size == 0:
-                raise AnalysisError(
-                    f"workload {w!r}: no usable trial (completed, with a final {split} "
-                    "metric); no default targets"
-                )
-            easy, hard = float(np.median(pool)), float(pool.min())
-            target_value[wi] = sign * np.linspace(easy, hard, n_targets)
-
-        reach_s, reach_t = first_reach(
-            sel_vals[..., None, :],
-            steps[..., None, :],
-            times[..., None, :],
-            sign * target_value[wi],
-            limits,
-        )  # (o, trial, run, fraction, target)
-        for arr, out in ((reach_s, trial_steps), (reach_t, trial_time)):
-            mean = mean_where(arr, present_sel[..., None, None], axis=2)
-            mean = np.where(usable[..., None, None], mean, np.nan)
-            out[wi] = np.swapaxes(mean, -1, -2)  # (o, trial, target, fraction)
-
-    if not usable_all.any():
+    trials = _trials(ds, fracs)
+    target_value = _target_values(trials, targets, n_targets)
+    trial_steps, trial_time = _reach(trials, target_value)
+    if not bool(trials["usable"].any()):
         raise AnalysisError("archive: no usable (completed) trials in the selected cells")
-
-    # Conditions: steps for every (target, fraction), then final for every fraction.
-    kinds: list[str] = []
-    ctarget: list[int] = []
-    cfrac: list[float] = []
-    for ti in range(n_targets):
-        for f in fracs:
-            kinds.append(ConditionKind.STEPS.value)
-            ctarget.append(ti)
-            cfrac.append(f)
-    for f in fracs:
-        kinds.append(ConditionKind.FINAL.value)
-        ctarget.append(-1)
-        cfrac.append(f)
-    n_c = len(kinds)
-    reference = n_targets * n_f + int(np.argmax(fracs))
-
-    signs = np.array(
-        [
-            1.0 if d == Direction.MIN.value else -1.0
-            for d in ds["metric_direction"].values.astype(str)
-        ]
-    )
-    tuned = np.full((n_w, n_o, n_c), np.nan)
-    tuned_time = np.full((n_w, n_o, n_c), np.nan)
-    score = np.full((n_w, n_o, n_c), np.nan)  # signed, smaller is better
-    usable5 = usable_all[..., None, None]
-    steps_min = _best_over_trials(trial_steps, usable5)  # (w, o, target, fraction)
-    time_min = _best_over_trials(trial_time, usable5)
-    pick = argbest(final_sel, axis=2)  # (w, o, fraction) trial index or -1
-    test_pick = np.take_along_axis(final_test, np.maximum(pick, 0)[:, :, None, :], axis=2)[:, :, 0]
-    test_pick = np.where(pick >= 0, test_pick, np.nan)
-    for c in range(n_c):
-        fi = fracs.index(cfrac[c])
-        if kinds[c] == ConditionKind.STEPS:
-            tuned[..., c] = steps_min[..., ctarget[c], fi]
-            tuned_time[..., c] = time_min[..., ctarget[c], fi]
-            score[..., c] = tuned[..., c]
-        else:
-            tuned[..., c] = test_pick[..., fi]
-            score[..., c] = signs[:, None] * tuned[..., c]
-    rank = np.where(np.isnan(score), np.nan, competition_ranks(score, axis=1))
-    tau = np.array(
-        [
-            [kendall_tau(rank[wi, :, reference], rank[wi, :, c]) for c in range(n_c)]
-            for wi in range(n_w)
-        ]
-    )
-
+    conditions = _Conditions.of(n_targets, fracs)
+    tuned, tuned_time, rank, tau = _tuned(trials, trial_steps, trial_time, conditions)
     inclusion = _inclusion(
         ds,
+        trials,
         trial_steps,
-        final_sel,
-        final_test,
-        signs,
-        step_limit,
-        kinds,
-        ctarget,
-        [fracs.index(f) for f in cfrac],
-        present=present_all,
-        usable=usable_all,
+        conditions,
         taxonomy=taxonomy,
         budget=budget,
         n_boot=n_boot,
@@ -541,142 +766,68 @@ def target_study(
         margin=margin,
         root=root_seed(rng),
     )
+    return _study(
+        ds,
+        trials,
+        target_value,
+        trial_steps,
+        trial_time,
+        tuned,
+        tuned_time,
+        rank,
+        tau,
+        inclusion,
+        conditions,
+        fracs,
+        n_targets,
+    )
 
+
+def _study(
+    ds: xr.Dataset,
+    trials: xr.Dataset,
+    target_value: xr.DataArray,
+    trial_steps: xr.DataArray,
+    trial_time: xr.DataArray,
+    tuned: xr.DataArray,
+    tuned_time: xr.DataArray,
+    rank: xr.DataArray,
+    tau: xr.DataArray,
+    inclusion: InclusionResult,
+    conditions: _Conditions,
+    fracs: tuple[float, ...],
+    n_targets: int,
+) -> TargetStudy:
+    """The record, its arrays in their documented dim order with the archive's labels."""
+    w_names = tuple(str(w) for w in ds["workload"].values)
     wc = {"workload": list(w_names)}
-    woc = {"workload": list(w_names), "optimizer": list(o_names)}
+    woc = {**wc, "optimizer": [str(o) for o in ds["optimizer"].values]}
     fr = {"fraction": list(fracs)}
+    trial = ("workload", "optimizer", "trial", "target", "fraction")
     cond = ("workload", "optimizer", "condition")
+
+    def plain(da: xr.DataArray, dims: tuple[str, ...], coords: dict[str, Any]) -> xr.DataArray:
+        return xr.DataArray(da.transpose(*dims).values, dims=dims, coords=coords)
+
+    by_trial = {**woc, "trial": ds["trial"].values, **fr}
     return TargetStudy(
         workloads=w_names,
-        optimizers=o_names,
-        splits=splits,
-        metric_names=metric_names,
+        optimizers=tuple(woc["optimizer"]),
+        splits={w: str(s) for w, s in zip(w_names, trials["split"].values, strict=True)},
+        metric_names={w: str(m) for w, m in zip(w_names, ds["metric_name"].values, strict=True)},
         fractions=fracs,
         n_targets=n_targets,
-        reference=reference,
-        condition_kind=tuple(kinds),
-        condition_target=tuple(ctarget),
-        condition_fraction=tuple(cfrac),
-        target_value=xr.DataArray(target_value, dims=("workload", "target"), coords=wc),
-        step_limit=xr.DataArray(step_limit, dims=("workload", "fraction"), coords={**wc, **fr}),
-        trial_steps=xr.DataArray(
-            trial_steps,
-            dims=("workload", "optimizer", "trial", "target", "fraction"),
-            coords={**woc, "trial": ds["trial"].values, **fr},
-        ),
-        trial_time=xr.DataArray(
-            trial_time,
-            dims=("workload", "optimizer", "trial", "target", "fraction"),
-            coords={**woc, "trial": ds["trial"].values, **fr},
-        ),
-        tuned=xr.DataArray(tuned, dims=cond, coords=woc),
-        tuned_time=xr.DataArray(tuned_time, dims=cond, coords=woc),
-        rank=xr.DataArray(rank, dims=cond, coords=woc),
-        kendall_tau=xr.DataArray(tau, dims=("workload", "condition"), coords=wc),
+        reference=conditions.reference,
+        condition_kind=conditions.kind,
+        condition_target=conditions.target,
+        condition_fraction=conditions.fraction,
+        target_value=plain(target_value, ("workload", "target"), wc),
+        step_limit=plain(trials["step_limit"], ("workload", "fraction"), {**wc, **fr}),
+        trial_steps=plain(trial_steps, trial, by_trial),
+        trial_time=plain(trial_time, trial, by_trial),
+        tuned=plain(tuned, cond, woc),
+        tuned_time=plain(tuned_time, cond, woc),
+        rank=plain(rank, cond, woc),
+        kendall_tau=plain(tau, ("workload", "condition"), wc),
         inclusion=inclusion,
-    )
-
-
-def _best_over_trials(values: FloatArray, usable: npt.NDArray[np.bool_]) -> FloatArray:
-    """Smallest value over the trial axis (2) among usable trials; NaN where none is usable,
-    and NaN where a usable trial's value is unknown (an archive without times)."""
-    best = np.where(usable, values, np.inf).min(axis=2)
-    return np.where(usable.any(axis=2), best, np.nan)
-
-
-def _inclusion(
-    ds: xr.Dataset,
-    trial_steps: FloatArray,
-    final_sel: FloatArray,
-    final_test: FloatArray,
-    signs: FloatArray,
-    step_limit: FloatArray,
-    kinds: list[str],
-    ctarget: list[int],
-    cfrac: list[int],
-    *,
-    present: npt.NDArray[np.bool_],
-    usable: npt.NDArray[np.bool_],
-    taxonomy: Taxonomy | None,
-    budget: int | None,
-    n_boot: int,
-    alpha: float,
-    margin: float | Mapping[str, float] | None,
-    root: int,
-) -> InclusionResult:
-    """The inclusion tests under every condition (lead dim "condition")."""
-    _, pairs, reasons, caveats = archive_pairs(ds, taxonomy)
-    n_w, n_o, n_tr = usable.shape
-    n_c = len(kinds)
-    score = np.full((n_c, n_w, n_o, n_tr), np.nan)
-    value = np.full_like(score, np.nan)
-    use = np.zeros(score.shape, dtype=bool)
-    for c in range(n_c):
-        fi = cfrac[c]
-        if kinds[c] == ConditionKind.STEPS:
-            limit = step_limit[:, fi][:, None, None]
-            steps = trial_steps[:, :, :, ctarget[c], fi]
-            reached = usable & np.isfinite(steps)
-            value[c] = np.where(reached, np.minimum(steps, limit), limit)
-            score[c] = value[c]
-            use[c] = present
-        else:
-            score[c] = final_sel[..., fi]
-            value[c] = signs[:, None, None] * final_test[..., fi]
-            use[c] = usable & np.isfinite(score[c])
-    coords = {
-        "condition": np.arange(n_c),
-        "workload": ds["workload"].values,
-        "optimizer": ds["optimizer"].values,
-        "trial": ds["trial"].values,
-    }
-    dims = ("condition", "workload", "optimizer", "trial")
-
-    def wrap(a: Any) -> xr.DataArray:
-        return xr.DataArray(a, dims=dims, coords=coords)
-
-    w_names = [str(w) for w in ds["workload"].values]
-    if isinstance(margin, Mapping):
-        unknown = sorted(set(margin) - set(w_names) - {"*"})
-        if unknown:
-            raise AnalysisError(f"margins: workload {unknown[0]!r} is not in the archive")
-    margins = np.full((n_c, n_w), np.nan)
-    margin_rules: dict[str, str] = {}
-    for c in range(n_c):
-        for w, name in enumerate(w_names):
-            given = margin.get(name, margin.get("*")) if isinstance(margin, Mapping) else margin
-            if kinds[c] != ConditionKind.STEPS and given is not None:
-                if not (np.isfinite(given) and given >= 0):
-                    raise AnalysisError(f"margin for workload {name!r}: {given} is not >= 0")
-                margins[c, w] = float(given)
-                margin_rules.setdefault(name, "given")
-            else:
-                margins[c, w] = rule_margin(value[c, w][use[c, w]])
-                margin_rules.setdefault(name, MARGIN_RULE)
-    pres = np.broadcast_to(present, score.shape)
-    data = inclusion_tests(
-        wrap(score),
-        wrap(value),
-        wrap(use),
-        wrap(pres),
-        pairs=pairs,
-        reasons=reasons,
-        lead="condition",
-        budget=budget,
-        n_boot=n_boot,
-        alpha=alpha,
-        margins=margins,
-        root=root,
-    )
-    data["metric_name"] = ds["metric_name"].astype(str)
-    return InclusionResult(
-        data=data,
-        budget=budget,
-        n_boot=n_boot,
-        alpha=alpha,
-        margins={w: float(margins[-1, i]) for i, w in enumerate(w_names)},
-        margin_rules=margin_rules,
-        repeats=RepeatMode.MEAN,
-        caveats=(*caveats, *resolution_caveats(data, n_boot, alpha)),
-        lead="condition",
     )
