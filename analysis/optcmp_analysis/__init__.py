@@ -5,88 +5,202 @@ the simulation package `optcmp`, or the CLI libraries. Every analysis takes an a
 positionally and options by keyword, takes randomness as an explicit
 `rng: np.random.Generator`, prints nothing, and returns a frozen record with
 `.to_dataset()` and `.to_json()`.
+
+Loading: the public names are resolved lazily (`_LAZY` below), so `import optcmp_analysis`
+imports nothing heavy, and the options' enums and defaults (`_enums`, standard library
+only) load without numpy, xarray or scipy: the CLI declares its options from them and
+answers `--help` without loading the statistics.
 """
 
-from optcmp_analysis._aggregate import (
-    AGGREGATE_STATISTICS,
-    MIN_INTERVAL_WORKLOADS,
-    AggregateScores,
-    Normalisation,
-    ReferenceScores,
-    Unit,
-    aggregate_scores,
-    interquartile_mean,
-    probability_of_improvement,
-    stratified_bootstrap,
-)
-from optcmp_analysis._boundary import BoundaryCheck, Edge, boundary_check, scaled_position
-from optcmp_analysis._budget import (
-    DEFAULT_N_BOOT,
-    BudgetCurve,
-    best_of_k_draws,
-    budget_curve,
-    default_budgets,
-)
-from optcmp_analysis._errors import AnalysisError
-from optcmp_analysis._estimator import BUDGET_RULE, DEFAULT_TEST_N_BOOT, default_budget
-from optcmp_analysis._inclusion import (
-    InclusionResult,
-    Verdict,
-    inclusion_consistency,
-)
-from optcmp_analysis._margins import MARGIN_RULE
-from optcmp_analysis._peer import (
-    AlgoperfScore,
-    DeepobsMode,
-    DeepobsReport,
-    algoperf_score,
-    algoperf_study_times,
-    deepobs_report,
-)
-from optcmp_analysis._plan import (
-    DEFAULT_PLAN_BUDGET,
-    DEFAULT_POWER,
-    Goal,
-    TrialPlan,
-    default_trial_grid,
-    plan_trials,
-)
-from optcmp_analysis._profiles import Measure, PerformanceProfiles, performance_profiles
-from optcmp_analysis._protocol import Match, ProtocolComparison, protocol_sensitivity
-from optcmp_analysis._rank import (
-    P_BEST_CAVEAT,
-    Rankings,
-    RankMethod,
-    rank_optimizers,
-    rank_values,
-)
-from optcmp_analysis._records import Result, restrict
-from optcmp_analysis._registry import (
-    ANALYSES,
-    Analysis,
-    OptionKind,
-    OptionSpec,
-    analyses,
-    analysis_named,
-    meta,
-    register,
-)
-from optcmp_analysis._selection import (
-    DivergedMode,
-    RepeatMode,
-    Selection,
-    SelectionRule,
-    TrialScores,
-    select_best,
-    trial_scores,
-)
-from optcmp_analysis._targets import (
-    ConditionKind,
-    TargetStudy,
-    first_reach,
-    steps_to_target,
-    target_study,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optcmp_analysis._aggregate import (
+        AGGREGATE_STATISTICS,
+        MIN_INTERVAL_WORKLOADS,
+        AggregateScores,
+        ReferenceScores,
+        aggregate_scores,
+        interquartile_mean,
+        probability_of_improvement,
+        stratified_bootstrap,
+    )
+    from optcmp_analysis._boundary import (
+        BoundaryCheck,
+        boundary_check,
+        scaled_position,
+    )
+    from optcmp_analysis._budget import (
+        BudgetCurve,
+        best_of_k_draws,
+        budget_curve,
+        default_budgets,
+    )
+    from optcmp_analysis._enums import (
+        BUDGET_RULE,
+        DEFAULT_N_BOOT,
+        DEFAULT_PLAN_BUDGET,
+        DEFAULT_POWER,
+        DEFAULT_TEST_N_BOOT,
+        MARGIN_RULE,
+        ConditionKind,
+        DeepobsMode,
+        DivergedMode,
+        Edge,
+        Match,
+        Measure,
+        Normalisation,
+        RankMethod,
+        RepeatMode,
+        SelectionRule,
+        Unit,
+    )
+    from optcmp_analysis._errors import (
+        AnalysisError,
+    )
+    from optcmp_analysis._estimator import (
+        default_budget,
+    )
+    from optcmp_analysis._inclusion import (
+        InclusionResult,
+        Verdict,
+        inclusion_consistency,
+    )
+    from optcmp_analysis._peer import (
+        AlgoperfScore,
+        DeepobsReport,
+        algoperf_score,
+        algoperf_study_times,
+        deepobs_report,
+    )
+    from optcmp_analysis._plan import (
+        Goal,
+        TrialPlan,
+        default_trial_grid,
+        plan_trials,
+    )
+    from optcmp_analysis._profiles import (
+        PerformanceProfiles,
+        performance_profiles,
+    )
+    from optcmp_analysis._protocol import (
+        ProtocolComparison,
+        protocol_sensitivity,
+    )
+    from optcmp_analysis._rank import (
+        P_BEST_CAVEAT,
+        Rankings,
+        rank_optimizers,
+        rank_values,
+    )
+    from optcmp_analysis._records import (
+        Result,
+        restrict,
+    )
+    from optcmp_analysis._registry import (
+        ANALYSES,
+        Analysis,
+        OptionKind,
+        OptionSpec,
+        analyses,
+        analysis_named,
+        meta,
+        register,
+    )
+    from optcmp_analysis._selection import (
+        Selection,
+        TrialScores,
+        select_best,
+        trial_scores,
+    )
+    from optcmp_analysis._targets import (
+        TargetStudy,
+        first_reach,
+        steps_to_target,
+        target_study,
+    )
+
+# Public name -> the module of this package that defines it, imported on first use
+# (PEP 562): importing the package costs nothing, each name loads only its own module.
+# Adding a public name: a line here, its import above (for type checkers) and its entry
+# in __all__ (tests/test_public_api.py checks that the three agree).
+_LAZY: dict[str, str] = {
+    "AGGREGATE_STATISTICS": "_aggregate",
+    "ANALYSES": "_registry",
+    "BUDGET_RULE": "_enums",
+    "DEFAULT_N_BOOT": "_enums",
+    "DEFAULT_PLAN_BUDGET": "_enums",
+    "DEFAULT_POWER": "_enums",
+    "DEFAULT_TEST_N_BOOT": "_enums",
+    "MARGIN_RULE": "_enums",
+    "MIN_INTERVAL_WORKLOADS": "_aggregate",
+    "P_BEST_CAVEAT": "_rank",
+    "AggregateScores": "_aggregate",
+    "AlgoperfScore": "_peer",
+    "Analysis": "_registry",
+    "AnalysisError": "_errors",
+    "BoundaryCheck": "_boundary",
+    "BudgetCurve": "_budget",
+    "ConditionKind": "_enums",
+    "DeepobsMode": "_enums",
+    "DeepobsReport": "_peer",
+    "DivergedMode": "_enums",
+    "Edge": "_enums",
+    "Goal": "_plan",
+    "InclusionResult": "_inclusion",
+    "Match": "_enums",
+    "Measure": "_enums",
+    "Normalisation": "_enums",
+    "OptionKind": "_registry",
+    "OptionSpec": "_registry",
+    "PerformanceProfiles": "_profiles",
+    "ProtocolComparison": "_protocol",
+    "RankMethod": "_enums",
+    "Rankings": "_rank",
+    "ReferenceScores": "_aggregate",
+    "RepeatMode": "_enums",
+    "Result": "_records",
+    "Selection": "_selection",
+    "SelectionRule": "_enums",
+    "TargetStudy": "_targets",
+    "TrialPlan": "_plan",
+    "TrialScores": "_selection",
+    "Unit": "_enums",
+    "Verdict": "_inclusion",
+    "aggregate_scores": "_aggregate",
+    "algoperf_score": "_peer",
+    "algoperf_study_times": "_peer",
+    "analyses": "_registry",
+    "analysis_named": "_registry",
+    "best_of_k_draws": "_budget",
+    "boundary_check": "_boundary",
+    "budget_curve": "_budget",
+    "deepobs_report": "_peer",
+    "default_budget": "_estimator",
+    "default_budgets": "_budget",
+    "default_trial_grid": "_plan",
+    "first_reach": "_targets",
+    "inclusion_consistency": "_inclusion",
+    "interquartile_mean": "_aggregate",
+    "meta": "_registry",
+    "performance_profiles": "_profiles",
+    "plan_trials": "_plan",
+    "probability_of_improvement": "_aggregate",
+    "protocol_sensitivity": "_protocol",
+    "rank_optimizers": "_rank",
+    "rank_values": "_rank",
+    "register": "_registry",
+    "restrict": "_records",
+    "scaled_position": "_boundary",
+    "select_best": "_selection",
+    "steps_to_target": "_targets",
+    "stratified_bootstrap": "_aggregate",
+    "target_study": "_targets",
+    "trial_scores": "_selection",
+}
 
 __all__ = [
     "AGGREGATE_STATISTICS",
@@ -162,3 +276,17 @@ __all__ = [
     "target_study",
     "trial_scores",
 ]
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})

@@ -14,9 +14,12 @@ __all__ = [
     "DEFAULT_FRACTIONS",
     "DEFAULT_N_BOOT",
     "DEFAULT_N_BOOT_AGGREGATE",
+    "DEFAULT_PLAN_BUDGET",
+    "DEFAULT_POWER",
     "DEFAULT_TEST_N_BOOT",
     "MARGIN_RULE",
     "ConditionKind",
+    "DeepobsMode",
     "DivergedMode",
     "Edge",
     "Match",
@@ -40,6 +43,9 @@ BUDGET_RULE = "k = max(1, floor(N / 4)), N the smaller study"
 MARGIN_RULE = "half the IQR of the best quarter of the workload's test values"
 # Truncated step budgets of the target study, as fractions of a workload's step budget.
 DEFAULT_FRACTIONS = (0.25, 0.5, 1.0)
+# The planner's defaults: the power a plan asks for, and the budget k of the studies it plans.
+DEFAULT_POWER = 0.8
+DEFAULT_PLAN_BUDGET = 16
 
 
 class SelectionRule(enum.StrEnum):
@@ -119,3 +125,10 @@ class Edge(enum.StrEnum):
     LOW = "low"
     HIGH = "high"
     BOTH = "both"
+
+
+class DeepobsMode(enum.StrEnum):
+    """How the DeepOBS analyser ranks settings."""
+
+    FINAL = "final"
+    BEST = "best"

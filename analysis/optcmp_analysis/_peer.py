@@ -29,7 +29,6 @@ r <= tau over tau = linspace(1, 4, 100), score = trapezoid integral of rho / 3.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Sequence
 from typing import Any
 
@@ -38,6 +37,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from optcmp_analysis._enums import DeepobsMode
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import argbest, mean_where
 from optcmp_analysis._records import Result, attr, json_value
@@ -65,13 +65,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 _RUN = "_run"
-
-
-class DeepobsMode(enum.StrEnum):
-    """How the DeepOBS analyser ranks settings."""
-
-    FINAL = "final"
-    BEST = "best"
 
 
 def _runs(archive: xr.Dataset, var: str | xr.DataArray) -> FloatArray:

@@ -32,6 +32,7 @@ import numpy as np
 import numpy.typing as npt
 import xarray as xr
 
+from optcmp_analysis._enums import DEFAULT_PLAN_BUDGET, DEFAULT_POWER
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import dodge_weights, pair_tests
 from optcmp_analysis._inclusion import archive_pairs
@@ -52,8 +53,6 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 BoolArray = npt.NDArray[np.bool_]
 
-DEFAULT_POWER = 0.8
-DEFAULT_PLAN_BUDGET = 16
 DEFAULT_N_SIM = 100
 DEFAULT_MAX_TRIALS = 512
 

@@ -1,7 +1,9 @@
 """The registry of the CLI's analyses: one entry per analysis, in one table.
 
-Dependency rule: optcmp_analysis and optcmp_data at import; the figure functions of
-_plots and _plots_across are imported when a figure is drawn (they import this module).
+Dependency rule: optcmp_analysis and optcmp_data, their light names (enums, defaults,
+errors) at import and the analyses when one runs, so that `optcmp plot --help` loads no
+statistics; the figure functions of _plots and _plots_across are imported when a figure
+is drawn (they import this module).
 
 Each entry declares the analysis's name (the KIND of `optcmp plot`, the stem of the
 report's figure file), the function that runs it on an archive with the common options,
@@ -18,27 +20,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-import xarray as xr
-
-from optcmp_analysis import (
-    DEFAULT_TEST_N_BOOT,
-    Match,
-    SelectionRule,
-    aggregate_scores,
-    boundary_check,
-    budget_curve,
-    default_budgets,
-    inclusion_consistency,
-    performance_profiles,
-    protocol_sensitivity,
-    rank_optimizers,
-    select_best,
-    target_study,
-)
-from optcmp_data import ConfigError, Scale, Taxonomy
+from optcmp_analysis import DEFAULT_TEST_N_BOOT, Match, SelectionRule
+from optcmp_data import ConfigError, Taxonomy
 
 if TYPE_CHECKING:
+    import numpy as np
+    import xarray as xr
     from matplotlib.figure import Figure
 
     from optcmp_analysis import ProtocolComparison
@@ -132,15 +119,21 @@ class Analysis:
 
 
 def _budget(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import budget_curve, default_budgets
+
     budgets = None if c.budget is None else default_budgets(c.budget)
     return budget_curve(ds, budgets=budgets, n_boot=c.n_boot, rng=c.rng, rule=c.rule)
 
 
 def _rank(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import rank_optimizers
+
     return rank_optimizers(ds, budget=c.budget, n_boot=c.n_boot, rng=c.rng, rule=c.rule)
 
 
 def _inclusion(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import inclusion_consistency
+
     rules = (c.rule,) if c.rules is None else c.rules
     i = c.inference
     return inclusion_consistency(
@@ -156,6 +149,8 @@ def _inclusion(ds: xr.Dataset, c: Common) -> Any:
 
 
 def _targets(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import target_study
+
     i = c.inference
     return target_study(
         ds,
@@ -169,24 +164,37 @@ def _targets(ds: xr.Dataset, c: Common) -> Any:
 
 
 def _boundary(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import boundary_check
+
     return boundary_check(ds, rule=c.rule)
 
 
 def _best(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import select_best
+
     return select_best(ds, rule=c.rule)
 
 
 def _aggregate(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import aggregate_scores
+
     return aggregate_scores(ds, rng=c.rng, n_boot=min(c.n_boot, AGGREGATE_MAX_N_BOOT), rule=c.rule)
 
 
 def _profiles(ds: xr.Dataset, c: Common) -> Any:
+    from optcmp_analysis import performance_profiles
+
     return performance_profiles(ds)
 
 
 def _protocol(ds: xr.Dataset, c: Common) -> ProtocolComparison:
     """The protocol comparison of two archives, or of the two search spaces of one (the
     one searching fewer hyperparameters first)."""
+    import numpy as np
+
+    from optcmp_analysis import protocol_sensitivity
+    from optcmp_data import Scale
+
     if c.compare is not None:
         other, second = c.compare
         name = c.name

@@ -9,10 +9,9 @@ analyze commands are added to `analyze_app` from their own modules.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-import xarray as xr
 from rich import box
 from rich.table import Table
 
@@ -23,11 +22,6 @@ from optcmp_analysis import (
     RankMethod,
     RepeatMode,
     SelectionRule,
-    budget_curve,
-    inclusion_consistency,
-    rank_optimizers,
-    restrict,
-    select_best,
 )
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._options import (
@@ -54,7 +48,10 @@ from optcmp_cli.render.escape import term
 from optcmp_cli.render.numbers import num, num_column, num_distinct, pct, rule_text
 from optcmp_cli.render.palette import TERM_VERDICT_COLOURS
 from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, print_fitted
-from optcmp_data import Taxonomy, open_archive
+from optcmp_data import Taxonomy
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = ["analyze_app"]
 
@@ -66,6 +63,9 @@ analyze_app = typer.Typer(
 
 
 def _load(path: Path, workloads: list[str] | None, optimizers: list[str] | None) -> xr.Dataset:
+    from optcmp_analysis import restrict
+    from optcmp_data import open_archive
+
     archive = open_archive(path)
     with about_archive(path):
         return restrict(archive, workloads=workloads or None, optimizers=optimizers or None)
@@ -125,6 +125,8 @@ def best(
 
     Example: optcmp analyze best runs/demo/study --rule final-valid --json
     """
+    from optcmp_analysis import select_best
+
     ds = _load(archive, workload, optimizer)
     with about_archive(archive):
         result = select_best(ds, rule=rule, repeats=repeats, diverged=diverged)
@@ -217,6 +219,8 @@ def budget(
 
     Example: optcmp analyze budget runs/demo/study --budget 4 --budget 16 --seed 1 --json
     """
+    from optcmp_analysis import budget_curve
+
     ds = _load(archive, workload, optimizer)
     with about_archive(archive):
         result = budget_curve(
@@ -309,6 +313,8 @@ def rank(
 
     Example: optcmp analyze rank runs/demo/study --budget 16 --seed 3
     """
+    from optcmp_analysis import rank_optimizers
+
     ds = _load(archive, workload, optimizer)
     with about_archive(archive):
         result = rank_optimizers(
@@ -404,6 +410,8 @@ def inclusion(
 
     Example: optcmp analyze inclusion runs/demo/study --taxonomy my_taxonomy.toml --json
     """
+    from optcmp_analysis import inclusion_consistency
+
     ds = _load(archive, workload, optimizer)
     relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
     rules = [rule]

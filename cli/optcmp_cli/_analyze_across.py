@@ -10,19 +10,9 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import numpy as np
 import typer
 
-from optcmp_analysis import (
-    AGGREGATE_STATISTICS,
-    Measure,
-    Normalisation,
-    ReferenceScores,
-    SelectionRule,
-    Unit,
-    aggregate_scores,
-    performance_profiles,
-)
+from optcmp_analysis import Measure, Normalisation, SelectionRule, Unit
 from optcmp_cli._analyze import _caveats, _load, _rule, analyze_app
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._options import (
@@ -106,6 +96,10 @@ def aggregate(
 
     Example: optcmp analyze aggregate runs/demo/study --n-boot 2000 --seed 0 --json
     """
+    import numpy as np
+
+    from optcmp_analysis import AGGREGATE_STATISTICS, ReferenceScores, aggregate_scores
+
     ds = _load(archive, workload, optimizer)
     scores = None if reference_scores is None else ReferenceScores.from_toml(reference_scores)
     with about_archive(archive):
@@ -223,6 +217,10 @@ def profiles(
 
     Example: optcmp analyze profiles runs/algoperf.nc --measure time --json
     """
+    import numpy as np
+
+    from optcmp_analysis import performance_profiles
+
     ds = _load(archive, workload, optimizer)
     with about_archive(archive):
         result = performance_profiles(

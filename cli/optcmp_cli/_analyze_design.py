@@ -19,9 +19,6 @@ from optcmp_analysis import (
     Match,
     RepeatMode,
     SelectionRule,
-    boundary_check,
-    protocol_sensitivity,
-    target_study,
 )
 from optcmp_cli._analyze import _load, _verdict, analyze_app
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
@@ -108,6 +105,8 @@ def targets(
 
     Example: optcmp analyze targets runs/demo/study --step-fraction 0.5 --step-fraction 1 --json
     """
+    from optcmp_analysis import target_study
+
     ds = _load(archive, workload, optimizer)
     relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
     with about_archive(archive):
@@ -209,6 +208,8 @@ def boundary(
 
     Example: optcmp analyze boundary runs/demo/study --top 3 --fraction 0.05 --json
     """
+    from optcmp_analysis import boundary_check
+
     ds = _load(archive, workload, optimizer)
     with about_archive(archive):
         result = boundary_check(ds, top=top, fraction=fraction, rule=rule)
@@ -307,6 +308,8 @@ def protocol(
 
     Example: optcmp analyze protocol runs/all.nc --protocol lr-only --protocol choi2019 --json
     """
+    from optcmp_analysis import protocol_sensitivity
+
     first = _load(archive, workload, None)
     second = _load(other, workload, None) if other is not None else None
     with about_archive(archive if other is None else f"{archive} vs {other}"):

@@ -15,9 +15,8 @@ import sys
 import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import Progress, ProgressColumn
@@ -25,6 +24,9 @@ from rich.progress import Progress, ProgressColumn
 from optcmp_analysis import AnalysisError
 from optcmp_cli.render.escape import visible
 from optcmp_data import ConfigError, OptcmpError
+
+if TYPE_CHECKING:
+    import numpy as np
 
 __all__ = [
     "about_archive",
@@ -145,6 +147,8 @@ def progress_on_stderr(
 
 
 def _jsonable(value: Any) -> Any:
+    import numpy as np  # here, not at the top: `--help` loads no numpy
+
     if isinstance(value, dict):
         return {str(k): _jsonable(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
@@ -182,6 +186,8 @@ def seeded_rng(seed: int, option: str = "--seed") -> np.random.Generator:
     """The generator of a non-negative seed; ConfigError (one line) for another."""
     if seed < 0:
         raise ConfigError(f"{option} {seed}: must be a non-negative integer")
+    import numpy as np
+
     return np.random.default_rng(seed)
 
 

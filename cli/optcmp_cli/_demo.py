@@ -26,9 +26,9 @@ import typer
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from optcmp_cli._common import console, progress_on_stderr, reports_errors, require_torch
-from optcmp_cli._report import ReportFormat, write_report
+from optcmp_cli._report_command import ReportFormat
 from optcmp_cli._run import trial_progress
-from optcmp_data import PAPER_FAMILIES, ConfigError, atomic_write_text, open_archive
+from optcmp_data import PAPER_FAMILIES, ConfigError, atomic_write_text
 
 __all__ = ["DEMO_TRIALS", "DEMO_WORKLOAD", "Protocol", "demo", "study_toml"]
 
@@ -98,6 +98,8 @@ def demo(
     require_torch("demo")
     from optcmp.runner import LocalExecutor, run_study
     from optcmp.study import StudySpec
+    from optcmp_cli._report import write_report
+    from optcmp_data import open_archive
 
     if out.exists() and not out.is_dir():
         raise ConfigError(f"--out {out}: exists and is not a directory")

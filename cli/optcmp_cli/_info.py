@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from functools import partial
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -15,7 +15,9 @@ from optcmp_cli._common import console, print_json, reports_errors
 from optcmp_cli.render.escape import term, visible
 from optcmp_cli.render.numbers import num
 from optcmp_cli.render.tables import LABEL, VALUE, fit_table, print_fitted
-from optcmp_data import ArchiveSummary, open_archive, summarize
+
+if TYPE_CHECKING:
+    from optcmp_data import ArchiveSummary
 
 __all__ = ["info"]
 
@@ -36,6 +38,8 @@ def info(
 
     Example: optcmp info runs/demo/study
     """
+    from optcmp_data import open_archive, summarize
+
     summary = summarize(open_archive(path), path=str(path))
     if json_out:
         print_json({"info": summary.to_json()})

@@ -7,9 +7,8 @@ optcmp_analysis (no torch). With `--json` it prints only `{"plan": [flat records
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-import numpy as np
 import typer
 from rich.table import Table
 
@@ -17,8 +16,6 @@ from optcmp_analysis import (
     DEFAULT_PLAN_BUDGET,
     DEFAULT_POWER,
     SelectionRule,
-    TrialPlan,
-    plan_trials,
 )
 from optcmp_cli._common import (
     about_archive,
@@ -40,7 +37,10 @@ from optcmp_cli._options import (
 )
 from optcmp_cli.render.escape import term
 from optcmp_cli.render.numbers import num
-from optcmp_data import ConfigError, Taxonomy, open_archive
+from optcmp_data import ConfigError
+
+if TYPE_CHECKING:
+    from optcmp_analysis import TrialPlan
 
 __all__ = ["needed_text", "plan", "plan_figure"]
 
@@ -72,6 +72,7 @@ def _comparison(record: dict[str, Any]) -> str:
 def plan_figure(result: TrialPlan) -> Any:
     """Power against trials per optimizer, one line per (comparison, goal): the normal
     approximation (line) and the real test on drawn studies (markers), the goal dashed."""
+    import numpy as np
     from matplotlib.figure import Figure
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
 
@@ -227,7 +228,10 @@ def plan(
 
     Example: optcmp plan demo/study-choi2019 --compare demo/study-lr-only --figure plan.png
     """
-    from optcmp_analysis import restrict
+    import numpy as np
+
+    from optcmp_analysis import plan_trials, restrict
+    from optcmp_data import Taxonomy, open_archive
 
     if figure_out is not None:
         from optcmp_cli.render.save import image_format

@@ -1,6 +1,6 @@
-"""Figures in the style of Choi et al. 2019, and `optcmp plot KIND ARCHIVE --out FILE`.
+"""Figures in the style of Choi et al. 2019 (`optcmp plot` is in _plot_command.py).
 
-Dependency rule: matplotlib, numpy, xarray, typer, rich, optcmp_data, optcmp_analysis and
+Dependency rule: matplotlib, numpy, xarray, optcmp_data, optcmp_analysis and
 `optcmp_cli.render`. Figures are built with matplotlib's object API (`Figure`, saved
 through the Agg and SVG canvases), never pyplot, so nothing global is touched and nothing
 opens a window. Each figure function takes analysis result records and returns a
@@ -9,15 +9,12 @@ opens a window. Each figure function takes analysis result records and returns a
 
 from __future__ import annotations
 
-import enum
 import math
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
 import matplotlib as mpl
 import numpy as np
 import numpy.typing as npt
-import typer
 import xarray as xr
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
@@ -29,9 +26,6 @@ from matplotlib.ticker import (
 )
 
 from optcmp_analysis import (
-    BUDGET_RULE,
-    DEFAULT_N_BOOT,
-    DEFAULT_TEST_N_BOOT,
     BoundaryCheck,
     BudgetCurve,
     ConditionKind,
@@ -42,26 +36,6 @@ from optcmp_analysis import (
     SelectionRule,
     TargetStudy,
     Verdict,
-    restrict,
-)
-from optcmp_cli._analyses import FIGURES, Common, Inference, analysis_named
-from optcmp_cli._common import (
-    about_archive,
-    console,
-    print_json,
-    reports_errors,
-    seeded_rng,
-)
-from optcmp_cli._options import (
-    DEFAULT_ALPHA,
-    AlphaOpt,
-    ArchiveArg,
-    MarginOpt,
-    MarginsOpt,
-    OptimizerOpt,
-    TestBootOpt,
-    WorkloadOpt,
-    margin_option,
 )
 from optcmp_cli.render.layout import figure_title, grid, legend_below, panel_title
 from optcmp_cli.render.numbers import num, signed
@@ -73,31 +47,21 @@ from optcmp_cli.render.palette import (
     readable,
     styles_of,
 )
-from optcmp_cli.render.save import check_image_out, save_figure
 from optcmp_cli.render.style import figure_style
-from optcmp_data import ConfigError, Scale, open_archive
+from optcmp_data import ConfigError, Scale
 
 __all__ = [
-    "PlotKind",
     "boundary_figure",
     "budget_figure",
     "curves_figure",
-    "figure_for",
     "full_budget_steps",
     "inclusion_figure",
-    "plot",
     "protocol_figure",
     "rank_figure",
     "targets_figure",
 ]
 
 FloatArray = npt.NDArray[np.float64]
-
-
-# The figures `optcmp plot` draws: one member per analysis with a figure in the registry.
-PlotKind = enum.StrEnum(  # type: ignore[misc]
-    "PlotKind", {a.name.upper(): a.name for a in FIGURES}
-)
 
 
 def step_label(archive: xr.Dataset) -> str:
@@ -797,124 +761,3 @@ def protocol_figure(
             f"protocol effect; arrows point from {first} to {second}",
         )
     return fig
-
-
-# --- the command ------------------------------------------------------------------------
-
-
-def figure_for(
-    kind: str,
-    archive: xr.Dataset,
-    *,
-    seed: int,
-    budget: int | None,
-    rule: SelectionRule,
-    n_boot: int,
-    compare: tuple[str, xr.Dataset] | None = None,
-    name: str = "first",
-    inference: Inference | None = None,
-) -> Figure:
-    """Run the analysis behind `kind` (a name in the registry of analyses) on `archive`
-    and draw its figure (`compare`: the second archive of a protocol figure; `inference`:
-    the tests' options, default their defaults)."""
-    common = Common(
-        rng=seeded_rng(seed),
-        rule=rule,
-        n_boot=n_boot,
-        budget=budget,
-        compare=compare,
-        name=name,
-        inference=Inference() if inference is None else inference,
-    )
-    return analysis_named(str(kind), FIGURES).draw(archive, common)
-
-
-@reports_errors
-def plot(
-    kind_name: Annotated[
-        str,
-        typer.Argument(
-            metavar="KIND",
-            help="Which figure to draw: " + ", ".join(a.name for a in FIGURES) + ".",
-        ),
-    ],
-    archive_path: ArchiveArg,
-    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png, .svg or .pdf.")],
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
-    budget: Annotated[
-        int | None,
-        typer.Option(
-            "--budget",
-            help="Trials per study k (budget: the largest k drawn; rank, inclusion: the k "
-            f"compared). Default: all trials (inclusion: {BUDGET_RULE}).",
-        ),
-    ] = None,
-    rule: Annotated[
-        SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
-    ] = SelectionRule.FINAL_VALID,
-    n_boot: Annotated[
-        int,
-        typer.Option("--n-boot", min=1, help="Bootstrap draws (targets uses at most 1000)."),
-    ] = DEFAULT_N_BOOT,
-    workload: WorkloadOpt = None,
-    optimizer: OptimizerOpt = None,
-    compare: Annotated[
-        Path | None,
-        typer.Option(
-            "--compare", help="plot protocol: a second archive (another tuning protocol)."
-        ),
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print {kind, archive, out} as JSON.")
-    ] = False,
-    n_test_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
-    alpha: AlphaOpt = DEFAULT_ALPHA,
-    margin: MarginOpt = None,
-    margins: MarginsOpt = None,
-) -> None:
-    """Draw one figure of an archive's analysis as PNG, SVG or PDF (by the --out suffix).
-
-    KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
-    probabilities), inclusion (verdict per pair and workload), targets (steps to target),
-    boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
-    of the selected trials), aggregate (IQM, optimality gap and probability of
-    improvement across workloads; at most 2000 bootstrap replicates), profiles
-    (time-to-target performance profiles), protocol (tuned results under two protocols:
-    the two search spaces of one archive, or --compare ARCHIVE).
-
-    Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
-    """
-    try:
-        kind = PlotKind(kind_name)
-    except ValueError:
-        raise ConfigError(
-            f"KIND {kind_name!r}: not a figure; choose one of " + ", ".join(a.name for a in FIGURES)
-        ) from None
-    check_image_out(out)  # a wrong suffix or another file fails before the analysis runs
-    seeded_rng(seed)
-    with about_archive(archive_path):
-        archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
-        other = None
-        if compare is not None:
-            other = (compare.name, restrict(open_archive(compare), workloads=workload))
-        fig = figure_for(
-            kind,
-            archive,
-            seed=seed,
-            budget=budget,
-            rule=rule,
-            n_boot=n_boot,
-            compare=other,
-            name=archive_path.name,
-            inference=Inference(
-                budget=budget,
-                n_boot=n_test_boot,
-                alpha=alpha,
-                margin=margin_option(margin, margins),
-            ),
-        )
-    save_figure(fig, out)
-    if json_out:
-        print_json({"kind": str(kind), "archive": str(archive_path), "out": str(out)})
-    else:
-        console.print(f"wrote {out}", markup=False, soft_wrap=True)

@@ -1,6 +1,7 @@
-"""`optcmp report ARCHIVE --out DIR`: every analysis of an archive as a Markdown report.
+"""The writer of `optcmp report ARCHIVE --out DIR` (the command is in _report_command.py):
+every analysis of an archive as a Markdown report.
 
-Dependency rule: typer, rich, matplotlib (through _plots and render), optcmp_data and
+Dependency rule: rich, matplotlib (through _plots and render), optcmp_data and
 optcmp_analysis. The report is assembled here, in the CLI package: the statistics live
 in optcmp_analysis, this module only runs them, renders tables and figures, and writes
 DIR/report.md, DIR/results.json and DIR/figures/*.png.
@@ -13,26 +14,21 @@ byte-identical files.
 
 from __future__ import annotations
 
-import enum
 import functools
 import re
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Any, TypeVar
 
 import attrs
 import numpy as np
-import typer
 import xarray as xr
 from matplotlib.figure import Figure
-from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
 
 from optcmp_analysis import (
     AGGREGATE_STATISTICS,
     BUDGET_RULE,
     DEFAULT_N_BOOT,
-    DEFAULT_TEST_N_BOOT,
     MARGIN_RULE,
     P_BEST_CAVEAT,
     AggregateScores,
@@ -56,25 +52,8 @@ from optcmp_analysis import (
 )
 from optcmp_cli._analyses import Common, Inference, analysis_named
 from optcmp_cli._common import (
-    about_archive,
-    check_out_dir,
-    console,
     err_console,
     json_text,
-    print_json,
-    progress_on_stderr,
-    reports_errors,
-    seeded_rng,
-)
-from optcmp_cli._options import (
-    DEFAULT_ALPHA,
-    AlphaOpt,
-    ArchiveArg,
-    MarginOpt,
-    MarginsOpt,
-    TestBootOpt,
-    TestBudgetOpt,
-    margin_option,
 )
 from optcmp_cli._outputs import ReportStage
 from optcmp_cli._plots import (
@@ -83,6 +62,7 @@ from optcmp_cli._plots import (
     full_budget_steps,
     protocol_figure,
 )
+from optcmp_cli._report_command import ReportFormat
 from optcmp_cli.render.escape import md, visible
 from optcmp_cli.render.html import to_html
 from optcmp_cli.render.numbers import num, num_distinct, same_digits
@@ -95,12 +75,10 @@ from optcmp_data import (
     Scale,
     Taxonomy,
     atomic_write_text,
-    open_archive,
     summarize,
 )
-from optcmp_data._limits import check_bootstrap
 
-__all__ = ["ReportFiles", "ReportFormat", "report", "write_report"]
+__all__ = ["ReportFiles", "ReportFormat", "write_report"]
 
 T = TypeVar("T")
 
@@ -117,13 +95,6 @@ _GROUP_STEPS = (
     "boundary",
     "curves",
 )
-
-
-class ReportFormat(enum.StrEnum):
-    """The report's document format (report.md is always written)."""
-
-    MD = "md"
-    HTML = "html"
 
 
 @attrs.frozen
@@ -1563,125 +1534,3 @@ def _findings(b: _Builder) -> list[str]:
         lines += [f"- {text}" for text in items] if items else [f"- {empty}"]
         lines.append("")
     return lines
-
-
-# --- the command ------------------------------------------------------------------------
-
-
-@contextmanager
-def _progress(total: int) -> Iterator[Callable[[str], None]]:
-    with progress_on_stderr(
-        TextColumn("[bold]report[/bold] {task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        transient=True,
-    ) as progress:
-        task = progress.add_task("starting", total=total)
-
-        def advance(step: str) -> None:
-            progress.update(task, advance=1, description=f"{step} done")
-
-        yield advance
-
-
-@reports_errors
-def report(
-    archive_path: ArchiveArg,
-    out: Annotated[
-        Path,
-        typer.Option("--out", help="Directory for report.md, results.json and figures/."),
-    ],
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every bootstrap.")] = 0,
-    compare: Annotated[
-        Path | None,
-        typer.Option(
-            "--compare",
-            help="A second archive (another tuning protocol) to compare rankings with.",
-        ),
-    ] = None,
-    rule: Annotated[
-        SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
-    ] = SelectionRule.FINAL_VALID,
-    n_boot: Annotated[
-        int, typer.Option("--n-boot", min=1, help="Bootstrap draws per analysis.")
-    ] = DEFAULT_N_BOOT,
-    fmt: Annotated[
-        ReportFormat,
-        typer.Option(
-            "--format",
-            help="html: also write OUT/report.html, self-contained (figures embedded).",
-        ),
-    ] = ReportFormat.MD,
-    taxonomy: Annotated[
-        Path | None,
-        typer.Option(
-            "--taxonomy",
-            help="TOML or JSON file of inclusion relations (default: the paper's).",
-        ),
-    ] = None,
-    title: Annotated[
-        str | None, typer.Option("--title", help="Report title (default: the archive's name).")
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print {report, results, html, figures} as JSON.")
-    ] = False,
-    budget: TestBudgetOpt = None,
-    n_test_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
-    alpha: AlphaOpt = DEFAULT_ALPHA,
-    margin: MarginOpt = None,
-    margins: MarginsOpt = None,
-) -> None:
-    """Run every analysis of an archive and write a report with figures, led by a summary
-    of its findings.
-
-    Writes OUT/report.md (findings, caveats, tables, figures), OUT/results.json (every
-    result record), OUT/figures/*.png and, with --format html, OUT/report.html. They
-    replace the files of the report written there before, once the new one is complete;
-    files optcmp did not write are never replaced or deleted. The same archive and --seed
-    give byte-identical report.md and results.json.
-
-    Example: optcmp report runs/demo/study --out runs/demo/report --seed 0
-    """
-    seeded_rng(seed)
-    check_out_dir(out)
-    relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
-    archive = open_archive(archive_path)
-    cell_dims = [d for d in archive["status"].dims if d != "trial"]
-    check_bootstrap(int(np.prod([archive.sizes[d] for d in cell_dims])), n_boot)
-    other = None if compare is None else (compare.name, open_archive(compare))
-    groups = _protocol_groups(archive)
-    n_comparisons = (len(groups) - 1) + (compare is not None)
-    total = len(groups) * len(_GROUP_STEPS) + n_comparisons + 1  # + the plan
-    with _progress(total) as advance, about_archive(archive_path):
-        files = write_report(
-            archive,
-            out,
-            name=archive_path.name,
-            seed=seed,
-            n_boot=n_boot,
-            rule=rule,
-            compare=other,
-            advance=advance,
-            title=title,
-            taxonomy=relations,
-            formats=(fmt,),
-            inference=Inference(
-                budget=budget,
-                n_boot=n_test_boot,
-                alpha=alpha,
-                margin=margin_option(margin, margins),
-            ),
-        )
-    if json_out:
-        print_json(files.to_json())
-    else:
-        # soft_wrap: a path must stay on one line to be copied.
-        console.print(f"report: {files.report}", markup=False, soft_wrap=True)
-        if files.html is not None:
-            console.print(f"html: {files.html}", markup=False, soft_wrap=True)
-        console.print(
-            f"results: {files.results}  figures: {len(files.figures)}",
-            markup=False,
-            soft_wrap=True,
-        )

@@ -7,22 +7,18 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from optcmp_analysis import (
-    AlgoperfScore,
-    DeepobsMode,
-    DeepobsReport,
-    algoperf_score,
-    deepobs_report,
-)
+from optcmp_analysis import DeepobsMode
 from optcmp_cli._common import console, print_json, reports_errors
 from optcmp_cli.render.escape import term, visible
 from optcmp_cli.render.numbers import num, num_column
 from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, print_fitted
-from optcmp_data import open_archive
+
+if TYPE_CHECKING:
+    from optcmp_analysis import AlgoperfScore, DeepobsReport
 
 __all__ = ["score"]
 
@@ -64,6 +60,9 @@ def score(
 
     Example: optcmp score algoperf-external.nc --json
     """
+    from optcmp_analysis import algoperf_score, deepobs_report
+    from optcmp_data import open_archive
+
     archive = open_archive(path)
     if archive.attrs.get("base_workloads"):
         result = algoperf_score(archive)

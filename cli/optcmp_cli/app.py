@@ -59,8 +59,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "score": ("_score", "score"),
     "plan": ("_plan", "plan"),
     "export": ("_import", "export"),
-    "plot": ("_plots", "plot"),
-    "report": ("_report", "report"),
+    "plot": ("_plot_command", "plot"),
+    "report": ("_report_command", "report"),
     "import": ("_import", "import_app"),
     "analyze": ("_analyze_app", "analyze_app"),
 }

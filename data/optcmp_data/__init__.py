@@ -4,73 +4,159 @@ Dependency rule: numpy, xarray, netCDF4, attrs and the standard library only; ne
 torch, statsmodels, or another optcmp package. Training writes archives through
 `ArchiveBuilder`, importers write them the same way, and analysis reads them with
 `open_archive`.
+
+Loading: the public names are resolved lazily (`_LAZY` below): `import optcmp_data`
+imports nothing heavy, and a name loads only the module that defines it (the errors, the
+families and the resource limits without numpy or xarray).
 """
 
-from optcmp_data._builder import (
-    ArchiveBuilder,
-    Curves,
-    SpaceDim,
-    SpaceRecord,
-    TrialRecord,
-    WorkloadInfo,
-)
-from optcmp_data._errors import (
-    ArchiveIOError,
-    ConfigError,
-    DataFormatError,
-    MergeError,
-    OptcmpError,
-    SchemaError,
-)
-from optcmp_data._families import (
-    FAMILY_NAMES,
-    FAMILY_SPECS,
-    PAPER_FAMILIES,
-    SCHEDULE_SPECS,
-    Family,
-    HyperparamSpec,
-    ScheduleKind,
-    ScheduleSpec,
-    SearchRange,
-    closest_name,
-    get_family,
-    get_schedule,
-    register_family,
-)
-from optcmp_data._fs import atomic_write, atomic_write_text, check_regular_file, os_error
-from optcmp_data._io import (
-    list_shards,
-    merge_archives,
-    open_archive,
-    stored_cells,
-    write_archive,
-    write_shard,
-)
-from optcmp_data._provenance import archive_plugins, git_commit
-from optcmp_data._schema import (
-    CURVE_VARS,
-    REPEAT_DIMS,
-    SCHEMA_VERSION,
-    Direction,
-    Scale,
-    Split,
-    Status,
-    archive_caveats,
-    parse_selection_repeats,
-    repeat_dims,
-    validate,
-)
-from optcmp_data._summary import ArchiveSummary, summarize
-from optcmp_data._taxonomy import (
-    FAMILIES,
-    HparamMap,
-    Inclusion,
-    LrScaling,
-    Taxonomy,
-    default_taxonomy,
-    register_relation,
-    taxonomy_labels,
-)
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from optcmp_data._builder import (
+        ArchiveBuilder,
+        Curves,
+        SpaceDim,
+        SpaceRecord,
+        TrialRecord,
+        WorkloadInfo,
+    )
+    from optcmp_data._errors import (
+        ArchiveIOError,
+        ConfigError,
+        DataFormatError,
+        MergeError,
+        OptcmpError,
+        SchemaError,
+    )
+    from optcmp_data._families import (
+        FAMILY_NAMES,
+        FAMILY_SPECS,
+        PAPER_FAMILIES,
+        SCHEDULE_SPECS,
+        Family,
+        HyperparamSpec,
+        ScheduleKind,
+        ScheduleSpec,
+        SearchRange,
+        closest_name,
+        get_family,
+        get_schedule,
+        register_family,
+    )
+    from optcmp_data._fs import (
+        atomic_write,
+        atomic_write_text,
+        check_regular_file,
+        os_error,
+    )
+    from optcmp_data._io import (
+        list_shards,
+        merge_archives,
+        open_archive,
+        stored_cells,
+        write_archive,
+        write_shard,
+    )
+    from optcmp_data._provenance import (
+        archive_plugins,
+        git_commit,
+    )
+    from optcmp_data._schema import (
+        CURVE_VARS,
+        REPEAT_DIMS,
+        SCHEMA_VERSION,
+        Direction,
+        Scale,
+        Split,
+        Status,
+        archive_caveats,
+        parse_selection_repeats,
+        repeat_dims,
+        validate,
+    )
+    from optcmp_data._summary import (
+        ArchiveSummary,
+        summarize,
+    )
+    from optcmp_data._taxonomy import (
+        FAMILIES,
+        HparamMap,
+        Inclusion,
+        LrScaling,
+        Taxonomy,
+        default_taxonomy,
+        register_relation,
+        taxonomy_labels,
+    )
+
+# Public name -> the module of this package that defines it, imported on first use
+# (PEP 562): importing the package costs nothing, each name loads only its own module.
+# Adding a public name: a line here, its import above (for type checkers) and its entry
+# in __all__ (tests/test_public_api.py checks that the three agree).
+_LAZY: dict[str, str] = {
+    "CURVE_VARS": "_schema",
+    "FAMILIES": "_taxonomy",
+    "FAMILY_NAMES": "_families",
+    "FAMILY_SPECS": "_families",
+    "PAPER_FAMILIES": "_families",
+    "REPEAT_DIMS": "_schema",
+    "SCHEDULE_SPECS": "_families",
+    "SCHEMA_VERSION": "_schema",
+    "ArchiveBuilder": "_builder",
+    "ArchiveIOError": "_errors",
+    "ArchiveSummary": "_summary",
+    "ConfigError": "_errors",
+    "Curves": "_builder",
+    "DataFormatError": "_errors",
+    "Direction": "_schema",
+    "Family": "_families",
+    "HparamMap": "_taxonomy",
+    "HyperparamSpec": "_families",
+    "Inclusion": "_taxonomy",
+    "LrScaling": "_taxonomy",
+    "MergeError": "_errors",
+    "OptcmpError": "_errors",
+    "Scale": "_schema",
+    "ScheduleKind": "_families",
+    "ScheduleSpec": "_families",
+    "SchemaError": "_errors",
+    "SearchRange": "_families",
+    "SpaceDim": "_builder",
+    "SpaceRecord": "_builder",
+    "Split": "_schema",
+    "Status": "_schema",
+    "Taxonomy": "_taxonomy",
+    "TrialRecord": "_builder",
+    "WorkloadInfo": "_builder",
+    "archive_caveats": "_schema",
+    "archive_plugins": "_provenance",
+    "atomic_write": "_fs",
+    "atomic_write_text": "_fs",
+    "check_regular_file": "_fs",
+    "closest_name": "_families",
+    "default_taxonomy": "_taxonomy",
+    "get_family": "_families",
+    "get_schedule": "_families",
+    "git_commit": "_provenance",
+    "list_shards": "_io",
+    "merge_archives": "_io",
+    "open_archive": "_io",
+    "os_error": "_fs",
+    "parse_selection_repeats": "_schema",
+    "register_family": "_families",
+    "register_relation": "_taxonomy",
+    "repeat_dims": "_schema",
+    "stored_cells": "_io",
+    "summarize": "_summary",
+    "taxonomy_labels": "_taxonomy",
+    "validate": "_schema",
+    "write_archive": "_io",
+    "write_shard": "_io",
+}
 
 __all__ = [
     "CURVE_VARS",
@@ -132,3 +218,17 @@ __all__ = [
     "write_archive",
     "write_shard",
 ]
+
+
+if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
+
+    def __getattr__(name: str) -> object:
+        module = _LAZY.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+        globals()[name] = value  # the next lookup is a plain attribute
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *_LAZY})

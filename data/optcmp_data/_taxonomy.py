@@ -2,6 +2,8 @@
 
 Dependency rule: standard library, numpy, xarray, attrs. Analysis reads the relations
 from an archive (or a user's file) through this module and never needs training code.
+numpy and xarray are imported where an archive's variables are built, so the CLI can
+declare its taxonomy options (and answer --help) without them.
 """
 
 from __future__ import annotations
@@ -12,15 +14,16 @@ import math
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import numpy as np
-import xarray as xr
 
 from optcmp_data._errors import ArchiveIOError, ConfigError
 from optcmp_data._families import FAMILY_NAMES
 from optcmp_data._fs import check_regular_file
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "FAMILIES",
@@ -284,6 +287,9 @@ class Taxonomy:
 
     def to_variables(self) -> dict[str, xr.DataArray]:
         """The archive's `inclusion_special` / `inclusion_general` variables (dim `relation`)."""
+        import numpy as np
+        import xarray as xr
+
         special = np.array([r.special for r in self.relations], dtype=str)
         general = np.array([r.general for r in self.relations], dtype=str)
         return {

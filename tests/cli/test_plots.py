@@ -26,12 +26,11 @@ from optcmp_analysis import (
     select_best,
     target_study,
 )
+from optcmp_cli._plot_command import PlotKind, figure_for
 from optcmp_cli._plots import (
-    PlotKind,
     boundary_figure,
     budget_figure,
     curves_figure,
-    figure_for,
     inclusion_figure,
     protocol_figure,
     rank_figure,
