@@ -53,13 +53,18 @@ print("HEAVY", *[m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)
 
 def help_invocations() -> list[list[str]]:
     """Every help of the command tree: the top level, each command, each subcommand."""
+    from typer import _click as click  # typer vendors its own click
+    from typer.core import TyperGroup
+
     from optcmp_cli.app import COMMANDS, load_command
 
     out: list[list[str]] = [["--help"]]
     for name in COMMANDS:
         out.append([name, "--help"])
-        for sub in getattr(load_command(name), "commands", {}):
-            out.append([name, sub, "--help"])
+        command = load_command(name)
+        if isinstance(command, TyperGroup):  # groups may build their commands lazily
+            for sub in command.list_commands(click.Context(command)):
+                out.append([name, sub, "--help"])
     return out
 
 

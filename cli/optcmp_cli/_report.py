@@ -51,10 +51,7 @@ from optcmp_analysis import (
     trial_scores,
 )
 from optcmp_cli._analyses import Common, Inference, analysis_named
-from optcmp_cli._common import (
-    err_console,
-    json_text,
-)
+from optcmp_cli._common import err_console, json_text
 from optcmp_cli._outputs import ReportStage
 from optcmp_cli._plots import (
     boundary_figure,

@@ -10,6 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from typer import _click as click  # typer vendors its own click
+from typer.core import TyperGroup
 from typer.testing import CliRunner
 
 from optcmp_cli.app import COMMANDS, app, load_command, short_help
@@ -48,8 +50,9 @@ def _all_help_invocations() -> list[list[str]]:
     for name in COMMANDS:
         out.append([name, "--help"])
         command = load_command(name)
-        for sub in getattr(command, "commands", {}):
-            out.append([name, sub, "--help"])
+        if isinstance(command, TyperGroup):  # groups may build their commands lazily
+            for sub in command.list_commands(click.Context(command)):
+                out.append([name, sub, "--help"])
     return out
 
 
