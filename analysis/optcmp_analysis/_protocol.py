@@ -460,6 +460,38 @@ def protocol_sensitivity(
     if not 0 < level < 1:
         raise AnalysisError(f"level: {level} must be between 0 and 1")
     rng = np.random.default_rng(0) if rng is None else rng
+    archives, labels, match = _sides(first, second, protocols, match)
+    restricted = [restrict(a, workloads=workloads) for a in archives]
+    root = root_seed(rng)
+    sides = [
+        _side(ds, label, rule=rule, repeats=repeats, match=match, one_archive=second is None)
+        for ds, label in zip(restricted, labels, strict=True)
+    ]
+    facts = _facts(restricted, labels)
+    cells = _Cells.of(sides, facts, labels)
+    tests = _tests(cells, sides, labels, budget=budget, n_boot=n_boot, level=level, root=root)
+    steps: dict[str, float] = {}
+    for side in sides:
+        for w, step in side.steps.items():
+            steps[w] = min(steps.get(w, math.inf), step)
+    data = _comparison_data(cells, tests, steps, facts, labels)
+    return ProtocolComparison(
+        data=data,
+        match=match,
+        rule=SelectionRule(rule),
+        n_boot=n_boot,
+        level=level,
+        budget=budget,
+    )
+
+
+def _sides(
+    first: xr.Dataset,
+    second: xr.Dataset | None,
+    protocols: Sequence[str] | None,
+    match: Match | str | None,
+) -> tuple[tuple[xr.Dataset, xr.Dataset], tuple[str, str], Match]:
+    """The archive of each protocol, their labels and how optimizers are matched."""
     if second is None:
         if protocols is None or len(protocols) != 2 or protocols[0] == protocols[1]:
             raise AnalysisError(
@@ -479,46 +511,61 @@ def protocol_sensitivity(
                 "match 'name' needs two archives: within one archive the same optimizer has "
                 "a different name under each protocol; match by family"
             )
-        archives = (first, first)
-        labels = (str(protocols[0]), str(protocols[1]))
-    else:
-        archives = (first, second)
-        labels = (
-            (str(protocols[0]), str(protocols[1])) if protocols is not None else ("first", "second")
-        )
-        if len(set(labels)) != 2:
-            raise AnalysisError(f"protocols: labels {list(labels)} must be two different names")
-        match = Match(match or Match.NAME)
-    restricted = [restrict(a, workloads=workloads) for a in archives]
+        return (first, first), (str(protocols[0]), str(protocols[1])), match
+    labels = (
+        (str(protocols[0]), str(protocols[1])) if protocols is not None else ("first", "second")
+    )
+    if len(set(labels)) != 2:
+        raise AnalysisError(f"protocols: labels {list(labels)} must be two different names")
+    return (first, second), labels, Match(match or Match.NAME)
 
-    root = root_seed(rng)
-    per: list[dict[tuple[str, str], tuple[str, int, float, float]]] = []
-    trials: list[dict[tuple[str, str], _Trials]] = []
+
+@attrs.frozen
+class _Side:
+    """One protocol's selection: per (workload, matched key) the selected trial
+    (optimizer label, trial, test value, selection value) and the cell's trials; per
+    workload the smallest gap between its distinct test values."""
+
+    keyed: dict[tuple[str, str], tuple[str, int, float, float]]
+    trials: dict[tuple[str, str], _Trials]
+    steps: dict[str, float]
+
+
+def _side(
+    ds: xr.Dataset,
+    label: str,
+    *,
+    rule: SelectionRule | str,
+    repeats: RepeatMode | str,
+    match: Match,
+    one_archive: bool,
+) -> _Side:
+    scores = trial_scores(ds, rule=rule, repeats=repeats)
+    sel = select_best(scores)
+    if set(sel.data["trial"].dims) != {"workload", "optimizer"}:
+        raise AnalysisError("protocol comparison needs one selection per cell (repeats 'mean')")
+    if one_archive:
+        cells = ds["space_name"].transpose("workload", "optimizer").values.astype(str) == label
+    else:
+        cells = np.ones((ds.sizes["workload"], ds.sizes["optimizer"]), dtype=bool)
+    keyed = _keyed(sel.data, ds, cells, match, label)
+    sd = scores.data
+    trials: dict[tuple[str, str], _Trials] = {}
     steps: dict[str, float] = {}
+    for (w, key), found in keyed.items():
+        cell = sd.sel(workload=w, optimizer=found[0])
+        test_v = cell["test_value"].values
+        here = cell["present"].values.astype(bool)
+        use = cell["usable"].values.astype(bool) & np.isfinite(test_v)
+        trials[(w, key)] = (cell["score"].values[here], test_v[here], use[here])
+        steps[w] = min(steps.get(w, math.inf), _smallest_step(test_v))
+    return _Side(keyed, trials, steps)
+
+
+def _facts(archives: Sequence[xr.Dataset], labels: tuple[str, str]) -> dict[str, tuple[str, str]]:
+    """Per workload its (metric name, direction); AnalysisError where the protocols differ."""
     facts: dict[str, tuple[str, str]] = {}
-    for ds, label in zip(restricted, labels, strict=True):
-        scores = trial_scores(ds, rule=rule, repeats=repeats)
-        sel = select_best(scores)
-        if set(sel.data["trial"].dims) != {"workload", "optimizer"}:
-            raise AnalysisError("protocol comparison needs one selection per cell (repeats 'mean')")
-        if second is None:
-            cells = ds["space_name"].transpose("workload", "optimizer").values.astype(str) == label
-        else:
-            cells = np.ones((ds.sizes["workload"], ds.sizes["optimizer"]), dtype=bool)
-        keyed = _keyed(sel.data, ds, cells, match, label)
-        per.append(keyed)
-        sd = scores.data.transpose("workload", "optimizer", "trial", ...)
-        opt_index = {str(o): i for i, o in enumerate(sd["optimizer"].values)}
-        wl_index = {str(w): i for i, w in enumerate(sd["workload"].values)}
-        cell_trials: dict[tuple[str, str], _Trials] = {}
-        for (w, key), found in keyed.items():
-            wi, oi = wl_index[w], opt_index[found[0]]
-            test_v = sd["test_value"].values[wi, oi]
-            here = sd["present"].values[wi, oi].astype(bool)
-            use = sd["usable"].values[wi, oi].astype(bool) & np.isfinite(test_v)
-            cell_trials[(w, key)] = (sd["score"].values[wi, oi][here], test_v[here], use[here])
-            steps[w] = min(steps.get(w, math.inf), _smallest_step(test_v))
-        trials.append(cell_trials)
+    for ds, label in zip(archives, labels, strict=True):
         for w, m, d in zip(
             ds["workload"].values.astype(str),
             ds["metric_name"].values.astype(str),
@@ -531,49 +578,104 @@ def protocol_sensitivity(
                     f"measures {facts[w][0]} ({facts[w][1]}); they cannot be compared"
                 )
             facts[w] = (m, d)
+    return facts
 
-    common_w = sorted({w for w, _ in per[0]} & {w for w, _ in per[1]})
-    if not common_w:
-        raise AnalysisError(f"protocols {labels[0]!r} and {labels[1]!r} share no workload")
-    keys = sorted({k for w, k in per[0] if w in common_w} | {k for w, k in per[1] if w in common_w})
-    n_w, n_k = len(common_w), len(keys)
-    test = np.full((2, n_w, n_k), np.nan)
-    selv = np.full((2, n_w, n_k), np.nan)
-    trial = np.full((2, n_w, n_k), -1, dtype=np.int64)
-    names = np.full((2, n_w, n_k), "", dtype=object)
-    for pi in range(2):
-        for wi, w in enumerate(common_w):
-            for ki, k in enumerate(keys):
-                entry = per[pi].get((w, k))
-                if entry is not None:
-                    names[pi, wi, ki], trial[pi, wi, ki] = entry[0], entry[1]
-                    test[pi, wi, ki], selv[pi, wi, ki] = entry[2], entry[3]
-    sign = np.array([1.0 if facts[w][1] == Direction.MIN else -1.0 for w in common_w])
-    both = np.isfinite(test).all(axis=0) & (trial >= 0).all(axis=0)  # (workload, key)
-    if not both.any():
-        raise AnalysisError(
-            f"protocols {labels[0]!r} and {labels[1]!r} have no optimizer with a usable trial "
-            "in both"
+
+@attrs.frozen
+class _Cells:
+    """The matched cells (protocol, workload, key) of the workloads both protocols share:
+    selected labels, trials, test and selection values, the metric's sign per workload,
+    where both protocols have a result, and the ranks (NaN elsewhere) and Kendall tau."""
+
+    workloads: list[str]
+    keys: list[str]
+    names: npt.NDArray[np.object_]
+    trial: npt.NDArray[np.int64]
+    test: FloatArray
+    selv: FloatArray
+    sign: FloatArray
+    both: npt.NDArray[np.bool_]
+    rank: FloatArray
+    tau: FloatArray
+
+    @classmethod
+    def of(
+        cls, sides: Sequence[_Side], facts: dict[str, tuple[str, str]], labels: tuple[str, str]
+    ) -> _Cells:
+        per = [side.keyed for side in sides]
+        common_w = sorted({w for w, _ in per[0]} & {w for w, _ in per[1]})
+        if not common_w:
+            raise AnalysisError(f"protocols {labels[0]!r} and {labels[1]!r} share no workload")
+        keys = sorted(
+            {k for w, k in per[0] if w in common_w} | {k for w, k in per[1] if w in common_w}
         )
-    scored = np.where(both[None], sign[None, :, None] * test, np.nan)
-    rank = np.where(both[None], competition_ranks(scored, axis=-1), np.nan)
-    tau = np.array([kendall_tau(rank[0, wi], rank[1, wi]) for wi in range(n_w)])
-    effect = np.full((3, n_w, n_k), np.nan)  # estimate, lo, hi
-    pair = np.full((3, 2, n_w, n_k, n_k), np.nan)  # estimate/lo/hi, protocol, workload, a, b
+        n_w, n_k = len(common_w), len(keys)
+        test = np.full((2, n_w, n_k), np.nan)
+        selv = np.full((2, n_w, n_k), np.nan)
+        trial = np.full((2, n_w, n_k), -1, dtype=np.int64)
+        names = np.full((2, n_w, n_k), "", dtype=object)
+        for pi in range(2):
+            for wi, w in enumerate(common_w):
+                for ki, k in enumerate(keys):
+                    entry = per[pi].get((w, k))
+                    if entry is not None:
+                        names[pi, wi, ki], trial[pi, wi, ki] = entry[0], entry[1]
+                        test[pi, wi, ki], selv[pi, wi, ki] = entry[2], entry[3]
+        sign = np.array([1.0 if facts[w][1] == Direction.MIN else -1.0 for w in common_w])
+        both = np.isfinite(test).all(axis=0) & (trial >= 0).all(axis=0)  # (workload, key)
+        if not both.any():
+            raise AnalysisError(
+                f"protocols {labels[0]!r} and {labels[1]!r} have no optimizer with a usable "
+                "trial in both"
+            )
+        scored = np.where(both[None], sign[None, :, None] * test, np.nan)
+        rank = np.where(both[None], competition_ranks(scored, axis=-1), np.nan)
+        tau = np.array([kendall_tau(rank[0, wi], rank[1, wi]) for wi in range(n_w)])
+        return cls(common_w, keys, names, trial, test, selv, sign, both, rank, tau)
+
+
+@attrs.frozen
+class _Tests:
+    """The protocol effects (workload, key) and the pair gaps within each protocol
+    (protocol, workload, key, other), with intervals, p-values, budgets and E_k."""
+
+    effect: FloatArray  # estimate, lo, hi
+    effect_p: FloatArray
+    effect_k: npt.NDArray[np.int64]
+    expected: FloatArray  # (protocol, workload, key): E_k of each cell, metric units
+    pair: FloatArray  # estimate/lo/hi, protocol, workload, key, other
+    pair_p: FloatArray
+
+
+def _tests(
+    cells: _Cells,
+    sides: Sequence[_Side],
+    labels: tuple[str, str],
+    *,
+    budget: int | None,
+    n_boot: int,
+    level: float,
+    root: int,
+) -> _Tests:
+    n_w, n_k = len(cells.workloads), len(cells.keys)
+    effect = np.full((3, n_w, n_k), np.nan)
+    pair = np.full((3, 2, n_w, n_k, n_k), np.nan)
     effect_p = np.full((n_w, n_k), np.nan)
     effect_k = np.zeros((n_w, n_k), dtype=np.int64)
     pair_p = np.full((2, n_w, n_k, n_k), np.nan)
-    expected = np.full((2, n_w, n_k), np.nan)  # E_k of each cell, in the metric's units
+    expected = np.full((2, n_w, n_k), np.nan)
+    trials = [side.trials for side in sides]
+    sign, both = cells.sign, cells.both
     tasks: list[tuple[_Trials, _Trials, float, tuple[str, ...]]] = []
     where: list[tuple[Any, ...]] = []
-    for wi, w in enumerate(common_w):
-        for ki, k in enumerate(keys):
+    for wi, w in enumerate(cells.workloads):
+        for ki, k in enumerate(cells.keys):
             if not both[wi, ki]:
                 continue
             tasks.append((trials[0][(w, k)], trials[1][(w, k)], sign[wi], ("effect", w, k)))
             where.append(("effect", wi, ki))
             for pi in range(2):
-                for kj, k2 in enumerate(keys):
+                for kj, k2 in enumerate(cells.keys):
                     if kj > ki and both[wi, kj]:
                         tasks.append(
                             (
@@ -599,27 +701,41 @@ def protocol_sensitivity(
             pair[:, pi, wi, ki, kj] = (s_ * diff, *sorted((s_ * lo, s_ * hi)))
             pair[:, pi, wi, kj, ki] = (-s_ * diff, *sorted((-s_ * lo, -s_ * hi)))
             pair_p[pi, wi, ki, kj] = pair_p[pi, wi, kj, ki] = p_two
+    return _Tests(effect, effect_p, effect_k, expected, pair, pair_p)
+
+
+def _comparison_data(
+    cells: _Cells,
+    tests: _Tests,
+    steps: dict[str, float],
+    facts: dict[str, tuple[str, str]],
+    labels: tuple[str, str],
+) -> xr.Dataset:
+    """The comparison's dataset (see `ProtocolComparison`)."""
+    common_w = cells.workloads
     cell3 = ("protocol", "workload", "optimizer")
-    data = xr.Dataset(
+    cell2 = ("workload", "optimizer")
+    pair4 = (*cell3, "other")
+    return xr.Dataset(
         {
-            "label": (("protocol", "workload", "optimizer"), names.astype(str)),
-            "trial": (("protocol", "workload", "optimizer"), trial),
-            "test_value": (("protocol", "workload", "optimizer"), test),
-            "selection_value": (("protocol", "workload", "optimizer"), selv),
-            "rank": (("protocol", "workload", "optimizer"), rank),
-            "kendall_tau": ("workload", tau),
-            "expected": (cell3, expected),
-            "k": (("workload", "optimizer"), effect_k),
-            "effect": (("workload", "optimizer"), effect[0]),
-            "effect_p": (("workload", "optimizer"), effect_p),
-            "effect_p_adjusted": (("workload", "optimizer"), _holm(effect_p)),
-            "pair_p": ((*cell3, "other"), pair_p),
-            "pair_p_adjusted": ((*cell3, "other"), _pair_holm(pair_p)),
-            "effect_lo": (("workload", "optimizer"), effect[1]),
-            "effect_hi": (("workload", "optimizer"), effect[2]),
-            "pair_gap": ((*cell3, "other"), pair[0]),
-            "pair_lo": ((*cell3, "other"), pair[1]),
-            "pair_hi": ((*cell3, "other"), pair[2]),
+            "label": (cell3, cells.names.astype(str)),
+            "trial": (cell3, cells.trial),
+            "test_value": (cell3, cells.test),
+            "selection_value": (cell3, cells.selv),
+            "rank": (cell3, cells.rank),
+            "kendall_tau": ("workload", cells.tau),
+            "expected": (cell3, tests.expected),
+            "k": (cell2, tests.effect_k),
+            "effect": (cell2, tests.effect[0]),
+            "effect_p": (cell2, tests.effect_p),
+            "effect_p_adjusted": (cell2, _holm(tests.effect_p)),
+            "pair_p": (pair4, tests.pair_p),
+            "pair_p_adjusted": (pair4, _pair_holm(tests.pair_p)),
+            "effect_lo": (cell2, tests.effect[1]),
+            "effect_hi": (cell2, tests.effect[2]),
+            "pair_gap": (pair4, tests.pair[0]),
+            "pair_lo": (pair4, tests.pair[1]),
+            "pair_hi": (pair4, tests.pair[2]),
             "step": ("workload", np.array([steps.get(w, 0.0) for w in common_w])),
             "metric_name": ("workload", np.array([facts[w][0] for w in common_w], dtype=str)),
             "direction": ("workload", np.array([facts[w][1] for w in common_w], dtype=str)),
@@ -627,17 +743,9 @@ def protocol_sensitivity(
         coords={
             "protocol": np.array(labels, dtype=str),
             "workload": np.array(common_w, dtype=str),
-            "optimizer": np.array(keys, dtype=str),
-            "other": np.array(keys, dtype=str),
+            "optimizer": np.array(cells.keys, dtype=str),
+            "other": np.array(cells.keys, dtype=str),
         },
-    )
-    return ProtocolComparison(
-        data=data,
-        match=match,
-        rule=SelectionRule(rule),
-        n_boot=n_boot,
-        level=level,
-        budget=budget,
     )
 
 
