@@ -736,6 +736,75 @@ def aggregate_scores(
     """
     unit = resolve_unit(archive, unit)
     rule = SelectionRule(rule)
+    normalisation = _checked(
+        archive, unit, normalisation, reference, reference_scores, budget, n_boot, confidence
+    )
+    cells = _Cells.of(archive, unit, rule)
+    k, replace, k_all = _budgets(cells, unit, budget, with_replacement)
+    sorted_v, probs = _distribution(cells.units, cells.counts, k, replace)
+    expected = (probs * np.where(probs > 0, sorted_v, 0.0)).sum(axis=-1)  # (W, O)
+    # no_result: weight on positions whose unit is unusable (sorted last, by sort_trials).
+    n_usable = np.isfinite(cells.units[..., 0]).sum(axis=-1)
+    no_result = np.where(np.arange(cells.units.shape[2]) >= n_usable[..., None], probs, 0.0).sum(
+        axis=-1
+    )
+    norm = _Normalised.of(archive, cells, expected, normalisation, reference, reference_scores)
+    wi_in = np.flatnonzero(norm.included)
+    setup = _Setup(
+        units=cells.units[wi_in],
+        counts=cells.counts[wi_in],
+        k=k[wi_in],
+        replace=replace[wi_in],
+        scale=norm.scale[wi_in],
+        shift=norm.shift[wi_in],
+    )
+    splits = [str(x) for x in cells.sdata["selection_split"].values]
+    on_test = [
+        cells.workloads[wi]
+        for wi in wi_in
+        if splits[wi] == Split.TEST.value and rule is not SelectionRule.FINAL_TRAIN_LOSS
+    ]
+    held_counts = np.where(cells.held, cells.real_counts, cells.units.shape[2])
+    note = _interval_note(unit, len(wi_in), held_counts[wi_in], setup.k, setup.replace, on_test)
+    data = _aggregate_data(
+        cells,
+        norm,
+        _intervals(setup, note, n_boot=n_boot, rng=rng, confidence=confidence),
+        expected,
+        no_result,
+        confidence,
+    )
+    return AggregateScores(
+        data=data,
+        unit=unit,
+        budget=None if unit is Unit.REPEAT else int(k_all),
+        normalisation=norm.normalisation,
+        reference=reference,
+        n_boot=n_boot,
+        confidence=confidence,
+        rule=rule,
+        caveats=tuple(
+            dict.fromkeys(
+                [*cells.caveats, *_budget_caveats(cells, replace, k_all, unit), *norm.caveats]
+            )
+        ),
+        interval_note=note,
+        with_replacement=with_replacement,
+    )
+
+
+def _checked(
+    archive: xr.Dataset,
+    unit: Unit,
+    normalisation: Normalisation | str,
+    reference: str | None,
+    reference_scores: ReferenceScores | None,
+    budget: int | None,
+    n_boot: int,
+    confidence: float,
+) -> Normalisation:
+    """The options checked (AnalysisError naming the first bad one); the normalisation,
+    "reference" where reference scores are given."""
     normalisation = Normalisation(normalisation)
     optimizers = [str(o) for o in archive["optimizer"].values]
     if reference is not None and normalisation is not Normalisation.MINMAX_COMPARED:
@@ -756,180 +825,265 @@ def aggregate_scores(
         raise AnalysisError(f"n_boot {n_boot} must be at least 1")
     if not 0 < confidence < 1:
         raise AnalysisError(f"confidence {confidence} must lie strictly between 0 and 1")
-    score_da, value_da, present_da, sdata, caveats_in = _units(archive, unit, rule)
-    dims = ("workload", "optimizer", str(score_da.dims[-1]))
-    score = score_da.transpose(*dims).values.astype(np.float64)
-    value = value_da.transpose(*dims).values.astype(np.float64)
-    present = present_da.transpose(*dims).values.astype(bool)
-    caveats = list(caveats_in)
-    workloads = [str(w) for w in archive["workload"].values]
-    directions = [str(x) for x in sdata["direction"].values]
-    sign = orientation(sdata["direction"]).values.astype(np.float64)
+    return normalisation
 
-    # The no-result fill: the worst usable test value seen on the workload.
-    finite_v = np.where(np.isfinite(value) & present, value, np.nan)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", category=RuntimeWarning)
-        worst = np.nanmax(finite_v.reshape(len(workloads), -1), axis=-1)
-        best = np.nanmin(finite_v.reshape(len(workloads), -1), axis=-1)
-    usable = present & np.isfinite(score) & np.isfinite(value)
-    filled = np.where(usable, value, worst[:, None, None])
-    score = np.where(usable, score, np.nan)
-    real_counts = present.sum(axis=-1)
-    # An optimizer without any unit on a workload has one no-result unit.
-    absent = np.asarray(~present.any(axis=-1), dtype=bool)
-    present = present.copy()
-    present[..., 0] |= absent
-    # One caveat per set of missing workloads, naming every optimizer it concerns.
-    by_missing: dict[tuple[str, ...], list[str]] = {}
-    for oi in np.flatnonzero(absent.any(axis=0)):
-        missing = tuple(workloads[wi] for wi in np.flatnonzero(absent[:, oi]))
-        by_missing.setdefault(missing, []).append(str(optimizers[oi]))
-    for missing, names in by_missing.items():
-        who = names[0] if len(names) == 1 else f"{', '.join(names)} ({len(names)} optimizers)"
-        caveats.append(
-            f"{who} {'has' if len(names) == 1 else 'have'} no run on {', '.join(missing)}: "
-            "scored as the worst value seen there"
-        )
-    units, counts = _pack(score, filled, present)
-    n = units.shape[2]
-    held = real_counts > 0
-    smallest = int(real_counts[held].min()) if held.any() else 1
-    largest = int(real_counts[held].max()) if held.any() else 1
-    k_all = 0
-    if unit is Unit.REPEAT:
-        k = np.ones_like(counts)  # every repeat's tuned result weighs 1/n
-        replace = np.zeros(counts.shape, dtype=bool)
-    else:
-        k_all = smallest if budget is None else budget
-        short = held & (real_counts < k_all)
-        if short.any() and not with_replacement:
-            wi, oi = np.argwhere(short)[0]
-            raise AnalysisError(
-                f"budget {k_all} is larger than the {int(real_counts[wi, oi])} trials of "
-                f"{optimizers[oi]} on {workloads[wi]}: the aggregate needs a study of "
-                f"{k_all} trials for every cell (use a budget <= {smallest}, or "
-                "--with-replacement to resample past a cell's trials)"
-            )
-        k = np.where(counts > 0, k_all, 1)
-        replace = counts < k
-        # A cell without any run has one no-result unit: best of 1.
-        k = np.where(held, k, 1)
-        replace = replace & held
-        if smallest != largest:
-            tail = (
-                "cells with fewer trials are resampled with replacement past their count "
-                "(--with-replacement)"
-                if replace.any()
-                else "no cell is resampled past its trials"
-            )
+
+@attrs.frozen
+class _Cells:
+    """The units of every (workload, optimizer) cell, packed (`_pack`): `units` (W, O, N, 2)
+    of (score, test value; a unit without a usable result holds the worst usable test value
+    seen on its workload), `counts` (units per cell; a cell without any holds one no-result
+    unit), `real_counts` (units the archive holds), `held` (real_counts > 0), `best` (best
+    usable test value per workload), `sign` (orientation per workload) and the caveats so
+    far (the trial scores' and one per set of workloads where optimizers have no run)."""
+
+    workloads: list[str]
+    optimizers: list[str]
+    sdata: xr.Dataset
+    units: FloatArray
+    counts: IntArray
+    real_counts: IntArray
+    held: npt.NDArray[np.bool_]
+    best: FloatArray
+    sign: FloatArray
+    caveats: tuple[str, ...]
+
+    @classmethod
+    def of(cls, archive: xr.Dataset, unit: Unit, rule: SelectionRule) -> _Cells:
+        score_da, value_da, present_da, sdata, caveats_in = _units(archive, unit, rule)
+        dims = ("workload", "optimizer", str(score_da.dims[-1]))
+        score = score_da.transpose(*dims).values.astype(np.float64)
+        value = value_da.transpose(*dims).values.astype(np.float64)
+        present = present_da.transpose(*dims).values.astype(bool)
+        caveats = list(caveats_in)
+        workloads = [str(w) for w in archive["workload"].values]
+        optimizers = [str(o) for o in archive["optimizer"].values]
+        # The no-result fill: the worst usable test value seen on the workload.
+        finite_v = np.where(np.isfinite(value) & present, value, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", category=RuntimeWarning)
+            worst = np.nanmax(finite_v.reshape(len(workloads), -1), axis=-1)
+            best = np.nanmin(finite_v.reshape(len(workloads), -1), axis=-1)
+        usable = present & np.isfinite(score) & np.isfinite(value)
+        filled = np.where(usable, value, worst[:, None, None])
+        score = np.where(usable, score, np.nan)
+        real_counts = present.sum(axis=-1)
+        # An optimizer without any unit on a workload has one no-result unit.
+        absent = np.asarray(~present.any(axis=-1), dtype=bool)
+        present = present.copy()
+        present[..., 0] |= absent
+        # One caveat per set of missing workloads, naming every optimizer it concerns.
+        by_missing: dict[tuple[str, ...], list[str]] = {}
+        for oi in np.flatnonzero(absent.any(axis=0)):
+            missing = tuple(workloads[wi] for wi in np.flatnonzero(absent[:, oi]))
+            by_missing.setdefault(missing, []).append(str(optimizers[oi]))
+        for missing, names in by_missing.items():
+            who = names[0] if len(names) == 1 else f"{', '.join(names)} ({len(names)} optimizers)"
             caveats.append(
-                f"trial counts differ between cells ({smallest} to {largest}): every cell "
-                f"is scored as a study of k = {k_all} trials; {tail}"
+                f"{who} {'has' if len(names) == 1 else 'have'} no run on {', '.join(missing)}: "
+                "scored as the worst value seen there"
             )
-    sorted_v, probs = _distribution(units, counts, k, replace)
-    expected = (probs * np.where(probs > 0, sorted_v, 0.0)).sum(axis=-1)  # (W, O)
-    # no_result: weight on positions whose unit is unusable (sorted last, by sort_trials).
-    n_usable = np.isfinite(units[..., 0]).sum(axis=-1)
-    no_result = np.where(np.arange(n) >= n_usable[..., None], probs, 0.0).sum(axis=-1)
+        units, counts = _pack(score, filled, present)
+        return cls(
+            workloads=workloads,
+            optimizers=optimizers,
+            sdata=sdata,
+            units=units,
+            counts=counts,
+            real_counts=real_counts,
+            held=real_counts > 0,
+            best=best,
+            sign=orientation(sdata["direction"]).values.astype(np.float64),
+            caveats=tuple(caveats),
+        )
 
-    # Anchors in raw metric units: zero scores 0, one scores 1.
-    if normalisation is Normalisation.MINMAX_COMPARED:
-        if reference is None:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", category=RuntimeWarning)
-                ref = np.nanmax(np.where(np.isfinite(expected), expected, np.nan), axis=-1)
-        else:
-            ref = expected[:, optimizers.index(reference)]
-        zero, one = sign * ref, sign * best
-        described = [
-            "min-max over the compared optimizers: 0 = "
-            + (f"{reference}'s tuned value" if reference else "the worst tuned optimizer")
-            + ", 1 = the best value seen"
-        ] * len(workloads)
-        caveats.append(
-            "normalisation minmax-compared: scores are relative to the compared optimizers "
-            "(0 = " + (reference or "the worst") + ", 1 = the best value seen) and change "
-            "when an optimizer is added or removed"
-        )
-    else:
-        zero, one, described, more = _anchors(archive, normalisation, reference_scores, directions)
-        caveats.extend(more)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        span = one - zero
-        scale = sign / span  # score = (sign * oriented - zero) / span
-        shift = -zero / span
-    included = np.isfinite(span) & (span != 0) & np.isfinite(best)
-    if normalisation is Normalisation.MINMAX_COMPARED:
-        included &= sign * span < 0  # the best value seen is better than the reference
-    for wi in np.flatnonzero(~included & np.isfinite(span)):
-        caveats.append(
-            f"workload {workloads[wi]} left out of the aggregate: its score-0 and score-1 "
-            "values coincide, or it has no usable result, so its scores cannot be normalised"
-        )
-    if not included.any():
+    @property
+    def count_range(self) -> tuple[int, int]:
+        """The smallest and largest trial count of the cells that hold any (1, 1: none)."""
+        held = self.real_counts[self.held]
+        return (int(held.min()), int(held.max())) if held.size else (1, 1)
+
+
+def _budgets(
+    cells: _Cells, unit: Unit, budget: int | None, with_replacement: bool
+) -> tuple[IntArray, npt.NDArray[np.bool_], int]:
+    """Per cell the study size k and whether it is drawn with replacement (past the cell's
+    count), and the budget asked for (0 for unit repeat)."""
+    if unit is Unit.REPEAT:
+        # Every repeat's tuned result weighs 1/n.
+        return np.ones_like(cells.counts), np.zeros(cells.counts.shape, dtype=bool), 0
+    smallest = cells.count_range[0]
+    k_all = smallest if budget is None else budget
+    short = cells.held & (cells.real_counts < k_all)
+    if short.any() and not with_replacement:
+        wi, oi = np.argwhere(short)[0]
         raise AnalysisError(
-            f"no workload can be normalised under normalisation {normalisation} (targets "
-            "need a target and an evaluation before training; or give reference scores, "
-            "identity for values already in [0, 1], or minmax-compared)"
+            f"budget {k_all} is larger than the {int(cells.real_counts[wi, oi])} trials of "
+            f"{cells.optimizers[oi]} on {cells.workloads[wi]}: the aggregate needs a study of "
+            f"{k_all} trials for every cell (use a budget <= {smallest}, or "
+            "--with-replacement to resample past a cell's trials)"
         )
-    wi_in = np.flatnonzero(included)
-    setup = _Setup(
-        units=units[wi_in],
-        counts=counts[wi_in],
-        k=k[wi_in],
-        replace=replace[wi_in],
-        scale=scale[wi_in],
-        shift=shift[wi_in],
-    )
-    statistic = aggregate_statistic(setup)
-    splits = [str(x) for x in sdata["selection_split"].values]
-    on_test = [
-        workloads[wi]
-        for wi in wi_in
-        if splits[wi] == Split.TEST.value and rule is not SelectionRule.FINAL_TRAIN_LOSS
-    ]
-    note = _interval_note(
-        unit, len(wi_in), np.where(held, real_counts, n)[wi_in], setup.k, setup.replace, on_test
-    )
-    n_o, n_s = len(optimizers), len(AGGREGATE_STATISTICS)
-    split = n_o * n_s
-    if note is None:
-        n_eff = effective_units(setup.counts, setup.k)
-        point, lo, hi, reps = stratified_bootstrap(
-            setup.units,
-            setup.counts,
-            statistic,
-            n_boot=n_boot,
-            rng=rng,
-            confidence=confidence,
-            effective_n=n_eff,
-        )
-        # Wald test of "P(improvement) = 1/2" with the bootstrap standard error: unlike a
-        # count of replicates beyond 1/2 its p-value is not floored at 1/(n_boot + 1), which
-        # a Holm family of many pairs would need n_boot in the tens of thousands to beat.
-        pi_reps = reps[:, split:].reshape(-1, n_o, n_o)
-        se = pi_reps.std(axis=0, ddof=1) if pi_reps.shape[0] > 1 else np.zeros((n_o, n_o))
-        pi_hat = point[split:].reshape(n_o, n_o)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            z = np.abs(pi_hat - 0.5) / se
-        # Student's t with the same small-sample correction as the intervals.
-        t_stat = z * math.sqrt((n_eff - 1.0) / n_eff)
-        import scipy.stats  # a second to import: only where it is used (fast --help)
+    k = np.where(cells.counts > 0, k_all, 1)
+    replace = cells.counts < k
+    # A cell without any run has one no-result unit: best of 1.
+    return np.where(cells.held, k, 1), replace & cells.held, k_all
 
-        p = np.where(se > 0, 2.0 * scipy.stats.t.sf(t_stat, n_eff - 1.0), np.nan)
-        upper = np.triu(np.ones((n_o, n_o), dtype=bool), k=1)
-        p = np.where(upper, p, p.T)  # one test per unordered pair
-        p_holm_flat = _holm(np.where(upper, p, np.nan).reshape(-1)).reshape(n_o, n_o)
-        p_holm = np.where(upper, p_holm_flat, p_holm_flat.T)
-        np.fill_diagonal(p, np.nan)
-        np.fill_diagonal(p_holm, np.nan)
-    else:
+
+def _budget_caveats(
+    cells: _Cells, replace: npt.NDArray[np.bool_], k_all: int, unit: Unit
+) -> list[str]:
+    smallest, largest = cells.count_range
+    if unit is Unit.REPEAT or smallest == largest:
+        return []
+    tail = (
+        "cells with fewer trials are resampled with replacement past their count "
+        "(--with-replacement)"
+        if replace.any()
+        else "no cell is resampled past its trials"
+    )
+    return [
+        f"trial counts differ between cells ({smallest} to {largest}): every cell "
+        f"is scored as a study of k = {k_all} trials; {tail}"
+    ]
+
+
+@attrs.frozen
+class _Normalised:
+    """Per workload the anchors in raw metric units (`zero` scores 0, `one` scores 1), how
+    they were found, the linear map score = scale * oriented + shift, and whether the
+    workload enters the aggregate; the caveats of the normalisation."""
+
+    normalisation: Normalisation
+    zero: FloatArray
+    one: FloatArray
+    span: FloatArray
+    scale: FloatArray
+    shift: FloatArray
+    described: list[str]
+    included: npt.NDArray[np.bool_]
+    caveats: tuple[str, ...]
+
+    @classmethod
+    def of(
+        cls,
+        archive: xr.Dataset,
+        cells: _Cells,
+        expected: FloatArray,
+        normalisation: Normalisation,
+        reference: str | None,
+        reference_scores: ReferenceScores | None,
+    ) -> _Normalised:
+        sign, workloads = cells.sign, cells.workloads
+        caveats: list[str] = []
+        if normalisation is Normalisation.MINMAX_COMPARED:
+            if reference is None:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore", category=RuntimeWarning)
+                    ref = np.nanmax(np.where(np.isfinite(expected), expected, np.nan), axis=-1)
+            else:
+                ref = expected[:, cells.optimizers.index(reference)]
+            zero, one = sign * ref, sign * cells.best
+            described = [
+                "min-max over the compared optimizers: 0 = "
+                + (f"{reference}'s tuned value" if reference else "the worst tuned optimizer")
+                + ", 1 = the best value seen"
+            ] * len(workloads)
+            caveats.append(
+                "normalisation minmax-compared: scores are relative to the compared optimizers "
+                "(0 = " + (reference or "the worst") + ", 1 = the best value seen) and change "
+                "when an optimizer is added or removed"
+            )
+        else:
+            directions = [str(x) for x in cells.sdata["direction"].values]
+            zero, one, described, more = _anchors(
+                archive, normalisation, reference_scores, directions
+            )
+            caveats.extend(more)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            span = one - zero
+            scale = sign / span  # score = (sign * oriented - zero) / span
+            shift = -zero / span
+        included = np.isfinite(span) & (span != 0) & np.isfinite(cells.best)
+        if normalisation is Normalisation.MINMAX_COMPARED:
+            included &= sign * span < 0  # the best value seen is better than the reference
+        for wi in np.flatnonzero(~included & np.isfinite(span)):
+            caveats.append(
+                f"workload {workloads[wi]} left out of the aggregate: its score-0 and score-1 "
+                "values coincide, or it has no usable result, so its scores cannot be normalised"
+            )
+        if not included.any():
+            raise AnalysisError(
+                f"no workload can be normalised under normalisation {normalisation} (targets "
+                "need a target and an evaluation before training; or give reference scores, "
+                "identity for values already in [0, 1], or minmax-compared)"
+            )
+        return cls(
+            normalisation, zero, one, span, scale, shift, described, included, tuple(caveats)
+        )
+
+
+def _intervals(
+    setup: _Setup,
+    note: str | None,
+    *,
+    n_boot: int,
+    rng: np.random.Generator,
+    confidence: float,
+) -> tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray]:
+    """Point values, interval bounds (NaN without intervals: `note` says why) of the
+    statistics then the probabilities of improvement, and the improvement p-values
+    (optimizer, other), unadjusted and Holm-adjusted over the unordered pairs."""
+    statistic = aggregate_statistic(setup)
+    n_o = setup.units.shape[1]
+    split = n_o * len(AGGREGATE_STATISTICS)
+    if note is not None:
         point = np.asarray(statistic(setup.units[None]))[0]
-        lo = np.full(point.shape, np.nan)
-        hi = np.full(point.shape, np.nan)
-        p = np.full((n_o, n_o), np.nan)
-        p_holm = np.full((n_o, n_o), np.nan)
+        nan = np.full(point.shape, np.nan)
+        return point, nan, nan.copy(), np.full((n_o, n_o), np.nan), np.full((n_o, n_o), np.nan)
+    n_eff = effective_units(setup.counts, setup.k)
+    point, lo, hi, reps = stratified_bootstrap(
+        setup.units,
+        setup.counts,
+        statistic,
+        n_boot=n_boot,
+        rng=rng,
+        confidence=confidence,
+        effective_n=n_eff,
+    )
+    # Wald test of "P(improvement) = 1/2" with the bootstrap standard error: unlike a
+    # count of replicates beyond 1/2 its p-value is not floored at 1/(n_boot + 1), which
+    # a Holm family of many pairs would need n_boot in the tens of thousands to beat.
+    pi_reps = reps[:, split:].reshape(-1, n_o, n_o)
+    se = pi_reps.std(axis=0, ddof=1) if pi_reps.shape[0] > 1 else np.zeros((n_o, n_o))
+    pi_hat = point[split:].reshape(n_o, n_o)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        z = np.abs(pi_hat - 0.5) / se
+    # Student's t with the same small-sample correction as the intervals.
+    t_stat = z * math.sqrt((n_eff - 1.0) / n_eff)
+    import scipy.stats  # a second to import: only where it is used (fast --help)
+
+    p = np.where(se > 0, 2.0 * scipy.stats.t.sf(t_stat, n_eff - 1.0), np.nan)
+    upper = np.triu(np.ones((n_o, n_o), dtype=bool), k=1)
+    p = np.where(upper, p, p.T)  # one test per unordered pair
+    p_holm_flat = _holm(np.where(upper, p, np.nan).reshape(-1)).reshape(n_o, n_o)
+    p_holm = np.where(upper, p_holm_flat, p_holm_flat.T)
+    np.fill_diagonal(p, np.nan)
+    np.fill_diagonal(p_holm, np.nan)
+    return point, lo, hi, p, p_holm
+
+
+def _aggregate_data(
+    cells: _Cells,
+    norm: _Normalised,
+    intervals: tuple[FloatArray, FloatArray, FloatArray, FloatArray, FloatArray],
+    expected: FloatArray,
+    no_result: FloatArray,
+    confidence: float,
+) -> xr.Dataset:
+    """The result's dataset (see `AggregateScores`)."""
+    point, lo, hi, p, p_holm = intervals
+    n_o, n_s = len(cells.optimizers), len(AGGREGATE_STATISTICS)
+    split = n_o * n_s
     pi_point = point[split:].reshape(n_o, n_o)
     clear = np.isfinite(p_holm) & (p_holm < 1.0 - confidence) & (pi_point > 0.5)
 
@@ -939,10 +1093,11 @@ def aggregate_scores(
     def imp_da(x: FloatArray) -> xr.DataArray:
         return xr.DataArray(x[split:].reshape(n_o, n_o), dims=("optimizer", "other"))
 
-    raw_expected = sign[:, None] * expected
+    raw_expected = cells.sign[:, None] * expected
     with np.errstate(invalid="ignore", divide="ignore"):
-        normalised_expected = (raw_expected - zero[:, None]) / span[:, None]
-    data = xr.Dataset(
+        normalised_expected = (raw_expected - norm.zero[:, None]) / norm.span[:, None]
+    directions = [str(x) for x in cells.sdata["direction"].values]
+    return xr.Dataset(
         {
             "value": agg_da(point),
             "lo": agg_da(lo),
@@ -955,35 +1110,22 @@ def aggregate_scores(
             "improvement_clear": (("optimizer", "other"), clear),
             "score": (
                 ("workload", "optimizer"),
-                np.where(included[:, None], normalised_expected, np.nan),
+                np.where(norm.included[:, None], normalised_expected, np.nan),
             ),
             "tuned_value": (("workload", "optimizer"), raw_expected),
             "no_result": (("workload", "optimizer"), no_result),
-            "units": (("workload", "optimizer"), real_counts.astype(np.int64)),
-            "zero_value": ("workload", zero),
-            "one_value": ("workload", one),
-            "anchors": ("workload", np.array(described, dtype=str)),
-            "included": ("workload", included),
-            "metric_name": ("workload", sdata["metric_name"].values.astype(str)),
+            "units": (("workload", "optimizer"), cells.real_counts.astype(np.int64)),
+            "zero_value": ("workload", norm.zero),
+            "one_value": ("workload", norm.one),
+            "anchors": ("workload", np.array(norm.described, dtype=str)),
+            "included": ("workload", norm.included),
+            "metric_name": ("workload", cells.sdata["metric_name"].values.astype(str)),
             "direction": ("workload", np.array(directions, dtype=str)),
         },
         coords={
-            "workload": workloads,
-            "optimizer": optimizers,
-            "other": optimizers,
+            "workload": cells.workloads,
+            "optimizer": cells.optimizers,
+            "other": cells.optimizers,
             "statistic": list(AGGREGATE_STATISTICS),
         },
-    )
-    return AggregateScores(
-        data=data,
-        unit=unit,
-        budget=None if unit is Unit.REPEAT else int(k_all),
-        normalisation=normalisation,
-        reference=reference,
-        n_boot=n_boot,
-        confidence=confidence,
-        rule=rule,
-        caveats=tuple(dict.fromkeys(caveats)),
-        interval_note=note,
-        with_replacement=with_replacement,
     )
