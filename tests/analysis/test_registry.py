@@ -293,3 +293,19 @@ def test_to_dataset_takes_variables_and_attributes_from_the_field_metadata() -> 
     assert toy.caveats == ("one", "two")
     with pytest.raises(NotImplementedError, match=r"_Toy\.to_json"):
         toy.to_json()
+
+
+def test_the_public_registry_loads_without_numpy() -> None:
+    """Through the package's lazy names: what the CLI does to build its options."""
+    code = """
+import sys
+from optcmp_analysis import analyses, analysis_named, OptionKind
+for a in analyses():
+    a.options()
+    a.option_specs()
+print(",".join(sorted(m for m in ("numpy", "xarray", "pandas", "scipy") if m in sys.modules)))
+"""
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == ""
