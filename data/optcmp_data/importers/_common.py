@@ -7,19 +7,23 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
-import xarray as xr
 
-from optcmp_data._errors import ArchiveIOError, DataFormatError
+from optcmp_data._errors import ArchiveIOError, ConfigError, DataFormatError
 from optcmp_data._fs import check_regular_file
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 __all__ = [
     "INT64_MAX",
     "BadInputs",
     "ImportResult",
+    "LabelRule",
     "checked_float",
     "checked_int",
     "open_source_dir",
@@ -135,3 +139,62 @@ def open_source_dir(src: str | os.PathLike[str], what: str) -> Path:
     if empty:
         raise DataFormatError(f"{path}: empty folder; expected {what}")
     return path
+
+
+@attrs.frozen
+class LabelRule:
+    """How a tracker importer (Optuna, MLflow) labels each trial: the optimizer is the
+    value named `optimizer_from` (`--optimizer-from`); the workload is `workload` for
+    every trial (`--workload`), or the value named `workload_from` (`--workload-from`),
+    or the importer's default (the study or experiment name). `sources` says in words
+    where values are looked up ("param or tag"), for the messages."""
+
+    optimizer_from: str
+    workload_from: str | None
+    workload: str | None
+    sources: str
+
+    def __attrs_post_init__(self) -> None:
+        if self.workload is not None and self.workload_from is not None:
+            raise ConfigError("give --workload or --workload-from, not both")
+
+    @property
+    def names(self) -> set[str]:
+        """The names that hold labels (not hyperparameters)."""
+        return {self.optimizer_from, *([self.workload_from] if self.workload_from else [])}
+
+    def labels(
+        self,
+        *sources: Mapping[str, Any],
+        item: str,
+        default_workload: str,
+        bad: BadInputs,
+        where: str,
+    ) -> tuple[str, str] | None:
+        """(workload, optimizer) of one trial, whose values are looked up in `sources` in
+        order; None (after `bad.bad` naming `item`, e.g. "run 3f2a") when one is missing."""
+
+        def find(name: str) -> str | None:
+            for source in sources:
+                if name in source:
+                    return str(source[name])
+            return None
+
+        opt = find(self.optimizer_from)
+        if opt is None:
+            bad.bad(
+                f"{where}: {item} has no {self.sources} {self.optimizer_from!r} naming its "
+                "optimizer; choose one with --optimizer-from"
+            )
+            return None
+        if self.workload is not None:
+            return self.workload, opt
+        if self.workload_from is None:
+            return default_workload, opt
+        found = find(self.workload_from)
+        if found is None:
+            bad.bad(
+                f"{where}: {item} has no {self.sources} {self.workload_from!r} (--workload-from)"
+            )
+            return None
+        return found, opt

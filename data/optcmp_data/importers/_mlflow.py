@@ -67,7 +67,7 @@ from optcmp_data._builder import (
 )
 from optcmp_data._errors import ConfigError, DataFormatError
 from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult
+from optcmp_data.importers._common import BadInputs, ImportResult, LabelRule
 from optcmp_data.importers._table import TableMapping
 
 __all__ = ["EXTRA_SERIES", "MLFLOW_SPACE", "import_mlflow"]
@@ -218,13 +218,6 @@ def _number(text: str) -> float | None:
         return None
 
 
-def _label(run: Any, name: str) -> str | None:
-    for source in (run.data.params, run.data.tags):
-        if name in source:
-            return str(source[name])
-    return None
-
-
 def _experiment(client: Any, uri: str, name: str | None) -> Any:
     experiments = client.search_experiments()
     names = sorted(str(e.name) for e in experiments)
@@ -307,8 +300,7 @@ def import_mlflow(
 ) -> ImportResult:
     """Import the runs of one MLflow experiment (module docstring); `series` maps further
     archive series (train_loss, train_metric, valid_loss, test_loss) to metric keys."""
-    if workload is not None and workload_from is not None:
-        raise ConfigError("give --workload or --workload-from, not both")
+    rule = LabelRule(optimizer_from, workload_from, workload, "param or tag")
     if direction is not None and direction not in ("min", "max"):
         raise ConfigError(f"--direction {direction!r}: expected min or max")
     extra = dict(series or {})
@@ -354,9 +346,7 @@ def import_mlflow(
         valid_metric=valid_metric,
         test_metric=test_metric,
         direction=direction,
-        optimizer_from=optimizer_from,
-        workload_from=workload_from,
-        workload=workload,
+        rule=rule,
         seed_from=seed_from,
         extra=extra,
         bad=BadInputs(skip_bad=skip_bad),
@@ -374,9 +364,7 @@ def _build(
     valid_metric: str,
     test_metric: str | None,
     direction: str | None,
-    optimizer_from: str,
-    workload_from: str | None,
-    workload: str | None,
+    rule: LabelRule,
     seed_from: str,
     extra: Mapping[str, str],
     bad: BadInputs,
@@ -390,25 +378,17 @@ def _build(
         if run.info.status not in _STATUSES:
             unfinished += 1
             continue
-        opt = _label(run, optimizer_from)
-        if opt is None:
-            bad.bad(
-                f"{where}: run {rid} has no param or tag {optimizer_from!r} naming its "
-                "optimizer; choose one with --optimizer-from"
-            )
+        labels = rule.labels(
+            run.data.params,
+            run.data.tags,
+            item=f"run {rid}",
+            default_workload=exp_name,
+            bad=bad,
+            where=where,
+        )
+        if labels is None:
             continue
-        if workload is not None:
-            wl = workload
-        elif workload_from is not None:
-            found = _label(run, workload_from)
-            if found is None:
-                bad.bad(
-                    f"{where}: run {rid} has no param or tag {workload_from!r} (--workload-from)"
-                )
-                continue
-            wl = found
-        else:
-            wl = exp_name
+        wl, opt = labels
         if not histories[rid][valid_metric]:
             bad.bad(
                 f"{where}: run {rid} logged no metric {valid_metric!r} (--valid-metric); "
@@ -419,7 +399,7 @@ def _build(
     if not kept:
         raise DataFormatError(f"{where}: no finished, failed or killed run to import")
 
-    labels = {optimizer_from, seed_from, *([workload_from] if workload_from else [])}
+    not_hparams = rule.names | {seed_from}
     text_params: set[str] = set()
     values: dict[tuple[str, str], dict[str, list[float]]] = {}
     max_step: dict[str, int] = {}
@@ -427,7 +407,7 @@ def _build(
     for wl, opt, run in kept:
         hp: dict[str, float] = {}
         for name, text in sorted(run.data.params.items()):
-            if name in labels:
+            if name in not_hparams:
                 continue
             number = _number(str(text))
             if number is None:

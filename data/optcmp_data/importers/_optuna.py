@@ -44,7 +44,7 @@ from optcmp_data._builder import (
 from optcmp_data._errors import ConfigError, DataFormatError, OptcmpError
 from optcmp_data._fs import check_regular_file
 from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult
+from optcmp_data.importers._common import BadInputs, ImportResult, LabelRule
 from optcmp_data.importers._table import TableMapping
 
 __all__ = ["import_optuna"]
@@ -117,14 +117,6 @@ def _load(optuna: Any, storage: str, study: str) -> Any:
     return optuna.load_study(study_name=study, storage=opened)
 
 
-def _label(trial: Any, name: str) -> str | None:
-    for source in (trial.params, trial.user_attrs):
-        if name in source:
-            value = source[name]
-            return str(value)
-    return None
-
-
 def _text_caveat(
     builder: ArchiveBuilder, runs: list[tuple[str, str, Any]], labels: set[str]
 ) -> None:
@@ -165,8 +157,7 @@ def import_optuna(
     command: str | None = None,
 ) -> ImportResult:
     """Import one single-objective Optuna study (module docstring)."""
-    if workload is not None and workload_from is not None:
-        raise ConfigError("give --workload or --workload-from, not both")
+    rule = LabelRule(optimizer_from, workload_from, workload, "param or user attribute")
     optuna = _optuna()
     loaded = _load(optuna, storage, study)
     if len(loaded.directions) != 1:
@@ -189,38 +180,83 @@ def import_optuna(
         state.FAIL: Status.DIVERGED,
     }
     bad = BadInputs(skip_bad=skip_bad)
-    where = f"{storage} study {study!r}"
-    runs: list[tuple[str, str, Any]] = []
-    skipped_state = 0
-    for trial in loaded.get_trials(deepcopy=False):
-        if trial.state not in statuses:
-            skipped_state += 1
-            continue
-        opt = _label(trial, optimizer_from)
-        if opt is None:
-            bad.bad(
-                f"{where}: trial {trial.number} has no param or user attribute "
-                f"{optimizer_from!r} naming its optimizer; choose one with --optimizer-from"
+    trials = loaded.get_trials(deepcopy=False)
+    runs = _labelled(trials, statuses, rule, study, bad, where=f"{storage} study {study!r}")
+    spaces, max_step = _spaces(optuna, runs, rule.names)
+    builder = ArchiveBuilder(
+        source=f"Optuna study {study!r} in {storage}",
+        command=command,
+        caveats=[
+            "valid_metric is the Optuna objective (final evaluation) and its intermediate "
+            "values (earlier evaluations); time is the trial's duration, at the final "
+            "evaluation only",
+            "Optuna stores one objective and no separate test value: test_metric repeats "
+            "valid_metric, so reported values are those the selection used (optimistic)",
+        ],
+    )
+    budgets = _add_workloads(builder, sorted({r[0] for r in runs}), mapped, direction, max_step)
+    for (wl, opt), dims in sorted(spaces.items()):
+        builder.add_optimizer(opt, mapped.families.get(opt, ""))
+        builder.add_space(wl, opt, SpaceRecord("optuna-distributions", tuple(dims.values())))
+    for wl, opt, trial in runs:
+        builder.add_trial(
+            TrialRecord(
+                workload=wl,
+                optimizer=opt,
+                trial=int(trial.number),
+                status=statuses[trial.state],
+                hparams={
+                    name: float(value)
+                    for name, value in trial.params.items()
+                    if name not in rule.names and isinstance(value, int | float)
+                },
+                curves=_curves(trial, budgets[wl], complete=trial.state == state.COMPLETE),
             )
+        )
+    _text_caveat(builder, runs, rule.names)
+    unfinished = sum(trial.state not in statuses for trial in trials)
+    if unfinished:
+        builder.add_caveat(f"{unfinished} running or waiting trials left out")
+    ds = builder.build()
+    ds.attrs.update(importer="optuna", optuna_study=study)
+    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=1)
+
+
+def _labelled(
+    trials: list[Any],
+    statuses: dict[Any, Status],
+    rule: LabelRule,
+    study: str,
+    bad: BadInputs,
+    *,
+    where: str,
+) -> list[tuple[str, str, Any]]:
+    """(workload, optimizer, trial) of each finished, pruned or failed trial that has its
+    labels; DataFormatError when none is left."""
+    runs: list[tuple[str, str, Any]] = []
+    for trial in trials:
+        if trial.state not in statuses:
             continue
-        if workload is not None:
-            wl = workload
-        elif workload_from is not None:
-            found = _label(trial, workload_from)
-            if found is None:
-                bad.bad(
-                    f"{where}: trial {trial.number} has no param or user attribute "
-                    f"{workload_from!r} (--workload-from)"
-                )
-                continue
-            wl = found
-        else:
-            wl = study
-        runs.append((wl, opt, trial))
+        labels = rule.labels(
+            trial.params,
+            trial.user_attrs,
+            item=f"trial {trial.number}",
+            default_workload=study,
+            bad=bad,
+            where=where,
+        )
+        if labels is not None:
+            runs.append((*labels, trial))
     if not runs:
         raise DataFormatError(f"{where}: no finished, pruned or failed trial to import")
+    return runs
 
-    labels = {optimizer_from, *([workload_from] if workload_from else [])}
+
+def _spaces(
+    optuna: Any, runs: list[tuple[str, str, Any]], labels: set[str]
+) -> tuple[dict[tuple[str, str], dict[str, SpaceDim]], dict[str, int]]:
+    """The search space of each (workload, optimizer), merged over its trials'
+    distributions, and each workload's largest reported step."""
     spaces: dict[tuple[str, str], dict[str, SpaceDim]] = {}
     max_step: dict[str, int] = {}
     for wl, opt, trial in runs:
@@ -244,19 +280,20 @@ def import_optuna(
             dims[name] = SpaceDim(name, float(low), float(high), scale)
         if trial.intermediate_values:
             max_step[wl] = max(max_step.get(wl, 0), max(trial.intermediate_values))
+    return spaces, max_step
 
-    builder = ArchiveBuilder(
-        source=f"Optuna study {study!r} in {storage}",
-        command=command,
-        caveats=[
-            "valid_metric is the Optuna objective (final evaluation) and its intermediate "
-            "values (earlier evaluations); time is the trial's duration, at the final "
-            "evaluation only",
-            "Optuna stores one objective and no separate test value: test_metric repeats "
-            "valid_metric, so reported values are those the selection used (optimistic)",
-        ],
-    )
-    for wl in sorted({r[0] for r in runs}):
+
+def _add_workloads(
+    builder: ArchiveBuilder,
+    workloads: list[str],
+    mapped: TableMapping,
+    direction: Direction,
+    max_step: dict[str, int],
+) -> dict[str, int]:
+    """Add each workload with the mapping's facts; its step budget (the mapping's, else
+    the largest reported step), where the objective is placed."""
+    budgets: dict[str, int] = {}
+    for wl in workloads:
         facts = mapped.facts(wl)
         try:
             budget = int(facts.get("step_budget", max_step.get(wl, 0)))
@@ -273,55 +310,38 @@ def import_optuna(
             )
         except (TypeError, ValueError) as err:
             raise ConfigError(f"{mapped.source}: workload {wl!r}: {err}") from None
-        max_step[wl] = budget
-    for (wl, opt), dims in sorted(spaces.items()):
-        builder.add_optimizer(opt, mapped.families.get(opt, ""))
-        builder.add_space(wl, opt, SpaceRecord("optuna-distributions", tuple(dims.values())))
-    for wl, opt, trial in runs:
-        hp = {
-            name: float(value)
-            for name, value in trial.params.items()
-            if name not in labels and isinstance(value, int | float)
-        }
-        inter = dict(sorted(trial.intermediate_values.items()))
-        steps = [int(s) for s in inter]
-        values = [float(v) for v in inter.values()]
-        objective = trial.value if trial.state == state.COMPLETE else None
-        final_step = max(max_step[wl], steps[-1] if steps else 0)
-        times = [math.nan] * len(steps)
-        duration = (
-            (trial.datetime_complete - trial.datetime_start).total_seconds()
-            if trial.datetime_complete is not None and trial.datetime_start is not None
-            else math.nan
-        )
-        if objective is not None:
-            if steps and steps[-1] == final_step:
-                values[-1] = float(objective)
-                times[-1] = duration
-            else:
-                steps.append(final_step)
-                values.append(float(objective))
-                times.append(duration)
-        elif times:
+        budgets[wl] = budget
+    return budgets
+
+
+def _curves(trial: Any, budget: int, *, complete: bool) -> Curves:
+    """The intermediate values at their steps, then the objective (of a complete trial)
+    at the step budget, replacing an intermediate value there; the trial's duration as
+    the time of the last evaluation."""
+    inter = dict(sorted(trial.intermediate_values.items()))
+    steps = [int(s) for s in inter]
+    values = [float(v) for v in inter.values()]
+    objective = trial.value if complete else None
+    final_step = max(budget, steps[-1] if steps else 0)
+    times = [math.nan] * len(steps)
+    duration = (
+        (trial.datetime_complete - trial.datetime_start).total_seconds()
+        if trial.datetime_complete is not None and trial.datetime_start is not None
+        else math.nan
+    )
+    if objective is not None:
+        if steps and steps[-1] == final_step:
+            values[-1] = float(objective)
             times[-1] = duration
-        builder.add_trial(
-            TrialRecord(
-                workload=wl,
-                optimizer=opt,
-                trial=int(trial.number),
-                status=statuses[trial.state],
-                hparams=hp,
-                curves=Curves(
-                    step=np.array(steps, dtype=np.int64),
-                    time=np.array(times, dtype=np.float64),
-                    valid_metric=np.array(values, dtype=np.float64),
-                    test_metric=np.array(values, dtype=np.float64),
-                ),
-            )
-        )
-    _text_caveat(builder, runs, labels)
-    if skipped_state:
-        builder.add_caveat(f"{skipped_state} running or waiting trials left out")
-    ds = builder.build()
-    ds.attrs.update(importer="optuna", optuna_study=study)
-    return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=1)
+        else:
+            steps.append(final_step)
+            values.append(float(objective))
+            times.append(duration)
+    elif times:
+        times[-1] = duration
+    return Curves(
+        step=np.array(steps, dtype=np.int64),
+        time=np.array(times, dtype=np.float64),
+        valid_metric=np.array(values, dtype=np.float64),
+        test_metric=np.array(values, dtype=np.float64),
+    )
