@@ -26,15 +26,17 @@ cells through `escape_text` (spreadsheet-safe; the sidecar says so and import un
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
 import re
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
@@ -579,16 +581,7 @@ def import_table(
         raise DataFormatError(f"{path}: no such file")
     check_regular_file(path, "table file")  # a FIFO or a device would block or never end
     side = sidecar_path(path)
-    facts: dict[str, Any] | None = None
-    if side.is_file():
-        try:
-            facts = json.loads(read_text(side))
-        except json.JSONDecodeError as err:
-            raise DataFormatError(f"{side}: not valid JSON ({err.msg})") from None
-        except RecursionError:
-            raise DataFormatError(f"{side}: JSON nested too deeply to be a sidecar") from None
-        if not isinstance(facts, dict) or facts.get("optcmp_table") != _TABLE_VERSION:
-            raise DataFormatError(f"{side}: not an optcmp table sidecar (version {_TABLE_VERSION})")
+    facts = _read_sidecar(side)
     if isinstance(mapping, TableMapping):
         mapped = mapping
     elif mapping is not None:
@@ -604,78 +597,8 @@ def import_table(
     if path.suffix.lower() in (".parquet", ".pq"):
         _need_pyarrow(path)
     header = table_header(path)
-    escaped = facts is not None and facts.get("text_cells") == TEXT_CELLS
-    col = {k: mapped.columns.get(k, k) for k in _COLUMN_KEYS}
-    reps: dict[str, str] = (
-        {str(d): str(d) for d in facts["repeat_dims"]} if facts is not None else mapped.repeats
-    )
-    trial_mode = "column" if facts is not None else mapped.trial_mode
-
-    for key in ("workload", "optimizer"):
-        if key not in mapped.values and col[key] not in header:
-            raise DataFormatError(
-                f"{path}: no column {col[key]!r} for the {key} (name one in [columns] "
-                f'{key} = "...", or give one label for every row with [values] {key} = "..."; '
-                f"{_columns_hint(header)})"
-            )
-    if trial_mode == "column" and col["trial"] not in header:
-        raise DataFormatError(
-            f"{path}: no column {col['trial']!r} for the trial (name one in [columns] "
-            'trial = "...", or set trial = "row" (each row is a trial) or trial = "setting" '
-            "(each distinct hyperparameter setting is a trial) at the top of the mapping; "
-            f"{_columns_hint(header)})"
-        )
-    for d, c in reps.items():
-        if c != REPEATED_ROWS and c not in header:
-            raise DataFormatError(
-                f"{path}: no column {c!r} for the repeat axis {d} (name one in [repeats] "
-                f'{d} = "...", or {d} = "{REPEATED_ROWS}" to number the repeated rows of a '
-                f"setting; {_columns_hint(header)})"
-            )
-    if facts is not None:
-        hp_all = [str(h) for h in facts["hparams"]]
-        hp_cols = {
-            h: HP_PREFIX + (escape_text(h) if escaped else h)
-            for h in hp_all
-            if HP_PREFIX + (escape_text(h) if escaped else h) in header
-        }
-    elif mapped.hp_columns:
-        hp_cols = dict(mapped.hp_columns)
-        for h, c in hp_cols.items():
-            if c not in header:
-                raise DataFormatError(
-                    f"{path}: no column {c!r} for hyperparameter {h} (hparams.columns in "
-                    f"{mapped.source}; {_columns_hint(header)})"
-                )
-    else:
-        used = set(col.values()) | set(mapped.values) | {c for c in reps.values() if c in header}
-        hp_cols = {
-            c[len(mapped.hp_prefix) :]: c
-            for c in header
-            if c.startswith(mapped.hp_prefix) and c not in used and len(c) > len(mapped.hp_prefix)
-        }
-    if trial_mode == "setting" and not hp_cols:
-        raise ConfigError(
-            f'{mapped.source}: trial = "setting" needs hyperparameter columns (give '
-            '[hparams] prefix = "..." or columns = {name = "column"})'
-        )
-    value_cols = [col[k] for k in _VALUE_COLS if col[k] in header]
-    in_ram_hp = trial_mode == "setting"
-    plan = ColumnPlan(
-        labels=[
-            *(col[k] for k in ("workload", "optimizer") if k not in mapped.values),
-            *([col["trial"]] if trial_mode == "column" else []),
-            col["status"],
-        ],
-        ints=[*(c for c in reps.values() if c != REPEATED_ROWS), col["step"]],
-        nullable_ints=[col["step"]],
-        floats=list(hp_cols.values()) if in_ram_hp else [],
-        spill_floats=[*value_cols, *([] if in_ram_hp else hp_cols.values())],
-        spill_ints=[col["trial_seed"]],
-        finite=list(hp_cols.values()),
-        flag=value_cols,
-    )
-    cols = read_columns(path, plan)
+    layout = _TableLayout.of(path, header, facts, mapped)
+    cols = read_columns(path, layout.plan(header, mapped))
     try:
         return _import_columns(
             cols,
@@ -683,16 +606,139 @@ def import_table(
             side=side,
             facts=facts,
             mapped=mapped,
-            col=col,
-            reps=reps,
-            trial_mode=trial_mode,
-            hp_cols=hp_cols,
-            escaped=escaped,
+            layout=layout,
             skip_bad=skip_bad,
             command=command,
         )
     finally:
         cols.close()
+
+
+def _read_sidecar(side: Path) -> dict[str, Any] | None:
+    """The facts of an optcmp export's sidecar, or None where the table has none."""
+    if not side.is_file():
+        return None
+    try:
+        facts = json.loads(read_text(side))
+    except json.JSONDecodeError as err:
+        raise DataFormatError(f"{side}: not valid JSON ({err.msg})") from None
+    except RecursionError:
+        raise DataFormatError(f"{side}: JSON nested too deeply to be a sidecar") from None
+    if not isinstance(facts, dict) or facts.get("optcmp_table") != _TABLE_VERSION:
+        raise DataFormatError(f"{side}: not an optcmp table sidecar (version {_TABLE_VERSION})")
+    return facts
+
+
+@attrs.frozen
+class _TableLayout:
+    """Which columns of a table hold what: `col` maps each key (workload, optimizer,
+    trial, step, status, trial_seed, time, curves) to its column; `reps` each repeat axis
+    to its column (or REPEATED_ROWS); `hp_cols` each hyperparameter to its column;
+    `trial_mode` is column, row or setting; `escaped` says the cells are escape_text'd."""
+
+    col: Mapping[str, str]
+    reps: Mapping[str, str]
+    trial_mode: str
+    hp_cols: Mapping[str, str]
+    escaped: bool
+
+    @classmethod
+    def of(
+        cls,
+        path: Path,
+        header: Sequence[str],
+        facts: Mapping[str, Any] | None,
+        mapped: TableMapping,
+    ) -> _TableLayout:
+        """The layout of the table at `path` from its sidecar's facts or the mapping;
+        DataFormatError naming a column the table lacks."""
+        escaped = facts is not None and facts.get("text_cells") == TEXT_CELLS
+        col = {k: mapped.columns.get(k, k) for k in _COLUMN_KEYS}
+        reps: dict[str, str] = (
+            {str(d): str(d) for d in facts["repeat_dims"]} if facts is not None else mapped.repeats
+        )
+        trial_mode = "column" if facts is not None else mapped.trial_mode
+        for key in ("workload", "optimizer"):
+            if key not in mapped.values and col[key] not in header:
+                raise DataFormatError(
+                    f"{path}: no column {col[key]!r} for the {key} (name one in [columns] "
+                    f'{key} = "...", or give one label for every row with [values] {key} = '
+                    f'"..."; {_columns_hint(header)})'
+                )
+        if trial_mode == "column" and col["trial"] not in header:
+            raise DataFormatError(
+                f"{path}: no column {col['trial']!r} for the trial (name one in [columns] "
+                'trial = "...", or set trial = "row" (each row is a trial) or trial = "setting" '
+                "(each distinct hyperparameter setting is a trial) at the top of the mapping; "
+                f"{_columns_hint(header)})"
+            )
+        for d, c in reps.items():
+            if c != REPEATED_ROWS and c not in header:
+                raise DataFormatError(
+                    f"{path}: no column {c!r} for the repeat axis {d} (name one in [repeats] "
+                    f'{d} = "...", or {d} = "{REPEATED_ROWS}" to number the repeated rows of a '
+                    f"setting; {_columns_hint(header)})"
+                )
+        hp_cols = _hp_columns(path, header, facts, mapped, col, reps, escaped)
+        if trial_mode == "setting" and not hp_cols:
+            raise ConfigError(
+                f'{mapped.source}: trial = "setting" needs hyperparameter columns (give '
+                '[hparams] prefix = "..." or columns = {name = "column"})'
+            )
+        return cls(col, reps, trial_mode, hp_cols, escaped)
+
+    def plan(self, header: Sequence[str], mapped: TableMapping) -> ColumnPlan:
+        """What to read of each column: labels and keys in memory, values spilled."""
+        col = self.col
+        value_cols = [col[k] for k in _VALUE_COLS if col[k] in header]
+        in_ram_hp = self.trial_mode == "setting"
+        return ColumnPlan(
+            labels=[
+                *(col[k] for k in ("workload", "optimizer") if k not in mapped.values),
+                *([col["trial"]] if self.trial_mode == "column" else []),
+                col["status"],
+            ],
+            ints=[*(c for c in self.reps.values() if c != REPEATED_ROWS), col["step"]],
+            nullable_ints=[col["step"]],
+            floats=list(self.hp_cols.values()) if in_ram_hp else [],
+            spill_floats=[*value_cols, *([] if in_ram_hp else self.hp_cols.values())],
+            spill_ints=[col["trial_seed"]],
+            finite=list(self.hp_cols.values()),
+            flag=value_cols,
+        )
+
+
+def _hp_columns(
+    path: Path,
+    header: Sequence[str],
+    facts: Mapping[str, Any] | None,
+    mapped: TableMapping,
+    col: Mapping[str, str],
+    reps: Mapping[str, str],
+    escaped: bool,
+) -> dict[str, str]:
+    """Hyperparameter -> its column: the sidecar's hparams, the mapping's columns, or the
+    columns with the mapping's prefix (other than those of keys and repeats)."""
+    if facts is not None:
+        hp_all = [str(h) for h in facts["hparams"]]
+        named = {h: HP_PREFIX + (escape_text(h) if escaped else h) for h in hp_all}
+        return {h: c for h, c in named.items() if c in header}
+    if mapped.hp_columns:
+        hp_cols = dict(mapped.hp_columns)
+        for h, c in hp_cols.items():
+            if c not in header:
+                raise DataFormatError(
+                    f"{path}: no column {c!r} for hyperparameter {h} (hparams.columns in "
+                    f"{mapped.source}; {_columns_hint(header)})"
+                )
+        return hp_cols
+    used = set(col.values()) | set(mapped.values) | {c for c in reps.values() if c in header}
+    prefix = mapped.hp_prefix
+    return {
+        c[len(prefix) :]: c
+        for c in header
+        if c.startswith(prefix) and c not in used and len(c) > len(prefix)
+    }
 
 
 def _rank_in_groups(keys: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
@@ -701,178 +747,204 @@ def _rank_in_groups(keys: Sequence[npt.NDArray[Any]]) -> npt.NDArray[np.int64]:
     return np.asarray(frame.groupby(list(frame.columns), sort=False).cumcount(), dtype=np.int64)
 
 
-def _import_columns(
-    cols: TableColumns,
-    *,
-    path: Path,
-    side: Path,
-    facts: Mapping[str, Any] | None,
-    mapped: TableMapping,
-    col: Mapping[str, str],
-    reps: Mapping[str, str],
-    trial_mode: str,
-    hp_cols: Mapping[str, str],
-    escaped: bool,
-    skip_bad: bool,
-    command: str | None,
-) -> ImportResult:
+def _row_labels(
+    cols: TableColumns, key: str, *, mapped: TableMapping, layout: _TableLayout
+) -> tuple[npt.NDArray[np.int32], list[str]]:
+    """Per row, the code of its workload or optimizer label (`key`), and the sorted
+    labels: one label for all rows from the mapping's [values], else the column's."""
     n = cols.n_rows
-    if n == 0:
-        raise DataFormatError(f"{path}: no rows")
-    caveats: list[str] = []
+    if key in mapped.values:
+        return np.zeros(n, dtype=np.int32), [mapped.values[key]]
+    codes, names = cols.labels.pop(layout.col[key])
+    if layout.escaped:
+        # Unescaped labels sort differently from their cells: renumber the codes.
+        plain = [unescape_text(s) for s in names]
+        order = sorted(range(len(plain)), key=plain.__getitem__)
+        rank = np.empty(len(plain), dtype=np.int32)
+        rank[order] = np.arange(len(plain), dtype=np.int32)
+        codes, names = rank[codes], [plain[i] for i in order]
+    return codes, names
 
-    def label(key: str) -> tuple[npt.NDArray[np.int32], list[str]]:
-        if key in mapped.values:
-            return np.zeros(n, dtype=np.int32), [mapped.values[key]]
-        codes, names = cols.labels.pop(col[key])
-        if escaped:
-            # Unescaped labels sort differently from their cells: renumber the codes.
-            plain = [unescape_text(s) for s in names]
-            order = sorted(range(len(plain)), key=plain.__getitem__)
-            rank = np.empty(len(plain), dtype=np.int32)
-            rank[order] = np.arange(len(plain), dtype=np.int32)
-            codes, names = rank[codes], [plain[i] for i in order]
-        return codes, names
 
-    w_code, workload_names = label("workload")
-    o_code, optimizer_names = label("optimizer")
-    nw, no = len(workload_names), len(optimizer_names)
-    wo = w_code.astype(np.int64) * no + o_code
-    del w_code, o_code
-
-    if trial_mode == "column":
-        t_codes, t_names = cols.labels.pop(col["trial"])
+def _row_trials(
+    cols: TableColumns,
+    wo: npt.NDArray[np.int64],
+    layout: _TableLayout,
+    caveats: list[str],
+) -> npt.NDArray[np.int64]:
+    """Per row, its trial id: the trial column's (integers, else ranks of the ids), the
+    row's rank in its (workload, optimizer), or its distinct hyperparameter setting's."""
+    if layout.trial_mode == "column":
+        t_codes, t_names = cols.labels.pop(layout.col["trial"])
         ids = [_int_label(s) for s in t_names]
         if all(i is not None for i in ids):
-            trial = np.array(ids, dtype=np.int64)[t_codes]
-        else:
-            trial = t_codes.astype(np.int64)
-            caveats.append(
-                f"trial ids of column {col['trial']!r} are not integers; trials are numbered "
-                "0.. in the sorted order of the ids"
-            )
-        del t_codes
-    elif trial_mode == "row":
-        trial = _rank_in_groups([wo])
+            return np.array(ids, dtype=np.int64)[t_codes]
+        caveats.append(
+            f"trial ids of column {layout.col['trial']!r} are not integers; trials are "
+            "numbered 0.. in the sorted order of the ids"
+        )
+        return t_codes.astype(np.int64)
+    if layout.trial_mode == "row":
         caveats.append(
             "each row is a trial: trials are numbered 0.. per (workload, optimizer) in the "
             "table's row order"
         )
-    else:
-        hp_keys = [np.nan_to_num(cols.floats[c], nan=np.inf) for c in hp_cols.values()]
-        frame = pd.DataFrame({f"h{i}": k for i, k in enumerate([wo, *hp_keys])})
-        group = np.asarray(frame.groupby(list(frame.columns), sort=True).ngroup(), dtype=np.int64)
-        first = pd.Series(group).groupby(wo).transform("min").to_numpy()
-        trial = group - first
-        del frame, hp_keys, group, first
-        caveats.append(
-            "trials are the distinct hyperparameter settings, numbered 0.. per (workload, "
-            "optimizer) in sorted order of " + ", ".join(hp_cols)
-        )
+        return _rank_in_groups([wo])
+    hp_keys = [np.nan_to_num(cols.floats[c], nan=np.inf) for c in layout.hp_cols.values()]
+    frame = pd.DataFrame({f"h{i}": k for i, k in enumerate([wo, *hp_keys])})
+    group = np.asarray(frame.groupby(list(frame.columns), sort=True).ngroup(), dtype=np.int64)
+    del frame, hp_keys
+    first = pd.Series(group).groupby(wo).transform("min").to_numpy()
+    caveats.append(
+        "trials are the distinct hyperparameter settings, numbered 0.. per (workload, "
+        "optimizer) in sorted order of " + ", ".join(layout.hp_cols)
+    )
+    trial: npt.NDArray[np.int64] = group - first
+    return trial
 
-    has_step_col = col["step"] in cols.ints
-    if has_step_col:
-        step = cols.ints.pop(col["step"])
-        no_step = cols.int_null.pop(col["step"])
-        step[no_step] = -1
-    else:
-        step = None
-        no_step = np.zeros(n, dtype=bool)
 
-    rep_dims = tuple(d for d in REPEAT_DIMS if d in reps)
-    rep_values: dict[str, npt.NDArray[np.int64]] = {}
-    for d in rep_dims:
+def _row_repeats(
+    cols: TableColumns,
+    reps: Mapping[str, str],
+    keys: list[npt.NDArray[Any]],
+    caveats: list[str],
+) -> dict[str, npt.NDArray[np.int64]]:
+    """Per repeat axis (in REPEAT_DIMS order), each row's repeat value: its column's, or
+    the row's rank among the rows with the same `keys` (run, and step where given)."""
+    values: dict[str, npt.NDArray[np.int64]] = {}
+    for d in (d for d in REPEAT_DIMS if d in reps):
         if reps[d] == REPEATED_ROWS:
-            keys: list[npt.NDArray[Any]] = [wo, trial]
-            if step is not None:
-                keys.append(step)
-            rep_values[d] = _rank_in_groups(keys)
+            values[d] = _rank_in_groups(keys)
             caveats.append(
                 f"{d}: the repeated rows of a setting"
-                + (" at one step" if step is not None else "")
+                + (" at one step" if len(keys) > 2 else "")
                 + f" are its {d}s 0, 1, ... in the table's row order"
             )
         else:
-            rep_values[d] = cols.ints.pop(reps[d])
+            values[d] = cols.ints.pop(reps[d])
+    return values
 
-    trials_u, t_ix = np.unique(trial, return_inverse=True)
-    del trial
-    nt = len(trials_u)
-    cell = wo * nt + t_ix.reshape(-1)
-    del t_ix, wo
-    rep_u: dict[str, npt.NDArray[np.int64]] = {}
-    for d in rep_dims:
-        values_u, r_ix = np.unique(rep_values.pop(d), return_inverse=True)
-        rep_u[d] = values_u
-        cell = cell * len(values_u) + r_ix.reshape(-1)
-        del r_ix
-    n_rep = int(np.prod([len(rep_u[d]) for d in rep_dims], dtype=np.int64))
-    cell_shape = (nw, no, nt, *(len(rep_u[d]) for d in rep_dims))
-    n_cells = nw * no * nt * n_rep
 
-    def where(c: int) -> str:
-        ix = np.unravel_index(c, cell_shape)
+class _Runs:
+    """The archive's cells (workload x optimizer x trial x repeats) of a table's rows, and
+    the runs found bad: `mark` records, per cell, the first bad row and why."""
+
+    def __init__(
+        self,
+        cell: npt.NDArray[np.int64],
+        path: Path,
+        workloads: Sequence[str],
+        optimizers: Sequence[str],
+        trials: npt.NDArray[np.int64],
+        repeats: Mapping[str, npt.NDArray[np.int64]],
+    ) -> None:
+        self.cell: npt.NDArray[np.int64] | None = cell  # row -> cell; released before the fill
+        self.path = path
+        self.workloads, self.optimizers, self.trials = workloads, optimizers, trials
+        self.repeats = repeats
+        self.shape = (len(workloads), len(optimizers), len(trials), *map(len, repeats.values()))
+        self.n_rep = int(np.prod([len(v) for v in repeats.values()], dtype=np.int64))
+        self.n_cells = int(np.prod(self.shape, dtype=np.int64))
+        self.bad: dict[int, tuple[int, str]] = {}
+
+    def where(self, c: int) -> str:
+        ix = [int(i) for i in np.unravel_index(c, self.shape)]
         text = (
-            f"{path}: run {workload_names[ix[0]]}/{optimizer_names[ix[1]]}/trial "
-            f"{int(trials_u[ix[2]])}"
+            f"{self.path}: run {self.workloads[ix[0]]}/{self.optimizers[ix[1]]}/trial "
+            f"{int(self.trials[ix[2]])}"
         )
-        return text + "".join(f"/{d} {int(rep_u[d][ix[3 + i]])}" for i, d in enumerate(rep_dims))
+        return text + "".join(
+            f"/{d} {int(values[ix[3 + i]])}" for i, (d, values) in enumerate(self.repeats.items())
+        )
 
-    bad: dict[int, tuple[int, str]] = {}
-
-    # The row -> cell index, held here so that `mark` does not keep it alive after use.
-    held = {"cell": cell}
-
-    def mark(rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64], problem: Any) -> None:
+    def mark(
+        self, rows: npt.NDArray[np.bool_] | npt.NDArray[np.int64], problem: Callable[[int], str]
+    ) -> None:
         """Cells of `rows` (mask or indices) are bad; `problem(row)` says why."""
+        assert self.cell is not None
         idx = np.flatnonzero(rows) if rows.dtype == bool else rows
         if not len(idx):
             return
-        cells, first = np.unique(held["cell"][idx], return_index=True)
+        cells, first = np.unique(self.cell[idx], return_index=True)
         for c, i in zip(cells.tolist(), first.tolist(), strict=True):
             row = int(idx[i])
-            if c not in bad or bad[c][0] > row:
-                bad[c] = (row, problem(row))
+            if c not in self.bad or self.bad[c][0] > row:
+                self.bad[c] = (row, problem(row))
 
-    rows_per_cell = np.bincount(cell, minlength=n_cells)
-    if has_step_col and step is not None:
-        mark(
-            (step < 0) & ~no_step,
-            lambda r, step=step: f"negative step {int(step[r])} (row {r + 2})",
-        )
-        mark(
-            no_step & (rows_per_cell[cell] > 1),
-            lambda r: f"a row with an empty step among evaluations (row {r + 2})",
-        )
-    else:
-        many = rows_per_cell[cell] > 1
-        hint = "" if reps else ", or a repeat axis in [repeats]"
-        mark(
-            many,
-            lambda r, n_rows=rows_per_cell, cell=cell: (
-                f"{int(n_rows[cell[r]])} rows but no "
-                f'step column to order them (name one in [columns] step = "..."{hint})'
-            ),
-        )
-        budgets = np.array(
-            [
-                _workload_info(w, mapped.facts(w), source=mapped.source).step_budget
-                if facts is None
-                else int(facts["workloads"][w]["step_budget"])
-                for w in workload_names
-            ],
-            dtype=np.int64,
-        )
-        if (budgets < 0).any():
-            w = workload_names[int(np.argmax(budgets < 0))]
-            raise ConfigError(
-                f"{mapped.source}: the table has no step column; give [columns] step "
-                f"or step_budget under [workload] (workload {w!r})"
-            )
-        step = budgets[cell // (no * nt * n_rep)]
+    def bad_cells(self, *, skip_bad: bool) -> tuple[npt.NDArray[np.bool_], list[str]]:
+        """The bad cells and one warning each (in row order); without `skip_bad`, the
+        first bad run raises DataFormatError."""
+        ordered = sorted(self.bad.items(), key=lambda item: item[1][0])
+        if ordered and not skip_bad:
+            c, (_, problem) = ordered[0]
+            raise DataFormatError(f"{self.where(c)}: {problem}")
+        bad_cells = np.zeros(self.n_cells, dtype=bool)
+        warnings: list[str] = []
+        for c, (_, problem) in ordered:
+            warnings.append(f"{self.where(c)}: {problem}")
+            bad_cells[c] = True
+        return bad_cells, warnings
 
-    # Evaluation index per row: the rank of its step within its run.
-    assert step is not None
+
+def _check_steps(
+    runs: _Runs,
+    step: npt.NDArray[np.int64],
+    no_step: npt.NDArray[np.bool_],
+    rows_per_cell: npt.NDArray[np.int64],
+) -> None:
+    """Negative steps, and an empty step among a run's evaluations, make a run bad."""
+    assert runs.cell is not None
+    runs.mark((step < 0) & ~no_step, lambda r: f"negative step {int(step[r])} (row {r + 2})")
+    runs.mark(
+        no_step & (rows_per_cell[runs.cell] > 1),
+        lambda r: f"a row with an empty step among evaluations (row {r + 2})",
+    )
+
+
+def _budget_steps(
+    runs: _Runs,
+    rows_per_cell: npt.NDArray[np.int64],
+    *,
+    facts: Mapping[str, Any] | None,
+    mapped: TableMapping,
+    repeats_given: bool,
+) -> npt.NDArray[np.int64]:
+    """A table without a step column: each run is one row (more make it bad), evaluated
+    at its workload's step budget."""
+    cell = runs.cell
+    assert cell is not None
+    hint = "" if repeats_given else ", or a repeat axis in [repeats]"
+    runs.mark(
+        rows_per_cell[cell] > 1,
+        lambda r: (
+            f"{int(rows_per_cell[cell[r]])} rows but no "
+            f'step column to order them (name one in [columns] step = "..."{hint})'
+        ),
+    )
+    budgets = np.array(
+        [
+            _workload_info(w, mapped.facts(w), source=mapped.source).step_budget
+            if facts is None
+            else int(facts["workloads"][w]["step_budget"])
+            for w in runs.workloads
+        ],
+        dtype=np.int64,
+    )
+    if (budgets < 0).any():
+        w = runs.workloads[int(np.argmax(budgets < 0))]
+        raise ConfigError(
+            f"{mapped.source}: the table has no step column; give [columns] step "
+            f"or step_budget under [workload] (workload {w!r})"
+        )
+    return budgets[cell // (runs.n_cells // len(runs.workloads))]
+
+
+def _eval_index(runs: _Runs, step: npt.NDArray[np.int64], hint: str) -> npt.NDArray[np.int64]:
+    """Per row, its evaluation index: the rank of its step within its run; a step twice
+    in a run makes the run bad."""
+    cell = runs.cell
+    assert cell is not None
+    n = len(cell)
     dc = np.diff(cell)
     ordered = bool(((dc > 0) | ((dc == 0) & (np.diff(step) > 0))).all())
     del dc
@@ -885,15 +957,9 @@ def _import_columns(
         first_rows = pos if order is None else order[pos]
         second_rows = pos + 1 if order is None else order[pos + 1]
         pairs = dict(zip(second_rows.tolist(), first_rows.tolist(), strict=True))
-        hint = (
-            f'; a setting run more than once? name its seed column in [repeats] seed = "..." '
-            f'or give [repeats] seed = "{REPEATED_ROWS}"'
-            if facts is None
-            else ""
-        )
-        mark(
+        runs.mark(
             second_rows,
-            lambda r, step=step: (
+            lambda r: (
                 f"step {int(step[r])} appears twice (rows {pairs[r] + 2} and {r + 2}: "
                 f"duplicated (trial, step) key){hint}"
             ),
@@ -902,57 +968,86 @@ def _import_columns(
     starts = np.flatnonzero(np.r_[True, sorted_cell[1:] != sorted_cell[:-1]])
     lengths = np.diff(np.r_[starts, n])
     rank = np.arange(n, dtype=np.int64) - np.repeat(starts, lengths)
-    del starts, lengths, sorted_step
+    del starts, lengths, sorted_step, sorted_cell
     if order is None:
-        eval_ix = rank
-    else:
-        eval_ix = np.empty(n, dtype=np.int64)
-        eval_ix[order] = rank
-    del rank, sorted_cell, order
+        return rank
+    eval_ix = np.empty(n, dtype=np.int64)
+    eval_ix[order] = rank
+    return eval_ix
 
-    # Per-run status and seed, checked to be one value per run.
+
+_STATUS_IX = {s.value: i for i, s in enumerate(Status)}
+
+
+def _run_status(
+    cols: TableColumns,
+    runs: _Runs,
+    present: npt.NDArray[np.bool_],
+    *,
+    mapped: TableMapping,
+    column: str,
+) -> npt.NDArray[np.int8]:
+    """Per cell, the index (in Status) of its run's status: the status column's, mapped
+    through [status_map] and one value per run; else completed, or diverged where a
+    value is not finite."""
+    cell = runs.cell
+    assert cell is not None
     valid_status = {s.value for s in Status} - {Status.MISSING.value}
-    status_ix = {s.value: i for i, s in enumerate(Status)}
-    cell_status = np.full(n_cells, status_ix[Status.MISSING.value], dtype=np.int8)
-    present = rows_per_cell > 0
-    if col["status"] in cols.labels:
-        codes, labels = cols.labels.pop(col["status"])
+    cell_status = np.full(runs.n_cells, _STATUS_IX[Status.MISSING.value], dtype=np.int8)
+    if column in cols.labels:
+        codes, labels = cols.labels.pop(column)
         mapped_labels = [mapped.status_map.get(s, s) for s in labels]
         unknown = np.array([s not in valid_status for s in mapped_labels] + [False])
-        mark(
+        runs.mark(
             unknown[codes],
             lambda r: (
                 f"status {labels[codes[r]]!r} is not one of {sorted(valid_status)} "
                 "(map it with [status_map] in the mapping)"
             ),
         )
-        per_cell = np.full(n_cells, -1, dtype=np.int32)
+        per_cell = np.full(runs.n_cells, -1, dtype=np.int32)
         per_cell[cell] = codes
-        differ = codes != per_cell[cell]
-        mark(
-            differ,
-            lambda r, cell=cell: (
+        runs.mark(
+            codes != per_cell[cell],
+            lambda r: (
                 "status differs between its rows "
                 f"({sorted({labels[codes[i]] for i in np.flatnonzero(cell == cell[r])})})"
             ),
         )
         lookup = np.array(
-            [status_ix.get(s, status_ix[Status.MISSING.value]) for s in mapped_labels],
+            [_STATUS_IX.get(s, _STATUS_IX[Status.MISSING.value]) for s in mapped_labels],
             dtype=np.int8,
         )
         cell_status[present] = lookup[per_cell[present]]
-        del per_cell, differ, codes
     else:
-        cell_status[present] = status_ix[Status.COMPLETED.value]
+        cell_status[present] = _STATUS_IX[Status.COMPLETED.value]
         diverged = np.unique(cell[cols.nonfinite])
-        cell_status[diverged] = status_ix[Status.DIVERGED.value]
+        cell_status[diverged] = _STATUS_IX[Status.DIVERGED.value]
     cols.nonfinite = np.zeros(0, dtype=bool)
+    return cell_status
+
+
+def _run_values(
+    cols: TableColumns,
+    runs: _Runs,
+    present: npt.NDArray[np.bool_],
+    layout: _TableLayout,
+) -> tuple[npt.NDArray[np.int64], FloatArray, list[str]]:
+    """Per cell its seed, per trial its hyperparameters (and their sorted names), each
+    checked to be one value per run (rows that disagree make their run bad)."""
+    cell = runs.cell
+    assert cell is not None
+    seed_col = layout.col["trial_seed"]
 
     def chunks(name: str) -> Iterator[tuple[int, npt.NDArray[Any]]]:
         if name in cols.floats:
             yield 0, cols.floats[name]
         else:
             yield from cols.chunks(name)
+
+    def differs(name: str, row: int) -> str:
+        what = "trial_seed" if name == seed_col else f"hyperparameter column {name!r}"
+        return f"{what} differs between the rows of its trial (row {row + 2})"
 
     def per_run(name: str, target: npt.NDArray[Any], index: npt.NDArray[np.int64]) -> None:
         """target[index[row]] = value; rows disagreeing with their run's value are bad."""
@@ -966,58 +1061,32 @@ def _import_columns(
             differ = ~same
             if differ.any():
                 rows = start + np.flatnonzero(differ)
-                mark(rows, lambda r, name=name: _differs(name, r))
+                runs.mark(rows, functools.partial(differs, name))
 
-    def _differs(name: str, row: int) -> str:
-        what = "trial_seed" if name == col["trial_seed"] else f"hyperparameter column {name!r}"
-        return f"{what} differs between the rows of its trial (row {row + 2})"
-
-    cell_seed = np.full(n_cells, -1, dtype=np.int64)
-    if cols.spilled(col["trial_seed"]):
-        per_run(col["trial_seed"], cell_seed, cell)
+    cell_seed = np.full(runs.n_cells, -1, dtype=np.int64)
+    if cols.spilled(seed_col):
+        per_run(seed_col, cell_seed, cell)
         cell_seed[~present] = -1
-    hp_names = sorted(hp_cols)
-    hparams = np.full((nw * no * nt, len(hp_names)), np.nan)
-    wot = cell // n_rep
+    hp_names = sorted(layout.hp_cols)
+    n_trials = runs.n_cells // runs.n_rep
+    hparams = np.full((n_trials, len(hp_names)), np.nan)
+    wot = cell // runs.n_rep
     for h, name in enumerate(hp_names):
-        target = np.full(nw * no * nt, np.nan)
-        per_run(hp_cols[name], target, wot)
+        target = np.full(n_trials, np.nan)
+        per_run(layout.hp_cols[name], target, wot)
         hparams[:, h] = target
-    del wot
+    return cell_seed, hparams, hp_names
 
-    ordered_bad = sorted(bad.items(), key=lambda item: item[1][0])
-    warnings: list[str] = []
-    if ordered_bad and not skip_bad:
-        c, (_, problem) = ordered_bad[0]
-        raise DataFormatError(f"{where(c)}: {problem}")
-    bad_cells = np.zeros(n_cells, dtype=bool)
-    for c, (_, problem) in ordered_bad:
-        warnings.append(f"{where(c)}: {problem}")
-        bad_cells[c] = True
-    good_cells = present & ~bad_cells
-    if not good_cells.any():
-        raise DataFormatError(f"{path}: no run could be imported")
-    cell_status[~good_cells] = status_ix[Status.MISSING.value]
-    cell_seed[~good_cells] = -1
-    good_trial = good_cells.reshape(-1, n_rep).any(axis=1)
-    hparams[~good_trial] = np.nan
 
-    # Fill the curves: one flat index per row, then each column scattered in chunks.
-    row_ok = good_cells[cell] & ~no_step
-    n_eval = int(eval_ix[row_ok].max()) + 1 if row_ok.any() else 0
-    held.clear()
-    flat = cell  # the cell index becomes the flat curve index, in place
-    del cell
-    flat *= n_eval
-    flat += eval_ix
-    flat[~row_ok] = -1
-    del eval_ix, row_ok, no_step, rows_per_cell
-    release_memory()
-    size = n_cells * n_eval
-    step_arr = np.full(size, -1, dtype=np.int64)
-    ok = flat >= 0
-    step_arr[flat[ok]] = step[ok]
-    del step, ok
+def _scatter_curves(
+    cols: TableColumns,
+    flat: npt.NDArray[np.int64],
+    col: Mapping[str, str],
+    shape: tuple[int, ...],
+) -> dict[str, FloatArray]:
+    """Each value column scattered, chunk by chunk, to its rows' flat curve index (-1:
+    not stored); arrays of `shape` (cells x evaluations), NaN where no row."""
+    size = int(np.prod(shape, dtype=np.int64))
     curves: dict[str, FloatArray] = {}
     for key in _VALUE_COLS:
         arr = np.full(size, np.nan)
@@ -1026,37 +1095,22 @@ def _import_columns(
                 f = flat[start : start + len(values)]
                 keep = f >= 0
                 arr[f[keep]] = values[keep]
-        curves[key] = arr.reshape((*cell_shape, n_eval))
-    del flat
+        curves[key] = arr.reshape(shape)
+    return curves
 
-    hp_shape = (nw, no, nt, len(hp_names))
-    hp_arr = hparams.reshape(hp_shape)
-    workload_infos = []
+
+def _table_facts(
+    facts: Mapping[str, Any] | None,
+    mapped: TableMapping,
+    side: Path,
+    workload_names: Sequence[str],
+    optimizer_names: Sequence[str],
+    hp_names: Sequence[str],
+) -> tuple[list[WorkloadInfo], list[str], dict[tuple[str, str], SpaceRecord], Taxonomy]:
+    """Workload facts, optimizer families, search spaces and taxonomy: from the sidecar
+    of an optcmp export, else from the mapping (the default taxonomy)."""
     spaces: dict[tuple[str, str], SpaceRecord] = {}
-    families: list[str] = []
-    if facts is not None:
-        for name in workload_names:
-            if name not in facts["workloads"]:
-                raise DataFormatError(f"{side}: workload {name!r} of the table has no facts")
-            entry = dict(facts["workloads"][name])
-            entry["direction"] = entry.get("direction")
-            workload_infos.append(_workload_info(name, entry, source=str(side)))
-        families = [str(facts["optimizers"].get(name, "")) for name in optimizer_names]
-        for sp in facts["spaces"]:
-            spaces[(sp["workload"], sp["optimizer"])] = SpaceRecord(
-                sp["name"],
-                tuple(
-                    SpaceDim(
-                        d["name"],
-                        _from_json_float(d["low"]),
-                        _from_json_float(d["high"]),
-                        d["scale"],
-                    )
-                    for d in sp["dims"]
-                ),
-            )
-        taxonomy = Taxonomy.from_mapping(facts["taxonomy"], source=str(side))
-    else:
+    if facts is None:
         space = _mapped_space(mapped.space, hp_names, source=mapped.source)
         workload_infos = [
             _workload_info(name, mapped.facts(name), source=mapped.source)
@@ -1067,7 +1121,131 @@ def _import_columns(
             for w in workload_names:
                 for o in optimizer_names:
                     spaces[(w, o)] = space
-        taxonomy = default_taxonomy()
+        return workload_infos, families, spaces, default_taxonomy()
+    workload_infos = []
+    for name in workload_names:
+        if name not in facts["workloads"]:
+            raise DataFormatError(f"{side}: workload {name!r} of the table has no facts")
+        entry = dict(facts["workloads"][name])
+        entry["direction"] = entry.get("direction")
+        workload_infos.append(_workload_info(name, entry, source=str(side)))
+    families = [str(facts["optimizers"].get(name, "")) for name in optimizer_names]
+    for sp in facts["spaces"]:
+        spaces[(sp["workload"], sp["optimizer"])] = SpaceRecord(
+            sp["name"],
+            tuple(
+                SpaceDim(
+                    d["name"],
+                    _from_json_float(d["low"]),
+                    _from_json_float(d["high"]),
+                    d["scale"],
+                )
+                for d in sp["dims"]
+            ),
+        )
+    return (
+        workload_infos,
+        families,
+        spaces,
+        Taxonomy.from_mapping(facts["taxonomy"], source=str(side)),
+    )
+
+
+def _import_columns(
+    cols: TableColumns,
+    *,
+    path: Path,
+    side: Path,
+    facts: Mapping[str, Any] | None,
+    mapped: TableMapping,
+    layout: _TableLayout,
+    skip_bad: bool,
+    command: str | None,
+) -> ImportResult:
+    """The archive from a table's columns, in phases: row keys (labels, trials, steps,
+    repeats) -> the row's cell; checks that mark bad runs; per-run status, seed and
+    hyperparameters; the curves scattered in place; the facts; the archive."""
+    n = cols.n_rows
+    if n == 0:
+        raise DataFormatError(f"{path}: no rows")
+    caveats: list[str] = []
+    col = layout.col
+    w_code, workload_names = _row_labels(cols, "workload", mapped=mapped, layout=layout)
+    o_code, optimizer_names = _row_labels(cols, "optimizer", mapped=mapped, layout=layout)
+    no = len(optimizer_names)
+    wo = w_code.astype(np.int64) * no + o_code
+    del w_code, o_code
+    trial = _row_trials(cols, wo, layout, caveats)
+    step: npt.NDArray[np.int64] | None = None
+    no_step = np.zeros(n, dtype=bool)
+    if col["step"] in cols.ints:
+        step = cols.ints.pop(col["step"])
+        no_step = cols.int_null.pop(col["step"])
+        step[no_step] = -1
+    rep_values = _row_repeats(
+        cols, layout.reps, [wo, trial, *([step] if step is not None else [])], caveats
+    )
+
+    # The row -> cell index: (workload, optimizer) x trial x repeats, built in place.
+    trials_u, t_ix = np.unique(trial, return_inverse=True)
+    del trial
+    cell = wo * len(trials_u) + t_ix.reshape(-1)
+    del t_ix, wo
+    rep_u: dict[str, npt.NDArray[np.int64]] = {}
+    for d in list(rep_values):
+        values_u, r_ix = np.unique(rep_values.pop(d), return_inverse=True)
+        rep_u[d] = values_u
+        cell = cell * len(values_u) + r_ix.reshape(-1)
+        del r_ix
+    runs = _Runs(cell, path, workload_names, optimizer_names, trials_u, rep_u)
+
+    rows_per_cell = np.bincount(cell, minlength=runs.n_cells)
+    if step is not None:
+        _check_steps(runs, step, no_step, rows_per_cell)
+    else:
+        step = _budget_steps(
+            runs, rows_per_cell, facts=facts, mapped=mapped, repeats_given=bool(layout.reps)
+        )
+    hint = (
+        f'; a setting run more than once? name its seed column in [repeats] seed = "..." '
+        f'or give [repeats] seed = "{REPEATED_ROWS}"'
+        if facts is None
+        else ""
+    )
+    eval_ix = _eval_index(runs, step, hint)
+    present = rows_per_cell > 0
+    cell_status = _run_status(cols, runs, present, mapped=mapped, column=col["status"])
+    cell_seed, hparams, hp_names = _run_values(cols, runs, present, layout)
+    bad_cells, warnings = runs.bad_cells(skip_bad=skip_bad)
+    good_cells = present & ~bad_cells
+    if not good_cells.any():
+        raise DataFormatError(f"{path}: no run could be imported")
+    cell_status[~good_cells] = _STATUS_IX[Status.MISSING.value]
+    cell_seed[~good_cells] = -1
+    hparams[~good_cells.reshape(-1, runs.n_rep).any(axis=1)] = np.nan
+
+    # Fill the curves: one flat index per row, then each column scattered in chunks.
+    row_ok = good_cells[cell] & ~no_step
+    n_eval = int(eval_ix[row_ok].max()) + 1 if row_ok.any() else 0
+    runs.cell = None
+    flat = cell  # the cell index becomes the flat curve index, in place
+    del cell
+    flat *= n_eval
+    flat += eval_ix
+    flat[~row_ok] = -1
+    del eval_ix, row_ok, no_step, rows_per_cell
+    release_memory()
+    step_arr = np.full(runs.n_cells * n_eval, -1, dtype=np.int64)
+    ok = flat >= 0
+    step_arr[flat[ok]] = step[ok]
+    del step, ok
+    curves = _scatter_curves(cols, flat, col, (*runs.shape, n_eval))
+    del flat
+
+    workload_infos, families, spaces, taxonomy = _table_facts(
+        facts, mapped, side, workload_names, optimizer_names, hp_names
+    )
+    hp_arr = hparams.reshape((*runs.shape[:3], len(hp_names)))
     # The hyperparameters some kept run has or some space names (as the builder keeps).
     in_space = {d.name for s in spaces.values() for d in s.dims}
     keep_h = [
@@ -1090,9 +1268,9 @@ def _import_columns(
         repeats=rep_u,
         hparam_names=hp_names,
         curves=curves,
-        step=step_arr.reshape((*cell_shape, n_eval)),
-        status=status_labels[cell_status].reshape(cell_shape),
-        seed=cell_seed.reshape(cell_shape),
+        step=step_arr.reshape((*runs.shape, n_eval)),
+        status=status_labels[cell_status].reshape(runs.shape),
+        seed=cell_seed.reshape(runs.shape),
         hparams=hp_arr,
         spaces=spaces,
         taxonomy=taxonomy,
@@ -1102,9 +1280,9 @@ def _import_columns(
     del curves, step_arr
     if bad_cells.any():
         # Skipped runs leave no trace: trials and repeats that kept no run are dropped.
-        kept = good_cells.reshape(cell_shape)
+        kept = good_cells.reshape(runs.shape)
         ds = ds.isel(trial=kept.any(axis=tuple(i for i in range(kept.ndim) if i != 2)))
-        for i, d in enumerate(rep_dims):
+        for i, d in enumerate(rep_u):
             axes = tuple(j for j in range(kept.ndim) if j != 3 + i)
             ds = ds.isel({d: kept.any(axis=axes)})
     if facts is not None:
