@@ -5,22 +5,30 @@ exit code 2."""
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import matplotlib as mpl
 import numpy as np
 import pytest
 import xarray as xr
+from matplotlib.axes import Axes
+from matplotlib.axis import Axis
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
+from matplotlib.ticker import FixedFormatter, FuncFormatter
 from typer.testing import CliRunner
 
 from optcmp_analysis import (
     SelectionRule,
+    aggregate_scores,
     boundary_check,
     budget_curve,
     inclusion_consistency,
+    performance_profiles,
     protocol_sensitivity,
     rank_optimizers,
     select_best,
@@ -28,17 +36,26 @@ from optcmp_analysis import (
 )
 from optcmp_cli._plot_command import PlotKind, figure_for
 from optcmp_cli._plots import (
+    boundary_axes,
     boundary_figure,
+    budget_axes,
     budget_figure,
+    curves_axes,
     curves_figure,
+    inclusion_axes,
     inclusion_figure,
+    protocol_axes,
     protocol_figure,
+    rank_axes,
     rank_figure,
+    targets_axes,
     targets_figure,
 )
+from optcmp_cli._plots_across import aggregate_axes, profiles_axes
 from optcmp_cli.app import app
 from optcmp_cli.render.palette import optimizer_styles, styles_of
 from optcmp_cli.render.save import save_figure
+from optcmp_cli.render.style import figure_style
 from optcmp_data import write_archive
 from optcmp_data.testing import synthetic_archive
 from tests.cli.helpers import error_line
@@ -429,3 +446,119 @@ def test_every_verdict_has_a_figure_and_a_terminal_colour() -> None:
     from optcmp_cli.render.palette import TERM_VERDICT_COLOURS, VERDICT_COLOURS
 
     assert set(VERDICT_COLOURS) == set(TERM_VERDICT_COLOURS) == {v.value for v in Verdict}
+
+
+def _drawn(ax: Axes) -> tuple[object, ...]:
+    """What a panel shows, up to the wrapping of its title: labels, scales, the data of
+    every line, the number of collections, patches and images, and every text."""
+    return (
+        re.sub(r"\s", "", ax.get_title()),
+        ax.get_xlabel(),
+        ax.get_ylabel(),
+        ax.get_xscale(),
+        ax.get_yscale(),
+        [repr(line.get_xydata().tolist()) for line in ax.get_lines()],  # type: ignore[union-attr]
+        len(ax.collections),
+        len(ax.patches),
+        len(ax.images),
+        [t.get_text() for t in ax.texts],
+        [_fixed_tick_labels(axis) for axis in (ax.xaxis, ax.yaxis)],
+    )
+
+
+def _fixed_tick_labels(axis: Axis) -> list[str] | None:
+    """Tick labels a panel sets itself (names, budgets); None for numbers, whose ticks
+    depend on the size of the Axes."""
+    if isinstance(axis.get_major_formatter(), (FixedFormatter, FuncFormatter)):
+        return [t.get_text() for t in axis.get_ticklabels()]
+    return None
+
+
+def _panels(archive: xr.Dataset) -> list[tuple[Figure, list[Callable[[Axes], None]]]]:
+    """Each figure of `_plots` with, per visible panel in order, its panel function."""
+    curve = budget_curve(archive, n_boot=50, rng=rng())
+    ranks = rank_optimizers(archive, n_boot=50, rng=rng())
+    inclusion = inclusion_consistency(archive, n_boot=50, rng=rng())
+    study = target_study(archive, n_boot=20, rng=rng())
+    check = boundary_check(archive, workloads=["w0"])
+    selection = select_best(archive)
+    comparison = protocol_sensitivity(
+        archive, small_archive(seed=6), protocols=("a", "b"), n_boot=50
+    )
+    workloads = [str(w) for w in archive["workload"].values]
+    rules = [str(r) for r in inclusion.data["rule"].values]
+    searched = {  # per optimizer, the hyperparameters it searched: one row of panels
+        o: [
+            h
+            for h in check.data["hparam"].values.astype(str)
+            if check.data["searched"].sel(workload="w0", optimizer=o, hparam=h)
+        ]
+        for o in check.data["optimizer"].values.astype(str)
+    }
+    return [
+        (budget_figure(curve), [partial(budget_axes, curve=curve, workload=w) for w in workloads]),
+        (
+            rank_figure(ranks),
+            [partial(rank_axes, rankings=ranks, workload=w, ylabel=w == "w0") for w in workloads],
+        ),
+        (
+            inclusion_figure(inclusion),
+            [partial(inclusion_axes, result=inclusion, rule=r) for r in rules],
+        ),
+        (
+            targets_figure(study),
+            [partial(targets_axes, study=study, workload=w) for w in workloads],
+        ),
+        (
+            boundary_figure(check),
+            [
+                partial(
+                    boundary_axes, check=check, workload="w0", optimizer=o, hparam=h, ylabel=c == 0
+                )
+                for o, hs in searched.items()
+                for c, h in enumerate(hs)
+            ],
+        ),
+        (
+            curves_figure(archive, selection),
+            [
+                partial(curves_axes, archive=archive, selection=selection, workload=w)
+                for w in workloads
+            ],
+        ),
+        (
+            protocol_figure(comparison),
+            [partial(protocol_axes, comparison=comparison, workload=w) for w in workloads],
+        ),
+    ]
+
+
+def test_figures_are_their_panels(archive: xr.Dataset) -> None:
+    # Every figure is a grid of panel functions that draw into a given Axes: the same
+    # panel drawn alone into an Axes of one's own shows the same thing.
+    for fig, panels in _panels(archive):
+        shown = [ax for ax in fig.axes if ax.get_visible()]
+        assert len(shown) == len(panels)
+        for ax, panel in zip(shown, panels, strict=True):
+            with figure_style():
+                alone = Figure(figsize=(fig.get_figwidth(), fig.get_figheight())).subplots()
+                panel(alone)
+            assert _drawn(alone) == _drawn(ax)
+
+
+def test_panels_compose_into_a_figure_of_ones_own(archive: xr.Dataset, tmp_path: Path) -> None:
+    # As with rliable: panels of different analyses side by side in the caller's figure.
+    curve = budget_curve(archive, n_boot=50, rng=rng())
+    aggregate = aggregate_scores(archive, n_boot=50, rng=rng())
+    profiles = performance_profiles(archive)
+    with figure_style():
+        fig = Figure(figsize=(12, 3.5), layout="constrained")
+        left, middle, right = fig.subplots(1, 3)
+        budget_axes(left, curve, "w1")
+        aggregate_axes(middle, aggregate, "iqm")
+        profiles_axes(right, profiles)
+    save_figure(fig, tmp_path / "mine.png")
+    assert (tmp_path / "mine.png").read_bytes().startswith(b"\x89PNG")
+    assert [left.get_title(), middle.get_title()] == ["w1", "IQM"]
+    assert len(left.get_lines()) > 0
+    assert len(right.get_lines()) == len(OPTIMIZERS)
