@@ -40,12 +40,19 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from optcmp.runner import GroupTrials, TrainOptions, data_order, train_group
-from optcmp.runner._device import autocast, group_settings, synchronize, wants_channels_last
+from optcmp.runner import (
+    GroupTrials,
+    TrainOptions,
+    autocast,
+    data_order,
+    group_settings,
+    synchronize,
+    train_group,
+    wants_channels_last,
+)
 from optcmp.spaces import SearchSpace
 from optcmp.study import COMPILE_MODES, PRECISIONS
-from optcmp.workloads import WORKLOADS, Splits, Workload, get_workload
-from optcmp.workloads._common import make_splits
+from optcmp.workloads import WORKLOADS, Splits, Workload, get_workload, make_splits
 
 DATA_SEED = 1234
 # Image shape and classes of the file-reading workloads, for synthetic data.

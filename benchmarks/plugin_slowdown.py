@@ -18,7 +18,7 @@ import time
 import attrs
 import torch
 
-from optcmp._plugins import load_optimizer
+from optcmp import load_optimizer
 from optcmp.runner import GroupTrials, deterministic_threads, train_group
 from optcmp.spaces import SearchSpace
 from optcmp.workloads import get_workload

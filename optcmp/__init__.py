@@ -10,6 +10,8 @@ inclusion between families) and `register_workload`; installed packages do the s
 through the entry-point groups `optcmp.optimizers` and `optcmp.workloads`.
 """
 
+from optcmp._plugins import discover as discover_plugins
+from optcmp._plugins import load_optimizer
 from optcmp.optim import BatchedRule, Rule, register_rule
 from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
 from optcmp.study import StudySpec, derive_seed
@@ -50,7 +52,9 @@ __all__: list[str] = [
     "Workload",
     "WorkloadSpec",
     "derive_seed",
+    "discover_plugins",
     "get_workload",
+    "load_optimizer",
     "preset",
     "register_family",
     "register_relation",

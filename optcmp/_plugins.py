@@ -28,8 +28,7 @@ from typing import Any, Final
 import attrs
 import torch
 
-from optcmp.optim import RULES, register_rule
-from optcmp.optim._torch_adapter import TorchOptimizerRule
+from optcmp.optim import RULES, TorchOptimizerRule, register_rule
 from optcmp.workloads import WORKLOAD_SOURCES, register_workload
 from optcmp_data import (
     FAMILY_SPECS,

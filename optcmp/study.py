@@ -22,8 +22,7 @@ import attrs
 
 from optcmp._plugins import discover, load_study_plugin
 from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
-from optcmp.workloads import WORKLOADS, WorkloadSpec, get_workload, register_workload
-from optcmp.workloads._arrays import ArrayConfig
+from optcmp.workloads import WORKLOADS, ArrayConfig, WorkloadSpec, get_workload, register_workload
 from optcmp_data import (
     FAMILIES,
     ArchiveIOError,

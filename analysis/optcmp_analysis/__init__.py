@@ -28,17 +28,8 @@ if TYPE_CHECKING:
         probability_of_improvement,
         stratified_bootstrap,
     )
-    from optcmp_analysis._boundary import (
-        BoundaryCheck,
-        boundary_check,
-        scaled_position,
-    )
-    from optcmp_analysis._budget import (
-        BudgetCurve,
-        best_of_k_draws,
-        budget_curve,
-        default_budgets,
-    )
+    from optcmp_analysis._boundary import BoundaryCheck, boundary_check, scaled_position
+    from optcmp_analysis._budget import BudgetCurve, best_of_k_draws, budget_curve, default_budgets
     from optcmp_analysis._enums import (
         BUDGET_RULE,
         DEFAULT_N_BOOT,
@@ -58,17 +49,9 @@ if TYPE_CHECKING:
         SelectionRule,
         Unit,
     )
-    from optcmp_analysis._errors import (
-        AnalysisError,
-    )
-    from optcmp_analysis._estimator import (
-        default_budget,
-    )
-    from optcmp_analysis._inclusion import (
-        InclusionResult,
-        Verdict,
-        inclusion_consistency,
-    )
+    from optcmp_analysis._errors import AnalysisError
+    from optcmp_analysis._estimator import default_budget
+    from optcmp_analysis._inclusion import InclusionResult, Verdict, inclusion_consistency
     from optcmp_analysis._peer import (
         AlgoperfScore,
         DeepobsReport,
@@ -76,30 +59,11 @@ if TYPE_CHECKING:
         algoperf_study_times,
         deepobs_report,
     )
-    from optcmp_analysis._plan import (
-        Goal,
-        TrialPlan,
-        default_trial_grid,
-        plan_trials,
-    )
-    from optcmp_analysis._profiles import (
-        PerformanceProfiles,
-        performance_profiles,
-    )
-    from optcmp_analysis._protocol import (
-        ProtocolComparison,
-        protocol_sensitivity,
-    )
-    from optcmp_analysis._rank import (
-        P_BEST_CAVEAT,
-        Rankings,
-        rank_optimizers,
-        rank_values,
-    )
-    from optcmp_analysis._records import (
-        Result,
-        restrict,
-    )
+    from optcmp_analysis._plan import Goal, TrialPlan, default_trial_grid, plan_trials
+    from optcmp_analysis._profiles import PerformanceProfiles, performance_profiles
+    from optcmp_analysis._protocol import ProtocolComparison, protocol_sensitivity
+    from optcmp_analysis._rank import P_BEST_CAVEAT, Rankings, rank_optimizers, rank_values
+    from optcmp_analysis._records import Result, restrict
     from optcmp_analysis._registry import (
         ANALYSES,
         Analysis,
@@ -110,18 +74,8 @@ if TYPE_CHECKING:
         meta,
         register,
     )
-    from optcmp_analysis._selection import (
-        Selection,
-        TrialScores,
-        select_best,
-        trial_scores,
-    )
-    from optcmp_analysis._targets import (
-        TargetStudy,
-        first_reach,
-        steps_to_target,
-        target_study,
-    )
+    from optcmp_analysis._selection import Selection, TrialScores, select_best, trial_scores
+    from optcmp_analysis._targets import TargetStudy, first_reach, steps_to_target, target_study
 
 # Public name -> the module of this package that defines it, imported on first use
 # (PEP 562): importing the package costs nothing, each name loads only its own module.

@@ -62,8 +62,7 @@ from optcmp_analysis._selection import (
     select_best,
     trial_scores,
 )
-from optcmp_data import ConfigError, Direction, Split, Status, repeat_dims
-from optcmp_data._limits import check_bootstrap
+from optcmp_data import ConfigError, Direction, Split, Status, check_bootstrap, repeat_dims
 
 __all__ = [
     "AGGREGATE_STATISTICS",

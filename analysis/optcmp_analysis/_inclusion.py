@@ -39,8 +39,7 @@ from optcmp_analysis._selection import (
     trial_scores,
 )
 from optcmp_analysis._testability import pair_reasons
-from optcmp_data import Taxonomy, taxonomy_labels
-from optcmp_data._limits import check_bootstrap
+from optcmp_data import Taxonomy, check_bootstrap, taxonomy_labels
 
 __all__ = [
     "BUDGET_RULE",

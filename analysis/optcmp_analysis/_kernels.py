@@ -25,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import gammaln
 
-from optcmp_data._limits import check_bootstrap
+from optcmp_data import check_bootstrap
 
 __all__ = [
     "LEVELS",

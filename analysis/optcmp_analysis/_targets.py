@@ -47,8 +47,7 @@ from optcmp_analysis._records import (
     where,
 )
 from optcmp_analysis._selection import RepeatMode, selection_repeat_mask
-from optcmp_data import Direction, Status, Taxonomy, repeat_dims
-from optcmp_data._limits import check_bootstrap
+from optcmp_data import Direction, Status, Taxonomy, check_bootstrap, repeat_dims
 
 __all__ = [
     "ConditionKind",

@@ -28,10 +28,10 @@ def workloads(
     Example: optcmp workloads --json
     """
     require_torch("workloads")
-    from optcmp._plugins import discover
+    from optcmp import discover_plugins
     from optcmp.workloads import WORKLOAD_SOURCES, WORKLOADS
 
-    discover()  # installed plug-in packages register on first use
+    discover_plugins()  # installed plug-in packages register on first use
     specs = [factory().spec for factory in WORKLOADS.values()]
     if json_out:
         print_json(
@@ -101,7 +101,7 @@ def spaces(
     Example: optcmp spaces --preset choi2019 --optimizer adam
     """
     require_torch("spaces")
-    from optcmp._plugins import discover
+    from optcmp import discover_plugins
     from optcmp.spaces import PRESETS, preset
     from optcmp.study import StudySpec
     from optcmp_data import FAMILIES, get_family
@@ -113,7 +113,7 @@ def spaces(
     else:
         for name in optimizer_names or ():
             get_family(name)
-        discover()
+        discover_plugins()
         for name in preset_names or ():
             if name not in PRESETS:
                 preset(name, FAMILIES[0])  # raises, naming the closest preset

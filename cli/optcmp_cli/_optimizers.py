@@ -49,9 +49,9 @@ def _discover_plugins() -> None:
         raise ConfigError(
             "installed optimizer plug-ins need torch to load: pip install 'optcmp[train]'"
         )
-    from optcmp._plugins import discover
+    from optcmp import discover_plugins
 
-    discover()
+    discover_plugins()
 
 
 def _hparam_json(h: HyperparamSpec) -> dict[str, Any]:
@@ -212,10 +212,10 @@ def check_inclusion_command(
     Example: optcmp optimizers check-inclusion adam adamw --workload digits_mlp
     """
     require_torch("optimizers check-inclusion")
-    from optcmp._plugins import discover
+    from optcmp import discover_plugins
     from optcmp.optim import check_inclusion, find_relation
 
-    discover()
+    discover_plugins()
     if tol is not None and not tol >= 0:
         raise ConfigError(f"--tol {tol}: must be a number >= 0")
     taxonomy = default_taxonomy() if taxonomy_file is None else Taxonomy.from_file(taxonomy_file)

@@ -127,8 +127,7 @@ def report(
     import numpy as np
 
     from optcmp_cli._report import _GROUP_STEPS, _protocol_groups, write_report
-    from optcmp_data import Taxonomy, open_archive
-    from optcmp_data._limits import check_bootstrap
+    from optcmp_data import Taxonomy, check_bootstrap, open_archive
 
     seeded_rng(seed)
     check_out_dir(out)

@@ -47,12 +47,7 @@ if TYPE_CHECKING:
         get_schedule,
         register_family,
     )
-    from optcmp_data._fs import (
-        atomic_write,
-        atomic_write_text,
-        check_regular_file,
-        os_error,
-    )
+    from optcmp_data._fs import atomic_write, atomic_write_text, check_regular_file, os_error
     from optcmp_data._io import (
         list_shards,
         merge_archives,
@@ -61,10 +56,9 @@ if TYPE_CHECKING:
         write_archive,
         write_shard,
     )
-    from optcmp_data._provenance import (
-        archive_plugins,
-        git_commit,
-    )
+    from optcmp_data._labels import visible
+    from optcmp_data._limits import check_bootstrap, check_memory, memory_limit
+    from optcmp_data._provenance import archive_plugins, git_commit
     from optcmp_data._schema import (
         CURVE_VARS,
         REPEAT_DIMS,
@@ -78,10 +72,7 @@ if TYPE_CHECKING:
         repeat_dims,
         validate,
     )
-    from optcmp_data._summary import (
-        ArchiveSummary,
-        summarize,
-    )
+    from optcmp_data._summary import ArchiveSummary, summarize
     from optcmp_data._taxonomy import (
         FAMILIES,
         HparamMap,
@@ -136,6 +127,8 @@ _LAZY: dict[str, str] = {
     "archive_plugins": "_provenance",
     "atomic_write": "_fs",
     "atomic_write_text": "_fs",
+    "check_bootstrap": "_limits",
+    "check_memory": "_limits",
     "check_regular_file": "_fs",
     "closest_name": "_families",
     "default_taxonomy": "_taxonomy",
@@ -143,6 +136,7 @@ _LAZY: dict[str, str] = {
     "get_schedule": "_families",
     "git_commit": "_provenance",
     "list_shards": "_io",
+    "memory_limit": "_limits",
     "merge_archives": "_io",
     "open_archive": "_io",
     "os_error": "_fs",
@@ -154,6 +148,7 @@ _LAZY: dict[str, str] = {
     "summarize": "_summary",
     "taxonomy_labels": "_taxonomy",
     "validate": "_schema",
+    "visible": "_labels",
     "write_archive": "_io",
     "write_shard": "_io",
 }
@@ -197,6 +192,8 @@ __all__ = [
     "archive_plugins",
     "atomic_write",
     "atomic_write_text",
+    "check_bootstrap",
+    "check_memory",
     "check_regular_file",
     "closest_name",
     "default_taxonomy",
@@ -204,6 +201,7 @@ __all__ = [
     "get_schedule",
     "git_commit",
     "list_shards",
+    "memory_limit",
     "merge_archives",
     "open_archive",
     "os_error",
@@ -215,6 +213,7 @@ __all__ = [
     "summarize",
     "taxonomy_labels",
     "validate",
+    "visible",
     "write_archive",
     "write_shard",
 ]

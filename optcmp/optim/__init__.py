@@ -34,6 +34,7 @@ from optcmp.optim._rules import (
     State,
 )
 from optcmp.optim._schedules import Schedule, schedule_factor, scheduled_lr, validate_schedule
+from optcmp.optim._torch_adapter import TorchOptimizerRule
 from optcmp.optim._torch_optim import (
     PaperAdam,
     PaperAdamW,
@@ -72,6 +73,7 @@ __all__ = [
     "Rule",
     "Schedule",
     "State",
+    "TorchOptimizerRule",
     "batch_hparams",
     "check_inclusion",
     "check_rule",

@@ -22,7 +22,14 @@ thread and precision set-up; `_placement` which device a worker process was give
 how runs and workers end.
 """
 
-from optcmp.runner._device import deterministic_threads, group_settings, resolve_device
+from optcmp.runner._device import (
+    autocast,
+    deterministic_threads,
+    group_settings,
+    resolve_device,
+    synchronize,
+    wants_channels_last,
+)
 from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor, Outcome
 from optcmp.runner._group import (
     TIME_CAVEAT,
@@ -79,6 +86,7 @@ __all__ = [
     "StudyInterrupted",
     "StudyRun",
     "TrainOptions",
+    "autocast",
     "build_shard",
     "comparable",
     "data_order",
@@ -89,5 +97,7 @@ __all__ = [
     "resolve_device",
     "run_group",
     "run_study",
+    "synchronize",
     "train_group",
+    "wants_channels_last",
 ]

@@ -70,11 +70,12 @@ from optcmp_data import (
     ConfigError,
     OptcmpError,
     atomic_write_text,
+    check_memory,
     git_commit,
+    memory_limit,
     os_error,
     stored_cells,
 )
-from optcmp_data._limits import check_memory, memory_limit
 
 __all__ = [
     "DEFAULT_GROUP_SIZE",

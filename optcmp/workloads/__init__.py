@@ -6,7 +6,9 @@ mnist_cnn, fashion_mnist_cnn, cifar10_resnet32, cifar10_vgg11, cifar100_cnn, cha
 char_transformer (file layout in `_files`).
 """
 
+from optcmp.workloads._arrays import ArrayConfig
 from optcmp.workloads._base import Splits, TensorSplit, Workload, WorkloadSpec, seeded
+from optcmp.workloads._common import make_splits
 from optcmp.workloads._loaders import read_cifar_batch, read_idx, read_text
 from optcmp.workloads._registry import (
     WORKLOAD_SOURCES,
@@ -18,11 +20,13 @@ from optcmp.workloads._registry import (
 __all__ = [
     "WORKLOADS",
     "WORKLOAD_SOURCES",
+    "ArrayConfig",
     "Splits",
     "TensorSplit",
     "Workload",
     "WorkloadSpec",
     "get_workload",
+    "make_splits",
     "read_cifar_batch",
     "read_idx",
     "read_text",

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from rich.markup import escape as _rich_escape
 
-from optcmp_data._labels import visible
+from optcmp_data import visible
 
 __all__ = ["figure", "html", "md", "term", "visible"]
 
