@@ -255,20 +255,18 @@ def train_group(
     eval_interval, 2 eval_interval, ... and at step_budget; `on_eval` is called after
     each. `options`: `TrainOptions` (precision, compile mode, layout, fast path).
 
-    Phases: the trials' hyperparameters as device tensors (`_Hparams`), the K stacked
-    models and the path that trains them (`_stacked_models`), then the steps
-    (`_train_steps`), whose evaluations and divergences `_Recorder` keeps.
+    Phases: the K stacked models with their path, optimizer state and hyperparameters
+    (`_Stack`), then the steps (`_train_steps`), whose evaluations and divergences
+    `_Recorder` keeps.
     """
     spec = workload.spec if spec is None else spec
     options = TrainOptions() if options is None else options
     _check_budget(spec, options)
-    hp = _Hparams.of(space, trials, device)
-    params, path = _stacked_models(workload, splits, trials, device, options)
-    state = hp.rule.init(params)
+    stack = _Stack(workload, splits, trials, space, device, options)
     recorder = _Recorder(
         len(trials.seeds), _eval_steps(spec.step_budget, spec.eval_interval), device, on_eval
     )
-    _train_steps(workload, splits, trials, spec, options, hp, params, state, path, recorder)
+    _train_steps(workload, splits, trials, spec, options, stack, recorder)
     return recorder.result()
 
 
@@ -317,6 +315,53 @@ class _Hparams:
         return cls(rule, opt_hp, sched_spec.kind, sched_hp)
 
 
+class _Stack:
+    """The K models of a group (each from its trial's seed) stacked into [K, *shape]
+    parameter tensors, the path that trains them (`choose_path`), the rule's state and
+    the trials' hyperparameters (`_Hparams`); `step` updates all K."""
+
+    def __init__(
+        self,
+        workload: Workload,
+        splits: Splits,
+        trials: GroupTrials,
+        space: SearchSpace,
+        device: torch.device,
+        options: TrainOptions,
+    ) -> None:
+        self.hp = _Hparams.of(space, trials, device)
+        self.params, self.path = _stacked_models(workload, splits, trials, device, options)
+        self.state: State = self.hp.rule.init(self.params)
+
+    def step(self, x: Tensor, y: Tensor, step: int, step_budget: int, recorder: _Recorder) -> None:
+        """One step on the minibatch (x, y): a trial whose loss is not finite turns
+        inactive (`recorder.active`); the rows of `recorder.frozen` trials keep their
+        parameters and optimizer state (their gradient is zeroed)."""
+        losses = self.path.forward(self.params, x, y)
+        recorder.active &= torch.isfinite(losses)
+        grads = self.path.backward(self.params, recorder.active)
+        frozen = recorder.frozen
+        freeze = len(frozen) > 0
+        if freeze:
+            for g in grads:
+                g.index_fill_(0, frozen, 0.0)
+            kept = [p.index_select(0, frozen) for p in self.params]
+            kept_state = {
+                n: [b.index_select(0, frozen) for b in bs] for n, bs in self.state.items()
+            }
+        hp = self.hp
+        lr = scheduled_lr(
+            hp.schedule, hp.optimizer["learning_rate"], step, step_budget, hp.schedule_hp
+        )
+        hp.rule.apply_(self.params, grads, self.state, hp.optimizer, lr, step)
+        if freeze:
+            for p, saved in zip(self.params, kept, strict=True):
+                p.index_copy_(0, frozen, saved)
+            for n, bs in self.state.items():
+                for b, saved in zip(bs, kept_state[n], strict=True):
+                    b.index_copy_(0, frozen, saved)
+
+
 def _stacked_models(
     workload: Workload,
     splits: Splits,
@@ -324,8 +369,7 @@ def _stacked_models(
     device: torch.device,
     options: TrainOptions,
 ) -> tuple[list[Tensor], GroupPath]:
-    """The K models (each from its trial's seed) stacked into [K, *shape] parameter
-    tensors, and the path (`choose_path`) that trains them."""
+    """The K models stacked into [K, *shape] parameter tensors, and their path."""
     models = [workload.build_model(s) for s in trials.seeds]
     names, params = _stack_params(models, device)
     buffers = _stack_buffers(models, device)
@@ -384,8 +428,7 @@ class _Recorder:
     def evaluate(
         self,
         index: int,
-        path: GroupPath,
-        params: Sequence[Tensor],
+        stack: _Stack,
         eval_splits: Sequence[tuple[str, TensorSplit]],
         chunk: int,
         trained: float,
@@ -395,7 +438,7 @@ class _Recorder:
         with torch.no_grad():
             parts: list[Tensor] = []
             for _, split in eval_splits:
-                parts.extend(path.evaluate(params, split, chunk))
+                parts.extend(stack.path.evaluate(stack.params, split, chunk))
             table = torch.stack(parts).cpu().numpy()  # one transfer for the whole table
         values = {
             f"{prefix}_{kind}": table[2 * i + j]
@@ -434,10 +477,7 @@ def _train_steps(
     trials: GroupTrials,
     spec: WorkloadSpec,
     options: TrainOptions,
-    hp: _Hparams,
-    params: list[Tensor],
-    state: State,
-    path: GroupPath,
+    stack: _Stack,
     recorder: _Recorder,
 ) -> None:
     """The steps of a group, with its evaluations, until the budget or until every
@@ -448,9 +488,8 @@ def _train_steps(
     chunk = max(1, min(workload.spec.eval_batch_size, _EVAL_ROWS // k))
     eval_splits = (("train", splits.train_eval), ("valid", splits.valid), ("test", splits.test))
     eval_steps, n_eval = recorder.eval_steps, len(recorder.eval_steps)
-    base_lr = hp.optimizer["learning_rate"]
     trained = 0.0
-    recorder.evaluate(0, path, params, eval_splits, chunk, trained)
+    recorder.evaluate(0, stack, eval_splits, chunk, trained)
     next_eval = 1
     started = time.perf_counter()
     for step in range(spec.step_budget):
@@ -459,15 +498,11 @@ def _train_steps(
         if recorder.diverged.all():
             break
         idx = next(order)
-        losses = path.forward(params, inputs[idx], targets[idx])
-        recorder.active &= torch.isfinite(losses)
-        grads = path.backward(params, recorder.active)
-        lr = scheduled_lr(hp.schedule, base_lr, step, spec.step_budget, hp.schedule_hp)
-        _apply_frozen(hp, params, grads, state, lr, step, recorder.frozen)
+        stack.step(inputs[idx], targets[idx], step, spec.step_budget, recorder)
         if next_eval < n_eval and step + 1 == eval_steps[next_eval]:
             synchronize(recorder.device)  # the queued steps belong to the training time
             trained += time.perf_counter() - started
-            recorder.evaluate(next_eval, path, params, eval_splits, chunk, trained)
+            recorder.evaluate(next_eval, stack, eval_splits, chunk, trained)
             next_eval += 1
             started = time.perf_counter()
     if next_eval < n_eval:  # every trial diverged early: later evaluations stay NaN
@@ -475,29 +510,3 @@ def _train_steps(
         trained += time.perf_counter() - started
     for index in range(next_eval, n_eval):
         recorder.skip(index, trained)
-
-
-def _apply_frozen(
-    hp: _Hparams,
-    params: list[Tensor],
-    grads: list[Tensor],
-    state: State,
-    lr: Tensor,
-    step: int,
-    frozen: Tensor,
-) -> None:
-    """One update of the rule; the rows of `frozen` trials (diverged, seen by the host)
-    get a zero gradient and keep their parameters and optimizer state."""
-    freeze = len(frozen) > 0
-    if freeze:
-        for g in grads:
-            g.index_fill_(0, frozen, 0.0)
-        kept = [p.index_select(0, frozen) for p in params]
-        kept_state = {n: [b.index_select(0, frozen) for b in bs] for n, bs in state.items()}
-    hp.rule.apply_(params, grads, state, hp.optimizer, lr, step)
-    if freeze:
-        for p, saved in zip(params, kept, strict=True):
-            p.index_copy_(0, frozen, saved)
-        for n, bs in state.items():
-            for b, saved in zip(bs, kept_state[n], strict=True):
-                b.index_copy_(0, frozen, saved)
