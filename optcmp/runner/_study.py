@@ -60,7 +60,7 @@ import xarray as xr
 
 from optcmp._plugins import group_plugins
 from optcmp.runner._device import resolve_device
-from optcmp.runner._executors import Executor, LocalExecutor
+from optcmp.runner._executors import Executor, Job, LocalExecutor
 from optcmp.runner._group import FailureKind, GroupFailure, GroupSummary, GroupTask, run_group
 from optcmp.runner._lifetime import LOCK_FILE, StudyInterrupted, claim_lock, stop_on_signals
 from optcmp.study import StudySpec
@@ -399,19 +399,13 @@ def run_study(
     group in seconds (0: no limit). SIGTERM/SIGINT raise `StudyInterrupted` (finished
     shards stay, temp files are removed); failed groups raise `GroupsFailed` once every
     other group ran.
+
+    Phases: check the settings, devices and memory (`_settings`, `check_limits`), open
+    and lock the directory, check or write its study record (`_prepare`), plan the
+    groups not stored (`plan_groups`), run them (`_Tally.run`), report failures.
     """
     started = time.perf_counter()
-    for device in spec.run_devices():  # fail before any work if a device is absent
-        resolve_device(device)
-    if group_size is not None and group_size < 1:
-        raise ConfigError(f"--group-size {group_size}: must be >= 1")
-    k = group_size if group_size is not None else spec.group_size or DEFAULT_GROUP_SIZE
-    if group_timeout is not None and not (math.isfinite(group_timeout) and group_timeout >= 0):
-        raise ConfigError(
-            f"--group-timeout {group_timeout}: must be a finite number of seconds >= 0 "
-            "(0: no limit)"
-        )
-    timeout = spec.group_timeout if group_timeout is None else group_timeout or None
+    k, timeout = _settings(spec, group_size, group_timeout)
     executor = executor if executor is not None else LocalExecutor(devices=spec.devices)
     check_limits(spec, k, getattr(executor, "workers", 1), memory_limit_gib)
     command = command if command is not None else shlex.join(sys.argv)
@@ -425,10 +419,10 @@ def run_study(
             for c in stored_cells(directory)
             if c[0] in spec.workloads and c[1] in spec.optimizers
         }
-        total = len(spec.workloads) * len(spec.optimizers) * spec.trials
+        tally = _Tally(spec, len(stored), len(spec.workloads) * len(spec.optimizers) * spec.trials)
         tasks = plan_groups(spec, k, stored)
         if progress is not None:
-            progress.start(total=total, done=len(stored), groups=len(tasks))
+            progress.start(total=tally.total, done=tally.stored, groups=len(tasks))
         job = functools.partial(
             run_group,
             spec,
@@ -437,50 +431,96 @@ def run_study(
             git_commit=git_commit(),
             lock_token=token,
         )
-        trials_run = diverged = groups = 0
-        failures: list[GroupFailure] = []
-        failed: set[str] = set()  # plug-ins whose groups failed: their other groups wait
-        done: set[GroupTask] = set()
-        isolate = timeout is not None or any(_culprits(spec, t) for t in tasks)
         try:
-            for outcome in executor.run(
-                job,
-                tasks,
-                timeout=timeout,
-                isolate=isolate,
-                skip=lambda task: not failed.isdisjoint(_culprits(spec, task)),
-            ):
-                done.add(outcome.task)
-                if isinstance(outcome, GroupFailure):
-                    failures.append(outcome)
-                    failed.update(_culprits(spec, outcome.task))
-                    continue
-                trials_run += outcome.trials
-                diverged += outcome.diverged
-                groups += 1
-                if progress is not None:
-                    progress.group_done(outcome)
-        except StudyInterrupted as stop:
-            stop.stored = len(stored) + trials_run
-            stop.total = total
-            raise
+            tally.run(executor, job, tasks, timeout=timeout, progress=progress)
         finally:
             _remove_temp_files(directory)
-        if failures:
-            lines = _failure_lines(spec, failures, [t for t in tasks if t not in done])
-            lines[-1] += (
-                f"; {len(stored) + trials_run} of {total} trials stored in {directory}; "
-                "running the same command again runs only the groups not stored"
-            )
-            raise GroupsFailed(lines, stored=len(stored) + trials_run, total=total)
+        tally.check(tasks, directory)
     return StudyRun(
         study_dir=directory,
-        total_trials=total,
-        stored_before=len(stored),
-        trials_run=trials_run,
-        diverged=diverged,
-        groups_run=groups,
+        total_trials=tally.total,
+        stored_before=tally.stored,
+        trials_run=tally.trials_run,
+        diverged=tally.diverged,
+        groups_run=tally.groups,
         group_size=k,
         executor=executor.describe(),
         seconds=time.perf_counter() - started,
     )
+
+
+def _settings(
+    spec: StudySpec, group_size: int | None, group_timeout: float | None
+) -> tuple[int, float | None]:
+    """The group size and time limit of a run, once its devices are known to exist
+    (ConfigError before any work otherwise)."""
+    for device in spec.run_devices():
+        resolve_device(device)
+    if group_size is not None and group_size < 1:
+        raise ConfigError(f"--group-size {group_size}: must be >= 1")
+    k = group_size if group_size is not None else spec.group_size or DEFAULT_GROUP_SIZE
+    if group_timeout is not None and not (math.isfinite(group_timeout) and group_timeout >= 0):
+        raise ConfigError(
+            f"--group-timeout {group_timeout}: must be a finite number of seconds >= 0 "
+            "(0: no limit)"
+        )
+    return k, spec.group_timeout if group_timeout is None else group_timeout or None
+
+
+class _Tally:
+    """What the groups of one run did: `stored` of `total` trials were stored before it;
+    finished groups add their trials, failed ones (`GroupFailure`) hold back the not yet
+    started groups of their plug-ins."""
+
+    def __init__(self, spec: StudySpec, stored: int, total: int) -> None:
+        self.spec = spec
+        self.stored = stored
+        self.total = total
+        self.trials_run = self.diverged = self.groups = 0
+        self.failures: list[GroupFailure] = []
+        self.failed: set[str] = set()  # plug-ins whose groups failed: their other groups wait
+        self.done: set[GroupTask] = set()
+
+    def run(
+        self,
+        executor: Executor,
+        job: Job,
+        tasks: list[GroupTask],
+        *,
+        timeout: float | None,
+        progress: Progress | None,
+    ) -> None:
+        """Run `tasks` on `executor`; an interruption carries the trials stored so far."""
+        isolate = timeout is not None or any(_culprits(self.spec, t) for t in tasks)
+        try:
+            for outcome in executor.run(
+                job, tasks, timeout=timeout, isolate=isolate, skip=self._held_back
+            ):
+                self.done.add(outcome.task)
+                if isinstance(outcome, GroupFailure):
+                    self.failures.append(outcome)
+                    self.failed.update(_culprits(self.spec, outcome.task))
+                    continue
+                self.trials_run += outcome.trials
+                self.diverged += outcome.diverged
+                self.groups += 1
+                if progress is not None:
+                    progress.group_done(outcome)
+        except StudyInterrupted as stop:
+            stop.stored = self.stored + self.trials_run
+            stop.total = self.total
+            raise
+
+    def _held_back(self, task: GroupTask) -> bool:
+        return not self.failed.isdisjoint(_culprits(self.spec, task))
+
+    def check(self, tasks: list[GroupTask], directory: Path) -> None:
+        """GroupsFailed, one line per failed plug-in, if any group failed."""
+        if not self.failures:
+            return
+        lines = _failure_lines(self.spec, self.failures, [t for t in tasks if t not in self.done])
+        lines[-1] += (
+            f"; {self.stored + self.trials_run} of {self.total} trials stored in {directory}; "
+            "running the same command again runs only the groups not stored"
+        )
+        raise GroupsFailed(lines, stored=self.stored + self.trials_run, total=self.total)
