@@ -253,73 +253,23 @@ class ArchiveBuilder:
         return write_archive(self.build(), path, before_rename=before_rename)
 
     def build(self) -> xr.Dataset:
-        """The archive as a validated dataset."""
-        workloads = sorted(self._workloads)
-        optimizers = sorted(self._families)
-        trials = sorted({k[2] for k in self._trials})
-        repeats = {
-            d: sorted({k[3 + i] for k in self._trials}) for i, d in enumerate(self._repeat_dims)
-        }
-        n_eval = max((len(r.curves.step) for r in self._trials.values()), default=0)
-        hparam_names = sorted(
-            {name for r in self._trials.values() for name in r.hparams}
-            | {d.name for s in self._spaces.values() for d in s.dims}
-        )
-        w_ix = {n: i for i, n in enumerate(workloads)}
-        o_ix = {n: i for i, n in enumerate(optimizers)}
-        t_ix = {n: i for i, n in enumerate(trials)}
-        r_ix = [{v: i for i, v in enumerate(repeats[d])} for d in self._repeat_dims]
-        h_ix = {n: i for i, n in enumerate(hparam_names)}
-
-        cell_shape = (
-            len(workloads),
-            len(optimizers),
-            len(trials),
-            *(len(repeats[d]) for d in self._repeat_dims),
-        )
-        curve_shape = (*cell_shape, n_eval)
-        curves = {name: np.full(curve_shape, np.nan) for name in ("time", *CURVE_VARS)}
-        step = np.full(curve_shape, -1, dtype=np.int64)
-        status = np.full(cell_shape, Status.MISSING.value, dtype=object)
-        seed = np.full(cell_shape, -1, dtype=np.int64)
-        hp_shape = (len(workloads), len(optimizers), len(trials), len(hparam_names))
-        hparams = np.full(hp_shape, np.nan)
-        hp_set = np.zeros(hp_shape[:3], dtype=bool)
-
-        for key, rec in self._trials.items():
-            w, o, t = w_ix[rec.workload], o_ix[rec.optimizer], t_ix[rec.trial]
-            cell = (w, o, t, *(r_ix[i][key[3 + i]] for i in range(len(self._repeat_dims))))
-            n = len(rec.curves.step)
-            step[cell][:n] = rec.curves.step
-            for name in ("time", *CURVE_VARS):
-                arr = getattr(rec.curves, name)
-                if arr is not None:
-                    curves[name][cell][:n] = arr
-            status[cell] = rec.status.value
-            seed[cell] = rec.seed
-            row = np.full(len(hparam_names), np.nan)
-            for name, value in rec.hparams.items():
-                row[h_ix[name]] = value
-            if hp_set[w, o, t] and not _nan_equal(hparams[w, o, t], row):
-                raise SchemaError(
-                    f"builder: trial {rec.workload}/{rec.optimizer}/{rec.trial} has different "
-                    "hyperparameters in different repeats"
-                )
-            hparams[w, o, t] = row
-            hp_set[w, o, t] = True
-
+        """The archive as a validated dataset. Phases: the sorted labels of every axis
+        (`_labels`), the dense arrays filled trial by trial (`_fill`), then
+        `assemble_archive`."""
+        labels = self._labels()
+        cells = self._fill(labels)
         return assemble_archive(
-            workloads=[self._workloads[n] for n in workloads],
-            families=[self._families[o] for o in optimizers],
-            optimizers=optimizers,
-            trials=np.array(trials, dtype=np.int64),
-            repeats={d: np.array(repeats[d], dtype=np.int64) for d in self._repeat_dims},
-            hparam_names=hparam_names,
-            curves=curves,
-            step=step,
-            status=status.astype(str),
-            seed=seed,
-            hparams=hparams,
+            workloads=[self._workloads[n] for n in labels.workloads],
+            families=[self._families[o] for o in labels.optimizers],
+            optimizers=labels.optimizers,
+            trials=np.array(labels.trials, dtype=np.int64),
+            repeats={d: np.array(labels.repeats[d], dtype=np.int64) for d in self._repeat_dims},
+            hparam_names=labels.hparams,
+            curves=cells.curves,
+            step=cells.step,
+            status=cells.status.astype(str),
+            seed=cells.seed,
+            hparams=cells.hparams,
             spaces=self._spaces,
             taxonomy=self._taxonomy,
             attrs={
@@ -327,6 +277,95 @@ class ArchiveBuilder:
                 **({"precision": self._precision} if self._precision is not None else {}),
             },
             caveats=self._caveats,
+        )
+
+    def _labels(self) -> _Labels:
+        return _Labels(
+            workloads=sorted(self._workloads),
+            optimizers=sorted(self._families),
+            trials=sorted({k[2] for k in self._trials}),
+            repeats={
+                d: sorted({k[3 + i] for k in self._trials}) for i, d in enumerate(self._repeat_dims)
+            },
+            hparams=sorted(
+                {name for r in self._trials.values() for name in r.hparams}
+                | {d.name for s in self._spaces.values() for d in s.dims}
+            ),
+            n_eval=max((len(r.curves.step) for r in self._trials.values()), default=0),
+        )
+
+    def _fill(self, labels: _Labels) -> _Cells:
+        """The cells' arrays (missing cells: NaN, -1, 'missing'); a trial whose repeats
+        give different hyperparameters is refused."""
+        w_ix, o_ix = _positions(labels.workloads), _positions(labels.optimizers)
+        t_ix = _positions(labels.trials)
+        r_ix = [_positions(labels.repeats[d]) for d in self._repeat_dims]
+        h_ix = _positions(labels.hparams)
+        cells = _Cells.empty(labels, self._repeat_dims)
+        hp_set = np.zeros(cells.hparams.shape[:3], dtype=bool)
+        for key, rec in self._trials.items():
+            w, o, t = w_ix[rec.workload], o_ix[rec.optimizer], t_ix[rec.trial]
+            cell = (w, o, t, *(r_ix[i][key[3 + i]] for i in range(len(self._repeat_dims))))
+            n = len(rec.curves.step)
+            cells.step[cell][:n] = rec.curves.step
+            for name in ("time", *CURVE_VARS):
+                arr = getattr(rec.curves, name)
+                if arr is not None:
+                    cells.curves[name][cell][:n] = arr
+            cells.status[cell] = rec.status.value
+            cells.seed[cell] = rec.seed
+            row = np.full(len(labels.hparams), np.nan)
+            for name, value in rec.hparams.items():
+                row[h_ix[name]] = value
+            if hp_set[w, o, t] and not _nan_equal(cells.hparams[w, o, t], row):
+                raise SchemaError(
+                    f"builder: trial {rec.workload}/{rec.optimizer}/{rec.trial} has different "
+                    "hyperparameters in different repeats"
+                )
+            cells.hparams[w, o, t] = row
+            hp_set[w, o, t] = True
+        return cells
+
+
+def _positions(labels: Sequence[Any]) -> dict[Any, int]:
+    return {n: i for i, n in enumerate(labels)}
+
+
+@attrs.frozen
+class _Labels:
+    """The sorted labels of a build's axes and the length of its longest curve."""
+
+    workloads: list[str]
+    optimizers: list[str]
+    trials: list[int]
+    repeats: dict[str, list[int]]
+    hparams: list[str]
+    n_eval: int
+
+
+@attrs.frozen
+class _Cells:
+    """The dense per-cell arrays of a build: cells `(workload, optimizer, trial,
+    *repeats)`, curves and step with a trailing `eval`, hparams with a trailing `hparam`
+    (one row per trial, shared by its repeats)."""
+
+    curves: dict[str, FloatArray]
+    step: IntArray
+    status: npt.NDArray[np.object_]
+    seed: IntArray
+    hparams: FloatArray
+
+    @classmethod
+    def empty(cls, labels: _Labels, repeat_dims: Sequence[str]) -> _Cells:
+        core = (len(labels.workloads), len(labels.optimizers), len(labels.trials))
+        cell_shape = (*core, *(len(labels.repeats[d]) for d in repeat_dims))
+        curve_shape = (*cell_shape, labels.n_eval)
+        return cls(
+            curves={name: np.full(curve_shape, np.nan) for name in ("time", *CURVE_VARS)},
+            step=np.full(curve_shape, -1, dtype=np.int64),
+            status=np.full(cell_shape, Status.MISSING.value, dtype=object),
+            seed=np.full(cell_shape, -1, dtype=np.int64),
+            hparams=np.full((*core, len(labels.hparams)), np.nan),
         )
 
 
@@ -351,26 +390,9 @@ def assemble_archive(
     """The archive from dense arrays already in the schema's shape and sorted coordinates
     (cells `(workload, optimizer, trial, *repeats)`, curves with a trailing `eval`), as a
     validated dataset. The arrays are used as they are, not copied: the builder and the
-    table importer (which fills them straight from a table's columns) both end here."""
-    w_ix = {info.name: i for i, info in enumerate(workloads)}
-    o_ix = {n: i for i, n in enumerate(optimizers)}
-    h_ix = {n: i for i, n in enumerate(hparam_names)}
-    space_shape = (len(workloads), len(optimizers), len(hparam_names))
-    space_low = np.full(space_shape, np.nan)
-    space_high = np.full(space_shape, np.nan)
-    space_scale = np.full(space_shape, Scale.NONE.value, dtype=object)
-    space_name = np.full(space_shape[:2], "", dtype=object)
-    for (wname, oname), space in spaces.items():
-        if wname not in w_ix or oname not in o_ix:
-            continue
-        w, o = w_ix[wname], o_ix[oname]
-        space_name[w, o] = space.name
-        for dim in space.dims:
-            h = h_ix[dim.name]
-            space_low[w, o, h] = dim.low
-            space_high[w, o, h] = dim.high
-            space_scale[w, o, h] = dim.scale.value
-
+    table importer (which fills them straight from a table's columns) both end here.
+    Phases: the variables per workload (`_workload_vars`) and per search space
+    (`_space_vars`), the dataset, its attributes, then validation."""
     info = list(workloads)
     repeat_names = tuple(d for d in REPEAT_DIMS if d in repeats)
     cell_dims = ("workload", "optimizer", "trial", *repeat_names)
@@ -381,19 +403,8 @@ def assemble_archive(
         step=(curve_dims, step),
         status=(cell_dims, status),
         trial_seed=(cell_dims, seed),
-        metric_name=("workload", np.array([i.metric_name for i in info], dtype=str)),
-        metric_direction=("workload", np.array([i.direction.value for i in info], dtype=str)),
-        valid_target=("workload", np.array([i.valid_target for i in info], dtype=np.float64)),
-        test_target=("workload", np.array([i.test_target for i in info], dtype=np.float64)),
-        step_budget=("workload", np.array([i.step_budget for i in info], dtype=np.int64)),
-        selection_split=(
-            "workload",
-            np.array([i.selection_split.value for i in info], dtype=str),
-        ),
-        space_name=(("workload", "optimizer"), space_name.astype(str)),
-        space_low=(("workload", "optimizer", "hparam"), space_low),
-        space_high=(("workload", "optimizer", "hparam"), space_high),
-        space_scale=(("workload", "optimizer", "hparam"), space_scale.astype(str)),
+        **_workload_vars(info),
+        **_space_vars(info, optimizers, hparam_names, spaces),
     )
     coords: dict[str, Any] = {
         "workload": np.array([i.name for i in info], dtype=str),
@@ -416,6 +427,55 @@ def assemble_archive(
     ds = canonical_order(ds)
     validate(ds, source=f"archive built from {attrs['source']}")
     return ds
+
+
+def _workload_vars(info: Sequence[WorkloadInfo]) -> dict[str, Any]:
+    """The per-workload facts as variables along `workload`."""
+    return {
+        "metric_name": ("workload", np.array([i.metric_name for i in info], dtype=str)),
+        "metric_direction": ("workload", np.array([i.direction.value for i in info], dtype=str)),
+        "valid_target": ("workload", np.array([i.valid_target for i in info], dtype=np.float64)),
+        "test_target": ("workload", np.array([i.test_target for i in info], dtype=np.float64)),
+        "step_budget": ("workload", np.array([i.step_budget for i in info], dtype=np.int64)),
+        "selection_split": (
+            "workload",
+            np.array([i.selection_split.value for i in info], dtype=str),
+        ),
+    }
+
+
+def _space_vars(
+    workloads: Sequence[WorkloadInfo],
+    optimizers: Sequence[str],
+    hparam_names: Sequence[str],
+    spaces: Mapping[tuple[str, str], SpaceRecord],
+) -> dict[str, Any]:
+    """The search spaces as variables: name per (workload, optimizer), bounds and scale
+    per hyperparameter (NaN and 'none' where a space does not search it)."""
+    w_ix = {info.name: i for i, info in enumerate(workloads)}
+    o_ix = {n: i for i, n in enumerate(optimizers)}
+    h_ix = {n: i for i, n in enumerate(hparam_names)}
+    space_shape = (len(workloads), len(optimizers), len(hparam_names))
+    space_low = np.full(space_shape, np.nan)
+    space_high = np.full(space_shape, np.nan)
+    space_scale = np.full(space_shape, Scale.NONE.value, dtype=object)
+    space_name = np.full(space_shape[:2], "", dtype=object)
+    for (wname, oname), space in spaces.items():
+        if wname not in w_ix or oname not in o_ix:
+            continue
+        w, o = w_ix[wname], o_ix[oname]
+        space_name[w, o] = space.name
+        for dim in space.dims:
+            h = h_ix[dim.name]
+            space_low[w, o, h] = dim.low
+            space_high[w, o, h] = dim.high
+            space_scale[w, o, h] = dim.scale.value
+    return {
+        "space_name": (("workload", "optimizer"), space_name.astype(str)),
+        "space_low": (("workload", "optimizer", "hparam"), space_low),
+        "space_high": (("workload", "optimizer", "hparam"), space_high),
+        "space_scale": (("workload", "optimizer", "hparam"), space_scale.astype(str)),
+    }
 
 
 def _same_workload(a: WorkloadInfo, b: WorkloadInfo) -> bool:
