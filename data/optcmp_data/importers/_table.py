@@ -886,6 +886,46 @@ class _Runs:
         return bad_cells, warnings
 
 
+def _row_cells(
+    cols: TableColumns,
+    *,
+    path: Path,
+    mapped: TableMapping,
+    layout: _TableLayout,
+    caveats: list[str],
+) -> tuple[_Runs, npt.NDArray[np.int64] | None, npt.NDArray[np.bool_]]:
+    """The runs of the table's rows: each row's cell (workload x optimizer x trial x
+    repeats, built in place, each key released once used); the step column (None without
+    one) and where it is empty."""
+    n = cols.n_rows
+    col = layout.col
+    w_code, workload_names = _row_labels(cols, "workload", mapped=mapped, layout=layout)
+    o_code, optimizer_names = _row_labels(cols, "optimizer", mapped=mapped, layout=layout)
+    wo = w_code.astype(np.int64) * len(optimizer_names) + o_code
+    del w_code, o_code
+    trial = _row_trials(cols, wo, layout, caveats)
+    step: npt.NDArray[np.int64] | None = None
+    no_step = np.zeros(n, dtype=bool)
+    if col["step"] in cols.ints:
+        step = cols.ints.pop(col["step"])
+        no_step = cols.int_null.pop(col["step"])
+        step[no_step] = -1
+    rep_values = _row_repeats(
+        cols, layout.reps, [wo, trial, *([step] if step is not None else [])], caveats
+    )
+    trials_u, t_ix = np.unique(trial, return_inverse=True)
+    del trial
+    cell = wo * len(trials_u) + t_ix.reshape(-1)
+    del t_ix, wo
+    rep_u: dict[str, npt.NDArray[np.int64]] = {}
+    for d in list(rep_values):
+        values_u, r_ix = np.unique(rep_values.pop(d), return_inverse=True)
+        rep_u[d] = values_u
+        cell = cell * len(values_u) + r_ix.reshape(-1)
+        del r_ix
+    return _Runs(cell, path, workload_names, optimizer_names, trials_u, rep_u), step, no_step
+
+
 def _check_steps(
     runs: _Runs,
     step: npt.NDArray[np.int64],
@@ -1151,6 +1191,32 @@ def _table_facts(
     )
 
 
+def _kept_hparams(
+    hp_arr: FloatArray, hp_names: list[str], spaces: Mapping[tuple[str, str], SpaceRecord]
+) -> tuple[FloatArray, list[str]]:
+    """The hyperparameters some kept run has or some space names (as the builder keeps)."""
+    in_space = {d.name for s in spaces.values() for d in s.dims}
+    keep_h = [
+        h
+        for h, name in enumerate(hp_names)
+        if name in in_space or not np.isnan(hp_arr[..., h]).all()
+    ]
+    if len(keep_h) == len(hp_names):
+        return hp_arr, hp_names
+    return hp_arr[..., keep_h], [hp_names[h] for h in keep_h]
+
+
+def _drop_skipped(
+    ds: xr.Dataset, kept: npt.NDArray[np.bool_], repeat_dims: tuple[str, ...]
+) -> xr.Dataset:
+    """Skipped runs leave no trace: trials and repeats that kept no run are dropped."""
+    ds = ds.isel(trial=kept.any(axis=tuple(i for i in range(kept.ndim) if i != 2)))
+    for i, d in enumerate(repeat_dims):
+        axes = tuple(j for j in range(kept.ndim) if j != 3 + i)
+        ds = ds.isel({d: kept.any(axis=axes)})
+    return ds
+
+
 def _import_columns(
     cols: TableColumns,
     *,
@@ -1170,35 +1236,9 @@ def _import_columns(
         raise DataFormatError(f"{path}: no rows")
     caveats: list[str] = []
     col = layout.col
-    w_code, workload_names = _row_labels(cols, "workload", mapped=mapped, layout=layout)
-    o_code, optimizer_names = _row_labels(cols, "optimizer", mapped=mapped, layout=layout)
-    no = len(optimizer_names)
-    wo = w_code.astype(np.int64) * no + o_code
-    del w_code, o_code
-    trial = _row_trials(cols, wo, layout, caveats)
-    step: npt.NDArray[np.int64] | None = None
-    no_step = np.zeros(n, dtype=bool)
-    if col["step"] in cols.ints:
-        step = cols.ints.pop(col["step"])
-        no_step = cols.int_null.pop(col["step"])
-        step[no_step] = -1
-    rep_values = _row_repeats(
-        cols, layout.reps, [wo, trial, *([step] if step is not None else [])], caveats
-    )
-
-    # The row -> cell index: (workload, optimizer) x trial x repeats, built in place.
-    trials_u, t_ix = np.unique(trial, return_inverse=True)
-    del trial
-    cell = wo * len(trials_u) + t_ix.reshape(-1)
-    del t_ix, wo
-    rep_u: dict[str, npt.NDArray[np.int64]] = {}
-    for d in list(rep_values):
-        values_u, r_ix = np.unique(rep_values.pop(d), return_inverse=True)
-        rep_u[d] = values_u
-        cell = cell * len(values_u) + r_ix.reshape(-1)
-        del r_ix
-    runs = _Runs(cell, path, workload_names, optimizer_names, trials_u, rep_u)
-
+    runs, step, no_step = _row_cells(cols, path=path, mapped=mapped, layout=layout, caveats=caveats)
+    cell = runs.cell
+    assert cell is not None
     rows_per_cell = np.bincount(cell, minlength=runs.n_cells)
     if step is not None:
         _check_steps(runs, step, no_step, rows_per_cell)
@@ -1243,29 +1283,21 @@ def _import_columns(
     del flat
 
     workload_infos, families, spaces, taxonomy = _table_facts(
-        facts, mapped, side, workload_names, optimizer_names, hp_names
+        facts, mapped, side, runs.workloads, runs.optimizers, hp_names
     )
-    hp_arr = hparams.reshape((*runs.shape[:3], len(hp_names)))
-    # The hyperparameters some kept run has or some space names (as the builder keeps).
-    in_space = {d.name for s in spaces.values() for d in s.dims}
-    keep_h = [
-        h
-        for h, name in enumerate(hp_names)
-        if name in in_space or not np.isnan(hp_arr[..., h]).all()
-    ]
-    if len(keep_h) != len(hp_names):
-        hp_arr = hp_arr[..., keep_h]
-        hp_names = [hp_names[h] for h in keep_h]
+    hp_arr, hp_names = _kept_hparams(
+        hparams.reshape((*runs.shape[:3], len(hp_names))), hp_names, spaces
+    )
     source = f"table {path}" + (
         f" (exported from: {facts['attrs'].get('source', '')})" if facts else ""
     )
     status_labels = np.array([s.value for s in Status])
     ds = assemble_archive(
         workloads=workload_infos,
-        optimizers=optimizer_names,
+        optimizers=list(runs.optimizers),
         families=families,
-        trials=trials_u,
-        repeats=rep_u,
+        trials=runs.trials,
+        repeats=runs.repeats,
         hparam_names=hp_names,
         curves=curves,
         step=step_arr.reshape((*runs.shape, n_eval)),
@@ -1279,12 +1311,7 @@ def _import_columns(
     )
     del curves, step_arr
     if bad_cells.any():
-        # Skipped runs leave no trace: trials and repeats that kept no run are dropped.
-        kept = good_cells.reshape(runs.shape)
-        ds = ds.isel(trial=kept.any(axis=tuple(i for i in range(kept.ndim) if i != 2)))
-        for i, d in enumerate(rep_u):
-            axes = tuple(j for j in range(kept.ndim) if j != 3 + i)
-            ds = ds.isel({d: kept.any(axis=axes)})
+        ds = _drop_skipped(ds, good_cells.reshape(runs.shape), tuple(runs.repeats))
     if facts is not None:
         ds = _restore(ds, facts, side)
     else:
