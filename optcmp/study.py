@@ -27,6 +27,7 @@ from optcmp_data import (
     FAMILIES,
     ArchiveIOError,
     ConfigError,
+    ScheduleKind,
     check_regular_file,
     closest_name,
     get_schedule,
@@ -229,21 +230,7 @@ def _parse_space(family: str, table: Mapping[str, Any], err: _Where) -> SearchSp
         searched.pop(key, None)
         fixed.pop(key, None)
         if isinstance(value, Mapping):
-            _check_keys(value, _RANGE_KEYS, f"{prefix}{key}.", err)
-            missing = [k for k in _RANGE_KEYS if k not in value]
-            if missing:
-                raise err(f"{prefix}{key}", f"a searched range needs {', '.join(missing)}")
-            low, high = value["low"], value["high"]
-            for bound_key, bound in (("low", low), ("high", high)):
-                if isinstance(bound, bool) or not isinstance(bound, int | float):
-                    raise err(f"{prefix}{key}.{bound_key}", f"expected a number, got {bound!r}")
-            if not isinstance(value["scale"], str):
-                raise err(f"{prefix}{key}.scale", f"expected a scale name, got {value['scale']!r}")
-            try:
-                searched[key] = HParamRange(key, low, high, value["scale"])
-                SearchSpace("probe", family, schedule, (searched[key],))
-            except ConfigError as e:
-                raise err(f"{prefix}{key}", str(e)) from None
+            searched[key] = _parse_range(family, schedule, key, value, err)
         elif isinstance(value, int | float) and not isinstance(value, bool):
             fixed[key] = float(value)
             try:
@@ -271,6 +258,29 @@ def _parse_space(family: str, table: Mapping[str, Any], err: _Where) -> SearchSp
         return SearchSpace(name, family, schedule, ranges, fixed)
     except ConfigError as e:
         raise err(f"spaces.{family}", str(e)) from None
+
+
+def _parse_range(
+    family: str, schedule: ScheduleKind, key: str, value: Mapping[str, Any], err: _Where
+) -> HParamRange:
+    """A searched range `{low = ..., high = ..., scale = ...}` of `spaces.FAMILY.KEY`."""
+    where = f"spaces.{family}.{key}"
+    _check_keys(value, _RANGE_KEYS, f"{where}.", err)
+    missing = [k for k in _RANGE_KEYS if k not in value]
+    if missing:
+        raise err(where, f"a searched range needs {', '.join(missing)}")
+    low, high = value["low"], value["high"]
+    for bound_key, bound in (("low", low), ("high", high)):
+        if isinstance(bound, bool) or not isinstance(bound, int | float):
+            raise err(f"{where}.{bound_key}", f"expected a number, got {bound!r}")
+    if not isinstance(value["scale"], str):
+        raise err(f"{where}.scale", f"expected a scale name, got {value['scale']!r}")
+    try:
+        searched = HParamRange(key, low, high, value["scale"])
+        SearchSpace("probe", family, schedule, (searched,))
+    except ConfigError as e:
+        raise err(where, str(e)) from None
+    return searched
 
 
 @attrs.frozen
@@ -346,7 +356,11 @@ class StudySpec:
         base_dir: Path | None = None,
         default_name: str = "study",
     ) -> StudySpec:
-        """Validate a parsed study table; `base_dir` resolves a relative data_dir."""
+        """Validate a parsed study table; `base_dir` resolves a relative data_dir.
+
+        Phases, in the order their mistakes are reported: keys, plug-ins and array
+        workloads (registered here), names and counts, search spaces (`_spaces`), run
+        settings, the data directory (`_data_dir`), then the intervals of each workload."""
         err = _Where(source)
         _check_keys(data, _TOP_KEYS, "", err)
         discover()
@@ -366,42 +380,9 @@ class StudySpec:
         if not isinstance(name, str) or not name:
             raise err("name", "expected a non-empty string")
 
-        default_space = _preset_name(data.get("space", "choi2019"), "space", err)
-        tables = data.get("spaces", {})
-        if not isinstance(tables, Mapping):
-            raise err("spaces", "expected tables [spaces.OPTIMIZER]")
-        for opt, table in tables.items():
-            if opt not in optimizers:
-                raise err(
-                    f"spaces.{opt}",
-                    f"{opt!r} is not among optimizers {list(optimizers)}"
-                    f"{closest_name(opt, optimizers)}",
-                )
-            if not isinstance(table, Mapping):
-                raise err(f"spaces.{opt}", "expected a table")
-        spaces = {}
-        for opt in optimizers:
-            if opt in tables:
-                spaces[opt] = _parse_space(opt, tables[opt], err)
-                continue
-            try:
-                spaces[opt] = preset(default_space, opt)
-            except ConfigError as e:
-                raise err(f"spaces.{opt}", str(e)) from None
-
+        spaces = _spaces(data, optimizers, err)
         device, devices, precision, compile_mode = _run_settings(data, err)
-        data_dir_raw = data.get("data_dir")
-        data_dir: Path | None = None
-        if data_dir_raw is not None:
-            if not isinstance(data_dir_raw, str) or not data_dir_raw:
-                raise err("data_dir", "expected a directory path string")
-            data_dir = Path(data_dir_raw).expanduser()
-            if not data_dir.is_absolute() and base_dir is not None:
-                data_dir = (base_dir / data_dir).resolve()
-        needing = [w for w in workloads if WORKLOADS[w]().spec.needs_data_dir]
-        if needing and data_dir is None:
-            raise err("data_dir", f"missing; workloads {', '.join(needing)} read files from it")
-
+        data_dir = _data_dir(data, workloads, err, base_dir)
         spec = cls(
             workloads=workloads,
             optimizers=optimizers,
@@ -499,6 +480,53 @@ class StudySpec:
     def run_devices(self) -> tuple[str, ...]:
         """The devices groups are spread over: `devices`, else the one `device`."""
         return self.devices or (self.device,)
+
+
+def _spaces(
+    data: Mapping[str, Any], optimizers: tuple[str, ...], err: _Where
+) -> dict[str, SearchSpace]:
+    """Each optimizer's space: its [spaces.OPTIMIZER] table, else the preset `space`."""
+    default_space = _preset_name(data.get("space", "choi2019"), "space", err)
+    tables = data.get("spaces", {})
+    if not isinstance(tables, Mapping):
+        raise err("spaces", "expected tables [spaces.OPTIMIZER]")
+    for opt, table in tables.items():
+        if opt not in optimizers:
+            raise err(
+                f"spaces.{opt}",
+                f"{opt!r} is not among optimizers {list(optimizers)}"
+                f"{closest_name(opt, optimizers)}",
+            )
+        if not isinstance(table, Mapping):
+            raise err(f"spaces.{opt}", "expected a table")
+    spaces = {}
+    for opt in optimizers:
+        if opt in tables:
+            spaces[opt] = _parse_space(opt, tables[opt], err)
+            continue
+        try:
+            spaces[opt] = preset(default_space, opt)
+        except ConfigError as e:
+            raise err(f"spaces.{opt}", str(e)) from None
+    return spaces
+
+
+def _data_dir(
+    data: Mapping[str, Any], workloads: tuple[str, ...], err: _Where, base_dir: Path | None
+) -> Path | None:
+    """`data_dir` (relative to `base_dir`), required when a workload reads files."""
+    raw = data.get("data_dir")
+    data_dir: Path | None = None
+    if raw is not None:
+        if not isinstance(raw, str) or not raw:
+            raise err("data_dir", "expected a directory path string")
+        data_dir = Path(raw).expanduser()
+        if not data_dir.is_absolute() and base_dir is not None:
+            data_dir = (base_dir / data_dir).resolve()
+    needing = [w for w in workloads if WORKLOADS[w]().spec.needs_data_dir]
+    if needing and data_dir is None:
+        raise err("data_dir", f"missing; workloads {', '.join(needing)} read files from it")
+    return data_dir
 
 
 def _run_settings(data: Mapping[str, Any], err: _Where) -> tuple[str, tuple[str, ...], str, str]:
