@@ -17,7 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from optcmp_analysis import AGGREGATE_STATISTICS, AggregateScores, PerformanceProfiles
 from optcmp_cli.render.escape import figure as figure_text
 from optcmp_cli.render.layout import figure_title
-from optcmp_cli.render.palette import optimizer_styles
+from optcmp_cli.render.palette import OptimizerStyle, complete_styles
 from optcmp_cli.render.style import figure_style
 
 __all__ = [
@@ -44,13 +44,20 @@ def _order(result: AggregateScores) -> list[str]:
     return [names[i] for i in np.argsort(-values, kind="stable")]
 
 
-def aggregate_axes(ax: Axes, result: AggregateScores, statistic: str = "iqm") -> None:
-    """Point estimate and interval of one aggregate statistic per optimizer (rows)."""
+def aggregate_axes(
+    ax: Axes,
+    result: AggregateScores,
+    statistic: str = "iqm",
+    *,
+    styles: dict[str, OptimizerStyle] | None = None,
+) -> None:
+    """Point estimate and interval of one aggregate statistic per optimizer (rows);
+    `styles` as in every figure (default: each optimizer styled by its own name)."""
     if statistic not in AGGREGATE_STATISTICS:
         raise ValueError(f"unknown statistic {statistic!r}")
     d = result.data.sel(statistic=statistic)
     names = _order(result)
-    styles = optimizer_styles(names, names)
+    styles = complete_styles(styles, names)
     y = np.arange(len(names))[::-1]
     for yi, o in zip(y, names, strict=True):
         c = d.sel(optimizer=o)
@@ -97,14 +104,16 @@ def improvement_axes(ax: Axes, result: AggregateScores) -> None:
     ax.grid(visible=False)
 
 
-def aggregate_figure(result: AggregateScores) -> Figure:
+def aggregate_figure(
+    result: AggregateScores, *, styles: dict[str, OptimizerStyle] | None = None
+) -> Figure:
     """IQM and optimality gap with intervals, and the probability of improvement."""
     n = len(result.data["optimizer"])
     with figure_style():
         fig = Figure(figsize=(13.0, 1.6 + 0.5 * max(n, 5)), layout="constrained")
         axes = fig.subplots(1, 3, width_ratios=[1, 1, 1.3])
-        aggregate_axes(axes[0], result, "iqm")
-        aggregate_axes(axes[1], result, "optimality_gap")
+        aggregate_axes(axes[0], result, "iqm", styles=styles)
+        aggregate_axes(axes[1], result, "optimality_gap", styles=styles)
         axes[1].set_yticks([])
         improvement_axes(axes[2], result)
         level = f"{100 * result.confidence:g}%"
@@ -124,11 +133,14 @@ def aggregate_figure(result: AggregateScores) -> Figure:
     return fig
 
 
-def profiles_axes(ax: Axes, result: PerformanceProfiles) -> None:
-    """rho(tau) per optimizer as step curves."""
+def profiles_axes(
+    ax: Axes, result: PerformanceProfiles, *, styles: dict[str, OptimizerStyle] | None = None
+) -> None:
+    """rho(tau) per optimizer as step curves; `styles` as in every figure (default: each
+    optimizer styled by its own name)."""
     d = result.data
     names = [str(o) for o in d["optimizer"].values]
-    styles = optimizer_styles(names, names)
+    styles = complete_styles(styles, names)
     tau = d["tau"].values
     area = d["area"].values
     dashes = ("-", "--", ":", "-.")
@@ -150,13 +162,18 @@ def profiles_axes(ax: Axes, result: PerformanceProfiles) -> None:
     ax.set_ylabel("share of workloads within tau")
 
 
-def profiles_figure(result: PerformanceProfiles, *, algoperf: bool = False) -> Figure:
+def profiles_figure(
+    result: PerformanceProfiles,
+    *,
+    algoperf: bool = False,
+    styles: dict[str, OptimizerStyle] | None = None,
+) -> Figure:
     """Performance profiles of every optimizer; the legend gives each area score.
     `algoperf`: the archive has an AlgoPerf score, which the title tells apart."""
     with figure_style():
         fig = Figure(figsize=(9.0, 5.2), layout="constrained")
         ax = fig.subplots()
-        profiles_axes(ax, result)
+        profiles_axes(ax, result, styles=styles)
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         figure_title(
             fig,

@@ -565,3 +565,22 @@ def test_panels_compose_into_a_figure_of_ones_own(archive: xr.Dataset, tmp_path:
     assert [left.get_title(), middle.get_title()] == ["w1", "IQM"]
     assert len(left.get_lines()) > 0
     assert len(right.get_lines()) == len(OPTIMIZERS)
+
+
+def test_across_panels_draw_in_the_styles_they_are_given(archive: xr.Dataset) -> None:
+    from optcmp_cli._plots_across import aggregate_figure, profiles_figure
+    from optcmp_cli.render.palette import OptimizerStyle
+
+    styles = {o: OptimizerStyle((0.1 * i, 0.5, 0.3), "o") for i, o in enumerate(OPTIMIZERS)}
+    # Three workloads and k = n/2: intervals are drawn, as bands in each optimizer's colour.
+    three = small_archive(workloads=3)
+    result = aggregate_scores(three, n_boot=50, budget=4, rng=rng())
+    aggregate = aggregate_figure(result, styles=styles)
+    bands = [line for line in aggregate.axes[0].get_lines() if line.get_linewidth() == 6]
+    assert bands
+    assert {mpl.colors.to_rgb(line.get_color()) for line in bands} <= {
+        s.colour for s in styles.values()
+    }
+    profiles = profiles_figure(performance_profiles(archive), styles=styles)
+    drawn = {mpl.colors.to_rgb(line.get_color()) for line in profiles.axes[0].get_lines()}
+    assert drawn == {s.colour for s in styles.values()}
