@@ -9,13 +9,15 @@ Each entry declares the analysis's name (the KIND of `optcmp plot`, the stem of 
 report's figure file), the function that runs it on an archive with the common options,
 its key in `optcmp analyze ... --json` and in the report's results.json, the function
 that draws its figure (None: no figure), the heading of its report section and which of
-the options `--budget` and `--compare` it takes. `optcmp plot` lists, checks and draws
-its figures from this table, so a new analysis is added here, in its command module and
-in the report.
+the options `--budget` and `--compare` it takes. Its report section is written by its
+CLI module, `optcmp_cli.analyses.<name>`. The table's order is the report's: `optcmp
+plot` lists, checks and draws its figures from it, and `optcmp report` writes the
+sections of each protocol group in it.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -30,7 +32,15 @@ if TYPE_CHECKING:
 
     from optcmp_analysis import ProtocolComparison
 
-__all__ = ["ANALYSES", "FIGURES", "Analysis", "Common", "Inference", "analysis_named"]
+__all__ = [
+    "ANALYSES",
+    "FIGURES",
+    "GROUP_SECTIONS",
+    "Analysis",
+    "Common",
+    "Inference",
+    "analysis_named",
+]
 
 # Bootstrap replicates of the aggregate scores are capped: each replicate resamples
 # every workload, and the interval is stable well before this.
@@ -97,6 +107,23 @@ class Analysis:
     report_heading: str | None
     takes_budget: bool = False
     takes_compare: bool = False
+    # Its key in the report: the step of the progress bar, the records in results.json
+    # and the name of a skipped analysis (None: `name`).
+    report_as: str | None = None
+    # Nothing else in a protocol group of the report runs without it (the selection).
+    required: bool = False
+
+    @property
+    def report_key(self) -> str:
+        return self.name if self.report_as is None else self.report_as
+
+    def section(self) -> Callable[[Any, Any, Any], None]:
+        """The function that writes the analysis's section of the report (its CLI module
+        `optcmp_cli.analyses.<name>`, imported when the report is written):
+        `section(builder, result, group)`."""
+        module = importlib.import_module(f"optcmp_cli.analyses.{self.name}")
+        section: Callable[[Any, Any, Any], None] = module.section
+        return section
 
     def check(self, common: Common, *, command: str = "plot") -> None:
         """Refuse the options this analysis does not take."""
@@ -283,9 +310,11 @@ def _protocol_figure(result: Any, ds: xr.Dataset) -> Figure:
 # --- the table ------------------------------------------------------------------------------
 
 ANALYSES: tuple[Analysis, ...] = (
-    Analysis("best", _best, "best", None, "Selected trials"),
+    Analysis("best", _best, "best", None, "Selected trials", report_as="selection", required=True),
     Analysis("budget", _budget, "budget", _budget_figure, "Budget sensitivity", takes_budget=True),
     Analysis("rank", _rank, "rank", _rank_figure, "Rankings", takes_budget=True),
+    Analysis("aggregate", _aggregate, "aggregate", _aggregate_figure, "Across workloads"),
+    Analysis("profiles", _profiles, "profiles", _profiles_figure, "Time-to-target profiles"),
     Analysis(
         "inclusion",
         _inclusion,
@@ -298,8 +327,6 @@ ANALYSES: tuple[Analysis, ...] = (
     Analysis("boundary", _boundary, "boundary", _boundary_figure, "Boundary check"),
     # The learning curves of the selected trials: drawn from the selection, no records.
     Analysis("curves", _best, "best", _curves_figure, "Learning curves"),
-    Analysis("aggregate", _aggregate, "aggregate", _aggregate_figure, "Across workloads"),
-    Analysis("profiles", _profiles, "profiles", _profiles_figure, "Time-to-target profiles"),
     Analysis(
         "protocol",
         _protocol,
@@ -312,6 +339,9 @@ ANALYSES: tuple[Analysis, ...] = (
 
 # The analyses `optcmp plot` draws, in the order its help lists them.
 FIGURES: tuple[Analysis, ...] = tuple(a for a in ANALYSES if a.figure is not None)
+# The sections of each protocol group of `optcmp report`, in the report's order: every
+# analysis but those comparing two protocols (the report's comparisons come first).
+GROUP_SECTIONS: tuple[Analysis, ...] = tuple(a for a in ANALYSES if not a.takes_compare)
 
 
 def analysis_named(name: str, among: tuple[Analysis, ...] = ANALYSES) -> Analysis:

@@ -115,12 +115,12 @@ def plot(
     """Draw one figure of an archive's analysis as PNG, SVG or PDF (by the --out suffix).
 
     KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
-    probabilities), inclusion (verdict per pair and workload), targets (steps to target),
+    probabilities), aggregate (IQM, optimality gap and probability of improvement across
+    workloads; at most 2000 bootstrap replicates), profiles (time-to-target performance
+    profiles), inclusion (verdict per pair and workload), targets (steps to target),
     boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
-    of the selected trials), aggregate (IQM, optimality gap and probability of
-    improvement across workloads; at most 2000 bootstrap replicates), profiles
-    (time-to-target performance profiles), protocol (tuned results under two protocols:
-    the two search spaces of one archive, or --compare ARCHIVE).
+    of the selected trials), protocol (tuned results under two protocols: the two search
+    spaces of one archive, or --compare ARCHIVE).
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """

@@ -1,7 +1,7 @@
 """`optcmp report ARCHIVE --out DIR`: every analysis of an archive, as a report.
 
 Dependency rule: typer, rich, the CLI's options and the light names of optcmp_analysis
-and optcmp_data at import; the report writer (_report: the analyses, xarray, matplotlib)
+and optcmp_data at import; the report writer (the report package: the analyses, xarray, matplotlib)
 and the archive are imported when a report is written, so `optcmp report --help` and
 `optcmp demo --help` load none of them.
 """
@@ -126,7 +126,8 @@ def report(
     """
     import numpy as np
 
-    from optcmp_cli._report import _GROUP_STEPS, _protocol_groups, write_report
+    from optcmp_cli.report.groups import protocol_groups
+    from optcmp_cli.report.write import GROUP_STEPS, write_report
     from optcmp_data import Taxonomy, check_bootstrap, open_archive
 
     seeded_rng(seed)
@@ -136,9 +137,9 @@ def report(
     cell_dims = [d for d in archive["status"].dims if d != "trial"]
     check_bootstrap(int(np.prod([archive.sizes[d] for d in cell_dims])), n_boot)
     other = None if compare is None else (compare.name, open_archive(compare))
-    groups = _protocol_groups(archive)
+    groups = protocol_groups(archive)
     n_comparisons = (len(groups) - 1) + (compare is not None)
-    total = len(groups) * len(_GROUP_STEPS) + n_comparisons + 1  # + the plan
+    total = len(groups) * len(GROUP_STEPS) + n_comparisons + 1  # + the plan
     with _progress(total) as advance, about_archive(archive_path):
         files = write_report(
             archive,

@@ -1,0 +1,176 @@
+"""inclusion: does a more general optimizer ever lose to one it includes?
+
+Dependency rule: numpy, optcmp_analysis records and the report's builder.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from optcmp_cli.render.escape import md
+from optcmp_cli.render.markdown import cell_num, interval, number, table
+
+if TYPE_CHECKING:
+    from optcmp_analysis import InclusionResult
+    from optcmp_cli.report.builder import Builder, Group
+
+__all__ = ["section"]
+
+
+def section(b: Builder, result: InclusionResult, g: Group) -> None:
+    """The figure, the verdict of every pair and workload, the violated pairs, the pairs
+    the stored spaces do not nest, and the findings."""
+    b.draw("inclusion", result, g, "inclusion verdicts")
+    records = result.to_json()
+    level = f"{1 - 2 * result.alpha:.0%}"
+    margins = ", ".join(f"{md(w)} {number(m, 3)}" for w, m in result.margins.items())
+    rules = sorted(set(result.margin_rules.values()))
+    b.lines += [
+        "Whether a more general optimizer ever loses to one it includes (the paper's "
+        "central claim). For every inclusion M ⊆ N, N tuned well should not be worse than "
+        "M. Δ = E_k(N) - E_k(M): the expected test metric of the trial a k-trial study "
+        "selects, each estimated without bias from the trials run (Dodge et al. 2021), at "
+        f"budget {md(result.budget_text)} (the k of each row is shown); positive means N "
+        "is worse. A study with no usable trial scores the worst result of the pair. The "
+        f"{level} interval and the p-values come from a studentized bootstrap (bootstrap-t, "
+        f"{result.n_boot} resamples) of Δ over its jackknife standard error, which keeps its "
+        "level when the two search spaces give trials of different spread and shape "
+        "(docs/method.md). Violated: the Holm-adjusted p-value of 'N is not worse' is below "
+        f"{result.alpha:g} (one family of {result.n_tests} tests: every rule, pair and "
+        "workload below). Consistent: the Holm-adjusted p-value of 'N is worse by at least "
+        f"the margin' is below {result.alpha:g} (its own family of the same "
+        f"{result.n_tests}). Margins in each metric's units: {margins} "
+        f"({md('; '.join(rules))}). Not tested: k equals a study's size, where no variance "
+        "estimate exists; the difference is descriptive. Not included: the stored search "
+        "spaces cannot express M inside N (a finding about the protocol; not tested). "
+        "P(N not worse) is the chance that a k-trial study of N is not worse than an "
+        "independent one of M.",
+        "",
+    ]
+    rows = [
+        [
+            r["rule"],
+            md(r["workload"]),
+            f"{md(r['special'])} ⊆ {md(r['general'])}",
+            f"{r['k']} of {min(r['n_special'], r['n_general'])}",
+            cell_num(r["difference"]),
+            f"[{cell_num(r['lo'])}, {cell_num(r['hi'])}]" if r["tested"] else "-",
+            cell_num(r["margin"]),
+            cell_num(r["p_adjusted"]) if r["tested"] else "-",
+            cell_num(r["p_noninferior_adjusted"]) if r["tested"] else "-",
+            cell_num(r["p_general_not_worse"], 2) if r["tested"] else "-",
+            "not included" if r["verdict"] == "not_included" else md(r["verdict_text"]),
+        ]
+        for r in records
+    ]
+    b.lines += table(
+        [
+            "rule",
+            "workload",
+            "pair",
+            "k of N",
+            "Δ",
+            level,
+            "margin",
+            "p worse (Holm)",
+            "p not worse by margin (Holm)",
+            "P(N not worse)",
+            "verdict",
+        ],
+        rows,
+    )
+    violated = sorted(
+        {(r["rule"], r["special"], r["general"]) for r in records if r["verdict"] == "violated"}
+    )
+    if violated:
+        b.lines += [f"Violated (Holm-adjusted p < {result.alpha:g}):", ""]
+        b.lines += [f"- `{rule}`: {md(s)} ⊆ {md(g)}" for rule, s, g in violated]
+        b.lines.append("")
+    elif result.n_tests == 0:
+        b.lines += ["No pair was tested: none is an inclusion as stored (below).", ""]
+    else:
+        b.lines += [f"No tested inclusion is violated at level {result.alpha:g} (Holm).", ""]
+    reasons: dict[tuple[str, str, str], list[str]] = {}
+    for r in records:
+        if r["verdict"] == "not_included":
+            ws = reasons.setdefault((r["special"], r["general"], r["reason"]), [])
+            if r["workload"] not in ws:
+                ws.append(r["workload"])
+    if reasons:
+        b.lines += ["Not included as stored (not tested):", ""]
+        b.lines += [
+            f"- {md(s)} ⊆ {md(g)} ({md(', '.join(ws))}): {md(reason)}"
+            for (s, g, reason), ws in reasons.items()
+        ]
+        b.lines.append("")
+    for c in result.caveats:
+        b.caveat(md(c))
+    _inclusion_findings(b, records, g.label)
+    b.add_records("inclusion", records, g.label)
+
+
+def _evidence_of_consistency(record: dict[str, Any]) -> bool:
+    """A "consistent" verdict with evidence: the interval's upper end below the record's
+    non-inferiority margin (0 where the record states none)."""
+    hi = record.get("hi")
+    margin = record.get("margin")
+    limit = float(margin) if isinstance(margin, int | float) else 0.0
+    return isinstance(hi, int | float) and np.isfinite(hi) and hi < limit
+
+
+def _inclusion_findings(b: Builder, records: list[dict[str, Any]], group: str | None) -> None:
+    """The inclusion verdicts of the report's rule in the findings summary: violated and
+    consistent (both need evidence) as supported, inconclusive as not supported, pairs
+    the stored spaces cannot express as protocol findings."""
+    where = f" (protocol {group})" if group else ""
+    mine = [r for r in records if r.get("rule", str(b.rule)) == str(b.rule)]
+    undecided = []
+    untested: list[str] = []
+    # One line per pair and reason, naming its workloads (not one line per workload).
+    not_nested: dict[tuple[str, str, str], list[str]] = {}
+    for r in mine:
+        pair = f"{md(r['special'])} ⊆ {md(r['general'])} on {md(r['workload'])}{where}"
+        span = interval(r.get("lo"), r.get("hi"))
+        at = f"at budget k = {r['k']} of {min(r['n_special'], r['n_general'])} trials"
+        if r["verdict"] == "violated":
+            b.supported.append(
+                f"{pair}, {at}: the general optimizer's expected best-of-k test "
+                f"{md(r['metric'])} is worse by {number(r['difference'], 3)} (interval {span}, "
+                f"Holm-adjusted p {number(r['p_adjusted'], 3)})"
+            )
+        elif r["verdict"] == "consistent" and _evidence_of_consistency(r):
+            b.supported.append(
+                f"{pair}, {at}: the general optimizer's expected best-of-k test "
+                f"{md(r['metric'])} is not worse by more than the margin "
+                f"{number(r['margin'], 3)} (difference {number(r['difference'], 3)}, interval "
+                f"{span}, Holm-adjusted non-inferiority p "
+                f"{number(r['p_noninferior_adjusted'], 3)})"
+            )
+        elif r["verdict"] == "not_tested":
+            untested.append(pair)
+        elif r["verdict"] == "not_included":
+            reason = r.get("reason") or "the stored search spaces do not nest"
+            key = (r["special"], r["general"], reason)
+            not_nested.setdefault(key, [])
+            if r["workload"] not in not_nested[key]:
+                not_nested[key].append(r["workload"])
+        else:
+            undecided.append(pair)
+    for (special, general, reason), workloads in not_nested.items():
+        b.protocol_notes.append(
+            f"{md(special)} ⊆ {md(general)}{where} is not an inclusion as tuned on "
+            f"{md(', '.join(workloads))}: {md(reason)}"
+        )
+    if undecided:
+        b.unsupported.append(
+            f"{len(undecided)} of {len(mine)} inclusion tests are inconclusive{where} "
+            f"(e.g. {undecided[0]}): more trials are needed to decide them"
+        )
+    if untested:
+        b.unsupported.append(
+            f"{len(untested)} of {len(mine)} inclusion pairs were not tested{where} (e.g. "
+            f"{untested[0]}): at k = N no variance estimate exists; the difference is "
+            "descriptive"
+        )

@@ -1,0 +1,362 @@
+"""`write_report`: which section of the report runs when, and the files it writes.
+
+Dependency rule: numpy, xarray, matplotlib (through the figures), optcmp_data and
+optcmp_analysis. The report is assembled in the CLI package: the statistics live in
+optcmp_analysis; each analysis's CLI module (`optcmp_cli.analyses`) writes its section,
+and this module runs the analyses in the order of the registry
+(`optcmp_cli._analyses.ANALYSES`) and writes DIR/report.md, DIR/results.json,
+DIR/figures/*.png and, asked for, DIR/report.html.
+
+Reproducibility: every analysis draws from its own `np.random.default_rng(seed)` (as
+`optcmp plot` and `optcmp analyze` do), and nothing in report.md or results.json depends
+on the clock or on where the report is written: the same archive and seed give
+byte-identical files.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import xarray as xr
+
+from optcmp_analysis import (
+    BUDGET_RULE,
+    DEFAULT_N_BOOT,
+    MARGIN_RULE,
+    Match,
+    ProtocolComparison,
+    SelectionRule,
+    protocol_sensitivity,
+    restrict,
+)
+from optcmp_cli._analyses import GROUP_SECTIONS, Analysis, Common, Inference, analysis_named
+from optcmp_cli._common import json_text
+from optcmp_cli._outputs import ReportStage
+from optcmp_cli._report_command import ReportFormat
+from optcmp_cli.render.escape import md
+from optcmp_cli.render.html import to_html
+from optcmp_cli.render.palette import styles_of
+from optcmp_cli.report.builder import Builder, Group
+from optcmp_cli.report.groups import budget_of_tests, protocol_groups, without_empty_workloads
+from optcmp_cli.report.score import score_section
+from optcmp_cli.report.summary import header, partial_caveat
+from optcmp_data import Taxonomy, atomic_write_text, summarize
+
+__all__ = ["GROUP_STEPS", "ReportFiles", "write_report"]
+
+
+@attrs.frozen
+class ReportFiles:
+    """Where a report was written."""
+
+    report: Path
+    results: Path
+    figures: tuple[Path, ...]
+    html: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "report": str(self.report),
+            "results": str(self.results),
+            "html": None if self.html is None else str(self.html),
+            "figures": [str(f) for f in self.figures],
+        }
+
+
+# The steps of one protocol group, for the progress bar: its analyses' report keys.
+GROUP_STEPS = tuple(a.report_key for a in GROUP_SECTIONS)
+
+
+def _group(b: Builder, ds: xr.Dataset, label: str | None) -> None:
+    """Every analysis of one protocol group, each in its section, in the registry's order.
+
+    The first (the selection) is a precondition: without it nothing else can run, which
+    is fatal for the whole archive and a recorded gap for one protocol of several."""
+    g = Group(label=label, ds=without_empty_workloads(b, ds, label), full=ds, styles=styles_of(ds))
+    # The inclusion section also shows the verdicts under the train-loss rule.
+    rules = tuple(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))
+    # Rankings are of k-trial studies at the tests' budget, so that the report asks one
+    # question (the default rule: a quarter of the smallest trial count).
+    budget = budget_of_tests(g.ds, b.inference)
+    for i, analysis in enumerate(GROUP_SECTIONS):
+        common = Common(
+            rng=b.rng(),
+            rule=b.rule,
+            n_boot=b.n_boot,
+            budget=budget if analysis.name == "rank" else None,
+            rules=rules,
+            taxonomy=b.taxonomy,
+            inference=b.inference,
+        )
+        result = _run(b, analysis, g, common)
+        if result is not None:
+            analysis.section()(b, result, g)
+        b.advance(analysis.report_key)
+        if result is None and analysis.required:
+            for rest in GROUP_SECTIONS[i + 1 :]:
+                b.advance(rest.report_key)
+            return
+
+
+def _run(b: Builder, analysis: Analysis, g: Group, common: Common) -> Any:
+    """Run `analysis` under its heading; None when it failed (recorded and shown). A
+    required analysis of the only group fails the report; its heading follows it."""
+    key = f"{analysis.report_key}{g.suffix}"
+    title = f"## {g.heading(analysis.report_heading or analysis.name)}"
+    run = functools.partial(analysis.run, g.ds, common)
+    if not analysis.required:
+        b.lines += [title, ""]
+        return b.attempt(key, run)
+    result = run() if g.label is None else b.attempt(key, run)
+    if result is not None:
+        b.lines += [title, ""]
+    return result
+
+
+def write_report(
+    archive: xr.Dataset,
+    out: Path,
+    /,
+    *,
+    name: str,
+    seed: int,
+    n_boot: int = DEFAULT_N_BOOT,
+    rule: SelectionRule = SelectionRule.FINAL_VALID,
+    compare: tuple[str, xr.Dataset] | None = None,
+    advance: Callable[[str], None] = lambda step: None,
+    title: str | None = None,
+    taxonomy: Taxonomy | None = None,
+    formats: Sequence[ReportFormat] = (ReportFormat.MD,),
+    inference: Inference | None = None,
+) -> ReportFiles:
+    """Run every analysis on `archive` and write out/report.md, out/results.json and
+    out/figures/*.png, and out/report.html (self-contained) when `formats` holds HTML.
+
+    The files are written into a staging folder in `out` and moved into place once the
+    report is complete; then the previous report's files that this one lacks are
+    deleted. Only files an earlier report listed in out's manifest are replaced or
+    deleted (see `_outputs`); a report that fails leaves the previous one whole.
+
+    `name` labels the archive in the report (no absolute paths, so the files do not
+    depend on where the archive lives); `title` heads it (default: `name`); `compare`
+    adds a protocol comparison with a second archive; `taxonomy` replaces the default
+    inclusion relations; `inference`: the inclusion and protocol tests' options (default
+    their defaults). `advance` is called after each step (for progress)."""
+    inference = Inference() if inference is None else inference
+    names = [
+        "report.md",
+        "results.json",
+        *(["report.html"] if ReportFormat.HTML in formats else []),
+    ]
+    stage = ReportStage.begin(out, names=names)
+    try:
+        staged = _write_staged(
+            archive,
+            stage.dir,
+            name=name,
+            seed=seed,
+            n_boot=n_boot,
+            rule=rule,
+            compare=compare,
+            advance=advance,
+            title=title,
+            taxonomy=taxonomy,
+            formats=formats,
+            inference=inference,
+        )
+    except BaseException:
+        stage.abort()
+        raise
+    stage.commit()
+
+    def moved(path: Path) -> Path:
+        return out / path.relative_to(stage.dir)
+
+    return ReportFiles(
+        report=moved(staged.report),
+        results=moved(staged.results),
+        figures=tuple(moved(p) for p in staged.figures),
+        html=None if staged.html is None else moved(staged.html),
+    )
+
+
+def _write_staged(
+    archive: xr.Dataset,
+    out: Path,
+    /,
+    *,
+    name: str,
+    seed: int,
+    n_boot: int,
+    rule: SelectionRule,
+    compare: tuple[str, xr.Dataset] | None,
+    advance: Callable[[str], None],
+    title: str | None,
+    taxonomy: Taxonomy | None,
+    formats: Sequence[ReportFormat],
+    inference: Inference,
+) -> ReportFiles:
+    """`write_report` into the staging folder `out`."""
+    b = Builder(
+        out=out,
+        name=name,
+        seed=seed,
+        n_boot=n_boot,
+        rule=rule,
+        advance=advance,
+        title=title or f"{name}: optimizer comparison",
+        taxonomy=taxonomy,
+        inference=inference,
+    )
+    groups = protocol_groups(archive)
+    summary = summarize(archive, path=name)
+    partial_caveat(b, summary, name)
+    for c in summary.caveats:
+        b.caveat(md(c))  # text from the archive: shown literally
+    if compare is not None:
+        partial_caveat(b, summarize(compare[1], path=compare[0]), compare[0])
+
+    body_start = len(b.lines)
+    # Protocol comparisons (the point of a study with a restricted protocol) come first.
+    for title, run in _comparisons(b, archive, groups, compare):
+        b.lines += [f"## Protocol comparison: {md(title)}", ""]
+        comp = b.attempt(f"protocol {title}", run)
+        if comp is not None:
+            whole = Group(label=title, ds=archive, full=archive, styles=styles_of(archive))
+            analysis_named("protocol").section()(b, comp, whole)
+        advance("protocol")
+
+    if archive.attrs.get("base_workloads"):
+        score_section(b, archive)
+    for label, optimizers in groups:
+        ds = archive if label is None else restrict(archive, optimizers=optimizers)
+        _group(b, ds, label)
+
+    _plan_undecided(b, archive, compare)
+    body = b.lines[body_start:]
+    head = header(b, summary, groups, compare)
+    text = "\n".join([*head, *body]).rstrip("\n") + "\n"
+    report_path = out / "report.md"
+    results_path = out / "results.json"
+    atomic_write_text(report_path, text)
+    html_path = None
+    if ReportFormat.HTML in formats:
+        html_path = out / "report.html"
+        atomic_write_text(html_path, to_html(text, title=b.title, base=out))
+    results = {
+        "report": {
+            "archive": name,
+            "compare": None if compare is None else compare[0],
+            "seed": seed,
+            "n_boot": n_boot,
+            "inference": {
+                "budget": inference.budget,
+                "budget_rule": None if inference.budget is not None else BUDGET_RULE,
+                "n_test_boot": inference.n_boot,
+                "alpha": inference.alpha,
+                "margin": inference.margin,
+                "margin_rule": MARGIN_RULE if not isinstance(inference.margin, float) else None,
+            },
+            "rule": str(rule),
+            "protocols": [label for label, _ in groups if label is not None],
+            "figures": [f"figures/{p.name}" for p in b.figures],
+        },
+        "archive": summary.to_json(),
+        "caveats": b.caveats,
+        "skipped": b.skipped,
+        **b.results,
+    }
+    atomic_write_text(results_path, json_text(results))
+    return ReportFiles(
+        report=report_path, results=results_path, figures=tuple(b.figures), html=html_path
+    )
+
+
+def _comparisons(
+    b: Builder,
+    archive: xr.Dataset,
+    groups: list[tuple[str | None, list[str]]],
+    compare: tuple[str, xr.Dataset] | None,
+) -> list[tuple[str, Callable[[], ProtocolComparison]]]:
+    """The protocol comparisons of a report, each titled: every restricted protocol of
+    the archive against its widest, then the archive against the --compare one."""
+    rule, inference = b.rule, b.inference
+    comparisons: list[tuple[str, Callable[[], ProtocolComparison]]] = []
+    if len(groups) > 1:
+        widest, wide_opts = groups[-1]
+        assert widest is not None
+        for label, opts in groups[:-1]:
+            assert label is not None
+            comparisons.append(
+                (
+                    f"{label} vs {widest}",
+                    functools.partial(
+                        protocol_sensitivity,
+                        restrict(archive, optimizers=opts),
+                        restrict(archive, optimizers=wide_opts),
+                        protocols=(label, widest),
+                        match=Match.FAMILY,
+                        rule=rule,
+                        budget=inference.budget,
+                        n_boot=inference.n_boot,
+                        level=1 - inference.alpha,
+                        rng=b.rng(),
+                    ),
+                )
+            )
+    if compare is not None:
+        other_name, other = compare
+        labels = _labels(b.name, other_name)
+        comparisons.append(
+            (
+                f"{labels[0]} vs {labels[1]}",
+                lambda: protocol_sensitivity(
+                    archive,
+                    other,
+                    protocols=labels,
+                    rule=rule,
+                    budget=inference.budget,
+                    n_boot=inference.n_boot,
+                    level=1 - inference.alpha,
+                    rng=b.rng(),
+                ),
+            )
+        )
+    return comparisons
+
+
+def _labels(name: str, other_name: str) -> tuple[str, str]:
+    """The protocol labels of a report's archive and its --compare archive."""
+    return (name, other_name) if name != other_name else (f"{name} (1)", f"{name} (2)")
+
+
+def _plan_undecided(
+    b: Builder, archive: xr.Dataset, compare: tuple[str, xr.Dataset] | None
+) -> None:
+    """Say under Not supported how many trials would decide each undecided comparison."""
+    from optcmp_analysis import default_trial_grid
+    from optcmp_cli._report_plan import undecided_line, undecided_plans
+
+    # Protocol effects and pairs are planned where the comparison is of two archives
+    # (matched by name, as the planner matches them).
+    protocol = b.results.get("protocol", []) if compare is not None else []
+    records, budget, reason = undecided_plans(
+        archive,
+        None if compare is None else compare[1],
+        protocols=_labels(b.name, compare[0]) if compare is not None else ("first", "second"),
+        inclusion=b.results.get("inclusion", []),
+        protocol=protocol,
+        rule=b.rule,
+        taxonomy=b.taxonomy,
+        seed=b.seed,
+    )
+    if reason is not None:
+        b.unsupported.append(f"how many trials would decide them was not planned: {md(reason)}")
+    elif records and budget is not None:
+        b.unsupported.append(undecided_line(records, budget, default_trial_grid(budget)[-1], md))
+        b.results["plan"] = records
+    b.advance("plan")
