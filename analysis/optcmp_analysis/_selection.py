@@ -212,7 +212,65 @@ def trial_scores(
                 f"{archive.attrs['selection_repeats']!r} restricts selection to some repeats; "
                 "per-repeat selection is not available, use repeats 'mean'"
             )
+    runs = _run_scores(archive, rule, chosen, reps)
+    values = _trial_values(runs, reps if repeats is RepeatMode.MEAN else ())
+    if diverged is DivergedMode.WORST:
+        values = _diverged_as_worst(values, runs["direction"], rule)
+    order = ("workload", "optimizer", "trial", *(reps if repeats is RepeatMode.PER_REPEAT else ()))
+    data = xr.Dataset(
+        {name: values[name].transpose(*order) for name in _TRIAL_VARIABLES}
+        | {
+            "direction": runs["direction"],
+            "metric_name": archive["metric_name"].astype(str),
+            "selection_split": runs["split"],
+        },
+        coords={"hparams": archive["hparams"], "optimizer_family": archive["optimizer_family"]},
+    )
+    for var in ("score", "selection_value", "test_value", "valid_value"):
+        data[var] = data[var].astype(np.float64)
+    caveats = _caveats(archive, rule)
+    if diverged is DivergedMode.WORST:
+        caveats = (
+            *caveats,
+            "diverged trials are scored as the worst usable value of their workload "
+            "(diverged = worst), so they can be selected and count as results",
+        )
+    return TrialScores(
+        data=data,
+        rule=rule,
+        repeats=repeats,
+        caveats=caveats,
+        selection_repeats=str(archive.attrs.get("selection_repeats", "")) if chosen else "",
+    )
 
+
+# The per-trial variables of TrialScores.data, in its order.
+_TRIAL_VARIABLES = (
+    "score",
+    "selection_value",
+    "test_value",
+    "valid_value",
+    "usable",
+    "present",
+    "diverged",
+    "test_mean",
+    "test_min",
+    "test_median",
+    "test_max",
+    "n_repeats",
+)
+
+
+def _run_scores(
+    archive: xr.Dataset,
+    rule: SelectionRule,
+    chosen: Mapping[str, Sequence[int]],
+    reps: tuple[str, ...],
+) -> dict[str, xr.DataArray]:
+    """Per run (every dim of `status`): `score` (oriented, smaller is better), `sel` (the
+    score in the metric's units), `test`, `valid` at the evaluation `rule` selects;
+    `status`, `present`, `completed`, `scored` (present and among the repeats selection may
+    use); per workload `direction` and `split`."""
     direction = archive["metric_direction"].astype(str)
     split = archive["selection_split"].astype(str)
     sign = orientation(direction)
@@ -225,7 +283,6 @@ def trial_scores(
     valid_curve = archive["valid_metric"].where(has_eval)
     status = archive["status"].astype(str)
     present_run = status != Status.MISSING.value
-    completed_run = status == Status.COMPLETED.value
     scored_run = present_run & selection_repeat_mask(archive, chosen)
 
     if rule is SelectionRule.FINAL_TRAIN_LOSS:
@@ -249,91 +306,91 @@ def trial_scores(
         run_score = trial_score.broadcast_like(status)
         run_sel = sign * run_score
         run_test, run_valid = _at(test_curve, best), _at(valid_curve, best)
+    return {
+        "score": run_score,
+        "sel": run_sel,
+        "test": run_test,
+        "valid": run_valid,
+        "status": status,
+        "present": present_run,
+        "completed": status == Status.COMPLETED.value,
+        "scored": scored_run,
+        "direction": direction,
+        "split": split,
+    }
 
-    run_ok = completed_run & finite(run_score)
-    run_diverged = scored_run & (
-        (status == Status.DIVERGED.value) | (completed_run & ~finite(run_score))
-    )
-    spread_ok = completed_run & finite(run_test)
-    if repeats is RepeatMode.PER_REPEAT or not reps:
+
+def _trial_values(runs: dict[str, xr.DataArray], reps: tuple[str, ...]) -> dict[str, xr.DataArray]:
+    """The trials' variables (`_TRIAL_VARIABLES`) from their runs: the runs themselves
+    (`reps` empty: per repeat, or no repeat dims), else means over the repeat dims `reps`
+    of the runs selection may use (a trial is usable when every such run is)."""
+    completed, scored, status = runs["completed"], runs["scored"], runs["status"]
+    run_score, run_test, run_valid = runs["score"], runs["test"], runs["valid"]
+    run_ok = completed & finite(run_score)
+    run_diverged = scored & ((status == Status.DIVERGED.value) | (completed & ~finite(run_score)))
+    spread_ok = completed & finite(run_test)
+    out: dict[str, xr.DataArray]
+    if not reps:
         usable = run_ok
-        present = present_run
-        is_diverged = run_diverged
-        score = run_score.where(usable)
-        selection_value = run_sel.where(usable)
-        test_value = run_test.where(present_run)
-        valid_value = run_valid.where(present_run)
-        test_mean = test_min = test_median = test_max = run_test.where(spread_ok)
-        n_repeats = spread_ok.astype(np.int64)
-    else:
-        usable = scored_run.any(reps) & (~scored_run | run_ok).all(reps)
-        present = present_run.any(reps)
-        is_diverged = run_diverged.any(reps)
-        score = _mean_over(run_score, scored_run, reps).where(usable)
-        selection_value = _mean_over(run_sel, scored_run, reps).where(usable)
-        # Reported values from the runs selection may use: never a mix of repeat counts.
-        report = scored_run & completed_run & finite(run_test)
-        test_value = _mean_over(run_test, report, reps)
-        report_v = scored_run & completed_run & finite(run_valid)
-        valid_value = _mean_over(run_valid, report_v, reps)
         spread = run_test.where(spread_ok)
-        test_mean = spread.mean(reps)
-        test_min = spread.min(reps)
-        test_median = spread.median(reps)
-        test_max = spread.max(reps)
-        n_repeats = spread_ok.sum(reps).astype(np.int64)
-    is_diverged = is_diverged & present & ~usable
-    if diverged is DivergedMode.WORST:
-        cells = ("optimizer", "trial")
-        worst_score = score.where(usable).max(cells)
-        fill = is_diverged & finite(worst_score)
-        sign_w = orientation(direction)
-        worst_test = sign_w * (sign_w * test_value).where(usable).max(cells)
-        worst_valid = sign_w * (sign_w * valid_value).where(usable).max(cells)
-        worst_sel = worst_score if rule is SelectionRule.FINAL_TRAIN_LOSS else sign_w * worst_score
-        score = where(fill, worst_score, score)
-        selection_value = where(fill, worst_sel, selection_value)
-        test_value = where(fill, worst_test, test_value)
-        valid_value = where(fill, worst_valid, valid_value)
-        usable = usable | fill
+        out = {
+            "usable": usable,
+            "present": runs["present"],
+            "diverged": run_diverged,
+            "score": run_score.where(usable),
+            "selection_value": runs["sel"].where(usable),
+            "test_value": run_test.where(runs["present"]),
+            "valid_value": run_valid.where(runs["present"]),
+            "test_mean": spread,
+            "test_min": spread,
+            "test_median": spread,
+            "test_max": spread,
+            "n_repeats": spread_ok.astype(np.int64),
+        }
+    else:
+        usable = scored.any(reps) & (~scored | run_ok).all(reps)
+        # Reported values from the runs selection may use: never a mix of repeat counts.
+        report = scored & completed & finite(run_test)
+        report_v = scored & completed & finite(run_valid)
+        spread = run_test.where(spread_ok)
+        out = {
+            "usable": usable,
+            "present": runs["present"].any(reps),
+            "diverged": run_diverged.any(reps),
+            "score": _mean_over(run_score, scored, reps).where(usable),
+            "selection_value": _mean_over(runs["sel"], scored, reps).where(usable),
+            "test_value": _mean_over(run_test, report, reps),
+            "valid_value": _mean_over(run_valid, report_v, reps),
+            "test_mean": spread.mean(reps),
+            "test_min": spread.min(reps),
+            "test_median": spread.median(reps),
+            "test_max": spread.max(reps),
+            "n_repeats": spread_ok.sum(reps).astype(np.int64),
+        }
+    out["diverged"] = out["diverged"] & out["present"] & ~out["usable"]
+    return out
 
-    order = ("workload", "optimizer", "trial", *(reps if repeats is RepeatMode.PER_REPEAT else ()))
-    data = xr.Dataset(
-        {
-            "score": score.transpose(*order),
-            "selection_value": selection_value.transpose(*order),
-            "test_value": test_value.transpose(*order),
-            "valid_value": valid_value.transpose(*order),
-            "usable": usable.transpose(*order),
-            "present": present.transpose(*order),
-            "diverged": is_diverged.transpose(*order),
-            "test_mean": test_mean.transpose(*order),
-            "test_min": test_min.transpose(*order),
-            "test_median": test_median.transpose(*order),
-            "test_max": test_max.transpose(*order),
-            "n_repeats": n_repeats.transpose(*order),
-            "direction": direction,
-            "metric_name": archive["metric_name"].astype(str),
-            "selection_split": split,
-        },
-        coords={"hparams": archive["hparams"], "optimizer_family": archive["optimizer_family"]},
-    )
-    for var in ("score", "selection_value", "test_value", "valid_value"):
-        data[var] = data[var].astype(np.float64)
-    caveats = _caveats(archive, rule)
-    if diverged is DivergedMode.WORST:
-        caveats = (
-            *caveats,
-            "diverged trials are scored as the worst usable value of their workload "
-            "(diverged = worst), so they can be selected and count as results",
-        )
-    return TrialScores(
-        data=data,
-        rule=rule,
-        repeats=repeats,
-        caveats=caveats,
-        selection_repeats=str(archive.attrs.get("selection_repeats", "")) if chosen else "",
-    )
+
+def _diverged_as_worst(
+    values: dict[str, xr.DataArray], direction: xr.DataArray, rule: SelectionRule
+) -> dict[str, xr.DataArray]:
+    """`values` with every diverged trial scored as the worst usable value of its workload
+    (and made usable), where its workload has one."""
+    score, usable, is_diverged = values["score"], values["usable"], values["diverged"]
+    cells = ("optimizer", "trial")
+    worst_score = score.where(usable).max(cells)
+    fill = is_diverged & finite(worst_score)
+    sign_w = orientation(direction)
+    worst_test = sign_w * (sign_w * values["test_value"]).where(usable).max(cells)
+    worst_valid = sign_w * (sign_w * values["valid_value"]).where(usable).max(cells)
+    worst_sel = worst_score if rule is SelectionRule.FINAL_TRAIN_LOSS else sign_w * worst_score
+    return values | {
+        "score": where(fill, worst_score, score),
+        "selection_value": where(fill, worst_sel, values["selection_value"]),
+        "test_value": where(fill, worst_test, values["test_value"]),
+        "valid_value": where(fill, worst_valid, values["valid_value"]),
+        "usable": usable | fill,
+    }
 
 
 def _caveats(archive: xr.Dataset, rule: SelectionRule) -> tuple[str, ...]:
