@@ -354,11 +354,14 @@ def import_mlflow(
     )
 
 
+History = dict[int, tuple[float, int]]  # step -> (value, timestamp ms)
+
+
 def _build(
     uri: str,
     exp_name: str,
     runs: list[Any],
-    histories: Mapping[str, Mapping[str, dict[int, tuple[float, int]]]],
+    histories: Mapping[str, Mapping[str, History]],
     *,
     mapped: TableMapping,
     valid_metric: str,
@@ -370,56 +373,17 @@ def _build(
     bad: BadInputs,
     command: str | None,
 ) -> ImportResult:
+    """The archive of an experiment's runs (read, with their metric histories)."""
     where = f"{uri} experiment {exp_name!r}"
-    kept: list[tuple[str, str, Any]] = []
-    unfinished = 0
-    for run in runs:
-        rid = run.info.run_id
-        if run.info.status not in _STATUSES:
-            unfinished += 1
-            continue
-        labels = rule.labels(
-            run.data.params,
-            run.data.tags,
-            item=f"run {rid}",
-            default_workload=exp_name,
-            bad=bad,
-            where=where,
-        )
-        if labels is None:
-            continue
-        wl, opt = labels
-        if not histories[rid][valid_metric]:
-            bad.bad(
-                f"{where}: run {rid} logged no metric {valid_metric!r} (--valid-metric); "
-                f"its metrics: {', '.join(sorted(run.data.metrics)) or 'none'}"
-            )
-            continue
-        kept.append((wl, opt, run))
+    kept = [
+        labelled
+        for run in runs
+        if run.info.status in _STATUSES
+        and (labelled := _labelled(run, histories, rule, exp_name, valid_metric, bad, where))
+    ]
     if not kept:
         raise DataFormatError(f"{where}: no finished, failed or killed run to import")
-
-    not_hparams = rule.names | {seed_from}
-    text_params: set[str] = set()
-    values: dict[tuple[str, str], dict[str, list[float]]] = {}
-    max_step: dict[str, int] = {}
-    hparams: dict[str, dict[str, float]] = {}
-    for wl, opt, run in kept:
-        hp: dict[str, float] = {}
-        for name, text in sorted(run.data.params.items()):
-            if name in not_hparams:
-                continue
-            number = _number(str(text))
-            if number is None:
-                text_params.add(str(name))
-                continue
-            hp[str(name)] = number
-        hparams[run.info.run_id] = hp
-        cell = values.setdefault((wl, opt), {})
-        for name, v in hp.items():
-            cell.setdefault(name, []).append(v)
-        steps = [s for series in histories[run.info.run_id].values() for s in series]
-        max_step[wl] = max(max_step.get(wl, 0), *steps)
+    hparams, text_params = _hparams(kept, rule.names | {seed_from})
 
     caveats = [
         f"valid_metric is the MLflow metric {valid_metric!r}; time is the wall time from a "
@@ -435,30 +399,17 @@ def _build(
     builder = ArchiveBuilder(
         source=f"MLflow experiment {exp_name!r} in {uri}", command=command, caveats=caveats
     )
-    for wl in sorted({k[0] for k in kept}):
-        facts = mapped.facts(wl)
-        dirn = direction if direction is not None else facts.get("direction")
-        if dirn not in ("min", "max"):
-            raise ConfigError(
-                f"{mapped.source}: workload {wl!r}: the direction of metric {valid_metric!r} is "
-                'not given; pass --direction min|max, or add direction = "min" or "max" under '
-                "[workload] (or [workloads.NAME]) in a --mapping file"
-            )
-        try:
-            budget = int(facts.get("step_budget", max_step[wl]))
-            builder.add_workload(
-                WorkloadInfo(
-                    name=wl,
-                    metric_name=str(facts.get("metric_name", _metric_name(valid_metric))),
-                    direction=Direction(dirn),
-                    valid_target=float(facts.get("valid_target", math.nan)),
-                    test_target=float(facts.get("test_target", math.nan)),
-                    step_budget=budget,
-                    selection_split=Split(str(facts.get("selection_split", "valid"))),
-                )
-            )
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{mapped.source}: workload {wl!r}: {err}") from None
+    max_step: dict[str, int] = {}
+    for wl, _, run in kept:
+        steps = [s for series in histories[run.info.run_id].values() for s in series]
+        max_step[wl] = max(max_step.get(wl, 0), *steps)
+    for wl in sorted(max_step):
+        _add_workload(builder, wl, mapped, direction, valid_metric, max_step[wl])
+    values: dict[tuple[str, str], dict[str, list[float]]] = {}
+    for wl, opt, run in kept:
+        cell = values.setdefault((wl, opt), {})
+        for name, v in hparams[run.info.run_id].items():
+            cell.setdefault(name, []).append(v)
     for (wl, opt), cell in sorted(values.items()):
         builder.add_optimizer(opt, mapped.families.get(opt, ""))
         dims = tuple(_space_dim(name, vs) for name, vs in sorted(cell.items()))
@@ -473,26 +424,6 @@ def _build(
         counters[(wl, opt)] = trial + 1
         trial_of[(wl, opt, trial)] = rid
         valid = histories[rid][valid_metric]
-        test = histories[rid].get(test_metric, {}) if test_metric else {}
-        others = {name: histories[rid][key] for name, key in extra.items()}
-        steps = sorted({*valid, *test, *(s for h in others.values() for s in h)})
-        start = run.info.start_time
-        curves = Curves(
-            step=np.array(steps, dtype=np.int64),
-            time=np.array(
-                [
-                    (valid[s][1] - start) / 1000.0 if s in valid and start is not None else math.nan
-                    for s in steps
-                ],
-                dtype=np.float64,
-            ),
-            valid_metric=np.array([valid.get(s, (math.nan, 0))[0] for s in steps]),
-            test_metric=np.array([test.get(s, (math.nan, 0))[0] for s in steps]),
-            **{
-                name: np.array([h.get(s, (math.nan, 0))[0] for s in steps])
-                for name, h in others.items()
-            },
-        )
         diverged = any(not math.isfinite(v) for v, _ in valid.values())
         seed_text = run.data.params.get(seed_from)
         seed = _number(str(seed_text)) if seed_text is not None else None
@@ -503,18 +434,139 @@ def _build(
                 trial=trial,
                 status=Status.DIVERGED if diverged else _STATUSES[run.info.status],
                 hparams=hparams[rid],
-                curves=curves,
+                curves=_curves(run, histories[rid], valid_metric, test_metric, extra),
                 seed=int(seed) if seed is not None and seed.is_integer() and seed >= 0 else -1,
             )
         )
     if text_params:
         builder.add_caveat(f"params that are not numbers are not stored: {sorted(text_params)}")
+    unfinished = sum(run.info.status not in _STATUSES for run in runs)
     if unfinished:
         builder.add_caveat(f"{unfinished} running or scheduled runs left out")
     ds = builder.build()
     ds = _with_run_ids(ds, trial_of)
     ds.attrs.update(importer="mlflow", mlflow_experiment=exp_name)
     return ImportResult(dataset=ds, warnings=tuple(bad.warnings), files_read=1)
+
+
+def _labelled(
+    run: Any,
+    histories: Mapping[str, Mapping[str, History]],
+    rule: LabelRule,
+    exp_name: str,
+    valid_metric: str,
+    bad: BadInputs,
+    where: str,
+) -> tuple[str, str, Any] | None:
+    """(workload, optimizer, run) of a finished, failed or killed run with its labels and
+    a valid metric history; None (after `bad.bad`) otherwise."""
+    rid = run.info.run_id
+    labels = rule.labels(
+        run.data.params,
+        run.data.tags,
+        item=f"run {rid}",
+        default_workload=exp_name,
+        bad=bad,
+        where=where,
+    )
+    if labels is None:
+        return None
+    if not histories[rid][valid_metric]:
+        bad.bad(
+            f"{where}: run {rid} logged no metric {valid_metric!r} (--valid-metric); "
+            f"its metrics: {', '.join(sorted(run.data.metrics)) or 'none'}"
+        )
+        return None
+    return (*labels, run)
+
+
+def _hparams(
+    kept: list[tuple[str, str, Any]], not_hparams: set[str]
+) -> tuple[dict[str, dict[str, float]], set[str]]:
+    """Per run id its params read as numbers (not the labels and the seed), and the names
+    of params with a value that is not a number."""
+    hparams: dict[str, dict[str, float]] = {}
+    text_params: set[str] = set()
+    for _, _, run in kept:
+        hp: dict[str, float] = {}
+        for name, text in sorted(run.data.params.items()):
+            if name in not_hparams:
+                continue
+            number = _number(str(text))
+            if number is None:
+                text_params.add(str(name))
+                continue
+            hp[str(name)] = number
+        hparams[run.info.run_id] = hp
+    return hparams, text_params
+
+
+def _add_workload(
+    builder: ArchiveBuilder,
+    wl: str,
+    mapped: TableMapping,
+    direction: str | None,
+    valid_metric: str,
+    max_step: int,
+) -> None:
+    """Add a workload with the mapping's facts (direction required, there or by
+    --direction), the metric's name from the valid metric, the largest logged step as the
+    default budget."""
+    facts = mapped.facts(wl)
+    dirn = direction if direction is not None else facts.get("direction")
+    if dirn not in ("min", "max"):
+        raise ConfigError(
+            f"{mapped.source}: workload {wl!r}: the direction of metric {valid_metric!r} is "
+            'not given; pass --direction min|max, or add direction = "min" or "max" under '
+            "[workload] (or [workloads.NAME]) in a --mapping file"
+        )
+    try:
+        budget = int(facts.get("step_budget", max_step))
+        builder.add_workload(
+            WorkloadInfo(
+                name=wl,
+                metric_name=str(facts.get("metric_name", _metric_name(valid_metric))),
+                direction=Direction(dirn),
+                valid_target=float(facts.get("valid_target", math.nan)),
+                test_target=float(facts.get("test_target", math.nan)),
+                step_budget=budget,
+                selection_split=Split(str(facts.get("selection_split", "valid"))),
+            )
+        )
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{mapped.source}: workload {wl!r}: {err}") from None
+
+
+def _curves(
+    run: Any,
+    history: Mapping[str, History],
+    valid_metric: str,
+    test_metric: str | None,
+    extra: Mapping[str, str],
+) -> Curves:
+    """A run's curves on the union of its metrics' steps; time from the run's start to the
+    logging of the valid metric."""
+    valid = history[valid_metric]
+    test = history.get(test_metric, {}) if test_metric else {}
+    others = {name: history[key] for name, key in extra.items()}
+    steps = sorted({*valid, *test, *(s for h in others.values() for s in h)})
+    start = run.info.start_time
+    return Curves(
+        step=np.array(steps, dtype=np.int64),
+        time=np.array(
+            [
+                (valid[s][1] - start) / 1000.0 if s in valid and start is not None else math.nan
+                for s in steps
+            ],
+            dtype=np.float64,
+        ),
+        valid_metric=np.array([valid.get(s, (math.nan, 0))[0] for s in steps]),
+        test_metric=np.array([test.get(s, (math.nan, 0))[0] for s in steps]),
+        **{
+            name: np.array([h.get(s, (math.nan, 0))[0] for s in steps])
+            for name, h in others.items()
+        },
+    )
 
 
 def _with_run_ids(ds: xr.Dataset, trial_of: Mapping[tuple[str, str, int], str]) -> xr.Dataset:
