@@ -38,7 +38,7 @@ import xarray as xr
 from optcmp_analysis._enums import Measure
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities
-from optcmp_analysis._records import Result, attr, included_labels, json_value, where
+from optcmp_analysis._records import Result, attr, finite, included_labels, json_value, where
 from optcmp_analysis._targets import steps_to_target
 from optcmp_data import Status
 
@@ -174,25 +174,12 @@ def performance_profiles(
     n_tau < 2, for measure "time" on an archive that records no times, or for a budget above
     some cell's trial count unless `with_replacement`.
     """
-    measure = Measure(measure)
     if not max_tau > 1:
         raise AnalysisError(f"max_tau {max_tau} must be larger than 1")
     if n_tau < 2:
         raise AnalysisError(f"n_tau {n_tau} must be at least 2")
-    caveats: list[str] = []
-    has_time = bool(np.isfinite(archive["time"].values).any())
-    if measure is Measure.AUTO:
-        measure = Measure.TIME if has_time else Measure.STEPS
-        if not has_time:
-            caveats.append("the archive records no times: time to target counts steps")
-    elif measure is Measure.TIME and not has_time:
-        raise AnalysisError("the archive records no times; use measure 'steps'")
-
-    valid_t = archive["valid_target"].astype(np.float64)
-    test_t = archive["test_target"].astype(np.float64)
-    use_valid = np.isfinite(valid_t)
-    target = where(use_valid, valid_t, test_t)
-    split = where(use_valid, "valid", where(np.isfinite(test_t), "test", ""))
+    measure, caveats = _measure(archive, Measure(measure))
+    target, split, use_valid = _targets(archive)
     included = np.isfinite(target.values)
     workloads = [str(w) for w in archive["workload"].values]
     for w in np.array(workloads)[~included]:
@@ -201,10 +188,88 @@ def performance_profiles(
         raise AnalysisError(
             "no workload has a target (valid_target or test_target): no profiles to draw"
         )
+    times, ks, counts_line = _cell_times(
+        archive, target, use_valid, measure, budget, with_replacement
+    )
+    if counts_line:
+        caveats.append(counts_line)
+    t = times.transpose("workload", "optimizer").values.astype(np.float64)
+    t = np.where(np.isnan(t), np.inf, t)  # no present run at all: never reached
+    tau = np.linspace(1.0, max_tau, n_tau)
+    t_in = t[included]
+    ratio_in, rho = profile_curves(t_in, tau)
+    ratio = np.full(t.shape, np.nan)
+    ratio[included] = ratio_in
+    never = [
+        w
+        for w, row in zip(np.array(workloads)[included], t_in, strict=True)
+        if not np.isfinite(row).any()
+    ]
+    for w in never:
+        caveats.append(f"workload {w}: no optimizer reached its target (counts as 0 for all)")
+    data = xr.Dataset(
+        {
+            "time": (("workload", "optimizer"), t),
+            "budget": ("workload", ks),
+            "ratio": (("workload", "optimizer"), ratio),
+            "rho": (("optimizer", "tau"), rho),
+            "area": ("optimizer", _trapezoid(rho, tau) / (max_tau - 1.0)),
+            "target": ("workload", target.values),
+            "target_split": ("workload", np.asarray(split.values, dtype=str)),
+            "metric_name": ("workload", archive["metric_name"].values.astype(str)),
+            "included": ("workload", included),
+        },
+        coords={
+            "workload": workloads,
+            "optimizer": [str(o) for o in archive["optimizer"].values],
+            "tau": tau,
+        },
+    )
+    return PerformanceProfiles(
+        data=data,
+        measure=measure,
+        max_tau=max_tau,
+        caveats=tuple(dict.fromkeys(caveats)),
+        budget=int(ks[included].min()) if included.any() else int(ks.min()),
+    )
 
+
+def _measure(archive: xr.Dataset, measure: Measure) -> tuple[Measure, list[str]]:
+    """The measure, AUTO resolved (time where the archive records any), and its caveat."""
+    has_time = bool(np.isfinite(archive["time"].values).any())
+    if measure is Measure.AUTO:
+        if not has_time:
+            return Measure.STEPS, ["the archive records no times: time to target counts steps"]
+        return Measure.TIME, []
+    if measure is Measure.TIME and not has_time:
+        raise AnalysisError("the archive records no times; use measure 'steps'")
+    return measure, []
+
+
+def _targets(archive: xr.Dataset) -> tuple[xr.DataArray, xr.DataArray, xr.DataArray]:
+    """Per workload its target (the validation target, else the test target; NaN: none),
+    the split it is on ("valid", "test" or ""), and whether that is the validation split."""
+    valid_t = archive["valid_target"].astype(np.float64)
+    test_t = archive["test_target"].astype(np.float64)
+    use_valid = finite(valid_t)
+    target = where(use_valid, valid_t, test_t)
+    split = where(use_valid, "valid", where(np.isfinite(test_t), "test", ""))
+    return target, split, use_valid
+
+
+def _cell_times(
+    archive: xr.Dataset,
+    target: xr.DataArray,
+    use_valid: xr.DataArray,
+    measure: Measure,
+    budget: int | None,
+    with_replacement: bool,
+) -> tuple[xr.DataArray, npt.NDArray[np.int64], str | None]:
+    """Per (workload, optimizer) the time (or steps) to target of a study of k trials
+    (median over seeds of a trial's runs, over studies of a cell's); the budget k per
+    workload; the caveat on differing trial counts (None if none)."""
     curve = where(use_valid, archive["valid_metric"], archive["test_metric"])
-    status = archive["status"].astype(str)
-    present = status != Status.MISSING.value
+    present = archive["status"].astype(str) != Status.MISSING.value
     # steps_to_target takes one direction; orient each workload by its own sign instead.
     sign = where(archive["metric_direction"].astype(str) == "max", -1.0, 1.0)
     reached = steps_to_target(
@@ -227,52 +292,9 @@ def performance_profiles(
         ks, study_time, counts_line = _study_times(
             trial_time, trial_present, budget, with_replacement
         )
-        if counts_line:
-            caveats.append(counts_line)
         if "study" in study_time.dims:
-            times = study_time.median("study", skipna=True)
-        else:
-            times = study_time
-    t = times.transpose("workload", "optimizer").values.astype(np.float64)
-    t = np.where(np.isnan(t), np.inf, t)  # no present run at all: never reached
-    tau = np.linspace(1.0, max_tau, n_tau)
-    t_in = t[included]
-    ratio_in, rho = profile_curves(t_in, tau)
-    ratio = np.full(t.shape, np.nan)
-    ratio[included] = ratio_in
-    never = [
-        w
-        for w, row in zip(np.array(workloads)[included], t_in, strict=True)
-        if not np.isfinite(row).any()
-    ]
-    for w in never:
-        caveats.append(f"workload {w}: no optimizer reached its target (counts as 0 for all)")
-    area = _trapezoid(rho, tau) / (max_tau - 1.0)
-    data = xr.Dataset(
-        {
-            "time": (("workload", "optimizer"), t),
-            "budget": ("workload", ks),
-            "ratio": (("workload", "optimizer"), ratio),
-            "rho": (("optimizer", "tau"), rho),
-            "area": ("optimizer", area),
-            "target": ("workload", target.values),
-            "target_split": ("workload", np.asarray(split.values, dtype=str)),
-            "metric_name": ("workload", archive["metric_name"].values.astype(str)),
-            "included": ("workload", included),
-        },
-        coords={
-            "workload": workloads,
-            "optimizer": [str(o) for o in archive["optimizer"].values],
-            "tau": tau,
-        },
-    )
-    return PerformanceProfiles(
-        data=data,
-        measure=measure,
-        max_tau=max_tau,
-        caveats=tuple(dict.fromkeys(caveats)),
-        budget=int(ks[included].min()) if included.any() else int(ks.min()),
-    )
+            return study_time.median("study", skipna=True), ks, counts_line
+        return study_time, ks, counts_line
 
 
 def _study_times(
