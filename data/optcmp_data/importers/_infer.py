@@ -153,8 +153,71 @@ def infer_mapping(path: str | Path, /) -> str:
     if frame.empty:
         raise DataFormatError(f"{path}: no rows to infer a mapping from")
     numeric = {c: _numeric(frame[c]) for c in header}
-    roles: dict[str, str] = {}
+    roles, metric_dir = _roles(frame, header, numeric)
+    hparams = [c for c in header if c not in roles and numeric[c]]
+    unused = [c for c in header if c not in roles and not numeric[c]]
+    by_role = {role: c for c, role in roles.items()}
     notes: list[str] = []
+
+    out = [
+        f"# Draft mapping for {path.name}, guessed by `optcmp import table --infer` from its",
+        f"# columns ({len(frame):,} rows read). Check every line marked CHECK, then:",
+        f"#   optcmp import table {path.name} --mapping THIS.toml --out ARCHIVE.nc",
+        "",
+        "[columns]",
+    ]
+    out += [f"{role} = {_toml_str(by_role[role])}" for role in _COLUMN_ROLES if role in by_role]
+    if "optimizer" not in by_role:
+        notes.append('no optimizer column found: name it in [columns] optimizer = "..."')
+    taken: set[str] = set()
+    hp_keys = {c: _key(c, taken) for c in hparams}
+    trial_line, repeats = _trials(frame, by_role, hparams)
+    if "workload" not in by_role:
+        constant = f"workload = {_toml_str(_norm(path.stem) or 'workload')}   # CHECK"
+        out += ["", "[values]   # labels that are not columns", constant]
+    if repeats:
+        out += ["", "[repeats]", *repeats]
+    out += ["", "[hparams]   # CHECK: the numeric columns not named above"]
+    inner = ", ".join(f"{k} = {_toml_str(c)}" for c, k in hp_keys.items())
+    out.append(f"columns = {{{inner}}}")
+    out += _workload_table(frame, by_role, metric_dir, notes)
+    out += _space_table(frame, path, hp_keys)
+    out += _label_tables(frame, by_role)
+    if trial_line is not None:
+        # A top-level key must come before the first table.
+        out.insert(4, trial_line)
+        out.insert(5, "")
+    if unused:
+        notes.append("text columns not used: " + ", ".join(unused[:10]))
+    if notes:
+        out += ["", *(f"# NOTE: {n}" for n in notes)]
+    return "\n".join(out) + "\n"
+
+
+# The [columns] roles, in the order the draft lists them.
+_COLUMN_ROLES = (
+    "optimizer",
+    "workload",
+    "trial",
+    "step",
+    "time",
+    "status",
+    "train_loss",
+    "train_metric",
+    "valid_loss",
+    "valid_metric",
+    "test_loss",
+    "test_metric",
+)
+
+
+def _roles(
+    frame: pd.DataFrame, header: list[str], numeric: dict[str, bool]
+) -> tuple[dict[str, str], dict[str, str]]:
+    """Column -> its guessed role (each role once): labels from the text columns, then
+    trial, seed, step, time, losses and metrics from the numeric ones; and per split the
+    metric word its metric column was recognised by."""
+    roles: dict[str, str] = {}
 
     def take(role: str, column: str) -> None:
         if role not in roles.values() and column not in roles:
@@ -198,77 +261,37 @@ def infer_mapping(path: str | Path, /) -> str:
             if metric is not None:
                 take(f"{split}_metric", c)
                 metric_dir.setdefault(split, metric)
-    hparams = [c for c in header if c not in roles and numeric[c]]
-    unused = [c for c in header if c not in roles and not numeric[c]]
+    return roles, metric_dir
 
-    by_role = {role: c for c, role in roles.items()}
-    lines = [
-        f"# Draft mapping for {path.name}, guessed by `optcmp import table --infer` from its",
-        f"# columns ({len(frame):,} rows read). Check every line marked CHECK, then:",
-        f"#   optcmp import table {path.name} --mapping THIS.toml --out ARCHIVE.nc",
-        "",
-        "[columns]",
-    ]
-    for role in (
-        "optimizer",
-        "workload",
-        "trial",
-        "step",
-        "time",
-        "status",
-        "train_loss",
-        "train_metric",
-        "valid_loss",
-        "valid_metric",
-        "test_loss",
-        "test_metric",
-    ):
-        if role in by_role:
-            lines.append(f"{role} = {_toml_str(by_role[role])}")
-    if "optimizer" not in by_role:
-        notes.append('no optimizer column found: name it in [columns] optimizer = "..."')
-    hp_keys: dict[str, str] = {}
-    taken: set[str] = set()
-    for c in hparams:
-        hp_keys[c] = _key(c, taken)
 
-    # Trials: an id column, else each row, or the distinct settings with repeated rows.
-    repeats: list[str] = []
-    trial_line: str | None = None
-    if "trial" not in by_role:
-        keys = [by_role[r] for r in ("workload", "optimizer") if r in by_role] + hparams
-        if "step" in by_role:
-            keys.append(by_role["step"])
-        repeated = bool(keys) and bool(frame.duplicated(subset=keys).any())
-        if repeated and hparams:
-            trial_line = (
-                'trial = "setting"   # CHECK: each distinct hyperparameter setting is a trial '
-                "(rows repeat settings)"
-            )
-            if "seed" in by_role:
-                repeats.append(f"seed = {_toml_str(by_role['seed'])}")
-            else:
-                repeats.append('seed = "repeated rows"   # the k-th row of a setting is its seed k')
-        else:
-            trial_line = 'trial = "row"   # CHECK: each row is a trial (no id column found)'
-    elif "seed" in by_role:
-        repeats.append(f"seed = {_toml_str(by_role['seed'])}")
+def _trials(
+    frame: pd.DataFrame, by_role: dict[str, str], hparams: list[str]
+) -> tuple[str | None, list[str]]:
+    """The top-level trial line (None with an id column) and the [repeats] lines: an id
+    column, else each row a trial, or the distinct settings when rows repeat them."""
+    if "trial" in by_role:
+        seed = by_role.get("seed")
+        return None, [f"seed = {_toml_str(seed)}"] if seed is not None else []
+    keys = [by_role[r] for r in ("workload", "optimizer") if r in by_role] + hparams
+    if "step" in by_role:
+        keys.append(by_role["step"])
+    repeated = bool(keys) and bool(frame.duplicated(subset=keys).any())
+    if not (repeated and hparams):
+        return 'trial = "row"   # CHECK: each row is a trial (no id column found)', []
+    line = (
+        'trial = "setting"   # CHECK: each distinct hyperparameter setting is a trial '
+        "(rows repeat settings)"
+    )
+    if "seed" in by_role:
+        return line, [f"seed = {_toml_str(by_role['seed'])}"]
+    return line, ['seed = "repeated rows"   # the k-th row of a setting is its seed k']
 
-    constants: list[str] = []
-    if "workload" not in by_role:
-        constants.append(f"workload = {_toml_str(_norm(path.stem) or 'workload')}   # CHECK")
-    out = lines
-    if constants:
-        out += ["", "[values]   # labels that are not columns", *constants]
-    if repeats:
-        out += ["", "[repeats]", *repeats]
-    out += ["", "[hparams]   # CHECK: the numeric columns not named above"]
-    if hp_keys:
-        inner = ", ".join(f"{k} = {_toml_str(c)}" for c, k in hp_keys.items())
-        out.append(f"columns = {{{inner}}}")
-    else:
-        out.append("columns = {}")
 
+def _workload_table(
+    frame: pd.DataFrame, by_role: dict[str, str], metric_dir: dict[str, str], notes: list[str]
+) -> list[str]:
+    """[workload]: the metric (valid, else test, else train; a loss when no metric column)
+    with its guessed direction, the selection split, the step budget."""
     split = next(
         (s for s in ("valid", "test", "train") if f"{s}_metric" in by_role),
         next((s for s in ("valid", "test", "train") if f"{s}_loss" in by_role), "valid"),
@@ -284,7 +307,7 @@ def infer_mapping(path: str | Path, /) -> str:
                 f"no {split} metric column: map the loss as the metric with "
                 f'[columns] {split}_metric = "{by_role[f"{split}_loss"]}"'
             )
-    out += [
+    out = [
         "",
         "[workload]",
         f"metric_name = {_toml_str(name)}",
@@ -304,8 +327,13 @@ def infer_mapping(path: str | Path, /) -> str:
             )
     else:
         out.append("step_budget = 1   # CHECK: no step column; each run is one evaluation here")
+    return out
 
-    out += ["", "[space]   # CHECK: the observed ranges; give the ranges actually searched"]
+
+def _space_table(frame: pd.DataFrame, path: Path, hp_keys: dict[str, str]) -> list[str]:
+    """[space]: each hyperparameter's observed range, log where it spans a factor of 10
+    or its name says so; one-valued ones as comments."""
+    out = ["", "[space]   # CHECK: the observed ranges; give the ranges actually searched"]
     out.append(f"name = {_toml_str(_norm(path.stem) + '-observed')}")
     for c, key in hp_keys.items():
         col = pd.to_numeric(frame[c], errors="coerce").to_numpy(dtype=np.float64)
@@ -321,6 +349,13 @@ def infer_mapping(path: str | Path, /) -> str:
             f"{key} = {{low = {_toml_num(low)}, high = {_toml_num(high)}, "
             f'scale = "{"log" if log else "linear"}"}}'
         )
+    return out
+
+
+def _label_tables(frame: pd.DataFrame, by_role: dict[str, str]) -> list[str]:
+    """[status_map] (each state seen, guessed) and [families] (optimizer labels that are
+    known families)."""
+    out: list[str] = []
     if "status" in by_role:
         states = sorted({str(v) for v in frame[by_role["status"]].dropna().unique()})[:20]
         out += ["", "[status_map]   # CHECK: each state -> completed, diverged or incomplete"]
@@ -338,12 +373,4 @@ def infer_mapping(path: str | Path, /) -> str:
     if families:
         out += ["", "[families]   # optional: optimizer families for the taxonomy"]
         out += [f"{_toml_str(f)} = {_toml_str(f.lower())}" for f in families]
-    if trial_line is not None:
-        # A top-level key must come before the first table.
-        out.insert(4, trial_line)
-        out.insert(5, "")
-    if unused:
-        notes.append("text columns not used: " + ", ".join(unused[:10]))
-    if notes:
-        out += ["", *(f"# NOTE: {n}" for n in notes)]
-    return "\n".join(out) + "\n"
+    return out
