@@ -24,12 +24,9 @@ if TYPE_CHECKING:
         AggregateScores,
         ReferenceScores,
         aggregate_scores,
-        interquartile_mean,
-        probability_of_improvement,
-        stratified_bootstrap,
     )
-    from optcmp_analysis._boundary import BoundaryCheck, boundary_check, scaled_position
-    from optcmp_analysis._budget import BudgetCurve, best_of_k_draws, budget_curve, default_budgets
+    from optcmp_analysis._boundary import BoundaryCheck, boundary_check
+    from optcmp_analysis._budget import BudgetCurve, budget_curve, default_budgets
     from optcmp_analysis._enums import (
         BUDGET_RULE,
         DEFAULT_N_BOOT,
@@ -52,17 +49,11 @@ if TYPE_CHECKING:
     from optcmp_analysis._errors import AnalysisError
     from optcmp_analysis._estimator import default_budget
     from optcmp_analysis._inclusion import InclusionResult, Verdict, inclusion_consistency
-    from optcmp_analysis._peer import (
-        AlgoperfScore,
-        DeepobsReport,
-        algoperf_score,
-        algoperf_study_times,
-        deepobs_report,
-    )
+    from optcmp_analysis._peer import AlgoperfScore, DeepobsReport, algoperf_score, deepobs_report
     from optcmp_analysis._plan import Goal, TrialPlan, default_trial_grid, plan_trials
     from optcmp_analysis._profiles import PerformanceProfiles, performance_profiles
     from optcmp_analysis._protocol import ProtocolComparison, protocol_sensitivity
-    from optcmp_analysis._rank import P_BEST_CAVEAT, Rankings, rank_optimizers, rank_values
+    from optcmp_analysis._rank import P_BEST_CAVEAT, Rankings, rank_optimizers
     from optcmp_analysis._records import Result, restrict
     from optcmp_analysis._registry import (
         ANALYSES,
@@ -75,7 +66,7 @@ if TYPE_CHECKING:
         register,
     )
     from optcmp_analysis._selection import Selection, TrialScores, select_best, trial_scores
-    from optcmp_analysis._targets import TargetStudy, first_reach, steps_to_target, target_study
+    from optcmp_analysis._targets import TargetStudy, steps_to_target, target_study
 
 # Public name -> the module of this package that defines it, imported on first use
 # (PEP 562): importing the package costs nothing, each name loads only its own module.
@@ -126,32 +117,24 @@ _LAZY: dict[str, str] = {
     "Verdict": "_inclusion",
     "aggregate_scores": "_aggregate",
     "algoperf_score": "_peer",
-    "algoperf_study_times": "_peer",
     "analyses": "_registry",
     "analysis_named": "_registry",
-    "best_of_k_draws": "_budget",
     "boundary_check": "_boundary",
     "budget_curve": "_budget",
     "deepobs_report": "_peer",
     "default_budget": "_estimator",
     "default_budgets": "_budget",
     "default_trial_grid": "_plan",
-    "first_reach": "_targets",
     "inclusion_consistency": "_inclusion",
-    "interquartile_mean": "_aggregate",
     "meta": "_registry",
     "performance_profiles": "_profiles",
     "plan_trials": "_plan",
-    "probability_of_improvement": "_aggregate",
     "protocol_sensitivity": "_protocol",
     "rank_optimizers": "_rank",
-    "rank_values": "_rank",
     "register": "_registry",
     "restrict": "_records",
-    "scaled_position": "_boundary",
     "select_best": "_selection",
     "steps_to_target": "_targets",
-    "stratified_bootstrap": "_aggregate",
     "target_study": "_targets",
     "trial_scores": "_selection",
 }
@@ -201,32 +184,24 @@ __all__ = [
     "Verdict",
     "aggregate_scores",
     "algoperf_score",
-    "algoperf_study_times",
     "analyses",
     "analysis_named",
-    "best_of_k_draws",
     "boundary_check",
     "budget_curve",
     "deepobs_report",
     "default_budget",
     "default_budgets",
     "default_trial_grid",
-    "first_reach",
     "inclusion_consistency",
-    "interquartile_mean",
     "meta",
     "performance_profiles",
     "plan_trials",
-    "probability_of_improvement",
     "protocol_sensitivity",
     "rank_optimizers",
-    "rank_values",
     "register",
     "restrict",
-    "scaled_position",
     "select_best",
     "steps_to_target",
-    "stratified_bootstrap",
     "target_study",
     "trial_scores",
 ]

@@ -33,7 +33,6 @@ if TYPE_CHECKING:
         SchemaError,
     )
     from optcmp_data._families import (
-        FAMILY_NAMES,
         FAMILY_SPECS,
         PAPER_FAMILIES,
         SCHEDULE_SPECS,
@@ -61,8 +60,6 @@ if TYPE_CHECKING:
     from optcmp_data._provenance import archive_plugins, git_commit
     from optcmp_data._schema import (
         CURVE_VARS,
-        REPEAT_DIMS,
-        SCHEMA_VERSION,
         Direction,
         Scale,
         Split,
@@ -91,12 +88,9 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "CURVE_VARS": "_schema",
     "FAMILIES": "_taxonomy",
-    "FAMILY_NAMES": "_families",
     "FAMILY_SPECS": "_families",
     "PAPER_FAMILIES": "_families",
-    "REPEAT_DIMS": "_schema",
     "SCHEDULE_SPECS": "_families",
-    "SCHEMA_VERSION": "_schema",
     "ArchiveBuilder": "_builder",
     "ArchiveIOError": "_errors",
     "ArchiveSummary": "_summary",
@@ -156,12 +150,9 @@ _LAZY: dict[str, str] = {
 __all__ = [
     "CURVE_VARS",
     "FAMILIES",
-    "FAMILY_NAMES",
     "FAMILY_SPECS",
     "PAPER_FAMILIES",
-    "REPEAT_DIMS",
     "SCHEDULE_SPECS",
-    "SCHEMA_VERSION",
     "ArchiveBuilder",
     "ArchiveIOError",
     "ArchiveSummary",

@@ -18,10 +18,9 @@ by `general_hparams` / `general_lr`.
 """
 
 from optcmp.optim._check import InclusionCheck, check_inclusion, find_relation
-from optcmp.optim._inclusion import general_hparams, general_lr
-from optcmp.optim._registry import RULES, BatchedRule, check_rule, get_rule, register_rule
+from optcmp.optim._inclusion import general_hparams
+from optcmp.optim._registry import RULES, BatchedRule, get_rule, register_rule
 from optcmp.optim._rules import (
-    CHUNK_ELEMENTS,
     SGD,
     Adam,
     AdamW,
@@ -33,7 +32,7 @@ from optcmp.optim._rules import (
     Rule,
     State,
 )
-from optcmp.optim._schedules import Schedule, schedule_factor, scheduled_lr, validate_schedule
+from optcmp.optim._schedules import Schedule, scheduled_lr, validate_schedule
 from optcmp.optim._torch_adapter import TorchOptimizerRule
 from optcmp.optim._torch_optim import (
     PaperAdam,
@@ -49,7 +48,6 @@ from optcmp.optim._torch_optim import (
 from optcmp.optim._validation import batch_hparams, validate_hparams
 
 __all__ = [
-    "CHUNK_ELEMENTS",
     "RULES",
     "SGD",
     "Adam",
@@ -76,13 +74,10 @@ __all__ = [
     "TorchOptimizerRule",
     "batch_hparams",
     "check_inclusion",
-    "check_rule",
     "find_relation",
     "general_hparams",
-    "general_lr",
     "get_rule",
     "register_rule",
-    "schedule_factor",
     "scheduled_lr",
     "validate_hparams",
     "validate_schedule",

@@ -26,32 +26,25 @@ from optcmp.runner._device import (
     autocast,
     deterministic_threads,
     group_settings,
-    resolve_device,
     synchronize,
     wants_channels_last,
 )
 from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor, Outcome
 from optcmp.runner._group import (
-    TIME_CAVEAT,
     FailureKind,
     GroupFailure,
     GroupPlan,
     GroupSummary,
     GroupTask,
-    build_shard,
     data_seed,
     run_group,
 )
 from optcmp.runner._study import (
-    DEFAULT_GROUP_SIZE,
-    NONDETERMINISTIC_ATTRS,
-    NONDETERMINISTIC_VARS,
     GroupsFailed,
     Progress,
     StudyInterrupted,
     StudyRun,
     comparable,
-    plan_groups,
     run_study,
 )
 from optcmp.runner._train import (
@@ -64,10 +57,6 @@ from optcmp.runner._train import (
 )
 
 __all__ = [
-    "DEFAULT_GROUP_SIZE",
-    "NONDETERMINISTIC_ATTRS",
-    "NONDETERMINISTIC_VARS",
-    "TIME_CAVEAT",
     "DaskExecutor",
     "EvalCallback",
     "Executor",
@@ -87,14 +76,11 @@ __all__ = [
     "StudyRun",
     "TrainOptions",
     "autocast",
-    "build_shard",
     "comparable",
     "data_order",
     "data_seed",
     "deterministic_threads",
     "group_settings",
-    "plan_groups",
-    "resolve_device",
     "run_group",
     "run_study",
     "synchronize",

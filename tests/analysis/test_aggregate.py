@@ -22,13 +22,17 @@ from optcmp_analysis import (
     ReferenceScores,
     Unit,
     aggregate_scores,
-    interquartile_mean,
-    probability_of_improvement,
     restrict,
     select_best,
+)
+from optcmp_analysis._aggregate import (
+    interquartile_mean,
+    mixture_statistics,
+    optimality_gap,
+    probability_of_improvement,
+    resolve_unit,
     stratified_bootstrap,
 )
-from optcmp_analysis._aggregate import mixture_statistics, optimality_gap, resolve_unit
 from optcmp_data import ConfigError, Status
 from optcmp_data.importers import import_algoperf, import_deepobs
 from optcmp_data.testing import synthetic_archive

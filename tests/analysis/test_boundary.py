@@ -10,7 +10,8 @@ import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optcmp_analysis import AnalysisError, Edge, boundary_check, scaled_position
+from optcmp_analysis import AnalysisError, Edge, boundary_check
+from optcmp_analysis._boundary import scaled_position
 from optcmp_data import (
     ArchiveBuilder,
     Curves,

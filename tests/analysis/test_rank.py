@@ -13,14 +13,14 @@ from hypothesis import strategies as st
 from optcmp_analysis import (
     P_BEST_CAVEAT,
     AnalysisError,
-    best_of_k_draws,
     rank_optimizers,
-    rank_values,
     restrict,
     select_best,
     trial_scores,
 )
+from optcmp_analysis._budget import best_of_k_draws
 from optcmp_analysis._kernels import competition_ranks, exact_rank_probabilities
+from optcmp_analysis._rank import rank_values
 from optcmp_data import Status
 from optcmp_data.testing import synthetic_archive
 

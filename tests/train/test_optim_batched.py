@@ -19,11 +19,11 @@ from optcmp.optim import (
     Schedule,
     batch_hparams,
     get_rule,
-    schedule_factor,
     scheduled_lr,
     validate_hparams,
     validate_schedule,
 )
+from optcmp.optim._schedules import schedule_factor
 from optcmp_data import ConfigError
 
 K = 4

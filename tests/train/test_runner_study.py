@@ -15,14 +15,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from optcmp.runner import (
-    TIME_CAVEAT,
-    GroupSummary,
-    LocalExecutor,
-    comparable,
-    plan_groups,
-    run_study,
-)
+from optcmp.runner import GroupSummary, LocalExecutor, comparable, run_study
+from optcmp.runner._group import TIME_CAVEAT
+from optcmp.runner._study import plan_groups
 from optcmp.study import StudySpec
 from optcmp_data import ArchiveIOError, ConfigError, Status, list_shards, open_archive
 from tests.train.archives import same_study

@@ -20,9 +20,9 @@ from optcmp.runner import (
     TrainOptions,
     data_order,
     deterministic_threads,
-    resolve_device,
     train_group,
 )
+from optcmp.runner._device import resolve_device
 from optcmp.spaces import SearchSpace, preset
 from optcmp.workloads import WORKLOADS, Splits, Workload, get_workload
 from optcmp_data import CURVE_VARS, FAMILIES, ConfigError, Status
