@@ -40,9 +40,12 @@ from optcmp_cli.render.numbers import num
 from optcmp_data import ConfigError
 
 if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
+
     from optcmp_analysis import TrialPlan
 
-__all__ = ["needed_text", "plan", "plan_figure"]
+__all__ = ["needed_text", "plan", "plan_axes", "plan_figure"]
 
 _KINDS = ("inclusion", "protocol", "pair")
 
@@ -69,65 +72,74 @@ def _comparison(record: dict[str, Any]) -> str:
     return f"{record['a']} ⊆ {record['b']}"
 
 
-def plan_figure(result: TrialPlan) -> Any:
-    """Power against trials per optimizer, one line per (comparison, goal): the normal
-    approximation (line) and the real test on drawn studies (markers), the goal dashed."""
+#: The panel title of each kind of comparison in the plan figure.
+_PANEL_TITLES = {
+    "inclusion": "inclusion tests",
+    "protocol": "protocol effects",
+    "pair": "optimizer pairs",
+}
+
+
+def plan_axes(ax: Axes, result: TrialPlan, kind: str) -> None:
+    """Power against trials per optimizer for the comparisons of one `kind` on `ax`, one
+    line per (comparison, goal): the normal approximation (line) and the real test on
+    drawn studies (markers), the goal dotted, a legend below the panel."""
     import numpy as np
-    from matplotlib.figure import Figure
     from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter, NullLocator
+
+    d = result.data
+    grid = [int(n) for n in d["trials"].values]
+    several = len(set(d["workload"].values.tolist())) > 1
+    rows = [r for r in range(d.sizes["row"]) if str(d["kind"].values[r]) == kind]
+    colours: dict[tuple[str, str, str, str], str] = {}
+    for r in rows:
+        row = d.isel(row=r)
+        key = (
+            str(row["workload"].item()),
+            str(row["a"].item()),
+            str(row["b"].item()),
+            str(row["protocol"].item()),
+        )
+        colour = colours.setdefault(key, f"C{len(colours) % 10}")
+        label = {
+            "inclusion": f"{key[1]} ⊆ {key[2]}",
+            "protocol": key[1],
+            "pair": f"{key[1]} vs {key[2]} {row['protocol'].item()}".rstrip(),
+        }[kind] + f": {row['goal'].item()}"
+        if several:
+            label += f" ({key[0]})"
+        style = "--" if str(row["goal"].item()) == "consistent" else "-"
+        ax.plot(grid, row["approx_power"].values, style, color=colour, lw=1, label=label)
+        tested = row["test_power"].values
+        ok = np.isfinite(tested)
+        ax.plot(np.array(grid)[ok], tested[ok], "o", color=colour, ms=5)
+    ax.axhline(result.power, color="0.3", lw=0.8, ls=":")
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_locator(FixedLocator(grid))
+    ax.xaxis.set_major_formatter(FixedFormatter([str(n) for n in grid]))
+    ax.xaxis.set_minor_locator(NullLocator())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.tick_params(axis="x", labelrotation=45)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel(f"trials per optimizer (verdicts at budget k = {result.budget})")
+    ax.set_ylabel("power")
+    ax.set_title(_PANEL_TITLES[kind], fontsize=10)
+    ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+
+
+def plan_figure(result: TrialPlan) -> Figure:
+    """`plan_axes` for every kind of comparison in the plan, side by side, with a title."""
+    from matplotlib.figure import Figure
 
     from optcmp_cli.render.style import figure_style
 
     d = result.data
-    grid = [int(n) for n in d["trials"].values]
-    kinds = [k for k in ("inclusion", "protocol", "pair") if (d["kind"].values == k).any()]
-    several = len(set(d["workload"].values.tolist())) > 1
+    kinds = [k for k in _PANEL_TITLES if (d["kind"].values == k).any()]
     with figure_style():
         fig = Figure(figsize=(6.4 * len(kinds), 6.4), layout="constrained")
         axes = fig.subplots(1, len(kinds), squeeze=False)[0]
         for ax, kind in zip(axes, kinds, strict=True):
-            rows = [r for r in range(d.sizes["row"]) if str(d["kind"].values[r]) == kind]
-            colours: dict[tuple[str, str, str, str], str] = {}
-            for r in rows:
-                row = d.isel(row=r)
-                key = (
-                    str(row["workload"].item()),
-                    str(row["a"].item()),
-                    str(row["b"].item()),
-                    str(row["protocol"].item()),
-                )
-                colour = colours.setdefault(key, f"C{len(colours) % 10}")
-                label = {
-                    "inclusion": f"{key[1]} ⊆ {key[2]}",
-                    "protocol": key[1],
-                    "pair": f"{key[1]} vs {key[2]} {row['protocol'].item()}".rstrip(),
-                }[kind] + f": {row['goal'].item()}"
-                if several:
-                    label += f" ({key[0]})"
-                style = "--" if str(row["goal"].item()) == "consistent" else "-"
-                ax.plot(grid, row["approx_power"].values, style, color=colour, lw=1, label=label)
-                tested = row["test_power"].values
-                ok = np.isfinite(tested)
-                ax.plot(np.array(grid)[ok], tested[ok], "o", color=colour, ms=5)
-            ax.axhline(result.power, color="0.3", lw=0.8, ls=":")
-            ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_locator(FixedLocator(grid))
-            ax.xaxis.set_major_formatter(FixedFormatter([str(n) for n in grid]))
-            ax.xaxis.set_minor_locator(NullLocator())
-            ax.xaxis.set_minor_formatter(NullFormatter())
-            ax.tick_params(axis="x", labelrotation=45)
-            ax.set_ylim(-0.02, 1.02)
-            ax.set_xlabel(f"trials per optimizer (verdicts at budget k = {result.budget})")
-            ax.set_ylabel("power")
-            ax.set_title(
-                {
-                    "inclusion": "inclusion tests",
-                    "protocol": "protocol effects",
-                    "pair": "optimizer pairs",
-                }[kind],
-                fontsize=10,
-            )
-            ax.legend(fontsize=6, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=2)
+            plan_axes(ax, result, kind)
         fig.suptitle(
             f"power against trials: lines the normal approximation, markers the test on "
             f"{result.n_sim} drawn studies; goal {result.power:g} dotted",

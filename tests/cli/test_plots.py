@@ -584,3 +584,20 @@ def test_across_panels_draw_in_the_styles_they_are_given(archive: xr.Dataset) ->
     profiles = profiles_figure(performance_profiles(archive), styles=styles)
     drawn = {mpl.colors.to_rgb(line.get_color()) for line in profiles.axes[0].get_lines()}
     assert drawn == {s.colour for s in styles.values()}
+
+
+def test_plan_figure_is_its_panels(archive: xr.Dataset) -> None:
+    from optcmp_analysis import plan_trials
+    from optcmp_cli._plan import plan_axes, plan_figure
+
+    plan = plan_trials(archive, budget=2, trials=[4, 8], n_sim=10, rng=rng())
+    fig = plan_figure(plan)
+    kinds = ["inclusion", "pair"]  # no second archive: no protocol effects
+    assert [ax.get_title() for ax in fig.axes] == ["inclusion tests", "optimizer pairs"]
+    for ax, kind in zip(fig.axes, kinds, strict=True):
+        with figure_style():
+            alone = Figure(figsize=(6.4, 6.4)).subplots()
+            plan_axes(alone, plan, kind)
+        assert _drawn(alone) == _drawn(ax)
+        legend = ax.get_legend()
+        assert legend is not None and len(legend.get_texts()) > 0
