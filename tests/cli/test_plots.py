@@ -600,4 +600,5 @@ def test_plan_figure_is_its_panels(archive: xr.Dataset) -> None:
             plan_axes(alone, plan, kind)
         assert _drawn(alone) == _drawn(ax)
         legend = ax.get_legend()
-        assert legend is not None and len(legend.get_texts()) > 0
+        assert legend is not None
+        assert len(legend.get_texts()) > 0
