@@ -10,25 +10,29 @@ Conventions (docs/method.md, "Inclusion consistency"):
 
 - Values are oriented so that smaller is better (the metric times -1 for direction "max").
 - A trial is *present* if it was run; present trials make up the study of N trials. A
-  present trial that is not *usable* (diverged, incomplete, no selection value) sorts after
-  every usable one and, if a k-trial study selects it (all k drawn trials unusable), the
-  study's result is the cell's `worst` value: a failed study scores as badly as the worst
-  result seen, so the estimator is always defined.
+  present trial that is not *usable* (diverged, incomplete, no selection value) counts in
+  N and in the k trials of a study, sorts after every usable one and is never selected. A
+  k-trial study whose trials are all unusable has no result: its chance is reported
+  (`no_result_*`), and E_k is the expected result *given* a result.
 - Ties (the one rule of the package): trials tied on the selection score are selected at
   random among themselves, so the selected value is the mean of the tied trials' values
   (`tie_averaged`).
 - The expected best-of-k result E_k is estimated by the without-replacement U-statistic of
   Dodge et al. (2021): with the N present trials sorted best first by selection score and
-  j counted from 0, weight C(N - j - 1, k - 1) / C(N, k) on the reported value of position j.
+  j counted from 0, weight C(N - j - 1, k - 1) / C(N, k) on the reported value of position
+  j; with unusable trials, the weights of the usable positions renormalised to sum to 1
+  (a ratio of two U-statistics: the average over the k-subsets that have a result).
 - The statistic is delta_k = E_k(general) - E_k(special): positive means the general
   optimizer is worse. Its standard error is the leave-one-out jackknife of each group's
-  U-statistic (`jackknife_variance`, O(N) per group from the sorted values), which exists
+  estimate (`jackknife_variance`, O(N) per group from the sorted values), which exists
   for k <= N - 1 only: at k = N (each group's best trial) nothing estimates the variance of
-  a sample maximum from one sample, so the difference is reported without a test.
+  a sample maximum from one sample, so the difference is reported without a test. Nor is
+  anything tested with fewer than `min_test_trials(alpha)` trials per optimizer (11 at
+  alpha 0.05): a sample that small misses a good region of the search space too often.
 - The test is a studentized bootstrap (bootstrap-t): each group's trials are resampled with
   replacement (`n_boot` times, independently per group), and T* = (delta* - theta) / se*,
   with theta the with-replacement best-of-k difference of the observed trials (the
-  functional the resampled U-statistic estimates without bias), approximates the law of
+  functional the estimator of a resample estimates), approximates the law of
   T = (delta - delta_k) / se whatever the two trial distributions look like. p-values:
   p_value = (1 + #{T* >= delta / se}) / (1 + n_boot) for "delta_k <= 0" (general not
   worse); p_noninferior = (1 + #{T* <= (delta - margin) / se}) / (1 + n_boot) for
@@ -38,7 +42,8 @@ Conventions (docs/method.md, "Inclusion consistency"):
   the metric's units and finite whatever the selection score.
 - The default budget is `default_budget` (a quarter of the smaller study): the calibration
   suite (tests/analysis/test_calibration.py) shows the test within its level over spread,
-  shape, mixture, skew and divergence scenarios at that budget, not at k = N/2 or above.
+  shape, mixture, skew and divergence scenarios at that budget for N = 12, 16 and 32, not
+  at k = N/2 or above.
 """
 
 from __future__ import annotations
@@ -64,8 +69,10 @@ __all__ = [
     "expected_best_of_k",
     "holm",
     "jackknife_variance",
+    "min_test_trials",
     "pair_tests",
     "tie_averaged",
+    "untested_reason",
     "verdict_text",
     "verdicts",
 ]
@@ -81,6 +88,24 @@ FIRST_BATCH = 399
 STOP_FACTOR = 4.0
 
 
+def min_test_trials(alpha: float) -> int:
+    """The fewest trials per optimizer a test needs: the smallest N with (3/4)^N < alpha,
+    so that a sample misses a region holding a quarter of the search space less often than
+    alpha (11 at alpha 0.05). With fewer trials a good region the sample has not seen can
+    make a general optimizer look worse than it is, and no test can tell (docs/method.md)."""
+    return max(2, math.floor(math.log(alpha) / math.log(0.75)) + 1)
+
+
+def untested_reason(k: int, n: int, alpha: float) -> str:
+    """Why a cell at budget k with N trials (the smaller study) is not tested ("" if it
+    is testable as far as k and N go)."""
+    if k >= n:
+        return "no variance estimate at k = N"
+    if n < min_test_trials(alpha):
+        return f"fewer than {min_test_trials(alpha)} trials per optimizer"
+    return ""
+
+
 def default_budget(n_special: int, n_general: int) -> int:
     """The budget tested by default: max(1, floor(min(N_special, N_general) / 4)); the
     largest budget at which the calibration suite finds the test valid at N = 8, 16, 32."""
@@ -93,21 +118,24 @@ class Verdict(enum.StrEnum):
     VIOLATED = "violated"  # Holm-adjusted p-value below alpha: the general optimizer is worse
     CONSISTENT = "consistent"  # Holm-adjusted non-inferiority p-value below alpha
     INCONCLUSIVE = "inconclusive"  # neither
-    NOT_TESTED = "not_tested"  # k = N (or fewer trials than k + 1): estimate only, no test
+    NOT_TESTED = "not_tested"  # k = N, or too few trials (`untested_reason`): estimate only
     NOT_INCLUDED = "not_included"  # the stored search spaces do not contain the inclusion
 
 
-def verdict_text(verdict: str, margin: float, reason: str = "", k: int = 0, n: int = 0) -> str:
+def verdict_text(
+    verdict: str, margin: float, reason: str = "", k: int = 0, n: int = 0, alpha: float = 0.05
+) -> str:
     """The careful wording of a verdict, naming the budget ("at k = 4 of 16 trials") when
-    `k` is given: "violated", "consistent (within margin m)", "inconclusive", "not tested",
-    "not included: <reason>"."""
+    `k` is given: "violated", "consistent (within margin m)", "inconclusive", "not tested
+    (<why>)", "not included: <reason>"."""
     at = f" at k = {k} of {n} trials" if k > 0 else ""
     if verdict == Verdict.CONSISTENT:
         return f"consistent within margin {margin:.3g}{at}"
     if verdict == Verdict.NOT_INCLUDED:
         return f"not included: {reason}" if reason else "not included"
     if verdict == Verdict.NOT_TESTED:
-        return f"not tested{at} (no variance estimate at k = N)"
+        why = untested_reason(k, n, alpha) if k > 0 else ""
+        return f"not tested{at} ({why})" if why else f"not tested{at}"
     return f"{verdict}{at}"
 
 
@@ -154,36 +182,66 @@ def tie_averaged(score: FloatArray, value: FloatArray) -> FloatArray:
     return out.reshape(v.shape)
 
 
-def jackknife_variance(values: npt.NDArray[np.floating[Any]], k: int) -> FloatArray:
-    """Leave-one-out jackknife variance of the without-replacement best-of-k U-statistic of
-    every row (last axis: N values sorted best first, ties already averaged), O(N) per row.
+def jackknife_variance(
+    values: npt.NDArray[np.floating[Any]],
+    k: int,
+    usable: npt.NDArray[np.floating[Any]] | None = None,
+) -> FloatArray:
+    """Leave-one-out jackknife variance of the best-of-k estimate of every row (last axis:
+    N values sorted best first, ties already averaged, trials without a result last), O(N)
+    per row.
 
+    Without `usable` (every trial has a result) the estimate is the U-statistic T = w . v.
     Deleting position i leaves the weights w'_j = C(N - 2 - j, k - 1) / C(N - 1, k) on the
-    others in order, so the estimate without i is T + D_i with T the same for every i and
-    D_i = sum_{j < i} w'_j (v_j - v_{j+1}): the variance of the N leave-one-out estimates is
-    that of D, one cumulative sum of weighted gaps. NaN where k > N - 1."""
+    others in order, so the estimate without i is T_0 + D_i with T_0 the same for every i
+    and D_i = sum_{j < i} w'_j (v_j - v_{j+1}): the variance of the N leave-one-out
+    estimates is that of D, one cumulative sum of weighted gaps.
+
+    With `usable` (1 for a trial with a result, 0 for one without, sorted last) the
+    estimate is the ratio A / B of two such U-statistics, A of the values times `usable`
+    and B of `usable` (the expected result of a k-trial study given that it has one), and
+    each leave-one-out ratio is (A_0 + D^A_i) / (B_0 + D^B_i). NaN where k > N - 1, and
+    where deleting a trial leaves no trial with a result."""
     v = np.asarray(values)
     n = v.shape[-1]
     if k < 1 or k > n - 1:
         return np.full(v.shape[:-1], np.nan)
     w = dodge_weights(n - 1, k).astype(v.dtype)
-    d = np.cumsum((v[..., :-1] - v[..., 1:]) * w, axis=-1)  # D_1 .. D_{N-1}; D_0 = 0
-    s1 = d.sum(axis=-1)
-    s2 = np.einsum("...i,...i->...", d, d)
-    return np.asarray(np.maximum((n - 1) / n * (s2 - s1 * s1 / n), 0.0), dtype=np.float64)
+    if usable is None:
+        d = np.cumsum((v[..., :-1] - v[..., 1:]) * w, axis=-1)  # D_1 .. D_{N-1}; D_0 = 0
+        s1 = d.sum(axis=-1)
+        s2 = np.einsum("...i,...i->...", d, d)
+        return np.asarray(np.maximum((n - 1) / n * (s2 - s1 * s1 / n), 0.0), dtype=np.float64)
+    u = np.asarray(usable, dtype=v.dtype)
+    vu = v * u
+    a = np.empty(v.shape, dtype=v.dtype)
+    b = np.empty(v.shape, dtype=v.dtype)
+    a[..., :1] = (vu[..., 1:] @ w)[..., None]
+    b[..., :1] = (u[..., 1:] @ w)[..., None]
+    a[..., 1:] = a[..., :1] + np.cumsum((vu[..., :-1] - vu[..., 1:]) * w, axis=-1)
+    b[..., 1:] = b[..., :1] + np.cumsum((u[..., :-1] - u[..., 1:]) * w, axis=-1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        r = np.where(b > 0, a / np.where(b > 0, b, 1), np.nan).astype(np.float64)
+    return np.asarray((n - 1) * r.var(axis=-1), dtype=np.float64)
 
 
 def _prepare(
-    score: FloatArray, value: FloatArray, usable: BoolArray, present: BoolArray, worst: float
-) -> tuple[FloatArray, FloatArray]:
-    """One cell's present trials sorted best first: (scores, tie-averaged values), unusable
-    trials at +inf / `worst`."""
+    score: FloatArray, value: FloatArray, usable: BoolArray, present: BoolArray
+) -> tuple[FloatArray, FloatArray, int]:
+    """One cell's present trials sorted best first: (scores, tie-averaged values, number of
+    usable trials); unusable trials last, at score +inf and value 0."""
     keep = present
     s = np.where(usable, score, np.inf)[keep].astype(np.float64)
-    v = np.where(usable, value, worst)[keep].astype(np.float64)
+    v = np.where(usable, value, 0.0)[keep].astype(np.float64)
     order = np.argsort(s, kind="stable")
     s, v = s[order], v[order]
-    return s, tie_averaged(s, v)
+    return s, tie_averaged(s, v), int(np.isfinite(s).sum())
+
+
+def _estimate(v: FloatArray, n_usable: int, k: int) -> float:
+    """E_k given a result: the U-statistic of the values over that of the usable flags."""
+    w = dodge_weights(len(v), k)[:n_usable]
+    return float(w @ v[:n_usable] / w.sum())
 
 
 def expected_best_of_k(
@@ -191,20 +249,19 @@ def expected_best_of_k(
     value: FloatArray,
     usable: BoolArray,
     present: BoolArray,
-    worst: FloatArray,
     k: int,
 ) -> FloatArray:
-    """The unbiased expected best-of-k value of every cell (leading axes): NaN where the cell
-    has fewer than k present trials or a selectable trial lacks a value."""
+    """The expected best-of-k value of every cell (leading axes), given that the k-trial
+    study has a usable trial: NaN where the cell has fewer than k present trials, no usable
+    trial, or a usable trial without a value."""
     cells = score.shape[:-1]
     flat = [x.reshape(-1, score.shape[-1]) for x in (score, value, usable, present)]
-    w_flat = np.broadcast_to(worst, cells).reshape(-1)
-    out = np.full(len(w_flat), np.nan)
-    for c in range(len(w_flat)):
-        s, v = _prepare(flat[0][c], flat[1][c], flat[2][c], flat[3][c], float(w_flat[c]))
-        if len(s) < k or k < 1:
+    out = np.full(flat[0].shape[0], np.nan)
+    for c in range(len(out)):
+        s, v, n_u = _prepare(flat[0][c], flat[1][c], flat[2][c], flat[3][c])
+        if len(s) < k or k < 1 or n_u < 1 or not np.isfinite(v[:n_u]).all():
             continue
-        out[c] = float(dodge_weights(len(s), k) @ v)
+        out[c] = _estimate(v, n_u, k)
     return out.reshape(cells)
 
 
@@ -213,9 +270,10 @@ class PairTests:
     `lo`, `hi`, `p_value`, `p_noninferior` (p-value for "general worse by at least the
     margin"), `margin`, `special_expected`, `general_expected`, `p_general_not_worse` (exact
     P(a k-trial study of the general optimizer is not worse than an independent one of the
-    special optimizer)), `no_result_*` (P(a k-trial study has no usable trial)),
-    `n_special`, `n_general`, `k`, `tested` (a variance estimate exists: 1 <= k <= N - 1 in
-    both groups), `n_resamples` (bootstrap resamples drawn: n_boot, or FIRST_BATCH where
+    special optimizer), given that both have a result), `no_result_*` (P(a k-trial study
+    has no usable trial)), `n_special`, `n_general`, `k`, `tested` (tested: 1 <= k <= N - 1
+    and N >= `min_test_trials(alpha)` in both groups, and two usable trials in each),
+    `n_resamples` (bootstrap resamples drawn: n_boot, or FIRST_BATCH where
     both p-values of that batch were at least STOP_FACTOR x alpha)."""
 
     def __init__(self, n_cells: int) -> None:
@@ -255,21 +313,38 @@ def _studentize(diff: FloatArray, se: FloatArray) -> FloatArray:
     return np.where((se == 0) & (diff == 0), 0.0, t)
 
 
+def _ratio(v: FloatArray, u: FloatArray | None, w: FloatArray) -> FloatArray:
+    """Rows' estimates sum_j w_j u_j v_j / sum_j w_j u_j (all usable where `u` is None)."""
+    if u is None:
+        return np.asarray(v @ w, dtype=np.float64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(((v * u) @ w) / (u @ w), dtype=np.float64)
+
+
 def bootstrap_t(
-    vg: FloatArray, vs: FloatArray, k: int, n_boot: int, rng: np.random.Generator
+    vg: FloatArray,
+    n_ug: int,
+    vs: FloatArray,
+    n_us: int,
+    k: int,
+    n_boot: int,
+    rng: np.random.Generator,
 ) -> FloatArray:
     """`n_boot` draws of the studentized statistic T* = (delta* - theta) / se* for two groups
-    of tie-averaged values sorted best first (each resampled with replacement on its own);
-    sorted ascending."""
+    of tie-averaged values sorted best first, the first `n_ug` / `n_us` usable (each group
+    resampled with replacement on its own); sorted ascending, resamples whose statistic is
+    undefined left out: a group with fewer than two usable trials, or no variance estimate
+    (se* = 0: every usable trial drawn is one and the same)."""
     ng, ns = len(vg), len(vs)
     # Centred and in float32 for speed: T* needs about 4 digits; the centring keeps them
     # whatever the metric's offset (losses of 25-87 differ in the third digit).
-    centre = float(np.median(np.concatenate([vg, vs])))
-    scale = float(np.max(np.abs(np.concatenate([vg, vs]) - centre))) or 1.0
+    pooled = np.concatenate([vg[:n_ug], vs[:n_us]])
+    centre = float(np.median(pooled))
+    scale = float(np.max(np.abs(pooled - centre))) or 1.0
     g32 = ((vg - centre) / scale).astype(np.float32)
     s32 = ((vs - centre) / scale).astype(np.float32)
-    theta = float(_replace_weights(ng, k) @ (vg - vs[0]) - _replace_weights(ns, k) @ (vs - vs[0]))
-    theta /= scale
+    rg, rs = _replace_weights(ng, k)[:n_ug], _replace_weights(ns, k)[:n_us]
+    theta = float(rg @ g32[:n_ug] / rg.sum() - rs @ s32[:n_us] / rs.sum())
     wg = dodge_weights(ng, k).astype(np.float32)
     ws = dodge_weights(ns, k).astype(np.float32)
     out = np.empty(n_boot)
@@ -280,10 +355,13 @@ def bootstrap_t(
         ig = np.sort(rng.integers(0, ng, size=(stop - start, ng), dtype=index_type), axis=1)
         is_ = np.sort(rng.integers(0, ns, size=(stop - start, ns), dtype=index_type), axis=1)
         a, b = g32[ig], s32[is_]  # resampled positions stay sorted best first
-        diff = (a @ wg - b @ ws).astype(np.float64)
-        se = np.sqrt(jackknife_variance(a, k) + jackknife_variance(b, k))
-        out[start:stop] = _studentize(diff - theta, se)
-    return np.sort(out)
+        ua = None if n_ug == ng else (ig < n_ug).astype(np.float32)
+        ub = None if n_us == ns else (is_ < n_us).astype(np.float32)
+        diff = _ratio(a, ua, wg) - _ratio(b, ub, ws)
+        se = np.sqrt(jackknife_variance(a, k, ua) + jackknife_variance(b, k, ub))
+        # A resample without a variance estimate (se* = 0 or undefined) has no statistic.
+        out[start:stop] = np.where(se > 0, _studentize(diff - theta, se), np.nan)
+    return np.sort(out[~np.isnan(out)])
 
 
 def _rejections(n_boot: int, alpha: float) -> int:
@@ -301,7 +379,6 @@ def pair_tests(
     value_s: FloatArray,
     usable_s: BoolArray,
     present_s: BoolArray,
-    worst: FloatArray,
     *,
     budget: int | None,
     n_boot: int,
@@ -313,12 +390,13 @@ def pair_tests(
 ) -> PairTests:
     """Bootstrap-t tests of E_k(general) - E_k(special) for every cell (first axis, C).
 
-    Inputs are (C, N) trial arrays (score and value oriented, smaller is better), `worst`
-    (C,), `margin` (one, or (C,)) and `seeds` (C, key) seeding each cell's own stream (labels,
-    not positions). `budget` None: `default_budget` of the two present-trial counts. A cell
-    whose k exceeds a present count, whose selectable trials lack a value, or whose `worst`
-    is not finite stays NaN; one whose k equals a present count gets the estimates but no
-    test (`tested` False). `test` (C,): where False, nothing is tested (pairs that are not
+    Inputs are (C, N) trial arrays (score and value oriented, smaller is better), `margin`
+    (one, or (C,)) and `seeds` (C, key) seeding each cell's own stream (labels, not
+    positions). `budget` None: `default_budget` of the two present-trial counts. A cell
+    whose k exceeds a present count, that has no usable trial, or whose usable trials lack
+    a value stays NaN; one whose k equals a present count, with fewer than
+    `min_test_trials(alpha)` present trials or fewer than two usable ones gets the estimates
+    but no test (`tested` False). `test` (C,): where False, nothing is tested (pairs that are not
     inclusions as stored); `interval` (C,): where False, lo and hi are left NaN.
     """
     n_cells = score_g.shape[0]
@@ -326,31 +404,35 @@ def pair_tests(
     margins = np.broadcast_to(np.asarray(margin, dtype=np.float64), (n_cells,))
     out.margin = margins.copy()
     for c in range(n_cells):
-        worst_c = float(worst[c])
-        sg, vg = _prepare(score_g[c], value_g[c], usable_g[c], present_g[c], worst_c)
-        ss, vs = _prepare(score_s[c], value_s[c], usable_s[c], present_s[c], worst_c)
+        sg, vg, n_ug = _prepare(score_g[c], value_g[c], usable_g[c], present_g[c])
+        ss, vs, n_us = _prepare(score_s[c], value_s[c], usable_s[c], present_s[c])
         ng, ns = len(sg), len(ss)
         out.n_general[c], out.n_special[c] = ng, ns
         k = default_budget(ns, ng) if budget is None else budget
         out.k[c] = k
-        if k < 1 or k > ng or k > ns or not np.isfinite(worst_c):
+        if k < 1 or k > ng or k > ns or n_ug < 1 or n_us < 1:
             continue
-        if not (np.isfinite(vg).all() and np.isfinite(vs).all()):
+        if not (np.isfinite(vg[:n_ug]).all() and np.isfinite(vs[:n_us]).all()):
             continue
-        out.no_result_general[c] = _no_result(ng, int((~np.isfinite(sg)).sum()), k)
-        out.no_result_special[c] = _no_result(ns, int((~np.isfinite(ss)).sum()), k)
-        wg, ws = dodge_weights(ng, k), dodge_weights(ns, k)
-        out.general_expected[c] = float(wg @ vg)
-        out.special_expected[c] = float(ws @ vs)
+        out.no_result_general[c] = _no_result(ng, ng - n_ug, k)
+        out.no_result_special[c] = _no_result(ns, ns - n_us, k)
+        out.general_expected[c] = _estimate(vg, n_ug, k)
+        out.special_expected[c] = _estimate(vs, n_us, k)
         diff = out.general_expected[c] - out.special_expected[c]
         out.difference[c] = diff
-        # Exact P(general's k-trial study not worse than special's): ties count as not worse.
-        not_worse = vg[:, None] <= vs[None, :]
-        out.p_general_not_worse[c] = float(wg @ not_worse @ ws)
-        if k > ng - 1 or k > ns - 1 or (test is not None and not test[c]):
+        # Exact P(general's k-trial study not worse than special's), given that both have a
+        # result: ties count as not worse.
+        wg, ws = dodge_weights(ng, k)[:n_ug], dodge_weights(ns, k)[:n_us]
+        not_worse = vg[:n_ug, None] <= vs[None, :n_us]
+        out.p_general_not_worse[c] = float(wg @ not_worse @ ws / (wg.sum() * ws.sum()))
+        if untested_reason(k, min(ng, ns), alpha) or n_ug < 2 or n_us < 2:
+            continue
+        if test is not None and not test[c]:
             continue
         out.tested[c] = True
-        se = float(np.sqrt(jackknife_variance(vg, k) + jackknife_variance(vs, k)))
+        ug = None if n_ug == ng else (np.arange(ng) < n_ug).astype(np.float64)
+        us = None if n_us == ns else (np.arange(ns) < n_us).astype(np.float64)
+        se = float(np.sqrt(jackknife_variance(vg, k, ug) + jackknife_variance(vs, k, us)))
         out.se[c] = se
         gen = np.random.default_rng([int(x) for x in seeds[c]])
         t0 = float(_studentize(np.array(diff), np.array(se)))
@@ -362,9 +444,9 @@ def pair_tests(
                 (1.0 + float((t <= tm).sum())) / (1.0 + len(t)),
             )
 
-        t_star = bootstrap_t(vg, vs, k, min(n_boot, FIRST_BATCH), gen)
+        t_star = bootstrap_t(vg, n_ug, vs, n_us, k, min(n_boot, FIRST_BATCH), gen)
         if n_boot > FIRST_BATCH and min(p_values(t_star)) < STOP_FACTOR * alpha:
-            rest = bootstrap_t(vg, vs, k, n_boot - FIRST_BATCH, gen)
+            rest = bootstrap_t(vg, n_ug, vs, n_us, k, n_boot - FIRST_BATCH, gen)
             t_star = np.sort(np.concatenate([t_star, rest]))
         out.n_resamples[c] = len(t_star)
         out.p_value[c], out.p_noninferior[c] = p_values(t_star)

@@ -24,6 +24,7 @@ from optcmp_analysis._estimator import (
     BUDGET_RULE,
     DEFAULT_TEST_N_BOOT,
     Verdict,
+    min_test_trials,
     pair_tests,
     verdict_text,
     verdicts,
@@ -83,8 +84,9 @@ class InclusionResult(Result):
     is worse, whatever the metric's direction):
 
     - `k`: the budget compared (default `BUDGET_RULE`); `special_expected`,
-      `general_expected`: each optimizer's unbiased expected best-of-k value (oriented; a
-      study without a usable trial scores the worst value of the pair's trials);
+      `general_expected`: each optimizer's expected best-of-k value given that the k-trial
+      study has a usable trial (oriented; diverged trials count in k, their chance of
+      leaving no result is `no_result_*`);
       `difference` = general - special; `se` its jackknife standard error.
     - `tested`: a variance estimate exists (k <= N - 1 for both optimizers); where False
       (k = N) the estimates are descriptive and nothing below is computed.
@@ -167,7 +169,12 @@ class InclusionResult(Result):
                 holm_family=n_tests,
                 verdict=str(cell["verdict"].values),
                 verdict_text=verdict_text(
-                    str(cell["verdict"].values), margin, str(cell["reason"].values), k, n
+                    str(cell["verdict"].values),
+                    margin,
+                    str(cell["reason"].values),
+                    k,
+                    n,
+                    alpha=self.alpha,
                 ),
                 reason=str(cell["reason"].values),
                 pair_verdict=str(cell["pair_verdict"].values),
@@ -225,8 +232,7 @@ def inclusion_tests(
 
     Trial arrays have dims (`lead`, workload, optimizer, [repeat dims], trial), oriented so
     that smaller is better. `reasons[pair][workload]`: "" where the stored spaces contain
-    the inclusion. A study without a usable trial scores the worst usable value of the
-    pair's trials. `margins`: one per workload (or per (lead, workload)), in the value's
+    the inclusion. E_k is the expected best-of-k value given a usable trial. `margins`: one per workload (or per (lead, workload)), in the value's
     units. Holm's corrections
     (violated; consistent) run over every tested cell of the returned dataset.
     """
@@ -242,10 +248,6 @@ def inclusion_tests(
     s = [np.moveaxis(a[:, :, si], 2, 1) for a in (sc, va, us, pr)]
     cell_shape = g[0].shape[:-1]
     n_tr = g[0].shape[-1]
-    pooled_v = np.concatenate([g[1], s[1]], axis=-1)
-    pooled_u = np.concatenate([g[2], s[2]], axis=-1) & np.isfinite(pooled_v)
-    w_arr = np.where(pooled_u, pooled_v, -np.inf).max(axis=-1)
-    w_arr = np.where(np.isfinite(w_arr), w_arr, np.nan)
     m_arr = np.asarray(margins, dtype=np.float64)  # (workload,) or (lead, workload)
     m_arr = m_arr.reshape(1, -1) if m_arr.ndim == 1 else m_arr
     margin_full = np.broadcast_to(
@@ -280,7 +282,6 @@ def inclusion_tests(
         flat[5],
         flat[6],
         flat[7],
-        w_arr.reshape(-1),
         budget=budget,
         n_boot=n_boot,
         alpha=alpha,
@@ -363,12 +364,21 @@ def resolution_caveats(data: xr.Dataset, n_boot: int, alpha: float) -> list[str]
             f"large to fall below alpha/{n_tests} (Holm over {n_tests} tests): no verdict can "
             "be 'violated' or 'consistent'; raise n_boot"
         )
-    untested = int((data["verdict"] == Verdict.NOT_TESTED.value).sum())
-    if untested:
+    untested = data["verdict"] == Verdict.NOT_TESTED.value
+    n = np.minimum(data["n_special"], data["n_general"])
+    at_n = int((untested & (data["k"] >= n)).sum())
+    few = int((untested & (data["k"] < n) & (n < min_test_trials(alpha))).sum())
+    if at_n:
         out.append(
-            f"{untested} cells at a budget k equal to an optimizer's number of trials are "
+            f"{at_n} cells at a budget k equal to an optimizer's number of trials are "
             "reported without a test: the variance of a best-of-N result cannot be estimated "
             "from one study of N trials (choose a budget below N)"
+        )
+    if few:
+        out.append(
+            f"{few} cells with fewer than {min_test_trials(alpha)} trials per optimizer are "
+            "reported without a test: a sample that small misses a region holding a quarter "
+            f"of a search space with probability above alpha {alpha:g}"
         )
     return out
 

@@ -81,7 +81,6 @@ class _Cell:
     value_a: FloatArray
     score_b: FloatArray
     value_b: FloatArray
-    worst: float
     protocol: str = ""  # kind "pair": the protocol (archive) whose optimizers are compared
 
 
@@ -92,25 +91,29 @@ def replacement_weights(n: int, k: int) -> FloatArray:
     return np.asarray(((n - j) / n) ** k - ((n - j - 1) / n) ** k, dtype=np.float64)
 
 
-def _population(score: FloatArray, value: FloatArray, worst: float, k: int) -> tuple[float, float]:
-    """(E_k, P(no usable trial)) of best-of-k draws with replacement from the trials:
-    unusable trials (score inf) count as `worst`; tied scores share their mean value."""
+def _population(score: FloatArray, value: FloatArray, k: int) -> tuple[float, float]:
+    """(E_k given a result, P(no usable trial)) of best-of-k draws with replacement from the
+    trials: unusable trials (score inf) are drawn but never selected; tied scores share
+    their mean value."""
     order = np.argsort(score, kind="stable")
-    s, v = score[order], np.where(np.isfinite(score), value, worst)[order]
+    s, v = score[order], np.where(np.isfinite(score), value, 0.0)[order]
     # Tied scores: each holds the mean of its tie group (the tie rule of the estimator).
     _, start, counts = np.unique(s, return_index=True, return_counts=True)
     group_mean = np.add.reduceat(v, start) / counts
     v = np.repeat(group_mean, counts)
-    w = replacement_weights(len(s), k)
+    w = replacement_weights(len(s), k) * np.isfinite(s)
     n_unusable = int((~np.isfinite(score)).sum())
-    return float(w @ v), (n_unusable / len(s)) ** k
+    return float(w @ v / w.sum()), (n_unusable / len(s)) ** k
 
 
-def _estimates(score: FloatArray, value: FloatArray, worst: float, k: int) -> FloatArray:
-    """The unbiased E_k estimate of every row of drawn trials (R, n)."""
+def _estimates(score: FloatArray, value: FloatArray, k: int) -> FloatArray:
+    """The E_k estimate (given a result) of every row of drawn trials (R, n)."""
     order = np.argsort(score, axis=1, kind="stable")
-    v = np.take_along_axis(np.where(np.isfinite(score), value, worst), order, axis=1)
-    return np.asarray(v @ dodge_weights(score.shape[1], k), dtype=np.float64)
+    u = np.isfinite(np.take_along_axis(score, order, axis=1))
+    v = np.take_along_axis(np.where(np.isfinite(score), value, 0.0), order, axis=1)
+    w = dodge_weights(score.shape[1], k)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.asarray(v @ w / (u @ w), dtype=np.float64)
 
 
 def default_trial_grid(budget: int, max_trials: int = DEFAULT_MAX_TRIALS) -> tuple[int, ...]:
@@ -221,11 +224,6 @@ def _cells_of(scores: xr.Dataset, workload: str, optimizer: str) -> tuple[FloatA
     return score.astype(np.float64), value.astype(np.float64)
 
 
-def _worst(*values: FloatArray) -> float:
-    finite = np.concatenate([v[np.isfinite(v)] for v in values])
-    return float(finite.max()) if finite.size else math.nan
-
-
 def _cell(
     kind: str,
     scores: xr.Dataset,
@@ -252,7 +250,6 @@ def _cell(
         value_a=va,
         score_b=sb,
         value_b=vb,
-        worst=_worst(va[np.isfinite(sa)], vb[np.isfinite(sb)]),
         protocol=protocol,
     )
 
@@ -323,8 +320,8 @@ class _Row:
         self, cell: _Cell, goal: Goal, k: int, margin: float, effect: float | None
     ) -> None:
         self.cell, self.goal, self.k, self.margin = cell, goal, k, margin
-        ea, _ = _population(cell.score_a, cell.value_a, cell.worst, k)
-        eb, none_b = _population(cell.score_b, cell.value_b, cell.worst, k)
+        ea, _ = _population(cell.score_a, cell.value_a, k)
+        eb, _ = _population(cell.score_b, cell.value_b, k)
         self.pilot_difference = eb - ea
         if effect is None:  # the pilot's own effect
             self.true_difference = self.pilot_difference
@@ -335,13 +332,8 @@ class _Row:
         else:  # CLEAR: an effect of that size in the pilot's direction
             self.true_difference = effect if self.pilot_difference >= 0 else -effect
         self.effect = abs(self.pilot_difference) if effect is None else effect
-        # Usable trials of b move; E_k moves by the shift times P(some usable trial).
-        usable_share = 1.0 - none_b
-        self.shift = (
-            (self.true_difference - self.pilot_difference) / usable_share
-            if usable_share > 0
-            else 0.0
-        )
+        # Usable trials of b move, and E_k (given a result) with them.
+        self.shift = self.true_difference - self.pilot_difference
 
     def draw(
         self, n: int, r: int, rng: np.random.Generator
@@ -380,10 +372,6 @@ def _test_power(
     usable_a, usable_b = np.isfinite(sa), np.isfinite(sb)
     present = np.ones_like(usable_a)
     protocol = row.goal is Goal.CLEAR
-    # Each drawn study's pooled worst value, as the analyses compute it.
-    worst = np.maximum(
-        np.where(usable_a, va, -np.inf).max(axis=1), np.where(usable_b, vb, -np.inf).max(axis=1)
-    )
     seeds = rng.integers(0, 2**31, size=(n_sim, 1))
     tests = pair_tests(
         sb,
@@ -394,7 +382,6 @@ def _test_power(
         va,
         usable_a,
         present,
-        worst,
         budget=row.k,
         n_boot=n_boot,
         alpha=level,
@@ -602,10 +589,9 @@ def plan_trials(
         for gi, n in enumerate(grid):
             g = _stream(root, *labels, "sd", n)
             sa, va, sb, vb = row.draw(n, n_sd, g)
-            diffs = _estimates(sb, vb, row.cell.worst, budget) - _estimates(
-                sa, va, row.cell.worst, budget
-            )
-            sd[ri, gi] = float(np.std(diffs, ddof=1))
+            diffs = _estimates(sb, vb, budget) - _estimates(sa, va, budget)
+            diffs = diffs[np.isfinite(diffs)]  # drawn studies with a result in both groups
+            sd[ri, gi] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
             approx[ri, gi] = _approx_power(
                 row.goal, row.true_difference, row.margin, sd[ri, gi], levels[ri]
             )

@@ -322,7 +322,6 @@ def _cell_tests(
         for side in ("a", "b")
     }
     present = {side: np.zeros((c, n), dtype=bool) for side in ("a", "b")}
-    worst = np.full(c, np.nan)
     seeds = np.zeros((c, 1 + max(len(t[3]) for t in tasks)), dtype=np.int64)
     for i, (ta, tb, sign, labels) in enumerate(tasks):
         for side, (score, test, usable) in (("a", ta), ("b", tb)):
@@ -331,9 +330,6 @@ def _cell_tests(
             arrays[side][1][i, :m] = sign * test
             arrays[side][2][i, :m] = usable
             present[side][i, :m] = True
-        pooled = np.concatenate([sign * ta[1][ta[2]], sign * tb[1][tb[2]]])
-        pooled = pooled[np.isfinite(pooled)]
-        worst[i] = pooled.max() if pooled.size else np.nan
         seeds[i, : 1 + len(labels)] = [root, *(_crc(x) for x in labels)]
     tests = pair_tests(
         *arrays["b"][:2],
@@ -342,7 +338,6 @@ def _cell_tests(
         *arrays["a"][:2],
         arrays["a"][2],
         present["a"],
-        worst,
         budget=budget,
         n_boot=n_boot,
         alpha=(1 - level) / 2,

@@ -729,8 +729,8 @@ def target_study(
     family per verdict over every tested (condition, pair, workload) of the call. Under a
     "steps" condition a trial's value is its steps to the target, censored at the
     condition's step limit (a trial that never reaches the target or is not usable scores
-    the limit); under a "final" condition a study without a
-    usable trial scores the worst value of the pair's trials, as in inclusion_consistency.
+    the limit); under a "final" condition E_k is the expected best-of-k value given a
+    usable trial, as in inclusion_consistency.
     """
     fracs = _checked_fractions(fractions, n_targets, alpha, n_boot)
     ds = restrict(archive, workloads=workloads, optimizers=optimizers)

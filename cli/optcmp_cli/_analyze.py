@@ -405,7 +405,7 @@ def inclusion(
     best-of-k test metric (general - special, positive: general worse) at a stated budget
     k (default a quarter of the trials), a studentized bootstrap test and interval, Holm
     within each family; verdict violated, consistent (within the workload's margin),
-    inconclusive, not tested (k = N: no variance estimate), or not included (the stored
+    inconclusive, not tested (k = N, or too few trials), or not included (the stored
     search spaces do not contain the inclusion). See docs/method.md.
 
     Example: optcmp analyze inclusion runs/demo/study --taxonomy my_taxonomy.toml --json

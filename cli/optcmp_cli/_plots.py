@@ -315,7 +315,7 @@ def rank_figure(rankings: Rankings, *, styles: dict[str, OptimizerStyle] | None 
 _VERDICT_LABELS = {
     Verdict.CONSISTENT.value: "consistent (within the workload's margin)",
     Verdict.INCONCLUSIVE.value: "inconclusive",
-    Verdict.NOT_TESTED.value: "not tested (k = N: no variance estimate)",
+    Verdict.NOT_TESTED.value: "not tested (k = N, or too few trials)",
     Verdict.VIOLATED.value: "violated",
     Verdict.NOT_INCLUDED.value: "not included (search spaces; not tested)",
 }

@@ -88,7 +88,6 @@ def _measured(
     vs = _draw(base_s, ss, (n_sim, n), rng)
     vg = _draw(base_g, sg, (n_sim, n), rng)
     ok = np.ones((n_sim, n), dtype=bool)
-    worst = np.maximum(vs.max(axis=1), vg.max(axis=1))
     tests = pair_tests(
         vg,
         vg,
@@ -98,7 +97,6 @@ def _measured(
         vs,
         ok,
         ok,
-        worst,
         budget=k,
         n_boot=n_boot,
         alpha=0.05,

@@ -158,14 +158,13 @@ def test_one_tie_rule_everywhere() -> None:
         score, value, usable, present = (
             scores[v].values for v in ("score", "test_value", "usable", "present")
         )
-        worst = np.array([1.0, 1.0])
         # sgd at k = 5 of 6: subsets without trial 4 select trial 1 (0.25), without trial 1
         # trial 4 (0.5), the others both (0.375): 0.375 on average; k = 6 selects both.
         at = list(scores["optimizer"].values).index("sgd")
         for k in (5, 6):
-            e_k = expected_best_of_k(score, value, usable, present, worst, k)
+            e_k = expected_best_of_k(score, value, usable, present, k)
             assert e_k[at] == pytest.approx(0.375)
-        e_n = expected_best_of_k(score, value, usable, present, worst, 6)
+        e_n = expected_best_of_k(score, value, usable, present, 6)
         np.testing.assert_allclose(e_n, 0.375)
         curve = budget_curve(case, budgets=[6], n_boot=200, rng=np.random.default_rng(0))
         mean = curve.data["expected"].sel(target="test").isel(workload=0, k=0).values

@@ -1,6 +1,6 @@
 """Fixtures shared by the CLI's tests.
 
-`archive_path` is the folder's common archive: two workloads, eight trials per optimizer,
+`archive_path` is the folder's common archive: two workloads, twelve trials per optimizer,
 a fifth of the trials diverged, ragged curves and adam planted 0.05 behind (seed 4).
 `dead_path` is an archive in which every trial diverged. Both are written once per test
 session and only read. A module that needs other data defines its own fixture, named for
@@ -21,7 +21,7 @@ from optcmp_data.testing import synthetic_archive
 def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("analyze") / "a.nc"
     ds = synthetic_archive(
-        workloads=2, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
+        workloads=2, n_trials=12, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
     )
     write_archive(ds, path)
     return path

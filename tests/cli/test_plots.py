@@ -66,7 +66,7 @@ OPTIMIZERS = ("sgd", "momentum", "adam")
 
 def small_archive(**kwargs: object) -> xr.Dataset:
     options: dict[str, object] = dict(
-        workloads=2, optimizers=OPTIMIZERS, n_trials=8, n_evals=6, diverged_fraction=0.1, seed=5
+        workloads=2, optimizers=OPTIMIZERS, n_trials=12, n_evals=6, diverged_fraction=0.1, seed=5
     )
     options.update(kwargs)
     return synthetic_archive(**options)  # type: ignore[arg-type]

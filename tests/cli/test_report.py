@@ -41,7 +41,7 @@ def small_archive(**kwargs: object) -> xr.Dataset:
     options: dict[str, object] = dict(
         workloads=2,
         optimizers=("sgd", "momentum", "adam"),
-        n_trials=6,
+        n_trials=12,
         n_evals=5,
         diverged_fraction=0.1,
         seed=11,

@@ -171,6 +171,7 @@ def _inclusion_findings(b: Builder, records: list[dict[str, Any]], group: str | 
     if untested:
         b.unsupported.append(
             f"{len(untested)} of {len(mine)} inclusion pairs were not tested{where} (e.g. "
-            f"{untested[0]}): at k = N no variance estimate exists; the difference is "
+            f"{untested[0]}): at k = N no variance estimate exists, and with too few trials "
+            "per optimizer no test keeps its level (docs/method.md); the difference is "
             "descriptive"
         )
