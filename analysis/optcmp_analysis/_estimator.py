@@ -313,7 +313,11 @@ def _studentize(diff: FloatArray, se: FloatArray) -> FloatArray:
     return np.where((se == 0) & (diff == 0), 0.0, t)
 
 
-def _ratio(v: FloatArray, u: FloatArray | None, w: FloatArray) -> FloatArray:
+def _ratio(
+    v: npt.NDArray[np.floating[Any]],
+    u: npt.NDArray[np.floating[Any]] | None,
+    w: npt.NDArray[np.floating[Any]],
+) -> FloatArray:
     """Rows' estimates sum_j w_j u_j v_j / sum_j w_j u_j (all usable where `u` is None)."""
     if u is None:
         return np.asarray(v @ w, dtype=np.float64)

@@ -232,8 +232,8 @@ def inclusion_tests(
 
     Trial arrays have dims (`lead`, workload, optimizer, [repeat dims], trial), oriented so
     that smaller is better. `reasons[pair][workload]`: "" where the stored spaces contain
-    the inclusion. E_k is the expected best-of-k value given a usable trial. `margins`: one per workload (or per (lead, workload)), in the value's
-    units. Holm's corrections
+    the inclusion. E_k is the expected best-of-k value given a usable trial. `margins`:
+    one per workload (or per (lead, workload)), in the value's units. Holm's corrections
     (violated; consistent) run over every tested cell of the returned dataset.
     """
     rep = [str(d) for d in score.dims if d not in (lead, "workload", "optimizer", "trial")]

@@ -7,8 +7,9 @@ errors; a diverged trial has no values. The true expected best-of-k test value o
 optimizer (the test value of the best-validated usable trial of k, over the studies with a
 usable trial: the estimand of docs/method.md) comes from 200,000 fresh k-trial studies of
 the same model, and the general optimizer's test values are shifted so that the true
-difference delta_k is exactly the one the row asks for. Then `pair_tests` (the public kernel of `inclusion_consistency`) is run
-on every simulated study of the row and the row records:
+difference delta_k is exactly the one the row asks for. Then `pair_tests` (the public
+kernel of `inclusion_consistency`) is run on every simulated study of the row and the row
+records:
 
 - false violated: share of studies with p_value < alpha where delta_k <= 0 (a study the
   kernel does not test, e.g. one with fewer than two usable trials, counts as no

@@ -36,8 +36,7 @@ def _given_result(value: list[float], usable: list[bool], k: int) -> float:
 def _brute_jackknife(value: list[float], usable: list[bool], k: int) -> float:
     n = len(value)
     loo = [
-        _given_result(value[:i] + value[i + 1 :], usable[:i] + usable[i + 1 :], k)
-        for i in range(n)
+        _given_result(value[:i] + value[i + 1 :], usable[:i] + usable[i + 1 :], k) for i in range(n)
     ]
     mean = sum(loo) / n
     return (n - 1) / n * sum((x - mean) ** 2 for x in loo)

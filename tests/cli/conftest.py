@@ -1,7 +1,9 @@
 """Fixtures shared by the CLI's tests.
 
-`archive_path` is the folder's common archive: two workloads, twelve trials per optimizer,
+`archive_path` is the folder's common archive: two workloads, eight trials per optimizer,
 a fifth of the trials diverged, ragged curves and adam planted 0.05 behind (seed 4).
+`tested_archive_path` is the same with twelve trials per optimizer, enough for the
+inclusion test (`min_test_trials`: 11 at alpha 0.05; with eight no cell is tested).
 `dead_path` is an archive in which every trial diverged. Both are written once per test
 session and only read. A module that needs other data defines its own fixture, named for
 what it holds (e.g. `across_path`, `report_archive_path`).
@@ -20,6 +22,16 @@ from optcmp_data.testing import synthetic_archive
 @pytest.fixture(scope="session")
 def archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("analyze") / "a.nc"
+    ds = synthetic_archive(
+        workloads=2, n_trials=8, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
+    )
+    write_archive(ds, path)
+    return path
+
+
+@pytest.fixture(scope="session")
+def tested_archive_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("tested") / "a.nc"
     ds = synthetic_archive(
         workloads=2, n_trials=12, diverged_fraction=0.2, ragged=True, planted={"adam": 0.05}, seed=4
     )

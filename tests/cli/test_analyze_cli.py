@@ -188,10 +188,12 @@ def test_diverged_and_method_options(archive_path: Path) -> None:
     assert "P(best) is the chance" in table.output
 
 
-def test_inclusion_table_fits_80_columns_without_breaking_words(archive_path: Path) -> None:
+def test_inclusion_table_fits_80_columns_without_breaking_words(
+    tested_archive_path: Path,
+) -> None:
     result = runner.invoke(
         app,
-        ["analyze", "inclusion", str(archive_path), "--n-test-boot", "99"],
+        ["analyze", "inclusion", str(tested_archive_path), "--n-test-boot", "99"],
         env={"COLUMNS": "80"},
     )
     assert result.exit_code == 0, result.output

@@ -64,8 +64,8 @@ def test_json_contract(archive_path: Path, command: str) -> None:
             assert not isinstance(value, dict | list)
 
 
-def test_targets_keys_seed_and_options(archive_path: Path) -> None:
-    base = ["analyze", "targets", str(archive_path), "--n-test-boot", "150"]
+def test_targets_keys_seed_and_options(tested_archive_path: Path) -> None:
+    base = ["analyze", "targets", str(tested_archive_path), "--n-test-boot", "150"]
     args = [*base, "--step-fraction", "0.5", "--step-fraction", "1", "--n-targets", "2"]
     a = json_records([*args, "--seed", "3"])
     # At the default budget (a quarter of the trials) the tests resample, per seed.

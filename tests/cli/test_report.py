@@ -328,7 +328,7 @@ def test_incomplete_study_gets_one_caveat_naming_what_is_missing(tmp_path: Path)
     ds = small_archive(workloads=2, diverged_fraction=0.0).copy(deep=True)
     ds.attrs["source"] = "optcmp run"  # a study of ours: every trial is planned
     status = ds["status"].values
-    status[0, 1, 3:] = "missing"  # momentum on w0: 3 of 6 trials not run yet
+    status[0, 1, 9:] = "missing"  # momentum on w0: 3 of 12 trials not run yet
     status[1, :, :] = "missing"  # w1: nothing run at all
     ds["status"] = (ds["status"].dims, status)
     gone = (status == "missing")[..., None]
