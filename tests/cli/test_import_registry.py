@@ -239,7 +239,7 @@ def test_declarations_are_checked(sweep: Importer, make: object, needle: str) ->
 
 def test_building_the_commands_imports_no_importer(tmp_path: Path) -> None:
     """`optcmp import NAME --help` reads the registry only: no importer module (and with
-    them pandas' readers, optuna, mlflow) is imported to build a command."""
+    them numpy, pandas, xarray, optuna, mlflow) is imported to build a command."""
     code = (
         "import sys\n"
         "from typer.testing import CliRunner\n"
@@ -248,7 +248,7 @@ def test_building_the_commands_imports_no_importer(tmp_path: Path) -> None:
         "for name in IMPORTERS:\n"
         "    assert CliRunner().invoke(app, ['import', name, '--help']).exit_code == 0\n"
         "loaded = sorted(m for m in sys.modules if m.startswith('optcmp_data.importers.')\n"
-        "                or m.split('.')[0] in ('optuna', 'mlflow'))\n"
+        "                or m.split('.')[0] in ('optuna', 'mlflow', 'numpy', 'pandas', 'xarray'))\n"
         "print(loaded)\n"
     )
     done = subprocess.run(
