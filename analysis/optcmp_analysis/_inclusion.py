@@ -30,7 +30,13 @@ from optcmp_analysis._estimator import (
     verdicts,
 )
 from optcmp_analysis._margins import MARGIN_RULE, resolve_margins
-from optcmp_analysis._records import Result, attr, iter_cells, json_value, root_seed
+from optcmp_analysis._records import (
+    Result,
+    attr,
+    iter_cells,
+    json_value,
+    root_seed,
+)
 from optcmp_analysis._selection import (
     RepeatMode,
     SelectionRule,
@@ -212,6 +218,81 @@ def _crc(label: Any) -> int:
     return zlib.crc32(str(label).encode("utf-8"))
 
 
+# The outputs of `pair_tests` kept per cell, in this order.
+_TEST_OUTPUTS = tuple(
+    name
+    for name in (*_FLOAT_VARS, *_INT_VARS, *_BOOL_VARS)
+    if name not in ("p_adjusted", "p_noninferior_adjusted")
+)
+
+
+def _pair_kernel(
+    score_g: np.ndarray,
+    value_g: np.ndarray,
+    usable_g: np.ndarray,
+    present_g: np.ndarray,
+    score_s: np.ndarray,
+    value_s: np.ndarray,
+    usable_s: np.ndarray,
+    present_s: np.ndarray,
+    margin: np.ndarray,
+    seeds: np.ndarray,
+    test: np.ndarray,
+    *,
+    budget: int | None,
+    n_boot: int,
+    alpha: float,
+) -> tuple[np.ndarray, ...]:
+    """`pair_tests` on cells of any leading shape (the trials, then the seed key, last):
+    the leading axes are flattened into its cell axis and restored on its outputs."""
+    trial_arrays = (score_g, value_g, usable_g, present_g, score_s, value_s, usable_s, present_s)
+    shape = np.broadcast_shapes(
+        *(x.shape[:-1] for x in trial_arrays), margin.shape, seeds.shape[:-1]
+    )
+    n_tr = score_g.shape[-1]
+    flat = [np.broadcast_to(x, (*shape, n_tr)).reshape(-1, n_tr) for x in trial_arrays]
+    tests = pair_tests(
+        flat[0],
+        flat[1],
+        flat[2],
+        flat[3],
+        flat[4],
+        flat[5],
+        flat[6],
+        flat[7],
+        budget=budget,
+        n_boot=n_boot,
+        alpha=alpha,
+        margin=np.broadcast_to(margin, shape).reshape(-1),
+        seeds=np.broadcast_to(seeds, (*shape, seeds.shape[-1])).reshape(-1, seeds.shape[-1]),
+        test=np.broadcast_to(test, shape).reshape(-1),
+    )
+    return tuple(getattr(tests, name).reshape(shape) for name in _TEST_OUTPUTS)
+
+
+def _cell_seeds(
+    root: int, pairs: Sequence[tuple[str, str, str, str]], like: xr.DataArray, rep: Sequence[str]
+) -> xr.DataArray:
+    """Each cell's seed (dim `key`): the call's root and the crc of its labels (special,
+    general, workload, repeats), so subsets and reorderings of optimizers or workloads
+    leave its resamples unchanged; not the lead label, so the same trials under two rules
+    or conditions get the same test."""
+    parts = [
+        xr.DataArray(np.int64(root)),
+        xr.DataArray(np.array([_crc(p[0]) for p in pairs], dtype=np.int64), dims="pair"),
+        xr.DataArray(np.array([_crc(p[1]) for p in pairs], dtype=np.int64), dims="pair"),
+        *(
+            xr.DataArray(
+                np.array([_crc(v) for v in like[d].values], dtype=np.int64),
+                dims=d,
+                coords={d: like[d].values},
+            )
+            for d in ("workload", *rep)
+        ),
+    ]
+    return xr.concat(xr.broadcast(*parts), dim="key")
+
+
 def inclusion_tests(
     score: xr.DataArray,
     value: xr.DataArray,
@@ -237,89 +318,74 @@ def inclusion_tests(
     (violated; consistent) run over every tested cell of the returned dataset.
     """
     rep = [str(d) for d in score.dims if d not in (lead, "workload", "optimizer", "trial")]
-    order = (lead, "workload", "optimizer", *rep, "trial")
-    arrays = [x.transpose(*order).values for x in (score, value, usable, present)]
-    names = [str(o) for o in score["optimizer"].values]
-    gi = [names.index(p[1]) for p in pairs]
-    si = [names.index(p[0]) for p in pairs]
-    sc, va, us, pr = arrays
-    # (lead, pair, workload, *rep, trial)
-    g = [np.moveaxis(a[:, :, gi], 2, 1) for a in (sc, va, us, pr)]
-    s = [np.moveaxis(a[:, :, si], 2, 1) for a in (sc, va, us, pr)]
-    cell_shape = g[0].shape[:-1]
-    n_tr = g[0].shape[-1]
-    m_arr = np.asarray(margins, dtype=np.float64)  # (workload,) or (lead, workload)
-    m_arr = m_arr.reshape(1, -1) if m_arr.ndim == 1 else m_arr
-    margin_full = np.broadcast_to(
-        m_arr.reshape(m_arr.shape[0], 1, m_arr.shape[1], *([1] * len(rep))), cell_shape
-    )
-    # Each cell's stream is keyed by its labels (special, general, workload, repeats), so
-    # subsets and reorderings of optimizers or workloads leave its resamples unchanged; not
-    # by the lead label, so the same trials under two rules or conditions get the same test.
-    rep_labels = [score[d].values for d in rep]
-    w_labels = score["workload"].values
-    seeds = np.empty((*cell_shape, 4 + len(rep)), dtype=np.int64)
-    for index in np.ndindex(*cell_shape):
-        _, pi, wi, *ri = index
-        seeds[index] = [
-            root,
-            _crc(pairs[pi][0]),
-            _crc(pairs[pi][1]),
-            _crc(w_labels[wi]),
-            *(_crc(rep_labels[a][r]) for a, r in enumerate(ri)),
-        ]
-    reason = np.array(reasons, dtype=object).reshape(len(pairs), score.sizes["workload"])
-    reason_full = np.broadcast_to(
-        reason.reshape(1, *reason.shape, *([1] * len(rep))), cell_shape
-    ).astype(str)
-    flat = [x.reshape(-1, n_tr) for x in (*g, *s)]
-    tests = pair_tests(
-        flat[0],
-        flat[1],
-        flat[2],
-        flat[3],
-        flat[4],
-        flat[5],
-        flat[6],
-        flat[7],
-        budget=budget,
-        n_boot=n_boot,
-        alpha=alpha,
-        margin=margin_full.reshape(-1),
-        seeds=seeds.reshape(-1, seeds.shape[-1]),
-        test=(reason_full == "").reshape(-1),
-    )
     dims = (lead, "pair", "workload", *rep)
-    included = reason_full == ""
+    pair_labels = [f"{p[0]}⊆{p[1]}" for p in pairs]
+
+    def side(x: xr.DataArray, at: int) -> xr.DataArray:
+        """`x` of each pair's special (at 0) or general (at 1) optimizer, dim `pair`."""
+        names = xr.DataArray([p[at] for p in pairs], dims="pair")
+        return x.sel(optimizer=names).drop_vars("optimizer").assign_coords(pair=pair_labels)
+
+    arrays = (score, value, usable, present)
+    general = [side(x, 1) for x in arrays]
+    special = [side(x, 0) for x in arrays]
+    m = np.asarray(margins, dtype=np.float64)  # (workload,) or (lead, workload)
+    margin = xr.DataArray(
+        m,
+        dims=(lead, "workload") if m.ndim == 2 else ("workload",),
+        coords={"workload": score["workload"].values},
+    )
+    reason = xr.DataArray(
+        np.array(reasons, dtype=object).reshape(len(pairs), score.sizes["workload"]).astype(str),
+        dims=("pair", "workload"),
+        coords={"pair": pair_labels, "workload": score["workload"].values},
+    )
+    seeds = _cell_seeds(root, pairs, score, rep).assign_coords(pair=pair_labels)
+    outputs = xr.apply_ufunc(
+        _pair_kernel,
+        *general,
+        *special,
+        margin,
+        seeds,
+        reason == "",
+        input_core_dims=[["trial"]] * 8 + [[], ["key"], []],
+        output_core_dims=[[]] * len(_TEST_OUTPUTS),
+        kwargs={"budget": budget, "n_boot": n_boot, "alpha": alpha},
+    )
+    tests = {name: out.transpose(*dims) for name, out in zip(_TEST_OUTPUTS, outputs, strict=True)}
+    included = (reason == "").broadcast_like(tests["tested"]).transpose(*dims)
     p_adjusted, p_ni_adjusted, verdict = verdicts(
-        tests.p_value.reshape(cell_shape),
-        tests.p_noninferior.reshape(cell_shape),
-        included,
-        tests.tested.reshape(cell_shape),
+        tests["p_value"].values,
+        tests["p_noninferior"].values,
+        included.values,
+        tests["tested"].values,
         alpha=alpha,
     )
     variables: dict[str, Any] = {
-        name: (dims, getattr(tests, name).reshape(cell_shape))
-        for name in _FLOAT_VARS
-        if name not in ("p_adjusted", "p_noninferior_adjusted")
+        name: (dims, tests[name].values) for name in _TEST_OUTPUTS if name in _FLOAT_VARS
     }
-    variables.update(
-        {
-            name: (dims, getattr(tests, name).reshape(cell_shape))
-            for name in (*_INT_VARS, *_BOOL_VARS)
-        }
-    )
+    variables.update({name: (dims, tests[name].values) for name in (*_INT_VARS, *_BOOL_VARS)})
     variables["p_adjusted"] = (dims, p_adjusted)
     variables["p_noninferior_adjusted"] = (dims, p_ni_adjusted)
     variables["verdict"] = (dims, verdict)
-    variables["reason"] = (dims, reason_full)
-    extra = tuple(range(2, len(dims)))
-    variables["pair_verdict"] = ((lead, "pair"), _combine(verdict, extra))
+    variables["reason"] = (dims, reason.broadcast_like(included).transpose(*dims).values)
+    verdict_da = xr.DataArray(verdict, dims=dims)
+    variables["pair_verdict"] = (
+        (lead, "pair"),
+        xr.apply_ufunc(
+            _combine,
+            verdict_da,
+            input_core_dims=[dims[2:]],
+            kwargs={"axis": tuple(range(-len(dims) + 2, 0))},
+        )
+        .transpose(lead, "pair")
+        .values,
+    )
     coords: dict[str, Any] = {
         lead: score[lead].values,
         "workload": score["workload"].values,
         **{d: score[d].values for d in rep},
-        "pair": ("pair", [f"{p[0]}⊆{p[1]}" for p in pairs]),
+        "pair": ("pair", pair_labels),
         "special": ("pair", [p[0] for p in pairs]),
         "general": ("pair", [p[1] for p in pairs]),
         "special_family": ("pair", [p[2] for p in pairs]),
