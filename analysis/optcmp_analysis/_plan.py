@@ -501,16 +501,7 @@ def plan_trials(
     around the goal. `only`: plan just these comparisons, each (kind, protocol, workload,
     a, b) as in the records (the others still count towards m).
     """
-    if not 0 < power < 1:
-        raise AnalysisError(f"power {power} must lie strictly between 0 and 1")
-    if not 0 < alpha < 1:
-        raise AnalysisError(f"alpha {alpha} must lie strictly between 0 and 1")
-    if budget < 1:
-        raise AnalysisError(f"budget {budget} must be at least 1")
-    if effect is not None and not (np.isfinite(effect) and effect > 0):
-        raise AnalysisError(f"effect {effect} must be a positive number")
-    if n_sim < 10 or n_sd < 10:
-        raise AnalysisError(f"n_sim {n_sim} and n_sd {n_sd} must be at least 10")
+    _check_options(power, alpha, budget, effect, n_sim, n_sd)
     rule = SelectionRule(rule)
     grid = tuple(sorted(set(int(n) for n in trials))) if trials else default_trial_grid(budget)
     if not grid or grid[0] <= budget:
@@ -522,6 +513,81 @@ def plan_trials(
     margins, margin_rules = resolve_margins(
         scores["test_value"], scores["usable"], margin, sign=orientation(scores["direction"])
     )
+    cells, caveats = _plan_cells(archive, compare, rule, taxonomy, kinds, protocols)
+    # The families of the analyses: inclusion tests, protocol effects, and the optimizer
+    # pairs of each protocol (Holm runs within each).
+    family: dict[tuple[str, str], int] = {}
+    for c in cells:
+        family[(c.kind, c.protocol)] = family.get((c.kind, c.protocol), 0) + 1
+    if n_boot is None:
+        smallest = alpha / max(family.values())
+        n_boot = max(200, math.ceil(5 / smallest))
+    small = [c for c in cells if min(len(c.score_a), len(c.score_b)) < budget]
+    if small:
+        caveats.append(
+            f"{len(small)} comparison(s) have a pilot of fewer than k = {budget} trials per "
+            "optimizer: their trial distributions are poorly known, so treat their plans as "
+            "rough"
+        )
+    root = root_seed(rng)
+    if only is not None:
+        wanted = set(only)
+        cells = [c for c in cells if (c.kind, c.protocol, c.workload, c.a, c.b) in wanted]
+    rows = _plan_rows(cells, margins, budget=budget, effect=effect, pilot_effect=pilot_effect)
+    levels = np.array([alpha / family[(r.cell.kind, r.cell.protocol)] for r in rows])
+    powers = _powers(
+        rows,
+        grid,
+        levels,
+        root=root,
+        budget=budget,
+        power=power,
+        n_sim=n_sim,
+        n_sd=n_sd,
+        n_boot=n_boot,
+        test_all=test_all,
+    )
+    data = _plan_data(rows, grid, levels, powers, margin_rules)
+    return TrialPlan(
+        data=data,
+        budget=budget,
+        power=power,
+        alpha=alpha,
+        effect=effect,
+        pilot_effect=pilot_effect,
+        n_sim=n_sim,
+        n_boot=n_boot,
+        rule=rule,
+        protocols=protocols if compare is not None else None,
+        caveats=tuple(dict.fromkeys(caveats)),
+    )
+
+
+def _check_options(
+    power: float, alpha: float, budget: int, effect: float | None, n_sim: int, n_sd: int
+) -> None:
+    """AnalysisError naming the first bad option."""
+    if not 0 < power < 1:
+        raise AnalysisError(f"power {power} must lie strictly between 0 and 1")
+    if not 0 < alpha < 1:
+        raise AnalysisError(f"alpha {alpha} must lie strictly between 0 and 1")
+    if budget < 1:
+        raise AnalysisError(f"budget {budget} must be at least 1")
+    if effect is not None and not (np.isfinite(effect) and effect > 0):
+        raise AnalysisError(f"effect {effect} must be a positive number")
+    if n_sim < 10 or n_sd < 10:
+        raise AnalysisError(f"n_sim {n_sim} and n_sd {n_sd} must be at least 10")
+
+
+def _plan_cells(
+    archive: xr.Dataset,
+    compare: xr.Dataset | None,
+    rule: SelectionRule,
+    taxonomy: Taxonomy | None,
+    kinds: Sequence[str],
+    protocols: tuple[str, str],
+) -> tuple[list[_Cell], list[str]]:
+    """The comparisons of the kinds asked for, and the caveats of finding them."""
     cells: list[_Cell] = []
     caveats: list[str] = []
     if "inclusion" in kinds:
@@ -539,26 +605,19 @@ def plan_trials(
             "nothing to plan: no inclusion pair contained in the stored spaces, no second "
             "protocol (--compare) and no two optimizers with usable trials on one workload"
         )
-    # The families of the analyses: inclusion tests, protocol effects, and the optimizer
-    # pairs of each protocol (Holm runs within each).
-    family: dict[tuple[str, str], int] = {}
-    for c in cells:
-        family[(c.kind, c.protocol)] = family.get((c.kind, c.protocol), 0) + 1
-    if n_boot is None:
-        smallest = alpha / max(family.values())
-        n_boot = max(200, math.ceil(5 / smallest))
-    small = [c for c in cells if min(len(c.score_a), len(c.score_b)) < budget]
-    if small:
-        caveats.append(
-            f"{len(small)} comparison(s) have a pilot of fewer than k = {budget} trials per "
-            "optimizer: their trial distributions are poorly known, so treat their plans as "
-            "rough"
-        )
-    root = root_seed(rng)
+    return cells, caveats
+
+
+def _plan_rows(
+    cells: Sequence[_Cell],
+    margins: Mapping[str, float],
+    *,
+    budget: int,
+    effect: float | None,
+    pilot_effect: bool,
+) -> list[_Row]:
+    """One row per (comparison, goal)."""
     rows: list[_Row] = []
-    if only is not None:
-        wanted = set(only)
-        cells = [c for c in cells if (c.kind, c.protocol, c.workload, c.a, c.b) in wanted]
     for cell in cells:
         if cell.kind in ("protocol", "pair"):
             goals = [Goal.CLEAR]
@@ -570,13 +629,30 @@ def plan_trials(
             m = margins[cell.workload]
             size = None if pilot_effect else (m if effect is None else effect)
             rows.append(_Row(cell, goal, budget, m, size))
+    return rows
 
+
+def _powers(
+    rows: Sequence[_Row],
+    grid: tuple[int, ...],
+    levels: np.ndarray,
+    *,
+    root: int,
+    budget: int,
+    power: float,
+    n_sim: int,
+    n_sd: int,
+    n_boot: int,
+    test_all: bool,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per (row, trial count): the normal-approximation power, the standard deviation of
+    the estimated difference and the simulated test's power (NaN where not run); per row
+    the smallest trial count reaching `power` (-1: none)."""
     n_rows, n_grid = len(rows), len(grid)
     approx = np.full((n_rows, n_grid), np.nan)
     sd = np.full((n_rows, n_grid), np.nan)
     tested = np.full((n_rows, n_grid), np.nan)
     needed = np.full(n_rows, -1, dtype=np.int64)
-    levels = np.array([alpha / family[(r.cell.kind, r.cell.protocol)] for r in rows])
     for ri, row in enumerate(rows):
         labels = (
             row.cell.kind,
@@ -614,7 +690,19 @@ def plan_trials(
             n_boot=n_boot,
             stream=lambda n, labels=labels: _stream(root, *labels, "test", n),  # type: ignore[misc]
         )
-    data = xr.Dataset(
+    return approx, sd, tested, needed
+
+
+def _plan_data(
+    rows: Sequence[_Row],
+    grid: tuple[int, ...],
+    levels: np.ndarray,
+    powers: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+    margin_rules: Mapping[str, str],
+) -> xr.Dataset:
+    """The plan's dataset (see `TrialPlan`)."""
+    approx, sd, tested, needed = powers
+    return xr.Dataset(
         {
             "approx_power": (("row", "trials"), approx),
             "test_power": (("row", "trials"), tested),
@@ -640,17 +728,4 @@ def plan_trials(
             "level": ("row", levels),
         },
         coords={"trials": np.array(grid, dtype=np.int64)},
-    )
-    return TrialPlan(
-        data=data,
-        budget=budget,
-        power=power,
-        alpha=alpha,
-        effect=effect,
-        pilot_effect=pilot_effect,
-        n_sim=n_sim,
-        n_boot=n_boot,
-        rule=rule,
-        protocols=protocols if compare is not None else None,
-        caveats=tuple(dict.fromkeys(caveats)),
     )
