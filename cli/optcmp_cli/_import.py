@@ -96,6 +96,8 @@ def _report(result: ImportResult, out: Path, json_out: bool) -> None:
 _TYPES: dict[OptionKind, Any] = {
     OptionKind.PATH: Path,
     OptionKind.TEXT: str,
+    OptionKind.INT: int,
+    OptionKind.FLOAT: float,
     OptionKind.FLAG: bool,
     OptionKind.PAIRS: list[str],
 }

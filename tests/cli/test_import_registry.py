@@ -47,13 +47,16 @@ def read_sweep(
     *,
     direction: str = "min",
     workload: str | None = None,
+    scale: float = 1.0,
+    limit: int | None = None,
     notes: dict[str, str],
     skip_bad: bool = False,
     command: str | None = None,
 ) -> ImportResult:
     """A toy format: one line per trial, `optimizer learning_rate loss`."""
     CALLS.append({"src": src, "direction": direction, "workload": workload, "notes": notes})
-    lines = [line.split() for line in src.read_text().splitlines() if line.strip()]
+    CALLS[-1].update(scale=scale, limit=limit)
+    lines = [line.split() for line in src.read_text().splitlines() if line.strip()][:limit]
     for number, fields in enumerate(lines, start=1):
         if len(fields) != 3:
             raise DataFormatError(f"{src}: line {number} has {len(fields)} fields, expected 3")
@@ -70,7 +73,7 @@ def read_sweep(
     for opt, rate, loss in lines:
         trial = counters.get(opt, 0)
         counters[opt] = trial + 1
-        curves = Curves(step=np.array([1]), valid_metric=np.array([float(loss)]))
+        curves = Curves(step=np.array([1]), valid_metric=np.array([scale * float(loss)]))
         record = TrialRecord(
             wl, opt, trial, Status.COMPLETED, {"learning_rate": float(rate)}, curves
         )
@@ -98,6 +101,8 @@ SWEEP = Importer(
             choices=("min", "max"),
         ),
         ImportOption("workload", OptionKind.TEXT, "Workload label (default: the file's stem)."),
+        ImportOption("scale", OptionKind.FLOAT, "Factor applied to the losses.", default=1.0),
+        ImportOption("limit", OptionKind.INT, "Lines to read (default: all)."),
         ImportOption("notes", OptionKind.PAIRS, "NAME=TEXT caveats to record; repeatable."),
     ),
 )
@@ -129,8 +134,8 @@ def test_a_registered_importer_gets_its_command(sweep: Importer, tmp_path: Path)
     code, stdout, stderr = _run("import", "sweep", str(src), "--out", str(out))
     assert code == 0, stderr
     assert f"wrote {out}: 1 workloads, 2 optimizers, 1 files read" in stdout
-    assert CALLS[-1] == {"src": src, "direction": "min", "workload": None, "notes": {}}
-    assert len(CALLS) == 1
+    called = {"src": src, "direction": "min", "workload": None, "notes": {}, "scale": 1.0}
+    assert [{**called, "limit": None}] == CALLS
     ds = open_archive(out)
     assert list(ds["workload"].values) == ["lr-sweep"]
     assert ds.attrs["command"].startswith("optcmp ")
@@ -139,6 +144,7 @@ def test_a_registered_importer_gets_its_command(sweep: Importer, tmp_path: Path)
     code, stdout, stderr = _run(
         "import", "sweep", str(src), "--out", str(out2), "--direction", "max",
         "--workload", "w", "--notes", "origin=lab", "--notes", "by = me", "--json",
+        "--scale", "2", "--limit", "2",
     )  # fmt: skip
     assert code == 0, stderr
     assert CALLS[-1] == {
@@ -146,11 +152,16 @@ def test_a_registered_importer_gets_its_command(sweep: Importer, tmp_path: Path)
         "direction": "max",
         "workload": "w",
         "notes": {"origin": "lab", "by": "me"},
+        "scale": 2.0,
+        "limit": 2,
     }
     summary = json.loads(stdout)["import"]
     assert summary["workloads"] == ["w"]
     assert "origin: lab" in summary["caveats"]
-    assert open_archive(out2)["metric_direction"].values.tolist() == ["max"]
+    ds2 = open_archive(out2)
+    assert ds2["metric_direction"].values.tolist() == ["max"]
+    assert list(ds2["optimizer"].values) == ["adam"]  # --limit 2: the two adam lines
+    assert float(ds2["valid_metric"].sel(optimizer="adam", trial=0).max()) == 1.0  # 2 x 0.5
 
 
 def test_a_registered_importer_is_listed_with_its_help(sweep: Importer) -> None:
@@ -166,6 +177,9 @@ def test_a_registered_importer_is_listed_with_its_help(sweep: Importer) -> None:
         "--direction <min|max>",
         "[default: min]",
         "--workload <str>",
+        "--scale <float>",
+        "[default: 1.0]",
+        "--limit <int>",
         "--notes <list[str]>",
         "--skip-bad",
         "--json",
@@ -180,10 +194,12 @@ def test_a_registered_importer_is_listed_with_its_help(sweep: Importer) -> None:
     [
         (["--direction", "up"], "'up' is not one of 'min', 'max'"),
         (["--notes", "nothing"], "--notes 'nothing': expected NAME=KEY"),
+        (["--scale", "inf"], "--scale inf: must be a finite number"),
+        (["--limit", "2.5"], "Invalid value for '--limit'"),
         ([], "Missing option '--out'"),
     ],
 )
-def test_option_errors_are_one_line(
+def test_option_errors_exit_2_and_call_nothing(
     sweep: Importer, tmp_path: Path, args: list[str], needle: str
 ) -> None:
     src = _sweep_file(tmp_path)
@@ -191,6 +207,8 @@ def test_option_errors_are_one_line(
     code, _, stderr = _run("import", "sweep", str(src), *out, *args)
     assert code == 2
     assert needle in stderr
+    if needle.startswith("--"):  # our own errors (typer's usage errors come with Usage:)
+        assert stderr.count("\n") == 1
     assert not (tmp_path / "o.nc").exists()
     assert CALLS == []
 
@@ -223,6 +241,8 @@ def test_unregistered_importer_leaves_no_command(tmp_path: Path) -> None:
         (lambda: ImportOption("n", OptionKind.TEXT, "x", choices=("a",)), "CHOICE only"),
         (lambda: ImportOption("n", OptionKind.PATH, "x", argument=True), "must be required"),
         (lambda: ImportOption("n", OptionKind.FLAG, "x", default=True), "off unless given"),
+        (lambda: ImportOption("n", OptionKind.INT, "x", default=1.5), "not an integer"),
+        (lambda: ImportOption("n", OptionKind.FLOAT, "x", default="1"), "not a number"),
         (
             lambda: Importer(
                 "twice", read_sweep, "x", options=(SWEEP.options[1], SWEEP.options[1])

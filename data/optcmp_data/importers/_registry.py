@@ -56,6 +56,8 @@ class OptionKind(enum.Enum):
 
     PATH = "path"  # a file or folder: pathlib.Path
     TEXT = "text"  # str
+    INT = "int"  # int
+    FLOAT = "float"  # float, finite
     FLAG = "flag"  # bool, False unless given
     CHOICE = "choice"  # one of `choices`, as str
     PAIRS = "pairs"  # repeatable NAME=VALUE: dict[str, str] (empty when not given)
@@ -90,7 +92,7 @@ class ImportOption:
     name: str
     kind: OptionKind
     help: str
-    default: str | bool | None = None
+    default: str | bool | int | float | None = None
     required: bool = False
     argument: bool = False
     positional: bool = False
@@ -120,6 +122,19 @@ class ImportOption:
             )
         if self.kind is OptionKind.FLAG and (self.required or self.default not in (None, False)):
             raise ConfigError(f"importer option {self.name!r}: a flag is off unless given")
+        number: dict[OptionKind, tuple[type, ...]] = {
+            OptionKind.INT: (int,),
+            OptionKind.FLOAT: (int, float),
+        }
+        if (
+            self.kind in number
+            and self.default is not None
+            and (isinstance(self.default, bool) or not isinstance(self.default, number[self.kind]))
+        ):
+            raise ConfigError(
+                f"importer option {self.name!r}: default {self.default!r} is not "
+                f"{'an integer' if self.kind is OptionKind.INT else 'a number'}"
+            )
         if self.kind is OptionKind.PAIRS and (self.required or self.argument):
             raise ConfigError(f"importer option {self.name!r}: NAME=VALUE options are optional")
 
