@@ -9,15 +9,17 @@ budgets k = 1, 2, 4, ..., 64, 100 and B = 10,000 bootstrap draws per cell and bu
 
 - ours: `budget_curve` end to end (per-trial scores, bootstrap, both closed forms, exact
   percentiles, summaries) plus `inclusion_consistency` under the paper's rule (final-valid)
-  at its default budget k = N / 4 = 25: the unbiased expected best-of-k estimator of every
-  optimizer in each of the 8 inclusion pairs x 8 workloads, its jackknife standard error,
+  at its default budget k = N / 4 = 25: the expected best-of-k estimator (given a result)
+  of every optimizer in each of the 8 inclusion pairs x 8 workloads, its jackknife standard
+  error,
   the bootstrap-t tests (1999 resamples; violated and non-inferior), the intervals and
   both Holm corrections; median of three runs of the two together.
 - loop: the textbook procedures on the same per-trial scores. Budget: for every cell,
   budget and draw, `rng.integers` k trial indices, take the usable one with the best score
   (lowest index on ties), record its test value; then mean, median and 5-95% band per cell
   and budget. Inclusion: for every pair and workload, each optimizer's expected best-of-k
-  from B draws of k trials without replacement (`rng.choice`), and a bootstrap-t p-value
+  from B draws of k trials without replacement (`rng.choice`; draws without a usable trial
+  left out), and a bootstrap-t p-value
   from 1999 resamples, each resample's U-statistics and leave-one-out jackknife variances
   recomputed by loops over the trials (no interval or non-inferiority test: the loop does
   less than ours). Both are timed on the first `--loop-cells` cells
@@ -97,29 +99,33 @@ def _best_of(score: np.ndarray, usable: np.ndarray, test: np.ndarray, idx: np.nd
     return sum(tied) / len(tied) if tied else float("nan")
 
 
-def _u_statistic(values: list[float], k: int) -> float:
-    """The without-replacement best-of-k U-statistic of values sorted best first, by its
-    textbook weights C(n - j - 1, k - 1) / C(n, k), one term at a time."""
-    n = len(values)
-    return sum(math.comb(n - j - 1, k - 1) / math.comb(n, k) * v for j, v in enumerate(values))
+def _u_statistic(trials: list[tuple[float, bool]], k: int) -> float:
+    """The without-replacement best-of-k estimate given a result of (value, usable) trials
+    sorted best first: the U-statistic of value x usable over that of usable, by the
+    textbook weights C(n - j - 1, k - 1) / C(n, k), one term at a time (NaN: no usable)."""
+    n = len(trials)
+    w = [math.comb(n - j - 1, k - 1) / math.comb(n, k) for j in range(n)]
+    num = sum(wj * v for wj, (v, ok) in zip(w, trials, strict=True) if ok)
+    den = sum(wj for wj, (_, ok) in zip(w, trials, strict=True) if ok)
+    return num / den if den > 0 else float("nan")
 
 
-def _jackknife(values: list[float], k: int) -> float:
+def _jackknife(trials: list[tuple[float, bool]], k: int) -> float:
     """Leave-one-out jackknife variance of `_u_statistic`, recomputing it N times."""
-    n = len(values)
-    loo = [_u_statistic(values[:i] + values[i + 1 :], k) for i in range(n)]
+    n = len(trials)
+    loo = [_u_statistic(trials[:i] + trials[i + 1 :], k) for i in range(n)]
     mean = sum(loo) / n
     return (n - 1) / n * sum((x - mean) ** 2 for x in loo)
 
 
-def _sorted_values(
-    score: np.ndarray, usable: np.ndarray, test: np.ndarray, worst: float
-) -> list[float]:
+def _sorted_trials(
+    score: np.ndarray, usable: np.ndarray, test: np.ndarray
+) -> list[tuple[float, bool]]:
     keyed = sorted(
-        (float(score[i]) if usable[i] else math.inf, float(test[i]) if usable[i] else worst)
+        (float(score[i]) if usable[i] else math.inf, float(test[i]) if usable[i] else 0.0)
         for i in range(len(score))
     )
-    return [v for _, v in keyed]
+    return [(v, math.isfinite(sc)) for sc, v in keyed]
 
 
 def loop_inclusion(
@@ -131,39 +137,42 @@ def loop_inclusion(
     seed: int,
 ) -> np.ndarray:
     """Per pair cell (general, special rows): [E_k general, E_k special, p-value]. E_k: the
-    mean over N_BOOT random k-trial studies; p-value: a bootstrap-t test with N_RESAMPLES
-    resamples of each optimizer's trials, each resample's U-statistics and jackknife
-    variances recomputed by the textbook loops."""
+    mean over N_BOOT random k-trial studies that have a usable trial; p-value: a bootstrap-t
+    test with N_RESAMPLES resamples of each optimizer's trials, each resample's estimates
+    and jackknife variances recomputed by the textbook loops (resamples without a variance
+    estimate left out)."""
     rng = np.random.default_rng(seed)
     out = np.full((len(pairs), 3), np.nan)
     n = score.shape[1]
     for c, (g, s) in enumerate(pairs):
-        pooled_u = np.concatenate([usable[g], usable[s]])
-        pooled_t = np.concatenate([test[g], test[s]])
-        worst = float(np.max(pooled_t[pooled_u]))
         estimates = []
         for row in (g, s):
             values = []
             for _ in range(N_BOOT):
                 v = _best_of(score[row], usable[row], test[row], rng.choice(n, k, replace=False))
-                values.append(worst if np.isnan(v) else v)
+                if not np.isnan(v):
+                    values.append(v)
             estimates.append(float(np.mean(values)))
-        vg = _sorted_values(score[g], usable[g], test[g], worst)
-        vs = _sorted_values(score[s], usable[s], test[s], worst)
-        diff = _u_statistic(vg, k) - _u_statistic(vs, k)
-        t_obs = diff / math.sqrt(_jackknife(vg, k) + _jackknife(vs, k))
-        theta = sum(
-            (((n - j) / n) ** k - ((n - j - 1) / n) ** k) * (a - b)
-            for j, (a, b) in enumerate(zip(vg, vs, strict=True))
+        tg = _sorted_trials(score[g], usable[g], test[g])
+        ts = _sorted_trials(score[s], usable[s], test[s])
+        diff = _u_statistic(tg, k) - _u_statistic(ts, k)
+        t_obs = diff / math.sqrt(_jackknife(tg, k) + _jackknife(ts, k))
+        r = [((n - j) / n) ** k - ((n - j - 1) / n) ** k for j in range(n)]
+        theta = sum(rj * v for rj, (v, ok) in zip(r, tg, strict=True) if ok) / sum(
+            rj for rj, (_, ok) in zip(r, tg, strict=True) if ok
+        ) - sum(rj * v for rj, (v, ok) in zip(r, ts, strict=True) if ok) / sum(
+            rj for rj, (_, ok) in zip(r, ts, strict=True) if ok
         )
-        count = 0
+        count = drawn = 0
         for _ in range(N_RESAMPLES):
-            ag = [vg[int(i)] for i in np.sort(rng.integers(0, n, size=n))]
-            as_ = [vs[int(i)] for i in np.sort(rng.integers(0, n, size=n))]
+            ag = [tg[int(i)] for i in np.sort(rng.integers(0, n, size=n))]
+            as_ = [ts[int(i)] for i in np.sort(rng.integers(0, n, size=n))]
             d = _u_statistic(ag, k) - _u_statistic(as_, k)
             se = math.sqrt(_jackknife(ag, k) + _jackknife(as_, k))
-            count += se > 0 and (d - theta) / se >= t_obs
-        out[c] = [estimates[0], estimates[1], (1 + count) / (1 + N_RESAMPLES)]
+            if se > 0:  # NaN (too few usable trials) and 0 give no statistic
+                drawn += 1
+                count += (d - theta) / se >= t_obs
+        out[c] = [estimates[0], estimates[1], (1 + count) / (1 + drawn)]
     return out
 
 

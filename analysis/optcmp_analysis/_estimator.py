@@ -197,32 +197,52 @@ def jackknife_variance(
     and D_i = sum_{j < i} w'_j (v_j - v_{j+1}): the variance of the N leave-one-out
     estimates is that of D, one cumulative sum of weighted gaps.
 
-    With `usable` (1 for a trial with a result, 0 for one without, sorted last) the
-    estimate is the ratio A / B of two such U-statistics, A of the values times `usable`
-    and B of `usable` (the expected result of a k-trial study given that it has one), and
-    each leave-one-out ratio is (A_0 + D^A_i) / (B_0 + D^B_i). NaN where k > N - 1, and
-    where deleting a trial leaves no trial with a result."""
+    With `usable` (1 for a trial with a result, 0 for one without; the usable ones first)
+    the estimate is the ratio A / B of two such U-statistics, A of the values times
+    `usable` and B of `usable` (the expected result of a k-trial study given that it has
+    one). With the values of the unusable trials set to 0, A's leave-one-out values are
+    A_0 + D_i as above; B's are B_u = sum_{j < n_u - 1} w'_j when a usable trial is left
+    out and B_d = sum_{j < n_u} w'_j when an unusable one is, and every unusable trial
+    leaves the same ratio out (D_i is constant past the last usable trial): the variance
+    of the ratios follows from the sums of D and D^2 in O(1) more per row. NaN where
+    k > N - 1, and where leaving a trial out leaves no usable trial."""
     v = np.asarray(values)
+    if usable is None:
+        return _jackknife(v, k, None)
+    u = np.asarray(usable)
+    return _jackknife(v * u, k, (u > 0).sum(axis=-1))
+
+
+def _jackknife(
+    v: npt.NDArray[np.floating[Any]], k: int, n_usable: npt.NDArray[np.integer[Any]] | None
+) -> FloatArray:
+    """`jackknife_variance` of rows whose unusable trials (positions n_usable and after)
+    hold the value 0; `n_usable` None: every trial is usable."""
     n = v.shape[-1]
     if k < 1 or k > n - 1:
         return np.full(v.shape[:-1], np.nan)
     w = dodge_weights(n - 1, k).astype(v.dtype)
-    if usable is None:
-        d = np.cumsum((v[..., :-1] - v[..., 1:]) * w, axis=-1)  # D_1 .. D_{N-1}; D_0 = 0
-        s1 = d.sum(axis=-1)
-        s2 = np.einsum("...i,...i->...", d, d)
-        return np.asarray(np.maximum((n - 1) / n * (s2 - s1 * s1 / n), 0.0), dtype=np.float64)
-    u = np.asarray(usable, dtype=v.dtype)
-    vu = v * u
-    a = np.empty(v.shape, dtype=v.dtype)
-    b = np.empty(v.shape, dtype=v.dtype)
-    a[..., :1] = (vu[..., 1:] @ w)[..., None]
-    b[..., :1] = (u[..., 1:] @ w)[..., None]
-    a[..., 1:] = a[..., :1] + np.cumsum((vu[..., :-1] - vu[..., 1:]) * w, axis=-1)
-    b[..., 1:] = b[..., :1] + np.cumsum((u[..., :-1] - u[..., 1:]) * w, axis=-1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        r = np.where(b > 0, a / np.where(b > 0, b, 1), np.nan).astype(np.float64)
-    return np.asarray((n - 1) * r.var(axis=-1), dtype=np.float64)
+    d = np.cumsum((v[..., :-1] - v[..., 1:]) * w, axis=-1)  # D_1 .. D_{N-1}; D_0 = 0
+    s1 = d.sum(axis=-1, dtype=np.float64)
+    s2 = np.einsum("...i,...i->...", d, d).astype(np.float64)
+    if n_usable is not None:
+        # Leave-one-out ratios r_i minus the constant A_0 / B_u: D_i / B_u for the n_u usable
+        # trials, c_d = (A_0 + D_last) / B_d - A_0 / B_u for each of the m unusable ones.
+        cw = np.concatenate([[0.0], np.cumsum(dodge_weights(n - 1, k))])
+        n_u = np.asarray(n_usable)
+        m = n - n_u
+        last = d[..., -1].astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            b_u = cw[np.maximum(n_u - 1, 0)]
+            b_d = cw[np.minimum(n_u, n - 1)]
+            a0 = (v[..., 1:] @ w).astype(np.float64)
+            c_d = np.where(m > 0, (a0 + last) / b_d - a0 / b_u, 0.0)
+            s1, s2 = (
+                (s1 - m * last) / b_u + m * c_d,
+                (s2 - m * last * last) / (b_u * b_u) + m * c_d * c_d,
+            )
+        s1 = np.where(n_u >= 2, s1, np.nan)
+    return np.asarray(np.maximum((n - 1) / n * (s2 - s1 * s1 / n), 0.0), dtype=np.float64)
 
 
 def _prepare(
@@ -313,18 +333,6 @@ def _studentize(diff: FloatArray, se: FloatArray) -> FloatArray:
     return np.where((se == 0) & (diff == 0), 0.0, t)
 
 
-def _ratio(
-    v: npt.NDArray[np.floating[Any]],
-    u: npt.NDArray[np.floating[Any]] | None,
-    w: npt.NDArray[np.floating[Any]],
-) -> FloatArray:
-    """Rows' estimates sum_j w_j u_j v_j / sum_j w_j u_j (all usable where `u` is None)."""
-    if u is None:
-        return np.asarray(v @ w, dtype=np.float64)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(((v * u) @ w) / (u @ w), dtype=np.float64)
-
-
 def bootstrap_t(
     vg: FloatArray,
     n_ug: int,
@@ -345,12 +353,16 @@ def bootstrap_t(
     pooled = np.concatenate([vg[:n_ug], vs[:n_us]])
     centre = float(np.median(pooled))
     scale = float(np.max(np.abs(pooled - centre))) or 1.0
-    g32 = ((vg - centre) / scale).astype(np.float32)
-    s32 = ((vs - centre) / scale).astype(np.float32)
+    # Unusable trials hold 0 (they are never selected; `_jackknife` needs the 0).
+    g32 = np.where(np.arange(ng) < n_ug, (vg - centre) / scale, 0.0).astype(np.float32)
+    s32 = np.where(np.arange(ns) < n_us, (vs - centre) / scale, 0.0).astype(np.float32)
     rg, rs = _replace_weights(ng, k)[:n_ug], _replace_weights(ns, k)[:n_us]
     theta = float(rg @ g32[:n_ug] / rg.sum() - rs @ s32[:n_us] / rs.sum())
     wg = dodge_weights(ng, k).astype(np.float32)
     ws = dodge_weights(ns, k).astype(np.float32)
+    # Sum of the weights of the first j positions: the chance of a result with j usable.
+    cg = np.concatenate([[0.0], np.cumsum(dodge_weights(ng, k))])
+    cs = np.concatenate([[0.0], np.cumsum(dodge_weights(ns, k))])
     out = np.empty(n_boot)
     rows = max(1, 2_000_000 // max(ng + ns, 1))
     index_type = np.int16 if max(ng, ns) < 2**15 else np.int32
@@ -359,10 +371,13 @@ def bootstrap_t(
         ig = np.sort(rng.integers(0, ng, size=(stop - start, ng), dtype=index_type), axis=1)
         is_ = np.sort(rng.integers(0, ns, size=(stop - start, ns), dtype=index_type), axis=1)
         a, b = g32[ig], s32[is_]  # resampled positions stay sorted best first
-        ua = None if n_ug == ng else (ig < n_ug).astype(np.float32)
-        ub = None if n_us == ns else (is_ < n_us).astype(np.float32)
-        diff = _ratio(a, ua, wg) - _ratio(b, ub, ws)
-        se = np.sqrt(jackknife_variance(a, k, ua) + jackknife_variance(b, k, ub))
+        ua = None if n_ug == ng else (ig < n_ug).sum(axis=1)
+        ub = None if n_us == ns else (is_ < n_us).sum(axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ea = (a @ wg).astype(np.float64) / (1.0 if ua is None else cg[ua])
+            eb = (b @ ws).astype(np.float64) / (1.0 if ub is None else cs[ub])
+        diff = ea - eb
+        se = np.sqrt(_jackknife(a, k, ua) + _jackknife(b, k, ub))
         # A resample without a variance estimate (se* = 0 or undefined) has no statistic.
         out[start:stop] = np.where(se > 0, _studentize(diff - theta, se), np.nan)
     return np.sort(out[~np.isnan(out)])
