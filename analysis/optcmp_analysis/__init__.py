@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         Unit,
     )
     from optcmp_analysis._errors import AnalysisError
-    from optcmp_analysis._estimator import default_budget
+    from optcmp_analysis._estimator import default_budget, min_test_trials
     from optcmp_analysis._inclusion import InclusionResult, Verdict, inclusion_consistency
     from optcmp_analysis._peer import AlgoperfScore, DeepobsReport, algoperf_score, deepobs_report
     from optcmp_analysis._plan import Goal, TrialPlan, default_trial_grid, plan_trials
@@ -126,6 +126,7 @@ _LAZY: dict[str, str] = {
     "default_budgets": "_budget",
     "default_trial_grid": "_plan",
     "inclusion_consistency": "_inclusion",
+    "min_test_trials": "_estimator",
     "meta": "_registry",
     "performance_profiles": "_profiles",
     "plan_trials": "_plan",
@@ -194,6 +195,7 @@ __all__ = [
     "default_trial_grid",
     "inclusion_consistency",
     "meta",
+    "min_test_trials",
     "performance_profiles",
     "plan_trials",
     "protocol_sensitivity",

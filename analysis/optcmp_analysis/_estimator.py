@@ -1,7 +1,8 @@
 """The inclusion test's machinery, shared by `inclusion_consistency`, `target_study` and
-`protocol_sensitivity`: the unbiased expected best-of-k estimator, its jackknife standard
-error, the studentized bootstrap (bootstrap-t) test of a difference between two
-optimizers, its interval, Holm's correction and the verdict rules.
+`protocol_sensitivity`: the expected best-of-k estimator (given a result; unbiased when
+every trial has one), its jackknife standard error, the studentized bootstrap
+(bootstrap-t) test of a difference between two optimizers, its interval, Holm's
+correction and the verdict rules.
 
 Dependency rule: numpy and this package's kernels only (no xarray): every function takes
 plain arrays whose last axis is the trial axis and whose leading axes are independent cells.

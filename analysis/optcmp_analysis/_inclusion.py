@@ -1,6 +1,6 @@
 """Inclusion consistency: with enough tuning a more general optimizer should not do worse
-than one it includes. For every inclusion pair, workload and selection rule: the unbiased
-expected best-of-k test result of each optimizer at a stated budget k (default N/4), their
+than one it includes. For every inclusion pair, workload and selection rule: the expected
+best-of-k test result (given a result) of each optimizer at a stated budget k (default N/4), their
 difference, a studentized bootstrap test and interval, Holm's correction (one family per
 call for each verdict), per-workload margins, and a verdict (docs/method.md, "Inclusion
 consistency"; the machinery is in _estimator, the margins in _margins).

@@ -401,8 +401,8 @@ def inclusion(
     repeats: RepeatsOpt = RepeatMode.MEAN,
 ) -> None:
     """Inclusion consistency: for every special ⊆ general pair and workload, is the tuned
-    general optimizer worse than the one it includes? Difference of the unbiased expected
-    best-of-k test metric (general - special, positive: general worse) at a stated budget
+    general optimizer worse than the one it includes? Difference of the expected best-of-k
+    test metric given a result (general - special, positive: general worse) at a stated budget
     k (default a quarter of the trials), a studentized bootstrap test and interval, Holm
     within each family; verdict violated, consistent (within the workload's margin),
     inconclusive, not tested (k = N, or too few trials), or not included (the stored

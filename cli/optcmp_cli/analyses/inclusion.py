@@ -23,6 +23,8 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
     """The figure, the verdict of every pair and workload, the violated pairs, the pairs
     the stored spaces do not nest, and the findings."""
     b.draw("inclusion", result, g, "inclusion verdicts")
+    from optcmp_analysis import min_test_trials
+
     records = result.to_json()
     level = f"{1 - 2 * result.alpha:.0%}"
     margins = ", ".join(f"{md(w)} {number(m, 3)}" for w, m in result.margins.items())
@@ -31,9 +33,10 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
         "Whether a more general optimizer ever loses to one it includes (the paper's "
         "central claim). For every inclusion M ⊆ N, N tuned well should not be worse than "
         "M. Δ = E_k(N) - E_k(M): the expected test metric of the trial a k-trial study "
-        "selects, each estimated without bias from the trials run (Dodge et al. 2021), at "
-        f"budget {md(result.budget_text)} (the k of each row is shown); positive means N "
-        "is worse. A study with no usable trial scores the worst result of the pair. The "
+        "selects given that it has a result (a diverged trial counts in k but is never "
+        "selected; the chance of no result is reported apart), estimated from the trials run "
+        f"(Dodge et al. 2021), at budget {md(result.budget_text)} (the k of each row is "
+        "shown); positive means N is worse. The "
         f"{level} interval and the p-values come from a studentized bootstrap (bootstrap-t, "
         f"{result.n_boot} resamples) of Δ over its jackknife standard error, which keeps its "
         "level when the two search spaces give trials of different spread and shape "
@@ -43,7 +46,10 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
         f"the margin' is below {result.alpha:g} (its own family of the same "
         f"{result.n_tests}). Margins in each metric's units: {margins} "
         f"({md('; '.join(rules))}). Not tested: k equals a study's size, where no variance "
-        "estimate exists; the difference is descriptive. Not included: the stored search "
+        "estimate exists, or a study has too few trials for any test to keep its level "
+        f"(fewer than {min_test_trials(result.alpha)}); the difference is descriptive. Not "
+        "included: the "
+        "stored search "
         "spaces cannot express M inside N (a finding about the protocol; not tested). "
         "P(N not worse) is the chance that a k-trial study of N is not worse than an "
         "independent one of M.",
