@@ -248,7 +248,6 @@ class RankOptions:
             "Budget k of the rank distribution; default the smallest trial count of the compared "
             "cells.",
             kind=OptionKind.INT,
-            minimum=1,
         ),
     )
     n_boot: int = attrs.field(default=DEFAULT_N_BOOT, metadata=meta(_N_BOOT_HELP, minimum=1))
@@ -310,7 +309,10 @@ class TargetsOptions:
     n_boot: int = attrs.field(default=DEFAULT_TEST_N_BOOT, metadata=_TEST_N_BOOT)
     alpha: float = attrs.field(default=0.05, metadata=_ALPHA)
     margin: float | Mapping[str, float] | None = attrs.field(default=None, metadata=_MARGIN)
-    taxonomy: Taxonomy | None = attrs.field(default=None, metadata=_TAXONOMY)
+    taxonomy: Taxonomy | None = attrs.field(
+        default=None,
+        metadata=meta("TOML or JSON file of inclusion relations.", kind=OptionKind.TAXONOMY),
+    )
 
 
 @attrs.frozen

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from optcmp_analysis import DEFAULT_TEST_N_BOOT, Match, SelectionRule
+from optcmp_analysis import DEFAULT_TEST_N_BOOT, SelectionRule
 from optcmp_data import ConfigError, Taxonomy
 
 if TYPE_CHECKING:
@@ -30,16 +30,18 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-    from optcmp_analysis import ProtocolComparison
 
 __all__ = [
     "ANALYSES",
     "FIGURES",
-    "GROUP_SECTIONS",
     "Analysis",
     "Common",
     "Inference",
     "analysis_named",
+    "cli_analyses",
+    "figures",
+    "group_sections",
+    "register",
 ]
 
 # Bootstrap replicates of the aggregate scores are capped: each replicate resamples
@@ -97,14 +99,18 @@ class Common:
 
 @dataclass(frozen=True)
 class Analysis:
-    """One analysis: how to run it, where its records go and how it is drawn."""
+    """What the CLI shows of one analysis of the registry (`optcmp_analysis.analyses()`).
+
+    The analysis runs as the registry's entry `registered` (default `name`) with the
+    options its CLI module builds from the common ones, the same call as `optcmp analyze`.
+    Its CLI module (`module`, default `optcmp_cli.analyses.<name>`) defines
+    `options(common)`, `figure(result, archive)` (where `has_figure`) and
+    `section(builder, result, group)`, the analysis's part of the report."""
 
     name: str
-    run: Callable[[xr.Dataset, Common], Any]
     json_key: str
-    # (result, archive) -> figure; None: the analysis has no figure of its own.
-    figure: Callable[[Any, xr.Dataset], Figure] | None
     report_heading: str | None
+    has_figure: bool = True
     takes_budget: bool = False
     takes_compare: bool = False
     # Its key in the report: the step of the progress bar, the records in results.json
@@ -112,17 +118,43 @@ class Analysis:
     report_as: str | None = None
     # Nothing else in a protocol group of the report runs without it (the selection).
     required: bool = False
+    # The registry's analysis it shows (None: `name`).
+    registered: str | None = None
+    # Its CLI module (None: optcmp_cli.analyses.<name>).
+    module_name: str | None = None
 
     @property
     def report_key(self) -> str:
         return self.name if self.report_as is None else self.report_as
 
+    def module(self) -> Any:
+        """The analysis's CLI module (imported on first use)."""
+        return importlib.import_module(self.module_name or f"optcmp_cli.analyses.{self.name}")
+
+    def run(self, archive: xr.Dataset, common: Common) -> Any:
+        """Run the registry's analysis on `archive` (and the --compare archive, where it
+        compares two) with the options its CLI module builds from `common`."""
+        from optcmp_analysis import analysis_named as registered
+
+        entry = registered(self.registered or self.name)
+        second = None
+        if self.takes_compare and common.compare is not None:
+            second = common.compare[1]
+        module = self.module()
+        options = module.options(common) if hasattr(module, "options") else entry.options()
+        return entry.run(archive, second, options=options, rng=common.rng)
+
+    def figure(self) -> Callable[[Any, xr.Dataset], Figure] | None:
+        """`figure(result, archive)` of the CLI module; None: no figure of its own."""
+        if not self.has_figure:
+            return None
+        figure: Callable[[Any, xr.Dataset], Figure] = self.module().figure
+        return figure
+
     def section(self) -> Callable[[Any, Any, Any], None]:
-        """The function that writes the analysis's section of the report (its CLI module
-        `optcmp_cli.analyses.<name>`, imported when the report is written):
-        `section(builder, result, group)`."""
-        module = importlib.import_module(f"optcmp_cli.analyses.{self.name}")
-        section: Callable[[Any, Any, Any], None] = module.section
+        """`section(builder, result, group)` of the CLI module: the analysis's section of
+        the report (its figure, tables and findings)."""
+        section: Callable[[Any, Any, Any], None] = self.module().section
         return section
 
     def check(self, common: Common, *, command: str = "plot") -> None:
@@ -136,216 +168,85 @@ class Analysis:
 
     def draw(self, archive: xr.Dataset, common: Common) -> Figure:
         """Run the analysis on `archive` and draw its figure."""
-        if self.figure is None:
+        figure = self.figure()
+        if figure is None:
             raise ConfigError(f"{self.name}: no figure")
         self.check(common)
-        return self.figure(self.run(archive, common), archive)
+        return figure(self.run(archive, common), archive)
 
 
-# --- how each analysis runs ---------------------------------------------------------------
-
-
-def _budget(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import budget_curve, default_budgets
-
-    budgets = None if c.budget is None else default_budgets(c.budget)
-    return budget_curve(ds, budgets=budgets, n_boot=c.n_boot, rng=c.rng, rule=c.rule)
-
-
-def _rank(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import rank_optimizers
-
-    return rank_optimizers(ds, budget=c.budget, n_boot=c.n_boot, rng=c.rng, rule=c.rule)
-
-
-def _inclusion(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import inclusion_consistency
-
-    rules = (c.rule,) if c.rules is None else c.rules
-    i = c.inference
-    return inclusion_consistency(
-        ds,
-        budget=c.budget if c.budget is not None else i.budget,
-        n_boot=i.n_boot,
-        rng=c.rng,
-        rules=rules,
-        taxonomy=c.taxonomy,
-        alpha=i.alpha,
-        margin=i.margin,
-    )
-
-
-def _targets(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import target_study
-
-    i = c.inference
-    return target_study(
-        ds,
-        rng=c.rng,
-        taxonomy=c.taxonomy,
-        budget=i.budget,
-        n_boot=i.n_boot,
-        alpha=i.alpha,
-        margin=i.margin,
-    )
-
-
-def _boundary(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import boundary_check
-
-    return boundary_check(ds, rule=c.rule)
-
-
-def _best(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import select_best
-
-    return select_best(ds, rule=c.rule)
-
-
-def _aggregate(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import aggregate_scores
-
-    return aggregate_scores(ds, rng=c.rng, n_boot=min(c.n_boot, AGGREGATE_MAX_N_BOOT), rule=c.rule)
-
-
-def _profiles(ds: xr.Dataset, c: Common) -> Any:
-    from optcmp_analysis import performance_profiles
-
-    return performance_profiles(ds)
-
-
-def _protocol(ds: xr.Dataset, c: Common) -> ProtocolComparison:
-    """The protocol comparison of two archives, or of the two search spaces of one (the
-    one searching fewer hyperparameters first)."""
-    import numpy as np
-
-    from optcmp_analysis import protocol_sensitivity
-    from optcmp_data import Scale
-
-    if c.compare is not None:
-        other, second = c.compare
-        name = c.name
-        labels = (name, other) if name != other else (f"{name} (1)", f"{name} (2)")
-        return protocol_sensitivity(
-            ds, second, protocols=labels, rule=c.rule, n_boot=c.n_boot, rng=c.rng
-        )
-    names = ds["space_name"].values.astype(str)
-    spaces = sorted(set(names.ravel()) - {""})
-    if len(spaces) != 2:
-        raise ConfigError(
-            f"plot protocol: the archive has {len(spaces)} search spaces "
-            f"({', '.join(spaces) or 'none'}); it needs exactly two, or --compare ARCHIVE"
-        )
-    scale = ds["space_scale"].values.astype(str)
-    searched = np.isin(scale, [Scale.LINEAR.value, Scale.LOG.value, Scale.ONE_MINUS_LOG.value])
-    width = {sp: float(searched.sum(axis=-1)[names == sp].mean()) for sp in spaces}
-    ordered = sorted(spaces, key=lambda sp: (width[sp], sp))
-    return protocol_sensitivity(
-        ds, protocols=ordered, match=Match.FAMILY, rule=c.rule, n_boot=c.n_boot, rng=c.rng
-    )
-
-
-# --- how each analysis is drawn (imported late: the figure modules import this one) ---------
-
-
-def _budget_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import budget_figure
-    from optcmp_cli.render.palette import styles_of
-
-    return budget_figure(result, styles=styles_of(ds))
-
-
-def _rank_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import rank_figure
-    from optcmp_cli.render.palette import styles_of
-
-    return rank_figure(result, styles=styles_of(ds))
-
-
-def _inclusion_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import inclusion_figure
-
-    return inclusion_figure(result)
-
-
-def _targets_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import step_label, targets_figure
-    from optcmp_cli.render.palette import styles_of
-
-    return targets_figure(result, styles=styles_of(ds), step_unit=step_label(ds))
-
-
-def _boundary_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import boundary_figure
-    from optcmp_cli.render.palette import styles_of
-
-    return boundary_figure(result, styles=styles_of(ds))
-
-
-def _curves_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import curves_figure
-
-    return curves_figure(ds, result)
-
-
-def _aggregate_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots_across import aggregate_figure
-
-    return aggregate_figure(result)
-
-
-def _profiles_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots_across import profiles_figure
-
-    return profiles_figure(result, algoperf=bool(ds.attrs.get("base_workloads")))
-
-
-def _protocol_figure(result: Any, ds: xr.Dataset) -> Figure:
-    from optcmp_cli._plots import protocol_figure
-    from optcmp_cli.render.palette import styles_of
-
-    return protocol_figure(result, styles=styles_of(ds))
-
-
-# --- the table ------------------------------------------------------------------------------
+# --- the table, in the report's order ------------------------------------------------------
 
 ANALYSES: tuple[Analysis, ...] = (
-    Analysis("best", _best, "best", None, "Selected trials", report_as="selection", required=True),
-    Analysis("budget", _budget, "budget", _budget_figure, "Budget sensitivity", takes_budget=True),
-    Analysis("rank", _rank, "rank", _rank_figure, "Rankings", takes_budget=True),
-    Analysis("aggregate", _aggregate, "aggregate", _aggregate_figure, "Across workloads"),
-    Analysis("profiles", _profiles, "profiles", _profiles_figure, "Time-to-target profiles"),
     Analysis(
-        "inclusion",
-        _inclusion,
-        "inclusion",
-        _inclusion_figure,
-        "Inclusion consistency",
-        takes_budget=True,
+        "best",
+        "best",
+        "Selected trials",
+        has_figure=False,
+        report_as="selection",
+        required=True,
     ),
-    Analysis("targets", _targets, "targets", _targets_figure, "Steps to target"),
-    Analysis("boundary", _boundary, "boundary", _boundary_figure, "Boundary check"),
+    Analysis("budget", "budget", "Budget sensitivity", takes_budget=True),
+    Analysis("rank", "rank", "Rankings", takes_budget=True),
+    Analysis("aggregate", "aggregate", "Across workloads"),
+    Analysis("profiles", "profiles", "Time-to-target profiles"),
+    Analysis("inclusion", "inclusion", "Inclusion consistency", takes_budget=True),
+    Analysis("targets", "targets", "Steps to target"),
+    Analysis("boundary", "boundary", "Boundary check"),
     # The learning curves of the selected trials: drawn from the selection, no records.
-    Analysis("curves", _best, "best", _curves_figure, "Learning curves"),
-    Analysis(
-        "protocol",
-        _protocol,
-        "protocol",
-        _protocol_figure,
-        "Protocol sensitivity",
-        takes_compare=True,
-    ),
+    Analysis("curves", "best", "Learning curves", registered="best"),
+    Analysis("protocol", "protocol", "Protocol sensitivity", takes_compare=True),
 )
 
-# The analyses `optcmp plot` draws, in the order its help lists them.
-FIGURES: tuple[Analysis, ...] = tuple(a for a in ANALYSES if a.figure is not None)
-# The sections of each protocol group of `optcmp report`, in the report's order: every
-# analysis but those comparing two protocols (the report's comparisons come first).
-GROUP_SECTIONS: tuple[Analysis, ...] = tuple(a for a in ANALYSES if not a.takes_compare)
+# The built-in analyses `optcmp plot` draws, in the order its help lists them.
+FIGURES: tuple[Analysis, ...] = tuple(a for a in ANALYSES if a.has_figure)
 
 
-def analysis_named(name: str, among: tuple[Analysis, ...] = ANALYSES) -> Analysis:
-    """The analysis called `name` (ConfigError naming the choices when there is none)."""
+# Analyses added by other modules (`register`), after the built-in ones.
+_REGISTERED: list[Analysis] = []
+
+
+def register(entry: Analysis) -> Analysis:
+    """Add what the CLI shows of an analysis added to the analysis layer's registry
+    (`optcmp_analysis.register`): its `optcmp analyze` command (built from the registry's
+    options and its CLI module's `print_table(result, options, archive)`), its `optcmp plot`
+    figure and its section of `optcmp report` (after the built-in ones). Its CLI module
+    (`entry.module_name`) defines `print_table`, `figure` (where `has_figure`), `section` and,
+    optionally, `options(common)`: the options `plot` and `report` run it with (default
+    the registry's defaults). ConfigError when the name is taken or not registered."""
+    from optcmp_analysis import analysis_named as registered
+    from optcmp_cli._analyze import analyze_app
+    from optcmp_cli._analyze_command import analyze_command
+
+    if any(a.name == entry.name for a in cli_analyses()):
+        raise ConfigError(f"analysis {entry.name!r} is already registered")
+    spec = registered(entry.registered or entry.name)
+    _REGISTERED.append(entry)
+    analyze_app.command(entry.name)(analyze_command(spec, entry.module()))
+    return entry
+
+
+def cli_analyses() -> tuple[Analysis, ...]:
+    """The built-in analyses (`ANALYSES`), then the registered ones."""
+    return (*ANALYSES, *_REGISTERED)
+
+
+def figures() -> tuple[Analysis, ...]:
+    """The analyses `optcmp plot` draws, in the order of its help."""
+    return tuple(a for a in cli_analyses() if a.has_figure)
+
+
+def group_sections() -> tuple[Analysis, ...]:
+    """The sections of each protocol group of `optcmp report`, in the report's order:
+    every analysis but those comparing two protocols (the report's comparisons come
+    first)."""
+    return tuple(a for a in cli_analyses() if not a.takes_compare)
+
+
+def analysis_named(name: str, among: tuple[Analysis, ...] | None = None) -> Analysis:
+    """The analysis called `name` among `among` (default every one), ConfigError naming
+    the choices when there is none."""
+    among = cli_analyses() if among is None else among
     for a in among:
         if a.name == name:
             return a

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from optcmp_analysis import BUDGET_RULE, DEFAULT_N_BOOT, DEFAULT_TEST_N_BOOT, SelectionRule
-from optcmp_cli._analyses import FIGURES, Common, Inference, analysis_named
+from optcmp_cli._analyses import FIGURES, Common, Inference, analysis_named, figures
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._options import (
     DEFAULT_ALPHA,
@@ -36,7 +36,8 @@ if TYPE_CHECKING:
 
 __all__ = ["PlotKind", "figure_for", "plot"]
 
-# The figures `optcmp plot` draws: one member per analysis with a figure in the registry.
+# The built-in figures `optcmp plot` draws: one member per analysis with a figure in the
+# registry (`figures()` adds those of registered analyses).
 PlotKind = enum.StrEnum(  # type: ignore[misc]
     "PlotKind", {a.name.upper(): a.name for a in FIGURES}
 )
@@ -66,7 +67,7 @@ def figure_for(
         name=name,
         inference=Inference() if inference is None else inference,
     )
-    return analysis_named(str(kind), FIGURES).draw(archive, common)
+    return analysis_named(str(kind), figures()).draw(archive, common)
 
 
 @reports_errors
@@ -128,12 +129,12 @@ def plot(
     from optcmp_cli.render.save import check_image_out, save_figure
     from optcmp_data import open_archive
 
-    try:
-        kind = PlotKind(kind_name)
-    except ValueError:
+    drawn = figures()  # the built-in figures and those of registered analyses
+    if kind_name not in {a.name for a in drawn}:
         raise ConfigError(
-            f"KIND {kind_name!r}: not a figure; choose one of " + ", ".join(a.name for a in FIGURES)
-        ) from None
+            f"KIND {kind_name!r}: not a figure; choose one of " + ", ".join(a.name for a in drawn)
+        )
+    kind = kind_name
     check_image_out(out)  # a wrong suffix or another file fails before the analysis runs
     seeded_rng(seed)
     with about_archive(archive_path):

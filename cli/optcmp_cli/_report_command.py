@@ -127,7 +127,7 @@ def report(
     import numpy as np
 
     from optcmp_cli.report.groups import protocol_groups
-    from optcmp_cli.report.write import GROUP_STEPS, write_report
+    from optcmp_cli.report.write import group_steps, write_report
     from optcmp_data import Taxonomy, check_bootstrap, open_archive
 
     seeded_rng(seed)
@@ -139,7 +139,7 @@ def report(
     other = None if compare is None else (compare.name, open_archive(compare))
     groups = protocol_groups(archive)
     n_comparisons = (len(groups) - 1) + (compare is not None)
-    total = len(groups) * len(GROUP_STEPS) + n_comparisons + 1  # + the plan
+    total = len(groups) * len(group_steps()) + n_comparisons + 1  # + the plan
     with _progress(total) as advance, about_archive(archive_path):
         files = write_report(
             archive,

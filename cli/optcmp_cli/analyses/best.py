@@ -5,17 +5,34 @@ Dependency rule: optcmp_analysis records and the report's builder.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from optcmp_cli.render.escape import md
+from optcmp_cli._analyze import (
+    _HPARAMS_SHOWN,
+    _caveats,
+    _rule,
+    _workload_label,
+)
+from optcmp_cli.render.escape import md, term
 from optcmp_cli.render.markdown import number, table
-from optcmp_cli.render.numbers import num_distinct
+from optcmp_cli.render.numbers import num, num_column, num_distinct
+from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 
 if TYPE_CHECKING:
+    import xarray as xr
+
     from optcmp_analysis import Selection
+    from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["section"]
+__all__ = ["HELP", "options", "print_table", "section"]
+
+
+def options(c: Common) -> Any:
+    """The options of `plot` and `report`: the selection rule."""
+    from optcmp_analysis import analysis_named
+
+    return analysis_named("best").options(rule=c.rule)
 
 
 def section(b: Builder, sel: Selection, g: Group) -> None:
@@ -87,3 +104,63 @@ def section(b: Builder, sel: Selection, g: Group) -> None:
             key=True,
         )
     b.add_records("selection", sel.to_json(), g.label)
+
+
+#: The help of `optcmp analyze best`.
+HELP = """The best trial of every workload and optimizer under a selection rule, with its
+hyperparameters, selection value and test value.
+
+Example: optcmp analyze best runs/demo/study --rule final-valid --json
+"""
+
+
+def print_table(result: Selection, options: Any, ds: xr.Dataset) -> None:
+    """What `optcmp analyze best` prints (without --json)."""
+    records = result.to_json()
+    several = any(r["n_repeats"] > 1 for r in records)
+    rows = []
+    selections = num_column([r["selection_value"] for r in records])
+    tests = num_column([r["test_value"] for r in records])
+    for r, selection, test in zip(records, selections, tests, strict=True):
+        # One `name=value` pair a line: a pair is never cut, and the column stays narrow.
+        # A very wide archive (thousands of hyperparameters) shows the first few.
+        pairs = list(r["hyperparameters"].items())
+        hp = "\n".join(term(f"{k}={num_distinct(v)}") for k, v in pairs[:_HPARAMS_SHOWN])
+        if len(pairs) > _HPARAMS_SHOWN:
+            hp += f"\n... {len(pairs) - _HPARAMS_SHOWN} more (--json)"
+        row = [
+            _workload_label(r),
+            r["optimizer"],
+            num(r["trial"]),
+            hp or "-",
+            f"{selection} ({r['selection_split']})",
+            f"{test} {term(r['metric'])}"
+            + (f" ({term(r['test_repeats'])})" if several and r["test_repeats"] != "all" else ""),
+        ]
+        if several:
+            row.append(
+                f"{num(r['test_mean'])}; {num(r['test_min'])} / {num(r['test_median'])} / "
+                f"{num(r['test_max'])} ({r['n_repeats']})"
+            )
+        rows.append(row)
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("trial", VALUE),
+        ("hyperparameters", VALUE),
+        ("selection", TEXT),
+        ("test", TEXT),
+    ]
+    spread = "test over all repeats: mean; min / median / max (n)"
+    if several:
+        columns.append((spread, TEXT))
+    droppable = (spread,)
+    table = fit_table(
+        f"Best trials ({_rule(options.rule, ds)})",
+        columns,
+        rows,
+        droppable,
+        last_resort=("hyperparameters",),
+    )
+    print_fitted(*table)
+    _caveats(result.caveats)

@@ -7,16 +7,53 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from rich import box
+from rich.table import Table
 
-from optcmp_cli.render.escape import md
+from optcmp_cli._analyze import (
+    _caveats,
+    _verdict,
+    _workload_label,
+)
+from optcmp_cli._common import console
+from optcmp_cli.render.escape import md, term
 from optcmp_cli.render.markdown import cell_num, interval, number, table
+from optcmp_cli.render.numbers import num
 
 if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.figure import Figure
+
     from optcmp_analysis import InclusionResult
+    from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["section"]
+__all__ = ["HELP", "figure", "options", "print_table", "section"]
+
+
+def options(c: Common) -> Any:
+    """The options of `plot` and `report`: the tests' options (--budget of plot first),
+    the rule, and the train-loss rule where asked for (`c.rules`)."""
+    from optcmp_analysis import SelectionRule, analysis_named
+
+    i = c.inference
+    rules = (c.rule,) if c.rules is None else c.rules
+    return analysis_named("inclusion").options(
+        budget=c.budget if c.budget is not None else i.budget,
+        n_boot=i.n_boot,
+        rule=rules[0],
+        train_loss=SelectionRule.FINAL_TRAIN_LOSS in rules,
+        taxonomy=c.taxonomy,
+        alpha=i.alpha,
+        margin=i.margin,
+    )
+
+
+def figure(result: InclusionResult, ds: xr.Dataset) -> Figure:
+    """The verdict of every pair and workload."""
+    from optcmp_cli._plots import inclusion_figure
+
+    return inclusion_figure(result)
 
 
 def section(b: Builder, result: InclusionResult, g: Group) -> None:
@@ -120,6 +157,8 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
 def _evidence_of_consistency(record: dict[str, Any]) -> bool:
     """A "consistent" verdict with evidence: the interval's upper end below the record's
     non-inferiority margin (0 where the record states none)."""
+    import numpy as np
+
     hi = record.get("hi")
     margin = record.get("margin")
     limit = float(margin) if isinstance(margin, int | float) else 0.0
@@ -181,3 +220,72 @@ def _inclusion_findings(b: Builder, records: list[dict[str, Any]], group: str | 
             "per optimizer no test keeps its level (docs/method.md); the difference is "
             "descriptive"
         )
+
+
+#: The help of `optcmp analyze inclusion`.
+HELP = """Inclusion consistency: for every special ⊆ general pair and workload, is the tuned
+general optimizer worse than the one it includes? Difference of the expected best-of-k
+test metric given a result (general - special, positive: general worse) at a stated budget
+k (default a quarter of the trials), a studentized bootstrap test and interval, Holm
+within each family; verdict violated, consistent (within the workload's margin),
+inconclusive, not tested (k = N, or too few trials), or not included (the stored
+search spaces do not contain the inclusion). See docs/method.md.
+
+Example: optcmp analyze inclusion runs/demo/study --taxonomy my_taxonomy.toml --json
+"""
+
+
+def print_table(result: InclusionResult, options: Any, ds: xr.Dataset) -> None:
+    """What `optcmp analyze inclusion` prints (without --json)."""
+    records = result.to_json()
+    level = f"{1 - 2 * options.alpha:.0%}"
+    console.print(
+        f"Inclusion checks: Δ = general - special of the expected best-of-k test metric "
+        f"(positive: general worse) at budget {term(result.budget_text)}, {level} "
+        f"bootstrap-t interval; p (Holm, {result.n_tests} tests each): 'general worse' | "
+        "'general worse by the margin or more' (violated, resp. consistent within the "
+        f"margin, below alpha); alpha {options.alpha:g}, up to {options.n_boot} resamples.",
+        highlight=False,
+    )
+    not_included: dict[tuple[str, str, str], list[str]] = {}
+    groups: dict[tuple[str, str, str, float], list[dict[str, Any]]] = {}
+    for r in records:
+        n = min(r["n_special"], r["n_general"])
+        key = (r["rule"], _workload_label(r), f"k = {r['k']} of {n}", r["margin"])
+        groups.setdefault(key, []).append(r)
+    for (rule_name, workload_label, k, margin_w), rows in groups.items():
+        # One small table per (rule, workload): five columns fit 80 terminal columns.
+        table = Table(
+            title=f"{rule_name} · {term(workload_label)} · {k} · margin {num(margin_w, 3)}",
+            box=box.SIMPLE_HEAD,
+            title_justify="left",
+        )
+        table.add_column("special ⊆ general", overflow="ellipsis")
+        for col in ("Δ", level, "p (Holm)"):
+            table.add_column(col, justify="right", no_wrap=True)
+        table.add_column("verdict", no_wrap=True)
+        for r in rows:
+            tested = r["tested"]  # not a test: no interval, no p shown
+            if r["verdict"] == "not_included":
+                found = not_included.setdefault((r["special"], r["general"], r["reason"]), [])
+                if r["workload"] not in found:
+                    found.append(r["workload"])
+            table.add_row(
+                f"{term(r['special'])} ⊆ {term(r['general'])}",
+                num(r["difference"], 3),
+                f"[{num(r['lo'], 3)}, {num(r['hi'], 3)}]" if tested else "-",
+                f"{num(r['p_adjusted'], 2)}|{num(r['p_noninferior_adjusted'], 2)}"
+                if tested
+                else "-",
+                _verdict(
+                    r["verdict"],
+                    {"not_included": "not incl.", "not_tested": "not tested"}.get(r["verdict"]),
+                ),
+            )
+        console.print(table)
+    for (special, general, reason), workloads in not_included.items():
+        console.print(
+            f"[blue]not included[/blue] {term(special)} ⊆ {term(general)} "
+            f"({term(', '.join(workloads))}): {term(reason)}"
+        )
+    _caveats(result.caveats)

@@ -7,16 +7,38 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from optcmp_cli._analyze import (
+    _caveats,
+)
+from optcmp_cli._common import console
 from optcmp_cli.render.escape import md
 from optcmp_cli.render.markdown import number, table
+from optcmp_cli.render.numbers import num
+from optcmp_cli.render.tables import LABEL, VALUE, fit_table, print_fitted
 
 if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.figure import Figure
+
     from optcmp_analysis import PerformanceProfiles
+    from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["section"]
+__all__ = ["HELP", "figure", "options", "print_table", "section"]
+
+
+def options(c: Common) -> Any:
+    """The options of `plot` and `report`: the defaults."""
+    from optcmp_analysis import analysis_named
+
+    return analysis_named("profiles").options()
+
+
+def figure(result: PerformanceProfiles, ds: xr.Dataset) -> Figure:
+    """Time-to-target performance profiles (AlgoPerf's own where the archive is one)."""
+    from optcmp_cli._plots_across import profiles_figure
+
+    return profiles_figure(result, algoperf=bool(ds.attrs.get("base_workloads")))
 
 
 def _left_out(records: list[dict[str, Any]]) -> str | None:
@@ -39,6 +61,8 @@ def _left_out(records: list[dict[str, Any]]) -> str | None:
 def section(b: Builder, result: PerformanceProfiles, g: Group) -> None:
     """The figure, the profile areas and the result's caveats; when no optimizer reached
     any target, one line saying so (no empty table or figure)."""
+    import numpy as np
+
     records = result.to_json()
     reason = _left_out(records)
     if reason is not None:
@@ -76,3 +100,51 @@ def section(b: Builder, result: PerformanceProfiles, g: Group) -> None:
     b.add_records("profiles", records, g.label)
     for c in result.caveats:
         b.caveat(md(c))
+
+
+#: The help of `optcmp analyze profiles`.
+HELP = """Time-to-target performance profiles (AlgoPerf style): per workload each optimizer's
+time (or steps) to reach the workload's target, its ratio to the fastest optimizer's,
+and for every ratio tau the share of workloads where the optimizer is within tau of the
+fastest; the area under that profile is a score in [0, 1].
+
+JSON records ("record" key): "area" — optimizer, value (area score), n_workloads,
+budget, measure; "profile" — optimizer, tau, value (share of workloads within tau of the
+fastest), measure; "time" — workload, optimizer, metric, split, target, value (time or
+steps to target; null: never reached), ratio, measure.
+
+Example: optcmp analyze profiles runs/algoperf.nc --measure time --json
+"""
+
+
+def print_table(result: PerformanceProfiles, options: Any, ds: xr.Dataset) -> None:
+    """What `optcmp analyze profiles` prints (without --json)."""
+    import numpy as np
+
+    records = result.to_json()
+    tau = result.data["tau"].values
+    marks = [t for t in (1.0, 1.5, 2.0, 3.0, options.max_tau) if t <= options.max_tau]
+    title = (
+        f"Time-to-target profiles over {len(result.workloads)} workloads "
+        f"({result.measure}; share of workloads within tau of the fastest)"
+    )
+    heads = [f"tau={t:g}" for t in dict.fromkeys(marks)]
+    area_rows = sorted(
+        (r for r in records if r["record"] == "area"), key=lambda r: -(r["value"] or 0.0)
+    )
+    rows = []
+    for r in area_rows:
+        rho = result.data["rho"].sel(optimizer=r["optimizer"]).values
+        shown = [num(float(rho[np.searchsorted(tau, t - 1e-9)]), 3) for t in dict.fromkeys(marks)]
+        rows.append([r["optimizer"], num(r["value"], 3), *shown])
+    columns = [("optimizer", LABEL), ("area", VALUE), *((h, VALUE) for h in heads)]
+    print_fitted(*fit_table(title, columns, rows, heads[::-1], right=("area", *heads)))
+    if ds.attrs.get("base_workloads"):
+        console.print(
+            f"note: the area is not the AlgoPerf score: it covers all "
+            f"{len(result.workloads)} workloads with a target (base and held-out alike), "
+            "without the held-out rules or the 4x cut, and a study's time is its fastest "
+            f"trial's of {result.budget_phrase}; `optcmp score` gives the benchmark's score.",
+            markup=False,
+        )
+    _caveats(result.caveats)

@@ -7,14 +7,52 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from optcmp_cli.render.escape import md
+from rich.table import Table
+
+from optcmp_cli._common import console
+from optcmp_cli.render.escape import md, term
 from optcmp_cli.render.markdown import interval, number, table
+from optcmp_cli.render.numbers import num
 
 if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.figure import Figure
+
     from optcmp_analysis import ProtocolComparison
+    from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["section"]
+__all__ = ["HELP", "figure", "options", "print_table", "section"]
+
+
+def options(c: Common) -> Any:
+    """The options of `plot` and `report`, the tests' options: with --compare the two
+    archives' names as labels, else the archive's two search spaces matched by family."""
+    from optcmp_analysis import Match, analysis_named
+
+    i = c.inference
+    labels: tuple[str, str] | None = None
+    match: Match | None = Match.FAMILY
+    if c.compare is not None:
+        other = c.compare[0]
+        labels = (c.name, other) if c.name != other else (f"{c.name} (1)", f"{c.name} (2)")
+        match = None
+    return analysis_named("protocol").options(
+        protocols=labels,
+        match=match,
+        rule=c.rule,
+        budget=i.budget,
+        n_boot=i.n_boot,
+        alpha=i.alpha,
+    )
+
+
+def figure(result: ProtocolComparison, ds: xr.Dataset) -> Figure:
+    """The tuned results under the two protocols, in the archive's colours."""
+    from optcmp_cli._plots import protocol_figure
+    from optcmp_cli.render.palette import styles_of
+
+    return protocol_figure(result, styles=styles_of(ds))
 
 
 def section(b: Builder, comp: ProtocolComparison, g: Group) -> None:
@@ -179,4 +217,80 @@ def _flips(b: Builder, comp: ProtocolComparison, cells: list[dict[str, Any]]) ->
         ]
         b.unsupported.append(
             f"{n} order change(s) between {md(first)} and {md(second)} are within the uncertainty"
+        )
+
+
+#: The help of `optcmp analyze protocol`.
+HELP = """Protocol sensitivity: rank the optimizers of each workload under two tuning
+protocols (two archives, or two search spaces of one archive) by the test metric of
+their selected trial, list where rankings flip and by how much, and test each
+protocol effect: the expected best-of-k test metric E_k under each protocol at a
+stated budget k, their difference with a (1 - alpha) bootstrap-t interval and a
+two-sided p-value, Holm-adjusted over the optimizers (docs/method.md).
+
+JSON records ("record" key): "cell" — workload, optimizer (the matched name or
+family), first, second (protocol labels), label_first, label_second, trial_first,
+trial_second, metric, split ("test"), value_first, value_second (tuned: best of N),
+k, budget_rule, expected_first, expected_second (E_k), value (E_k second minus
+first), lo, hi, p_value, p_adjusted, tested, clear, step, level, rank_first,
+rank_second, rank_change, kendall_tau; "flip" — workload, optimizer (ranked better
+under the first protocol), other, first, second, metric, split, value_first,
+other_value_first, value_second, other_value_second, gap_first, gap_second (how much
+the better one was better, under each), rank_change, supported; "pair" — protocol,
+workload, optimizer (the better at budget k), other, k, gap, lo, hi, p_value,
+p_adjusted, clear.
+
+Example: optcmp analyze protocol runs/all.nc --protocol lr-only --protocol choi2019 --json
+"""
+
+
+def print_table(result: ProtocolComparison, options: Any, ds: xr.Dataset) -> None:
+    """What `optcmp analyze protocol` prints (without --json)."""
+    records = result.to_json()
+    a, b = result.protocols
+    table = Table(
+        title=f"Tuned test metric and rank: {term(a)} → {term(b)} ({options.rule}; 1 = best)"
+    )
+    level = f"{1 - options.alpha:.0%}"
+    for col in ("workload", "optimizer", term(a), "rank", term(b), "rank", "change", "tau"):
+        table.add_column(col)
+    effects = Table(
+        title=f"Protocol effect at budget {term(result.budget_text)}: E_k({term(b)}) - "
+        f"E_k({term(a)}), {level} bootstrap-t interval, Holm-adjusted two-sided p"
+    )
+    for col in ("workload", "optimizer", "k", "Δ E_k", level, "p (Holm)", "clear"):
+        effects.add_column(col)
+    for r in records:
+        if r["record"] != "cell":
+            continue
+        change = r["rank_change"]
+        table.add_row(
+            term(r["workload"]),
+            term(r["optimizer"]),
+            num(r["value_first"]),
+            num(r["rank_first"]),
+            num(r["value_second"]),
+            num(r["rank_second"]),
+            "=" if change == 0 else f"{change:+.0f}",
+            num(r["kendall_tau"], 3),
+        )
+        effects.add_row(
+            term(r["workload"]),
+            term(r["optimizer"]),
+            str(r["k"]),
+            num(r["value"], 3),
+            f"[{num(r['lo'], 3)}, {num(r['hi'], 3)}]" if r["tested"] else "not tested",
+            num(r["p_adjusted"], 2) if r["tested"] else "-",
+            "yes" if r["clear"] else "no",
+        )
+    console.print(table)
+    console.print(effects)
+    flips = [r for r in records if r["record"] == "flip"]
+    console.print(f"{len(flips)} flips")
+    for f in flips:
+        console.print(
+            f"  {term(f['workload'])}: {term(f['optimizer'])} beat {term(f['other'])} by "
+            f"{num(f['gap_first'], 3)} under {term(a)}, lost by {num(f['gap_second'], 3)} "
+            f"under {term(b)} ({term(f['metric'])})",
+            highlight=False,
         )

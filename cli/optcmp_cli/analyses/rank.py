@@ -5,23 +5,51 @@ Dependency rule: numpy, optcmp_analysis records and the report's builder.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from optcmp_analysis import P_BEST_CAVEAT
+from optcmp_cli._analyze import (
+    _caveats,
+    _repeat_keys,
+    _rule,
+    _workload_label,
+)
 from optcmp_cli.render.escape import md
 from optcmp_cli.render.markdown import none_share, number, table
+from optcmp_cli.render.numbers import num, num_column, pct
+from optcmp_cli.render.tables import LABEL, TEXT, VALUE, fit_table, print_fitted
 
 if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.figure import Figure
+
     from optcmp_analysis import Rankings
+    from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["section"]
+__all__ = ["HELP", "figure", "options", "print_table", "section"]
+
+
+def options(c: Common) -> Any:
+    """The options of `plot` and `report`: the budget k, the bootstrap draws, the rule."""
+    from optcmp_analysis import analysis_named
+
+    return analysis_named("rank").options(budget=c.budget, n_boot=c.n_boot, rule=c.rule)
+
+
+def figure(result: Rankings, ds: xr.Dataset) -> Figure:
+    """Rank probabilities per optimizer, in the archive's colours."""
+    from optcmp_cli._plots import rank_figure
+    from optcmp_cli.render.palette import styles_of
+
+    return rank_figure(result, styles=styles_of(ds))
 
 
 def section(b: Builder, ranks: Rankings, g: Group) -> None:
     """The figure, then the rankings of every workload with their rank distribution."""
+    import numpy as np
+
+    from optcmp_analysis import P_BEST_CAVEAT
+
     b.draw("rank", ranks, g, "rank probabilities per optimizer")
     d = ranks.data
     places = [int(p) for p in d["place"].values]
@@ -64,3 +92,54 @@ def section(b: Builder, ranks: Rankings, g: Group) -> None:
         rows,
     )
     b.add_records("rank", ranks.to_json(), g.label)
+
+
+#: The help of `optcmp analyze rank`.
+HELP = """Rank the optimizers of every workload by their selected trial's test metric, with
+rank probabilities at budget k (exact by default), P(best) against the budget, and the
+share of k-trial studies without a usable result. An optimizer without a usable trial
+gets no rank.
+
+Example: optcmp analyze rank runs/demo/study --budget 16 --seed 3
+"""
+
+
+def print_table(result: Rankings, options: Any, ds: xr.Dataset) -> None:
+    """What `optcmp analyze rank` prints (without --json)."""
+    records = result.to_json()
+    rows = []
+    ordered = sorted(records, key=lambda x: (x["workload"], _repeat_keys(x), x["rank"] or 1e9))
+    tests = num_column([r["value"] for r in ordered])
+    for r, test in zip(ordered, tests, strict=True):
+        by_k = " ".join(f"{k}:{num(p, 2)}" for k, p in r["p_best_by_k"].items())
+        none_k = " ".join(f"{k}:{pct(p)}" for k, p in r["no_result_by_k"].items())
+        rows.append(
+            [
+                _workload_label(r),
+                r["optimizer"],
+                num(r["rank"]),
+                test,
+                num(r["mean_rank"], 3),
+                num(r["p_best"], 3),
+                pct(r["no_result"]),
+                by_k,
+                none_k,
+            ]
+        )
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("rank", VALUE),
+        ("test", VALUE),
+        ("mean rank", VALUE),
+        ("P(best)", VALUE),
+        ("no result", VALUE),
+        ("P(best) by k", TEXT),
+        ("no result by k", TEXT),
+    ]
+    title = (
+        f"Rankings at budget k={result.budget} ({_rule(options.rule, ds)}; 1 = best; "
+        f"{options.method} rank probabilities)"
+    )
+    print_fitted(*fit_table(title, columns, rows, ("no result by k", "P(best) by k")))
+    _caveats(result.caveats)

@@ -8,14 +8,43 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from optcmp_cli.render.escape import md
+from rich.table import Table
+
+from optcmp_cli._analyze import (
+    _verdict,
+)
+from optcmp_cli._common import console
+from optcmp_cli.render.escape import md, term
 from optcmp_cli.render.markdown import number, table
+from optcmp_cli.render.numbers import num
 
 if TYPE_CHECKING:
+    import xarray as xr
+    from matplotlib.figure import Figure
+
     from optcmp_analysis import TargetStudy
+    from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["section"]
+__all__ = ["HELP", "figure", "options", "print_table", "section"]
+
+
+def options(c: Common) -> Any:
+    """The options of `plot` and `report`: the tests' options and the taxonomy."""
+    from optcmp_analysis import analysis_named
+
+    i = c.inference
+    return analysis_named("targets").options(
+        budget=i.budget, n_boot=i.n_boot, alpha=i.alpha, margin=i.margin, taxonomy=c.taxonomy
+    )
+
+
+def figure(result: TargetStudy, ds: xr.Dataset) -> Figure:
+    """Steps to each target, in the archive's colours and step unit."""
+    from optcmp_cli._plots import step_label, targets_figure
+    from optcmp_cli.render.palette import styles_of
+
+    return targets_figure(result, styles=styles_of(ds), step_unit=step_label(ds))
 
 
 def section(b: Builder, study: TargetStudy, g: Group) -> None:
@@ -123,3 +152,75 @@ def _verdict_changes(
                     "to target)"
                 )
     b.lines.append("")
+
+
+#: The help of `optcmp analyze targets`.
+HELP = """Target independence (the paper's Figure 10): steps and time to reach target
+validation values under truncated step budgets, and the test metric selected on
+truncated curves; whether rankings (Kendall tau against the final metric at the full
+budget) and inclusion verdicts change across targets and budgets.
+
+JSON records ("record" key): "tuned" — workload, optimizer, kind ("steps" or
+"final"), target (index, -1 for final), target_value, fraction, step_limit, metric
+("steps_to_target" or the metric name), split, value (tuned steps, or test metric),
+reached (steps only; false: never reached, value null), time, rank, kendall_tau,
+reference; "inclusion" — the keys of `optcmp analyze inclusion --json` (condition in
+place of rule) plus kind, target, target_value, fraction, step_limit, verdict_changes;
+"flip" — workload, kind, target, fraction, optimizer (better under the reference),
+other, reference_value, other_reference_value, value, other_value, rank_change.
+
+Example: optcmp analyze targets runs/demo/study --step-fraction 0.5 --step-fraction 1 --json
+"""
+
+
+def print_table(result: TargetStudy, options: Any, ds: xr.Dataset) -> None:
+    """What `optcmp analyze targets` prints (without --json)."""
+    records = result.to_json()
+    tuned = [r for r in records if r["record"] == "tuned"]
+    for w in result.workloads:
+        table = Table(
+            title=f"{term(w)}: tuned value (rank) per condition; tau against the final metric "
+            "at the full budget"
+        )
+        table.add_column("condition")
+        for o in result.optimizers:
+            table.add_column(term(o), justify="right")
+        table.add_column("tau", justify="right")
+        rows: dict[tuple[str, int, float], list[dict[str, Any]]] = {}
+        for r in tuned:
+            if r["workload"] == w:
+                rows.setdefault((r["kind"], r["target"], r["fraction"]), []).append(r)
+        for cells in rows.values():
+            by_o = {c["optimizer"]: c for c in cells}
+            label = _condition_label(cells[0]) + (" *" if cells[0]["reference"] else "")
+            values = []
+            for o in result.optimizers:
+                c = by_o[o]
+                shown = "never" if c["reached"] is False else num(c["value"])
+                values.append(f"{shown} ({num(c['rank'])})")
+            table.add_row(label, *values, num(cells[0]["kendall_tau"], 3))
+        console.print(table)
+    flips = result.flips()
+    changes = result.verdict_changes()
+    console.print(
+        f"{len(flips)} pairwise flips against the reference (* above); "
+        f"{len(changes)} inclusion verdicts change across conditions"
+    )
+    for w, s, g in changes:
+        verdicts = sorted(
+            {
+                r["verdict"]
+                for r in records
+                if r["record"] == "inclusion"
+                and (r["workload"], r["special"], r["general"]) == (w, s, g)
+            }
+        )
+        shown = ", ".join(_verdict(v) for v in verdicts)
+        console.print(f"  {term(w)}: {term(s)} ⊆ {term(g)}: {shown}")
+
+
+def _condition_label(rec: dict[str, Any]) -> str:
+    share = f"{100 * rec['fraction']:.0f}%"
+    if rec["kind"] == "steps":
+        return f"steps to {num(rec['target_value'])} (≤{share})"
+    return f"final test (≤{share})"

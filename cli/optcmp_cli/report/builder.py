@@ -83,7 +83,7 @@ class Builder:
         the colours of the group's optimizers."""
         from optcmp_cli._analyses import analysis_named
 
-        figure = analysis_named(name).figure
+        figure = analysis_named(name).figure()
         assert figure is not None, name
         self.figure(figure(result, group.full), f"{name}{group.suffix}", alt)
 

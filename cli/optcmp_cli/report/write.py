@@ -30,10 +30,9 @@ from optcmp_analysis import (
     Match,
     ProtocolComparison,
     SelectionRule,
-    protocol_sensitivity,
     restrict,
 )
-from optcmp_cli._analyses import GROUP_SECTIONS, Analysis, Common, Inference, analysis_named
+from optcmp_cli._analyses import Analysis, Common, Inference, analysis_named, group_sections
 from optcmp_cli._common import json_text
 from optcmp_cli._outputs import ReportStage
 from optcmp_cli._report_command import ReportFormat
@@ -46,7 +45,7 @@ from optcmp_cli.report.score import score_section
 from optcmp_cli.report.summary import header, partial_caveat
 from optcmp_data import Taxonomy, atomic_write_text, summarize
 
-__all__ = ["GROUP_STEPS", "ReportFiles", "write_report"]
+__all__ = ["ReportFiles", "group_steps", "write_report"]
 
 
 @attrs.frozen
@@ -67,8 +66,9 @@ class ReportFiles:
         }
 
 
-# The steps of one protocol group, for the progress bar: its analyses' report keys.
-GROUP_STEPS = tuple(a.report_key for a in GROUP_SECTIONS)
+def group_steps() -> tuple[str, ...]:
+    """The steps of one protocol group, for the progress bar: its analyses' report keys."""
+    return tuple(a.report_key for a in group_sections())
 
 
 def _group(b: Builder, ds: xr.Dataset, label: str | None) -> None:
@@ -82,7 +82,8 @@ def _group(b: Builder, ds: xr.Dataset, label: str | None) -> None:
     # Rankings are of k-trial studies at the tests' budget, so that the report asks one
     # question (the default rule: a quarter of the smallest trial count).
     budget = budget_of_tests(g.ds, b.inference)
-    for i, analysis in enumerate(GROUP_SECTIONS):
+    sections = group_sections()
+    for i, analysis in enumerate(sections):
         common = Common(
             rng=b.rng(),
             rule=b.rule,
@@ -97,7 +98,7 @@ def _group(b: Builder, ds: xr.Dataset, label: str | None) -> None:
             analysis.section()(b, result, g)
         b.advance(analysis.report_key)
         if result is None and analysis.required:
-            for rest in GROUP_SECTIONS[i + 1 :]:
+            for rest in sections[i + 1 :]:
                 b.advance(rest.report_key)
             return
 
@@ -284,48 +285,39 @@ def _comparisons(
 ) -> list[tuple[str, Callable[[], ProtocolComparison]]]:
     """The protocol comparisons of a report, each titled: every restricted protocol of
     the archive against its widest, then the archive against the --compare one."""
-    rule, inference = b.rule, b.inference
+    from optcmp_analysis import analysis_named as registered
+
+    protocol = registered("protocol")
+    inference = b.inference
+
+    def run(
+        first: xr.Dataset, second: xr.Dataset, labels: tuple[str, str], match: Match | None
+    ) -> Callable[[], ProtocolComparison]:
+        # The call of `optcmp analyze protocol` and `plot protocol`, with the tests' options.
+        options = protocol.options(
+            protocols=labels,
+            match=match,
+            rule=b.rule,
+            budget=inference.budget,
+            n_boot=inference.n_boot,
+            alpha=inference.alpha,
+        )
+        return functools.partial(protocol.run, first, second, options=options, rng=b.rng())
+
     comparisons: list[tuple[str, Callable[[], ProtocolComparison]]] = []
     if len(groups) > 1:
         widest, wide_opts = groups[-1]
         assert widest is not None
         for label, opts in groups[:-1]:
             assert label is not None
+            first = restrict(archive, optimizers=opts)
+            second = restrict(archive, optimizers=wide_opts)
             comparisons.append(
-                (
-                    f"{label} vs {widest}",
-                    functools.partial(
-                        protocol_sensitivity,
-                        restrict(archive, optimizers=opts),
-                        restrict(archive, optimizers=wide_opts),
-                        protocols=(label, widest),
-                        match=Match.FAMILY,
-                        rule=rule,
-                        budget=inference.budget,
-                        n_boot=inference.n_boot,
-                        level=1 - inference.alpha,
-                        rng=b.rng(),
-                    ),
-                )
+                (f"{label} vs {widest}", run(first, second, (label, widest), Match.FAMILY))
             )
     if compare is not None:
-        other_name, other = compare
-        labels = _labels(b.name, other_name)
-        comparisons.append(
-            (
-                f"{labels[0]} vs {labels[1]}",
-                lambda: protocol_sensitivity(
-                    archive,
-                    other,
-                    protocols=labels,
-                    rule=rule,
-                    budget=inference.budget,
-                    n_boot=inference.n_boot,
-                    level=1 - inference.alpha,
-                    rng=b.rng(),
-                ),
-            )
-        )
+        labels = _labels(b.name, compare[0])
+        comparisons.append((f"{labels[0]} vs {labels[1]}", run(archive, compare[1], labels, None)))
     return comparisons
 
 

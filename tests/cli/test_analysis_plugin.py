@@ -1,0 +1,190 @@
+"""Adding an analysis touches two files: its analysis module (options, run function,
+result; `optcmp_analysis.register`) and its CLI module (help, table, figure, report
+section; `optcmp_cli.analyses.register`). Done once here, from two files written to a
+temporary folder, and run through `optcmp analyze`, `plot` and `report`."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import optcmp_analysis._registry as analysis_registry
+import optcmp_cli._analyses as cli_registry
+from optcmp_cli._analyze import analyze_app
+from optcmp_cli.app import app
+
+runner = CliRunner()
+
+ANALYSIS_MODULE = '''
+"""The range of the optimizers' tuned test values on each workload."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import attrs
+
+from optcmp_analysis import Analysis, SelectionRule, meta, register, select_best
+
+
+@attrs.frozen
+class RangeOptions:
+    rule: SelectionRule = attrs.field(
+        default=SelectionRule.FINAL_VALID, metadata=meta("How the best trial is chosen.")
+    )
+    scale: float = attrs.field(default=1.0, metadata=meta("Multiply the range by this."))
+
+
+@attrs.frozen
+class TunedRange:
+    records: tuple[dict[str, Any], ...]
+    caveats: tuple[str, ...] = ()
+
+    def to_json(self) -> list[dict[str, Any]]:
+        return [dict(r) for r in self.records]
+
+
+def tuned_range(archive: Any, /, *, rule: SelectionRule, scale: float) -> TunedRange:
+    selected = select_best(archive, rule=rule).to_json()
+    out = []
+    for w in sorted({r["workload"] for r in selected}):
+        values = [r["test_value"] for r in selected if r["workload"] == w]
+        values = [v for v in values if v is not None]
+        spread = scale * (max(values) - min(values)) if values else None
+        out.append({"workload": w, "range": spread, "n_optimizers": len(values)})
+    return TunedRange(tuple(out))
+
+
+register(
+    Analysis(
+        "tuned-range",
+        "Range of the tuned results",
+        "The range of the optimizers' tuned test values on each workload.",
+        RangeOptions,
+        "range_analysis:tuned_range",
+        "range_analysis:TunedRange",
+        randomised=False,
+    )
+)
+'''
+
+CLI_MODULE = '''
+"""What the CLI shows of the tuned-range analysis."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import range_analysis  # noqa: F401  (registers the analysis)
+from optcmp_cli.analyses import Analysis, register
+
+HELP = """The range of the optimizers' tuned test values on each workload.
+
+Example: optcmp analyze tuned-range runs/demo/study --json
+"""
+
+
+def print_table(result: Any, options: Any, archive: Any) -> None:
+    for r in result.to_json():
+        print(f"range {r['workload']}: {r['range']:.4f} over {r['n_optimizers']} optimizers")
+
+
+def figure(result: Any, archive: Any) -> Any:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4, 3))
+    ax = fig.add_subplot()
+    records = result.to_json()
+    ax.bar([r["workload"] for r in records], [r["range"] for r in records])
+    ax.set_ylabel("range of tuned test values")
+    return fig
+
+
+def section(b: Any, result: Any, group: Any) -> None:
+    b.draw("tuned-range", result, group, "range of the tuned results")
+    b.lines += [f"- {r['workload']}: {r['range']:.4f}" for r in result.to_json()]
+    b.lines.append("")
+    b.add_records("tuned-range", result.to_json(), group.label)
+
+
+register(
+    Analysis("tuned-range", "tuned-range", "Range of the tuned results", module_name="range_cli")
+)
+'''
+
+
+@pytest.fixture
+def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The two files of the new analysis, imported as a user's would be; every registry
+    as it was afterwards."""
+    (tmp_path / "range_analysis.py").write_text(textwrap.dedent(ANALYSIS_MODULE))
+    (tmp_path / "range_cli.py").write_text(textwrap.dedent(CLI_MODULE))
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(analysis_registry, "_REGISTERED", [])
+    monkeypatch.setattr(cli_registry, "_REGISTERED", [])
+    monkeypatch.setattr(analyze_app, "registered_commands", list(analyze_app.registered_commands))
+    import optcmp_cli._analyze_app  # noqa: F401  (the built-in commands first)
+
+    __import__("range_cli")
+    try:
+        yield
+    finally:
+        for name in ("range_cli", "range_analysis"):
+            sys.modules.pop(name, None)
+
+
+def test_a_new_analysis_runs_in_analyze_plot_and_report(
+    registered: None, archive_path: Path, tmp_path: Path
+) -> None:
+    found = runner.invoke(app, ["analyze", "tuned-range", str(archive_path), "--json"])
+    assert found.exit_code == 0, found.output
+    records = json.loads(found.stdout)["tuned-range"]
+    assert [r["workload"] for r in records] == ["w0", "w1"]
+    assert all(r["range"] > 0 and r["n_optimizers"] >= 2 for r in records)
+
+    # Its options come from its options class: --scale doubles the range.
+    doubled = runner.invoke(
+        app, ["analyze", "tuned-range", str(archive_path), "--json", "--scale", "2"]
+    )
+    assert doubled.exit_code == 0, doubled.output
+    again = json.loads(doubled.stdout)["tuned-range"]
+    assert [r["range"] for r in again] == pytest.approx([2 * r["range"] for r in records])
+
+    shown = runner.invoke(app, ["analyze", "tuned-range", str(archive_path)])
+    assert shown.exit_code == 0, shown.output
+    assert "range w0:" in shown.stdout
+    helped = runner.invoke(app, ["analyze", "tuned-range", "--help"])
+    assert "--scale" in helped.stdout
+    assert "--rule" in helped.stdout
+    assert "The range of the optimizers' tuned test values" in helped.stdout
+
+    figure = tmp_path / "range.png"
+    plotted = runner.invoke(app, ["plot", "tuned-range", str(archive_path), "--out", str(figure)])
+    assert plotted.exit_code == 0, plotted.output
+    assert figure.read_bytes().startswith(b"\x89PNG")
+
+    out = tmp_path / "report"
+    reported = runner.invoke(
+        app, ["report", str(archive_path), "--out", str(out), "--n-boot", "50", "--json"]
+    )
+    assert reported.exit_code == 0, reported.output
+    md = (out / "report.md").read_text()
+    assert "## Range of the tuned results" in md
+    assert "![range of the tuned results](figures/tuned-range.png)" in md
+    assert (out / "figures" / "tuned-range.png").read_bytes().startswith(b"\x89PNG")
+    results = json.loads((out / "results.json").read_text())
+    assert results["tuned-range"] == records
+    assert results["skipped"] == {}
+
+
+def test_a_taken_name_is_refused(registered: None) -> None:
+    from optcmp_data import ConfigError
+
+    with pytest.raises(ConfigError, match="already registered"):
+        cli_registry.register(cli_registry.Analysis("tuned-range", "tuned-range", "Again"))
