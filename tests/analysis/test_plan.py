@@ -147,3 +147,106 @@ def test_predicted_power_matches_simulated_power_at_one_design() -> None:
     assert 0.2 < violated < 0.95  # a design where power is informative
     assert abs(predicted[0] - violated) <= 0.05
     assert abs(predicted[1] - consistent) <= 0.05
+
+
+# --- the same design when the general optimizer's trials diverge -----------------------
+# A diverged trial has no value; the estimand is E_k given a result (k draws, at least one
+# usable): E[min over the usable draws | some draw usable].
+
+
+def _expected_min_given_result(scale: float, k: int, p_div: float) -> float:
+    m = np.arange(1, k + 1)
+    w = stats.binom.pmf(m, k, 1 - p_div)
+    return float(
+        sum(wi * _expected_min(scale, int(mi)) for wi, mi in zip(w / w.sum(), m, strict=True))
+    )
+
+
+def _diverging_truth(effect: float, k: int, p_div: float) -> tuple[float, float]:
+    """(base_special, base_general): special 0.02|Z|, general 0.15|Z| diverging with
+    probability p_div, E_k(general | a result) - E_k(special) = effect."""
+    base_s = 0.10
+    base_g = base_s + _expected_min(0.02, k) - _expected_min_given_result(0.15, k, p_div)
+    return base_s, base_g + effect
+
+
+def _diverging_draws(
+    effect: float, k: int, p_div: float, shape: tuple[int, ...], rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    base_s, base_g = _diverging_truth(effect, k, p_div)
+    vs = _draw(base_s, 0.02, shape, rng)
+    vg = _draw(base_g, 0.15, shape, rng)
+    return vs, vg, rng.random(shape) >= p_div
+
+
+def _diverging_pilot(n: int, effect: float, k: int, p_div: float, seed: int) -> xr.Dataset:
+    ds = synthetic_archive(optimizers=("sgd", "momentum"), n_trials=n, seed=seed)
+    vs, vg, usable = _diverging_draws(effect, k, p_div, (n,), np.random.default_rng(seed))
+    general = list(ds["optimizer"].values).index("momentum")
+    for var in ("valid_metric", "test_metric"):
+        arr = ds[var].values.copy()
+        arr[0, 1 - general] = vs[:, None]
+        arr[0, general] = np.where(usable, vg, np.nan)[:, None]
+        ds[var] = (ds[var].dims, arr)
+    status = np.full(ds["status"].shape, "completed", dtype=object)
+    status[0, general, ~usable] = "diverged"
+    ds["status"] = (ds["status"].dims, status.astype(str))
+    return ds
+
+
+@pytest.mark.slow
+def test_predicted_power_matches_simulated_power_when_trials_diverge() -> None:
+    """The design above with a quarter of the general optimizer's trials diverged (the
+    planner resamples them; the estimand is E_k given a result). Predicted: the planner on
+    three 4,000-trial pilots, averaged; measured: 800 studies from the truth, same test."""
+    n, k, effect, margin, p_div, n_sim, n_boot = 48, 12, 0.012, 0.02, 0.25, 800, 499
+    goals = (str(Goal.VIOLATED), str(Goal.CONSISTENT))
+    per_pilot = []
+    for seed in (1, 5, 6):
+        rows = plan_trials(
+            _diverging_pilot(4000, effect, k, p_div, seed),
+            budget=k,
+            effect=effect,
+            margin=margin,
+            trials=[n],
+            n_sim=n_sim,
+            n_boot=n_boot,
+            test_all=True,
+            rng=np.random.default_rng(seed),
+        ).data
+        power = rows["test_power"].values[:, 0]
+        per_pilot.append([float(power[list(rows["goal"].values).index(g)]) for g in goals])
+    predicted = np.mean(per_pilot, axis=0)
+    measured = []
+    for goal, delta in zip(goals, (effect, margin - effect), strict=True):
+        vs, vg, usable = _diverging_draws(delta, k, p_div, (n_sim, n), np.random.default_rng(3))
+        ok = np.ones((n_sim, n), dtype=bool)
+        tests = pair_tests(
+            vg,
+            vg,
+            usable,
+            ok,
+            vs,
+            vs,
+            ok,
+            ok,
+            budget=k,
+            n_boot=n_boot,
+            alpha=0.05,
+            margin=margin,
+            seeds=np.arange(n_sim)[:, None],
+            interval=np.zeros(n_sim, dtype=bool),
+        )
+        # The estimator is unbiased for the truth's E_k given a result.
+        assert abs(float(np.mean(tests.difference)) - delta) < 0.002
+        p = tests.p_value if goal == str(Goal.VIOLATED) else tests.p_noninferior
+        measured.append(float(np.mean(p < 0.05)))
+    print(
+        f"n={n} k={k} margin={margin} general diverged {p_div}: predicted "
+        f"{', '.join(f'{g} {p:.3f}' for g, p in zip(goals, predicted, strict=True))} (pilots "
+        f"{'; '.join(', '.join(f'{x:.3f}' for x in p) for p in per_pilot)}); measured "
+        f"{', '.join(f'{g} {m:.3f}' for g, m in zip(goals, measured, strict=True))}"
+    )
+    assert 0.2 < measured[0] < 0.95
+    assert abs(predicted[0] - measured[0]) <= 0.05
+    assert abs(predicted[1] - measured[1]) <= 0.05
