@@ -45,7 +45,7 @@ def _clear_rate(n: int, noise: float, shift: float, studies: int, seed: int) -> 
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("n", "noise"), [(8, 0.01), (16, 0.01), (16, 0.05)])
+@pytest.mark.parametrize(("n", "noise"), [(13, 0.01), (16, 0.01), (16, 0.05)])
 def test_false_clear_rate_is_at_most_alpha(n: int, noise: float) -> None:
     studies = 200
     rate = _clear_rate(n, noise, 0.0, studies, seed=n)
