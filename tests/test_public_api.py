@@ -3,7 +3,8 @@ agreement, and cost nothing to import; code outside a package uses its public na
 
 The import-linter contract "private_modules" (pyproject.toml) keeps the four packages off
 each other's private modules; the scripts outside them (benchmarks/, docs/examples/,
-examples/) are not in its import graph, so this module checks them. Tests may reach
+examples/) and the Python examples in README.md and docs/*.md are not in its import
+graph, so this module checks them. Tests may reach
 into private modules (they test them); user-facing code may not.
 """
 
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import ast
 import importlib
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -87,6 +89,25 @@ def test_scripts_outside_the_packages_import_only_public_modules(script: Path) -
         if m.split(".")[0] != package  # a plug-in package's own private modules
     ]
     assert found == [], f"{script.relative_to(ROOT)} imports private modules {found}"
+
+
+DOCS = sorted([ROOT / "README.md", *(ROOT / "docs").glob("*.md")])
+
+
+def python_blocks(markdown: str) -> list[str]:
+    """The ```python code blocks of a Markdown text."""
+    return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.MULTILINE | re.DOTALL)
+
+
+@pytest.mark.parametrize("page", DOCS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_documented_examples_import_only_public_modules(page: Path) -> None:
+    found = []
+    for block in python_blocks(page.read_text(encoding="utf-8")):
+        try:
+            found += private_imports(block)
+        except SyntaxError:  # a fragment, not a program: no import statement to check
+            continue
+    assert found == [], f"{page.relative_to(ROOT)}: examples import private modules {found}"
 
 
 def _type_checking_imports(tree: ast.Module) -> dict[str, str]:
