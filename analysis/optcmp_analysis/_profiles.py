@@ -308,7 +308,8 @@ def _study_times(
     (the median of the fastest of k trials, drawn without replacement, or with replacement
     past the cell's count where asked), and the mixed-trial-counts line (None: the counts
     agree on every workload)."""
-    other = [str(d) for d in trial_time.dims if d != "trial"]
+    # Workload first: the loops below run over it by position.
+    other = ["workload", *(str(d) for d in trial_time.dims if d not in ("trial", "workload"))]
     counts = trial_present.sum("trial").transpose(*other).values
     n_w = counts.shape[0]
     flat_counts = counts.reshape(n_w, -1)

@@ -81,13 +81,13 @@ def _reachable(archive: xr.Dataset, w: int, o: int, name: str) -> tuple[float, f
     hparams = [str(h) for h in archive["hparam"].values]
     if name not in hparams:
         return None
-    h = hparams.index(name)
-    scale = str(archive["space_scale"].values[w, o, h])
-    low = float(archive["space_low"].values[w, o, h])
-    high = float(archive["space_high"].values[w, o, h])
+    at = {"workload": w, "optimizer": o, "hparam": hparams.index(name)}
+    scale = str(archive["space_scale"].isel(at).item())
+    low = float(archive["space_low"].isel(at).item())
+    high = float(archive["space_high"].isel(at).item())
     if scale != "none" and math.isfinite(low) and math.isfinite(high):
         return (low, high)
-    values = np.asarray(archive["hparams"].values[w, o, :, h], dtype=np.float64)
+    values = np.asarray(archive["hparams"].isel(at).values, dtype=np.float64).ravel()
     values = values[np.isfinite(values)]
     if values.size:
         return (float(values.min()), float(values.max()))
@@ -96,7 +96,9 @@ def _reachable(archive: xr.Dataset, w: int, o: int, name: str) -> tuple[float, f
 
 def _describe(archive: xr.Dataset, w: int, o: int, name: str, reach: tuple[float, float]) -> str:
     hparams = [str(h) for h in archive["hparam"].values]
-    scale = str(archive["space_scale"].values[w, o, hparams.index(name)])
+    scale = str(
+        archive["space_scale"].isel(workload=w, optimizer=o, hparam=hparams.index(name)).item()
+    )
     owner = str(archive["optimizer"].values[o])
     if reach[0] == reach[1]:
         how = "fixed at" if scale != "none" else "always"

@@ -393,3 +393,44 @@ def test_margins_per_workload_follow_the_rule_or_what_is_given() -> None:
             resolve_margins(d["test_value"], d["usable"], {"w7": 0.1})
         with pytest.raises(AnalysisError, match="non-negative"):
             resolve_margins(d["test_value"], d["usable"], -0.1)
+
+
+def test_inclusion_tests_take_their_inputs_in_any_dim_order() -> None:
+    """Named dims, not positions: the trial arrays transposed give the same tests."""
+    from optcmp_analysis._inclusion import inclusion_tests
+
+    rng = np.random.default_rng(7)
+    dims = ("rule", "workload", "optimizer", "seed", "trial")
+    shape = (2, 3, 4, 2, 12)
+    coords = {
+        "rule": ["a", "b"],
+        "workload": ["w0", "w1", "w2"],
+        "optimizer": ["sgd", "momentum", "adam", "nadam"],
+        "seed": [0, 1],
+    }
+    value = xr.DataArray(rng.normal(size=shape), dims=dims, coords=coords)
+    usable = xr.DataArray(rng.random(shape) > 0.1, dims=dims, coords=coords)
+    present = xr.DataArray(np.ones(shape, dtype=bool), dims=dims, coords=coords)
+    pairs = [
+        ("sgd", "momentum", "sgd", "momentum"),
+        ("momentum", "adam", "momentum", "adam"),
+        ("adam", "nadam", "adam", "nadam"),
+    ]
+    options = {
+        "pairs": pairs,
+        "reasons": [["", "", ""], ["", "not contained", ""], ["", "", ""]],
+        "lead": "rule",
+        "budget": 3,
+        "n_boot": 99,
+        "alpha": 0.05,
+        "margins": [0.1, 0.2, 0.3],
+        "root": 11,
+    }
+    plain = inclusion_tests(value, value, usable, present, **options)  # type: ignore[arg-type]
+    order = ("trial", "seed", "optimizer", "workload", "rule")
+    turned = inclusion_tests(
+        *(x.transpose(*order) for x in (value, value, usable, present)),
+        **options,  # type: ignore[arg-type]
+    )
+    xr.testing.assert_identical(plain, turned)
+    assert set(plain["verdict"].values.ravel()) >= {"not_included"}
