@@ -145,7 +145,35 @@ def plan_figure(result: TrialPlan) -> Figure:
             f"{result.n_sim} drawn studies; goal {result.power:g} dotted",
             fontsize=9,
         )
+        _fit_legends(fig)
     return fig
+
+
+def _fit_legends(fig: Figure) -> None:
+    """Widen and lengthen the figure so that the largest legend below a panel fits in it:
+    its labels name optimizers and workloads (24 pairs of DeepOBS's long names do not fit a
+    6.4-inch panel). Text widths depend on the resolution: measured at the figure's and at
+    the 150 dpi PNGs are written with, the larger kept."""
+    dpi = fig.dpi
+    boxes = []
+    for at in {dpi, 150.0}:
+        fig.set_dpi(at)
+        boxes += [
+            (box.width / at, box.height / at)
+            for ax in fig.axes
+            if (leg := ax.get_legend()) is not None
+            for box in [leg.get_window_extent()]
+        ]
+    fig.set_dpi(dpi)
+    if not boxes:
+        return
+    width, height = fig.get_size_inches()
+    # The legend is centred under its panel, which sits right of the y label: 1 inch spare.
+    panel = max(width / len(fig.axes), max(w for w, _ in boxes) + 1.0)
+    below = max(h for _, h in boxes)
+    fig.set_size_inches(panel * len(fig.axes), max(height, 5.2 + 1.8 * below))
+    # Padding round the edges: text measured at one resolution runs wider at another.
+    fig.set_layout_engine("constrained", h_pad=0.2, w_pad=0.2)
 
 
 @reports_errors
