@@ -1,18 +1,18 @@
-"""The registry of the CLI's analyses: one entry per analysis, in one table.
+"""The CLI's table of analyses: what `optcmp plot` and `optcmp report` show of each
+analysis of the analysis layer's registry, in the report's order.
 
-Dependency rule: optcmp_analysis and optcmp_data, their light names (enums, defaults,
-errors) at import and the analyses when one runs, so that `optcmp plot --help` loads no
-statistics; the figure functions of _plots and _plots_across are imported when a figure
-is drawn (they import this module).
+Dependency rule: the light names of optcmp_analysis and optcmp_data at import (enums,
+defaults, errors, the registry), so that `optcmp plot --help` loads no statistics; an
+analysis's CLI module (`optcmp_cli.analyses.<name>`) is imported when it runs, is drawn
+or writes its section.
 
-Each entry declares the analysis's name (the KIND of `optcmp plot`, the stem of the
-report's figure file), the function that runs it on an archive with the common options,
-its key in `optcmp analyze ... --json` and in the report's results.json, the function
-that draws its figure (None: no figure), the heading of its report section and which of
-the options `--budget` and `--compare` it takes. Its report section is written by its
-CLI module, `optcmp_cli.analyses.<name>`. The table's order is the report's: `optcmp
-plot` lists, checks and draws its figures from it, and `optcmp report` writes the
-sections of each protocol group in it.
+An entry names the analysis (its KIND of `optcmp plot`, the stem of its figure file, its
+registry entry unless `registered` says otherwise) and says how the CLI treats it: whether
+it has a figure, which of `--budget` and `--compare` it takes, its key in the report and
+whether the report's protocol group needs it. How it runs (its options), how it is drawn
+and what its report section says are in its CLI module. `optcmp plot` lists and checks
+its figures from this table, and `optcmp report` writes the sections of each protocol
+group in its order; `register` adds an analysis from outside (docs/extending.md).
 """
 
 from __future__ import annotations
@@ -108,8 +108,8 @@ class Analysis:
     `section(builder, result, group)`, the analysis's part of the report."""
 
     name: str
-    json_key: str
-    report_heading: str | None
+    # The heading of its report section (None: the registry's title of the analysis).
+    heading: str | None = None
     has_figure: bool = True
     takes_budget: bool = False
     takes_compare: bool = False
@@ -126,6 +126,16 @@ class Analysis:
     @property
     def report_key(self) -> str:
         return self.name if self.report_as is None else self.report_as
+
+    @property
+    def report_heading(self) -> str:
+        """The heading of its report section."""
+        if self.heading is not None:
+            return self.heading
+        from optcmp_analysis import analysis_named as registered
+
+        title: str = registered(self.registered or self.name).title
+        return title
 
     def module(self) -> Any:
         """The analysis's CLI module (imported on first use)."""
@@ -178,24 +188,17 @@ class Analysis:
 # --- the table, in the report's order ------------------------------------------------------
 
 ANALYSES: tuple[Analysis, ...] = (
-    Analysis(
-        "best",
-        "best",
-        "Selected trials",
-        has_figure=False,
-        report_as="selection",
-        required=True,
-    ),
-    Analysis("budget", "budget", "Budget sensitivity", takes_budget=True),
-    Analysis("rank", "rank", "Rankings", takes_budget=True),
-    Analysis("aggregate", "aggregate", "Across workloads"),
-    Analysis("profiles", "profiles", "Time-to-target profiles"),
-    Analysis("inclusion", "inclusion", "Inclusion consistency", takes_budget=True),
-    Analysis("targets", "targets", "Steps to target"),
-    Analysis("boundary", "boundary", "Boundary check"),
+    Analysis("best", has_figure=False, report_as="selection", required=True),
+    Analysis("budget", takes_budget=True),
+    Analysis("rank", takes_budget=True),
+    Analysis("aggregate"),
+    Analysis("profiles"),
+    Analysis("inclusion", takes_budget=True),
+    Analysis("targets"),
+    Analysis("boundary"),
     # The learning curves of the selected trials: drawn from the selection, no records.
-    Analysis("curves", "best", "Learning curves", registered="best"),
-    Analysis("protocol", "protocol", "Protocol sensitivity", takes_compare=True),
+    Analysis("curves", "Learning curves", registered="best"),
+    Analysis("protocol", takes_compare=True),
 )
 
 # The built-in analyses `optcmp plot` draws, in the order its help lists them.

@@ -114,7 +114,7 @@ def section(b: Any, result: Any, group: Any) -> None:
 
 
 register(
-    Analysis("tuned-range", "tuned-range", "Range of the tuned results", module_name="range_cli")
+    Analysis("tuned-range", module_name="range_cli")
 )
 '''
 
@@ -187,4 +187,4 @@ def test_a_taken_name_is_refused(registered: None) -> None:
     from optcmp_data import ConfigError
 
     with pytest.raises(ConfigError, match="already registered"):
-        cli_registry.register(cli_registry.Analysis("tuned-range", "tuned-range", "Again"))
+        cli_registry.register(cli_registry.Analysis("tuned-range"))

@@ -17,7 +17,7 @@ module named in its entry) defines:
 - optionally `options(common)`: the options `plot` and `report` run it with (default the
   options class's defaults), `SEED_AFTER`, `EXTRA_OPTIONS` and `records`.
 
-`register(Analysis(NAME, NAME, TITLE, module_name=MODULE))` adds an analysis registered
+`register(Analysis(NAME, module_name=MODULE))` adds an analysis registered
 in the analysis layer (`optcmp_analysis.register`) to `analyze`, `plot` and `report`
 (docs/extending.md).
 """

@@ -60,9 +60,20 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
     """The figure, the verdict of every pair and workload, the violated pairs, the pairs
     the stored spaces do not nest, and the findings."""
     b.draw("inclusion", result, g, "inclusion verdicts")
+    records = result.to_json()
+    _explain(b, result)
+    _verdicts(b, result, records)
+    _lists(b, result, records)
+    for c in result.caveats:
+        b.caveat(md(c))
+    _inclusion_findings(b, records, g.label)
+    b.add_records("inclusion", records, g.label)
+
+
+def _explain(b: Builder, result: InclusionResult) -> None:
+    """What is tested, how, and what each verdict means."""
     from optcmp_analysis import min_test_trials
 
-    records = result.to_json()
     level = f"{1 - 2 * result.alpha:.0%}"
     margins = ", ".join(f"{md(w)} {number(m, 3)}" for w, m in result.margins.items())
     rules = sorted(set(result.margin_rules.values()))
@@ -92,6 +103,11 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
         "independent one of M.",
         "",
     ]
+
+
+def _verdicts(b: Builder, result: InclusionResult, records: list[dict[str, Any]]) -> None:
+    """One row per rule, pair and workload."""
+    level = f"{1 - 2 * result.alpha:.0%}"
     rows = [
         [
             r["rule"],
@@ -124,12 +140,16 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
         ],
         rows,
     )
+
+
+def _lists(b: Builder, result: InclusionResult, records: list[dict[str, Any]]) -> None:
+    """The violated pairs (or that none is), and the pairs the stored spaces do not nest."""
     violated = sorted(
         {(r["rule"], r["special"], r["general"]) for r in records if r["verdict"] == "violated"}
     )
     if violated:
         b.lines += [f"Violated (Holm-adjusted p < {result.alpha:g}):", ""]
-        b.lines += [f"- `{rule}`: {md(s)} ⊆ {md(g)}" for rule, s, g in violated]
+        b.lines += [f"- `{rule}`: {md(s)} ⊆ {md(gen)}" for rule, s, gen in violated]
         b.lines.append("")
     elif result.n_tests == 0:
         b.lines += ["No pair was tested: none is an inclusion as stored (below).", ""]
@@ -144,14 +164,10 @@ def section(b: Builder, result: InclusionResult, g: Group) -> None:
     if reasons:
         b.lines += ["Not included as stored (not tested):", ""]
         b.lines += [
-            f"- {md(s)} ⊆ {md(g)} ({md(', '.join(ws))}): {md(reason)}"
-            for (s, g, reason), ws in reasons.items()
+            f"- {md(s)} ⊆ {md(gen)} ({md(', '.join(ws))}): {md(reason)}"
+            for (s, gen, reason), ws in reasons.items()
         ]
         b.lines.append("")
-    for c in result.caveats:
-        b.caveat(md(c))
-    _inclusion_findings(b, records, g.label)
-    b.add_records("inclusion", records, g.label)
 
 
 def _evidence_of_consistency(record: dict[str, Any]) -> bool:

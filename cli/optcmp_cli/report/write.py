@@ -43,7 +43,7 @@ from optcmp_cli.report.builder import Builder, Group
 from optcmp_cli.report.groups import budget_of_tests, protocol_groups, without_empty_workloads
 from optcmp_cli.report.score import score_section
 from optcmp_cli.report.summary import header, partial_caveat
-from optcmp_data import Taxonomy, atomic_write_text, summarize
+from optcmp_data import ArchiveSummary, Taxonomy, atomic_write_text, summarize
 
 __all__ = ["ReportFiles", "group_steps", "write_report"]
 
@@ -107,7 +107,7 @@ def _run(b: Builder, analysis: Analysis, g: Group, common: Common) -> Any:
     """Run `analysis` under its heading; None when it failed (recorded and shown). A
     required analysis of the only group fails the report; its heading follows it."""
     key = f"{analysis.report_key}{g.suffix}"
-    title = f"## {g.heading(analysis.report_heading or analysis.name)}"
+    title = f"## {g.heading(analysis.report_heading)}"
     run = functools.partial(analysis.run, g.ds, common)
     if not analysis.required:
         b.lines += [title, ""]
@@ -201,7 +201,9 @@ def _write_staged(
     formats: Sequence[ReportFormat],
     inference: Inference,
 ) -> ReportFiles:
-    """`write_report` into the staging folder `out`."""
+    """`write_report` into the staging folder `out`: the caveats of the archives, the
+    body (comparisons, AlgoPerf score, each protocol group, the plan), then the head (it
+    summarises the body) and the files."""
     b = Builder(
         out=out,
         name=name,
@@ -222,38 +224,52 @@ def _write_staged(
         partial_caveat(b, summarize(compare[1], path=compare[0]), compare[0])
 
     body_start = len(b.lines)
-    # Protocol comparisons (the point of a study with a restricted protocol) come first.
-    for title, run in _comparisons(b, archive, groups, compare):
-        b.lines += [f"## Protocol comparison: {md(title)}", ""]
-        comp = b.attempt(f"protocol {title}", run)
+    _body(b, archive, groups, compare)
+    body = b.lines[body_start:]
+    head = header(b, summary, groups, compare)
+    text = "\n".join([*head, *body]).rstrip("\n") + "\n"
+    return _write_files(b, text, formats, _results(b, summary, groups, compare))
+
+
+def _body(
+    b: Builder,
+    archive: xr.Dataset,
+    groups: list[tuple[str | None, list[str]]],
+    compare: tuple[str, xr.Dataset] | None,
+) -> None:
+    """The report's sections: the protocol comparisons (the point of a study with a
+    restricted protocol) first, the AlgoPerf score, every protocol group, the plan."""
+    for heading, run in _comparisons(b, archive, groups, compare):
+        b.lines += [f"## Protocol comparison: {md(heading)}", ""]
+        comp = b.attempt(f"protocol {heading}", run)
         if comp is not None:
-            whole = Group(label=title, ds=archive, full=archive, styles=styles_of(archive))
+            whole = Group(label=heading, ds=archive, full=archive, styles=styles_of(archive))
             analysis_named("protocol").section()(b, comp, whole)
-        advance("protocol")
+        b.advance("protocol")
 
     if archive.attrs.get("base_workloads"):
         score_section(b, archive)
     for label, optimizers in groups:
         ds = archive if label is None else restrict(archive, optimizers=optimizers)
         _group(b, ds, label)
-
     _plan_undecided(b, archive, compare)
-    body = b.lines[body_start:]
-    head = header(b, summary, groups, compare)
-    text = "\n".join([*head, *body]).rstrip("\n") + "\n"
-    report_path = out / "report.md"
-    results_path = out / "results.json"
-    atomic_write_text(report_path, text)
-    html_path = None
-    if ReportFormat.HTML in formats:
-        html_path = out / "report.html"
-        atomic_write_text(html_path, to_html(text, title=b.title, base=out))
-    results = {
+
+
+def _results(
+    b: Builder,
+    summary: ArchiveSummary,
+    groups: list[tuple[str | None, list[str]]],
+    compare: tuple[str, xr.Dataset] | None,
+) -> dict[str, Any]:
+    """results.json: how the report was made, the archive, caveats, skipped analyses and
+    every analysis's records."""
+    inference = b.inference
+    return {
         "report": {
-            "archive": name,
+            "archive": b.name,
             "compare": None if compare is None else compare[0],
-            "seed": seed,
-            "n_boot": n_boot,
+            "seed": b.seed,
+            "n_boot": b.n_boot,
             "inference": {
                 "budget": inference.budget,
                 "budget_rule": None if inference.budget is not None else BUDGET_RULE,
@@ -262,7 +278,7 @@ def _write_staged(
                 "margin": inference.margin,
                 "margin_rule": MARGIN_RULE if not isinstance(inference.margin, float) else None,
             },
-            "rule": str(rule),
+            "rule": str(b.rule),
             "protocols": [label for label, _ in groups if label is not None],
             "figures": [f"figures/{p.name}" for p in b.figures],
         },
@@ -271,6 +287,19 @@ def _write_staged(
         "skipped": b.skipped,
         **b.results,
     }
+
+
+def _write_files(
+    b: Builder, text: str, formats: Sequence[ReportFormat], results: dict[str, Any]
+) -> ReportFiles:
+    """report.md, report.html (where asked for) and results.json, in that order."""
+    report_path = b.out / "report.md"
+    results_path = b.out / "results.json"
+    atomic_write_text(report_path, text)
+    html_path = None
+    if ReportFormat.HTML in formats:
+        html_path = b.out / "report.html"
+        atomic_write_text(html_path, to_html(text, title=b.title, base=b.out))
     atomic_write_text(results_path, json_text(results))
     return ReportFiles(
         report=report_path, results=results_path, figures=tuple(b.figures), html=html_path
