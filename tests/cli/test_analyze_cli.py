@@ -323,3 +323,20 @@ def test_report_and_plot_take_the_test_options(archive_path: Path, tmp_path: Pat
     plot = runner.invoke(app, ["plot", "inclusion", str(archive_path), "--out", str(figure), *args])
     assert plot.exit_code == 0, plot.output
     assert figure.stat().st_size > 0
+
+
+def test_the_commands_follow_the_registry() -> None:
+    """`optcmp analyze` has one command per analysis of the registry, in its order, and
+    the group's help (written out in app.py so that `optcmp --help` imports nothing) names
+    the same analyses in the same order."""
+    import re
+
+    from optcmp_analysis import analyses
+    from optcmp_cli.app import _GROUP_HELP, load_command
+
+    names = [a.name for a in analyses()]
+    group = load_command("analyze")
+    assert list(group.commands) == names  # type: ignore[attr-defined]
+    listed = re.search(r"\(([^)]*)\)", _GROUP_HELP["analyze"])
+    assert listed is not None
+    assert [n.strip() for n in listed.group(1).split(",")] == names
