@@ -50,8 +50,9 @@ def header(
     groups: list[tuple[str | None, list[str]]],
     compare: tuple[str, xr.Dataset] | None,
 ) -> list[str]:
-    prov = summary.provenance
-    lines = [
+    """The head of the report: title, how it was made, the findings, the caveats and the
+    archive (it summarises the body, so it is written after it)."""
+    return [
         f"# {md(b.title)}",
         "",
         f"Every analysis of {md(b.name)} in the method of Choi et al. 2019, *On Empirical "
@@ -61,6 +62,14 @@ def header(
         "report.",
         "",
         *_findings(b),
+        *_caveats(b),
+        *_archive(summary, groups, compare),
+    ]
+
+
+def _caveats(b: Builder) -> list[str]:
+    """Every caveat not under Findings, and the analyses not available."""
+    lines = [
         "## Caveats",
         "",
         "Everything the archive records or the analyses found that qualifies a number "
@@ -77,7 +86,17 @@ def header(
         lines += ["Analyses not available for this archive:", ""]
         lines += [f"- {md(k)}: {md(v)}" for k, v in b.skipped.items()]
         lines.append("")
-    lines += [
+    return lines
+
+
+def _archive(
+    summary: ArchiveSummary,
+    groups: list[tuple[str | None, list[str]]],
+    compare: tuple[str, xr.Dataset] | None,
+) -> list[str]:
+    """Where the data come from: provenance, workloads, every cell's trials, protocols."""
+    prov = summary.provenance
+    lines = [
         "## Archive",
         "",
         "Where the data come from and what it holds: provenance, workloads, and the "
