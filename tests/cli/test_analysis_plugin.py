@@ -128,8 +128,11 @@ def registered(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None
     monkeypatch.syspath_prepend(str(tmp_path))
     monkeypatch.setattr(analysis_registry, "_REGISTERED", [])
     monkeypatch.setattr(cli_registry, "_REGISTERED", [])
+    # The built-in commands first, outside the patch: registered inside it, they would leave
+    # with it, and `optcmp analyze best` would be gone for the tests that run after this one.
+    import optcmp_cli._analyze_app  # noqa: F401
+
     monkeypatch.setattr(analyze_app, "registered_commands", list(analyze_app.registered_commands))
-    import optcmp_cli._analyze_app  # noqa: F401  (the built-in commands first)
 
     __import__("range_cli")
     try:
