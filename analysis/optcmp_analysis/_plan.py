@@ -418,8 +418,9 @@ def _search(
 
     Starts at the first point whose approximate power reaches the goal and walks down
     while the point below also reaches it, or up until one does (at most `_WALK` steps
-    each way); fills `tested` in place. Where even the grid's end is clearly short of the
-    goal by the approximation (by more than 0.1), no test is run."""
+    each way, then the grid's end and bisection below it); fills `tested` in place.
+    Where even the grid's end is clearly short of the goal by the approximation (by more
+    than 0.1), no test is run."""
     reach = np.flatnonzero(np.nan_to_num(approx) >= power)
     if not reach.size and not np.nan_to_num(approx[-1]) >= power - 0.1:
         return -1
@@ -441,7 +442,16 @@ def _search(
         i += 1
         if measured(i) >= power:
             return int(grid[i])
-    return -1
+    # The approximation can be far too hopeful (a heavy-tailed estimate, e.g. one good
+    # trial among many poor ones): the test at the grid's end says whether any count
+    # reaches the goal, and bisection finds the first that does.
+    lo, hi = i, len(grid) - 1
+    if hi <= lo or measured(hi) < power:
+        return -1
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if measured(mid) >= power else (mid, hi)
+    return int(grid[hi])
 
 
 # Grid steps the search for the needed trial count walks from the approximation's guess.

@@ -250,3 +250,53 @@ def test_predicted_power_matches_simulated_power_when_trials_diverge() -> None:
     assert 0.2 < measured[0] < 0.95
     assert abs(predicted[0] - measured[0]) <= 0.05
     assert abs(predicted[1] - measured[1]) <= 0.05
+
+
+def test_search_goes_past_a_hopeful_approximation(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The normal approximation reaches the goal at 24 trials but the test's power first
+    falls, then reaches 0.8 at 192 (a heavy-tailed estimate): the search must not stop
+    after its walk and report "none up to the grid's end" untested."""
+    from optcmp_analysis import _plan
+
+    grid = (24, 32, 48, 64, 96, 128, 192, 256, 384, 512)
+    truth = dict(zip(grid, (0.4, 0.3, 0.25, 0.3, 0.5, 0.7, 0.85, 0.9, 0.95, 1.0), strict=True))
+    asked: list[int] = []
+
+    def fake_power(row: object, n: int, *args: object) -> float:
+        asked.append(n)
+        return truth[n]
+
+    monkeypatch.setattr(_plan, "_test_power", fake_power)
+    tested = np.full(len(grid), np.nan)
+    needed = _plan._search(
+        None,  # type: ignore[arg-type]
+        grid,
+        np.ones(len(grid)),
+        tested,
+        power=0.8,
+        level=0.05,
+        n_sim=10,
+        n_boot=10,
+        stream=lambda n: np.random.default_rng(n),
+    )
+    assert needed == 192
+    assert 512 in asked
+    assert len(asked) <= 8
+    # Where the grid's end does not reach the goal either: none, after testing it.
+    truth.update({n: 0.1 for n in grid})
+    asked.clear()
+    assert (
+        _plan._search(
+            None,  # type: ignore[arg-type]
+            grid,
+            np.ones(len(grid)),
+            np.full(len(grid), np.nan),
+            power=0.8,
+            level=0.05,
+            n_sim=10,
+            n_boot=10,
+            stream=lambda n: np.random.default_rng(n),
+        )
+        == -1
+    )
+    assert asked[-1] == 512
