@@ -5,10 +5,13 @@ package `optcmp` (torch) is imported lazily, only inside commands that train, so
 other command works without torch installed.
 
 Start-up time: `optcmp --help` and `--version` import only typer. Each command's module
-(and with it xarray, matplotlib, the analysis package) is imported when that command runs
-or its own help is asked for; the top-level listing reads each command's one-line help
-from its module's source (the first sentence of the command function's docstring), so
-the text has one source and nothing heavy is imported to show it.
+is imported when that command runs or its own help is asked for; its top-level imports
+name only light things (typer, rich, the options' enums and defaults of optcmp_analysis,
+optcmp_data's lazy package root), and the analyses, the archive, numpy, xarray and
+matplotlib are imported inside the command bodies, so no `--help` loads them
+(tests/cli/test_app_startup.py; benchmarks/help_speed.py times every help). The
+top-level listing reads each command's one-line help from its module's source (the first
+sentence of the command function's docstring), so the text has one source.
 """
 
 from __future__ import annotations
