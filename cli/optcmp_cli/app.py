@@ -77,7 +77,7 @@ _GROUP_HELP = {
     ),
     "import": (
         "Import trials optcmp did not run (DeepOBS, AlgoPerf, tables of runs, Optuna "
-        "studies) as optcmp archives.\n\n"
+        "studies, MLflow runs) as optcmp archives.\n\n"
         "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
     ),
     "analyze": (

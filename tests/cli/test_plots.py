@@ -602,3 +602,20 @@ def test_plan_figure_is_its_panels(archive: xr.Dataset) -> None:
         legend = ax.get_legend()
         assert legend is not None
         assert len(legend.get_texts()) > 0
+
+
+def test_profiles_of_plot_use_the_archive_families_colours() -> None:
+    # Labels that are not family names (as DeepOBS's "AdamOptimizer"): `plot` and the
+    # report colour a label by its family in the across-workload figures too (the
+    # aggregate figure passes the same styles; its colours show in intervals only).
+    three = small_archive(workloads=3)
+    labels = {o: f"{o.capitalize()}Optimizer" for o in OPTIMIZERS}
+    renamed = three.assign_coords(optimizer=[labels[str(o)] for o in three["optimizer"].values])
+    styles = styles_of(renamed)
+    by_name = optimizer_styles(list(labels.values()), list(labels.values()))
+    assert {s.colour for s in styles.values()} != {s.colour for s in by_name.values()}
+    fig = figure_for(
+        "profiles", renamed, seed=0, budget=None, rule=SelectionRule.BEST_VALID, n_boot=50
+    )
+    drawn = {mpl.colors.to_rgb(line.get_color()) for line in fig.axes[0].get_lines()}
+    assert drawn == {s.colour for s in styles.values()}

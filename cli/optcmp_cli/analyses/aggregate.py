@@ -42,8 +42,9 @@ def options(c: Common) -> Any:
 def figure(result: AggregateScores, ds: xr.Dataset) -> Figure:
     """IQM, optimality gap and probability of improvement across workloads."""
     from optcmp_cli._plots_across import aggregate_figure
+    from optcmp_cli.render.palette import styles_of
 
-    return aggregate_figure(result)
+    return aggregate_figure(result, styles=styles_of(ds))
 
 
 def section(b: Builder, result: AggregateScores, g: Group) -> None:

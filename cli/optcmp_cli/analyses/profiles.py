@@ -37,8 +37,11 @@ def options(c: Common) -> Any:
 def figure(result: PerformanceProfiles, ds: xr.Dataset) -> Figure:
     """Time-to-target performance profiles (AlgoPerf's own where the archive is one)."""
     from optcmp_cli._plots_across import profiles_figure
+    from optcmp_cli.render.palette import styles_of
 
-    return profiles_figure(result, algoperf=bool(ds.attrs.get("base_workloads")))
+    return profiles_figure(
+        result, algoperf=bool(ds.attrs.get("base_workloads")), styles=styles_of(ds)
+    )
 
 
 def _left_out(records: list[dict[str, Any]]) -> str | None:
