@@ -317,9 +317,19 @@ class _Row:
     """One comparison and goal with its shifted distributions."""
 
     def __init__(
-        self, cell: _Cell, goal: Goal, k: int, margin: float, effect: float | None
+        self,
+        cell: _Cell,
+        goal: Goal,
+        k: int,
+        margin: float,
+        effect: float | None,
+        kernel_alpha: float,
     ) -> None:
         self.cell, self.goal, self.k, self.margin = cell, goal, k, margin
+        # The alpha the analyses give the kernel (inclusion: alpha; protocol effects and
+        # pairs: half of it per side): it sets which studies are tested (min_test_trials)
+        # and when resampling stops early; the goal is reached at the row's own level.
+        self.kernel_alpha = kernel_alpha
         ea, _ = _population(cell.score_a, cell.value_a, k)
         eb, _ = _population(cell.score_b, cell.value_b, k)
         self.pilot_difference = eb - ea
@@ -384,7 +394,7 @@ def _test_power(
         present,
         budget=row.k,
         n_boot=n_boot,
-        alpha=level,
+        alpha=row.kernel_alpha,
         # The protocol effect is two-sided: the lower tail at 0 is the other side.
         margin=0.0 if protocol else row.margin,
         seeds=seeds,
@@ -543,7 +553,9 @@ def plan_trials(
     if only is not None:
         wanted = set(only)
         cells = [c for c in cells if (c.kind, c.protocol, c.workload, c.a, c.b) in wanted]
-    rows = _plan_rows(cells, margins, budget=budget, effect=effect, pilot_effect=pilot_effect)
+    rows = _plan_rows(
+        cells, margins, budget=budget, effect=effect, pilot_effect=pilot_effect, alpha=alpha
+    )
     levels = np.array([alpha / family[(r.cell.kind, r.cell.protocol)] for r in rows])
     powers = _powers(
         rows,
@@ -625,6 +637,7 @@ def _plan_rows(
     budget: int,
     effect: float | None,
     pilot_effect: bool,
+    alpha: float,
 ) -> list[_Row]:
     """One row per (comparison, goal)."""
     rows: list[_Row] = []
@@ -638,7 +651,8 @@ def _plan_rows(
         for goal in goals:
             m = margins[cell.workload]
             size = None if pilot_effect else (m if effect is None else effect)
-            rows.append(_Row(cell, goal, budget, m, size))
+            kernel_alpha = alpha / 2 if goal is Goal.CLEAR else alpha
+            rows.append(_Row(cell, goal, budget, m, size, kernel_alpha))
     return rows
 
 
