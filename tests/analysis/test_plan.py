@@ -300,3 +300,26 @@ def test_search_goes_past_a_hopeful_approximation(monkeypatch: pytest.MonkeyPatc
         == -1
     )
     assert asked[-1] == 512
+
+
+def test_planner_tests_the_studies_the_analyses_test() -> None:
+    """A pair of optimizers is tested as the protocol section tests it: at 2.5% per side,
+    so not below min_test_trials(0.025) = 13 trials even where the plan's level is 0.05."""
+    from optcmp_analysis._estimator import min_test_trials
+
+    assert min_test_trials(0.025) == 13
+    plan = plan_trials(
+        _pilot_archive(400, 0.05, 4, seed=2),
+        budget=4,
+        kinds=("pair",),
+        pilot_effect=True,
+        trials=[12, 16],
+        n_sim=20,
+        n_boot=199,
+        test_all=True,
+        rng=np.random.default_rng(0),
+    )
+    power = plan.data["test_power"].values[0]
+    assert float(plan.data["level"].values[0]) == pytest.approx(0.05)
+    assert power[0] == 0.0  # 12 trials: the analyses give no verdict
+    assert power[1] > 0.5
