@@ -192,6 +192,20 @@ class PluginError(ConfigError):
     """A plug-in raised while training: the run stops with one line naming it."""
 
 
+def in_process_only(optimizer: str, workload: str) -> tuple[str, ...]:
+    """The registrations of a group that only this process has: an optimizer or workload
+    registered from Python (`register_rule`, `register_workload`) without a source a fresh
+    worker process could load it from (a study file's [plugins] entry or an installed
+    package's entry point); each named as in messages ("optimizer lion")."""
+    found = []
+    family = FAMILY_SPECS.get(optimizer)
+    if family is not None and family.source == "":
+        found.append(f"optimizer {optimizer}")
+    if WORKLOAD_SOURCES.get(workload, "optcmp") == "":
+        found.append(f"workload {workload}")
+    return tuple(found)
+
+
 def group_plugins(optimizer: str, workload: str) -> tuple[str, ...]:
     """The plug-ins a group of `optimizer` on `workload` runs, each as it is named in
     messages ('plug-in optimizer crash (mymod:CRASH)'); empty for built-ins."""

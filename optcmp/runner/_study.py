@@ -58,7 +58,7 @@ from typing import Any, Final, Protocol
 import attrs
 import xarray as xr
 
-from optcmp._plugins import group_plugins
+from optcmp._plugins import group_plugins, in_process_only
 from optcmp.runner._device import resolve_device
 from optcmp.runner._executors import Executor, Job, LocalExecutor
 from optcmp.runner._group import FailureKind, GroupFailure, GroupSummary, GroupTask, run_group
@@ -154,6 +154,26 @@ class GroupsFailed(OptcmpError):  # noqa: N818 - it names what happened
 
 def _culprits(spec: StudySpec, task: GroupTask) -> tuple[str, ...]:
     return group_plugins(spec.space(task.optimizer).family, task.workload)
+
+
+def _in_process_only(spec: StudySpec, task: GroupTask) -> tuple[str, ...]:
+    return in_process_only(spec.space(task.optimizer).family, task.workload)
+
+
+def _run_in_this_process(executor: Executor, local: list[str], timeout: float | None) -> bool:
+    """Registrations made from Python in this process (`local`) reach no worker process
+    (workers start fresh): their groups run here, with one local worker and no group time
+    limit; otherwise one line saying how to make them loadable. Returns `isolate`: False."""
+    here = isinstance(executor, LocalExecutor) and executor.workers == 1 and timeout is None
+    if not here:
+        them = "it" if len(local) == 1 else "them"
+        raise ConfigError(
+            f"{', '.join(local)}: registered from Python in this process; worker processes "
+            f"start fresh and cannot see {them}. Run with one local worker and no group "
+            f"time limit, or name {them} in the study's [plugins] table or in an installed "
+            "package's entry points (docs/extending.md)"
+        )
+    return False
 
 
 def _describe_failure(failure: GroupFailure, culprits: tuple[str, ...]) -> str:
@@ -491,7 +511,10 @@ class _Tally:
         progress: Progress | None,
     ) -> None:
         """Run `tasks` on `executor`; an interruption carries the trials stored so far."""
+        local = sorted({r for t in tasks for r in _in_process_only(self.spec, t)})
         isolate = timeout is not None or any(_culprits(self.spec, t) for t in tasks)
+        if local:
+            isolate = _run_in_this_process(executor, local, timeout)
         try:
             for outcome in executor.run(
                 job, tasks, timeout=timeout, isolate=isolate, skip=self._held_back
