@@ -17,6 +17,7 @@ from matplotlib.ticker import MaxNLocator
 from optcmp_analysis import AGGREGATE_STATISTICS, AggregateScores, PerformanceProfiles
 from optcmp_cli.render.escape import figure as figure_text
 from optcmp_cli.render.layout import figure_title
+from optcmp_cli.render.numbers import counted
 from optcmp_cli.render.palette import OptimizerStyle, complete_styles
 from optcmp_cli.render.style import figure_style
 
@@ -177,7 +178,8 @@ def profiles_figure(
         ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
         figure_title(
             fig,
-            f"Time-to-target performance profiles over {len(result.workloads)} workloads",
+            "Time-to-target performance profiles over "
+            + counted(len(result.workloads), "workload"),
             f"measure {result.measure}; legend: area under the profile over [1, "
             f"{result.max_tau:g}] / {result.max_tau - 1:g}"
             + (

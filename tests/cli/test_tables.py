@@ -112,3 +112,13 @@ def test_same_digits_pads_a_column_to_one_number_of_digits() -> None:
     assert same_digits(["2", "17"]) == ["2", "17"]
     assert same_digits(["0.669", "2.73e-05"]) == ["0.669", "2.73e-05"]
     assert same_digits(["0.1 [0.05, 0.2]", "24/24"]) == ["0.1 [0.05, 0.2]", "24/24"]
+
+
+def test_counted_is_singular_for_one() -> None:
+    from optcmp_cli.render.numbers import counted
+
+    assert [counted(n, "workload") for n in (0, 1, 2)] == [
+        "0 workloads",
+        "1 workload",
+        "2 workloads",
+    ]

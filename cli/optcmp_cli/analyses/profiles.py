@@ -13,7 +13,7 @@ from optcmp_cli._analyze import (
 from optcmp_cli._common import console
 from optcmp_cli.render.escape import md
 from optcmp_cli.render.markdown import number, table
-from optcmp_cli.render.numbers import num
+from optcmp_cli.render.numbers import counted, num
 from optcmp_cli.render.tables import LABEL, VALUE, fit_table, print_fitted
 
 if TYPE_CHECKING:
@@ -77,7 +77,8 @@ def section(b: Builder, result: PerformanceProfiles, g: Group) -> None:
         f"Time to each workload's target ({result.measure}) of every optimizer's fastest "
         f"trial (of {result.budget_phrase} per study), as a ratio to the fastest optimizer's; "
         "the profile is the share of "
-        f"the {len(result.workloads)} workloads within a ratio tau, and the area under it "
+        f"the {counted(len(result.workloads), 'workload')} within a ratio tau, and the area "
+        "under it "
         f"over [1, {result.max_tau:g}] scaled to [0, 1] (AlgoPerf's score form).",
         "",
     ]
@@ -128,7 +129,7 @@ def print_table(result: PerformanceProfiles, options: Any, ds: xr.Dataset) -> No
     tau = result.data["tau"].values
     marks = [t for t in (1.0, 1.5, 2.0, 3.0, options.max_tau) if t <= options.max_tau]
     title = (
-        f"Time-to-target profiles over {len(result.workloads)} workloads "
+        f"Time-to-target profiles over {counted(len(result.workloads), 'workload')} "
         f"({result.measure}; share of workloads within tau of the fastest)"
     )
     heads = [f"tau={t:g}" for t in dict.fromkeys(marks)]

@@ -11,7 +11,16 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["num", "num_column", "num_distinct", "pct", "rule_text", "same_digits", "signed"]
+__all__ = [
+    "counted",
+    "num",
+    "num_column",
+    "num_distinct",
+    "pct",
+    "rule_text",
+    "same_digits",
+    "signed",
+]
 
 
 def num(value: Any, digits: int = 4, *, inf: str = "-", neg_inf: str = "-") -> str:
@@ -34,6 +43,11 @@ def num(value: Any, digits: int = 4, *, inf: str = "-", neg_inf: str = "-") -> s
     if math.isinf(x):
         return inf if x > 0 else neg_inf
     return f"{x:.{digits}g}"
+
+
+def counted(n: int, noun: str) -> str:
+    """`n` and `noun`, plural unless n is 1 ("1 workload", "3 workloads")."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def signed(value: Any, digits: int = 2) -> str:
