@@ -60,23 +60,6 @@ print("HEAVY", *[m for m in {HEAVY!r} if m in sys.modules], file=sys.stderr)
 """
 
 
-def help_invocations() -> list[list[str]]:
-    """Every help of the command tree: the top level, each command, each subcommand."""
-    from typer import _click as click  # typer vendors its own click
-    from typer.core import TyperGroup
-
-    from optcmp_cli.app import COMMANDS, load_command
-
-    out: list[list[str]] = [["--help"]]
-    for name in COMMANDS:
-        out.append([name, "--help"])
-        command = load_command(name)
-        if isinstance(command, TyperGroup):  # groups may build their commands lazily
-            for sub in command.list_commands(click.Context(command)):
-                out.append([name, sub, "--help"])
-    return out
-
-
 def _pythonpath(tree: Path) -> str:
     return os.pathsep.join(str(tree / d) for d in ("", "data", "analysis", "cli"))
 
@@ -126,6 +109,8 @@ def main() -> int:
         "side by side with this one (same helps, runs interleaved).",
     )
     args = parser.parse_args()
+    from optcmp_cli.app import help_invocations  # the command tree's every help
+
     trees = [ROOT] + ([args.compare.resolve()] if args.compare else [])
     floor, floor_cpu, _ = _time([sys.executable, "-c", "pass"], trees[:1], args.runs)[0]
     print(f"{'python -c pass (floor)':<36} wall {floor:5.3f} s  cpu {floor_cpu:5.3f} s")

@@ -27,7 +27,7 @@ import typer
 from typer import _click as click  # typer vendors its own click: its types, not the package's
 from typer.core import TyperCommand, TyperGroup
 
-__all__ = ["COMMANDS", "app", "main"]
+__all__ = ["COMMANDS", "app", "help_invocations", "main"]
 
 
 def _never_break_on_hyphens() -> None:
@@ -174,6 +174,19 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
 )
+
+
+def help_invocations() -> list[list[str]]:
+    """The arguments of every help of the command tree: the top level, each command and
+    each subcommand of a group (asked of the group: some build their commands lazily)."""
+    out: list[list[str]] = [["--help"]]
+    for name in COMMANDS:
+        out.append([name, "--help"])
+        command = load_command(name)
+        if isinstance(command, TyperGroup):
+            for sub in command.list_commands(click.Context(command)):
+                out.append([name, sub, "--help"])
+    return out
 
 
 def _version(value: bool) -> None:

@@ -10,11 +10,9 @@ import subprocess
 import sys
 
 import pytest
-from typer import _click as click  # typer vendors its own click
-from typer.core import TyperGroup
 from typer.testing import CliRunner
 
-from optcmp_cli.app import COMMANDS, app, load_command, short_help
+from optcmp_cli.app import COMMANDS, app, help_invocations, load_command, short_help
 
 runner = CliRunner()
 HEAVY = ("xarray", "matplotlib", "optcmp_data", "optcmp_analysis", "numpy")
@@ -45,18 +43,7 @@ def test_listing_help_is_the_commands_own_first_sentence(name: str) -> None:
     assert own.startswith(short_help(name))
 
 
-def _all_help_invocations() -> list[list[str]]:
-    out: list[list[str]] = [["--help"]]
-    for name in COMMANDS:
-        out.append([name, "--help"])
-        command = load_command(name)
-        if isinstance(command, TyperGroup):  # groups may build their commands lazily
-            for sub in command.list_commands(click.Context(command)):
-                out.append([name, sub, "--help"])
-    return out
-
-
-@pytest.mark.parametrize("args", _all_help_invocations(), ids=" ".join)
+@pytest.mark.parametrize("args", help_invocations(), ids=" ".join)
 def test_help_fits_80_columns_and_keeps_every_choice_whole(args: list[str]) -> None:
     result = runner.invoke(app, args, env={"COLUMNS": "80"})
     assert result.exit_code == 0, result.output
@@ -97,7 +84,7 @@ HELP_FORBIDDEN = ("xarray", "pandas", "scipy", "matplotlib", "torch", "optcmp")
 def test_no_help_imports_a_heavy_library() -> None:
     # One interpreter runs every help in turn; a heavy module is charged to the first
     # help after which it is in sys.modules (the helps before it loaded nothing heavy).
-    invocations = _all_help_invocations()
+    invocations = help_invocations()
     code = (
         "import json, sys\n"
         "from optcmp_cli.app import app\n"
