@@ -14,8 +14,9 @@ answers `--help` without loading the statistics.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from optcmp_data import lazy_getattr
 
 if TYPE_CHECKING:
     from optcmp_analysis._aggregate import (
@@ -210,14 +211,7 @@ __all__ = [
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
-
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-        globals()[name] = value  # the next lookup is a plain attribute
-        return value
+    __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
     def __dir__() -> list[str]:
         return sorted({*globals(), *_LAZY})

@@ -12,8 +12,9 @@ families and the resource limits without numpy or xarray).
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from optcmp_data._lazy import lazy_getattr
 
 if TYPE_CHECKING:
     from optcmp_data._builder import (
@@ -56,6 +57,7 @@ if TYPE_CHECKING:
         write_shard,
     )
     from optcmp_data._labels import visible
+    from optcmp_data._lazy import lazy_getattr
     from optcmp_data._limits import check_bootstrap, check_memory, memory_limit
     from optcmp_data._provenance import archive_plugins, git_commit
     from optcmp_data._schema import (
@@ -86,6 +88,7 @@ if TYPE_CHECKING:
 # Adding a public name: a line here, its import above (for type checkers) and its entry
 # in __all__ (tests/test_public_api.py checks that the three agree).
 _LAZY: dict[str, str] = {
+    "lazy_getattr": "_lazy",
     "CURVE_VARS": "_schema",
     "FAMILIES": "_taxonomy",
     "FAMILY_SPECS": "_families",
@@ -191,6 +194,7 @@ __all__ = [
     "get_family",
     "get_schedule",
     "git_commit",
+    "lazy_getattr",
     "list_shards",
     "memory_limit",
     "merge_archives",
@@ -211,14 +215,7 @@ __all__ = [
 
 
 if not TYPE_CHECKING:  # type checkers see the imports above, and no catch-all
-
-    def __getattr__(name: str) -> object:
-        module = _LAZY.get(name)
-        if module is None:
-            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
-        globals()[name] = value  # the next lookup is a plain attribute
-        return value
+    __getattr__ = lazy_getattr(__name__, _LAZY, globals())
 
     def __dir__() -> list[str]:
         return sorted({*globals(), *_LAZY})
