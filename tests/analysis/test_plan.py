@@ -4,15 +4,19 @@ planner's resampling)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 import xarray as xr
 from scipy import integrate, stats
 
 from optcmp_analysis import AnalysisError, Goal, default_trial_grid, plan_trials
-from optcmp_analysis._estimator import pair_tests
+from optcmp_analysis._estimator import PairTests, pair_tests
 from optcmp_analysis._plan import replacement_weights
 from optcmp_data.testing import synthetic_archive
+
+GOALS = (str(Goal.VIOLATED), str(Goal.CONSISTENT))
 
 
 def test_replacement_weights_are_the_best_of_k_distribution() -> None:
@@ -87,11 +91,21 @@ def _measured(
     rng = np.random.default_rng(3)
     vs = _draw(base_s, ss, (n_sim, n), rng)
     vg = _draw(base_g, sg, (n_sim, n), rng)
-    ok = np.ones((n_sim, n), dtype=bool)
-    tests = pair_tests(
+    tests = _simulated_tests(vs, vg, np.ones((n_sim, n), dtype=bool), k, n_boot, margin)
+    return float(np.mean(tests.p_value < 0.05)), float(np.mean(tests.p_noninferior < 0.05))
+
+
+def _simulated_tests(
+    vs: np.ndarray, vg: np.ndarray, usable: np.ndarray, k: int, n_boot: int, margin: float
+) -> PairTests:
+    """The test at level 0.05 on each row of simulated studies (special's values `vs`, the
+    general optimizer's `vg`, of which `usable` have a result), each row its own seed."""
+    n_sim = vs.shape[0]
+    ok = np.ones(vs.shape, dtype=bool)
+    return pair_tests(
         vg,
         vg,
-        ok,
+        usable,
         ok,
         vs,
         vs,
@@ -104,7 +118,36 @@ def _measured(
         seeds=np.arange(n_sim)[:, None],
         interval=np.zeros(n_sim, dtype=bool),
     )
-    return float(np.mean(tests.p_value < 0.05)), float(np.mean(tests.p_noninferior < 0.05))
+
+
+def _predicted_power(
+    pilot: Callable[[int], xr.Dataset],
+    n: int,
+    k: int,
+    effect: float,
+    margin: float,
+    n_sim: int,
+    n_boot: int,
+) -> list[list[float]]:
+    """The planner's predicted power of each goal (violated, consistent) at `n` trials per
+    optimizer, one row per pilot `pilot(seed)` of three."""
+    per_pilot = []
+    for seed in (1, 5, 6):
+        rows = plan_trials(
+            pilot(seed),
+            budget=k,
+            effect=effect,
+            margin=margin,
+            trials=[n],
+            n_sim=n_sim,
+            n_boot=n_boot,
+            test_all=True,
+            rng=np.random.default_rng(seed),
+        ).data
+        assert np.allclose(rows["level"].values, 0.05)
+        power = rows["test_power"].values[:, 0]
+        per_pilot.append([float(power[list(rows["goal"].values).index(g)]) for g in GOALS])
+    return per_pilot
 
 
 @pytest.mark.slow
@@ -116,25 +159,9 @@ def test_predicted_power_matches_simulated_power_at_one_design() -> None:
     shifts them to each Δ), averaged; a single pilot's plan varies around it (its tail is a
     sample too). Measured: 800 studies drawn from the truth itself at each Δ, same test."""
     n, k, effect, margin, n_sim, n_boot = 48, 12, 0.012, 0.02, 800, 499
-    goals = (str(Goal.VIOLATED), str(Goal.CONSISTENT))
-    per_pilot = []
-    for seed in (1, 5, 6):
-        plan = plan_trials(
-            _pilot_archive(4000, effect, k, seed=seed),
-            budget=k,
-            effect=effect,
-            margin=margin,
-            trials=[n],
-            n_sim=n_sim,
-            n_boot=n_boot,
-            test_all=True,
-            rng=np.random.default_rng(seed),
-        )
-        rows = plan.data
-        assert np.allclose(rows["level"].values, 0.05)
-        per_pilot.append(
-            [float(rows["test_power"].values[list(rows["goal"].values).index(g), 0]) for g in goals]
-        )
+    per_pilot = _predicted_power(
+        lambda seed: _pilot_archive(4000, effect, k, seed=seed), n, k, effect, margin, n_sim, n_boot
+    )
     predicted = np.mean(per_pilot, axis=0)
     violated, _ = _measured(effect, n, k, n_sim, n_boot, margin)
     _, consistent = _measured(margin - effect, n, k, n_sim, n_boot, margin)
@@ -200,52 +227,29 @@ def test_predicted_power_matches_simulated_power_when_trials_diverge() -> None:
     planner resamples them; the estimand is E_k given a result). Predicted: the planner on
     three 4,000-trial pilots, averaged; measured: 800 studies from the truth, same test."""
     n, k, effect, margin, p_div, n_sim, n_boot = 48, 12, 0.012, 0.02, 0.25, 800, 499
-    goals = (str(Goal.VIOLATED), str(Goal.CONSISTENT))
-    per_pilot = []
-    for seed in (1, 5, 6):
-        rows = plan_trials(
-            _diverging_pilot(4000, effect, k, p_div, seed),
-            budget=k,
-            effect=effect,
-            margin=margin,
-            trials=[n],
-            n_sim=n_sim,
-            n_boot=n_boot,
-            test_all=True,
-            rng=np.random.default_rng(seed),
-        ).data
-        power = rows["test_power"].values[:, 0]
-        per_pilot.append([float(power[list(rows["goal"].values).index(g)]) for g in goals])
+    per_pilot = _predicted_power(
+        lambda seed: _diverging_pilot(4000, effect, k, p_div, seed),
+        n,
+        k,
+        effect,
+        margin,
+        n_sim,
+        n_boot,
+    )
     predicted = np.mean(per_pilot, axis=0)
     measured = []
-    for goal, delta in zip(goals, (effect, margin - effect), strict=True):
+    for goal, delta in zip(GOALS, (effect, margin - effect), strict=True):
         vs, vg, usable = _diverging_draws(delta, k, p_div, (n_sim, n), np.random.default_rng(3))
-        ok = np.ones((n_sim, n), dtype=bool)
-        tests = pair_tests(
-            vg,
-            vg,
-            usable,
-            ok,
-            vs,
-            vs,
-            ok,
-            ok,
-            budget=k,
-            n_boot=n_boot,
-            alpha=0.05,
-            margin=margin,
-            seeds=np.arange(n_sim)[:, None],
-            interval=np.zeros(n_sim, dtype=bool),
-        )
+        tests = _simulated_tests(vs, vg, usable, k, n_boot, margin)
         # The estimator is unbiased for the truth's E_k given a result.
         assert abs(float(np.mean(tests.difference)) - delta) < 0.002
         p = tests.p_value if goal == str(Goal.VIOLATED) else tests.p_noninferior
         measured.append(float(np.mean(p < 0.05)))
     print(
         f"n={n} k={k} margin={margin} general diverged {p_div}: predicted "
-        f"{', '.join(f'{g} {p:.3f}' for g, p in zip(goals, predicted, strict=True))} (pilots "
+        f"{', '.join(f'{g} {p:.3f}' for g, p in zip(GOALS, predicted, strict=True))} (pilots "
         f"{'; '.join(', '.join(f'{x:.3f}' for x in p) for p in per_pilot)}); measured "
-        f"{', '.join(f'{g} {m:.3f}' for g, m in zip(goals, measured, strict=True))}"
+        f"{', '.join(f'{g} {m:.3f}' for g, m in zip(GOALS, measured, strict=True))}"
     )
     assert 0.2 < measured[0] < 0.95
     assert abs(predicted[0] - measured[0]) <= 0.05

@@ -1,13 +1,17 @@
-"""The label rule the Optuna and MLflow importers share: which value names a trial's
-optimizer and workload, and the one-line messages (with the words of each tracker) when
-one is missing."""
+"""What the Optuna and MLflow importers share: the label rule (which value names a trial's
+optimizer and workload, and the one-line messages, with the words of each tracker, when
+one is missing) and the workload built from a mapping's facts."""
 
 from __future__ import annotations
+
+import math
 
 import pytest
 
 from optcmp_data import ConfigError, DataFormatError
-from optcmp_data.importers._common import BadInputs, LabelRule
+from optcmp_data._builder import ArchiveBuilder
+from optcmp_data._schema import Direction, Split
+from optcmp_data.importers._common import BadInputs, LabelRule, add_workload_from_facts
 
 MLFLOW = "param or tag"
 
@@ -50,3 +54,29 @@ def test_missing_labels_are_one_line_naming_the_option() -> None:
 def test_workload_and_workload_from_exclude_each_other() -> None:
     with pytest.raises(ConfigError, match="give --workload or --workload-from, not both"):
         LabelRule("opt", "task", "mnist", MLFLOW)
+
+
+def test_workload_facts_fill_in_defaults_and_bad_ones_name_the_mapping() -> None:
+    builder = ArchiveBuilder(source="test")
+    budget = add_workload_from_facts(
+        builder,
+        {"valid_target": 0.25, "selection_split": "test"},
+        name="w",
+        source="map.toml",
+        direction="max",
+        metric_name="accuracy",
+        step_budget=40,
+    )
+    assert budget == 40
+    info = builder._workloads["w"]
+    assert (info.metric_name, info.direction, info.valid_target) == ("accuracy", "max", 0.25)
+    assert (info.step_budget, info.selection_split) == (40, Split.TEST)
+    assert math.isnan(info.test_target)
+    facts = {"step_budget": "12", "metric_name": "loss"}
+    kwargs = {"name": "v", "source": "map.toml", "metric_name": "x", "step_budget": 1}
+    assert add_workload_from_facts(builder, facts, direction=Direction.MIN, **kwargs) == 12
+    assert builder._workloads["v"].metric_name == "loss"
+    with pytest.raises(ConfigError, match=r"^map\.toml: workload 'u': .*'often'"):
+        add_workload_from_facts(
+            builder, {"selection_split": "often"}, **{**kwargs, "name": "u"}, direction="min"
+        )

@@ -6,6 +6,7 @@ Dependency rule: numpy, xarray, attrs and this package only (like all of optcmp_
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -13,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
+from optcmp_data._builder import ArchiveBuilder, WorkloadInfo
 from optcmp_data._errors import ArchiveIOError, ConfigError, DataFormatError
 from optcmp_data._fs import check_regular_file
+from optcmp_data._schema import Direction, Split
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -24,6 +27,7 @@ __all__ = [
     "BadInputs",
     "ImportResult",
     "LabelRule",
+    "add_workload_from_facts",
     "checked_float",
     "checked_int",
     "open_source_dir",
@@ -198,3 +202,36 @@ class LabelRule:
             )
             return None
         return found, opt
+
+
+def add_workload_from_facts(
+    builder: ArchiveBuilder,
+    facts: Mapping[str, Any],
+    *,
+    name: str,
+    source: object,
+    direction: Direction | str,
+    metric_name: str,
+    step_budget: int,
+) -> int:
+    """Add workload `name` to `builder` with a mapping's facts (a tracker importer's
+    [workload] or [workloads.NAME] table): its metric_name, valid_target, test_target,
+    step_budget and selection_split where given, else `metric_name`, NaN targets,
+    `step_budget` and "valid". Returns the step budget; ConfigError naming `source` (the
+    mapping file) and the workload for a fact of the wrong type or value."""
+    try:
+        budget = int(facts.get("step_budget", step_budget))
+        builder.add_workload(
+            WorkloadInfo(
+                name=name,
+                metric_name=str(facts.get("metric_name", metric_name)),
+                direction=Direction(direction),
+                valid_target=float(facts.get("valid_target", math.nan)),
+                test_target=float(facts.get("test_target", math.nan)),
+                step_budget=budget,
+                selection_split=Split(str(facts.get("selection_split", "valid"))),
+            )
+        )
+    except (TypeError, ValueError) as err:
+        raise ConfigError(f"{source}: workload {name!r}: {err}") from None
+    return budget

@@ -63,11 +63,15 @@ from optcmp_data._builder import (
     SpaceDim,
     SpaceRecord,
     TrialRecord,
-    WorkloadInfo,
 )
 from optcmp_data._errors import ConfigError, DataFormatError
-from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult, LabelRule
+from optcmp_data._schema import Scale, Status
+from optcmp_data.importers._common import (
+    BadInputs,
+    ImportResult,
+    LabelRule,
+    add_workload_from_facts,
+)
 from optcmp_data.importers._table import TableMapping
 
 __all__ = ["EXTRA_SERIES", "MLFLOW_SPACE", "import_mlflow"]
@@ -520,21 +524,15 @@ def _add_workload(
             'not given; pass --direction min|max, or add direction = "min" or "max" under '
             "[workload] (or [workloads.NAME]) in a --mapping file"
         )
-    try:
-        budget = int(facts.get("step_budget", max_step))
-        builder.add_workload(
-            WorkloadInfo(
-                name=wl,
-                metric_name=str(facts.get("metric_name", _metric_name(valid_metric))),
-                direction=Direction(dirn),
-                valid_target=float(facts.get("valid_target", math.nan)),
-                test_target=float(facts.get("test_target", math.nan)),
-                step_budget=budget,
-                selection_split=Split(str(facts.get("selection_split", "valid"))),
-            )
-        )
-    except (TypeError, ValueError) as err:
-        raise ConfigError(f"{mapped.source}: workload {wl!r}: {err}") from None
+    add_workload_from_facts(
+        builder,
+        facts,
+        name=wl,
+        source=mapped.source,
+        direction=dirn,
+        metric_name=_metric_name(valid_metric),
+        step_budget=max_step,
+    )
 
 
 def _curves(

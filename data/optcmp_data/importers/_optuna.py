@@ -39,12 +39,16 @@ from optcmp_data._builder import (
     SpaceDim,
     SpaceRecord,
     TrialRecord,
-    WorkloadInfo,
 )
 from optcmp_data._errors import ConfigError, DataFormatError, OptcmpError
 from optcmp_data._fs import check_regular_file
-from optcmp_data._schema import Direction, Scale, Split, Status
-from optcmp_data.importers._common import BadInputs, ImportResult, LabelRule
+from optcmp_data._schema import Direction, Scale, Status
+from optcmp_data.importers._common import (
+    BadInputs,
+    ImportResult,
+    LabelRule,
+    add_workload_from_facts,
+)
 from optcmp_data.importers._table import TableMapping
 
 __all__ = ["import_optuna"]
@@ -294,23 +298,15 @@ def _add_workloads(
     the largest reported step), where the objective is placed."""
     budgets: dict[str, int] = {}
     for wl in workloads:
-        facts = mapped.facts(wl)
-        try:
-            budget = int(facts.get("step_budget", max_step.get(wl, 0)))
-            builder.add_workload(
-                WorkloadInfo(
-                    name=wl,
-                    metric_name=str(facts.get("metric_name", "objective")),
-                    direction=direction,
-                    valid_target=float(facts.get("valid_target", math.nan)),
-                    test_target=float(facts.get("test_target", math.nan)),
-                    step_budget=budget,
-                    selection_split=Split(str(facts.get("selection_split", "valid"))),
-                )
-            )
-        except (TypeError, ValueError) as err:
-            raise ConfigError(f"{mapped.source}: workload {wl!r}: {err}") from None
-        budgets[wl] = budget
+        budgets[wl] = add_workload_from_facts(
+            builder,
+            mapped.facts(wl),
+            name=wl,
+            source=mapped.source,
+            direction=direction,
+            metric_name="objective",
+            step_budget=max_step.get(wl, 0),
+        )
     return budgets
 
 
