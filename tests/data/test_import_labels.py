@@ -72,11 +72,19 @@ def test_workload_facts_fill_in_defaults_and_bad_ones_name_the_mapping() -> None
     assert (info.metric_name, info.direction, info.valid_target) == ("accuracy", "max", 0.25)
     assert (info.step_budget, info.selection_split) == (40, Split.TEST)
     assert math.isnan(info.test_target)
-    facts = {"step_budget": "12", "metric_name": "loss"}
-    kwargs = {"name": "v", "source": "map.toml", "metric_name": "x", "step_budget": 1}
-    assert add_workload_from_facts(builder, facts, direction=Direction.MIN, **kwargs) == 12
+
+    def add(name: str, facts: dict[str, object]) -> int:
+        return add_workload_from_facts(
+            builder,
+            facts,
+            name=name,
+            source="map.toml",
+            direction=Direction.MIN,
+            metric_name="x",
+            step_budget=1,
+        )
+
+    assert add("v", {"step_budget": "12", "metric_name": "loss"}) == 12
     assert builder._workloads["v"].metric_name == "loss"
     with pytest.raises(ConfigError, match=r"^map\.toml: workload 'u': .*'often'"):
-        add_workload_from_facts(
-            builder, {"selection_split": "often"}, **{**kwargs, "name": "u"}, direction="min"
-        )
+        add("u", {"selection_split": "often"})
