@@ -151,22 +151,23 @@ class PaperSGD(PaperOptimizer):
         super().__init__(params, lr=lr)
 
 
-class PaperMomentum(PaperOptimizer):
+class _MomentumArgs(PaperOptimizer):
+    """The constructor of the rules with a learning rate and a momentum."""
+
+    def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.9) -> None:
+        super().__init__(params, lr=lr, momentum=momentum)
+
+
+class PaperMomentum(_MomentumArgs):
     """Momentum: v = momentum v + g; theta -= lr v (v0 = 0). Args: params, lr, momentum."""
 
     family = "momentum"
 
-    def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(params, lr=lr, momentum=momentum)
 
-
-class PaperNesterov(PaperOptimizer):
+class PaperNesterov(_MomentumArgs):
     """Nesterov: v = momentum v + g; theta -= lr (momentum v + g). Args: params, lr, momentum."""
 
     family = "nesterov"
-
-    def __init__(self, params: Iterable[Any], lr: float = 0.01, momentum: float = 0.9) -> None:
-        super().__init__(params, lr=lr, momentum=momentum)
 
 
 class PaperRMSProp(PaperOptimizer):
@@ -186,75 +187,60 @@ class PaperRMSProp(PaperOptimizer):
         super().__init__(params, lr=lr, momentum=momentum, rho=rho, epsilon=epsilon)
 
 
-class PaperAdam(PaperOptimizer):
+class _AdamArgs(PaperOptimizer):
+    """The constructor of Adam and NAdam."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+    ) -> None:
+        super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon)
+
+
+class _AdamWArgs(PaperOptimizer):
+    """The constructor of AdamW and NAdamW (Adam's with a decoupled weight decay)."""
+
+    def __init__(
+        self,
+        params: Iterable[Any],
+        lr: float = 0.001,
+        beta1: float = 0.9,
+        beta2: float = 0.999,
+        epsilon: float = 1e-8,
+        weight_decay: float = 0.01,
+    ) -> None:
+        super().__init__(
+            params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, weight_decay=weight_decay
+        )
+
+
+class PaperAdam(_AdamArgs):
     """Adam with epsilon added before the bias factor:
     theta -= lr b m / (sqrt(v) + epsilon), b = sqrt(1-beta2^(t+1)) / (1-beta1^(t+1))."""
 
     family = "adam"
 
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 0.001,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        epsilon: float = 1e-8,
-    ) -> None:
-        super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon)
 
-
-class PaperNAdam(PaperOptimizer):
+class PaperNAdam(_AdamArgs):
     """NAdam without a momentum-decay schedule:
     theta -= lr b (beta1 m + (1-beta1) g) / (sqrt(v) + epsilon)."""
 
     family = "nadam"
 
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 0.001,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        epsilon: float = 1e-8,
-    ) -> None:
-        super().__init__(params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon)
 
-
-class PaperAdamW(PaperOptimizer):
+class PaperAdamW(_AdamWArgs):
     """AdamW: theta -= lr weight_decay theta, then PaperAdam's step (epsilon before the
     bias factor)."""
 
     family = "adamw"
 
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 0.001,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        epsilon: float = 1e-8,
-        weight_decay: float = 0.01,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, weight_decay=weight_decay
-        )
 
-
-class PaperNAdamW(PaperOptimizer):
+class PaperNAdamW(_AdamWArgs):
     """NAdamW (AlgoPerf's baseline form): theta -= lr weight_decay theta, then PaperNAdam's
     step."""
 
     family = "nadamw"
-
-    def __init__(
-        self,
-        params: Iterable[Any],
-        lr: float = 0.001,
-        beta1: float = 0.9,
-        beta2: float = 0.999,
-        epsilon: float = 1e-8,
-        weight_decay: float = 0.01,
-    ) -> None:
-        super().__init__(
-            params, lr=lr, beta1=beta1, beta2=beta2, epsilon=epsilon, weight_decay=weight_decay
-        )
