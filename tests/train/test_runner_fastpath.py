@@ -17,18 +17,15 @@ from optcmp.runner import (
     GroupTrials,
     TrainOptions,
     data_order,
-    deterministic_threads,
     train_group,
 )
 from optcmp.runner._grouped import GroupedPath
 from optcmp.runner._train import choose_path
 from optcmp.runner._vmap import VmapPath
 from optcmp.spaces import SearchSpace, preset
-from optcmp.workloads import Splits, Workload, get_workload
+from optcmp.workloads import Workload, get_workload
 from optcmp_data import CURVE_VARS, Status
-
-CPU = torch.device("cpu")
-_SPLITS: dict[str, Splits] = {}
+from tests.train.groups import CPU, cpu_splits, train_on_cpu
 
 
 def _train(
@@ -40,21 +37,17 @@ def _train(
     eval_interval: int = 10,
     **options: Any,
 ) -> GroupResult:
-    name = workload.spec.name
-    if name not in _SPLITS:
-        _SPLITS[name] = workload.load(None, device=CPU)
-    with deterministic_threads(CPU):
-        return train_group(
-            workload,
-            _SPLITS[name],
-            GroupTrials(hparams, range(1, len(hparams) + 1), data_seed=5),
-            space=SearchSpace("test", optimizer, "constant"),
-            device=CPU,
-            spec=attrs.evolve(
-                workload.spec, step_budget=step_budget, eval_interval=eval_interval, batch_size=32
-            ),
-            options=TrainOptions(**options),
-        )
+    return train_on_cpu(
+        workload,
+        optimizer,
+        hparams,
+        range(1, len(hparams) + 1),
+        data_seed=5,
+        schedule="constant",
+        step_budget=step_budget,
+        eval_interval=eval_interval,
+        options=TrainOptions(**options),
+    )
 
 
 def _same(a: GroupResult, b: GroupResult) -> None:
@@ -133,7 +126,7 @@ def test_paths_share_one_interface() -> None:
         params = [
             torch.stack([dict(m.named_parameters())[n].detach() for m in models]) for n in names
         ]
-        split = _SPLITS.get(workload.spec.name) or workload.load(None, device=CPU)
+        split = cpu_splits(workload)
         x, y = split.train.inputs[:8], split.train.targets[:8]
         path = choose_path(
             workload, models, names, params, {}, x, device=CPU, grouped_layers=grouped
@@ -191,11 +184,11 @@ def test_a_cuda_group_trains_the_cpu_groups_trials(precision: str, compile_mode:
     from optcmp.runner import group_settings
 
     workload = get_workload("digits_cnn")
-    cpu_splits = _SPLITS.get("digits_cnn") or workload.load(None, device=CPU)
+    on_cpu = cpu_splits(workload)
     cuda = torch.device("cuda")
     hparams = [{"learning_rate": 0.05}, {"learning_rate": 0.1}, {"learning_rate": 1e6}]
     runs = []
-    for device, splits in ((CPU, cpu_splits), (cuda, cpu_splits.to(cuda))):
+    for device, splits in ((CPU, on_cpu), (cuda, on_cpu.to(cuda))):
         with group_settings(device, precision):
             runs.append(
                 train_group(

@@ -3,7 +3,6 @@ grouped matmuls) gives the curves of the vmap path, and only models that offer i
 
 from __future__ import annotations
 
-import attrs
 import numpy as np
 import pytest
 import torch
@@ -11,19 +10,14 @@ from torch import nn
 
 from optcmp.runner import (
     GroupResult,
-    GroupTrials,
     TrainOptions,
-    deterministic_threads,
-    train_group,
 )
 from optcmp.runner._grouped import _GroupedLayers
-from optcmp.spaces import SearchSpace, preset
-from optcmp.workloads import Splits, Workload, get_workload
+from optcmp.spaces import preset
+from optcmp.workloads import Workload, get_workload
 from optcmp.workloads._models import MLP
 from optcmp_data import CURVE_VARS, Status
-
-CPU = torch.device("cpu")
-_SPLITS: dict[str, Splits] = {}
+from tests.train.groups import CPU, cpu_splits, train_on_cpu
 
 
 def _train(
@@ -34,19 +28,14 @@ def _train(
     *,
     grouped: bool,
 ) -> GroupResult:
-    name = workload.spec.name
-    if name not in _SPLITS:
-        _SPLITS[name] = workload.load(None, device=CPU)
-    with deterministic_threads(CPU):
-        return train_group(
-            workload,
-            _SPLITS[name],
-            GroupTrials(hparams, seeds, data_seed=3),
-            space=SearchSpace("test", optimizer, "linear_decay"),
-            device=CPU,
-            spec=attrs.evolve(workload.spec, step_budget=30, eval_interval=10, batch_size=32),
-            options=TrainOptions(grouped_layers=grouped),
-        )
+    return train_on_cpu(
+        workload,
+        optimizer,
+        hparams,
+        seeds,
+        data_seed=3,
+        options=TrainOptions(grouped_layers=grouped),
+    )
 
 
 def _stable_trials(optimizer: str, k: int) -> list[dict[str, float]]:
@@ -96,7 +85,7 @@ def test_grouped_path_is_bit_identical_across_runs() -> None:
 
 def test_only_models_with_a_sequential_view_are_grouped() -> None:
     mlp, cnn = get_workload("digits_mlp"), get_workload("digits_cnn")
-    x_flat = _SPLITS.get("digits_mlp") or mlp.load(None, device=CPU)
+    x_flat = cpu_splits(mlp)
     assert _GroupedLayers.of(mlp, mlp.build_model(0), x_flat.train.inputs) is not None
     x_image = cnn.load(None, device=CPU).train.inputs
     assert _GroupedLayers.of(cnn, cnn.build_model(0), x_image) is None

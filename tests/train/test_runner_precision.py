@@ -4,30 +4,26 @@ of fp32, tf32 is fp32 on the CPU, and the study file and archive carry the setti
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
-import attrs
 import numpy as np
 import pytest
 import torch
 
 from optcmp.runner import (
     GroupResult,
-    GroupTrials,
     LocalExecutor,
     TrainOptions,
     run_study,
-    train_group,
 )
 from optcmp.runner._device import autocast, group_settings
 from optcmp.runner._train import choose_path
 from optcmp.runner._vmap import VmapPath
-from optcmp.spaces import SearchSpace, preset
+from optcmp.spaces import preset
 from optcmp.study import PRECISIONS, StudySpec
-from optcmp.workloads import Splits, get_workload
+from optcmp.workloads import get_workload
 from optcmp_data import ConfigError, Status, open_archive
-
-CPU = torch.device("cpu")
-_SPLITS: dict[str, Splits] = {}
+from tests.train.groups import CPU, train_on_cpu
 
 # The documented effect of bf16 (docs/running.md): on digits_mlp with Momentum, 60 steps,
 # loss curves within 1% (relative) of fp32 and error rates within 2 validation examples.
@@ -35,23 +31,20 @@ LOSS_RTOL = 0.01
 METRIC_ATOL = 2 / 300
 
 
-def _train(precision: str, optimizer: str = "momentum", **kw: object) -> GroupResult:
-    workload = get_workload("digits_mlp")
-    if "digits_mlp" not in _SPLITS:
-        _SPLITS["digits_mlp"] = workload.load(None, device=CPU)
+def _train(precision: str, optimizer: str = "momentum", **kw: Any) -> GroupResult:
     hparams = preset("choi2019", optimizer).sample(4, seed=11)
     for h in hparams:
         h["learning_rate"] = min(h["learning_rate"], 0.05)
-    with group_settings(CPU, precision):
-        return train_group(
-            workload,
-            _SPLITS["digits_mlp"],
-            GroupTrials(hparams, [1, 2, 3, 4], data_seed=7),
-            space=SearchSpace("test", optimizer, "linear_decay"),
-            device=CPU,
-            spec=attrs.evolve(workload.spec, step_budget=60, eval_interval=20, batch_size=32),
-            options=TrainOptions(precision=precision, **kw),  # type: ignore[arg-type]
-        )
+    return train_on_cpu(
+        get_workload("digits_mlp"),
+        optimizer,
+        hparams,
+        [1, 2, 3, 4],
+        data_seed=7,
+        step_budget=60,
+        eval_interval=20,
+        options=TrainOptions(precision=precision, **kw),
+    )
 
 
 def test_bf16_trials_agree_with_fp32_to_the_stated_tolerance() -> None:

@@ -24,18 +24,9 @@ from optcmp.runner import (
 )
 from optcmp.runner._device import resolve_device
 from optcmp.spaces import SearchSpace, preset
-from optcmp.workloads import WORKLOADS, Splits, Workload, get_workload
+from optcmp.workloads import WORKLOADS, Workload, get_workload
 from optcmp_data import CURVE_VARS, FAMILIES, ConfigError, Status
-
-CPU = torch.device("cpu")
-_SPLITS: dict[str, Splits] = {}
-
-
-def _splits(workload: Workload) -> Splits:
-    name = workload.spec.name
-    if name not in _SPLITS:
-        _SPLITS[name] = workload.load(None, device=CPU)
-    return _SPLITS[name]
+from tests.train.groups import CPU, train_on_cpu
 
 
 def _train(
@@ -49,18 +40,17 @@ def _train(
     interval: int = 10,
     grouped_layers: bool = True,
 ) -> GroupResult:
-    with deterministic_threads(CPU):
-        return train_group(
-            workload,
-            _splits(workload),
-            GroupTrials(hparams, seeds, data_seed=7),
-            space=SearchSpace("test", optimizer, schedule),
-            device=CPU,
-            spec=attrs.evolve(
-                workload.spec, step_budget=budget, eval_interval=interval, batch_size=32
-            ),
-            options=TrainOptions(grouped_layers=grouped_layers),
-        )
+    return train_on_cpu(
+        workload,
+        optimizer,
+        hparams,
+        seeds,
+        data_seed=7,
+        schedule=schedule,
+        step_budget=budget,
+        eval_interval=interval,
+        options=TrainOptions(grouped_layers=grouped_layers),
+    )
 
 
 def _trials(optimizer: str, k: int) -> list[dict[str, float]]:

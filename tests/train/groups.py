@@ -1,0 +1,53 @@
+"""Training one group of trials on the CPU, as the runner's tests do (not a test module)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+import torch
+
+from optcmp.runner import GroupResult, GroupTrials, TrainOptions, train_group
+from optcmp.runner._device import group_settings
+from optcmp.spaces import SearchSpace
+from optcmp.workloads import Splits, Workload
+
+CPU = torch.device("cpu")
+_SPLITS: dict[str, Splits] = {}
+
+
+def cpu_splits(workload: Workload) -> Splits:
+    """`workload`'s splits on the CPU, loaded once per process (built-in data only)."""
+    name = workload.spec.name
+    if name not in _SPLITS:
+        _SPLITS[name] = workload.load(None, device=CPU)
+    return _SPLITS[name]
+
+
+def train_on_cpu(
+    workload: Workload,
+    optimizer: str,
+    hparams: list[dict[str, float]],
+    seeds: Iterable[int],
+    *,
+    data_seed: int,
+    schedule: str = "linear_decay",
+    step_budget: int = 30,
+    eval_interval: int = 10,
+    options: TrainOptions | None = None,
+) -> GroupResult:
+    """One group of `hparams` trials (model seeds `seeds`) of `optimizer` with `schedule`,
+    batch size 32, under the CPU settings a group trains with at the options' precision."""
+    opts = TrainOptions() if options is None else options
+    with group_settings(CPU, opts.precision):
+        return train_group(
+            workload,
+            cpu_splits(workload),
+            GroupTrials(hparams, seeds, data_seed=data_seed),
+            space=SearchSpace("test", optimizer, schedule),
+            device=CPU,
+            spec=attrs.evolve(
+                workload.spec, step_budget=step_budget, eval_interval=eval_interval, batch_size=32
+            ),
+            options=opts,
+        )
