@@ -8,22 +8,17 @@ Extending (docs/extending.md): `register_family` (torch-free description of an o
 family), `register_rule` (its batched implementation), `register_relation` (a declared
 inclusion between families) and `register_workload`; installed packages do the same
 through the entry-point groups `optcmp.optimizers` and `optcmp.workloads`.
+
+This root holds that extension API (the registration calls and the types they take),
+`StudySpec` and the plug-in loaders; everything else is public in its own module
+(`optcmp.spaces`, `optcmp.study`, `optcmp.workloads`, `optcmp.optim`, `optcmp.runner`).
 """
 
 from optcmp._plugins import discover as discover_plugins
 from optcmp._plugins import load_optimizer
 from optcmp.optim import BatchedRule, Rule, register_rule
-from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
-from optcmp.study import StudySpec, derive_seed
-from optcmp.workloads import (
-    WORKLOADS,
-    Splits,
-    TensorSplit,
-    Workload,
-    WorkloadSpec,
-    get_workload,
-    register_workload,
-)
+from optcmp.study import StudySpec
+from optcmp.workloads import Splits, TensorSplit, Workload, WorkloadSpec, register_workload
 from optcmp_data import (
     Family,
     HparamMap,
@@ -35,27 +30,20 @@ from optcmp_data import (
 )
 
 __all__: list[str] = [
-    "PRESETS",
-    "WORKLOADS",
     "BatchedRule",
     "Family",
-    "HParamRange",
     "HparamMap",
     "HyperparamSpec",
     "Inclusion",
     "Rule",
     "SearchRange",
-    "SearchSpace",
     "Splits",
     "StudySpec",
     "TensorSplit",
     "Workload",
     "WorkloadSpec",
-    "derive_seed",
     "discover_plugins",
-    "get_workload",
     "load_optimizer",
-    "preset",
     "register_family",
     "register_relation",
     "register_rule",

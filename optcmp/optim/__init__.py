@@ -12,26 +12,14 @@ parameter tensors with a leading trial axis K and per-trial hyperparameter tenso
     lr = scheduled_lr(Schedule.LINEAR_DECAY, hp["learning_rate"], step, budget, hp_sched)
     rule.apply_(params, grads, state, hp, lr, step)     # in place; or rule.update (pure)
 
-For ordinary single-model training use the torch.optim wrappers (PaperAdam, ...). The
-inclusion maps of the taxonomy (`optcmp_data.default_taxonomy()`) are evaluated on tensors
-by `general_hparams` / `general_lr`.
+For ordinary single-model training use the torch.optim wrappers (PaperAdam, ...).
+`check_inclusion` checks an inclusion of the taxonomy (`optcmp_data.default_taxonomy()`)
+numerically. A rule is reached by its family's name (`get_rule`, `RULES`), not its class.
 """
 
 from optcmp.optim._check import InclusionCheck, check_inclusion, find_relation
-from optcmp.optim._inclusion import general_hparams
 from optcmp.optim._registry import RULES, BatchedRule, get_rule, register_rule
-from optcmp.optim._rules import (
-    SGD,
-    Adam,
-    AdamW,
-    Momentum,
-    NAdam,
-    NAdamW,
-    Nesterov,
-    RMSProp,
-    Rule,
-    State,
-)
+from optcmp.optim._rules import Rule, State
 from optcmp.optim._schedules import Schedule, scheduled_lr, validate_schedule
 from optcmp.optim._torch_adapter import TorchOptimizerRule
 from optcmp.optim._torch_optim import (
@@ -49,15 +37,8 @@ from optcmp.optim._validation import batch_hparams, validate_hparams
 
 __all__ = [
     "RULES",
-    "SGD",
-    "Adam",
-    "AdamW",
     "BatchedRule",
     "InclusionCheck",
-    "Momentum",
-    "NAdam",
-    "NAdamW",
-    "Nesterov",
     "PaperAdam",
     "PaperAdamW",
     "PaperMomentum",
@@ -67,7 +48,6 @@ __all__ = [
     "PaperOptimizer",
     "PaperRMSProp",
     "PaperSGD",
-    "RMSProp",
     "Rule",
     "Schedule",
     "State",
@@ -75,7 +55,6 @@ __all__ = [
     "batch_hparams",
     "check_inclusion",
     "find_relation",
-    "general_hparams",
     "get_rule",
     "register_rule",
     "scheduled_lr",

@@ -29,16 +29,8 @@ from optcmp.runner._device import (
     synchronize,
     wants_channels_last,
 )
-from optcmp.runner._executors import DaskExecutor, Executor, Job, LocalExecutor, Outcome
-from optcmp.runner._group import (
-    FailureKind,
-    GroupFailure,
-    GroupPlan,
-    GroupSummary,
-    GroupTask,
-    data_seed,
-    run_group,
-)
+from optcmp.runner._executors import DaskExecutor, Executor, LocalExecutor
+from optcmp.runner._group import GroupSummary, GroupTask
 from optcmp.runner._study import (
     GroupsFailed,
     Progress,
@@ -47,30 +39,17 @@ from optcmp.runner._study import (
     comparable,
     run_study,
 )
-from optcmp.runner._train import (
-    EvalCallback,
-    GroupResult,
-    GroupTrials,
-    TrainOptions,
-    data_order,
-    train_group,
-)
+from optcmp.runner._train import GroupResult, GroupTrials, TrainOptions, data_order, train_group
 
 __all__ = [
     "DaskExecutor",
-    "EvalCallback",
     "Executor",
-    "FailureKind",
-    "GroupFailure",
-    "GroupPlan",
     "GroupResult",
     "GroupSummary",
     "GroupTask",
     "GroupTrials",
     "GroupsFailed",
-    "Job",
     "LocalExecutor",
-    "Outcome",
     "Progress",
     "StudyInterrupted",
     "StudyRun",
@@ -78,10 +57,8 @@ __all__ = [
     "autocast",
     "comparable",
     "data_order",
-    "data_seed",
     "deterministic_threads",
     "group_settings",
-    "run_group",
     "run_study",
     "synchronize",
     "train_group",

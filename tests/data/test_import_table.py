@@ -16,17 +16,14 @@ from hypothesis import strategies as st
 
 from optcmp_data import ConfigError, DataFormatError, Status
 from optcmp_data.importers import (
-    IMPORT_ATTRS,
-    archive_to_frame,
-    escape_text,
     export_table,
     import_algoperf,
     import_deepobs,
     import_table,
-    infer_mapping,
     sidecar_path,
-    unescape_text,
 )
+from optcmp_data.importers._infer import infer_mapping
+from optcmp_data.importers._table import IMPORT_ATTRS, archive_to_frame, escape_text, unescape_text
 from optcmp_data.testing import synthetic_archive
 from tests.data.archive_trees import SHARED_ARCHIVES
 

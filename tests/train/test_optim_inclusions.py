@@ -15,8 +15,8 @@ import pytest
 import torch
 from torch import nn
 
-from optcmp.optim import Schedule, check_inclusion, general_hparams, get_rule, scheduled_lr
-from optcmp.optim._inclusion import general_lr
+from optcmp.optim import Schedule, check_inclusion, get_rule, scheduled_lr
+from optcmp.optim._inclusion import general_hparams, general_lr
 from optcmp_data import FAMILY_SPECS, HparamMap, Inclusion, LrScaling, default_taxonomy
 
 STEPS = 200

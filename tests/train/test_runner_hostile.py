@@ -364,7 +364,8 @@ def _study_without_plugin(tmp: Path) -> Path:
 def test_failures_without_a_plugin_are_one_line_per_group(tmp_path: Path) -> None:
     """A worker killed by the system (no plug-in involved) fails only its own group; each
     such group gets its own line, naming it and the signal or the time limit."""
-    from optcmp.runner import FailureKind, GroupFailure, GroupTask
+    from optcmp.runner import GroupTask
+    from optcmp.runner._group import FailureKind, GroupFailure
     from optcmp.runner._study import _failure_lines
 
     spec = StudySpec.from_toml(_study(tmp_path, trials=4))

@@ -15,15 +15,8 @@ from pathlib import Path
 import pytest
 import xarray as xr
 
-from optcmp.runner import (
-    FailureKind,
-    GroupFailure,
-    GroupSummary,
-    GroupTask,
-    LocalExecutor,
-    run_group,
-    run_study,
-)
+from optcmp.runner import GroupSummary, GroupTask, LocalExecutor, run_study
+from optcmp.runner._group import FailureKind, GroupFailure, run_group
 from optcmp.runner._lifetime import LOCK_FILE, check_lock, claim_lock
 from optcmp.runner._pool import WorkerPool
 from optcmp.study import StudySpec

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import xarray as xr
 
-from optcmp_data.importers import IMPORT_ATTRS, export_table, import_table
+from optcmp_data.importers import export_table, import_table
+from optcmp_data.importers._table import IMPORT_ATTRS
 from tests.train.test_runner_study import _run, _study
 
 

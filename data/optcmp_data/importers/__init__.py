@@ -27,47 +27,24 @@ from optcmp_data.importers._registry import (
 )
 
 if TYPE_CHECKING:
-    from optcmp_data.importers._algoperf import ALGOPERF_DIRECTIONS, import_algoperf
+    from optcmp_data.importers._algoperf import import_algoperf
     from optcmp_data.importers._common import ImportResult
-    from optcmp_data.importers._deepobs import DEEPOBS_FAMILIES, import_deepobs
-    from optcmp_data.importers._infer import infer_mapping
-    from optcmp_data.importers._mlflow import MLFLOW_SPACE, import_mlflow
+    from optcmp_data.importers._deepobs import import_deepobs
+    from optcmp_data.importers._mlflow import import_mlflow
     from optcmp_data.importers._optuna import import_optuna
-    from optcmp_data.importers._table import (
-        IMPORT_ATTRS,
-        TableMapping,
-        archive_to_frame,
-        escape_text,
-        export_table,
-        import_table,
-        sidecar_path,
-        unescape_text,
-    )
+    from optcmp_data.importers._table import TableMapping, export_table, import_table, sidecar_path
 
 # Public name -> the module that defines it (imported on first use).
 _LAZY = {
-    "ALGOPERF_DIRECTIONS": "_algoperf",
     "import_algoperf": "_algoperf",
     "ImportResult": "_common",
-    "DEEPOBS_FAMILIES": "_deepobs",
     "import_deepobs": "_deepobs",
-    "infer_mapping": "_infer",
-    "MLFLOW_SPACE": "_mlflow",
     "import_mlflow": "_mlflow",
     "import_optuna": "_optuna",
-    **dict.fromkeys(
-        (
-            "IMPORT_ATTRS",
-            "TableMapping",
-            "archive_to_frame",
-            "escape_text",
-            "export_table",
-            "import_table",
-            "sidecar_path",
-            "unescape_text",
-        ),
-        "_table",
-    ),
+    "TableMapping": "_table",
+    "export_table": "_table",
+    "import_table": "_table",
+    "sidecar_path": "_table",
 }
 
 
@@ -79,11 +56,7 @@ def __dir__() -> list[str]:
 
 
 __all__ = [
-    "ALGOPERF_DIRECTIONS",
-    "DEEPOBS_FAMILIES",
     "IMPORTERS",
-    "IMPORT_ATTRS",
-    "MLFLOW_SPACE",
     "TABLE_FORMATS",
     "Draft",
     "ImportOption",
@@ -92,16 +65,12 @@ __all__ = [
     "OptionKind",
     "Ruleset",
     "TableMapping",
-    "archive_to_frame",
-    "escape_text",
     "export_table",
     "import_algoperf",
     "import_deepobs",
     "import_mlflow",
     "import_optuna",
     "import_table",
-    "infer_mapping",
     "register_importer",
     "sidecar_path",
-    "unescape_text",
 ]
