@@ -263,25 +263,23 @@ def test_median_over_studies_with_unreached_studies() -> None:
     assert float(t.sel(optimizer="a", workload="wb")) == math.inf
 
 
+def _one_study(**rows: tuple[float | None, ...]) -> dict[tuple[str, str], list[float | None]]:
+    """Times of one study per optimizer (keyword) on the workloads wa, wb, wa_x in order."""
+    return {
+        (o, w): [t]
+        for o, row in rows.items()
+        for w, t in zip(("wa", "wb", "wa_x"), row, strict=True)
+    }
+
+
 def test_fastest_everywhere_scores_one_and_never_reaching_scores_zero() -> None:
-    times: dict[tuple[str, str], list[float | None]] = {}
-    for w in ("wa", "wb", "wa_x"):
-        times[("fast", w)] = [10.0]
-        times[("never", w)] = [None]
+    times = _one_study(fast=(10.0,) * 3, never=(None,) * 3)
     scores = {r["optimizer"]: r["score"] for r in algoperf_score(_times_archive(times)).to_json()}
     assert scores == {"fast": pytest.approx(1.0), "never": 0.0}
 
 
 def test_heldout_inf_makes_the_base_inf() -> None:
-    times: dict[tuple[str, str], list[float | None]] = {
-        ("a", "wa"): [10.0],
-        ("a", "wb"): [10.0],
-        ("a", "wa_x"): [None],
-        ("b", "wa"): [20.0],
-        ("b", "wb"): [20.0],
-        ("b", "wa_x"): [20.0],
-    }
-    data = algoperf_score(_times_archive(times)).data
+    data = algoperf_score(_times_archive(_one_study(a=(10.0, 10.0, None), b=(20.0,) * 3))).data
     assert float(data["time_scored"].sel(optimizer="a", workload="wa")) == math.inf
     assert float(data["time_scored"].sel(optimizer="a", workload="wb")) == 10.0
     # b is now the fastest on wa: ratio 1
@@ -290,14 +288,7 @@ def test_heldout_inf_makes_the_base_inf() -> None:
 
 def test_base_inf_makes_the_heldout_inf_before_the_4x_rule() -> None:
     # a never reaches wa, so its fast held-out time must not set the 4x bar for b
-    times: dict[tuple[str, str], list[float | None]] = {
-        ("a", "wa"): [None],
-        ("a", "wb"): [10.0],
-        ("a", "wa_x"): [10.0],
-        ("b", "wa"): [20.0],
-        ("b", "wb"): [10.0],
-        ("b", "wa_x"): [50.0],
-    }
+    times = _one_study(a=(None, 10.0, 10.0), b=(20.0, 10.0, 50.0))
     data = algoperf_score(_times_archive(times)).data
     assert float(data["time_scored"].sel(optimizer="a", workload="wa_x")) == math.inf
     assert float(data["time_scored"].sel(optimizer="b", workload="wa_x")) == 50.0
