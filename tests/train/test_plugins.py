@@ -168,6 +168,30 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return "i11_bad_plugins"
 
 
+def _failed_run_with_sgd_and(tmp_path: Path, name: str, target: str, out: Path) -> str:
+    """`run` of a study of sgd and plug-in `name` (`target`) on noisy_quadratic into `out`,
+    which must exit 2 with one line on stderr: that line."""
+    study = _study(
+        tmp_path,
+        f"""
+        workloads = ["noisy_quadratic"]
+        optimizers = ["sgd", "{name}"]
+        trials = 2
+        step_budget = 10
+        eval_interval = 5
+        [plugins]
+        {name} = "{target}"
+        [spaces.{name}]
+        learning_rate = {{ low = 1e-3, high = 0.1, scale = "log" }}
+        """,
+    )
+    result = runner.invoke(app, ["run", str(study), "--out", str(out)])
+    assert result.exit_code == 2, result.output
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
 @pytest.mark.parametrize(
     ("name", "target", "message"),
     [
@@ -181,54 +205,20 @@ def plugin_module(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_bad_plugins_are_one_line_and_exit_2_before_any_trial(
     tmp_path: Path, plugin_module: str, name: str, target: str, message: str
 ) -> None:
-    study = _study(
-        tmp_path,
-        f"""
-        workloads = ["noisy_quadratic"]
-        optimizers = ["sgd", "{name}"]
-        trials = 2
-        step_budget = 10
-        eval_interval = 5
-        [plugins]
-        {name} = "{target.format(mod=plugin_module)}"
-        [spaces.{name}]
-        learning_rate = {{ low = 1e-3, high = 0.1, scale = "log" }}
-        """,
-    )
     out = tmp_path / "runs"
-    result = runner.invoke(app, ["run", str(study), "--out", str(out)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert f"plug-in {name}" in lines[0], lines[0]
-    assert message in lines[0], lines[0]
+    line = _failed_run_with_sgd_and(tmp_path, name, target.format(mod=plugin_module), out)
+    assert f"plug-in {name}" in line, line
+    assert message in line, line
     assert not out.exists() or not list_shards(out)
 
 
 def test_a_plugin_raising_in_training_stops_the_run_naming_it(
     tmp_path: Path, plugin_module: str
 ) -> None:
-    study = _study(
-        tmp_path,
-        f"""
-        workloads = ["noisy_quadratic"]
-        optimizers = ["sgd", "boom"]
-        trials = 2
-        step_budget = 10
-        eval_interval = 5
-        [plugins]
-        boom = "{plugin_module}:BOOM"
-        [spaces.boom]
-        learning_rate = {{ low = 1e-3, high = 0.1, scale = "log" }}
-        """,
-    )
     out = tmp_path / "runs"
-    result = runner.invoke(app, ["run", str(study), "--out", str(out)])
-    assert result.exit_code == 2, result.output
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(lines) == 1, result.stderr
-    assert "plug-in optimizer boom" in lines[0]
-    assert "exploded at step 5" in lines[0]
+    line = _failed_run_with_sgd_and(tmp_path, "boom", f"{plugin_module}:BOOM", out)
+    assert "plug-in optimizer boom" in line
+    assert "exploded at step 5" in line
     shards = list_shards(out)
     assert [s.name.split("--")[1] for s in shards] == ["sgd"]
     assert open_archive(out)["optimizer"].values.tolist() == ["sgd"]

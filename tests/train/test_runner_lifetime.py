@@ -156,7 +156,8 @@ def test_killing_the_driver_of_two_workers_leaves_no_process_and_resumes_identic
     assert same_study(open_archive(out), uninterrupted)
 
 
-def test_a_shard_is_stored_only_while_its_driver_holds_the_lock(tmp_path: Path) -> None:
+def _one_trial_group() -> tuple[StudySpec, GroupTask]:
+    """A study of one sgd trial of 4 steps on noisy_quadratic and its one group."""
     spec = StudySpec.from_mapping(
         {
             "workloads": ["noisy_quadratic"],
@@ -166,7 +167,11 @@ def test_a_shard_is_stored_only_while_its_driver_holds_the_lock(tmp_path: Path) 
             "eval_interval": 2,
         }
     )
-    task = GroupTask("noisy_quadratic", "sgd", (0,))
+    return spec, GroupTask("noisy_quadratic", "sgd", (0,))
+
+
+def test_a_shard_is_stored_only_while_its_driver_holds_the_lock(tmp_path: Path) -> None:
+    spec, task = _one_trial_group()
     lock = tmp_path / LOCK_FILE
     with open(lock, "a+", encoding="utf-8") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
@@ -345,16 +350,7 @@ def test_ctrl_c_while_workers_start_is_one_line(tmp_path: Path, after: float) ->
 @pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 def test_a_dask_task_of_a_driver_without_the_lock_stores_nothing(tmp_path: Path) -> None:
     distributed = pytest.importorskip("distributed")
-    spec = StudySpec.from_mapping(
-        {
-            "workloads": ["noisy_quadratic"],
-            "optimizers": ["sgd"],
-            "trials": 1,
-            "step_budget": 4,
-            "eval_interval": 2,
-        }
-    )
-    task = GroupTask("noisy_quadratic", "sgd", (0,))
+    spec, task = _one_trial_group()
     with open(tmp_path / LOCK_FILE, "a+", encoding="utf-8") as held:
         fcntl.flock(held, fcntl.LOCK_EX)
         token = claim_lock(held)
