@@ -44,7 +44,6 @@ import tomllib
 import warnings
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
 
 import attrs
 import numpy as np
@@ -54,7 +53,16 @@ import xarray as xr
 from optcmp_analysis._enums import DEFAULT_N_BOOT_AGGREGATE, Normalisation, Unit
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities, sort_trials
-from optcmp_analysis._records import Result, attr, included_labels, json_value
+from optcmp_analysis._records import (
+    Const,
+    Field,
+    Labels,
+    Records,
+    Result,
+    Var,
+    attr,
+    included_labels,
+)
 from optcmp_analysis._selection import (
     RepeatMode,
     SelectionRule,
@@ -456,78 +464,69 @@ class AggregateScores(Result):
         n = self.data.sizes["optimizer"]
         return n * (n - 1) // 2
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Records with a "record" key: "aggregate" — optimizer, statistic (iqm, mean,
-        median, optimality_gap), value, lo, hi (null: no interval, `interval_note` says
-        why), confidence, n_workloads, unit, budget (k per tuning study; null for unit
-        repeat), normalisation, rule, interval_note; "improvement" — optimizer, other,
-        value (P(optimizer better than other)), lo, hi, p, p_holm, holm_family, clear;
-        "score" — workload, optimizer, metric, split ("test"), value (expected normalised
-        score), tuned_value, no_result, units, zero_value, one_value, anchors, included."""
-        d = self.data
-        out: list[dict[str, Any]] = []
-        n_w = len(self.workloads)
-        for o in d["optimizer"].values:
-            for s in AGGREGATE_STATISTICS:
-                cell = d.sel(optimizer=o, statistic=s)
-                out.append(
-                    {
-                        "record": "aggregate",
-                        "optimizer": str(o),
-                        "statistic": s,
-                        "value": json_value(float(cell["value"])),
-                        "lo": json_value(float(cell["lo"])),
-                        "hi": json_value(float(cell["hi"])),
-                        "confidence": self.confidence,
-                        "n_workloads": n_w,
-                        "unit": str(self.unit),
-                        "budget": self.budget,
-                        "normalisation": str(self.normalisation),
-                        "rule": str(self.rule),
-                        "interval_note": self.interval_note,
-                    }
-                )
-        for o in d["optimizer"].values:
-            for other in d["other"].values:
-                if o == other:
-                    continue
-                cell = d.sel(optimizer=o, other=other)
-                out.append(
-                    {
-                        "record": "improvement",
-                        "optimizer": str(o),
-                        "other": str(other),
-                        "value": json_value(float(cell["improvement"])),
-                        "lo": json_value(float(cell["improvement_lo"])),
-                        "hi": json_value(float(cell["improvement_hi"])),
-                        "p": json_value(float(cell["improvement_p"])),
-                        "p_holm": json_value(float(cell["improvement_p_holm"])),
-                        "holm_family": self.n_pairs,
-                        "clear": bool(cell["improvement_clear"]),
-                        "confidence": self.confidence,
-                    }
-                )
-        for w in d["workload"].values:
-            for o in d["optimizer"].values:
-                cell = d.sel(workload=w, optimizer=o)
-                out.append(
-                    {
-                        "record": "score",
-                        "workload": str(w),
-                        "optimizer": str(o),
-                        "metric": str(cell["metric_name"].item()),
-                        "split": "test",
-                        "value": json_value(float(cell["score"])),
-                        "tuned_value": json_value(float(cell["tuned_value"])),
-                        "no_result": json_value(float(cell["no_result"])),
-                        "units": int(cell["units"]),
-                        "zero_value": json_value(float(cell["zero_value"])),
-                        "one_value": json_value(float(cell["one_value"])),
-                        "anchors": str(cell["anchors"].item()),
-                        "included": bool(cell["included"]),
-                    }
-                )
-        return out
+    @property
+    def n_workloads(self) -> int:
+        return len(self.workloads)
+
+    # Records with a "record" key: "aggregate" -- optimizer, statistic (iqm, mean, median,
+    # optimality_gap), value, lo, hi (null: no interval, `interval_note` says why),
+    # confidence, n_workloads, unit, budget (k per tuning study; null for unit repeat),
+    # normalisation, rule, interval_note; "improvement" -- optimizer, other, value
+    # (P(optimizer better than other)), lo, hi, p, p_holm, holm_family, clear; "score" --
+    # workload, optimizer, metric, split ("test"), value (expected normalised score),
+    # tuned_value, no_result, units, zero_value, one_value, anchors, included.
+    JSON = (
+        Records(
+            record="aggregate",
+            dims=("optimizer", "statistic"),
+            keys=(
+                Labels(),
+                Var("value", cast=float),
+                Var("lo", cast=float),
+                Var("hi", cast=float),
+                Field("confidence"),
+                Field("n_workloads"),
+                Field("unit"),
+                Field("budget"),
+                Field("normalisation"),
+                Field("rule"),
+                Field("interval_note"),
+            ),
+        ),
+        Records(
+            record="improvement",
+            dims=("optimizer", "other"),
+            keep=lambda r, c: c.labels["optimizer"] != c.labels["other"],
+            keys=(
+                Labels(),
+                Var("value", "improvement", cast=float),
+                Var("lo", "improvement_lo", cast=float),
+                Var("hi", "improvement_hi", cast=float),
+                Var("p", "improvement_p", cast=float),
+                Var("p_holm", "improvement_p_holm", cast=float),
+                Field("holm_family", "n_pairs"),
+                Var("clear", "improvement_clear", cast=bool),
+                Field("confidence"),
+            ),
+        ),
+        Records(
+            record="score",
+            dims=("workload", "optimizer"),
+            keys=(
+                Labels(),
+                Var("metric", "metric_name", cast=str),
+                Const("split", "test"),
+                Var("value", "score", cast=float),
+                Var("tuned_value", cast=float),
+                Var("no_result", cast=float),
+                Var("units", cast=int),
+                Var("zero_value", cast=float),
+                Var("one_value", cast=float),
+                Var("anchors", cast=str),
+                Var("included", cast=bool),
+            ),
+        ),
+    )
 
 
 # --- the analysis -----------------------------------------------------------------------

@@ -10,7 +10,6 @@ broadcast.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import attrs
 import numpy as np
@@ -27,7 +26,21 @@ from optcmp_analysis._kernels import (
     sorted_values,
     weighted_summary,
 )
-from optcmp_analysis._records import Result, attr, cell_keys, finite, json_value, root_seed, where
+from optcmp_analysis._records import (
+    Columns,
+    Computed,
+    Const,
+    Field,
+    Labels,
+    Records,
+    Result,
+    Var,
+    attr,
+    cell_keys,
+    finite,
+    root_seed,
+    where,
+)
 from optcmp_analysis._selection import (
     DivergedMode,
     RepeatMode,
@@ -260,6 +273,10 @@ def _budget_kernel(
     return out
 
 
+# The JSON key prefix of each `target` of a BudgetCurve.
+_TARGET_PREFIX = {"test": "", "selection": "selection_"}
+
+
 @attrs.frozen
 class BudgetCurve(Result):
     """Best-of-k outcomes per cell and budget.
@@ -284,38 +301,28 @@ class BudgetCurve(Result):
     caveats: tuple[str, ...] = attrs.field(metadata=attr())
     with_replacement: bool = attrs.field(default=False, metadata=attr())
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """One record per (workload, optimizer, [repeats], k): the test-metric statistics
-        under their plain names (mean, median, lo, hi, expected, ...), the selection-value
-        statistics prefixed `selection_`, plus metric, split ("test"), n_trials (the
-        cell's trial count), enough_trials (k <= n_trials; false: the statistics are null
-        unless resampled with replacement), settled_k, rule."""
-        d = self.data
-        cell_dims = [str(x) for x in d["mean"].dims if x not in ("k", "target")]
-        stats = [str(v) for v in d.data_vars if "target" in d[v].dims]
-        arrays = {s: d[s].transpose(*cell_dims, "k", "target").values for s in stats}
-        settled = d["settled_k"].transpose(*cell_dims).values
-        counts = d["n_trials"].transpose(*cell_dims).values
-        out = []
-        for index in np.ndindex(*(d.sizes[x] for x in cell_dims)):
-            where = dict(zip(cell_dims, index, strict=True))
-            w = where["workload"]
-            base: dict[str, Any] = {x: json_value(d[x].values[where[x]]) for x in cell_dims}
-            for ki, k in enumerate(d["k"].values):
-                record = dict(base)
-                record.update(k=int(k), metric=str(d["metric_name"].values[w]), split="test")
-                for s in stats:
-                    record[s] = json_value(float(arrays[s][(*index, ki, 0)]))
-                for s in stats:
-                    record[f"selection_{s}"] = json_value(float(arrays[s][(*index, ki, 1)]))
-                record.update(
-                    n_trials=int(counts[index]),
-                    enough_trials=bool(int(k) <= int(counts[index])),
-                    settled_k=json_value(int(settled[index])),
-                    rule=str(self.rule),
-                )
-                out.append(record)
-        return out
+    # One record per (workload, optimizer, [repeats], k): the test-metric statistics under
+    # their plain names (mean, median, lo, hi, expected, ...), the selection-value
+    # statistics prefixed `selection_`, plus metric, split ("test"), n_trials (the cell's
+    # trial count), enough_trials (k <= n_trials; false: the statistics are null unless
+    # resampled with replacement), settled_k, rule.
+    JSON = (
+        Records(
+            dims_of="mean",
+            exclude=("k", "target"),
+            dims=("k",),
+            keys=(
+                Labels(),
+                Var("metric", "metric_name", cast=str),
+                Const("split", "test"),
+                Columns("target", "{label}{var}", label_text=_TARGET_PREFIX, cast=float),
+                Var("n_trials", cast=int),
+                Computed("enough_trials", lambda r, c: bool(c.labels["k"] <= int(c["n_trials"]))),
+                Var("settled_k", cast=int),
+                Field("rule"),
+            ),
+        ),
+    )
 
 
 def budget_curve(

@@ -31,10 +31,15 @@ from optcmp_analysis._estimator import (
 )
 from optcmp_analysis._margins import MARGIN_RULE, resolve_margins
 from optcmp_analysis._records import (
+    Cell,
+    Computed,
+    Const,
+    Field,
+    Labels,
+    Records,
     Result,
+    Var,
     attr,
-    iter_cells,
-    json_value,
     root_seed,
 )
 from optcmp_analysis._selection import (
@@ -77,6 +82,7 @@ _FLOAT_VARS = (
     "no_result_general",
 )
 _INT_VARS = ("k", "n_special", "n_general", "n_resamples")
+_PAIR_COORDS = ("special", "general", "special_family", "general_family")
 _BOOL_VARS = ("tested",)
 
 
@@ -139,58 +145,56 @@ class InclusionResult(Result):
     def _extra_attrs(self) -> dict[str, Any]:
         return {"budget_rule": self.budget_text, "holm_family": self.n_tests}
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Records per (lead, pair, workload, [repeats]): rule (or condition), workload,
-        special, general, special_family, general_family, k, budget_rule, metric, split
-        ("test"), value (= difference), difference, se, lo, hi, ci_level, margin,
-        margin_rule, p_value, p_adjusted, p_noninferior, p_noninferior_adjusted,
-        holm_family, verdict, verdict_text (careful wording naming k and N), reason,
-        pair_verdict, special_expected, general_expected, p_general_not_worse,
-        no_result_special, no_result_general, n_special, n_general, tested, n_resamples
-        (bootstrap resamples drawn: n_boot, or the first batch where it cannot reject)."""
-        d = self.data
-        out = []
-        n_tests = self.n_tests
-        for at, cell, record in iter_cells(d, [str(x) for x in d["difference"].dims]):
-            del record["pair"]
-            for name in ("special", "general", "special_family", "general_family"):
-                record[name] = str(cell[name].values)
-            diff = json_value(float(cell["difference"].values))
-            k = int(cell["k"].values)
-            n = min(int(cell["n_special"].values), int(cell["n_general"].values))
-            workload = str(d["workload"].values[at["workload"]])
-            record.update(
-                k=k,
-                budget_rule=self.budget_text,
-                metric=str(d["metric_name"].values[at["workload"]]),
-                split="test",
-                value=diff,
-            )
-            for name in _FLOAT_VARS:
-                record[name] = json_value(float(cell[name].values))
-            margin = float(cell["margin"].values)
-            record.update(
-                ci_level=1 - 2 * self.alpha,
-                margin_rule=self.margin_rules.get(workload, MARGIN_RULE),
-                holm_family=n_tests,
-                verdict=str(cell["verdict"].values),
-                verdict_text=verdict_text(
-                    str(cell["verdict"].values),
-                    margin,
-                    str(cell["reason"].values),
-                    k,
-                    n,
-                    alpha=self.alpha,
-                ),
-                reason=str(cell["reason"].values),
-                pair_verdict=str(cell["pair_verdict"].values),
-                n_special=int(cell["n_special"].values),
-                n_general=int(cell["n_general"].values),
-                n_resamples=int(cell["n_resamples"].values),
-                tested=bool(cell["tested"].values),
-            )
-            out.append(record)
-        return out
+    @property
+    def ci_level(self) -> float:
+        """The level of the interval [lo, hi]: 1 - 2 alpha."""
+        return 1 - 2 * self.alpha
+
+    def _margin_rule(self, cell: Cell) -> str:
+        return self.margin_rules.get(str(cell["workload"]), MARGIN_RULE)
+
+    def _verdict_text(self, cell: Cell) -> str:
+        return verdict_text(
+            str(cell["verdict"]),
+            float(cell["margin"]),
+            str(cell["reason"]),
+            int(cell["k"]),
+            min(int(cell["n_special"]), int(cell["n_general"])),
+            alpha=self.alpha,
+        )
+
+    # Records per (lead, pair, workload, [repeats]): rule (or condition), workload,
+    # special, general, special_family, general_family, k, budget_rule, metric, split
+    # ("test"), value (= difference), difference, se, lo, hi, ci_level, margin,
+    # margin_rule, p_value, p_adjusted, p_noninferior, p_noninferior_adjusted,
+    # holm_family, verdict, verdict_text (careful wording naming k and N), reason,
+    # pair_verdict, special_expected, general_expected, p_general_not_worse,
+    # no_result_special, no_result_general, n_special, n_general, tested, n_resamples
+    # (bootstrap resamples drawn: n_boot, or the first batch where it cannot reject).
+    JSON = (
+        Records(
+            dims_of="difference",
+            keys=(
+                Labels(drop=("pair",)),
+                *(Var(name, cast=str) for name in _PAIR_COORDS),
+                Var("k", cast=int),
+                Field("budget_rule", "budget_text"),
+                Var("metric", "metric_name", cast=str),
+                Const("split", "test"),
+                Var("value", "difference", cast=float),
+                *(Var(name, cast=float) for name in _FLOAT_VARS),
+                Field("ci_level"),
+                Computed("margin_rule", "_margin_rule"),
+                Field("holm_family", "n_tests"),
+                Var("verdict", cast=str),
+                Computed("verdict_text", "_verdict_text"),
+                Var("reason", cast=str),
+                Var("pair_verdict", cast=str),
+                *(Var(name, cast=int) for name in _INT_VARS if name != "k"),
+                *(Var(name, cast=bool) for name in _BOOL_VARS),
+            ),
+        ),
+    )
 
 
 def _combine(verdict: np.ndarray, axis: tuple[int, ...]) -> np.ndarray:

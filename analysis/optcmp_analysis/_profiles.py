@@ -28,7 +28,6 @@ the target at the earliest evaluation index, the held-out workload rules) are in
 from __future__ import annotations
 
 import warnings
-from typing import Any
 
 import attrs
 import numpy as np
@@ -38,7 +37,17 @@ import xarray as xr
 from optcmp_analysis._enums import Measure
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import exact_probabilities
-from optcmp_analysis._records import Result, attr, finite, included_labels, json_value, where
+from optcmp_analysis._records import (
+    Field,
+    Labels,
+    Records,
+    Result,
+    Var,
+    attr,
+    finite,
+    included_labels,
+    where,
+)
 from optcmp_analysis._targets import steps_to_target
 from optcmp_data import Status
 
@@ -104,54 +113,48 @@ class PerformanceProfiles(Result):
     def workloads(self) -> list[str]:
         return included_labels(self.data)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Flat records with a "record" key: "area" — optimizer, value (the area score in
-        [0, 1]), n_workloads, budget (trials per study), measure; "profile" — optimizer,
-        tau, value (rho(tau), the share of workloads within tau of the fastest), measure;
-        "time" — workload, optimizer, metric, split (the target's), target, value (time or
-        steps to target, null: never reached), ratio (null: never), measure."""
-        d = self.data
-        out: list[dict[str, Any]] = []
-        n_w = len(self.workloads)
-        for o in d["optimizer"].values:
-            out.append(
-                {
-                    "record": "area",
-                    "optimizer": str(o),
-                    "value": json_value(float(d["area"].sel(optimizer=o))),
-                    "n_workloads": n_w,
-                    "budget": self.budget,
-                    "measure": str(self.measure),
-                }
-            )
-        for o in d["optimizer"].values:
-            for t, r in zip(d["tau"].values, d["rho"].sel(optimizer=o).values, strict=True):
-                out.append(
-                    {
-                        "record": "profile",
-                        "optimizer": str(o),
-                        "tau": float(t),
-                        "value": float(r),
-                        "measure": str(self.measure),
-                    }
-                )
-        for w in self.workloads:
-            for o in d["optimizer"].values:
-                cell = d.sel(workload=w, optimizer=o)
-                out.append(
-                    {
-                        "record": "time",
-                        "workload": w,
-                        "optimizer": str(o),
-                        "metric": str(cell["metric_name"].item()),
-                        "split": str(cell["target_split"].item()),
-                        "target": json_value(float(cell["target"])),
-                        "value": json_value(float(cell["time"])),
-                        "ratio": json_value(float(cell["ratio"])),
-                        "measure": str(self.measure),
-                    }
-                )
-        return out
+    @property
+    def n_workloads(self) -> int:
+        return len(self.workloads)
+
+    # Flat records with a "record" key: "area" -- optimizer, value (the area score in
+    # [0, 1]), n_workloads, budget (trials per study), measure; "profile" -- optimizer,
+    # tau, value (rho(tau), the share of workloads within tau of the fastest), measure;
+    # "time" (included workloads) -- workload, optimizer, metric, split (the target's),
+    # target, value (time or steps to target, null: never reached), ratio (null: never),
+    # measure.
+    JSON = (
+        Records(
+            record="area",
+            dims=("optimizer",),
+            keys=(
+                Labels(),
+                Var("value", "area", cast=float),
+                Field("n_workloads"),
+                Field("budget"),
+                Field("measure"),
+            ),
+        ),
+        Records(
+            record="profile",
+            dims=("optimizer", "tau"),
+            keys=(Labels(), Var("value", "rho", cast=float), Field("measure")),
+        ),
+        Records(
+            record="time",
+            dims=("workload", "optimizer"),
+            where="included",
+            keys=(
+                Labels(),
+                Var("metric", "metric_name", cast=str),
+                Var("split", "target_split", cast=str),
+                Var("target", cast=float),
+                Var("value", "time", cast=float),
+                Var("ratio", cast=float),
+                Field("measure"),
+            ),
+        ),
+    )
 
 
 def performance_profiles(

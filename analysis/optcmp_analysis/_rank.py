@@ -42,7 +42,18 @@ from optcmp_analysis._kernels import (
     sort_trials,
     sorted_values,
 )
-from optcmp_analysis._records import Result, attr, iter_cells, json_value, root_seed
+from optcmp_analysis._records import (
+    ByLabel,
+    Columns,
+    Const,
+    Field,
+    Labels,
+    Records,
+    Result,
+    Var,
+    attr,
+    root_seed,
+)
 from optcmp_analysis._selection import (
     DivergedMode,
     RepeatMode,
@@ -104,42 +115,33 @@ class Rankings(Result):
     caveats: tuple[str, ...] = attrs.field(metadata=attr())
     with_replacement: bool = attrs.field(default=False, metadata=attr())
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Records per (workload, optimizer, [repeats]): k (the budget), rank (null: no
-        usable trial), mean_rank (given a result), p_best, p_best_caveat (what P(best) does
-        not mean), no_result (P(a k-trial study has no usable trial)), p_rank_1 ...
-        p_rank_n, value (test value of the selected trial), metric, split ("test"), rule,
-        method, and p_best_by_k, no_result_by_k (objects from budget to probability)."""
-        d = self.data
-        out = []
-        for at, cell, record in iter_cells(d, [str(x) for x in d["rank"].dims]):
-            record.update(
-                k=self.budget,
-                rank=json_value(float(cell["rank"].values)),
-                mean_rank=json_value(float(cell["mean_rank"].values)),
-                p_best=json_value(float(cell["p_best"].values)),
-                p_best_caveat=P_BEST_CAVEAT,
-                no_result=json_value(float(cell["no_result"].values)),
-            )
-            for r, p in zip(d["place"].values, cell["rank_probability"].values, strict=True):
-                record[f"p_rank_{int(r)}"] = json_value(float(p))
-            record.update(
-                value=json_value(float(cell["value"].values)),
-                metric=str(d["metric_name"].values[at["workload"]]),
-                split="test",
-                rule=str(self.rule),
-                method=str(self.method),
-                p_best_by_k={
-                    str(int(k)): json_value(float(p))
-                    for k, p in zip(d["k"].values, cell["p_best_by_k"].values, strict=True)
-                },
-                no_result_by_k={
-                    str(int(k)): json_value(float(p))
-                    for k, p in zip(d["k"].values, cell["no_result_by_k"].values, strict=True)
-                },
-            )
-            out.append(record)
-        return out
+    # Records per (workload, optimizer, [repeats]): k (the budget), rank (null: no usable
+    # trial), mean_rank (given a result), p_best, p_best_caveat (what P(best) does not
+    # mean), no_result (P(a k-trial study has no usable trial)), p_rank_1 ... p_rank_n,
+    # value (test value of the selected trial), metric, split ("test"), rule, method, and
+    # p_best_by_k, no_result_by_k (objects from budget to probability).
+    JSON = (
+        Records(
+            dims_of="rank",
+            keys=(
+                Labels(),
+                Field("k", "budget"),
+                Var("rank", cast=float),
+                Var("mean_rank", cast=float),
+                Var("p_best", cast=float),
+                Const("p_best_caveat", P_BEST_CAVEAT),
+                Var("no_result", cast=float),
+                Columns("place", "p_rank_{label}", vars=("rank_probability",), cast=float),
+                Var("value", cast=float),
+                Var("metric", "metric_name", cast=str),
+                Const("split", "test"),
+                Field("rule"),
+                Field("method"),
+                ByLabel("p_best_by_k", "p_best_by_k", "k", label_cast=int),
+                ByLabel("no_result_by_k", "no_result_by_k", "k", label_cast=int),
+            ),
+        ),
+    )
 
 
 def _exact_kernel(

@@ -40,7 +40,6 @@ Conventions fixed here and used by every other analysis of this package:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
 
 import attrs
 import numpy as np
@@ -49,7 +48,20 @@ import xarray as xr
 from optcmp_analysis._enums import DivergedMode, RepeatMode, SelectionRule
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import argbest
-from optcmp_analysis._records import Result, attr, finite, iter_cells, json_value, where
+from optcmp_analysis._records import (
+    ByLabel,
+    Cell,
+    Computed,
+    Const,
+    Field,
+    Labels,
+    Records,
+    Result,
+    Var,
+    attr,
+    finite,
+    where,
+)
 from optcmp_data import (
     Direction,
     Split,
@@ -125,36 +137,22 @@ class TrialScores(Result):
     def cell_dims(self) -> tuple[str, ...]:
         return ("workload", "optimizer", *self.repeat_dims)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        return _cell_records(
-            self.data,
-            dims=(*self.cell_dims, "trial"),
-            fields={
-                "score": "score",
-                "selection_value": "selection_value",
-                "test_value": "test_value",
-                "valid_value": "valid_value",
-                "usable": "usable",
-            },
-        )
-
-
-def _cell_records(
-    data: xr.Dataset, *, dims: tuple[str, ...], fields: dict[str, str]
-) -> list[dict[str, Any]]:
-    """Flat records over the product of `dims`, one key per entry of `fields`."""
-    arrays = {key: data[var].transpose(*dims).values for key, var in fields.items()}
-    labels = [data[d].values for d in dims]
-    shape = tuple(len(lab) for lab in labels)
-    out = []
-    for index in np.ndindex(*shape):
-        record: dict[str, Any] = {
-            d: json_value(labels[i][j]) for i, (d, j) in enumerate(zip(dims, index, strict=True))
-        }
-        for key, arr in arrays.items():
-            record[key] = json_value(arr[index])
-        out.append(record)
-    return out
+    # One record per (workload, optimizer, [repeats], trial).
+    JSON = (
+        Records(
+            dims_of="score",
+            exclude=("trial",),
+            dims=("trial",),
+            keys=(
+                Labels(),
+                Var("score"),
+                Var("selection_value"),
+                Var("test_value"),
+                Var("valid_value"),
+                Var("usable"),
+            ),
+        ),
+    )
 
 
 def _final(var: xr.DataArray, last: xr.DataArray) -> xr.DataArray:
@@ -461,51 +459,45 @@ class Selection(Result):
     def cell_dims(self) -> tuple[str, ...]:
         return tuple(str(d) for d in self.data["trial"].dims)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Records: workload, optimizer, [repeat labels], trial, hyperparameters,
-        selection_value, selection_split, test_value, valid_value, metric, split ("test"),
-        value (= test_value), rule, n_trials, n_usable, n_tied (trials sharing the best
-        score; the values are their mean), and the chosen trial's spread over all its
-        completed repeats: test_mean, test_min, test_median, test_max, n_repeats; and
-        test_repeats, the repeats selection_value and test_value come from (the archive's
-        `selection_repeats`, e.g. "seed=42", or "all")."""
-        d = self.data.transpose(*self.cell_dims, "hparam")
-        names = [str(h) for h in d["hparam"].values]
-        out = []
-        for at, cell, record in iter_cells(d, self.cell_dims):
-            w = at["workload"]
-            trial = int(cell["trial"].values)
-            hp = cell["hparams"].values
-            split = (
-                "train"
-                if self.rule is SelectionRule.FINAL_TRAIN_LOSS
-                else str(d["selection_split"].values[w])
-            )
-            record.update(
-                trial=trial if trial >= 0 else None,
-                hyperparameters={
-                    n: float(v) for n, v in zip(names, hp, strict=True) if np.isfinite(v)
-                },
-                selection_value=json_value(float(cell["selection_value"].values)),
-                selection_split=split,
-                test_value=json_value(float(cell["test_value"].values)),
-                valid_value=json_value(float(cell["valid_value"].values)),
-                metric=str(d["metric_name"].values[w]),
-                split="test",
-                value=json_value(float(cell["test_value"].values)),
-                rule=str(self.rule),
-                n_trials=int(cell["n_trials"].values),
-                n_usable=int(cell["n_usable"].values),
-                test_repeats=self.selection_repeats or "all",
-                test_mean=json_value(float(cell["test_mean"].values)),
-                test_min=json_value(float(cell["test_min"].values)),
-                test_median=json_value(float(cell["test_median"].values)),
-                test_max=json_value(float(cell["test_max"].values)),
-                n_repeats=int(cell["n_repeats"].values),
-                n_tied=int(cell["n_tied"].values),
-            )
-            out.append(record)
-        return out
+    # Records: workload, optimizer, [repeat labels], trial, hyperparameters,
+    # selection_value, selection_split, test_value, valid_value, metric, split ("test"),
+    # value (= test_value), rule, n_trials, n_usable, n_tied (trials sharing the best
+    # score; the values are their mean), and the chosen trial's spread over all its
+    # completed repeats: test_mean, test_min, test_median, test_max, n_repeats; and
+    # test_repeats, the repeats selection_value and test_value come from (the archive's
+    # `selection_repeats`, e.g. "seed=42", or "all").
+    JSON = (
+        Records(
+            dims_of="trial",
+            keys=(
+                Labels(),
+                Var("trial", cast=int, missing=-1),
+                ByLabel("hyperparameters", "hparams", "hparam", finite_only=True),
+                Var("selection_value", cast=float),
+                Computed("selection_split", "_selection_split"),
+                Var("test_value", cast=float),
+                Var("valid_value", cast=float),
+                Var("metric", "metric_name", cast=str),
+                Const("split", "test"),
+                Var("value", "test_value", cast=float),
+                Field("rule"),
+                Var("n_trials", cast=int),
+                Var("n_usable", cast=int),
+                Field("test_repeats", "selection_repeats", empty="all"),
+                Var("test_mean", cast=float),
+                Var("test_min", cast=float),
+                Var("test_median", cast=float),
+                Var("test_max", cast=float),
+                Var("n_repeats", cast=int),
+                Var("n_tied", cast=int),
+            ),
+        ),
+    )
+
+    def _selection_split(self, cell: Cell) -> str:
+        if self.rule is SelectionRule.FINAL_TRAIN_LOSS:
+            return "train"
+        return str(cell["selection_split"])
 
 
 def require_usable(scores: TrialScores) -> None:
