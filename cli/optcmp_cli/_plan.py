@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from attrs import frozen
 from rich.table import Table
 
 from optcmp_analysis import (
@@ -40,10 +41,13 @@ from optcmp_cli.render.numbers import num
 from optcmp_data import ConfigError
 
 if TYPE_CHECKING:
+    import numpy as np
+    import xarray as xr
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
     from optcmp_analysis import TrialPlan
+    from optcmp_data import Taxonomy
 
 __all__ = ["needed_text", "plan", "plan_axes", "plan_figure"]
 
@@ -176,80 +180,90 @@ def _fit_legends(fig: Figure) -> None:
     fig.set_layout_engine("constrained", h_pad=0.2, w_pad=0.2)
 
 
+_CompareOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--compare",
+        help="A second archive, the same optimizers under another protocol: plan its "
+        "protocol effects too (matched by optimizer name).",
+    ),
+]
+_ProtocolsOpt = Annotated[
+    list[str] | None,
+    typer.Option("--protocol", help="Give twice: labels of ARCHIVE and of --compare."),
+]
+_BudgetOpt = Annotated[
+    int,
+    typer.Option("--budget", min=1, help="The budget k the verdicts are about (k-trial studies)."),
+]
+_PowerOpt = Annotated[float, typer.Option("--power", help="The power asked for, in (0, 1).")]
+_EffectOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--effect",
+        help="The effect to detect, in the metric's units (default: the margin): "
+        "violated at Δ = +effect, consistent at Δ = margin - effect, a protocol effect "
+        "of that size.",
+    ),
+]
+_PilotEffectOpt = Annotated[
+    bool,
+    typer.Option(
+        "--pilot-effect",
+        help="Plan for the pilot's own differences instead of --effect (how many trials "
+        "would decide each comparison if the optimizers are as the pilot shows them).",
+    ),
+]
+_PlanAlphaOpt = Annotated[float, typer.Option("--alpha", help="Family-wise error rate.")]
+_TaxonomyOpt = Annotated[
+    Path | None,
+    typer.Option("--taxonomy", help="TOML file of inclusion relations (default: the paper's)."),
+]
+_TrialsOpt = Annotated[
+    list[int] | None,
+    typer.Option(
+        "--trials",
+        help="A trial count per optimizer to consider (repeat; default 1.5k, 2k, 3k, "
+        "4k, ... up to 512).",
+    ),
+]
+_KindOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--kind",
+        help="Plan only these comparisons (repeat): inclusion (inclusion pairs), protocol "
+        "(protocol effects, with --compare), pair (every two optimizers of a workload); "
+        "default all.",
+    ),
+]
+_NSimOpt = Annotated[
+    int, typer.Option("--n-sim", min=10, help="Drawn studies per tested trial count.")
+]
+_FigureOpt = Annotated[
+    Path | None,
+    typer.Option("--figure", help="Also draw power against trials to this .png/.svg/.pdf."),
+]
+
+
 @reports_errors
 def plan(
     archive: ArchiveArg,
-    compare: Annotated[
-        Path | None,
-        typer.Option(
-            "--compare",
-            help="A second archive, the same optimizers under another protocol: plan its "
-            "protocol effects too (matched by optimizer name).",
-        ),
-    ] = None,
-    protocols: Annotated[
-        list[str] | None,
-        typer.Option("--protocol", help="Give twice: labels of ARCHIVE and of --compare."),
-    ] = None,
-    budget: Annotated[
-        int,
-        typer.Option(
-            "--budget", min=1, help="The budget k the verdicts are about (k-trial studies)."
-        ),
-    ] = DEFAULT_PLAN_BUDGET,
-    power: Annotated[
-        float, typer.Option("--power", help="The power asked for, in (0, 1).")
-    ] = DEFAULT_POWER,
-    effect: Annotated[
-        float | None,
-        typer.Option(
-            "--effect",
-            help="The effect to detect, in the metric's units (default: the margin): "
-            "violated at Δ = +effect, consistent at Δ = margin - effect, a protocol effect "
-            "of that size.",
-        ),
-    ] = None,
-    pilot_effect: Annotated[
-        bool,
-        typer.Option(
-            "--pilot-effect",
-            help="Plan for the pilot's own differences instead of --effect (how many trials "
-            "would decide each comparison if the optimizers are as the pilot shows them).",
-        ),
-    ] = False,
+    compare: _CompareOpt = None,
+    protocols: _ProtocolsOpt = None,
+    budget: _BudgetOpt = DEFAULT_PLAN_BUDGET,
+    power: _PowerOpt = DEFAULT_POWER,
+    effect: _EffectOpt = None,
+    pilot_effect: _PilotEffectOpt = False,
     margin: MarginOpt = None,
     margins: MarginsOpt = None,
-    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise error rate.")] = 0.05,
+    alpha: _PlanAlphaOpt = 0.05,
     rule: RuleOpt = SelectionRule.FINAL_VALID,
     workload: WorkloadOpt = None,
-    taxonomy: Annotated[
-        Path | None,
-        typer.Option("--taxonomy", help="TOML file of inclusion relations (default: the paper's)."),
-    ] = None,
-    trials: Annotated[
-        list[int] | None,
-        typer.Option(
-            "--trials",
-            help="A trial count per optimizer to consider (repeat; default 1.5k, 2k, 3k, "
-            "4k, ... up to 512).",
-        ),
-    ] = None,
-    kind: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--kind",
-            help="Plan only these comparisons (repeat): inclusion (inclusion pairs), protocol "
-            "(protocol effects, with --compare), pair (every two optimizers of a workload); "
-            "default all.",
-        ),
-    ] = None,
-    n_sim: Annotated[
-        int, typer.Option("--n-sim", min=10, help="Drawn studies per tested trial count.")
-    ] = 100,
-    figure_out: Annotated[
-        Path | None,
-        typer.Option("--figure", help="Also draw power against trials to this .png/.svg/.pdf."),
-    ] = None,
+    taxonomy: _TaxonomyOpt = None,
+    trials: _TrialsOpt = None,
+    kind: _KindOpt = None,
+    n_sim: _NSimOpt = 100,
+    figure_out: _FigureOpt = None,
     json_out: JsonOpt = False,
     seed: SeedOpt = 0,
 ) -> None:
@@ -268,42 +282,14 @@ def plan(
 
     Example: optcmp plan demo/study-choi2019 --compare demo/study-lr-only --figure plan.png
     """
-    import numpy as np
+    from optcmp_analysis import plan_trials
 
-    from optcmp_analysis import plan_trials, restrict
-    from optcmp_data import Taxonomy, open_archive
-
-    if figure_out is not None:
-        from optcmp_cli.render.save import image_format
-
-        image_format(figure_out)
-        check_out_file(figure_out, "--figure")
-    if protocols is not None and len(protocols) != 2:
-        raise ConfigError("--protocol: give it twice (labels of ARCHIVE and of --compare)")
-    kinds = tuple(kind or _KINDS)
-    for k in kinds:
-        if k not in _KINDS:
-            raise ConfigError(f"--kind {k}: choose from {', '.join(_KINDS)}")
-    rng = seeded_rng(seed)
-    first = open_archive(archive)
-    with about_archive(archive):
-        first = restrict(first, workloads=workload or None)
-    second = None
-    if compare is not None:
-        second = open_archive(compare)
-        with about_archive(compare):
-            second = restrict(second, workloads=workload or None)
-    labels = (
-        (protocols[0], protocols[1])
-        if protocols
-        else (archive.name or "first", compare.name if compare is not None else "second")
-    )
-    tax = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
+    pilot = _Pilot.open(archive, compare, protocols, workload, taxonomy, figure_out, kind, seed)
     with about_archive(archive):
         result = plan_trials(
-            first,
-            compare=second,
-            protocols=labels,
+            pilot.first,
+            compare=pilot.second,
+            protocols=pilot.labels,
             budget=budget,
             power=power,
             effect=effect,
@@ -311,12 +297,86 @@ def plan(
             alpha=alpha,
             margin=margin_option(margin, margins),
             rule=rule,
-            taxonomy=tax,
+            taxonomy=pilot.taxonomy,
             trials=trials or None,
             n_sim=n_sim,
-            kinds=kinds,
-            rng=rng,
+            kinds=pilot.kinds,
+            rng=pilot.rng,
         )
+    _show(result, figure_out, json_out, _effect_text(effect, pilot_effect), rule)
+
+
+@frozen
+class _Pilot:
+    """The checked options and opened pilot archives of one `optcmp plan`."""
+
+    first: xr.Dataset
+    second: xr.Dataset | None
+    labels: tuple[str, str]
+    taxonomy: Taxonomy | None
+    kinds: tuple[str, ...]
+    rng: np.random.Generator
+
+    @classmethod
+    def open(
+        cls,
+        archive: Path,
+        compare: Path | None,
+        protocols: list[str] | None,
+        workload: list[str] | None,
+        taxonomy: Path | None,
+        figure_out: Path | None,
+        kind: list[str] | None,
+        seed: int,
+    ) -> _Pilot:
+        """Check the options (ConfigError, before any archive is read), then open and
+        restrict ARCHIVE and --compare and read --taxonomy."""
+        from optcmp_analysis import restrict
+        from optcmp_data import Taxonomy, open_archive
+
+        if figure_out is not None:
+            from optcmp_cli.render.save import image_format
+
+            image_format(figure_out)
+            check_out_file(figure_out, "--figure")
+        if protocols is not None and len(protocols) != 2:
+            raise ConfigError("--protocol: give it twice (labels of ARCHIVE and of --compare)")
+        kinds = tuple(kind or _KINDS)
+        for k in kinds:
+            if k not in _KINDS:
+                raise ConfigError(f"--kind {k}: choose from {', '.join(_KINDS)}")
+        rng = seeded_rng(seed)
+        first = open_archive(archive)
+        with about_archive(archive):
+            first = restrict(first, workloads=workload or None)
+        second = None
+        if compare is not None:
+            second = open_archive(compare)
+            with about_archive(compare):
+                second = restrict(second, workloads=workload or None)
+        labels = (
+            (protocols[0], protocols[1])
+            if protocols
+            else (archive.name or "first", compare.name if compare is not None else "second")
+        )
+        tax = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
+        return cls(first, second, labels, tax, kinds, rng)
+
+
+def _effect_text(effect: float | None, pilot_effect: bool) -> str:
+    """What the plan is for, in the table's title."""
+    if pilot_effect:
+        return "the pilot's own differences"
+    if effect is not None:
+        return f"effect {num(effect, 3)}"
+    return "effect = each workload's margin"
+
+
+def _show(
+    result: TrialPlan, figure_out: Path | None, json_out: bool, effect_text: str, rule: str
+) -> None:
+    """Save the figure (--figure), then print the plan: JSON records, or the table, its
+    notes, the margins, the caveats and the figure's path."""
     records = result.to_json()
     if figure_out is not None:
         from optcmp_cli.render.save import save_figure
@@ -326,13 +386,29 @@ def plan(
         print_json({"plan": records})
         return
     grid = [int(n) for n in result.data["trials"].values]
-    effect_text = (
-        "the pilot's own differences"
-        if pilot_effect
-        else f"effect {num(effect, 3)}"
-        if effect is not None
-        else "effect = each workload's margin"
+    console.print(_table(result, records, grid[-1], effect_text, rule))
+    console.print(
+        f"Δ = E_k(b) - E_k(a) in the metric's units, positive when b (the general optimizer, "
+        f"or the --compare protocol) is worse; {result.n_sim} drawn studies per tested count, "
+        f"{result.n_boot} bootstrap-t resamples per test at level alpha / (comparisons of "
+        f"its family): "
+        f"{_levels_text(result)}. `trials`: the fewest trials per optimizer whose tested power "
+        f"reaches {result.power:g} (> {grid[-1]}: none up to {grid[-1]}); `power`: measured "
+        "there.",
+        highlight=False,
     )
+    console.print(_margins_text(records), highlight=False)
+    for caveat in result.caveats:
+        console.print(f"[yellow]caveat:[/yellow] {term(caveat)}", highlight=False)
+    if figure_out is not None:
+        console.print(f"figure: {term(str(figure_out))}", highlight=False)
+
+
+def _table(
+    result: TrialPlan, records: list[dict[str, Any]], most: int, effect_text: str, rule: str
+) -> Table:
+    """One row per "plan" record: the comparison, its goal, the pilot's and the planned
+    difference, the trials needed (`most`: the largest count considered) and the power."""
     table = Table(
         title=f"Trials per optimizer for power {result.power:g} at k = {result.budget} "
         f"({effect_text}; {term(str(rule))})"
@@ -349,40 +425,31 @@ def plan(
             _GOAL_TEXT[r["goal"]],
             num(r["pilot_difference"], 3),
             num(r["true_difference"], 3),
-            needed_text(r, grid[-1]),
+            needed_text(r, most),
             num(r["power_at_needed"], 2),
         )
-    console.print(table)
-    levels = ", ".join(
-        f"{kind} {num(float(result.data['level'].values[i]), 2)}"
-        for kind, i in (
-            (k, int(np.flatnonzero(result.data["kind"].values == k)[0]))
-            for k in ("inclusion", "protocol", "pair")
-            if (result.data["kind"].values == k).any()
-        )
+    return table
+
+
+def _levels_text(result: TrialPlan) -> str:
+    """ "inclusion 0.0063, pair 0.0033": the level of each test, by kind of comparison."""
+    import numpy as np
+
+    kind = result.data["kind"].values
+    return ", ".join(
+        f"{k} {num(float(result.data['level'].values[int(np.flatnonzero(kind == k)[0])]), 2)}"
+        for k in _KINDS
+        if (kind == k).any()
     )
-    console.print(
-        f"Δ = E_k(b) - E_k(a) in the metric's units, positive when b (the general optimizer, "
-        f"or the --compare protocol) is worse; {result.n_sim} drawn studies per tested count, "
-        f"{result.n_boot} bootstrap-t resamples per test at level alpha / (comparisons of "
-        f"its family): "
-        f"{levels}. `trials`: the fewest trials per optimizer whose tested power reaches "
-        f"{result.power:g} (> {grid[-1]}: none up to {grid[-1]}); `power`: measured there.",
-        highlight=False,
-    )
+
+
+def _margins_text(records: list[dict[str, Any]]) -> str:
+    """ "margins: <rule>: <workload> <margin>, ...; ...": each workload's margin, by rule."""
     by_rule: dict[str, dict[str, str]] = {}
     for r in records:
         if r["record"] == "plan":
             by_rule.setdefault(r["margin_rule"], {})[r["workload"]] = num(r["margin"], 3)
-    console.print(
-        "margins: "
-        + "; ".join(
-            f"{term(rule)}: " + ", ".join(f"{term(w)} {m}" for w, m in ws.items())
-            for rule, ws in by_rule.items()
-        ),
-        highlight=False,
+    return "margins: " + "; ".join(
+        f"{term(rule)}: " + ", ".join(f"{term(w)} {m}" for w, m in ws.items())
+        for rule, ws in by_rule.items()
     )
-    for caveat in result.caveats:
-        console.print(f"[yellow]caveat:[/yellow] {term(caveat)}", highlight=False)
-    if figure_out is not None:
-        console.print(f"figure: {term(str(figure_out))}", highlight=False)

@@ -10,7 +10,7 @@ import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated, Protocol
+from typing import TYPE_CHECKING, Annotated, Protocol
 
 import typer
 from rich.progress import (
@@ -32,6 +32,10 @@ from optcmp_cli._common import (
     require_torch,
 )
 from optcmp_data import ConfigError
+
+if TYPE_CHECKING:
+    from optcmp.runner import Executor, StudyRun
+    from optcmp.study import StudySpec
 
 __all__ = ["run", "trial_progress"]
 
@@ -84,61 +88,70 @@ def trial_progress(label: str) -> Iterator[_Bar]:
         yield _Bar(progress, label)
 
 
+_StudyArg = Annotated[Path, typer.Argument(help="Study file (TOML); see docs/study-file.md.")]
+_OutOpt = Annotated[
+    Path,
+    typer.Option(
+        "--out", help="Study directory for shards; running again into it resumes the study."
+    ),
+]
+_WorkersOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--workers",
+        help="Local worker processes, each running groups (default: one per entry of "
+        "the study's devices, else 1).",
+    ),
+]
+_SchedulerOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--scheduler",
+        help="Address of a Dask distributed scheduler (e.g. tcp://host:8786); its workers "
+        "must see the --out directory.",
+    ),
+]
+_GroupSizeOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--group-size",
+        help="Trials trained together as one batched group (K) \\[default: the study's, or 16].",
+    ),
+]
+_RunJsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print what the run did as JSON (no progress bar).")
+]
+_MemoryLimitOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--memory-limit",
+        metavar="GIB",
+        help="Memory the run may use, in GiB, checked before training against the "
+        "estimated size of the groups running at once and of the archive \\[default: the "
+        "memory available now].",
+    ),
+]
+_GroupTimeoutOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--group-timeout",
+        metavar="SECONDS",
+        help="Stop a group that runs longer than this (its worker process is killed, the "
+        "other groups go on); 0: no limit \\[default: the study's group_timeout, else none].",
+    ),
+]
+
+
 @reports_errors
 def run(
-    study: Annotated[Path, typer.Argument(help="Study file (TOML); see docs/study-file.md.")],
-    out: Annotated[
-        Path,
-        typer.Option(
-            "--out", help="Study directory for shards; running again into it resumes the study."
-        ),
-    ],
-    workers: Annotated[
-        int | None,
-        typer.Option(
-            "--workers",
-            help="Local worker processes, each running groups (default: one per entry of "
-            "the study's devices, else 1).",
-        ),
-    ] = None,
-    scheduler: Annotated[
-        str | None,
-        typer.Option(
-            "--scheduler",
-            help="Address of a Dask distributed scheduler (e.g. tcp://host:8786); its workers "
-            "must see the --out directory.",
-        ),
-    ] = None,
-    group_size: Annotated[
-        int | None,
-        typer.Option(
-            "--group-size",
-            help="Trials trained together as one batched group (K) "
-            "\\[default: the study's, or 16].",
-        ),
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print what the run did as JSON (no progress bar).")
-    ] = False,
-    memory_limit: Annotated[
-        float | None,
-        typer.Option(
-            "--memory-limit",
-            metavar="GIB",
-            help="Memory the run may use, in GiB, checked before training against the "
-            "estimated size of the groups running at once and of the archive \\[default: the "
-            "memory available now].",
-        ),
-    ] = None,
-    group_timeout: Annotated[
-        float | None,
-        typer.Option(
-            "--group-timeout",
-            metavar="SECONDS",
-            help="Stop a group that runs longer than this (its worker process is killed, the "
-            "other groups go on); 0: no limit \\[default: the study's group_timeout, else none].",
-        ),
-    ] = None,
+    study: _StudyArg,
+    out: _OutOpt,
+    workers: _WorkersOpt = None,
+    scheduler: _SchedulerOpt = None,
+    group_size: _GroupSizeOpt = None,
+    json_out: _RunJsonOpt = False,
+    memory_limit: _MemoryLimitOpt = None,
+    group_timeout: _GroupTimeoutOpt = None,
 ) -> None:
     """Run a study: every (workload, optimizer) trains its quasi-random trials in batched
     groups; each finished group is stored as one shard in the --out directory.
@@ -155,29 +168,15 @@ def run(
     if workers is not None and scheduler is not None:
         raise ConfigError("--workers and --scheduler exclude each other: pick one executor")
     require_torch("run")
-    from optcmp.runner import (
-        DaskExecutor,
-        Executor,
-        GroupsFailed,
-        LocalExecutor,
-        StudyInterrupted,
-        run_study,
-    )
+    from optcmp.runner import GroupsFailed, StudyInterrupted, run_study
     from optcmp.study import StudySpec
 
     spec = StudySpec.from_toml(study)
-    # Each Dask worker owns one GPU (`--resources GPU=1`); local workers are placed on
-    # the study's `devices`, one per device unless --workers says otherwise.
-    executor: Executor = (
-        DaskExecutor(scheduler, resources={"GPU": 1} if spec.device != "cpu" else None)
-        if scheduler is not None
-        else LocalExecutor(workers, devices=spec.devices)
-    )
     go = functools.partial(
         run_study,
         spec,
         out,
-        executor=executor,
+        executor=_executor(spec, workers, scheduler),
         group_size=group_size,
         study_file=study,
         memory_limit_gib=memory_limit,
@@ -185,8 +184,7 @@ def run(
     )
     try:
         if json_out:
-            result = go()
-            print_json({"run": result.to_json()})
+            print_json({"run": go().to_json()})
             return
         with trial_progress("trials") as bar:
             result = go(progress=bar)
@@ -201,6 +199,22 @@ def run(
         for line in failed.lines[:-1]:
             fail(line)
         raise fail(failed.lines[-1]) from None
+    _print_done(result)
+
+
+def _executor(spec: StudySpec, workers: int | None, scheduler: str | None) -> Executor:
+    """The executor of --scheduler or --workers. Each Dask worker owns one GPU
+    (`--resources GPU=1`); local workers are placed on the study's `devices`, one per
+    device unless --workers says otherwise."""
+    from optcmp.runner import DaskExecutor, LocalExecutor
+
+    if scheduler is not None:
+        return DaskExecutor(scheduler, resources={"GPU": 1} if spec.device != "cpu" else None)
+    return LocalExecutor(workers, devices=spec.devices)
+
+
+def _print_done(result: StudyRun) -> None:
+    """What a finished run did, and the command to look at its study."""
     console.print(
         f"{result.trials_run} trials run ({result.diverged} diverged) in "
         f"{result.seconds:.1f} s on {result.executor}, groups of {result.group_size}; "
