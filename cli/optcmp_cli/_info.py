@@ -48,6 +48,16 @@ def info(
 
 
 def render_summary(summary: ArchiveSummary) -> None:
+    """Print `summary`: provenance, caveats, then the workloads, cells and hyperparameters."""
+    _print_provenance(summary)
+    _print_workloads(summary)
+    _print_cells(summary)
+    if summary.hparams:
+        _print_hparams(summary)
+
+
+def _print_provenance(summary: ArchiveSummary) -> None:
+    """Path, schema, source, versions, command, dims and caveats, one line each."""
     prov = summary.provenance
     console.print(f"[bold]{term(summary.path)}[/bold]  schema v{term(prov.get('schema_version'))}")
     console.print(
@@ -66,6 +76,9 @@ def render_summary(summary: ArchiveSummary) -> None:
     for caveat in summary.caveats:
         console.print(f"[yellow]caveat:[/yellow] {term(caveat)}")
 
+
+def _print_workloads(summary: ArchiveSummary) -> None:
+    """The workloads table: metric, direction, targets, step budget, selection split."""
     rows = [
         [
             w["workload"],
@@ -89,6 +102,9 @@ def render_summary(summary: ArchiveSummary) -> None:
     ]
     print_fitted(*fit_table("Workloads", columns, rows))
 
+
+def _print_cells(summary: ArchiveSummary) -> None:
+    """The runs of each (workload, optimizer) by status, and a note on global trial ids."""
     rows = [
         [
             c.workload,
@@ -120,35 +136,37 @@ def render_summary(summary: ArchiveSummary) -> None:
             "to one optimizer): missing counts only each optimizer's own trials"
         )
 
-    if summary.hparams:
-        rows = [
-            [
-                h.workload,
-                h.optimizer,
-                h.hparam,
-                _num(h.observed_min),
-                _num(h.observed_max),
-                f"[{_num(h.space_low)}, {_num(h.space_high)}]" if h.scale != "none" else "-",
-                term(h.scale),
-            ]
-            for h in summary.hparams[:_HPARAM_ROWS]
+
+def _print_hparams(summary: ArchiveSummary) -> None:
+    """The first `_HPARAM_ROWS` hyperparameter ranges and spaces, then a count of the rest."""
+    rows = [
+        [
+            h.workload,
+            h.optimizer,
+            h.hparam,
+            _num(h.observed_min),
+            _num(h.observed_max),
+            f"[{_num(h.space_low)}, {_num(h.space_high)}]" if h.scale != "none" else "-",
+            term(h.scale),
         ]
-        columns = [
-            ("workload", LABEL),
-            ("optimizer", LABEL),
-            ("hparam", LABEL),
-            ("obs. min", VALUE),
-            ("obs. max", VALUE),
-            ("space", VALUE),
-            ("scale", VALUE),
-        ]
-        title = "Hyperparameters (observed range and search space)"
-        print_fitted(*fit_table(title, columns, rows, ("obs. min", "obs. max")))
-        left = len(summary.hparams) - len(rows)
-        if left:
-            n_names = len({h.hparam for h in summary.hparams})
-            console.print(
-                f"... and {left} more rows ({n_names} hyperparameters in all); "
-                "optcmp info --json lists every one",
-                markup=False,
-            )
+        for h in summary.hparams[:_HPARAM_ROWS]
+    ]
+    columns = [
+        ("workload", LABEL),
+        ("optimizer", LABEL),
+        ("hparam", LABEL),
+        ("obs. min", VALUE),
+        ("obs. max", VALUE),
+        ("space", VALUE),
+        ("scale", VALUE),
+    ]
+    title = "Hyperparameters (observed range and search space)"
+    print_fitted(*fit_table(title, columns, rows, ("obs. min", "obs. max")))
+    left = len(summary.hparams) - len(rows)
+    if left:
+        n_names = len({h.hparam for h in summary.hparams})
+        console.print(
+            f"... and {left} more rows ({n_names} hyperparameters in all); "
+            "optcmp info --json lists every one",
+            markup=False,
+        )
