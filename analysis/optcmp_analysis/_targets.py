@@ -492,9 +492,12 @@ def _reach(trials: xr.Dataset, target_value: xr.DataArray) -> tuple[xr.DataArray
             mean = _run_mean(reach[var], cell["present_sel"])
             out.append(where(cell["usable"], mean, np.nan))
     dims = ("workload", "optimizer", "trial", "target", "fraction")
+    # Coordinates that differ between workloads (an imported archive's settings, e.g.
+    # DeepOBS's batch_size) are joined along `workload`, as xarray has done by default;
+    # saying so keeps that when its default changes (and silences its warning).
     return (
-        xr.concat(steps, dim="workload").transpose(*dims),
-        xr.concat(times, dim="workload").transpose(*dims),
+        xr.concat(steps, dim="workload", coords="different", compat="equals").transpose(*dims),
+        xr.concat(times, dim="workload", coords="different", compat="equals").transpose(*dims),
     )
 
 
