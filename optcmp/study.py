@@ -24,7 +24,7 @@ from optcmp._plugins import discover, load_study_plugin
 from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
 from optcmp.workloads import WORKLOADS, ArrayConfig, WorkloadSpec, get_workload, register_workload
 from optcmp_data import (
-    FAMILIES,
+    FAMILY_SPECS,
     ArchiveIOError,
     ConfigError,
     ScheduleKind,
@@ -371,7 +371,7 @@ class StudySpec:
         for config in arrays:
             _register_arrays(config, err)
         workloads = _names(data, "workloads", tuple(WORKLOADS), "workload", err)
-        optimizers = _names(data, "optimizers", tuple(FAMILIES), "optimizer", err)
+        optimizers = _names(data, "optimizers", tuple(FAMILY_SPECS), "optimizer", err)
         trials = _int(data, "trials", err, minimum=1)
         if trials is None:
             raise err("trials", "missing; how many trials per workload and optimizer")

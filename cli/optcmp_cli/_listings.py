@@ -104,7 +104,7 @@ def spaces(
     from optcmp import discover_plugins
     from optcmp.spaces import PRESETS, preset
     from optcmp.study import StudySpec
-    from optcmp_data import FAMILIES, get_family
+    from optcmp_data import FAMILY_SPECS, get_family
 
     if study is not None:
         spec = StudySpec.from_toml(study)
@@ -116,8 +116,8 @@ def spaces(
         discover_plugins()
         for name in preset_names or ():
             if name not in PRESETS:
-                preset(name, FAMILIES[0])  # raises, naming the closest preset
-        families = optimizer_names or list(FAMILIES)
+                preset(name, next(iter(FAMILY_SPECS)))  # raises, naming the closest preset
+        families = optimizer_names or list(FAMILY_SPECS)
         # Families without a declared preset (torch.optim plug-ins) have no preset space.
         chosen = [
             preset(p, f)

@@ -49,12 +49,10 @@ if TYPE_CHECKING:
     )
     from optcmp_data._fs import atomic_write, atomic_write_text, check_regular_file, os_error
     from optcmp_data._io import (
-        list_shards,
         merge_archives,
         open_archive,
         stored_cells,
         write_archive,
-        write_shard,
     )
     from optcmp_data._labels import visible
     from optcmp_data._lazy import lazy_getattr
@@ -69,11 +67,9 @@ if TYPE_CHECKING:
         archive_caveats,
         parse_selection_repeats,
         repeat_dims,
-        validate,
     )
     from optcmp_data._summary import ArchiveSummary, summarize
     from optcmp_data._taxonomy import (
-        FAMILIES,
         HparamMap,
         Inclusion,
         LrScaling,
@@ -90,7 +86,6 @@ if TYPE_CHECKING:
 _LAZY: dict[str, str] = {
     "lazy_getattr": "_lazy",
     "CURVE_VARS": "_schema",
-    "FAMILIES": "_taxonomy",
     "FAMILY_SPECS": "_families",
     "PAPER_FAMILIES": "_families",
     "SCHEDULE_SPECS": "_families",
@@ -132,7 +127,6 @@ _LAZY: dict[str, str] = {
     "get_family": "_families",
     "get_schedule": "_families",
     "git_commit": "_provenance",
-    "list_shards": "_io",
     "memory_limit": "_limits",
     "merge_archives": "_io",
     "open_archive": "_io",
@@ -144,15 +138,12 @@ _LAZY: dict[str, str] = {
     "stored_cells": "_io",
     "summarize": "_summary",
     "taxonomy_labels": "_taxonomy",
-    "validate": "_schema",
     "visible": "_labels",
     "write_archive": "_io",
-    "write_shard": "_io",
 }
 
 __all__ = [
     "CURVE_VARS",
-    "FAMILIES",
     "FAMILY_SPECS",
     "PAPER_FAMILIES",
     "SCHEDULE_SPECS",
@@ -195,7 +186,6 @@ __all__ = [
     "get_schedule",
     "git_commit",
     "lazy_getattr",
-    "list_shards",
     "memory_limit",
     "merge_archives",
     "open_archive",
@@ -207,10 +197,8 @@ __all__ = [
     "stored_cells",
     "summarize",
     "taxonomy_labels",
-    "validate",
     "visible",
     "write_archive",
-    "write_shard",
 ]
 
 

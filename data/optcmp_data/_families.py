@@ -6,7 +6,7 @@ analysis read names, defaults and valid ranges from here without importing torch
 
 Families are declared once, with `register_family` (re-exported as
 `optcmp.register_family`): the built-ins at the end of this module (the paper's six,
-AdamW and NAdamW) and plug-ins alike. `FAMILY_SPECS`, `FAMILY_NAMES` and
+AdamW and NAdamW) and plug-ins alike. `FAMILY_SPECS` (every family, by name) and
 `PAPER_FAMILIES` are live views of the registry, so no list of names can go stale.
 
 Hyperparameter names are the project-wide ones: learning_rate, momentum (the gamma of
@@ -34,7 +34,6 @@ import attrs
 from optcmp_data._errors import ConfigError
 
 __all__ = [
-    "FAMILY_NAMES",
     "FAMILY_SPECS",
     "PAPER_FAMILIES",
     "SCHEDULE_SPECS",
@@ -276,8 +275,6 @@ class _Names(Sequence[str]):
         return hash(self._names())
 
 
-#: Names of every registered family (a live view of the registry).
-FAMILY_NAMES: Final[Sequence[str]] = _Names(lambda f: True)
 #: Names of the six families of Choi et al. 2019 (method.md Table 1).
 PAPER_FAMILIES: Final[Sequence[str]] = _Names(lambda f: f.paper)
 

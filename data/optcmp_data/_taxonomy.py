@@ -19,14 +19,12 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from optcmp_data._errors import ArchiveIOError, ConfigError
-from optcmp_data._families import FAMILY_NAMES
 from optcmp_data._fs import check_regular_file
 
 if TYPE_CHECKING:
     import xarray as xr
 
 __all__ = [
-    "FAMILIES",
     "HparamMap",
     "Inclusion",
     "LrScaling",
@@ -35,9 +33,6 @@ __all__ = [
     "register_relation",
     "taxonomy_labels",
 ]
-
-# Every registered family by name (a live view of the registry in `_families`).
-FAMILIES = FAMILY_NAMES
 
 
 class LrScaling(enum.StrEnum):

@@ -24,7 +24,8 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from optcmp_cli.app import app
-from optcmp_data import write_archive, write_shard
+from optcmp_data import write_archive
+from optcmp_data._io import write_shard
 from optcmp_data.importers import export_table
 from optcmp_data.testing import synthetic_archive
 from tests.cli.helpers import one_line_error

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from optcmp_cli.app import app
-from optcmp_data import write_archive, write_shard
+from optcmp_data import write_archive
+from optcmp_data._io import write_shard
 from optcmp_data.testing import synthetic_archive
 
 runner = CliRunner()

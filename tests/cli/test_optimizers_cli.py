@@ -10,7 +10,7 @@ from pathlib import Path
 from typer.testing import CliRunner
 
 from optcmp_cli.app import app
-from optcmp_data import FAMILIES, FAMILY_SPECS, ScheduleKind, default_taxonomy
+from optcmp_data import FAMILY_SPECS, ScheduleKind, default_taxonomy
 
 runner = CliRunner()
 
@@ -25,7 +25,7 @@ def test_json_lists_families_schedules_and_inclusions() -> None:
     result = runner.invoke(app, ["optimizers", "--json"])
     assert result.exit_code == 0, result.output
     payload = json.loads(result.stdout)
-    assert [f["name"] for f in payload["families"]] == list(FAMILIES)
+    assert [f["name"] for f in payload["families"]] == list(FAMILY_SPECS)
     for fam in payload["families"]:
         spec = FAMILY_SPECS[fam["name"]]
         assert fam["update_rule"] == spec.update_rule

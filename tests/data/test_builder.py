@@ -18,9 +18,9 @@ from optcmp_data import (
     TrialRecord,
     WorkloadInfo,
     git_commit,
-    list_shards,
     open_archive,
 )
+from optcmp_data._io import list_shards
 
 
 def _builder() -> ArchiveBuilder:

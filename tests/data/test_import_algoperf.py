@@ -12,7 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optcmp_data import DataFormatError, validate
+from optcmp_data import DataFormatError
+from optcmp_data._schema import validate
 from optcmp_data.importers import Ruleset, import_algoperf
 from tests.data.archive_trees import ALGOPERF_TARGETS, SHARED_ARCHIVES, write_algoperf
 

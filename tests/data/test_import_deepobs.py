@@ -11,7 +11,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from optcmp_data import DataFormatError, validate, write_archive
+from optcmp_data import DataFormatError, write_archive
+from optcmp_data._schema import validate
 from optcmp_data.importers import import_deepobs
 from tests.data.archive_trees import SHARED_ARCHIVES, write_deepobs
 

@@ -22,7 +22,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from optcmp_data import ConfigError, DataFormatError, open_archive, validate
+from optcmp_data import ConfigError, DataFormatError, open_archive
+from optcmp_data._schema import validate
 from optcmp_data.importers import import_mlflow
 
 with warnings.catch_warnings():

@@ -20,13 +20,12 @@ from optcmp_data import (
     ArchiveIOError,
     MergeError,
     SchemaError,
-    list_shards,
     merge_archives,
     open_archive,
     stored_cells,
     write_archive,
-    write_shard,
 )
+from optcmp_data._io import list_shards, write_shard
 from optcmp_data.testing import synthetic_archive
 
 archives = st.builds(
@@ -166,7 +165,7 @@ def test_failed_write_keeps_previous_file(tmp_path: Path, monkeypatch: pytest.Mo
 _WRITER = textwrap.dedent(
     """
     import sys
-    from optcmp_data import write_shard
+    from optcmp_data._io import write_shard
     from optcmp_data.testing import synthetic_archive
 
     ds = synthetic_archive(n_trials=40, n_evals=3000, workloads=2)

@@ -10,7 +10,8 @@ import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optcmp_data import SchemaError, parse_selection_repeats, validate
+from optcmp_data import SchemaError, parse_selection_repeats
+from optcmp_data._schema import validate
 from optcmp_data.testing import synthetic_archive
 
 

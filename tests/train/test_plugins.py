@@ -23,7 +23,8 @@ from optcmp.runner import GroupTrials, data_order, train_group
 from optcmp.spaces import SearchSpace
 from optcmp.workloads import get_workload
 from optcmp_cli.app import app
-from optcmp_data import ConfigError, archive_plugins, list_shards, open_archive
+from optcmp_data import ConfigError, archive_plugins, open_archive
+from optcmp_data._io import list_shards
 
 runner = CliRunner()
 

@@ -10,7 +10,8 @@ import pytest
 
 from optcmp.runner import DaskExecutor, GroupsFailed, LocalExecutor, run_study
 from optcmp.study import StudySpec
-from optcmp_data import ConfigError, list_shards, open_archive
+from optcmp_data import ConfigError, open_archive
+from optcmp_data._io import list_shards
 from tests.train.archives import same_study
 
 distributed = pytest.importorskip("distributed")

@@ -25,8 +25,9 @@ from typer.testing import CliRunner
 from optcmp.runner import run_study
 from optcmp.study import StudySpec
 from optcmp_cli.app import app
-from optcmp_data import ConfigError, list_shards, open_archive
+from optcmp_data import ConfigError, open_archive
 from optcmp_data._fs import LOW_SPACE_BYTES
+from optcmp_data._io import list_shards
 from tests.cli.helpers import NON_UTF8, one_line_error
 from tests.train.archives import same_study
 

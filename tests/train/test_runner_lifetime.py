@@ -20,7 +20,8 @@ from optcmp.runner._group import FailureKind, GroupFailure, run_group
 from optcmp.runner._lifetime import LOCK_FILE, check_lock, claim_lock
 from optcmp.runner._pool import WorkerPool
 from optcmp.study import StudySpec
-from optcmp_data import ArchiveIOError, list_shards, open_archive
+from optcmp_data import ArchiveIOError, open_archive
+from optcmp_data._io import list_shards
 from tests.train.archives import same_study
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -19,7 +19,8 @@ from optcmp.runner import GroupSummary, LocalExecutor, comparable, run_study
 from optcmp.runner._group import TIME_CAVEAT
 from optcmp.runner._study import plan_groups
 from optcmp.study import StudySpec
-from optcmp_data import ArchiveIOError, ConfigError, Status, list_shards, open_archive
+from optcmp_data import ArchiveIOError, ConfigError, Status, open_archive
+from optcmp_data._io import list_shards
 from tests.train.archives import same_study
 
 TINY = """

@@ -25,7 +25,7 @@ from optcmp.runner import (
 from optcmp.runner._device import resolve_device
 from optcmp.spaces import SearchSpace, preset
 from optcmp.workloads import WORKLOADS, Workload, get_workload
-from optcmp_data import CURVE_VARS, FAMILIES, ConfigError, Status
+from optcmp_data import CURVE_VARS, FAMILY_SPECS, ConfigError, Status
 from tests.train.groups import CPU, train_on_cpu
 
 
@@ -62,7 +62,7 @@ def _trials(optimizer: str, k: int) -> list[dict[str, float]]:
     return trials
 
 
-@pytest.mark.parametrize("optimizer", FAMILIES)
+@pytest.mark.parametrize("optimizer", list(FAMILY_SPECS))
 def test_batched_group_equals_trials_one_at_a_time(optimizer: str) -> None:
     workload = get_workload("digits_mlp")
     k = 4

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Final
 
 import attrs
 
-from optcmp_data import FAMILIES
+from optcmp_data import FAMILY_SPECS
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -82,9 +82,10 @@ def optimizer_styles(
     colours = palette()
     slot: dict[str, int] = {}
     taken: set[int] = set()
+    names = list(FAMILY_SPECS)
     for o, f in zip(optimizers, families, strict=True):
-        if f in FAMILIES and FAMILIES.index(f) not in taken:
-            slot[o] = FAMILIES.index(f)
+        if f in names and names.index(f) not in taken:
+            slot[o] = names.index(f)
             taken.add(slot[o])
     for o in optimizers:
         if o not in slot:

@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from optcmp_data._errors import DataFormatError
-from optcmp_data._taxonomy import FAMILIES
+from optcmp_data._families import FAMILY_SPECS
 from optcmp_data.importers._columns import check_unique, table_header
 
 __all__ = ["infer_mapping"]
@@ -369,7 +369,7 @@ def _label_tables(frame: pd.DataFrame, by_role: dict[str, str]) -> list[str]:
             )
             out.append(f'{_toml_str(s)} = "{guess}"')
     labels = frame[by_role["optimizer"]].dropna().unique() if "optimizer" in by_role else []
-    families = sorted({str(v) for v in labels if str(v).lower() in FAMILIES})
+    families = sorted({str(v) for v in labels if str(v).lower() in FAMILY_SPECS})
     if families:
         out += ["", "[families]   # optional: optimizer families for the taxonomy"]
         out += [f"{_toml_str(f)} = {_toml_str(f.lower())}" for f in families]
