@@ -21,7 +21,6 @@ from optcmp_data import lazy_getattr
 if TYPE_CHECKING:
     from optcmp_analysis._aggregate import (
         AGGREGATE_STATISTICS,
-        MIN_INTERVAL_WORKLOADS,
         AggregateScores,
         ReferenceScores,
         aggregate_scores,
@@ -38,7 +37,6 @@ if TYPE_CHECKING:
         ConditionKind,
         DeepobsMode,
         DivergedMode,
-        Edge,
         Match,
         Measure,
         Normalisation,
@@ -51,13 +49,12 @@ if TYPE_CHECKING:
     from optcmp_analysis._estimator import default_budget, min_test_trials
     from optcmp_analysis._inclusion import InclusionResult, Verdict, inclusion_consistency
     from optcmp_analysis._peer import AlgoperfScore, DeepobsReport, algoperf_score, deepobs_report
-    from optcmp_analysis._plan import Goal, TrialPlan, default_trial_grid, plan_trials
+    from optcmp_analysis._plan import TrialPlan, default_trial_grid, plan_trials
     from optcmp_analysis._profiles import PerformanceProfiles, performance_profiles
     from optcmp_analysis._protocol import ProtocolComparison, protocol_sensitivity
     from optcmp_analysis._rank import P_BEST_CAVEAT, Rankings, rank_optimizers
     from optcmp_analysis._records import Result, restrict
     from optcmp_analysis._registry import (
-        ANALYSES,
         Analysis,
         OptionKind,
         OptionSpec,
@@ -67,7 +64,7 @@ if TYPE_CHECKING:
         register,
     )
     from optcmp_analysis._selection import Selection, TrialScores, select_best, trial_scores
-    from optcmp_analysis._targets import TargetStudy, steps_to_target, target_study
+    from optcmp_analysis._targets import TargetStudy, target_study
 
 # Public name -> the module of this package that defines it, imported on first use
 # (PEP 562): importing the package costs nothing, each name loads only its own module.
@@ -75,14 +72,12 @@ if TYPE_CHECKING:
 # in __all__ (tests/test_public_api.py checks that the three agree).
 _LAZY: dict[str, str] = {
     "AGGREGATE_STATISTICS": "_aggregate",
-    "ANALYSES": "_registry",
     "BUDGET_RULE": "_enums",
     "DEFAULT_N_BOOT": "_enums",
     "DEFAULT_PLAN_BUDGET": "_enums",
     "DEFAULT_POWER": "_enums",
     "DEFAULT_TEST_N_BOOT": "_enums",
     "MARGIN_RULE": "_enums",
-    "MIN_INTERVAL_WORKLOADS": "_aggregate",
     "P_BEST_CAVEAT": "_rank",
     "AggregateScores": "_aggregate",
     "AlgoperfScore": "_peer",
@@ -94,8 +89,6 @@ _LAZY: dict[str, str] = {
     "DeepobsMode": "_enums",
     "DeepobsReport": "_peer",
     "DivergedMode": "_enums",
-    "Edge": "_enums",
-    "Goal": "_plan",
     "InclusionResult": "_inclusion",
     "Match": "_enums",
     "Measure": "_enums",
@@ -136,21 +129,18 @@ _LAZY: dict[str, str] = {
     "register": "_registry",
     "restrict": "_records",
     "select_best": "_selection",
-    "steps_to_target": "_targets",
     "target_study": "_targets",
     "trial_scores": "_selection",
 }
 
 __all__ = [
     "AGGREGATE_STATISTICS",
-    "ANALYSES",
     "BUDGET_RULE",
     "DEFAULT_N_BOOT",
     "DEFAULT_PLAN_BUDGET",
     "DEFAULT_POWER",
     "DEFAULT_TEST_N_BOOT",
     "MARGIN_RULE",
-    "MIN_INTERVAL_WORKLOADS",
     "P_BEST_CAVEAT",
     "AggregateScores",
     "AlgoperfScore",
@@ -162,8 +152,6 @@ __all__ = [
     "DeepobsMode",
     "DeepobsReport",
     "DivergedMode",
-    "Edge",
-    "Goal",
     "InclusionResult",
     "Match",
     "Measure",
@@ -204,7 +192,6 @@ __all__ = [
     "register",
     "restrict",
     "select_best",
-    "steps_to_target",
     "target_study",
     "trial_scores",
 ]

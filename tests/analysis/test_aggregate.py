@@ -16,7 +16,6 @@ from hypothesis import strategies as st
 
 from optcmp_analysis import (
     AGGREGATE_STATISTICS,
-    MIN_INTERVAL_WORKLOADS,
     AnalysisError,
     Normalisation,
     ReferenceScores,
@@ -26,6 +25,7 @@ from optcmp_analysis import (
     select_best,
 )
 from optcmp_analysis._aggregate import (
+    MIN_INTERVAL_WORKLOADS,
     interquartile_mean,
     mixture_statistics,
     optimality_gap,

@@ -10,8 +10,9 @@ import xarray as xr
 from hypothesis import given
 from hypothesis import strategies as st
 
-from optcmp_analysis import AnalysisError, Edge, boundary_check
+from optcmp_analysis import AnalysisError, boundary_check
 from optcmp_analysis._boundary import scaled_position
+from optcmp_analysis._enums import Edge
 from optcmp_data import (
     ArchiveBuilder,
     Curves,

@@ -11,9 +11,9 @@ import pytest
 import xarray as xr
 from scipy import integrate, stats
 
-from optcmp_analysis import AnalysisError, Goal, default_trial_grid, plan_trials
+from optcmp_analysis import AnalysisError, default_trial_grid, plan_trials
 from optcmp_analysis._estimator import PairTests, pair_tests
-from optcmp_analysis._plan import replacement_weights
+from optcmp_analysis._plan import Goal, replacement_weights
 from optcmp_data.testing import synthetic_archive
 
 GOALS = (str(Goal.VIOLATED), str(Goal.CONSISTENT))

@@ -10,8 +10,8 @@ import xarray as xr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from optcmp_analysis import AnalysisError, ConditionKind, steps_to_target, target_study
-from optcmp_analysis._targets import first_reach, holm
+from optcmp_analysis import AnalysisError, ConditionKind, target_study
+from optcmp_analysis._targets import first_reach, holm, steps_to_target
 from optcmp_data.testing import synthetic_archive
 
 
