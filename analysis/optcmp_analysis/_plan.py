@@ -523,32 +523,17 @@ def plan_trials(
     """
     _check_options(power, alpha, budget, effect, n_sim, n_sd)
     rule = SelectionRule(rule)
-    grid = tuple(sorted(set(int(n) for n in trials))) if trials else default_trial_grid(budget)
-    if not grid or grid[0] <= budget:
-        raise AnalysisError(
-            f"trials: every trial count must exceed the budget {budget} (got {list(grid)})"
-        )
+    grid = _trial_grid(trials, budget)
     scores = trial_scores(archive, rule=rule).data
     # The margins the analyses use: given, or the per-workload default rule.
     margins, margin_rules = resolve_margins(
         scores["test_value"], scores["usable"], margin, sign=orientation(scores["direction"])
     )
     cells, caveats = _plan_cells(archive, compare, rule, taxonomy, kinds, protocols)
-    # The families of the analyses: inclusion tests, protocol effects, and the optimizer
-    # pairs of each protocol (Holm runs within each).
-    family: dict[tuple[str, str], int] = {}
-    for c in cells:
-        family[(c.kind, c.protocol)] = family.get((c.kind, c.protocol), 0) + 1
+    family = _family_sizes(cells)
     if n_boot is None:
-        smallest = alpha / max(family.values())
-        n_boot = max(200, math.ceil(5 / smallest))
-    small = [c for c in cells if min(len(c.score_a), len(c.score_b)) < budget]
-    if small:
-        caveats.append(
-            f"{len(small)} comparison(s) have a pilot of fewer than k = {budget} trials per "
-            "optimizer: their trial distributions are poorly known, so treat their plans as "
-            "rough"
-        )
+        n_boot = max(200, math.ceil(5 / (alpha / max(family.values()))))
+    caveats += _small_pilot_caveats(cells, budget)
     root = root_seed(rng)
     if only is not None:
         wanted = set(only)
@@ -557,21 +542,10 @@ def plan_trials(
         cells, margins, budget=budget, effect=effect, pilot_effect=pilot_effect, alpha=alpha
     )
     levels = np.array([alpha / family[(r.cell.kind, r.cell.protocol)] for r in rows])
-    powers = _powers(
-        rows,
-        grid,
-        levels,
-        root=root,
-        budget=budget,
-        power=power,
-        n_sim=n_sim,
-        n_sd=n_sd,
-        n_boot=n_boot,
-        test_all=test_all,
-    )
-    data = _plan_data(rows, grid, levels, powers, margin_rules)
+    search = _Search(budget, power, n_sim, n_sd, n_boot, test_all)
+    powers = _powers(rows, grid, levels, root=root, search=search)
     return TrialPlan(
-        data=data,
+        data=_plan_data(rows, grid, levels, powers, margin_rules),
         budget=budget,
         power=power,
         alpha=alpha,
@@ -583,6 +557,39 @@ def plan_trials(
         protocols=protocols if compare is not None else None,
         caveats=tuple(dict.fromkeys(caveats)),
     )
+
+
+def _trial_grid(trials: Sequence[int] | None, budget: int) -> tuple[int, ...]:
+    """The trial counts considered: `trials` sorted and deduplicated, else the default
+    grid; AnalysisError unless each exceeds the budget."""
+    grid = tuple(sorted(set(int(n) for n in trials))) if trials else default_trial_grid(budget)
+    if not grid or grid[0] <= budget:
+        raise AnalysisError(
+            f"trials: every trial count must exceed the budget {budget} (got {list(grid)})"
+        )
+    return grid
+
+
+def _family_sizes(cells: Sequence[_Cell]) -> dict[tuple[str, str], int]:
+    """The number of comparisons in each family of the analyses, by (kind, protocol):
+    inclusion tests, protocol effects, and the optimizer pairs of each protocol (Holm runs
+    within each)."""
+    family: dict[tuple[str, str], int] = {}
+    for c in cells:
+        family[(c.kind, c.protocol)] = family.get((c.kind, c.protocol), 0) + 1
+    return family
+
+
+def _small_pilot_caveats(cells: Sequence[_Cell], budget: int) -> list[str]:
+    """A caveat when some comparison's pilot has fewer than `budget` trials per optimizer."""
+    small = [c for c in cells if min(len(c.score_a), len(c.score_b)) < budget]
+    if not small:
+        return []
+    return [
+        f"{len(small)} comparison(s) have a pilot of fewer than k = {budget} trials per "
+        "optimizer: their trial distributions are poorly known, so treat their plans as "
+        "rough"
+    ]
 
 
 def _check_options(
@@ -656,18 +663,22 @@ def _plan_rows(
     return rows
 
 
+@attrs.frozen
+class _Search:
+    """How each row's power is measured: at budget k = `budget`, the goal `power`, `n_sd`
+    drawn studies per grid point for the approximation's standard deviation, `n_sim` per
+    tested point and `n_boot` resamples per test; `test_all`: test every grid point."""
+
+    budget: int
+    power: float
+    n_sim: int
+    n_sd: int
+    n_boot: int
+    test_all: bool
+
+
 def _powers(
-    rows: Sequence[_Row],
-    grid: tuple[int, ...],
-    levels: np.ndarray,
-    *,
-    root: int,
-    budget: int,
-    power: float,
-    n_sim: int,
-    n_sd: int,
-    n_boot: int,
-    test_all: bool,
+    rows: Sequence[_Row], grid: tuple[int, ...], levels: np.ndarray, *, root: int, search: _Search
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Per (row, trial count): the normal-approximation power, the standard deviation of
     the estimated difference and the simulated test's power (NaN where not run); per row
@@ -686,35 +697,67 @@ def _powers(
             row.cell.b,
             row.goal,
         )
-        for gi, n in enumerate(grid):
-            g = _stream(root, *labels, "sd", n)
-            sa, va, sb, vb = row.draw(n, n_sd, g)
-            diffs = _estimates(sb, vb, budget) - _estimates(sa, va, budget)
-            diffs = diffs[np.isfinite(diffs)]  # drawn studies with a result in both groups
-            sd[ri, gi] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
-            approx[ri, gi] = _approx_power(
-                row.goal, row.true_difference, row.margin, sd[ri, gi], levels[ri]
-            )
-        if test_all:
-            for gi, n in enumerate(grid):
-                tested[ri, gi] = _test_power(
-                    row, n, n_sim, float(levels[ri]), n_boot, _stream(root, *labels, "test", n)
-                )
-            reached = np.flatnonzero(tested[ri] >= power)
-            needed[ri] = int(grid[reached[0]]) if reached.size else -1
-            continue
-        needed[ri] = _search(
-            row,
-            grid,
-            approx[ri],
-            tested[ri],
-            power=power,
-            level=float(levels[ri]),
-            n_sim=n_sim,
-            n_boot=n_boot,
-            stream=lambda n, labels=labels: _stream(root, *labels, "test", n),  # type: ignore[misc]
+        _approximate(row, grid, levels[ri], root, labels, search, sd=sd[ri], approx=approx[ri])
+        needed[ri] = _tested(
+            row, grid, float(levels[ri]), root, labels, search, approx=approx[ri], tested=tested[ri]
         )
     return approx, sd, tested, needed
+
+
+def _approximate(
+    row: _Row,
+    grid: tuple[int, ...],
+    level: float,
+    root: int,
+    labels: tuple[Any, ...],
+    search: _Search,
+    *,
+    sd: np.ndarray,
+    approx: np.ndarray,
+) -> None:
+    """Fill `sd` and `approx` (one row's, per trial count): the standard deviation of the
+    estimated difference over drawn studies, and the normal approximation's power."""
+    for gi, n in enumerate(grid):
+        g = _stream(root, *labels, "sd", n)
+        sa, va, sb, vb = row.draw(n, search.n_sd, g)
+        diffs = _estimates(sb, vb, search.budget) - _estimates(sa, va, search.budget)
+        diffs = diffs[np.isfinite(diffs)]  # drawn studies with a result in both groups
+        sd[gi] = float(np.std(diffs, ddof=1)) if len(diffs) > 1 else math.nan
+        approx[gi] = _approx_power(row.goal, row.true_difference, row.margin, sd[gi], level)
+
+
+def _tested(
+    row: _Row,
+    grid: tuple[int, ...],
+    level: float,
+    root: int,
+    labels: tuple[Any, ...],
+    search: _Search,
+    *,
+    approx: np.ndarray,
+    tested: np.ndarray,
+) -> int:
+    """Run the test on drawn studies (at every trial count with `test_all`, else where
+    `_search` needs it), filling one row's `tested`; the smallest trial count whose
+    tested power reaches the goal (-1: none)."""
+    if search.test_all:
+        for gi, n in enumerate(grid):
+            tested[gi] = _test_power(
+                row, n, search.n_sim, level, search.n_boot, _stream(root, *labels, "test", n)
+            )
+        reached = np.flatnonzero(tested >= search.power)
+        return int(grid[reached[0]]) if reached.size else -1
+    return _search(
+        row,
+        grid,
+        approx,
+        tested,
+        power=search.power,
+        level=level,
+        n_sim=search.n_sim,
+        n_boot=search.n_boot,
+        stream=lambda n: _stream(root, *labels, "test", n),
+    )
 
 
 def _plan_data(
