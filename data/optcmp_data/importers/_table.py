@@ -1231,15 +1231,77 @@ def _import_columns(
     """The archive from a table's columns, in phases: row keys (labels, trials, steps,
     repeats) -> the row's cell; checks that mark bad runs; per-run status, seed and
     hyperparameters; the curves scattered in place; the facts; the archive."""
-    n = cols.n_rows
-    if n == 0:
+    if cols.n_rows == 0:
         raise DataFormatError(f"{path}: no rows")
     caveats: list[str] = []
-    col = layout.col
+    runs, step, no_step, eval_ix, present = _row_keys(
+        cols, path=path, facts=facts, mapped=mapped, layout=layout, caveats=caveats
+    )
+    fields = _run_fields(
+        cols, runs, present, path=path, mapped=mapped, layout=layout, skip_bad=skip_bad
+    )
+
+    # Fill the curves: one flat index per row, then each column scattered in chunks.
+    flat = runs.cell  # the cell index becomes the flat curve index, in place
+    assert flat is not None
+    runs.cell = None
+    row_ok = fields.good[flat] & ~no_step
+    n_eval = int(eval_ix[row_ok].max()) + 1 if row_ok.any() else 0
+    flat *= n_eval
+    flat += eval_ix
+    flat[~row_ok] = -1
+    del eval_ix, row_ok, no_step
+    release_memory()
+    step_arr = np.full(runs.n_cells * n_eval, -1, dtype=np.int64)
+    ok = flat >= 0
+    step_arr[flat[ok]] = step[ok]
+    del step, ok
+    curves = _scatter_curves(cols, flat, layout.col, (*runs.shape, n_eval))
+    del flat
+
+    ds = _assemble(
+        runs,
+        fields,
+        curves,
+        step_arr.reshape((*runs.shape, n_eval)),
+        path=path,
+        side=side,
+        facts=facts,
+        mapped=mapped,
+        command=command,
+        caveats=caveats,
+    )
+    del curves, step_arr
+    if fields.bad.any():
+        ds = _drop_skipped(ds, fields.good.reshape(runs.shape), tuple(runs.repeats))
+    if facts is not None:
+        ds = _restore(ds, facts, side)
+    else:
+        ds.attrs["importer"] = "table"
+    return ImportResult(dataset=ds, warnings=tuple(fields.warnings), files_read=1)
+
+
+def _row_keys(
+    cols: TableColumns,
+    *,
+    path: Path,
+    facts: Mapping[str, Any] | None,
+    mapped: TableMapping,
+    layout: _TableLayout,
+    caveats: list[str],
+) -> tuple[
+    _Runs,
+    npt.NDArray[np.int64],
+    npt.NDArray[np.bool_],
+    npt.NDArray[np.int64],
+    npt.NDArray[np.bool_],
+]:
+    """The row keys: the runs (each row's cell in `runs.cell`), each row's step (the step
+    column's, checked, else from the budget) and where it is empty, each row's evaluation
+    index, and which cells have rows."""
     runs, step, no_step = _row_cells(cols, path=path, mapped=mapped, layout=layout, caveats=caveats)
-    cell = runs.cell
-    assert cell is not None
-    rows_per_cell = np.bincount(cell, minlength=runs.n_cells)
+    assert runs.cell is not None
+    rows_per_cell = np.bincount(runs.cell, minlength=runs.n_cells)
     if step is not None:
         _check_steps(runs, step, no_step, rows_per_cell)
     else:
@@ -1253,8 +1315,37 @@ def _import_columns(
         else ""
     )
     eval_ix = _eval_index(runs, step, hint)
-    present = rows_per_cell > 0
-    cell_status = _run_status(cols, runs, present, mapped=mapped, column=col["status"])
+    return runs, step, no_step, eval_ix, rows_per_cell > 0
+
+
+@attrs.frozen
+class _RunFields:
+    """Per cell (flat, in `_Runs.shape` order): the status index (in Status), the seed,
+    the bad and the good (present and not bad) cells, and the warnings of bad runs; per
+    run without the repeats, the hyperparameters (columns `hp_names`)."""
+
+    status: npt.NDArray[np.int8]
+    seed: npt.NDArray[np.int64]
+    hparams: FloatArray
+    hp_names: list[str]
+    bad: npt.NDArray[np.bool_]
+    good: npt.NDArray[np.bool_]
+    warnings: list[str]
+
+
+def _run_fields(
+    cols: TableColumns,
+    runs: _Runs,
+    present: npt.NDArray[np.bool_],
+    *,
+    path: Path,
+    mapped: TableMapping,
+    layout: _TableLayout,
+    skip_bad: bool,
+) -> _RunFields:
+    """Each run's status, seed and hyperparameters; a skipped (bad) run is marked missing,
+    its seed -1 and its hyperparameters NaN. DataFormatError when no run is left."""
+    cell_status = _run_status(cols, runs, present, mapped=mapped, column=layout.col["status"])
     cell_seed, hparams, hp_names = _run_values(cols, runs, present, layout)
     bad_cells, warnings = runs.bad_cells(skip_bad=skip_bad)
     good_cells = present & ~bad_cells
@@ -1263,36 +1354,35 @@ def _import_columns(
     cell_status[~good_cells] = _STATUS_IX[Status.MISSING.value]
     cell_seed[~good_cells] = -1
     hparams[~good_cells.reshape(-1, runs.n_rep).any(axis=1)] = np.nan
+    return _RunFields(cell_status, cell_seed, hparams, hp_names, bad_cells, good_cells, warnings)
 
-    # Fill the curves: one flat index per row, then each column scattered in chunks.
-    row_ok = good_cells[cell] & ~no_step
-    n_eval = int(eval_ix[row_ok].max()) + 1 if row_ok.any() else 0
-    runs.cell = None
-    flat = cell  # the cell index becomes the flat curve index, in place
-    del cell
-    flat *= n_eval
-    flat += eval_ix
-    flat[~row_ok] = -1
-    del eval_ix, row_ok, no_step, rows_per_cell
-    release_memory()
-    step_arr = np.full(runs.n_cells * n_eval, -1, dtype=np.int64)
-    ok = flat >= 0
-    step_arr[flat[ok]] = step[ok]
-    del step, ok
-    curves = _scatter_curves(cols, flat, col, (*runs.shape, n_eval))
-    del flat
 
+def _assemble(
+    runs: _Runs,
+    fields: _RunFields,
+    curves: Mapping[str, FloatArray],
+    step: npt.NDArray[np.int64],
+    *,
+    path: Path,
+    side: Path,
+    facts: Mapping[str, Any] | None,
+    mapped: TableMapping,
+    command: str | None,
+    caveats: list[str],
+) -> xr.Dataset:
+    """The archive of the runs: their facts (the sidecar's, else the mapping's), the kept
+    hyperparameters, the curves and `step` (shaped as the runs with an eval axis)."""
     workload_infos, families, spaces, taxonomy = _table_facts(
-        facts, mapped, side, runs.workloads, runs.optimizers, hp_names
+        facts, mapped, side, runs.workloads, runs.optimizers, fields.hp_names
     )
     hp_arr, hp_names = _kept_hparams(
-        hparams.reshape((*runs.shape[:3], len(hp_names))), hp_names, spaces
+        fields.hparams.reshape((*runs.shape[:3], len(fields.hp_names))), fields.hp_names, spaces
     )
     source = f"table {path}" + (
         f" (exported from: {facts['attrs'].get('source', '')})" if facts else ""
     )
     status_labels = np.array([s.value for s in Status])
-    ds = assemble_archive(
+    return assemble_archive(
         workloads=workload_infos,
         optimizers=list(runs.optimizers),
         families=families,
@@ -1300,23 +1390,15 @@ def _import_columns(
         repeats=runs.repeats,
         hparam_names=hp_names,
         curves=curves,
-        step=step_arr.reshape((*runs.shape, n_eval)),
-        status=status_labels[cell_status].reshape(runs.shape),
-        seed=cell_seed.reshape(runs.shape),
+        step=step,
+        status=status_labels[fields.status].reshape(runs.shape),
+        seed=fields.seed.reshape(runs.shape),
         hparams=hp_arr,
         spaces=spaces,
         taxonomy=taxonomy,
         attrs=provenance_attrs(source=source, command=command),
         caveats=caveats,
     )
-    del curves, step_arr
-    if bad_cells.any():
-        ds = _drop_skipped(ds, good_cells.reshape(runs.shape), tuple(runs.repeats))
-    if facts is not None:
-        ds = _restore(ds, facts, side)
-    else:
-        ds.attrs["importer"] = "table"
-    return ImportResult(dataset=ds, warnings=tuple(warnings), files_read=1)
 
 
 def _restore(ds: xr.Dataset, facts: Mapping[str, Any], side: Path) -> xr.Dataset:
