@@ -24,6 +24,13 @@ PACKAGES = ("optcmp", "optcmp_data", "optcmp_analysis", "optcmp_cli")
 LAZY_ROOTS = {
     "optcmp_data": ROOT / "data" / "optcmp_data" / "__init__.py",
     "optcmp_analysis": ROOT / "analysis" / "optcmp_analysis" / "__init__.py",
+    "optcmp_data.importers": ROOT / "data" / "optcmp_data" / "importers" / "__init__.py",
+}
+# Roots that import their public names when they are imported (torch is loaded anyway).
+EAGER_ROOTS = {
+    "optcmp": ROOT / "optcmp" / "__init__.py",
+    "optcmp.optim": ROOT / "optcmp" / "optim" / "__init__.py",
+    "optcmp.runner": ROOT / "optcmp" / "runner" / "__init__.py",
 }
 SCRIPTS = sorted(
     [
@@ -122,13 +129,26 @@ def _type_checking_imports(tree: ast.Module) -> dict[str, str]:
     return names
 
 
+def _top_level_imports(tree: ast.Module, prefix: str = "") -> set[str]:
+    """The names a module imports at its top level (not under `if`) from modules whose
+    name starts with `prefix`."""
+    return {
+        alias.asname or alias.name
+        for node in tree.body
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith(prefix)
+        for alias in node.names
+    }
+
+
 @pytest.mark.parametrize("package", list(LAZY_ROOTS))
 def test_a_lazy_root_lists_each_name_once_and_every_name_resolves(package: str) -> None:
     module = importlib.import_module(package)
     tree = ast.parse(LAZY_ROOTS[package].read_text(encoding="utf-8"))
-    # What type checkers see, what loads at run time, and what is public agree.
+    # What type checkers see, what loads at run time, and what is public agree; a root
+    # may import light names of its own modules at once (the importers' registry).
     assert _type_checking_imports(tree) == module._LAZY
-    assert sorted(module.__all__) == sorted(module._LAZY)
+    eager = _top_level_imports(tree, f"{package}._")
+    assert sorted(module.__all__) == sorted(set(module._LAZY) | eager)
     assert len(module.__all__) == len(set(module.__all__))
     for name, source in module._LAZY.items():
         defining = importlib.import_module(f"{package}.{source}")
@@ -136,6 +156,18 @@ def test_a_lazy_root_lists_each_name_once_and_every_name_resolves(package: str) 
     assert set(module.__all__) <= set(dir(module))
     with pytest.raises(AttributeError, match="no attribute 'not_a_name'"):
         _ = module.not_a_name
+
+
+@pytest.mark.parametrize("package", list(EAGER_ROOTS))
+def test_an_eager_root_exports_exactly_what_it_imports(package: str) -> None:
+    pytest.importorskip("torch")
+    module = importlib.import_module(package)
+    tree = ast.parse(EAGER_ROOTS[package].read_text(encoding="utf-8"))
+    assert len(module.__all__) == len(set(module.__all__))
+    # A name dropped from __all__ leaves the root's imports too (it stays in its module).
+    assert set(module.__all__) == _top_level_imports(tree) - {"annotations"}
+    for name in module.__all__:
+        assert getattr(module, name) is not None, name
 
 
 def test_importing_the_roots_loads_no_numpy() -> None:
