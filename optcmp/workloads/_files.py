@@ -69,6 +69,34 @@ CONTEXT = 64
 Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any]]
 
 
+def _data_spec(
+    name: str,
+    description: str,
+    *,
+    step_budget: int,
+    eval_interval: int,
+    target: float,
+    eval_batch_size: int,
+    metric_name: str = "error_rate",
+    batch_size: int = 128,
+) -> WorkloadSpec:
+    """The spec of a workload of this module: it reads data_dir and minimises an error
+    rate, with one target for validation and test."""
+    return WorkloadSpec(
+        name=name,
+        description=description,
+        metric_name=metric_name,
+        direction="min",
+        batch_size=batch_size,
+        step_budget=step_budget,
+        eval_interval=eval_interval,
+        valid_target=target,
+        test_target=target,
+        needs_data_dir=True,
+        eval_batch_size=eval_batch_size,
+    )
+
+
 def _require_dir(
     data_dir: Path | None, sub: str, workload: str, aliases: tuple[str, ...] = ()
 ) -> Path:
@@ -152,17 +180,12 @@ class _MnistLike(Classification):
 
 
 class MnistCNN(_MnistLike):
-    spec = WorkloadSpec(
-        name="mnist_cnn",
-        description="2-conv 2-dense CNN on MNIST (IDX files)",
-        metric_name="error_rate",
-        direction="min",
-        batch_size=128,
+    spec = _data_spec(
+        "mnist_cnn",
+        "2-conv 2-dense CNN on MNIST (IDX files)",
         step_budget=4000,
         eval_interval=200,
-        valid_target=0.01,
-        test_target=0.01,
-        needs_data_dir=True,
+        target=0.01,
         eval_batch_size=1000,
     )
 
@@ -171,17 +194,12 @@ class FashionMnistCNN(_MnistLike):
     subdir = "fashion_mnist"
     # Debian's dataset-fashion-mnist package installs /usr/share/datasets/fashion-mnist/.
     aliases = ("fashion-mnist",)
-    spec = WorkloadSpec(
-        name="fashion_mnist_cnn",
-        description="2-conv 2-dense CNN on Fashion-MNIST (IDX files)",
-        metric_name="error_rate",
-        direction="min",
-        batch_size=128,
+    spec = _data_spec(
+        "fashion_mnist_cnn",
+        "2-conv 2-dense CNN on Fashion-MNIST (IDX files)",
         step_budget=4000,
         eval_interval=200,
-        valid_target=0.08,
-        test_target=0.08,
-        needs_data_dir=True,
+        target=0.08,
         eval_batch_size=1000,
     )
 
@@ -192,17 +210,12 @@ class FashionMnistMLP(_MnistLike):
 
     subdir = "fashion_mnist"
     aliases = ("fashion-mnist",)
-    spec = WorkloadSpec(
-        name="fashion_mnist_mlp",
-        description="MLP 784-128-10 (101,770 parameters) on Fashion-MNIST (IDX files)",
-        metric_name="error_rate",
-        direction="min",
-        batch_size=128,
+    spec = _data_spec(
+        "fashion_mnist_mlp",
+        "MLP 784-128-10 (101,770 parameters) on Fashion-MNIST (IDX files)",
         step_budget=1500,
         eval_interval=250,
-        valid_target=0.14,
-        test_target=0.14,
-        needs_data_dir=True,
+        target=0.14,
         eval_batch_size=2000,
     )
 
@@ -242,17 +255,12 @@ class _Cifar10(Classification):
 
 
 class Cifar10ResNet32(_Cifar10):
-    spec = WorkloadSpec(
-        name="cifar10_resnet32",
-        description="ResNet-32 (GroupNorm) on CIFAR-10 (python pickle batches)",
-        metric_name="error_rate",
-        direction="min",
-        batch_size=128,
+    spec = _data_spec(
+        "cifar10_resnet32",
+        "ResNet-32 (GroupNorm) on CIFAR-10 (python pickle batches)",
         step_budget=20000,
         eval_interval=500,
-        valid_target=0.12,
-        test_target=0.12,
-        needs_data_dir=True,
+        target=0.12,
         eval_batch_size=500,
     )
 
@@ -261,17 +269,12 @@ class Cifar10ResNet32(_Cifar10):
 
 
 class Cifar10VGG11(_Cifar10):
-    spec = WorkloadSpec(
-        name="cifar10_vgg11",
-        description="VGG-11 (GroupNorm) on CIFAR-10 (python pickle batches)",
-        metric_name="error_rate",
-        direction="min",
-        batch_size=128,
+    spec = _data_spec(
+        "cifar10_vgg11",
+        "VGG-11 (GroupNorm) on CIFAR-10 (python pickle batches)",
         step_budget=20000,
         eval_interval=500,
-        valid_target=0.15,
-        test_target=0.15,
-        needs_data_dir=True,
+        target=0.15,
         eval_batch_size=500,
     )
 
@@ -280,17 +283,12 @@ class Cifar10VGG11(_Cifar10):
 
 
 class Cifar100CNN(Classification):
-    spec = WorkloadSpec(
-        name="cifar100_cnn",
-        description="3-conv 3-dense CNN (DeepOBS 3c3d) on CIFAR-100 (python pickle files)",
-        metric_name="error_rate",
-        direction="min",
-        batch_size=128,
+    spec = _data_spec(
+        "cifar100_cnn",
+        "3-conv 3-dense CNN (DeepOBS 3c3d) on CIFAR-100 (python pickle files)",
         step_budget=15000,
         eval_interval=500,
-        valid_target=0.5,
-        test_target=0.5,
-        needs_data_dir=True,
+        target=0.5,
         eval_batch_size=500,
     )
 
@@ -359,17 +357,14 @@ class _TextWorkload(LanguageModel):
 
 
 class CharLSTMWorkload(_TextWorkload):
-    spec = WorkloadSpec(
-        name="char_lstm",
-        description="2-layer LSTM (256 units) character language model on UTF-8 text",
+    spec = _data_spec(
+        "char_lstm",
+        "2-layer LSTM (256 units) character language model on UTF-8 text",
         metric_name="char_error_rate",
-        direction="min",
         batch_size=32,
         step_budget=10000,
         eval_interval=500,
-        valid_target=0.45,
-        test_target=0.45,
-        needs_data_dir=True,
+        target=0.45,
         eval_batch_size=256,
     )
 
@@ -378,17 +373,14 @@ class CharLSTMWorkload(_TextWorkload):
 
 
 class CharTransformerWorkload(_TextWorkload):
-    spec = WorkloadSpec(
-        name="char_transformer",
-        description="4-layer causal Transformer (width 128) character language model on UTF-8 text",
+    spec = _data_spec(
+        "char_transformer",
+        "4-layer causal Transformer (width 128) character language model on UTF-8 text",
         metric_name="char_error_rate",
-        direction="min",
         batch_size=32,
         step_budget=10000,
         eval_interval=500,
-        valid_target=0.45,
-        test_target=0.45,
-        needs_data_dir=True,
+        target=0.45,
         eval_batch_size=256,
     )
 
