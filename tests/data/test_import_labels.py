@@ -11,7 +11,7 @@ import pytest
 from optcmp_data import ConfigError, DataFormatError
 from optcmp_data._builder import ArchiveBuilder
 from optcmp_data._schema import Direction, Split
-from optcmp_data.importers._common import BadInputs, LabelRule, add_workload_from_facts
+from optcmp_data.importers._common import BadInputs, LabelRule, add_mapped_workload
 
 MLFLOW = "param or tag"
 
@@ -58,7 +58,7 @@ def test_workload_and_workload_from_exclude_each_other() -> None:
 
 def test_workload_facts_fill_in_defaults_and_bad_ones_name_the_mapping() -> None:
     builder = ArchiveBuilder(source="test")
-    budget = add_workload_from_facts(
+    budget = add_mapped_workload(
         builder,
         {"valid_target": 0.25, "selection_split": "test"},
         name="w",
@@ -74,7 +74,7 @@ def test_workload_facts_fill_in_defaults_and_bad_ones_name_the_mapping() -> None
     assert math.isnan(info.test_target)
 
     def add(name: str, facts: dict[str, object]) -> int:
-        return add_workload_from_facts(
+        return add_mapped_workload(
             builder,
             facts,
             name=name,

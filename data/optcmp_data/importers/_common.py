@@ -27,7 +27,7 @@ __all__ = [
     "BadInputs",
     "ImportResult",
     "LabelRule",
-    "add_workload_from_facts",
+    "add_mapped_workload",
     "checked_float",
     "checked_int",
     "open_source_dir",
@@ -204,7 +204,7 @@ class LabelRule:
         return found, opt
 
 
-def add_workload_from_facts(
+def add_mapped_workload(
     builder: ArchiveBuilder,
     facts: Mapping[str, Any],
     *,

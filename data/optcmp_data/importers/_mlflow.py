@@ -57,21 +57,10 @@ from urllib.parse import unquote, urlparse
 import numpy as np
 import xarray as xr
 
-from optcmp_data._builder import (
-    ArchiveBuilder,
-    Curves,
-    SpaceDim,
-    SpaceRecord,
-    TrialRecord,
-)
+from optcmp_data._builder import ArchiveBuilder, Curves, SpaceDim, SpaceRecord, TrialRecord
 from optcmp_data._errors import ConfigError, DataFormatError
 from optcmp_data._schema import Scale, Status
-from optcmp_data.importers._common import (
-    BadInputs,
-    ImportResult,
-    LabelRule,
-    add_workload_from_facts,
-)
+from optcmp_data.importers._common import BadInputs, ImportResult, LabelRule, add_mapped_workload
 from optcmp_data.importers._table import TableMapping
 
 __all__ = ["EXTRA_SERIES", "MLFLOW_SPACE", "import_mlflow"]
@@ -524,7 +513,7 @@ def _add_workload(
             'not given; pass --direction min|max, or add direction = "min" or "max" under '
             "[workload] (or [workloads.NAME]) in a --mapping file"
         )
-    add_workload_from_facts(
+    add_mapped_workload(
         builder,
         facts,
         name=wl,

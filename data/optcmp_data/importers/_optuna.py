@@ -33,22 +33,11 @@ from typing import Any
 
 import numpy as np
 
-from optcmp_data._builder import (
-    ArchiveBuilder,
-    Curves,
-    SpaceDim,
-    SpaceRecord,
-    TrialRecord,
-)
+from optcmp_data._builder import ArchiveBuilder, Curves, SpaceDim, SpaceRecord, TrialRecord
 from optcmp_data._errors import ConfigError, DataFormatError, OptcmpError
 from optcmp_data._fs import check_regular_file
 from optcmp_data._schema import Direction, Scale, Status
-from optcmp_data.importers._common import (
-    BadInputs,
-    ImportResult,
-    LabelRule,
-    add_workload_from_facts,
-)
+from optcmp_data.importers._common import BadInputs, ImportResult, LabelRule, add_mapped_workload
 from optcmp_data.importers._table import TableMapping
 
 __all__ = ["import_optuna"]
@@ -298,7 +287,7 @@ def _add_workloads(
     the largest reported step), where the objective is placed."""
     budgets: dict[str, int] = {}
     for wl in workloads:
-        budgets[wl] = add_workload_from_facts(
+        budgets[wl] = add_mapped_workload(
             builder,
             mapped.facts(wl),
             name=wl,
