@@ -17,7 +17,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optcmp_analysis import AnalysisError, algoperf_score, deepobs_report, select_best
-from optcmp_analysis._peer import algoperf_study_times, base_of
+from optcmp_analysis._peer import AlgoperfScore, algoperf_study_times, base_of
 from optcmp_data import ArchiveBuilder, Curves, Direction, Split, Status, TrialRecord, WorkloadInfo
 from optcmp_data.importers import import_algoperf, import_deepobs
 from tests.data.archive_trees import (
@@ -482,6 +482,19 @@ def _raw_medians(logs: Path, targets: dict[str, object]) -> dict[tuple[str, str]
     return out
 
 
+def _assert_times_are_the_logs(
+    score: AlgoperfScore, root: Path, ruleset: str, targets: str
+) -> None:
+    """Every (submission, workload) time of `score` is the median read straight from the
+    CSVs of `root`/logs/`ruleset` with the targets of `root`/`targets` (inf: never)."""
+    expected = _raw_medians(root / "logs" / ruleset, json.loads((root / targets).read_text()))
+    time = score.data["time"]
+    for workload in time["workload"].values:
+        for sub in time["optimizer"].values:
+            got = float(time.sel(workload=workload, optimizer=sub))
+            assert got == expected.get((str(sub), str(workload)), math.inf), (sub, workload)
+
+
 @pytest.mark.skipif(not _ALGOPERF.is_dir(), reason=f"published archive not present at {_ALGOPERF}")
 @pytest.mark.parametrize(
     ("ruleset", "n_submissions"), [("external_tuning", 11), ("self_tuning", 6)]
@@ -492,13 +505,7 @@ def test_real_algoperf_scores(ruleset: str, n_submissions: int) -> None:
     records = score.to_json()
     assert len(records) == n_submissions
     assert all(0.0 <= r["score"] <= 1.0 for r in records)
-    targets = json.loads((_ALGOPERF / "workload_targets_v05.json").read_text())
-    expected = _raw_medians(_ALGOPERF / "logs" / ruleset, targets)
-    time = score.data["time"]
-    for workload in time["workload"].values:
-        for sub in time["optimizer"].values:
-            got = float(time.sel(workload=workload, optimizer=sub))
-            assert got == expected.get((str(sub), str(workload)), math.inf), (sub, workload)
+    _assert_times_are_the_logs(score, _ALGOPERF, ruleset, "workload_targets_v05.json")
 
 
 @pytest.mark.skipif(
@@ -516,13 +523,7 @@ def test_real_algoperf_v06_rules_and_times(ruleset: str, n_submissions: int) -> 
     assert rules["studies"] == "3 per submission (from the logs)"
     assert rules["base workloads"].startswith("8: ")
     assert len(score.to_json()) == n_submissions
-    targets = json.loads((_ALGOPERF06 / "workload_targets_v06.json").read_text())
-    expected = _raw_medians(_ALGOPERF06 / "logs" / ruleset, targets)
-    time = score.data["time"]
-    for workload in time["workload"].values:
-        for sub in time["optimizer"].values:
-            got = float(time.sel(workload=workload, optimizer=sub))
-            assert got == expected.get((str(sub), str(workload)), math.inf), (sub, workload)
+    _assert_times_are_the_logs(score, _ALGOPERF06, ruleset, "workload_targets_v06.json")
 
 
 @pytest.mark.skipif(not _DEEPOBS.is_dir(), reason=f"published archive not present at {_DEEPOBS}")

@@ -51,9 +51,10 @@ def uninterrupted(tmp_path_factory: pytest.TempPathFactory) -> xr.Dataset:
     return open_archive(tmp / "out")
 
 
-def _children() -> dict[int, int]:
-    """pid -> parent pid of every live (non-zombie) process."""
-    parents = {}
+def _live_processes() -> dict[int, list[str]]:
+    """pid -> the fields of /proc/PID/stat after the command name (state, parent pid,
+    process group, session, ...) of every live (non-zombie) process."""
+    live = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -63,8 +64,13 @@ def _children() -> dict[int, int]:
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         if fields[0] != "Z":
-            parents[int(entry)] = int(fields[1])
-    return parents
+            live[int(entry)] = fields
+    return live
+
+
+def _children() -> dict[int, int]:
+    """pid -> parent pid of every live (non-zombie) process."""
+    return {pid: int(fields[1]) for pid, fields in _live_processes().items()}
 
 
 def _descendants(pid: int) -> set[int]:
@@ -259,18 +265,7 @@ group_size = 2
 def _session(sid: int) -> set[int]:
     """Live (non-zombie) processes of session `sid` (a driver started in a new session
     and everything it started)."""
-    found = set()
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat[stat.rindex(")") + 2 :].split()
-        if fields[0] != "Z" and int(fields[3]) == sid:
-            found.add(int(entry))
-    return found
+    return {pid for pid, fields in _live_processes().items() if int(fields[3]) == sid}
 
 
 def _start_run(tmp_path: Path, stderr: int | None = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
