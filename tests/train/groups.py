@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import attrs
 import torch
@@ -34,11 +35,12 @@ def train_on_cpu(
     schedule: str = "linear_decay",
     step_budget: int = 30,
     eval_interval: int = 10,
-    options: TrainOptions | None = None,
+    **options: Any,
 ) -> GroupResult:
     """One group of `hparams` trials (model seeds `seeds`) of `optimizer` with `schedule`,
-    batch size 32, under the CPU settings a group trains with at the options' precision."""
-    opts = TrainOptions() if options is None else options
+    batch size 32, `TrainOptions(**options)`, under the CPU settings a group trains with
+    at that precision."""
+    opts = TrainOptions(**options)
     with group_settings(CPU, opts.precision):
         return train_group(
             workload,

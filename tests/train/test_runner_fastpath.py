@@ -29,14 +29,11 @@ from tests.train.groups import CPU, cpu_splits, train_on_cpu
 
 
 def _train(
-    workload: Workload,
-    hparams: list[dict[str, float]],
-    *,
-    optimizer: str = "sgd",
-    step_budget: int = 40,
-    eval_interval: int = 10,
-    **options: Any,
+    workload: Workload, hparams: list[dict[str, float]], *, optimizer: str = "sgd", **kw: Any
 ) -> GroupResult:
+    """Trials 1..K of `optimizer` at a constant learning rate, data seed 5, 40 steps
+    evaluated every 10 unless given."""
+    kw = {"step_budget": 40, **kw}
     return train_on_cpu(
         workload,
         optimizer,
@@ -44,9 +41,7 @@ def _train(
         range(1, len(hparams) + 1),
         data_seed=5,
         schedule="constant",
-        step_budget=step_budget,
-        eval_interval=eval_interval,
-        options=TrainOptions(**options),
+        **kw,
     )
 
 

@@ -3,15 +3,13 @@ grouped matmuls) gives the curves of the vmap path, and only models that offer i
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 import pytest
 import torch
 from torch import nn
 
-from optcmp.runner import (
-    GroupResult,
-    TrainOptions,
-)
 from optcmp.runner._grouped import _GroupedLayers
 from optcmp.spaces import preset
 from optcmp.workloads import Workload, get_workload
@@ -19,23 +17,8 @@ from optcmp.workloads._models import MLP
 from optcmp_data import CURVE_VARS, Status
 from tests.train.groups import CPU, cpu_splits, train_on_cpu
 
-
-def _train(
-    workload: Workload,
-    optimizer: str,
-    hparams: list[dict[str, float]],
-    seeds: list[int],
-    *,
-    grouped: bool,
-) -> GroupResult:
-    return train_on_cpu(
-        workload,
-        optimizer,
-        hparams,
-        seeds,
-        data_seed=3,
-        options=TrainOptions(grouped_layers=grouped),
-    )
+# Data seed 3, linear decay, 30 steps evaluated every 10.
+_train = functools.partial(train_on_cpu, data_seed=3)
 
 
 def _stable_trials(optimizer: str, k: int) -> list[dict[str, float]]:
@@ -51,8 +34,8 @@ def _stable_trials(optimizer: str, k: int) -> list[dict[str, float]]:
 def test_grouped_path_equals_vmap_path(optimizer: str) -> None:
     workload = get_workload("digits_mlp")
     hparams, seeds = _stable_trials(optimizer, 4), [11, 12, 13, 14]
-    fast = _train(workload, optimizer, hparams, seeds, grouped=True)
-    vmapped = _train(workload, optimizer, hparams, seeds, grouped=False)
+    fast = _train(workload, optimizer, hparams, seeds, grouped_layers=True)
+    vmapped = _train(workload, optimizer, hparams, seeds, grouped_layers=False)
     assert fast.status == vmapped.status == (Status.COMPLETED,) * 4
     for name in ("train_loss", "valid_loss", "test_loss"):
         np.testing.assert_allclose(fast.curves[name], vmapped.curves[name], rtol=1e-5)
@@ -65,8 +48,8 @@ def test_grouped_path_contains_divergence_like_the_vmap_path() -> None:
     workload = get_workload("digits_mlp")
     stable = _stable_trials("sgd", 2)
     hparams = [stable[0], {"learning_rate": 1e6}, stable[1]]
-    fast = _train(workload, "sgd", hparams, [1, 2, 3], grouped=True)
-    vmapped = _train(workload, "sgd", hparams, [1, 2, 3], grouped=False)
+    fast = _train(workload, "sgd", hparams, [1, 2, 3], grouped_layers=True)
+    vmapped = _train(workload, "sgd", hparams, [1, 2, 3], grouped_layers=False)
     assert fast.status == vmapped.status == (Status.COMPLETED, Status.DIVERGED, Status.COMPLETED)
     for name in CURVE_VARS:
         np.testing.assert_array_equal(np.isnan(fast.curves[name]), np.isnan(vmapped.curves[name]))
@@ -77,8 +60,8 @@ def test_grouped_path_contains_divergence_like_the_vmap_path() -> None:
 def test_grouped_path_is_bit_identical_across_runs() -> None:
     workload = get_workload("digits_mlp")
     hparams = _stable_trials("nadam", 3)
-    a = _train(workload, "nadam", hparams, [7, 8, 9], grouped=True)
-    b = _train(workload, "nadam", hparams, [7, 8, 9], grouped=True)
+    a = _train(workload, "nadam", hparams, [7, 8, 9], grouped_layers=True)
+    b = _train(workload, "nadam", hparams, [7, 8, 9], grouped_layers=True)
     for name in CURVE_VARS:
         np.testing.assert_array_equal(a.curves[name], b.curves[name])
 

@@ -13,7 +13,6 @@ import torch
 from optcmp.runner import (
     GroupResult,
     LocalExecutor,
-    TrainOptions,
     run_study,
 )
 from optcmp.runner._device import autocast, group_settings
@@ -43,7 +42,8 @@ def _train(precision: str, optimizer: str = "momentum", **kw: Any) -> GroupResul
         data_seed=7,
         step_budget=60,
         eval_interval=20,
-        options=TrainOptions(precision=precision, **kw),
+        precision=precision,
+        **kw,
     )
 
 

@@ -3,6 +3,7 @@ is contained to the trial that diverged, and the data order is a seeded function
 
 from __future__ import annotations
 
+import functools
 import importlib
 from collections.abc import Callable
 from pathlib import Path
@@ -15,42 +16,19 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from optcmp.runner import (
-    GroupResult,
     GroupTrials,
-    TrainOptions,
     data_order,
     deterministic_threads,
     train_group,
 )
 from optcmp.runner._device import resolve_device
 from optcmp.spaces import SearchSpace, preset
-from optcmp.workloads import WORKLOADS, Workload, get_workload
+from optcmp.workloads import WORKLOADS, get_workload
 from optcmp_data import CURVE_VARS, FAMILY_SPECS, ConfigError, Status
 from tests.train.groups import CPU, train_on_cpu
 
-
-def _train(
-    workload: Workload,
-    optimizer: str,
-    hparams: list[dict[str, float]],
-    seeds: list[int],
-    *,
-    schedule: str = "linear_decay",
-    budget: int = 30,
-    interval: int = 10,
-    grouped_layers: bool = True,
-) -> GroupResult:
-    return train_on_cpu(
-        workload,
-        optimizer,
-        hparams,
-        seeds,
-        data_seed=7,
-        schedule=schedule,
-        step_budget=budget,
-        eval_interval=interval,
-        options=TrainOptions(grouped_layers=grouped_layers),
-    )
+# Data seed 7; linear decay, 30 steps evaluated every 10 unless given.
+_train = functools.partial(train_on_cpu, data_seed=7)
 
 
 def _trials(optimizer: str, k: int) -> list[dict[str, float]]:
@@ -98,7 +76,7 @@ def test_diverged_trial_is_frozen_and_the_others_are_unaffected() -> None:
     stable = {"learning_rate": 0.5}
     exploding = {"learning_rate": 1e4}  # curvature 1 with lr 1e4: |theta| grows 1e4x a step
     group = _train(
-        workload, "sgd", [stable, exploding, stable], [1, 2, 3], schedule="constant", budget=60
+        workload, "sgd", [stable, exploding, stable], [1, 2, 3], schedule="constant", step_budget=60
     )
     assert group.status == (Status.COMPLETED, Status.DIVERGED, Status.COMPLETED)
     diverged = group.curves["train_loss"][1]
@@ -108,14 +86,14 @@ def test_diverged_trial_is_frozen_and_the_others_are_unaffected() -> None:
     for name in CURVE_VARS:
         assert np.isnan(group.curves[name][1, first_nan:]).all()
         assert np.isfinite(group.curves[name][[0, 2]]).all()
-    alone = _train(workload, "sgd", [stable], [3], schedule="constant", budget=60)
+    alone = _train(workload, "sgd", [stable], [3], schedule="constant", step_budget=60)
     np.testing.assert_allclose(group.curves["train_loss"][2], alone.curves["train_loss"][0], 1e-5)
 
 
 def test_every_trial_diverging_still_gives_every_evaluation() -> None:
     workload = get_workload("noisy_quadratic")
     group = _train(
-        workload, "sgd", [{"learning_rate": 1e4}] * 2, [1, 2], schedule="constant", budget=50
+        workload, "sgd", [{"learning_rate": 1e4}] * 2, [1, 2], schedule="constant", step_budget=50
     )
     assert group.status == (Status.DIVERGED, Status.DIVERGED)
     assert list(group.step) == [0, 10, 20, 30, 40, 50]
@@ -130,8 +108,8 @@ def test_evaluation_steps_include_the_budget() -> None:
         [{"learning_rate": 0.01}],
         [0],
         schedule="constant",
-        budget=25,
-        interval=10,
+        step_budget=25,
+        eval_interval=10,
     )
     assert list(group.step) == [0, 10, 20, 25]
     assert group.time[0] == 0.0
