@@ -190,15 +190,12 @@ def _times_archive(
     return ds
 
 
-def test_earliest_index_not_earliest_time() -> None:
+def _study_times(curves: Mapping[int, tuple[list[int], list[float], list[float]]]) -> xr.DataArray:
+    """Study 0's time to target of optimizer o on workload wa (WER, target 0.3) with the
+    trials `curves` (trial -> steps, times, values), added in that order."""
     b = ArchiveBuilder(source="test", command="test", repeat_dims=("study",))
     b.add_workload(WorkloadInfo("wa", "wer", Direction.MIN, valid_target=0.3))
     b.add_optimizer("o", "")
-    # trial 1 reaches at its 3rd evaluation (time 90), trial 2 at its 4th (time 40)
-    curves = {
-        1: ([1, 2, 3], [30.0, 60.0, 90.0], [0.9, 0.5, 0.2]),
-        2: ([1, 2, 3, 4], [10.0, 20.0, 30.0, 40.0], [0.9, 0.8, 0.5, 0.3]),
-    }
     for trial, (step, time, value) in curves.items():
         b.add_trial(
             TrialRecord(
@@ -211,33 +208,29 @@ def test_earliest_index_not_earliest_time() -> None:
                 repeat={"study": 0},
             )
         )
-    times = algoperf_study_times(b.build())
-    assert float(times.sel(workload="wa", optimizer="o", study=0)) == 90.0
+    return algoperf_study_times(b.build()).sel(workload="wa", optimizer="o", study=0)
+
+
+def test_earliest_index_not_earliest_time() -> None:
+    # trial 1 reaches at its 3rd evaluation (time 90), trial 2 at its 4th (time 40)
+    time = _study_times(
+        {
+            1: ([1, 2, 3], [30.0, 60.0, 90.0], [0.9, 0.5, 0.2]),
+            2: ([1, 2, 3, 4], [10.0, 20.0, 30.0, 40.0], [0.9, 0.8, 0.5, 0.3]),
+        }
+    )
+    assert float(time) == 90.0
 
 
 @pytest.mark.parametrize("order", [(1, 2, 3), (3, 2, 1), (2, 3, 1)])
 def test_ties_at_the_same_index_go_to_the_earliest_time(order: tuple[int, int, int]) -> None:
     """Trials 1-3 all first reach the target at their 2nd evaluation, at times 50, 20
     and 35; trial labels and insertion order do not matter: the study's time is 20."""
-    b = ArchiveBuilder(source="test", command="test", repeat_dims=("study",))
-    b.add_workload(WorkloadInfo("wa", "wer", Direction.MIN, valid_target=0.3))
-    b.add_optimizer("o", "")
     reach_time = dict(zip(order, (50.0, 20.0, 35.0), strict=True))
-    for trial in order:
-        t = reach_time[trial]
-        b.add_trial(
-            TrialRecord(
-                "wa",
-                "o",
-                trial,
-                Status.COMPLETED,
-                {},
-                Curves(step=[1, 2, 3], time=[t / 2, t, t + 5], valid_metric=[0.9, 0.3, 0.1]),
-                repeat={"study": 0},
-            )
-        )
-    times = algoperf_study_times(b.build())
-    assert float(times.sel(workload="wa", optimizer="o", study=0)) == 20.0
+    time = _study_times(
+        {trial: ([1, 2, 3], [t / 2, t, t + 5], [0.9, 0.3, 0.1]) for trial, t in reach_time.items()}
+    )
+    assert float(time) == 20.0
 
 
 def test_rules_come_from_the_archive(tmp_path: Path) -> None:

@@ -10,7 +10,7 @@ import torch
 
 from optcmp.runner import GroupResult, GroupTrials, TrainOptions, train_group
 from optcmp.runner._device import group_settings
-from optcmp.spaces import SearchSpace
+from optcmp.spaces import SearchSpace, preset
 from optcmp.workloads import Splits, Workload
 
 CPU = torch.device("cpu")
@@ -53,3 +53,14 @@ def train_on_cpu(
             ),
             options=opts,
         )
+
+
+def stable_trials(optimizer: str, k: int, *, seed: int) -> list[dict[str, float]]:
+    """`k` draws from the paper's search space of `optimizer` with the learning rate capped
+    at 0.05: well inside the stable range, so every trial completes and comparisons cover
+    whole curves (on the edge of stability, the rounding differences of two equivalent
+    implementations grow without bound)."""
+    trials = preset("choi2019", optimizer).sample(k, seed=seed)
+    for t in trials:
+        t["learning_rate"] = min(t["learning_rate"], 0.05)
+    return trials

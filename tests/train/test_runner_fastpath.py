@@ -22,10 +22,10 @@ from optcmp.runner import (
 from optcmp.runner._grouped import GroupedPath
 from optcmp.runner._train import choose_path
 from optcmp.runner._vmap import VmapPath
-from optcmp.spaces import SearchSpace, preset
+from optcmp.spaces import SearchSpace
 from optcmp.workloads import Workload, get_workload
 from optcmp_data import CURVE_VARS, Status
-from tests.train.groups import CPU, cpu_splits, train_on_cpu
+from tests.train.groups import CPU, cpu_splits, stable_trials, train_on_cpu
 
 
 def _train(
@@ -71,9 +71,7 @@ def test_divergence_checked_every_few_steps_gives_the_every_step_results(every: 
 @pytest.mark.parametrize("grouped", [True, False])
 def test_lazy_divergence_checks_on_both_paths_of_an_mlp(grouped: bool) -> None:
     workload = get_workload("digits_mlp")
-    stable = preset("choi2019", "sgd").sample(2, seed=5)
-    for t in stable:
-        t["learning_rate"] = min(t["learning_rate"], 0.05)
+    stable = stable_trials("sgd", 2, seed=5)
     hparams = [stable[0], {"learning_rate": 1e6}, stable[1]]
     runs = [
         _train(workload, hparams, divergence_check=every, grouped_layers=grouped)

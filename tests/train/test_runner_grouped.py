@@ -11,29 +11,19 @@ import torch
 from torch import nn
 
 from optcmp.runner._grouped import _GroupedLayers
-from optcmp.spaces import preset
 from optcmp.workloads import Workload, get_workload
 from optcmp.workloads._models import MLP
 from optcmp_data import CURVE_VARS, Status
-from tests.train.groups import CPU, cpu_splits, train_on_cpu
+from tests.train.groups import CPU, cpu_splits, stable_trials, train_on_cpu
 
 # Data seed 3, linear decay, 30 steps evaluated every 10.
 _train = functools.partial(train_on_cpu, data_seed=3)
 
 
-def _stable_trials(optimizer: str, k: int) -> list[dict[str, float]]:
-    # Well inside the stable range: on the edge of stability, rounding differences of any
-    # two equivalent implementations (vmap, grouped, torch.optim) grow without bound.
-    trials = preset("choi2019", optimizer).sample(k, seed=5)
-    for t in trials:
-        t["learning_rate"] = min(t["learning_rate"], 0.05)
-    return trials
-
-
 @pytest.mark.parametrize("optimizer", ["momentum", "adam", "rmsprop"])
 def test_grouped_path_equals_vmap_path(optimizer: str) -> None:
     workload = get_workload("digits_mlp")
-    hparams, seeds = _stable_trials(optimizer, 4), [11, 12, 13, 14]
+    hparams, seeds = stable_trials(optimizer, 4, seed=5), [11, 12, 13, 14]
     fast = _train(workload, optimizer, hparams, seeds, grouped_layers=True)
     vmapped = _train(workload, optimizer, hparams, seeds, grouped_layers=False)
     assert fast.status == vmapped.status == (Status.COMPLETED,) * 4
@@ -46,7 +36,7 @@ def test_grouped_path_equals_vmap_path(optimizer: str) -> None:
 
 def test_grouped_path_contains_divergence_like_the_vmap_path() -> None:
     workload = get_workload("digits_mlp")
-    stable = _stable_trials("sgd", 2)
+    stable = stable_trials("sgd", 2, seed=5)
     hparams = [stable[0], {"learning_rate": 1e6}, stable[1]]
     fast = _train(workload, "sgd", hparams, [1, 2, 3], grouped_layers=True)
     vmapped = _train(workload, "sgd", hparams, [1, 2, 3], grouped_layers=False)
@@ -59,7 +49,7 @@ def test_grouped_path_contains_divergence_like_the_vmap_path() -> None:
 
 def test_grouped_path_is_bit_identical_across_runs() -> None:
     workload = get_workload("digits_mlp")
-    hparams = _stable_trials("nadam", 3)
+    hparams = stable_trials("nadam", 3, seed=5)
     a = _train(workload, "nadam", hparams, [7, 8, 9], grouped_layers=True)
     b = _train(workload, "nadam", hparams, [7, 8, 9], grouped_layers=True)
     for name in CURVE_VARS:

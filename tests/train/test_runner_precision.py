@@ -18,11 +18,10 @@ from optcmp.runner import (
 from optcmp.runner._device import autocast, group_settings
 from optcmp.runner._train import choose_path
 from optcmp.runner._vmap import VmapPath
-from optcmp.spaces import preset
 from optcmp.study import PRECISIONS, StudySpec
 from optcmp.workloads import get_workload
 from optcmp_data import ConfigError, Status, open_archive
-from tests.train.groups import CPU, train_on_cpu
+from tests.train.groups import CPU, stable_trials, train_on_cpu
 
 # The documented effect of bf16 (docs/running.md): on digits_mlp with Momentum, 60 steps,
 # loss curves within 1% (relative) of fp32 and error rates within 2 validation examples.
@@ -31,13 +30,10 @@ METRIC_ATOL = 2 / 300
 
 
 def _train(precision: str, optimizer: str = "momentum", **kw: Any) -> GroupResult:
-    hparams = preset("choi2019", optimizer).sample(4, seed=11)
-    for h in hparams:
-        h["learning_rate"] = min(h["learning_rate"], 0.05)
     return train_on_cpu(
         get_workload("digits_mlp"),
         optimizer,
-        hparams,
+        stable_trials(optimizer, 4, seed=11),
         [1, 2, 3, 4],
         data_seed=7,
         step_budget=60,

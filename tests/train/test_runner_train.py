@@ -22,29 +22,20 @@ from optcmp.runner import (
     train_group,
 )
 from optcmp.runner._device import resolve_device
-from optcmp.spaces import SearchSpace, preset
+from optcmp.spaces import SearchSpace
 from optcmp.workloads import WORKLOADS, get_workload
 from optcmp_data import CURVE_VARS, FAMILY_SPECS, ConfigError, Status
-from tests.train.groups import CPU, train_on_cpu
+from tests.train.groups import CPU, stable_trials, train_on_cpu
 
 # Data seed 7; linear decay, 30 steps evaluated every 10 unless given.
 _train = functools.partial(train_on_cpu, data_seed=7)
-
-
-def _trials(optimizer: str, k: int) -> list[dict[str, float]]:
-    # Learning rates well inside the stable range, so every trial completes and the
-    # comparison covers whole curves.
-    trials = preset("choi2019", optimizer).sample(k, seed=11)
-    for t in trials:
-        t["learning_rate"] = min(t["learning_rate"], 0.05)
-    return trials
 
 
 @pytest.mark.parametrize("optimizer", list(FAMILY_SPECS))
 def test_batched_group_equals_trials_one_at_a_time(optimizer: str) -> None:
     workload = get_workload("digits_mlp")
     k = 4
-    hparams, seeds = _trials(optimizer, k), [101 + i for i in range(k)]
+    hparams, seeds = stable_trials(optimizer, k, seed=11), [101 + i for i in range(k)]
     group = _train(workload, optimizer, hparams, seeds)
     assert group.status == (Status.COMPLETED,) * k
     for i in range(k):
@@ -64,7 +55,7 @@ def test_loop_path_equals_vmap_path() -> None:
     vmapped = get_workload("digits_mlp")
     looped = get_workload("digits_mlp")
     looped.spec = attrs.evolve(vmapped.spec, supports_vmap=False)
-    hparams, seeds = _trials("adam", 3), [5, 6, 7]
+    hparams, seeds = stable_trials("adam", 3, seed=11), [5, 6, 7]
     a = _train(vmapped, "adam", hparams, seeds, grouped_layers=False)
     b = _train(looped, "adam", hparams, seeds, grouped_layers=False)
     for name in CURVE_VARS:
@@ -118,7 +109,7 @@ def test_evaluation_steps_include_the_budget() -> None:
 
 def test_same_inputs_give_bit_identical_curves() -> None:
     workload = get_workload("digits_mlp")
-    hparams = _trials("nadam", 2)
+    hparams = stable_trials("nadam", 2, seed=11)
     a = _train(workload, "nadam", hparams, [3, 4])
     b = _train(workload, "nadam", hparams, [3, 4])
     for name in CURVE_VARS:
