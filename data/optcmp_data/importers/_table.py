@@ -252,6 +252,30 @@ def _json_values(values: npt.NDArray[Any], kind: str) -> Any:
 def table_facts(ds: xr.Dataset, /) -> dict[str, Any]:
     """The sidecar: per-workload facts, families, spaces, taxonomy, repeat axes, other
     non-dim coordinates and attributes (JSON-ready)."""
+    workloads = _workload_facts(ds)
+    optimizers = {
+        str(o): str(f)
+        for o, f in zip(ds["optimizer"].values, ds["optimizer_family"].values, strict=True)
+    }
+    hparams = [str(h) for h in ds["hparam"].values]
+    spaces = _space_facts(ds, hparams)
+    extra = _extra_facts(ds)
+    attrs = {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in ds.attrs.items()}
+    return {
+        "optcmp_table": _TABLE_VERSION,
+        "repeat_dims": list(repeat_dims(ds)),
+        "workloads": workloads,
+        "optimizers": optimizers,
+        "hparams": hparams,
+        "spaces": spaces,
+        "taxonomy": Taxonomy.from_archive(ds).to_mapping(),
+        "extra": extra,
+        "attrs": attrs,
+    }
+
+
+def _workload_facts(ds: xr.Dataset) -> dict[str, Any]:
+    """Each workload's metric, direction, targets, step budget and selection split."""
     workloads: dict[str, Any] = {}
     for w, name in enumerate(ds["workload"].values.astype(str)):
         workloads[name] = {
@@ -262,11 +286,12 @@ def table_facts(ds: xr.Dataset, /) -> dict[str, Any]:
             "step_budget": int(ds["step_budget"].values[w]),
             "selection_split": str(ds["selection_split"].values[w]),
         }
-    optimizers = {
-        str(o): str(f)
-        for o, f in zip(ds["optimizer"].values, ds["optimizer_family"].values, strict=True)
-    }
-    hparams = [str(h) for h in ds["hparam"].values]
+    return workloads
+
+
+def _space_facts(ds: xr.Dataset, hparams: Sequence[str]) -> list[dict[str, Any]]:
+    """The search space of each (workload, optimizer) that has a name or a searched
+    dimension: its name and dimensions (name, low, high, scale)."""
     spaces: list[dict[str, Any]] = []
     scale = ds["space_scale"].transpose("workload", "optimizer", "hparam").values.astype(str)
     low = ds["space_low"].transpose("workload", "optimizer", "hparam").values
@@ -288,6 +313,12 @@ def table_facts(ds: xr.Dataset, /) -> dict[str, Any]:
                 spaces.append(
                     {"workload": wname, "optimizer": oname, "name": names[w, o], "dims": dims}
                 )
+    return spaces
+
+
+def _extra_facts(ds: xr.Dataset) -> dict[str, Any]:
+    """The coordinates and variables outside the schema (over workload, optimizer and
+    hparam only; DataFormatError for another): dims, kind, values, whether a coordinate."""
     extra: dict[str, Any] = {}
     for name in list(ds.coords) + list(ds.data_vars):
         key = str(name)
@@ -307,18 +338,7 @@ def table_facts(ds: xr.Dataset, /) -> dict[str, Any]:
             "values": _json_values(var.values, kind),
             "coord": key in ds.coords,
         }
-    attrs = {str(k): (v.item() if isinstance(v, np.generic) else v) for k, v in ds.attrs.items()}
-    return {
-        "optcmp_table": _TABLE_VERSION,
-        "repeat_dims": list(repeat_dims(ds)),
-        "workloads": workloads,
-        "optimizers": optimizers,
-        "hparams": hparams,
-        "spaces": spaces,
-        "taxonomy": Taxonomy.from_archive(ds).to_mapping(),
-        "extra": extra,
-        "attrs": attrs,
-    }
+    return extra
 
 
 def _escaped(frame: pd.DataFrame) -> pd.DataFrame:
@@ -378,84 +398,20 @@ class TableMapping:
 
     def __init__(self, data: Mapping[str, Any], *, source: str) -> None:
         self.source = source
-        cols = data.get("columns", {})
-        if not isinstance(cols, Mapping):
-            raise ConfigError(f"{source}: [columns] must be a table of column names")
-        unknown = sorted(set(cols) - set(_COLUMN_KEYS) - set(REPEAT_DIMS))
-        if unknown:
-            raise ConfigError(
-                f"{source}: [columns] key {unknown[0]!r} is not one of "
-                f"{sorted({*_COLUMN_KEYS, *REPEAT_DIMS})}"
-            )
-        self.columns: dict[str, str] = {}
-        for key, value in cols.items():
-            if not isinstance(value, str) or not value:
-                raise ConfigError(f"{source}: columns.{key}: expected a column name")
-            self.columns[str(key)] = value
-        trial = data.get("trial")
-        if trial is not None and trial not in TRIAL_MODES:
-            raise ConfigError(
-                f"{source}: trial = {trial!r}: expected one of {list(TRIAL_MODES)} (or name "
-                'the trial column with [columns] trial = "...")'
-            )
-        if trial is not None and "trial" in self.columns:
-            raise ConfigError(
-                f"{source}: both trial = {trial!r} and [columns] trial = "
-                f"{self.columns['trial']!r}; keep one"
-            )
-        self.trial_mode: str = trial or "column"
-        repeats = data.get("repeats", {})
-        if not isinstance(repeats, Mapping) or not all(
-            isinstance(v, str) and v for v in repeats.values()
-        ):
-            raise ConfigError(
-                f"{source}: [repeats] must map a repeat axis ({', '.join(REPEAT_DIMS)}) to a "
-                f'column name or "{REPEATED_ROWS}"'
-            )
-        self.repeats: dict[str, str] = {}
-        for key, value in repeats.items():
-            if key not in REPEAT_DIMS:
-                raise ConfigError(
-                    f"{source}: repeats.{key}: the archive's repeat axes are {list(REPEAT_DIMS)}"
-                )
-            self.repeats[str(key)] = str(value)
-        for d in REPEAT_DIMS:
-            if d in self.columns:
-                if d in self.repeats:
-                    raise ConfigError(
-                        f"{source}: repeat axis {d} given in both [columns] and [repeats]"
-                    )
-                self.repeats[d] = self.columns.pop(d)
+        self.columns: dict[str, str] = _mapped_columns(data.get("columns", {}), source)
+        self.trial_mode: str = _trial_mode(data.get("trial"), self.columns, source)
+        # The repeat axes named in [columns] move to the repeats.
+        self.repeats: dict[str, str] = _mapped_repeats(
+            data.get("repeats", {}), self.columns, source
+        )
         if self.trial_mode == "row" and REPEATED_ROWS in self.repeats.values():
             raise ConfigError(
                 f'{source}: trial = "row" makes every row its own trial, so rows cannot '
                 f'repeat a setting; use trial = "setting" with [repeats] seed = "{REPEATED_ROWS}"'
             )
-        values = data.get("values", {})
-        if not isinstance(values, Mapping) or not all(
-            isinstance(v, str) and v for v in values.values()
-        ):
-            raise ConfigError(f"{source}: [values] must map workload/optimizer to labels")
-        self.values = {str(k): str(v) for k, v in values.items()}
-        bad = sorted(set(self.values) - {"workload", "optimizer"})
-        if bad:
-            raise ConfigError(f"{source}: values.{bad[0]}: only workload and optimizer")
-        hp = data.get("hparams", {})
-        if not isinstance(hp, Mapping):
-            raise ConfigError(f"{source}: [hparams] must be a table")
-        self.hp_prefix = str(hp.get("prefix", HP_PREFIX))
-        hp_cols = hp.get("columns", {})
-        if not isinstance(hp_cols, Mapping) or not all(
-            isinstance(v, str) for v in hp_cols.values()
-        ):
-            raise ConfigError(f"{source}: hparams.columns must map names to column names")
-        self.hp_columns = {str(k): str(v) for k, v in hp_cols.items()}
-        self.status_map = {str(k): str(v) for k, v in dict(data.get("status_map", {})).items()}
-        for k, v in self.status_map.items():
-            if v not in {s.value for s in Status} - {Status.MISSING.value}:
-                raise ConfigError(
-                    f"{source}: status_map.{k} = {v!r}: expected completed, diverged or incomplete"
-                )
+        self.values = _mapped_values(data.get("values", {}), source)
+        self.hp_prefix, self.hp_columns = _mapped_hparams(data.get("hparams", {}), source)
+        self.status_map = _status_map(data.get("status_map", {}), source)
         self.workload = dict(data.get("workload", {}))
         per = data.get("workloads", {})
         if not isinstance(per, Mapping):
@@ -477,6 +433,100 @@ class TableMapping:
 
     def facts(self, workload: str) -> dict[str, Any]:
         return {**self.workload, **self.workloads.get(workload, {})}
+
+
+def _mapped_columns(cols: Any, source: str) -> dict[str, str]:
+    """[columns]: each known key (a value column, a label, a repeat axis) to a column name."""
+    if not isinstance(cols, Mapping):
+        raise ConfigError(f"{source}: [columns] must be a table of column names")
+    unknown = sorted(set(cols) - set(_COLUMN_KEYS) - set(REPEAT_DIMS))
+    if unknown:
+        raise ConfigError(
+            f"{source}: [columns] key {unknown[0]!r} is not one of "
+            f"{sorted({*_COLUMN_KEYS, *REPEAT_DIMS})}"
+        )
+    columns: dict[str, str] = {}
+    for key, value in cols.items():
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{source}: columns.{key}: expected a column name")
+        columns[str(key)] = value
+    return columns
+
+
+def _trial_mode(trial: Any, columns: Mapping[str, str], source: str) -> str:
+    """`trial = ...` (one of TRIAL_MODES), else "column"; not both it and a trial column."""
+    if trial is not None and trial not in TRIAL_MODES:
+        raise ConfigError(
+            f"{source}: trial = {trial!r}: expected one of {list(TRIAL_MODES)} (or name "
+            'the trial column with [columns] trial = "...")'
+        )
+    if trial is not None and "trial" in columns:
+        raise ConfigError(
+            f"{source}: both trial = {trial!r} and [columns] trial = {columns['trial']!r}; keep one"
+        )
+    return str(trial or "column")
+
+
+def _mapped_repeats(repeats: Any, columns: dict[str, str], source: str) -> dict[str, str]:
+    """[repeats]: each repeat axis to a column or REPEATED_ROWS, plus the repeat axes
+    named in `columns` (popped from it; an axis may not be in both)."""
+    if not isinstance(repeats, Mapping) or not all(
+        isinstance(v, str) and v for v in repeats.values()
+    ):
+        raise ConfigError(
+            f"{source}: [repeats] must map a repeat axis ({', '.join(REPEAT_DIMS)}) to a "
+            f'column name or "{REPEATED_ROWS}"'
+        )
+    mapped: dict[str, str] = {}
+    for key, value in repeats.items():
+        if key not in REPEAT_DIMS:
+            raise ConfigError(
+                f"{source}: repeats.{key}: the archive's repeat axes are {list(REPEAT_DIMS)}"
+            )
+        mapped[str(key)] = str(value)
+    for d in REPEAT_DIMS:
+        if d in columns:
+            if d in mapped:
+                raise ConfigError(
+                    f"{source}: repeat axis {d} given in both [columns] and [repeats]"
+                )
+            mapped[d] = columns.pop(d)
+    return mapped
+
+
+def _mapped_values(values: Any, source: str) -> dict[str, str]:
+    """[values]: workload and optimizer to the labels they take in the archive."""
+    if not isinstance(values, Mapping) or not all(
+        isinstance(v, str) and v for v in values.values()
+    ):
+        raise ConfigError(f"{source}: [values] must map workload/optimizer to labels")
+    mapped = {str(k): str(v) for k, v in values.items()}
+    bad = sorted(set(mapped) - {"workload", "optimizer"})
+    if bad:
+        raise ConfigError(f"{source}: values.{bad[0]}: only workload and optimizer")
+    return mapped
+
+
+def _mapped_hparams(hp: Any, source: str) -> tuple[str, dict[str, str]]:
+    """[hparams]: the hyperparameter columns' prefix and the columns named one by one."""
+    if not isinstance(hp, Mapping):
+        raise ConfigError(f"{source}: [hparams] must be a table")
+    prefix = str(hp.get("prefix", HP_PREFIX))
+    hp_cols = hp.get("columns", {})
+    if not isinstance(hp_cols, Mapping) or not all(isinstance(v, str) for v in hp_cols.values()):
+        raise ConfigError(f"{source}: hparams.columns must map names to column names")
+    return prefix, {str(k): str(v) for k, v in hp_cols.items()}
+
+
+def _status_map(status_map: Any, source: str) -> dict[str, str]:
+    """[status_map]: the table's status labels to completed, diverged or incomplete."""
+    mapped = {str(k): str(v) for k, v in dict(status_map).items()}
+    for k, v in mapped.items():
+        if v not in {s.value for s in Status} - {Status.MISSING.value}:
+            raise ConfigError(
+                f"{source}: status_map.{k} = {v!r}: expected completed, diverged or incomplete"
+            )
+    return mapped
 
 
 def _workload_info(name: str, facts: Mapping[str, Any], *, source: str) -> WorkloadInfo:
