@@ -514,7 +514,10 @@ class Analysis:
 
 _M = "optcmp_analysis."
 
-#: Every analysis, in the order `optcmp analyze` lists them.
+#: Every built-in analysis: the one list of their names. Its order is the order of
+#: `optcmp analyze`'s commands, `optcmp plot`'s kinds and the report's sections (the CLI
+#: adds nothing to it: each analysis's CLI module is found by its name,
+#: cli/optcmp_cli/_analyses.py). Analyses registered by other modules follow it.
 ANALYSES: tuple[Analysis, ...] = (
     Analysis(
         "best",
@@ -542,6 +545,24 @@ ANALYSES: tuple[Analysis, ...] = (
         RankOptions,
         _M + "_rank:rank_optimizers",
         _M + "_rank:Rankings",
+    ),
+    Analysis(
+        "aggregate",
+        "Across workloads",
+        "Across workloads, rliable-style: normalised scores of the tuned optimizers, their "
+        "IQM, mean, median and optimality gap, and the probability of improvement.",
+        AggregateOptions,
+        _M + "_aggregate:aggregate_scores",
+        _M + "_aggregate:AggregateScores",
+    ),
+    Analysis(
+        "profiles",
+        "Time-to-target profiles",
+        "Time-to-target performance profiles (AlgoPerf style).",
+        ProfilesOptions,
+        _M + "_profiles:performance_profiles",
+        _M + "_profiles:PerformanceProfiles",
+        randomised=False,
     ),
     Analysis(
         "inclusion",
@@ -580,24 +601,6 @@ ANALYSES: tuple[Analysis, ...] = (
         _M + "_protocol:run_protocol",
         _M + "_protocol:ProtocolComparison",
         second_archive=True,
-    ),
-    Analysis(
-        "aggregate",
-        "Across workloads",
-        "Across workloads, rliable-style: normalised scores of the tuned optimizers, their "
-        "IQM, mean, median and optimality gap, and the probability of improvement.",
-        AggregateOptions,
-        _M + "_aggregate:aggregate_scores",
-        _M + "_aggregate:AggregateScores",
-    ),
-    Analysis(
-        "profiles",
-        "Time-to-target profiles",
-        "Time-to-target performance profiles (AlgoPerf style).",
-        ProfilesOptions,
-        _M + "_profiles:performance_profiles",
-        _M + "_profiles:PerformanceProfiles",
-        randomised=False,
     ),
 )
 

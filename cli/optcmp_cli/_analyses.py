@@ -1,18 +1,31 @@
-"""The CLI's table of analyses: what `optcmp plot` and `optcmp report` show of each
-analysis of the analysis layer's registry, in the report's order.
+"""What the CLI shows of each analysis of the analysis layer's registry, derived from
+its registry entry and its CLI module; no list of names of its own.
 
 Dependency rule: the light names of optcmp_analysis and optcmp_data at import (enums,
-defaults, errors, the registry), so that `optcmp plot --help` loads no statistics; an
-analysis's CLI module (`optcmp_cli.analyses.<name>`) is imported when it runs, is drawn
-or writes its section.
+defaults, errors, the registry), and the analyses' CLI modules (light at import too)
+when the CLI's view of the analyses is asked for, so that `optcmp plot --help` loads no
+statistics.
 
-An entry names the analysis (its KIND of `optcmp plot`, the stem of its figure file, its
-registry entry unless `registered` says otherwise) and says how the CLI treats it: whether
-it has a figure, which of `--budget` and `--compare` it takes, its key in the report and
-whether the report's protocol group needs it. How it runs (its options), how it is drawn
-and what its report section says are in its CLI module. `optcmp plot` lists and checks
-its figures from this table, and `optcmp report` writes the sections of each protocol
-group in its order; `register` adds an analysis from outside (docs/extending.md).
+The one list of analyses is the registry's (`optcmp_analysis.analyses()`, its order).
+The CLI module of a built-in analysis is `optcmp_cli.analyses.<name>`, found by that
+name; an analysis registered from outside names its CLI module with `register`
+(docs/extending.md). From the entry and the module the CLI reads how to treat the
+analysis:
+
+- its figure: the module defines `figure(result, archive)`;
+- `--compare`: the entry takes a second archive (`second_archive`);
+- `--budget` of `optcmp plot`: the module's `TAKES_BUDGET = True` (its `options(common)`
+  reads `common.budget`);
+- its key in the report (progress step, results.json, skipped): `REPORT_KEY` (default
+  its name); whether nothing else of a protocol group runs without it: `REQUIRED`; its
+  heading: `HEADING` (default the entry's title);
+- its views: `VIEWS`, a mapping of name -> module of a figure and report section drawn
+  from its result with no analysis of its own (best's learning curves, `curves`).
+
+The CLI's order (`cli_analyses()`): the analyses of one archive in the registry's order,
+then their views, then the analyses comparing two archives. `optcmp plot` draws the
+figures in that order and `optcmp report` writes each protocol group's sections in it
+(its comparisons of two archives come first, on their own).
 """
 
 from __future__ import annotations
@@ -30,10 +43,10 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
+    from optcmp_analysis import Analysis as Registered
+
 
 __all__ = [
-    "ANALYSES",
-    "FIGURES",
     "Analysis",
     "Common",
     "Inference",
@@ -42,11 +55,8 @@ __all__ = [
     "figures",
     "group_sections",
     "register",
+    "shown_analyses",
 ]
-
-# Bootstrap replicates of the aggregate scores are capped: each replicate resamples
-# every workload, and the interval is stable well before this.
-AGGREGATE_MAX_N_BOOT = 2000
 
 
 @dataclass(frozen=True)
@@ -99,54 +109,72 @@ class Common:
 
 @dataclass(frozen=True)
 class Analysis:
-    """What the CLI shows of one analysis of the registry (`optcmp_analysis.analyses()`).
+    """What the CLI shows of one analysis of the registry (`optcmp_analysis.analyses()`),
+    or of a view of one (`shows`): its name (its KIND of `optcmp plot`, the stem of its
+    figure file) and its CLI module (`module_name`, default `optcmp_cli.analyses.<name>`).
 
-    The analysis runs as the registry's entry `registered` (default `name`) with the
-    options its CLI module builds from the common ones, the same call as `optcmp analyze`.
-    Its CLI module (`module`, default `optcmp_cli.analyses.<name>`) defines
-    `options(common)`, `figure(result, archive)` (where `has_figure`) and
-    `section(builder, result, group)`, the analysis's part of the report."""
+    The analysis runs as the registry's entry `shows` (default `name`) with the options
+    its CLI module builds from the common ones (`options(common)`; default the options
+    class's defaults), the same call as `optcmp analyze`. The module defines
+    `section(builder, result, group)`, its part of the report, and `figure(result,
+    archive)` where it has one; the rest of what the CLI does with it is read from the
+    registry's entry and the module's declarations (the module docstring above)."""
 
     name: str
-    # The heading of its report section (None: the registry's title of the analysis).
-    heading: str | None = None
-    has_figure: bool = True
-    takes_budget: bool = False
-    takes_compare: bool = False
-    # Its key in the report: the step of the progress bar, the records in results.json
-    # and the name of a skipped analysis (None: `name`).
-    report_as: str | None = None
-    # Nothing else in a protocol group of the report runs without it (the selection).
-    required: bool = False
-    # The registry's analysis it shows (None: `name`).
-    registered: str | None = None
     # Its CLI module (None: optcmp_cli.analyses.<name>).
     module_name: str | None = None
-
-    @property
-    def report_key(self) -> str:
-        return self.name if self.report_as is None else self.report_as
-
-    @property
-    def report_heading(self) -> str:
-        """The heading of its report section."""
-        if self.heading is not None:
-            return self.heading
-        from optcmp_analysis import analysis_named as registered
-
-        title: str = registered(self.registered or self.name).title
-        return title
+    # A view: the registry's analysis it is drawn from (None: itself).
+    shows: str | None = None
 
     def module(self) -> Any:
         """The analysis's CLI module (imported on first use)."""
         return importlib.import_module(self.module_name or f"optcmp_cli.analyses.{self.name}")
 
+    def entry(self) -> Registered:
+        """The registry's entry of the analysis it runs."""
+        from optcmp_analysis import analysis_named as registered
+
+        return registered(self.shows or self.name)
+
+    @property
+    def has_figure(self) -> bool:
+        return hasattr(self.module(), "figure")
+
+    @property
+    def takes_budget(self) -> bool:
+        return bool(getattr(self.module(), "TAKES_BUDGET", False))
+
+    @property
+    def takes_compare(self) -> bool:
+        return self.shows is None and self.entry().second_archive
+
+    @property
+    def required(self) -> bool:
+        """Nothing else in a protocol group of the report runs without it (the selection)."""
+        return bool(getattr(self.module(), "REQUIRED", False))
+
+    @property
+    def report_key(self) -> str:
+        """Its key in the report: the step of the progress bar, the records in
+        results.json and the name of a skipped analysis."""
+        key: str = getattr(self.module(), "REPORT_KEY", self.name)
+        return key
+
+    @property
+    def report_heading(self) -> str:
+        """The heading of its report section."""
+        heading: str | None = getattr(self.module(), "HEADING", None)
+        return self.entry().title if heading is None else heading
+
+    def views(self) -> tuple[Analysis, ...]:
+        """The views its CLI module declares (`VIEWS`: name -> module)."""
+        views: dict[str, str] = getattr(self.module(), "VIEWS", {})
+        return tuple(Analysis(n, module_name=m, shows=self.name) for n, m in views.items())
+
     def run(self, archive: xr.Dataset, common: Common) -> Any:
         """Run the registry's analysis on `archive` (and the --compare archive, where it
         compares two) with the options its CLI module builds from `common`."""
-        from optcmp_analysis import analysis_named as registered
-
-        entry = registered(self.registered or self.name)
+        entry = self.entry()
         second = None
         if self.takes_compare and common.compare is not None:
             second = common.compare[1]
@@ -156,9 +184,7 @@ class Analysis:
 
     def figure(self) -> Callable[[Any, xr.Dataset], Figure] | None:
         """`figure(result, archive)` of the CLI module; None: no figure of its own."""
-        if not self.has_figure:
-            return None
-        figure: Callable[[Any, xr.Dataset], Figure] = self.module().figure
+        figure: Callable[[Any, xr.Dataset], Figure] | None = getattr(self.module(), "figure", None)
         return figure
 
     def section(self) -> Callable[[Any, Any, Any], None]:
@@ -185,27 +211,7 @@ class Analysis:
         return figure(self.run(archive, common), archive)
 
 
-# --- the table, in the report's order ------------------------------------------------------
-
-ANALYSES: tuple[Analysis, ...] = (
-    Analysis("best", has_figure=False, report_as="selection", required=True),
-    Analysis("budget", takes_budget=True),
-    Analysis("rank", takes_budget=True),
-    Analysis("aggregate"),
-    Analysis("profiles"),
-    Analysis("inclusion", takes_budget=True),
-    Analysis("targets"),
-    Analysis("boundary"),
-    # The learning curves of the selected trials: drawn from the selection, no records.
-    Analysis("curves", "Learning curves", registered="best"),
-    Analysis("protocol", takes_compare=True),
-)
-
-# The built-in analyses `optcmp plot` draws, in the order its help lists them.
-FIGURES: tuple[Analysis, ...] = tuple(a for a in ANALYSES if a.has_figure)
-
-
-# Analyses added by other modules (`register`), after the built-in ones.
+# CLI modules of analyses registered from outside (`register`), by name.
 _REGISTERED: list[Analysis] = []
 
 
@@ -213,36 +219,60 @@ def register(entry: Analysis) -> Analysis:
     """Add what the CLI shows of an analysis added to the analysis layer's registry
     (`optcmp_analysis.register`): its `optcmp analyze` command (built from the registry's
     options and its CLI module's `print_table(result, options, archive)`), its `optcmp plot`
-    figure and its section of `optcmp report` (after the built-in ones). Its CLI module
-    (`entry.module_name`) defines `print_table`, `figure` (where `has_figure`), `section` and,
-    optionally, `options(common)`: the options `plot` and `report` run it with (default
-    the registry's defaults). ConfigError when the name is taken or not registered."""
+    figure and its section of `optcmp report`. Its CLI module (`entry.module_name`)
+    defines `print_table`, `section`, optionally `figure` and `options(common)` (the
+    options `plot` and `report` run it with; default the registry's defaults) and the
+    declarations of the module docstring above. ConfigError when the name is taken;
+    AnalysisError when the analysis layer has no such analysis."""
     from optcmp_analysis import analysis_named as registered
     from optcmp_cli._analyze import analyze_app
     from optcmp_cli._analyze_command import analyze_command
 
     if any(a.name == entry.name for a in cli_analyses()):
         raise ConfigError(f"analysis {entry.name!r} is already registered")
-    spec = registered(entry.registered or entry.name)
+    spec = registered(entry.name)
     _REGISTERED.append(entry)
     analyze_app.command(entry.name)(analyze_command(spec, entry.module()))
     return entry
 
 
+def shown_analyses() -> tuple[Analysis, ...]:
+    """The analyses of the registry the CLI shows, in the registry's order: every
+    built-in one (its CLI module found by its name) and those whose CLI module is
+    registered (`register`); an analysis registered in the analysis layer alone is not
+    shown."""
+    from optcmp_analysis import ANALYSES as BUILT_IN
+    from optcmp_analysis import analyses
+
+    built_in = {a.name for a in BUILT_IN}
+    added = {a.name: a for a in _REGISTERED}
+    out = []
+    for entry in analyses():
+        if entry.name in added:
+            out.append(added[entry.name])
+        elif entry.name in built_in:
+            out.append(Analysis(entry.name))
+    return tuple(out)
+
+
 def cli_analyses() -> tuple[Analysis, ...]:
-    """The built-in analyses (`ANALYSES`), then the registered ones."""
-    return (*ANALYSES, *_REGISTERED)
+    """Everything the CLI shows, in its order: the analyses of one archive (registry
+    order), their views, then the analyses comparing two archives."""
+    shown = shown_analyses()
+    one = tuple(a for a in shown if not a.takes_compare)
+    views = tuple(v for a in shown for v in a.views())
+    return (*one, *views, *(a for a in shown if a.takes_compare))
 
 
 def figures() -> tuple[Analysis, ...]:
-    """The analyses `optcmp plot` draws, in the order of its help."""
+    """The figures `optcmp plot` draws, in the CLI's order."""
     return tuple(a for a in cli_analyses() if a.has_figure)
 
 
 def group_sections() -> tuple[Analysis, ...]:
     """The sections of each protocol group of `optcmp report`, in the report's order:
-    every analysis but those comparing two protocols (the report's comparisons come
-    first)."""
+    every analysis and view but those comparing two protocols (the report's comparisons
+    come first)."""
     return tuple(a for a in cli_analyses() if not a.takes_compare)
 
 

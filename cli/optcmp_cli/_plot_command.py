@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from optcmp_analysis import BUDGET_RULE, DEFAULT_N_BOOT, DEFAULT_TEST_N_BOOT, SelectionRule
-from optcmp_cli._analyses import FIGURES, Common, Inference, analysis_named, figures
+from optcmp_cli._analyses import Common, Inference, analysis_named, figures
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._options import (
     DEFAULT_ALPHA,
@@ -36,11 +36,21 @@ if TYPE_CHECKING:
 
 __all__ = ["PlotKind", "figure_for", "plot"]
 
-# The built-in figures `optcmp plot` draws: one member per analysis with a figure in the
-# registry (`figures()` adds those of registered analyses).
+# The figures `optcmp plot` draws, as this module is imported: one member per analysis
+# (or view) with a figure (`figures()` also has those of analyses registered later).
+_FIGURES = figures()
 PlotKind = enum.StrEnum(  # type: ignore[misc]
-    "PlotKind", {a.name.upper(): a.name for a in FIGURES}
+    "PlotKind", {a.name.upper(): a.name for a in _FIGURES}
 )
+
+
+def _kinds() -> str:
+    """Each figure's name and, where its CLI module says, what it shows (`FIGURE_HELP`)."""
+    described = []
+    for a in _FIGURES:
+        about = getattr(a.module(), "FIGURE_HELP", None)
+        described.append(a.name if about is None else f"{a.name} ({about})")
+    return ", ".join(described)
 
 
 def figure_for(
@@ -70,44 +80,50 @@ def figure_for(
     return analysis_named(str(kind), figures()).draw(archive, common)
 
 
+# The command's own options (those it shares with other commands are in _options.py).
+_KindArg = Annotated[
+    str,
+    typer.Argument(
+        metavar="KIND",
+        help="Which figure to draw: " + ", ".join(a.name for a in _FIGURES) + ".",
+    ),
+]
+_OutOpt = Annotated[Path, typer.Option("--out", help="Image file to write: .png, .svg or .pdf.")]
+_SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
+_BudgetOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--budget",
+        help="Trials per study k (budget: the largest k drawn; rank, inclusion: the k "
+        f"compared). Default: all trials (inclusion: {BUDGET_RULE}).",
+    ),
+]
+_RuleOpt = Annotated[
+    SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
+]
+_NBootOpt = Annotated[
+    int, typer.Option("--n-boot", min=1, help="Bootstrap draws (targets uses at most 1000).")
+]
+_CompareOpt = Annotated[
+    Path | None,
+    typer.Option("--compare", help="plot protocol: a second archive (another tuning protocol)."),
+]
+_JsonOpt = Annotated[bool, typer.Option("--json", help="Print {kind, archive, out} as JSON.")]
+
+
 @reports_errors
 def plot(
-    kind_name: Annotated[
-        str,
-        typer.Argument(
-            metavar="KIND",
-            help="Which figure to draw: " + ", ".join(a.name for a in FIGURES) + ".",
-        ),
-    ],
+    kind: _KindArg,
     archive_path: ArchiveArg,
-    out: Annotated[Path, typer.Option("--out", help="Image file to write: .png, .svg or .pdf.")],
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")] = 0,
-    budget: Annotated[
-        int | None,
-        typer.Option(
-            "--budget",
-            help="Trials per study k (budget: the largest k drawn; rank, inclusion: the k "
-            f"compared). Default: all trials (inclusion: {BUDGET_RULE}).",
-        ),
-    ] = None,
-    rule: Annotated[
-        SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
-    ] = SelectionRule.FINAL_VALID,
-    n_boot: Annotated[
-        int,
-        typer.Option("--n-boot", min=1, help="Bootstrap draws (targets uses at most 1000)."),
-    ] = DEFAULT_N_BOOT,
+    out: _OutOpt,
+    seed: _SeedOpt = 0,
+    budget: _BudgetOpt = None,
+    rule: _RuleOpt = SelectionRule.FINAL_VALID,
+    n_boot: _NBootOpt = DEFAULT_N_BOOT,
     workload: WorkloadOpt = None,
     optimizer: OptimizerOpt = None,
-    compare: Annotated[
-        Path | None,
-        typer.Option(
-            "--compare", help="plot protocol: a second archive (another tuning protocol)."
-        ),
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print {kind, archive, out} as JSON.")
-    ] = False,
+    compare: _CompareOpt = None,
+    json_out: _JsonOpt = False,
     n_test_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
     alpha: AlphaOpt = DEFAULT_ALPHA,
     margin: MarginOpt = None,
@@ -115,33 +131,21 @@ def plot(
 ) -> None:
     """Draw one figure of an archive's analysis as PNG, SVG or PDF (by the --out suffix).
 
-    KIND: budget (best-of-k vs k, bootstrap band and closed form), rank (rank
-    probabilities), aggregate (IQM, optimality gap and probability of improvement across
-    workloads; at most 2000 bootstrap replicates), profiles (time-to-target performance
-    profiles), inclusion (verdict per pair and workload), targets (steps to target),
-    boundary (metric vs each hyperparameter, search-space edges), curves (learning curves
-    of the selected trials), protocol (tuned results under two protocols: the two search
-    spaces of one archive, or --compare ARCHIVE).
+    KIND: {kinds}.
 
     Example: optcmp plot budget runs/demo/study --out budget.png --seed 0
     """
-    from optcmp_analysis import restrict
     from optcmp_cli.render.save import check_image_out, save_figure
-    from optcmp_data import open_archive
 
     drawn = figures()  # the built-in figures and those of registered analyses
-    if kind_name not in {a.name for a in drawn}:
+    if kind not in {a.name for a in drawn}:
         raise ConfigError(
-            f"KIND {kind_name!r}: not a figure; choose one of " + ", ".join(a.name for a in drawn)
+            f"KIND {kind!r}: not a figure; choose one of " + ", ".join(a.name for a in drawn)
         )
-    kind = kind_name
     check_image_out(out)  # a wrong suffix or another file fails before the analysis runs
     seeded_rng(seed)
     with about_archive(archive_path):
-        archive = restrict(open_archive(archive_path), workloads=workload, optimizers=optimizer)
-        other = None
-        if compare is not None:
-            other = (compare.name, restrict(open_archive(compare), workloads=workload))
+        archive, other = _archives(archive_path, compare, workload, optimizer)
         fig = figure_for(
             kind,
             archive,
@@ -160,6 +164,24 @@ def plot(
         )
     save_figure(fig, out)
     if json_out:
-        print_json({"kind": str(kind), "archive": str(archive_path), "out": str(out)})
+        print_json({"kind": kind, "archive": str(archive_path), "out": str(out)})
     else:
         console.print(f"wrote {out}", markup=False, soft_wrap=True)
+
+
+def _archives(
+    path: Path, compare: Path | None, workload: list[str] | None, optimizer: list[str] | None
+) -> tuple[xr.Dataset, tuple[str, xr.Dataset] | None]:
+    """The archive restricted to --workload and --optimizer, and the --compare archive
+    (its workloads restricted too) with its name."""
+    from optcmp_analysis import restrict
+    from optcmp_data import open_archive
+
+    archive = restrict(open_archive(path), workloads=workload, optimizers=optimizer)
+    if compare is None:
+        return archive, None
+    return archive, (compare.name, restrict(open_archive(compare), workloads=workload))
+
+
+# The KIND paragraph of the help, from the CLI modules of the figures (no list here).
+plot.__doc__ = (plot.__doc__ or "").replace("{kinds}", _kinds())

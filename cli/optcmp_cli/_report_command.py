@@ -12,7 +12,7 @@ import enum
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.progress import BarColumn, TextColumn, TimeElapsedColumn
@@ -38,6 +38,12 @@ from optcmp_cli._options import (
     TestBudgetOpt,
     margin_option,
 )
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from optcmp_cli.report.write import ReportFiles
+    from optcmp_data import Taxonomy
 
 __all__ = ["ReportFormat", "report"]
 
@@ -66,47 +72,53 @@ def _progress(total: int) -> Iterator[Callable[[str], None]]:
         yield advance
 
 
+# The report's own options (those it shares with other commands are in _options.py).
+_OutOpt = Annotated[
+    Path, typer.Option("--out", help="Directory for report.md, results.json and figures/.")
+]
+_SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of every bootstrap.")]
+_CompareOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--compare", help="A second archive (another tuning protocol) to compare rankings with."
+    ),
+]
+_RuleOpt = Annotated[
+    SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
+]
+_NBootOpt = Annotated[int, typer.Option("--n-boot", min=1, help="Bootstrap draws per analysis.")]
+_FormatOpt = Annotated[
+    ReportFormat,
+    typer.Option(
+        "--format", help="html: also write OUT/report.html, self-contained (figures embedded)."
+    ),
+]
+_TaxonomyOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--taxonomy", help="TOML or JSON file of inclusion relations (default: the paper's)."
+    ),
+]
+_TitleOpt = Annotated[
+    str | None, typer.Option("--title", help="Report title (default: the archive's name).")
+]
+_JsonOpt = Annotated[
+    bool, typer.Option("--json", help="Print {report, results, html, figures} as JSON.")
+]
+
+
 @reports_errors
 def report(
     archive_path: ArchiveArg,
-    out: Annotated[
-        Path,
-        typer.Option("--out", help="Directory for report.md, results.json and figures/."),
-    ],
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every bootstrap.")] = 0,
-    compare: Annotated[
-        Path | None,
-        typer.Option(
-            "--compare",
-            help="A second archive (another tuning protocol) to compare rankings with.",
-        ),
-    ] = None,
-    rule: Annotated[
-        SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
-    ] = SelectionRule.FINAL_VALID,
-    n_boot: Annotated[
-        int, typer.Option("--n-boot", min=1, help="Bootstrap draws per analysis.")
-    ] = DEFAULT_N_BOOT,
-    fmt: Annotated[
-        ReportFormat,
-        typer.Option(
-            "--format",
-            help="html: also write OUT/report.html, self-contained (figures embedded).",
-        ),
-    ] = ReportFormat.MD,
-    taxonomy: Annotated[
-        Path | None,
-        typer.Option(
-            "--taxonomy",
-            help="TOML or JSON file of inclusion relations (default: the paper's).",
-        ),
-    ] = None,
-    title: Annotated[
-        str | None, typer.Option("--title", help="Report title (default: the archive's name).")
-    ] = None,
-    json_out: Annotated[
-        bool, typer.Option("--json", help="Print {report, results, html, figures} as JSON.")
-    ] = False,
+    out: _OutOpt,
+    seed: _SeedOpt = 0,
+    compare: _CompareOpt = None,
+    rule: _RuleOpt = SelectionRule.FINAL_VALID,
+    n_boot: _NBootOpt = DEFAULT_N_BOOT,
+    fmt: _FormatOpt = ReportFormat.MD,
+    taxonomy: _TaxonomyOpt = None,
+    title: _TitleOpt = None,
+    json_out: _JsonOpt = False,
     budget: TestBudgetOpt = None,
     n_test_boot: TestBootOpt = DEFAULT_TEST_N_BOOT,
     alpha: AlphaOpt = DEFAULT_ALPHA,
@@ -124,23 +136,12 @@ def report(
 
     Example: optcmp report runs/demo/study --out runs/demo/report --seed 0
     """
-    import numpy as np
-
-    from optcmp_cli.report.groups import protocol_groups
-    from optcmp_cli.report.write import group_steps, write_report
-    from optcmp_data import Taxonomy, check_bootstrap, open_archive
+    from optcmp_cli.report.write import write_report
 
     seeded_rng(seed)
     check_out_dir(out)
-    relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
-    archive = open_archive(archive_path)
-    cell_dims = [d for d in archive["status"].dims if d != "trial"]
-    check_bootstrap(int(np.prod([archive.sizes[d] for d in cell_dims])), n_boot)
-    other = None if compare is None else (compare.name, open_archive(compare))
-    groups = protocol_groups(archive)
-    n_comparisons = (len(groups) - 1) + (compare is not None)
-    total = len(groups) * len(group_steps()) + n_comparisons + 1  # + the plan
-    with _progress(total) as advance, about_archive(archive_path):
+    archive, other, relations = _inputs(archive_path, compare, taxonomy, n_boot)
+    with _progress(_steps(archive, other)) as advance, about_archive(archive_path):
         files = write_report(
             archive,
             out,
@@ -160,15 +161,48 @@ def report(
                 margin=margin_option(margin, margins),
             ),
         )
+    _print_files(files, json_out)
+
+
+def _inputs(
+    archive_path: Path, compare: Path | None, taxonomy: Path | None, n_boot: int
+) -> tuple[xr.Dataset, tuple[str, xr.Dataset] | None, Taxonomy | None]:
+    """The archive (checked to allow `n_boot` bootstrap draws), the --compare archive with
+    its name, and the --taxonomy relations; each read before the report starts."""
+    import numpy as np
+
+    from optcmp_data import Taxonomy, check_bootstrap, open_archive
+
+    relations = Taxonomy.from_file(taxonomy) if taxonomy is not None else None
+    archive = open_archive(archive_path)
+    cell_dims = [d for d in archive["status"].dims if d != "trial"]
+    check_bootstrap(int(np.prod([archive.sizes[d] for d in cell_dims])), n_boot)
+    other = None if compare is None else (compare.name, open_archive(compare))
+    return archive, other, relations
+
+
+def _steps(archive: xr.Dataset, compare: tuple[str, xr.Dataset] | None) -> int:
+    """The progress bar's steps: each protocol group's sections, each protocol comparison
+    (the archive's restricted protocols and the --compare archive) and the plan."""
+    from optcmp_cli.report.groups import protocol_groups
+    from optcmp_cli.report.write import group_steps
+
+    groups = protocol_groups(archive)
+    n_comparisons = (len(groups) - 1) + (compare is not None)
+    return len(groups) * len(group_steps()) + n_comparisons + 1
+
+
+def _print_files(files: ReportFiles, json_out: bool) -> None:
+    """Where the report was written: as JSON, or one line per file."""
     if json_out:
         print_json(files.to_json())
-    else:
-        # soft_wrap: a path must stay on one line to be copied.
-        console.print(f"report: {files.report}", markup=False, soft_wrap=True)
-        if files.html is not None:
-            console.print(f"html: {files.html}", markup=False, soft_wrap=True)
-        console.print(
-            f"results: {files.results}  figures: {len(files.figures)}",
-            markup=False,
-            soft_wrap=True,
-        )
+        return
+    # soft_wrap: a path must stay on one line to be copied.
+    console.print(f"report: {files.report}", markup=False, soft_wrap=True)
+    if files.html is not None:
+        console.print(f"html: {files.html}", markup=False, soft_wrap=True)
+    console.print(
+        f"results: {files.results}  figures: {len(files.figures)}",
+        markup=False,
+        soft_wrap=True,
+    )

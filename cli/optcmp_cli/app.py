@@ -68,7 +68,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "analyze": ("_analyze_app", "analyze_app"),
 }
 
-# Help of the two groups, given here (their Typer apps are built in their modules).
+# Help of the groups, given here so that `optcmp --help` reads their first sentence
+# without importing them (their Typer apps are built in their modules). "{commands}"
+# stands for the group's commands, named when the group is loaded.
 _GROUP_HELP = {
     "optimizers": (
         "List the registered update rules (the paper's six, AdamW, NAdamW, plug-ins) with "
@@ -81,8 +83,8 @@ _GROUP_HELP = {
         "Example: optcmp import deepobs deepobs-baselines --out deepobs.nc"
     ),
     "analyze": (
-        "Statistics of a stored archive (best, budget, rank, inclusion, targets, boundary, "
-        "protocol, aggregate, profiles); no torch needed.\n\n"
+        "Statistics of a stored archive, one command per analysis; no torch needed.\n\n"
+        "Analyses: {commands}.\n\n"
         "Example: optcmp analyze budget runs/study --json"
     ),
 }
@@ -124,7 +126,8 @@ def load_command(name: str) -> click.Command:
     if isinstance(target, typer.Typer):
         group = typer.main.get_group(target)
         group.name = name
-        group.help = _GROUP_HELP.get(name, group.help)
+        help = _GROUP_HELP.get(name, group.help) or ""
+        group.help = help.replace("{commands}", ", ".join(group.commands))
         return _plain(group)
     single = typer.Typer(add_completion=False)
     single.command(name)(target)

@@ -1,21 +1,27 @@
 """What the CLI shows of each analysis: one module per analysis, and the registration of
 new ones.
 
-Dependency rule: importing this package imports the CLI's registry (`_analyses`: no
-numpy, xarray or matplotlib); each module is light at import too and imports the
-analysis layer's records, the report's builder and its figure functions when it runs.
+Dependency rule: importing this package imports the CLI's view of the registry
+(`_analyses`: no numpy, xarray or matplotlib); each module is light at import too and
+imports the analysis layer's records, the report's builder and its figure functions
+when it runs.
 
-A module `optcmp_cli.analyses.<name>` (or, for an analysis added from outside, the
-module named in its entry) defines:
+The analyses are the analysis layer's registry (`optcmp_analysis.analyses()`): this
+package lists none. The module of a built-in analysis is `optcmp_cli.analyses.<name>`,
+found by that name; an analysis added from outside names its module when it registers
+it here. A module defines:
 
 - `HELP`: the help of `optcmp analyze NAME`, whose options come from the analysis's
   options class in the analysis layer's registry;
 - `print_table(result, options, archive)`: what `optcmp analyze NAME` prints;
-- `figure(result, archive)`: the figure of `optcmp plot NAME` and of the report (where
-  the entry `has_figure`);
 - `section(builder, result, group)`: its section of `optcmp report`;
+- optionally `figure(result, archive)`: the figure of `optcmp plot NAME` and of the
+  report, with `FIGURE_HELP` (what it shows, in `optcmp plot --help`);
 - optionally `options(common)`: the options `plot` and `report` run it with (default the
-  options class's defaults), `SEED_AFTER`, `EXTRA_OPTIONS` and `records`.
+  options class's defaults), `TAKES_BUDGET` (`plot --budget` goes to `options`),
+  `SEED_AFTER`, `EXTRA_OPTIONS` and `records` (`optcmp analyze`), `REPORT_KEY`,
+  `REQUIRED` and `HEADING` (the report), and `VIEWS` (name -> module of a figure and
+  report section drawn from its result: best's declares `curves`).
 
 `register(Analysis(NAME, module_name=MODULE))` adds an analysis registered
 in the analysis layer (`optcmp_analysis.register`) to `analyze`, `plot` and `report`

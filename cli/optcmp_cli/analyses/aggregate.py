@@ -25,18 +25,35 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "SEED_AFTER", "figure", "options", "print_table", "section"]
+__all__ = [
+    "FIGURE_HELP",
+    "HELP",
+    "MAX_N_BOOT",
+    "SEED_AFTER",
+    "figure",
+    "options",
+    "print_table",
+    "section",
+]
+
+#: Bootstrap replicates of `plot` and `report` are capped: each replicate resamples every
+#: workload, and the interval is stable well before this.
+MAX_N_BOOT = 2000
 
 
 def options(c: Common) -> Any:
     """The options of `plot` and `report`: the bootstrap draws (at most
-    AGGREGATE_MAX_N_BOOT: each replicate resamples every workload) and the rule."""
+    MAX_N_BOOT) and the rule."""
     from optcmp_analysis import analysis_named
-    from optcmp_cli._analyses import AGGREGATE_MAX_N_BOOT
 
-    return analysis_named("aggregate").options(
-        n_boot=min(c.n_boot, AGGREGATE_MAX_N_BOOT), rule=c.rule
-    )
+    return analysis_named("aggregate").options(n_boot=min(c.n_boot, MAX_N_BOOT), rule=c.rule)
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = (
+    "IQM, optimality gap and probability of improvement across workloads; at most "
+    f"{MAX_N_BOOT} bootstrap replicates"
+)
 
 
 def figure(result: AggregateScores, ds: xr.Dataset) -> Figure:

@@ -25,7 +25,15 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "options", "print_table", "section"]
+__all__ = ["HELP", "REPORT_KEY", "REQUIRED", "VIEWS", "options", "print_table", "section"]
+
+#: Its key in the report (progress step, results.json, skipped): the selection.
+REPORT_KEY = "selection"
+#: Nothing else of a protocol group of the report runs without the selection.
+REQUIRED = True
+#: The learning curves of the selected trials: a figure (`optcmp plot curves`) and a
+#: report section drawn from this analysis's result, with no analysis of their own.
+VIEWS = {"curves": "optcmp_cli.analyses.curves"}
 
 
 def options(c: Common) -> Any:

@@ -24,7 +24,16 @@ if TYPE_CHECKING:
     from optcmp_cli.render.palette import OptimizerStyle
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["EXTRA_OPTIONS", "HELP", "figure", "options", "print_table", "records", "section"]
+__all__ = [
+    "EXTRA_OPTIONS",
+    "FIGURE_HELP",
+    "HELP",
+    "figure",
+    "options",
+    "print_table",
+    "records",
+    "section",
+]
 
 
 def options(c: Common) -> Any:
@@ -32,6 +41,10 @@ def options(c: Common) -> Any:
     from optcmp_analysis import analysis_named
 
     return analysis_named("boundary").options(rule=c.rule)
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = "metric vs each hyperparameter, search-space edges"
 
 
 def figure(result: BoundaryCheck, ds: xr.Dataset) -> Figure:

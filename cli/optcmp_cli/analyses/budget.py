@@ -25,7 +25,10 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "figure", "options", "print_table", "section"]
+__all__ = ["FIGURE_HELP", "HELP", "TAKES_BUDGET", "figure", "options", "print_table", "section"]
+
+#: `optcmp plot budget --budget K`: its `options(common)` reads `common.budget`.
+TAKES_BUDGET = True
 
 
 def options(c: Common) -> Any:
@@ -35,6 +38,10 @@ def options(c: Common) -> Any:
 
     budgets = None if c.budget is None else default_budgets(c.budget)
     return analysis_named("budget").options(budgets=budgets, n_boot=c.n_boot, rule=c.rule)
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = "best-of-k vs k, bootstrap band and closed form"
 
 
 def figure(result: BudgetCurve, ds: xr.Dataset) -> Figure:

@@ -1,5 +1,9 @@
 """curves: the learning curves of the selected trials (a figure, no records).
 
+A view of the analysis `best`, declared by its CLI module (`VIEWS`): `optcmp plot
+curves` and the report's "Learning curves" section run `best` with the options below and
+draw its result; there is no `optcmp analyze curves`.
+
 Dependency rule: the report's builder and the curves figure.
 """
 
@@ -15,7 +19,10 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["figure", "options", "section"]
+__all__ = ["FIGURE_HELP", "HEADING", "figure", "options", "section"]
+
+#: The heading of its report section (it has no registry entry, whose title it would be).
+HEADING = "Learning curves"
 
 
 def options(c: Common) -> Any:
@@ -23,6 +30,10 @@ def options(c: Common) -> Any:
     from optcmp_analysis import analysis_named
 
     return analysis_named("best").options(rule=c.rule)
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = "learning curves of the selected trials"
 
 
 def figure(result: Selection, ds: xr.Dataset) -> Figure:

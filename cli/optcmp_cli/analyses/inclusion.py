@@ -28,7 +28,10 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "figure", "options", "print_table", "section"]
+__all__ = ["FIGURE_HELP", "HELP", "TAKES_BUDGET", "figure", "options", "print_table", "section"]
+
+#: `optcmp plot inclusion --budget K`: its `options(common)` reads `common.budget`.
+TAKES_BUDGET = True
 
 
 def options(c: Common) -> Any:
@@ -47,6 +50,10 @@ def options(c: Common) -> Any:
         alpha=i.alpha,
         margin=i.margin,
     )
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = "verdict per pair and workload"
 
 
 def figure(result: InclusionResult, ds: xr.Dataset) -> Figure:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "figure", "options", "print_table", "section"]
+__all__ = ["FIGURE_HELP", "HELP", "figure", "options", "print_table", "section"]
 
 
 def options(c: Common) -> Any:
@@ -32,6 +32,10 @@ def options(c: Common) -> Any:
     from optcmp_analysis import analysis_named
 
     return analysis_named("profiles").options()
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = "time-to-target performance profiles"
 
 
 def figure(result: PerformanceProfiles, ds: xr.Dataset) -> Figure:

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "figure", "options", "print_table", "section"]
+__all__ = ["FIGURE_HELP", "HELP", "figure", "options", "print_table", "section"]
 
 
 def options(c: Common) -> Any:
@@ -45,6 +45,12 @@ def options(c: Common) -> Any:
         n_boot=i.n_boot,
         alpha=i.alpha,
     )
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = (
+    "tuned results under two protocols: the two search spaces of one archive, or --compare ARCHIVE"
+)
 
 
 def figure(result: ProtocolComparison, ds: xr.Dataset) -> Figure:

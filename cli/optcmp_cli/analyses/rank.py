@@ -26,7 +26,10 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "figure", "options", "print_table", "section"]
+__all__ = ["FIGURE_HELP", "HELP", "TAKES_BUDGET", "figure", "options", "print_table", "section"]
+
+#: `optcmp plot rank --budget K`: its `options(common)` reads `common.budget`.
+TAKES_BUDGET = True
 
 
 def options(c: Common) -> Any:
@@ -34,6 +37,10 @@ def options(c: Common) -> Any:
     from optcmp_analysis import analysis_named
 
     return analysis_named("rank").options(budget=c.budget, n_boot=c.n_boot, rule=c.rule)
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = "rank probabilities"
 
 
 def figure(result: Rankings, ds: xr.Dataset) -> Figure:

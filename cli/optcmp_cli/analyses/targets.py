@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["HELP", "figure", "options", "print_table", "section"]
+__all__ = ["FIGURE_HELP", "HELP", "figure", "options", "print_table", "section"]
 
 
 def options(c: Common) -> Any:
@@ -37,6 +37,10 @@ def options(c: Common) -> Any:
     return analysis_named("targets").options(
         budget=i.budget, n_boot=i.n_boot, alpha=i.alpha, margin=i.margin, taxonomy=c.taxonomy
     )
+
+
+#: What its figure shows, in `optcmp plot --help`.
+FIGURE_HELP = "steps to target"
 
 
 def figure(result: TargetStudy, ds: xr.Dataset) -> Figure:

@@ -3,8 +3,8 @@
 Dependency rule: numpy, xarray, matplotlib (through the figures), optcmp_data and
 optcmp_analysis. The report is assembled in the CLI package: the statistics live in
 optcmp_analysis; each analysis's CLI module (`optcmp_cli.analyses`) writes its section,
-and this module runs the analyses in the order of the registry
-(`optcmp_cli._analyses.ANALYSES`) and writes DIR/report.md, DIR/results.json,
+and this module runs the analyses in the CLI's order of the registry's analyses
+(`optcmp_cli._analyses.group_sections()`) and writes DIR/report.md, DIR/results.json,
 DIR/figures/*.png and, asked for, DIR/report.html.
 
 Reproducibility: every analysis draws from its own `np.random.default_rng(seed)` (as
