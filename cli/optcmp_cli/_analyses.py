@@ -31,6 +31,7 @@ figures in that order and `optcmp report` writes each protocol group's sections 
 from __future__ import annotations
 
 import importlib
+import importlib.util
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -237,20 +238,18 @@ def register(entry: Analysis) -> Analysis:
 
 
 def shown_analyses() -> tuple[Analysis, ...]:
-    """The analyses of the registry the CLI shows, in the registry's order: every
-    built-in one (its CLI module found by its name) and those whose CLI module is
-    registered (`register`); an analysis registered in the analysis layer alone is not
-    shown."""
-    from optcmp_analysis import ANALYSES as BUILT_IN
+    """The analyses of the registry the CLI shows, in the registry's order: those with a
+    CLI module, registered (`register`) or found by the analysis's name
+    (`optcmp_cli.analyses.<name>`: every built-in one). An analysis registered in the
+    analysis layer alone is not shown."""
     from optcmp_analysis import analyses
 
-    built_in = {a.name for a in BUILT_IN}
     added = {a.name: a for a in _REGISTERED}
     out = []
     for entry in analyses():
         if entry.name in added:
             out.append(added[entry.name])
-        elif entry.name in built_in:
+        elif importlib.util.find_spec(f"optcmp_cli.analyses.{entry.name}") is not None:
             out.append(Analysis(entry.name))
     return tuple(out)
 

@@ -25,9 +25,10 @@ if TYPE_CHECKING:
 
 __all__ = ["analyze_app"]
 
+# Its help as `optcmp analyze --help` shows it is app.py's (`_GROUP_HELP`), which names
+# the commands built from the registry (`_analyze_app`).
 analyze_app = typer.Typer(
-    help="Statistics of a stored archive: best trials, budget curves, rankings, inclusion "
-    "checks (and more). Torch is not needed.",
+    help="Statistics of a stored archive, one command per analysis; no torch needed.",
     no_args_is_help=True,
 )
 

@@ -1,7 +1,13 @@
 """Adding an analysis touches two files: its analysis module (options, run function,
 result; `optcmp_analysis.register`) and its CLI module (help, table, figure, report
 section; `optcmp_cli.analyses.register`). Done once here, from two files written to a
-temporary folder, and run through `optcmp analyze`, `plot` and `report`."""
+temporary folder, and run through `optcmp analyze`, `plot` and `report`.
+
+A built-in analysis is the same two modules without their register calls, plus its
+entry in the registry's one list (`ANALYSES` in analysis/optcmp_analysis/_registry.py):
+its CLI module is found by its name (`optcmp_cli.analyses.<name>`). Done once here too:
+the modules in a temporary folder (the CLI module on the path of optcmp_cli.analyses),
+the entry added to `ANALYSES`, nothing else."""
 
 from __future__ import annotations
 
@@ -16,6 +22,7 @@ from typer.testing import CliRunner
 
 import optcmp_analysis._registry as analysis_registry
 import optcmp_cli._analyses as cli_registry
+import optcmp_cli.analyses
 from optcmp_cli._analyze import analyze_app
 from optcmp_cli.app import app
 
@@ -191,3 +198,99 @@ def test_a_taken_name_is_refused(registered: None) -> None:
 
     with pytest.raises(ConfigError, match="already registered"):
         cli_registry.register(cli_registry.Analysis("tuned-range"))
+
+
+def _built_in(module_text: str) -> str:
+    """A module of the plug-in above as a built-in one called "spread": no register call,
+    no import of the analysis module (the registry's entry names it)."""
+    text = textwrap.dedent(module_text).replace("tuned-range", "spread")
+    text = text.replace("import range_analysis  # noqa: F401  (registers the analysis)\n", "")
+    return text[: text.index("\nregister(")] + "\n"
+
+
+ENTRY = """
+from optcmp_analysis import Analysis
+
+from range_analysis import RangeOptions
+
+ENTRY = Analysis(
+    "spread",
+    "Range of the tuned results",
+    "The range of the optimizers' tuned test values on each workload.",
+    RangeOptions,
+    "range_analysis:tuned_range",
+    "range_analysis:TunedRange",
+    randomised=False,
+)
+"""
+
+
+@pytest.fixture
+def built_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The analysis as a built-in one: its two modules (the CLI module `spread.py` in a
+    folder on optcmp_cli.analyses' path), its entry appended to the registry's
+    `ANALYSES` (here from a third module, standing for the line in _registry.py), and
+    `optcmp analyze` built again as at start-up."""
+    from optcmp_cli._analyze_app import _add_commands
+
+    modules = tmp_path / "modules"
+    cli = tmp_path / "cli"
+    modules.mkdir()
+    cli.mkdir()
+    (modules / "range_analysis.py").write_text(_built_in(ANALYSIS_MODULE))
+    (modules / "range_entry.py").write_text(textwrap.dedent(ENTRY))
+    (cli / "spread.py").write_text(_built_in(CLI_MODULE))
+    monkeypatch.syspath_prepend(str(modules))
+    monkeypatch.setattr(optcmp_cli.analyses, "__path__", [*optcmp_cli.analyses.__path__, str(cli)])
+    entry = __import__("range_entry").ENTRY
+    monkeypatch.setattr(analysis_registry, "ANALYSES", (*analysis_registry.ANALYSES, entry))
+    monkeypatch.setattr(analyze_app, "registered_commands", list(analyze_app.registered_commands))
+    _add_commands()
+    try:
+        yield
+    finally:
+        for name in ("range_analysis", "range_entry", "optcmp_cli.analyses.spread"):
+            sys.modules.pop(name, None)
+
+
+def test_a_built_in_analysis_is_two_modules_and_its_registry_entry(
+    built_in: None, archive_path: Path, tmp_path: Path
+) -> None:
+    found = runner.invoke(app, ["analyze", "spread", str(archive_path), "--json", "--scale", "2"])
+    assert found.exit_code == 0, found.output
+    assert [r["workload"] for r in json.loads(found.stdout)["spread"]] == ["w0", "w1"]
+    assert "spread" in runner.invoke(app, ["analyze", "--help"]).stdout
+
+    figure = tmp_path / "spread.png"
+    plotted = runner.invoke(app, ["plot", "spread", str(archive_path), "--out", str(figure)])
+    assert plotted.exit_code == 0, plotted.output
+
+    out = tmp_path / "report"
+    reported = runner.invoke(
+        app, ["report", str(archive_path), "--out", str(out), "--n-boot", "50", "--json"]
+    )
+    assert reported.exit_code == 0, reported.output
+    md = (out / "report.md").read_text()
+    # After the built-in analyses of one archive and before their views (the curves).
+    assert md.index("## Boundary check") < md.index("## Range of the tuned results")
+    assert md.index("## Range of the tuned results") < md.index("## Learning curves")
+    assert "spread" in json.loads((out / "results.json").read_text())
+
+
+def test_an_analysis_without_a_cli_module_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(analysis_registry, "_REGISTERED", [])
+    analysis_registry.register(
+        analysis_registry.Analysis(
+            "no-cli",
+            "No CLI",
+            "An analysis of the analysis layer alone.",
+            analysis_registry.BoundaryOptions,
+            "optcmp_analysis._boundary:boundary_check",
+            "optcmp_analysis._boundary:BoundaryCheck",
+            randomised=False,
+        )
+    )
+    assert "no-cli" not in [a.name for a in cli_registry.cli_analyses()]
+    assert [a.name for a in cli_registry.shown_analyses()] == [
+        a.name for a in analysis_registry.ANALYSES
+    ]

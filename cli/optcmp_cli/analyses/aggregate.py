@@ -72,6 +72,22 @@ def section(b: Builder, result: AggregateScores, g: Group) -> None:
     from optcmp_analysis import AGGREGATE_STATISTICS
 
     b.draw("aggregate", result, g, "aggregate scores across workloads")
+    b.lines += _method(result)
+    records = result.to_json()
+    agg = {(r["optimizer"], r["statistic"]): r for r in records if r["record"] == "aggregate"}
+    names = sorted({o for o, _ in agg}, key=lambda o: -(agg[(o, "iqm")]["value"] or -np.inf))
+    rows = [[md(o), *(_md_cell(agg[(o, st)], 3) for st in AGGREGATE_STATISTICS)] for o in names]
+    b.lines += table(["optimizer", "IQM", "mean", "median", "optimality gap"], rows)
+    if result.interval_note is None:
+        b.lines += _improvements(result, records)
+    b.add_records("aggregate", records, g.label)
+    for c in result.caveats:
+        b.caveat(md(c))
+
+
+def _method(result: AggregateScores) -> list[str]:
+    """How the scores were made: their anchors, what a tuned result is, the statistics
+    and the intervals (or why there are none)."""
     level = f"{100 * result.confidence:g}%"
     n_w = len(result.workloads)
     anchors = {
@@ -89,7 +105,7 @@ def section(b: Builder, result: AggregateScores, g: Group) -> None:
         if result.budget is not None
         else "a tuned result is one repeated study's selected trial"
     )
-    b.lines += [
+    lines = [
         f"Normalised test scores across {n_w} workload{'s' if n_w != 1 else ''} (unit "
         f"{result.unit}; {study}): {anchors}. IQM is the mean of the middle half of all "
         "(workload, tuned result) scores, the optimality gap the mean shortfall below 1 "
@@ -97,45 +113,41 @@ def section(b: Builder, result: AggregateScores, g: Group) -> None:
         "",
     ]
     if result.interval_note is None:
-        b.lines += [
+        return [
+            *lines,
             f"Intervals: {level} expanded percentile intervals of a stratified bootstrap "
             f"over workloads ({result.n_boot} replicates; widened for the few independent "
             "studies behind a best-of-k result, as the coverage simulation in "
             "docs/method.md requires).",
             "",
         ]
-    else:
-        b.lines += [md(result.interval_note[0].upper() + result.interval_note[1:]) + ".", ""]
-    records = result.to_json()
-    agg = {(r["optimizer"], r["statistic"]): r for r in records if r["record"] == "aggregate"}
-    names = sorted({o for o, _ in agg}, key=lambda o: -(agg[(o, "iqm")]["value"] or -np.inf))
+    return [*lines, md(result.interval_note[0].upper() + result.interval_note[1:]) + ".", ""]
 
-    def cell(r: dict[str, Any], digits: int) -> str:
-        value = cell_num(r["value"], digits)
-        if r["lo"] is None or r["hi"] is None:
-            return value
-        return f"{value} [{cell_num(r['lo'], digits)}, {cell_num(r['hi'], digits)}]"
 
-    rows = [[md(o), *(cell(agg[(o, st)], 3) for st in AGGREGATE_STATISTICS)] for o in names]
-    b.lines += table(["optimizer", "IQM", "mean", "median", "optimality gap"], rows)
-    if result.interval_note is None:
-        imp = [r for r in records if r["record"] == "improvement" and r["clear"]]
-        clear = [
-            f"{md(r['optimizer'])} over {md(r['other'])}: {cell(r, 2)} (Holm p "
-            f"{number(r['p_holm'], 2)})"
-            for r in imp
-        ]
-        b.lines += [
-            "Probability of improvement (a tuned run of the first beats one of the second on "
-            f"a random workload), clear where its Holm-adjusted p-value over the "
-            f"{result.n_pairs} pairs is below {1 - result.confidence:.2g}: "
-            + ("; ".join(clear) if clear else "none")
-            + ".",
-            "",
-        ]
-    b.add_records("aggregate", records, g.label)
-    for c in result.caveats:
-        b.caveat(md(c))
+def _md_cell(r: dict[str, Any], digits: int) -> str:
+    """A record's value with its interval, where it has one, for a Markdown cell."""
+    value = cell_num(r["value"], digits)
+    if r["lo"] is None or r["hi"] is None:
+        return value
+    return f"{value} [{cell_num(r['lo'], digits)}, {cell_num(r['hi'], digits)}]"
+
+
+def _improvements(result: AggregateScores, records: list[dict[str, Any]]) -> list[str]:
+    """The clear probabilities of improvement, in one paragraph."""
+    imp = [r for r in records if r["record"] == "improvement" and r["clear"]]
+    clear = [
+        f"{md(r['optimizer'])} over {md(r['other'])}: {_md_cell(r, 2)} (Holm p "
+        f"{number(r['p_holm'], 2)})"
+        for r in imp
+    ]
+    return [
+        "Probability of improvement (a tuned run of the first beats one of the second on "
+        f"a random workload), clear where its Holm-adjusted p-value over the "
+        f"{result.n_pairs} pairs is below {1 - result.confidence:.2g}: "
+        + ("; ".join(clear) if clear else "none")
+        + ".",
+        "",
+    ]
 
 
 #: `--seed` follows `--confidence` in the help.

@@ -70,6 +70,25 @@ def section(b: Builder, sel: Selection, g: Group) -> None:
             + ".",
             "",
         ]
+    rows, ties = _rows(records, several)
+    headers = ["workload", "optimizer", "trial", "usable/trials", "tied", "selection", "test"]
+    headers += ["over repeats"] if several else []
+    b.lines += table([*headers, "hyperparameters"], rows)
+    if ties:
+        b.caveat(
+            "selections decided by a tie of the selection value"
+            + g.under()
+            + ": "
+            + "; ".join(ties)
+            + " (the result is the mean of the tied trials' test values)",
+            key=True,
+        )
+    b.add_records("selection", sel.to_json(), g.label)
+
+
+def _rows(records: list[dict[str, Any]], several: bool) -> tuple[list[list[Any]], list[str]]:
+    """The table's rows (with the repeats' spread where there are `several`) and the
+    ties that decided a selection."""
     rows = []
     ties = []
     for r in records:
@@ -99,19 +118,7 @@ def section(b: Builder, sel: Selection, g: Group) -> None:
                 hps or "-",
             ]
         )
-    headers = ["workload", "optimizer", "trial", "usable/trials", "tied", "selection", "test"]
-    headers += ["over repeats"] if several else []
-    b.lines += table([*headers, "hyperparameters"], rows)
-    if ties:
-        b.caveat(
-            "selections decided by a tie of the selection value"
-            + g.under()
-            + ": "
-            + "; ".join(ties)
-            + " (the result is the mean of the tied trials' test values)",
-            key=True,
-        )
-    b.add_records("selection", sel.to_json(), g.label)
+    return rows, ties
 
 
 #: The help of `optcmp analyze best`.

@@ -116,7 +116,21 @@ def _archive(
             ]
         ],
     )
-    lines += table(
+    lines += _contents(summary)
+    if len(groups) > 1:
+        lines += [
+            "Tuning protocols (search spaces) in this archive, each analysed on its own: "
+            + "; ".join(f"{md(label)}: {', '.join(md(o) for o in opts)}" for label, opts in groups),
+            "",
+        ]
+    if compare is not None:
+        lines += [f"Compared with the archive {md(compare[0])} (protocol comparison below).", ""]
+    return lines
+
+
+def _contents(summary: ArchiveSummary) -> list[str]:
+    """The archive's workloads, and the status of every cell's trials: two tables."""
+    lines = table(
         ["workload", "metric", "direction", "selection split", "step budget", "valid target"],
         [
             [
@@ -145,14 +159,6 @@ def _archive(
             for c in summary.cells
         ],
     )
-    if len(groups) > 1:
-        lines += [
-            "Tuning protocols (search spaces) in this archive, each analysed on its own: "
-            + "; ".join(f"{md(label)}: {', '.join(md(o) for o in opts)}" for label, opts in groups),
-            "",
-        ]
-    if compare is not None:
-        lines += [f"Compared with the archive {md(compare[0])} (protocol comparison below).", ""]
     return lines
 
 

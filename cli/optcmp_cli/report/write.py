@@ -65,6 +65,19 @@ class ReportFiles:
             "figures": [str(f) for f in self.figures],
         }
 
+    def moved(self, src: Path, dst: Path) -> ReportFiles:
+        """Where the files are once the folder `src` holding them is moved to `dst`."""
+
+        def at(path: Path) -> Path:
+            return dst / path.relative_to(src)
+
+        return ReportFiles(
+            report=at(self.report),
+            results=at(self.results),
+            figures=tuple(at(p) for p in self.figures),
+            html=None if self.html is None else at(self.html),
+        )
+
 
 def group_steps() -> tuple[str, ...]:
     """The steps of one protocol group, for the progress bar: its analyses' report keys."""
@@ -173,16 +186,7 @@ def write_report(
         stage.abort()
         raise
     stage.commit()
-
-    def moved(path: Path) -> Path:
-        return out / path.relative_to(stage.dir)
-
-    return ReportFiles(
-        report=moved(staged.report),
-        results=moved(staged.results),
-        figures=tuple(moved(p) for p in staged.figures),
-        html=None if staged.html is None else moved(staged.html),
-    )
+    return staged.moved(stage.dir, out)
 
 
 def _write_staged(
