@@ -291,7 +291,7 @@ def test_to_dataset_takes_variables_and_attributes_from_the_field_metadata() -> 
         "with_replacement": 1,
     }
     assert toy.caveats == ("one", "two")
-    with pytest.raises(NotImplementedError, match=r"_Toy\.to_json"):
+    with pytest.raises(NotImplementedError, match=r"_Toy declares no JSON"):
         toy.to_json()
 
 
