@@ -17,7 +17,7 @@ import xarray as xr
 from typer.testing import CliRunner
 
 from optcmp_cli.app import app
-from optcmp_data import ArchiveIOError, write_archive
+from optcmp_data import CURVE_VARS, ArchiveIOError, write_archive
 from optcmp_data._fs import LOW_SPACE_BYTES
 from optcmp_data.testing import synthetic_archive
 from tests.cli.helpers import NON_UTF8, one_line_error
@@ -245,14 +245,7 @@ def test_an_existing_archive_may_be_replaced_by_import(archive: Path, tmp_path: 
 @pytest.mark.parametrize("kind", ["budget", "rank", "inclusion", "targets", "boundary", "curves"])
 def test_figures_of_metrics_near_the_float_limit(tmp_path: Path, kind: str) -> None:
     ds = synthetic_archive(workloads=1, optimizers=("sgd", "momentum", "adam"), n_trials=6)
-    for name in (
-        "train_loss",
-        "train_metric",
-        "valid_loss",
-        "valid_metric",
-        "test_loss",
-        "test_metric",
-    ):
+    for name in CURVE_VARS:
         values = ds[name].values
         huge = np.where(np.arange(values.shape[-1]) % 2 == 0, 1e308, -1e308)
         ds[name].values[...] = np.where(np.isfinite(values), huge, values)

@@ -18,6 +18,7 @@ import pandas as pd
 
 from optcmp_data._errors import DataFormatError
 from optcmp_data._families import FAMILY_SPECS
+from optcmp_data._schema import CURVE_VARS
 from optcmp_data.importers._columns import check_unique, table_header
 
 __all__ = ["infer_mapping"]
@@ -195,20 +196,7 @@ def infer_mapping(path: str | Path, /) -> str:
 
 
 # The [columns] roles, in the order the draft lists them.
-_COLUMN_ROLES = (
-    "optimizer",
-    "workload",
-    "trial",
-    "step",
-    "time",
-    "status",
-    "train_loss",
-    "train_metric",
-    "valid_loss",
-    "valid_metric",
-    "test_loss",
-    "test_metric",
-)
+_COLUMN_ROLES = ("optimizer", "workload", "trial", "step", "time", "status", *CURVE_VARS)
 
 
 def _roles(
