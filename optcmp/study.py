@@ -25,12 +25,11 @@ from optcmp.spaces import PRESETS, HParamRange, SearchSpace, preset
 from optcmp.workloads import WORKLOADS, ArrayConfig, WorkloadSpec, get_workload, register_workload
 from optcmp_data import (
     FAMILY_SPECS,
-    ArchiveIOError,
     ConfigError,
     ScheduleKind,
-    check_regular_file,
     closest_name,
     get_schedule,
+    read_config_text,
 )
 
 __all__ = ["COMPILE_MODES", "DEVICES", "PRECISIONS", "StudySpec", "derive_seed"]
@@ -326,19 +325,7 @@ class StudySpec:
     def from_toml(cls, path: str | Path) -> StudySpec:
         """Read and validate a study file (format: docs/study-file.md)."""
         path = Path(path)
-        try:
-            if path.exists():  # a FIFO would block the read below
-                check_regular_file(path, "study file")
-            text = path.read_text(encoding="utf-8")
-        except OSError as e:
-            raise ConfigError(f"{path}: cannot read study file ({e.strerror})") from None
-        except ArchiveIOError as e:
-            raise ConfigError(str(e)) from None
-        except UnicodeDecodeError as e:
-            raise ConfigError(
-                f"{path}: not UTF-8 text (byte {e.object[e.start]:#04x} at offset {e.start}); "
-                "TOML files are UTF-8"
-            ) from None
+        text = read_config_text(path, "study file")
         try:
             data = tomllib.loads(text)
         except tomllib.TOMLDecodeError as e:

@@ -47,7 +47,7 @@ if TYPE_CHECKING:
         get_schedule,
         register_family,
     )
-    from optcmp_data._fs import atomic_write, atomic_write_text, check_regular_file, os_error
+    from optcmp_data._fs import atomic_write, atomic_write_text, os_error, read_config_text
     from optcmp_data._io import (
         merge_archives,
         open_archive,
@@ -121,7 +121,6 @@ _LAZY: dict[str, str] = {
     "atomic_write_text": "_fs",
     "check_bootstrap": "_limits",
     "check_memory": "_limits",
-    "check_regular_file": "_fs",
     "closest_name": "_families",
     "default_taxonomy": "_taxonomy",
     "get_family": "_families",
@@ -132,6 +131,7 @@ _LAZY: dict[str, str] = {
     "open_archive": "_io",
     "os_error": "_fs",
     "parse_selection_repeats": "_schema",
+    "read_config_text": "_fs",
     "register_family": "_families",
     "register_relation": "_taxonomy",
     "repeat_dims": "_schema",
@@ -179,7 +179,6 @@ __all__ = [
     "atomic_write_text",
     "check_bootstrap",
     "check_memory",
-    "check_regular_file",
     "closest_name",
     "default_taxonomy",
     "get_family",
@@ -191,6 +190,7 @@ __all__ = [
     "open_archive",
     "os_error",
     "parse_selection_repeats",
+    "read_config_text",
     "register_family",
     "register_relation",
     "repeat_dims",

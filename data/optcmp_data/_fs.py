@@ -1,6 +1,6 @@
 """File-system failures as one line: what went wrong where, without half-written files;
-the one atomic write every writer of optcmp uses; and the check that an input is a
-regular file before anything reads it.
+the one atomic write every writer of optcmp uses; the check that an input is a regular
+file before anything reads it; and the reading of a configuration file's text.
 
 Dependency rule: the standard library only.
 """
@@ -15,7 +15,7 @@ import stat
 from collections.abc import Callable
 from pathlib import Path
 
-from optcmp_data._errors import ArchiveIOError
+from optcmp_data._errors import ArchiveIOError, ConfigError
 
 __all__ = [
     "LOW_SPACE_BYTES",
@@ -23,6 +23,7 @@ __all__ = [
     "atomic_write_text",
     "check_regular_file",
     "os_error",
+    "read_config_text",
     "write_failure",
 ]
 
@@ -155,3 +156,23 @@ def check_regular_file(path: str | os.PathLike[str], what: str = "file") -> Path
         else "a special file"
     )
     raise ArchiveIOError(f"{path}: is {kind}, not a regular {what}")
+
+
+def read_config_text(path: str | os.PathLike[str], what: str) -> str:
+    """The UTF-8 text of TOML or JSON (by its suffix) configuration file `path` (`what`:
+    "study file", "taxonomy file"); one ConfigError naming it when it is missing or
+    unreadable, not a regular file (a FIFO would block the read) or not UTF-8."""
+    path = Path(path)
+    try:
+        if path.exists():  # a FIFO would block the read below
+            check_regular_file(path, what)
+        return path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise ConfigError(f"{path}: cannot read {what} ({err.strerror})") from None
+    except ArchiveIOError as err:
+        raise ConfigError(str(err)) from None
+    except UnicodeDecodeError as err:
+        raise ConfigError(
+            f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
+            f"{'JSON' if path.suffix == '.json' else 'TOML'} files are UTF-8"
+        ) from None

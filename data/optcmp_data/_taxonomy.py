@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from optcmp_data._errors import ArchiveIOError, ConfigError
-from optcmp_data._fs import check_regular_file
+from optcmp_data._errors import ConfigError
+from optcmp_data._fs import read_config_text
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -358,14 +358,7 @@ class Taxonomy:
     def from_file(cls, path: str | Path) -> Taxonomy:
         """From a TOML (`[[inclusion]]` tables) or JSON file."""
         path = Path(path)
-        try:
-            if path.exists():  # a FIFO would block the read below
-                check_regular_file(path, "taxonomy file")
-            text = path.read_text(encoding="utf-8")
-        except OSError as err:
-            raise ConfigError(f"{path}: cannot read taxonomy file ({err.strerror})") from None
-        except ArchiveIOError as err:
-            raise ConfigError(str(err)) from None
+        text = read_config_text(path, "taxonomy file")
         try:
             data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
         except (json.JSONDecodeError, tomllib.TOMLDecodeError) as err:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -83,6 +84,19 @@ def test_bad_user_files(tmp_path: Path, text: str, fragment: str) -> None:
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read"):
         Taxonomy.from_file(tmp_path / "absent.toml")
+
+
+def test_unreadable_files_are_one_config_error(tmp_path: Path) -> None:
+    """As a study file: a non-UTF-8 file or a FIFO (which would block the read) is one
+    ConfigError naming the file, not a traceback or a hang."""
+    binary = tmp_path / "tax.json"
+    binary.write_bytes(b'{"inclusion": "\xff"}')
+    with pytest.raises(ConfigError, match=r"tax\.json: not UTF-8 text \(byte 0xff at offset 15\)"):
+        Taxonomy.from_file(binary)
+    fifo = tmp_path / "tax.toml"
+    os.mkfifo(fifo)
+    with pytest.raises(ConfigError, match="is a FIFO"):
+        Taxonomy.from_file(fifo)
 
 
 def test_archive_round_trip() -> None:
