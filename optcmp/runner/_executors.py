@@ -30,13 +30,16 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from optcmp._plugins import PluginError
 from optcmp.runner._group import FailureKind, GroupFailure, GroupSummary, GroupTask
 from optcmp.runner._placement import placed_on
 from optcmp.runner._pool import WorkerPool
 from optcmp_data import ConfigError
+
+if TYPE_CHECKING:
+    from distributed import Client, Future
 
 __all__ = ["DaskExecutor", "Executor", "Job", "LocalExecutor", "Outcome"]
 
@@ -155,14 +158,7 @@ class DaskExecutor:
                 f"group time limit {timeout:g} s: a Dask cluster cannot stop a running "
                 "group; run without --scheduler, or with --group-timeout 0 (no limit)"
             )
-        from distributed import Client, KilledWorker, as_completed
-
-        try:
-            client = Client(self.address, timeout="30s")  # type: ignore[no-untyped-call]
-        except OSError as err:
-            raise ConfigError(
-                f"--scheduler {self.address}: cannot connect to the Dask scheduler ({err})"
-            ) from None
+        client = self._connect()
         futures = []
         finished = False
         try:
@@ -171,29 +167,7 @@ class DaskExecutor:
             futures = [
                 client.submit(job, task, pure=False, resources=self.resources) for task in tasks
             ]
-            of_future = {f.key: t for f, t in zip(futures, tasks, strict=True)}
-            for future in as_completed(futures):  # type: ignore[no-untyped-call]
-                if future.cancelled():
-                    continue
-                task = of_future[future.key]
-                try:
-                    summary: GroupSummary = future.result()
-                except PluginError as err:
-                    yield GroupFailure(task, FailureKind.RAISED, str(err))
-                except KilledWorker:
-                    yield GroupFailure(task, FailureKind.DIED, "KilledWorker: Dask gave up on it")
-                else:
-                    yield summary
-                    continue
-                # A failed plug-in's queued groups are not run.
-                queued = [
-                    f
-                    for f in futures
-                    if not f.done()  # type: ignore[no-untyped-call]
-                    and skip(of_future[f.key])
-                ]
-                if queued:
-                    client.cancel(queued)  # type: ignore[no-untyped-call]
+            yield from _dask_outcomes(client, futures, tasks, skip)
             finished = True
         finally:
             # Interrupted or failed: queued groups are cancelled; groups already running on
@@ -203,3 +177,49 @@ class DaskExecutor:
                 with contextlib.suppress(Exception):
                     client.cancel(futures)  # type: ignore[no-untyped-call]
             client.close()  # type: ignore[no-untyped-call]
+
+    def _connect(self) -> Client:
+        """A client of the scheduler; ConfigError when it cannot be reached."""
+        from distributed import Client
+
+        try:
+            return Client(self.address, timeout="30s")  # type: ignore[no-untyped-call]
+        except OSError as err:
+            raise ConfigError(
+                f"--scheduler {self.address}: cannot connect to the Dask scheduler ({err})"
+            ) from None
+
+
+def _dask_outcomes(
+    client: Client,
+    futures: Sequence[Future[GroupSummary]],
+    tasks: Sequence[GroupTask],
+    skip: Callable[[GroupTask], bool],
+) -> Iterator[Outcome]:
+    """Each group's summary, or its failure (its plug-in raised, or Dask gave up on its
+    worker), as the futures finish; a failure cancels the queued groups that `skip`."""
+    from distributed import KilledWorker, as_completed
+
+    of_future = {f.key: t for f, t in zip(futures, tasks, strict=True)}
+    for future in as_completed(futures):  # type: ignore[no-untyped-call]
+        if future.cancelled():
+            continue
+        task = of_future[future.key]
+        try:
+            summary: GroupSummary = future.result()
+        except PluginError as err:
+            yield GroupFailure(task, FailureKind.RAISED, str(err))
+        except KilledWorker:
+            yield GroupFailure(task, FailureKind.DIED, "KilledWorker: Dask gave up on it")
+        else:
+            yield summary
+            continue
+        # A failed plug-in's queued groups are not run.
+        queued = [
+            f
+            for f in futures
+            if not f.done()  # type: ignore[no-untyped-call]
+            and skip(of_future[f.key])
+        ]
+        if queued:
+            client.cancel(queued)  # type: ignore[no-untyped-call]
