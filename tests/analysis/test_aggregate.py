@@ -4,6 +4,7 @@ archives."""
 
 from __future__ import annotations
 
+import functools
 import itertools
 from pathlib import Path
 
@@ -174,24 +175,17 @@ def test_iqm_interval_coverage() -> None:
 
 
 def test_bootstrap_rejects_bad_arguments() -> None:
-    units, counts = np.zeros((1, 1, 2, 1)), np.array([[2]])
+    bootstrap = functools.partial(
+        stratified_bootstrap,
+        np.zeros((1, 1, 2, 1)),
+        np.array([[2]]),
+        lambda d: d.sum(axis=(1, 2, 3, 4)),
+        rng=np.random.default_rng(0),
+    )
     with pytest.raises(AnalysisError, match="n_boot"):
-        stratified_bootstrap(
-            units,
-            counts,
-            lambda d: d.sum(axis=(1, 2, 3, 4)),
-            n_boot=0,
-            rng=np.random.default_rng(0),
-        )
+        bootstrap(n_boot=0)
     with pytest.raises(AnalysisError, match="confidence"):
-        stratified_bootstrap(
-            units,
-            counts,
-            lambda d: d.sum(axis=(1, 2, 3, 4)),
-            n_boot=5,
-            rng=np.random.default_rng(0),
-            confidence=1.0,
-        )
+        bootstrap(n_boot=5, confidence=1.0)
 
 
 # --- aggregate_scores on archives --------------------------------------------------------
