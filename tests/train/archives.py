@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
+from typing import Any
+
 import xarray as xr
 
 from optcmp.runner import comparable
@@ -14,3 +17,17 @@ def same_study(a: xr.Dataset, b: xr.Dataset) -> bool:
     a.attrs.pop("git_commit")
     b.attrs.pop("git_commit")
     return bool(a.identical(b))
+
+
+def worker_processes(n_workers: int, **options: Any) -> Any:
+    """A dask LocalCluster of `n_workers` one-thread worker processes, on a free dashboard
+    port, logging errors only (`options`: more LocalCluster arguments)."""
+    distributed: Any = importlib.import_module("distributed")  # untyped
+    return distributed.LocalCluster(
+        n_workers=n_workers,
+        processes=True,
+        threads_per_worker=1,
+        dashboard_address=":0",
+        silence_logs=40,
+        **options,
+    )

@@ -12,7 +12,7 @@ from optcmp.runner import DaskExecutor, GroupsFailed, LocalExecutor, run_study
 from optcmp.study import StudySpec
 from optcmp_data import ConfigError, open_archive
 from optcmp_data._io import list_shards
-from tests.train.archives import same_study
+from tests.train.archives import same_study, worker_processes
 
 distributed = pytest.importorskip("distributed")
 
@@ -35,13 +35,7 @@ def test_dask_local_cluster_equals_the_local_executor(tmp_path: Path) -> None:
     study.write_text(STUDY, encoding="utf-8")
     spec = StudySpec.from_toml(study)
     run_study(spec, tmp_path / "local", executor=LocalExecutor(1))
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        dashboard_address=":0",
-        silence_logs=40,
-    )
+    cluster = worker_processes(2)
     try:
         run = run_study(spec, tmp_path / "dask", executor=DaskExecutor(cluster.scheduler_address))
     finally:

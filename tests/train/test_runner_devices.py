@@ -11,7 +11,7 @@ from optcmp.runner import DaskExecutor, GroupSummary, GroupTask, LocalExecutor, 
 from optcmp.runner._placement import assigned_device
 from optcmp.study import StudySpec
 from optcmp_data import ConfigError, open_archive
-from tests.train.archives import same_study
+from tests.train.archives import same_study, worker_processes
 
 STUDY = """
 workloads = ["noisy_quadratic", "digits_mlp"]
@@ -116,17 +116,10 @@ def test_dask_resources_must_be_declared_by_some_worker() -> None:
 @pytest.mark.slow
 @pytest.mark.filterwarnings("ignore:unclosed <socket.socket:ResourceWarning")
 def test_dask_workers_that_own_a_gpu_resource_run_the_groups(tmp_path: Path) -> None:
-    distributed = pytest.importorskip("distributed")
+    pytest.importorskip("distributed")
     spec = _spec()
     run_study(spec, tmp_path / "local")
-    cluster = distributed.LocalCluster(
-        n_workers=2,
-        processes=True,
-        threads_per_worker=1,
-        dashboard_address=":0",
-        silence_logs=40,
-        resources={"GPU": 1},
-    )
+    cluster = worker_processes(2, resources={"GPU": 1})
     try:
         executor = DaskExecutor(cluster.scheduler_address, resources={"GPU": 1})
         run = run_study(spec, tmp_path / "dask", executor=executor)

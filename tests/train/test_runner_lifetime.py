@@ -22,7 +22,7 @@ from optcmp.runner._pool import WorkerPool
 from optcmp.study import StudySpec
 from optcmp_data import ArchiveIOError, open_archive
 from optcmp_data._io import list_shards
-from tests.train.archives import same_study
+from tests.train.archives import same_study, worker_processes
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = """
@@ -351,9 +351,7 @@ def test_a_dask_task_of_a_driver_without_the_lock_stores_nothing(tmp_path: Path)
         fcntl.flock(held, fcntl.LOCK_EX)
         token = claim_lock(held)
     # The driver that issued `token` is gone (its lock is released); its task still runs.
-    cluster = distributed.LocalCluster(
-        n_workers=1, processes=True, threads_per_worker=1, dashboard_address=":0", silence_logs=40
-    )
+    cluster = worker_processes(1)
     try:
         with distributed.Client(cluster.scheduler_address) as client:
             future = client.submit(
