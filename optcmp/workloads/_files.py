@@ -69,31 +69,18 @@ CONTEXT = 64
 Arrays = tuple[npt.NDArray[Any], npt.NDArray[Any]]
 
 
-def _data_spec(
-    name: str,
-    description: str,
-    *,
-    step_budget: int,
-    eval_interval: int,
-    target: float,
-    eval_batch_size: int,
-    metric_name: str = "error_rate",
-    batch_size: int = 128,
-) -> WorkloadSpec:
+def _data_spec(name: str, description: str, *, target: float, **facts: Any) -> WorkloadSpec:
     """The spec of a workload of this module: it reads data_dir and minimises an error
-    rate, with one target for validation and test."""
+    rate, with one target for validation and test; `facts` are its other WorkloadSpec
+    fields (metric_name "error_rate" and batch_size 128 unless given)."""
     return WorkloadSpec(
         name=name,
         description=description,
-        metric_name=metric_name,
         direction="min",
-        batch_size=batch_size,
-        step_budget=step_budget,
-        eval_interval=eval_interval,
         valid_target=target,
         test_target=target,
         needs_data_dir=True,
-        eval_batch_size=eval_batch_size,
+        **{"metric_name": "error_rate", "batch_size": 128, **facts},
     )
 
 
