@@ -17,6 +17,7 @@ from optcmp_analysis._kernels import exact_probabilities, sort_trials, weighted_
 from optcmp_data import Status
 from optcmp_data.importers import import_deepobs
 from optcmp_data.testing import synthetic_archive
+from tests.analysis.archives import shuffled
 from tests.data.archive_trees import SHARED_ARCHIVES
 
 
@@ -159,12 +160,9 @@ def test_unusable_trials_never_give_a_result() -> None:
 @given(seed=st.integers(0, 10_000))
 def test_equivariant_under_permutations(seed: int) -> None:
     ds = synthetic_archive(n_trials=9, diverged_fraction=0.2, seed=seed)
-    rng = np.random.default_rng(seed)
-    shuffled = ds.isel(
-        trial=rng.permutation(ds.sizes["trial"]), optimizer=rng.permutation(ds.sizes["optimizer"])
-    )
+    permuted = shuffled(ds, seed)
     a = budget_curve(ds, n_boot=300, rng=np.random.default_rng(7)).data
-    b = budget_curve(shuffled, n_boot=300, rng=np.random.default_rng(7)).data
+    b = budget_curve(permuted, n_boot=300, rng=np.random.default_rng(7)).data
     b = b.sel(optimizer=a["optimizer"])
     for name in ("mean", "median", "lo", "hi", "expected", "exact_median", "no_result"):
         np.testing.assert_array_equal(a[name].values, b[name].values)

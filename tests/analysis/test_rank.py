@@ -23,6 +23,7 @@ from optcmp_analysis._kernels import competition_ranks, exact_rank_probabilities
 from optcmp_analysis._rank import rank_values
 from optcmp_data import Status
 from optcmp_data.testing import synthetic_archive
+from tests.analysis.archives import shuffled
 
 
 def test_competition_ranks() -> None:
@@ -68,12 +69,9 @@ def test_direction_max() -> None:
 @given(seed=st.integers(0, 10_000), perm_seed=st.integers(0, 100))
 def test_equivariant_under_relabelling_and_trial_permutation(seed: int, perm_seed: int) -> None:
     ds = synthetic_archive(n_trials=8, diverged_fraction=0.2, workloads=2, seed=seed)
-    rng = np.random.default_rng(perm_seed)
-    shuffled = ds.isel(
-        trial=rng.permutation(ds.sizes["trial"]), optimizer=rng.permutation(ds.sizes["optimizer"])
-    )
+    permuted = shuffled(ds, perm_seed)
     a = rank_optimizers(ds, n_boot=200, rng=np.random.default_rng(1)).data
-    b = rank_optimizers(shuffled, n_boot=200, rng=np.random.default_rng(1)).data
+    b = rank_optimizers(permuted, n_boot=200, rng=np.random.default_rng(1)).data
     b = b.sel(optimizer=a["optimizer"])
     for name in ("rank", "mean_rank", "p_best", "rank_probability", "p_best_by_k"):
         # Exact probabilities are sums in another order: equal up to rounding.

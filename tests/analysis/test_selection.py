@@ -21,6 +21,7 @@ from optcmp_analysis import (
 from optcmp_analysis._estimator import expected_best_of_k
 from optcmp_data import Status
 from optcmp_data.testing import synthetic_archive
+from tests.analysis.archives import shuffled
 
 
 def _final(curve: np.ndarray, step: np.ndarray) -> float:
@@ -180,13 +181,9 @@ def test_one_tie_rule_everywhere() -> None:
 @given(seed=st.integers(0, 10_000), perm_seed=st.integers(0, 1000))
 def test_equivariant_under_permuting_trials_and_optimizers(seed: int, perm_seed: int) -> None:
     ds = synthetic_archive(n_trials=7, diverged_fraction=0.2, workloads=2, seed=seed)
-    rng = np.random.default_rng(perm_seed)
-    shuffled = ds.isel(
-        trial=rng.permutation(ds.sizes["trial"]),
-        optimizer=rng.permutation(ds.sizes["optimizer"]),
-    )
+    permuted = shuffled(ds, perm_seed)
     a = {(r["workload"], r["optimizer"]): r for r in select_best(ds).to_json()}
-    b = {(r["workload"], r["optimizer"]): r for r in select_best(shuffled).to_json()}
+    b = {(r["workload"], r["optimizer"]): r for r in select_best(permuted).to_json()}
     assert a.keys() == b.keys()
     for key, rec in a.items():
         assert rec["trial"] == b[key]["trial"]
