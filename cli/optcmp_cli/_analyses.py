@@ -18,7 +18,8 @@ analysis:
   reads `common.budget`);
 - its key in the report (progress step, results.json, skipped): `REPORT_KEY` (default
   its name); whether nothing else of a protocol group runs without it: `REQUIRED`; its
-  heading: `HEADING` (default the entry's title);
+  heading: `HEADING` (default the entry's title); whether the report runs it at the
+  budget of its tests: `REPORT_AT_TESTS_BUDGET`;
 - its views: `VIEWS`, a mapping of name -> module of a figure and report section drawn
   from its result with no analysis of its own (best's learning curves, `curves`).
 
@@ -144,6 +145,11 @@ class Analysis:
     @property
     def takes_budget(self) -> bool:
         return bool(getattr(self.module(), "TAKES_BUDGET", False))
+
+    @property
+    def at_tests_budget(self) -> bool:
+        """The report runs it with `common.budget` the budget of its tests."""
+        return bool(getattr(self.module(), "REPORT_AT_TESTS_BUDGET", False))
 
     @property
     def takes_compare(self) -> bool:

@@ -20,8 +20,9 @@ it here. A module defines:
 - optionally `options(common)`: the options `plot` and `report` run it with (default the
   options class's defaults), `TAKES_BUDGET` (`plot --budget` goes to `options`),
   `SEED_AFTER`, `EXTRA_OPTIONS` and `records` (`optcmp analyze`), `REPORT_KEY`,
-  `REQUIRED` and `HEADING` (the report), and `VIEWS` (name -> module of a figure and
-  report section drawn from its result: best's declares `curves`).
+  `REQUIRED`, `HEADING` and `REPORT_AT_TESTS_BUDGET` (the report), and `VIEWS` (name ->
+  module of a figure and report section drawn from its result: best's declares
+  `curves`).
 
 `register(Analysis(NAME, module_name=MODULE))` adds an analysis registered
 in the analysis layer (`optcmp_analysis.register`) to `analyze`, `plot` and `report`

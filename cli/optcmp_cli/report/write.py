@@ -92,8 +92,7 @@ def _group(b: Builder, ds: xr.Dataset, label: str | None) -> None:
     g = Group(label=label, ds=without_empty_workloads(b, ds, label), full=ds, styles=styles_of(ds))
     # The inclusion section also shows the verdicts under the train-loss rule.
     rules = tuple(dict.fromkeys([b.rule, SelectionRule.FINAL_TRAIN_LOSS]))
-    # Rankings are of k-trial studies at the tests' budget, so that the report asks one
-    # question (the default rule: a quarter of the smallest trial count).
+    # The analyses that declare it (rank) run at the tests' budget.
     budget = budget_of_tests(g.ds, b.inference)
     sections = group_sections()
     for i, analysis in enumerate(sections):
@@ -101,7 +100,7 @@ def _group(b: Builder, ds: xr.Dataset, label: str | None) -> None:
             rng=b.rng(),
             rule=b.rule,
             n_boot=b.n_boot,
-            budget=budget if analysis.name == "rank" else None,
+            budget=budget if analysis.at_tests_budget else None,
             rules=rules,
             taxonomy=b.taxonomy,
             inference=b.inference,
