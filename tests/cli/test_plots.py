@@ -4,6 +4,7 @@ exit code 2."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import re
 from collections.abc import Callable
@@ -94,6 +95,28 @@ def test_help_names_every_kind_and_has_example() -> None:
     assert "Example" in result.output
     for kind in PlotKind:
         assert kind.value in result.output
+
+
+def test_the_kinds_are_the_registrys_analyses_with_a_figure_then_the_views() -> None:
+    """No list of kinds: each analysis of the registry whose CLI module draws a figure,
+    in the registry's order, the views after those of one archive (the learning curves,
+    declared by best's CLI module), the comparison of two archives last."""
+    from optcmp_analysis import analyses
+    from optcmp_cli._analyses import analysis_named
+
+    with_figure = [
+        a.name
+        for a in analyses()
+        if hasattr(importlib.import_module(f"optcmp_cli.analyses.{a.name}"), "figure")
+    ]
+    assert [k.value for k in PlotKind] == [*with_figure[:-1], "curves", with_figure[-1]]
+    assert with_figure[-1] == "protocol"
+    curves = analysis_named("curves")
+    assert curves.shows == "best"
+    assert curves.entry().name == "best"
+    assert "curves" not in [a.name for a in analyses()]  # no `optcmp analyze curves`
+    help_text = " ".join(runner.invoke(app, ["plot", "--help"]).output.split())
+    assert "curves (learning curves of the selected trials)" in help_text
 
 
 @pytest.mark.parametrize("kind", list(PlotKind))
