@@ -177,10 +177,13 @@ class MnistCNN(_MnistLike):
     )
 
 
-class FashionMnistCNN(_MnistLike):
+class _FashionMnist(_MnistLike):
     subdir = "fashion_mnist"
     # Debian's dataset-fashion-mnist package installs /usr/share/datasets/fashion-mnist/.
     aliases = ("fashion-mnist",)
+
+
+class FashionMnistCNN(_FashionMnist):
     spec = _data_spec(
         "fashion_mnist_cnn",
         "2-conv 2-dense CNN on Fashion-MNIST (IDX files)",
@@ -191,12 +194,10 @@ class FashionMnistCNN(_MnistLike):
     )
 
 
-class FashionMnistMLP(_MnistLike):
+class FashionMnistMLP(_FashionMnist):
     """Fashion-MNIST with a one-hidden-layer MLP: the paper's Fashion-MNIST comparison
     at a size one CPU core trains in minutes (the CNN is a GPU workload)."""
 
-    subdir = "fashion_mnist"
-    aliases = ("fashion-mnist",)
     spec = _data_spec(
         "fashion_mnist_mlp",
         "MLP 784-128-10 (101,770 parameters) on Fashion-MNIST (IDX files)",
