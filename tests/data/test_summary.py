@@ -4,6 +4,8 @@ has; with ids numbered per optimizer every trial id is expected of every optimiz
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import xarray as xr
 from hypothesis import given, settings
@@ -23,15 +25,19 @@ from optcmp_data import (
 _OPTS = ("adagrad", "adam", "lbfgs", "sgd")
 
 
-def _archive(owner: dict[int, str], seeds: dict[int, tuple[int, ...]] | None = None) -> xr.Dataset:
-    """One workload; trial id t run by optimizer owner[t] (with the seeds seeds[t] on a
-    repeat axis when `seeds` is given)."""
+def _archive(
+    owner: Mapping[int, str] | list[tuple[int, str]],
+    seeds: dict[int, tuple[int, ...]] | None = None,
+) -> xr.Dataset:
+    """One workload; trial id t run by optimizer owner[t], or by each optimizer o of the
+    pairs (t, o) (with the seeds seeds[t] on a repeat axis when `seeds` is given)."""
+    runs = sorted(owner.items() if isinstance(owner, Mapping) else owner)
     b = ArchiveBuilder(source="test", repeat_dims=("seed",) if seeds is not None else ())
     b.add_workload(WorkloadInfo("w", "loss", "min", step_budget=10))
-    for opt in sorted(set(owner.values())):
+    for opt in sorted({o for _, o in runs}):
         b.add_optimizer(opt)
         b.add_space("w", opt, SpaceRecord("s", (SpaceDim("lr", 1e-3, 1.0, "log"),)))
-    for t, opt in sorted(owner.items()):
+    for t, opt in runs:
         for seed in seeds[t] if seeds is not None else (-1,):
             b.add_trial(
                 TrialRecord(
@@ -73,22 +79,7 @@ def test_global_ids_with_repeats_count_missing_seeds_of_own_trials() -> None:
 
 def test_ids_numbered_per_optimizer_are_expected_of_every_optimizer() -> None:
     # ids 0..1 used by both optimizers: per-optimizer numbering; sgd lacks trial 2
-    both = ArchiveBuilder(source="test")
-    both.add_workload(WorkloadInfo("w", "loss", "min", step_budget=10))
-    for opt, trials in {"adam": (0, 1, 2), "sgd": (0, 1)}.items():
-        both.add_optimizer(opt)
-        for t in trials:
-            both.add_trial(
-                TrialRecord(
-                    workload="w",
-                    optimizer=opt,
-                    trial=t,
-                    status=Status.COMPLETED,
-                    hparams={"lr": 0.1},
-                    curves=Curves(step=np.array([0]), valid_metric=np.array([1.0])),
-                )
-            )
-    built = both.build()
+    built = _archive([(0, "adam"), (1, "adam"), (2, "adam"), (0, "sgd"), (1, "sgd")])
     assert _counts(built) == {"adam": (3, 0), "sgd": (2, 1)}
     assert summarize(built).workloads[0]["trial_ids"] == "per optimizer"
 
