@@ -41,15 +41,27 @@ FORBIDDEN = {
 LAZY_ONLY = {"optcmp_cli": {"optcmp"}}
 
 
+def _type_checking_only(node: ast.AST) -> bool:
+    """`if TYPE_CHECKING:` (its body never runs)."""
+    return (
+        isinstance(node, ast.If)
+        and isinstance(node.test, ast.Name)
+        and node.test.id == "TYPE_CHECKING"
+    )
+
+
 def _imports(path: Path) -> list[tuple[str, bool]]:
-    """(top-level module, imported at module level?) for every import in a file."""
+    """(top-level module, imported when the module is imported?) for every import in a
+    file: not inside a function, nor under `if TYPE_CHECKING:`."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     found: list[tuple[str, bool]] = []
 
     def visit(node: ast.AST, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            inner = top and not isinstance(
-                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
+            inner = (
+                top
+                and not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
+                and not _type_checking_only(child)
             )
             if isinstance(child, ast.Import):
                 found.extend((alias.name.split(".")[0], top) for alias in child.names)
