@@ -74,8 +74,8 @@ def _data_spec(name: str, description: str, *, target: float, **facts: Any) -> W
     rate, with one target for validation and test; `facts` are its other WorkloadSpec
     fields (metric_name "error_rate" and batch_size 128 unless given)."""
     return WorkloadSpec(
-        name=name,
-        description=description,
+        name,
+        description,
         direction="min",
         valid_target=target,
         test_target=target,
