@@ -14,8 +14,9 @@ analysis:
 
 - its figure: the module defines `figure(result, archive)`;
 - `--compare`: the entry takes a second archive (`second_archive`);
-- `--budget` of `optcmp plot`: the module's `TAKES_BUDGET = True` (its `options(common)`
-  reads `common.budget`);
+- `--budget` of `optcmp plot`: the module's `BUDGET_HELP`, what k means for it (its
+  `options(common)` reads `common.budget`), and `BUDGET_DEFAULT`, its k without the
+  option where that is not all trials;
 - its key in the report (progress step, results.json, skipped): `REPORT_KEY` (default
   its name); whether nothing else of a protocol group runs without it: `REQUIRED`; its
   heading: `HEADING` (default the entry's title); whether the report runs it at the
@@ -144,7 +145,19 @@ class Analysis:
 
     @property
     def takes_budget(self) -> bool:
-        return bool(getattr(self.module(), "TAKES_BUDGET", False))
+        return self.budget_help is not None
+
+    @property
+    def budget_help(self) -> str | None:
+        """What `plot --budget K` means for it (None: it takes no --budget)."""
+        text: str | None = getattr(self.module(), "BUDGET_HELP", None)
+        return text
+
+    @property
+    def budget_default(self) -> str | None:
+        """Its budget without --budget, where that is not all trials."""
+        text: str | None = getattr(self.module(), "BUDGET_DEFAULT", None)
+        return text
 
     @property
     def at_tests_budget(self) -> bool:

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from optcmp_analysis import BUDGET_RULE, DEFAULT_N_BOOT, DEFAULT_TEST_N_BOOT, SelectionRule
+from optcmp_analysis import DEFAULT_N_BOOT, DEFAULT_TEST_N_BOOT, SelectionRule
 from optcmp_cli._analyses import Common, Inference, analysis_named, figures
 from optcmp_cli._common import about_archive, console, print_json, reports_errors, seeded_rng
 from optcmp_cli._options import (
@@ -90,14 +90,25 @@ _KindArg = Annotated[
 ]
 _OutOpt = Annotated[Path, typer.Option("--out", help="Image file to write: .png, .svg or .pdf.")]
 _SeedOpt = Annotated[int, typer.Option("--seed", help="Seed of the bootstrap.")]
-_BudgetOpt = Annotated[
-    int | None,
-    typer.Option(
-        "--budget",
-        help="Trials per study k (budget: the largest k drawn; rank, inclusion: the k "
-        f"compared). Default: all trials (inclusion: {BUDGET_RULE}).",
-    ),
-]
+
+
+def _budget_help() -> str:
+    """--budget's help from the figures that take it: what k means for each (those
+    meaning the same named together) and the defaults that are not all trials."""
+    meanings: dict[str, list[str]] = {}
+    for a in _FIGURES:
+        if a.budget_help is not None:
+            meanings.setdefault(a.budget_help, []).append(a.name)
+    means = "; ".join(f"{', '.join(names)}: {text}" for text, names in meanings.items())
+    defaults = "; ".join(
+        f"{a.name}: {a.budget_default}" for a in _FIGURES if a.budget_default is not None
+    )
+    return f"Trials per study k ({means}). Default: all trials" + (
+        f" ({defaults})." if defaults else "."
+    )
+
+
+_BudgetOpt = Annotated[int | None, typer.Option("--budget", help=_budget_help())]
 _RuleOpt = Annotated[
     SelectionRule, typer.Option("--rule", help="How the best trial of a cell is chosen.")
 ]

@@ -119,6 +119,22 @@ def test_the_kinds_are_the_registrys_analyses_with_a_figure_then_the_views() -> 
     assert "curves (learning curves of the selected trials)" in help_text
 
 
+def test_budget_help_says_what_k_means_for_each_kind_that_takes_it() -> None:
+    """No list of names in --budget's help: the kinds whose CLI module declares
+    BUDGET_HELP, each named with its meaning; every other kind refuses --budget."""
+    from optcmp_cli._analyses import analysis_named
+
+    help_text = " ".join(
+        runner.invoke(app, ["plot", "--help"], env={"COLUMNS": "200"}).output.split()
+    )
+    takes = [k.value for k in PlotKind if analysis_named(k.value).takes_budget]
+    assert takes == ["budget", "rank", "inclusion"]
+    assert (
+        "Trials per study k (budget: the largest k drawn; rank, inclusion: the k compared). "
+        "Default: all trials (inclusion: k = max(1, floor(N / 4)), N the smaller study)."
+    ) in help_text
+
+
 @pytest.mark.parametrize("kind", list(PlotKind))
 @pytest.mark.parametrize("suffix", [".png", ".svg", ".pdf"])
 def test_every_kind_renders(

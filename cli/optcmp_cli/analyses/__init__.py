@@ -18,7 +18,8 @@ it here. A module defines:
 - optionally `figure(result, archive)`: the figure of `optcmp plot NAME` and of the
   report, with `FIGURE_HELP` (what it shows, in `optcmp plot --help`);
 - optionally `options(common)`: the options `plot` and `report` run it with (default the
-  options class's defaults), `TAKES_BUDGET` (`plot --budget` goes to `options`),
+  options class's defaults), `BUDGET_HELP` and `BUDGET_DEFAULT` (what `plot --budget`
+  means for it, which goes to `options`, and its k without the option),
   `SEED_AFTER`, `EXTRA_OPTIONS` and `records` (`optcmp analyze`), `REPORT_KEY`,
   `REQUIRED`, `HEADING` and `REPORT_AT_TESTS_BUDGET` (the report), and `VIEWS` (name ->
   module of a figure and report section drawn from its result: best's declares

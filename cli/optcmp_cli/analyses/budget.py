@@ -25,10 +25,10 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["FIGURE_HELP", "HELP", "TAKES_BUDGET", "figure", "options", "print_table", "section"]
+__all__ = ["BUDGET_HELP", "FIGURE_HELP", "HELP", "figure", "options", "print_table", "section"]
 
-#: `optcmp plot budget --budget K`: its `options(common)` reads `common.budget`.
-TAKES_BUDGET = True
+#: What `optcmp plot budget --budget K` means (its `options(common)` reads `common.budget`).
+BUDGET_HELP = "the largest k drawn"
 
 
 def options(c: Common) -> Any:

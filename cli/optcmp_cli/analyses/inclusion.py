@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rich import box
 from rich.table import Table
 
+from optcmp_analysis import BUDGET_RULE
 from optcmp_cli._analyze import (
     _caveats,
     _verdict,
@@ -28,10 +29,21 @@ if TYPE_CHECKING:
     from optcmp_cli._analyses import Common
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["FIGURE_HELP", "HELP", "TAKES_BUDGET", "figure", "options", "print_table", "section"]
+__all__ = [
+    "BUDGET_DEFAULT",
+    "BUDGET_HELP",
+    "FIGURE_HELP",
+    "HELP",
+    "figure",
+    "options",
+    "print_table",
+    "section",
+]
 
-#: `optcmp plot inclusion --budget K`: its `options(common)` reads `common.budget`.
-TAKES_BUDGET = True
+#: What `optcmp plot inclusion --budget K` means (its `options(common)` reads
+#: `common.budget`), and its k without --budget (the others: all trials).
+BUDGET_HELP = "the k compared"
+BUDGET_DEFAULT = BUDGET_RULE
 
 
 def options(c: Common) -> Any:

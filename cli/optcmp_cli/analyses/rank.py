@@ -27,18 +27,18 @@ if TYPE_CHECKING:
     from optcmp_cli.report.builder import Builder, Group
 
 __all__ = [
+    "BUDGET_HELP",
     "FIGURE_HELP",
     "HELP",
     "REPORT_AT_TESTS_BUDGET",
-    "TAKES_BUDGET",
     "figure",
     "options",
     "print_table",
     "section",
 ]
 
-#: `optcmp plot rank --budget K`: its `options(common)` reads `common.budget`.
-TAKES_BUDGET = True
+#: What `optcmp plot rank --budget K` means (its `options(common)` reads `common.budget`).
+BUDGET_HELP = "the k compared"
 #: The report ranks k-trial studies at the budget of its tests (`common.budget`), so
 #: that it asks one question (the default rule: a quarter of the smallest trial count).
 REPORT_AT_TESTS_BUDGET = True
