@@ -23,7 +23,18 @@ import xarray as xr
 from optcmp_analysis._enums import Edge
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import sort_trials
-from optcmp_analysis._records import Result, attr, json_value, restrict
+from optcmp_analysis._records import (
+    Cell,
+    Computed,
+    Field,
+    Labels,
+    Records,
+    Result,
+    Spread,
+    Var,
+    attr,
+    restrict,
+)
 from optcmp_analysis._selection import RepeatMode, SelectionRule, usable_scores
 from optcmp_data import Scale
 
@@ -108,132 +119,80 @@ class BoundaryCheck(Result):
         searched hyperparameter: workload, optimizer, trial, hparam, hparam_value, position
         (0 = low edge, 1 = high edge), top_rank (1 = best; 0 = not usable), metric, split,
         value (the selection value), test_value."""
-        d = self.data
-        # Plain arrays: label lookups per point cost seconds on a paper-sized archive.
-        wot, woh = ("workload", "optimizer", "trial"), ("workload", "optimizer", "hparam")
-        present = d["present"].transpose(*wot).values
-        searched = d["searched"].transpose(*woh).values
-        value = d["value"].transpose(*wot, "hparam").values
-        position = d["position"].transpose(*wot, "hparam").values
-        top_rank = d["top_rank"].transpose(*wot).values
-        selection = d["selection_value"].transpose(*wot).values
-        test = d["test_value"].transpose(*wot).values
-        out: list[dict[str, Any]] = []
-        for wi, w in enumerate(d["workload"].values):
-            metric, split = self._metric(str(w))
-            for oi, o in enumerate(d["optimizer"].values):
-                for ti, t in enumerate(d["trial"].values):
-                    if not bool(present[wi, oi, ti]):
-                        continue
-                    for hi, h in enumerate(d["hparam"].values):
-                        if not bool(searched[wi, oi, hi]):
-                            continue
-                        out.append(
-                            {
-                                "record": "point",
-                                "workload": str(w),
-                                "optimizer": str(o),
-                                "trial": int(t),
-                                "hparam": str(h),
-                                "hparam_value": float(value[wi, oi, ti, hi]),
-                                "position": float(position[wi, oi, ti, hi]),
-                                "top_rank": int(top_rank[wi, oi, ti]),
-                                "metric": metric,
-                                "split": split,
-                                "value": float(selection[wi, oi, ti]),
-                                "test_value": float(test[wi, oi, ti]),
-                            }
-                        )
-        return [json_value(r) for r in out]
+        return self.json_records(_POINTS)
 
-    def _metric(self, w: str) -> tuple[str, str]:
+    def _metric_split(self, cell: Cell) -> dict[str, str]:
+        """The metric and split the selection values are in."""
         if self.rule is SelectionRule.FINAL_TRAIN_LOSS:
-            return "train_loss", "train"
-        d = self.data
-        return (
-            str(d["metric_name"].sel(workload=w).item()),
-            str(d["selection_split"].sel(workload=w).item()),
-        )
+            return {"metric": "train_loss", "split": "train"}
+        return {"metric": str(cell["metric_name"]), "split": str(cell["selection_split"])}
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """One record ("record": "edge") per searched (workload, optimizer, hparam):
-        workload, optimizer, hparam, scale, low, high, top, n_top, n_near_low, n_near_high,
-        edge, trial (the best trial), best_value (its hyperparameter value), best_position
-        (0 = low edge, 1 = high edge, in the search scale), metric, split, value (its
-        selection value), warning."""
-        d = self.data
-        woh = ("workload", "optimizer", "hparam")
-        searched = d["searched"].transpose(*woh).values
-        # Plain values taken once per variable: a label lookup per (workload, optimizer,
-        # hparam) costs minutes on an archive with 100,000 hyperparameters.
-        v = {
-            name: d[name].transpose(*woh).values.tolist()
-            for name in (
-                "scale",
-                "space_low",
-                "space_high",
-                "n_top",
-                "n_near_low",
-                "n_near_high",
-                "edge",
-                "best_value",
-                "best_position",
-            )
-        }
-        out: list[dict[str, Any]] = []
-        for wi, w in enumerate(d["workload"].values):
-            metric, split = self._metric(str(w))
-            for oi, o in enumerate(d["optimizer"].values):
-                ranks = d["top_rank"].sel(workload=w, optimizer=o).values
-                best = np.flatnonzero(ranks == 1)
-                best_trial = int(d["trial"].values[best[0]]) if best.size else None
-                best_sel = (
-                    float(d["selection_value"].sel(workload=w, optimizer=o).values[best[0]])
-                    if best.size
-                    else None
-                )
-                for hi, h in enumerate(d["hparam"].values):
-                    if not bool(searched[wi, oi, hi]):
-                        continue
+    def _best(self, cell: Cell) -> int | None:
+        """Position along `trial` of the cell's best trial (top_rank 1), None if none."""
+        best = np.flatnonzero(cell["top_rank"] == 1)
+        return int(best[0]) if best.size else None
 
-                    at = {name: values[wi][oi][hi] for name, values in v.items()}
-                    edge = str(at["edge"])
-                    warning = (
-                        _warning(
-                            str(w),
-                            str(o),
-                            str(h),
-                            d.sel(workload=w, optimizer=o, hparam=h),
-                            top=self.top,
-                            fraction=self.fraction,
-                        )
-                        if edge != Edge.NONE
-                        else ""
-                    )
-                    out.append(
-                        {
-                            "record": "edge",
-                            "workload": str(w),
-                            "optimizer": str(o),
-                            "hparam": str(h),
-                            "scale": str(at["scale"]),
-                            "low": float(at["space_low"]),
-                            "high": float(at["space_high"]),
-                            "top": self.top,
-                            "n_top": int(at["n_top"]),
-                            "n_near_low": int(at["n_near_low"]),
-                            "n_near_high": int(at["n_near_high"]),
-                            "edge": edge,
-                            "trial": best_trial,
-                            "best_value": float(at["best_value"]),
-                            "best_position": float(at["best_position"]),
-                            "metric": metric,
-                            "split": split,
-                            "value": best_sel,
-                            "warning": warning or None,
-                        }
-                    )
-        return [json_value(r) for r in out]
+    def _best_trial(self, cell: Cell) -> int | None:
+        best = self._best(cell)
+        return None if best is None else int(self.data["trial"].values[best])
+
+    def _best_selection(self, cell: Cell) -> float | None:
+        best = self._best(cell)
+        return None if best is None else float(cell["selection_value"][best])
+
+    def _warning_of(self, cell: Cell) -> str | None:
+        if str(cell["edge"]) == Edge.NONE:
+            return None
+        w, o, h = (str(cell.labels[d]) for d in ("workload", "optimizer", "hparam"))
+        at = self.data.sel(workload=w, optimizer=o, hparam=h)
+        return _warning(w, o, h, at, top=self.top, fraction=self.fraction) or None
+
+    # One record ("record": "edge") per searched (workload, optimizer, hparam): workload,
+    # optimizer, hparam, scale, low, high, top, n_top, n_near_low, n_near_high, edge, trial
+    # (the best trial), best_value (its hyperparameter value), best_position (0 = low
+    # edge, 1 = high edge, in the search scale), metric, split, value (its selection
+    # value), warning.
+    JSON = (
+        Records(
+            record="edge",
+            dims=("workload", "optimizer", "hparam"),
+            where=("searched",),
+            keys=(
+                Labels(),
+                Var("scale", cast=str),
+                Var("low", "space_low", cast=float),
+                Var("high", "space_high", cast=float),
+                Field("top"),
+                Var("n_top", cast=int),
+                Var("n_near_low", cast=int),
+                Var("n_near_high", cast=int),
+                Var("edge", cast=str),
+                Computed("trial", "_best_trial"),
+                Var("best_value", cast=float),
+                Var("best_position", cast=float),
+                Spread(("metric", "split"), "_metric_split"),
+                Computed("value", "_best_selection"),
+                Computed("warning", "_warning_of"),
+            ),
+        ),
+    )
+
+
+# The projection plots' points (`BoundaryCheck.points`).
+_POINTS = Records(
+    record="point",
+    dims=("workload", "optimizer", "trial", "hparam"),
+    where=("present", "searched"),
+    keys=(
+        Labels(),
+        Var("hparam_value", "value", cast=float),
+        Var("position", cast=float),
+        Var("top_rank", cast=int),
+        Spread(("metric", "split"), "_metric_split"),
+        Var("value", "selection_value", cast=float),
+        Var("test_value", cast=float),
+    ),
+)
 
 
 def _fmt(x: float) -> str:

@@ -29,6 +29,7 @@ r <= tau over tau = linspace(1, 4, 100), score = trapezoid integral of rho / 3.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -40,7 +41,19 @@ import xarray as xr
 from optcmp_analysis._enums import DeepobsMode
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._kernels import argbest, mean_where
-from optcmp_analysis._records import Result, attr, json_value
+from optcmp_analysis._records import (
+    ByLabel,
+    Cell,
+    Computed,
+    Const,
+    Field,
+    Labels,
+    Records,
+    Result,
+    Var,
+    attr,
+    json_value,
+)
 from optcmp_analysis._selection import selection_repeat_mask
 from optcmp_data import (
     Direction,
@@ -100,40 +113,30 @@ class DeepobsReport(Result):
     caveats: tuple[str, ...] = attrs.field(metadata=attr())
     selection_repeats: str = ""
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Records: workload, optimizer, trial, hyperparameters, metric, split ("test"),
-        value (= performance), selection_value, selection_split, selection_repeats (the
-        repeats selection_value comes from: e.g. "seed=42", or "all"), performance (over
-        all n_seeds seeds of the chosen setting), speed, n_seeds, mode."""
-        d = self.data
-        names = [str(h) for h in d["hparam"].values]
-        out: list[dict[str, Any]] = []
-        for w, wname in enumerate(d["workload"].values):
-            for o, oname in enumerate(d["optimizer"].values):
-                trial = int(d["trial"].values[w, o])
-                hp = d["hparams"].values[w, o]
-                perf = json_value(float(d["performance"].values[w, o]))
-                out.append(
-                    {
-                        "workload": str(wname),
-                        "optimizer": str(oname),
-                        "trial": trial if trial >= 0 else None,
-                        "hyperparameters": {
-                            n: float(v) for n, v in zip(names, hp, strict=True) if np.isfinite(v)
-                        },
-                        "metric": str(d["metric_name"].values[w]),
-                        "split": "test",
-                        "value": perf,
-                        "selection_value": json_value(float(d["selection_value"].values[w, o])),
-                        "selection_split": str(d["selection_split"].values[w]),
-                        "selection_repeats": self.selection_repeats or "all",
-                        "performance": perf,
-                        "speed": json_value(float(d["speed"].values[w, o])),
-                        "n_seeds": int(d["n_seeds"].values[w, o]),
-                        "mode": str(self.mode),
-                    }
-                )
-        return out
+    # Records: workload, optimizer, trial, hyperparameters, metric, split ("test"), value
+    # (= performance), selection_value, selection_split, selection_repeats (the repeats
+    # selection_value comes from: e.g. "seed=42", or "all"), performance (over all n_seeds
+    # seeds of the chosen setting), speed, n_seeds, mode.
+    JSON = (
+        Records(
+            dims=("workload", "optimizer"),
+            keys=(
+                Labels(),
+                Var("trial", cast=int, missing=-1),
+                ByLabel("hyperparameters", "hparams", "hparam", finite_only=True),
+                Var("metric", "metric_name", cast=str),
+                Const("split", "test"),
+                Var("value", "performance", cast=float),
+                Var("selection_value", cast=float),
+                Var("selection_split", cast=str),
+                Field("selection_repeats", empty="all"),
+                Var("performance", cast=float),
+                Var("speed", cast=float),
+                Var("n_seeds", cast=int),
+                Field("mode"),
+            ),
+        ),
+    )
 
 
 def deepobs_report(
@@ -357,44 +360,44 @@ class AlgoperfScore(Result):
         """The rules applied, as {name: description}."""
         return dict(self.rules)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """[{"optimizer", "score"}], best score first (ties by name)."""
-        scores = self.data["score"]
-        rows = [
-            (str(o), float(s))
-            for o, s in zip(scores["optimizer"].values, scores.values, strict=True)
-        ]
-        rows.sort(key=lambda r: (-r[1], r[0]))
-        return [{"optimizer": o, "score": json_value(s)} for o, s in rows]
-
     def details_json(self) -> list[dict[str, Any]]:
         """Per (optimizer, workload): role, time (median over studies), time_scored (after
         the held-out rules), ratio (base workloads only), study_times."""
-        d = self.data
-        out: list[dict[str, Any]] = []
-        for o, oname in enumerate(d["optimizer"].values):
-            for w, wname in enumerate(d["workload"].values):
-                role = str(d["role"].values[w])
-                ratio = (
-                    float(d["ratio"].sel(optimizer=oname, base=wname).values)
-                    if role == "base"
-                    else None
-                )
-                study = d["study_time"].values[w, o]
-                out.append(
-                    {
-                        "optimizer": str(oname),
-                        "workload": str(wname),
-                        "role": role,
-                        "time": json_value(float(d["time"].values[w, o])),
-                        "time_scored": json_value(float(d["time_scored"].values[w, o])),
-                        "ratio": json_value(ratio),
-                        "study_times": [
-                            json_value(float(v)) if not np.isnan(v) else "absent" for v in study
-                        ],
-                    }
-                )
-        return out
+        return self.json_records(_DETAILS)
+
+    def _ratio(self, cell: Cell) -> float | None:
+        if str(cell["role"]) != "base":
+            return None
+        optimizer, workload = cell.labels["optimizer"], cell.labels["workload"]
+        return float(self.data["ratio"].sel(optimizer=optimizer, base=workload).values)
+
+    # [{"optimizer", "score"}], best score first (ties by name).
+    JSON = (
+        Records(
+            dims=("optimizer",),
+            keys=(Labels(), Var("score", cast=float)),
+            sort=lambda r: (-(math.nan if r["score"] is None else r["score"]), r["optimizer"]),
+        ),
+    )
+
+
+# Per (optimizer, workload): `AlgoperfScore.details_json`.
+_DETAILS = Records(
+    dims=("optimizer", "workload"),
+    keys=(
+        Labels(),
+        Var("role", cast=str),
+        Var("time", cast=float),
+        Var("time_scored", cast=float),
+        Computed("ratio", "_ratio"),
+        Computed(
+            "study_times",
+            lambda r, c: [
+                json_value(float(v)) if not np.isnan(v) else "absent" for v in c["study_time"]
+            ],
+        ),
+    ),
+)
 
 
 def algoperf_score(

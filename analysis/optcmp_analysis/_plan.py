@@ -37,7 +37,18 @@ from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import dodge_weights, pair_tests
 from optcmp_analysis._inclusion import archive_pairs
 from optcmp_analysis._margins import resolve_margins
-from optcmp_analysis._records import Result, attr, json_value, root_seed
+from optcmp_analysis._records import (
+    Cell,
+    Computed,
+    Field,
+    Interleaved,
+    Label,
+    Records,
+    Result,
+    Var,
+    attr,
+    root_seed,
+)
 from optcmp_analysis._selection import SelectionRule, orientation, trial_scores
 from optcmp_data import Taxonomy
 
@@ -131,6 +142,10 @@ def default_trial_grid(budget: int, max_trials: int = DEFAULT_MAX_TRIALS) -> tup
         base *= 2
 
 
+# The keys naming a row of a TrialPlan (the comparison and the goal), first in its records.
+_ROW_KEYS = tuple(Var(k, cast=str) for k in ("kind", "protocol", "workload", "a", "b", "goal"))
+
+
 @attrs.frozen
 class TrialPlan(Result):
     """Planned trials per optimizer, one row per (comparison, goal).
@@ -158,60 +173,57 @@ class TrialPlan(Result):
     protocols: tuple[str, str] | None
     caveats: tuple[str, ...] = attrs.field(metadata=attr())
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Records "plan" (one per comparison and goal: kind, workload, a, b, metric,
-        goal, k, margin, margin_rule, effect, pilot_a, pilot_b, pilot_difference, true_difference,
-        level, power (the goal), needed (None: more than the largest trial count
-        considered), power_at_needed, approx) and "curve" (one per row and trial count:
-        trials, approx_power, test_power)."""
-        d = self.data
-        out: list[dict[str, Any]] = []
-        grid = [int(n) for n in d["trials"].values]
-        for r in range(d.sizes["row"]):
-            row = d.isel(row=r)
-            needed = int(row["needed"].values)
-            tested = row["test_power"].values
-            common = {
-                "kind": str(row["kind"].values),
-                "protocol": str(row["protocol"].values),
-                "workload": str(row["workload"].values),
-                "a": str(row["a"].values),
-                "b": str(row["b"].values),
-                "goal": str(row["goal"].values),
-            }
-            out.append(
-                {
-                    "record": "plan",
-                    **common,
-                    "metric": str(row["metric"].values),
-                    "k": self.budget,
-                    "margin": float(row["margin"].values),
-                    "margin_rule": str(row["margin_rule"].values),
-                    "effect": float(row["effect"].values),
-                    "pilot_a": int(row["pilot_a"].values),
-                    "pilot_b": int(row["pilot_b"].values),
-                    "pilot_difference": float(row["pilot_difference"].values),
-                    "true_difference": float(row["true_difference"].values),
-                    "level": float(row["level"].values),
-                    "power": self.power,
-                    "needed": needed if needed > 0 else None,
-                    "power_at_needed": (
-                        float(tested[grid.index(needed)]) if needed > 0 else math.nan
+    def _power_at_needed(self, cell: Cell) -> float:
+        """The tested power at the needed trial count (NaN where none is enough)."""
+        needed = int(cell["needed"])
+        if needed <= 0:
+            return math.nan
+        grid = [int(n) for n in self.data["trials"].values]
+        return float(cell["test_power"][grid.index(needed)])
+
+    # Records "plan" (one per comparison and goal: kind, protocol, workload, a, b, goal,
+    # metric, k, margin, margin_rule, effect, pilot_a, pilot_b, pilot_difference,
+    # true_difference, level, power (the goal), needed (None: more than the largest trial
+    # count considered), power_at_needed, n_sim) and "curve" (one per row and trial count:
+    # kind ... goal, trials, approx_power, test_power).
+    JSON = (
+        Interleaved(
+            "row",
+            (
+                Records(
+                    record="plan",
+                    dims=("row",),
+                    keys=(
+                        *_ROW_KEYS,
+                        Var("metric", cast=str),
+                        Field("k", "budget"),
+                        Var("margin", cast=float),
+                        Var("margin_rule", cast=str),
+                        Var("effect", cast=float),
+                        Var("pilot_a", cast=int),
+                        Var("pilot_b", cast=int),
+                        Var("pilot_difference", cast=float),
+                        Var("true_difference", cast=float),
+                        Var("level", cast=float),
+                        Field("power"),
+                        Var("needed", cast=int, missing=-1),
+                        Computed("power_at_needed", "_power_at_needed"),
+                        Field("n_sim"),
                     ),
-                    "n_sim": self.n_sim,
-                }
-            )
-            for i, n in enumerate(grid):
-                out.append(
-                    {
-                        "record": "curve",
-                        **common,
-                        "trials": n,
-                        "approx_power": float(row["approx_power"].values[i]),
-                        "test_power": float(tested[i]),
-                    }
-                )
-        return [json_value(r) for r in out]
+                ),
+                Records(
+                    record="curve",
+                    dims=("row", "trials"),
+                    keys=(
+                        *_ROW_KEYS,
+                        Label("trials"),
+                        Var("approx_power", cast=float),
+                        Var("test_power", cast=float),
+                    ),
+                ),
+            ),
+        ),
+    )
 
 
 def _cells_of(scores: xr.Dataset, workload: str, optimizer: str) -> tuple[FloatArray, FloatArray]:

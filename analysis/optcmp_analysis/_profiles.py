@@ -143,7 +143,7 @@ class PerformanceProfiles(Result):
         Records(
             record="time",
             dims=("workload", "optimizer"),
-            where="included",
+            where=("included",),
             keys=(
                 Labels(),
                 Var("metric", "metric_name", cast=str),

@@ -45,7 +45,21 @@ from optcmp_analysis._enums import Match
 from optcmp_analysis._errors import AnalysisError
 from optcmp_analysis._estimator import BUDGET_RULE, DEFAULT_TEST_N_BOOT, pair_tests
 from optcmp_analysis._kernels import competition_ranks, kendall_tau
-from optcmp_analysis._records import Result, attr, json_value, restrict, root_seed
+from optcmp_analysis._records import (
+    Cell,
+    Columns,
+    Computed,
+    Const,
+    Extra,
+    Field,
+    Labels,
+    Records,
+    Result,
+    Var,
+    attr,
+    restrict,
+    root_seed,
+)
 from optcmp_analysis._selection import RepeatMode, SelectionRule, select_best, trial_scores
 from optcmp_data import Direction, Scale
 
@@ -58,6 +72,58 @@ __all__ = [
 ]
 
 FloatArray = npt.NDArray[np.float64]
+
+
+# The two sides of a comparison, in the order of the `protocol` dim (JSON key suffixes).
+_SIDES = ("first", "second")
+# The keys of a "flip" record (`ProtocolComparison.flips`).
+_FLIP_KEYS = (
+    "record",
+    "workload",
+    "optimizer",
+    "other",
+    "first",
+    "second",
+    "metric",
+    "split",
+    "value_first",
+    "other_value_first",
+    "value_second",
+    "other_value_second",
+    "gap_first",
+    "gap_second",
+    "gap_first_lo",
+    "gap_first_hi",
+    "gap_second_lo",
+    "gap_second_hi",
+    "rank_change",
+    "p_first",
+    "p_second",
+    "supported",
+)
+
+
+# Every pair of optimizers under each protocol (`ProtocolComparison.pairs`).
+_PAIRS = Records(
+    record="pair",
+    dims=("protocol", "workload", "optimizer", "other"),
+    keep="_is_pair",
+    keys=(
+        Labels(),
+        Var("metric", "metric_name", cast=str),
+        Const("split", "test"),
+        Var("value", "test_value", cast=float),
+        Var("other_value", "test_value", cast=float, rename={"optimizer": "other"}),
+        Var("k", cast=int),
+        Field("budget_rule", "budget_text"),
+        Var("gap", "pair_gap", cast=float),
+        Var("lo", "pair_lo", cast=float),
+        Var("hi", "pair_hi", cast=float),
+        Var("p_value", "pair_p", cast=float),
+        Var("p_adjusted", "pair_p_adjusted", cast=float),
+        Computed("clear", "_pair_clear"),
+    ),
+)
 
 
 @attrs.frozen
@@ -158,115 +224,68 @@ class ProtocolComparison(Result):
         the better one at budget k: gap = E_k(other) - E_k(optimizer) oriented (> 0), its
         interval `lo`, `hi`, the bootstrap-t p-value and its Holm adjustment over the
         protocol's pairs, and `clear` (see the module docstring); value, other_value: the
-        tuned (best of N) test values."""
-        d = self.data
-        out: list[dict[str, Any]] = []
-        alpha = 1 - self.level
-        keys = [str(k) for k in d["optimizer"].values]
-        for pi, protocol in enumerate(self.protocols):
-            for w in (str(x) for x in d["workload"].values):
-                c = d.sel(workload=w)
-                v = c["test_value"].values[pi]
-                step = float(c["step"])
-                gaps = c["pair_gap"].values[pi]
-                for i, a in enumerate(keys):
-                    for j, b in enumerate(keys):
-                        gap = float(gaps[i, j])
-                        if j == i or not np.isfinite(gap) or gap < 0 or (gap == 0 and j < i):
-                            continue
-                        lo = float(c["pair_lo"].values[pi, i, j])
-                        hi = float(c["pair_hi"].values[pi, i, j])
-                        p_adj = float(c["pair_p_adjusted"].values[pi, i, j])
-                        out.append(
-                            {
-                                "record": "pair",
-                                "protocol": protocol,
-                                "workload": w,
-                                "optimizer": a,
-                                "other": b,
-                                "metric": str(c["metric_name"].item()),
-                                "split": "test",
-                                "value": float(v[i]),
-                                "other_value": float(v[j]),
-                                "k": int(c["k"].values[i]),
-                                "budget_rule": self.budget_text,
-                                "gap": gap,
-                                "lo": lo,
-                                "hi": hi,
-                                "p_value": float(c["pair_p"].values[pi, i, j]),
-                                "p_adjusted": p_adj,
-                                "clear": _clear(lo, hi, gap, step, p_adj, alpha),
-                            }
-                        )
-        return out
+        tuned (best of N) test values. JSON-ready (NaN as None)."""
+        return self.json_records(_PAIRS)
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Records "cell" (one per workload and matched optimizer in both protocols),
-        "flip" (see `flips`) and "pair" (see `pairs`). Cell keys: workload, optimizer,
-        first, second, label_first, label_second, trial_first, trial_second, metric, split
-        ("test"), value_first, value_second (tuned: the best of N trials), k, budget_rule,
-        expected_first, expected_second (E_k), value (E_k(second) - E_k(first)), lo, hi
-        (its interval at `level`), p_value (two-sided bootstrap-t), p_adjusted (Holm over
-        the comparison's cells), tested (k < N: a variance estimate exists), clear
-        (p_adjusted below 1 - level, the interval excludes 0 and |value| exceeds step),
-        step, level, rank_first, rank_second, rank_change (second minus first),
-        kendall_tau."""
-        d = self.data
-        first, second = self.protocols
-        out: list[dict[str, Any]] = []
-        for w in d["workload"].values:
-            tau = float(d["kendall_tau"].sel(workload=w))
-            for k in d["optimizer"].values:
-                c = d.sel(workload=w, optimizer=k)
-                rank = c["rank"].values
-                if not np.isfinite(rank).all():
-                    continue
-                v = c["test_value"].values
-                t = c["trial"].values
-                out.append(
-                    {
-                        "record": "cell",
-                        "workload": str(w),
-                        "optimizer": str(k),
-                        "first": first,
-                        "second": second,
-                        "label_first": str(c["label"].values[0]),
-                        "label_second": str(c["label"].values[1]),
-                        "trial_first": int(t[0]),
-                        "trial_second": int(t[1]),
-                        "metric": str(d["metric_name"].sel(workload=w).item()),
-                        "split": "test",
-                        "value_first": float(v[0]),
-                        "value_second": float(v[1]),
-                        "k": int(c["k"].values),
-                        "budget_rule": self.budget_text,
-                        "expected_first": float(c["expected"].values[0]),
-                        "expected_second": float(c["expected"].values[1]),
-                        "value": float(c["effect"].values),
-                        "tested": bool(np.isfinite(c["effect_p"].values)),
-                        "lo": float(c["effect_lo"].values),
-                        "hi": float(c["effect_hi"].values),
-                        "p_value": float(c["effect_p"].values),
-                        "p_adjusted": float(c["effect_p_adjusted"].values),
-                        "clear": _clear(
-                            float(c["effect_lo"].values),
-                            float(c["effect_hi"].values),
-                            float(c["effect"].values),
-                            float(d["step"].sel(workload=w)),
-                            float(c["effect_p_adjusted"].values),
-                            1 - self.level,
-                        ),
-                        "step": float(d["step"].sel(workload=w)),
-                        "level": self.level,
-                        "rank_first": float(rank[0]),
-                        "rank_second": float(rank[1]),
-                        "rank_change": float(rank[1] - rank[0]),
-                        "kendall_tau": tau,
-                    }
-                )
-        out.extend(self.flips())
-        out.extend(self.pairs())
-        return [json_value(r) for r in out]
+    def _is_pair(self, cell: Cell) -> bool:
+        """Each unordered pair once, its better optimizer first (ties: in label order)."""
+        gap = float(cell["pair_gap"])
+        i, j = cell.at["optimizer"], cell.at["other"]
+        return not (j == i or not np.isfinite(gap) or gap < 0 or (gap == 0 and j < i))
+
+    def _pair_clear(self, cell: Cell) -> bool:
+        lo, hi = float(cell["pair_lo"]), float(cell["pair_hi"])
+        gap, p = float(cell["pair_gap"]), float(cell["pair_p_adjusted"])
+        return _clear(lo, hi, gap, float(cell["step"]), p, 1 - self.level)
+
+    def _cell_clear(self, cell: Cell) -> bool:
+        lo, hi = float(cell["effect_lo"]), float(cell["effect_hi"])
+        effect, p = float(cell["effect"]), float(cell["effect_p_adjusted"])
+        return _clear(lo, hi, effect, float(cell["step"]), p, 1 - self.level)
+
+    # Records "cell" (one per workload and matched optimizer in both protocols), "flip"
+    # (see `flips`) and "pair" (see `pairs`). Cell keys: workload, optimizer, first,
+    # second, label_first, label_second, trial_first, trial_second, metric, split ("test"),
+    # value_first, value_second (tuned: the best of N trials), k, budget_rule,
+    # expected_first, expected_second (E_k), value (E_k(second) - E_k(first)), lo, hi (its
+    # interval at `level`), p_value (two-sided bootstrap-t), p_adjusted (Holm over the
+    # comparison's cells), tested (k < N: a variance estimate exists), clear (p_adjusted
+    # below 1 - level, the interval excludes 0 and |value| exceeds step), step, level,
+    # rank_first, rank_second, rank_change (second minus first), kendall_tau.
+    JSON = (
+        Records(
+            record="cell",
+            dims=("workload", "optimizer"),
+            keep=lambda r, c: bool(np.isfinite(c["rank"]).all()),
+            keys=(
+                Labels(),
+                Computed("first", lambda r, c: r.protocols[0]),
+                Computed("second", lambda r, c: r.protocols[1]),
+                Columns("protocol", "label_{label}", ("label",), _SIDES, cast=str),
+                Columns("protocol", "trial_{label}", ("trial",), _SIDES, cast=int),
+                Var("metric", "metric_name", cast=str),
+                Const("split", "test"),
+                Columns("protocol", "value_{label}", ("test_value",), _SIDES, cast=float),
+                Var("k", cast=int),
+                Field("budget_rule", "budget_text"),
+                Columns("protocol", "expected_{label}", ("expected",), _SIDES, cast=float),
+                Var("value", "effect", cast=float),
+                Computed("tested", lambda r, c: bool(np.isfinite(c["effect_p"]))),
+                Var("lo", "effect_lo", cast=float),
+                Var("hi", "effect_hi", cast=float),
+                Var("p_value", "effect_p", cast=float),
+                Var("p_adjusted", "effect_p_adjusted", cast=float),
+                Computed("clear", "_cell_clear"),
+                Var("step", cast=float),
+                Field("level"),
+                Columns("protocol", "rank_{label}", ("rank",), _SIDES, cast=float),
+                Computed("rank_change", lambda r, c: float(c["rank"][1] - c["rank"][0])),
+                Var("kendall_tau", cast=float),
+            ),
+        ),
+        Extra("flips", "flip", _FLIP_KEYS),
+        _PAIRS,
+    )
 
 
 def _clear(lo: float, hi: float, value: float, step: float, p: float, alpha: float) -> bool:

@@ -51,6 +51,7 @@ __all__ = [
     "Const",
     "Extra",
     "Field",
+    "Interleaved",
     "Label",
     "Labels",
     "Records",
@@ -190,11 +191,11 @@ class _Walk:
             )
         return self._arrays[name]
 
-    def cells(self, where: str | None) -> Iterator[Cell]:
-        if where is None:
+    def cells(self, where: Sequence[str]) -> Iterator[Cell]:
+        if not where:
             indices: Iterable[tuple[int, ...]] = np.ndindex(*self.shape)
         else:
-            mask = self.array(where).astype(bool)
+            mask = np.logical_and.reduce([self.array(w).astype(bool) for w in where])
             indices = (tuple(int(i) for i in row) for row in np.argwhere(mask))
         for index in indices:
             yield Cell(self, index)
@@ -400,7 +401,7 @@ Key = Labels | Label | Var | Const | Field | Columns | ByLabel | Computed | Spre
 class Records:
     """One kind of flat JSON record: one per cell of the walked dims (the last fastest) --
     the dims of variable `dims_of` less `exclude`, then `dims` -- or only the cells where
-    the boolean variable `where` holds and the method `keep(cell)` says so; keys in the
+    the boolean variables `where` hold and the hook `keep` says so; keys in the
     order of `keys`, after "record": `record` where given; `sort` orders the records."""
 
     keys: tuple[Key, ...]
@@ -408,7 +409,7 @@ class Records:
     dims_of: str | None = None
     exclude: tuple[str, ...] = ()
     record: str | None = None
-    where: str | None = None
+    where: tuple[str, ...] = ()
     keep: str | Hook | None = None
     sort: Callable[[dict[str, Any]], Any] | None = None
 
@@ -417,7 +418,7 @@ class Records:
         dims = [str(d) for d in first if d not in self.exclude and d not in self.dims]
         return _Walk(data, [*dims, *self.dims])
 
-    def key_names(self, data: xr.Dataset) -> list[str]:
+    def key_names(self, result: Any, data: xr.Dataset) -> list[str]:
         """The keys of each record, in order."""
         walk = self.walk(data)
         head = ["record"] if self.record is not None else []
@@ -441,20 +442,54 @@ class Records:
 @attrs.frozen
 class Extra:
     """Records built by the record's method `method` (no argument), declared here with
-    their `record` kind and `keys` (checked: each record has exactly these keys)."""
+    their `record` kind and `keys` (or the name of a method returning them); each record
+    is checked to have exactly these keys."""
 
     method: str
     record: str | None
-    keys: tuple[str, ...]
+    keys: tuple[str, ...] | str
 
-    def key_names(self, data: xr.Dataset) -> list[str]:
-        return list(self.keys)
+    def _keys(self, result: Any) -> tuple[str, ...]:
+        if isinstance(self.keys, str):
+            return tuple(getattr(result, self.keys)())
+        return self.keys
+
+    def key_names(self, result: Any, data: xr.Dataset) -> list[str]:
+        return list(self._keys(result))
 
     def records(self, result: Any, data: xr.Dataset) -> list[dict[str, Any]]:
         out = [json_value(r) for r in getattr(result, self.method)()]
+        keys = self._keys(result)
         for r in out:
-            assert tuple(r) == self.keys, (self.method, tuple(r), self.keys)
+            assert tuple(r) == keys, (self.method, tuple(r), keys)
         return cast("list[dict[str, Any]]", out)
+
+
+@attrs.frozen
+class Interleaved:
+    """The records of `parts` taken one label of `dim` at a time: for each label, the
+    records of every part at that label (e.g. a plan row's record, then its curve's)."""
+
+    dim: str
+    parts: tuple[Records | Extra, ...]
+
+    @property
+    def record(self) -> None:
+        return None
+
+    def key_names(self, result: Any, data: xr.Dataset) -> list[str]:
+        raise TypeError("Interleaved holds several kinds of record: ask its parts")
+
+    def records(self, result: Any, data: xr.Dataset) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        for i in range(data.sizes[self.dim]):
+            at = data.isel({self.dim: slice(i, i + 1)})
+            for part in self.parts:
+                out.extend(part.records(result, at))
+        return out
+
+
+Part = Records | Extra | Interleaved
 
 
 class Result:
@@ -471,7 +506,7 @@ class Result:
     __slots__ = ()
 
     #: The record's JSON, declared (see `Records`).
-    JSON: ClassVar[tuple[Records | Extra, ...]] = ()
+    JSON: ClassVar[tuple[Part, ...]] = ()
 
     @property
     def caveats(self) -> tuple[str, ...]:
@@ -513,9 +548,12 @@ class Result:
     def json_keys(self) -> dict[str | None, list[str]]:
         """The declared keys of each kind of record ({"record" value or None: keys})."""
         data = self._json_data()
-        return {part.record: part.key_names(data) for part in type(self).JSON}
+        parts: list[Records | Extra] = []
+        for part in type(self).JSON:
+            parts.extend(part.parts if isinstance(part, Interleaved) else (part,))
+        return {part.record: part.key_names(self, data) for part in parts}
 
-    def json_records(self, *parts: Records | Extra) -> list[dict[str, Any]]:
+    def json_records(self, *parts: Part) -> list[dict[str, Any]]:
         """The records of `parts` (default: every part of `JSON`), in order."""
         data = self._json_data()
         out: list[dict[str, Any]] = []

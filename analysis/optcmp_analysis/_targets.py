@@ -37,10 +37,16 @@ from optcmp_analysis._inclusion import (
 from optcmp_analysis._kernels import argbest, competition_ranks, kendall_tau, mean_where
 from optcmp_analysis._margins import MARGIN_RULE, rule_margin
 from optcmp_analysis._records import (
+    Cell,
+    Computed,
+    Extra,
+    Label,
+    Records,
     Result,
+    Spread,
+    Var,
     attr,
     finite,
-    json_value,
     restrict,
     root_seed,
     variable,
@@ -139,6 +145,23 @@ def _truncated_final(
     last = key.argmax(axis=-1)
     out = np.take_along_axis(values, last[..., None], axis=-1)[..., 0]
     return np.where(ok.any(axis=-1), out, np.nan)
+
+
+# The keys describing a condition (`TargetStudy._condition`), in order.
+_CONDITION_KEYS = ("kind", "target", "target_value", "fraction", "step_limit", "metric", "split")
+# The keys of a "flip" record (`TargetStudy.flips`).
+_FLIP_KEYS = (
+    "record",
+    "workload",
+    *_CONDITION_KEYS,
+    "optimizer",
+    "other",
+    "reference_value",
+    "other_reference_value",
+    "value",
+    "other_value",
+    "rank_change",
+)
 
 
 @attrs.frozen
@@ -258,48 +281,53 @@ class TargetStudy(Result):
     def _extra_attrs(self) -> dict[str, Any]:
         return {f"inclusion_{k}": v for k, v in self.inclusion.to_dataset().attrs.items()}
 
-    def to_json(self) -> list[dict[str, Any]]:
-        """Flat records: `record` is "tuned" (one per workload, optimizer and condition),
-        "inclusion" (one per workload, relation and condition) or "flip"."""
-        out: list[dict[str, Any]] = []
-        dims = ("workload", "optimizer", "condition")
-        tuned = self.tuned.transpose(*dims).values
-        tuned_time = self.tuned_time.transpose(*dims).values
-        rank = self.rank.transpose(*dims).values
-        tau = self.kendall_tau.transpose("workload", "condition").values
-        for wi, w in enumerate(self.workloads):
-            for c in range(len(self.condition_kind)):
-                cond = self._condition(wi, c)
-                for oi, o in enumerate(self.optimizers):
-                    value = float(tuned[wi, oi, c])
-                    out.append(
-                        {
-                            "record": "tuned",
-                            "workload": w,
-                            "optimizer": o,
-                            **cond,
-                            "value": value,
-                            # JSON writes inf as null: say "never reached" explicitly.
-                            "reached": (
-                                bool(np.isfinite(value))
-                                if cond["kind"] == ConditionKind.STEPS and not np.isnan(value)
-                                else None
-                            ),
-                            "time": float(tuned_time[wi, oi, c]),
-                            "rank": float(rank[wi, oi, c]),
-                            "kendall_tau": float(tau[wi, c]),
-                            "reference": c == self.reference,
-                        }
-                    )
+    def _condition_of(self, cell: Cell) -> dict[str, Any]:
+        return self._condition(cell.at["workload"], cell.at["condition"])
+
+    def _reached(self, cell: Cell) -> bool | None:
+        # JSON writes inf as null: say "never reached" explicitly.
+        value = float(cell["tuned"])
+        steps = self.condition_kind[cell.at["condition"]] == ConditionKind.STEPS
+        return bool(np.isfinite(value)) if steps and not np.isnan(value) else None
+
+    def _inclusion_records(self) -> list[dict[str, Any]]:
+        """The inclusion tests' records, each with its condition's description (in place of
+        the condition's label) and whether the pair's verdict changes across conditions."""
         changed = set(self.verdict_changes())
+        out = []
         for rec in self.inclusion.to_json():
             c = int(rec.pop("condition"))
-            wi = self.workloads.index(rec["workload"])
-            rec.update(self._condition(wi, c))
+            rec.update(self._condition(self.workloads.index(rec["workload"]), c))
             rec["verdict_changes"] = (rec["workload"], rec["special"], rec["general"]) in changed
             out.append({"record": "inclusion", **rec})
-        out.extend(self.flips())
-        return [json_value(r) for r in out]
+        return out
+
+    def _inclusion_keys(self) -> tuple[str, ...]:
+        keys = [k for k in self.inclusion.json_keys()[None] if k != "condition"]
+        more = [k for k in _CONDITION_KEYS if k not in keys]
+        return ("record", *keys, *more, "verdict_changes")
+
+    # Flat records: `record` is "tuned" (one per workload, optimizer and condition),
+    # "inclusion" (one per workload, relation and condition) or "flip".
+    JSON = (
+        Records(
+            record="tuned",
+            dims=("workload", "condition", "optimizer"),
+            keys=(
+                Label("workload"),
+                Label("optimizer"),
+                Spread(_CONDITION_KEYS, "_condition_of"),
+                Var("value", "tuned", cast=float),
+                Computed("reached", "_reached"),
+                Var("time", "tuned_time", cast=float),
+                Var("rank", cast=float),
+                Var("kendall_tau", cast=float),
+                Computed("reference", lambda r, c: c.at["condition"] == r.reference),
+            ),
+        ),
+        Extra("_inclusion_records", "inclusion", "_inclusion_keys"),
+        Extra("flips", "flip", _FLIP_KEYS),
+    )
 
 
 # --- archive access --------------------------------------------------------------------
