@@ -171,14 +171,15 @@ class ProtocolComparison(Result):
         first, second = self.protocols
         out: list[dict[str, Any]] = []
         for w in d["workload"].values:
-            r = d["rank"].sel(workload=w).values  # (protocol, optimizer)
-            v = d["test_value"].sel(workload=w).values
+            po, poo = ("protocol", "optimizer"), ("protocol", "optimizer", "other")
+            r = d["rank"].sel(workload=w).transpose(*po).values
+            v = d["test_value"].sel(workload=w).transpose(*po).values
             sign = 1.0 if str(d["direction"].sel(workload=w).item()) == Direction.MIN else -1.0
             keys = [str(k) for k in d["optimizer"].values]
             step = float(d["step"].sel(workload=w))
-            lo = d["pair_lo"].sel(workload=w).values  # (protocol, optimizer, other)
-            hi = d["pair_hi"].sel(workload=w).values
-            pp = d["pair_p_adjusted"].sel(workload=w).values
+            lo = d["pair_lo"].sel(workload=w).transpose(*poo).values
+            hi = d["pair_hi"].sel(workload=w).transpose(*poo).values
+            pp = d["pair_p_adjusted"].sel(workload=w).transpose(*poo).values
             alpha = 1 - self.level
             for i, a in enumerate(keys):
                 for j, b in enumerate(keys):

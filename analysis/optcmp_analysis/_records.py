@@ -44,6 +44,7 @@ import xarray as xr
 from optcmp_analysis._errors import AnalysisError
 
 __all__ = [
+    "DIM_ORDER",
     "ByLabel",
     "Cell",
     "Columns",
@@ -125,6 +126,21 @@ def _attr_value(value: Any, none: Any, encode: Callable[[Any], Any] | None) -> A
 # `Computed` and `Spread`. `Result.to_json()` walks them in order.
 
 Hook = Callable[[Any, "Cell"], Any]
+
+#: The order in which records walk the dims they take from a variable (`Records.dims_of`),
+#: whatever the order the variable stores them in; other dims follow, in stored order.
+DIM_ORDER = (
+    "rule",
+    "condition",
+    "pair",
+    "protocol",
+    "workload",
+    "optimizer",
+    "other",
+    "seed",
+    "study",
+    "trial",
+)
 
 
 def _plain(value: Any) -> Any:
@@ -400,9 +416,10 @@ Key = Labels | Label | Var | Const | Field | Columns | ByLabel | Computed | Spre
 @attrs.frozen
 class Records:
     """One kind of flat JSON record: one per cell of the walked dims (the last fastest) --
-    the dims of variable `dims_of` less `exclude`, then `dims` -- or only the cells where
-    the boolean variables `where` hold and the hook `keep` says so; keys in the
-    order of `keys`, after "record": `record` where given; `sort` orders the records."""
+    the dims of variable `dims_of` less `exclude` (in `DIM_ORDER`), then `dims` -- or
+    only the cells where the boolean variables `where` hold and the hook `keep` says so;
+    keys in the order of `keys`, after "record": `record` where given; `sort` orders the
+    records."""
 
     keys: tuple[Key, ...]
     dims: tuple[str, ...] = ()
@@ -416,6 +433,7 @@ class Records:
     def walk(self, data: xr.Dataset) -> _Walk:
         first = () if self.dims_of is None else data[self.dims_of].dims
         dims = [str(d) for d in first if d not in self.exclude and d not in self.dims]
+        dims.sort(key=lambda d: DIM_ORDER.index(d) if d in DIM_ORDER else len(DIM_ORDER))
         return _Walk(data, [*dims, *self.dims])
 
     def key_names(self, result: Any, data: xr.Dataset) -> list[str]:
