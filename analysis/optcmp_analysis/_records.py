@@ -25,8 +25,9 @@ A record declares both as data, not as loops: `to_dataset()` from its fields' me
 
 `Records` walk named dims (never axis positions), ArviZ-style: each variable is read once,
 transposed and broadcast to the walked dims by name. What no declaration covers is a
-small hook: `Computed`/`Spread` (a method of the cell), `keep` (which cells) or `Extra`
-(a method returning records, with its keys declared).
+small hook: `Computed`/`Spread` (a method of the record, given the cell), `keep` (which
+cells), `Extra` (a method returning records, with its keys declared) or `Interleaved`
+(several kinds of record taken one label of a dim at a time).
 """
 
 from __future__ import annotations
