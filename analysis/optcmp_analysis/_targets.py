@@ -255,9 +255,13 @@ class TargetStudy(Result):
         return {
             "kind": kind,
             "target": tgt,
-            "target_value": float(self.target_value.values[wi, tgt]) if tgt >= 0 else math.nan,
+            "target_value": (
+                float(self.target_value.isel(workload=wi, target=tgt)) if tgt >= 0 else math.nan
+            ),
             "fraction": frac,
-            "step_limit": float(self.step_limit.values[wi, self.fractions.index(frac)]),
+            "step_limit": float(
+                self.step_limit.isel(workload=wi, fraction=self.fractions.index(frac))
+            ),
             "metric": "steps_to_target" if kind == ConditionKind.STEPS else self.metric_names[w],
             "split": self.splits[w] if kind == ConditionKind.STEPS else "test",
         }
