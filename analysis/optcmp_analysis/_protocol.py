@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import math
 import zlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import attrs
@@ -50,7 +50,6 @@ from optcmp_analysis._records import (
     Columns,
     Computed,
     Const,
-    Extra,
     Field,
     Labels,
     Records,
@@ -74,33 +73,11 @@ __all__ = [
 FloatArray = npt.NDArray[np.float64]
 
 
-# The two sides of a comparison, in the order of the `protocol` dim (JSON key suffixes).
+# The two sides of a comparison, in the order of the `protocol` dim (JSON key suffixes),
+# and their positions along it; a pair's other optimizer is read at the `other` dim.
 _SIDES = ("first", "second")
-# The keys of a "flip" record (`ProtocolComparison.flips`).
-_FLIP_KEYS = (
-    "record",
-    "workload",
-    "optimizer",
-    "other",
-    "first",
-    "second",
-    "metric",
-    "split",
-    "value_first",
-    "other_value_first",
-    "value_second",
-    "other_value_second",
-    "gap_first",
-    "gap_second",
-    "gap_first_lo",
-    "gap_first_hi",
-    "gap_second_lo",
-    "gap_second_hi",
-    "rank_change",
-    "p_first",
-    "p_second",
-    "supported",
-)
+_FIRST, _SECOND = {"protocol": 0}, {"protocol": 1}
+_OTHER = {"optimizer": "other"}
 
 
 # Every pair of optimizers under each protocol (`ProtocolComparison.pairs`).
@@ -122,6 +99,39 @@ _PAIRS = Records(
         Var("p_value", "pair_p", cast=float),
         Var("p_adjusted", "pair_p_adjusted", cast=float),
         Computed("clear", "_pair_clear"),
+    ),
+)
+
+
+# Pairs ranked one way under the first protocol and the other way under the second
+# (`ProtocolComparison.flips`).
+_FLIPS = Records(
+    record="flip",
+    dims=("workload", "optimizer", "other"),
+    keep="_is_flip",
+    keys=(
+        Labels(),
+        Computed("first", lambda r, c: r.protocols[0]),
+        Computed("second", lambda r, c: r.protocols[1]),
+        Var("metric", "metric_name", cast=str),
+        Const("split", "test"),
+        Var("value_first", "test_value", cast=float, at=_FIRST),
+        Var("other_value_first", "test_value", cast=float, at=_FIRST, rename=_OTHER),
+        Var("value_second", "test_value", cast=float, at=_SECOND),
+        Var("other_value_second", "test_value", cast=float, at=_SECOND, rename=_OTHER),
+        Computed("gap_first", lambda r, c: r._gap(c, _FIRST)),
+        Computed("gap_second", lambda r, c: r._gap(c, _SECOND)),
+        Var("gap_first_lo", "pair_lo", cast=float, at=_FIRST),
+        Var("gap_first_hi", "pair_hi", cast=float, at=_FIRST),
+        Var("gap_second_lo", "pair_hi", cast=lambda x: -float(x), at=_SECOND),
+        Var("gap_second_hi", "pair_lo", cast=lambda x: -float(x), at=_SECOND),
+        Computed(
+            "rank_change",
+            lambda r, c: float(c.value("rank", at=_SECOND) - c.value("rank", at=_FIRST)),
+        ),
+        Var("p_first", "pair_p_adjusted", cast=float, at=_FIRST),
+        Var("p_second", "pair_p_adjusted", cast=float, at=_SECOND),
+        Computed("supported", "_supported"),
     ),
 )
 
@@ -166,59 +176,32 @@ class ProtocolComparison(Result):
         """Pairs ranked one way under the first protocol and strictly the other way under
         the second, with the test-metric gap under each (positive: by how much the better
         one of that protocol was better), the intervals of both gaps, and `supported`: both
-        orders clear (interval excludes 0 and the gap exceeds the workload's `step`)."""
-        d = self.data
-        first, second = self.protocols
-        out: list[dict[str, Any]] = []
-        for w in d["workload"].values:
-            po, poo = ("protocol", "optimizer"), ("protocol", "optimizer", "other")
-            r = d["rank"].sel(workload=w).transpose(*po).values
-            v = d["test_value"].sel(workload=w).transpose(*po).values
-            sign = 1.0 if str(d["direction"].sel(workload=w).item()) == Direction.MIN else -1.0
-            keys = [str(k) for k in d["optimizer"].values]
-            step = float(d["step"].sel(workload=w))
-            lo = d["pair_lo"].sel(workload=w).transpose(*poo).values
-            hi = d["pair_hi"].sel(workload=w).transpose(*poo).values
-            pp = d["pair_p_adjusted"].sel(workload=w).transpose(*poo).values
-            alpha = 1 - self.level
-            for i, a in enumerate(keys):
-                for j, b in enumerate(keys):
-                    if r[0, i] < r[0, j] and r[1, i] > r[1, j]:
-                        gap_first = float(sign * (v[0, j] - v[0, i]))
-                        gap_second = float(sign * (v[1, i] - v[1, j]))
-                        clear_first = _clear(
-                            lo[0, i, j], np.inf, gap_first, step, pp[0, i, j], alpha
-                        ) and bool(lo[0, i, j] > 0)
-                        clear_second = _clear(
-                            -np.inf, hi[1, i, j], gap_second, step, pp[1, i, j], alpha
-                        ) and bool(hi[1, i, j] < 0)
-                        out.append(
-                            {
-                                "record": "flip",
-                                "workload": str(w),
-                                "optimizer": a,
-                                "other": b,
-                                "first": first,
-                                "second": second,
-                                "metric": str(d["metric_name"].sel(workload=w).item()),
-                                "split": "test",
-                                "value_first": float(v[0, i]),
-                                "other_value_first": float(v[0, j]),
-                                "value_second": float(v[1, i]),
-                                "other_value_second": float(v[1, j]),
-                                "gap_first": gap_first,
-                                "gap_second": gap_second,
-                                "gap_first_lo": float(lo[0, i, j]),
-                                "gap_first_hi": float(hi[0, i, j]),
-                                "gap_second_lo": float(-hi[1, i, j]),
-                                "gap_second_hi": float(-lo[1, i, j]),
-                                "rank_change": float(r[1, i] - r[0, i]),
-                                "p_first": float(pp[0, i, j]),
-                                "p_second": float(pp[1, i, j]),
-                                "supported": clear_first and clear_second,
-                            }
-                        )
-        return out
+        orders clear (interval excludes 0 and the gap exceeds the workload's `step`).
+        JSON-ready (NaN as None)."""
+        return self.json_records(_FLIPS)
+
+    def _is_flip(self, cell: Cell) -> bool:
+        rank = [cell.value("rank", at=side) for side in (_FIRST, _SECOND)]
+        other = [cell.value("rank", at=side, rename=_OTHER) for side in (_FIRST, _SECOND)]
+        return bool(rank[0] < other[0] and rank[1] > other[1])
+
+    def _gap(self, cell: Cell, side: Mapping[str, int]) -> float:
+        """The test-value gap under one protocol, oriented: positive when the optimizer
+        that protocol ranks better is better (`optimizer` under the first, `other` under
+        the second)."""
+        sign = 1.0 if str(cell["direction"]) == Direction.MIN else -1.0
+        mine = float(cell.value("test_value", at=side))
+        theirs = float(cell.value("test_value", at=side, rename=_OTHER))
+        return sign * (theirs - mine) if side == _FIRST else sign * (mine - theirs)
+
+    def _supported(self, cell: Cell) -> bool:
+        step, alpha = float(cell["step"]), 1 - self.level
+        lo = float(cell.value("pair_lo", at=_FIRST))
+        hi = float(cell.value("pair_hi", at=_SECOND))
+        p = [float(cell.value("pair_p_adjusted", at=side)) for side in (_FIRST, _SECOND)]
+        clear_first = _clear(lo, np.inf, self._gap(cell, _FIRST), step, p[0], alpha)
+        clear_second = _clear(-np.inf, hi, self._gap(cell, _SECOND), step, p[1], alpha)
+        return clear_first and bool(lo > 0) and clear_second and bool(hi < 0)
 
     def pairs(self) -> list[dict[str, Any]]:
         """Every pair of optimizers under each protocol, oriented so that `optimizer` is
@@ -284,7 +267,7 @@ class ProtocolComparison(Result):
                 Var("kendall_tau", cast=float),
             ),
         ),
-        Extra("flips", "flip", _FLIP_KEYS),
+        _FLIPS,
         _PAIRS,
     )
 

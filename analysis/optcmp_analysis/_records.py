@@ -177,6 +177,18 @@ class Cell:
     def __getitem__(self, var: str) -> Any:
         return self._walk.array(var)[self.index]
 
+    def value(
+        self,
+        var: str,
+        *,
+        at: Mapping[str, int] | None = None,
+        rename: Mapping[str, str] | None = None,
+    ) -> Any:
+        """`cell[var]` of the variable taken at positions `at` of dims that are not walked
+        (e.g. {"protocol": 0}) and with its dims renamed by `rename` (e.g. {"optimizer":
+        "other"}: its value at the cell's `other`)."""
+        return self._walk.array(var, rename, at)[self.index]
+
 
 class _Walk:
     """The dataset of one `Records`, its walked dims, their labels, and each variable
@@ -190,10 +202,17 @@ class _Walk:
         self._arrays: dict[str, np.ndarray] = {}
         self.memo: dict[int, Any] = {}  # what a key works out once per walk
 
-    def array(self, var: str, rename: Mapping[str, str] | None = None) -> np.ndarray:
-        name = var if not rename else f"{var}{sorted(rename.items())}"
+    def array(
+        self,
+        var: str,
+        rename: Mapping[str, str] | None = None,
+        at: Mapping[str, int] | None = None,
+    ) -> np.ndarray:
+        name = f"{var}|{sorted((rename or {}).items())}|{sorted((at or {}).items())}"
         if name not in self._arrays:
             da = self.data[var]
+            if at:
+                da = da.isel(dict(at))
             if rename:
                 da = da.rename(dict(rename))
             present = [d for d in self.dims if d in da.dims]
@@ -260,16 +279,18 @@ class Var:
     """A variable's value at the cell under `key` (variable `var`, default `key`): through
     `cast` (float, int, bool, str; default by the variable's dtype), None where it equals
     `missing`. `rename` reads the variable with its dims renamed (e.g. {"optimizer":
-    "other"}: its value at the cell's `other`)."""
+    "other"}: its value at the cell's `other`), `at` at positions of dims that are not
+    walked (e.g. {"protocol": 0}: under the first protocol)."""
 
     key: str
     var: str | None = None
     cast: Callable[[Any], Any] | None = None
     missing: Any = None
     rename: Mapping[str, str] | None = None
+    at: Mapping[str, int] | None = None
 
     def put(self, out: dict[str, Any], result: Any, cell: Cell, walk: _Walk) -> None:
-        value = walk.array(self.var or self.key, self.rename)[cell.index]
+        value = walk.array(self.var or self.key, self.rename, self.at)[cell.index]
         out[self.key] = _cast(value, self.cast, self.missing)
 
     def names(self, walk: _Walk) -> list[str]:
