@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,7 +20,8 @@ import xarray as xr
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from optcmp_analysis import analyses
+from optcmp_analysis import algoperf_score, analyses, deepobs_report, trial_scores
+from optcmp_analysis._peer import _DETAILS
 from optcmp_analysis._plan import plan_trials
 from optcmp_analysis._records import (
     ByLabel,
@@ -37,7 +39,9 @@ from optcmp_analysis._records import (
     Spread,
     Var,
 )
+from optcmp_data.importers import import_algoperf, import_deepobs
 from optcmp_data.testing import synthetic_archive
+from tests.data.archive_trees import write_algoperf, write_deepobs
 
 # The keys of each kind of record ("record" value, or None where the records have no
 # "record" key), as the reports and `--json` consumers read them. {cells} stands for the
@@ -109,6 +113,13 @@ KEYS: dict[str, dict[str | None, str]] = {
         "profile": "record optimizer tau value measure",
         "time": "record workload optimizer metric split target value ratio measure",
     },
+    "trial-scores": {None: "{cells} trial score selection_value test_value valid_value usable"},
+    "deepobs": {
+        None: "workload optimizer trial hyperparameters metric split value selection_value "
+        "selection_split selection_repeats performance speed n_seeds mode"
+    },
+    "algoperf": {None: "optimizer score"},
+    "algoperf-details": {None: "optimizer workload role time time_scored ratio study_times"},
     "plan": {
         "plan": "record kind protocol workload a b goal metric k margin margin_rule effect "
         "pilot_a pilot_b pilot_difference true_difference level power needed "
@@ -138,10 +149,15 @@ def _is_plain(value: Any) -> bool:
     return False
 
 
-def _check(name: str, result: Result, cells: list[str]) -> None:
-    records = result.to_json()
+def _check(name: str, result: Result, cells: list[str], part: Records | None = None) -> None:
+    """`result`'s JSON (or the records of its declared `part`) against its declaration,
+    the keys written down in KEYS and plain JSON."""
+    if part is None:
+        records, declared = result.to_json(), result.json_keys()
+    else:
+        records = result.json_records(part)
+        declared = {part.record: part.key_names(result, result.data)}  # type: ignore[attr-defined]
     assert records, name
-    declared = result.json_keys()
     n_places = result.to_dataset().sizes.get("place", 0)
     for record in records:
         kind = record.get("record")
@@ -199,6 +215,24 @@ def test_every_record_has_its_declared_keys_and_plain_values(
     _check("plan", plan, [])
 
 
+def test_the_records_outside_the_registry(tmp_path: Path) -> None:
+    archive = synthetic_archive(workloads=2, n_trials=6, n_evals=4, repeats={"seed": 2}, seed=4)
+    _check("trial-scores", trial_scores(archive), ["workload", "optimizer"])
+    per_repeat = trial_scores(archive, repeats="per-repeat")
+    _check("trial-scores", per_repeat, ["workload", "optimizer", "seed"])
+    write_deepobs(tmp_path / "deepobs")
+    deepobs = import_deepobs(tmp_path / "deepobs").dataset
+    for mode in ("final", "best"):
+        _check("deepobs", deepobs_report(deepobs, mode=mode), [])
+    write_algoperf(tmp_path / "algoperf")
+    score = algoperf_score(import_algoperf(tmp_path / "algoperf").dataset)
+    _check("algoperf", score, [])
+    records = score.to_json()
+    assert [r["score"] for r in records] == sorted((r["score"] for r in records), reverse=True)
+    _check("algoperf-details", score, [], _DETAILS)
+    assert score.details_json() == score.json_records(_DETAILS)
+
+
 @pytest.mark.parametrize("name", ["best", "budget", "rank", "inclusion"])
 def test_per_repeat_records_name_the_repeats(name: str) -> None:
     archive = synthetic_archive(workloads=1, n_trials=6, n_evals=4, repeats={"seed": 2, "study": 2})
@@ -223,6 +257,19 @@ def test_the_walk_follows_named_dims_not_positions(name: str) -> None:
         tuple(data[v].dims) for v in data.data_vars
     ]
     assert attrs.evolve(result, data=flipped).to_json() == result.to_json()
+
+
+def test_the_plan_and_the_deepobs_choice_walk_by_name_too(tmp_path: Path) -> None:
+    archive = synthetic_archive(workloads=1, n_trials=8, n_evals=4, seed=2)
+    plan = plan_trials(
+        archive, budget=2, trials=[4, 6], n_sim=10, n_sd=10, n_boot=10, rng=np.random.default_rng(0)
+    )
+    write_deepobs(tmp_path)
+    choice = deepobs_report(import_deepobs(tmp_path).dataset)
+    for result in (plan, choice):
+        data = result.data
+        flipped = attrs.evolve(result, data=data.transpose(*reversed(list(data.dims))))
+        assert flipped.to_json() == result.to_json()
 
 
 # --- the declarations themselves, on a hand-made record ---------------------------------
