@@ -232,6 +232,8 @@ class _Walk:
             indices: Iterable[tuple[int, ...]] = np.ndindex(*self.shape)
         else:
             mask = np.logical_and.reduce([self.array(w).astype(bool) for w in where])
+            if mask.shape != self.shape:
+                raise ValueError(f"where {where}: a dim beyond the walked {self.dims}")
             indices = (tuple(int(i) for i in row) for row in np.argwhere(mask))
         for index in indices:
             yield Cell(self, index)
