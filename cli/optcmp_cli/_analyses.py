@@ -268,9 +268,18 @@ def shown_analyses() -> tuple[Analysis, ...]:
     for entry in analyses():
         if entry.name in added:
             out.append(added[entry.name])
-        elif importlib.util.find_spec(f"optcmp_cli.analyses.{entry.name}") is not None:
+        elif _has_cli_module(entry.name):
             out.append(Analysis(entry.name))
     return tuple(out)
+
+
+def _has_cli_module(name: str) -> bool:
+    """A module `optcmp_cli.analyses.<name>` exists. Only a name that is an identifier
+    can be one: `find_spec` of a dotted name ("my.stat") would import its parent
+    package ("optcmp_cli.analyses.my") and raise."""
+    return (
+        name.isidentifier() and importlib.util.find_spec(f"optcmp_cli.analyses.{name}") is not None
+    )
 
 
 def cli_analyses() -> tuple[Analysis, ...]:

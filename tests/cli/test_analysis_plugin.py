@@ -277,11 +277,16 @@ def test_a_built_in_analysis_is_two_modules_and_its_registry_entry(
     assert "spread" in json.loads((out / "results.json").read_text())
 
 
-def test_an_analysis_without_a_cli_module_is_not_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("name", ["no-cli", "no.cli"])
+def test_an_analysis_without_a_cli_module_is_not_shown(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Registered in the analysis layer alone, under any name (a dotted one is no module
+    name: looking for `optcmp_cli.analyses.no.cli` must not import `...analyses.no`)."""
     monkeypatch.setattr(analysis_registry, "_REGISTERED", [])
     analysis_registry.register(
         analysis_registry.Analysis(
-            "no-cli",
+            name,
             "No CLI",
             "An analysis of the analysis layer alone.",
             analysis_registry.BoundaryOptions,
@@ -290,7 +295,7 @@ def test_an_analysis_without_a_cli_module_is_not_shown(monkeypatch: pytest.Monke
             randomised=False,
         )
     )
-    assert "no-cli" not in [a.name for a in cli_registry.cli_analyses()]
+    assert name not in [a.name for a in cli_registry.cli_analyses()]
     assert [a.name for a in cli_registry.shown_analyses()] == [
         a.name for a in analysis_registry.ANALYSES
     ]
