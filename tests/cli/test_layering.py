@@ -58,10 +58,14 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 
     def visit(node: ast.AST, top: bool) -> None:
         for child in ast.iter_child_nodes(node):
-            inner = (
-                top
-                and not isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda)
-                and not _type_checking_only(child)
+            if _type_checking_only(child):
+                # Its body never runs; its `else:` runs like the code around it.
+                assert isinstance(child, ast.If)
+                visit(ast.Module(body=child.body, type_ignores=[]), False)
+                visit(ast.Module(body=child.orelse, type_ignores=[]), top)
+                continue
+            inner = top and not isinstance(
+                child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda
             )
             if isinstance(child, ast.Import):
                 found.extend((alias.name.split(".")[0], top) for alias in child.names)
@@ -71,6 +75,26 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
 
     visit(tree, True)
     return found
+
+
+def test_an_import_under_type_checking_is_not_at_module_level(tmp_path: Path) -> None:
+    """Only the body of `if TYPE_CHECKING:` never runs: its `else:` does."""
+    source = tmp_path / "m.py"
+    source.write_text(
+        "from typing import TYPE_CHECKING\n"
+        "if TYPE_CHECKING:\n"
+        "    import optcmp\n"
+        "else:\n"
+        "    import optcmp.runner\n"
+        "def f():\n"
+        "    import optcmp.study\n",
+        encoding="utf-8",
+    )
+    assert [found for found in _imports(source) if found[0] == "optcmp"] == [
+        ("optcmp", False),
+        ("optcmp", True),
+        ("optcmp", False),
+    ]
 
 
 @pytest.mark.parametrize("package", sorted(PACKAGES))
