@@ -260,7 +260,8 @@ def shown_analyses() -> tuple[Analysis, ...]:
     """The analyses of the registry the CLI shows, in the registry's order: those with a
     CLI module, registered (`register`) or found by the analysis's name
     (`optcmp_cli.analyses.<name>`: every built-in one). An analysis registered in the
-    analysis layer alone is not shown."""
+    analysis layer alone is not shown, even under the name of a module of that package
+    that is not its CLI module (a view's: "curves")."""
     from optcmp_analysis import analyses
 
     added = {a.name: a for a in _REGISTERED}
@@ -274,12 +275,14 @@ def shown_analyses() -> tuple[Analysis, ...]:
 
 
 def _has_cli_module(name: str) -> bool:
-    """A module `optcmp_cli.analyses.<name>` exists. Only a name that is an identifier
-    can be one: `find_spec` of a dotted name ("my.stat") would import its parent
-    package ("optcmp_cli.analyses.my") and raise."""
-    return (
-        name.isidentifier() and importlib.util.find_spec(f"optcmp_cli.analyses.{name}") is not None
-    )
+    """`optcmp_cli.analyses.<name>` is the CLI module of an analysis: it exists and
+    prints the analysis's table (`print_table`; a view's module, such as `curves`, does
+    not). Only an identifier can name a module: `find_spec` of a dotted name ("my.stat")
+    would import its parent package ("optcmp_cli.analyses.my") and raise."""
+    module = f"optcmp_cli.analyses.{name}"
+    if not name.isidentifier() or importlib.util.find_spec(module) is None:
+        return False
+    return hasattr(importlib.import_module(module), "print_table")
 
 
 def cli_analyses() -> tuple[Analysis, ...]:
