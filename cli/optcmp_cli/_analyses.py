@@ -216,9 +216,8 @@ class Analysis:
     def check(self, common: Common, *, command: str = "plot") -> None:
         """Refuse the options this analysis does not take."""
         if common.compare is not None and not self.takes_compare:
-            raise ConfigError(
-                f"--compare applies to {command} protocol only, not to {command} {self.name}"
-            )
+            takers = " and ".join(f"{command} {a.name}" for a in cli_analyses() if a.takes_compare)
+            raise ConfigError(f"--compare applies to {takers} only, not to {command} {self.name}")
         if common.budget is not None and not self.takes_budget:
             raise ConfigError(f"--budget does not apply to {command} {self.name}")
 

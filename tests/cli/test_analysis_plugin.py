@@ -301,3 +301,44 @@ def test_an_analysis_without_a_cli_module_is_not_shown(
     assert [a.name for a in cli_registry.shown_analyses()] == [
         a.name for a in analysis_registry.ANALYSES
     ]
+
+
+def test_compare_is_refused_naming_every_analysis_that_takes_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--compare` on an analysis of one archive names the analyses of two archives: the
+    built-in protocol comparison and one registered from outside (no hand-written name)."""
+    import numpy as np
+    import xarray as xr
+
+    from optcmp_analysis import SelectionRule
+    from optcmp_data import ConfigError
+
+    monkeypatch.setattr(analysis_registry, "_REGISTERED", [])
+    monkeypatch.setattr(cli_registry, "_REGISTERED", [])
+    analysis_registry.register(
+        analysis_registry.Analysis(
+            "twice",
+            "Two archives",
+            "A second comparison of two archives.",
+            analysis_registry.ProtocolOptions,
+            "optcmp_analysis._protocol:protocol_sensitivity",
+            "optcmp_analysis._protocol:ProtocolComparison",
+            second_archive=True,
+        )
+    )
+    # Its CLI module is protocol's (appended directly: no `optcmp analyze twice` needed).
+    cli_registry._REGISTERED.append(
+        cli_registry.Analysis("twice", module_name="optcmp_cli.analyses.protocol")
+    )
+    common = cli_registry.Common(
+        rng=np.random.default_rng(0),
+        rule=SelectionRule.FINAL_VALID,
+        n_boot=10,
+        compare=("other", xr.Dataset()),
+    )
+    with pytest.raises(ConfigError) as refused:
+        cli_registry.analysis_named("budget").check(common)
+    assert str(refused.value) == (
+        "--compare applies to plot protocol and plot twice only, not to plot budget"
+    )
