@@ -420,14 +420,16 @@ class Computed:
 
 @attrs.frozen
 class Spread:
-    """Several keys from one hook returning {key: value} with exactly `keys`, in order."""
+    """Several keys from one hook returning {key: value} with exactly `keys`, in order
+    (TypeError otherwise)."""
 
     keys: tuple[str, ...]
     hook: str | Hook
 
     def put(self, out: dict[str, Any], result: Any, cell: Cell, walk: _Walk) -> None:
         values = _call(result, self.hook, cell)
-        assert tuple(values) == self.keys, (tuple(values), self.keys)
+        if tuple(values) != self.keys:
+            raise TypeError(f"Spread {self.hook!r}: keys {tuple(values)}, declared {self.keys}")
         out.update((k, json_value(v)) for k, v in values.items())
 
     def names(self, walk: _Walk) -> list[str]:
@@ -485,7 +487,7 @@ class Records:
 class Extra:
     """Records built by the record's method `method` (no argument), declared here with
     their `record` kind and `keys` (or the name of a method returning them); each record
-    is checked to have exactly these keys."""
+    is checked to have exactly these keys (TypeError otherwise)."""
 
     method: str
     record: str | None
@@ -503,7 +505,8 @@ class Extra:
         out = [json_value(r) for r in getattr(result, self.method)()]
         keys = self._keys(result)
         for r in out:
-            assert tuple(r) == keys, (self.method, tuple(r), keys)
+            if tuple(r) != keys:
+                raise TypeError(f"Extra {self.method!r}: keys {tuple(r)}, declared {keys}")
         return cast("list[dict[str, Any]]", out)
 
 
