@@ -6,6 +6,7 @@ checks its `--out` before anything is drawn); matplotlib is loaded by `save_figu
 
 from __future__ import annotations
 
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -76,8 +77,31 @@ def save_figure(fig: Figure, path: Path) -> Path:
     )
 
     def draw(tmp: Path) -> None:
-        with figure_style(), tmp.open("wb") as handle:
-            fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
+        # Constrained layout gives up, and matplotlib warns, where the titles and legend
+        # leave the panels no height (a long title over one row of panels): the figure
+        # then grows taller until they fit, its width kept. A figure that fits is drawn
+        # once, as it is.
+        for _ in range(_MAX_GROWTHS):
+            with (
+                figure_style(),
+                warnings.catch_warnings(record=True) as caught,
+                tmp.open("wb") as handle,
+            ):
+                warnings.simplefilter("always")
+                fig.savefig(handle, format=fmt, dpi=150, metadata=metadata)
+            collapsed = any(_COLLAPSED in str(w.message) for w in caught)
+            if not collapsed or fig.get_figheight() > _MAX_HEIGHT:
+                break
+            fig.set_figheight(fig.get_figheight() * 1.25)
+        for w in caught:  # the warnings of the last drawing, as they would have been
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
 
     atomic_write(path, draw)
     return path
+
+
+#: matplotlib's warning when constrained layout leaves the panels no room.
+_COLLAPSED = "constrained_layout not applied"
+#: How often, and up to what height (inches), a figure grows to make room for its panels.
+_MAX_GROWTHS = 8
+_MAX_HEIGHT = 60.0
