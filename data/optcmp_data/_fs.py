@@ -174,5 +174,5 @@ def read_config_text(path: str | os.PathLike[str], what: str) -> str:
     except UnicodeDecodeError as err:
         raise ConfigError(
             f"{path}: not UTF-8 text (byte {err.object[err.start]:#04x} at offset {err.start}); "
-            f"{'JSON' if path.suffix == '.json' else 'TOML'} files are UTF-8"
+            f"a {what} is UTF-8"
         ) from None

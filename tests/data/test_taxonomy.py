@@ -91,7 +91,10 @@ def test_unreadable_files_are_one_config_error(tmp_path: Path) -> None:
     ConfigError naming the file, not a traceback or a hang."""
     binary = tmp_path / "tax.json"
     binary.write_bytes(b'{"inclusion": "\xff"}')
-    with pytest.raises(ConfigError, match=r"tax\.json: not UTF-8 text \(byte 0xff at offset 15\)"):
+    with pytest.raises(
+        ConfigError,
+        match=r"tax\.json: not UTF-8 text \(byte 0xff at offset 15\); a taxonomy file is",
+    ):
         Taxonomy.from_file(binary)
     fifo = tmp_path / "tax.toml"
     os.mkfifo(fifo)
