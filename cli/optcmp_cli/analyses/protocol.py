@@ -18,29 +18,49 @@ if TYPE_CHECKING:
     import xarray as xr
     from matplotlib.figure import Figure
 
-    from optcmp_analysis import ProtocolComparison
-    from optcmp_cli._analyses import Common
+    from optcmp_analysis import Match, ProtocolComparison, SelectionRule
+    from optcmp_cli._analyses import Common, Inference
     from optcmp_cli.report.builder import Builder, Group
 
-__all__ = ["FIGURE_HELP", "HELP", "figure", "options", "print_table", "section"]
+__all__ = [
+    "FIGURE_HELP",
+    "HELP",
+    "figure",
+    "labels",
+    "options",
+    "print_table",
+    "section",
+    "test_options",
+]
 
 
 def options(c: Common) -> Any:
     """The options of `plot` and `report`, the tests' options: with --compare the two
     archives' names as labels, else the archive's two search spaces matched by family."""
-    from optcmp_analysis import Match, analysis_named
+    from optcmp_analysis import Match
 
-    i = c.inference
-    labels: tuple[str, str] | None = None
-    match: Match | None = Match.FAMILY
     if c.compare is not None:
-        other = c.compare[0]
-        labels = (c.name, other) if c.name != other else (f"{c.name} (1)", f"{c.name} (2)")
-        match = None
+        return test_options(labels(c.name, c.compare[0]), None, c.rule, c.inference)
+    return test_options(None, Match.FAMILY, c.rule, c.inference)
+
+
+def labels(name: str, other_name: str) -> tuple[str, str]:
+    """The protocol labels of an archive and the --compare archive (numbered where the
+    two names are the same)."""
+    return (name, other_name) if name != other_name else (f"{name} (1)", f"{name} (2)")
+
+
+def test_options(
+    protocols: tuple[str, str] | None, match: Match | None, rule: SelectionRule, i: Inference
+) -> Any:
+    """The registry's options of the protocol test with the tests' options `i`: the one
+    call of `analyze`, `plot` and the report's protocol comparisons."""
+    from optcmp_analysis import analysis_named
+
     return analysis_named("protocol").options(
-        protocols=labels,
+        protocols=protocols,
         match=match,
-        rule=c.rule,
+        rule=rule,
         budget=i.budget,
         n_boot=i.n_boot,
         alpha=i.alpha,

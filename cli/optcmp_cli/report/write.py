@@ -36,6 +36,7 @@ from optcmp_cli._analyses import Analysis, Common, Inference, analysis_named, gr
 from optcmp_cli._common import json_text
 from optcmp_cli._outputs import ReportStage
 from optcmp_cli._report_command import ReportFormat
+from optcmp_cli.analyses.protocol import labels, test_options
 from optcmp_cli.render.escape import md
 from optcmp_cli.render.html import to_html
 from optcmp_cli.render.palette import styles_of
@@ -320,20 +321,12 @@ def _comparisons(
     from optcmp_analysis import analysis_named as registered
 
     protocol = registered("protocol")
-    inference = b.inference
 
     def run(
         first: xr.Dataset, second: xr.Dataset, labels: tuple[str, str], match: Match | None
     ) -> Callable[[], ProtocolComparison]:
         # The call of `optcmp analyze protocol` and `plot protocol`, with the tests' options.
-        options = protocol.options(
-            protocols=labels,
-            match=match,
-            rule=b.rule,
-            budget=inference.budget,
-            n_boot=inference.n_boot,
-            alpha=inference.alpha,
-        )
+        options = test_options(labels, match, b.rule, b.inference)
         return functools.partial(protocol.run, first, second, options=options, rng=b.rng())
 
     comparisons: list[tuple[str, Callable[[], ProtocolComparison]]] = []
@@ -348,14 +341,9 @@ def _comparisons(
                 (f"{label} vs {widest}", run(first, second, (label, widest), Match.FAMILY))
             )
     if compare is not None:
-        labels = _labels(b.name, compare[0])
-        comparisons.append((f"{labels[0]} vs {labels[1]}", run(archive, compare[1], labels, None)))
+        named = labels(b.name, compare[0])
+        comparisons.append((f"{named[0]} vs {named[1]}", run(archive, compare[1], named, None)))
     return comparisons
-
-
-def _labels(name: str, other_name: str) -> tuple[str, str]:
-    """The protocol labels of a report's archive and its --compare archive."""
-    return (name, other_name) if name != other_name else (f"{name} (1)", f"{name} (2)")
 
 
 def _plan_undecided(
@@ -371,7 +359,7 @@ def _plan_undecided(
     records, budget, reason = undecided_plans(
         archive,
         None if compare is None else compare[1],
-        protocols=_labels(b.name, compare[0]) if compare is not None else ("first", "second"),
+        protocols=labels(b.name, compare[0]) if compare is not None else ("first", "second"),
         inclusion=b.results.get("inclusion", []),
         protocol=protocol,
         rule=b.rule,
